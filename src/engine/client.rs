@@ -1,0 +1,761 @@
+//! Which client is this? The TCP peer, or what trusted proxies say it is.
+//!
+//! With no trusted proxies the client is the peer and forwarding headers are
+//! ignored. When the peer is a trusted proxy, the configured header is walked
+//! right to left through all of its lines, skipping trusted hops; the first
+//! untrusted hop is the client. Hops are believed only because the hop to
+//! their right is a trusted proxy, so no header can make a client look trusted.
+
+use std::fmt;
+use std::net::{IpAddr, Ipv6Addr};
+use std::ops::ControlFlow;
+
+use super::prefix::RangeSet;
+
+/// The header trusted proxies put the client address in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum ForwardHeader {
+    /// `X-Forwarded-For: client, proxy1, proxy2` (de facto standard).
+    #[default]
+    XForwardedFor,
+    /// `Forwarded: for=client, for=proxy1` (RFC 7239).
+    Forwarded,
+    /// `X-Real-IP: client`, one address set by the proxy in front.
+    XRealIp,
+}
+
+impl ForwardHeader {
+    /// The header's lower-case name, as HTTP/2 and `http::HeaderMap` spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::XForwardedFor => "x-forwarded-for",
+            Self::Forwarded => "forwarded",
+            Self::XRealIp => "x-real-ip",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        [Self::XForwardedFor, Self::Forwarded, Self::XRealIp]
+            .into_iter()
+            .find(|h| h.name().eq_ignore_ascii_case(name))
+    }
+}
+
+/// Access to a request's header lines without copying them.
+pub trait HeaderLines {
+    /// Calls `f` with each line of header `name` (lower case), last line
+    /// first, until `f` breaks.
+    fn for_each_line_rev(&self, name: &str, f: &mut dyn FnMut(&[u8]) -> ControlFlow<()>);
+}
+
+/// Headers as (name, value) pairs, as the CLI and policy tests have them.
+impl<N: AsRef<str>, V: AsRef<str>> HeaderLines for [(N, V)] {
+    fn for_each_line_rev(&self, name: &str, f: &mut dyn FnMut(&[u8]) -> ControlFlow<()>) {
+        for (n, v) in self.iter().rev() {
+            if n.as_ref().eq_ignore_ascii_case(name) && f(v.as_ref().as_bytes()).is_break() {
+                return;
+            }
+        }
+    }
+}
+
+impl<N: AsRef<str>, V: AsRef<str>> HeaderLines for Vec<(N, V)> {
+    fn for_each_line_rev(&self, name: &str, f: &mut dyn FnMut(&[u8]) -> ControlFlow<()>) {
+        self.as_slice().for_each_line_rev(name, f);
+    }
+}
+
+/// How the client address was derived.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Derivation {
+    /// Given directly (`explain --ip`, a policy test's `ip:`).
+    Given,
+    /// The TCP peer, which is not a trusted proxy (its headers were ignored).
+    Peer,
+    /// The TCP peer is a trusted proxy but sent no forwarding header.
+    TrustedPeerNoHeader,
+    /// From the forwarding header, after skipping `trusted_hops` trusted proxies.
+    Header {
+        header: ForwardHeader,
+        trusted_hops: u32,
+    },
+    /// Every hop in the header is a trusted proxy: the leftmost one is the client.
+    AllHopsTrusted {
+        header: ForwardHeader,
+        trusted_hops: u32,
+    },
+    /// The hop that should be the client cannot be used.
+    Unknown {
+        header: ForwardHeader,
+        why: UnknownWhy,
+    },
+}
+
+/// Why the client address is unknown.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UnknownWhy {
+    /// Not an address in canonical form (`127.1`, `0x7f.0.0.1`, `fe80::1%eth0`, garbage).
+    Unparseable,
+    /// RFC 7239 `for=unknown`.
+    UnknownToken,
+    /// RFC 7239 obfuscated identifier (`for=_hidden`).
+    Obfuscated,
+    /// RFC 7239 element without `for=`.
+    NoFor,
+    /// More than one `X-Real-IP` line or address.
+    Ambiguous,
+}
+
+impl fmt::Display for UnknownWhy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Unparseable => "is not an address in canonical form",
+            Self::UnknownToken => "is 'unknown'",
+            Self::Obfuscated => "is an obfuscated identifier",
+            Self::NoFor => "has no 'for=' parameter",
+            Self::Ambiguous => "is ambiguous (more than one address)",
+        })
+    }
+}
+
+/// The client address as netwarden sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClientAddr {
+    /// `None` when the address that should be the client is unusable; an
+    /// unknown client matches no network.
+    pub ip: Option<IpAddr>,
+    pub derivation: Derivation,
+    /// The TCP peer (absent when the address was given directly).
+    pub peer: Option<IpAddr>,
+}
+
+impl fmt::Display for Derivation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Given => f.write_str("given"),
+            Self::Peer => f.write_str("peer"),
+            Self::TrustedPeerNoHeader => f.write_str("trusted peer without forwarding header"),
+            Self::Header {
+                header,
+                trusted_hops,
+            } => {
+                write!(f, "{} after {} trusted hop(s)", header.name(), trusted_hops)
+            }
+            Self::AllHopsTrusted {
+                header,
+                trusted_hops,
+            } => {
+                write!(
+                    f,
+                    "{} leftmost of {} trusted hop(s)",
+                    header.name(),
+                    trusted_hops
+                )
+            }
+            Self::Unknown { header, why } => write!(f, "{} hop {}", header.name(), why),
+        }
+    }
+}
+
+impl Derivation {
+    /// A stable machine word for logs: `given`, `peer`, `header`, `unknown`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Given => "given",
+            Self::Peer | Self::TrustedPeerNoHeader => "peer",
+            Self::Header { .. } | Self::AllHopsTrusted { .. } => "header",
+            Self::Unknown { .. } => "unknown",
+        }
+    }
+}
+
+/// One hop of a forwarding header, as seen while walking it (for `explain`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Hop {
+    pub raw: String,
+    pub ip: Option<IpAddr>,
+    pub trusted: bool,
+}
+
+/// Where to find the client, and whom to believe.
+#[derive(Clone, Debug, Default)]
+pub struct ClientIpConfig {
+    pub trusted_proxies: RangeSet,
+    pub header: ForwardHeader,
+}
+
+/// IPv4-mapped IPv6 (`::ffff:a.b.c.d`) becomes the IPv4 address, so that it
+/// matches IPv4 networks; the deprecated IPv4-compatible form (`::a.b.c.d`)
+/// stays IPv6 (RFC 4291 §2.5.5).
+pub fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_canonical(),
+        v4 => v4,
+    }
+}
+
+/// Parses an address in canonical text form only. Rust's parsers already
+/// refuse octal, hex, short (`127.1`) and leading-zero IPv4 forms; zone ids
+/// (`%eth0`) are refused too. IPv4-mapped IPv6 becomes IPv4.
+pub fn parse_ip(text: &[u8]) -> Option<IpAddr> {
+    let s = std::str::from_utf8(text).ok()?;
+    if s.is_empty() || s.len() > 45 || s.contains('%') {
+        return None;
+    }
+    s.parse::<IpAddr>().ok().map(canonical)
+}
+
+/// An X-Forwarded-For or X-Real-IP entry: an address, optionally with a port
+/// (`1.2.3.4:80`, `[2001:db8::1]:80`, `[2001:db8::1]`), as some proxies write.
+fn parse_node(entry: &[u8]) -> Option<IpAddr> {
+    if let Some(rest) = entry.strip_prefix(b"[") {
+        let close = rest.iter().position(|&b| b == b']')?;
+        let after = &rest[close + 1..];
+        if !(after.is_empty() || is_port(after.strip_prefix(b":")?)) {
+            return None;
+        }
+        let ip: Ipv6Addr = std::str::from_utf8(&rest[..close]).ok()?.parse().ok()?;
+        if rest[..close].contains(&b'%') {
+            return None;
+        }
+        return Some(canonical(IpAddr::V6(ip)));
+    }
+    let colons = entry.iter().filter(|&&b| b == b':').count();
+    if colons == 1 {
+        let at = entry.iter().position(|&b| b == b':')?;
+        if !is_port(&entry[at + 1..]) {
+            return None;
+        }
+        return match parse_ip(&entry[..at])? {
+            v4 @ IpAddr::V4(_) => Some(v4),
+            IpAddr::V6(_) => None,
+        };
+    }
+    parse_ip(entry)
+}
+
+fn is_port(p: &[u8]) -> bool {
+    !p.is_empty() && p.len() <= 5 && p.iter().all(u8::is_ascii_digit)
+}
+
+fn trim(b: &[u8]) -> &[u8] {
+    b.trim_ascii()
+}
+
+/// What one hop of a header says.
+enum HopValue {
+    Ip(IpAddr),
+    Unknown(UnknownWhy),
+}
+
+/// RFC 7239 §4 `node`: `for=` value, unquoted or quoted.
+fn parse_forwarded_element(element: &[u8]) -> HopValue {
+    let mut for_value = None;
+    for pair in split_unquoted(element, b';') {
+        let pair = trim(pair);
+        let Some(eq) = pair.iter().position(|&b| b == b'=') else {
+            continue;
+        };
+        if trim(&pair[..eq]).eq_ignore_ascii_case(b"for") {
+            if for_value.is_some() {
+                // RFC 7239 §4: a parameter must not occur more than once.
+                return HopValue::Unknown(UnknownWhy::Ambiguous);
+            }
+            for_value = Some(trim(&pair[eq + 1..]));
+        }
+    }
+    let Some(mut v) = for_value else {
+        return HopValue::Unknown(UnknownWhy::NoFor);
+    };
+    if v.len() >= 2 && v[0] == b'"' && v[v.len() - 1] == b'"' {
+        v = &v[1..v.len() - 1];
+    }
+    if v.eq_ignore_ascii_case(b"unknown") {
+        return HopValue::Unknown(UnknownWhy::UnknownToken);
+    }
+    if v.first() == Some(&b'_') {
+        return HopValue::Unknown(UnknownWhy::Obfuscated);
+    }
+    // RFC 7239 §6: IPv6 is bracketed; a port (or obfuscated port) may follow.
+    let node = if v.first() == Some(&b'[') {
+        match v.iter().position(|&b| b == b']') {
+            Some(close) if close + 1 == v.len() || v[close + 1] == b':' => &v[..=close],
+            _ => return HopValue::Unknown(UnknownWhy::Unparseable),
+        }
+    } else {
+        match v.iter().position(|&b| b == b':') {
+            Some(at) => &v[..at],
+            None => v,
+        }
+    };
+    let ip = match node.strip_prefix(b"[").and_then(|n| n.strip_suffix(b"]")) {
+        Some(inner) => match parse_ip(inner) {
+            Some(ip @ IpAddr::V6(_)) => Some(ip),
+            // `[::ffff:1.2.3.4]` is canonicalized to IPv4 by parse_ip.
+            Some(ip) if std::str::from_utf8(inner).is_ok_and(|s| s.contains(':')) => Some(ip),
+            _ => None,
+        },
+        None => match parse_ip(node) {
+            Some(ip @ IpAddr::V4(_)) => Some(ip),
+            _ => None,
+        },
+    };
+    ip.map_or(HopValue::Unknown(UnknownWhy::Unparseable), HopValue::Ip)
+}
+
+/// Splits on `sep` outside double quotes (RFC 7230 quoted-string, `\"` escapes).
+fn split_unquoted(s: &[u8], sep: u8) -> impl DoubleEndedIterator<Item = &[u8]> {
+    let mut bounds = Vec::new();
+    let (mut quoted, mut escaped, mut start) = (false, false, 0);
+    for (i, &b) in s.iter().enumerate() {
+        if escaped {
+            escaped = false;
+        } else if quoted && b == b'\\' {
+            escaped = true;
+        } else if b == b'"' {
+            quoted = !quoted;
+        } else if b == sep && !quoted {
+            bounds.push((start, i));
+            start = i + 1;
+        }
+    }
+    bounds.push((start, s.len()));
+    bounds.into_iter().map(move |(a, b)| &s[a..b])
+}
+
+/// Resolves the client address of a request from `peer`.
+pub fn resolve<H: HeaderLines + ?Sized>(
+    cfg: &ClientIpConfig,
+    peer: IpAddr,
+    headers: &H,
+    mut on_hop: impl FnMut(Hop),
+) -> ClientAddr {
+    let peer = canonical(peer);
+    let client = |ip, derivation| ClientAddr {
+        ip,
+        derivation,
+        peer: Some(peer),
+    };
+    if !cfg.trusted_proxies.contains(peer) {
+        return client(Some(peer), Derivation::Peer);
+    }
+    let header = cfg.header;
+    let mut trusted_hops = 0u32;
+    let mut leftmost_trusted = None;
+    let mut lines = 0u32;
+    let mut result: Option<ClientAddr> = None;
+
+    let mut visit = |raw: &[u8], value: HopValue| -> ControlFlow<()> {
+        let ip = match value {
+            HopValue::Ip(ip) => ip,
+            HopValue::Unknown(why) => {
+                on_hop(Hop {
+                    raw: String::from_utf8_lossy(raw).into_owned(),
+                    ip: None,
+                    trusted: false,
+                });
+                result = Some(client(None, Derivation::Unknown { header, why }));
+                return ControlFlow::Break(());
+            }
+        };
+        let trusted = cfg.trusted_proxies.contains(ip);
+        on_hop(Hop {
+            raw: String::from_utf8_lossy(raw).into_owned(),
+            ip: Some(ip),
+            trusted,
+        });
+        if trusted {
+            trusted_hops += 1;
+            leftmost_trusted = Some(ip);
+            ControlFlow::Continue(())
+        } else {
+            result = Some(client(
+                Some(ip),
+                Derivation::Header {
+                    header,
+                    trusted_hops,
+                },
+            ));
+            ControlFlow::Break(())
+        }
+    };
+
+    match header {
+        ForwardHeader::XForwardedFor => headers.for_each_line_rev(header.name(), &mut |line| {
+            lines += 1;
+            for entry in line.rsplit(|&b| b == b',') {
+                let entry = trim(entry);
+                let value = parse_node(entry)
+                    .map_or(HopValue::Unknown(UnknownWhy::Unparseable), HopValue::Ip);
+                visit(entry, value)?;
+            }
+            ControlFlow::Continue(())
+        }),
+        ForwardHeader::Forwarded => headers.for_each_line_rev(header.name(), &mut |line| {
+            lines += 1;
+            for element in split_unquoted(line, b',').rev() {
+                let element = trim(element);
+                visit(element, parse_forwarded_element(element))?;
+            }
+            ControlFlow::Continue(())
+        }),
+        ForwardHeader::XRealIp => {
+            let mut value: Option<Vec<u8>> = None;
+            headers.for_each_line_rev(header.name(), &mut |line| {
+                lines += 1;
+                value = Some(trim(line).to_vec());
+                if lines > 1 {
+                    ControlFlow::Break(())
+                } else {
+                    ControlFlow::Continue(())
+                }
+            });
+            if let Some(v) = value {
+                // One address set by the proxy in front: it is the client,
+                // whether or not it is itself in a trusted range.
+                let parsed = if lines > 1 || v.contains(&b',') {
+                    Err(UnknownWhy::Ambiguous)
+                } else {
+                    parse_node(&v).ok_or(UnknownWhy::Unparseable)
+                };
+                let ip = parsed.ok();
+                on_hop(Hop {
+                    raw: String::from_utf8_lossy(&v).into_owned(),
+                    ip,
+                    trusted: ip.is_some_and(|ip| cfg.trusted_proxies.contains(ip)),
+                });
+                return match parsed {
+                    Ok(ip) => client(
+                        Some(ip),
+                        Derivation::Header {
+                            header,
+                            trusted_hops: 0,
+                        },
+                    ),
+                    Err(why) => client(None, Derivation::Unknown { header, why }),
+                };
+            }
+        }
+    }
+    if let Some(r) = result {
+        return r;
+    }
+    if lines == 0 {
+        return client(Some(peer), Derivation::TrustedPeerNoHeader);
+    }
+    match leftmost_trusted {
+        // nginx real_ip_recursive does the same: every hop trusted means the
+        // request started inside the trusted range, at the leftmost hop.
+        Some(ip) => client(
+            Some(ip),
+            Derivation::AllHopsTrusted {
+                header,
+                trusted_hops,
+            },
+        ),
+        None => client(
+            None,
+            Derivation::Unknown {
+                header,
+                why: UnknownWhy::Unparseable,
+            },
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn cfg(trusted: &[&str], header: ForwardHeader) -> ClientIpConfig {
+        let nets: Vec<ipnet::IpNet> = trusted.iter().map(|s| s.parse().unwrap()).collect();
+        ClientIpConfig {
+            trusted_proxies: RangeSet::from_nets(&nets),
+            header,
+        }
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    fn run(c: &ClientIpConfig, peer: &str, headers: &[(&str, &str)]) -> ClientAddr {
+        resolve(c, ip(peer), headers, |_| {})
+    }
+
+    #[test]
+    fn canonical_forms_only() {
+        for good in ["1.2.3.4", "2001:db8::1", "::1", "0.0.0.0"] {
+            assert!(parse_ip(good.as_bytes()).is_some(), "{good}");
+        }
+        for bad in [
+            "127.1",
+            "0x7f.0.0.1",
+            "0177.0.0.1",
+            "01.2.3.4",
+            "1.2.3.04",
+            "fe80::1%eth0",
+            " 1.2.3.4",
+            "1.2.3.4.",
+            "",
+            "unknown",
+            "1.2.3.256",
+            "2130706433",
+        ] {
+            assert_eq!(parse_ip(bad.as_bytes()), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn mapped_ipv6_is_ipv4_but_compatible_form_is_not() {
+        assert_eq!(parse_ip(b"::ffff:203.0.113.7"), Some(ip("203.0.113.7")));
+        assert!(matches!(parse_ip(b"::203.0.113.7"), Some(IpAddr::V6(_))));
+    }
+
+    #[test]
+    fn xff_from_untrusted_peer_is_ignored() {
+        let c = cfg(&["10.0.0.0/8"], ForwardHeader::XForwardedFor);
+        let r = run(&c, "192.0.2.9", &[("X-Forwarded-For", "203.0.113.7")]);
+        assert_eq!(r.ip, Some(ip("192.0.2.9")));
+        assert_eq!(r.derivation, Derivation::Peer);
+    }
+
+    #[test]
+    fn no_trusted_proxies_means_peer() {
+        let c = cfg(&[], ForwardHeader::XForwardedFor);
+        let r = run(&c, "10.1.1.1", &[("x-forwarded-for", "203.0.113.7")]);
+        assert_eq!(r.ip, Some(ip("10.1.1.1")));
+    }
+
+    #[test]
+    fn xff_walks_right_to_left_across_lines_skipping_trusted_hops() {
+        let c = cfg(&["10.0.0.0/8"], ForwardHeader::XForwardedFor);
+        let r = run(
+            &c,
+            "10.0.0.1",
+            &[
+                ("x-forwarded-for", "198.51.100.1, 203.0.113.7"),
+                ("X-Forwarded-For", "10.0.0.2, 10.0.0.3"),
+            ],
+        );
+        assert_eq!(r.ip, Some(ip("203.0.113.7")));
+        assert_eq!(
+            r.derivation,
+            Derivation::Header {
+                header: ForwardHeader::XForwardedFor,
+                trusted_hops: 2
+            }
+        );
+    }
+
+    #[test]
+    fn spoofed_left_entries_do_not_matter() {
+        let c = cfg(&["10.0.0.0/8"], ForwardHeader::XForwardedFor);
+        // The attacker wrote "10.9.9.9"; the trusted proxy appended the real peer.
+        let r = run(
+            &c,
+            "10.0.0.1",
+            &[("x-forwarded-for", "10.9.9.9, 192.0.2.66")],
+        );
+        assert_eq!(r.ip, Some(ip("192.0.2.66")));
+    }
+
+    #[test]
+    fn unparseable_candidate_is_unknown_client() {
+        let c = cfg(&["10.0.0.0/8"], ForwardHeader::XForwardedFor);
+        for bad in [
+            "127.1",
+            "garbage",
+            "unknown",
+            "fe80::1%eth0",
+            "",
+            "1.2.3.4,",
+        ] {
+            let r = run(&c, "10.0.0.1", &[("x-forwarded-for", bad)]);
+            assert_eq!(r.ip, None, "{bad}");
+            assert!(matches!(r.derivation, Derivation::Unknown { .. }), "{bad}");
+        }
+    }
+
+    #[test]
+    fn xff_ports_and_brackets() {
+        let c = cfg(&["10.0.0.0/8"], ForwardHeader::XForwardedFor);
+        assert_eq!(
+            run(&c, "10.0.0.1", &[("x-forwarded-for", "203.0.113.7:5555")]).ip,
+            Some(ip("203.0.113.7"))
+        );
+        assert_eq!(
+            run(&c, "10.0.0.1", &[("x-forwarded-for", "[2001:db8::7]:443")]).ip,
+            Some(ip("2001:db8::7"))
+        );
+        assert_eq!(
+            run(&c, "10.0.0.1", &[("x-forwarded-for", "[2001:db8::7]")]).ip,
+            Some(ip("2001:db8::7"))
+        );
+        assert_eq!(
+            run(&c, "10.0.0.1", &[("x-forwarded-for", "[2001:db8::7]x")]).ip,
+            None
+        );
+        assert_eq!(
+            run(&c, "10.0.0.1", &[("x-forwarded-for", "203.0.113.7:abc")]).ip,
+            None
+        );
+    }
+
+    #[test]
+    fn all_trusted_hops_yield_the_leftmost() {
+        let c = cfg(&["10.0.0.0/8"], ForwardHeader::XForwardedFor);
+        let r = run(&c, "10.0.0.1", &[("x-forwarded-for", "10.0.0.9, 10.0.0.5")]);
+        assert_eq!(r.ip, Some(ip("10.0.0.9")));
+        assert!(matches!(
+            r.derivation,
+            Derivation::AllHopsTrusted {
+                trusted_hops: 2,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn trusted_peer_without_header_is_the_client() {
+        let c = cfg(&["10.0.0.0/8"], ForwardHeader::XForwardedFor);
+        let r = run(&c, "10.0.0.1", &[]);
+        assert_eq!(r.ip, Some(ip("10.0.0.1")));
+        assert_eq!(r.derivation, Derivation::TrustedPeerNoHeader);
+    }
+
+    #[test]
+    fn mapped_peer_is_matched_as_ipv4_trusted_proxy() {
+        let c = cfg(&["10.0.0.0/8"], ForwardHeader::XForwardedFor);
+        let r = run(&c, "::ffff:10.0.0.1", &[("x-forwarded-for", "203.0.113.7")]);
+        assert_eq!(r.ip, Some(ip("203.0.113.7")));
+    }
+
+    #[test]
+    fn forwarded_rfc7239_forms() {
+        let c = cfg(&["10.0.0.0/8"], ForwardHeader::Forwarded);
+        let cases: &[(&str, Option<&str>)] = &[
+            ("for=203.0.113.7", Some("203.0.113.7")),
+            ("For=\"203.0.113.7:4711\"", Some("203.0.113.7")),
+            (
+                "for=\"[2001:db8:cafe::17]:4711\"",
+                Some("2001:db8:cafe::17"),
+            ),
+            (
+                "for=\"[2001:db8:cafe::17]\";proto=https;by=10.0.0.1",
+                Some("2001:db8:cafe::17"),
+            ),
+            (
+                "for=192.0.2.60;proto=http;by=203.0.113.43",
+                Some("192.0.2.60"),
+            ),
+            ("for=203.0.113.7, for=10.0.0.3", Some("203.0.113.7")),
+            ("for=\"203.0.113.7:_port\"", Some("203.0.113.7")),
+            ("for=unknown", None),
+            ("for=_hidden", None),
+            ("proto=https", None),
+            ("for=2001:db8::1", None),
+            ("for=\"[127.1]\"", None),
+            ("for=1.2.3.4;for=5.6.7.8", None),
+        ];
+        for (value, want) in cases {
+            let r = run(&c, "10.0.0.1", &[("forwarded", value)]);
+            assert_eq!(r.ip, want.map(ip), "{value}");
+        }
+    }
+
+    #[test]
+    fn forwarded_quoted_comma_does_not_split_elements() {
+        let c = cfg(&["10.0.0.0/8"], ForwardHeader::Forwarded);
+        let r = run(
+            &c,
+            "10.0.0.1",
+            &[("forwarded", "for=\"a,b\";x=1, for=198.51.100.4")],
+        );
+        assert_eq!(r.ip, Some(ip("198.51.100.4")));
+        let r = run(
+            &c,
+            "10.0.0.1",
+            &[("forwarded", "for=\"a,b\";x=1, for=10.0.0.4")],
+        );
+        assert_eq!(r.ip, None);
+    }
+
+    #[test]
+    fn x_real_ip_is_one_address() {
+        let c = cfg(&["10.0.0.0/8"], ForwardHeader::XRealIp);
+        assert_eq!(
+            run(&c, "10.0.0.1", &[("x-real-ip", " 203.0.113.7 ")]).ip,
+            Some(ip("203.0.113.7"))
+        );
+        assert_eq!(
+            run(&c, "10.0.0.1", &[("x-real-ip", "203.0.113.7, 1.2.3.4")]).ip,
+            None
+        );
+        assert_eq!(
+            run(
+                &c,
+                "10.0.0.1",
+                &[("x-real-ip", "1.2.3.4"), ("x-real-ip", "5.6.7.8")]
+            )
+            .ip,
+            None
+        );
+        assert_eq!(run(&c, "10.0.0.1", &[("x-real-ip", "127.1")]).ip, None);
+    }
+
+    /// Reference model: list every hop left to right, then take the rightmost
+    /// untrusted one, stopping at the first bad one from the right.
+    fn model(trusted: &[ipnet::IpNet], peer: IpAddr, lines: &[String]) -> Option<Option<IpAddr>> {
+        if !trusted.iter().any(|n| n.contains(&peer)) {
+            return Some(Some(peer));
+        }
+        if lines.is_empty() {
+            return Some(Some(peer));
+        }
+        let hops: Vec<&str> = lines
+            .iter()
+            .flat_map(|l| l.split(','))
+            .map(str::trim)
+            .collect();
+        for hop in hops.iter().rev() {
+            let Ok(ip) = hop.parse::<IpAddr>() else {
+                return Some(None);
+            };
+            if !trusted.iter().any(|n| n.contains(&ip)) {
+                return Some(Some(ip));
+            }
+        }
+        Some(hops.first().and_then(|h| h.parse().ok()))
+    }
+
+    fn hop_strategy() -> impl Strategy<Value = String> {
+        prop_oneof![
+            (0u8..4).prop_map(|x| format!("10.0.0.{x}")),
+            (0u8..4).prop_map(|x| format!("203.0.113.{x}")),
+            Just("bogus".to_string()),
+            Just("2001:db8::5".to_string()),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn xff_resolution_matches_reference_model(
+            peer in prop_oneof![Just("10.0.0.1"), Just("192.0.2.1")],
+            lines in prop::collection::vec(prop::collection::vec(hop_strategy(), 1..4), 0..3),
+        ) {
+            let trusted: Vec<ipnet::IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+            let c = ClientIpConfig { trusted_proxies: RangeSet::from_nets(&trusted), header: ForwardHeader::XForwardedFor };
+            let lines: Vec<String> = lines.iter().map(|l| l.join(", ")).collect();
+            let headers: Vec<(&str, &str)> = lines.iter().map(|l| ("x-forwarded-for", l.as_str())).collect();
+            let got = resolve(&c, ip(peer), headers.as_slice(), |_| {});
+            let want = model(&trusted, ip(peer), &lines).unwrap();
+            prop_assert_eq!(got.ip, want);
+            // No header makes an untrusted peer's client anything but the peer.
+            if peer == "192.0.2.1" {
+                prop_assert_eq!(got.ip, Some(ip(peer)));
+            }
+        }
+    }
+}

@@ -1,0 +1,393 @@
+//! The decision: request facts + compiled policy -> [`Decision`]. Pure: no
+//! I/O, no clock, no async; the proxy, `explain`, `check`'s policy tests and
+//! the logs all read the one value this returns.
+//!
+//! Order of work: resolve the client address ([`client`]), normalize the path
+//! ([`path`]), then walk the rules first match wins; a rule matches when its
+//! paths, methods and hosts all match, and then decides by its action or by
+//! whether the client is in one of its networks ([`prefix`]).
+
+pub mod client;
+pub mod path;
+pub mod prefix;
+pub mod trace;
+
+use std::borrow::Cow;
+use std::fmt;
+use std::net::IpAddr;
+
+use crate::policy::{HostPattern, Policy, Rule, RuleKind};
+use client::{ClientAddr, Derivation, HeaderLines, Hop};
+use path::PathError;
+
+/// Allow or deny.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    Allow,
+    Deny,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Allow => "allow",
+            Action::Deny => "deny",
+        }
+    }
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Where the client address comes from.
+pub enum ClientSource<'r> {
+    /// The address is known already (`explain --ip`, a policy test's `ip:`).
+    Given(IpAddr),
+    /// A TCP peer and the request's headers, resolved by `client_ip` settings.
+    Peer {
+        peer: IpAddr,
+        headers: &'r dyn HeaderLines,
+    },
+}
+
+/// What the engine knows of a request.
+pub struct RequestFacts<'r> {
+    pub client: ClientSource<'r>,
+    /// Method as sent (`GET`, `POST`); methods are case-sensitive (RFC 9110 §9.1).
+    pub method: &'r str,
+    /// `Host` header or HTTP/2 `:authority`, port allowed.
+    pub host: Option<&'r str>,
+    /// The request target's path; a `?query` suffix is ignored.
+    pub path: &'r str,
+}
+
+/// Why the decision is what it is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reason {
+    /// The path was rejected before any rule was considered (answered 400).
+    PathRejected(PathError),
+    /// The rule's `action` applies to every client.
+    RuleAction,
+    /// The client is in an `allow_from` network.
+    InAllowedNetwork,
+    /// The client is in none of the `allow_from` networks.
+    NotInAllowedNetworks,
+    /// The client is in a `deny_from` network.
+    InDeniedNetwork,
+    /// The rule names networks but the client address is unknown.
+    ClientUnknown,
+    /// No rule matched.
+    Default,
+}
+
+impl Reason {
+    /// A stable machine word for logs and `explain --json`.
+    pub fn code(self) -> &'static str {
+        match self {
+            Reason::PathRejected(_) => "path_rejected",
+            Reason::RuleAction => "rule_action",
+            Reason::InAllowedNetwork => "in_allowed_network",
+            Reason::NotInAllowedNetworks => "not_in_allowed_networks",
+            Reason::InDeniedNetwork => "in_denied_network",
+            Reason::ClientUnknown => "client_unknown",
+            Reason::Default => "default",
+        }
+    }
+}
+
+/// The outcome of [`decide`], carrying its reason.
+#[derive(Clone, Debug)]
+pub struct Decision<'p, 'r> {
+    pub action: Action,
+    /// The rule that decided; `None` for the default or a rejected path.
+    pub rule: Option<&'p Rule>,
+    pub client: ClientAddr,
+    /// The network whose membership decided (`allow_from`/`deny_from`).
+    pub network: Option<&'p str>,
+    /// Whether the deciding rule is a login route.
+    pub login: bool,
+    /// The normalized path that was decided on and that the proxy forwards;
+    /// `None` when the path was rejected.
+    pub path: Option<Cow<'r, str>>,
+    pub reason: Reason,
+}
+
+impl Decision<'_, '_> {
+    /// The deciding rule's name, or `default`, or `invalid_path`.
+    pub fn rule_name(&self) -> &str {
+        match (self.rule, self.reason) {
+            (Some(rule), _) => &rule.name,
+            (None, Reason::PathRejected(_)) => "invalid_path",
+            (None, _) => "default",
+        }
+    }
+
+    /// A denied request on a login route: a blocked login attempt.
+    pub fn is_blocked_login(&self) -> bool {
+        self.login && self.action == Action::Deny
+    }
+
+    /// A plain-words reason for operators (logs, `explain`). Never shown to
+    /// the client: it names rules and networks.
+    pub fn explanation(&self) -> impl fmt::Display + '_ {
+        Explanation(self)
+    }
+}
+
+struct Explanation<'d, 'p, 'r>(&'d Decision<'p, 'r>);
+
+impl fmt::Display for Explanation<'_, '_, '_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let d = self.0;
+        let name = d.rule_name();
+        let client = ClientText(&d.client);
+        match d.reason {
+            Reason::PathRejected(e) => write!(f, "path rejected: {e}"),
+            Reason::RuleAction => write!(f, "rule '{name}' {}s every client", d.action),
+            Reason::InAllowedNetwork => write!(
+                f,
+                "client {client} is in network '{}' allowed by rule '{name}'",
+                d.network.unwrap_or("?")
+            ),
+            Reason::NotInAllowedNetworks => {
+                write!(
+                    f,
+                    "client {client} is in none of the networks allowed by rule '{name}' ("
+                )?;
+                if let Some(rule) = d.rule {
+                    write_list(f, rule.kind.networks().iter().map(|n| &*n.name))?;
+                }
+                f.write_str(")")
+            }
+            Reason::InDeniedNetwork => write!(
+                f,
+                "client {client} is in network '{}' denied by rule '{name}'",
+                d.network.unwrap_or("?")
+            ),
+            Reason::ClientUnknown => write!(
+                f,
+                "client address is unknown ({}), and rule '{name}' requires a network",
+                d.client.derivation
+            ),
+            Reason::Default => write!(f, "no rule matched; the default is {}", d.action),
+        }
+    }
+}
+
+fn write_list<'a>(f: &mut fmt::Formatter<'_>, items: impl Iterator<Item = &'a str>) -> fmt::Result {
+    for (i, item) in items.enumerate() {
+        if i > 0 {
+            f.write_str(", ")?;
+        }
+        write!(f, "'{item}'")?;
+    }
+    Ok(())
+}
+
+/// The client address for people: the address or `unknown`.
+pub struct ClientText<'a>(pub &'a ClientAddr);
+
+impl fmt::Display for ClientText<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0.ip {
+            Some(ip) => write!(f, "{ip}"),
+            None => f.write_str("unknown"),
+        }
+    }
+}
+
+/// Why a rule did not decide (for `explain`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Skip {
+    Path,
+    Method,
+    Host,
+    /// `deny_from`: the client is in none of its networks, so the request
+    /// falls through to later rules.
+    NotInDeniedNetworks,
+}
+
+/// Observes the engine's work, for `explain`. The proxy passes `()`, which
+/// observes nothing and compiles away.
+pub trait Trace {
+    fn hop(&mut self, _hop: Hop) {}
+    fn rule_skipped(&mut self, _index: usize, _why: Skip) {}
+}
+
+impl Trace for () {}
+
+/// Decides a request. See the module documentation for the order of work.
+pub fn decide<'p, 'r>(policy: &'p Policy, facts: &RequestFacts<'r>) -> Decision<'p, 'r> {
+    decide_traced(policy, facts, &mut ())
+}
+
+/// [`decide`], reporting each step to `trace`.
+pub fn decide_traced<'p, 'r>(
+    policy: &'p Policy,
+    facts: &RequestFacts<'r>,
+    trace: &mut impl Trace,
+) -> Decision<'p, 'r> {
+    let client = match facts.client {
+        ClientSource::Given(ip) => ClientAddr {
+            ip: Some(client::canonical(ip)),
+            derivation: Derivation::Given,
+            peer: None,
+        },
+        ClientSource::Peer { peer, headers } => {
+            client::resolve(&policy.client_ip, peer, headers, |hop| trace.hop(hop))
+        }
+    };
+    let (raw_path, _query) = path::split_query(facts.path);
+    let path = match path::normalize(raw_path) {
+        Ok(p) => p,
+        Err(e) => {
+            return Decision {
+                action: Action::Deny,
+                rule: None,
+                client,
+                network: None,
+                login: false,
+                path: None,
+                reason: Reason::PathRejected(e),
+            };
+        }
+    };
+    let host = facts.host.map(host_without_port);
+
+    for (index, rule) in policy.rules.iter().enumerate() {
+        if let Some(why) = mismatch(
+            rule,
+            facts.method,
+            host,
+            &path,
+            policy.case_insensitive_paths,
+        ) {
+            trace.rule_skipped(index, why);
+            continue;
+        }
+        let decided = |action, network, reason| Decision {
+            action,
+            rule: Some(rule),
+            client,
+            network,
+            login: rule.login,
+            path: None,
+            reason,
+        };
+        let outcome = match &rule.kind {
+            RuleKind::Action(action) => decided(*action, None, Reason::RuleAction),
+            RuleKind::AllowFrom(sets) => match client.ip {
+                None => decided(Action::Deny, None, Reason::ClientUnknown),
+                Some(ip) => match policy.first_containing(sets, ip) {
+                    Some(name) => decided(Action::Allow, Some(name), Reason::InAllowedNetwork),
+                    None => decided(Action::Deny, None, Reason::NotInAllowedNetworks),
+                },
+            },
+            RuleKind::DenyFrom(sets) => match client.ip {
+                // Fail closed: an unknown client cannot be shown to be outside
+                // the denied networks.
+                None => decided(Action::Deny, None, Reason::ClientUnknown),
+                Some(ip) => match policy.first_containing(sets, ip) {
+                    Some(name) => decided(Action::Deny, Some(name), Reason::InDeniedNetwork),
+                    None => {
+                        trace.rule_skipped(index, Skip::NotInDeniedNetworks);
+                        continue;
+                    }
+                },
+            },
+        };
+        return Decision {
+            path: Some(path),
+            ..outcome
+        };
+    }
+    Decision {
+        action: policy.default,
+        rule: None,
+        client,
+        network: None,
+        login: false,
+        path: Some(path),
+        reason: Reason::Default,
+    }
+}
+
+/// Why `rule` does not apply to the request, if it does not.
+fn mismatch(rule: &Rule, method: &str, host: Option<&str>, path: &str, ci: bool) -> Option<Skip> {
+    if let Some(methods) = &rule.methods {
+        if !methods.iter().any(|m| **m == *method) {
+            return Some(Skip::Method);
+        }
+    }
+    if let Some(hosts) = &rule.hosts {
+        let Some(host) = host else {
+            return Some(Skip::Host);
+        };
+        if !hosts.iter().any(|h| h.matches(host)) {
+            return Some(Skip::Host);
+        }
+    }
+    if let Some(paths) = &rule.paths {
+        if !paths.iter().any(|p| p.matches(path, ci)) {
+            return Some(Skip::Path);
+        }
+    }
+    None
+}
+
+/// `example.com:8443` -> `example.com`; `[2001:db8::1]:443` -> `[2001:db8::1]`;
+/// a trailing dot (fully qualified form) is dropped.
+pub fn host_without_port(host: &str) -> &str {
+    let host = if host.starts_with('[') {
+        host.find(']').map_or(host, |end| &host[..=end])
+    } else {
+        host.rsplit_once(':').map_or(host, |(h, _)| h)
+    };
+    host.strip_suffix('.').unwrap_or(host)
+}
+
+impl HostPattern {
+    /// Host names compare without regard to ASCII case (RFC 4343).
+    pub fn matches(&self, host: &str) -> bool {
+        match self {
+            HostPattern::Exact(h) => h.eq_ignore_ascii_case(host),
+            HostPattern::Suffix(suffix) => {
+                host.len() > suffix.len()
+                    && host.is_char_boundary(host.len() - suffix.len())
+                    && host[host.len() - suffix.len()..].eq_ignore_ascii_case(suffix)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_port_is_stripped() {
+        assert_eq!(
+            host_without_port("console.example.com:8443"),
+            "console.example.com"
+        );
+        assert_eq!(
+            host_without_port("console.example.com."),
+            "console.example.com"
+        );
+        assert_eq!(host_without_port("[2001:db8::1]:443"), "[2001:db8::1]");
+        assert_eq!(host_without_port("[2001:db8::1]"), "[2001:db8::1]");
+    }
+
+    #[test]
+    fn wildcard_host_needs_a_label_before_the_suffix() {
+        let p = HostPattern::Suffix(".example.com".into());
+        assert!(p.matches("a.example.com"));
+        assert!(p.matches("A.B.EXAMPLE.com"));
+        assert!(!p.matches("example.com"));
+        assert!(!p.matches("badexample.com"));
+        assert!(!p.matches(".example.com"));
+    }
+}

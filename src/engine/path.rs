@@ -1,0 +1,546 @@
+//! Request paths: strict normalization, and the patterns rules match them with.
+//!
+//! The engine decides on the normalized path and the proxy forwards exactly
+//! that path, so what is checked is what the console receives. Anything whose
+//! meaning differs between servers (an encoded slash, a backslash, a dot
+//! segment with parameters) is rejected rather than guessed at.
+
+use std::borrow::Cow;
+use std::fmt;
+
+/// Why a path was rejected. The proxy answers these with 400.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PathError {
+    #[error("the path does not start with '/'")]
+    NotAbsolute,
+    #[error("the path contains an encoded slash (%2F)")]
+    EncodedSlash,
+    #[error("the path contains a backslash or an encoded backslash (%5C)")]
+    Backslash,
+    #[error("the path contains a NUL or other control character")]
+    ControlChar,
+    #[error("the path contains an invalid percent-encoding")]
+    BadPercent,
+    #[error("the path's percent-encoded bytes are not valid UTF-8")]
+    InvalidUtf8,
+    #[error("the path has a dot segment with parameters ('..;' or '.;')")]
+    DotSegmentParams,
+}
+
+/// Splits a request target into its path and its query (without the `?`).
+pub fn split_query(target: &str) -> (&str, Option<&str>) {
+    match target.split_once('?') {
+        Some((path, query)) => (path, Some(query)),
+        None => (target, None),
+    }
+}
+
+/// RFC 3986 §2.3 unreserved characters: decoding them never changes meaning.
+fn is_unreserved(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
+}
+
+/// RFC 3986 §3.3 `pchar` minus `%` (handled separately), plus `/`.
+fn is_path_char(b: u8) -> bool {
+    is_unreserved(b)
+        || matches!(
+            b,
+            b'!' | b'$'
+                | b'&'
+                | b'\''
+                | b'('
+                | b')'
+                | b'*'
+                | b'+'
+                | b','
+                | b';'
+                | b'='
+                | b':'
+                | b'@'
+                | b'/'
+        )
+}
+
+fn hex_val(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+const HEX: &[u8; 16] = b"0123456789ABCDEF";
+
+/// Normalizes a request path (without its query):
+/// - percent-encoded unreserved characters are decoded (RFC 3986 §6.2.2.2),
+///   other percent-encodings keep upper-case hex digits (§6.2.2.1), and bytes
+///   that may not appear raw in a path are percent-encoded;
+/// - dot segments are resolved (RFC 3986 §5.2.4 remove_dot_segments; `..`
+///   never climbs above the root);
+/// - repeated slashes are merged.
+///
+/// Rejected: encoded slash or backslash, any backslash, control characters
+/// (raw or encoded, NUL included), bad percent-encoding, percent-encoded bytes
+/// that are not UTF-8, and `.;`/`..;` segments (some servers treat `..;` as
+/// `..`, the classic allowlist bypass).
+///
+/// Returns the input unchanged (borrowed) when it is already normal.
+pub fn normalize(path: &str) -> Result<Cow<'_, str>, PathError> {
+    if path.is_empty() {
+        return Ok(Cow::Borrowed("/"));
+    }
+    let bytes = path.as_bytes();
+    if bytes[0] != b'/' {
+        return Err(PathError::NotAbsolute);
+    }
+    if is_normal(bytes)? {
+        return Ok(Cow::Borrowed(path));
+    }
+
+    // Pass 1: percent-decoding and encoding into `text`; `decoded` collects
+    // the bytes the path stands for, to check that they are UTF-8.
+    let mut text = String::with_capacity(path.len() + 8);
+    let mut decoded: Vec<u8> = Vec::with_capacity(path.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        match b {
+            b'%' => {
+                let (Some(hi), Some(lo)) = (
+                    bytes.get(i + 1).copied().and_then(hex_val),
+                    bytes.get(i + 2).copied().and_then(hex_val),
+                ) else {
+                    return Err(PathError::BadPercent);
+                };
+                let v = (hi << 4) | lo;
+                match v {
+                    b'/' => return Err(PathError::EncodedSlash),
+                    b'\\' => return Err(PathError::Backslash),
+                    0..=0x1f | 0x7f => return Err(PathError::ControlChar),
+                    _ if is_unreserved(v) => text.push(v as char),
+                    _ => push_encoded(&mut text, v),
+                }
+                decoded.push(v);
+                i += 3;
+            }
+            b'\\' => return Err(PathError::Backslash),
+            0..=0x1f | 0x7f => return Err(PathError::ControlChar),
+            _ if is_path_char(b) => {
+                text.push(b as char);
+                decoded.push(b);
+                i += 1;
+            }
+            _ => {
+                // Raw bytes not allowed in a path (space, quote, non-ASCII...)
+                // are written percent-encoded; the input is a &str, so a
+                // non-ASCII run is already valid UTF-8.
+                push_encoded(&mut text, b);
+                decoded.push(b);
+                i += 1;
+            }
+        }
+    }
+    if std::str::from_utf8(&decoded).is_err() {
+        return Err(PathError::InvalidUtf8);
+    }
+
+    // Pass 2: segments. `text` is ASCII and starts with '/'.
+    let mut out = String::with_capacity(text.len());
+    let trailing = resolve_segments(&text, &mut out)?;
+    if trailing || out.is_empty() {
+        out.push('/');
+    }
+    Ok(Cow::Owned(out))
+}
+
+fn push_encoded(out: &mut String, b: u8) {
+    out.push('%');
+    out.push(HEX[usize::from(b >> 4)] as char);
+    out.push(HEX[usize::from(b & 0xf)] as char);
+}
+
+/// Writes `/seg/seg` for the segments of `text` with dot segments resolved and
+/// empty segments dropped; returns whether the result should end with '/'.
+fn resolve_segments(text: &str, out: &mut String) -> Result<bool, PathError> {
+    let mut trailing = false;
+    for seg in text.split('/').skip(1) {
+        trailing = false;
+        match seg {
+            "" => trailing = true,
+            "." => trailing = true,
+            ".." => {
+                let cut = out.rfind('/').unwrap_or(0);
+                out.truncate(cut);
+                trailing = true;
+            }
+            _ if seg.starts_with(".;") || seg.starts_with("..;") => {
+                return Err(PathError::DotSegmentParams);
+            }
+            _ => {
+                out.push('/');
+                out.push_str(seg);
+            }
+        }
+    }
+    Ok(trailing)
+}
+
+/// Fast check for the common case: nothing to decode, encode or resolve.
+fn is_normal(bytes: &[u8]) -> Result<bool, PathError> {
+    let mut prev_slash = false;
+    for (i, &b) in bytes.iter().enumerate() {
+        match b {
+            b'\\' => return Err(PathError::Backslash),
+            0..=0x1f | 0x7f => return Err(PathError::ControlChar),
+            b'%' => return Ok(false),
+            b'/' => {
+                if prev_slash {
+                    return Ok(false);
+                }
+                prev_slash = true;
+                continue;
+            }
+            b'.' if prev_slash => {
+                // "/." or "/.." followed by '/', ';' or the end is a dot segment.
+                let rest = &bytes[i + 1..];
+                let rest = rest.strip_prefix(b".").unwrap_or(rest);
+                if matches!(rest.first(), None | Some(b'/') | Some(b';')) {
+                    return Ok(false);
+                }
+            }
+            _ if !is_path_char(b) => return Ok(false),
+            _ => {}
+        }
+        prev_slash = false;
+    }
+    Ok(true)
+}
+
+/// One segment of a path pattern.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Seg {
+    Lit(Box<str>),
+    /// `*`: exactly one non-empty segment.
+    Star,
+}
+
+/// A compiled path pattern: `/login` (exact; a trailing slash is ignored),
+/// `/api/*/users` (`*` is one segment), `/admin/**` (`/admin` and everything
+/// below it), `/**` (every path).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PathPattern {
+    segs: Box<[Seg]>,
+    /// Ends in `/**`.
+    prefix: bool,
+    text: Box<str>,
+}
+
+/// Why a pattern in the policy is invalid, with help.
+#[derive(Debug, PartialEq, Eq)]
+pub struct PatternError {
+    pub message: String,
+    pub help: Option<String>,
+}
+
+impl PathPattern {
+    pub fn parse(text: &str) -> Result<Self, PatternError> {
+        if !text.starts_with('/') {
+            return Err(PatternError {
+                message: format!("path pattern '{text}' does not start with '/'"),
+                help: Some(format!("write '/{text}'")),
+            });
+        }
+        let mut segs = Vec::new();
+        let mut prefix = false;
+        let parts: Vec<&str> = text[1..].split('/').collect();
+        for (i, part) in parts.iter().enumerate() {
+            let last = i + 1 == parts.len();
+            match *part {
+                "**" if last => prefix = true,
+                "**" => {
+                    return Err(PatternError {
+                        message: format!("path pattern '{text}': '**' may only end a pattern"),
+                        help: Some("use '*' for one segment in the middle of a pattern".into()),
+                    });
+                }
+                "*" => segs.push(Seg::Star),
+                "" if last => {} // trailing slash: same as without
+                "" => {
+                    return Err(PatternError {
+                        message: format!("path pattern '{text}' has an empty segment ('//')"),
+                        help: Some(
+                            "request paths are normalized: repeated slashes are merged".into(),
+                        ),
+                    });
+                }
+                lit if lit.contains('*') => {
+                    return Err(PatternError {
+                        message: format!("path pattern '{text}': '*' must be a whole segment"),
+                        help: Some("use '*' for one segment or end the pattern with '/**'".into()),
+                    });
+                }
+                lit => {
+                    let seg_path = format!("/{lit}");
+                    match normalize(&seg_path) {
+                        Ok(n) if n == seg_path => segs.push(Seg::Lit(lit.into())),
+                        Ok(n) => {
+                            return Err(PatternError {
+                                message: format!("path pattern '{text}' is not in normalized form"),
+                                help: Some(format!(
+                                    "requests are matched after normalization; write '{n}' for this segment"
+                                )),
+                            });
+                        }
+                        Err(e) => {
+                            return Err(PatternError {
+                                message: format!("path pattern '{text}': {e}"),
+                                help: None,
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        Ok(Self {
+            segs: segs.into(),
+            prefix,
+            text: text.into(),
+        })
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// Matches a normalized path. `ci`: compare literal segments ignoring ASCII case.
+    pub fn matches(&self, path: &str, ci: bool) -> bool {
+        // A normalized path starts with '/'; ignore one trailing slash.
+        let body = path.strip_prefix('/').unwrap_or(path);
+        let body = body.strip_suffix('/').unwrap_or(body);
+        let mut parts = body.split('/').filter(|s| !s.is_empty());
+        for seg in self.segs.iter() {
+            let Some(part) = parts.next() else {
+                return false;
+            };
+            if let Seg::Lit(lit) = seg {
+                let eq = if ci {
+                    lit.eq_ignore_ascii_case(part)
+                } else {
+                    **lit == *part
+                };
+                if !eq {
+                    return false;
+                }
+            }
+        }
+        self.prefix || parts.next().is_none()
+    }
+
+    /// Whether every path `later` matches is matched by `self` too.
+    pub fn covers(&self, later: &PathPattern, ci: bool) -> bool {
+        if self.prefix {
+            if later.segs.len() < self.segs.len() {
+                return false;
+            }
+        } else if later.prefix || later.segs.len() != self.segs.len() {
+            return false;
+        }
+        self.segs
+            .iter()
+            .zip(later.segs.iter())
+            .all(|(a, b)| match (a, b) {
+                (Seg::Star, _) => true,
+                (Seg::Lit(_), Seg::Star) => false,
+                (Seg::Lit(x), Seg::Lit(y)) => {
+                    if ci {
+                        x.eq_ignore_ascii_case(y)
+                    } else {
+                        x == y
+                    }
+                }
+            })
+    }
+}
+
+impl fmt::Display for PathPattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn normalization_table() {
+        let cases: &[(&str, Result<&str, PathError>)] = &[
+            ("", Ok("/")),
+            ("/", Ok("/")),
+            ("/login", Ok("/login")),
+            ("/admin/", Ok("/admin/")),
+            ("//admin///users", Ok("/admin/users")),
+            ("/a/./b/../c", Ok("/a/c")),
+            ("/a/b/..", Ok("/a/")),
+            ("/a/.", Ok("/a/")),
+            ("/../../etc/passwd", Ok("/etc/passwd")),
+            ("/%61dmin", Ok("/admin")),
+            ("/%2e%2e/admin", Ok("/admin")),
+            ("/static/%2E%2E/admin", Ok("/admin")),
+            ("/caf%c3%a9", Ok("/caf%C3%A9")),
+            ("/café", Ok("/caf%C3%A9")),
+            ("/a b", Ok("/a%20b")),
+            ("/a%20b", Ok("/a%20b")),
+            ("/a;b=c/d", Ok("/a;b=c/d")),
+            ("/...", Ok("/...")),
+            ("/.well-known/x", Ok("/.well-known/x")),
+            ("/a%2Fb", Err(PathError::EncodedSlash)),
+            ("/a%2fb", Err(PathError::EncodedSlash)),
+            ("/a%5Cb", Err(PathError::Backslash)),
+            ("/a\\b", Err(PathError::Backslash)),
+            ("/a%00", Err(PathError::ControlChar)),
+            ("/a\0", Err(PathError::ControlChar)),
+            ("/a%0d%0a", Err(PathError::ControlChar)),
+            ("/a%zz", Err(PathError::BadPercent)),
+            ("/a%4", Err(PathError::BadPercent)),
+            ("/a%", Err(PathError::BadPercent)),
+            ("/a%ff", Err(PathError::InvalidUtf8)),
+            ("/a%c3", Err(PathError::InvalidUtf8)),
+            ("/static/..;/admin", Err(PathError::DotSegmentParams)),
+            ("/static/.;x/admin", Err(PathError::DotSegmentParams)),
+            ("admin", Err(PathError::NotAbsolute)),
+            ("*", Err(PathError::NotAbsolute)),
+        ];
+        for (input, want) in cases {
+            let got = normalize(input).map(|c| c.into_owned());
+            let want = want.map(str::to_owned);
+            assert_eq!(got, want, "normalize({input:?})");
+        }
+    }
+
+    #[test]
+    fn normal_paths_are_borrowed_not_copied() {
+        assert!(matches!(
+            normalize("/api/v1/users").unwrap(),
+            Cow::Borrowed(_)
+        ));
+        assert!(matches!(normalize("/a//b").unwrap(), Cow::Owned(_)));
+    }
+
+    #[test]
+    fn query_is_split_off() {
+        assert_eq!(
+            split_query("/login?next=/admin"),
+            ("/login", Some("next=/admin"))
+        );
+        assert_eq!(split_query("/login"), ("/login", None));
+    }
+
+    fn pat(s: &str) -> PathPattern {
+        PathPattern::parse(s).unwrap()
+    }
+
+    #[test]
+    fn pattern_matching_table() {
+        let cases: &[(&str, &str, bool)] = &[
+            ("/login", "/login", true),
+            ("/login", "/login/", true),
+            ("/login", "/login/x", false),
+            ("/login", "/logins", false),
+            ("/login", "/Login", false),
+            ("/admin/**", "/admin", true),
+            ("/admin/**", "/admin/", true),
+            ("/admin/**", "/admin/a/b", true),
+            ("/admin/**", "/administrator", false),
+            ("/**", "/", true),
+            ("/**", "/anything/at/all", true),
+            ("/", "/", true),
+            ("/", "/x", false),
+            ("/api/*/users", "/api/v1/users", true),
+            ("/api/*/users", "/api/users", false),
+            ("/api/*/users", "/api/v1/v2/users", false),
+            ("/api/*/**", "/api/v1", true),
+            ("/api/*/**", "/api", false),
+        ];
+        for (p, path, want) in cases {
+            assert_eq!(pat(p).matches(path, false), *want, "{p} vs {path}");
+        }
+        assert!(pat("/login").matches("/LOGIN", true));
+    }
+
+    #[test]
+    fn bad_patterns_are_explained() {
+        for bad in [
+            "login",
+            "/a/**/b",
+            "/a//b",
+            "/static/*.js",
+            "/a/../b",
+            "/%61",
+            "/a%2Fb",
+        ] {
+            assert!(PathPattern::parse(bad).is_err(), "{bad} should be rejected");
+        }
+        let e = PathPattern::parse("/%61dmin").unwrap_err();
+        assert_eq!(
+            e.help.as_deref(),
+            Some("requests are matched after normalization; write '/admin' for this segment")
+        );
+    }
+
+    #[test]
+    fn coverage_table() {
+        let cases: &[(&str, &str, bool)] = &[
+            ("/**", "/login", true),
+            ("/**", "/a/**", true),
+            ("/a/**", "/a", true),
+            ("/a/**", "/a/b/**", true),
+            ("/a/**", "/b", false),
+            ("/a", "/a/**", false),
+            ("/a/*", "/a/b", true),
+            ("/a/b", "/a/*", false),
+            ("/login", "/login", true),
+        ];
+        for (a, b, want) in cases {
+            assert_eq!(pat(a).covers(&pat(b), false), *want, "{a} covers {b}");
+        }
+    }
+
+    fn path_strategy() -> impl Strategy<Value = String> {
+        let seg = prop_oneof![
+            Just("".to_string()),
+            Just(".".to_string()),
+            Just("..".to_string()),
+            Just("%2e".to_string()),
+            Just("%2E%2e".to_string()),
+            Just("%41".to_string()),
+            Just("%C3%A9".to_string()),
+            Just("a b".to_string()),
+            Just("é".to_string()),
+            "[a-z.;~%]{1,4}",
+        ];
+        prop::collection::vec(seg, 0..8).prop_map(|segs| format!("/{}", segs.join("/")))
+    }
+
+    proptest! {
+        #[test]
+        fn normalize_is_idempotent_and_clean(p in path_strategy()) {
+            if let Ok(n) = normalize(&p) {
+                let again = normalize(&n).expect("a normalized path normalizes again");
+                prop_assert_eq!(again.as_ref(), n.as_ref());
+                prop_assert!(n.starts_with('/'));
+                prop_assert!(!n.contains("//"), "{} has //", n);
+                for seg in n.split('/') {
+                    prop_assert!(seg != "." && seg != "..", "{} has a dot segment", n);
+                }
+            }
+        }
+
+        #[test]
+        fn normalize_never_panics(p in "\\PC{0,40}") {
+            let _ = normalize(&p);
+        }
+    }
+}

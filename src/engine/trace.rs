@@ -1,0 +1,210 @@
+//! `explain`: a decision with the trace of how it was reached, as text for
+//! people and as one JSON object for machines.
+
+use std::fmt::{self, Write as _};
+
+use serde_json::{Value, json};
+
+use super::client::{Derivation, Hop};
+use super::{Decision, Skip, Trace};
+use crate::policy::{Policy, RuleKind};
+
+/// Records what the engine did.
+#[derive(Debug, Default)]
+pub struct Recorder {
+    pub hops: Vec<Hop>,
+    pub skipped: Vec<(usize, Skip)>,
+}
+
+impl Trace for Recorder {
+    fn hop(&mut self, hop: Hop) {
+        self.hops.push(hop);
+    }
+    fn rule_skipped(&mut self, index: usize, why: Skip) {
+        self.skipped.push((index, why));
+    }
+}
+
+impl Skip {
+    fn text(self) -> &'static str {
+        match self {
+            Skip::Path => "path does not match",
+            Skip::Method => "method does not match",
+            Skip::Host => "host does not match",
+            Skip::NotInDeniedNetworks => {
+                "client is in none of its deny_from networks; falls through"
+            }
+        }
+    }
+}
+
+/// A decision and its trace, ready to print.
+pub struct Report<'a, 'p, 'r> {
+    pub policy: &'p Policy,
+    pub decision: &'a Decision<'p, 'r>,
+    pub trace: &'a Recorder,
+}
+
+impl Report<'_, '_, '_> {
+    fn rule_outcomes(&self) -> Vec<(usize, String)> {
+        let decided = self
+            .decision
+            .rule
+            .and_then(|r| self.policy.rules().iter().position(|x| std::ptr::eq(x, r)));
+        let last = decided.unwrap_or(self.policy.rules().len().saturating_sub(1));
+        let mut out = Vec::new();
+        if self.decision.path.is_none() {
+            return out;
+        }
+        for i in 0..self.policy.rules().len() {
+            let text = if Some(i) == decided {
+                format!("DECIDES: {}", self.decision.action)
+            } else if let Some((_, why)) = self.trace.skipped.iter().find(|(j, _)| *j == i) {
+                format!("skipped: {}", why.text())
+            } else if i > last {
+                "not reached".to_string()
+            } else {
+                continue;
+            };
+            out.push((i, text));
+        }
+        out
+    }
+
+    pub fn to_json(&self) -> Value {
+        let d = self.decision;
+        let networks: Vec<&str> = d
+            .client
+            .ip
+            .map(|ip| self.policy.networks_containing(ip).collect())
+            .unwrap_or_default();
+        let rules: Vec<Value> = self
+            .rule_outcomes()
+            .into_iter()
+            .map(|(i, outcome)| {
+                let r = &self.policy.rules()[i];
+                json!({"rule": r.name, "line": r.line, "outcome": outcome})
+            })
+            .collect();
+        let hops: Vec<Value> = self
+            .trace
+            .hops
+            .iter()
+            .map(|h| json!({"value": h.raw, "ip": h.ip.map(|ip| ip.to_string()), "trusted": h.trusted}))
+            .collect();
+        json!({
+            "decision": d.action.as_str(),
+            "rule": d.rule_name(),
+            "client_ip": d.client.ip.map(|ip| ip.to_string()),
+            "client_source": d.client.derivation.kind(),
+            "client_derivation": d.client.derivation.to_string(),
+            "peer": d.client.peer.map(|ip| ip.to_string()),
+            "network": d.network,
+            "login": d.login,
+            "blocked_login": d.is_blocked_login(),
+            "path": d.path.as_deref(),
+            "reason": d.explanation().to_string(),
+            "reason_code": d.reason.code(),
+            "client_networks": networks,
+            "hops": hops,
+            "rules": rules,
+        })
+    }
+}
+
+impl fmt::Display for Report<'_, '_, '_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let d = self.decision;
+        writeln!(f, "decision: {}", d.action)?;
+        match d.rule {
+            Some(r) => writeln!(f, "rule:     {} (line {})", r.name, r.line)?,
+            None => writeln!(f, "rule:     {}", d.rule_name())?,
+        }
+        writeln!(f, "reason:   {}", d.explanation())?;
+        if d.is_blocked_login() {
+            writeln!(f, "login:    yes: this is a blocked login attempt")?;
+        } else if d.login {
+            writeln!(f, "login:    yes")?;
+        }
+        if let Some(p) = &d.path {
+            writeln!(f, "path:     {p} (normalized)")?;
+        }
+
+        writeln!(f, "\nclient address:")?;
+        match (d.client.derivation, d.client.peer) {
+            (Derivation::Given, _) => {
+                writeln!(f, "  given directly: {}", super::ClientText(&d.client))?
+            }
+            (Derivation::Peer, Some(peer)) => writeln!(
+                f,
+                "  peer {peer} is not a trusted proxy: it is the client; forwarding headers ignored"
+            )?,
+            (Derivation::TrustedPeerNoHeader, Some(peer)) => writeln!(
+                f,
+                "  peer {peer} is a trusted proxy but sent no {} header: the peer is the client",
+                self.policy.client_ip().header.name()
+            )?,
+            (derivation, peer) => {
+                let peer = peer.map_or_else(|| "?".into(), |p| p.to_string());
+                writeln!(
+                    f,
+                    "  peer {peer} is a trusted proxy; {} read right to left:",
+                    self.policy.client_ip().header.name()
+                )?;
+                for hop in &self.trace.hops {
+                    let verdict = match (hop.ip, hop.trusted) {
+                        (None, _) => "unusable: the client is unknown".to_string(),
+                        (Some(_), true) => "trusted proxy, skipped".to_string(),
+                        (Some(_), false) => "the client".to_string(),
+                    };
+                    writeln!(f, "    {:<40} {verdict}", hop.raw)?;
+                }
+                writeln!(
+                    f,
+                    "  result: {} ({derivation})",
+                    super::ClientText(&d.client)
+                )?;
+            }
+        }
+        if let Some(ip) = d.client.ip {
+            let mut names = String::new();
+            for (i, n) in self.policy.networks_containing(ip).enumerate() {
+                let _ = write!(names, "{}{n}", if i > 0 { ", " } else { "" });
+            }
+            if names.is_empty() {
+                names.push_str("(none)");
+            }
+            writeln!(f, "  in networks: {names}")?;
+        }
+
+        let outcomes = self.rule_outcomes();
+        if !outcomes.is_empty() {
+            writeln!(f, "\nrules (first match wins):")?;
+            let width = self
+                .policy
+                .rules()
+                .iter()
+                .map(|r| r.name.len())
+                .max()
+                .unwrap_or(0);
+            for (i, outcome) in outcomes {
+                let r = &self.policy.rules()[i];
+                let kind = match &r.kind {
+                    RuleKind::Action(a) => format!("action: {a}"),
+                    RuleKind::AllowFrom(n) => format!("allow_from: {}", names(n)),
+                    RuleKind::DenyFrom(n) => format!("deny_from: {}", names(n)),
+                };
+                writeln!(f, "  {:>2}. {:<width$}  {outcome}  [{kind}]", i + 1, r.name)?;
+            }
+            if d.rule.is_none() {
+                writeln!(f, "  default: {}", d.action)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn names(refs: &[crate::policy::NetRef]) -> String {
+    let list: Vec<&str> = refs.iter().map(|n| &*n.name).collect();
+    format!("[{}]", list.join(", "))
+}

@@ -1,0 +1,20 @@
+//! netwarden: a network-aware login guard for admin consoles.
+//!
+//! A request's life, in the order the code runs it:
+//!
+//! 1. [`policy`] reads the YAML policy once, compiles it (networks become
+//!    merged address ranges, paths become matchers, rules refer to networks
+//!    by index) and runs the policy's own tests. A policy that fails any step
+//!    is never used: fail closed.
+//! 2. [`engine`] decides each request with one pure function,
+//!    [`engine::decide`]: it resolves the client address (the TCP peer, or
+//!    what trusted proxies' headers say), normalizes the path, and walks the
+//!    rules, first match wins. The [`engine::Decision`] it returns carries
+//!    the action, the rule, the network, how the client address was derived
+//!    and why; everything else (the CLI's `explain`, policy tests, logs)
+//!    reads that one value.
+//!
+//! The binary (`src/main.rs`) is only the command line around these.
+
+pub mod engine;
+pub mod policy;

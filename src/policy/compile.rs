@@ -1,0 +1,1120 @@
+//! Raw policy -> compiled [`Policy`], collecting every problem with its place.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use ipnet::{IpNet, Ipv4Net};
+use serde_saphyr::{Location, Options};
+
+use super::diagnostics::{Collector, Diagnostic, Severity, did_you_mean};
+use super::raw::{RawAction, RawNetwork, RawPolicy, RawRule, RawTest, S};
+use super::selftest::{PolicyTest, TestClient};
+use super::{HostPattern, NetRef, Network, Policy, Rule, RuleKind};
+use crate::engine::Action;
+use crate::engine::client::{ClientIpConfig, ForwardHeader, parse_ip};
+use crate::engine::path::PathPattern;
+use crate::engine::prefix::RangeSet;
+
+/// Overlap warnings shown per network before "and N more".
+const MAX_OVERLAP_WARNINGS: usize = 5;
+
+/// Well-known methods, to tell `post` (a mistake) from a custom method.
+const KNOWN_METHODS: &[&str] = &[
+    "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
+];
+
+type Compiled = (Policy, Vec<Diagnostic>, Vec<PolicyTest>);
+
+/// Compiles `text`. On success the diagnostics are warnings only; on failure
+/// they hold at least one error.
+pub fn compile(text: &str, path: &Path) -> Result<Compiled, Vec<Diagnostic>> {
+    let mut c = Collector::new(path, text);
+    let raw: RawPolicy = match parse_yaml(text) {
+        Ok(raw) => raw,
+        Err(e) => {
+            let (line, column) = e
+                .location()
+                .map_or((0, 0), |l| (clamp(l.line()), clamp(l.column())));
+            c.push(
+                Severity::Error,
+                line,
+                column,
+                yaml_message(&e),
+                yaml_help(&e),
+            );
+            return Err(c.diagnostics);
+        }
+    };
+    let base = path.parent().unwrap_or(Path::new("."));
+    let mut extra = Vec::new();
+    let mut cx = Cx {
+        c,
+        base,
+        extra: &mut extra,
+    };
+    let policy = cx.policy(raw, path);
+    let mut diagnostics = cx.c.diagnostics;
+    diagnostics.append(&mut extra);
+    diagnostics.sort_by(|a, b| {
+        (a.severity, &a.file, a.line, a.column).cmp(&(b.severity, &b.file, b.line, b.column))
+    });
+    match policy {
+        Some(compiled) if !diagnostics.iter().any(Diagnostic::is_error) => {
+            Ok((compiled.0, diagnostics, compiled.1))
+        }
+        _ => Err(diagnostics),
+    }
+}
+
+fn parse_yaml(text: &str) -> Result<RawPolicy, serde_saphyr::Error> {
+    let mut options = Options::default();
+    // `yes`/`on` are not booleans (YAML 1.2); refuse instead of guessing.
+    options.strict_booleans = true;
+    options.with_snippet = false;
+    serde_saphyr::from_str_with_options(text, options)
+}
+
+/// The parser's message without its own "line N column M:" prefix.
+fn yaml_message(e: &serde_saphyr::Error) -> String {
+    let text = e.without_snippet().to_string();
+    let text = text.strip_prefix("error: ").unwrap_or(&text);
+    let text = match text.split_once(": ") {
+        Some((head, rest)) if head.starts_with("line ") && head.contains(" column ") => rest,
+        _ => text,
+    };
+    // The location is printed in front already.
+    match text.rfind(" at line ") {
+        Some(at) if text[at..].contains(", column ") => text[..at].to_string(),
+        _ => text.to_string(),
+    }
+}
+
+fn yaml_help(e: &serde_saphyr::Error) -> Option<String> {
+    let text = e.to_string();
+    if text.contains("unknown field") {
+        Some("see docs/policy.md for the keys each section takes".into())
+    } else if text.contains("duplicate mapping key") {
+        Some("each key may appear once; merge the two entries".into())
+    } else {
+        None
+    }
+}
+
+fn clamp(v: u64) -> u32 {
+    u32::try_from(v).unwrap_or(u32::MAX)
+}
+
+fn at(loc: &Location) -> (u32, u32) {
+    (clamp(loc.line()), clamp(loc.column()))
+}
+
+struct Cx<'a, 'e> {
+    c: Collector<'a>,
+    base: &'a Path,
+    /// Diagnostics located in other files (network lists).
+    extra: &'e mut Vec<Diagnostic>,
+}
+
+/// A network while compiling: its raw parts and, once resolved, its ranges.
+struct NetDraft {
+    name: String,
+    loc: Location,
+    direct: Vec<IpNet>,
+    include: Vec<S<String>>,
+    except: Vec<S<String>>,
+    declared_empty: bool,
+    state: Resolve,
+    used: bool,
+}
+
+enum Resolve {
+    Pending,
+    InProgress,
+    Done(Option<RangeSet>),
+}
+
+impl Cx<'_, '_> {
+    fn error(&mut self, loc: &Location, message: String, help: Option<String>) {
+        let (l, col) = at(loc);
+        self.c.push(Severity::Error, l, col, message, help);
+    }
+
+    fn warn(&mut self, loc: &Location, message: String, help: Option<String>) {
+        let (l, col) = at(loc);
+        self.c.push(Severity::Warning, l, col, message, help);
+    }
+
+    fn policy(&mut self, raw: RawPolicy, path: &Path) -> Option<(Policy, Vec<PolicyTest>)> {
+        if raw.version.value != 1 {
+            self.error(
+                &raw.version.referenced,
+                format!("unsupported policy version {}", raw.version.value),
+                Some("this netwarden reads 'version: 1'".into()),
+            );
+        }
+        let mut drafts = self.network_drafts(&raw);
+        let index: HashMap<String, usize> = drafts
+            .iter()
+            .enumerate()
+            .map(|(i, d)| (d.name.clone(), i))
+            .collect();
+        for i in 0..drafts.len() {
+            self.resolve(&mut drafts, &index, i, &mut Vec::new());
+        }
+        let client_ip = self.client_ip(&raw, &mut drafts, &index);
+        let rules = self.rules(&raw.rules, &mut drafts, &index);
+        self.unreachable(&raw.rules, &rules, raw.case_insensitive_paths);
+
+        let default = match &raw.default {
+            Some(d) if d.value == RawAction::Allow => {
+                self.warn(
+                    &d.referenced,
+                    "'default: allow' lets through every request that no rule matches".into(),
+                    Some(
+                        "keep 'default: deny' and end the rules with an explicit catch-all rule"
+                            .into(),
+                    ),
+                );
+                Action::Allow
+            }
+            _ => Action::Deny,
+        };
+        for d in &drafts {
+            if !d.used {
+                self.warn(
+                    &d.loc,
+                    format!("network '{}' is not used by any rule", d.name),
+                    Some("remove it, or name it in a rule's allow_from or deny_from".into()),
+                );
+            }
+        }
+        let tests = self.tests(&raw.tests);
+        let networks = drafts
+            .into_iter()
+            .map(|d| Network {
+                direct_prefixes: d.direct.len(),
+                ranges: match d.state {
+                    Resolve::Done(Some(r)) => r,
+                    _ => RangeSet::default(),
+                },
+                name: d.name,
+            })
+            .collect();
+        if self.c.has_errors() || self.extra.iter().any(Diagnostic::is_error) {
+            return None;
+        }
+        Some((
+            Policy {
+                source: path.to_path_buf(),
+                networks,
+                client_ip: client_ip?,
+                rules: rules.into_iter().collect::<Option<Vec<_>>>()?,
+                default,
+                case_insensitive_paths: raw.case_insensitive_paths,
+            },
+            tests,
+        ))
+    }
+
+    fn network_drafts(&mut self, raw: &RawPolicy) -> Vec<NetDraft> {
+        let mut drafts = Vec::with_capacity(raw.networks.0.len());
+        for (name, net) in &raw.networks.0 {
+            self.check_name(name, "network");
+            let mut draft = NetDraft {
+                name: name.value.clone(),
+                loc: name.referenced,
+                direct: Vec::new(),
+                include: Vec::new(),
+                except: Vec::new(),
+                declared_empty: false,
+                state: Resolve::Pending,
+                used: false,
+            };
+            let mut located: Vec<(IpNet, Source)> = Vec::new();
+            match &net.value {
+                RawNetwork::List(cidrs) => {
+                    for cidr in cidrs {
+                        self.cidr(cidr, &mut located);
+                    }
+                    draft.declared_empty = cidrs.is_empty();
+                }
+                RawNetwork::Map(m) => {
+                    for cidr in &m.cidrs {
+                        self.cidr(cidr, &mut located);
+                    }
+                    if let Some(file) = &m.file {
+                        self.network_file(&name.value, file, &mut located);
+                    }
+                    draft.include = m.include.clone();
+                    draft.except = m.except.clone();
+                    draft.declared_empty =
+                        m.cidrs.is_empty() && m.file.is_none() && m.include.is_empty();
+                }
+            }
+            if draft.declared_empty {
+                self.error(
+                    &net.referenced,
+                    format!("network '{}' is empty", name.value),
+                    Some("give it cidrs, a file or include; or remove it".into()),
+                );
+            }
+            self.overlaps(&name.value, &mut located);
+            draft.direct = located.into_iter().map(|(n, _)| n).collect();
+            drafts.push(draft);
+        }
+        drafts
+    }
+
+    fn check_name(&mut self, name: &S<String>, what: &str) {
+        let v = &name.value;
+        let ok = !v.is_empty()
+            && v.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+            && !v.bytes().all(|b| b.is_ascii_digit() || b == b'.');
+        if !ok {
+            self.error(
+                &name.referenced,
+                format!("invalid {what} name '{v}'"),
+                Some("use letters, digits, '_', '-' and '.', not only digits".into()),
+            );
+        }
+    }
+
+    /// Parses one CIDR written in the policy.
+    fn cidr(&mut self, cidr: &S<String>, out: &mut Vec<(IpNet, Source)>) {
+        match parse_cidr(&cidr.value) {
+            Ok(net) => out.push((
+                net,
+                Source::Policy {
+                    line: at(&cidr.referenced).0,
+                    loc: cidr.referenced,
+                },
+            )),
+            Err((message, help)) => self.error(&cidr.referenced, message, help),
+        }
+    }
+
+    /// Reads a network file: one CIDR or address a line, '#' comments.
+    fn network_file(&mut self, network: &str, file: &S<String>, out: &mut Vec<(IpNet, Source)>) {
+        let path = self.base.join(&file.value);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) => {
+                self.error(
+                    &file.referenced,
+                    format!("network '{network}': cannot read '{}': {e}", path.display()),
+                    Some("paths are relative to the policy file's directory".into()),
+                );
+                return;
+            }
+        };
+        let mut fc = Collector::new(&path, &text);
+        for (i, line) in text.lines().enumerate() {
+            let content = line.split('#').next().unwrap_or("");
+            let token = content.trim();
+            if token.is_empty() {
+                continue;
+            }
+            let line_no = u32::try_from(i + 1).unwrap_or(u32::MAX);
+            let col = u32::try_from(content.len() - content.trim_start().len() + 1).unwrap_or(1);
+            match parse_cidr(token) {
+                Ok(net) => out.push((
+                    net,
+                    Source::File {
+                        path: path.clone(),
+                        line: line_no,
+                        column: col,
+                    },
+                )),
+                Err((message, help)) => fc.push(
+                    Severity::Error,
+                    line_no,
+                    col,
+                    format!("network '{network}': {message}"),
+                    help,
+                ),
+            }
+        }
+        self.extra.append(&mut fc.diagnostics);
+    }
+
+    /// Warns about CIDRs of one network that overlap each other.
+    fn overlaps(&mut self, network: &str, located: &mut [(IpNet, Source)]) {
+        located.sort_by_key(|(n, _)| key(n));
+        let mut shown = 0usize;
+        let mut more = 0usize;
+        let mut widest: Option<usize> = None;
+        for i in 0..located.len() {
+            let (lo, hi) = key(&located[i].0);
+            if let Some(w) = widest {
+                let (wlo, whi) = key(&located[w].0);
+                if wlo.0 == lo.0 && whi >= lo {
+                    if shown < MAX_OVERLAP_WARNINGS {
+                        let (a, b) = (&located[i], &located[w]);
+                        let message = format!(
+                            "network '{network}': {} overlaps {} ({})",
+                            a.0,
+                            b.0,
+                            b.1.place()
+                        );
+                        let help = Some(
+                            "remove the narrower entry; overlapping entries are merged anyway"
+                                .into(),
+                        );
+                        self.warn_at(&a.1, message, help);
+                        shown += 1;
+                    } else {
+                        more += 1;
+                    }
+                    if hi > whi {
+                        widest = Some(i);
+                    }
+                    continue;
+                }
+            }
+            widest = Some(i);
+        }
+        if more > 0 {
+            if let Some((_, src)) = located.first() {
+                let src = src.clone();
+                self.warn_at(
+                    &src,
+                    format!("network '{network}': {more} more overlapping entries"),
+                    None,
+                );
+            }
+        }
+    }
+
+    fn warn_at(&mut self, src: &Source, message: String, help: Option<String>) {
+        match src {
+            Source::Policy { loc, .. } => self.warn(loc, message, help),
+            Source::File { path, line, column } => {
+                let text = std::fs::read_to_string(path).unwrap_or_default();
+                let mut fc = Collector::new(path, &text);
+                fc.push(Severity::Warning, *line, *column, message, help);
+                self.extra.append(&mut fc.diagnostics);
+            }
+        }
+    }
+
+    /// Resolves network `i` (its include/except closure) by depth-first search.
+    fn resolve(
+        &mut self,
+        drafts: &mut [NetDraft],
+        index: &HashMap<String, usize>,
+        i: usize,
+        stack: &mut Vec<usize>,
+    ) -> Option<RangeSet> {
+        match &drafts[i].state {
+            Resolve::Done(r) => return r.clone(),
+            Resolve::InProgress => return None,
+            Resolve::Pending => {}
+        }
+        drafts[i].state = Resolve::InProgress;
+        stack.push(i);
+        let mut ok = true;
+        let mut ranges = RangeSet::from_nets(&drafts[i].direct);
+        let mut cut = RangeSet::default();
+        let refs: Vec<(bool, S<String>)> = drafts[i]
+            .include
+            .iter()
+            .map(|r| (true, r.clone()))
+            .chain(drafts[i].except.iter().map(|r| (false, r.clone())))
+            .collect();
+        for (is_include, r) in refs {
+            let Some(&j) = index.get(&r.value) else {
+                let names = drafts
+                    .iter()
+                    .map(|d| d.name.as_str())
+                    .filter(|n| *n != drafts[i].name);
+                let help = did_you_mean(&r.value, names.collect::<Vec<_>>());
+                let name = drafts[i].name.clone();
+                self.error(
+                    &r.referenced,
+                    format!("network '{name}': unknown network '{}'", r.value),
+                    help,
+                );
+                ok = false;
+                continue;
+            };
+            drafts[j].used = true;
+            if let Some(pos) = stack.iter().position(|&s| s == j) {
+                let mut cycle: Vec<&str> = stack[pos..]
+                    .iter()
+                    .map(|&s| drafts[s].name.as_str())
+                    .collect();
+                cycle.push(&drafts[j].name);
+                let message = format!(
+                    "network '{}': include cycle {}",
+                    drafts[i].name,
+                    cycle.join(" -> ")
+                );
+                self.error(
+                    &r.referenced,
+                    message,
+                    Some("a network cannot include itself".into()),
+                );
+                ok = false;
+                continue;
+            }
+            match self.resolve(drafts, index, j, stack) {
+                Some(other) if is_include => ranges = ranges.union(&other),
+                Some(other) => cut = cut.union(&other),
+                None => ok = false,
+            }
+        }
+        stack.pop();
+        let result = ok.then(|| ranges.difference(&cut));
+        if let Some(r) = &result {
+            if r.is_empty() && !drafts[i].declared_empty {
+                let (name, loc) = (drafts[i].name.clone(), drafts[i].loc);
+                self.error(
+                    &loc,
+                    format!("network '{name}' contains no addresses"),
+                    Some("its file is empty or its except removes every address".into()),
+                );
+            }
+        }
+        drafts[i].state = Resolve::Done(result.clone());
+        result
+    }
+
+    fn network_ref(
+        &mut self,
+        name: &S<String>,
+        context: &str,
+        drafts: &mut [NetDraft],
+        index: &HashMap<String, usize>,
+    ) -> Option<NetRef> {
+        match index.get(&name.value) {
+            Some(&id) => {
+                drafts[id].used = true;
+                Some(NetRef {
+                    id,
+                    name: name.value.as_str().into(),
+                })
+            }
+            None => {
+                let help = did_you_mean(&name.value, drafts.iter().map(|d| d.name.as_str()))
+                    .or_else(|| Some("networks are defined under 'networks:'".into()));
+                self.error(
+                    &name.referenced,
+                    format!("{context}: unknown network '{}'", name.value),
+                    help,
+                );
+                None
+            }
+        }
+    }
+
+    fn client_ip(
+        &mut self,
+        raw: &RawPolicy,
+        drafts: &mut [NetDraft],
+        index: &HashMap<String, usize>,
+    ) -> Option<ClientIpConfig> {
+        let Some(cfg) = &raw.client_ip else {
+            return Some(ClientIpConfig::default());
+        };
+        let mut ok = true;
+        let mut nets = Vec::new();
+        let mut trusted = RangeSet::default();
+        for entry in &cfg.value.trusted_proxies {
+            if looks_like_address(&entry.value) {
+                let mut located = Vec::new();
+                self.cidr(entry, &mut located);
+                ok &= !located.is_empty();
+                nets.extend(located.into_iter().map(|(n, _)| n));
+            } else {
+                match self.network_ref(entry, "client_ip.trusted_proxies", drafts, index) {
+                    Some(r) => match &drafts[r.id].state {
+                        Resolve::Done(Some(set)) => trusted = trusted.union(set),
+                        _ => ok = false,
+                    },
+                    None => ok = false,
+                }
+            }
+        }
+        let header = match &cfg.value.header {
+            None => ForwardHeader::default(),
+            Some(h) => match ForwardHeader::parse(&h.value) {
+                Some(h) => h,
+                None => {
+                    let help =
+                        did_you_mean(&h.value, ["x-forwarded-for", "forwarded", "x-real-ip"])
+                            .or_else(|| Some("use x-forwarded-for, forwarded or x-real-ip".into()));
+                    self.error(
+                        &h.referenced,
+                        format!("unknown client_ip.header '{}'", h.value),
+                        help,
+                    );
+                    ok = false;
+                    ForwardHeader::default()
+                }
+            },
+        };
+        if cfg.value.trusted_proxies.is_empty() && cfg.value.header.is_some() {
+            self.warn(
+                &cfg.referenced,
+                "client_ip.header has no effect without trusted_proxies".into(),
+                Some("forwarding headers are believed only from trusted proxies".into()),
+            );
+        }
+        ok.then(|| ClientIpConfig {
+            trusted_proxies: trusted.union(&RangeSet::from_nets(&nets)),
+            header,
+        })
+    }
+
+    fn rules(
+        &mut self,
+        raw: &[S<RawRule>],
+        drafts: &mut [NetDraft],
+        index: &HashMap<String, usize>,
+    ) -> Vec<Option<Rule>> {
+        let mut seen: HashMap<&str, u32> = HashMap::new();
+        let mut out = Vec::with_capacity(raw.len());
+        for r in raw {
+            let rule = &r.value;
+            self.check_name(&rule.name, "rule");
+            let name = rule.name.value.as_str();
+            if let Some(line) = seen.insert(name, at(&rule.name.referenced).0) {
+                self.error(
+                    &rule.name.referenced,
+                    format!("duplicate rule name '{name}' (first at line {line})"),
+                    Some("rule names must be unique: logs and metrics use them".into()),
+                );
+            }
+            out.push(self.rule(r, drafts, index));
+        }
+        out
+    }
+
+    fn rule(
+        &mut self,
+        r: &S<RawRule>,
+        drafts: &mut [NetDraft],
+        index: &HashMap<String, usize>,
+    ) -> Option<Rule> {
+        let rule = &r.value;
+        let name = &rule.name.value;
+        let ctx = format!("rule '{name}'");
+        let mut ok = true;
+
+        let paths = rule.paths.as_ref().map(|paths| {
+            if paths.value.is_empty() {
+                self.error(
+                    &paths.referenced,
+                    format!("{ctx}: 'paths' is empty"),
+                    Some("remove 'paths' to match every path".into()),
+                );
+                ok = false;
+            }
+            let mut out = Vec::new();
+            for p in &paths.value {
+                match PathPattern::parse(&p.value) {
+                    Ok(pat) => out.push(pat),
+                    Err(e) => {
+                        self.error(&p.referenced, format!("{ctx}: {}", e.message), e.help);
+                        ok = false;
+                    }
+                }
+            }
+            out
+        });
+        let methods = rule.methods.as_ref().map(|methods| {
+            if methods.value.is_empty() {
+                self.error(
+                    &methods.referenced,
+                    format!("{ctx}: 'methods' is empty"),
+                    Some("remove 'methods' to match every method".into()),
+                );
+                ok = false;
+            }
+            let mut out: Vec<Box<str>> = Vec::new();
+            for m in &methods.value {
+                if let Err((message, help)) = check_method(&m.value) {
+                    self.error(&m.referenced, format!("{ctx}: {message}"), help);
+                    ok = false;
+                }
+                out.push(m.value.as_str().into());
+            }
+            out
+        });
+        let hosts = rule.hosts.as_ref().map(|hosts| {
+            if hosts.value.is_empty() {
+                self.error(
+                    &hosts.referenced,
+                    format!("{ctx}: 'hosts' is empty"),
+                    Some("remove 'hosts' to match every host".into()),
+                );
+                ok = false;
+            }
+            let mut out = Vec::new();
+            for h in &hosts.value {
+                match parse_host(&h.value) {
+                    Ok(p) => out.push(p),
+                    Err((message, help)) => {
+                        self.error(&h.referenced, format!("{ctx}: {message}"), help);
+                        ok = false;
+                    }
+                }
+            }
+            out
+        });
+
+        let shapes = [
+            rule.action.is_some(),
+            rule.allow_from.is_some(),
+            rule.deny_from.is_some(),
+        ];
+        let kind = match shapes.iter().filter(|&&s| s).count() {
+            0 => {
+                self.error(
+                    &r.referenced,
+                    format!("{ctx} does not say what to do"),
+                    Some("add 'action: allow', 'action: deny', 'allow_from: [networks]' or 'deny_from: [networks]'".into()),
+                );
+                None
+            }
+            1 => {
+                if let Some(a) = &rule.action {
+                    Some(RuleKind::Action(match a.value {
+                        RawAction::Allow => Action::Allow,
+                        RawAction::Deny => Action::Deny,
+                    }))
+                } else {
+                    let (list, allow) = match (&rule.allow_from, &rule.deny_from) {
+                        (Some(l), _) => (l, true),
+                        (None, Some(l)) => (l, false),
+                        (None, None) => unreachable!("one shape is present"),
+                    };
+                    if list.value.is_empty() {
+                        let key = if allow { "allow_from" } else { "deny_from" };
+                        self.error(
+                            &list.referenced,
+                            format!("{ctx}: '{key}' is empty"),
+                            Some("name at least one network".into()),
+                        );
+                        ok = false;
+                    }
+                    let refs: Vec<Option<NetRef>> = list
+                        .value
+                        .iter()
+                        .map(|n| self.network_ref(n, &ctx, drafts, index))
+                        .collect();
+                    let refs: Option<Vec<NetRef>> = refs.into_iter().collect();
+                    refs.map(|refs| {
+                        if allow {
+                            RuleKind::AllowFrom(refs)
+                        } else {
+                            RuleKind::DenyFrom(refs)
+                        }
+                    })
+                }
+            }
+            _ => {
+                self.error(
+                    &r.referenced,
+                    format!("{ctx} has more than one of 'action', 'allow_from' and 'deny_from'"),
+                    Some("split it into two rules, or use 'except' in a network to carve out addresses".into()),
+                );
+                None
+            }
+        };
+        if rule.login {
+            if let Some(RuleKind::Action(Action::Allow)) = kind {
+                self.warn(
+                    &rule.name.referenced,
+                    format!("{ctx} is a login route allowed from anywhere"),
+                    Some(
+                        "use 'allow_from: [networks]' so that sign-in is only possible from them"
+                            .into(),
+                    ),
+                );
+            }
+        }
+        let kind = kind?;
+        if !ok {
+            return None;
+        }
+        Some(Rule {
+            name: name.clone(),
+            paths,
+            methods,
+            hosts,
+            login: rule.login,
+            kind,
+            line: at(&r.referenced).0,
+        })
+    }
+
+    /// Errors on a rule that an earlier terminal rule always decides first.
+    fn unreachable(&mut self, raw: &[S<RawRule>], rules: &[Option<Rule>], ci: bool) {
+        for (j, later) in rules.iter().enumerate() {
+            let Some(later) = later else { continue };
+            let shadow = rules[..j]
+                .iter()
+                .flatten()
+                .find(|earlier| earlier.kind.is_terminal() && covers(earlier, later, ci));
+            if let Some(earlier) = shadow {
+                self.error(
+                    &raw[j].value.name.referenced,
+                    format!(
+                        "rule '{}' can never match: rule '{}' (line {}) comes first and decides every request it could match",
+                        later.name, earlier.name, earlier.line
+                    ),
+                    Some(format!("move '{}' above '{}', or narrow '{}'", later.name, earlier.name, earlier.name)),
+                );
+            }
+        }
+    }
+
+    fn tests(&mut self, raw: &[S<RawTest>]) -> Vec<PolicyTest> {
+        let mut out = Vec::with_capacity(raw.len());
+        for (i, t) in raw.iter().enumerate() {
+            let test = &t.value;
+            let ctx = format!("test {}", i + 1);
+            let addr = |cx: &mut Self, v: &S<String>| {
+                let ip = parse_ip(v.value.as_bytes());
+                if ip.is_none() {
+                    cx.error(
+                        &v.referenced,
+                        format!("{ctx}: '{}' is not an IP address", v.value),
+                        Some(
+                            "write an IPv4 or IPv6 address in canonical form, such as 203.0.113.7"
+                                .into(),
+                        ),
+                    );
+                }
+                ip
+            };
+            let client = match (&test.ip, &test.peer) {
+                (Some(ip), None) => addr(self, ip).map(TestClient::Ip),
+                (None, Some(peer)) => addr(self, peer).map(TestClient::Peer),
+                (Some(_), Some(_)) | (None, None) => {
+                    self.error(
+                        &t.referenced,
+                        format!("{ctx} needs exactly one of 'ip' and 'peer'"),
+                        Some("'ip' is the client itself; 'peer' (with 'headers') is a proxy in front".into()),
+                    );
+                    None
+                }
+            };
+            if test.headers.is_some() && test.ip.is_some() {
+                self.warn(
+                    &t.referenced,
+                    format!("{ctx}: 'headers' are ignored with 'ip'"),
+                    Some("use 'peer' to test how the client address is found from headers".into()),
+                );
+            }
+            let Some(client) = client else { continue };
+            let headers = test
+                .headers
+                .iter()
+                .flat_map(|h| h.0.iter())
+                .flat_map(|(name, v)| match v {
+                    super::raw::OneOrMany::One(s) => vec![(name.clone(), s.clone())],
+                    super::raw::OneOrMany::Many(l) => {
+                        l.iter().map(|s| (name.clone(), s.clone())).collect()
+                    }
+                })
+                .collect();
+            let (line, column) = at(&t.referenced);
+            out.push(PolicyTest {
+                line,
+                column,
+                number: i + 1,
+                description: test.description.clone(),
+                client,
+                headers,
+                method: test.method.clone().unwrap_or_else(|| "GET".into()),
+                path: test.path.clone().unwrap_or_else(|| "/".into()),
+                host: test.host.clone(),
+                expect: match test.expect.value {
+                    RawAction::Allow => Action::Allow,
+                    RawAction::Deny => Action::Deny,
+                },
+                rule: test.rule.as_ref().map(|r| r.value.clone()),
+            });
+        }
+        out
+    }
+}
+
+/// Where a CIDR was written.
+#[derive(Clone)]
+enum Source {
+    Policy {
+        line: u32,
+        loc: Location,
+    },
+    File {
+        path: PathBuf,
+        line: u32,
+        column: u32,
+    },
+}
+
+impl Source {
+    fn place(&self) -> String {
+        match self {
+            Source::Policy { line, .. } => format!("line {line}"),
+            Source::File { path, line, .. } => format!("{}:{line}", path.display()),
+        }
+    }
+}
+
+/// Sort key: (family, first address) and (family, last address).
+fn key(n: &IpNet) -> ((u8, u128), (u8, u128)) {
+    match n {
+        IpNet::V4(n) => (
+            (4, u32::from(n.network()).into()),
+            (4, u32::from(n.broadcast()).into()),
+        ),
+        IpNet::V6(n) => ((6, u128::from(n.network())), (6, u128::from(n.broadcast()))),
+    }
+}
+
+fn looks_like_address(s: &str) -> bool {
+    s.contains(':') || s.bytes().next().is_some_and(|b| b.is_ascii_digit())
+}
+
+type Problem = (String, Option<String>);
+
+/// A CIDR or a single address, strictly: no host bits, no IPv4-mapped IPv6.
+pub fn parse_cidr(text: &str) -> Result<IpNet, Problem> {
+    let text = text.trim();
+    let net = if text.contains('/') {
+        let net: IpNet = text.parse().map_err(|_| {
+            (
+                format!("'{text}' is not a valid CIDR"),
+                Some(
+                    "write an address and a prefix length, such as 203.0.113.0/24 or 2001:db8::/32"
+                        .into(),
+                ),
+            )
+        })?;
+        let (addr, _) = text.split_once('/').unwrap_or((text, ""));
+        if parse_ip_literal(addr).is_none() {
+            return Err((
+                format!("'{text}' is not in canonical form"),
+                Some(
+                    "write the address in canonical form, without leading zeros or zone ids".into(),
+                ),
+            ));
+        }
+        if net.trunc() != net {
+            return Err((
+                format!("'{text}' has host bits set"),
+                Some(format!(
+                    "did you mean '{}'? (or '{}/{}' for one address)",
+                    net.trunc(),
+                    net.addr(),
+                    net.max_prefix_len()
+                )),
+            ));
+        }
+        net
+    } else {
+        let ip = parse_ip_literal(text).ok_or_else(|| {
+            (
+                format!("'{text}' is not an IP address or CIDR"),
+                Some(
+                    "write an address (203.0.113.7) or a CIDR (203.0.113.0/24) in canonical form"
+                        .into(),
+                ),
+            )
+        })?;
+        IpNet::from(ip)
+    };
+    if let IpNet::V6(v6) = net {
+        let a = u128::from(v6.network());
+        if v6.prefix_len() >= 96 && a >> 32 == 0xffff {
+            // RFC 4291 §2.5.5.2: ::ffff:0:0/96 is IPv4 written as IPv6.
+            // PANIC SAFETY: the low 32 bits and a length in 0..=32 are always a valid IPv4 prefix.
+            let v4 = Ipv4Net::new(std::net::Ipv4Addr::from(a as u32), v6.prefix_len() - 96)
+                .expect("prefix length 0..=32");
+            return Err((
+                format!("'{text}' is an IPv4-mapped IPv6 range"),
+                Some(format!(
+                    "IPv4-mapped clients are matched as IPv4; write '{v4}' (mapped ranges are refused so that ::ffff:0:0/96 cannot mean every IPv4 client)"
+                )),
+            ));
+        }
+    }
+    Ok(net)
+}
+
+/// An address as the policy writes it (no canonicalization: the mapped-form
+/// check needs to see the IPv6 form).
+fn parse_ip_literal(s: &str) -> Option<IpAddr> {
+    if s.contains('%') {
+        return None;
+    }
+    s.parse().ok()
+}
+
+fn check_method(m: &str) -> Result<(), Problem> {
+    // RFC 9110 §5.6.2 token characters.
+    let token = !m.is_empty()
+        && m.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+    if !token {
+        return Err((format!("'{m}' is not an HTTP method"), None));
+    }
+    let upper = m.to_ascii_uppercase();
+    if upper != m && KNOWN_METHODS.contains(&upper.as_str()) {
+        return Err((
+            format!("method '{m}' is not upper case"),
+            Some(format!(
+                "methods are case-sensitive (RFC 9110 §9.1); write '{upper}'"
+            )),
+        ));
+    }
+    Ok(())
+}
+
+fn parse_host(h: &str) -> Result<HostPattern, Problem> {
+    let (wild, name) = match h.strip_prefix("*.") {
+        Some(rest) => (true, rest),
+        None => (false, h),
+    };
+    let valid_name = !name.is_empty()
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        });
+    let bracketed_v6 = !wild
+        && name
+            .strip_prefix('[')
+            .and_then(|n| n.strip_suffix(']'))
+            .is_some_and(|n| n.parse::<std::net::Ipv6Addr>().is_ok());
+    if !(valid_name || bracketed_v6) {
+        let help = if h.contains(':') && !h.starts_with('[') {
+            "hosts are matched without the port; write the name only".to_string()
+        } else {
+            "write a host name (console.example.com) or a wildcard (*.example.com)".to_string()
+        };
+        return Err((format!("'{h}' is not a valid host"), Some(help)));
+    }
+    let lower = name.to_ascii_lowercase();
+    Ok(if wild {
+        HostPattern::Suffix(format!(".{lower}").into())
+    } else {
+        HostPattern::Exact(lower.into())
+    })
+}
+
+/// Whether every request `later` could match, `earlier` matches too.
+fn covers(earlier: &Rule, later: &Rule, ci: bool) -> bool {
+    let methods = match (&earlier.methods, &later.methods) {
+        (None, _) => true,
+        (Some(_), None) => false,
+        (Some(e), Some(l)) => l.iter().all(|m| e.contains(m)),
+    };
+    let hosts = match (&earlier.hosts, &later.hosts) {
+        (None, _) => true,
+        (Some(_), None) => false,
+        (Some(e), Some(l)) => l.iter().all(|lh| e.iter().any(|eh| host_covers(eh, lh))),
+    };
+    let paths = match (&earlier.paths, &later.paths) {
+        (None, _) => true,
+        (Some(_), None) => false,
+        (Some(e), Some(l)) => l.iter().all(|lp| e.iter().any(|ep| ep.covers(lp, ci))),
+    };
+    methods && hosts && paths
+}
+
+fn host_covers(earlier: &HostPattern, later: &HostPattern) -> bool {
+    match (earlier, later) {
+        (HostPattern::Exact(a), HostPattern::Exact(b)) => a == b,
+        (HostPattern::Suffix(s), HostPattern::Exact(b)) => b.len() > s.len() && b.ends_with(&**s),
+        (HostPattern::Suffix(s), HostPattern::Suffix(t)) => t.ends_with(&**s),
+        (HostPattern::Exact(_), HostPattern::Suffix(_)) => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cidr_table() {
+        let ok = [
+            "203.0.113.0/24",
+            "203.0.113.7",
+            "2001:db8:10::/48",
+            "::1",
+            "0.0.0.0/0",
+            "::/0",
+        ];
+        for c in ok {
+            assert!(parse_cidr(c).is_ok(), "{c}");
+        }
+        let (msg, help) = parse_cidr("10.0.0.1/8").unwrap_err();
+        assert_eq!(msg, "'10.0.0.1/8' has host bits set");
+        assert_eq!(
+            help.unwrap(),
+            "did you mean '10.0.0.0/8'? (or '10.0.0.1/32' for one address)"
+        );
+        let (_, help) = parse_cidr("::ffff:203.0.113.0/120").unwrap_err();
+        assert!(help.unwrap().contains("write '203.0.113.0/24'"));
+        let (msg, _) = parse_cidr("::ffff:0:0/96").unwrap_err();
+        assert!(msg.contains("IPv4-mapped"));
+        for bad in [
+            "10.0.0.0/33",
+            "010.0.0.0/8",
+            "10.1/16",
+            "fe80::1%eth0/64",
+            "office",
+            "10.0.0.0/",
+            "",
+        ] {
+            assert!(parse_cidr(bad).is_err(), "{bad}");
+        }
+        // The IPv4-compatible form is plain IPv6, accepted as written.
+        assert!(parse_cidr("::203.0.113.0/120").is_ok());
+    }
+
+    #[test]
+    fn method_case_is_checked() {
+        assert!(check_method("POST").is_ok());
+        assert!(check_method("PROPFIND").is_ok());
+        assert!(
+            check_method("post")
+                .unwrap_err()
+                .1
+                .unwrap()
+                .contains("'POST'")
+        );
+        assert!(check_method("GE T").is_err());
+    }
+
+    #[test]
+    fn host_patterns() {
+        assert_eq!(
+            parse_host("Console.Example.com").unwrap(),
+            HostPattern::Exact("console.example.com".into())
+        );
+        assert_eq!(
+            parse_host("*.example.com").unwrap(),
+            HostPattern::Suffix(".example.com".into())
+        );
+        assert!(
+            parse_host("example.com:8443")
+                .unwrap_err()
+                .1
+                .unwrap()
+                .contains("without the port")
+        );
+        assert!(parse_host("*").is_err());
+        assert!(parse_host("a..b").is_err());
+        assert!(parse_host("[2001:db8::1]").is_ok());
+    }
+}

@@ -1,0 +1,203 @@
+//! The policy: YAML -> validated, compiled [`Policy`].
+//!
+//! Loading has three steps: parse the YAML into located raw types
+//! ([`raw`]), compile them into a `Policy` in which rules refer to networks by
+//! index, networks are merged address ranges and paths are matchers
+//! ([`compile`]), then run the policy's own `tests:` against the compiled
+//! policy ([`selftest`]). Every problem is reported at once, located
+//! ([`diagnostics`]). A `Policy` that exists is valid: the request path never
+//! re-checks it.
+
+pub mod compile;
+pub mod diagnostics;
+pub mod raw;
+pub mod selftest;
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use crate::engine::Action;
+use crate::engine::client::ClientIpConfig;
+use crate::engine::path::PathPattern;
+use crate::engine::prefix::RangeSet;
+pub use diagnostics::{Diagnostic, Severity};
+
+/// Largest policy file read; a generated policy of 120,000 prefixes is ~3 MB.
+pub const MAX_POLICY_BYTES: u64 = 64 * 1024 * 1024;
+
+/// A compiled, valid policy.
+#[derive(Debug)]
+pub struct Policy {
+    pub(crate) source: PathBuf,
+    pub(crate) networks: Vec<Network>,
+    pub(crate) client_ip: ClientIpConfig,
+    pub(crate) rules: Vec<Rule>,
+    pub(crate) default: Action,
+    pub(crate) case_insensitive_paths: bool,
+}
+
+/// A named set of addresses.
+#[derive(Debug)]
+pub struct Network {
+    pub name: String,
+    pub ranges: RangeSet,
+    /// CIDRs written directly in this network (its `cidrs` and `file`).
+    pub direct_prefixes: usize,
+}
+
+/// A reference from a rule to a network.
+#[derive(Clone, Debug)]
+pub struct NetRef {
+    pub(crate) id: usize,
+    pub name: Box<str>,
+}
+
+/// How a matching rule decides.
+#[derive(Clone, Debug)]
+pub enum RuleKind {
+    /// `action: allow|deny`: every client.
+    Action(Action),
+    /// `allow_from`: allow clients in these networks, deny everyone else.
+    AllowFrom(Vec<NetRef>),
+    /// `deny_from`: deny clients in these networks; others fall through.
+    DenyFrom(Vec<NetRef>),
+}
+
+impl RuleKind {
+    pub fn networks(&self) -> &[NetRef] {
+        match self {
+            RuleKind::Action(_) => &[],
+            RuleKind::AllowFrom(n) | RuleKind::DenyFrom(n) => n,
+        }
+    }
+
+    /// Whether every request the rule matches is decided by it.
+    pub fn is_terminal(&self) -> bool {
+        !matches!(self, RuleKind::DenyFrom(_))
+    }
+}
+
+/// `console.example.com` or `*.example.com` (any name below example.com).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HostPattern {
+    Exact(Box<str>),
+    /// Stored with its leading dot: `.example.com`.
+    Suffix(Box<str>),
+}
+
+/// A compiled rule; `None` for `paths`, `methods` or `hosts` means any.
+#[derive(Debug)]
+pub struct Rule {
+    pub name: String,
+    pub paths: Option<Vec<PathPattern>>,
+    pub methods: Option<Vec<Box<str>>>,
+    pub hosts: Option<Vec<HostPattern>>,
+    pub login: bool,
+    pub kind: RuleKind,
+    /// Line of the rule in the policy file, for `explain`.
+    pub line: u32,
+}
+
+impl Policy {
+    pub fn source(&self) -> &Path {
+        &self.source
+    }
+
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
+    }
+
+    pub fn networks(&self) -> &[Network] {
+        &self.networks
+    }
+
+    pub fn default_action(&self) -> Action {
+        self.default
+    }
+
+    pub fn client_ip(&self) -> &ClientIpConfig {
+        &self.client_ip
+    }
+
+    /// The first of `sets` that contains `ip`.
+    pub(crate) fn first_containing<'a>(
+        &'a self,
+        sets: &'a [NetRef],
+        ip: IpAddr,
+    ) -> Option<&'a str> {
+        sets.iter()
+            .find(|n| self.networks[n.id].ranges.contains(ip))
+            .map(|n| &*n.name)
+    }
+
+    /// Every network containing `ip`, for `explain`.
+    pub fn networks_containing(&self, ip: IpAddr) -> impl Iterator<Item = &str> {
+        self.networks
+            .iter()
+            .filter(move |n| n.ranges.contains(ip))
+            .map(|n| n.name.as_str())
+    }
+}
+
+/// A policy that loaded, with what `check` reports about it.
+#[derive(Debug)]
+pub struct Loaded {
+    pub policy: Policy,
+    pub warnings: Vec<Diagnostic>,
+    pub tests_passed: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("cannot read policy {}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("policy {} is too large ({size} bytes; the limit is {MAX_POLICY_BYTES})", path.display())]
+    TooLarge { path: PathBuf, size: u64 },
+    /// Every problem found, errors and warnings, in file order.
+    #[error("policy {} is invalid: {} error(s)", path.display(), diagnostics.iter().filter(|d| d.is_error()).count())]
+    Invalid {
+        path: PathBuf,
+        diagnostics: Vec<Diagnostic>,
+    },
+}
+
+/// Reads, compiles and self-tests the policy at `path`.
+pub fn load(path: &Path) -> Result<Loaded, LoadError> {
+    let io = |source| LoadError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let size = std::fs::metadata(path).map_err(io)?.len();
+    if size > MAX_POLICY_BYTES {
+        return Err(LoadError::TooLarge {
+            path: path.to_path_buf(),
+            size,
+        });
+    }
+    let text = std::fs::read_to_string(path).map_err(io)?;
+    load_str(&text, path)
+}
+
+/// Compiles policy text; `path` names it in diagnostics and anchors relative
+/// `file:` references.
+pub fn load_str(text: &str, path: &Path) -> Result<Loaded, LoadError> {
+    let invalid = |diagnostics| LoadError::Invalid {
+        path: path.to_path_buf(),
+        diagnostics,
+    };
+    let (policy, mut diagnostics, tests) = compile::compile(text, path).map_err(invalid)?;
+    let failures = selftest::run(&policy, &tests, path, text);
+    if !failures.is_empty() {
+        diagnostics.extend(failures);
+        return Err(invalid(diagnostics));
+    }
+    Ok(Loaded {
+        policy,
+        warnings: diagnostics,
+        tests_passed: tests.len(),
+    })
+}

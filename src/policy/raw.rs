@@ -1,0 +1,156 @@
+//! The policy file as written: serde types that keep each value's location,
+//! so that `compile` can say `policy.yaml:14:9` about any of them. Nothing
+//! here is checked beyond its YAML shape; `compile` checks the meaning.
+
+use std::fmt;
+use std::marker::PhantomData;
+
+use serde::Deserialize;
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_saphyr::Spanned;
+
+pub type S<T> = Spanned<T>;
+
+/// A YAML mapping kept in file order (duplicate keys are already refused by
+/// the parser).
+#[derive(Debug)]
+pub struct Entries<K, V>(pub Vec<(K, V)>);
+
+impl<K, V> Default for Entries<K, V> {
+    fn default() -> Self {
+        Self(Vec::new())
+    }
+}
+
+impl<'de, K: Deserialize<'de>, V: Deserialize<'de>> Deserialize<'de> for Entries<K, V> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Vis<K, V>(PhantomData<(K, V)>);
+        impl<'de, K: Deserialize<'de>, V: Deserialize<'de>> Visitor<'de> for Vis<K, V> {
+            type Value = Entries<K, V>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a mapping")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut entries = Vec::new();
+                while let Some(entry) = map.next_entry()? {
+                    entries.push(entry);
+                }
+                Ok(Entries(entries))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(Entries(Vec::new()))
+            }
+        }
+        d.deserialize_map(Vis(PhantomData))
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPolicy {
+    pub version: S<u32>,
+    #[serde(default)]
+    pub networks: Entries<S<String>, S<RawNetwork>>,
+    #[serde(default)]
+    pub client_ip: Option<S<RawClientIp>>,
+    #[serde(default)]
+    pub case_insensitive_paths: bool,
+    #[serde(default)]
+    pub rules: Vec<S<RawRule>>,
+    #[serde(default)]
+    pub default: Option<S<RawAction>>,
+    #[serde(default)]
+    pub tests: Vec<S<RawTest>>,
+}
+
+/// A network: a list of CIDRs, or a mapping with `cidrs`, `file`, `include`
+/// and `except`.
+#[derive(Debug)]
+pub enum RawNetwork {
+    List(Vec<S<String>>),
+    Map(RawNetworkMap),
+}
+
+impl<'de> Deserialize<'de> for RawNetwork {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Vis;
+        impl<'de> Visitor<'de> for Vis {
+            type Value = RawNetwork;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a list of CIDRs, or a mapping with cidrs, file, include and except")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+                Vec::deserialize(de::value::SeqAccessDeserializer::new(seq)).map(RawNetwork::List)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+                RawNetworkMap::deserialize(de::value::MapAccessDeserializer::new(map))
+                    .map(RawNetwork::Map)
+            }
+        }
+        d.deserialize_any(Vis)
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawNetworkMap {
+    #[serde(default)]
+    pub cidrs: Vec<S<String>>,
+    pub file: Option<S<String>>,
+    #[serde(default)]
+    pub include: Vec<S<String>>,
+    #[serde(default)]
+    pub except: Vec<S<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawClientIp {
+    #[serde(default)]
+    pub trusted_proxies: Vec<S<String>>,
+    pub header: Option<S<String>>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RawAction {
+    Allow,
+    Deny,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRule {
+    pub name: S<String>,
+    pub description: Option<String>,
+    pub paths: Option<S<Vec<S<String>>>>,
+    pub methods: Option<S<Vec<S<String>>>>,
+    pub hosts: Option<S<Vec<S<String>>>>,
+    #[serde(default)]
+    pub login: bool,
+    pub action: Option<S<RawAction>>,
+    pub allow_from: Option<S<Vec<S<String>>>>,
+    pub deny_from: Option<S<Vec<S<String>>>>,
+}
+
+/// A header value in a policy test: one line, or several lines of the same header.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTest {
+    pub description: Option<String>,
+    pub ip: Option<S<String>>,
+    pub peer: Option<S<String>>,
+    pub headers: Option<Entries<String, OneOrMany>>,
+    pub method: Option<String>,
+    pub path: Option<String>,
+    pub host: Option<String>,
+    pub expect: S<RawAction>,
+    pub rule: Option<S<String>>,
+}
