@@ -366,6 +366,109 @@ impl HostPattern {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::policy::load_str;
+    use std::path::Path;
+
+    const POLICY: &str = "version: 1
+networks:
+  office: [203.0.113.0/24]
+  lb: [10.0.0.0/8]
+client_ip: { trusted_proxies: [lb] }
+rules:
+  - { name: login, paths: [/login], methods: [POST], login: true, allow_from: [office] }
+  - { name: console, allow_from: [office] }
+";
+
+    fn policy() -> Policy {
+        load_str(POLICY, Path::new("t.yaml")).expect("valid").policy
+    }
+
+    #[test]
+    fn decision_carries_rule_network_login_and_derivation() {
+        let p = policy();
+        let headers = vec![("x-forwarded-for", "203.0.113.9")];
+        let facts = RequestFacts {
+            client: ClientSource::Peer {
+                peer: "10.1.2.3".parse().unwrap(),
+                headers: &headers,
+            },
+            method: "POST",
+            host: None,
+            path: "/login?next=/",
+        };
+        let d = decide(&p, &facts);
+        assert_eq!(d.action, Action::Allow);
+        assert_eq!(d.rule_name(), "login");
+        assert_eq!(d.network, Some("office"));
+        assert!(d.login && !d.is_blocked_login());
+        assert_eq!(d.client.ip, Some("203.0.113.9".parse().unwrap()));
+        assert_eq!(d.client.peer, Some("10.1.2.3".parse().unwrap()));
+        assert_eq!(d.client.derivation.kind(), "header");
+        assert_eq!(d.path.as_deref(), Some("/login"));
+        assert_eq!(d.reason, Reason::InAllowedNetwork);
+    }
+
+    #[test]
+    fn unknown_client_is_denied_with_a_reason_saying_so() {
+        let p = policy();
+        let headers = vec![("x-forwarded-for", "0x7f.0.0.1")];
+        let facts = RequestFacts {
+            client: ClientSource::Peer {
+                peer: "10.1.2.3".parse().unwrap(),
+                headers: &headers,
+            },
+            method: "POST",
+            host: None,
+            path: "/login",
+        };
+        let d = decide(&p, &facts);
+        assert_eq!(d.action, Action::Deny);
+        assert!(d.is_blocked_login());
+        assert_eq!(d.client.ip, None);
+        assert_eq!(d.reason, Reason::ClientUnknown);
+        assert_eq!(
+            d.explanation().to_string(),
+            "client address is unknown (x-forwarded-for hop is not an address in canonical form), and rule 'login' requires a network"
+        );
+    }
+
+    #[test]
+    fn rejected_path_is_denied_before_any_rule() {
+        let p = policy();
+        let facts = RequestFacts {
+            client: ClientSource::Given("203.0.113.9".parse().unwrap()),
+            method: "GET",
+            host: None,
+            path: "/a%2f..%2flogin",
+        };
+        let d = decide(&p, &facts);
+        assert_eq!(
+            (d.action, d.rule_name(), d.path.is_none()),
+            (Action::Deny, "invalid_path", true)
+        );
+        assert_eq!(d.reason, Reason::PathRejected(PathError::EncodedSlash));
+    }
+
+    #[test]
+    fn no_matching_rule_takes_the_default() {
+        let p = load_str(
+            "version: 1\nrules:\n  - { name: a, paths: [/a], action: allow }\n",
+            Path::new("t.yaml"),
+        )
+        .expect("valid")
+        .policy;
+        let facts = RequestFacts {
+            client: ClientSource::Given("192.0.2.1".parse().unwrap()),
+            method: "GET",
+            host: None,
+            path: "/b",
+        };
+        let d = decide(&p, &facts);
+        assert_eq!(
+            (d.action, d.rule_name(), d.reason),
+            (Action::Deny, "default", Reason::Default)
+        );
+    }
 
     #[test]
     fn host_port_is_stripped() {

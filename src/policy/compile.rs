@@ -124,6 +124,8 @@ struct NetDraft {
     include: Vec<S<String>>,
     except: Vec<S<String>>,
     declared_empty: bool,
+    /// Some entry was invalid (already reported): do not report it as empty too.
+    had_errors: bool,
     state: Resolve,
     used: bool,
 }
@@ -228,10 +230,12 @@ impl Cx<'_, '_> {
                 include: Vec::new(),
                 except: Vec::new(),
                 declared_empty: false,
+                had_errors: false,
                 state: Resolve::Pending,
                 used: false,
             };
             let mut located: Vec<(IpNet, Source)> = Vec::new();
+            let errors_before = self.c.diagnostics.len() + self.extra.len();
             match &net.value {
                 RawNetwork::List(cidrs) => {
                     for cidr in cidrs {
@@ -259,6 +263,7 @@ impl Cx<'_, '_> {
                     Some("give it cidrs, a file or include; or remove it".into()),
                 );
             }
+            draft.had_errors = self.c.diagnostics.len() + self.extra.len() > errors_before;
             self.overlaps(&name.value, &mut located);
             draft.direct = located.into_iter().map(|(n, _)| n).collect();
             drafts.push(draft);
@@ -414,7 +419,7 @@ impl Cx<'_, '_> {
         }
         drafts[i].state = Resolve::InProgress;
         stack.push(i);
-        let mut ok = true;
+        let mut ok = !drafts[i].had_errors;
         let mut ranges = RangeSet::from_nets(&drafts[i].direct);
         let mut cut = RangeSet::default();
         let refs: Vec<(bool, S<String>)> = drafts[i]
@@ -1116,5 +1121,231 @@ mod tests {
         assert!(parse_host("*").is_err());
         assert!(parse_host("a..b").is_err());
         assert!(parse_host("[2001:db8::1]").is_ok());
+    }
+}
+
+#[cfg(test)]
+mod policy_tests {
+    use crate::policy::{LoadError, Severity, load_str};
+    use std::path::Path;
+
+    /// `file:line:col: severity: message` of every diagnostic, or the loaded warnings.
+    fn diagnostics(yaml: &str) -> Vec<String> {
+        let render = |d: &crate::policy::Diagnostic| {
+            format!("{}:{}: {}: {}", d.line, d.column, d.severity, d.message)
+        };
+        match load_str(yaml, Path::new("p.yaml")) {
+            Ok(l) => l.warnings.iter().map(render).collect(),
+            Err(LoadError::Invalid { diagnostics, .. }) => diagnostics.iter().map(render).collect(),
+            Err(e) => vec![e.to_string()],
+        }
+    }
+
+    fn has(diags: &[String], needle: &str) -> bool {
+        diags.iter().any(|d| d.contains(needle))
+    }
+
+    const RULE: &str = "rules:\n  - { name: all, paths: [\"/**\"], allow_from: [office] }\n";
+
+    #[test]
+    fn every_error_is_reported_in_one_run_with_its_place() {
+        let d = diagnostics(
+            "version: 1\nnetworks:\n  office: [10.0.0.1/8, 300.1.1.1]\n  corp: { include: [offce] }\nrules:\n  - { name: a, paths: [/x], allow_from: [office, nope] }\n  - { name: a, paths: [/y], action: allow }\n",
+        );
+        assert!(
+            has(&d, "3:12: error: '10.0.0.1/8' has host bits set"),
+            "{d:#?}"
+        );
+        assert!(
+            has(&d, "3:24: error: '300.1.1.1' is not an IP address or CIDR"),
+            "{d:#?}"
+        );
+        assert!(
+            has(&d, "4:21: error: network 'corp': unknown network 'offce'"),
+            "{d:#?}"
+        );
+        assert!(
+            has(&d, "6:50: error: rule 'a': unknown network 'nope'"),
+            "{d:#?}"
+        );
+        assert!(
+            has(&d, "7:13: error: duplicate rule name 'a' (first at line 6)"),
+            "{d:#?}"
+        );
+        // A network whose entries are wrong is not reported again as empty.
+        assert!(!has(&d, "contains no addresses"), "{d:#?}");
+    }
+
+    #[test]
+    fn unknown_network_suggests_the_near_name() {
+        let yaml = "version: 1\nnetworks:\n  office: [10.0.0.0/8]\nrules:\n  - { name: login, allow_from: [offce] }\n";
+        let Err(LoadError::Invalid { diagnostics, .. }) = load_str(yaml, Path::new("p.yaml"))
+        else {
+            panic!("must fail");
+        };
+        let d = diagnostics
+            .iter()
+            .find(|d| d.message.contains("offce"))
+            .unwrap();
+        assert_eq!(d.help.as_deref(), Some("did you mean 'office'?"));
+        assert_eq!(
+            d.to_string().lines().next().unwrap(),
+            "p.yaml:5:33: error: rule 'login': unknown network 'offce'"
+        );
+    }
+
+    #[test]
+    fn unknown_keys_are_errors() {
+        let d = diagnostics("version: 1\nrules:\n  - { name: a, action: allow, pathz: [/x] }\n");
+        assert!(has(&d, "3:31: error: unknown field `pathz`"), "{d:#?}");
+    }
+
+    #[test]
+    fn include_cycles_are_errors() {
+        let d = diagnostics(&format!(
+            "version: 1\nnetworks:\n  office: {{ include: [b] }}\n  b: {{ include: [c] }}\n  c: {{ include: [office] }}\n{RULE}"
+        ));
+        assert!(
+            has(&d, "include cycle office -> b -> c -> office"),
+            "{d:#?}"
+        );
+    }
+
+    #[test]
+    fn empty_networks_are_errors() {
+        let d = diagnostics(&format!("version: 1\nnetworks:\n  office: []\n{RULE}"));
+        assert!(has(&d, "network 'office' is empty"), "{d:#?}");
+        let d = diagnostics(&format!(
+            "version: 1\nnetworks:\n  office: {{ include: [x], except: [x] }}\n  x: [10.0.0.0/8]\n{RULE}"
+        ));
+        assert!(has(&d, "network 'office' contains no addresses"), "{d:#?}");
+    }
+
+    #[test]
+    fn mapped_cidr_is_an_error_with_the_ipv4_form() {
+        let yaml = format!("version: 1\nnetworks:\n  office: [\"::ffff:0:0/96\"]\n{RULE}");
+        let Err(LoadError::Invalid { diagnostics, .. }) = load_str(&yaml, Path::new("p.yaml"))
+        else {
+            panic!("must fail");
+        };
+        let help = diagnostics[0].help.as_deref().unwrap();
+        assert!(help.contains("write '0.0.0.0/0'"), "{help}");
+    }
+
+    #[test]
+    fn unreachable_rule_is_an_error() {
+        let d = diagnostics(
+            "version: 1\nnetworks:\n  office: [10.0.0.0/8]\nrules:\n  - { name: all, paths: [\"/admin/**\"], allow_from: [office] }\n  - { name: login, paths: [/admin/login], methods: [POST], action: deny }\n",
+        );
+        assert!(
+            has(
+                &d,
+                "error: rule 'login' can never match: rule 'all' (line 5)"
+            ),
+            "{d:#?}"
+        );
+        // deny_from falls through, so it shadows nothing.
+        let d = diagnostics(
+            "version: 1\nnetworks:\n  office: [10.0.0.0/8]\nrules:\n  - { name: all, deny_from: [office] }\n  - { name: login, action: allow }\n",
+        );
+        assert!(!has(&d, "never match"), "{d:#?}");
+        // A narrower method list does not cover a broader one.
+        let d = diagnostics(
+            "version: 1\nrules:\n  - { name: a, methods: [GET], action: allow }\n  - { name: b, action: deny }\n",
+        );
+        assert!(!has(&d, "never match"), "{d:#?}");
+    }
+
+    #[test]
+    fn warnings_for_default_allow_overlaps_and_unused_networks() {
+        let d = diagnostics(
+            "version: 1\nnetworks:\n  office: [10.0.0.0/8, 10.1.0.0/16]\n  spare: [192.0.2.0/24]\nrules:\n  - { name: a, allow_from: [office] }\ndefault: allow\n",
+        );
+        assert!(
+            has(
+                &d,
+                "3:24: warning: network 'office': 10.1.0.0/16 overlaps 10.0.0.0/8 (line 3)"
+            ),
+            "{d:#?}"
+        );
+        assert!(has(&d, "warning: 'default: allow'"), "{d:#?}");
+        assert!(has(&d, "warning: network 'spare' is not used"), "{d:#?}");
+        assert!(d.iter().all(|l| l.contains("warning")), "{d:#?}");
+    }
+
+    #[test]
+    fn failing_policy_tests_make_the_policy_invalid() {
+        let d = diagnostics(&format!(
+            "version: 1\nnetworks:\n  office: [10.0.0.0/8]\n{RULE}tests:\n  - {{ ip: 192.0.2.1, expect: allow }}\n  - {{ ip: 10.1.1.1, expect: allow, rule: other }}\n"
+        ));
+        assert!(
+            has(
+                &d,
+                "7:5: error: test 1 failed: GET / expected allow, got deny by rule 'all'"
+            ),
+            "{d:#?}"
+        );
+        assert!(
+            has(
+                &d,
+                "8:5: error: test 2 failed: GET / expected allow by rule 'other', got allow by rule 'all'"
+            ),
+            "{d:#?}"
+        );
+    }
+
+    #[test]
+    fn rule_shape_is_checked() {
+        let d = diagnostics(
+            "version: 1\nnetworks:\n  o: [10.0.0.0/8]\nrules:\n  - { name: a, paths: [/x] }\n  - { name: b, action: allow, allow_from: [o] }\n",
+        );
+        assert!(has(&d, "rule 'a' does not say what to do"), "{d:#?}");
+        assert!(has(&d, "rule 'b' has more than one of"), "{d:#?}");
+    }
+
+    #[test]
+    fn yaml_syntax_error_is_located() {
+        let d = diagnostics("version: 1\nrules: [\n");
+        assert_eq!(d.len(), 1);
+        assert!(d[0].contains(": error: "), "{d:#?}");
+        assert!(!d[0].starts_with("0:0"), "{d:#?}");
+    }
+
+    #[test]
+    fn wrong_version_and_bad_header_are_errors() {
+        let d = diagnostics(
+            "version: 2\nclient_ip: { trusted_proxies: [10.0.0.0/8], header: x-forwarded-fro }\n",
+        );
+        assert!(
+            has(&d, "1:10: error: unsupported policy version 2"),
+            "{d:#?}"
+        );
+        assert!(
+            has(&d, "unknown client_ip.header 'x-forwarded-fro'"),
+            "{d:#?}"
+        );
+    }
+
+    #[test]
+    fn network_file_errors_name_the_file_line_and_column() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("extra.txt"),
+            "# comment\n198.51.100.0/24\n  10.0.0.1/8 # bad\n",
+        )
+        .unwrap();
+        let policy = dir.path().join("p.yaml");
+        std::fs::write(
+            &policy,
+            "version: 1\nnetworks:\n  vpn: { file: extra.txt }\nrules:\n  - { name: a, allow_from: [vpn] }\n",
+        )
+        .unwrap();
+        let Err(LoadError::Invalid { diagnostics, .. }) = crate::policy::load(&policy) else {
+            panic!("must fail");
+        };
+        let d = &diagnostics[0];
+        assert!(d.file.ends_with("extra.txt"));
+        assert_eq!((d.line, d.column, d.severity), (3, 3, Severity::Error));
+        assert!(d.message.contains("has host bits set"));
     }
 }

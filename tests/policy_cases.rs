@@ -1,0 +1,40 @@
+//! Policy cases as data: every `testdata/cases/*.yaml` is a policy whose
+//! `tests:` pin one area of the engine's semantics. Loading runs them.
+
+use std::path::Path;
+
+use netwarden::policy::{self, LoadError};
+
+#[test]
+fn every_case_file_passes_its_tests() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/cases");
+    let mut files = 0;
+    for entry in std::fs::read_dir(&dir).expect("testdata/cases exists") {
+        let path = entry.expect("readable dir entry").path();
+        if path.extension().is_none_or(|e| e != "yaml") {
+            continue;
+        }
+        files += 1;
+        match policy::load(&path) {
+            Ok(loaded) => assert!(
+                loaded.tests_passed >= 10,
+                "{}: too few cases",
+                path.display()
+            ),
+            Err(LoadError::Invalid { diagnostics, .. }) => {
+                let text: Vec<String> = diagnostics.iter().map(ToString::to_string).collect();
+                panic!("{}:\n{}", path.display(), text.join("\n\n"));
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert!(files > 0, "no case files found");
+}
+
+#[test]
+fn example_policy_passes_its_tests() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies/example.yaml");
+    let loaded = policy::load(&path).expect("policies/example.yaml is valid");
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+    assert!(loaded.tests_passed >= 10);
+}
