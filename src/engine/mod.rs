@@ -213,6 +213,8 @@ pub enum Skip {
 /// Observes the engine's work, for `explain`. The proxy passes `()`, which
 /// observes nothing and compiles away.
 pub trait Trace {
+    /// Visit every rule (to explain each), not only the indexed candidates.
+    const ALL_RULES: bool = false;
     fn hop(&mut self, _hop: Hop) {}
     fn rule_skipped(&mut self, _index: usize, _why: Skip) {}
 }
@@ -225,10 +227,10 @@ pub fn decide<'p, 'r>(policy: &'p Policy, facts: &RequestFacts<'r>) -> Decision<
 }
 
 /// [`decide`], reporting each step to `trace`.
-pub fn decide_traced<'p, 'r>(
+pub fn decide_traced<'p, 'r, T: Trace>(
     policy: &'p Policy,
     facts: &RequestFacts<'r>,
-    trace: &mut impl Trace,
+    trace: &mut T,
 ) -> Decision<'p, 'r> {
     let client = match facts.client {
         ClientSource::Given(ip) => ClientAddr {
@@ -257,7 +259,18 @@ pub fn decide_traced<'p, 'r>(
     };
     let host = facts.host.map(host_without_port);
 
-    for (index, rule) in policy.rules.iter().enumerate() {
+    // The index narrows the rules to those whose paths can match; a rule it
+    // leaves out would fail its path check below anyway.
+    let all: Vec<usize>;
+    let candidates = match policy.path_index.candidates(&path) {
+        Some(c) if !T::ALL_RULES => c,
+        _ => {
+            all = (0..policy.rules.len()).collect();
+            &all
+        }
+    };
+    for &index in candidates {
+        let rule = &policy.rules[index];
         if let Some(why) = mismatch(
             rule,
             facts.method,
@@ -447,6 +460,42 @@ rules:
             (Action::Deny, "invalid_path", true)
         );
         assert_eq!(d.reason, Reason::PathRejected(PathError::EncodedSlash));
+    }
+
+    /// Visits every rule, as `explain` does.
+    struct AllRules;
+    impl Trace for AllRules {
+        const ALL_RULES: bool = true;
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn path_index_decides_as_a_full_scan(
+            ci in proptest::bool::ANY,
+            segs in proptest::collection::vec(proptest::sample::select(vec!["a", "A", "b", "login", "Login", "x", ""]), 0..4),
+            method in proptest::sample::select(vec!["GET", "POST"]),
+            last in 0u8..4,
+        ) {
+            let yaml = format!("version: 1
+case_insensitive_paths: {ci}
+networks:
+  office: [203.0.113.0/24]
+rules:
+  - {{ name: r1, paths: [/a/b, /login], methods: [POST], allow_from: [office] }}
+  - {{ name: r2, paths: [\"/*/b\"], action: deny }}
+  - {{ name: r3, paths: [\"/A/**\"], deny_from: [office] }}
+  - {{ name: r4, paths: [/], action: allow }}
+  - {{ name: r5, paths: [\"/x/**\"], methods: [GET], action: allow }}
+  - {{ name: r6, paths: [\"/b/*\"], allow_from: [office] }}
+");
+            let p = load_str(&yaml, Path::new("t.yaml")).expect("valid").policy;
+            let path = format!("/{}", segs.join("/"));
+            let ip: IpAddr = format!("203.0.113.{last}").parse().unwrap();
+            let facts = RequestFacts { client: ClientSource::Given(ip), method, host: None, path: &path };
+            let fast = decide(&p, &facts);
+            let full = decide_traced(&p, &facts, &mut AllRules);
+            proptest::prop_assert_eq!((fast.action, fast.rule_name()), (full.action, full.rule_name()));
+        }
     }
 
     #[test]

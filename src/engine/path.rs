@@ -363,6 +363,104 @@ impl PathPattern {
     }
 }
 
+impl PathPattern {
+    /// The first segment when it is a literal: every path this pattern
+    /// matches starts with it.
+    fn first_literal(&self) -> Option<&str> {
+        match self.segs.first() {
+            Some(Seg::Lit(l)) => Some(l),
+            _ => None,
+        }
+    }
+}
+
+/// Rules indexed by the first literal segment of their path patterns, so a
+/// request visits only the rules that could match its path, in policy order.
+/// With 50 rules, most of them under their own prefix, a request typically
+/// visits two or three instead of fifty.
+#[derive(Debug, Default)]
+pub struct PathIndex {
+    /// First segment (ASCII-lowercased when paths are case-insensitive) ->
+    /// candidate rules in order, including every rule in `any`.
+    by_first: std::collections::HashMap<Box<str>, Box<[usize]>>,
+    /// Rules that can match whatever the first segment is.
+    any: Box<[usize]>,
+    ci: bool,
+}
+
+/// Longest first segment looked up case-insensitively without allocating;
+/// longer ones fall back to the `any` list plus a scan (see `candidates`).
+const MAX_CI_KEY: usize = 64;
+
+impl PathIndex {
+    /// `rules` yields each rule's path patterns (`None`: every path).
+    pub fn build<'a>(rules: impl Iterator<Item = Option<&'a [PathPattern]>>, ci: bool) -> Self {
+        let mut any = Vec::new();
+        let mut keyed: Vec<(String, usize)> = Vec::new();
+        for (i, paths) in rules.enumerate() {
+            let firsts: Option<Vec<&str>> = match paths {
+                None => None,
+                Some(p) => p.iter().map(PathPattern::first_literal).collect(),
+            };
+            match firsts {
+                None => any.push(i),
+                Some(list) => {
+                    for first in list {
+                        let key = if ci {
+                            first.to_ascii_lowercase()
+                        } else {
+                            first.to_owned()
+                        };
+                        keyed.push((key, i));
+                    }
+                }
+            }
+        }
+        let mut by_first: std::collections::HashMap<Box<str>, Vec<usize>> =
+            std::collections::HashMap::new();
+        for (key, i) in keyed {
+            by_first.entry(key.into()).or_default().push(i);
+        }
+        let by_first = by_first
+            .into_iter()
+            .map(|(k, mut v)| {
+                v.extend_from_slice(&any);
+                v.sort_unstable();
+                v.dedup();
+                (k, v.into_boxed_slice())
+            })
+            .collect();
+        Self {
+            by_first,
+            any: any.into(),
+            ci,
+        }
+    }
+
+    /// The rules that may match `path` (normalized), in policy order.
+    /// `None` means "every rule" (a case-insensitive first segment too long
+    /// to fold on the stack).
+    pub fn candidates(&self, path: &str) -> Option<&[usize]> {
+        let first = path.strip_prefix('/').unwrap_or(path);
+        let first = first.split('/').next().unwrap_or("");
+        let hit = if self.ci {
+            if first.len() > MAX_CI_KEY {
+                return None;
+            }
+            let mut buf = [0u8; MAX_CI_KEY];
+            let folded = &mut buf[..first.len()];
+            folded.copy_from_slice(first.as_bytes());
+            folded.make_ascii_lowercase();
+            // PANIC SAFETY: ASCII lowercasing keeps a &str's bytes valid UTF-8.
+            let folded = std::str::from_utf8(folded).expect("ASCII folding preserves UTF-8");
+            self.by_first.get(folded)
+        } else {
+            self.by_first.get(first)
+        };
+        Some(hit.map_or(&self.any, |v| v))
+    }
+}
+
 impl fmt::Display for PathPattern {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.text)
@@ -506,6 +604,24 @@ mod tests {
         for (a, b, want) in cases {
             assert_eq!(pat(a).covers(&pat(b), false), *want, "{a} covers {b}");
         }
+    }
+
+    #[test]
+    fn index_visits_only_rules_that_can_match() {
+        let rules: Vec<Option<Vec<PathPattern>>> = vec![
+            Some(vec![pat("/healthz")]),
+            Some(vec![pat("/admin/**"), pat("/login")]),
+            None,
+            Some(vec![pat("/*/x")]),
+            Some(vec![pat("/Admin/y")]),
+        ];
+        let idx = PathIndex::build(rules.iter().map(|r| r.as_deref()), false);
+        assert_eq!(idx.candidates("/admin/a"), Some(&[1, 2, 3][..]));
+        assert_eq!(idx.candidates("/login/"), Some(&[1, 2, 3][..]));
+        assert_eq!(idx.candidates("/orders"), Some(&[2, 3][..]));
+        assert_eq!(idx.candidates("/"), Some(&[2, 3][..]));
+        let ci = PathIndex::build(rules.iter().map(|r| r.as_deref()), true);
+        assert_eq!(ci.candidates("/ADMIN/y"), Some(&[1, 2, 3, 4][..]));
     }
 
     fn path_strategy() -> impl Strategy<Value = String> {

@@ -17,6 +17,7 @@ pub struct Recorder {
 }
 
 impl Trace for Recorder {
+    const ALL_RULES: bool = true;
     fn hop(&mut self, hop: Hop) {
         self.hops.push(hop);
     }

@@ -13,7 +13,7 @@ use super::selftest::{PolicyTest, TestClient};
 use super::{HostPattern, NetRef, Network, Policy, Rule, RuleKind};
 use crate::engine::Action;
 use crate::engine::client::{ClientIpConfig, ForwardHeader, parse_ip};
-use crate::engine::path::PathPattern;
+use crate::engine::path::{PathIndex, PathPattern};
 use crate::engine::prefix::RangeSet;
 
 /// Overlap warnings shown per network before "and N more".
@@ -206,14 +206,20 @@ impl Cx<'_, '_> {
         if self.c.has_errors() || self.extra.iter().any(Diagnostic::is_error) {
             return None;
         }
+        let rules: Vec<Rule> = rules.into_iter().collect::<Option<Vec<_>>>()?;
+        let path_index = PathIndex::build(
+            rules.iter().map(|r| r.paths.as_deref()),
+            raw.case_insensitive_paths,
+        );
         Some((
             Policy {
                 source: path.to_path_buf(),
                 networks,
                 client_ip: client_ip?,
-                rules: rules.into_iter().collect::<Option<Vec<_>>>()?,
+                rules,
                 default,
                 case_insensitive_paths: raw.case_insensitive_paths,
+                path_index,
             },
             tests,
         ))

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 
 use crate::engine::Action;
 use crate::engine::client::ClientIpConfig;
-use crate::engine::path::PathPattern;
+use crate::engine::path::{PathIndex, PathPattern};
 use crate::engine::prefix::RangeSet;
 pub use diagnostics::{Diagnostic, Severity};
 
@@ -34,6 +34,8 @@ pub struct Policy {
     pub(crate) rules: Vec<Rule>,
     pub(crate) default: Action,
     pub(crate) case_insensitive_paths: bool,
+    /// Rules by the first segment of their paths, built once at compile.
+    pub(crate) path_index: PathIndex,
 }
 
 /// A named set of addresses.
