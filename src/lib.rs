@@ -14,7 +14,9 @@
 //!    and why; everything else (the CLI's `explain`, policy tests, logs)
 //!    reads that one value.
 //!
-//! The binary (`src/main.rs`) is only the command line around these.
+//! The binary (`src/main.rs`) is only the command line around these;
+//! [`demo`] is the example policy, embedded, deciding sample requests.
 
+pub mod demo;
 pub mod engine;
 pub mod policy;

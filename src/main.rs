@@ -31,6 +31,8 @@ enum Command {
     Check(CheckArgs),
     /// Decide one request and show how: client address, each rule considered.
     Explain(ExplainArgs),
+    /// Run the embedded example policy on sample requests (nothing to set up).
+    Demo,
 }
 
 #[derive(Args)]
@@ -72,6 +74,13 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Check(args) => check(&args),
         Command::Explain(args) => explain(&args),
+        Command::Demo => match netwarden::demo::run() {
+            Ok(report) => {
+                print!("{report}");
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(e) => Ok(report_load_error(&e)),
+        },
     };
     match result {
         Ok(code) => code,

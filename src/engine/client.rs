@@ -170,9 +170,10 @@ impl Derivation {
 }
 
 /// One hop of a forwarding header, as seen while walking it (for `explain`).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Hop {
-    pub raw: String,
+/// Borrowed, so that walking a header allocates nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Hop<'a> {
+    pub raw: &'a [u8],
     pub ip: Option<IpAddr>,
     pub trusted: bool,
 }
@@ -328,7 +329,7 @@ pub fn resolve<H: HeaderLines + ?Sized>(
     cfg: &ClientIpConfig,
     peer: IpAddr,
     headers: &H,
-    mut on_hop: impl FnMut(Hop),
+    mut on_hop: impl FnMut(Hop<'_>),
 ) -> ClientAddr {
     let peer = canonical(peer);
     let client = |ip, derivation| ClientAddr {
@@ -350,7 +351,7 @@ pub fn resolve<H: HeaderLines + ?Sized>(
             HopValue::Ip(ip) => ip,
             HopValue::Unknown(why) => {
                 on_hop(Hop {
-                    raw: String::from_utf8_lossy(raw).into_owned(),
+                    raw,
                     ip: None,
                     trusted: false,
                 });
@@ -360,7 +361,7 @@ pub fn resolve<H: HeaderLines + ?Sized>(
         };
         let trusted = cfg.trusted_proxies.contains(ip);
         on_hop(Hop {
-            raw: String::from_utf8_lossy(raw).into_owned(),
+            raw,
             ip: Some(ip),
             trusted,
         });
@@ -420,7 +421,7 @@ pub fn resolve<H: HeaderLines + ?Sized>(
                 };
                 let ip = parsed.ok();
                 on_hop(Hop {
-                    raw: String::from_utf8_lossy(&v).into_owned(),
+                    raw: &v,
                     ip,
                     trusted: ip.is_some_and(|ip| cfg.trusted_proxies.contains(ip)),
                 });

@@ -215,7 +215,7 @@ pub enum Skip {
 pub trait Trace {
     /// Visit every rule (to explain each), not only the indexed candidates.
     const ALL_RULES: bool = false;
-    fn hop(&mut self, _hop: Hop) {}
+    fn hop(&mut self, _hop: Hop<'_>) {}
     fn rule_skipped(&mut self, _index: usize, _why: Skip) {}
 }
 

@@ -9,17 +9,29 @@ use super::client::{Derivation, Hop};
 use super::{Decision, Skip, Trace};
 use crate::policy::{Policy, RuleKind};
 
+/// A hop of a forwarding header, kept for the report.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordedHop {
+    pub raw: String,
+    pub ip: Option<std::net::IpAddr>,
+    pub trusted: bool,
+}
+
 /// Records what the engine did.
 #[derive(Debug, Default)]
 pub struct Recorder {
-    pub hops: Vec<Hop>,
+    pub hops: Vec<RecordedHop>,
     pub skipped: Vec<(usize, Skip)>,
 }
 
 impl Trace for Recorder {
     const ALL_RULES: bool = true;
-    fn hop(&mut self, hop: Hop) {
-        self.hops.push(hop);
+    fn hop(&mut self, hop: Hop<'_>) {
+        self.hops.push(RecordedHop {
+            raw: String::from_utf8_lossy(hop.raw).into_owned(),
+            ip: hop.ip,
+            trusted: hop.trusted,
+        });
     }
     fn rule_skipped(&mut self, index: usize, why: Skip) {
         self.skipped.push((index, why));
