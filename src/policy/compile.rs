@@ -1318,6 +1318,27 @@ mod policy_tests {
     }
 
     #[test]
+    fn alias_bomb_is_refused_not_expanded() {
+        // 8^29 strings if expanded.
+        let mut y = String::from("version: 1\nnetworks:\n  n0: &a0 [10.0.0.0/8]\n");
+        for i in 1..30 {
+            let p = i - 1;
+            y.push_str(&format!(
+                "  n{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n"
+            ));
+        }
+        let d = diagnostics(&y);
+        assert_eq!(d.len(), 1, "{d:#?}");
+        assert!(d[0].starts_with("4:12: error:"), "{d:#?}");
+    }
+
+    #[test]
+    fn yaml_1_1_booleans_are_refused() {
+        let d = diagnostics("version: 1\nrules:\n  - { name: a, login: yes, action: deny }\n");
+        assert!(has(&d, "3:23: error:"), "{d:#?}");
+    }
+
+    #[test]
     fn wrong_version_and_bad_header_are_errors() {
         let d = diagnostics(
             "version: 2\nclient_ip: { trusted_proxies: [10.0.0.0/8], header: x-forwarded-fro }\n",
