@@ -614,67 +614,13 @@ impl Cx<'_, '_> {
         let ctx = format!("rule '{name}'");
         let mut ok = true;
 
-        let paths = rule.paths.as_ref().map(|paths| {
-            if paths.value.is_empty() {
-                self.error(
-                    &paths.referenced,
-                    format!("{ctx}: 'paths' is empty"),
-                    Some("remove 'paths' to match every path".into()),
-                );
-                ok = false;
-            }
-            let mut out = Vec::new();
-            for p in &paths.value {
-                match PathPattern::parse(&p.value) {
-                    Ok(pat) => out.push(pat),
-                    Err(e) => {
-                        self.error(&p.referenced, format!("{ctx}: {}", e.message), e.help);
-                        ok = false;
-                    }
-                }
-            }
-            out
+        let paths = self.matchers(&rule.paths, &ctx, "paths", "path", &mut ok, |p| {
+            PathPattern::parse(p).map_err(|e| (e.message, e.help))
         });
-        let methods = rule.methods.as_ref().map(|methods| {
-            if methods.value.is_empty() {
-                self.error(
-                    &methods.referenced,
-                    format!("{ctx}: 'methods' is empty"),
-                    Some("remove 'methods' to match every method".into()),
-                );
-                ok = false;
-            }
-            let mut out: Vec<Box<str>> = Vec::new();
-            for m in &methods.value {
-                if let Err((message, help)) = check_method(&m.value) {
-                    self.error(&m.referenced, format!("{ctx}: {message}"), help);
-                    ok = false;
-                }
-                out.push(m.value.as_str().into());
-            }
-            out
+        let methods = self.matchers(&rule.methods, &ctx, "methods", "method", &mut ok, |m| {
+            check_method(m).map(|()| Box::<str>::from(m))
         });
-        let hosts = rule.hosts.as_ref().map(|hosts| {
-            if hosts.value.is_empty() {
-                self.error(
-                    &hosts.referenced,
-                    format!("{ctx}: 'hosts' is empty"),
-                    Some("remove 'hosts' to match every host".into()),
-                );
-                ok = false;
-            }
-            let mut out = Vec::new();
-            for h in &hosts.value {
-                match parse_host(&h.value) {
-                    Ok(p) => out.push(p),
-                    Err((message, help)) => {
-                        self.error(&h.referenced, format!("{ctx}: {message}"), help);
-                        ok = false;
-                    }
-                }
-            }
-            out
-        });
+        let hosts = self.matchers(&rule.hosts, &ctx, "hosts", "host", &mut ok, parse_host);
 
         let shapes = [
             rule.action.is_some(),
@@ -760,6 +706,39 @@ impl Cx<'_, '_> {
             kind,
             line: at(&r.referenced).0,
         })
+    }
+
+    /// Compiles a rule's optional list of `paths`, `methods` or `hosts`
+    /// (`None`: any); an empty list or a bad entry is an error.
+    fn matchers<T>(
+        &mut self,
+        list: &Option<S<Vec<S<String>>>>,
+        ctx: &str,
+        key: &str,
+        what: &str,
+        ok: &mut bool,
+        parse: impl Fn(&str) -> Result<T, Problem>,
+    ) -> Option<Vec<T>> {
+        let list = list.as_ref()?;
+        if list.value.is_empty() {
+            self.error(
+                &list.referenced,
+                format!("{ctx}: '{key}' is empty"),
+                Some(format!("remove '{key}' to match every {what}")),
+            );
+            *ok = false;
+        }
+        let mut out = Vec::with_capacity(list.value.len());
+        for item in &list.value {
+            match parse(&item.value) {
+                Ok(v) => out.push(v),
+                Err((message, help)) => {
+                    self.error(&item.referenced, format!("{ctx}: {message}"), help);
+                    *ok = false;
+                }
+            }
+        }
+        Some(out)
     }
 
     /// Errors on a rule that an earlier terminal rule always decides first.
