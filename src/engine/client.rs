@@ -742,6 +742,19 @@ mod tests {
 
     proptest! {
         #[test]
+        fn hostile_header_bytes_never_panic(
+            header in prop_oneof![Just(ForwardHeader::XForwardedFor), Just(ForwardHeader::Forwarded), Just(ForwardHeader::XRealIp)],
+            lines in prop::collection::vec("[\\PC\"\\[\\]:;,=_ ]{0,40}", 0..4),
+        ) {
+            let c = cfg(&["10.0.0.0/8", "::/0"], header);
+            let headers: Vec<(&str, &str)> = lines.iter().map(|l| (header.name(), l.as_str())).collect();
+            let r = resolve(&c, ip("10.0.0.1"), headers.as_slice(), |_| {});
+            // Whatever the bytes, the result is the peer, a parsed address or unknown.
+            let unknown = matches!(r.derivation, Derivation::Unknown { .. });
+            prop_assert!(r.ip.is_some() != unknown, "{:?}", r);
+        }
+
+        #[test]
         fn xff_resolution_matches_reference_model(
             peer in prop_oneof![Just("10.0.0.1"), Just("192.0.2.1")],
             lines in prop::collection::vec(prop::collection::vec(hop_strategy(), 1..4), 0..3),

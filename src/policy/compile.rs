@@ -533,7 +533,8 @@ impl Cx<'_, '_> {
         let mut nets = Vec::new();
         let mut trusted = RangeSet::default();
         for entry in &cfg.value.trusted_proxies {
-            if looks_like_address(&entry.value) {
+            // A network's name wins; anything else must be a CIDR or address.
+            if !index.contains_key(&entry.value) && looks_like_address(&entry.value) {
                 let mut located = Vec::new();
                 self.cidr(entry, &mut located);
                 ok &= !located.is_empty();
@@ -1309,6 +1310,22 @@ mod policy_tests {
         let d = diagnostics(&y);
         assert_eq!(d.len(), 1, "{d:#?}");
         assert!(d[0].starts_with("4:12: error:"), "{d:#?}");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_text_is_an_error_or_a_policy_never_a_panic(text in "(version: 1\n)?[\\PC\n :\\-\\[\\]{},&*!|>'\"#]{0,200}") {
+            // Load from a directory that exists so that `file:` lookups stay inside it.
+            let _ = load_str(&text, Path::new("/nonexistent-netwarden-dir/p.yaml"));
+        }
+    }
+
+    #[test]
+    fn trusted_proxies_take_network_names_even_starting_with_a_digit() {
+        let d = diagnostics(
+            "version: 1\nnetworks:\n  1st_floor_lb: [10.0.0.0/8]\n  o: [192.0.2.0/24]\nclient_ip: { trusted_proxies: [1st_floor_lb, 172.16.0.0/12] }\nrules:\n  - { name: a, allow_from: [o] }\ntests:\n  - { peer: 10.1.1.1, headers: { x-forwarded-for: 192.0.2.5 }, expect: allow }\n  - { peer: 172.16.0.1, headers: { x-forwarded-for: 192.0.2.5 }, expect: allow }\n",
+        );
+        assert!(d.is_empty(), "{d:#?}");
     }
 
     #[test]
