@@ -1,5 +1,7 @@
-//! `netwarden demo`: the example policy, embedded in the binary, deciding a
-//! handful of requests that show what the guard does. Nothing to set up.
+//! `netwarden demo`: the guard running in front of a small built-in console
+//! on loopback, with `policies/demo.yaml` (embedded), and the `curl` lines
+//! that show it at work. `demo --offline` instead runs the example policy on
+//! sample requests without starting anything.
 
 use std::fmt::Write as _;
 use std::net::IpAddr;
@@ -95,7 +97,7 @@ const SAMPLES: &[Sample] = &[
 
 /// Loads the embedded example policy (from a temporary directory, so that its
 /// `file:` reference resolves) and decides the samples; returns the report.
-pub fn run() -> Result<String, LoadError> {
+pub fn offline() -> Result<String, LoadError> {
     let dir = std::env::temp_dir().join(format!("netwarden-demo-{}", std::process::id()));
     let io = |source| LoadError::Io {
         path: dir.clone(),
@@ -156,11 +158,133 @@ pub fn run() -> Result<String, LoadError> {
     Ok(out)
 }
 
+/// The demo policy.
+pub const DEMO_POLICY: &str = include_str!("../policies/demo.yaml");
+
+/// Runs the built-in console and netwarden in front of it until Ctrl-C.
+pub async fn live(listen: std::net::SocketAddr) -> anyhow::Result<()> {
+    use anyhow::Context;
+
+    let console = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .context("cannot start the built-in console")?;
+    let console_addr = console.local_addr()?;
+    tokio::spawn(console::serve(console));
+
+    let policy = policy::load_str(DEMO_POLICY, std::path::Path::new("policies/demo.yaml"))
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .policy;
+    let overrides = crate::proxy::Overrides {
+        listen: vec![listen],
+        upstream: Some(format!("http://{console_addr}")),
+        admin: Some("127.0.0.1:0".parse()?),
+        ..Default::default()
+    };
+    let url = format!("http://{listen}");
+    eprintln!(
+        "netwarden demo\n\
+         - a built-in admin console listens on http://{console_addr}\n\
+         - netwarden guards it on {url} with policies/demo.yaml:\n\
+         \x20   127.0.0.1 is the office, ::1 the VPN, 127.0.0.2 stands for home broadband,\n\
+         \x20   127.0.0.3 is a load balancer trusted to send X-Forwarded-For\n\
+         \n\
+         In another terminal, try (each request prints one JSON decision line here):\n\
+         \n\
+         \x20 # allowed: sign-in from the office\n\
+         \x20 curl -i -X POST {url}/login\n\
+         \x20 # blocked login attempt: the same sign-in from home (a login_blocked warning follows the decision)\n\
+         \x20 curl -i -X POST --interface 127.0.0.2 {url}/login\n\
+         \x20 # the block page, as a browser sees it\n\
+         \x20 curl -s --interface 127.0.0.2 -H 'Accept: text/html' {url}/customers/1042\n\
+         \x20 # through the trusted load balancer, the client comes from X-Forwarded-For\n\
+         \x20 curl -i --interface 127.0.0.3 -H 'X-Forwarded-For: 127.0.0.1' {url}/customers/1042\n\
+         \x20 curl -i --interface 127.0.0.3 -H 'X-Forwarded-For: 198.51.100.7' {url}/customers/1042\n\
+         \x20 # the same header from anyone else is ignored\n\
+         \x20 curl -i --interface 127.0.0.2 -H 'X-Forwarded-For: 127.0.0.1' {url}/customers/1042\n\
+         \x20 # path tricks: resolved (dot segments) or rejected with 400 (encoded slash)\n\
+         \x20 curl -i --path-as-is '{url}/static/%2e%2e/customers/1042'\n\
+         \x20 curl -i '{url}/static%2F..%2Fcustomers'\n\
+         \n\
+         Ctrl-C stops it.\n"
+    );
+    crate::proxy::serve(policy, overrides).await?;
+    Ok(())
+}
+
+/// The built-in console: a few pages with made-up personal data, as an admin
+/// console has, and an echo of what it received (to show forwarding).
+mod console {
+    use std::convert::Infallible;
+
+    use bytes::Bytes;
+    use http::{Method, Request, Response};
+    use http_body_util::Full;
+    use hyper::body::Incoming;
+    use hyper::service::service_fn;
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    use hyper_util::server::conn::auto;
+
+    fn page(req: &Request<Incoming>) -> Response<Full<Bytes>> {
+        let (ctype, body) = match (req.method(), req.uri().path()) {
+            (&Method::POST, "/login") => (
+                "application/json",
+                "{\"signed_in\":true,\"operator\":\"demo\"}\n".to_string(),
+            ),
+            (_, "/customers/1042") => (
+                "application/json",
+                "{\"id\":1042,\"name\":\"Hanako Yamada\",\"city\":\"Osaka\",\"orders\":7}\n"
+                    .to_string(),
+            ),
+            (_, "/healthz") => ("text/plain", "ok\n".to_string()),
+            _ => {
+                let h = |n: &str| {
+                    req.headers()
+                        .get(n)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("-")
+                        .to_string()
+                };
+                (
+                    "text/plain",
+                    format!(
+                        "Example Console\n{} {} reached the console\nX-Forwarded-For: {}\nX-Forwarded-Proto: {}\nX-Request-Id: {}\n",
+                        req.method(),
+                        req.uri(),
+                        h("x-forwarded-for"),
+                        h("x-forwarded-proto"),
+                        h("x-request-id")
+                    ),
+                )
+            }
+        };
+        let mut resp = Response::new(Full::new(Bytes::from(body)));
+        resp.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static(ctype),
+        );
+        resp
+    }
+
+    pub async fn serve(listener: tokio::net::TcpListener) {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let svc = service_fn(|req| {
+                    let resp = page(&req);
+                    async move { Ok::<_, Infallible>(resp) }
+                });
+                let _ = auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
     fn demo_shows_allowed_denied_and_rejected_requests() {
-        let out = super::run().expect("embedded policy is valid");
+        let out = super::offline().expect("embedded policy is valid");
         assert!(
             out.contains(
                 "operator in the Tokyo office\n  POST /login from 203.0.113.7\n  -> ALLOW"

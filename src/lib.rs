@@ -14,9 +14,16 @@
 //!    and why; everything else (the CLI's `explain`, policy tests, logs)
 //!    reads that one value.
 //!
+//! 3. [`proxy`] puts the engine in front of a console: listeners (TLS,
+//!    PROXY protocol), one service whose phases are decide, forward or
+//!    answer, log; and the admin listener.
+//! 4. [`telemetry`] writes the one `decision` log line per request.
+//!
 //! The binary (`src/main.rs`) is only the command line around these;
-//! [`demo`] is the example policy, embedded, deciding sample requests.
+//! [`demo`] runs the guard in front of a small built-in console.
 
 pub mod demo;
 pub mod engine;
 pub mod policy;
+pub mod proxy;
+pub mod telemetry;

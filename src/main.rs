@@ -2,7 +2,7 @@
 //! the exit code. Exit codes: 0 success, 1 invalid policy (or failed policy
 //! tests), 2 bad arguments.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -13,6 +13,8 @@ use netwarden::engine::client::parse_ip;
 use netwarden::engine::trace::{Recorder, Report};
 use netwarden::engine::{ClientSource, RequestFacts, decide_traced};
 use netwarden::policy::{self, LoadError};
+use netwarden::proxy::{self, Overrides};
+use netwarden::telemetry::{self, LogFormat};
 
 #[derive(Parser)]
 #[command(
@@ -31,8 +33,71 @@ enum Command {
     Check(CheckArgs),
     /// Decide one request and show how: client address, each rule considered.
     Explain(ExplainArgs),
-    /// Run the embedded example policy on sample requests (nothing to set up).
-    Demo,
+    /// Run the guard proxy in front of a console.
+    Serve(ServeArgs),
+    /// Development TLS certificates.
+    #[command(subcommand)]
+    Certs(CertsCommand),
+    /// Start netwarden in front of a small built-in console on loopback and
+    /// show what it does (nothing to set up).
+    Demo(DemoArgs),
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// The policy file (its server: section gives defaults for the flags below).
+    #[arg(long, env = "NETWARDEN_POLICY")]
+    policy: PathBuf,
+    /// Plain HTTP listener address; repeat for more. Replaces server.listen.
+    #[arg(long, env = "NETWARDEN_LISTEN", value_delimiter = ',')]
+    listen: Vec<SocketAddr>,
+    /// HTTPS listener address; repeat for more. Replaces server.tls_listen.
+    #[arg(long, env = "NETWARDEN_TLS_LISTEN", value_delimiter = ',')]
+    tls_listen: Vec<SocketAddr>,
+    /// Expect a PROXY protocol header on the listeners given by flags.
+    #[arg(long, env = "NETWARDEN_PROXY_PROTOCOL")]
+    proxy_protocol: bool,
+    /// Certificate chain (PEM) for TLS listeners.
+    #[arg(long, env = "NETWARDEN_CERT", requires = "key")]
+    cert: Option<PathBuf>,
+    /// Private key (PEM) for TLS listeners.
+    #[arg(long, env = "NETWARDEN_KEY", requires = "cert")]
+    key: Option<PathBuf>,
+    /// The console: http://host:port or https://host:port.
+    #[arg(long, env = "NETWARDEN_UPSTREAM")]
+    upstream: Option<String>,
+    /// CA certificates (PEM) trusted for an https upstream (default: the system's).
+    #[arg(long, env = "NETWARDEN_UPSTREAM_CA")]
+    upstream_ca: Option<PathBuf>,
+    /// Admin listener (/healthz, /readyz); default 127.0.0.1:9901.
+    #[arg(long, env = "NETWARDEN_ADMIN")]
+    admin: Option<SocketAddr>,
+    /// Log format: json lines (default) or text for people.
+    #[arg(long, env = "NETWARDEN_LOG_FORMAT", value_enum, default_value = "json")]
+    log_format: LogFormat,
+}
+
+#[derive(Subcommand)]
+enum CertsCommand {
+    /// Make a development CA and a server certificate signed by it.
+    Dev {
+        /// Directory to write ca.pem, cert.pem and key.pem into.
+        #[arg(long, default_value = "certs")]
+        out: PathBuf,
+        /// Names and addresses the certificate is for.
+        #[arg(long = "name", default_values = ["localhost", "127.0.0.1", "::1"])]
+        names: Vec<String>,
+    },
+}
+
+#[derive(Args)]
+struct DemoArgs {
+    /// Only print the engine's decisions on sample requests, without starting anything.
+    #[arg(long)]
+    offline: bool,
+    /// Address the demo proxy listens on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
 }
 
 #[derive(Args)]
@@ -74,13 +139,16 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Check(args) => check(&args),
         Command::Explain(args) => explain(&args),
-        Command::Demo => match netwarden::demo::run() {
+        Command::Serve(args) => serve(args),
+        Command::Certs(CertsCommand::Dev { out, names }) => certs_dev(&out, &names),
+        Command::Demo(args) if args.offline => match netwarden::demo::offline() {
             Ok(report) => {
                 print!("{report}");
                 Ok(ExitCode::SUCCESS)
             }
             Err(e) => Ok(report_load_error(&e)),
         },
+        Command::Demo(args) => demo(args.listen),
     };
     match result {
         Ok(code) => code,
@@ -172,5 +240,64 @@ fn explain(args: &ExplainArgs) -> anyhow::Result<ExitCode> {
     } else {
         print!("{report}");
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let loaded = match policy::load(&args.policy) {
+        Ok(l) => l,
+        Err(e) => return Ok(report_load_error(&e)),
+    };
+    for w in &loaded.warnings {
+        eprintln!("{w}\n");
+    }
+    let overrides = Overrides {
+        listen: args.listen,
+        tls_listen: args.tls_listen,
+        proxy_protocol: args.proxy_protocol,
+        cert: args.cert,
+        key: args.key,
+        upstream: args.upstream,
+        upstream_ca: args.upstream_ca,
+        admin: args.admin,
+    };
+    let _logs = telemetry::init(args.log_format);
+    match runtime()?.block_on(proxy::serve(loaded.policy, overrides)) {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        Err(e) => {
+            tracing::error!(event = "startup_failed", detail = %e, "netwarden cannot start");
+            eprintln!("netwarden: {e}");
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+fn certs_dev(out: &std::path::Path, names: &[String]) -> anyhow::Result<ExitCode> {
+    let files = proxy::tls::dev_certificates(out, names)?;
+    println!(
+        "wrote {} (CA), {} (certificate for {}), {} (key, mode 0600)\n\
+         serve with: --tls-listen 127.0.0.1:8443 --cert {} --key {}\n\
+         trust it with: curl --cacert {} https://localhost:8443/",
+        files.ca.display(),
+        files.cert.display(),
+        names.join(", "),
+        files.key.display(),
+        files.cert.display(),
+        files.key.display(),
+        files.ca.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn demo(listen: SocketAddr) -> anyhow::Result<ExitCode> {
+    let _logs = telemetry::init(LogFormat::Json);
+    runtime()?.block_on(netwarden::demo::live(listen))?;
     Ok(ExitCode::SUCCESS)
 }

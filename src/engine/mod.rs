@@ -53,13 +53,14 @@ pub enum ClientSource<'r> {
     },
 }
 
-/// What the engine knows of a request.
-pub struct RequestFacts<'r> {
-    pub client: ClientSource<'r>,
+/// What the engine knows of a request. The decision borrows only `path`
+/// (`'r`), so the caller may change headers (`'x`) once it has decided.
+pub struct RequestFacts<'r, 'x> {
+    pub client: ClientSource<'x>,
     /// Method as sent (`GET`, `POST`); methods are case-sensitive (RFC 9110 §9.1).
-    pub method: &'r str,
+    pub method: &'x str,
     /// `Host` header or HTTP/2 `:authority`, port allowed.
-    pub host: Option<&'r str>,
+    pub host: Option<&'x str>,
     /// The request target's path; a `?query` suffix is ignored.
     pub path: &'r str,
 }
@@ -115,7 +116,26 @@ pub struct Decision<'p, 'r> {
     pub reason: Reason,
 }
 
-impl Decision<'_, '_> {
+impl<'p, 'r> Decision<'p, 'r> {
+    /// Separates the normalized path from the rest, so that the rest can
+    /// outlive the request it was decided on (the proxy logs it after
+    /// forwarding the request).
+    pub fn take_path(self) -> (Decision<'p, 'static>, Option<Cow<'r, str>>) {
+        let path = self.path;
+        (
+            Decision {
+                action: self.action,
+                rule: self.rule,
+                client: self.client,
+                network: self.network,
+                login: self.login,
+                path: None,
+                reason: self.reason,
+            },
+            path,
+        )
+    }
+
     /// The deciding rule's name, or `default`, or `invalid_path`.
     pub fn rule_name(&self) -> &str {
         match (self.rule, self.reason) {
@@ -222,14 +242,14 @@ pub trait Trace {
 impl Trace for () {}
 
 /// Decides a request. See the module documentation for the order of work.
-pub fn decide<'p, 'r>(policy: &'p Policy, facts: &RequestFacts<'r>) -> Decision<'p, 'r> {
+pub fn decide<'p, 'r>(policy: &'p Policy, facts: &RequestFacts<'r, '_>) -> Decision<'p, 'r> {
     decide_traced(policy, facts, &mut ())
 }
 
 /// [`decide`], reporting each step to `trace`.
 pub fn decide_traced<'p, 'r, T: Trace>(
     policy: &'p Policy,
-    facts: &RequestFacts<'r>,
+    facts: &RequestFacts<'r, '_>,
     trace: &mut T,
 ) -> Decision<'p, 'r> {
     let client = match facts.client {

@@ -109,7 +109,7 @@ fn at(loc: &Location) -> (u32, u32) {
     (clamp(loc.line()), clamp(loc.column()))
 }
 
-struct Cx<'a, 'e> {
+pub(super) struct Cx<'a, 'e> {
     c: Collector<'a>,
     base: &'a Path,
     /// Diagnostics located in other files (network lists).
@@ -137,7 +137,7 @@ enum Resolve {
 }
 
 impl Cx<'_, '_> {
-    fn error(&mut self, loc: &Location, message: String, help: Option<String>) {
+    pub(super) fn error(&mut self, loc: &Location, message: String, help: Option<String>) {
         let (l, col) = at(loc);
         self.c.push(Severity::Error, l, col, message, help);
     }
@@ -192,6 +192,7 @@ impl Cx<'_, '_> {
             }
         }
         let tests = self.tests(&raw.tests);
+        let server = self.server(raw.server.as_ref(), self.base);
         let networks = drafts
             .into_iter()
             .map(|d| Network {
@@ -220,6 +221,7 @@ impl Cx<'_, '_> {
                 default,
                 case_insensitive_paths: raw.case_insensitive_paths,
                 path_index,
+                server,
             },
             tests,
         ))

@@ -12,6 +12,7 @@ pub mod compile;
 pub mod diagnostics;
 pub mod raw;
 pub mod selftest;
+pub mod server;
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -36,6 +37,7 @@ pub struct Policy {
     pub(crate) case_insensitive_paths: bool,
     /// Rules by the first segment of their paths, built once at compile.
     pub(crate) path_index: PathIndex,
+    pub(crate) server: server::ServerSettings,
 }
 
 /// A named set of addresses.
@@ -119,6 +121,10 @@ impl Policy {
 
     pub fn client_ip(&self) -> &ClientIpConfig {
         &self.client_ip
+    }
+
+    pub fn server(&self) -> &server::ServerSettings {
+        &self.server
     }
 
     /// The first of `sets` that contains `ip`.

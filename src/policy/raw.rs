@@ -61,6 +61,108 @@ pub struct RawPolicy {
     pub default: Option<S<RawAction>>,
     #[serde(default)]
     pub tests: Vec<S<RawTest>>,
+    /// Listeners, upstream, TLS, timeouts and limits for `netwarden serve`.
+    pub server: Option<S<RawServer>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawServer {
+    #[serde(default)]
+    pub listen: Vec<S<RawListener>>,
+    #[serde(default)]
+    pub tls_listen: Vec<S<RawListener>>,
+    pub tls: Option<S<RawTls>>,
+    pub upstream: Option<S<String>>,
+    pub upstream_ca: Option<S<String>>,
+    pub admin: Option<S<String>>,
+    pub block_page: Option<S<String>>,
+    #[serde(default)]
+    pub timeouts: RawTimeouts,
+    #[serde(default)]
+    pub limits: RawLimits,
+    pub log_allowed: Option<S<String>>,
+}
+
+/// A listener: `"0.0.0.0:8080"`, or `{ address: "0.0.0.0:8080", proxy_protocol: true }`.
+#[derive(Debug)]
+pub struct RawListener {
+    pub address: S<String>,
+    pub proxy_protocol: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawListenerMap {
+    address: S<String>,
+    #[serde(default)]
+    proxy_protocol: bool,
+}
+
+/// The two spellings of a listener, before locations are attached.
+enum ListenerForm {
+    Addr(String),
+    Map(RawListenerMap),
+}
+
+impl<'de> Deserialize<'de> for ListenerForm {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Vis;
+        impl<'de> Visitor<'de> for Vis {
+            type Value = ListenerForm;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an address such as \"0.0.0.0:8080\", or a mapping with address and proxy_protocol")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(ListenerForm::Addr(v.to_owned()))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+                RawListenerMap::deserialize(de::value::MapAccessDeserializer::new(map))
+                    .map(ListenerForm::Map)
+            }
+        }
+        d.deserialize_any(Vis)
+    }
+}
+
+impl<'de> Deserialize<'de> for RawListener {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let form = S::<ListenerForm>::deserialize(d)?;
+        Ok(match form.value {
+            ListenerForm::Addr(a) => RawListener {
+                address: Spanned::new(a, form.referenced, form.defined),
+                proxy_protocol: false,
+            },
+            ListenerForm::Map(m) => RawListener {
+                address: m.address,
+                proxy_protocol: m.proxy_protocol,
+            },
+        })
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTls {
+    pub cert: S<String>,
+    pub key: S<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTimeouts {
+    pub header_read: Option<S<String>>,
+    pub idle: Option<S<String>>,
+    pub upstream_connect: Option<S<String>>,
+    pub upstream_response: Option<S<String>>,
+    pub drain: Option<S<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLimits {
+    pub max_header_bytes: Option<S<u64>>,
+    pub max_connections: Option<S<u64>>,
 }
 
 /// A network: a list of CIDRs, or a mapping with `cidrs`, `file`, `include`

@@ -1,0 +1,327 @@
+//! The `server:` section: listeners, upstream, TLS files, timeouts, limits.
+//! Flags and `NETWARDEN_*` variables override it (see `proxy::config`).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::compile::Cx;
+use super::raw::{RawListener, RawServer, S};
+
+/// Why each default is what it is.
+pub mod defaults {
+    use std::time::Duration;
+    /// Long enough for a slow mobile link, short enough that a slowloris
+    /// client holds a connection for seconds, not minutes.
+    pub const HEADER_READ: Duration = Duration::from_secs(10);
+    /// nginx's keepalive_timeout: longer than the 60 s idle timeout of
+    /// common load balancers, so that they close first and never send on a
+    /// connection netwarden has just closed.
+    pub const IDLE: Duration = Duration::from_secs(75);
+    /// A sidecar's upstream is on localhost: 5 s means it is down.
+    pub const UPSTREAM_CONNECT: Duration = Duration::from_secs(5);
+    /// nginx's proxy_read_timeout: consoles with slow reports still fit.
+    pub const UPSTREAM_RESPONSE: Duration = Duration::from_secs(60);
+    /// Fits inside Kubernetes' default 30 s termination grace period.
+    pub const DRAIN: Duration = Duration::from_secs(25);
+    /// Envoy's default is 60 KiB; real browsers send well under 16 KiB.
+    pub const MAX_HEADER_BYTES: usize = 64 * 1024;
+    /// Bounds memory (each connection costs buffers) while far above what an
+    /// admin console sees.
+    pub const MAX_CONNECTIONS: usize = 10_000;
+    /// The admin listener: loopback only unless configured otherwise.
+    pub const ADMIN: &str = "127.0.0.1:9901";
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Listener {
+    pub addr: SocketAddr,
+    /// Expect a PROXY protocol (v1 or v2) header first, from trusted proxies only.
+    pub proxy_protocol: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timeouts {
+    pub header_read: Duration,
+    pub idle: Duration,
+    pub upstream_connect: Duration,
+    pub upstream_response: Duration,
+    pub drain: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self {
+            header_read: defaults::HEADER_READ,
+            idle: defaults::IDLE,
+            upstream_connect: defaults::UPSTREAM_CONNECT,
+            upstream_response: defaults::UPSTREAM_RESPONSE,
+            drain: defaults::DRAIN,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    pub max_header_bytes: usize,
+    pub max_connections: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_header_bytes: defaults::MAX_HEADER_BYTES,
+            max_connections: defaults::MAX_CONNECTIONS,
+        }
+    }
+}
+
+/// Level of the `decision` event for allowed requests; denials are always info.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum AllowedLogLevel {
+    #[default]
+    Info,
+    Debug,
+}
+
+/// The `server:` section, compiled. Everything is optional here; `serve`
+/// checks that what it needs (an upstream, a listener) is there.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ServerSettings {
+    pub listen: Vec<Listener>,
+    pub tls_listen: Vec<Listener>,
+    pub tls: Option<TlsFiles>,
+    pub upstream: Option<http::Uri>,
+    pub upstream_ca: Option<PathBuf>,
+    pub admin: Option<SocketAddr>,
+    pub block_page: Option<PathBuf>,
+    pub timeouts: Timeouts,
+    pub limits: Limits,
+    pub log_allowed: AllowedLogLevel,
+}
+
+/// `500ms`, `30s`, `5m`, `1h`, or combinations such as `1m30s`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    if t.is_empty() {
+        return Err("empty duration".into());
+    }
+    let mut total = Duration::ZERO;
+    let mut rest = t;
+    while !rest.is_empty() {
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        if digits == 0 {
+            return Err(format!("'{text}' is not a duration"));
+        }
+        let n: u64 = rest[..digits]
+            .parse()
+            .map_err(|_| format!("'{text}' is too large"))?;
+        rest = &rest[digits..];
+        let unit_len = rest.bytes().take_while(u8::is_ascii_alphabetic).count();
+        let unit = &rest[..unit_len];
+        rest = &rest[unit_len..];
+        let part = match unit {
+            "ms" => Duration::from_millis(n),
+            "s" => Duration::from_secs(n),
+            "m" => Duration::from_secs(n.saturating_mul(60)),
+            "h" => Duration::from_secs(n.saturating_mul(3600)),
+            "" => return Err(format!("'{text}' has no unit")),
+            other => return Err(format!("'{text}': unknown unit '{other}'")),
+        };
+        total = total.saturating_add(part);
+    }
+    Ok(total)
+}
+
+/// An upstream URL: `http://` or `https://`, host and port, no path.
+pub fn parse_upstream(text: &str) -> Result<http::Uri, String> {
+    let uri: http::Uri = text
+        .parse()
+        .map_err(|e| format!("'{text}' is not a URL: {e}"))?;
+    match uri.scheme_str() {
+        Some("http") | Some("https") => {}
+        _ => {
+            return Err(format!(
+                "upstream '{text}' must start with http:// or https://"
+            ));
+        }
+    }
+    if uri.authority().is_none() {
+        return Err(format!("upstream '{text}' has no host"));
+    }
+    if uri
+        .path_and_query()
+        .is_some_and(|pq| pq.as_str() != "/" && !pq.as_str().is_empty())
+    {
+        return Err(format!(
+            "upstream '{text}' has a path; netwarden forwards each request's own path"
+        ));
+    }
+    Ok(uri)
+}
+
+fn resolve_path(base: &Path, p: &str) -> PathBuf {
+    base.join(p)
+}
+
+impl Cx<'_, '_> {
+    pub(super) fn server(&mut self, raw: Option<&S<RawServer>>, base: &Path) -> ServerSettings {
+        let Some(raw) = raw else {
+            return ServerSettings::default();
+        };
+        let r = &raw.value;
+        let mut out = ServerSettings {
+            listen: self.listeners(&r.listen),
+            tls_listen: self.listeners(&r.tls_listen),
+            ..ServerSettings::default()
+        };
+        if let Some(tls) = &r.tls {
+            out.tls = Some(TlsFiles {
+                cert: resolve_path(base, &tls.value.cert.value),
+                key: resolve_path(base, &tls.value.key.value),
+            });
+        }
+        if let Some(u) = &r.upstream {
+            match parse_upstream(&u.value) {
+                Ok(uri) => out.upstream = Some(uri),
+                Err(e) => self.error(
+                    &u.referenced,
+                    e,
+                    Some("for example http://127.0.0.1:3000".into()),
+                ),
+            }
+        }
+        out.upstream_ca = r.upstream_ca.as_ref().map(|p| resolve_path(base, &p.value));
+        out.block_page = r.block_page.as_ref().map(|p| resolve_path(base, &p.value));
+        if let Some(a) = &r.admin {
+            match a.value.parse::<SocketAddr>() {
+                Ok(addr) => out.admin = Some(addr),
+                Err(_) => self.error(
+                    &a.referenced,
+                    format!("'{}' is not an address and port", a.value),
+                    Some("for example 127.0.0.1:9901".into()),
+                ),
+            }
+        }
+        let t = &r.timeouts;
+        let mut dur = |v: &Option<S<String>>, default: Duration| match v {
+            None => default,
+            Some(s) => match parse_duration(&s.value) {
+                Ok(d) if !d.is_zero() => d,
+                Ok(_) => {
+                    self.error(
+                        &s.referenced,
+                        "a timeout of zero".into(),
+                        Some("give a positive duration".into()),
+                    );
+                    default
+                }
+                Err(e) => {
+                    self.error(
+                        &s.referenced,
+                        e,
+                        Some("write durations like 500ms, 30s, 5m or 1h".into()),
+                    );
+                    default
+                }
+            },
+        };
+        out.timeouts = Timeouts {
+            header_read: dur(&t.header_read, defaults::HEADER_READ),
+            idle: dur(&t.idle, defaults::IDLE),
+            upstream_connect: dur(&t.upstream_connect, defaults::UPSTREAM_CONNECT),
+            upstream_response: dur(&t.upstream_response, defaults::UPSTREAM_RESPONSE),
+            drain: dur(&t.drain, defaults::DRAIN),
+        };
+        if let Some(m) = &r.limits.max_header_bytes {
+            // hyper's HTTP/1 read buffer cannot be smaller than 8 KiB.
+            if m.value < 8192 || m.value > 1024 * 1024 {
+                self.error(
+                    &m.referenced,
+                    "max_header_bytes must be between 8192 and 1048576".into(),
+                    None,
+                );
+            } else {
+                out.limits.max_header_bytes =
+                    usize::try_from(m.value).unwrap_or(defaults::MAX_HEADER_BYTES);
+            }
+        }
+        if let Some(m) = &r.limits.max_connections {
+            if m.value == 0 {
+                self.error(
+                    &m.referenced,
+                    "max_connections must be at least 1".into(),
+                    None,
+                );
+            } else {
+                out.limits.max_connections = usize::try_from(m.value).unwrap_or(usize::MAX);
+            }
+        }
+        if let Some(l) = &r.log_allowed {
+            match l.value.as_str() {
+                "info" => out.log_allowed = AllowedLogLevel::Info,
+                "debug" => out.log_allowed = AllowedLogLevel::Debug,
+                other => self.error(
+                    &l.referenced,
+                    format!("log_allowed '{other}' is not a level"),
+                    Some(
+                        "use info (log every allowed request) or debug (only when debugging)"
+                            .into(),
+                    ),
+                ),
+            }
+        }
+        out
+    }
+
+    fn listeners(&mut self, raw: &[S<RawListener>]) -> Vec<Listener> {
+        let mut out = Vec::with_capacity(raw.len());
+        for l in raw {
+            let a = &l.value.address;
+            match a.value.parse::<SocketAddr>() {
+                Ok(addr) => out.push(Listener {
+                    addr,
+                    proxy_protocol: l.value.proxy_protocol,
+                }),
+                Err(_) => self.error(
+                    &a.referenced,
+                    format!("'{}' is not an address and port", a.value),
+                    Some("for example 0.0.0.0:8080 or \"[::]:8080\"".into()),
+                ),
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_as_people_write_them() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
+        for bad in ["", "30", "s", "5 m", "10x", "-1s", "1.5s"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn upstream_urls() {
+        assert!(parse_upstream("http://127.0.0.1:3000").is_ok());
+        assert!(parse_upstream("https://console.internal").is_ok());
+        assert!(parse_upstream("ftp://x").is_err());
+        assert!(parse_upstream("127.0.0.1:3000").is_err());
+        assert!(parse_upstream("http://127.0.0.1:3000/app").is_err());
+    }
+}

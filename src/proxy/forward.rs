@@ -1,0 +1,331 @@
+//! Forwarding: what the console receives, and what the client gets back.
+//!
+//! The upstream request carries the normalized path the engine decided on
+//! and the query unchanged; hop-by-hop headers go (RFC 9110 §7.6.1); the
+//! forwarding headers are replaced for untrusted peers and extended for
+//! trusted ones.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::request::Parts;
+use http::uri::{Authority, PathAndQuery, Scheme};
+use http::{Uri, Version};
+use hyper::body::Incoming;
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+
+/// Pooled HTTP/1.1 and HTTP/2 (by ALPN on https) client to the console.
+pub type UpstreamClient = Client<HttpsConnector<HttpConnector>, Incoming>;
+
+/// Idle pooled upstream connections are closed after this: shorter than
+/// common server keep-alive timeouts (nginx 75 s, Node.js 5 s is the outlier
+/// that hyper's pool retries around).
+const POOL_IDLE: Duration = Duration::from_secs(60);
+
+/// Where requests go.
+#[derive(Clone, Debug)]
+pub struct Upstream {
+    pub scheme: Scheme,
+    pub authority: Authority,
+}
+
+impl Upstream {
+    pub fn from_uri(uri: &Uri) -> Option<Self> {
+        Some(Self {
+            scheme: uri.scheme()?.clone(),
+            authority: uri.authority()?.clone(),
+        })
+    }
+}
+
+/// Builds the pooled client; `tls` verifies https upstreams.
+pub fn client(tls: rustls::ClientConfig, connect_timeout: Duration) -> UpstreamClient {
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_connect_timeout(Some(connect_timeout));
+    http.set_nodelay(true);
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http1()
+        .enable_http2()
+        .wrap_connector(http);
+    Client::builder(TokioExecutor::new())
+        .timer(TokioTimer::new())
+        .pool_timer(TokioTimer::new())
+        .pool_idle_timeout(POOL_IDLE)
+        .build(https)
+}
+
+/// Hop-by-hop headers (RFC 9110 §7.6.1, plus the non-standard ones still
+/// seen in the wild). `Proxy-Authorization` is for this hop only.
+const HOP_BY_HOP: [&str; 9] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authorization",
+    "proxy-authenticate",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The value of `Upgrade` when the request asks for a protocol upgrade
+/// (HTTP/1.1 `Connection: upgrade` + `Upgrade: …`, e.g. WebSocket).
+pub fn upgrade_request(version: Version, headers: &HeaderMap) -> Option<HeaderValue> {
+    if version != Version::HTTP_11 {
+        return None;
+    }
+    let asks = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case("upgrade"));
+    if asks {
+        headers.get(header::UPGRADE).cloned()
+    } else {
+        None
+    }
+}
+
+/// Removes hop-by-hop headers and every header named in `Connection`.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+        .collect();
+    for name in &named {
+        headers.remove(name);
+    }
+    for name in HOP_BY_HOP {
+        headers.remove(name);
+    }
+}
+
+/// What the proxy knows of the connection a request came on.
+pub struct Hop<'a> {
+    /// The peer the engine saw (the PROXY protocol source when used).
+    pub peer: IpAddr,
+    /// Whether that peer is a trusted proxy (its forwarding headers are kept).
+    pub peer_trusted: bool,
+    /// `http` or `https`, as the client reached netwarden.
+    pub scheme: &'a str,
+    /// The host the client asked for.
+    pub host: Option<&'a str>,
+}
+
+fn forwarded_node(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => v4.to_string(),
+        // RFC 7239 §6: IPv6 is bracketed and quoted.
+        IpAddr::V6(v6) => format!("\"[{v6}]\""),
+    }
+}
+
+/// Sets the forwarding headers: replaced for an untrusted peer, the chain
+/// kept and the peer appended for a trusted one.
+pub fn set_forwarding_headers(headers: &mut HeaderMap, hop: &Hop<'_>) {
+    let peer = hop.peer.to_string();
+    let chain = |headers: &HeaderMap, name: &HeaderName| -> Option<String> {
+        let lines: Vec<&str> = headers
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
+        (!lines.is_empty()).then(|| lines.join(", "))
+    };
+    let set = |headers: &mut HeaderMap, name: HeaderName, value: String| {
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            headers.insert(name, v);
+        } else {
+            headers.remove(name);
+        }
+    };
+
+    let xff = match (hop.peer_trusted, chain(headers, &X_FORWARDED_FOR)) {
+        (true, Some(prev)) => format!("{prev}, {peer}"),
+        _ => peer.clone(),
+    };
+    set(headers, X_FORWARDED_FOR, xff);
+
+    let keep_proto = hop.peer_trusted && headers.contains_key(&X_FORWARDED_PROTO);
+    if !keep_proto {
+        set(headers, X_FORWARDED_PROTO, hop.scheme.to_string());
+    }
+    let keep_host = hop.peer_trusted && headers.contains_key(&X_FORWARDED_HOST);
+    if !keep_host {
+        match hop.host {
+            Some(h) => set(headers, X_FORWARDED_HOST, h.to_string()),
+            None => {
+                headers.remove(&X_FORWARDED_HOST);
+            }
+        }
+    }
+
+    let mut element = format!("for={};proto={}", forwarded_node(hop.peer), hop.scheme);
+    if let Some(h) = hop.host {
+        if h.bytes()
+            .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\')
+        {
+            element.push_str(&format!(";host=\"{h}\""));
+        }
+    }
+    let forwarded = match (hop.peer_trusted, chain(headers, &header::FORWARDED)) {
+        (true, Some(prev)) => format!("{prev}, {element}"),
+        _ => element,
+    };
+    set(headers, header::FORWARDED, forwarded);
+}
+
+/// Turns the client's request head into the upstream's: the URI (normalized
+/// path, query unchanged), hop-by-hop and forwarding headers, request id,
+/// Host kept as the client sent it.
+pub fn upstream_head(
+    parts: &mut Parts,
+    upstream: &Upstream,
+    path_and_query: PathAndQuery,
+    hop: &Hop<'_>,
+    request_id: &str,
+    upgrade: Option<HeaderValue>,
+) -> Result<(), http::Error> {
+    // HTTP/2 clients send :authority, not Host; the console expects Host.
+    if !parts.headers.contains_key(header::HOST) {
+        if let Some(h) = hop.host.and_then(|h| HeaderValue::from_str(h).ok()) {
+            parts.headers.insert(header::HOST, h);
+        }
+    }
+    strip_hop_by_hop(&mut parts.headers);
+    if let Some(proto) = upgrade {
+        parts
+            .headers
+            .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        parts.headers.insert(header::UPGRADE, proto);
+    }
+    set_forwarding_headers(&mut parts.headers, hop);
+    if let Ok(v) = HeaderValue::from_str(request_id) {
+        parts.headers.insert(X_REQUEST_ID, v);
+    }
+    parts.uri = Uri::builder()
+        .scheme(upstream.scheme.clone())
+        .authority(upstream.authority.clone())
+        .path_and_query(path_and_query)
+        .build()?;
+    // The pooled client picks HTTP/1.1 or HTTP/2 by ALPN.
+    parts.version = Version::HTTP_11;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(list: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (n, v) in list {
+            h.append(
+                HeaderName::from_bytes(n.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        h
+    }
+
+    fn all(h: &HeaderMap, name: &str) -> Vec<String> {
+        h.get_all(name)
+            .iter()
+            .map(|v| v.to_str().unwrap().to_string())
+            .collect()
+    }
+
+    #[test]
+    fn hop_by_hop_and_connection_named_headers_are_removed() {
+        let mut h = headers(&[
+            ("connection", "keep-alive, x-secret-hop"),
+            ("keep-alive", "timeout=5"),
+            ("x-secret-hop", "1"),
+            ("te", "trailers"),
+            ("transfer-encoding", "chunked"),
+            ("proxy-authorization", "Basic eA=="),
+            ("accept", "text/html"),
+        ]);
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h.len(), 1);
+        assert!(h.contains_key("accept"));
+    }
+
+    #[test]
+    fn untrusted_peer_forwarding_headers_are_replaced() {
+        let mut h = headers(&[
+            ("x-forwarded-for", "203.0.113.7"),
+            ("x-forwarded-proto", "https"),
+            ("x-forwarded-host", "evil.example"),
+            ("forwarded", "for=203.0.113.7"),
+        ]);
+        let hop = Hop {
+            peer: "192.0.2.1".parse().unwrap(),
+            peer_trusted: false,
+            scheme: "http",
+            host: Some("console.example.com"),
+        };
+        set_forwarding_headers(&mut h, &hop);
+        assert_eq!(all(&h, "x-forwarded-for"), ["192.0.2.1"]);
+        assert_eq!(all(&h, "x-forwarded-proto"), ["http"]);
+        assert_eq!(all(&h, "x-forwarded-host"), ["console.example.com"]);
+        assert_eq!(
+            all(&h, "forwarded"),
+            ["for=192.0.2.1;proto=http;host=\"console.example.com\""]
+        );
+    }
+
+    #[test]
+    fn trusted_peer_chain_is_kept_and_the_peer_appended() {
+        let mut h = headers(&[
+            ("x-forwarded-for", "203.0.113.7"),
+            ("x-forwarded-for", "10.0.0.2"),
+            ("x-forwarded-proto", "https"),
+            ("forwarded", "for=203.0.113.7"),
+        ]);
+        let hop = Hop {
+            peer: "2001:db8::1".parse().unwrap(),
+            peer_trusted: true,
+            scheme: "http",
+            host: None,
+        };
+        set_forwarding_headers(&mut h, &hop);
+        assert_eq!(
+            all(&h, "x-forwarded-for"),
+            ["203.0.113.7, 10.0.0.2, 2001:db8::1"]
+        );
+        assert_eq!(all(&h, "x-forwarded-proto"), ["https"]);
+        assert_eq!(
+            all(&h, "forwarded"),
+            ["for=203.0.113.7, for=\"[2001:db8::1]\";proto=http"]
+        );
+    }
+
+    #[test]
+    fn upgrade_needs_connection_upgrade_on_http1() {
+        let h = headers(&[
+            ("connection", "keep-alive, Upgrade"),
+            ("upgrade", "websocket"),
+        ]);
+        assert_eq!(upgrade_request(Version::HTTP_11, &h).unwrap(), "websocket");
+        assert!(upgrade_request(Version::HTTP_2, &h).is_none());
+        let h = headers(&[("upgrade", "websocket")]);
+        assert!(upgrade_request(Version::HTTP_11, &h).is_none());
+    }
+}

@@ -1,0 +1,319 @@
+//! Listeners: accept (bounded by `max_connections`), PROXY header, TLS
+//! handshake, then HTTP/1.1 or HTTP/2 (hyper-util's auto builder) with the
+//! request service; idle connections are closed; on shutdown each
+//! connection finishes its requests and closes.
+
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
+use tokio_rustls::TlsAcceptor;
+
+use super::proxy_protocol;
+use super::service::{ConnInfo, Shared, handle};
+use crate::engine::client::canonical;
+use crate::policy::server::{Limits, Timeouts};
+
+/// Everything an accept loop needs.
+#[derive(Clone)]
+pub struct Listening {
+    pub shared: Arc<Shared>,
+    pub tls: Option<TlsAcceptor>,
+    pub proxy_protocol: bool,
+    pub timeouts: Timeouts,
+    pub limits: Limits,
+    pub connections: Arc<Semaphore>,
+    pub shutdown: watch::Receiver<bool>,
+    /// Dropped by each connection when it ends; the server waits for all.
+    pub alive: mpsc::Sender<()>,
+}
+
+/// Pause after an accept error (out of file descriptors, say) before the
+/// next accept, so the loop does not spin.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+
+pub async fn accept_loop(listener: TcpListener, l: Listening) {
+    let mut shutdown = l.shutdown.clone();
+    loop {
+        if *shutdown.borrow() {
+            return;
+        }
+        let permit = tokio::select! {
+            p = l.connections.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => return,
+            },
+            _ = shutdown.changed() => return,
+        };
+        let (stream, peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::warn!(event = "accept_error", detail = %e, "accept failed");
+                    tokio::time::sleep(ACCEPT_BACKOFF).await;
+                    continue;
+                }
+            },
+            _ = shutdown.changed() => return,
+        };
+        tokio::spawn(connection(stream, peer, l.clone(), permit));
+    }
+}
+
+async fn connection(
+    mut stream: TcpStream,
+    tcp_peer: SocketAddr,
+    l: Listening,
+    _permit: OwnedSemaphorePermit,
+) {
+    let _ = stream.set_nodelay(true);
+    let mut peer = tcp_peer;
+    if l.proxy_protocol {
+        let trusted = l
+            .shared
+            .policy
+            .load()
+            .client_ip()
+            .trusted_proxies
+            .contains(canonical(tcp_peer.ip()));
+        let read = proxy_protocol::read(&mut stream, tcp_peer, trusted);
+        match tokio::time::timeout(l.timeouts.header_read, read).await {
+            Ok(Ok(source)) => peer = source,
+            Ok(Err(e)) => {
+                tracing::warn!(event = "proxy_protocol_refused", network.peer.address = %tcp_peer.ip(), detail = %e, "connection refused");
+                return;
+            }
+            Err(_) => {
+                tracing::debug!(event = "proxy_protocol_timeout", network.peer.address = %tcp_peer.ip());
+                return;
+            }
+        }
+    }
+    let activity = Arc::new(Activity::default());
+    match l.tls.clone() {
+        None => {
+            serve(
+                Tracked::new(stream, activity.clone()),
+                peer,
+                false,
+                &l,
+                activity,
+            )
+            .await
+        }
+        Some(acceptor) => {
+            match tokio::time::timeout(l.timeouts.header_read, acceptor.accept(stream)).await {
+                Ok(Ok(tls)) => {
+                    serve(
+                        Tracked::new(tls, activity.clone()),
+                        peer,
+                        true,
+                        &l,
+                        activity,
+                    )
+                    .await
+                }
+                Ok(Err(e)) => {
+                    tracing::debug!(event = "tls_handshake_failed", network.peer.address = %peer.ip(), detail = %e)
+                }
+                Err(_) => {
+                    tracing::debug!(event = "tls_handshake_timeout", network.peer.address = %peer.ip())
+                }
+            }
+        }
+    }
+}
+
+async fn serve<S>(
+    io: Tracked<S>,
+    peer: SocketAddr,
+    tls: bool,
+    l: &Listening,
+    activity: Arc<Activity>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let _alive = l.alive.clone();
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(l.timeouts.header_read)
+        .max_buf_size(l.limits.max_header_bytes)
+        .keep_alive(true);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(l.limits.max_header_bytes).unwrap_or(u32::MAX));
+    let conn_info = ConnInfo { peer, tls };
+    let shared = l.shared.clone();
+    let in_flight = activity.clone();
+    let service = service_fn(move |req| {
+        let shared = shared.clone();
+        let guard = InFlight::enter(in_flight.clone());
+        async move {
+            let resp = handle(shared, conn_info, req).await;
+            drop(guard);
+            resp
+        }
+    });
+    let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
+    tokio::pin!(conn);
+    let mut shutdown = l.shutdown.clone();
+    let mut draining = *shutdown.borrow();
+    if draining {
+        conn.as_mut().graceful_shutdown();
+    }
+    loop {
+        tokio::select! {
+            res = conn.as_mut() => {
+                if let Err(e) = res {
+                    tracing::debug!(event = "connection_error", network.peer.address = %peer.ip(), detail = %e);
+                }
+                return;
+            }
+            _ = shutdown.changed(), if !draining => {
+                draining = true;
+                conn.as_mut().graceful_shutdown();
+            }
+            _ = activity.idle_for(l.timeouts.idle) => {
+                tracing::debug!(event = "idle_timeout", network.peer.address = %peer.ip());
+                return;
+            }
+        }
+    }
+}
+
+/// When a connection last moved bytes, and how many requests it has open.
+struct Activity {
+    base: Instant,
+    last_ms: AtomicU64,
+    in_flight: AtomicUsize,
+}
+
+impl Default for Activity {
+    fn default() -> Self {
+        Self {
+            base: Instant::now(),
+            last_ms: AtomicU64::new(0),
+            in_flight: AtomicUsize::new(0),
+        }
+    }
+}
+
+impl Activity {
+    fn touch(&self) {
+        let ms = u64::try_from(self.base.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last_ms.store(ms, Ordering::Relaxed);
+    }
+
+    fn since_last(&self) -> Duration {
+        let now = self.base.elapsed();
+        now.saturating_sub(Duration::from_millis(self.last_ms.load(Ordering::Relaxed)))
+    }
+
+    /// Completes once the connection has had no request open and no bytes
+    /// moving for `idle`.
+    async fn idle_for(&self, idle: Duration) {
+        loop {
+            let since = self.since_last();
+            if self.in_flight.load(Ordering::Relaxed) == 0 && since >= idle {
+                return;
+            }
+            let wait = idle.saturating_sub(since).max(Duration::from_millis(250));
+            tokio::time::sleep(wait).await;
+        }
+    }
+}
+
+/// Counts a request as open until dropped.
+struct InFlight(Arc<Activity>);
+
+impl InFlight {
+    fn enter(a: Arc<Activity>) -> Self {
+        a.in_flight.fetch_add(1, Ordering::Relaxed);
+        Self(a)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.touch();
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// A stream that records when it last moved bytes.
+struct Tracked<S> {
+    inner: S,
+    activity: Arc<Activity>,
+}
+
+impl<S> Tracked<S> {
+    fn new(inner: S, activity: Arc<Activity>) -> Self {
+        activity.touch();
+        Self { inner, activity }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Tracked<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let r = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if matches!(r, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            self.activity.touch();
+        }
+        r
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Tracked<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let r = Pin::new(&mut self.inner).poll_write(cx, data);
+        if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
+            self.activity.touch();
+        }
+        r
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let r = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
+            self.activity.touch();
+        }
+        r
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}

@@ -1,0 +1,256 @@
+//! `netwarden serve`: the guard proxy.
+//!
+//! A connection's path: [`listener`] accepts it (PROXY header, TLS), hyper
+//! parses requests, [`service::handle`] runs each request's phases (decide
+//! with the engine, then [`forward`] or answer with a [`pages`] page, then
+//! log), and [`admin`] answers health probes. [`serve`] wires them up, and on
+//! SIGTERM or SIGINT stops accepting and drains.
+
+pub mod admin;
+pub mod forward;
+pub mod listener;
+pub mod pages;
+pub mod proxy_protocol;
+pub mod service;
+pub mod tls;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use arc_swap::ArcSwap;
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, mpsc, watch};
+
+use crate::policy::Policy;
+use crate::policy::server::{Listener, TlsFiles, defaults, parse_upstream};
+
+/// Settings from flags and `NETWARDEN_*` variables; each replaces the
+/// policy's `server:` value when given.
+#[derive(Clone, Debug, Default)]
+pub struct Overrides {
+    pub listen: Vec<SocketAddr>,
+    pub tls_listen: Vec<SocketAddr>,
+    pub proxy_protocol: bool,
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+    pub upstream: Option<String>,
+    pub upstream_ca: Option<PathBuf>,
+    pub admin: Option<SocketAddr>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("no listener: give --listen or --tls-listen, or server.listen in the policy")]
+    NoListener,
+    #[error("no upstream: give --upstream URL, or server.upstream in the policy")]
+    NoUpstream,
+    #[error("upstream: {0}")]
+    BadUpstream(String),
+    #[error("TLS listeners need a certificate and key: give --cert and --key, or server.tls")]
+    NoCertificate,
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
+    #[error("cannot read block page template {}: {source}", path.display())]
+    Template {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// Resolved listener set, in the order they are bound.
+struct Plan {
+    listeners: Vec<(Listener, bool)>,
+    tls: Option<TlsFiles>,
+    upstream: forward::Upstream,
+    admin: SocketAddr,
+}
+
+fn plan(policy: &Policy, o: &Overrides) -> Result<Plan, ServeError> {
+    let s = policy.server();
+    let listen = if o.listen.is_empty() {
+        s.listen.clone()
+    } else {
+        o.listen
+            .iter()
+            .map(|&addr| Listener {
+                addr,
+                proxy_protocol: o.proxy_protocol,
+            })
+            .collect()
+    };
+    let tls_listen = if o.tls_listen.is_empty() {
+        s.tls_listen.clone()
+    } else {
+        o.tls_listen
+            .iter()
+            .map(|&addr| Listener {
+                addr,
+                proxy_protocol: o.proxy_protocol,
+            })
+            .collect()
+    };
+    if listen.is_empty() && tls_listen.is_empty() {
+        return Err(ServeError::NoListener);
+    }
+    let tls = match (&o.cert, &o.key, &s.tls) {
+        (Some(cert), Some(key), _) => Some(TlsFiles {
+            cert: cert.clone(),
+            key: key.clone(),
+        }),
+        (None, None, files) => files.clone(),
+        _ => return Err(ServeError::NoCertificate),
+    };
+    if !tls_listen.is_empty() && tls.is_none() {
+        return Err(ServeError::NoCertificate);
+    }
+    let upstream = match &o.upstream {
+        Some(u) => parse_upstream(u).map_err(ServeError::BadUpstream)?,
+        None => s.upstream.clone().ok_or(ServeError::NoUpstream)?,
+    };
+    let upstream = forward::Upstream::from_uri(&upstream).ok_or(ServeError::NoUpstream)?;
+    // PANIC SAFETY: the default is a literal socket address.
+    let default_admin: SocketAddr = defaults::ADMIN
+        .parse()
+        .expect("valid default admin address");
+    Ok(Plan {
+        listeners: listen
+            .into_iter()
+            .map(|l| (l, false))
+            .chain(tls_listen.into_iter().map(|l| (l, true)))
+            .collect(),
+        tls,
+        upstream,
+        admin: o.admin.or(s.admin).unwrap_or(default_admin),
+    })
+}
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener, ServeError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServeError::Bind { addr, source })
+}
+
+/// Runs the proxy until SIGTERM or SIGINT, then drains. Every startup
+/// problem is an error before anything listens: fail closed.
+pub async fn serve(policy: Policy, o: Overrides) -> Result<(), ServeError> {
+    let plan = plan(&policy, &o)?;
+    let settings = policy.server().clone();
+    let tls = match (&plan.tls, plan.listeners.iter().any(|(_, tls)| *tls)) {
+        (Some(files), true) => Some(tokio_rustls::TlsAcceptor::from(Arc::new(
+            tls::server_config(&files.cert, &files.key)?,
+        ))),
+        _ => None,
+    };
+    let upstream_ca = o.upstream_ca.clone().or(settings.upstream_ca.clone());
+    let client_tls = tls::client_config(upstream_ca.as_deref())?;
+    let pages = match &settings.block_page {
+        Some(path) => {
+            pages::Pages::with_template(std::fs::read_to_string(path).map_err(|source| {
+                ServeError::Template {
+                    path: path.clone(),
+                    source,
+                }
+            })?)
+        }
+        None => pages::Pages::default(),
+    };
+    let shared = Arc::new(service::Shared {
+        policy: ArcSwap::from_pointee(policy),
+        client: forward::client(client_tls, settings.timeouts.upstream_connect),
+        upstream: plan.upstream.clone(),
+        pages,
+        timeouts: settings.timeouts,
+        log_allowed: settings.log_allowed,
+        ids: service::RequestIds::default(),
+    });
+
+    // Bind everything first: an address in use stops startup before any
+    // listener serves.
+    let mut bound = Vec::with_capacity(plan.listeners.len());
+    for (l, is_tls) in &plan.listeners {
+        bound.push((bind(l.addr).await?, l.proxy_protocol, *is_tls));
+    }
+    let admin_listener = bind(plan.admin).await?;
+
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let (alive_tx, mut alive_rx) = mpsc::channel::<()>(1);
+    let health = Arc::new(admin::Health::default());
+    let connections = Arc::new(Semaphore::new(settings.limits.max_connections));
+    let upstream_text = format!("{}://{}", plan.upstream.scheme, plan.upstream.authority);
+    for (listener, proxy_protocol, is_tls) in bound {
+        let local = listener
+            .local_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_default();
+        tracing::info!(
+            event = "listening",
+            role = if is_tls { "https" } else { "http" },
+            address = %local,
+            proxy_protocol,
+            upstream = %upstream_text,
+            "listening"
+        );
+        let l = listener::Listening {
+            shared: shared.clone(),
+            tls: if is_tls { tls.clone() } else { None },
+            proxy_protocol,
+            timeouts: settings.timeouts,
+            limits: settings.limits,
+            connections: connections.clone(),
+            shutdown: shutdown_rx.clone(),
+            alive: alive_tx.clone(),
+        };
+        tokio::spawn(listener::accept_loop(listener, l));
+    }
+    drop(alive_tx);
+    let admin_local = admin_listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    tracing::info!(event = "listening", role = "admin", address = %admin_local, "listening");
+    let (admin_stop_tx, admin_stop_rx) = watch::channel(false);
+    let admin_task = tokio::spawn(admin::serve(admin_listener, health.clone(), admin_stop_rx));
+    health.ready.store(true, Ordering::Release);
+
+    let signal = wait_for_signal().await;
+    tracing::info!(
+        event = "shutdown",
+        signal,
+        drain_seconds = settings.timeouts.drain.as_secs_f64(),
+        "draining"
+    );
+    health.ready.store(false, Ordering::Release);
+    let _ = shutdown_tx.send(true);
+    // Every connection holds a sender; recv() returns None once all are gone.
+    let drained = tokio::time::timeout(settings.timeouts.drain, alive_rx.recv())
+        .await
+        .is_ok();
+    tracing::info!(event = "stopped", drained, "stopped");
+    let _ = admin_stop_tx.send(true);
+    let _ = admin_task.await;
+    Ok(())
+}
+
+async fn wait_for_signal() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(mut term), Ok(mut int)) => tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+        },
+        _ => {
+            let _ = tokio::signal::ctrl_c().await;
+            "SIGINT"
+        }
+    }
+}

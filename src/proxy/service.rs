@@ -1,0 +1,312 @@
+//! One request's phases, in order, in [`handle`]: resolve the client and
+//! decide (the engine), then forward or answer (block page, 400), then log
+//! the decision. Logging always runs, whatever the outcome.
+
+use std::convert::Infallible;
+use std::hash::{BuildHasher, Hasher};
+use std::net::SocketAddr;
+use std::ops::ControlFlow;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderValue};
+use http::uri::PathAndQuery;
+use http::{Request, Response, StatusCode, Version};
+use http_body_util::{Either, Full};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+
+use super::forward::{self, Hop, Upstream, UpstreamClient};
+use super::pages::{Page, Pages, wants_html};
+use crate::engine::client::{HeaderLines, canonical};
+use crate::engine::{Action, ClientSource, ClientText, RequestFacts, decide, host_without_port};
+use crate::policy::Policy;
+use crate::policy::server::{AllowedLogLevel, Timeouts};
+use crate::telemetry::{self, RequestLog};
+
+/// Streams the console's body, or carries one of netwarden's own pages.
+pub type ProxyBody = Either<Incoming, Full<Bytes>>;
+
+/// State every request shares.
+pub struct Shared {
+    /// The running policy; one `load` per request, no lock (hot reload swaps it).
+    pub policy: ArcSwap<Policy>,
+    pub client: UpstreamClient,
+    pub upstream: Upstream,
+    pub pages: Pages,
+    pub timeouts: Timeouts,
+    pub log_allowed: AllowedLogLevel,
+    pub ids: RequestIds,
+}
+
+/// What is known of the connection a request arrived on.
+#[derive(Clone, Copy, Debug)]
+pub struct ConnInfo {
+    /// The peer the engine sees: the TCP peer, or the PROXY protocol source.
+    pub peer: SocketAddr,
+    pub tls: bool,
+}
+
+/// Request ids: a per-process random seed through a bijective mixer, so ids
+/// never repeat within a process and do not reveal the request count.
+pub struct RequestIds {
+    seed: u64,
+    counter: AtomicU64,
+}
+
+impl Default for RequestIds {
+    fn default() -> Self {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u128(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos()),
+        );
+        h.write_u32(std::process::id());
+        Self {
+            seed: h.finish(),
+            counter: AtomicU64::new(0),
+        }
+    }
+}
+
+impl RequestIds {
+    pub fn next(&self) -> String {
+        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        // splitmix64 finalizer: a bijection on u64.
+        let mut z = self
+            .seed
+            .wrapping_add(n.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        format!("{:016x}", z ^ (z >> 31))
+    }
+}
+
+impl HeaderLines for HeaderMap {
+    fn for_each_line_rev(&self, name: &str, f: &mut dyn FnMut(&[u8]) -> ControlFlow<()>) {
+        for v in self.get_all(name).iter().rev() {
+            if f(v.as_bytes()).is_break() {
+                return;
+            }
+        }
+    }
+}
+
+fn version_text(v: Version) -> &'static str {
+    match v {
+        Version::HTTP_09 => "0.9",
+        Version::HTTP_10 => "1.0",
+        Version::HTTP_11 => "1.1",
+        Version::HTTP_2 => "2",
+        Version::HTTP_3 => "3",
+        _ => "",
+    }
+}
+
+/// Handles one request. Never fails: faults become 400/502/504 pages.
+pub async fn handle(
+    shared: Arc<Shared>,
+    conn: ConnInfo,
+    req: Request<Incoming>,
+) -> Result<Response<ProxyBody>, Infallible> {
+    let start = Instant::now();
+    let request_id = shared.ids.next();
+    let policy = shared.policy.load_full();
+    let (parts, body) = req.into_parts();
+    let peer = canonical(conn.peer.ip());
+    let scheme = if conn.tls { "https" } else { "http" };
+    // Cheap clones (reference-counted bytes): the head is rewritten below.
+    let host: Option<HeaderValue> = parts.headers.get(header::HOST).cloned().or_else(|| {
+        parts
+            .uri
+            .authority()
+            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+    });
+    let host_str = host.as_ref().and_then(|h| h.to_str().ok());
+    let user_agent = parts.headers.get(header::USER_AGENT).cloned();
+    let html = wants_html(&parts.headers);
+    let method = parts.method.clone();
+    let version = version_text(parts.version);
+
+    // Phase: decide.
+    let decision = {
+        let facts = RequestFacts {
+            client: ClientSource::Peer {
+                peer,
+                headers: &parts.headers,
+            },
+            method: method.as_str(),
+            host: host_str,
+            path: parts.uri.path(),
+        };
+        decide(&policy, &facts)
+    };
+    let (decision, normalized) = decision.take_path();
+    let client_text = ClientText(&decision.client).to_string();
+
+    // Phase: answer or forward.
+    let (response, log_path): (Response<ProxyBody>, String) = match (decision.action, normalized) {
+        (_, None) => {
+            let page = shared
+                .pages
+                .render(Page::BadRequest, &client_text, &request_id, html);
+            (page.map(Either::Right), parts.uri.path().to_string())
+        }
+        (Action::Deny, Some(path)) => {
+            let page = if decision.login {
+                Page::BlockedLogin
+            } else {
+                Page::Blocked
+            };
+            let page = shared.pages.render(page, &client_text, &request_id, html);
+            (page.map(Either::Right), path.into_owned())
+        }
+        (Action::Allow, Some(path)) => {
+            let pq = match (&path, parts.uri.path_and_query()) {
+                // Unchanged path: reuse the request's own bytes.
+                (std::borrow::Cow::Borrowed(_), Some(pq)) => Ok(pq.clone()),
+                _ => match parts.uri.query() {
+                    Some(q) => PathAndQuery::try_from(format!("{path}?{q}")),
+                    None => PathAndQuery::try_from(path.as_ref()),
+                },
+            };
+            let log_path = path.into_owned();
+            let hop = Hop {
+                peer,
+                peer_trusted: policy.client_ip().trusted_proxies.contains(peer),
+                scheme,
+                host: host_str,
+            };
+            let resp = match pq {
+                Ok(pq) => {
+                    forward(
+                        &shared,
+                        parts,
+                        body,
+                        pq,
+                        &hop,
+                        &request_id,
+                        &client_text,
+                        html,
+                    )
+                    .await
+                }
+                Err(_) => shared
+                    .pages
+                    .render(Page::BadRequest, &client_text, &request_id, html)
+                    .map(Either::Right),
+            };
+            (resp, log_path)
+        }
+    };
+
+    // Phase: log.
+    telemetry::log_decision(
+        &decision,
+        &RequestLog {
+            request_id: &request_id,
+            peer,
+            method: method.as_str(),
+            path: &log_path,
+            scheme,
+            host: host_str.map(host_without_port).unwrap_or(""),
+            version,
+            user_agent: user_agent
+                .as_ref()
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or(""),
+            status: response.status().as_u16(),
+            duration: start.elapsed(),
+        },
+        shared.log_allowed,
+    );
+    Ok(response)
+}
+
+/// Sends the request to the console and streams its answer back.
+#[allow(clippy::too_many_arguments)]
+async fn forward(
+    shared: &Shared,
+    mut parts: http::request::Parts,
+    body: Incoming,
+    pq: PathAndQuery,
+    hop: &Hop<'_>,
+    request_id: &str,
+    client_text: &str,
+    html: bool,
+) -> Response<ProxyBody> {
+    let page = |p: Page| {
+        shared
+            .pages
+            .render(p, client_text, request_id, html)
+            .map(Either::Right)
+    };
+    let upgrade = forward::upgrade_request(parts.version, &parts.headers);
+    let client_upgrade = upgrade
+        .as_ref()
+        .and_then(|_| parts.extensions.remove::<hyper::upgrade::OnUpgrade>());
+    if forward::upstream_head(&mut parts, &shared.upstream, pq, hop, request_id, upgrade).is_err() {
+        return page(Page::BadRequest);
+    }
+    let sent = shared.client.request(Request::from_parts(parts, body));
+    let mut resp = match tokio::time::timeout(shared.timeouts.upstream_response, sent).await {
+        Err(_) => {
+            tracing::warn!(
+                event = "upstream_error",
+                request_id,
+                error = "timeout",
+                "upstream did not answer in time"
+            );
+            return page(Page::GatewayTimeout);
+        }
+        Ok(Err(e)) => {
+            let kind = if e.is_connect() { "connect" } else { "request" };
+            tracing::warn!(event = "upstream_error", request_id, error = kind, detail = %e, "upstream request failed");
+            return page(Page::BadGateway);
+        }
+        Ok(Ok(resp)) => resp,
+    };
+    if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
+        match client_upgrade {
+            Some(client_side) => {
+                let upstream_side = hyper::upgrade::on(&mut resp);
+                let id = request_id.to_string();
+                tokio::spawn(async move {
+                    match tokio::try_join!(client_side, upstream_side) {
+                        Ok((c, u)) => {
+                            let (mut c, mut u) = (TokioIo::new(c), TokioIo::new(u));
+                            let _ = tokio::io::copy_bidirectional(&mut c, &mut u).await;
+                        }
+                        Err(e) => {
+                            tracing::debug!(event = "upgrade_failed", request_id = id, detail = %e)
+                        }
+                    }
+                });
+            }
+            None => return page(Page::BadGateway),
+        }
+    } else {
+        forward::strip_hop_by_hop(resp.headers_mut());
+    }
+    resp.map(Either::Left)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_ids_are_unique_and_fixed_width() {
+        let ids = RequestIds::default();
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..10_000 {
+            let id = ids.next();
+            assert_eq!(id.len(), 16);
+            assert!(seen.insert(id));
+        }
+    }
+}

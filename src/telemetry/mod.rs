@@ -1,0 +1,192 @@
+//! Logs: JSON lines on stdout (or text for people), one `decision` event per
+//! request, a `login_blocked` event for every blocked login attempt.
+//!
+//! Every field name is written once, here, and listed in [`fields`] and in
+//! docs/logs.md. Field names follow OpenTelemetry's HTTP semantic conventions
+//! where one exists. What is never logged: query strings, cookies,
+//! `Authorization`, bodies, form fields (console data is personal data).
+
+use std::time::Duration;
+
+use tracing::Level;
+use tracing_appender::non_blocking::WorkerGuard;
+
+use crate::engine::{Action, ClientText, Decision};
+use crate::policy::server::AllowedLogLevel;
+
+/// Stable field names of the `decision` and `login_blocked` events.
+pub mod fields {
+    pub const EVENT: &str = "event";
+    pub const REQUEST_ID: &str = "request_id";
+    pub const CLIENT_ADDRESS: &str = "client.address";
+    pub const CLIENT_SOURCE: &str = "client.source";
+    pub const PEER_ADDRESS: &str = "network.peer.address";
+    pub const METHOD: &str = "http.request.method";
+    pub const URL_PATH: &str = "url.path";
+    pub const URL_SCHEME: &str = "url.scheme";
+    pub const SERVER_ADDRESS: &str = "server.address";
+    pub const STATUS: &str = "http.response.status_code";
+    pub const PROTOCOL_VERSION: &str = "network.protocol.version";
+    pub const USER_AGENT: &str = "user_agent.original";
+    pub const RULE: &str = "rule";
+    pub const ACTION: &str = "action";
+    pub const REASON: &str = "reason";
+    pub const REASON_CODE: &str = "reason_code";
+    pub const NETWORK: &str = "network";
+    pub const LOGIN: &str = "login";
+    pub const ENFORCED: &str = "enforced";
+    pub const DURATION_MS: &str = "duration_ms";
+
+    /// Every field of a `decision` event.
+    pub const DECISION: &[&str] = &[
+        EVENT,
+        REQUEST_ID,
+        CLIENT_ADDRESS,
+        CLIENT_SOURCE,
+        PEER_ADDRESS,
+        METHOD,
+        URL_PATH,
+        URL_SCHEME,
+        SERVER_ADDRESS,
+        STATUS,
+        PROTOCOL_VERSION,
+        USER_AGENT,
+        RULE,
+        ACTION,
+        REASON,
+        REASON_CODE,
+        NETWORK,
+        LOGIN,
+        DURATION_MS,
+    ];
+}
+
+/// Longest user agent logged; longer ones are cut (they are free text sent
+/// by the client).
+const MAX_USER_AGENT: usize = 256;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Json,
+    Text,
+}
+
+/// Installs the global subscriber writing to stdout through a background
+/// thread, so that a slow stdout never blocks a request. Keep the guard
+/// alive: dropping it flushes what is buffered.
+pub fn init(format: LogFormat) -> WorkerGuard {
+    // Lossless: when the buffer is full, logging waits rather than dropping
+    // audit lines.
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .buffered_lines_limit(64 * 1024)
+        .finish(std::io::stdout());
+    let builder = tracing_subscriber::fmt()
+        .with_writer(writer)
+        .with_target(false)
+        .with_max_level(Level::INFO);
+    match format {
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .init(),
+        LogFormat::Text => builder.with_ansi(false).init(),
+    }
+    guard
+}
+
+/// What the decision log line says of a request besides the decision.
+pub struct RequestLog<'a> {
+    pub request_id: &'a str,
+    pub peer: std::net::IpAddr,
+    pub method: &'a str,
+    /// The normalized path (or, for a rejected path, the path as received).
+    pub path: &'a str,
+    pub scheme: &'a str,
+    pub host: &'a str,
+    pub version: &'a str,
+    pub user_agent: &'a str,
+    pub status: u16,
+    pub duration: Duration,
+}
+
+fn cut(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+/// Emits the `decision` event, and `login_blocked` for a blocked login.
+pub fn log_decision(d: &Decision<'_, '_>, r: &RequestLog<'_>, allowed_level: AllowedLogLevel) {
+    let ua = cut(r.user_agent, MAX_USER_AGENT);
+    let reason = d.explanation();
+    let client = ClientText(&d.client);
+    let ms = r.duration.as_secs_f64() * 1000.0;
+    macro_rules! decision_event {
+        ($level:expr) => {
+            tracing::event!(
+                $level,
+                event = "decision",
+                request_id = r.request_id,
+                client.address = %client,
+                client.source = d.client.derivation.kind(),
+                network.peer.address = %r.peer,
+                http.request.method = r.method,
+                url.path = r.path,
+                url.scheme = r.scheme,
+                server.address = r.host,
+                http.response.status_code = r.status,
+                network.protocol.version = r.version,
+                user_agent.original = ua,
+                rule = d.rule_name(),
+                action = d.action.as_str(),
+                reason = %reason,
+                reason_code = d.reason.code(),
+                network = d.network.unwrap_or(""),
+                login = d.login,
+                duration_ms = ms,
+                "decision"
+            )
+        };
+    }
+    match (d.action, allowed_level) {
+        (Action::Allow, AllowedLogLevel::Debug) => decision_event!(Level::DEBUG),
+        _ => decision_event!(Level::INFO),
+    }
+    if d.is_blocked_login() {
+        tracing::warn!(
+            event = "login_blocked",
+            request_id = r.request_id,
+            client.address = %client,
+            client.source = d.client.derivation.kind(),
+            network.peer.address = %r.peer,
+            http.request.method = r.method,
+            url.path = r.path,
+            server.address = r.host,
+            user_agent.original = ua,
+            rule = d.rule_name(),
+            reason = %reason,
+            enforced = true,
+            "blocked login attempt"
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_agent_is_cut_on_a_char_boundary() {
+        let ua = "é".repeat(200);
+        let c = cut(&ua, MAX_USER_AGENT);
+        assert!(c.len() <= MAX_USER_AGENT && c.chars().all(|ch| ch == 'é'));
+        assert_eq!(cut("curl/8", MAX_USER_AGENT), "curl/8");
+    }
+}
