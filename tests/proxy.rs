@@ -1,0 +1,325 @@
+//! `netwarden serve` as a real process on loopback, in front of a recording
+//! upstream, with clients bound to chosen loopback source addresses.
+
+mod support;
+
+use std::time::Duration;
+
+use support::proxy::{Netwarden, Upstream, connect_from, exchange, get, post};
+
+/// 127.0.0.1 is the office, ::1 the VPN, 127.0.0.2 is outside, 127.0.0.3 is
+/// a trusted load balancer.
+fn policy(extra_server: &str) -> String {
+    format!(
+        "version: 1
+networks:
+  office: [127.0.0.1]
+  vpn: [\"::1\"]
+  corporate: {{ include: [office, vpn] }}
+  lb: [127.0.0.3]
+client_ip: {{ trusted_proxies: [lb] }}
+rules:
+  - {{ name: r_health, paths: [/healthz], action: allow }}
+  - {{ name: r_login, paths: [/login], methods: [POST], login: true, allow_from: [corporate] }}
+  - {{ name: r_console, paths: [\"/**\"], allow_from: [corporate] }}
+server:
+  timeouts: {{ upstream_response: 1s, drain: 10s }}
+{extra_server}
+"
+    )
+}
+
+fn start(up: &Upstream, extra_args: &[&str]) -> Netwarden {
+    let mut args = vec!["--listen", "127.0.0.1:0", "--upstream"];
+    let url = up.url();
+    args.push(&url);
+    args.extend_from_slice(extra_args);
+    Netwarden::start(&policy(""), &[], &args)
+}
+
+#[tokio::test]
+async fn allowed_request_reaches_the_upstream_with_the_normalized_path_and_query() {
+    let up = Upstream::start().await;
+    let nw = start(&up, &[]);
+    let r = get(
+        "127.0.0.1",
+        nw.addr("http"),
+        "/a/./b/../%63//d?x=1&y=%2F",
+        &[
+            "X-Forwarded-For: 198.51.100.9",
+            "Forwarded: for=198.51.100.9",
+            "Keep-Alive: timeout=5",
+        ],
+    )
+    .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert!(r.body.starts_with("upstream ok"));
+    // Hop-by-hop headers from the upstream (and those it named) are removed.
+    assert_eq!(r.header("x-hop"), None, "{r:?}");
+    let seen = up.seen();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].target, "/a/c/d?x=1&y=%2F");
+    // Spoofed forwarding headers from an untrusted peer are replaced.
+    assert_eq!(seen[0].header("x-forwarded-for"), ["127.0.0.1"]);
+    assert_eq!(
+        seen[0].header("forwarded"),
+        ["for=127.0.0.1;proto=http;host=\"console.test\""]
+    );
+    assert_eq!(seen[0].header("x-forwarded-proto"), ["http"]);
+    assert_eq!(seen[0].header("host"), ["console.test"]);
+    assert!(seen[0].header("keep-alive").is_empty());
+    assert_eq!(seen[0].header("x-request-id").len(), 1);
+}
+
+#[tokio::test]
+async fn denied_request_never_reaches_the_upstream() {
+    let up = Upstream::start().await;
+    let nw = start(&up, &[]);
+    let r = get("127.0.0.2", nw.addr("http"), "/customers/1", &[]).await;
+    assert_eq!(r.status, 403);
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    let v: serde_json::Value = serde_json::from_str(&r.body).expect("JSON block body");
+    assert_eq!(v["client_ip"], "127.0.0.2");
+    assert_eq!(
+        v["message"],
+        "This console can only be used from the company network or VPN."
+    );
+    assert_eq!(v["request_id"].as_str(), r.header("x-request-id"));
+    // Browsers get the HTML page, with no internals in it.
+    let r = get(
+        "127.0.0.2",
+        nw.addr("http"),
+        "/customers/1",
+        &["Accept: text/html,*/*"],
+    )
+    .await;
+    assert_eq!(r.status, 403);
+    assert!(
+        r.body.contains("<html") && r.body.contains("127.0.0.2"),
+        "{}",
+        r.body
+    );
+    for internal in ["corporate", "office", "r_console", "rule"] {
+        assert!(!r.body.contains(internal), "block page leaks '{internal}'");
+    }
+    assert!(up.seen().is_empty(), "{:?}", up.seen());
+}
+
+#[tokio::test]
+async fn blocked_login_is_logged_with_every_field_and_no_secrets() {
+    let up = Upstream::start().await;
+    let nw = start(&up, &[]);
+    let r = post(
+        "127.0.0.2",
+        nw.addr("http"),
+        "/login?password=hunter2",
+        &[
+            "Cookie: session=s3cr3t",
+            "Authorization: Bearer t0ken",
+            "User-Agent: test-agent/1.0",
+        ],
+    )
+    .await;
+    assert_eq!(r.status, 403);
+    assert!(
+        r.body
+            .contains("Sign-in to this console is only allowed from the company network or VPN.")
+    );
+    let id = r.header("x-request-id").expect("request id").to_string();
+    let d = nw.wait_log(|v| v["event"] == "decision" && v["request_id"] == id.as_str());
+    for f in netwarden::telemetry::fields::DECISION {
+        assert!(d.get(*f).is_some(), "decision line lacks {f}: {d}");
+    }
+    assert_eq!(d["client.address"], "127.0.0.2");
+    assert_eq!(d["client.source"], "peer");
+    assert_eq!(d["network.peer.address"], "127.0.0.2");
+    assert_eq!(d["http.request.method"], "POST");
+    assert_eq!(d["url.path"], "/login");
+    assert_eq!(d["server.address"], "console.test");
+    assert_eq!(d["http.response.status_code"], 403);
+    assert_eq!(d["user_agent.original"], "test-agent/1.0");
+    assert_eq!(d["rule"], "r_login");
+    assert_eq!(d["action"], "deny");
+    assert_eq!(d["login"], true);
+    let blocked = nw.wait_log(|v| v["event"] == "login_blocked" && v["request_id"] == id.as_str());
+    assert_eq!(blocked["level"], "WARN");
+    assert_eq!(blocked["enforced"], true);
+    let all = nw
+        .logs()
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("\n");
+    for secret in ["hunter2", "s3cr3t", "t0ken", "password="] {
+        assert!(!all.contains(secret), "log leaks {secret}");
+    }
+}
+
+#[tokio::test]
+async fn trusted_proxy_chain_is_kept_and_spoofing_is_ignored() {
+    let up = Upstream::start().await;
+    let nw = start(&up, &[]);
+    let r = get(
+        "127.0.0.3",
+        nw.addr("http"),
+        "/x",
+        &["X-Forwarded-For: 127.0.0.1", "X-Forwarded-Proto: https"],
+    )
+    .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let seen = up.seen();
+    assert_eq!(seen[0].header("x-forwarded-for"), ["127.0.0.1, 127.0.0.3"]);
+    assert_eq!(seen[0].header("x-forwarded-proto"), ["https"]);
+    // The same header from an untrusted peer changes nothing.
+    let r = get(
+        "127.0.0.2",
+        nw.addr("http"),
+        "/x",
+        &["X-Forwarded-For: 127.0.0.1"],
+    )
+    .await;
+    assert_eq!(r.status, 403);
+    // Through the trusted proxy, an outside client is denied.
+    let r = get(
+        "127.0.0.3",
+        nw.addr("http"),
+        "/x",
+        &["X-Forwarded-For: 198.51.100.7"],
+    )
+    .await;
+    assert_eq!(r.status, 403);
+    let v: serde_json::Value = serde_json::from_str(&r.body).expect("JSON");
+    assert_eq!(v["client_ip"], "198.51.100.7");
+}
+
+#[tokio::test]
+async fn ipv6_loopback_client_is_the_vpn() {
+    let up = Upstream::start().await;
+    let nw = Netwarden::start(
+        &policy(""),
+        &[],
+        &["--listen", "[::1]:0", "--upstream", &up.url()],
+    );
+    let r = get("::1", nw.addr("http"), "/x", &[]).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(
+        up.seen()[0].header("forwarded"),
+        ["for=\"[::1]\";proto=http;host=\"console.test\""]
+    );
+}
+
+#[tokio::test]
+async fn rejected_paths_get_400_and_never_reach_the_upstream() {
+    let up = Upstream::start().await;
+    let nw = start(&up, &[]);
+    for path in [
+        "/a%2Fb",
+        "/a%5Cb",
+        "/static/..;/x",
+        "/a%00",
+        "/%ff",
+        "/a%zz",
+    ] {
+        let r = get("127.0.0.1", nw.addr("http"), path, &[]).await;
+        assert_eq!(r.status, 400, "{path}: {r:?}");
+    }
+    assert!(up.seen().is_empty());
+}
+
+#[tokio::test]
+async fn dead_upstream_is_502_and_slow_upstream_is_504() {
+    // A port that nothing listens on.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr");
+    let nw = Netwarden::start(
+        &policy(""),
+        &[],
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--upstream",
+            &format!("http://{dead}"),
+        ],
+    );
+    let r = get("127.0.0.1", nw.addr("http"), "/x", &["Accept: text/html"]).await;
+    assert_eq!(r.status, 502);
+    assert!(r.body.contains("The console is unavailable"));
+
+    let up = Upstream::start().await;
+    let nw = start(&up, &[]);
+    let r = get("127.0.0.1", nw.addr("http"), "/slow", &[]).await;
+    assert_eq!(r.status, 504, "{r:?}");
+    assert!(r.body.contains("console_timeout"));
+}
+
+#[tokio::test]
+async fn graceful_shutdown_finishes_the_request_in_flight() {
+    let up = Upstream::start().await;
+    let nw = Netwarden::start(
+        &policy("").replace("upstream_response: 1s", "upstream_response: 10s"),
+        &[],
+        &["--listen", "127.0.0.1:0", "--upstream", &up.url()],
+    );
+    let addr = nw.addr("http");
+    let inflight = tokio::spawn(async move { get("127.0.0.1", addr, "/slow", &[]).await });
+    // Wait until the upstream has the request, then ask netwarden to stop.
+    let deadline = std::time::Instant::now() + support::proxy::WAIT;
+    while up.seen().is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "request never reached the upstream"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let code = tokio::task::spawn_blocking(move || nw.terminate())
+        .await
+        .expect("join");
+    assert_eq!(code, 0);
+    let r = inflight.await.expect("join");
+    assert_eq!(r.status, 200, "{r:?}");
+}
+
+#[tokio::test]
+async fn websocket_upgrade_is_decided_then_tunnelled() {
+    let up = Upstream::start().await;
+    let nw = start(&up, &[]);
+    let req =
+        b"GET /ws HTTP/1.1\r\nHost: console.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+                Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+    // Denied before the upgrade.
+    let r = exchange(connect_from("127.0.0.2", nw.addr("http")).await, req).await;
+    assert_eq!(r.status, 403);
+    // Allowed: 101, then bytes flow both ways.
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = connect_from("127.0.0.1", nw.addr("http")).await;
+    s.write_all(req).await.expect("send");
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        tokio::time::timeout(support::proxy::WAIT, s.read_exact(&mut byte))
+            .await
+            .expect("in time")
+            .expect("read");
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head);
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    assert!(
+        head.to_ascii_lowercase().contains("upgrade: websocket"),
+        "{head}"
+    );
+    s.write_all(b"ping through the tunnel")
+        .await
+        .expect("write");
+    let mut echo = [0u8; 23];
+    tokio::time::timeout(support::proxy::WAIT, s.read_exact(&mut echo))
+        .await
+        .expect("in time")
+        .expect("read");
+    assert_eq!(&echo, b"ping through the tunnel");
+    let seen = up.seen();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].header("upgrade"), ["websocket"]);
+}
