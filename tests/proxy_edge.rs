@@ -1,0 +1,287 @@
+//! `netwarden serve` at its edges: TLS with HTTP/2, PROXY protocol, startup
+//! failures, the admin listener, a large streamed upload.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use support::proxy::{Netwarden, Upstream, WAIT, connect_from, exchange, get, parse_reply};
+use support::run;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const POLICY: &str = "version: 1
+networks:
+  office: [127.0.0.1, 203.0.113.0/24]
+  lb: [127.0.0.3]
+client_ip: { trusted_proxies: [lb] }
+rules:
+  - { name: everything, allow_from: [office] }
+";
+
+#[tokio::test]
+async fn tls_listener_speaks_http2_to_a_rustls_client() {
+    let up = Upstream::start().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = dir.path().to_str().expect("utf-8 path");
+    let (code, _, err) = run(&["certs", "dev", "--out", out]);
+    assert_eq!(code, 0, "{err}");
+    let cert = dir.path().join("cert.pem");
+    let key = dir.path().join("key.pem");
+    let nw = Netwarden::start(
+        POLICY,
+        &[],
+        &[
+            "--tls-listen",
+            "127.0.0.1:0",
+            "--cert",
+            cert.to_str().expect("path"),
+            "--key",
+            key.to_str().expect("path"),
+            "--upstream",
+            &up.url(),
+        ],
+    );
+    let ca =
+        netwarden::proxy::tls::client_config(Some(&dir.path().join("ca.pem"))).expect("CA loads");
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(ca)
+        .https_only()
+        .enable_http2()
+        .build();
+    let client: hyper_util::client::legacy::Client<_, http_body_util::Empty<bytes::Bytes>> =
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .http2_only(true)
+            .build(https);
+    let port = nw.addr("https").port();
+    let uri: http::Uri = format!("https://localhost:{port}/reports?q=1")
+        .parse()
+        .expect("uri");
+    let resp = tokio::time::timeout(WAIT, client.get(uri))
+        .await
+        .expect("in time")
+        .expect("TLS request");
+    assert_eq!(resp.version(), http::Version::HTTP_2);
+    assert_eq!(resp.status(), 200);
+    let seen = up.seen();
+    assert_eq!(seen[0].target, "/reports?q=1");
+    assert_eq!(seen[0].header("x-forwarded-proto"), ["https"]);
+    // HTTP/2 sends :authority; the console still gets a Host header.
+    assert_eq!(
+        seen[0].header("host"),
+        [format!("localhost:{port}").as_str()]
+    );
+    let d = nw.wait_log(|v| v["event"] == "decision");
+    assert_eq!(d["network.protocol.version"], "2");
+    assert_eq!(d["url.scheme"], "https");
+}
+
+#[tokio::test]
+async fn proxy_protocol_is_believed_only_from_trusted_proxies() {
+    let up = Upstream::start().await;
+    let nw = Netwarden::start(
+        POLICY,
+        &[],
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--proxy-protocol",
+            "--upstream",
+            &up.url(),
+        ],
+    );
+    let addr = nw.addr("http");
+    let request = b"GET /x HTTP/1.1\r\nHost: c\r\nConnection: close\r\n\r\n";
+
+    // v1 from the trusted load balancer: the source in the header decides.
+    let mut v1 = b"PROXY TCP4 203.0.113.9 10.0.0.1 40000 443\r\n".to_vec();
+    v1.extend_from_slice(request);
+    let r = exchange(connect_from("127.0.0.3", addr).await, &v1).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let v1_outside = [
+        b"PROXY TCP4 198.51.100.9 10.0.0.1 40000 443\r\n".as_slice(),
+        request,
+    ]
+    .concat();
+    let r = exchange(connect_from("127.0.0.3", addr).await, &v1_outside).await;
+    assert_eq!(r.status, 403);
+
+    // v2 (binary) from the trusted load balancer.
+    let mut v2 = b"\r\n\r\n\0\r\nQUIT\n".to_vec();
+    v2.extend_from_slice(&[0x21, 0x11, 0x00, 0x0c, 203, 0, 113, 10, 10, 0, 0, 1]);
+    v2.extend_from_slice(&40000u16.to_be_bytes());
+    v2.extend_from_slice(&443u16.to_be_bytes());
+    v2.extend_from_slice(request);
+    let r = exchange(connect_from("127.0.0.3", addr).await, &v2).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let d = nw.wait_log(|v| v["event"] == "decision" && v["client.address"] == "203.0.113.10");
+    assert_eq!(d["network.peer.address"], "203.0.113.10");
+
+    // A PROXY header from anyone else: refused, no response at all.
+    assert_refused(connect_from("127.0.0.1", addr).await, &v1).await;
+    // The trusted proxy must send one.
+    assert_refused(connect_from("127.0.0.3", addr).await, request).await;
+    // A direct client without a header is served as itself.
+    let r = get("127.0.0.1", addr, "/y", &[]).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(up.seen().len(), 3);
+}
+
+/// The connection is closed (or reset) without a single byte of response.
+async fn assert_refused(mut s: tokio::net::TcpStream, send: &[u8]) {
+    s.write_all(send).await.expect("send");
+    let mut raw = Vec::new();
+    match tokio::time::timeout(WAIT, s.read_to_end(&mut raw))
+        .await
+        .expect("closed in time")
+    {
+        Ok(_) => assert!(raw.is_empty(), "got {:?}", String::from_utf8_lossy(&raw)),
+        Err(e) => assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset, "{e}"),
+    }
+}
+
+#[test]
+fn startup_fails_closed_with_clear_messages() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let policy = dir.path().join("p.yaml");
+    std::fs::write(&policy, POLICY).expect("write");
+    let p = policy.to_str().expect("path");
+
+    // Invalid policy: diagnostics, exit 1.
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(
+        &bad,
+        "version: 1\nrules:\n  - { name: a, allow_from: [nope] }\n",
+    )
+    .expect("write");
+    let (code, _, err) = run(&[
+        "serve",
+        "--policy",
+        bad.to_str().expect("path"),
+        "--listen",
+        "127.0.0.1:0",
+        "--upstream",
+        "http://127.0.0.1:1",
+    ]);
+    assert_eq!(code, 1);
+    assert!(err.contains("unknown network 'nope'"), "{err}");
+
+    // Missing certificate.
+    let (code, _, err) = run(&[
+        "serve",
+        "--policy",
+        p,
+        "--tls-listen",
+        "127.0.0.1:0",
+        "--cert",
+        "/nonexistent/c.pem",
+        "--key",
+        "/nonexistent/k.pem",
+        "--upstream",
+        "http://127.0.0.1:1",
+        "--admin",
+        "127.0.0.1:0",
+    ]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("cannot read certificate /nonexistent/c.pem"),
+        "{err}"
+    );
+
+    // Address in use.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = taken.local_addr().expect("addr").to_string();
+    let (code, _, err) = run(&[
+        "serve",
+        "--policy",
+        p,
+        "--listen",
+        &addr,
+        "--upstream",
+        "http://127.0.0.1:1",
+        "--admin",
+        "127.0.0.1:0",
+    ]);
+    assert_eq!(code, 1);
+    assert!(err.contains(&format!("cannot listen on {addr}")), "{err}");
+
+    // No upstream anywhere.
+    let (code, _, err) = run(&[
+        "serve",
+        "--policy",
+        p,
+        "--listen",
+        "127.0.0.1:0",
+        "--admin",
+        "127.0.0.1:0",
+    ]);
+    assert_eq!(code, 1);
+    assert!(err.contains("no upstream"), "{err}");
+}
+
+#[tokio::test]
+async fn admin_listener_answers_health_and_readiness() {
+    let up = Upstream::start().await;
+    let nw = Netwarden::start(
+        POLICY,
+        &[],
+        &["--listen", "127.0.0.1:0", "--upstream", &up.url()],
+    );
+    let admin = nw.addr("admin");
+    let r = get("127.0.0.1", admin, "/healthz", &[]).await;
+    assert_eq!((r.status, r.body.as_str()), (200, "ok\n"));
+    let r = get("127.0.0.1", admin, "/readyz", &[]).await;
+    assert_eq!((r.status, r.body.as_str()), (200, "ready\n"));
+    let r = get("127.0.0.1", admin, "/nope", &[]).await;
+    assert_eq!(r.status, 404);
+    // The admin port is not the proxy: nothing reached the upstream.
+    assert!(up.seen().is_empty());
+}
+
+/// Peak resident memory of a process, from /proc (Linux).
+fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM line")
+}
+
+#[tokio::test]
+async fn large_upload_streams_with_flat_memory() {
+    const SIZE: u64 = 256 * 1024 * 1024;
+    let up = Upstream::start().await;
+    let nw = Netwarden::start(
+        &format!("{POLICY}server:\n  timeouts: {{ upstream_response: 5m }}\n"),
+        &[],
+        &["--listen", "127.0.0.1:0", "--upstream", &up.url()],
+    );
+    let before = peak_rss_kib(nw.pid());
+    let mut s = connect_from("127.0.0.1", nw.addr("http")).await;
+    let head = format!(
+        "POST /upload HTTP/1.1\r\nHost: c\r\nConnection: close\r\nContent-Length: {SIZE}\r\n\r\n"
+    );
+    s.write_all(head.as_bytes()).await.expect("head");
+    let chunk = Arc::new(vec![0x5au8; 1024 * 1024]);
+    for _ in 0..(SIZE / chunk.len() as u64) {
+        tokio::time::timeout(WAIT, s.write_all(&chunk))
+            .await
+            .expect("upload progresses")
+            .expect("write");
+    }
+    let mut raw = Vec::new();
+    tokio::time::timeout(Duration::from_secs(120), s.read_to_end(&mut raw))
+        .await
+        .expect("in time")
+        .expect("read");
+    let r = parse_reply(&raw);
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.body, format!("upstream ok {SIZE}"));
+    let after = peak_rss_kib(nw.pid());
+    // 256 MiB went through; the proxy's peak grew by far less than that.
+    assert!(
+        after < before + 32 * 1024,
+        "peak RSS grew from {before} KiB to {after} KiB"
+    );
+}
