@@ -252,6 +252,71 @@ async fn dead_upstream_is_502_and_slow_upstream_is_504() {
     let r = get("127.0.0.1", nw.addr("http"), "/slow", &[]).await;
     assert_eq!(r.status, 504, "{r:?}");
     assert!(r.body.contains("console_timeout"));
+    let r = get("127.0.0.1", nw.addr("http"), "/reset", &[]).await;
+    assert_eq!(r.status, 502, "{r:?}");
+    let e = nw.wait_log(|v| v["event"] == "upstream_error" && v["error"] == "request");
+    assert!(e["request_id"].is_string());
+}
+
+#[tokio::test]
+async fn slowloris_headers_are_cut_off_and_huge_headers_refused() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let up = Upstream::start().await;
+    let nw = Netwarden::start(
+        &policy("  limits: { max_header_bytes: 16384 }")
+            .replace("drain: 10s", "drain: 10s, header_read: 1s, idle: 1s"),
+        &[],
+        &["--listen", "127.0.0.1:0", "--upstream", &up.url()],
+    );
+    // Half a request head, then silence: closed after the header timeout.
+    let mut s = connect_from("127.0.0.1", nw.addr("http")).await;
+    s.write_all(b"GET / HTTP/1.1\r\nHost: c\r\nX-Slow: ")
+        .await
+        .expect("send");
+    let mut raw = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut raw)).await;
+    assert!(closed.is_ok(), "slow client still connected after 10 s");
+    // A head over max_header_bytes is refused (431) and never forwarded.
+    let big = format!("X-Big: {}", "a".repeat(32 * 1024));
+    let r = get("127.0.0.1", nw.addr("http"), "/x", &[&big]).await;
+    assert_eq!(r.status, 431, "{r:?}");
+    assert!(up.seen().is_empty());
+    // An idle keep-alive connection is closed after the idle timeout.
+    let mut s = connect_from("127.0.0.1", nw.addr("http")).await;
+    s.write_all(b"GET /k HTTP/1.1\r\nHost: c\r\n\r\n")
+        .await
+        .expect("send");
+    let mut buf = vec![0u8; 4096];
+    let n = tokio::time::timeout(support::proxy::WAIT, s.read(&mut buf))
+        .await
+        .expect("in time")
+        .expect("read");
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut rest)).await;
+    assert!(closed.is_ok(), "idle connection still open after 10 s");
+}
+
+#[tokio::test]
+async fn block_page_template_replaces_the_built_in_page() {
+    let up = Upstream::start().await;
+    let nw = Netwarden::start(
+        &policy("  block_page: block.html"),
+        &[(
+            "block.html",
+            "<p>Blocked {{client_ip}} ({{request_id}}): {{message}}</p>",
+        )],
+        &["--listen", "127.0.0.1:0", "--upstream", &up.url()],
+    );
+    let r = get("127.0.0.2", nw.addr("http"), "/x", &["Accept: text/html"]).await;
+    assert_eq!(r.status, 403);
+    let id = r.header("x-request-id").expect("id");
+    assert_eq!(
+        r.body,
+        format!(
+            "<p>Blocked 127.0.0.2 ({id}): This console can only be used from the company network or VPN.</p>"
+        )
+    );
 }
 
 #[tokio::test]

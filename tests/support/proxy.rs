@@ -44,7 +44,8 @@ impl Seen {
     }
 }
 
-/// A recording upstream. Paths: `/slow` answers after 2 s; `/ws` accepts a
+/// A recording upstream. Paths: `/slow` answers after 2 s; `/reset` drops
+/// the connection without an answer; `/ws` accepts a
 /// WebSocket-style upgrade and echoes bytes; everything else answers 200
 /// with `upstream ok` after reading (and counting) the whole body.
 pub struct Upstream {
@@ -83,10 +84,12 @@ impl Upstream {
     }
 }
 
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
 async fn answer(
     mut req: Request<Incoming>,
     record: Arc<Mutex<Vec<Seen>>>,
-) -> Result<Response<Full<Bytes>>, hyper::Error> {
+) -> Result<Response<Full<Bytes>>, BoxError> {
     let headers = req
         .headers()
         .iter()
@@ -129,6 +132,10 @@ async fn answer(
         resp.headers_mut()
             .insert("upgrade", "websocket".parse().expect("value"));
         return Ok(resp);
+    }
+    if req.uri().path() == "/reset" {
+        // Failing the service makes hyper drop the connection unanswered.
+        return Err("reset on purpose".into());
     }
     let slow = req.uri().path() == "/slow";
     let mut body = req.into_body();
