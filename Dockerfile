@@ -1,6 +1,13 @@
-# netwarden: multi-stage build. The runtime image holds the binary, the CA
-# bundle and the example policy, runs as an unprivileged user, and needs no
-# shell. Build: docker build -t netwarden .
+# netwarden as a sidecar image. Multi-stage: build with cargo, run from a
+# distroless base (no shell, no package manager) as an unprivileged user.
+#
+#   docker build -t netwarden .
+#   docker run --rm -p 8080:8080 \
+#     -v "$PWD/policies:/etc/netwarden:ro" \
+#     -e NETWARDEN_UPSTREAM=http://console:3000 netwarden
+#
+# The policy is read from /etc/netwarden/policy.yaml (mount a ConfigMap or a
+# directory there); every setting can also come from NETWARDEN_* variables.
 FROM rust:1.95-slim-bookworm AS build
 WORKDIR /src
 # Dependencies first, so that source edits do not rebuild them.
@@ -18,8 +25,17 @@ RUN touch src/main.rs src/lib.rs && cargo build --release --locked
 
 FROM gcr.io/distroless/cc-debian12:nonroot
 COPY --from=build /src/target/release/netwarden /usr/local/bin/netwarden
-COPY --from=build /src/policies /etc/netwarden/
+COPY --from=build /src/policies/example.yaml /etc/netwarden/policy.yaml
+COPY --from=build /src/policies/networks /etc/netwarden/networks
+ENV NETWARDEN_POLICY=/etc/netwarden/policy.yaml \
+    NETWARDEN_LISTEN=0.0.0.0:8080 \
+    NETWARDEN_ADMIN=0.0.0.0:9901 \
+    NETWARDEN_LOG_FORMAT=json
+# 8080: plain HTTP, 8443: HTTPS (with NETWARDEN_TLS_LISTEN, _CERT, _KEY), 9901: admin.
+EXPOSE 8080 8443 9901
 # 65532 is distroless's "nonroot" user.
 USER 65532:65532
+HEALTHCHECK --interval=10s --timeout=4s --start-period=5s --retries=3 \
+    CMD ["/usr/local/bin/netwarden", "health", "--admin", "127.0.0.1:9901"]
 ENTRYPOINT ["/usr/local/bin/netwarden"]
-CMD ["check", "--policy", "/etc/netwarden/example.yaml"]
+CMD ["serve"]

@@ -38,6 +38,15 @@ enum Command {
     /// Development TLS certificates.
     #[command(subcommand)]
     Certs(CertsCommand),
+    /// Probe a running netwarden's admin /healthz (for container health checks).
+    Health {
+        /// The admin listener.
+        #[arg(long, env = "NETWARDEN_ADMIN", default_value = "127.0.0.1:9901")]
+        admin: SocketAddr,
+        /// Probe /readyz instead.
+        #[arg(long)]
+        ready: bool,
+    },
     /// Start netwarden in front of a small built-in console on loopback and
     /// show what it does (nothing to set up).
     Demo(DemoArgs),
@@ -141,6 +150,7 @@ fn main() -> ExitCode {
         Command::Explain(args) => explain(&args),
         Command::Serve(args) => serve(args),
         Command::Certs(CertsCommand::Dev { out, names }) => certs_dev(&out, &names),
+        Command::Health { admin, ready } => health(admin, ready),
         Command::Demo(args) if args.offline => match netwarden::demo::offline() {
             Ok(report) => {
                 print!("{report}");
@@ -300,4 +310,40 @@ fn demo(listen: SocketAddr) -> anyhow::Result<ExitCode> {
     let _logs = telemetry::init(LogFormat::Json);
     runtime()?.block_on(netwarden::demo::live(listen))?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// A blocking HTTP/1.1 probe: exit 0 when the admin listener answers 200.
+fn health(admin: SocketAddr, ready: bool) -> anyhow::Result<ExitCode> {
+    use std::io::{Read, Write};
+    let timeout = std::time::Duration::from_secs(3);
+    let path = if ready { "/readyz" } else { "/healthz" };
+    let probe = || -> std::io::Result<String> {
+        let mut s = std::net::TcpStream::connect_timeout(&admin, timeout)?;
+        s.set_read_timeout(Some(timeout))?;
+        s.set_write_timeout(Some(timeout))?;
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: {admin}\r\nConnection: close\r\n\r\n"
+        )?;
+        let mut reply = String::new();
+        s.take(4096).read_to_string(&mut reply)?;
+        Ok(reply)
+    };
+    match probe() {
+        Ok(reply) if reply.starts_with("HTTP/1.1 200") => {
+            println!("{admin}{path}: ok");
+            Ok(ExitCode::SUCCESS)
+        }
+        Ok(reply) => {
+            eprintln!(
+                "{admin}{path}: {}",
+                reply.lines().next().unwrap_or("no answer")
+            );
+            Ok(ExitCode::from(1))
+        }
+        Err(e) => {
+            eprintln!("{admin}{path}: {e}");
+            Ok(ExitCode::from(1))
+        }
+    }
 }

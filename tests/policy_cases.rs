@@ -38,3 +38,40 @@ fn example_policy_passes_its_tests() {
     assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
     assert!(loaded.tests_passed >= 10);
 }
+
+#[test]
+fn demo_policy_passes_its_tests() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies/demo.yaml");
+    let loaded = policy::load(&path).expect("policies/demo.yaml is valid");
+    assert!(loaded.tests_passed >= 5);
+}
+
+/// The policy inside the Kubernetes example's ConfigMap is valid as shipped.
+#[test]
+fn kubernetes_example_policy_is_valid() {
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/kubernetes/console-with-netwarden.yaml");
+    let text = std::fs::read_to_string(&path).expect("example exists");
+    let policy: String = text
+        .lines()
+        .skip_while(|l| l.trim() != "policy.yaml: |")
+        .skip(1)
+        .take_while(|l| l.starts_with("    ") || l.is_empty())
+        .map(|l| format!("{}\n", l.get(4..).unwrap_or("")))
+        .collect();
+    assert!(policy.contains("version: 1"), "policy block not found");
+    match policy::load_str(&policy, Path::new("configmap/policy.yaml")) {
+        Ok(loaded) => assert!(loaded.tests_passed >= 2),
+        Err(LoadError::Invalid { diagnostics, .. }) => {
+            panic!(
+                "{}",
+                diagnostics
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            )
+        }
+        Err(e) => panic!("{e}"),
+    }
+}

@@ -236,6 +236,23 @@ async fn admin_listener_answers_health_and_readiness() {
     assert_eq!(r.status, 404);
     // The admin port is not the proxy: nothing reached the upstream.
     assert!(up.seen().is_empty());
+    // The container health check command.
+    let admin_arg = admin.to_string();
+    let (code, out, _) =
+        tokio::task::spawn_blocking(move || run(&["health", "--admin", &admin_arg]))
+            .await
+            .expect("join");
+    assert_eq!(code, 0);
+    assert!(out.ends_with("/healthz: ok\n"), "{out}");
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .to_string();
+    let (code, _, _) = tokio::task::spawn_blocking(move || run(&["health", "--admin", &dead]))
+        .await
+        .expect("join");
+    assert_eq!(code, 1);
 }
 
 /// Peak resident memory of a process, from /proc (Linux).
