@@ -165,6 +165,14 @@ pub const DEMO_POLICY: &str = include_str!("../policies/demo.yaml");
 pub async fn live(listen: std::net::SocketAddr) -> anyhow::Result<()> {
     use anyhow::Context;
 
+    // Port 0: pick a free port now, so that the curl lines below are right.
+    let listen = if listen.port() == 0 {
+        std::net::TcpListener::bind(listen)
+            .and_then(|l| l.local_addr())
+            .context("cannot find a free port")?
+    } else {
+        listen
+    };
     let console = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .context("cannot start the built-in console")?;

@@ -302,3 +302,56 @@ async fn large_upload_streams_with_flat_memory() {
         "peak RSS grew from {before} KiB to {after} KiB"
     );
 }
+
+/// The README's main command: the demo serves, allows the office and blocks
+/// everyone else, and tells the newcomer what to type.
+#[tokio::test]
+async fn demo_guards_its_built_in_console() {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_netwarden"))
+        .args(["demo", "--listen", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("demo starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    let deadline = std::time::Instant::now() + WAIT;
+    let addr: std::net::SocketAddr = loop {
+        let line = rx
+            .recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()))
+            .expect("demo reports its listener");
+        let v: serde_json::Value = serde_json::from_str(&line).expect("JSON");
+        if v["event"] == "listening" && v["role"] == "http" {
+            break v["address"]
+                .as_str()
+                .expect("address")
+                .parse()
+                .expect("addr");
+        }
+    };
+    let ok = support::proxy::post("127.0.0.1", addr, "/login", &[]).await;
+    assert_eq!(ok.status, 200, "{ok:?}");
+    assert!(ok.body.contains("signed_in"));
+    let blocked = support::proxy::post("127.0.0.2", addr, "/login", &[]).await;
+    assert_eq!(blocked.status, 403);
+    let _ = child.kill();
+    let _ = child.wait();
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().expect("stderr"), &mut err)
+        .expect("stderr");
+    assert!(
+        err.contains(&format!(
+            "curl -i -X POST --interface 127.0.0.2 http://{addr}/login"
+        )),
+        "{err}"
+    );
+}
