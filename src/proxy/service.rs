@@ -21,7 +21,7 @@ use hyper_util::rt::TokioIo;
 
 use super::forward::{self, Hop, Upstream, UpstreamClient};
 use super::pages::{Page, Pages, wants_html};
-use crate::engine::client::{HeaderLines, canonical};
+use crate::engine::client::{ClientAddr, HeaderLines, canonical};
 use crate::engine::{Action, ClientSource, ClientText, RequestFacts, decide, host_without_port};
 use crate::policy::Policy;
 use crate::policy::server::{AllowedLogLevel, Timeouts};
@@ -146,15 +146,13 @@ pub async fn handle(
         decide(&policy, &facts)
     };
     let (decision, normalized) = decision.take_path();
-    let client_text = ClientText(&decision.client).to_string();
+    let client = &decision.client;
 
     // Phase: answer or forward.
     let (response, log_path): (Response<ProxyBody>, String) = match (decision.action, normalized) {
         (_, None) => {
-            let page = shared
-                .pages
-                .render(Page::BadRequest, &client_text, &request_id, html);
-            (page.map(Either::Right), parts.uri.path().to_string())
+            let page = render(&shared, Page::BadRequest, client, &request_id, html);
+            (page, parts.uri.path().to_string())
         }
         (Action::Deny, Some(path)) => {
             let page = if decision.login {
@@ -162,8 +160,10 @@ pub async fn handle(
             } else {
                 Page::Blocked
             };
-            let page = shared.pages.render(page, &client_text, &request_id, html);
-            (page.map(Either::Right), path.into_owned())
+            (
+                render(&shared, page, client, &request_id, html),
+                path.into_owned(),
+            )
         }
         (Action::Allow, Some(path)) => {
             let pq = match (&path, parts.uri.path_and_query()) {
@@ -174,33 +174,26 @@ pub async fn handle(
                     None => PathAndQuery::try_from(path.as_ref()),
                 },
             };
-            let log_path = path.into_owned();
             let hop = Hop {
                 peer,
                 peer_trusted: policy.client_ip().trusted_proxies.contains(peer),
                 scheme,
                 host: host_str,
             };
-            let resp = match pq {
+            match pq {
                 Ok(pq) => {
-                    forward(
-                        &shared,
-                        parts,
-                        body,
-                        pq,
-                        &hop,
-                        &request_id,
-                        &client_text,
-                        html,
-                    )
-                    .await
+                    // The log shows the path as forwarded; the clone shares bytes.
+                    let logged = pq.clone();
+                    drop(path);
+                    let resp =
+                        forward(&shared, parts, body, pq, &hop, &request_id, client, html).await;
+                    (resp, logged.path().to_string())
                 }
-                Err(_) => shared
-                    .pages
-                    .render(Page::BadRequest, &client_text, &request_id, html)
-                    .map(Either::Right),
-            };
-            (resp, log_path)
+                Err(_) => (
+                    render(&shared, Page::BadRequest, client, &request_id, html),
+                    path.into_owned(),
+                ),
+            }
         }
     };
 
@@ -227,6 +220,21 @@ pub async fn handle(
     Ok(response)
 }
 
+/// One of netwarden's own pages, showing the client address as decided.
+fn render(
+    shared: &Shared,
+    page: Page,
+    client: &ClientAddr,
+    request_id: &str,
+    html: bool,
+) -> Response<ProxyBody> {
+    let client = ClientText(client).to_string();
+    shared
+        .pages
+        .render(page, &client, request_id, html)
+        .map(Either::Right)
+}
+
 /// Sends the request to the console and streams its answer back.
 #[allow(clippy::too_many_arguments)]
 async fn forward(
@@ -236,15 +244,10 @@ async fn forward(
     pq: PathAndQuery,
     hop: &Hop<'_>,
     request_id: &str,
-    client_text: &str,
+    client: &ClientAddr,
     html: bool,
 ) -> Response<ProxyBody> {
-    let page = |p: Page| {
-        shared
-            .pages
-            .render(p, client_text, request_id, html)
-            .map(Either::Right)
-    };
+    let page = |p: Page| render(shared, p, client, request_id, html);
     let upgrade = forward::upgrade_request(parts.version, &parts.headers);
     let client_upgrade = upgrade
         .as_ref()
