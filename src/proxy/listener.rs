@@ -18,15 +18,27 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use tokio_rustls::TlsAcceptor;
 
+use super::forward::UpstreamClient;
 use super::proxy_protocol;
 use super::service::{ConnInfo, Shared, handle};
 use crate::engine::client::canonical;
 use crate::policy::server::{Limits, Timeouts};
 
+/// A worker thread: a single-threaded runtime and its own upstream pool.
+/// Connections are spread over workers, and a connection's requests, their
+/// upstream connections and their tasks all stay on one thread, as nginx's
+/// worker processes do: no cross-thread wakeups on the request path.
+#[derive(Clone)]
+pub struct Worker {
+    pub handle: tokio::runtime::Handle,
+    pub client: UpstreamClient,
+}
+
 /// Everything an accept loop needs.
 #[derive(Clone)]
 pub struct Listening {
     pub shared: Arc<Shared>,
+    pub workers: Arc<[Worker]>,
     pub tls: Option<TlsAcceptor>,
     pub proxy_protocol: bool,
     pub timeouts: Timeouts,
@@ -43,6 +55,7 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
 pub async fn accept_loop(listener: TcpListener, l: Listening) {
     let mut shutdown = l.shutdown.clone();
+    let mut next = 0usize;
     loop {
         if *shutdown.borrow() {
             return;
@@ -65,7 +78,19 @@ pub async fn accept_loop(listener: TcpListener, l: Listening) {
             },
             _ = shutdown.changed() => return,
         };
-        tokio::spawn(connection(stream, peer, l.clone(), permit));
+        // Hand the socket to the next worker's reactor.
+        let Ok(std_stream) = stream.into_std() else {
+            continue;
+        };
+        let worker = l.workers[next % l.workers.len()].clone();
+        next = next.wrapping_add(1);
+        let l = l.clone();
+        worker.handle.spawn(async move {
+            match TcpStream::from_std(std_stream) {
+                Ok(stream) => connection(stream, peer, l, worker.client, permit).await,
+                Err(e) => tracing::warn!(event = "accept_error", detail = %e, "cannot register connection"),
+            }
+        });
     }
 }
 
@@ -73,6 +98,7 @@ async fn connection(
     mut stream: TcpStream,
     tcp_peer: SocketAddr,
     l: Listening,
+    client: UpstreamClient,
     _permit: OwnedSemaphorePermit,
 ) {
     let _ = stream.set_nodelay(true);
@@ -106,6 +132,7 @@ async fn connection(
                 peer,
                 false,
                 &l,
+                client,
                 activity,
             )
             .await
@@ -118,6 +145,7 @@ async fn connection(
                         peer,
                         true,
                         &l,
+                        client,
                         activity,
                     )
                     .await
@@ -138,6 +166,7 @@ async fn serve<S>(
     peer: SocketAddr,
     tls: bool,
     l: &Listening,
+    client: UpstreamClient,
     activity: Arc<Activity>,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -159,9 +188,10 @@ async fn serve<S>(
     let in_flight = activity.clone();
     let service = service_fn(move |req| {
         let shared = shared.clone();
+        let client = client.clone();
         let guard = InFlight::enter(in_flight.clone());
         async move {
-            let resp = handle(shared, conn_info, req).await;
+            let resp = handle(shared, client, conn_info, req).await;
             drop(guard);
             resp
         }

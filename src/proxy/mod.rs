@@ -57,6 +57,8 @@ pub enum ServeError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("cannot start a worker thread: {0}")]
+    Worker(std::io::Error),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -161,9 +163,9 @@ pub async fn serve(policy: Policy, o: Overrides) -> Result<(), ServeError> {
         }
         None => pages::Pages::default(),
     };
+    let (workers, stop_workers) = start_workers(client_tls, settings.timeouts.upstream_connect)?;
     let shared = Arc::new(service::Shared {
         policy: ArcSwap::from_pointee(policy),
-        client: forward::client(client_tls, settings.timeouts.upstream_connect),
         upstream: plan.upstream.clone(),
         pages,
         timeouts: settings.timeouts,
@@ -199,6 +201,7 @@ pub async fn serve(policy: Policy, o: Overrides) -> Result<(), ServeError> {
         );
         let l = listener::Listening {
             shared: shared.clone(),
+            workers: workers.clone(),
             tls: if is_tls { tls.clone() } else { None },
             proxy_protocol,
             timeouts: settings.timeouts,
@@ -235,7 +238,63 @@ pub async fn serve(policy: Policy, o: Overrides) -> Result<(), ServeError> {
     tracing::info!(event = "stopped", drained, "stopped");
     let _ = admin_stop_tx.send(true);
     let _ = admin_task.await;
+    let _ = stop_workers.send(true);
     Ok(())
+}
+
+/// Starts one worker thread per CPU, each with a single-threaded runtime
+/// and its own upstream connection pool (see [`listener::Worker`]). They
+/// stop when the returned sender says so.
+fn start_workers(
+    tls: rustls::ClientConfig,
+    connect_timeout: std::time::Duration,
+) -> Result<(Arc<[listener::Worker]>, watch::Sender<bool>), ServeError> {
+    let n = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut workers = Vec::with_capacity(n);
+    for i in 0..n {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let tls = tls.clone();
+        let mut stop = stop_rx.clone();
+        std::thread::Builder::new()
+            .name(format!("netwarden-worker-{i}"))
+            .spawn(move || {
+                let rt = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
+                        return;
+                    }
+                };
+                let client = forward::client(tls, connect_timeout);
+                let _ = tx.send(Ok(listener::Worker {
+                    handle: rt.handle().clone(),
+                    client,
+                }));
+                // Drives this thread's connections until told to stop.
+                rt.block_on(async move {
+                    while !*stop.borrow() {
+                        if stop.changed().await.is_err() {
+                            break;
+                        }
+                    }
+                });
+            })
+            .map_err(ServeError::Worker)?;
+        match rx.recv() {
+            Ok(Ok(w)) => workers.push(w),
+            Ok(Err(e)) => return Err(ServeError::Worker(e)),
+            Err(_) => {
+                return Err(ServeError::Worker(std::io::Error::other(
+                    "worker thread died",
+                )));
+            }
+        }
+    }
+    Ok((workers.into(), stop_tx))
 }
 
 async fn wait_for_signal() -> &'static str {

@@ -34,7 +34,6 @@ pub type ProxyBody = Either<Incoming, Full<Bytes>>;
 pub struct Shared {
     /// The running policy; one `load` per request, no lock (hot reload swaps it).
     pub policy: ArcSwap<Policy>,
-    pub client: UpstreamClient,
     pub upstream: Upstream,
     pub pages: Pages,
     pub timeouts: Timeouts,
@@ -110,10 +109,12 @@ fn version_text(v: Version) -> &'static str {
 /// Handles one request. Never fails: faults become 400/502/504 pages.
 pub async fn handle(
     shared: Arc<Shared>,
+    client: UpstreamClient,
     conn: ConnInfo,
     req: Request<Incoming>,
 ) -> Result<Response<ProxyBody>, Infallible> {
     let start = Instant::now();
+    let upstream_client = client;
     let request_id = shared.ids.next();
     let policy = shared.policy.load_full();
     let (parts, body) = req.into_parts();
@@ -185,8 +186,18 @@ pub async fn handle(
                     // The log shows the path as forwarded; the clone shares bytes.
                     let logged = pq.clone();
                     drop(path);
-                    let resp =
-                        forward(&shared, parts, body, pq, &hop, &request_id, client, html).await;
+                    let resp = forward(
+                        &shared,
+                        &upstream_client,
+                        parts,
+                        body,
+                        pq,
+                        &hop,
+                        &request_id,
+                        client,
+                        html,
+                    )
+                    .await;
                     (resp, logged.path().to_string())
                 }
                 Err(_) => (
@@ -239,6 +250,7 @@ fn render(
 #[allow(clippy::too_many_arguments)]
 async fn forward(
     shared: &Shared,
+    upstream_client: &UpstreamClient,
     mut parts: http::request::Parts,
     body: Incoming,
     pq: PathAndQuery,
@@ -255,7 +267,7 @@ async fn forward(
     if forward::upstream_head(&mut parts, &shared.upstream, pq, hop, request_id, upgrade).is_err() {
         return page(Page::BadRequest);
     }
-    let sent = shared.client.request(Request::from_parts(parts, body));
+    let sent = upstream_client.request(Request::from_parts(parts, body));
     let mut resp = match tokio::time::timeout(shared.timeouts.upstream_response, sent).await {
         Err(_) => {
             tracing::warn!(
