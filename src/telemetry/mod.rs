@@ -6,6 +6,8 @@
 //! where one exists. What is never logged: query strings, cookies,
 //! `Authorization`, bodies, form fields (console data is personal data).
 
+pub mod json;
+
 use std::time::Duration;
 
 use tracing::Level;
