@@ -77,6 +77,44 @@ async fn tls_listener_speaks_http2_to_a_rustls_client() {
 }
 
 #[tokio::test]
+async fn https_upstream_is_verified_with_the_ca_file_and_speaks_http2() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = dir.path().to_str().expect("utf-8 path");
+    let (code, _, err) = run(&["certs", "dev", "--out", out]);
+    assert_eq!(code, 0, "{err}");
+    let up = Upstream::start_tls(&dir.path().join("cert.pem"), &dir.path().join("key.pem")).await;
+    let url = format!("https://localhost:{}", up.addr.port());
+    let ca = dir.path().join("ca.pem");
+    let nw = Netwarden::start(
+        POLICY,
+        &[],
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--upstream",
+            &url,
+            "--upstream-ca",
+            ca.to_str().expect("path"),
+        ],
+    );
+    let r = get("127.0.0.1", nw.addr("http"), "/secure?x=1", &[]).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let seen = up.seen();
+    assert_eq!(seen[0].target, "/secure?x=1");
+    assert_eq!(seen[0].version, http::Version::HTTP_2, "ALPN picks HTTP/2");
+
+    // Without the CA the upstream is not trusted: 502, never plaintext.
+    let nw = Netwarden::start(
+        POLICY,
+        &[],
+        &["--listen", "127.0.0.1:0", "--upstream", &url],
+    );
+    let r = get("127.0.0.1", nw.addr("http"), "/secure", &[]).await;
+    assert_eq!(r.status, 502, "{r:?}");
+    assert_eq!(up.seen().len(), 1);
+}
+
+#[tokio::test]
 async fn proxy_protocol_is_believed_only_from_trusted_proxies() {
     let up = Upstream::start().await;
     let nw = Netwarden::start(

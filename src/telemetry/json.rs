@@ -20,11 +20,19 @@ where
     S: Subscriber + for<'a> LookupSpan<'a>,
     N: for<'a> FormatFields<'a> + 'static,
 {
-    fn format_event(&self, _ctx: &FmtContext<'_, S, N>, mut w: Writer<'_>, event: &Event<'_>) -> fmt::Result {
+    fn format_event(
+        &self,
+        _ctx: &FmtContext<'_, S, N>,
+        mut w: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
         w.write_str("{\"timestamp\":\"")?;
         write_timestamp(&mut w, SystemTime::now())?;
         write!(w, "\",\"level\":\"{}\"", event.metadata().level())?;
-        let mut v = Fields { w: &mut w, result: Ok(()) };
+        let mut v = Fields {
+            w: &mut w,
+            result: Ok(()),
+        };
         event.record(&mut v);
         v.result?;
         w.write_str("}\n")
@@ -188,9 +196,18 @@ mod tests {
     #[test]
     fn timestamps_are_rfc_3339_utc() {
         let t = UNIX_EPOCH + std::time::Duration::from_micros(1_795_845_691_764_647);
-        assert_eq!(render(|w| write_timestamp(w, t)), "2026-11-28T06:01:31.764647Z");
-        assert_eq!(render(|w| write_timestamp(w, UNIX_EPOCH)), "1970-01-01T00:00:00.000000Z");
+        assert_eq!(
+            render(|w| write_timestamp(w, t)),
+            "2026-11-28T06:01:31.764647Z"
+        );
+        assert_eq!(
+            render(|w| write_timestamp(w, UNIX_EPOCH)),
+            "1970-01-01T00:00:00.000000Z"
+        );
         let leap = UNIX_EPOCH + std::time::Duration::from_secs(951_782_400); // 2000-02-29
-        assert_eq!(render(|w| write_timestamp(w, leap)), "2000-02-29T00:00:00.000000Z");
+        assert_eq!(
+            render(|w| write_timestamp(w, leap)),
+            "2000-02-29T00:00:00.000000Z"
+        );
     }
 }

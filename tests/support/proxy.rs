@@ -28,6 +28,7 @@ pub const WAIT: Duration = Duration::from_secs(20);
 #[derive(Clone, Debug)]
 pub struct Seen {
     pub method: String,
+    pub version: http::Version,
     /// Path and query as received.
     pub target: String,
     pub headers: Vec<(String, String)>,
@@ -75,6 +76,34 @@ impl Upstream {
         Self { addr, seen }
     }
 
+    /// The same upstream behind TLS (ALPN h2 and http/1.1), with `cert` and
+    /// `key` PEM files.
+    pub async fn start_tls(cert: &Path, key: &Path) -> Self {
+        let cfg = netwarden::proxy::tls::server_config(cert, key).expect("upstream TLS config");
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(cfg));
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind upstream");
+        let addr = listener.local_addr().expect("upstream address");
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let record = seen.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let (record, acceptor) = (record.clone(), acceptor.clone());
+                tokio::spawn(async move {
+                    let Ok(tls) = acceptor.accept(stream).await else {
+                        return;
+                    };
+                    let svc = service_fn(move |req| answer(req, record.clone()));
+                    let _ = auto::Builder::new(TokioExecutor::new())
+                        .serve_connection_with_upgrades(TokioIo::new(tls), svc)
+                        .await;
+                });
+            }
+        });
+        Self { addr, seen }
+    }
+
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
     }
@@ -101,6 +130,7 @@ async fn answer(
         })
         .collect();
     let method = req.method().to_string();
+    let version = req.version();
     let target = req
         .uri()
         .path_and_query()
@@ -109,6 +139,7 @@ async fn answer(
     if req.uri().path() == "/ws" {
         record.lock().expect("lock").push(Seen {
             method,
+            version,
             target,
             headers,
             body_len: 0,
@@ -147,6 +178,7 @@ async fn answer(
     }
     record.lock().expect("lock").push(Seen {
         method,
+        version,
         target,
         headers,
         body_len,
