@@ -224,6 +224,15 @@ async fn rejected_paths_get_400_and_never_reach_the_upstream() {
         assert_eq!(r.status, 400, "{path}: {r:?}");
     }
     assert!(up.seen().is_empty());
+    let r = get(
+        "127.0.0.1",
+        nw.addr("http"),
+        "http://other.example/abs?q=1",
+        &[],
+    )
+    .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(up.seen()[0].target, "/abs?q=1");
 }
 
 #[tokio::test]

@@ -166,6 +166,11 @@ pub async fn handle(
                 path.into_owned(),
             )
         }
+        // A reverse proxy has no tunnel to offer: CONNECT is never forwarded.
+        (Action::Allow, Some(path)) if parts.method == http::Method::CONNECT => (
+            render(&shared, Page::BadRequest, client, &request_id, html),
+            path.into_owned(),
+        ),
         (Action::Allow, Some(path)) => {
             let pq = match (&path, parts.uri.path_and_query()) {
                 // Unchanged path: reuse the request's own bytes.
