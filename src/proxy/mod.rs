@@ -76,10 +76,12 @@ struct Plan {
 
 fn plan(policy: &Policy, o: &Overrides) -> Result<Plan, ServeError> {
     let s = policy.server();
-    let listen = if o.listen.is_empty() {
-        s.listen.clone()
-    } else {
-        o.listen
+    // Flags replace the policy's list; their listeners share --proxy-protocol.
+    let pick = |flags: &[SocketAddr], config: &[Listener]| -> Vec<Listener> {
+        if flags.is_empty() {
+            return config.to_vec();
+        }
+        flags
             .iter()
             .map(|&addr| Listener {
                 addr,
@@ -87,17 +89,8 @@ fn plan(policy: &Policy, o: &Overrides) -> Result<Plan, ServeError> {
             })
             .collect()
     };
-    let tls_listen = if o.tls_listen.is_empty() {
-        s.tls_listen.clone()
-    } else {
-        o.tls_listen
-            .iter()
-            .map(|&addr| Listener {
-                addr,
-                proxy_protocol: o.proxy_protocol,
-            })
-            .collect()
-    };
+    let listen = pick(&o.listen, &s.listen);
+    let tls_listen = pick(&o.tls_listen, &s.tls_listen);
     if listen.is_empty() && tls_listen.is_empty() {
         return Err(ServeError::NoListener);
     }

@@ -46,13 +46,17 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
+fn read_pem_certs(
+    path: &Path,
+) -> Result<Vec<CertificateDer<'static>>, rustls::pki_types::pem::Error> {
+    CertificateDer::pem_file_iter(path).and_then(|it| it.collect())
+}
+
 fn certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
-    let certs = CertificateDer::pem_file_iter(path)
-        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-        .map_err(|source| TlsError::Cert {
-            path: path.to_path_buf(),
-            source,
-        })?;
+    let certs = read_pem_certs(path).map_err(|source| TlsError::Cert {
+        path: path.to_path_buf(),
+        source,
+    })?;
     if certs.is_empty() {
         return Err(TlsError::NoCert(path.to_path_buf()));
     }
@@ -82,12 +86,10 @@ pub fn client_config(ca: Option<&Path>) -> Result<rustls::ClientConfig, TlsError
     let mut roots = rustls::RootCertStore::empty();
     match ca {
         Some(path) => {
-            let list = CertificateDer::pem_file_iter(path)
-                .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-                .map_err(|source| TlsError::Ca {
-                    path: path.to_path_buf(),
-                    source,
-                })?;
+            let list = read_pem_certs(path).map_err(|source| TlsError::Ca {
+                path: path.to_path_buf(),
+                source,
+            })?;
             for c in list {
                 roots.add(c).map_err(|source| TlsError::CaCert {
                     path: path.to_path_buf(),

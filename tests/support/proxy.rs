@@ -56,31 +56,17 @@ pub struct Upstream {
 
 impl Upstream {
     pub async fn start() -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind upstream");
-        let addr = listener.local_addr().expect("upstream address");
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let record = seen.clone();
-        tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let record = record.clone();
-                tokio::spawn(async move {
-                    let svc = service_fn(move |req| answer(req, record.clone()));
-                    let _ = auto::Builder::new(TokioExecutor::new())
-                        .serve_connection_with_upgrades(TokioIo::new(stream), svc)
-                        .await;
-                });
-            }
-        });
-        Self { addr, seen }
+        Self::serve(None).await
     }
 
     /// The same upstream behind TLS (ALPN h2 and http/1.1), with `cert` and
     /// `key` PEM files.
     pub async fn start_tls(cert: &Path, key: &Path) -> Self {
         let cfg = netwarden::proxy::tls::server_config(cert, key).expect("upstream TLS config");
-        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(cfg));
+        Self::serve(Some(tokio_rustls::TlsAcceptor::from(Arc::new(cfg)))).await
+    }
+
+    async fn serve(tls: Option<tokio_rustls::TlsAcceptor>) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind upstream");
@@ -89,15 +75,25 @@ impl Upstream {
         let record = seen.clone();
         tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
-                let (record, acceptor) = (record.clone(), acceptor.clone());
+                let (record, tls) = (record.clone(), tls.clone());
                 tokio::spawn(async move {
-                    let Ok(tls) = acceptor.accept(stream).await else {
-                        return;
-                    };
                     let svc = service_fn(move |req| answer(req, record.clone()));
-                    let _ = auto::Builder::new(TokioExecutor::new())
-                        .serve_connection_with_upgrades(TokioIo::new(tls), svc)
-                        .await;
+                    let builder = auto::Builder::new(TokioExecutor::new());
+                    let _ = match tls {
+                        None => {
+                            builder
+                                .serve_connection_with_upgrades(TokioIo::new(stream), svc)
+                                .await
+                        }
+                        Some(acceptor) => match acceptor.accept(stream).await {
+                            Ok(s) => {
+                                builder
+                                    .serve_connection_with_upgrades(TokioIo::new(s), svc)
+                                    .await
+                            }
+                            Err(_) => return,
+                        },
+                    };
                 });
             }
         });
