@@ -24,6 +24,7 @@
 
 pub mod demo;
 pub mod engine;
+pub mod geo;
 pub mod policy;
 pub mod proxy;
 pub mod telemetry;

@@ -1,0 +1,435 @@
+//! MaxMind databases -> facts about an address: country, ASN and
+//! organisation, connection type, anonymous-IP flags.
+//!
+//! Each database is opened memory-mapped (a 60 MB City database costs page
+//! cache, not heap), checked (its `database_type` must fit the role it is
+//! given, and the whole file is verified), and then only read. A lookup
+//! allocates nothing: strings are borrowed from the mapping.
+//!
+//! Not yet wired into policies and the engine: that is the next step of the
+//! GeoIP work (networks defined by facts, facts in logs and `explain`,
+//! hot swap of updated files).
+
+use std::fmt;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use maxminddb::{Mmap, PathElement, Reader};
+
+use crate::engine::client::canonical;
+
+/// The role a database plays.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DbKind {
+    Country,
+    Asn,
+    ConnectionType,
+    AnonymousIp,
+}
+
+impl DbKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            DbKind::Country => "country",
+            DbKind::Asn => "asn",
+            DbKind::ConnectionType => "connection_type",
+            DbKind::AnonymousIp => "anonymous_ip",
+        }
+    }
+
+    /// Whether MaxMind's `database_type` (e.g. `GeoLite2-ASN`) fits the role.
+    fn accepts(self, database_type: &str) -> bool {
+        match self {
+            DbKind::Country => database_type.contains("Country") || database_type.contains("City"),
+            DbKind::Asn => database_type.contains("ASN") || database_type.contains("ISP"),
+            DbKind::ConnectionType => database_type.contains("Connection-Type"),
+            DbKind::AnonymousIp => database_type.contains("Anonymous-IP"),
+        }
+    }
+
+    /// The record field read by default (MaxMind's GeoIP2 layout).
+    fn default_field(self) -> &'static [&'static str] {
+        match self {
+            DbKind::Country => &["country", "iso_code"],
+            DbKind::Asn => &["autonomous_system_number"],
+            DbKind::ConnectionType => &["connection_type"],
+            DbKind::AnonymousIp => &[],
+        }
+    }
+
+    const ALL: [DbKind; 4] = [
+        DbKind::Country,
+        DbKind::Asn,
+        DbKind::ConnectionType,
+        DbKind::AnonymousIp,
+    ];
+}
+
+/// Anonymous-IP flags (GeoIP2 Anonymous IP), as the policy names them.
+pub const ANONYMOUS_FLAGS: [(&str, &str); 6] = [
+    ("anonymous", "is_anonymous"),
+    ("anonymous_vpn", "is_anonymous_vpn"),
+    ("hosting_provider", "is_hosting_provider"),
+    ("public_proxy", "is_public_proxy"),
+    ("residential_proxy", "is_residential_proxy"),
+    ("tor_exit_node", "is_tor_exit_node"),
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum GeoError {
+    #[error("{role} database {}: cannot open: {source}", path.display())]
+    Open {
+        role: &'static str,
+        path: PathBuf,
+        source: maxminddb::MaxMindDbError,
+    },
+    #[error(
+        "{role} database {}: it is a '{database_type}' database, which cannot serve as {role}",
+        path.display()
+    )]
+    WrongType {
+        role: &'static str,
+        path: PathBuf,
+        database_type: String,
+    },
+    #[error("{role} database {}: corrupt: {source}", path.display())]
+    Corrupt {
+        role: &'static str,
+        path: PathBuf,
+        source: maxminddb::MaxMindDbError,
+    },
+}
+
+/// One open, checked database.
+pub struct GeoDb {
+    kind: DbKind,
+    path: PathBuf,
+    reader: Reader<Mmap>,
+    /// The record field to read (a custom `field:` or the default).
+    field: Vec<String>,
+}
+
+impl fmt::Debug for GeoDb {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GeoDb")
+            .field("kind", &self.kind)
+            .field("path", &self.path)
+            .field("database_type", &self.reader.metadata().database_type)
+            .finish()
+    }
+}
+
+impl GeoDb {
+    /// Opens `path` for `kind`. `field` names the record field to read, as
+    /// dotted keys (`country_code`, `country.iso_code`), for vendors whose
+    /// layout differs from MaxMind's; with it, any `database_type` is
+    /// accepted except a MaxMind type made for another role.
+    pub fn open(kind: DbKind, path: &Path, field: Option<&str>) -> Result<Self, GeoError> {
+        let role = kind.name();
+        // SAFETY: the mapping is read-only and netwarden never writes the
+        // file. Updaters (geoipupdate, cert-manager-like tools) replace the
+        // file by renaming a new one over it, which leaves this mapping on
+        // the old inode. A tool that truncated the file in place would break
+        // any mmap reader; docs/geoip.md says so.
+        let reader = unsafe { Reader::open_mmap(path) }.map_err(|source| GeoError::Open {
+            role,
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let database_type = reader.metadata().database_type.clone();
+        let made_for_other = DbKind::ALL
+            .iter()
+            .any(|k| *k != kind && k.accepts(&database_type));
+        let fits = match field {
+            None => kind.accepts(&database_type),
+            Some(_) => kind.accepts(&database_type) || !made_for_other,
+        };
+        if !fits {
+            return Err(GeoError::WrongType {
+                role,
+                path: path.to_path_buf(),
+                database_type,
+            });
+        }
+        reader.verify().map_err(|source| GeoError::Corrupt {
+            role,
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let field = match field {
+            Some(f) => f.split('.').map(str::to_owned).collect(),
+            None => kind
+                .default_field()
+                .iter()
+                .map(|s| (*s).to_owned())
+                .collect(),
+        };
+        Ok(Self {
+            kind,
+            path: path.to_path_buf(),
+            reader,
+            field,
+        })
+    }
+
+    pub fn kind(&self) -> DbKind {
+        self.kind
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn database_type(&self) -> &str {
+        &self.reader.metadata().database_type
+    }
+
+    /// Seconds since the epoch when the database was built.
+    pub fn build_epoch(&self) -> u64 {
+        self.reader.metadata().build_epoch
+    }
+
+    /// The record for `ip`, if the database knows it. IPv4-mapped IPv6 is
+    /// looked up as IPv4 (not every database carries the mapped aliases);
+    /// IPv6 in an IPv4-only database is unknown, not an error.
+    fn record(&self, ip: IpAddr) -> Option<maxminddb::LookupResult<'_, Mmap>> {
+        let ip = canonical(ip);
+        if ip.is_ipv6() && self.reader.metadata().ip_version == 4 {
+            return None;
+        }
+        let r = self.reader.lookup(ip).ok()?;
+        r.has_data().then_some(r)
+    }
+
+    fn path_of<'k>(keys: &'k [String]) -> Vec<PathElement<'k>> {
+        keys.iter().map(|k| PathElement::Key(k)).collect()
+    }
+
+    /// Country: ISO 3166-1 alpha-2, upper case.
+    pub fn country(&self, ip: IpAddr) -> Option<&str> {
+        let r = self.record(ip)?;
+        let code: &str = r.decode_path(&Self::path_of(&self.field)).ok()??;
+        (code.len() == 2 && code.bytes().all(|b| b.is_ascii_uppercase())).then_some(code)
+    }
+
+    /// ASN and, when the database has it, the organisation.
+    pub fn asn(&self, ip: IpAddr) -> Option<(u32, Option<&str>)> {
+        let r = self.record(ip)?;
+        let n: u32 = r.decode_path(&Self::path_of(&self.field)).ok()??;
+        let org: Option<&str> = r
+            .decode_path(&[PathElement::Key("autonomous_system_organization")])
+            .ok()
+            .flatten();
+        Some((n, org))
+    }
+
+    /// MaxMind connection type: `Cable/DSL`, `Cellular`, `Corporate`, `Dialup`, `Satellite`.
+    pub fn connection_type(&self, ip: IpAddr) -> Option<&str> {
+        let r = self.record(ip)?;
+        r.decode_path(&Self::path_of(&self.field)).ok()?
+    }
+
+    /// Anonymous-IP flags that are set; `None` when the address is not in
+    /// the database (MaxMind lists only anonymous networks, so for this
+    /// database an address it does not know is one with no flag set).
+    pub fn anonymous(&self, ip: IpAddr) -> Option<AnonymousFlags> {
+        let r = self.record(ip)?;
+        let mut flags = AnonymousFlags::default();
+        for (i, (_, key)) in ANONYMOUS_FLAGS.iter().enumerate() {
+            if r.decode_path::<bool>(&[PathElement::Key(key)])
+                .ok()
+                .flatten()
+                == Some(true)
+            {
+                flags.0 |= 1 << i;
+            }
+        }
+        Some(flags)
+    }
+}
+
+/// A set of [`ANONYMOUS_FLAGS`], by index.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AnonymousFlags(u8);
+
+impl AnonymousFlags {
+    pub fn has(self, name: &str) -> bool {
+        ANONYMOUS_FLAGS
+            .iter()
+            .position(|(n, _)| *n == name)
+            .is_some_and(|i| self.0 & (1 << i) != 0)
+    }
+
+    /// The policy names of the flags that are set.
+    pub fn names(self) -> impl Iterator<Item = &'static str> {
+        ANONYMOUS_FLAGS
+            .iter()
+            .enumerate()
+            .filter(move |(i, _)| self.0 & (1 << i) != 0)
+            .map(|(_, (n, _))| *n)
+    }
+}
+
+#[cfg(test)]
+#[path = "../../testdata/geo/mmdb_writer.rs"]
+mod mmdb_writer;
+
+#[cfg(test)]
+mod tests {
+    use super::mmdb_writer::{Value, Writer};
+    use super::*;
+
+    fn write(dir: &Path, name: &str, w: &Writer) -> PathBuf {
+        let p = dir.join(name);
+        std::fs::write(&p, w.to_bytes()).expect("write test database");
+        p
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().expect("address")
+    }
+
+    #[test]
+    fn country_asn_connection_type_and_anonymous_facts() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut c = Writer::new("GeoLite2-Country", 6);
+        c.insert(
+            "203.0.113.0/24",
+            &Value::map([("country", Value::map([("iso_code", Value::str("JP"))]))]),
+        );
+        c.insert(
+            "2001:db8:10::/48",
+            &Value::map([("country", Value::map([("iso_code", Value::str("DE"))]))]),
+        );
+        let country =
+            GeoDb::open(DbKind::Country, &write(dir.path(), "c.mmdb", &c), None).expect("opens");
+        assert_eq!(country.country(ip("203.0.113.7")), Some("JP"));
+        assert_eq!(
+            country.country(ip("::ffff:203.0.113.7")),
+            Some("JP"),
+            "mapped is looked up as IPv4"
+        );
+        assert_eq!(country.country(ip("2001:db8:10::1")), Some("DE"));
+        assert_eq!(country.country(ip("192.0.2.1")), None, "unknown address");
+
+        let mut a = Writer::new("GeoLite2-ASN", 6);
+        a.insert(
+            "198.51.100.0/24",
+            &Value::map([
+                ("autonomous_system_number", Value::U32(64500)),
+                ("autonomous_system_organization", Value::str("ExampleNet")),
+            ]),
+        );
+        let asn = GeoDb::open(DbKind::Asn, &write(dir.path(), "a.mmdb", &a), None).expect("opens");
+        assert_eq!(
+            asn.asn(ip("198.51.100.9")),
+            Some((64500, Some("ExampleNet")))
+        );
+
+        let mut t = Writer::new("GeoIP2-Connection-Type", 6);
+        t.insert(
+            "192.0.2.0/25",
+            &Value::map([("connection_type", Value::str("Cable/DSL"))]),
+        );
+        let ct = GeoDb::open(
+            DbKind::ConnectionType,
+            &write(dir.path(), "t.mmdb", &t),
+            None,
+        )
+        .expect("opens");
+        assert_eq!(ct.connection_type(ip("192.0.2.10")), Some("Cable/DSL"));
+        assert_eq!(ct.connection_type(ip("192.0.2.200")), None);
+
+        let mut an = Writer::new("GeoIP2-Anonymous-IP", 6);
+        an.insert(
+            "192.0.2.64/26",
+            &Value::map([
+                ("is_anonymous", Value::Bool(true)),
+                ("is_tor_exit_node", Value::Bool(true)),
+            ]),
+        );
+        let anon = GeoDb::open(
+            DbKind::AnonymousIp,
+            &write(dir.path(), "an.mmdb", &an),
+            None,
+        )
+        .expect("opens");
+        let flags = anon.anonymous(ip("192.0.2.70")).expect("known");
+        assert!(flags.has("tor_exit_node") && flags.has("anonymous") && !flags.has("public_proxy"));
+        assert_eq!(
+            flags.names().collect::<Vec<_>>(),
+            ["anonymous", "tor_exit_node"]
+        );
+        assert_eq!(anon.anonymous(ip("192.0.2.1")), None);
+    }
+
+    #[test]
+    fn vendor_layout_with_a_custom_field() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut v = Writer::new("ipinfo country", 6);
+        v.insert(
+            "203.0.113.0/24",
+            &Value::map([("country_code", Value::str("JP"))]),
+        );
+        let p = write(dir.path(), "v.mmdb", &v);
+        let db = GeoDb::open(DbKind::Country, &p, Some("country_code")).expect("opens");
+        assert_eq!(db.country(ip("203.0.113.1")), Some("JP"));
+        // Without the field, the vendor type is not a Country database.
+        assert!(matches!(
+            GeoDb::open(DbKind::Country, &p, None),
+            Err(GeoError::WrongType { .. })
+        ));
+    }
+
+    #[test]
+    fn ipv6_in_an_ipv4_only_database_is_unknown() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut c = Writer::new("GeoLite2-Country", 4);
+        c.insert(
+            "203.0.113.0/24",
+            &Value::map([("country", Value::map([("iso_code", Value::str("JP"))]))]),
+        );
+        let db =
+            GeoDb::open(DbKind::Country, &write(dir.path(), "v4.mmdb", &c), None).expect("opens");
+        assert_eq!(db.country(ip("203.0.113.5")), Some("JP"));
+        assert_eq!(db.country(ip("::ffff:203.0.113.5")), Some("JP"));
+        assert_eq!(db.country(ip("2001:db8::1")), None);
+    }
+
+    #[test]
+    fn wrong_type_missing_and_corrupt_files_fail_closed() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut c = Writer::new("GeoLite2-Country", 6);
+        c.insert(
+            "203.0.113.0/24",
+            &Value::map([("country", Value::map([("iso_code", Value::str("JP"))]))]),
+        );
+        let p = write(dir.path(), "c.mmdb", &c);
+        let e =
+            GeoDb::open(DbKind::Asn, &p, None).expect_err("a Country file is not an ASN database");
+        assert!(
+            e.to_string()
+                .contains("'GeoLite2-Country' database, which cannot serve as asn"),
+            "{e}"
+        );
+        // A custom field does not make another MaxMind type acceptable.
+        assert!(GeoDb::open(DbKind::Asn, &p, Some("asn")).is_err());
+
+        let e = GeoDb::open(DbKind::Country, &dir.path().join("missing.mmdb"), None)
+            .expect_err("missing");
+        assert!(e.to_string().contains("cannot open"), "{e}");
+
+        let mut bytes = std::fs::read(&p).expect("read");
+        for b in bytes.iter_mut().take(64) {
+            *b = 0xff; // tree records now point past the data section
+        }
+        let bad = dir.path().join("corrupt.mmdb");
+        std::fs::write(&bad, &bytes).expect("write");
+        assert!(GeoDb::open(DbKind::Country, &bad, None).is_err());
+        std::fs::write(&bad, b"not a database").expect("write");
+        assert!(matches!(
+            GeoDb::open(DbKind::Country, &bad, None),
+            Err(GeoError::Open { .. })
+        ));
+    }
+}
