@@ -153,7 +153,7 @@ fn main() -> ExitCode {
         Command::Health { admin, ready } => health(admin, ready),
         Command::Demo(args) if args.offline => match netwarden::demo::offline() {
             Ok(report) => {
-                print!("{report}");
+                out(&report);
                 Ok(ExitCode::SUCCESS)
             }
             Err(e) => Ok(report_load_error(&e)),
@@ -167,6 +167,13 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// Writes to stdout; a closed pipe (`netwarden explain … | head`) is not an
+/// error worth a panic.
+fn out(text: &str) {
+    use std::io::Write;
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
 }
 
 /// Prints a load failure's diagnostics; the exit code for an invalid policy.
@@ -194,14 +201,14 @@ fn check(args: &CheckArgs) -> anyhow::Result<ExitCode> {
         eprintln!("{w}\n");
     }
     let p = &loaded.policy;
-    println!(
-        "{}: ok: {} network(s), {} rule(s), {} test(s) passed, {} warning(s)",
+    out(&format!(
+        "{}: ok: {} network(s), {} rule(s), {} test(s) passed, {} warning(s)\n",
         args.policy.display(),
         p.networks().len(),
         p.rules().len(),
         loaded.tests_passed,
         loaded.warnings.len()
-    );
+    ));
     Ok(ExitCode::SUCCESS)
 }
 
@@ -246,9 +253,9 @@ fn explain(args: &ExplainArgs) -> anyhow::Result<ExitCode> {
         trace: &trace,
     };
     if args.json {
-        println!("{}", report.to_json());
+        out(&format!("{}\n", report.to_json()));
     } else {
-        print!("{report}");
+        out(&report.to_string());
     }
     Ok(ExitCode::SUCCESS)
 }

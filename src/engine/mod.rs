@@ -8,6 +8,7 @@
 //! whether the client is in one of its networks ([`prefix`]).
 
 pub mod client;
+pub mod facts;
 pub mod path;
 pub mod prefix;
 pub mod trace;
@@ -18,6 +19,7 @@ use std::net::IpAddr;
 
 use crate::policy::{HostPattern, Policy, Rule, RuleKind};
 use client::{ClientAddr, Derivation, HeaderLines, Hop};
+use facts::{FactCache, Unknown, Via};
 use path::PathError;
 
 /// Allow or deny.
@@ -108,6 +110,10 @@ pub struct Decision<'p, 'r> {
     pub client: ClientAddr,
     /// The network whose membership decided (`allow_from`/`deny_from`).
     pub network: Option<&'p str>,
+    /// How the client is a member of `network`: by CIDR or by which fact.
+    pub via: Option<Via>,
+    /// Facts the decision needed that the databases did not know.
+    pub unknown_facts: Unknown,
     /// Whether the deciding rule is a login route.
     pub login: bool,
     /// The normalized path that was decided on and that the proxy forwards;
@@ -128,6 +134,8 @@ impl<'p, 'r> Decision<'p, 'r> {
                 rule: self.rule,
                 client: self.client,
                 network: self.network,
+                via: self.via,
+                unknown_facts: self.unknown_facts,
                 login: self.login,
                 path: None,
                 reason: self.reason,
@@ -167,11 +175,14 @@ impl fmt::Display for Explanation<'_, '_, '_> {
         match d.reason {
             Reason::PathRejected(e) => write!(f, "path rejected: {e}"),
             Reason::RuleAction => write!(f, "rule '{name}' {}s every client", d.action),
-            Reason::InAllowedNetwork => write!(
-                f,
-                "client {client} is in network '{}' allowed by rule '{name}'",
-                d.network.unwrap_or("?")
-            ),
+            Reason::InAllowedNetwork => {
+                write!(
+                    f,
+                    "client {client} is in network '{}' allowed by rule '{name}'",
+                    d.network.unwrap_or("?")
+                )?;
+                write_via(f, d.via)
+            }
             Reason::NotInAllowedNetworks => {
                 write!(
                     f,
@@ -180,13 +191,22 @@ impl fmt::Display for Explanation<'_, '_, '_> {
                 if let Some(rule) = d.rule {
                     write_list(f, rule.kind.networks().iter().map(|n| &*n.name))?;
                 }
-                f.write_str(")")
+                f.write_str(")")?;
+                if !d.unknown_facts.is_empty() {
+                    f.write_str("; the GeoIP databases do not know its ")?;
+                    let kinds: Vec<&str> = d.unknown_facts.kinds().map(|k| k.name()).collect();
+                    f.write_str(&kinds.join(", "))?;
+                }
+                Ok(())
             }
-            Reason::InDeniedNetwork => write!(
-                f,
-                "client {client} is in network '{}' denied by rule '{name}'",
-                d.network.unwrap_or("?")
-            ),
+            Reason::InDeniedNetwork => {
+                write!(
+                    f,
+                    "client {client} is in network '{}' denied by rule '{name}'",
+                    d.network.unwrap_or("?")
+                )?;
+                write_via(f, d.via)
+            }
             Reason::ClientUnknown => write!(
                 f,
                 "client address is unknown ({}), and rule '{name}' requires a network",
@@ -194,6 +214,13 @@ impl fmt::Display for Explanation<'_, '_, '_> {
             ),
             Reason::Default => write!(f, "no rule matched; the default is {}", d.action),
         }
+    }
+}
+
+fn write_via(f: &mut fmt::Formatter<'_>, via: Option<Via>) -> fmt::Result {
+    match via {
+        Some(Via::Fact(kind)) => write!(f, " (by its {})", kind.name()),
+        _ => Ok(()),
     }
 }
 
@@ -271,6 +298,8 @@ pub fn decide_traced<'p, 'r, T: Trace>(
                 rule: None,
                 client,
                 network: None,
+                via: None,
+                unknown_facts: Unknown::default(),
                 login: false,
                 path: None,
                 reason: Reason::PathRejected(e),
@@ -289,6 +318,8 @@ pub fn decide_traced<'p, 'r, T: Trace>(
             &all
         }
     };
+    // Facts are looked up only when a network needs them, once each.
+    let cache = client.ip.map(|ip| FactCache::new(&policy.geo, ip));
     for &index in candidates {
         let rule = &policy.rules[index];
         if let Some(why) = mismatch(
@@ -301,35 +332,37 @@ pub fn decide_traced<'p, 'r, T: Trace>(
             trace.rule_skipped(index, why);
             continue;
         }
-        let decided = |action, network, reason| Decision {
+        let decided = |action, network: Option<(&'p str, Via)>, reason| Decision {
             action,
             rule: Some(rule),
             client,
-            network,
+            network: network.map(|(n, _)| n),
+            via: network.map(|(_, v)| v),
+            unknown_facts: cache.as_ref().map(|c| c.unknown.get()).unwrap_or_default(),
             login: rule.login,
             path: None,
             reason,
         };
         let outcome = match &rule.kind {
             RuleKind::Action(action) => decided(*action, None, Reason::RuleAction),
-            RuleKind::AllowFrom(sets) => match client.ip {
-                None => decided(Action::Deny, None, Reason::ClientUnknown),
-                Some(ip) => match policy.first_containing(sets, ip) {
-                    Some(name) => decided(Action::Allow, Some(name), Reason::InAllowedNetwork),
+            RuleKind::AllowFrom(sets) => match (client.ip, &cache) {
+                (Some(ip), Some(cache)) => match policy.first_member(sets, ip, cache) {
+                    Some(m) => decided(Action::Allow, Some(m), Reason::InAllowedNetwork),
                     None => decided(Action::Deny, None, Reason::NotInAllowedNetworks),
                 },
+                _ => decided(Action::Deny, None, Reason::ClientUnknown),
             },
-            RuleKind::DenyFrom(sets) => match client.ip {
-                // Fail closed: an unknown client cannot be shown to be outside
-                // the denied networks.
-                None => decided(Action::Deny, None, Reason::ClientUnknown),
-                Some(ip) => match policy.first_containing(sets, ip) {
-                    Some(name) => decided(Action::Deny, Some(name), Reason::InDeniedNetwork),
+            RuleKind::DenyFrom(sets) => match (client.ip, &cache) {
+                (Some(ip), Some(cache)) => match policy.first_member(sets, ip, cache) {
+                    Some(m) => decided(Action::Deny, Some(m), Reason::InDeniedNetwork),
                     None => {
                         trace.rule_skipped(index, Skip::NotInDeniedNetworks);
                         continue;
                     }
                 },
+                // Fail closed: an unknown client cannot be shown to be outside
+                // the denied networks.
+                _ => decided(Action::Deny, None, Reason::ClientUnknown),
             },
         };
         return Decision {
@@ -342,6 +375,8 @@ pub fn decide_traced<'p, 'r, T: Trace>(
         rule: None,
         client,
         network: None,
+        via: None,
+        unknown_facts: cache.as_ref().map(|c| c.unknown.get()).unwrap_or_default(),
         login: false,
         path: Some(path),
         reason: Reason::Default,

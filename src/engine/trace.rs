@@ -86,11 +86,27 @@ impl Report<'_, '_, '_> {
 
     pub fn to_json(&self) -> Value {
         let d = self.decision;
-        let networks: Vec<&str> = d
+        let memberships = d
             .client
             .ip
-            .map(|ip| self.policy.networks_containing(ip).collect())
+            .map(|ip| self.policy.networks_containing(ip))
             .unwrap_or_default();
+        let networks: Vec<&str> = memberships.iter().map(|(n, _)| *n).collect();
+        let via: Vec<Value> = memberships
+            .iter()
+            .map(|(n, v)| json!({"network": n, "via": v.to_string()}))
+            .collect();
+        let geo = self.policy.geo();
+        let facts = d.client.ip.filter(|_| !geo.is_empty()).map(|ip| {
+            let f = geo.facts(ip);
+            json!({
+                "country": f.country,
+                "asn": f.asn,
+                "as_org": f.as_org,
+                "connection_type": f.connection_type,
+                "anonymous": f.anonymous.map(|a| a.names().collect::<Vec<_>>()),
+            })
+        });
         let rules: Vec<Value> = self
             .rule_outcomes()
             .into_iter()
@@ -119,6 +135,9 @@ impl Report<'_, '_, '_> {
             "reason": d.explanation().to_string(),
             "reason_code": d.reason.code(),
             "client_networks": networks,
+            "client_memberships": via,
+            "client_facts": facts,
+            "via": d.via.map(|v| v.to_string()),
             "hops": hops,
             "rules": rules,
         })
@@ -180,9 +199,16 @@ impl fmt::Display for Report<'_, '_, '_> {
             }
         }
         if let Some(ip) = d.client.ip {
+            let geo = self.policy.geo();
+            if !geo.is_empty() {
+                writeln!(f, "  GeoIP facts: {}", geo.facts(ip))?;
+            }
             let mut names = String::new();
-            for (i, n) in self.policy.networks_containing(ip).enumerate() {
+            for (i, (n, via)) in self.policy.networks_containing(ip).into_iter().enumerate() {
                 let _ = write!(names, "{}{n}", if i > 0 { ", " } else { "" });
+                if let super::facts::Via::Fact(kind) = via {
+                    let _ = write!(names, " (by {})", kind.name());
+                }
             }
             if names.is_empty() {
                 names.push_str("(none)");

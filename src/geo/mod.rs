@@ -248,11 +248,127 @@ impl GeoDb {
     }
 }
 
+/// The databases a policy configures, each optional.
+#[derive(Debug, Default)]
+pub struct GeoSet {
+    pub country: Option<GeoDb>,
+    pub asn: Option<GeoDb>,
+    pub connection_type: Option<GeoDb>,
+    pub anonymous_ip: Option<GeoDb>,
+    /// Log the facts of allowed requests too (denials always carry them).
+    pub log_on_allow: bool,
+}
+
+impl GeoSet {
+    pub fn is_empty(&self) -> bool {
+        self.country.is_none()
+            && self.asn.is_none()
+            && self.connection_type.is_none()
+            && self.anonymous_ip.is_none()
+    }
+
+    pub fn get(&self, kind: DbKind) -> Option<&GeoDb> {
+        match kind {
+            DbKind::Country => self.country.as_ref(),
+            DbKind::Asn => self.asn.as_ref(),
+            DbKind::ConnectionType => self.connection_type.as_ref(),
+            DbKind::AnonymousIp => self.anonymous_ip.as_ref(),
+        }
+    }
+
+    /// Every fact the configured databases know about `ip`.
+    pub fn facts(&self, ip: IpAddr) -> Facts<'_> {
+        let asn = self.asn.as_ref().and_then(|d| d.asn(ip));
+        Facts {
+            country: self.country.as_ref().and_then(|d| d.country(ip)),
+            asn: asn.map(|(n, _)| n),
+            as_org: asn.and_then(|(_, o)| o),
+            connection_type: self
+                .connection_type
+                .as_ref()
+                .and_then(|d| d.connection_type(ip)),
+            anonymous: self.anonymous_ip.as_ref().and_then(|d| d.anonymous(ip)),
+        }
+    }
+}
+
+/// What the databases say about one address; `None`: not known.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Facts<'g> {
+    pub country: Option<&'g str>,
+    pub asn: Option<u32>,
+    pub as_org: Option<&'g str>,
+    pub connection_type: Option<&'g str>,
+    pub anonymous: Option<AnonymousFlags>,
+}
+
+impl fmt::Display for Facts<'_> {
+    /// `AS64500 ExampleNet, Cable/DSL, JP, tor_exit_node` (known facts only).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut parts: Vec<String> = Vec::new();
+        if let Some(n) = self.asn {
+            parts.push(match self.as_org {
+                Some(o) => format!("AS{n} {o}"),
+                None => format!("AS{n}"),
+            });
+        }
+        if let Some(t) = self.connection_type {
+            parts.push(t.to_string());
+        }
+        if let Some(c) = self.country {
+            parts.push(c.to_string());
+        }
+        if let Some(a) = self.anonymous {
+            parts.extend(a.names().map(str::to_string));
+        }
+        if parts.is_empty() {
+            f.write_str("no known facts")
+        } else {
+            f.write_str(&parts.join(", "))
+        }
+    }
+}
+
+/// MaxMind's connection types (GeoIP2 Connection Type).
+pub const CONNECTION_TYPES: [&str; 5] =
+    ["Cable/DSL", "Cellular", "Corporate", "Dialup", "Satellite"];
+
+/// ISO 3166-1 alpha-2 codes (the 249 officially assigned), and XK (Kosovo),
+/// which MaxMind uses.
+pub const COUNTRY_CODES: &str = "AD AE AF AG AI AL AM AO AQ AR AS AT AU AW AX AZ BA BB BD BE BF BG BH BI BJ BL BM BN BO \
+BQ BR BS BT BV BW BY BZ CA CC CD CF CG CH CI CK CL CM CN CO CR CU CV CW CX CY CZ DE DJ DK DM DO DZ EC EE EG EH ER ES \
+ET FI FJ FK FM FO FR GA GB GD GE GF GG GH GI GL GM GN GP GQ GR GS GT GU GW GY HK HM HN HR HT HU ID IE IL IM IN IO IQ \
+IR IS IT JE JM JO JP KE KG KH KI KM KN KP KR KW KY KZ LA LB LC LI LK LR LS LT LU LV LY MA MC MD ME MF MG MH MK ML MM \
+MN MO MP MQ MR MS MT MU MV MW MX MY MZ NA NC NE NF NG NI NL NO NP NR NU NZ OM PA PE PF PG PH PK PL PM PN PR PS PT PW \
+PY QA RE RO RS RU RW SA SB SC SD SE SG SH SI SJ SK SL SM SN SO SR SS ST SV SX SY SZ TC TD TF TG TH TJ TK TL TM TN TO \
+TR TT TV TW TZ UA UG UM US UY UZ VA VC VE VG VI VN VU WF WS YE YT ZA ZM ZW XK";
+
+pub fn is_country_code(code: &str) -> bool {
+    code.len() == 2 && COUNTRY_CODES.split_ascii_whitespace().any(|c| c == code)
+}
+
 /// A set of [`ANONYMOUS_FLAGS`], by index.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct AnonymousFlags(u8);
 
 impl AnonymousFlags {
+    /// The flag named `name` (a policy name such as `tor_exit_node`).
+    pub fn named(name: &str) -> Option<Self> {
+        ANONYMOUS_FLAGS
+            .iter()
+            .position(|(n, _)| *n == name)
+            .map(|i| Self(1 << i))
+    }
+
+    pub fn union(self, other: Self) -> Self {
+        Self(self.0 | other.0)
+    }
+
+    /// Whether any flag of `mask` is set here.
+    pub fn intersects(self, mask: Self) -> bool {
+        self.0 & mask.0 != 0
+    }
+
     pub fn has(self, name: &str) -> bool {
         ANONYMOUS_FLAGS
             .iter()
@@ -361,6 +477,13 @@ mod tests {
             ["anonymous", "tor_exit_node"]
         );
         assert_eq!(anon.anonymous(ip("192.0.2.1")), None);
+    }
+
+    #[test]
+    fn country_codes_are_the_iso_list() {
+        assert_eq!(COUNTRY_CODES.split_ascii_whitespace().count(), 250);
+        assert!(is_country_code("JP") && is_country_code("XK"));
+        assert!(!is_country_code("jp") && !is_country_code("EU") && !is_country_code("JPN"));
     }
 
     #[test]

@@ -10,11 +10,13 @@ use serde_saphyr::{Location, Options};
 use super::diagnostics::{Collector, Diagnostic, Severity, did_you_mean};
 use super::raw::{RawAction, RawNetwork, RawPolicy, RawRule, RawTest, S};
 use super::selftest::{PolicyTest, TestClient};
-use super::{HostPattern, NetRef, Network, Policy, Rule, RuleKind};
+use super::{Dynamic, HostPattern, NetRef, Network, Policy, Rule, RuleKind};
 use crate::engine::Action;
 use crate::engine::client::{ClientIpConfig, ForwardHeader, parse_ip};
+use crate::engine::facts::FactTest;
 use crate::engine::path::{PathIndex, PathPattern};
 use crate::engine::prefix::RangeSet;
+use crate::geo::GeoSet;
 
 /// Overlap warnings shown per network before "and N more".
 const MAX_OVERLAP_WARNINGS: usize = 5;
@@ -126,6 +128,9 @@ struct NetDraft {
     declared_empty: bool,
     /// Some entry was invalid (already reported): do not report it as empty too.
     had_errors: bool,
+    facts: Vec<FactTest>,
+    /// Set by `resolve` for networks that involve facts.
+    dynamic: Option<Dynamic>,
     state: Resolve,
     used: bool,
 }
@@ -133,7 +138,8 @@ struct NetDraft {
 enum Resolve {
     Pending,
     InProgress,
-    Done(Option<RangeSet>),
+    /// The network's ranges, and whether it involves facts.
+    Done(Option<(RangeSet, bool)>),
 }
 
 impl Cx<'_, '_> {
@@ -155,7 +161,8 @@ impl Cx<'_, '_> {
                 Some("this netwarden reads 'version: 1'".into()),
             );
         }
-        let mut drafts = self.network_drafts(&raw);
+        let geo = self.geoip(raw.geoip.as_ref(), self.base);
+        let mut drafts = self.network_drafts(&raw, &geo);
         let index: HashMap<String, usize> = drafts
             .iter()
             .enumerate()
@@ -198,10 +205,11 @@ impl Cx<'_, '_> {
             .map(|d| Network {
                 direct_prefixes: d.direct.len(),
                 ranges: match d.state {
-                    Resolve::Done(Some(r)) => r,
+                    Resolve::Done(Some((r, _))) => r,
                     _ => RangeSet::default(),
                 },
                 name: d.name,
+                dynamic: d.dynamic,
             })
             .collect();
         if self.c.has_errors() || self.extra.iter().any(Diagnostic::is_error) {
@@ -222,12 +230,13 @@ impl Cx<'_, '_> {
                 case_insensitive_paths: raw.case_insensitive_paths,
                 path_index,
                 server,
+                geo,
             },
             tests,
         ))
     }
 
-    fn network_drafts(&mut self, raw: &RawPolicy) -> Vec<NetDraft> {
+    fn network_drafts(&mut self, raw: &RawPolicy, geo: &GeoSet) -> Vec<NetDraft> {
         let mut drafts = Vec::with_capacity(raw.networks.0.len());
         for (name, net) in &raw.networks.0 {
             self.check_name(name, "network");
@@ -239,6 +248,8 @@ impl Cx<'_, '_> {
                 except: Vec::new(),
                 declared_empty: false,
                 had_errors: false,
+                facts: Vec::new(),
+                dynamic: None,
                 state: Resolve::Pending,
                 used: false,
             };
@@ -260,15 +271,20 @@ impl Cx<'_, '_> {
                     }
                     draft.include = m.include.clone();
                     draft.except = m.except.clone();
+                    draft.facts = self.fact_tests(&name.value, m, &|k| geo.get(k).is_some());
+                    let no_facts = m.country.is_none()
+                        && m.asn.is_none()
+                        && m.connection_type.is_none()
+                        && m.anonymous.is_none();
                     draft.declared_empty =
-                        m.cidrs.is_empty() && m.file.is_none() && m.include.is_empty();
+                        m.cidrs.is_empty() && m.file.is_none() && m.include.is_empty() && no_facts;
                 }
             }
             if draft.declared_empty {
                 self.error(
                     &net.referenced,
                     format!("network '{}' is empty", name.value),
-                    Some("give it cidrs, a file or include; or remove it".into()),
+                    Some("give it cidrs, a file, include or facts; or remove it".into()),
                 );
             }
             draft.had_errors = self.c.diagnostics.len() + self.extra.len() > errors_before;
@@ -419,7 +435,7 @@ impl Cx<'_, '_> {
         index: &HashMap<String, usize>,
         i: usize,
         stack: &mut Vec<usize>,
-    ) -> Option<RangeSet> {
+    ) -> Option<(RangeSet, bool)> {
         match &drafts[i].state {
             Resolve::Done(r) => return r.clone(),
             Resolve::InProgress => return None,
@@ -430,6 +446,11 @@ impl Cx<'_, '_> {
         let mut ok = !drafts[i].had_errors;
         let mut ranges = RangeSet::from_nets(&drafts[i].direct);
         let mut cut = RangeSet::default();
+        let mut dynamic = Dynamic {
+            facts: drafts[i].facts.clone(),
+            ..Dynamic::default()
+        };
+        let mut any_dynamic = !dynamic.facts.is_empty();
         let refs: Vec<(bool, S<String>)> = drafts[i]
             .include
             .iter()
@@ -473,14 +494,33 @@ impl Cx<'_, '_> {
                 continue;
             }
             match self.resolve(drafts, index, j, stack) {
-                Some(other) if is_include => ranges = ranges.union(&other),
-                Some(other) => cut = cut.union(&other),
+                // A network with facts is checked per request, so its
+                // ranges (which exclude nothing yet) are not merged in.
+                Some((_, true)) if is_include => {
+                    dynamic.include.push(j);
+                    any_dynamic = true;
+                }
+                Some((other, false)) if is_include => ranges = ranges.union(&other),
+                Some((other, is_dynamic)) => {
+                    dynamic.except.push(j);
+                    any_dynamic |= is_dynamic;
+                    if !is_dynamic {
+                        cut = cut.union(&other);
+                    }
+                }
                 None => ok = false,
             }
         }
         stack.pop();
-        let result = ok.then(|| ranges.difference(&cut));
-        if let Some(r) = &result {
+        let result = ok.then(|| {
+            if any_dynamic {
+                drafts[i].dynamic = Some(dynamic);
+                (ranges, true)
+            } else {
+                (ranges.difference(&cut), false)
+            }
+        });
+        if let Some((r, false)) = &result {
             if r.is_empty() && !drafts[i].declared_empty {
                 let (name, loc) = (drafts[i].name.clone(), drafts[i].loc);
                 self.error(
@@ -544,7 +584,15 @@ impl Cx<'_, '_> {
             } else {
                 match self.network_ref(entry, "client_ip.trusted_proxies", drafts, index) {
                     Some(r) => match &drafts[r.id].state {
-                        Resolve::Done(Some(set)) => trusted = trusted.union(set),
+                        Resolve::Done(Some((set, false))) => trusted = trusted.union(set),
+                        Resolve::Done(Some((_, true))) => {
+                            self.error(
+                                &entry.referenced,
+                                format!("trusted proxy network '{}' uses GeoIP facts", entry.value),
+                                Some("trusted proxies must be given by address: use a network of CIDRs".into()),
+                            );
+                            ok = false;
+                        }
                         _ => ok = false,
                     },
                     None => ok = false,
@@ -1328,6 +1376,105 @@ mod policy_tests {
             "version: 1\nnetworks:\n  1st_floor_lb: [10.0.0.0/8]\n  o: [192.0.2.0/24]\nclient_ip: { trusted_proxies: [1st_floor_lb, 172.16.0.0/12] }\nrules:\n  - { name: a, allow_from: [o] }\ntests:\n  - { peer: 10.1.1.1, headers: { x-forwarded-for: 192.0.2.5 }, expect: allow }\n  - { peer: 172.16.0.1, headers: { x-forwarded-for: 192.0.2.5 }, expect: allow }\n",
         );
         assert!(d.is_empty(), "{d:#?}");
+    }
+
+    /// A policy in testdata/cases, so that `../geo/` reaches the test databases.
+    fn geo_diagnostics(yaml: &str) -> Vec<String> {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/cases/inline.yaml");
+        match load_str(yaml, &path) {
+            Ok(l) => l
+                .warnings
+                .iter()
+                .map(|d| format!("{}:{}: {}", d.line, d.column, d.message))
+                .collect(),
+            Err(LoadError::Invalid { diagnostics, .. }) => diagnostics
+                .iter()
+                .map(|d| {
+                    format!(
+                        "{}:{}: {} help: {}",
+                        d.line,
+                        d.column,
+                        d.message,
+                        d.help.clone().unwrap_or_default()
+                    )
+                })
+                .collect(),
+            Err(e) => vec![e.to_string()],
+        }
+    }
+
+    #[test]
+    fn facts_need_their_database_and_valid_values() {
+        let d = geo_diagnostics(
+            "version: 1\ngeoip:\n  country: ../geo/GeoLite2-Country-Test.mmdb\nnetworks:\n  home: { connection_type: [Cable/DSL] }\n  a: { country: [jp, XX] }\n  b: { anonymous: [tor] }\nrules:\n  - { name: r, allow_from: [home, a, b] }\n",
+        );
+        assert!(
+            has(
+                &d,
+                "5:28: network 'home' uses connection_type facts, but no geoip.connection_type database is configured"
+            ),
+            "{d:#?}"
+        );
+        assert!(
+            has(
+                &d,
+                "6:18: network 'a': 'jp' is not a country code help: country codes are upper case: write 'JP'"
+            ),
+            "{d:#?}"
+        );
+        assert!(
+            has(&d, "6:22: network 'a': 'XX' is not a country code"),
+            "{d:#?}"
+        );
+        assert!(
+            has(
+                &d,
+                "7:19: network 'b' uses anonymous_ip facts, but no geoip.anonymous_ip database"
+            ),
+            "{d:#?}"
+        );
+        let d = geo_diagnostics(
+            "version: 1\ngeoip:\n  connection_type: ../geo/GeoIP2-Connection-Type-Test.mmdb\n  anonymous_ip: ../geo/GeoIP2-Anonymous-IP-Test.mmdb\nnetworks:\n  home: { connection_type: [Cable/DS] }\n  b: { anonymous: [tor_exit] }\nrules:\n  - { name: r, allow_from: [home, b] }\n",
+        );
+        assert!(
+            has(
+                &d,
+                "'Cable/DS' is not a connection type help: did you mean 'Cable/DSL'?"
+            ),
+            "{d:#?}"
+        );
+        assert!(
+            has(
+                &d,
+                "'tor_exit' is not an anonymous-IP flag help: did you mean 'tor_exit_node'?"
+            ),
+            "{d:#?}"
+        );
+    }
+
+    #[test]
+    fn wrong_missing_or_corrupt_databases_fail_closed_with_their_place() {
+        let d = geo_diagnostics(
+            "version: 1\ngeoip:\n  asn: ../geo/GeoLite2-Country-Test.mmdb\n  country: ../geo/missing.mmdb\n  connection_type: ../cases/semantics.yaml\nrules:\n  - { name: r, action: deny }\n",
+        );
+        assert!(has(&d, "3:8: asn database"), "{d:#?}");
+        assert!(
+            has(&d, "'GeoLite2-Country' database, which cannot serve as asn"),
+            "{d:#?}"
+        );
+        assert!(has(&d, "4:12: country database"), "{d:#?}");
+        assert!(has(&d, "5:20: connection_type database"), "{d:#?}");
+    }
+
+    #[test]
+    fn trusted_proxies_cannot_be_fact_networks() {
+        let d = geo_diagnostics(
+            "version: 1\ngeoip:\n  country: ../geo/GeoLite2-Country-Test.mmdb\nnetworks:\n  jp: { country: [JP] }\nclient_ip: { trusted_proxies: [jp] }\nrules:\n  - { name: r, allow_from: [jp] }\n",
+        );
+        assert!(
+            has(&d, "trusted proxy network 'jp' uses GeoIP facts"),
+            "{d:#?}"
+        );
     }
 
     #[test]

@@ -118,12 +118,18 @@ impl<'a> Collector<'a> {
     }
 }
 
-/// "did you mean 'office'?" for a misspelt name, from the names that exist.
+/// "did you mean 'office'?" for a misspelt name, from the names that exist:
+/// the nearest by edit distance, or a name the wrong one is the start of
+/// (`tor_exit` for `tor_exit_node`).
 pub fn did_you_mean<'n>(wrong: &str, names: impl IntoIterator<Item = &'n str>) -> Option<String> {
     names
         .into_iter()
-        .map(|n| (strsim::damerau_levenshtein(wrong, n), n))
-        .filter(|&(d, n)| d <= 2.max(n.len() / 3) && d < n.len().max(wrong.len()))
+        .filter_map(|n| {
+            let d = strsim::damerau_levenshtein(wrong, n);
+            let near = d <= 2.max(n.len() / 3) && d < n.len().max(wrong.len());
+            let prefix = wrong.len() >= 3 && n.starts_with(wrong);
+            (near || prefix).then_some((d, n))
+        })
         .min_by_key(|&(d, _)| d)
         .map(|(_, n)| format!("did you mean '{n}'?"))
 }

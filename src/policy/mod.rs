@@ -10,6 +10,7 @@
 
 pub mod compile;
 pub mod diagnostics;
+mod geoip;
 pub mod raw;
 pub mod selftest;
 pub mod server;
@@ -19,8 +20,10 @@ use std::path::{Path, PathBuf};
 
 use crate::engine::Action;
 use crate::engine::client::ClientIpConfig;
+use crate::engine::facts::{FactCache, FactTest, Via};
 use crate::engine::path::{PathIndex, PathPattern};
 use crate::engine::prefix::RangeSet;
+use crate::geo::GeoSet;
 pub use diagnostics::{Diagnostic, Severity};
 
 /// Largest policy file read; a generated policy of 120,000 prefixes is ~3 MB.
@@ -38,15 +41,30 @@ pub struct Policy {
     /// Rules by the first segment of their paths, built once at compile.
     pub(crate) path_index: PathIndex,
     pub(crate) server: server::ServerSettings,
+    pub(crate) geo: GeoSet,
 }
 
 /// A named set of addresses.
 #[derive(Debug)]
 pub struct Network {
     pub name: String,
+    /// Members by address. For a network without facts anywhere in its
+    /// includes and excepts, this is the whole network, excepts removed.
     pub ranges: RangeSet,
     /// CIDRs written directly in this network (its `cidrs` and `file`).
     pub direct_prefixes: usize,
+    /// For networks that involve facts: what is checked per request.
+    pub dynamic: Option<Dynamic>,
+}
+
+/// The per-request part of a network that involves facts. An address is a
+/// member when it is in `ranges`, or a fact test holds, or it is a member of
+/// an `include`; and it is a member of no `except` network (except wins).
+#[derive(Debug, Default)]
+pub struct Dynamic {
+    pub facts: Vec<FactTest>,
+    pub include: Vec<usize>,
+    pub except: Vec<usize>,
 }
 
 /// A reference from a rule to a network.
@@ -127,23 +145,55 @@ impl Policy {
         &self.server
     }
 
-    /// The first of `sets` that contains `ip`.
-    pub(crate) fn first_containing<'a>(
+    pub fn geo(&self) -> &GeoSet {
+        &self.geo
+    }
+
+    /// Whether `ip` is a member of network `id`, and how.
+    pub(crate) fn member(&self, id: usize, ip: IpAddr, facts: &FactCache<'_>) -> Option<Via> {
+        let net = &self.networks[id];
+        let Some(dynamic) = &net.dynamic else {
+            return net.ranges.contains(ip).then_some(Via::Cidr);
+        };
+        let via = if net.ranges.contains(ip) {
+            Some(Via::Cidr)
+        } else if let Some(t) = dynamic.facts.iter().find(|t| facts.matches(t)) {
+            Some(Via::Fact(t.kind()))
+        } else {
+            // Compile made the include graph acyclic, so this terminates.
+            dynamic
+                .include
+                .iter()
+                .find_map(|&j| self.member(j, ip, facts))
+        };
+        via.filter(|_| {
+            !dynamic
+                .except
+                .iter()
+                .any(|&j| self.member(j, ip, facts).is_some())
+        })
+    }
+
+    /// The first of `sets` that `ip` is a member of, and how.
+    pub(crate) fn first_member<'a>(
         &'a self,
         sets: &'a [NetRef],
         ip: IpAddr,
-    ) -> Option<&'a str> {
+        facts: &FactCache<'_>,
+    ) -> Option<(&'a str, Via)> {
         sets.iter()
-            .find(|n| self.networks[n.id].ranges.contains(ip))
-            .map(|n| &*n.name)
+            .find_map(|n| self.member(n.id, ip, facts).map(|via| (&*n.name, via)))
     }
 
-    /// Every network containing `ip`, for `explain`.
-    pub fn networks_containing(&self, ip: IpAddr) -> impl Iterator<Item = &str> {
-        self.networks
-            .iter()
-            .filter(move |n| n.ranges.contains(ip))
-            .map(|n| n.name.as_str())
+    /// Every network `ip` is a member of, and how, for `explain`.
+    pub fn networks_containing(&self, ip: IpAddr) -> Vec<(&str, Via)> {
+        let facts = FactCache::new(&self.geo, ip);
+        (0..self.networks.len())
+            .filter_map(|i| {
+                self.member(i, ip, &facts)
+                    .map(|via| (self.networks[i].name.as_str(), via))
+            })
+            .collect()
     }
 }
 

@@ -63,6 +63,8 @@ pub struct RawPolicy {
     pub tests: Vec<S<RawTest>>,
     /// Listeners, upstream, TLS, timeouts and limits for `netwarden serve`.
     pub server: Option<S<RawServer>>,
+    /// MaxMind databases that networks may name facts from.
+    pub geoip: Option<S<RawGeoip>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -170,7 +172,7 @@ pub struct RawLimits {
 #[derive(Debug)]
 pub enum RawNetwork {
     List(Vec<S<String>>),
-    Map(RawNetworkMap),
+    Map(Box<RawNetworkMap>),
 }
 
 impl<'de> Deserialize<'de> for RawNetwork {
@@ -186,7 +188,7 @@ impl<'de> Deserialize<'de> for RawNetwork {
             }
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
                 RawNetworkMap::deserialize(de::value::MapAccessDeserializer::new(map))
-                    .map(RawNetwork::Map)
+                    .map(|m| RawNetwork::Map(Box::new(m)))
             }
         }
         d.deserialize_any(Vis)
@@ -203,6 +205,96 @@ pub struct RawNetworkMap {
     pub include: Vec<S<String>>,
     #[serde(default)]
     pub except: Vec<S<String>>,
+    /// ISO 3166-1 alpha-2 codes, or `{ not: [codes] }`.
+    pub country: Option<S<RawCountry>>,
+    pub asn: Option<S<Vec<S<u32>>>>,
+    pub connection_type: Option<S<Vec<S<String>>>>,
+    pub anonymous: Option<S<Vec<S<String>>>>,
+}
+
+/// `country: [JP, KR]` or `country: { not: [JP] }`.
+#[derive(Debug)]
+pub enum RawCountry {
+    AnyOf(Vec<S<String>>),
+    NoneOf(Vec<S<String>>),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCountryNot {
+    not: Vec<S<String>>,
+}
+
+impl<'de> Deserialize<'de> for RawCountry {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Vis;
+        impl<'de> Visitor<'de> for Vis {
+            type Value = RawCountry;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a list of country codes, or { not: [codes] }")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+                Vec::deserialize(de::value::SeqAccessDeserializer::new(seq)).map(RawCountry::AnyOf)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+                RawCountryNot::deserialize(de::value::MapAccessDeserializer::new(map))
+                    .map(|n| RawCountry::NoneOf(n.not))
+            }
+        }
+        d.deserialize_any(Vis)
+    }
+}
+
+/// The `geoip:` section: each database optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawGeoip {
+    pub country: Option<S<RawDb>>,
+    pub asn: Option<S<RawDb>>,
+    pub connection_type: Option<S<RawDb>>,
+    pub anonymous_ip: Option<S<RawDb>>,
+    /// Log GeoIP facts on allowed requests too (off: fewer lookups, less personal data).
+    #[serde(default)]
+    pub log_geo_on_allow: bool,
+}
+
+/// A database: a path, or `{ path, field }` for vendor layouts.
+#[derive(Debug)]
+pub struct RawDb {
+    pub path: String,
+    pub field: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDbMap {
+    path: String,
+    field: Option<String>,
+}
+
+impl<'de> Deserialize<'de> for RawDb {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Vis;
+        impl<'de> Visitor<'de> for Vis {
+            type Value = RawDb;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a database path, or { path, field }")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(RawDb {
+                    path: v.to_owned(),
+                    field: None,
+                })
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+                RawDbMap::deserialize(de::value::MapAccessDeserializer::new(map)).map(|m| RawDb {
+                    path: m.path,
+                    field: m.field,
+                })
+            }
+        }
+        d.deserialize_any(Vis)
+    }
 }
 
 #[derive(Debug, Deserialize)]

@@ -4,8 +4,8 @@
 //! | database | networks |
 //! |---|---|
 //! | GeoLite2-Country-Test | 203.0.113.0/24 JP, 198.51.100.0/24 JP, 192.0.2.0/24 US, 2001:db8:10::/48 JP, 2001:db8:66::/48 DE |
-//! | GeoLite2-ASN-Test | 203.0.113.0/24 AS64496 "Example Corp", 192.0.2.0/25 AS64500 "ExampleNet Broadband", 192.0.2.128/25 AS64501 "Rent-a-Server Hosting", 2001:db8:66::/48 AS64502 "Example IPv6 ISP" |
-//! | GeoIP2-Connection-Type-Test | 203.0.113.0/24 Corporate, 192.0.2.0/26 Cable/DSL, 192.0.2.64/26 Cellular, 2001:db8:66::/48 Cable/DSL |
+//! | GeoLite2-ASN-Test | 203.0.113.0/24 AS64496 "Example Corp", 192.0.2.0/25 AS64500 "ExampleNet Broadband", 192.0.2.128/25 AS64501 "Rent-a-Server Hosting", 198.51.100.0/24 AS64500, 2001:db8:66::/48 AS64502 "Example IPv6 ISP" |
+//! | GeoIP2-Connection-Type-Test | 203.0.113.0/24 Corporate, 192.0.2.0/26 Cable/DSL, 192.0.2.64/26 Cellular, 198.51.100.0/25 Cable/DSL, 2001:db8:66::/48 Cable/DSL |
 //! | GeoIP2-Anonymous-IP-Test | 192.0.2.128/27 hosting provider, 192.0.2.160/28 Tor exit node, 192.0.2.176/28 public proxy, 2001:db8:66:1::/64 anonymous VPN |
 //! | vendor-country (layout `country_code`) | 203.0.113.0/24 JP, 192.0.2.0/24 US |
 //! | GeoLite2-Country-IPv4-Test (IPv4-only) | 203.0.113.0/24 JP |
@@ -53,12 +53,14 @@ pub fn all() -> Vec<(&'static str, Writer)> {
     a.insert("203.0.113.0/24", &asn(64496, "Example Corp"));
     a.insert("192.0.2.0/25", &asn(64500, "ExampleNet Broadband"));
     a.insert("192.0.2.128/25", &asn(64501, "Rent-a-Server Hosting"));
+    a.insert("198.51.100.0/24", &asn(64500, "ExampleNet Broadband"));
     a.insert("2001:db8:66::/48", &asn(64502, "Example IPv6 ISP"));
 
     let mut t = Writer::new("GeoIP2-Connection-Type", 6);
     t.insert("203.0.113.0/24", &conn("Corporate"));
     t.insert("192.0.2.0/26", &conn("Cable/DSL"));
     t.insert("192.0.2.64/26", &conn("Cellular"));
+    t.insert("198.51.100.0/25", &conn("Cable/DSL"));
     t.insert("2001:db8:66::/48", &conn("Cable/DSL"));
 
     let mut an = Writer::new("GeoIP2-Anonymous-IP", 6);
