@@ -4,7 +4,7 @@
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
-use netwarden::geo::{DbKind, GeoDb};
+use netwarden::geo::{Country, DbKind, GeoDb};
 
 #[path = "../testdata/geo/mmdb_writer.rs"]
 mod mmdb_writer;
@@ -35,19 +35,21 @@ fn committed_fixtures_match_the_generator() {
 fn fixtures_answer_with_their_known_facts() {
     let open = |kind, name: &str, field| GeoDb::open(kind, &dir().join(name), field).expect(name);
     let c = open(DbKind::Country, "GeoLite2-Country-Test.mmdb", None);
-    assert_eq!(c.country(ip("203.0.113.7")), Some("JP"));
-    assert_eq!(c.country(ip("::ffff:192.0.2.1")), Some("US"));
-    assert_eq!(c.country(ip("2001:db8:66::1")), Some("DE"));
+    assert_eq!(c.country(ip("203.0.113.7")), Country::parse("JP"));
+    assert_eq!(c.country(ip("::ffff:192.0.2.1")), Country::parse("US"));
+    assert_eq!(c.country(ip("2001:db8:66::1")), Country::parse("DE"));
     assert_eq!(c.country(ip("10.0.0.1")), None);
 
     let a = open(DbKind::Asn, "GeoLite2-ASN-Test.mmdb", None);
+    assert_eq!(a.asn(ip("192.0.2.10")), Some(64500));
     assert_eq!(
-        a.asn(ip("192.0.2.10")),
-        Some((64500, Some("ExampleNet Broadband")))
+        a.as_org(ip("192.0.2.10")).as_deref(),
+        Some("ExampleNet Broadband")
     );
+    assert_eq!(a.asn(ip("192.0.2.200")), Some(64501));
     assert_eq!(
-        a.asn(ip("192.0.2.200")),
-        Some((64501, Some("Rent-a-Server Hosting")))
+        a.as_org(ip("192.0.2.200")).as_deref(),
+        Some("Rent-a-Server Hosting")
     );
 
     let t = open(
@@ -82,9 +84,9 @@ fn fixtures_answer_with_their_known_facts() {
         "vendor-country-Test.mmdb",
         Some("country_code"),
     );
-    assert_eq!(v.country(ip("192.0.2.1")), Some("US"));
+    assert_eq!(v.country(ip("192.0.2.1")), Country::parse("US"));
 
     let v4 = open(DbKind::Country, "GeoLite2-Country-IPv4-Test.mmdb", None);
-    assert_eq!(v4.country(ip("203.0.113.1")), Some("JP"));
+    assert_eq!(v4.country(ip("203.0.113.1")), Country::parse("JP"));
     assert_eq!(v4.country(ip("2001:db8:10::1")), None);
 }

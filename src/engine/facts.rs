@@ -6,7 +6,7 @@ use std::cell::OnceCell;
 use std::fmt;
 use std::net::IpAddr;
 
-use crate::geo::{AnonymousFlags, DbKind, GeoSet};
+use crate::geo::{AnonymousFlags, Country, DbKind, GeoSet};
 
 /// A fact a network matches on. Unknown facts never match.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -80,9 +80,9 @@ impl Unknown {
 pub struct FactCache<'g> {
     geo: &'g GeoSet,
     ip: IpAddr,
-    country: OnceCell<Option<&'g str>>,
+    country: OnceCell<Option<Country>>,
     asn: OnceCell<Option<u32>>,
-    connection_type: OnceCell<Option<&'g str>>,
+    connection_type: OnceCell<Option<&'static str>>,
     anonymous: OnceCell<Option<AnonymousFlags>>,
     pub unknown: std::cell::Cell<Unknown>,
 }
@@ -112,29 +112,19 @@ impl<'g> FactCache<'g> {
         let geo = self.geo;
         let known = match test {
             FactTest::Country { codes, not } => {
-                let c = *self
-                    .country
-                    .get_or_init(|| geo.country.as_ref().and_then(|d| d.country(ip)));
-                c.map(|c| codes.iter().any(|code| code == c.as_bytes()) != *not)
+                let c = *self.country.get_or_init(|| geo.country(ip));
+                c.map(|c| codes.iter().any(|code| code == c.as_str().as_bytes()) != *not)
             }
             FactTest::Asn(list) => {
-                let n = *self
-                    .asn
-                    .get_or_init(|| geo.asn.as_ref().and_then(|d| d.asn(ip)).map(|(n, _)| n));
+                let n = *self.asn.get_or_init(|| geo.asn(ip));
                 n.map(|n| list.contains(&n))
             }
             FactTest::ConnectionType(list) => {
-                let t = *self.connection_type.get_or_init(|| {
-                    geo.connection_type
-                        .as_ref()
-                        .and_then(|d| d.connection_type(ip))
-                });
+                let t = *self.connection_type.get_or_init(|| geo.connection_type(ip));
                 t.map(|t| list.iter().any(|x| **x == *t))
             }
             FactTest::Anonymous(mask) => {
-                let a = *self
-                    .anonymous
-                    .get_or_init(|| geo.anonymous_ip.as_ref().and_then(|d| d.anonymous(ip)));
+                let a = *self.anonymous.get_or_init(|| geo.anonymous(ip));
                 // MaxMind lists only anonymous networks: an address the
                 // database does not know has no flag set, which is a known
                 // answer, not an unknown one.

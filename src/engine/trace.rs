@@ -100,7 +100,7 @@ impl Report<'_, '_, '_> {
         let facts = d.client.ip.filter(|_| !geo.is_empty()).map(|ip| {
             let f = geo.facts(ip);
             json!({
-                "country": f.country,
+                "country": f.country.map(|c| c.to_string()),
                 "asn": f.asn,
                 "as_org": f.as_org,
                 "connection_type": f.connection_type,

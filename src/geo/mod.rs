@@ -206,27 +206,34 @@ impl GeoDb {
     }
 
     /// Country: ISO 3166-1 alpha-2, upper case.
-    pub fn country(&self, ip: IpAddr) -> Option<&str> {
+    pub fn country(&self, ip: IpAddr) -> Option<Country> {
         let r = self.record(ip)?;
         let code: &str = r.decode_path(&Self::path_of(&self.field)).ok()??;
-        (code.len() == 2 && code.bytes().all(|b| b.is_ascii_uppercase())).then_some(code)
+        Country::parse(code)
     }
 
-    /// ASN and, when the database has it, the organisation.
-    pub fn asn(&self, ip: IpAddr) -> Option<(u32, Option<&str>)> {
-        let r = self.record(ip)?;
-        let n: u32 = r.decode_path(&Self::path_of(&self.field)).ok()??;
-        let org: Option<&str> = r
-            .decode_path(&[PathElement::Key("autonomous_system_organization")])
-            .ok()
-            .flatten();
-        Some((n, org))
-    }
-
-    /// MaxMind connection type: `Cable/DSL`, `Cellular`, `Corporate`, `Dialup`, `Satellite`.
-    pub fn connection_type(&self, ip: IpAddr) -> Option<&str> {
+    /// The autonomous system number.
+    pub fn asn(&self, ip: IpAddr) -> Option<u32> {
         let r = self.record(ip)?;
         r.decode_path(&Self::path_of(&self.field)).ok()?
+    }
+
+    /// The autonomous system's organisation, when the database has it (for
+    /// logs and alerts; it allocates).
+    pub fn as_org(&self, ip: IpAddr) -> Option<String> {
+        let r = self.record(ip)?;
+        let org: &str = r
+            .decode_path(&[PathElement::Key("autonomous_system_organization")])
+            .ok()??;
+        Some(org.to_owned())
+    }
+
+    /// MaxMind connection type: `Cable/DSL`, `Cellular`, `Corporate`,
+    /// `Dialup`, `Satellite`; any other value is unknown.
+    pub fn connection_type(&self, ip: IpAddr) -> Option<&'static str> {
+        let r = self.record(ip)?;
+        let t: &str = r.decode_path(&Self::path_of(&self.field)).ok()??;
+        CONNECTION_TYPES.iter().find(|c| **c == t).copied()
     }
 
     /// Anonymous-IP flags that are set; `None` when the address is not in
@@ -248,26 +255,58 @@ impl GeoDb {
     }
 }
 
+/// A configured database that can be replaced while running: requests read
+/// it with one atomic load, and a checked new file is swapped in whole.
+pub struct GeoSlot {
+    db: arc_swap::ArcSwap<GeoDb>,
+    field: Option<String>,
+}
+
+impl fmt::Debug for GeoSlot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.db.load().fmt(f)
+    }
+}
+
+impl GeoSlot {
+    pub fn new(db: GeoDb, field: Option<String>) -> Self {
+        Self {
+            db: arc_swap::ArcSwap::from_pointee(db),
+            field,
+        }
+    }
+
+    /// The database now in use.
+    pub fn current(&self) -> arc_swap::Guard<std::sync::Arc<GeoDb>> {
+        self.db.load()
+    }
+
+    /// Opens and checks the file again; swaps it in only if it is good.
+    pub fn reload(&self) -> Result<(), GeoError> {
+        let old = self.db.load();
+        let new = GeoDb::open(old.kind, &old.path, self.field.as_deref())?;
+        self.db.store(std::sync::Arc::new(new));
+        Ok(())
+    }
+}
+
 /// The databases a policy configures, each optional.
 #[derive(Debug, Default)]
 pub struct GeoSet {
-    pub country: Option<GeoDb>,
-    pub asn: Option<GeoDb>,
-    pub connection_type: Option<GeoDb>,
-    pub anonymous_ip: Option<GeoDb>,
+    pub country: Option<GeoSlot>,
+    pub asn: Option<GeoSlot>,
+    pub connection_type: Option<GeoSlot>,
+    pub anonymous_ip: Option<GeoSlot>,
     /// Log the facts of allowed requests too (denials always carry them).
     pub log_on_allow: bool,
 }
 
 impl GeoSet {
     pub fn is_empty(&self) -> bool {
-        self.country.is_none()
-            && self.asn.is_none()
-            && self.connection_type.is_none()
-            && self.anonymous_ip.is_none()
+        self.slots().next().is_none()
     }
 
-    pub fn get(&self, kind: DbKind) -> Option<&GeoDb> {
+    pub fn get(&self, kind: DbKind) -> Option<&GeoSlot> {
         match kind {
             DbKind::Country => self.country.as_ref(),
             DbKind::Asn => self.asn.as_ref(),
@@ -276,38 +315,85 @@ impl GeoSet {
         }
     }
 
+    /// Every configured database.
+    pub fn slots(&self) -> impl Iterator<Item = &GeoSlot> {
+        [
+            &self.country,
+            &self.asn,
+            &self.connection_type,
+            &self.anonymous_ip,
+        ]
+        .into_iter()
+        .flatten()
+    }
+
+    pub fn country(&self, ip: IpAddr) -> Option<Country> {
+        self.country.as_ref()?.current().country(ip)
+    }
+
+    pub fn asn(&self, ip: IpAddr) -> Option<u32> {
+        self.asn.as_ref()?.current().asn(ip)
+    }
+
+    pub fn connection_type(&self, ip: IpAddr) -> Option<&'static str> {
+        self.connection_type.as_ref()?.current().connection_type(ip)
+    }
+
+    pub fn anonymous(&self, ip: IpAddr) -> Option<AnonymousFlags> {
+        self.anonymous_ip.as_ref()?.current().anonymous(ip)
+    }
+
     /// Every fact the configured databases know about `ip`.
-    pub fn facts(&self, ip: IpAddr) -> Facts<'_> {
-        let asn = self.asn.as_ref().and_then(|d| d.asn(ip));
+    pub fn facts(&self, ip: IpAddr) -> Facts {
         Facts {
-            country: self.country.as_ref().and_then(|d| d.country(ip)),
-            asn: asn.map(|(n, _)| n),
-            as_org: asn.and_then(|(_, o)| o),
-            connection_type: self
-                .connection_type
-                .as_ref()
-                .and_then(|d| d.connection_type(ip)),
-            anonymous: self.anonymous_ip.as_ref().and_then(|d| d.anonymous(ip)),
+            country: self.country(ip),
+            asn: self.asn(ip),
+            as_org: self.asn.as_ref().and_then(|s| s.current().as_org(ip)),
+            connection_type: self.connection_type(ip),
+            anonymous: self.anonymous(ip),
         }
     }
 }
 
+/// An ISO 3166-1 alpha-2 country code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Country([u8; 2]);
+
+impl Country {
+    /// A code as databases write it: two upper-case ASCII letters.
+    pub fn parse(code: &str) -> Option<Self> {
+        let b = code.as_bytes();
+        (b.len() == 2 && b.iter().all(u8::is_ascii_uppercase)).then(|| Self([b[0], b[1]]))
+    }
+
+    pub fn as_str(&self) -> &str {
+        // PANIC SAFETY: built only from two ASCII letters.
+        std::str::from_utf8(&self.0).expect("ASCII")
+    }
+}
+
+impl fmt::Display for Country {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// What the databases say about one address; `None`: not known.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Facts<'g> {
-    pub country: Option<&'g str>,
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Facts {
+    pub country: Option<Country>,
     pub asn: Option<u32>,
-    pub as_org: Option<&'g str>,
-    pub connection_type: Option<&'g str>,
+    pub as_org: Option<String>,
+    pub connection_type: Option<&'static str>,
     pub anonymous: Option<AnonymousFlags>,
 }
 
-impl fmt::Display for Facts<'_> {
+impl fmt::Display for Facts {
     /// `AS64500 ExampleNet, Cable/DSL, JP, tor_exit_node` (known facts only).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut parts: Vec<String> = Vec::new();
         if let Some(n) = self.asn {
-            parts.push(match self.as_org {
+            parts.push(match &self.as_org {
                 Some(o) => format!("AS{n} {o}"),
                 None => format!("AS{n}"),
             });
@@ -419,13 +505,13 @@ mod tests {
         );
         let country =
             GeoDb::open(DbKind::Country, &write(dir.path(), "c.mmdb", &c), None).expect("opens");
-        assert_eq!(country.country(ip("203.0.113.7")), Some("JP"));
+        assert_eq!(country.country(ip("203.0.113.7")), Country::parse("JP"));
         assert_eq!(
             country.country(ip("::ffff:203.0.113.7")),
-            Some("JP"),
+            Country::parse("JP"),
             "mapped is looked up as IPv4"
         );
-        assert_eq!(country.country(ip("2001:db8:10::1")), Some("DE"));
+        assert_eq!(country.country(ip("2001:db8:10::1")), Country::parse("DE"));
         assert_eq!(country.country(ip("192.0.2.1")), None, "unknown address");
 
         let mut a = Writer::new("GeoLite2-ASN", 6);
@@ -437,9 +523,10 @@ mod tests {
             ]),
         );
         let asn = GeoDb::open(DbKind::Asn, &write(dir.path(), "a.mmdb", &a), None).expect("opens");
+        assert_eq!(asn.asn(ip("198.51.100.9")), Some(64500));
         assert_eq!(
-            asn.asn(ip("198.51.100.9")),
-            Some((64500, Some("ExampleNet")))
+            asn.as_org(ip("198.51.100.9")).as_deref(),
+            Some("ExampleNet")
         );
 
         let mut t = Writer::new("GeoIP2-Connection-Type", 6);
@@ -496,7 +583,7 @@ mod tests {
         );
         let p = write(dir.path(), "v.mmdb", &v);
         let db = GeoDb::open(DbKind::Country, &p, Some("country_code")).expect("opens");
-        assert_eq!(db.country(ip("203.0.113.1")), Some("JP"));
+        assert_eq!(db.country(ip("203.0.113.1")), Country::parse("JP"));
         // Without the field, the vendor type is not a Country database.
         assert!(matches!(
             GeoDb::open(DbKind::Country, &p, None),
@@ -514,8 +601,8 @@ mod tests {
         );
         let db =
             GeoDb::open(DbKind::Country, &write(dir.path(), "v4.mmdb", &c), None).expect("opens");
-        assert_eq!(db.country(ip("203.0.113.5")), Some("JP"));
-        assert_eq!(db.country(ip("::ffff:203.0.113.5")), Some("JP"));
+        assert_eq!(db.country(ip("203.0.113.5")), Country::parse("JP"));
+        assert_eq!(db.country(ip("::ffff:203.0.113.5")), Country::parse("JP"));
         assert_eq!(db.country(ip("2001:db8::1")), None);
     }
 

@@ -7,7 +7,9 @@ use std::path::Path;
 use super::compile::Cx;
 use super::raw::{RawCountry, RawDb, RawGeoip, RawNetworkMap, S};
 use crate::engine::facts::FactTest;
-use crate::geo::{AnonymousFlags, CONNECTION_TYPES, DbKind, GeoDb, GeoSet, is_country_code};
+use crate::geo::{
+    AnonymousFlags, CONNECTION_TYPES, DbKind, GeoDb, GeoSet, GeoSlot, is_country_code,
+};
 
 impl Cx<'_, '_> {
     /// Opens every configured database; each failure is an error located at
@@ -17,11 +19,11 @@ impl Cx<'_, '_> {
             return GeoSet::default();
         };
         let g = &raw.value;
-        let mut open = |kind: DbKind, entry: &Option<S<RawDb>>| -> Option<GeoDb> {
+        let mut open = |kind: DbKind, entry: &Option<S<RawDb>>| -> Option<GeoSlot> {
             let entry = entry.as_ref()?;
             let path = base.join(&entry.value.path);
             match GeoDb::open(kind, &path, entry.value.field.as_deref()) {
-                Ok(db) => Some(db),
+                Ok(db) => Some(GeoSlot::new(db, entry.value.field.clone())),
                 Err(e) => {
                     let help = match kind {
                         DbKind::Country => {
