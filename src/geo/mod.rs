@@ -281,6 +281,14 @@ impl GeoSlot {
         self.db.load()
     }
 
+    /// The file's identity now (inode, size, modification time); a change
+    /// means an updater wrote a new one.
+    pub fn file_stamp(&self) -> Option<(u64, u64, std::time::SystemTime)> {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(&self.db.load().path).ok()?;
+        Some((m.ino(), m.len(), m.modified().ok()?))
+    }
+
     /// Opens and checks the file again; swaps it in only if it is good.
     pub fn reload(&self) -> Result<(), GeoError> {
         let old = self.db.load();
@@ -291,7 +299,7 @@ impl GeoSlot {
 }
 
 /// The databases a policy configures, each optional.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct GeoSet {
     pub country: Option<GeoSlot>,
     pub asn: Option<GeoSlot>,
@@ -299,6 +307,25 @@ pub struct GeoSet {
     pub anonymous_ip: Option<GeoSlot>,
     /// Log the facts of allowed requests too (denials always carry them).
     pub log_on_allow: bool,
+    /// How often `serve` looks for updated files.
+    pub check_interval: std::time::Duration,
+}
+
+/// geoipupdate runs daily or weekly: checking every 10 s costs a few
+/// `stat` calls and picks a new file up well within a minute.
+pub const DEFAULT_CHECK_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
+
+impl Default for GeoSet {
+    fn default() -> Self {
+        Self {
+            country: None,
+            asn: None,
+            connection_type: None,
+            anonymous_ip: None,
+            log_on_allow: false,
+            check_interval: DEFAULT_CHECK_INTERVAL,
+        }
+    }
 }
 
 impl GeoSet {

@@ -256,6 +256,8 @@ pub struct RawGeoip {
     /// Log GeoIP facts on allowed requests too (off: fewer lookups, less personal data).
     #[serde(default)]
     pub log_geo_on_allow: bool,
+    /// How often `serve` checks the files for updates (`10s`).
+    pub check_interval: Option<S<String>>,
 }
 
 /// A database: a path, or `{ path, field }` for vendor layouts.

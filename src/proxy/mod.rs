@@ -213,6 +213,7 @@ pub async fn serve(policy: Policy, o: Overrides) -> Result<(), ServeError> {
     tracing::info!(event = "listening", role = "admin", address = %admin_local, "listening");
     let (admin_stop_tx, admin_stop_rx) = watch::channel(false);
     let admin_task = tokio::spawn(admin::serve(admin_listener, health.clone(), admin_stop_rx));
+    tokio::spawn(watch_geoip(shared.clone(), shutdown_rx.clone()));
     health.ready.store(true, Ordering::Release);
 
     let signal = wait_for_signal().await;
@@ -288,6 +289,75 @@ fn start_workers(
         }
     }
     Ok((workers.into(), stop_tx))
+}
+
+/// Swaps in GeoIP databases that updaters replaced (geoipupdate writes a
+/// new file and renames it over the old one). A new file is opened and
+/// verified off the request path; a bad one is logged and the old one stays
+/// in use. In-flight lookups keep the database they started with.
+async fn watch_geoip(shared: Arc<service::Shared>, mut shutdown: watch::Receiver<bool>) {
+    use crate::geo::DbKind;
+    let kinds = [
+        DbKind::Country,
+        DbKind::Asn,
+        DbKind::ConnectionType,
+        DbKind::AnonymousIp,
+    ];
+    let mut stamps: std::collections::HashMap<(PathBuf, &'static str), _> =
+        std::collections::HashMap::new();
+    loop {
+        let policy = shared.policy.load_full();
+        let interval = policy.geo().check_interval;
+        for kind in kinds {
+            let Some(slot) = policy.geo().get(kind) else {
+                continue;
+            };
+            let key = (slot.current().path().to_path_buf(), kind.name());
+            let p = policy.clone();
+            let stamp =
+                tokio::task::spawn_blocking(move || p.geo().get(kind).and_then(|s| s.file_stamp()))
+                    .await
+                    .ok()
+                    .flatten();
+            let Some(stamp) = stamp else { continue };
+            match stamps.insert(key.clone(), stamp) {
+                None => {}
+                Some(old) if old == stamp => {}
+                Some(_) => {
+                    let p = policy.clone();
+                    let result =
+                        tokio::task::spawn_blocking(move || p.geo().get(kind).map(|s| s.reload()))
+                            .await;
+                    let path = key.0.display().to_string();
+                    match result {
+                        Ok(Some(Ok(()))) => {
+                            let db = slot.current();
+                            tracing::info!(
+                                event = "geoip_reloaded",
+                                database = kind.name(),
+                                path = %path,
+                                database_type = db.database_type(),
+                                build_epoch = db.build_epoch(),
+                                "GeoIP database replaced"
+                            );
+                        }
+                        Ok(Some(Err(e))) => tracing::warn!(
+                            event = "geoip_reload_failed",
+                            database = kind.name(),
+                            path = %path,
+                            detail = %e,
+                            "new GeoIP database refused; the previous one stays in use"
+                        ),
+                        _ => {}
+                    }
+                }
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = shutdown.changed() => return,
+        }
+    }
 }
 
 async fn wait_for_signal() -> &'static str {

@@ -213,7 +213,15 @@ pub async fn handle(
         }
     };
 
-    // Phase: log.
+    // Phase: log. Facts are looked up for denials (and, if asked, for
+    // allowed requests); other requests pay nothing for GeoIP.
+    let geo = policy.geo();
+    let facts = match decision.client.ip {
+        Some(ip) if !geo.is_empty() && (decision.action == Action::Deny || geo.log_on_allow) => {
+            Some(geo.facts(ip))
+        }
+        _ => None,
+    };
     telemetry::log_decision(
         &decision,
         &RequestLog {
@@ -231,6 +239,7 @@ pub async fn handle(
             status: response.status().as_u16(),
             duration: start.elapsed(),
         },
+        facts.as_ref(),
         shared.log_allowed,
     );
     Ok(response)

@@ -14,6 +14,7 @@ use tracing::Level;
 use tracing_appender::non_blocking::WorkerGuard;
 
 use crate::engine::{Action, ClientText, Decision};
+use crate::geo::Facts;
 use crate::policy::server::AllowedLogLevel;
 
 /// Stable field names of the `decision` and `login_blocked` events.
@@ -38,6 +39,13 @@ pub mod fields {
     pub const LOGIN: &str = "login";
     pub const ENFORCED: &str = "enforced";
     pub const DURATION_MS: &str = "duration_ms";
+    /// GeoIP facts: on denials, and on allowed requests with `log_geo_on_allow`.
+    pub const GEO_COUNTRY: &str = "geo.country.iso_code";
+    pub const ASN: &str = "network.asn";
+    pub const AS_ORG: &str = "network.as_org";
+    pub const CONNECTION_TYPE: &str = "network.connection_type";
+    pub const ANONYMOUS: &str = "network.anonymous";
+    pub const VIA: &str = "network.via";
 
     /// Every field of a `decision` event.
     pub const DECISION: &[&str] = &[
@@ -140,8 +148,23 @@ fn cut(s: &str, max: usize) -> &str {
 }
 
 /// Emits the `decision` event, and `login_blocked` for a blocked login.
-pub fn log_decision(d: &Decision<'_, '_>, r: &RequestLog<'_>, allowed_level: AllowedLogLevel) {
+/// `geo`: the client's known GeoIP facts, when they are to be logged.
+pub fn log_decision(
+    d: &Decision<'_, '_>,
+    r: &RequestLog<'_>,
+    geo: Option<&Facts>,
+    allowed_level: AllowedLogLevel,
+) {
     let ua = cut(r.user_agent, MAX_USER_AGENT);
+    let country = geo.and_then(|g| g.country).map(|c| c.to_string());
+    let asn = geo.and_then(|g| g.asn);
+    let as_org = geo.and_then(|g| g.as_org.as_deref());
+    let connection_type = geo.and_then(|g| g.connection_type);
+    let anonymous = geo
+        .and_then(|g| g.anonymous)
+        .map(|a| a.names().collect::<Vec<_>>().join(","))
+        .filter(|a| !a.is_empty());
+    let via = d.via.map(|v| v.to_string());
     let reason = d.explanation();
     let client = ClientText(&d.client);
     let ms = r.duration.as_secs_f64() * 1000.0;
@@ -168,6 +191,12 @@ pub fn log_decision(d: &Decision<'_, '_>, r: &RequestLog<'_>, allowed_level: All
                 network = d.network.unwrap_or(""),
                 login = d.login,
                 duration_ms = ms,
+                network.via = via.as_deref(),
+                geo.country.iso_code = country.as_deref(),
+                network.asn = asn,
+                network.as_org = as_org,
+                network.connection_type = connection_type,
+                network.anonymous = anonymous.as_deref(),
                 "decision"
             )
         };
@@ -190,6 +219,11 @@ pub fn log_decision(d: &Decision<'_, '_>, r: &RequestLog<'_>, allowed_level: All
             rule = d.rule_name(),
             reason = %reason,
             enforced = true,
+            geo.country.iso_code = country.as_deref(),
+            network.asn = asn,
+            network.as_org = as_org,
+            network.connection_type = connection_type,
+            network.anonymous = anonymous.as_deref(),
             "blocked login attempt"
         );
     }

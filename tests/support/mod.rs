@@ -24,3 +24,6 @@ pub fn run(args: &[&str]) -> (i32, String, String) {
 }
 
 pub mod proxy;
+
+#[path = "../../testdata/geo/mmdb_writer.rs"]
+pub mod mmdb_writer;
