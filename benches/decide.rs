@@ -168,5 +168,69 @@ fn benches(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(decide_benches, benches);
+/// Decisions with GeoIP: one that needs all four databases, and one that
+/// needs none with the same databases configured.
+fn geo_benches(c: &mut Criterion) {
+    let g = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/geo");
+    let g = g.display();
+    let yaml = format!(
+        "version: 1
+geoip:
+  country: {g}/GeoLite2-Country-Test.mmdb
+  asn: {g}/GeoLite2-ASN-Test.mmdb
+  connection_type: {g}/GeoIP2-Connection-Type-Test.mmdb
+  anonymous_ip: {g}/GeoIP2-Anonymous-IP-Test.mmdb
+networks:
+  office: [203.0.113.0/24]
+  anonymizers: {{ anonymous: [tor_exit_node, public_proxy] }}
+  partner: {{ asn: [64999] }}
+  home: {{ connection_type: [Satellite] }}
+  outside: {{ country: [KP] }}
+rules:
+  - {{ name: office_only, paths: [\"/office/**\"], allow_from: [office] }}
+  - {{ name: no_anonymizers, deny_from: [anonymizers] }}
+  - {{ name: console, allow_from: [partner, home, outside] }}
+"
+    );
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("geo.yaml");
+    std::fs::write(&path, yaml).expect("write policy");
+    let loaded = policy::load(&path).expect("geo policy is valid");
+    let p = &loaded.policy;
+    let mut group = c.benchmark_group("decide_geo");
+    // 192.0.2.10 is known to every database but matches no fact test, so
+    // each of the four databases is looked up once.
+    let all_four = RequestFacts {
+        client: ClientSource::Given(IpAddr::from([192, 0, 2, 10])),
+        method: "GET",
+        host: None,
+        path: "/reports",
+    };
+    group.bench_function("all_four_lookups", |b| {
+        b.iter(|| black_box(decide(p, black_box(&all_four)).action))
+    });
+    let none = RequestFacts {
+        client: ClientSource::Given(IpAddr::from([203, 0, 113, 10])),
+        method: "GET",
+        host: None,
+        path: "/office/reports",
+    };
+    group.bench_function("no_lookup_needed", |b| {
+        b.iter(|| black_box(decide(p, black_box(&none)).action))
+    });
+    // The same decision with no geoip section at all, for comparison.
+    let plain = dir.path().join("plain.yaml");
+    std::fs::write(
+        &plain,
+        "version: 1\nnetworks:\n  office: [203.0.113.0/24]\nrules:\n  - { name: office_only, paths: [\"/office/**\"], allow_from: [office] }\n",
+    )
+    .expect("write policy");
+    let plain = policy::load(&plain).expect("plain policy is valid");
+    group.bench_function("same_without_geoip", |b| {
+        b.iter(|| black_box(decide(&plain.policy, black_box(&none)).action))
+    });
+    group.finish();
+}
+
+criterion_group!(decide_benches, benches, geo_benches);
 criterion_main!(decide_benches);
