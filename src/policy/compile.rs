@@ -54,6 +54,7 @@ pub fn compile(text: &str, path: &Path) -> Result<Compiled, Vec<Diagnostic>> {
         c,
         base,
         extra: &mut extra,
+        sources: Vec::new(),
     };
     let policy = cx.policy(raw, path);
     let mut diagnostics = cx.c.diagnostics;
@@ -116,6 +117,8 @@ pub(super) struct Cx<'a, 'e> {
     base: &'a Path,
     /// Diagnostics located in other files (network lists).
     extra: &'e mut Vec<Diagnostic>,
+    /// Files the policy reads besides itself (network lists).
+    sources: Vec<PathBuf>,
 }
 
 /// A network while compiling: its raw parts and, once resolved, its ranges.
@@ -231,6 +234,7 @@ impl Cx<'_, '_> {
                 path_index,
                 server,
                 geo,
+                sources: std::mem::take(&mut self.sources),
             },
             tests,
         ))
@@ -327,6 +331,7 @@ impl Cx<'_, '_> {
     /// Reads a network file: one CIDR or address a line, '#' comments.
     fn network_file(&mut self, network: &str, file: &S<String>, out: &mut Vec<(IpNet, Source)>) {
         let path = self.base.join(&file.value);
+        self.sources.push(path.clone());
         let text = match std::fs::read_to_string(&path) {
             Ok(t) => t,
             Err(e) => {

@@ -42,6 +42,8 @@ pub struct Policy {
     pub(crate) path_index: PathIndex,
     pub(crate) server: server::ServerSettings,
     pub(crate) geo: GeoSet,
+    /// Files read besides the policy itself (`file:` network lists).
+    pub(crate) sources: Vec<PathBuf>,
 }
 
 /// A named set of addresses.
@@ -60,7 +62,7 @@ pub struct Network {
 /// The per-request part of a network that involves facts. An address is a
 /// member when it is in `ranges`, or a fact test holds, or it is a member of
 /// an `include`; and it is a member of no `except` network (except wins).
-#[derive(Debug, Default)]
+#[derive(Debug, Default, PartialEq, Eq)]
 pub struct Dynamic {
     pub facts: Vec<FactTest>,
     pub include: Vec<usize>,
@@ -68,14 +70,14 @@ pub struct Dynamic {
 }
 
 /// A reference from a rule to a network.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NetRef {
     pub(crate) id: usize,
     pub name: Box<str>,
 }
 
 /// How a matching rule decides.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RuleKind {
     /// `action: allow|deny`: every client.
     Action(Action),
@@ -108,7 +110,7 @@ pub enum HostPattern {
 }
 
 /// A compiled rule; `None` for `paths`, `methods` or `hosts` means any.
-#[derive(Debug)]
+#[derive(Debug, PartialEq, Eq)]
 pub struct Rule {
     pub name: String,
     pub paths: Option<Vec<PathPattern>>,
@@ -147,6 +149,12 @@ impl Policy {
 
     pub fn geo(&self) -> &GeoSet {
         &self.geo
+    }
+
+    /// Files the policy read besides itself; a change to any of them is a
+    /// change to the policy.
+    pub fn sources(&self) -> &[PathBuf] {
+        &self.sources
     }
 
     /// Whether `ip` is a member of network `id`, and how.

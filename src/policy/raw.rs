@@ -84,6 +84,14 @@ pub struct RawServer {
     #[serde(default)]
     pub limits: RawLimits,
     pub log_allowed: Option<S<String>>,
+    pub reload: Option<RawReload>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawReload {
+    pub watch: Option<bool>,
+    pub interval: Option<S<String>>,
 }
 
 /// A listener: `"0.0.0.0:8080"`, or `{ address: "0.0.0.0:8080", proxy_protocol: true }`.

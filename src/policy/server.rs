@@ -31,6 +31,10 @@ pub mod defaults {
     pub const MAX_CONNECTIONS: usize = 10_000;
     /// The admin listener: loopback only unless configured otherwise.
     pub const ADMIN: &str = "127.0.0.1:9901";
+    /// How often the policy file and the files it reads are checked for
+    /// changes: a few `stat` calls; Kubernetes takes up to a minute to
+    /// propagate a ConfigMap edit anyway.
+    pub const RELOAD_INTERVAL: Duration = Duration::from_secs(2);
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -90,6 +94,22 @@ pub enum AllowedLogLevel {
     Debug,
 }
 
+/// Policy reload by file watching (`server.reload`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReloadSettings {
+    pub watch: bool,
+    pub interval: Duration,
+}
+
+impl Default for ReloadSettings {
+    fn default() -> Self {
+        Self {
+            watch: true,
+            interval: defaults::RELOAD_INTERVAL,
+        }
+    }
+}
+
 /// The `server:` section, compiled. Everything is optional here; `serve`
 /// checks that what it needs (an upstream, a listener) is there.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -104,6 +124,7 @@ pub struct ServerSettings {
     pub timeouts: Timeouts,
     pub limits: Limits,
     pub log_allowed: AllowedLogLevel,
+    pub reload: ReloadSettings,
 }
 
 /// `500ms`, `30s`, `5m`, `1h`, or combinations such as `1m30s`.
@@ -239,6 +260,11 @@ impl Cx<'_, '_> {
             upstream_response: dur(&t.upstream_response, defaults::UPSTREAM_RESPONSE),
             drain: dur(&t.drain, defaults::DRAIN),
         };
+        if let Some(reload) = &r.reload {
+            out.reload.watch = reload.watch.unwrap_or(true);
+            out.reload.interval = dur(&reload.interval, defaults::RELOAD_INTERVAL);
+        }
+
         if let Some(m) = &r.limits.max_header_bytes {
             // hyper's HTTP/1 read buffer cannot be smaller than 8 KiB.
             if m.value < 8192 || m.value > 1024 * 1024 {

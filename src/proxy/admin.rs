@@ -1,6 +1,7 @@
 //! The admin listener: `/healthz` (the process is alive), `/readyz` (a
-//! policy is loaded and every listener is up; false again while draining).
-//! Plain HTTP/1.1, meant for loopback or the Pod network only.
+//! policy is loaded and every listener is up; false again while draining),
+//! `GET /policy` (what is running, and how the last reload went), `POST
+//! /reload`. Plain HTTP/1.1, meant for loopback or the Pod network only.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -14,6 +15,8 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+
+use super::reload::{Outcome, Reloader};
 
 /// Shared readiness: set once listeners are up, cleared on shutdown.
 #[derive(Default)]
@@ -31,15 +34,42 @@ fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
     r
 }
 
+fn json(status: StatusCode, v: &serde_json::Value) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(format!("{v}\n"))));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
 /// Answers one admin request.
-pub fn route(health: &Health, req: &Request<Incoming>) -> Response<Full<Bytes>> {
-    if req.method() != Method::GET && req.method() != Method::HEAD {
+pub async fn route(
+    health: &Health,
+    reloader: &Reloader,
+    req: &Request<Incoming>,
+) -> Response<Full<Bytes>> {
+    let (method, path) = (req.method(), req.uri().path());
+    if path == "/reload" {
+        if method != Method::POST {
+            return text(StatusCode::METHOD_NOT_ALLOWED, "use POST\n");
+        }
+        let outcome = reloader.reload("admin").await;
+        let status = match outcome {
+            Outcome::Failed { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            _ => StatusCode::OK,
+        };
+        return json(status, &outcome.to_json());
+    }
+    if method != Method::GET && method != Method::HEAD {
         return text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
     }
-    match req.uri().path() {
+    match path {
         "/healthz" => text(StatusCode::OK, "ok\n"),
         "/readyz" if health.ready.load(Ordering::Acquire) => text(StatusCode::OK, "ready\n"),
         "/readyz" => text(StatusCode::SERVICE_UNAVAILABLE, "not ready\n"),
+        "/policy" => json(StatusCode::OK, &reloader.status_json()),
         _ => text(StatusCode::NOT_FOUND, "not found\n"),
     }
 }
@@ -47,6 +77,7 @@ pub fn route(health: &Health, req: &Request<Incoming>) -> Response<Full<Bytes>> 
 pub async fn serve(
     listener: TcpListener,
     health: Arc<Health>,
+    reloader: Arc<Reloader>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     loop {
@@ -57,11 +88,11 @@ pub async fn serve(
             },
             _ = shutdown.changed() => return,
         };
-        let health = health.clone();
+        let (health, reloader) = (health.clone(), reloader.clone());
         tokio::spawn(async move {
             let svc = service_fn(move |req| {
-                let resp = route(&health, &req);
-                async move { Ok::<_, Infallible>(resp) }
+                let (health, reloader) = (health.clone(), reloader.clone());
+                async move { Ok::<_, Infallible>(route(&health, &reloader, &req).await) }
             });
             let conn = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())

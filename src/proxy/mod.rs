@@ -11,6 +11,7 @@ pub mod forward;
 pub mod listener;
 pub mod pages;
 pub mod proxy_protocol;
+pub mod reload;
 pub mod service;
 pub mod tls;
 
@@ -211,12 +212,35 @@ pub async fn serve(policy: Policy, o: Overrides) -> Result<(), ServeError> {
         .map(|a| a.to_string())
         .unwrap_or_default();
     tracing::info!(event = "listening", role = "admin", address = %admin_local, "listening");
+    let policy_path = shared.policy.load().source().to_path_buf();
+    let sha = {
+        let p = policy_path.clone();
+        let sources = shared.policy.load().sources().to_vec();
+        tokio::task::spawn_blocking(move || {
+            reload::fingerprint(&std::fs::read(&p).unwrap_or_default(), &sources)
+        })
+        .await
+        .unwrap_or_default()
+    };
+    let reloader = Arc::new(reload::Reloader::new(policy_path, shared.clone(), sha));
+    if settings.reload.watch {
+        tokio::spawn(reload::watch(
+            reloader.clone(),
+            settings.reload.interval,
+            shutdown_rx.clone(),
+        ));
+    }
     let (admin_stop_tx, admin_stop_rx) = watch::channel(false);
-    let admin_task = tokio::spawn(admin::serve(admin_listener, health.clone(), admin_stop_rx));
+    let admin_task = tokio::spawn(admin::serve(
+        admin_listener,
+        health.clone(),
+        reloader.clone(),
+        admin_stop_rx,
+    ));
     tokio::spawn(watch_geoip(shared.clone(), shutdown_rx.clone()));
     health.ready.store(true, Ordering::Release);
 
-    let signal = wait_for_signal().await;
+    let signal = wait_for_signal(&reloader).await;
     tracing::info!(
         event = "shutdown",
         signal,
@@ -360,15 +384,22 @@ async fn watch_geoip(shared: Arc<service::Shared>, mut shutdown: watch::Receiver
     }
 }
 
-async fn wait_for_signal() -> &'static str {
+/// Waits for SIGTERM or SIGINT; reloads the policy on each SIGHUP meanwhile.
+async fn wait_for_signal(reloader: &reload::Reloader) -> &'static str {
     use tokio::signal::unix::{SignalKind, signal};
     match (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
+        signal(SignalKind::hangup()),
     ) {
-        (Ok(mut term), Ok(mut int)) => tokio::select! {
-            _ = term.recv() => "SIGTERM",
-            _ = int.recv() => "SIGINT",
+        (Ok(mut term), Ok(mut int), Ok(mut hup)) => loop {
+            tokio::select! {
+                _ = term.recv() => return "SIGTERM",
+                _ = int.recv() => return "SIGINT",
+                _ = hup.recv() => {
+                    reloader.reload("SIGHUP").await;
+                }
+            }
         },
         _ => {
             let _ = tokio::signal::ctrl_c().await;

@@ -145,7 +145,7 @@ fn escape(w: &mut Writer<'_>, s: &str) -> fmt::Result {
 }
 
 /// RFC 3339 UTC with microseconds: `2026-11-28T06:01:31.764647Z`.
-fn write_timestamp(w: &mut Writer<'_>, t: SystemTime) -> fmt::Result {
+pub fn write_timestamp(w: &mut Writer<'_>, t: SystemTime) -> fmt::Result {
     let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
     let secs = d.as_secs();
     let (days, rem) = (secs / 86_400, secs % 86_400);

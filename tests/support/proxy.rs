@@ -211,7 +211,8 @@ impl Netwarden {
         Self::start_at(&path, args, dir)
     }
 
-    fn start_at(path: &Path, args: &[&str], dir: tempfile::TempDir) -> Self {
+    /// Starts the binary on a policy file already written in `dir`.
+    pub fn start_at(path: &Path, args: &[&str], dir: tempfile::TempDir) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_netwarden"))
             .arg("serve")
             .arg("--policy")
@@ -275,6 +276,23 @@ impl Netwarden {
 
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// The policy file the process was started with.
+    pub fn policy_path(&self) -> std::path::PathBuf {
+        self._dir.path().join("policy.yaml")
+    }
+
+    /// The directory the policy was written in.
+    pub fn dir(&self) -> &Path {
+        self._dir.path()
+    }
+
+    /// Sends a signal by name (`HUP`, `TERM`).
+    pub fn signal(&self, name: &str) {
+        let _ = Command::new("kill")
+            .args([&format!("-{name}"), &self.child.id().to_string()])
+            .status();
     }
 
     /// JSON log lines so far.

@@ -1,0 +1,371 @@
+//! Policy reload without a restart: read, validate, run the policy's tests,
+//! compile, and only then swap the running policy (one atomic store).
+//! Requests in flight keep the policy they started with. Any failure keeps
+//! the running policy, is logged (`policy_reload_failed`, with the located
+//! errors) and shows on `GET /policy`. Triggers: SIGHUP, `POST /reload`, and
+//! a watcher that polls the policy file and the files it reads.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime};
+
+use serde_json::{Value, json};
+
+use super::service::Shared;
+use crate::policy::{self, LoadError, Policy};
+
+/// What one reload did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// A new policy is running.
+    Reloaded { generation: u64, sha256: String },
+    /// The files are identical to the running policy's: nothing to do.
+    Unchanged,
+    /// The running policy stays; these are the problems, located.
+    Failed { errors: Vec<String> },
+}
+
+impl Outcome {
+    pub fn to_json(&self) -> Value {
+        match self {
+            Outcome::Reloaded { generation, sha256 } => {
+                json!({"outcome": "reloaded", "generation": generation, "sha256": sha256})
+            }
+            Outcome::Unchanged => json!({"outcome": "unchanged"}),
+            Outcome::Failed { errors } => json!({"outcome": "failed", "errors": errors}),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+struct Status {
+    sha256: String,
+    generation: u64,
+    loaded_at: SystemTime,
+    last_attempt: Option<(SystemTime, &'static str, Outcome)>,
+}
+
+/// Reloads the policy `serve` runs, one reload at a time.
+pub struct Reloader {
+    path: PathBuf,
+    shared: Arc<Shared>,
+    status: Mutex<Status>,
+    /// Serializes reloads: a signal and a watcher tick never interleave.
+    running: tokio::sync::Mutex<()>,
+}
+
+/// sha256 of the policy text and every file it reads, in order.
+pub fn fingerprint(policy_text: &[u8], sources: &[PathBuf]) -> String {
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    ctx.update(policy_text);
+    for s in sources {
+        ctx.update(s.as_os_str().as_encoded_bytes());
+        ctx.update(&std::fs::read(s).unwrap_or_default());
+    }
+    ctx.finish()
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn rfc3339(t: SystemTime) -> String {
+    let mut s = String::new();
+    let mut w = tracing_subscriber::fmt::format::Writer::new(&mut s);
+    let _ = crate::telemetry::json::write_timestamp(&mut w, t);
+    s
+}
+
+impl Reloader {
+    pub fn new(path: PathBuf, shared: Arc<Shared>, sha256: String) -> Self {
+        Self {
+            path,
+            shared,
+            status: Mutex::new(Status {
+                sha256,
+                generation: 1,
+                loaded_at: SystemTime::now(),
+                last_attempt: None,
+            }),
+            running: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    fn status(&self) -> Status {
+        match self.status.lock() {
+            Ok(s) => s.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    fn set_status(&self, f: impl FnOnce(&mut Status)) {
+        match self.status.lock() {
+            Ok(mut s) => f(&mut s),
+            Err(poisoned) => f(&mut poisoned.into_inner()),
+        }
+    }
+
+    /// The files whose change means the policy changed.
+    pub fn watched_files(&self) -> Vec<PathBuf> {
+        let mut files = vec![self.path.clone()];
+        files.extend(self.shared.policy.load().sources().iter().cloned());
+        files
+    }
+
+    /// Reloads now. `trigger` names what asked (`SIGHUP`, `admin`, `watch`).
+    pub async fn reload(&self, trigger: &'static str) -> Outcome {
+        let _one_at_a_time = self.running.lock().await;
+        let path = self.path.clone();
+        // Reading and compiling touch the disk and can take a while for a
+        // large policy: off the async threads.
+        let loaded = tokio::task::spawn_blocking(move || load(&path)).await;
+        let loaded = match loaded {
+            Ok(l) => l,
+            Err(e) => Err(vec![format!("reload task failed: {e}")]),
+        };
+        let outcome = match loaded {
+            Err(errors) => Outcome::Failed { errors },
+            Ok((new, sha256)) => {
+                if sha256 == self.status().sha256 {
+                    Outcome::Unchanged
+                } else {
+                    let old = self.shared.policy.load_full();
+                    let restart = needs_restart(&old, &new);
+                    let diff = diff_summary(&old, &new);
+                    self.shared.policy.store(Arc::new(new));
+                    let old_sha = self.status().sha256;
+                    let mut generation = 0;
+                    self.set_status(|s| {
+                        s.generation += 1;
+                        generation = s.generation;
+                        s.sha256 = sha256.clone();
+                        s.loaded_at = SystemTime::now();
+                    });
+                    tracing::info!(
+                        event = "policy_reloaded",
+                        trigger,
+                        generation,
+                        old_sha256 = %old_sha,
+                        new_sha256 = %sha256,
+                        changes = %diff,
+                        "policy reloaded"
+                    );
+                    if !restart.is_empty() {
+                        tracing::warn!(
+                            event = "policy_restart_needed",
+                            settings = %restart.join(", "),
+                            "these server settings changed but apply only after a restart; the rest of the policy is live"
+                        );
+                    }
+                    Outcome::Reloaded { generation, sha256 }
+                }
+            }
+        };
+        if let Outcome::Failed { errors } = &outcome {
+            tracing::warn!(
+                event = "policy_reload_failed",
+                trigger,
+                errors = %errors.join("\n"),
+                "policy reload failed; the running policy stays"
+            );
+        }
+        let now = SystemTime::now();
+        let recorded = outcome.clone();
+        self.set_status(|s| s.last_attempt = Some((now, trigger, recorded)));
+        outcome
+    }
+
+    /// `GET /policy`.
+    pub fn status_json(&self) -> Value {
+        let s = self.status();
+        let last = s.last_attempt.as_ref().map(|(at, trigger, outcome)| {
+            let mut v = outcome.to_json();
+            v["at"] = json!(rfc3339(*at));
+            v["trigger"] = json!(trigger);
+            v
+        });
+        json!({
+            "source": self.path.display().to_string(),
+            "sha256": s.sha256,
+            "generation": s.generation,
+            "loaded_at": rfc3339(s.loaded_at),
+            "last_reload": last,
+        })
+    }
+}
+
+/// Reads and fully validates the policy; its fingerprint.
+fn load(path: &Path) -> Result<(Policy, String), Vec<String>> {
+    let text =
+        std::fs::read(path).map_err(|e| vec![format!("{}: cannot read: {e}", path.display())])?;
+    match policy::load(path) {
+        Ok(l) => {
+            let sha = fingerprint(&text, l.policy.sources());
+            Ok((l.policy, sha))
+        }
+        Err(LoadError::Invalid { diagnostics, .. }) => Err(diagnostics
+            .iter()
+            .filter(|d| d.is_error())
+            .map(|d| d.to_string().lines().next().unwrap_or_default().to_string())
+            .collect()),
+        Err(e) => Err(vec![e.to_string()]),
+    }
+}
+
+/// Server settings that cannot change while running.
+fn needs_restart(old: &Policy, new: &Policy) -> Vec<&'static str> {
+    let (a, b) = (old.server(), new.server());
+    let mut out = Vec::new();
+    if a.listen != b.listen {
+        out.push("server.listen");
+    }
+    if a.tls_listen != b.tls_listen {
+        out.push("server.tls_listen");
+    }
+    if a.admin != b.admin {
+        out.push("server.admin");
+    }
+    if a.upstream != b.upstream {
+        out.push("server.upstream");
+    }
+    if a.upstream_ca != b.upstream_ca {
+        out.push("server.upstream_ca");
+    }
+    if a.block_page != b.block_page {
+        out.push("server.block_page");
+    }
+    if a.timeouts != b.timeouts {
+        out.push("server.timeouts");
+    }
+    if a.limits != b.limits {
+        out.push("server.limits");
+    }
+    if a.log_allowed != b.log_allowed {
+        out.push("server.log_allowed");
+    }
+    if a.reload != b.reload {
+        out.push("server.reload");
+    }
+    out
+}
+
+/// "networks +vpn2 -old ~office (3 -> 4 ranges); rules +partner ~login".
+fn diff_summary(old: &Policy, new: &Policy) -> String {
+    let mut parts = Vec::new();
+    for n in new.networks() {
+        match old.networks().iter().find(|o| o.name == n.name) {
+            None => parts.push(format!("+network {}", n.name)),
+            Some(o) if o.ranges != n.ranges || o.dynamic != n.dynamic => {
+                let count = |r: &crate::engine::prefix::RangeSet| {
+                    let (v4, v6) = r.range_count();
+                    v4 + v6
+                };
+                parts.push(format!(
+                    "~network {} ({} -> {} ranges)",
+                    n.name,
+                    count(&o.ranges),
+                    count(&n.ranges)
+                ));
+            }
+            Some(_) => {}
+        }
+    }
+    for o in old.networks() {
+        if !new.networks().iter().any(|n| n.name == o.name) {
+            parts.push(format!("-network {}", o.name));
+        }
+    }
+    for r in new.rules() {
+        match old.rules().iter().find(|o| o.name == r.name) {
+            None => parts.push(format!("+rule {}", r.name)),
+            Some(o) => {
+                let same = o.paths == r.paths
+                    && o.methods == r.methods
+                    && o.hosts == r.hosts
+                    && o.login == r.login
+                    && o.kind == r.kind;
+                if !same {
+                    parts.push(format!("~rule {}", r.name));
+                }
+            }
+        }
+    }
+    for o in old.rules() {
+        if !new.rules().iter().any(|r| r.name == o.name) {
+            parts.push(format!("-rule {}", o.name));
+        }
+    }
+    if old.default_action() != new.default_action() {
+        parts.push(format!("~default {}", new.default_action()));
+    }
+    if parts.is_empty() {
+        "no rule or network changed".to_string()
+    } else {
+        parts.join(", ")
+    }
+}
+
+/// The identity of each watched file now (following symlinks, so that a
+/// Kubernetes ConfigMap's `..data` swap shows as a new inode).
+fn stamps(files: &[PathBuf]) -> Vec<Option<(u64, u64, SystemTime)>> {
+    use std::os::unix::fs::MetadataExt;
+    files
+        .iter()
+        .map(|f| {
+            let m = std::fs::metadata(f).ok()?;
+            Some((m.ino(), m.len(), m.modified().ok()?))
+        })
+        .collect()
+}
+
+/// Bursts of writes (an editor's save, a ConfigMap update) settle within
+/// this before the reload reads the files.
+const DEBOUNCE: Duration = Duration::from_millis(200);
+
+/// Polls the watched files every `interval`; after a change has settled,
+/// reloads. Polling follows symlinks and rename-over, and needs no inotify
+/// limits or platform support.
+pub async fn watch(
+    reloader: Arc<Reloader>,
+    interval: Duration,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    let files = reloader.watched_files();
+    let mut seen = tokio::task::spawn_blocking(move || stamps(&files))
+        .await
+        .unwrap_or_default();
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = shutdown.changed() => return,
+        }
+        let files = reloader.watched_files();
+        let check = files.clone();
+        let now = tokio::task::spawn_blocking(move || stamps(&check))
+            .await
+            .unwrap_or_default();
+        if now == seen {
+            continue;
+        }
+        // Wait until the files stop changing (bounded: a few rounds).
+        let mut settled = now;
+        for _ in 0..10 {
+            tokio::time::sleep(DEBOUNCE).await;
+            let check = files.clone();
+            let again = tokio::task::spawn_blocking(move || stamps(&check))
+                .await
+                .unwrap_or_default();
+            if again == settled {
+                break;
+            }
+            settled = again;
+        }
+        reloader.reload("watch").await;
+        // The new policy may read other files; stamp what it reads now.
+        let files = reloader.watched_files();
+        seen = tokio::task::spawn_blocking(move || stamps(&files))
+            .await
+            .unwrap_or_default();
+    }
+}
