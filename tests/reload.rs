@@ -236,3 +236,76 @@ async fn reloads_under_load_never_fail_a_request() {
     let (_, st) = admin(&nw, "GET", "/policy").await;
     assert_eq!(st["generation"], 51);
 }
+
+/// Whether a TLS handshake with `addr` succeeds when trusting `ca` only.
+async fn handshake(addr: std::net::SocketAddr, ca: &Path) -> bool {
+    let cfg = netwarden::proxy::tls::client_config(Some(ca)).expect("CA loads");
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(cfg));
+    let tcp = connect_from("127.0.0.1", addr).await;
+    let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
+    matches!(
+        tokio::time::timeout(WAIT, connector.connect(name, tcp)).await,
+        Ok(Ok(_))
+    )
+}
+
+#[tokio::test]
+async fn rotated_certificates_are_picked_up_and_a_bad_pair_keeps_the_old_one() {
+    let up = Upstream::start().await;
+    let a = tempfile::tempdir().expect("temp dir");
+    let b = tempfile::tempdir().expect("temp dir");
+    for d in [&a, &b] {
+        let (code, _, err) =
+            support::run(&["certs", "dev", "--out", d.path().to_str().expect("path")]);
+        assert_eq!(code, 0, "{err}");
+    }
+    let served = tempfile::tempdir().expect("temp dir");
+    let (cert, key) = (served.path().join("tls.crt"), served.path().join("tls.key"));
+    std::fs::copy(a.path().join("cert.pem"), &cert).expect("copy");
+    std::fs::copy(a.path().join("key.pem"), &key).expect("copy");
+    let nw = Netwarden::start(
+        &policy("127.0.0.1"),
+        &[],
+        &[
+            "--tls-listen",
+            "127.0.0.1:0",
+            "--cert",
+            cert.to_str().expect("path"),
+            "--key",
+            key.to_str().expect("path"),
+            "--upstream",
+            &up.url(),
+        ],
+    );
+    let addr = nw.addr("https");
+    assert!(handshake(addr, &a.path().join("ca.pem")).await);
+    assert!(!handshake(addr, &b.path().join("ca.pem")).await);
+
+    // cert-manager writes the new pair.
+    rename_over(
+        &key,
+        &std::fs::read_to_string(b.path().join("key.pem")).expect("read"),
+    );
+    rename_over(
+        &cert,
+        &std::fs::read_to_string(b.path().join("cert.pem")).expect("read"),
+    );
+    let deadline = Instant::now() + WAIT;
+    while !handshake(addr, &b.path().join("ca.pem")).await {
+        assert!(
+            Instant::now() < deadline,
+            "new certificate never served; logs: {:#?}",
+            nw.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    nw.wait_log(|v| v["event"] == "tls_reloaded");
+
+    // A broken certificate is refused; the good pair stays.
+    rename_over(
+        &cert,
+        "-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n",
+    );
+    nw.wait_log(|v| v["event"] == "tls_reload_failed");
+    assert!(handshake(addr, &b.path().join("ca.pem")).await);
+}

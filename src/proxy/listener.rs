@@ -16,7 +16,6 @@ use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
-use tokio_rustls::TlsAcceptor;
 
 use super::forward::UpstreamClient;
 use super::proxy_protocol;
@@ -39,7 +38,7 @@ pub struct Worker {
 pub struct Listening {
     pub shared: Arc<Shared>,
     pub workers: Arc<[Worker]>,
-    pub tls: Option<TlsAcceptor>,
+    pub tls: Option<Arc<super::tls::ServerTls>>,
     pub proxy_protocol: bool,
     pub timeouts: Timeouts,
     pub limits: Limits,
@@ -125,7 +124,7 @@ async fn connection(
         }
     }
     let activity = Arc::new(Activity::default());
-    match l.tls.clone() {
+    match l.tls.as_ref().map(|t| t.acceptor()) {
         None => {
             serve(
                 Tracked::new(stream, activity.clone()),

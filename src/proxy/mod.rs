@@ -139,9 +139,7 @@ pub async fn serve(policy: Policy, o: Overrides) -> Result<(), ServeError> {
     let plan = plan(&policy, &o)?;
     let settings = policy.server().clone();
     let tls = match (&plan.tls, plan.listeners.iter().any(|(_, tls)| *tls)) {
-        (Some(files), true) => Some(tokio_rustls::TlsAcceptor::from(Arc::new(
-            tls::server_config(&files.cert, &files.key)?,
-        ))),
+        (Some(files), true) => Some(Arc::new(tls::ServerTls::load(&files.cert, &files.key)?)),
         _ => None,
     };
     let upstream_ca = o.upstream_ca.clone().or(settings.upstream_ca.clone());
@@ -222,7 +220,12 @@ pub async fn serve(policy: Policy, o: Overrides) -> Result<(), ServeError> {
         .await
         .unwrap_or_default()
     };
-    let reloader = Arc::new(reload::Reloader::new(policy_path, shared.clone(), sha));
+    let reloader = Arc::new(reload::Reloader::new(
+        policy_path,
+        shared.clone(),
+        sha,
+        tls.clone(),
+    ));
     if settings.reload.watch {
         tokio::spawn(reload::watch(
             reloader.clone(),

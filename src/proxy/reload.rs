@@ -53,6 +53,8 @@ pub struct Reloader {
     status: Mutex<Status>,
     /// Serializes reloads: a signal and a watcher tick never interleave.
     running: tokio::sync::Mutex<()>,
+    /// The listeners' certificate, reloaded with the policy when its files change.
+    tls: Option<Arc<super::tls::ServerTls>>,
 }
 
 /// sha256 of the policy text and every file it reads, in order.
@@ -78,7 +80,12 @@ fn rfc3339(t: SystemTime) -> String {
 }
 
 impl Reloader {
-    pub fn new(path: PathBuf, shared: Arc<Shared>, sha256: String) -> Self {
+    pub fn new(
+        path: PathBuf,
+        shared: Arc<Shared>,
+        sha256: String,
+        tls: Option<Arc<super::tls::ServerTls>>,
+    ) -> Self {
         Self {
             path,
             shared,
@@ -89,6 +96,7 @@ impl Reloader {
                 last_attempt: None,
             }),
             running: tokio::sync::Mutex::new(()),
+            tls,
         }
     }
 
@@ -110,12 +118,16 @@ impl Reloader {
     pub fn watched_files(&self) -> Vec<PathBuf> {
         let mut files = vec![self.path.clone()];
         files.extend(self.shared.policy.load().sources().iter().cloned());
+        if let Some(tls) = &self.tls {
+            files.extend(tls.files());
+        }
         files
     }
 
     /// Reloads now. `trigger` names what asked (`SIGHUP`, `admin`, `watch`).
     pub async fn reload(&self, trigger: &'static str) -> Outcome {
         let _one_at_a_time = self.running.lock().await;
+        self.reload_tls(trigger).await;
         let path = self.path.clone();
         // Reading and compiling touch the disk and can take a while for a
         // large policy: off the async threads.
@@ -174,6 +186,27 @@ impl Reloader {
         let recorded = outcome.clone();
         self.set_status(|s| s.last_attempt = Some((now, trigger, recorded)));
         outcome
+    }
+
+    /// Reloads the certificate and key if they changed; a bad pair keeps the old one.
+    async fn reload_tls(&self, trigger: &'static str) {
+        let Some(tls) = self.tls.clone() else { return };
+        let result = tokio::task::spawn_blocking(move || tls.reload_if_changed()).await;
+        match result {
+            Ok(Ok(true)) => {
+                tracing::info!(event = "tls_reloaded", trigger, "TLS certificate reloaded")
+            }
+            Ok(Ok(false)) => {}
+            Ok(Err(e)) => tracing::warn!(
+                event = "tls_reload_failed",
+                trigger,
+                detail = %e,
+                "new TLS certificate or key refused; the previous pair stays in use"
+            ),
+            Err(e) => {
+                tracing::warn!(event = "tls_reload_failed", trigger, detail = %e, "TLS reload task failed")
+            }
+        }
     }
 
     /// `GET /policy`.

@@ -81,6 +81,66 @@ pub fn server_config(cert: &Path, key: &Path) -> Result<rustls::ServerConfig, Tl
     Ok(cfg)
 }
 
+/// The listeners' certificate, replaceable while running: cert-manager and
+/// friends rotate the files in place; a new pair that loads is swapped in,
+/// a bad one is logged and the old one stays.
+pub struct ServerTls {
+    config: arc_swap::ArcSwap<rustls::ServerConfig>,
+    cert: PathBuf,
+    key: PathBuf,
+    stamp: std::sync::Mutex<Vec<Option<(u64, u64, std::time::SystemTime)>>>,
+}
+
+fn file_stamps(files: &[&Path]) -> Vec<Option<(u64, u64, std::time::SystemTime)>> {
+    use std::os::unix::fs::MetadataExt;
+    files
+        .iter()
+        .map(|f| {
+            let m = std::fs::metadata(f).ok()?;
+            Some((m.ino(), m.len(), m.modified().ok()?))
+        })
+        .collect()
+}
+
+impl ServerTls {
+    pub fn load(cert: &Path, key: &Path) -> Result<Self, TlsError> {
+        let config = server_config(cert, key)?;
+        Ok(Self {
+            config: arc_swap::ArcSwap::from_pointee(config),
+            cert: cert.to_path_buf(),
+            key: key.to_path_buf(),
+            stamp: std::sync::Mutex::new(file_stamps(&[cert, key])),
+        })
+    }
+
+    /// An acceptor with the current certificate (one atomic load).
+    pub fn acceptor(&self) -> tokio_rustls::TlsAcceptor {
+        tokio_rustls::TlsAcceptor::from(self.config.load_full())
+    }
+
+    pub fn files(&self) -> [PathBuf; 2] {
+        [self.cert.clone(), self.key.clone()]
+    }
+
+    /// Reloads the pair if either file changed. `Ok(true)`: a new pair is in
+    /// use; `Ok(false)`: nothing changed; `Err`: the new pair is refused and
+    /// the old one stays.
+    pub fn reload_if_changed(&self) -> Result<bool, TlsError> {
+        let now = file_stamps(&[&self.cert, &self.key]);
+        let mut seen = match self.stamp.lock() {
+            Ok(s) => s,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if *seen == now {
+            return Ok(false);
+        }
+        *seen = now;
+        let config = server_config(&self.cert, &self.key)?;
+        self.config.store(std::sync::Arc::new(config));
+        Ok(true)
+    }
+}
+
 /// The upstream client's TLS: trust `ca` when given, else the system's roots.
 pub fn client_config(ca: Option<&Path>) -> Result<rustls::ClientConfig, TlsError> {
     let mut roots = rustls::RootCertStore::empty();
