@@ -50,11 +50,14 @@ pub fn compile(text: &str, path: &Path) -> Result<Compiled, Vec<Diagnostic>> {
     };
     let base = path.parent().unwrap_or(Path::new("."));
     let mut extra = Vec::new();
+    let mut digest = ring::digest::Context::new(&ring::digest::SHA256);
+    digest.update(text.as_bytes());
     let mut cx = Cx {
         c,
         base,
         extra: &mut extra,
         sources: Vec::new(),
+        digest,
     };
     let policy = cx.policy(raw, path);
     let mut diagnostics = cx.c.diagnostics;
@@ -119,6 +122,8 @@ pub(super) struct Cx<'a, 'e> {
     extra: &'e mut Vec<Diagnostic>,
     /// Files the policy reads besides itself (network lists).
     sources: Vec<PathBuf>,
+    /// sha256 of exactly the bytes compiled: the policy, then each file read.
+    digest: ring::digest::Context,
 }
 
 /// A network while compiling: its raw parts and, once resolved, its ranges.
@@ -235,6 +240,14 @@ impl Cx<'_, '_> {
                 server,
                 geo,
                 sources: std::mem::take(&mut self.sources),
+                fingerprint: self
+                    .digest
+                    .clone()
+                    .finish()
+                    .as_ref()
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect(),
             },
             tests,
         ))
@@ -343,6 +356,8 @@ impl Cx<'_, '_> {
                 return;
             }
         };
+        self.digest.update(path.as_os_str().as_encoded_bytes());
+        self.digest.update(text.as_bytes());
         let mut fc = Collector::new(&path, &text);
         for (i, line) in text.lines().enumerate() {
             let content = line.split('#').next().unwrap_or("");

@@ -44,6 +44,9 @@ pub struct Policy {
     pub(crate) geo: GeoSet,
     /// Files read besides the policy itself (`file:` network lists).
     pub(crate) sources: Vec<PathBuf>,
+    /// sha256 of the bytes this policy was compiled from (the policy file,
+    /// then each file it read), as hex.
+    pub(crate) fingerprint: String,
 }
 
 /// A named set of addresses.
@@ -149,6 +152,11 @@ impl Policy {
 
     pub fn geo(&self) -> &GeoSet {
         &self.geo
+    }
+
+    /// sha256 (hex) of exactly the bytes this policy was compiled from.
+    pub fn fingerprint(&self) -> &str {
+        &self.fingerprint
     }
 
     /// Files the policy read besides itself; a change to any of them is a

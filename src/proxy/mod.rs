@@ -211,15 +211,7 @@ pub async fn serve(policy: Policy, o: Overrides) -> Result<(), ServeError> {
         .unwrap_or_default();
     tracing::info!(event = "listening", role = "admin", address = %admin_local, "listening");
     let policy_path = shared.policy.load().source().to_path_buf();
-    let sha = {
-        let p = policy_path.clone();
-        let sources = shared.policy.load().sources().to_vec();
-        tokio::task::spawn_blocking(move || {
-            reload::fingerprint(&std::fs::read(&p).unwrap_or_default(), &sources)
-        })
-        .await
-        .unwrap_or_default()
-    };
+    let sha = shared.policy.load().fingerprint().to_string();
     let reloader = Arc::new(reload::Reloader::new(
         policy_path,
         shared.clone(),

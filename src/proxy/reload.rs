@@ -394,11 +394,11 @@ pub async fn watch(
             }
             settled = again;
         }
+        // Remember what was read *before* reloading, so that a change that
+        // lands during the reload is seen on the next tick. (A new policy
+        // that reads other files changes the list, which also counts as a
+        // change next time: a no-op reload at worst.)
+        seen = settled;
         reloader.reload("watch").await;
-        // The new policy may read other files; stamp what it reads now.
-        let files = reloader.watched_files();
-        seen = tokio::task::spawn_blocking(move || stamps(&files))
-            .await
-            .unwrap_or_default();
     }
 }
