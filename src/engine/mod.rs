@@ -120,6 +120,19 @@ pub struct Decision<'p, 'r> {
     /// `None` when the path was rejected.
     pub path: Option<Cow<'r, str>>,
     pub reason: Reason,
+    /// The first report-only rule that would have denied the request.
+    pub report: Option<ReportHit<'p>>,
+    /// Whether the decision is applied: `false` when the whole policy is
+    /// report-only (the request is forwarded whatever `action` says).
+    pub enforced: bool,
+}
+
+/// A report-only rule's would-be denial.
+#[derive(Clone, Copy, Debug)]
+pub struct ReportHit<'p> {
+    pub rule: &'p Rule,
+    pub network: Option<&'p str>,
+    pub reason: Reason,
 }
 
 impl<'p, 'r> Decision<'p, 'r> {
@@ -139,6 +152,8 @@ impl<'p, 'r> Decision<'p, 'r> {
                 login: self.login,
                 path: None,
                 reason: self.reason,
+                report: self.report,
+                enforced: self.enforced,
             },
             path,
         )
@@ -153,9 +168,38 @@ impl<'p, 'r> Decision<'p, 'r> {
         }
     }
 
-    /// A denied request on a login route: a blocked login attempt.
+    /// A denied request on a login route: a blocked login attempt
+    /// (enforced or, in report-only mode, not).
     pub fn is_blocked_login(&self) -> bool {
         self.login && self.action == Action::Deny
+    }
+
+    /// The decision the report-only rule would have made, if one would have
+    /// denied: for logging its reason.
+    pub fn would_be(&self) -> Option<Decision<'p, 'static>> {
+        self.report.map(|hit| Decision {
+            action: Action::Deny,
+            rule: Some(hit.rule),
+            client: self.client,
+            network: hit.network,
+            via: None,
+            unknown_facts: self.unknown_facts,
+            login: hit.rule.login,
+            path: None,
+            reason: hit.reason,
+            report: None,
+            enforced: false,
+        })
+    }
+
+    /// A report-only rule on a login route would have denied it.
+    pub fn would_block_login(&self) -> bool {
+        self.report.is_some_and(|r| r.rule.login)
+    }
+
+    /// What the proxy does: forward unless an enforced denial.
+    pub fn forwards(&self) -> bool {
+        self.action == Action::Allow || !self.enforced
     }
 
     /// A plain-words reason for operators (logs, `explain`). Never shown to
@@ -255,6 +299,8 @@ pub enum Skip {
     /// `deny_from`: the client is in none of its networks, so the request
     /// falls through to later rules.
     NotInDeniedNetworks,
+    /// `mode: report`: evaluated (and logged if it would deny), not enforced.
+    ReportOnly,
 }
 
 /// Observes the engine's work, for `explain`. The proxy passes `()`, which
@@ -303,6 +349,10 @@ pub fn decide_traced<'p, 'r, T: Trace>(
                 login: false,
                 path: None,
                 reason: Reason::PathRejected(e),
+                report: None,
+                // Path rejections protect the console from ambiguous paths:
+                // always enforced, report-only or not.
+                enforced: true,
             };
         }
     };
@@ -320,6 +370,7 @@ pub fn decide_traced<'p, 'r, T: Trace>(
     };
     // Facts are looked up only when a network needs them, once each.
     let cache = client.ip.map(|ip| FactCache::new(&policy.geo, ip));
+    let mut report: Option<ReportHit<'p>> = None;
     for &index in candidates {
         let rule = &policy.rules[index];
         if let Some(why) = mismatch(
@@ -342,6 +393,8 @@ pub fn decide_traced<'p, 'r, T: Trace>(
             login: rule.login,
             path: None,
             reason,
+            report,
+            enforced: !policy.report_only,
         };
         let outcome = match &rule.kind {
             RuleKind::Action(action) => decided(*action, None, Reason::RuleAction),
@@ -365,6 +418,19 @@ pub fn decide_traced<'p, 'r, T: Trace>(
                 _ => decided(Action::Deny, None, Reason::ClientUnknown),
             },
         };
+        if rule.report {
+            // Evaluated and remembered; enforcement goes on as if the rule
+            // had not matched.
+            if outcome.action == Action::Deny && report.is_none() {
+                report = Some(ReportHit {
+                    rule,
+                    network: outcome.network,
+                    reason: outcome.reason,
+                });
+            }
+            trace.rule_skipped(index, Skip::ReportOnly);
+            continue;
+        }
         return Decision {
             path: Some(path),
             ..outcome
@@ -380,6 +446,8 @@ pub fn decide_traced<'p, 'r, T: Trace>(
         login: false,
         path: Some(path),
         reason: Reason::Default,
+        report,
+        enforced: !policy.report_only,
     }
 }
 

@@ -47,6 +47,7 @@ impl Skip {
             Skip::NotInDeniedNetworks => {
                 "client is in none of its deny_from networks; falls through"
             }
+            Skip::ReportOnly => "report-only: evaluated, not enforced",
         }
     }
 }

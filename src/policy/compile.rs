@@ -8,7 +8,7 @@ use ipnet::{IpNet, Ipv4Net};
 use serde_saphyr::{Location, Options};
 
 use super::diagnostics::{Collector, Diagnostic, Severity, did_you_mean};
-use super::raw::{RawAction, RawNetwork, RawPolicy, RawRule, RawTest, S};
+use super::raw::{RawAction, RawMode, RawNetwork, RawPolicy, RawRule, RawTest, S};
 use super::selftest::{PolicyTest, TestClient};
 use super::{Dynamic, HostPattern, NetRef, Network, Policy, Rule, RuleKind};
 use crate::engine::Action;
@@ -207,6 +207,17 @@ impl Cx<'_, '_> {
             }
         }
         let tests = self.tests(&raw.tests);
+        let report_only = match &raw.mode {
+            Some(m) if m.value == RawMode::Report => {
+                self.warn(
+                    &m.referenced,
+                    "the policy is report-only: every request is forwarded; denials are only logged".into(),
+                    Some("use it for a first rollout, then remove 'mode: report' to enforce".into()),
+                );
+                true
+            }
+            _ => false,
+        };
         let server = self.server(raw.server.as_ref(), self.base);
         let networks = drafts
             .into_iter()
@@ -240,6 +251,7 @@ impl Cx<'_, '_> {
                 server,
                 geo,
                 sources: std::mem::take(&mut self.sources),
+                report_only,
                 fingerprint: self
                     .digest
                     .clone()
@@ -768,6 +780,17 @@ impl Cx<'_, '_> {
         if !ok {
             return None;
         }
+        let report = rule
+            .mode
+            .as_ref()
+            .is_some_and(|m| m.value == RawMode::Report);
+        if report {
+            self.warn(
+                &rule.name.referenced,
+                format!("{ctx} is report-only: its denials are logged, not enforced"),
+                Some("remove 'mode: report' once its would-be denials look right".into()),
+            );
+        }
         Some(Rule {
             name: name.clone(),
             paths,
@@ -775,6 +798,7 @@ impl Cx<'_, '_> {
             hosts,
             login: rule.login,
             kind,
+            report,
             line: at(&r.referenced).0,
         })
     }
@@ -819,7 +843,7 @@ impl Cx<'_, '_> {
             let shadow = rules[..j]
                 .iter()
                 .flatten()
-                .find(|earlier| earlier.kind.is_terminal() && covers(earlier, later, ci));
+                .find(|earlier| earlier.is_terminal() && covers(earlier, later, ci));
             if let Some(earlier) = shadow {
                 self.error(
                     &raw[j].value.name.referenced,
@@ -1495,6 +1519,15 @@ mod policy_tests {
             has(&d, "trusted proxy network 'jp' uses GeoIP facts"),
             "{d:#?}"
         );
+    }
+
+    #[test]
+    fn a_report_only_rule_shadows_nothing() {
+        let d = diagnostics(
+            "version: 1\nnetworks:\n  o: [10.0.0.0/8]\nrules:\n  - { name: all, allow_from: [o], mode: report }\n  - { name: rest, action: allow }\n",
+        );
+        assert!(!has(&d, "never match"), "{d:#?}");
+        assert!(has(&d, "warning: rule 'all' is report-only"), "{d:#?}");
     }
 
     #[test]

@@ -47,6 +47,8 @@ pub struct Policy {
     /// sha256 of the bytes this policy was compiled from (the policy file,
     /// then each file it read), as hex.
     pub(crate) fingerprint: String,
+    /// `mode: report` at the top: nothing is enforced.
+    pub(crate) report_only: bool,
 }
 
 /// A named set of addresses.
@@ -121,8 +123,18 @@ pub struct Rule {
     pub hosts: Option<Vec<HostPattern>>,
     pub login: bool,
     pub kind: RuleKind,
+    /// `mode: report`: evaluated and logged, never enforced; later rules
+    /// decide as if it had not matched.
+    pub report: bool,
     /// Line of the rule in the policy file, for `explain`.
     pub line: u32,
+}
+
+impl Rule {
+    /// Whether every request the rule matches is decided by it.
+    pub fn is_terminal(&self) -> bool {
+        !self.report && self.kind.is_terminal()
+    }
 }
 
 impl Policy {
@@ -140,6 +152,11 @@ impl Policy {
 
     pub fn default_action(&self) -> Action {
         self.default
+    }
+
+    /// Whether the whole policy is report-only.
+    pub fn report_only(&self) -> bool {
+        self.report_only
     }
 
     pub fn client_ip(&self) -> &ClientIpConfig {

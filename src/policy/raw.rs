@@ -65,6 +65,8 @@ pub struct RawPolicy {
     pub server: Option<S<RawServer>>,
     /// MaxMind databases that networks may name facts from.
     pub geoip: Option<S<RawGeoip>>,
+    /// `report`: decide and log every request, enforce nothing.
+    pub mode: Option<S<RawMode>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -335,6 +337,15 @@ pub struct RawRule {
     pub action: Option<S<RawAction>>,
     pub allow_from: Option<S<Vec<S<String>>>>,
     pub deny_from: Option<S<Vec<S<String>>>>,
+    /// `enforce` (default) or `report`.
+    pub mode: Option<S<RawMode>>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RawMode {
+    Enforce,
+    Report,
 }
 
 /// A header value in a policy test: one line, or several lines of the same header.

@@ -150,68 +150,69 @@ pub async fn handle(
     let client = &decision.client;
 
     // Phase: answer or forward.
-    let (response, log_path): (Response<ProxyBody>, String) = match (decision.action, normalized) {
-        (_, None) => {
-            let page = render(&shared, Page::BadRequest, client, &request_id, html);
-            (page, parts.uri.path().to_string())
-        }
-        (Action::Deny, Some(path)) => {
-            let page = if decision.login {
-                Page::BlockedLogin
-            } else {
-                Page::Blocked
-            };
-            (
-                render(&shared, page, client, &request_id, html),
-                path.into_owned(),
-            )
-        }
-        // A reverse proxy has no tunnel to offer: CONNECT is never forwarded.
-        (Action::Allow, Some(path)) if parts.method == http::Method::CONNECT => (
-            render(&shared, Page::BadRequest, client, &request_id, html),
-            path.into_owned(),
-        ),
-        (Action::Allow, Some(path)) => {
-            let pq = match (&path, parts.uri.path_and_query()) {
-                // Unchanged path: reuse the request's own bytes.
-                (std::borrow::Cow::Borrowed(_), Some(pq)) => Ok(pq.clone()),
-                _ => match parts.uri.query() {
-                    Some(q) => PathAndQuery::try_from(format!("{path}?{q}")),
-                    None => PathAndQuery::try_from(path.as_ref()),
-                },
-            };
-            let hop = Hop {
-                peer,
-                peer_trusted: policy.client_ip().trusted_proxies.contains(peer),
-                scheme,
-                host: host_str,
-            };
-            match pq {
-                Ok(pq) => {
-                    // The log shows the path as forwarded; the clone shares bytes.
-                    let logged = pq.clone();
-                    drop(path);
-                    let resp = forward(
-                        &shared,
-                        &upstream_client,
-                        parts,
-                        body,
-                        pq,
-                        &hop,
-                        &request_id,
-                        client,
-                        html,
-                    )
-                    .await;
-                    (resp, logged.path().to_string())
-                }
-                Err(_) => (
-                    render(&shared, Page::BadRequest, client, &request_id, html),
-                    path.into_owned(),
-                ),
+    let (response, log_path): (Response<ProxyBody>, String) =
+        match (decision.forwards(), normalized) {
+            (_, None) => {
+                let page = render(&shared, Page::BadRequest, client, &request_id, html);
+                (page, parts.uri.path().to_string())
             }
-        }
-    };
+            (false, Some(path)) => {
+                let page = if decision.login {
+                    Page::BlockedLogin
+                } else {
+                    Page::Blocked
+                };
+                (
+                    render(&shared, page, client, &request_id, html),
+                    path.into_owned(),
+                )
+            }
+            // A reverse proxy has no tunnel to offer: CONNECT is never forwarded.
+            (true, Some(path)) if parts.method == http::Method::CONNECT => (
+                render(&shared, Page::BadRequest, client, &request_id, html),
+                path.into_owned(),
+            ),
+            (true, Some(path)) => {
+                let pq = match (&path, parts.uri.path_and_query()) {
+                    // Unchanged path: reuse the request's own bytes.
+                    (std::borrow::Cow::Borrowed(_), Some(pq)) => Ok(pq.clone()),
+                    _ => match parts.uri.query() {
+                        Some(q) => PathAndQuery::try_from(format!("{path}?{q}")),
+                        None => PathAndQuery::try_from(path.as_ref()),
+                    },
+                };
+                let hop = Hop {
+                    peer,
+                    peer_trusted: policy.client_ip().trusted_proxies.contains(peer),
+                    scheme,
+                    host: host_str,
+                };
+                match pq {
+                    Ok(pq) => {
+                        // The log shows the path as forwarded; the clone shares bytes.
+                        let logged = pq.clone();
+                        drop(path);
+                        let resp = forward(
+                            &shared,
+                            &upstream_client,
+                            parts,
+                            body,
+                            pq,
+                            &hop,
+                            &request_id,
+                            client,
+                            html,
+                        )
+                        .await;
+                        (resp, logged.path().to_string())
+                    }
+                    Err(_) => (
+                        render(&shared, Page::BadRequest, client, &request_id, html),
+                        path.into_owned(),
+                    ),
+                }
+            }
+        };
 
     // Phase: log. Facts are looked up for denials (and, if asked, for
     // allowed requests); other requests pay nothing for GeoIP.

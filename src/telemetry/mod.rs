@@ -46,6 +46,11 @@ pub mod fields {
     pub const CONNECTION_TYPE: &str = "network.connection_type";
     pub const ANONYMOUS: &str = "network.anonymous";
     pub const VIA: &str = "network.via";
+    /// Report-only: whether the decision was applied, and a report-only
+    /// rule's would-be denial.
+    pub const ENFORCED_DECISION: &str = "enforced";
+    pub const WOULD_DENY: &str = "would_deny";
+    pub const REPORT_RULE: &str = "report_rule";
 
     /// Every field of a `decision` event.
     pub const DECISION: &[&str] = &[
@@ -192,6 +197,9 @@ pub fn log_decision(
                 login = d.login,
                 duration_ms = ms,
                 network.via = via.as_deref(),
+                enforced = d.enforced,
+                would_deny = d.report.is_some().then_some(true),
+                report_rule = d.report.map(|r| r.rule.name.as_str()),
                 geo.country.iso_code = country.as_deref(),
                 network.asn = asn,
                 network.as_org = as_org,
@@ -205,7 +213,16 @@ pub fn log_decision(
         (Action::Allow, AllowedLogLevel::Debug) => decision_event!(Level::DEBUG),
         _ => decision_event!(Level::INFO),
     }
-    if d.is_blocked_login() {
+    // A blocked login (enforced, or not in a report-only policy), or one a
+    // report-only rule would have blocked: the line alerting keys on.
+    let would_be = d.would_be();
+    let blocked = if d.is_blocked_login() {
+        Some(d)
+    } else {
+        would_be.as_ref().filter(|w| w.login)
+    };
+    if let Some(b) = blocked {
+        let reason = b.explanation();
         tracing::warn!(
             event = "login_blocked",
             request_id = r.request_id,
@@ -216,9 +233,9 @@ pub fn log_decision(
             url.path = r.path,
             server.address = r.host,
             user_agent.original = ua,
-            rule = d.rule_name(),
+            rule = b.rule_name(),
             reason = %reason,
-            enforced = true,
+            enforced = b.enforced,
             geo.country.iso_code = country.as_deref(),
             network.asn = asn,
             network.as_org = as_org,
