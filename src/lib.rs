@@ -27,4 +27,5 @@ pub mod engine;
 pub mod geo;
 pub mod policy;
 pub mod proxy;
+pub mod replay;
 pub mod telemetry;

@@ -35,6 +35,9 @@ enum Command {
     Explain(ExplainArgs),
     /// Run the guard proxy in front of a console.
     Serve(ServeArgs),
+    /// Decide logged requests again with a candidate policy; show what changes.
+    /// Exit 0: nothing changes; 1: something does; 2: error.
+    Replay(ReplayArgs),
     /// Development TLS certificates.
     #[command(subcommand)]
     Certs(CertsCommand),
@@ -84,6 +87,22 @@ struct ServeArgs {
     /// Log format: json lines (default) or text for people.
     #[arg(long, env = "NETWARDEN_LOG_FORMAT", value_enum, default_value = "json")]
     log_format: LogFormat,
+}
+
+#[derive(Args)]
+struct ReplayArgs {
+    /// The candidate policy.
+    #[arg(long)]
+    policy: PathBuf,
+    /// The running policy, to decide again instead of trusting the logged decisions.
+    #[arg(long)]
+    baseline: Option<PathBuf>,
+    /// Print one JSON object.
+    #[arg(long)]
+    json: bool,
+    /// JSON decision logs written by serve: files, `.gz` files, or `-` for stdin.
+    #[arg(required = true)]
+    logs: Vec<String>,
 }
 
 #[derive(Subcommand)]
@@ -149,6 +168,7 @@ fn main() -> ExitCode {
         Command::Check(args) => check(&args),
         Command::Explain(args) => explain(&args),
         Command::Serve(args) => serve(args),
+        Command::Replay(args) => replay(&args),
         Command::Certs(CertsCommand::Dev { out, names }) => certs_dev(&out, &names),
         Command::Health { admin, ready } => health(admin, ready),
         Command::Demo(args) if args.offline => match netwarden::demo::offline() {
@@ -355,4 +375,41 @@ fn health(admin: SocketAddr, ready: bool) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::from(1))
         }
     }
+}
+
+fn replay(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
+    let load = |path: &PathBuf| match policy::load(path) {
+        Ok(l) => Ok(l.policy),
+        Err(e) => {
+            report_load_error(&e);
+            Err(())
+        }
+    };
+    let Ok(candidate) = load(&args.policy) else {
+        return Ok(ExitCode::from(2));
+    };
+    let baseline = match &args.baseline {
+        Some(b) => match load(b) {
+            Ok(p) => Some(p),
+            Err(()) => return Ok(ExitCode::from(2)),
+        },
+        None => None,
+    };
+    let mut summary = netwarden::replay::Summary::default();
+    for log in &args.logs {
+        let mut input =
+            netwarden::replay::open(log).with_context(|| format!("cannot read {log}"))?;
+        netwarden::replay::replay(&candidate, baseline.as_ref(), &mut input, &mut summary)
+            .with_context(|| format!("cannot read {log}"))?;
+    }
+    if args.json {
+        out(&format!("{}\n", summary.to_json()));
+    } else {
+        out(&summary.to_string());
+    }
+    Ok(if summary.changed() == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }

@@ -100,6 +100,17 @@ impl<'g> FactCache<'g> {
         }
     }
 
+    /// A cache that already knows the facts (replaying a logged decision):
+    /// the databases are not consulted.
+    pub fn seeded(geo: &'g GeoSet, ip: IpAddr, known: &crate::geo::Facts) -> Self {
+        let c = Self::new(geo, ip);
+        let _ = c.country.set(known.country);
+        let _ = c.asn.set(known.asn);
+        let _ = c.connection_type.set(known.connection_type);
+        let _ = c.anonymous.set(known.anonymous);
+        c
+    }
+
     fn note_unknown(&self, kind: DbKind) {
         let mut u = self.unknown.get();
         u.add(kind);

@@ -325,6 +325,25 @@ pub fn decide_traced<'p, 'r, T: Trace>(
     facts: &RequestFacts<'r, '_>,
     trace: &mut T,
 ) -> Decision<'p, 'r> {
+    decide_inner(policy, facts, trace, None)
+}
+
+/// [`decide`] with GeoIP facts already known (replaying a logged
+/// decision): the databases are not consulted.
+pub fn decide_with_facts<'p, 'r>(
+    policy: &'p Policy,
+    facts: &RequestFacts<'r, '_>,
+    known: &crate::geo::Facts,
+) -> Decision<'p, 'r> {
+    decide_inner(policy, facts, &mut (), Some(known))
+}
+
+fn decide_inner<'p, 'r, T: Trace>(
+    policy: &'p Policy,
+    facts: &RequestFacts<'r, '_>,
+    trace: &mut T,
+    known: Option<&crate::geo::Facts>,
+) -> Decision<'p, 'r> {
     let client = match facts.client {
         ClientSource::Given(ip) => ClientAddr {
             ip: Some(client::canonical(ip)),
@@ -369,7 +388,10 @@ pub fn decide_traced<'p, 'r, T: Trace>(
         }
     };
     // Facts are looked up only when a network needs them, once each.
-    let cache = client.ip.map(|ip| FactCache::new(&policy.geo, ip));
+    let cache = client.ip.map(|ip| match known {
+        Some(k) => FactCache::seeded(&policy.geo, ip, k),
+        None => FactCache::new(&policy.geo, ip),
+    });
     let mut report: Option<ReportHit<'p>> = None;
     for &index in candidates {
         let rule = &policy.rules[index];

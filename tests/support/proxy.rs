@@ -295,6 +295,11 @@ impl Netwarden {
             .status();
     }
 
+    /// Raw stdout lines so far.
+    pub fn raw_logs(&self) -> Vec<String> {
+        self.lines.lock().expect("lock").clone()
+    }
+
     /// JSON log lines so far.
     pub fn logs(&self) -> Vec<serde_json::Value> {
         self.lines
