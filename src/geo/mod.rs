@@ -281,14 +281,6 @@ impl GeoSlot {
         self.db.load()
     }
 
-    /// The file's identity now (inode, size, modification time); a change
-    /// means an updater wrote a new one.
-    pub fn file_stamp(&self) -> Option<(u64, u64, std::time::SystemTime)> {
-        use std::os::unix::fs::MetadataExt;
-        let m = std::fs::metadata(&self.db.load().path).ok()?;
-        Some((m.ino(), m.len(), m.modified().ok()?))
-    }
-
     /// Opens and checks the file again; swaps it in only if it is good.
     pub fn reload(&self) -> Result<(), GeoError> {
         let old = self.db.load();

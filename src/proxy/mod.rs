@@ -333,11 +333,14 @@ async fn watch_geoip(shared: Arc<service::Shared>, mut shutdown: watch::Receiver
             };
             let key = (slot.current().path().to_path_buf(), kind.name());
             let p = policy.clone();
-            let stamp =
-                tokio::task::spawn_blocking(move || p.geo().get(kind).and_then(|s| s.file_stamp()))
-                    .await
-                    .ok()
-                    .flatten();
+            let stamp = tokio::task::spawn_blocking(move || {
+                p.geo()
+                    .get(kind)
+                    .and_then(|s| reload::file_stamp(s.current().path()))
+            })
+            .await
+            .ok()
+            .flatten();
             let Some(stamp) = stamp else { continue };
             match stamps.insert(key.clone(), stamp) {
                 None => {}

@@ -249,38 +249,22 @@ fn load(path: &Path) -> Result<(Policy, String), Vec<String>> {
 /// Server settings that cannot change while running.
 fn needs_restart(old: &Policy, new: &Policy) -> Vec<&'static str> {
     let (a, b) = (old.server(), new.server());
-    let mut out = Vec::new();
-    if a.listen != b.listen {
-        out.push("server.listen");
-    }
-    if a.tls_listen != b.tls_listen {
-        out.push("server.tls_listen");
-    }
-    if a.admin != b.admin {
-        out.push("server.admin");
-    }
-    if a.upstream != b.upstream {
-        out.push("server.upstream");
-    }
-    if a.upstream_ca != b.upstream_ca {
-        out.push("server.upstream_ca");
-    }
-    if a.block_page != b.block_page {
-        out.push("server.block_page");
-    }
-    if a.timeouts != b.timeouts {
-        out.push("server.timeouts");
-    }
-    if a.limits != b.limits {
-        out.push("server.limits");
-    }
-    if a.log_allowed != b.log_allowed {
-        out.push("server.log_allowed");
-    }
-    if a.reload != b.reload {
-        out.push("server.reload");
-    }
-    out
+    [
+        ("server.listen", a.listen != b.listen),
+        ("server.tls_listen", a.tls_listen != b.tls_listen),
+        ("server.tls", a.tls != b.tls),
+        ("server.admin", a.admin != b.admin),
+        ("server.upstream", a.upstream != b.upstream),
+        ("server.upstream_ca", a.upstream_ca != b.upstream_ca),
+        ("server.block_page", a.block_page != b.block_page),
+        ("server.timeouts", a.timeouts != b.timeouts),
+        ("server.limits", a.limits != b.limits),
+        ("server.log_allowed", a.log_allowed != b.log_allowed),
+        ("server.reload", a.reload != b.reload),
+    ]
+    .into_iter()
+    .filter_map(|(name, changed)| changed.then_some(name))
+    .collect()
 }
 
 /// "networks +vpn2 -old ~office (3 -> 4 ranges); rules +partner ~login".
@@ -339,17 +323,18 @@ fn diff_summary(old: &Policy, new: &Policy) -> String {
     }
 }
 
-/// The identity of each watched file now (following symlinks, so that a
-/// Kubernetes ConfigMap's `..data` swap shows as a new inode).
-fn stamps(files: &[PathBuf]) -> Vec<Option<(u64, u64, SystemTime)>> {
+/// A file's identity: inode, size, modification time. Following symlinks,
+/// so that a Kubernetes ConfigMap's `..data` swap shows as a new inode.
+pub type FileStamp = Option<(u64, u64, SystemTime)>;
+
+pub fn file_stamp(path: &Path) -> FileStamp {
     use std::os::unix::fs::MetadataExt;
-    files
-        .iter()
-        .map(|f| {
-            let m = std::fs::metadata(f).ok()?;
-            Some((m.ino(), m.len(), m.modified().ok()?))
-        })
-        .collect()
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.ino(), m.len(), m.modified().ok()?))
+}
+
+fn stamps(files: &[PathBuf]) -> Vec<FileStamp> {
+    files.iter().map(|f| file_stamp(f)).collect()
 }
 
 /// Bursts of writes (an editor's save, a ConfigMap update) settle within

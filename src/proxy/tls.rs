@@ -88,18 +88,11 @@ pub struct ServerTls {
     config: arc_swap::ArcSwap<rustls::ServerConfig>,
     cert: PathBuf,
     key: PathBuf,
-    stamp: std::sync::Mutex<Vec<Option<(u64, u64, std::time::SystemTime)>>>,
+    stamp: std::sync::Mutex<Vec<super::reload::FileStamp>>,
 }
 
-fn file_stamps(files: &[&Path]) -> Vec<Option<(u64, u64, std::time::SystemTime)>> {
-    use std::os::unix::fs::MetadataExt;
-    files
-        .iter()
-        .map(|f| {
-            let m = std::fs::metadata(f).ok()?;
-            Some((m.ino(), m.len(), m.modified().ok()?))
-        })
-        .collect()
+fn file_stamps(files: &[&Path]) -> Vec<super::reload::FileStamp> {
+    files.iter().map(|f| super::reload::file_stamp(f)).collect()
 }
 
 impl ServerTls {
