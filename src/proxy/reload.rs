@@ -279,8 +279,10 @@ fn diff_summary(old: &Policy, new: &Policy) -> String {
                     v4 + v6
                 };
                 parts.push(format!(
-                    "~network {} ({} -> {} ranges)",
+                    "~network {} ({} -> {} prefixes, {} -> {} ranges)",
                     n.name,
+                    o.direct_prefixes,
+                    n.direct_prefixes,
                     count(&o.ranges),
                     count(&n.ranges)
                 ));
