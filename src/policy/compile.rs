@@ -793,6 +793,7 @@ impl Cx<'_, '_> {
         }
         Some(Rule {
             name: name.clone(),
+            label: name.as_str().into(),
             paths,
             methods,
             hosts,

@@ -118,6 +118,8 @@ pub enum HostPattern {
 #[derive(Debug, PartialEq, Eq)]
 pub struct Rule {
     pub name: String,
+    /// The name, shared: a metrics label without an allocation per request.
+    pub label: std::sync::Arc<str>,
     pub paths: Option<Vec<PathPattern>>,
     pub methods: Option<Vec<Box<str>>>,
     pub hosts: Option<Vec<HostPattern>>,

@@ -70,6 +70,16 @@ pub async fn route(
         "/readyz" if health.ready.load(Ordering::Acquire) => text(StatusCode::OK, "ready\n"),
         "/readyz" => text(StatusCode::SERVICE_UNAVAILABLE, "not ready\n"),
         "/policy" => json(StatusCode::OK, &reloader.status_json()),
+        "/metrics" => {
+            let mut r = Response::new(Full::new(Bytes::from(reloader.metrics().encode())));
+            r.headers_mut().insert(
+                http::header::CONTENT_TYPE,
+                http::HeaderValue::from_static(
+                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                ),
+            );
+            r
+        }
         _ => text(StatusCode::NOT_FOUND, "not found\n"),
     }
 }

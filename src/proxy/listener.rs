@@ -101,6 +101,7 @@ async fn connection(
     _permit: OwnedSemaphorePermit,
 ) {
     let _ = stream.set_nodelay(true);
+    let _open = OpenConnection::new(&l.shared.metrics);
     let mut peer = tcp_peer;
     if l.proxy_protocol {
         let trusted = l
@@ -261,6 +262,22 @@ impl Activity {
             let wait = idle.saturating_sub(since).max(Duration::from_millis(250));
             tokio::time::sleep(wait).await;
         }
+    }
+}
+
+/// Counts a connection in `netwarden_open_connections` while it lives.
+struct OpenConnection(prometheus_client::metrics::gauge::Gauge);
+
+impl OpenConnection {
+    fn new(m: &crate::telemetry::metrics::Metrics) -> Self {
+        m.open_connections.inc();
+        Self(m.open_connections.clone())
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.dec();
     }
 }
 

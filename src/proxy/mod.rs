@@ -163,7 +163,9 @@ pub async fn serve(policy: Policy, o: Overrides) -> Result<(), ServeError> {
         timeouts: settings.timeouts,
         log_allowed: settings.log_allowed,
         ids: service::RequestIds::default(),
+        metrics: Arc::new(crate::telemetry::metrics::Metrics::default()),
     });
+    shared.metrics.policy_loaded(1, &shared.policy.load());
 
     // Bind everything first: an address in use stops startup before any
     // listener serves.
@@ -353,6 +355,7 @@ async fn watch_geoip(shared: Arc<service::Shared>, mut shutdown: watch::Receiver
                     let path = key.0.display().to_string();
                     match result {
                         Ok(Some(Ok(()))) => {
+                            shared.metrics.policy_loaded_geo(&policy);
                             let db = slot.current();
                             tracing::info!(
                                 event = "geoip_reloaded",

@@ -114,6 +114,11 @@ impl Reloader {
         }
     }
 
+    /// The metrics of the server this reloader serves.
+    pub fn metrics(&self) -> &crate::telemetry::metrics::Metrics {
+        &self.shared.metrics
+    }
+
     /// The files whose change means the policy changed.
     pub fn watched_files(&self) -> Vec<PathBuf> {
         let mut files = vec![self.path.clone()];
@@ -182,6 +187,21 @@ impl Reloader {
                 "policy reload failed; the running policy stays"
             );
         }
+        let label = match &outcome {
+            Outcome::Reloaded { generation, .. } => {
+                self.shared
+                    .metrics
+                    .policy_loaded(*generation, &self.shared.policy.load());
+                "reloaded"
+            }
+            Outcome::Unchanged => "unchanged",
+            Outcome::Failed { .. } => "failed",
+        };
+        self.shared
+            .metrics
+            .policy_reloads
+            .get_or_create(&crate::telemetry::metrics::OutcomeLabels { outcome: label })
+            .inc();
         let now = SystemTime::now();
         let recorded = outcome.clone();
         self.set_status(|s| s.last_attempt = Some((now, trigger, recorded)));

@@ -39,6 +39,19 @@ pub struct Shared {
     pub timeouts: Timeouts,
     pub log_allowed: AllowedLogLevel,
     pub ids: RequestIds,
+    pub metrics: Arc<crate::telemetry::metrics::Metrics>,
+}
+
+/// The rule label of a decision: the rule's shared name, or `default` /
+/// `invalid_path` (shared statics).
+fn rule_label(d: &crate::engine::Decision<'_, '_>) -> Arc<str> {
+    static DEFAULT: std::sync::OnceLock<Arc<str>> = std::sync::OnceLock::new();
+    static INVALID: std::sync::OnceLock<Arc<str>> = std::sync::OnceLock::new();
+    match d.rule {
+        Some(r) => r.label.clone(),
+        None if d.path.is_none() => INVALID.get_or_init(|| "invalid_path".into()).clone(),
+        None => DEFAULT.get_or_init(|| "default".into()).clone(),
+    }
 }
 
 /// What is known of the connection a request arrived on.
@@ -134,6 +147,7 @@ pub async fn handle(
     let version = version_text(parts.version);
 
     // Phase: decide.
+    let decide_start = Instant::now();
     let decision = {
         let facts = RequestFacts {
             client: ClientSource::Peer {
@@ -146,6 +160,42 @@ pub async fn handle(
         };
         decide(&policy, &facts)
     };
+    shared
+        .metrics
+        .decision_seconds
+        .observe(decide_start.elapsed().as_secs_f64());
+    {
+        use crate::telemetry::metrics::{DecisionLabels, LoginLabels, Name};
+        let rule = Name(rule_label(&decision));
+        shared
+            .metrics
+            .decisions
+            .get_or_create(&DecisionLabels {
+                action: decision.action.as_str(),
+                rule: rule.clone(),
+            })
+            .inc();
+        if decision.is_blocked_login() {
+            shared
+                .metrics
+                .login_blocked
+                .get_or_create(&LoginLabels {
+                    rule,
+                    enforced: decision.enforced,
+                })
+                .inc();
+        } else if let Some(hit) = decision.report.filter(|h| h.rule.login) {
+            let rule = Name(hit.rule.label.clone());
+            shared
+                .metrics
+                .login_blocked
+                .get_or_create(&LoginLabels {
+                    rule,
+                    enforced: false,
+                })
+                .inc();
+        }
+    }
     let (decision, normalized) = decision.take_path();
     let client = &decision.client;
 
@@ -283,7 +333,20 @@ async fn forward(
         return page(Page::BadRequest);
     }
     let sent = upstream_client.request(Request::from_parts(parts, body));
-    let mut resp = match tokio::time::timeout(shared.timeouts.upstream_response, sent).await {
+    let started = Instant::now();
+    let result = tokio::time::timeout(shared.timeouts.upstream_response, sent).await;
+    let outcome = match &result {
+        Err(_) => "timeout",
+        Ok(Err(e)) if e.is_connect() => "connect_error",
+        Ok(Err(_)) => "error",
+        Ok(Ok(_)) => "ok",
+    };
+    let m = &shared.metrics;
+    m.upstream_requests
+        .get_or_create(&crate::telemetry::metrics::OutcomeLabels { outcome })
+        .inc();
+    m.upstream_seconds.observe(started.elapsed().as_secs_f64());
+    let mut resp = match result {
         Err(_) => {
             tracing::warn!(
                 event = "upstream_error",

@@ -7,6 +7,7 @@
 //! `Authorization`, bodies, form fields (console data is personal data).
 
 pub mod json;
+pub mod metrics;
 
 use std::time::Duration;
 

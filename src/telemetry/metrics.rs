@@ -1,0 +1,182 @@
+//! Prometheus metrics (`GET /metrics` on the admin listener), with the
+//! maintained `prometheus-client` crate. Labels are bounded by the policy
+//! (rule names, actions, outcomes): never a client address, a path, a user
+//! agent or any other unbounded or personal value.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+/// A rule name as a label: shared, so counting a request allocates nothing.
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
+pub struct Name(pub Arc<str>);
+
+impl EncodeLabelValue for Name {
+    fn encode(&self, encoder: &mut LabelValueEncoder<'_>) -> Result<(), std::fmt::Error> {
+        (&*self.0).encode(encoder)
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DecisionLabels {
+    pub action: &'static str,
+    pub rule: Name,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LoginLabels {
+    pub rule: Name,
+    pub enforced: bool,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    pub outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DatabaseLabels {
+    pub database: &'static str,
+}
+
+/// Every metric netwarden exports.
+pub struct Metrics {
+    registry: Registry,
+    pub decisions: Family<DecisionLabels, Counter>,
+    pub login_blocked: Family<LoginLabels, Counter>,
+    pub decision_seconds: Histogram,
+    pub upstream_requests: Family<OutcomeLabels, Counter>,
+    pub upstream_seconds: Histogram,
+    pub open_connections: Gauge,
+    pub policy_reloads: Family<OutcomeLabels, Counter>,
+    pub policy_generation: Gauge,
+    pub policy_loaded_seconds: Gauge<f64, AtomicU64>,
+    pub geoip_build_seconds: Family<DatabaseLabels, Gauge>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("netwarden");
+        let decisions = Family::<DecisionLabels, Counter>::default();
+        registry.register(
+            "decisions",
+            "Requests decided, by action and deciding rule",
+            decisions.clone(),
+        );
+        let login_blocked = Family::<LoginLabels, Counter>::default();
+        registry.register(
+            "login_blocked",
+            "Blocked login attempts (enforced=false: a report-only rule or policy would have blocked)",
+            login_blocked.clone(),
+        );
+        // 250 ns .. ~1 ms: a decision is sub-microsecond on large policies.
+        let decision_seconds = Histogram::new(exponential_buckets(250e-9, 2.0, 13));
+        registry.register(
+            "decision_seconds",
+            "Time to decide one request",
+            decision_seconds.clone(),
+        );
+        let upstream_requests = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "upstream_requests",
+            "Requests forwarded to the console, by outcome (ok, connect_error, timeout, error)",
+            upstream_requests.clone(),
+        );
+        // 100 µs .. ~100 s.
+        let upstream_seconds = Histogram::new(exponential_buckets(100e-6, 4.0, 11));
+        registry.register(
+            "upstream_seconds",
+            "Time from forwarding a request to the console's response head",
+            upstream_seconds.clone(),
+        );
+        let open_connections = Gauge::default();
+        registry.register(
+            "open_connections",
+            "Client connections open now",
+            open_connections.clone(),
+        );
+        let policy_reloads = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "policy_reloads",
+            "Policy reload attempts, by outcome (reloaded, unchanged, failed)",
+            policy_reloads.clone(),
+        );
+        let policy_generation = Gauge::default();
+        registry.register(
+            "policy_generation",
+            "Generation of the running policy (1 at start, +1 per reload)",
+            policy_generation.clone(),
+        );
+        let policy_loaded_seconds = Gauge::<f64, AtomicU64>::default();
+        registry.register(
+            "policy_loaded_timestamp_seconds",
+            "When the running policy was loaded (Unix time)",
+            policy_loaded_seconds.clone(),
+        );
+        let geoip_build_seconds = Family::<DatabaseLabels, Gauge>::default();
+        registry.register(
+            "geoip_build_timestamp_seconds",
+            "Build time of each GeoIP database in use (Unix time)",
+            geoip_build_seconds.clone(),
+        );
+        Self {
+            registry,
+            decisions,
+            login_blocked,
+            decision_seconds,
+            upstream_requests,
+            upstream_seconds,
+            open_connections,
+            policy_reloads,
+            policy_generation,
+            policy_loaded_seconds,
+            geoip_build_seconds,
+        }
+    }
+}
+
+impl Metrics {
+    /// The Prometheus text exposition.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+
+    /// Records the running policy: generation, load time, database builds.
+    pub fn policy_loaded(&self, generation: u64, policy: &crate::policy::Policy) {
+        self.policy_generation
+            .set(i64::try_from(generation).unwrap_or(i64::MAX));
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        self.policy_loaded_seconds.set(now);
+        self.policy_loaded_geo(policy);
+    }
+
+    /// Records the build time of each GeoIP database in use.
+    pub fn policy_loaded_geo(&self, policy: &crate::policy::Policy) {
+        for kind in [
+            crate::geo::DbKind::Country,
+            crate::geo::DbKind::Asn,
+            crate::geo::DbKind::ConnectionType,
+            crate::geo::DbKind::AnonymousIp,
+        ] {
+            if let Some(slot) = policy.geo().get(kind) {
+                let epoch = i64::try_from(slot.current().build_epoch()).unwrap_or(0);
+                self.geoip_build_seconds
+                    .get_or_create(&DatabaseLabels {
+                        database: kind.name(),
+                    })
+                    .set(epoch);
+            }
+        }
+    }
+}
