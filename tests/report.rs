@@ -73,6 +73,51 @@ rules:
 }
 
 #[test]
+fn explain_shows_the_would_be_denial() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let p = dir.path().join("p.yaml");
+    std::fs::write(&p, RULE_REPORT).expect("write");
+    let path = p.to_str().expect("path");
+    let (code, out, err) = run(&[
+        "explain",
+        "--policy",
+        path,
+        "--ip",
+        "192.0.2.1",
+        "--method",
+        "POST",
+        "--path",
+        "/login",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("JSON");
+    assert_eq!(
+        (v["decision"].as_str(), v["rule"].as_str()),
+        (Some("allow"), Some("console"))
+    );
+    assert_eq!(
+        (v["would_deny"].as_bool(), v["report_rule"].as_str()),
+        (Some(true), Some("tighten_login"))
+    );
+    let (_, text, _) = run(&[
+        "explain",
+        "--policy",
+        path,
+        "--ip",
+        "192.0.2.1",
+        "--method",
+        "POST",
+        "--path",
+        "/login",
+    ]);
+    assert!(
+        text.contains("report:   report-only rule 'tighten_login' would deny"),
+        "{text}"
+    );
+}
+
+#[test]
 fn check_warns_about_report_only_rules_and_policies() {
     let dir = tempfile::tempdir().expect("temp dir");
     let p = dir.path().join("p.yaml");

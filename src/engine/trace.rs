@@ -139,6 +139,9 @@ impl Report<'_, '_, '_> {
             "client_memberships": via,
             "client_facts": facts,
             "via": d.via.map(|v| v.to_string()),
+            "enforced": d.enforced,
+            "would_deny": d.report.is_some(),
+            "report_rule": d.report.map(|r| r.rule.name.as_str()),
             "hops": hops,
             "rules": rules,
         })
@@ -154,6 +157,20 @@ impl fmt::Display for Report<'_, '_, '_> {
             None => writeln!(f, "rule:     {}", d.rule_name())?,
         }
         writeln!(f, "reason:   {}", d.explanation())?;
+        if !d.enforced {
+            writeln!(
+                f,
+                "enforced: no (the policy is report-only: the request would be forwarded)"
+            )?;
+        }
+        if let Some(w) = d.would_be() {
+            writeln!(
+                f,
+                "report:   report-only rule '{}' would deny: {}",
+                w.rule_name(),
+                w.explanation()
+            )?;
+        }
         if d.is_blocked_login() {
             writeln!(f, "login:    yes: this is a blocked login attempt")?;
         } else if d.login {
