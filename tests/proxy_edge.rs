@@ -22,10 +22,7 @@ rules:
 #[tokio::test]
 async fn tls_listener_speaks_http2_to_a_rustls_client() {
     let up = Upstream::start().await;
-    let dir = tempfile::tempdir().expect("temp dir");
-    let out = dir.path().to_str().expect("utf-8 path");
-    let (code, _, err) = run(&["certs", "dev", "--out", out]);
-    assert_eq!(code, 0, "{err}");
+    let dir = support::dev_certs();
     let cert = dir.path().join("cert.pem");
     let key = dir.path().join("key.pem");
     let nw = Netwarden::start(
@@ -78,10 +75,7 @@ async fn tls_listener_speaks_http2_to_a_rustls_client() {
 
 #[tokio::test]
 async fn https_upstream_is_verified_with_the_ca_file_and_speaks_http2() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let out = dir.path().to_str().expect("utf-8 path");
-    let (code, _, err) = run(&["certs", "dev", "--out", out]);
-    assert_eq!(code, 0, "{err}");
+    let dir = support::dev_certs();
     let up = Upstream::start_tls(&dir.path().join("cert.pem"), &dir.path().join("key.pem")).await;
     let url = format!("https://localhost:{}", up.addr.port());
     let ca = dir.path().join("ca.pem");

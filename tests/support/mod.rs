@@ -25,5 +25,16 @@ pub fn run(args: &[&str]) -> (i32, String, String) {
 
 pub mod proxy;
 
+/// A temporary directory with a development CA (`ca.pem`), a certificate
+/// for localhost it signed (`cert.pem`) and its key (`key.pem`), made by
+/// `netwarden certs dev`.
+pub fn dev_certs() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = dir.path().to_str().expect("utf-8 path");
+    let (code, _, err) = run(&["certs", "dev", "--out", out]);
+    assert_eq!(code, 0, "certs dev failed: {err}");
+    dir
+}
+
 #[path = "../../testdata/geo/mmdb_writer.rs"]
 pub mod mmdb_writer;
