@@ -4,11 +4,12 @@
 //! Each database is opened memory-mapped (a 60 MB City database costs page
 //! cache, not heap), checked (its `database_type` must fit the role it is
 //! given, and the whole file is verified), and then only read. A lookup
-//! allocates nothing: strings are borrowed from the mapping.
+//! allocates nothing (facts are small owned values: a country code, a
+//! number, a static connection-type name, a flag set).
 //!
-//! Not yet wired into policies and the engine: that is the next step of the
-//! GeoIP work (networks defined by facts, facts in logs and `explain`,
-//! hot swap of updated files).
+//! `policy::geoip` opens the databases a policy names; `engine::facts`
+//! matches networks on their facts; `proxy` swaps in updated files
+//! ([`GeoSlot::reload`]) and logs the facts of denials.
 
 use std::fmt;
 use std::net::IpAddr;

@@ -47,9 +47,8 @@ pub mod fields {
     pub const CONNECTION_TYPE: &str = "network.connection_type";
     pub const ANONYMOUS: &str = "network.anonymous";
     pub const VIA: &str = "network.via";
-    /// Report-only: whether the decision was applied, and a report-only
-    /// rule's would-be denial.
-    pub const ENFORCED_DECISION: &str = "enforced";
+    /// Report-only: a report-only rule's would-be denial (`ENFORCED` says
+    /// whether the decision was applied).
     pub const WOULD_DENY: &str = "would_deny";
     pub const REPORT_RULE: &str = "report_rule";
 
@@ -74,6 +73,7 @@ pub mod fields {
         NETWORK,
         LOGIN,
         DURATION_MS,
+        ENFORCED,
     ];
 }
 
