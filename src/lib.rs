@@ -17,11 +17,15 @@
 //! 3. [`proxy`] puts the engine in front of a console: listeners (TLS,
 //!    PROXY protocol), one service whose phases are decide, forward or
 //!    answer, log; and the admin listener.
-//! 4. [`telemetry`] writes the one `decision` log line per request.
+//! 4. [`telemetry`] writes the one `decision` log line per request, and the
+//!    metrics.
+//! 5. [`alerts`] turns blocked login attempts into alerts (webhook, Slack,
+//!    Alertmanager), aggregated, off the request path.
 //!
 //! The binary (`src/main.rs`) is only the command line around these;
 //! [`demo`] runs the guard in front of a small built-in console.
 
+pub mod alerts;
 pub mod demo;
 pub mod engine;
 pub mod geo;

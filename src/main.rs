@@ -38,6 +38,10 @@ enum Command {
     /// Decide logged requests again with a candidate policy; show what changes.
     /// Exit 0: nothing changes; 1: something does; 2: error.
     Replay(ReplayArgs),
+    /// Send a test alert to every sink in the policy's alerts section and
+    /// report each outcome. Exit 0: every sink took it; 1: some did not;
+    /// 2: no sinks, or a sink cannot be set up.
+    AlertTest(AlertTestArgs),
     /// Development TLS certificates.
     #[command(subcommand)]
     Certs(CertsCommand),
@@ -87,6 +91,16 @@ struct ServeArgs {
     /// Log format: json lines (default) or text for people.
     #[arg(long, env = "NETWARDEN_LOG_FORMAT", value_enum, default_value = "json")]
     log_format: LogFormat,
+}
+
+#[derive(Args)]
+struct AlertTestArgs {
+    /// The policy file.
+    #[arg(long, env = "NETWARDEN_POLICY")]
+    policy: PathBuf,
+    /// Only this sink (by name).
+    #[arg(long)]
+    sink: Option<String>,
 }
 
 #[derive(Args)]
@@ -169,6 +183,7 @@ fn main() -> ExitCode {
         Command::Explain(args) => explain(&args),
         Command::Serve(args) => serve(args),
         Command::Replay(args) => replay(&args),
+        Command::AlertTest(args) => alert_test(&args),
         Command::Certs(CertsCommand::Dev { out, names }) => certs_dev(&out, &names),
         Command::Health { admin, ready } => health(admin, ready),
         Command::Demo(args) if args.offline => match netwarden::demo::offline() {
@@ -316,6 +331,77 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::from(1))
         }
     }
+}
+
+fn alert_test(args: &AlertTestArgs) -> anyhow::Result<ExitCode> {
+    use netwarden::alerts::deliver::{Try, resolve_all};
+    let loaded = match policy::load(&args.policy) {
+        Ok(l) => l,
+        Err(e) => return Ok(report_load_error(&e)),
+    };
+    let Some(settings) = loaded.policy.alerts() else {
+        bail!(
+            "{} has no alerts section; see docs/alerts.md",
+            args.policy.display()
+        );
+    };
+    let mut settings = settings.clone();
+    if let Some(name) = &args.sink {
+        settings.sinks.retain(|s| &s.name == name);
+        if settings.sinks.is_empty() {
+            bail!("no sink named '{name}' in {}", args.policy.display());
+        }
+    }
+    if settings.sinks.is_empty() {
+        bail!("the alerts section of {} names no sinks", args.policy.display());
+    }
+    let sinks = match resolve_all(&settings, &|v| std::env::var(v).ok()) {
+        Ok(s) => s,
+        Err(errors) => {
+            for e in errors {
+                eprintln!("netwarden: {e}");
+            }
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let outcomes = runtime()?.block_on(netwarden::alerts::test(&sinks));
+    let mut failed = 0;
+    for o in &outcomes {
+        let ms = o.took.as_millis();
+        let line = match o.result {
+            Try::Delivered(status) => {
+                format!("{} ({}): delivered, HTTP {} in {ms} ms", o.sink, o.kind, status.as_u16())
+            }
+            Try::Rejected(status) => {
+                failed += 1;
+                format!(
+                    "{} ({}): refused, HTTP {}: check the URL and token",
+                    o.sink,
+                    o.kind,
+                    status.as_u16()
+                )
+            }
+            Try::Retry { status: Some(status), .. } => {
+                failed += 1;
+                format!(
+                    "{} ({}): failed, HTTP {} (serve would retry)",
+                    o.sink,
+                    o.kind,
+                    status.as_u16()
+                )
+            }
+            Try::Retry { why, .. } => {
+                failed += 1;
+                format!("{} ({}): failed: {why} after {ms} ms (serve would retry)", o.sink, o.kind)
+            }
+        };
+        out(&format!("{line}\n"));
+    }
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 fn certs_dev(out: &std::path::Path, names: &[String]) -> anyhow::Result<ExitCode> {

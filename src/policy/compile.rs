@@ -156,7 +156,7 @@ impl Cx<'_, '_> {
         self.c.push(Severity::Error, l, col, message, help);
     }
 
-    fn warn(&mut self, loc: &Location, message: String, help: Option<String>) {
+    pub(super) fn warn(&mut self, loc: &Location, message: String, help: Option<String>) {
         let (l, col) = at(loc);
         self.c.push(Severity::Warning, l, col, message, help);
     }
@@ -219,6 +219,7 @@ impl Cx<'_, '_> {
             _ => false,
         };
         let server = self.server(raw.server.as_ref(), self.base);
+        let alerts = self.alerts(raw.alerts.as_ref(), self.base);
         let networks = drafts
             .into_iter()
             .map(|d| Network {
@@ -249,6 +250,7 @@ impl Cx<'_, '_> {
                 case_insensitive_paths: raw.case_insensitive_paths,
                 path_index,
                 server,
+                alerts,
                 geo,
                 sources: std::mem::take(&mut self.sources),
                 report_only,
@@ -324,7 +326,7 @@ impl Cx<'_, '_> {
         drafts
     }
 
-    fn check_name(&mut self, name: &S<String>, what: &str) {
+    pub(super) fn check_name(&mut self, name: &S<String>, what: &str) {
         let v = &name.value;
         let ok = !v.is_empty()
             && v.bytes()

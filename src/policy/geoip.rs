@@ -48,28 +48,10 @@ impl Cx<'_, '_> {
             log_on_allow: g.log_geo_on_allow,
             check_interval: crate::geo::DEFAULT_CHECK_INTERVAL,
         };
-        let check_interval = match &g.check_interval {
-            None => crate::geo::DEFAULT_CHECK_INTERVAL,
-            Some(s) => match super::server::parse_duration(&s.value) {
-                Ok(d) if !d.is_zero() => d,
-                Ok(_) => {
-                    self.error(
-                        &s.referenced,
-                        "a check interval of zero".into(),
-                        Some("give a positive duration".into()),
-                    );
-                    crate::geo::DEFAULT_CHECK_INTERVAL
-                }
-                Err(e) => {
-                    self.error(
-                        &s.referenced,
-                        e,
-                        Some("write durations like 500ms, 30s, 5m or 1h".into()),
-                    );
-                    crate::geo::DEFAULT_CHECK_INTERVAL
-                }
-            },
-        };
+        let check_interval = self.duration(
+            g.check_interval.as_ref(),
+            crate::geo::DEFAULT_CHECK_INTERVAL,
+        );
         GeoSet {
             check_interval,
             ..set

@@ -8,6 +8,7 @@
 //! ([`diagnostics`]). A `Policy` that exists is valid: the request path never
 //! re-checks it.
 
+pub mod alerts;
 pub mod compile;
 pub mod diagnostics;
 mod geoip;
@@ -41,6 +42,8 @@ pub struct Policy {
     /// Rules by the first segment of their paths, built once at compile.
     pub(crate) path_index: PathIndex,
     pub(crate) server: server::ServerSettings,
+    /// The `alerts:` section; `None` when the policy has none.
+    pub(crate) alerts: Option<alerts::AlertSettings>,
     pub(crate) geo: GeoSet,
     /// Files read besides the policy itself (`file:` network lists).
     pub(crate) sources: Vec<PathBuf>,
@@ -167,6 +170,10 @@ impl Policy {
 
     pub fn server(&self) -> &server::ServerSettings {
         &self.server
+    }
+
+    pub fn alerts(&self) -> Option<&alerts::AlertSettings> {
+        self.alerts.as_ref()
     }
 
     pub fn geo(&self) -> &GeoSet {

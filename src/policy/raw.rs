@@ -67,6 +67,46 @@ pub struct RawPolicy {
     pub geoip: Option<S<RawGeoip>>,
     /// `report`: decide and log every request, enforce nothing.
     pub mode: Option<S<RawMode>>,
+    /// Alerts on blocked login attempts: sinks and aggregation.
+    pub alerts: Option<S<RawAlerts>>,
+}
+
+/// The `alerts:` section. Secrets are never written here: sinks name the
+/// environment variables that hold them.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAlerts {
+    pub window: Option<S<String>>,
+    pub key: Option<S<String>>,
+    pub storm: Option<S<RawStorm>>,
+    pub queue: Option<S<u64>>,
+    pub timeout: Option<S<String>>,
+    pub give_up_after: Option<S<String>>,
+    pub flush_timeout: Option<S<String>>,
+    pub report_only: Option<bool>,
+    #[serde(default)]
+    pub sinks: Vec<S<RawSink>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStorm {
+    pub max_alerts: S<u64>,
+    pub per: Option<S<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSink {
+    pub name: S<String>,
+    #[serde(rename = "type")]
+    pub kind: S<String>,
+    pub url: Option<S<String>>,
+    pub url_env: Option<S<String>>,
+    pub secret_env: Option<S<String>>,
+    pub token_env: Option<S<String>>,
+    pub signature_header: Option<S<String>>,
+    pub ca: Option<S<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -231,28 +231,7 @@ impl Cx<'_, '_> {
             }
         }
         let t = &r.timeouts;
-        let mut dur = |v: &Option<S<String>>, default: Duration| match v {
-            None => default,
-            Some(s) => match parse_duration(&s.value) {
-                Ok(d) if !d.is_zero() => d,
-                Ok(_) => {
-                    self.error(
-                        &s.referenced,
-                        "a timeout of zero".into(),
-                        Some("give a positive duration".into()),
-                    );
-                    default
-                }
-                Err(e) => {
-                    self.error(
-                        &s.referenced,
-                        e,
-                        Some("write durations like 500ms, 30s, 5m or 1h".into()),
-                    );
-                    default
-                }
-            },
-        };
+        let mut dur = |v: &Option<S<String>>, default: Duration| self.duration(v.as_ref(), default);
         out.timeouts = Timeouts {
             header_read: dur(&t.header_read, defaults::HEADER_READ),
             idle: dur(&t.idle, defaults::IDLE),
@@ -304,6 +283,31 @@ impl Cx<'_, '_> {
             }
         }
         out
+    }
+
+    /// A positive duration written as people write them; `default` when
+    /// absent or wrong (a wrong one is reported).
+    pub(super) fn duration(&mut self, v: Option<&S<String>>, default: Duration) -> Duration {
+        let Some(s) = v else { return default };
+        match parse_duration(&s.value) {
+            Ok(d) if !d.is_zero() => d,
+            Ok(_) => {
+                self.error(
+                    &s.referenced,
+                    "a duration of zero".into(),
+                    Some("give a positive duration".into()),
+                );
+                default
+            }
+            Err(e) => {
+                self.error(
+                    &s.referenced,
+                    e,
+                    Some("write durations like 500ms, 30s, 5m or 1h".into()),
+                );
+                default
+            }
+        }
     }
 
     fn listeners(&mut self, raw: &[S<RawListener>]) -> Vec<Listener> {

@@ -58,6 +58,8 @@ pub enum ServeError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("{}", alert_errors(.0))]
+    Alerts(Vec<crate::alerts::AlertError>),
     #[error("cannot start a worker thread: {0}")]
     Worker(std::io::Error),
     #[error("cannot listen on {addr}: {source}")]
@@ -65,6 +67,14 @@ pub enum ServeError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+}
+
+fn alert_errors(errors: &[crate::alerts::AlertError]) -> String {
+    let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
+    format!(
+        "{}\n  help: set the variables the alerts section names (see docs/alerts.md), then start again",
+        lines.join("\n")
+    )
 }
 
 /// Resolved listener set, in the order they are bound.
@@ -155,6 +165,31 @@ pub async fn serve(policy: Policy, o: Overrides) -> Result<(), ServeError> {
         }
         None => pages::Pages::default(),
     };
+    // Secrets are read now: a sink that cannot work stops startup.
+    let alert_sinks = match policy.alerts() {
+        Some(a) => Some((
+            a.clone(),
+            crate::alerts::deliver::resolve_all(a, &|v| std::env::var(v).ok())
+                .map_err(ServeError::Alerts)?,
+        )),
+        None => None,
+    };
+    let metrics = Arc::new(crate::telemetry::metrics::Metrics::default());
+    let (alerts, alert_tasks) = match alert_sinks {
+        Some((settings, sinks)) => {
+            for s in &sinks {
+                tracing::info!(
+                    event = "alert_sink",
+                    sink = &*s.name,
+                    kind = s.kind.as_str(),
+                    "alerts on blocked logins go to this sink"
+                );
+            }
+            let (a, running) = crate::alerts::start(&settings, sinks, metrics.clone());
+            (Some(a), Some(running))
+        }
+        None => (None, None),
+    };
     let (workers, stop_workers) = start_workers(client_tls, settings.timeouts.upstream_connect)?;
     let shared = Arc::new(service::Shared {
         policy: ArcSwap::from_pointee(policy),
@@ -163,7 +198,8 @@ pub async fn serve(policy: Policy, o: Overrides) -> Result<(), ServeError> {
         timeouts: settings.timeouts,
         log_allowed: settings.log_allowed,
         ids: service::RequestIds::default(),
-        metrics: Arc::new(crate::telemetry::metrics::Metrics::default()),
+        metrics,
+        alerts,
     });
     shared.metrics.policy_loaded(1, &shared.policy.load());
 
@@ -250,6 +286,10 @@ pub async fn serve(policy: Policy, o: Overrides) -> Result<(), ServeError> {
     let drained = tokio::time::timeout(settings.timeouts.drain, alive_rx.recv())
         .await
         .is_ok();
+    if let Some(tasks) = alert_tasks {
+        // After the drain: the last requests' attempts are in the queue.
+        tasks.shutdown().await;
+    }
     tracing::info!(event = "stopped", drained, "stopped");
     let _ = admin_stop_tx.send(true);
     let _ = admin_task.await;

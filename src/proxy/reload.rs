@@ -72,12 +72,7 @@ pub fn fingerprint(policy_text: &[u8], sources: &[PathBuf]) -> String {
         .collect()
 }
 
-fn rfc3339(t: SystemTime) -> String {
-    let mut s = String::new();
-    let mut w = tracing_subscriber::fmt::format::Writer::new(&mut s);
-    let _ = crate::telemetry::json::write_timestamp(&mut w, t);
-    s
-}
+use crate::telemetry::json::rfc3339;
 
 impl Reloader {
     pub fn new(
@@ -281,6 +276,7 @@ fn needs_restart(old: &Policy, new: &Policy) -> Vec<&'static str> {
         ("server.limits", a.limits != b.limits),
         ("server.log_allowed", a.log_allowed != b.log_allowed),
         ("server.reload", a.reload != b.reload),
+        ("alerts", old.alerts() != new.alerts()),
     ]
     .into_iter()
     .filter_map(|(name, changed)| changed.then_some(name))

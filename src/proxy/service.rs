@@ -40,6 +40,8 @@ pub struct Shared {
     pub log_allowed: AllowedLogLevel,
     pub ids: RequestIds,
     pub metrics: Arc<crate::telemetry::metrics::Metrics>,
+    /// Alerts on blocked logins; `None` without an `alerts:` section.
+    pub alerts: Option<crate::alerts::Alerts>,
 }
 
 /// The rule label of a decision: the rule's shared name, or `default` /
@@ -273,6 +275,27 @@ pub async fn handle(
         }
         _ => None,
     };
+    let user_agent = user_agent
+        .as_ref()
+        .and_then(|v| v.to_str().ok())
+        .map_or("", |ua| telemetry::cut(ua, telemetry::MAX_USER_AGENT));
+    let host = host_str.map(host_without_port).unwrap_or("");
+    if let Some(alerts) = &shared.alerts {
+        alert(
+            alerts,
+            &decision,
+            &policy,
+            facts.as_ref(),
+            AlertContext {
+                peer,
+                method: method.as_str(),
+                host,
+                path: &log_path,
+                user_agent,
+                request_id: &request_id,
+            },
+        );
+    }
     telemetry::log_decision(
         &decision,
         &RequestLog {
@@ -281,12 +304,9 @@ pub async fn handle(
             method: method.as_str(),
             path: &log_path,
             scheme,
-            host: host_str.map(host_without_port).unwrap_or(""),
+            host,
             version,
-            user_agent: user_agent
-                .as_ref()
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or(""),
+            user_agent,
             status: response.status().as_u16(),
             duration: start.elapsed(),
         },
@@ -294,6 +314,59 @@ pub async fn handle(
         shared.log_allowed,
     );
     Ok(response)
+}
+
+/// What an alert says of the request besides the decision.
+struct AlertContext<'a> {
+    peer: std::net::IpAddr,
+    method: &'a str,
+    host: &'a str,
+    path: &'a str,
+    user_agent: &'a str,
+    request_id: &'a str,
+}
+
+/// Hands a blocked login attempt (or, if alerts take them, a report-only
+/// would-be block) to the alerts. Other requests cost one branch.
+fn alert(
+    alerts: &crate::alerts::Alerts,
+    decision: &crate::engine::Decision<'_, '_>,
+    policy: &Policy,
+    facts: Option<&crate::geo::Facts>,
+    r: AlertContext<'_>,
+) {
+    let (rule, enforced) = if decision.is_blocked_login() {
+        (rule_label(decision), decision.enforced)
+    } else {
+        match decision.report {
+            Some(hit) if hit.rule.login => (hit.rule.label.clone(), false),
+            _ => return,
+        }
+    };
+    if !enforced && !alerts.report_only() {
+        return;
+    }
+    let geo = policy.geo();
+    let facts = match (facts, decision.client.ip) {
+        (Some(f), _) => Some(f.clone()),
+        (None, Some(ip)) if !geo.is_empty() => Some(geo.facts(ip)),
+        _ => None,
+    };
+    alerts.notify(crate::alerts::Attempt {
+        at: std::time::SystemTime::now(),
+        client: decision.client.ip,
+        client_source: decision.client.derivation.kind(),
+        derivation: decision.client.derivation.to_string(),
+        peer: r.peer,
+        facts,
+        rule,
+        method: r.method.to_string(),
+        host: r.host.to_string(),
+        path: r.path.to_string(),
+        user_agent: r.user_agent.to_string(),
+        request_id: r.request_id.to_string(),
+        enforced,
+    });
 }
 
 /// One of netwarden's own pages, showing the client address as decided.

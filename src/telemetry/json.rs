@@ -160,6 +160,14 @@ pub fn write_timestamp(w: &mut Writer<'_>, t: SystemTime) -> fmt::Result {
     )
 }
 
+/// [`write_timestamp`] into a new string.
+pub fn rfc3339(t: SystemTime) -> String {
+    let mut s = String::with_capacity(27);
+    // Writing to a String cannot fail.
+    let _ = write_timestamp(&mut Writer::new(&mut s), t);
+    s
+}
+
 /// Days since 1970-01-01 to (year, month, day): Howard Hinnant's
 /// `civil_from_days` (proleptic Gregorian calendar).
 fn civil_from_days(z: i64) -> (i64, u32, u32) {

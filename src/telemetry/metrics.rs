@@ -45,6 +45,23 @@ pub struct DatabaseLabels {
     pub database: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabels {
+    pub kind: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DeliveryLabels {
+    /// The sink's name from the policy (bounded by the policy).
+    pub sink: Name,
+    pub outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SinkLabels {
+    pub sink: Name,
+}
+
 /// Every metric netwarden exports.
 pub struct Metrics {
     registry: Registry,
@@ -58,6 +75,11 @@ pub struct Metrics {
     pub policy_generation: Gauge,
     pub policy_loaded_seconds: Gauge<f64, AtomicU64>,
     pub geoip_build_seconds: Family<DatabaseLabels, Gauge>,
+    pub alerts: Family<KindLabels, Counter>,
+    pub alert_attempts_aggregated: Counter,
+    pub alert_attempts_dropped: Counter,
+    pub alert_deliveries: Family<DeliveryLabels, Counter>,
+    pub alert_delivery_retries: Family<SinkLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -125,8 +147,43 @@ impl Default for Metrics {
             "Build time of each GeoIP database in use (Unix time)",
             geoip_build_seconds.clone(),
         );
+        let alerts = Family::<KindLabels, Counter>::default();
+        registry.register(
+            "alerts",
+            "Alerts produced, by kind (attempt: a first attempt alone; summary: attempts of one key in a window; storm: the storm cap's summary)",
+            alerts.clone(),
+        );
+        let alert_attempts_aggregated = Counter::default();
+        registry.register(
+            "alert_attempts_aggregated",
+            "Blocked login attempts counted into a summary or storm alert instead of alerting alone",
+            alert_attempts_aggregated.clone(),
+        );
+        let alert_attempts_dropped = Counter::default();
+        registry.register(
+            "alert_attempts_dropped",
+            "Blocked login attempts not alerted because the alert queue was full",
+            alert_attempts_dropped.clone(),
+        );
+        let alert_deliveries = Family::<DeliveryLabels, Counter>::default();
+        registry.register(
+            "alert_deliveries",
+            "Alert deliveries by sink and outcome (delivered, rejected, gave_up, dropped)",
+            alert_deliveries.clone(),
+        );
+        let alert_delivery_retries = Family::<SinkLabels, Counter>::default();
+        registry.register(
+            "alert_delivery_retries",
+            "Alert delivery calls retried, by sink",
+            alert_delivery_retries.clone(),
+        );
         Self {
             registry,
+            alerts,
+            alert_attempts_aggregated,
+            alert_attempts_dropped,
+            alert_deliveries,
+            alert_delivery_retries,
             decisions,
             login_blocked,
             decision_seconds,

@@ -79,7 +79,7 @@ pub mod fields {
 
 /// Longest user agent logged; longer ones are cut (they are free text sent
 /// by the client).
-const MAX_USER_AGENT: usize = 256;
+pub const MAX_USER_AGENT: usize = 256;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum LogFormat {
@@ -142,7 +142,8 @@ pub struct RequestLog<'a> {
     pub duration: Duration,
 }
 
-fn cut(s: &str, max: usize) -> &str {
+/// `s` cut to at most `max` bytes, on a character boundary.
+pub fn cut(s: &str, max: usize) -> &str {
     if s.len() <= max {
         return s;
     }

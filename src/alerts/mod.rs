@@ -1,0 +1,357 @@
+//! Alerts on blocked login attempts, off the request path.
+//!
+//! A request that is a blocked login hands an [`Attempt`] to
+//! [`Alerts::notify`], which never waits: a full queue drops the attempt
+//! and counts it. One task aggregates attempts into alerts
+//! ([`aggregate`]: first attempt at once, a summary per key and window, a
+//! storm summary past the global cap) and hands each alert to every sink's
+//! own bounded queue. One task per sink renders ([`payload`]) and delivers
+//! ([`deliver`]) with a timeout per call and bounded retries, so a sink
+//! that hangs delays only its own alerts. On shutdown, pending counts are
+//! flushed as summaries and the queues get a bounded time to drain.
+
+pub mod aggregate;
+pub mod deliver;
+pub mod payload;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use crate::geo::Facts;
+use crate::policy::alerts::AlertSettings;
+use crate::telemetry::metrics::{DeliveryLabels, KindLabels, Metrics, Name};
+use aggregate::{Aggregator, Scope};
+pub use deliver::{AlertError, Sink};
+
+/// One blocked login attempt: what an alert may say of it. Never cookies,
+/// credentials, query strings, bodies or form fields.
+#[derive(Clone, Debug)]
+pub struct Attempt {
+    pub at: SystemTime,
+    /// The client address as decided; `None` when it could not be resolved.
+    pub client: Option<IpAddr>,
+    /// `peer`, `header`, `given` or `unknown`.
+    pub client_source: &'static str,
+    /// How the address was derived, in words.
+    pub derivation: String,
+    /// The TCP peer (or PROXY protocol source).
+    pub peer: IpAddr,
+    pub facts: Option<Facts>,
+    pub rule: Arc<str>,
+    pub method: String,
+    pub host: String,
+    /// The normalized path, never the query.
+    pub path: String,
+    pub user_agent: String,
+    pub request_id: String,
+    /// `false`: a report-only rule or policy would have blocked it.
+    pub enforced: bool,
+}
+
+#[cfg(test)]
+impl Attempt {
+    pub(crate) fn example() -> Self {
+        Attempt {
+            at: SystemTime::UNIX_EPOCH,
+            client: Some(IpAddr::from([203, 0, 113, 7])),
+            client_source: "peer",
+            derivation: "peer".into(),
+            peer: IpAddr::from([203, 0, 113, 7]),
+            facts: None,
+            rule: "login".into(),
+            method: "POST".into(),
+            host: "console.example.com".into(),
+            path: "/login".into(),
+            user_agent: "curl/8".into(),
+            request_id: "0123456789abcdef".into(),
+            enforced: true,
+        }
+    }
+}
+
+/// Attempts of one key within a window, sent when the window ends.
+#[derive(Clone, Debug)]
+pub struct Summary {
+    pub scope: Scope,
+    pub enforced: bool,
+    pub attempts: u64,
+    pub from: SystemTime,
+    pub to: SystemTime,
+    /// The latest attempt, for context.
+    pub last: Arc<Attempt>,
+}
+
+/// The storm cap's summary: attempts past the cap in one interval.
+#[derive(Clone, Debug)]
+pub struct Storm {
+    pub from: SystemTime,
+    pub to: SystemTime,
+    pub attempts: u64,
+    /// Of `attempts`, those only a report-only rule or policy would block.
+    pub would_be: u64,
+    /// Distinct sources (keys).
+    pub sources: u64,
+    /// The sources with the most attempts, most first.
+    pub top: Vec<(Scope, u64)>,
+}
+
+#[derive(Clone, Debug)]
+pub enum Alert {
+    /// A first attempt, alone.
+    Attempt(Arc<Attempt>),
+    Summary(Summary),
+    Storm(Storm),
+    /// `netwarden alert-test`.
+    Test { at: SystemTime },
+}
+
+impl Alert {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Alert::Attempt(_) => "attempt",
+            Alert::Summary(_) => "summary",
+            Alert::Storm(_) => "storm",
+            Alert::Test { .. } => "test",
+        }
+    }
+}
+
+/// The request path's side: hands attempts to the aggregator without
+/// waiting.
+pub struct Alerts {
+    tx: mpsc::Sender<Attempt>,
+    report_only: bool,
+    metrics: Arc<Metrics>,
+    /// Seconds since the epoch of the last "queue full" warning: at most one
+    /// a second, so a storm does not become a log storm.
+    last_drop_warning: AtomicU64,
+    dropped_since_warning: AtomicU64,
+}
+
+impl Alerts {
+    /// Whether report-only would-be blocks are alerted.
+    pub fn report_only(&self) -> bool {
+        self.report_only
+    }
+
+    /// Queues one attempt; never blocks.
+    pub fn notify(&self, a: Attempt) {
+        if let Err(mpsc::error::TrySendError::Full(_)) = self.tx.try_send(a) {
+            self.metrics.alert_attempts_dropped.inc();
+            let dropped = self.dropped_since_warning.fetch_add(1, Ordering::Relaxed) + 1;
+            let now = SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            let last = self.last_drop_warning.load(Ordering::Relaxed);
+            if now > last
+                && self
+                    .last_drop_warning
+                    .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                    .is_ok()
+            {
+                self.dropped_since_warning.store(0, Ordering::Relaxed);
+                tracing::warn!(
+                    event = "alert_dropped",
+                    dropped,
+                    reason = "queue_full",
+                    "alert queue full: blocked login attempts are not being alerted (still logged)"
+                );
+            }
+        }
+    }
+}
+
+/// The running alert tasks.
+pub struct Running {
+    stop: oneshot::Sender<()>,
+    aggregator: JoinHandle<()>,
+    sinks: Vec<(Arc<str>, Arc<AtomicU64>, JoinHandle<()>)>,
+    flush_timeout: Duration,
+    metrics: Arc<Metrics>,
+}
+
+/// Starts the aggregator and one delivery task per sink, on the current
+/// runtime.
+pub fn start(
+    settings: &AlertSettings,
+    sinks: Vec<Sink>,
+    metrics: Arc<Metrics>,
+) -> (Alerts, Running) {
+    let (tx, rx) = mpsc::channel(settings.queue);
+    let mut queues = Vec::with_capacity(sinks.len());
+    let mut tasks = Vec::with_capacity(sinks.len());
+    for sink in sinks {
+        let sink = Arc::new(sink);
+        let (stx, srx) = mpsc::channel::<Arc<Alert>>(settings.queue);
+        let pending = Arc::new(AtomicU64::new(0));
+        let task = tokio::spawn(deliver::run(
+            sink.clone(),
+            srx,
+            pending.clone(),
+            settings.give_up_after,
+            metrics.clone(),
+        ));
+        queues.push((sink.name.clone(), stx, pending.clone()));
+        tasks.push((sink.name.clone(), pending, task));
+    }
+    let (stop_tx, stop_rx) = oneshot::channel();
+    let aggregator = tokio::spawn(aggregate_loop(
+        Aggregator::new(settings, Instant::now()),
+        rx,
+        stop_rx,
+        queues,
+        metrics.clone(),
+    ));
+    (
+        Alerts {
+            tx,
+            report_only: settings.report_only,
+            metrics: metrics.clone(),
+            last_drop_warning: AtomicU64::new(0),
+            dropped_since_warning: AtomicU64::new(0),
+        },
+        Running {
+            stop: stop_tx,
+            aggregator,
+            sinks: tasks,
+            flush_timeout: settings.flush_timeout,
+            metrics,
+        },
+    )
+}
+
+type Queue = (Arc<str>, mpsc::Sender<Arc<Alert>>, Arc<AtomicU64>);
+
+async fn aggregate_loop(
+    mut agg: Aggregator,
+    mut rx: mpsc::Receiver<Attempt>,
+    mut stop: oneshot::Receiver<()>,
+    queues: Vec<Queue>,
+    metrics: Arc<Metrics>,
+) {
+    let mut out = Vec::new();
+    loop {
+        let deadline = agg.next_deadline();
+        let step = tokio::select! {
+            biased;
+            _ = &mut stop => break,
+            a = rx.recv() => match a {
+                Some(a) => agg.attempt(a, Instant::now(), &mut out),
+                None => break,
+            },
+            () = sleep_until(deadline), if deadline.is_some() => agg.tick(Instant::now(), &mut out),
+        };
+        metrics.alert_attempts_aggregated.inc_by(step.aggregated);
+        dispatch(&mut out, &queues, &metrics);
+    }
+    // Shutdown: what is already queued, then every pending count.
+    rx.close();
+    while let Ok(a) = rx.try_recv() {
+        let step = agg.attempt(a, Instant::now(), &mut out);
+        metrics.alert_attempts_aggregated.inc_by(step.aggregated);
+    }
+    agg.flush(&mut out);
+    dispatch(&mut out, &queues, &metrics);
+    // Dropping the queues lets each sink finish what it holds, then stop.
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    if let Some(d) = deadline {
+        tokio::time::sleep_until(tokio::time::Instant::from_std(d)).await;
+    }
+}
+
+fn dispatch(out: &mut Vec<Alert>, queues: &[Queue], metrics: &Metrics) {
+    for alert in out.drain(..) {
+        metrics
+            .alerts
+            .get_or_create(&KindLabels { kind: alert.kind() })
+            .inc();
+        let alert = Arc::new(alert);
+        for (name, q, pending) in queues {
+            pending.fetch_add(1, Ordering::Relaxed);
+            if q.try_send(alert.clone()).is_err() {
+                pending.fetch_sub(1, Ordering::Relaxed);
+                metrics
+                    .alert_deliveries
+                    .get_or_create(&DeliveryLabels {
+                        sink: Name(name.clone()),
+                        outcome: "dropped",
+                    })
+                    .inc();
+                tracing::warn!(
+                    event = "alert_dropped",
+                    sink = &**name,
+                    reason = "sink_queue_full",
+                    kind = alert.kind(),
+                    "alert sink is behind; alert dropped"
+                );
+            }
+        }
+    }
+}
+
+impl Running {
+    /// Flushes pending counts and gives the sinks `flush_timeout` to
+    /// deliver what they hold; what is left after that is dropped and
+    /// counted.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(());
+        let deadline = tokio::time::Instant::now() + self.flush_timeout;
+        let _ = tokio::time::timeout_at(deadline, self.aggregator).await;
+        for (name, pending, mut task) in self.sinks {
+            if tokio::time::timeout_at(deadline, &mut task).await.is_err() {
+                task.abort();
+                let left = pending.load(Ordering::Relaxed);
+                self.metrics
+                    .alert_deliveries
+                    .get_or_create(&DeliveryLabels {
+                        sink: Name(name.clone()),
+                        outcome: "dropped",
+                    })
+                    .inc_by(left);
+                tracing::warn!(
+                    event = "alert_dropped",
+                    sink = &*name,
+                    reason = "shutdown",
+                    dropped = left,
+                    "alerts not delivered before the flush timeout"
+                );
+            }
+        }
+    }
+}
+
+/// What `netwarden alert-test` found for one sink.
+pub struct TestOutcome {
+    pub sink: Arc<str>,
+    pub kind: &'static str,
+    /// The one call's result: no retries, so that the report is prompt.
+    pub result: deliver::Try,
+    pub took: Duration,
+}
+
+/// Sends one test alert to each sink, one call each, bounded by the
+/// sinks' timeout.
+pub async fn test(sinks: &[Sink]) -> Vec<TestOutcome> {
+    let alert = Alert::Test {
+        at: SystemTime::now(),
+    };
+    let mut out = Vec::with_capacity(sinks.len());
+    for sink in sinks {
+        let start = Instant::now();
+        let result = sink.send_once(sink.body(&alert)).await;
+        out.push(TestOutcome {
+            sink: sink.name.clone(),
+            kind: sink.kind.as_str(),
+            result,
+            took: start.elapsed(),
+        });
+    }
+    out
+}

@@ -1,0 +1,422 @@
+//! What each sink receives, rendered from one [`Alert`]. Pure.
+//!
+//! Every payload says when, the client address and how it was derived, the
+//! known GeoIP facts, the rule, host, normalized path (never the query),
+//! user agent, request id, and how many attempts it stands for. Report-only
+//! would-be blocks say so. Nothing else of the request is ever in an
+//! [`super::Attempt`], so nothing else can leak here.
+
+use std::fmt::Write as _;
+use std::time::{Duration, SystemTime};
+
+use serde_json::{Map, Value, json};
+
+use super::{Alert, Attempt, Storm, Summary};
+use crate::telemetry::json::rfc3339;
+
+/// Version of the webhook body; bumped on incompatible changes.
+pub const WEBHOOK_VERSION: u32 = 1;
+
+/// One line for people: "Blocked login attempt from 203.0.113.7 (rule login)".
+pub fn headline(alert: &Alert) -> String {
+    match alert {
+        Alert::Attempt(a) => format!(
+            "{} from {} (rule {})",
+            if a.enforced {
+                "Blocked login attempt"
+            } else {
+                "Report-only: login attempt that would be blocked"
+            },
+            client_text(a),
+            a.rule
+        ),
+        Alert::Summary(s) => format!(
+            "{}{} more blocked login attempt{} from {} in the last {}",
+            if s.enforced { "" } else { "Report-only: " },
+            s.attempts,
+            if s.attempts == 1 { "" } else { "s" },
+            s.scope,
+            span(s.from, s.to),
+        ),
+        Alert::Storm(s) => format!(
+            "Login attempt storm: {} blocked attempt{} from {} source{}{}",
+            s.attempts,
+            if s.attempts == 1 { "" } else { "s" },
+            s.sources,
+            if s.sources == 1 { "" } else { "s" },
+            if s.would_be > 0 {
+                format!(" ({} only report-only)", s.would_be)
+            } else {
+                String::new()
+            }
+        ),
+        Alert::Test { .. } => "netwarden test alert: this sink is reachable".into(),
+    }
+}
+
+fn client_text(a: &Attempt) -> String {
+    a.client
+        .map_or_else(|| "an unknown client".into(), |ip| ip.to_string())
+}
+
+/// "42s", "5m 3s": the length of a summary's span.
+fn span(from: SystemTime, to: SystemTime) -> String {
+    let secs = to.duration_since(from).unwrap_or_default().as_secs().max(1);
+    if secs < 60 {
+        format!("{secs}s")
+    } else {
+        format!("{}m {}s", secs / 60, secs % 60)
+    }
+}
+
+fn geo_json(a: &Attempt) -> Option<Value> {
+    let f = a.facts.as_ref()?;
+    let mut m = Map::new();
+    if let Some(c) = f.country {
+        m.insert("country".into(), c.to_string().into());
+    }
+    if let Some(n) = f.asn {
+        m.insert("asn".into(), n.into());
+    }
+    if let Some(o) = &f.as_org {
+        m.insert("as_org".into(), o.clone().into());
+    }
+    if let Some(t) = f.connection_type {
+        m.insert("connection_type".into(), t.into());
+    }
+    if let Some(flags) = f.anonymous {
+        let names: Vec<Value> = flags.names().map(Value::from).collect();
+        m.insert("anonymous".into(), names.into());
+    }
+    (!m.is_empty()).then_some(Value::Object(m))
+}
+
+fn attempt_json(a: &Attempt) -> Value {
+    let mut v = json!({
+        "time": rfc3339(a.at),
+        "client": {
+            "address": a.client.map(|ip| ip.to_string()),
+            "source": a.client_source,
+            "derivation": a.derivation,
+            "peer": a.peer.to_string(),
+        },
+        "rule": &*a.rule,
+        "request": {
+            "method": a.method,
+            "host": a.host,
+            "path": a.path,
+            "user_agent": a.user_agent,
+            "request_id": a.request_id,
+        },
+        "enforced": a.enforced,
+    });
+    if let (Some(geo), Value::Object(m)) = (geo_json(a), &mut v) {
+        m.insert("geo".into(), geo);
+    }
+    v
+}
+
+/// The generic webhook's JSON body.
+pub fn webhook(alert: &Alert, instance: &str, key: &str) -> Value {
+    let mut v = json!({
+        "version": WEBHOOK_VERSION,
+        "source": "netwarden",
+        "instance": instance,
+        "kind": alert.kind(),
+        "summary": headline(alert),
+    });
+    let Value::Object(m) = &mut v else {
+        return v;
+    };
+    match alert {
+        Alert::Attempt(a) => {
+            m.insert("time".into(), rfc3339(a.at).into());
+            m.insert("enforced".into(), a.enforced.into());
+            m.insert("attempts".into(), 1.into());
+            m.insert("attempt".into(), attempt_json(a));
+        }
+        Alert::Summary(s) => {
+            m.insert("time".into(), rfc3339(s.to).into());
+            m.insert("enforced".into(), s.enforced.into());
+            m.insert("attempts".into(), s.attempts.into());
+            m.insert("key".into(), json!({"by": key, "value": s.scope.to_string()}));
+            m.insert(
+                "window".into(),
+                json!({"from": rfc3339(s.from), "to": rfc3339(s.to)}),
+            );
+            m.insert("last_attempt".into(), attempt_json(&s.last));
+        }
+        Alert::Storm(s) => {
+            m.insert("time".into(), rfc3339(s.to).into());
+            m.insert("enforced".into(), (s.would_be < s.attempts).into());
+            m.insert("attempts".into(), s.attempts.into());
+            m.insert("would_be_attempts".into(), s.would_be.into());
+            m.insert("sources".into(), s.sources.into());
+            m.insert(
+                "window".into(),
+                json!({"from": rfc3339(s.from), "to": rfc3339(s.to)}),
+            );
+            m.insert("key".into(), json!({"by": key}));
+            m.insert("top_sources".into(), top_json(s));
+        }
+        Alert::Test { at } => {
+            m.insert("time".into(), rfc3339(*at).into());
+            m.insert("attempts".into(), 0.into());
+        }
+    }
+    v
+}
+
+fn top_json(s: &Storm) -> Value {
+    s.top
+        .iter()
+        .map(|(scope, n)| json!({"key": scope.to_string(), "attempts": n}))
+        .collect()
+}
+
+/// Slack's three control characters (`&`, `<`, `>`), so that text a client
+/// sent (a user agent) cannot become a link or an `@channel` mention.
+fn slack_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            // Would end the inline code span the value is shown in.
+            '`' => out.push('\''),
+            c if c.is_control() => out.push(' '),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn slack_attempt_lines(text: &mut String, a: &Attempt) {
+    let _ = writeln!(
+        text,
+        "• Client: `{}` ({})",
+        slack_escape(&client_text(a)),
+        slack_escape(&a.derivation)
+    );
+    if let Some(f) = &a.facts {
+        let _ = writeln!(text, "• Network: {}", slack_escape(&f.to_string()));
+    }
+    let _ = writeln!(text, "• Rule: `{}`", slack_escape(&a.rule));
+    let _ = writeln!(
+        text,
+        "• Request: `{} {}{}`",
+        slack_escape(&a.method),
+        slack_escape(&a.host),
+        slack_escape(&a.path)
+    );
+    let _ = writeln!(text, "• User agent: `{}`", slack_escape(&a.user_agent));
+    let _ = writeln!(
+        text,
+        "• Request id: `{}` at {}",
+        slack_escape(&a.request_id),
+        rfc3339(a.at)
+    );
+}
+
+/// A Slack-compatible incoming webhook body (`text` in mrkdwn; Mattermost
+/// and Rocket.Chat read the same).
+pub fn slack(alert: &Alert, instance: &str) -> Value {
+    let mut text = format!(
+        ":rotating_light: *{}*\n",
+        slack_escape(&headline(alert))
+    );
+    match alert {
+        Alert::Attempt(a) => slack_attempt_lines(&mut text, a),
+        Alert::Summary(Summary {
+            from, to, last, ..
+        }) => {
+            let _ = writeln!(
+                &mut text,
+                "• Between {} and {}; the latest:",
+                rfc3339(*from),
+                rfc3339(*to)
+            );
+            slack_attempt_lines(&mut text, last);
+        }
+        Alert::Storm(s) => {
+            let _ = writeln!(
+                &mut text,
+                "• Between {} and {}; top sources:",
+                rfc3339(s.from),
+                rfc3339(s.to)
+            );
+            for (scope, n) in &s.top {
+                let _ = writeln!(&mut text, "  `{}`: {n}", slack_escape(&scope.to_string()));
+            }
+        }
+        Alert::Test { .. } => {}
+    }
+    let _ = write!(&mut text, "_netwarden on {}_", slack_escape(instance));
+    json!({ "text": text })
+}
+
+/// Prometheus Alertmanager `POST /api/v2/alerts`: a list of one alert. It
+/// ends after `window` (Alertmanager resolves it then) unless sent again.
+pub fn alertmanager(alert: &Alert, instance: &str, key: &str, window: Duration) -> Value {
+    let (at, alertname, enforced) = match alert {
+        Alert::Attempt(a) => (a.at, "NetwardenBlockedLogin", a.enforced),
+        Alert::Summary(s) => (s.to, "NetwardenBlockedLogin", s.enforced),
+        Alert::Storm(s) => (s.to, "NetwardenBlockedLoginStorm", s.would_be < s.attempts),
+        Alert::Test { at } => (*at, "NetwardenAlertTest", true),
+    };
+    let mut labels = Map::new();
+    labels.insert("alertname".into(), alertname.into());
+    labels.insert(
+        "severity".into(),
+        if enforced { "warning" } else { "info" }.into(),
+    );
+    labels.insert("instance".into(), instance.into());
+    labels.insert("enforced".into(), enforced.to_string().into());
+    let mut ann = Map::new();
+    ann.insert("summary".into(), headline(alert).into());
+    let attempt = match alert {
+        Alert::Attempt(a) => Some(&**a),
+        Alert::Summary(s) => Some(&*s.last),
+        _ => None,
+    };
+    match alert {
+        Alert::Attempt(a) => {
+            labels.insert("rule".into(), (*a.rule).into());
+            labels.insert(
+                "client".into(),
+                a.client
+                    .map_or_else(|| "unknown".to_string(), |ip| ip.to_string())
+                    .into(),
+            );
+            ann.insert("attempts".into(), "1".into());
+        }
+        Alert::Summary(s) => {
+            labels.insert("rule".into(), (*s.last.rule).into());
+            labels.insert("client".into(), s.scope.to_string().into());
+            ann.insert("attempts".into(), s.attempts.to_string().into());
+            ann.insert("key".into(), key.into());
+            ann.insert("window_from".into(), rfc3339(s.from).into());
+        }
+        Alert::Storm(s) => {
+            ann.insert("attempts".into(), s.attempts.to_string().into());
+            ann.insert("sources".into(), s.sources.to_string().into());
+            ann.insert("key".into(), key.into());
+            ann.insert("window_from".into(), rfc3339(s.from).into());
+            let top: Vec<String> = s.top.iter().map(|(k, n)| format!("{k}: {n}")).collect();
+            ann.insert("top_sources".into(), top.join(", ").into());
+        }
+        Alert::Test { .. } => {}
+    }
+    if let Some(a) = attempt {
+        ann.insert(
+            "client_address".into(),
+            a.client.map(|ip| ip.to_string()).unwrap_or_default().into(),
+        );
+        ann.insert("client_derivation".into(), a.derivation.clone().into());
+        ann.insert("peer_address".into(), a.peer.to_string().into());
+        if let Some(f) = &a.facts {
+            ann.insert("network".into(), f.to_string().into());
+        }
+        ann.insert("host".into(), a.host.clone().into());
+        ann.insert("path".into(), a.path.clone().into());
+        ann.insert("method".into(), a.method.clone().into());
+        ann.insert("user_agent".into(), a.user_agent.clone().into());
+        ann.insert("request_id".into(), a.request_id.clone().into());
+    }
+    json!([{
+        "labels": labels,
+        "annotations": ann,
+        "startsAt": rfc3339(at),
+        "endsAt": rfc3339(at + window),
+    }])
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::alerts::aggregate::Scope;
+
+    fn hostile() -> Attempt {
+        Attempt {
+            user_agent: "<!channel> `rm` & <https://evil.example|click>".into(),
+            facts: Some(crate::geo::Facts {
+                asn: Some(64500),
+                as_org: Some("ExampleNet".into()),
+                ..Default::default()
+            }),
+            ..Attempt::example()
+        }
+    }
+
+    #[test]
+    fn webhook_attempt_carries_the_context_to_act_on() {
+        let v = webhook(&Alert::Attempt(Arc::new(hostile())), "pod-1", "client");
+        assert_eq!(v["kind"], "attempt");
+        assert_eq!(v["attempts"], 1);
+        assert_eq!(v["enforced"], true);
+        assert_eq!(v["attempt"]["client"]["address"], "203.0.113.7");
+        assert_eq!(v["attempt"]["geo"]["asn"], 64500);
+        assert_eq!(v["attempt"]["geo"]["as_org"], "ExampleNet");
+        assert_eq!(v["attempt"]["request"]["path"], "/login");
+        assert_eq!(v["attempt"]["rule"], "login");
+        assert_eq!(v["instance"], "pod-1");
+    }
+
+    #[test]
+    fn slack_text_cannot_mention_or_link() {
+        let v = slack(&Alert::Attempt(Arc::new(hostile())), "pod-1");
+        let text = v["text"].as_str().expect("text");
+        assert!(!text.contains("<!channel>"));
+        assert!(!text.contains("<https://"));
+        assert!(text.contains("&lt;!channel&gt; 'rm' &amp;"));
+    }
+
+    #[test]
+    fn report_only_alerts_say_so() {
+        let mut a = Attempt::example();
+        a.enforced = false;
+        let alert = Alert::Attempt(Arc::new(a));
+        assert!(headline(&alert).starts_with("Report-only"));
+        assert_eq!(webhook(&alert, "x", "client")["enforced"], false);
+        let am = alertmanager(&alert, "x", "client", Duration::from_secs(300));
+        assert_eq!(am[0]["labels"]["enforced"], "false");
+        assert_eq!(am[0]["labels"]["severity"], "info");
+    }
+
+    #[test]
+    fn alertmanager_alerts_end_after_the_window() {
+        let s = Summary {
+            scope: Scope::Client("203.0.113.7".parse().expect("ip")),
+            enforced: true,
+            attempts: 41,
+            from: SystemTime::UNIX_EPOCH,
+            to: SystemTime::UNIX_EPOCH + Duration::from_secs(60),
+            last: Arc::new(Attempt::example()),
+        };
+        let v = alertmanager(&Alert::Summary(s), "pod-1", "client", Duration::from_secs(300));
+        assert_eq!(v[0]["labels"]["alertname"], "NetwardenBlockedLogin");
+        assert_eq!(v[0]["labels"]["client"], "203.0.113.7");
+        assert_eq!(v[0]["annotations"]["attempts"], "41");
+        assert_eq!(v[0]["startsAt"], "1970-01-01T00:01:00.000000Z");
+        assert_eq!(v[0]["endsAt"], "1970-01-01T00:06:00.000000Z");
+    }
+
+    #[test]
+    fn headlines_count_attempts() {
+        let storm = Storm {
+            from: SystemTime::UNIX_EPOCH,
+            to: SystemTime::UNIX_EPOCH,
+            attempts: 500,
+            would_be: 0,
+            sources: 120,
+            top: vec![],
+        };
+        assert_eq!(
+            headline(&Alert::Storm(storm)),
+            "Login attempt storm: 500 blocked attempts from 120 sources"
+        );
+    }
+}
