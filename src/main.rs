@@ -353,7 +353,10 @@ fn alert_test(args: &AlertTestArgs) -> anyhow::Result<ExitCode> {
         }
     }
     if settings.sinks.is_empty() {
-        bail!("the alerts section of {} names no sinks", args.policy.display());
+        bail!(
+            "the alerts section of {} names no sinks",
+            args.policy.display()
+        );
     }
     let sinks = match resolve_all(&settings, &|v| std::env::var(v).ok()) {
         Ok(s) => s,
@@ -370,7 +373,12 @@ fn alert_test(args: &AlertTestArgs) -> anyhow::Result<ExitCode> {
         let ms = o.took.as_millis();
         let line = match o.result {
             Try::Delivered(status) => {
-                format!("{} ({}): delivered, HTTP {} in {ms} ms", o.sink, o.kind, status.as_u16())
+                format!(
+                    "{} ({}): delivered, HTTP {} in {ms} ms",
+                    o.sink,
+                    o.kind,
+                    status.as_u16()
+                )
             }
             Try::Rejected(status) => {
                 failed += 1;
@@ -381,7 +389,10 @@ fn alert_test(args: &AlertTestArgs) -> anyhow::Result<ExitCode> {
                     status.as_u16()
                 )
             }
-            Try::Retry { status: Some(status), .. } => {
+            Try::Retry {
+                status: Some(status),
+                ..
+            } => {
                 failed += 1;
                 format!(
                     "{} ({}): failed, HTTP {} (serve would retry)",
@@ -392,7 +403,10 @@ fn alert_test(args: &AlertTestArgs) -> anyhow::Result<ExitCode> {
             }
             Try::Retry { why, .. } => {
                 failed += 1;
-                format!("{} ({}): failed: {why} after {ms} ms (serve would retry)", o.sink, o.kind)
+                format!(
+                    "{} ({}): failed: {why} after {ms} ms (serve would retry)",
+                    o.sink, o.kind
+                )
             }
         };
         out(&format!("{line}\n"));

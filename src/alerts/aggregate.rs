@@ -9,7 +9,8 @@
 //! - A global cap (`max_alerts` per `per`) holds for first attempts and
 //!   summaries together. Past it, attempts are counted by source into a
 //!   storm, sent as one storm summary (top sources and counts) when the
-//!   interval ends.
+//!   interval ends. An interval starts with the first attempt after the
+//!   previous one ended.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -60,11 +61,7 @@ impl Scope {
             AlertKey::Subnet => {
                 let prefix = if ip.is_ipv4() { 24 } else { 64 };
                 // PANIC SAFETY: 24 and 64 are within both families' lengths.
-                Scope::Subnet(
-                    IpNet::new(ip, prefix)
-                        .expect("valid prefix length")
-                        .trunc(),
-                )
+                Scope::Subnet(IpNet::new(ip, prefix).expect("valid prefix length").trunc())
             }
             AlertKey::Asn => match a.facts.as_ref().and_then(|f| f.asn) {
                 Some(n) => Scope::Asn(n),
@@ -167,7 +164,8 @@ impl Aggregator {
             per: s.storm_per,
             entries: HashMap::new(),
             next_window_end: None,
-            interval_end: now + s.storm_per,
+            // The first attempt starts the first interval.
+            interval_end: now,
             sent: 0,
             storm: StormAcc::default(),
         }
@@ -191,7 +189,10 @@ impl Aggregator {
         if self.sent < self.max_alerts && self.entries.len() < MAX_KEYS {
             self.sent += 1;
             let window_end = now + self.window;
-            self.next_window_end = Some(self.next_window_end.map_or(window_end, |t| t.min(window_end)));
+            self.next_window_end = Some(
+                self.next_window_end
+                    .map_or(window_end, |t| t.min(window_end)),
+            );
             self.entries.insert(
                 key,
                 Entry {
@@ -341,7 +342,11 @@ mod tests {
         let mut aggregated = 0;
         for i in 1..=5 {
             aggregated += agg
-                .attempt(attempt("203.0.113.7", i), t0 + Duration::from_secs(i), &mut out)
+                .attempt(
+                    attempt("203.0.113.7", i),
+                    t0 + Duration::from_secs(i),
+                    &mut out,
+                )
                 .aggregated;
         }
         assert_eq!(aggregated, 5);
@@ -368,7 +373,11 @@ mod tests {
         agg.attempt(attempt("203.0.113.7", 0), t0, &mut out);
         agg.tick(t0 + Duration::from_secs(61), &mut out);
         assert_eq!(agg.next_deadline(), None);
-        agg.attempt(attempt("203.0.113.7", 200), t0 + Duration::from_secs(200), &mut out);
+        agg.attempt(
+            attempt("203.0.113.7", 200),
+            t0 + Duration::from_secs(200),
+            &mut out,
+        );
         assert_eq!(kinds(&out), ["attempt", "attempt"]);
     }
 
@@ -510,7 +519,10 @@ mod tests {
         let Alert::Storm(s) = &out[1] else {
             panic!("not a storm")
         };
-        assert_eq!(s.top, [(Scope::Client("192.0.2.1".parse().expect("ip")), 1)]);
+        assert_eq!(
+            s.top,
+            [(Scope::Client("192.0.2.1".parse().expect("ip")), 1)]
+        );
     }
 
     #[test]

@@ -150,8 +150,12 @@ impl Sink {
             }
             None => None,
         };
-        let tls = crate::proxy::tls::client_config(cfg.ca.as_deref())
-            .map_err(|source| AlertError::Tls { sink: sink(), source })?;
+        let tls = crate::proxy::tls::client_config(cfg.ca.as_deref()).map_err(|source| {
+            AlertError::Tls {
+                sink: sink(),
+                source,
+            }
+        })?;
         let mut http = HttpConnector::new();
         http.enforce_http(false);
         http.set_connect_timeout(Some(settings.timeout));
@@ -173,10 +177,9 @@ impl Sink {
             url,
             hmac,
             // The policy compiler checked the name; the default is a fallback.
-            signature_header: HeaderName::try_from(cfg.signature_header.as_str())
-                .unwrap_or(HeaderName::from_static(
-                    crate::policy::alerts::defaults::SIGNATURE_HEADER,
-                )),
+            signature_header: HeaderName::try_from(cfg.signature_header.as_str()).unwrap_or(
+                HeaderName::from_static(crate::policy::alerts::defaults::SIGNATURE_HEADER),
+            ),
             token,
             client,
             timeout: settings.timeout,
@@ -201,7 +204,10 @@ impl Sink {
     fn request(&self, body: Bytes) -> Request<Full<Bytes>> {
         let mut req = Request::post(self.url.clone())
             .header(header::CONTENT_TYPE, "application/json")
-            .header(header::USER_AGENT, concat!("netwarden/", env!("CARGO_PKG_VERSION")))
+            .header(
+                header::USER_AGENT,
+                concat!("netwarden/", env!("CARGO_PKG_VERSION")),
+            )
             .body(Full::new(Bytes::new()))
             .unwrap_or_default();
         if let Some(key) = &self.hmac {
@@ -229,7 +235,11 @@ impl Sink {
             },
             Ok(Err(e)) => Try::Retry {
                 status: None,
-                why: if e.is_connect() { "connect_error" } else { "error" },
+                why: if e.is_connect() {
+                    "connect_error"
+                } else {
+                    "error"
+                },
                 after: None,
             },
             Ok(Ok(resp)) => classify(resp.status(), resp.headers().get(header::RETRY_AFTER)),
@@ -399,7 +409,10 @@ mod tests {
     fn backoff_doubles_up_to_the_cap_with_half_of_it_jittered() {
         assert_eq!(backoff(0, 0.0), Duration::from_millis(250));
         assert_eq!(backoff(1, 0.0), Duration::from_millis(500));
-        assert_eq!(backoff(2, 0.999_999), Duration::from_millis(2000) - Duration::from_nanos(1000));
+        assert_eq!(
+            backoff(2, 0.999_999),
+            Duration::from_millis(2000) - Duration::from_nanos(1000)
+        );
         assert_eq!(backoff(10, 0.0), BACKOFF_CAP / 2);
         assert_eq!(backoff(u32::MAX, 0.5), BACKOFF_CAP.mul_f64(0.75));
         for _ in 0..100 {
@@ -412,7 +425,10 @@ mod tests {
     fn retry_after_takes_seconds_or_a_date() {
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(784_111_777);
         let v = |s: &'static str| HeaderValue::from_static(s);
-        assert_eq!(parse_retry_after(&v("120"), now), Some(Duration::from_secs(120)));
+        assert_eq!(
+            parse_retry_after(&v("120"), now),
+            Some(Duration::from_secs(120))
+        );
         // RFC 9110's example date is 784111777 + 0 s.
         assert_eq!(
             parse_retry_after(&v("Sun, 06 Nov 1994 08:49:47 GMT"), now),
@@ -428,17 +444,30 @@ mod tests {
 
     #[test]
     fn answers_are_classified() {
-        assert_eq!(classify(StatusCode::OK, None), Try::Delivered(StatusCode::OK));
-        assert_eq!(classify(StatusCode::ACCEPTED, None), Try::Delivered(StatusCode::ACCEPTED));
+        assert_eq!(
+            classify(StatusCode::OK, None),
+            Try::Delivered(StatusCode::OK)
+        );
+        assert_eq!(
+            classify(StatusCode::ACCEPTED, None),
+            Try::Delivered(StatusCode::ACCEPTED)
+        );
         assert!(matches!(
             classify(StatusCode::BAD_GATEWAY, None),
-            Try::Retry { why: "server_error", after: None, .. }
+            Try::Retry {
+                why: "server_error",
+                after: None,
+                ..
+            }
         ));
         assert!(matches!(
             classify(StatusCode::TOO_MANY_REQUESTS, Some(&HeaderValue::from_static("3"))),
             Try::Retry { after: Some(d), .. } if d == Duration::from_secs(3)
         ));
-        assert_eq!(classify(StatusCode::NOT_FOUND, None), Try::Rejected(StatusCode::NOT_FOUND));
+        assert_eq!(
+            classify(StatusCode::NOT_FOUND, None),
+            Try::Rejected(StatusCode::NOT_FOUND)
+        );
         assert_eq!(
             classify(StatusCode::MOVED_PERMANENTLY, None),
             Try::Rejected(StatusCode::MOVED_PERMANENTLY)

@@ -107,7 +107,9 @@ pub enum Alert {
     Summary(Summary),
     Storm(Storm),
     /// `netwarden alert-test`.
-    Test { at: SystemTime },
+    Test {
+        at: SystemTime,
+    },
 }
 
 impl Alert {

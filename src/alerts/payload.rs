@@ -139,7 +139,10 @@ pub fn webhook(alert: &Alert, instance: &str, key: &str) -> Value {
             m.insert("time".into(), rfc3339(s.to).into());
             m.insert("enforced".into(), s.enforced.into());
             m.insert("attempts".into(), s.attempts.into());
-            m.insert("key".into(), json!({"by": key, "value": s.scope.to_string()}));
+            m.insert(
+                "key".into(),
+                json!({"by": key, "value": s.scope.to_string()}),
+            );
             m.insert(
                 "window".into(),
                 json!({"from": rfc3339(s.from), "to": rfc3339(s.to)}),
@@ -222,15 +225,10 @@ fn slack_attempt_lines(text: &mut String, a: &Attempt) {
 /// A Slack-compatible incoming webhook body (`text` in mrkdwn; Mattermost
 /// and Rocket.Chat read the same).
 pub fn slack(alert: &Alert, instance: &str) -> Value {
-    let mut text = format!(
-        ":rotating_light: *{}*\n",
-        slack_escape(&headline(alert))
-    );
+    let mut text = format!(":rotating_light: *{}*\n", slack_escape(&headline(alert)));
     match alert {
         Alert::Attempt(a) => slack_attempt_lines(&mut text, a),
-        Alert::Summary(Summary {
-            from, to, last, ..
-        }) => {
+        Alert::Summary(Summary { from, to, last, .. }) => {
             let _ = writeln!(
                 &mut text,
                 "• Between {} and {}; the latest:",
@@ -396,7 +394,12 @@ mod tests {
             to: SystemTime::UNIX_EPOCH + Duration::from_secs(60),
             last: Arc::new(Attempt::example()),
         };
-        let v = alertmanager(&Alert::Summary(s), "pod-1", "client", Duration::from_secs(300));
+        let v = alertmanager(
+            &Alert::Summary(s),
+            "pod-1",
+            "client",
+            Duration::from_secs(300),
+        );
         assert_eq!(v[0]["labels"]["alertname"], "NetwardenBlockedLogin");
         assert_eq!(v[0]["labels"]["client"], "203.0.113.7");
         assert_eq!(v[0]["annotations"]["attempts"], "41");

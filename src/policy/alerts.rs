@@ -149,7 +149,11 @@ fn looks_like_a_value(s: &str) -> bool {
 }
 
 impl Cx<'_, '_> {
-    pub(super) fn alerts(&mut self, raw: Option<&S<RawAlerts>>, base: &Path) -> Option<AlertSettings> {
+    pub(super) fn alerts(
+        &mut self,
+        raw: Option<&S<RawAlerts>>,
+        base: &Path,
+    ) -> Option<AlertSettings> {
         let raw = raw?;
         let r = &raw.value;
         let mut out = AlertSettings {

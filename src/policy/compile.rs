@@ -1260,6 +1260,43 @@ mod policy_tests {
     }
 
     #[test]
+    fn alert_sections_are_checked_with_places_and_never_echo_a_secret() {
+        let d = diagnostics(&format!(
+            "version: 1\nnetworks:\n  office: [10.0.0.0/8]\n{RULE}alerts:\n  window: 5x\n  key: subnet24\n  storm: {{ max_alerts: 0 }}\n  queue: 0\n  sinks:\n    - {{ name: a, type: slack, url: \"https://hooks.slack.com/services/T/B/SECRETX\" }}\n    - {{ name: b, type: webhook, url_env: \"https://example.com/SECRETY\" }}\n    - {{ name: c, type: pager, url_env: X }}\n    - {{ name: d, type: webhook, url_env: D_URL, token_env: 9X }}\n    - {{ name: d, type: slack, url_env: S_URL, secret_env: S_KEY }}\n    - {{ name: e, type: webhook }}\n",
+        ));
+        for needle in [
+            "7:11: error: '5x': unknown unit 'x'",
+            "8:8: error: alert key 'subnet24' is not known",
+            "9:24: error: max_alerts 0 is out of range",
+            "10:10: error: queue 0 is out of range",
+            "12:36: error: a slack sink's URL is a secret and is not written in the policy",
+            "13:42: error: url_env must name an environment variable, and this looks like the value itself",
+            "14:24: error: sink type 'pager' is not known",
+            "15:60: error: '9X' is not an environment variable name",
+            "16:15: error: two sinks are named 'd'",
+            "16:59: error: a slack sink is not signed",
+            "17:7: error: sink 'e' has no URL",
+        ] {
+            assert!(has(&d, needle), "{needle}\n{d:#?}");
+        }
+        assert!(!d.iter().any(|l| l.contains("SECRET")), "{d:#?}");
+    }
+
+    #[test]
+    fn an_alerts_section_compiles_with_defaults() {
+        let yaml = format!(
+            "version: 1\nnetworks:\n  office: [10.0.0.0/8]\n{RULE}alerts:\n  key: asn\n  sinks:\n    - {{ name: am, type: alertmanager, url: \"http://127.0.0.1:9093\" }}\n    - {{ name: hook, type: webhook, url_env: HOOK_URL, secret_env: HOOK_KEY, signature_header: X-Sig }}\n"
+        );
+        let l = load_str(&yaml, Path::new("p.yaml")).expect("valid");
+        let a = l.policy.alerts().expect("alerts");
+        assert_eq!(a.key, crate::policy::alerts::AlertKey::Asn);
+        assert_eq!(a.window, crate::policy::alerts::defaults::WINDOW);
+        assert_eq!(a.sinks.len(), 2);
+        assert_eq!(a.sinks[1].signature_header, "x-sig");
+        assert_eq!(a.sinks[1].secret_env.as_deref(), Some("HOOK_KEY"));
+    }
+
+    #[test]
     fn unknown_network_suggests_the_near_name() {
         let yaml = "version: 1\nnetworks:\n  office: [10.0.0.0/8]\nrules:\n  - { name: login, allow_from: [offce] }\n";
         let Err(LoadError::Invalid { diagnostics, .. }) = load_str(yaml, Path::new("p.yaml"))

@@ -38,3 +38,4 @@ pub fn dev_certs() -> tempfile::TempDir {
 
 #[path = "../../testdata/geo/mmdb_writer.rs"]
 pub mod mmdb_writer;
+pub mod receiver;

@@ -213,7 +213,18 @@ impl Netwarden {
 
     /// Starts the binary on a policy file already written in `dir`.
     pub fn start_at(path: &Path, args: &[&str], dir: tempfile::TempDir) -> Self {
+        Self::start_env(path, args, &[], dir)
+    }
+
+    /// [`start_at`](Self::start_at) with environment variables set.
+    pub fn start_env(
+        path: &Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+        dir: tempfile::TempDir,
+    ) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_netwarden"))
+            .envs(env.iter().copied())
             .arg("serve")
             .arg("--policy")
             .arg(path)
