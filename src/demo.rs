@@ -178,6 +178,18 @@ pub async fn live(listen: std::net::SocketAddr) -> anyhow::Result<()> {
         .context("cannot start the built-in console")?;
     let console_addr = console.local_addr()?;
     tokio::spawn(console::serve(console));
+    let receiver = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .context("cannot start the built-in alert receiver")?;
+    let receiver_addr = receiver.local_addr()?;
+    // A fresh signing key per run, known only to this process.
+    let key: String = {
+        let mut bytes = [0u8; 16];
+        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
+            .map_err(|_| anyhow::anyhow!("no randomness for the demo's signing key"))?;
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    };
+    tokio::spawn(alert_receiver::serve(receiver, key.clone()));
 
     let policy = policy::load_str(DEMO_POLICY, std::path::Path::new("policies/demo.yaml"))
         .map_err(|e| anyhow::anyhow!("{e}"))?
@@ -186,6 +198,13 @@ pub async fn live(listen: std::net::SocketAddr) -> anyhow::Result<()> {
         listen: vec![listen],
         upstream: Some(format!("http://{console_addr}")),
         admin: Some("127.0.0.1:0".parse()?),
+        alert_env: vec![
+            (
+                "NETWARDEN_DEMO_WEBHOOK_URL".into(),
+                format!("http://{receiver_addr}/alerts"),
+            ),
+            ("NETWARDEN_DEMO_WEBHOOK_KEY".into(), key),
+        ],
         ..Default::default()
     };
     let url = format!("http://{listen}");
@@ -217,6 +236,83 @@ pub async fn live(listen: std::net::SocketAddr) -> anyhow::Result<()> {
     );
     crate::proxy::serve(policy, overrides).await?;
     Ok(())
+}
+
+/// The demo's alert sink: a webhook receiver that checks each alert's
+/// HMAC-SHA256 signature, as a real receiver should, and prints it.
+mod alert_receiver {
+    use std::convert::Infallible;
+
+    use bytes::Bytes;
+    use http::{Request, Response};
+    use http_body_util::{BodyExt, Full, Limited};
+    use hyper::body::Incoming;
+    use hyper::service::service_fn;
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    use hyper_util::server::conn::auto;
+
+    /// Largest alert body read.
+    const MAX_BODY: usize = 64 * 1024;
+
+    async fn receive(req: Request<Incoming>, key: &ring::hmac::Key) -> Response<Full<Bytes>> {
+        let signature = req
+            .headers()
+            .get("x-netwarden-signature-256")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("sha256="))
+            .map(str::to_string);
+        let Ok(body) = Limited::new(req.into_body(), MAX_BODY).collect().await else {
+            return Response::new(Full::new(Bytes::from_static(b"too large")));
+        };
+        let body = body.to_bytes();
+        let verified = signature
+            .and_then(|hex| {
+                (0..hex.len())
+                    .step_by(2)
+                    .map(|i| {
+                        hex.get(i..i + 2)
+                            .and_then(|b| u8::from_str_radix(b, 16).ok())
+                    })
+                    .collect::<Option<Vec<u8>>>()
+            })
+            .is_some_and(|tag| ring::hmac::verify(key, &body, &tag).is_ok());
+        let summary = serde_json::from_slice::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|v| v["summary"].as_str().map(str::to_string))
+            .unwrap_or_else(|| "(not an alert)".into());
+        eprintln!(
+            "\n>>> ALERT received by the demo's webhook ({}): {summary}\n",
+            if verified {
+                "signature verified"
+            } else {
+                "BAD SIGNATURE"
+            }
+        );
+        let mut resp = Response::new(Full::new(Bytes::new()));
+        if !verified {
+            *resp.status_mut() = http::StatusCode::UNAUTHORIZED;
+        }
+        resp
+    }
+
+    pub async fn serve(listener: tokio::net::TcpListener, key: String) {
+        let key = std::sync::Arc::new(ring::hmac::Key::new(
+            ring::hmac::HMAC_SHA256,
+            key.as_bytes(),
+        ));
+        while let Ok((stream, _)) = listener.accept().await {
+            let key = key.clone();
+            tokio::spawn(async move {
+                let svc = service_fn(move |req| {
+                    let key = key.clone();
+                    async move { Ok::<_, Infallible>(receive(req, &key).await) }
+                });
+                let _ = auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    }
 }
 
 /// The built-in console: a few pages with made-up personal data, as an admin

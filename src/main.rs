@@ -321,6 +321,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         upstream: args.upstream,
         upstream_ca: args.upstream_ca,
         admin: args.admin,
+        alert_env: Vec::new(),
     };
     let _logs = telemetry::init(args.log_format);
     match runtime()?.block_on(proxy::serve(loaded.policy, overrides)) {

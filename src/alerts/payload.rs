@@ -31,12 +31,16 @@ pub fn headline(alert: &Alert) -> String {
             a.rule
         ),
         Alert::Summary(s) => format!(
-            "{}{} more blocked login attempt{} from {} in the last {}",
+            "{}{} more blocked login attempt{} from {}{}",
             if s.enforced { "" } else { "Report-only: " },
             s.attempts,
             if s.attempts == 1 { "" } else { "s" },
             s.scope,
-            span(s.from, s.to),
+            if s.attempts == 1 {
+                String::new()
+            } else {
+                format!(" over {}", span(s.from, s.to))
+            },
         ),
         Alert::Storm(s) => format!(
             "Login attempt storm: {} blocked attempt{} from {} source{}{}",
@@ -59,9 +63,9 @@ fn client_text(a: &Attempt) -> String {
         .map_or_else(|| "an unknown client".into(), |ip| ip.to_string())
 }
 
-/// "42s", "5m 3s": the length of a summary's span.
+/// "42s", "5m 3s": the time between a summary's first and last attempt.
 fn span(from: SystemTime, to: SystemTime) -> String {
-    let secs = to.duration_since(from).unwrap_or_default().as_secs().max(1);
+    let secs = to.duration_since(from).unwrap_or_default().as_secs();
     if secs < 60 {
         format!("{secs}s")
     } else {
@@ -403,6 +407,10 @@ mod tests {
         assert_eq!(v[0]["labels"]["alertname"], "NetwardenBlockedLogin");
         assert_eq!(v[0]["labels"]["client"], "203.0.113.7");
         assert_eq!(v[0]["annotations"]["attempts"], "41");
+        assert_eq!(
+            v[0]["annotations"]["summary"],
+            "41 more blocked login attempts from 203.0.113.7 over 1m 0s"
+        );
         assert_eq!(v[0]["startsAt"], "1970-01-01T00:01:00.000000Z");
         assert_eq!(v[0]["endsAt"], "1970-01-01T00:06:00.000000Z");
     }

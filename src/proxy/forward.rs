@@ -42,8 +42,17 @@ impl Upstream {
     }
 }
 
-/// Builds the pooled client; `tls` verifies https upstreams.
-pub fn client(tls: rustls::ClientConfig, connect_timeout: Duration) -> UpstreamClient {
+/// Builds the pooled client; `tls` verifies https upstreams. Generic over
+/// the request body: the proxy streams `Incoming`, alert sinks send `Full`.
+pub fn client<B>(
+    tls: rustls::ClientConfig,
+    connect_timeout: Duration,
+) -> Client<HttpsConnector<HttpConnector>, B>
+where
+    B: hyper::body::Body + Send + 'static + Unpin,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let mut http = HttpConnector::new();
     http.enforce_http(false);
     http.set_connect_timeout(Some(connect_timeout));

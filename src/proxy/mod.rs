@@ -39,6 +39,9 @@ pub struct Overrides {
     pub upstream: Option<String>,
     pub upstream_ca: Option<PathBuf>,
     pub admin: Option<SocketAddr>,
+    /// Values for variables that alert sinks name, looked up before the
+    /// process environment (the demo's built-in alert receiver).
+    pub alert_env: Vec<(String, String)>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -169,8 +172,14 @@ pub async fn serve(policy: Policy, o: Overrides) -> Result<(), ServeError> {
     let alert_sinks = match policy.alerts() {
         Some(a) => Some((
             a.clone(),
-            crate::alerts::deliver::resolve_all(a, &|v| std::env::var(v).ok())
-                .map_err(ServeError::Alerts)?,
+            crate::alerts::deliver::resolve_all(a, &|v| {
+                o.alert_env
+                    .iter()
+                    .find(|(name, _)| name == v)
+                    .map(|(_, value)| value.clone())
+                    .or_else(|| std::env::var(v).ok())
+            })
+            .map_err(ServeError::Alerts)?,
         )),
         None => None,
     };
