@@ -605,3 +605,99 @@ async fn alert_test_reports_each_sink() {
     assert_eq!(code, Some(0), "{stdout}");
     assert_eq!(stdout.lines().count(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alerts_carry_geoip_facts_and_can_be_keyed_by_asn() {
+    let up = Upstream::start().await;
+    let hook = Receiver::start(&[], Answer::Status(200)).await;
+    let url = hook.url("/");
+    let g = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/geo");
+    let g = g.display();
+    let text = policy("  window: 1h\n  key: asn\n  sinks:\n    - { name: ops, type: webhook, url_env: HOOK_URL }\n")
+        .replace(
+            "version: 1\n",
+            &format!(
+                "version: 1\ngeoip:\n  country: {g}/GeoLite2-Country-Test.mmdb\n  asn: {g}/GeoLite2-ASN-Test.mmdb\n  connection_type: {g}/GeoIP2-Connection-Type-Test.mmdb\n"
+            ),
+        );
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("policy.yaml");
+    std::fs::write(&path, text).expect("write policy");
+    let nw = Netwarden::start_env(
+        &path,
+        &["--listen", "127.0.0.1:0", "--upstream", &up.url()],
+        &[("HOOK_URL", &url)],
+        dir,
+    );
+    // Two clients of AS64500 (the fixtures in testdata/geo): one key.
+    for xff in [
+        "X-Forwarded-For: 192.0.2.10",
+        "X-Forwarded-For: 198.51.100.7",
+    ] {
+        assert_eq!(
+            post("127.0.0.9", nw.addr("http"), "/login", &[xff])
+                .await
+                .status,
+            403
+        );
+    }
+    let got = hook.wait_for(1).await;
+    let geo = &got[0].json()["attempt"]["geo"];
+    assert_eq!(geo["country"], "US");
+    assert_eq!(geo["asn"], 64500);
+    assert_eq!(geo["as_org"], "ExampleNet Broadband");
+    assert_eq!(geo["connection_type"], "Cable/DSL");
+    let code = tokio::task::spawn_blocking(move || nw.terminate())
+        .await
+        .expect("joined");
+    assert_eq!(code, 0);
+    let got = hook.got();
+    assert_eq!(got.len(), 2);
+    let summary = got[1].json();
+    assert_eq!(summary["key"]["by"], "asn");
+    assert_eq!(summary["key"]["value"], "AS64500");
+    assert_eq!(summary["attempts"], 1);
+    assert_eq!(summary["last_attempt"]["client"]["address"], "198.51.100.7");
+    assert_eq!(summary["last_attempt"]["geo"]["country"], "JP");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_https_sink_is_verified_with_its_ca_file() {
+    let certs = support::dev_certs();
+    let hook = Receiver::start_tls(
+        &certs.path().join("cert.pem"),
+        &certs.path().join("key.pem"),
+        Answer::Status(200),
+    )
+    .await;
+    let ca = certs.path().join("ca.pem");
+    let url = format!("https://localhost:{}/hook", hook.addr.port());
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("policy.yaml");
+    let sinks = format!(
+        "  sinks:\n    - {{ name: tls, type: webhook, url_env: HOOK_URL, ca: \"{}\" }}\n    - {{ name: untrusted, type: webhook, url_env: HOOK_URL }}\n",
+        ca.display()
+    );
+    std::fs::write(&path, policy(&sinks)).expect("write policy");
+    let out = tokio::task::spawn_blocking(move || {
+        support::bin()
+            .env("HOOK_URL", &url)
+            .args(["alert-test", "--policy"])
+            .arg(&path)
+            .output()
+            .expect("runs")
+    })
+    .await
+    .expect("joined");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    // Trusted through the CA file; without it, the development CA is not
+    // among the system's roots and the call fails.
+    assert!(
+        stdout.contains("tls (webhook): delivered, HTTP 200"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("untrusted (webhook): failed"), "{stdout}");
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(hook.got().len(), 1);
+    assert_eq!(hook.got()[0].path, "/hook");
+}

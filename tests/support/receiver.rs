@@ -59,6 +59,25 @@ pub struct Receiver {
 impl Receiver {
     /// Answers with `script` in order, then `then` for ever.
     pub async fn start(script: &[Answer], then: Answer) -> Self {
+        Self::serve(None, script, then).await
+    }
+
+    /// The same behind TLS, with `cert` and `key` PEM files.
+    pub async fn start_tls(cert: &std::path::Path, key: &std::path::Path, then: Answer) -> Self {
+        let cfg = netwarden::proxy::tls::server_config(cert, key).expect("receiver TLS config");
+        Self::serve(
+            Some(tokio_rustls::TlsAcceptor::from(Arc::new(cfg))),
+            &[],
+            then,
+        )
+        .await
+    }
+
+    async fn serve(
+        tls: Option<tokio_rustls::TlsAcceptor>,
+        script: &[Answer],
+        then: Answer,
+    ) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind receiver");
@@ -70,6 +89,7 @@ impl Receiver {
         tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
                 let (g, r, script, then) = (g.clone(), r.clone(), script.clone(), then.clone());
+                let tls = tls.clone();
                 tokio::spawn(async move {
                     let svc = service_fn(move |req| {
                         let answer = script
@@ -79,9 +99,14 @@ impl Receiver {
                             .unwrap_or(then.clone());
                         answer_with(req, answer, g.clone(), r.clone())
                     });
-                    let _ = auto::Builder::new(TokioExecutor::new())
-                        .serve_connection(TokioIo::new(stream), svc)
-                        .await;
+                    let builder = auto::Builder::new(TokioExecutor::new());
+                    let _ = match tls {
+                        None => builder.serve_connection(TokioIo::new(stream), svc).await,
+                        Some(acceptor) => match acceptor.accept(stream).await {
+                            Ok(s) => builder.serve_connection(TokioIo::new(s), svc).await,
+                            Err(_) => return,
+                        },
+                    };
                 });
             }
         });
