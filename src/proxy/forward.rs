@@ -6,20 +6,96 @@
 //! trusted ones.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::request::Parts;
 use http::uri::{Authority, PathAndQuery, Scheme};
-use http::{Uri, Version};
+use http::{Request, Response, Uri, Version};
 use hyper::body::Incoming;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
-/// Pooled HTTP/1.1 and HTTP/2 (by ALPN on https) client to the console.
-pub type UpstreamClient = Client<HttpsConnector<HttpConnector>, Incoming>;
+use super::pool::{Pool, PoolError, UpstreamBody};
+
+/// hyper-util's pooled HTTP/1.1 and HTTP/2 (by ALPN) client: for https
+/// upstreams.
+pub type TlsClient = Client<HttpsConnector<HttpConnector>, Incoming>;
+
+/// A worker's client to the console: its own HTTP/1.1 connection pool for a
+/// plain-http upstream ([`super::pool`]); hyper-util's client, with TLS and
+/// HTTP/2 by ALPN, for an https one.
+#[derive(Clone)]
+pub enum UpstreamClient {
+    Http(Arc<Pool>),
+    Https(Box<TlsClient>),
+}
+
+/// Why the console gave no response head.
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    #[error(transparent)]
+    Http(#[from] PoolError),
+    #[error(transparent)]
+    Https(#[from] hyper_util::client::legacy::Error),
+}
+
+impl UpstreamError {
+    /// The console could not be reached at all (as opposed to failing or
+    /// resetting after the request was sent).
+    pub fn is_connect(&self) -> bool {
+        match self {
+            UpstreamError::Http(e) => e.is_connect(),
+            UpstreamError::Https(e) => e.is_connect(),
+        }
+    }
+}
+
+impl UpstreamClient {
+    /// One per worker thread.
+    pub fn new(upstream: &Upstream, tls: rustls::ClientConfig, connect_timeout: Duration) -> Self {
+        if upstream.scheme == Scheme::HTTPS {
+            UpstreamClient::Https(Box::new(client(tls, connect_timeout)))
+        } else {
+            UpstreamClient::Http(Arc::new(Pool::new(
+                upstream.authority.clone(),
+                connect_timeout,
+                POOL_IDLE,
+            )))
+        }
+    }
+
+    /// Sends a request made by [`upstream_head`].
+    pub async fn request(
+        &self,
+        mut req: Request<Incoming>,
+    ) -> Result<Response<UpstreamBody>, UpstreamError> {
+        match self {
+            UpstreamClient::Https(c) => Ok(c.request(req).await?.map(UpstreamBody::plain)),
+            UpstreamClient::Http(pool) => {
+                // On a connection of its own, HTTP/1.1 wants the origin form
+                // (RFC 9112 §3.2.1) and a Host header.
+                let origin = req
+                    .uri()
+                    .path_and_query()
+                    .cloned()
+                    .map_or_else(|| Uri::from_static("/"), Uri::from);
+                if let Some(a) = req.uri().authority() {
+                    if !req.headers().contains_key(header::HOST) {
+                        if let Ok(h) = HeaderValue::from_str(a.as_str()) {
+                            req.headers_mut().insert(header::HOST, h);
+                        }
+                    }
+                }
+                *req.uri_mut() = origin;
+                Ok(pool.request(req).await?)
+            }
+        }
+    }
+}
 
 /// Idle pooled upstream connections are closed after this: shorter than
 /// common server keep-alive timeouts (nginx 75 s, Node.js 5 s is the outlier

@@ -10,6 +10,7 @@ pub mod admin;
 pub mod forward;
 pub mod listener;
 pub mod pages;
+pub mod pool;
 pub mod proxy_protocol;
 pub mod reload;
 pub mod service;
@@ -199,7 +200,11 @@ pub async fn serve(policy: Policy, o: Overrides) -> Result<(), ServeError> {
         }
         None => (None, None),
     };
-    let (workers, stop_workers) = start_workers(client_tls, settings.timeouts.upstream_connect)?;
+    let (workers, stop_workers) = start_workers(
+        &plan.upstream,
+        client_tls,
+        settings.timeouts.upstream_connect,
+    )?;
     let shared = Arc::new(service::Shared {
         policy: ArcSwap::from_pointee(policy),
         upstream: plan.upstream.clone(),
@@ -310,6 +315,7 @@ pub async fn serve(policy: Policy, o: Overrides) -> Result<(), ServeError> {
 /// and its own upstream connection pool (see [`listener::Worker`]). They
 /// stop when the returned sender says so.
 fn start_workers(
+    upstream: &forward::Upstream,
     tls: rustls::ClientConfig,
     connect_timeout: std::time::Duration,
 ) -> Result<(Arc<[listener::Worker]>, watch::Sender<bool>), ServeError> {
@@ -319,6 +325,7 @@ fn start_workers(
     for i in 0..n {
         let (tx, rx) = std::sync::mpsc::channel();
         let tls = tls.clone();
+        let upstream = upstream.clone();
         let mut stop = stop_rx.clone();
         std::thread::Builder::new()
             .name(format!("netwarden-worker-{i}"))
@@ -333,7 +340,7 @@ fn start_workers(
                         return;
                     }
                 };
-                let client = forward::client(tls, connect_timeout);
+                let client = forward::UpstreamClient::new(&upstream, tls, connect_timeout);
                 let _ = tx.send(Ok(listener::Worker {
                     handle: rt.handle().clone(),
                     client,

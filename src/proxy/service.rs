@@ -28,7 +28,7 @@ use crate::policy::server::{AllowedLogLevel, Timeouts};
 use crate::telemetry::{self, RequestLog};
 
 /// Streams the console's body, or carries one of netwarden's own pages.
-pub type ProxyBody = Either<Incoming, Full<Bytes>>;
+pub type ProxyBody = Either<super::pool::UpstreamBody, Full<Bytes>>;
 
 /// State every request shares.
 pub struct Shared {

@@ -1,6 +1,7 @@
 //! A JSON line formatter for tracing events, written for the request path:
-//! fields are written straight into the line buffer with JSON escaping, with
-//! no intermediate `serde_json` values and no re-parsing. One line:
+//! fields are written straight into a per-thread line buffer with JSON
+//! escaping (no intermediate `serde_json` values, no `fmt` padding
+//! machinery, one write of the whole line). One line:
 //! `{"timestamp":…,"level":…,"message":…,<fields in order>}`.
 
 use std::fmt::{self, Write as _};
@@ -15,6 +16,11 @@ use tracing_subscriber::registry::LookupSpan;
 /// The event formatter (`tracing_subscriber::fmt().event_format(JsonLines)`).
 pub struct JsonLines;
 
+std::thread_local! {
+    /// The line being built on this thread (reused: no allocation a line).
+    static LINE: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+}
+
 impl<S, N> FormatEvent<S, N> for JsonLines
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
@@ -26,145 +32,230 @@ where
         mut w: Writer<'_>,
         event: &Event<'_>,
     ) -> fmt::Result {
-        w.write_str("{\"timestamp\":\"")?;
-        write_timestamp(&mut w, SystemTime::now())?;
-        write!(w, "\",\"level\":\"{}\"", event.metadata().level())?;
-        let mut v = Fields {
-            w: &mut w,
-            result: Ok(()),
-        };
-        event.record(&mut v);
-        v.result?;
-        w.write_str("}\n")
+        LINE.with(|line| {
+            // A re-entrant event (logging from inside a Display impl) gets a
+            // buffer of its own.
+            let mut own = String::new();
+            let mut borrowed = line.try_borrow_mut();
+            let out = match borrowed.as_deref_mut() {
+                Ok(l) => l,
+                Err(_) => &mut own,
+            };
+            out.clear();
+            out.push_str("{\"timestamp\":\"");
+            push_timestamp(out, SystemTime::now());
+            out.push_str("\",\"level\":\"");
+            out.push_str(level_name(*event.metadata().level()));
+            out.push('"');
+            event.record(&mut Fields { out: &mut *out });
+            out.push_str("}\n");
+            w.write_str(out)
+        })
     }
 }
 
-struct Fields<'a, 'w> {
-    w: &'a mut Writer<'w>,
-    result: fmt::Result,
-}
-
-impl Fields<'_, '_> {
-    fn key(&mut self, field: &Field) -> fmt::Result {
-        self.w.write_str(",\"")?;
-        escape(self.w, field.name())?;
-        self.w.write_str("\":")
-    }
-
-    fn put(&mut self, f: impl FnOnce(&mut Self) -> fmt::Result) {
-        if self.result.is_ok() {
-            self.result = f(self);
-        }
+fn level_name(l: tracing::Level) -> &'static str {
+    match l {
+        tracing::Level::ERROR => "ERROR",
+        tracing::Level::WARN => "WARN",
+        tracing::Level::INFO => "INFO",
+        tracing::Level::DEBUG => "DEBUG",
+        tracing::Level::TRACE => "TRACE",
     }
 }
 
-impl Visit for Fields<'_, '_> {
+struct Fields<'a> {
+    out: &'a mut String,
+}
+
+impl Fields<'_> {
+    /// `,"name":`. Field names are identifiers written in this crate's
+    /// source (letters, digits, `_`, `.`): nothing to escape.
+    fn key(&mut self, field: &Field) {
+        self.out.push_str(",\"");
+        self.out.push_str(field.name());
+        self.out.push_str("\":");
+    }
+}
+
+impl Visit for Fields<'_> {
     fn record_str(&mut self, field: &Field, value: &str) {
-        self.put(|s| {
-            s.key(field)?;
-            s.w.write_char('"')?;
-            escape(s.w, value)?;
-            s.w.write_char('"')
-        });
+        self.key(field);
+        self.out.push('"');
+        escape(self.out, value);
+        self.out.push('"');
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
-        self.put(|s| {
-            s.key(field)?;
-            s.w.write_str(if value { "true" } else { "false" })
-        });
+        self.key(field);
+        self.out.push_str(if value { "true" } else { "false" });
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.put(|s| {
-            s.key(field)?;
-            write!(s.w, "{value}")
-        });
+        self.key(field);
+        push_u64(self.out, value);
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.put(|s| {
-            s.key(field)?;
-            write!(s.w, "{value}")
-        });
+        self.key(field);
+        if value < 0 {
+            self.out.push('-');
+        }
+        push_u64(self.out, value.unsigned_abs());
     }
 
+    /// Fixed three decimals (durations in milliseconds, to the
+    /// microsecond) for values that fit; shortest form otherwise.
     fn record_f64(&mut self, field: &Field, value: f64) {
-        self.put(|s| {
-            s.key(field)?;
-            if value.is_finite() {
-                write!(s.w, "{value}")
-            } else {
-                s.w.write_str("null")
+        self.key(field);
+        if !value.is_finite() {
+            self.out.push_str("null");
+        } else if value.abs() < 1e12 {
+            // |value| < 1e12, so the product fits an i64.
+            #[allow(clippy::cast_possible_truncation)]
+            let thousandths = (value * 1000.0).round() as i64;
+            if thousandths < 0 {
+                self.out.push('-');
             }
-        });
+            let t = thousandths.unsigned_abs();
+            push_u64(self.out, t / 1000);
+            let frac = t % 1000;
+            self.out.push('.');
+            for d in [frac / 100, frac / 10 % 10, frac % 10] {
+                self.out.push(char::from(b'0' + d as u8));
+            }
+        } else {
+            let _ = write!(self.out, "{value}");
+        }
     }
 
     /// `%value` and `?value` fields: formatted straight through the escaper.
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        self.put(|s| {
-            s.key(field)?;
-            s.w.write_char('"')?;
-            write!(Escaper(s.w), "{value:?}")?;
-            s.w.write_char('"')
-        });
+        self.key(field);
+        self.out.push('"');
+        // Writing to a String cannot fail.
+        let _ = write!(Escaper(self.out), "{value:?}");
+        self.out.push('"');
     }
 }
 
 /// Writes through JSON string escaping (RFC 8259 §7).
-struct Escaper<'a, 'w>(&'a mut Writer<'w>);
+struct Escaper<'a>(&'a mut String);
 
-impl fmt::Write for Escaper<'_, '_> {
+impl fmt::Write for Escaper<'_> {
     fn write_str(&mut self, s: &str) -> fmt::Result {
-        escape(self.0, s)
+        escape(self.0, s);
+        Ok(())
     }
 }
 
-fn escape(w: &mut Writer<'_>, s: &str) -> fmt::Result {
+/// Whether a byte must be escaped in a JSON string (RFC 8259 §7; DEL too,
+/// so that a log line never carries terminal control bytes).
+const fn needs_escape(b: u8) -> bool {
+    // Bitwise, not short-circuit: the scan below compiles to vector code.
+    (b < 0x20) | (b == b'"') | (b == b'\\') | (b == 0x7f)
+}
+
+fn escape(out: &mut String, s: &str) {
     let bytes = s.as_bytes();
+    // Fast path: most values need no escaping. A branch-free scan, then
+    // one copy.
+    if !bytes.iter().fold(false, |any, &b| any | needs_escape(b)) {
+        out.push_str(s);
+        return;
+    }
     let mut start = 0;
     for (i, &b) in bytes.iter().enumerate() {
-        let esc: &str = match b {
-            b'"' => "\\\"",
-            b'\\' => "\\\\",
-            b'\n' => "\\n",
-            b'\r' => "\\r",
-            b'\t' => "\\t",
-            0..=0x1f | 0x7f => "",
-            _ => continue,
-        };
-        w.write_str(&s[start..i])?;
-        if esc.is_empty() {
-            write!(w, "\\u{b:04x}")?;
-        } else {
-            w.write_str(esc)?;
+        if !needs_escape(b) {
+            continue;
+        }
+        out.push_str(&s[start..i]);
+        match b {
+            b'"' => out.push_str("\\\""),
+            b'\\' => out.push_str("\\\\"),
+            b'\n' => out.push_str("\\n"),
+            b'\r' => out.push_str("\\r"),
+            b'\t' => out.push_str("\\t"),
+            _ => {
+                let _ = write!(out, "\\u{b:04x}");
+            }
         }
         start = i + 1;
     }
-    w.write_str(&s[start..])
+    out.push_str(&s[start..]);
+}
+
+/// Decimal digits of `v` without `fmt`'s padding machinery.
+fn push_u64(out: &mut String, mut v: u64) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    for &d in &buf[i..] {
+        out.push(char::from(d));
+    }
+}
+
+std::thread_local! {
+    /// The last second formatted on this thread, and its text up to the
+    /// seconds: a request's log line mostly shares its second with the
+    /// previous one.
+    static SECOND: std::cell::RefCell<(u64, String)> =
+        const { std::cell::RefCell::new((u64::MAX, String::new())) };
 }
 
 /// RFC 3339 UTC with microseconds: `2026-11-28T06:01:31.764647Z`.
-pub fn write_timestamp(w: &mut Writer<'_>, t: SystemTime) -> fmt::Result {
+fn push_timestamp(out: &mut String, t: SystemTime) {
     let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
     let secs = d.as_secs();
+    SECOND.with(|cell| {
+        let Ok(mut cached) = cell.try_borrow_mut() else {
+            push_seconds(out, secs);
+            return;
+        };
+        if cached.0 != secs {
+            cached.1.clear();
+            push_seconds(&mut cached.1, secs);
+            cached.0 = secs;
+        }
+        out.push_str(&cached.1);
+    });
+    out.push('.');
+    let micros = d.subsec_micros();
+    for p in [100_000, 10_000, 1000, 100, 10, 1] {
+        out.push(char::from(b'0' + (micros / p % 10) as u8));
+    }
+    out.push('Z');
+}
+
+/// `2026-11-28T06:01:31` for seconds since the epoch.
+fn push_seconds(out: &mut String, secs: u64) {
     let (days, rem) = (secs / 86_400, secs % 86_400);
     let (y, m, day) = civil_from_days(i64::try_from(days).unwrap_or(0));
-    write!(
-        w,
-        "{y:04}-{m:02}-{day:02}T{:02}:{:02}:{:02}.{:06}Z",
+    let _ = write!(
+        out,
+        "{y:04}-{m:02}-{day:02}T{:02}:{:02}:{:02}",
         rem / 3600,
         rem % 3600 / 60,
         rem % 60,
-        d.subsec_micros()
-    )
+    );
 }
 
-/// [`write_timestamp`] into a new string.
+/// RFC 3339 UTC with microseconds, into `w`.
+pub fn write_timestamp(w: &mut Writer<'_>, t: SystemTime) -> fmt::Result {
+    w.write_str(&rfc3339(t))
+}
+
+/// RFC 3339 UTC with microseconds: `2026-11-28T06:01:31.764647Z`.
 pub fn rfc3339(t: SystemTime) -> String {
     let mut s = String::with_capacity(27);
-    // Writing to a String cannot fail.
-    let _ = write_timestamp(&mut Writer::new(&mut s), t);
+    push_timestamp(&mut s, t);
     s
 }
 
@@ -195,10 +286,64 @@ mod tests {
 
     #[test]
     fn escaping_follows_rfc_8259() {
-        let out = render(|w| escape(w, "a\"b\\c\nd\u{1}e\u{7f}é"));
+        let mut out = String::new();
+        escape(&mut out, "a\"b\\c\nd\u{1}e\u{7f}é");
         assert_eq!(out, "a\\\"b\\\\c\\nd\\u0001e\\u007fé");
         let v: String = serde_json::from_str(&format!("\"{out}\"")).expect("valid JSON string");
         assert_eq!(v, "a\"b\\c\nd\u{1}e\u{7f}é");
+    }
+
+    /// Shared memory to write log lines into.
+    #[derive(Clone, Default)]
+    struct Buf(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Buf {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().expect("lock").extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn an_event_is_one_json_line_with_typed_fields() {
+        let buf = Buf::default();
+        let out = buf.clone();
+        let subscriber = crate::telemetry::subscriber(
+            crate::telemetry::LogFormat::Json,
+            crate::telemetry::BoxMakeWriter::new(move || out.clone()),
+        );
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::warn!(
+                event = "x",
+                zero = 0u64,
+                big = u64::MAX,
+                neg = -5i64,
+                ms = 1.2346f64,
+                negms = -0.0004f64,
+                huge = 1e300f64,
+                nan = f64::NAN,
+                text = "a\"b\u{1}",
+                shown = %std::net::Ipv4Addr::LOCALHOST,
+                "msg"
+            );
+        });
+        let text = String::from_utf8(buf.0.lock().expect("lock").clone()).expect("utf-8");
+        assert!(text.ends_with('\n') && text.lines().count() == 1, "{text}");
+        let v: serde_json::Value = serde_json::from_str(&text).expect("valid JSON");
+        assert_eq!(v["level"], "WARN");
+        assert_eq!(v["message"], "msg");
+        assert_eq!(v["zero"], 0);
+        assert_eq!(v["big"], u64::MAX);
+        assert_eq!(v["neg"], -5);
+        assert_eq!(v["ms"], 1.235);
+        assert_eq!(v["negms"], -0.0);
+        assert_eq!(v["huge"], 1e300);
+        assert!(v["nan"].is_null());
+        assert_eq!(v["text"], "a\"b\u{1}");
+        assert_eq!(v["shown"], "127.0.0.1");
     }
 
     #[test]
@@ -216,6 +361,16 @@ mod tests {
         assert_eq!(
             render(|w| write_timestamp(w, leap)),
             "2000-02-29T00:00:00.000000Z"
+        );
+        // The cached second is reused, and replaced when the second changes.
+        let later = leap + std::time::Duration::from_micros(999_999);
+        assert_eq!(
+            render(|w| write_timestamp(w, later)),
+            "2000-02-29T00:00:00.999999Z"
+        );
+        assert_eq!(
+            render(|w| write_timestamp(w, later + std::time::Duration::from_micros(1))),
+            "2000-02-29T00:00:01.000000Z"
         );
     }
 }

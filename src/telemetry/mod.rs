@@ -8,11 +8,12 @@
 
 pub mod json;
 pub mod metrics;
+pub mod writer;
 
 use std::time::Duration;
 
 use tracing::Level;
-use tracing_appender::non_blocking::WorkerGuard;
+pub use tracing_subscriber::fmt::writer::BoxMakeWriter;
 
 use crate::engine::{Action, ClientText, Decision};
 use crate::geo::Facts;
@@ -88,41 +89,42 @@ pub enum LogFormat {
 }
 
 /// Installs the global subscriber writing to stdout through a background
-/// thread, so that a slow stdout never blocks a request. Keep the guard
-/// alive: dropping it flushes what is buffered.
-pub fn init(format: LogFormat) -> WorkerGuard {
-    // Lossless: when the buffer is full, logging waits rather than dropping
-    // audit lines. The writer thread drains lines in batches into a buffered
-    // copy of the stdout descriptor and flushes once per batch, instead of
-    // one write(2) per line as line-buffered `Stdout` would.
-    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .lossy(false)
-        .buffered_lines_limit(64 * 1024)
-        .finish(stdout_writer());
-    let builder = tracing_subscriber::fmt()
-        .with_writer(writer)
-        .with_target(false)
-        .with_max_level(Level::INFO);
-    match format {
-        LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(false)
-            .init(),
-        LogFormat::Text => builder.with_ansi(false).init(),
-    }
+/// thread ([`writer`]), so that a slow stdout never blocks a request. Keep
+/// the guard alive: dropping it writes out what is buffered.
+pub fn init(format: LogFormat) -> Option<writer::LogGuard> {
+    let (make_writer, guard) = match writer::batch_writer(stdout_writer()) {
+        Ok((w, guard)) => (BoxMakeWriter::new(w), Some(guard)),
+        // No thread to be had: write directly (a line at a time).
+        Err(_) => (BoxMakeWriter::new(std::io::stdout), None),
+    };
+    // Only fails if a subscriber is already installed (tests, the demo).
+    let _ = tracing::subscriber::set_global_default(subscriber(format, make_writer));
     guard
 }
 
-/// A block-buffered writer on stdout's file descriptor; `Stdout` itself if
-/// the descriptor cannot be duplicated.
+/// The subscriber `init` installs, writing lines to `make_writer` (the
+/// benchmarks give it a sink).
+pub fn subscriber(
+    format: LogFormat,
+    make_writer: BoxMakeWriter,
+) -> Box<dyn tracing::Subscriber + Send + Sync> {
+    let builder = tracing_subscriber::fmt()
+        .with_writer(make_writer)
+        .with_target(false)
+        .with_max_level(Level::INFO);
+    match format {
+        // Fields are written straight into the line (no serde_json values).
+        LogFormat::Json => Box::new(builder.event_format(json::JsonLines).finish()),
+        LogFormat::Text => Box::new(builder.with_ansi(false).finish()),
+    }
+}
+
+/// Stdout's file descriptor as a plain file (batches are written whole, so
+/// no further buffering); `Stdout` itself if it cannot be duplicated.
 fn stdout_writer() -> Box<dyn std::io::Write + Send> {
     use std::os::fd::AsFd;
     match std::io::stdout().as_fd().try_clone_to_owned() {
-        Ok(fd) => Box::new(std::io::BufWriter::with_capacity(
-            64 * 1024,
-            std::fs::File::from(fd),
-        )),
+        Ok(fd) => Box::new(std::fs::File::from(fd)),
         Err(_) => Box::new(std::io::stdout()),
     }
 }

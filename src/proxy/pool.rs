@@ -1,0 +1,234 @@
+//! A worker's own pool of HTTP/1.1 connections to a plain-http upstream
+//! (the sidecar case: the console on localhost).
+//!
+//! Why not hyper-util's pooled client here: it is built for many hosts and
+//! many threads (a pool keyed by scheme and authority behind a lock, connect
+//! racing, boxed futures), and under load it cost more CPU per request than
+//! the rest of the proxy (docs/benchmarks.md). A worker thread talks to one
+//! upstream, so its pool is a list: take an idle connection, send, and put
+//! the connection back when the response body has been read to its end
+//! ([`UpstreamBody`]), as nginx's `keepalive` upstream cache does.
+//!
+//! A connection the upstream closed while idle is noticed before use
+//! (`is_closed`), or, in the race where it closes as the request goes out,
+//! hyper hands the unsent request back and it is sent on a new connection.
+//! Requests that may have reached the upstream are never sent twice.
+
+use std::collections::VecDeque;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use http::uri::Authority;
+use http::{Request, Response, StatusCode};
+use hyper::body::{Body, Frame, Incoming, SizeHint};
+use hyper::client::conn::http1::{self, SendRequest};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+
+/// Idle connections kept per worker; beyond this, a returned connection is
+/// closed. nginx's `keepalive 64` is per worker too; this allows bursts.
+const MAX_IDLE: usize = 512;
+
+/// Why a request did not get a response head.
+#[derive(Debug, thiserror::Error)]
+pub enum PoolError {
+    #[error("cannot connect to the upstream: {0}")]
+    Connect(std::io::Error),
+    #[error("upstream connection: {0}")]
+    Handshake(hyper::Error),
+    #[error(transparent)]
+    Request(hyper::Error),
+}
+
+impl PoolError {
+    pub fn is_connect(&self) -> bool {
+        matches!(self, PoolError::Connect(_) | PoolError::Handshake(_))
+    }
+}
+
+struct Idle {
+    tx: SendRequest<Incoming>,
+    since: Instant,
+}
+
+/// One worker's connections to the upstream.
+pub struct Pool {
+    authority: Authority,
+    connect_timeout: Duration,
+    idle_timeout: Duration,
+    idle: Mutex<VecDeque<Idle>>,
+}
+
+impl Pool {
+    pub fn new(authority: Authority, connect_timeout: Duration, idle_timeout: Duration) -> Self {
+        Self {
+            authority,
+            connect_timeout,
+            idle_timeout,
+            idle: Mutex::new(VecDeque::new()),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, VecDeque<Idle>> {
+        self.idle.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The most recently returned usable connection, dropping the closed
+    /// and the expired on the way.
+    fn take_idle(&self) -> Option<SendRequest<Incoming>> {
+        let mut idle = self.lock();
+        while let Some(i) = idle.pop_back() {
+            if i.tx.is_closed() {
+                continue;
+            }
+            if i.since.elapsed() > self.idle_timeout {
+                // The oldest are at the front: they are all expired too.
+                idle.clear();
+                return None;
+            }
+            return Some(i.tx);
+        }
+        None
+    }
+
+    fn put_back(&self, tx: SendRequest<Incoming>) {
+        if tx.is_closed() {
+            return;
+        }
+        let mut idle = self.lock();
+        if idle.len() < MAX_IDLE {
+            idle.push_back(Idle {
+                tx,
+                since: Instant::now(),
+            });
+        }
+    }
+
+    async fn connect(&self) -> Result<SendRequest<Incoming>, PoolError> {
+        let stream = tokio::time::timeout(
+            self.connect_timeout,
+            TcpStream::connect(self.authority.as_str()),
+        )
+        .await
+        .map_err(|_| {
+            PoolError::Connect(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "connect timed out",
+            ))
+        })?
+        .map_err(PoolError::Connect)?;
+        // Small requests and responses go out at once (nginx does the same
+        // on keep-alive connections).
+        let _ = stream.set_nodelay(true);
+        let (tx, conn) = http1::Builder::new()
+            .handshake(TokioIo::new(stream))
+            .await
+            .map_err(PoolError::Handshake)?;
+        // The connection runs on this worker's runtime; it ends when the
+        // sender is dropped, the upstream closes it, or it is upgraded and
+        // the tunnel ends.
+        tokio::spawn(async move {
+            if let Err(e) = conn.with_upgrades().await {
+                tracing::debug!(event = "upstream_connection_error", detail = %e);
+            }
+        });
+        Ok(tx)
+    }
+
+    /// Sends `req` (origin-form URI) on an idle connection or a new one.
+    pub async fn request(
+        self: &Arc<Self>,
+        mut req: Request<Incoming>,
+    ) -> Result<Response<UpstreamBody>, PoolError> {
+        // One retry, only for a request hyper hands back unsent (the idle
+        // connection was closed under it).
+        for _ in 0..2 {
+            let reused = self.take_idle();
+            let fresh = reused.is_none();
+            let mut tx = match reused {
+                Some(tx) => tx,
+                None => self.connect().await?,
+            };
+            if tx.ready().await.is_err() {
+                if fresh {
+                    return Err(PoolError::Connect(std::io::Error::other(
+                        "the upstream closed a new connection",
+                    )));
+                }
+                continue;
+            }
+            match tx.try_send_request(req).await {
+                Ok(resp) => {
+                    // After a 101 the connection is the tunnel's; otherwise
+                    // it is reusable once the body has been read.
+                    let back = (resp.status() != StatusCode::SWITCHING_PROTOCOLS)
+                        .then(|| (self.clone(), tx));
+                    return Ok(resp.map(|body| UpstreamBody { body, back }));
+                }
+                Err(mut e) => match e.take_message() {
+                    Some(unsent) if !fresh => req = unsent,
+                    _ => return Err(PoolError::Request(e.into_error())),
+                },
+            }
+        }
+        Err(PoolError::Connect(std::io::Error::other(
+            "the upstream closed every connection tried",
+        )))
+    }
+}
+
+/// The upstream's response body; gives its connection back to the pool
+/// when read to the end. Dropped early (the client went away), it closes
+/// the connection instead: the rest of the body is still on the wire.
+pub struct UpstreamBody {
+    body: Incoming,
+    back: Option<(Arc<Pool>, SendRequest<Incoming>)>,
+}
+
+impl UpstreamBody {
+    /// A body from a client that keeps its own connections.
+    pub fn plain(body: Incoming) -> Self {
+        Self { body, back: None }
+    }
+}
+
+impl Drop for UpstreamBody {
+    /// hyper's server does not poll a body that says it has ended (an empty
+    /// body, a HEAD response): give the connection back here then.
+    fn drop(&mut self) {
+        if let Some((pool, tx)) = self.back.take() {
+            if self.body.is_end_stream() {
+                pool.put_back(tx);
+            }
+        }
+    }
+}
+
+impl Body for UpstreamBody {
+    type Data = bytes::Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        let this = &mut *self;
+        let polled = Pin::new(&mut this.body).poll_frame(cx);
+        if let Poll::Ready(None) = polled {
+            if let Some((pool, tx)) = this.back.take() {
+                pool.put_back(tx);
+            }
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
