@@ -91,6 +91,9 @@ struct ServeArgs {
     /// Log format: json lines (default) or text for people.
     #[arg(long, env = "NETWARDEN_LOG_FORMAT", value_enum, default_value = "json")]
     log_format: LogFormat,
+    /// Worker threads (default: one per CPU).
+    #[arg(long, env = "NETWARDEN_WORKERS", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    workers: Option<u16>,
 }
 
 #[derive(Args)]
@@ -322,6 +325,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         upstream_ca: args.upstream_ca,
         admin: args.admin,
         alert_env: Vec::new(),
+        workers: args.workers.map(usize::from),
     };
     let _logs = telemetry::init(args.log_format);
     match runtime()?.block_on(proxy::serve(loaded.policy, overrides)) {

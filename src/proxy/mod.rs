@@ -43,6 +43,8 @@ pub struct Overrides {
     /// Values for variables that alert sinks name, looked up before the
     /// process environment (the demo's built-in alert receiver).
     pub alert_env: Vec<(String, String)>,
+    /// Worker threads; default: one per CPU (as nginx's `worker_processes auto`).
+    pub workers: Option<usize>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -201,6 +203,7 @@ pub async fn serve(policy: Policy, o: Overrides) -> Result<(), ServeError> {
         None => (None, None),
     };
     let (workers, stop_workers) = start_workers(
+        o.workers,
         &plan.upstream,
         client_tls,
         settings.timeouts.upstream_connect,
@@ -315,11 +318,14 @@ pub async fn serve(policy: Policy, o: Overrides) -> Result<(), ServeError> {
 /// and its own upstream connection pool (see [`listener::Worker`]). They
 /// stop when the returned sender says so.
 fn start_workers(
+    workers: Option<usize>,
     upstream: &forward::Upstream,
     tls: rustls::ClientConfig,
     connect_timeout: std::time::Duration,
 ) -> Result<(Arc<[listener::Worker]>, watch::Sender<bool>), ServeError> {
-    let n = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let n = workers
+        .filter(|&n| n > 0)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut workers = Vec::with_capacity(n);
     for i in 0..n {

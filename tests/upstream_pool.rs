@@ -1,0 +1,119 @@
+//! The worker's own upstream connection pool, against a raw upstream that
+//! counts its connections and can close idle ones: connections are reused
+//! (after bodies, empty bodies and HEAD answers alike), and a connection
+//! the upstream closed while idle is replaced without the client noticing.
+
+mod support;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use support::proxy::{Netwarden, get};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+const POLICY: &str = "version: 1
+networks:
+  office: [127.0.0.1]
+rules:
+  - { name: everything, allow_from: [office] }
+";
+
+/// A keep-alive HTTP/1.1 upstream written with raw bytes: `/empty` answers
+/// 204, `HEAD` gets headers only, anything else `ok`. With `close_idle`, it
+/// closes a connection that has been idle that long, as servers with a
+/// short keep-alive timeout do.
+async fn raw_upstream(close_idle: Option<Duration>) -> (String, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let count = accepted.clone();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            count.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                loop {
+                    let mut chunk = [0u8; 4096];
+                    let read = match close_idle {
+                        Some(idle) => match tokio::time::timeout(idle, s.read(&mut chunk)).await {
+                            Ok(r) => r,
+                            Err(_) => return, // idle too long: close
+                        },
+                        None => s.read(&mut chunk).await,
+                    };
+                    let n = match read {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => n,
+                    };
+                    buf.extend_from_slice(&chunk[..n]);
+                    while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        let head = String::from_utf8_lossy(&buf[..end]).to_string();
+                        buf.drain(..end + 4);
+                        let answer: &[u8] = if head.starts_with("HEAD ") {
+                            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n"
+                        } else if head.starts_with("GET /empty ") {
+                            b"HTTP/1.1 204 No Content\r\n\r\n"
+                        } else {
+                            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+                        };
+                        if s.write_all(answer).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    (format!("http://{addr}"), accepted)
+}
+
+fn start(upstream: &str) -> Netwarden {
+    // One worker thread, so that every request uses the same pool.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("policy.yaml");
+    std::fs::write(&path, POLICY).expect("write policy");
+    Netwarden::start_env(
+        &path,
+        &["--listen", "127.0.0.1:0", "--upstream", upstream],
+        &[("NETWARDEN_WORKERS", "1")],
+        dir,
+    )
+}
+
+async fn head(addr: std::net::SocketAddr, path: &str) -> u16 {
+    let req = format!("HEAD {path} HTTP/1.1\r\nHost: console.test\r\nConnection: close\r\n\r\n");
+    let s = support::proxy::connect_from("127.0.0.1", addr).await;
+    support::proxy::exchange(s, req.as_bytes()).await.status
+}
+
+#[tokio::test]
+async fn sequential_requests_reuse_one_upstream_connection() {
+    let (url, accepted) = raw_upstream(None).await;
+    let nw = start(&url);
+    let addr = nw.addr("http");
+    for i in 0..12 {
+        let status = match i % 3 {
+            0 => get("127.0.0.1", addr, "/orders", &[]).await.status,
+            1 => get("127.0.0.1", addr, "/empty", &[]).await.status,
+            _ => head(addr, "/orders").await,
+        };
+        assert!(status == 200 || status == 204, "request {i}: {status}");
+    }
+    assert_eq!(accepted.load(Ordering::SeqCst), 1, "one connection, reused");
+}
+
+#[tokio::test]
+async fn a_connection_the_upstream_closed_while_idle_is_replaced() {
+    let (url, accepted) = raw_upstream(Some(Duration::from_millis(100))).await;
+    let nw = start(&url);
+    let addr = nw.addr("http");
+    for _ in 0..3 {
+        assert_eq!(get("127.0.0.1", addr, "/orders", &[]).await.status, 200);
+        // Longer than the upstream's keep-alive: the pooled connection is
+        // closed under netwarden before the next request.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert_eq!(accepted.load(Ordering::SeqCst), 3);
+}
