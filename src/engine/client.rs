@@ -773,3 +773,94 @@ mod tests {
         }
     }
 }
+
+/// An address as text in a stack buffer: IPv4 written digit by digit (it is
+/// formatted several times a request: logs, forwarding headers), IPv6 by
+/// the standard library (RFC 5952 form).
+#[derive(Clone, Copy)]
+pub struct IpText {
+    buf: [u8; 45],
+    len: u8,
+}
+
+impl IpText {
+    pub fn new(ip: IpAddr) -> Self {
+        let mut t = IpText {
+            buf: [0; 45],
+            len: 0,
+        };
+        match ip {
+            IpAddr::V4(v4) => {
+                for (i, octet) in v4.octets().into_iter().enumerate() {
+                    if i > 0 {
+                        t.push(b'.');
+                    }
+                    if octet >= 100 {
+                        t.push(b'0' + octet / 100);
+                    }
+                    if octet >= 10 {
+                        t.push(b'0' + octet / 10 % 10);
+                    }
+                    t.push(b'0' + octet % 10);
+                }
+            }
+            IpAddr::V6(v6) => {
+                use std::io::Write as _;
+                let mut cursor = std::io::Cursor::new(&mut t.buf[..]);
+                // 45 bytes hold the longest form (IPv4-mapped, full).
+                let _ = write!(cursor, "{v6}");
+                t.len = u8::try_from(cursor.position()).unwrap_or(0);
+            }
+        }
+        t
+    }
+
+    fn push(&mut self, b: u8) {
+        self.buf[usize::from(self.len)] = b;
+        self.len += 1;
+    }
+
+    pub fn as_str(&self) -> &str {
+        // Digits, dots, hex and colons only.
+        std::str::from_utf8(&self.buf[..usize::from(self.len)]).unwrap_or("")
+    }
+}
+
+impl fmt::Display for IpText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod ip_text_tests {
+    use super::*;
+
+    #[test]
+    fn ip_text_matches_the_standard_library() {
+        for ip in [
+            "0.0.0.0",
+            "255.255.255.255",
+            "10.0.0.1",
+            "192.168.100.9",
+            "::",
+            "::1",
+            "2001:db8::5",
+            "::ffff:203.0.113.7",
+            "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+            "1:2:3:4:5:6:7:8",
+        ] {
+            let ip: IpAddr = ip.parse().expect("test address");
+            assert_eq!(IpText::new(ip).as_str(), ip.to_string());
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn every_ipv4_address_is_written_as_std_writes_it(n: u32) {
+            let ip = IpAddr::from(std::net::Ipv4Addr::from(n));
+            let text = IpText::new(ip);
+            proptest::prop_assert_eq!(text.as_str(), ip.to_string());
+        }
+    }
+}

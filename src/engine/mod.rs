@@ -284,7 +284,7 @@ pub struct ClientText<'a>(pub &'a ClientAddr);
 impl fmt::Display for ClientText<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.0.ip {
-            Some(ip) => write!(f, "{ip}"),
+            Some(ip) => f.write_str(client::IpText::new(ip).as_str()),
             None => f.write_str("unknown"),
         }
     }

@@ -20,6 +20,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use super::pool::{Pool, PoolError, UpstreamBody};
+use crate::engine::client::IpText;
 
 /// hyper-util's pooled HTTP/1.1 and HTTP/2 (by ALPN) client: for https
 /// upstreams.
@@ -184,20 +185,58 @@ pub fn upgrade_request(version: Version, headers: &HeaderMap) -> Option<HeaderVa
     }
 }
 
+/// Whether `name` is one of [`HOP_BY_HOP`].
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    matches!(
+        name.as_str(),
+        "connection"
+            | "keep-alive"
+            | "proxy-connection"
+            | "proxy-authorization"
+            | "proxy-authenticate"
+            | "te"
+            | "trailer"
+            | "transfer-encoding"
+            | "upgrade"
+    )
+}
+
 /// Removes hop-by-hop headers and every header named in `Connection`.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    let named: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
-        .collect();
-    for name in &named {
-        headers.remove(name);
+    // One pass over the names; most heads carry none, or only `Connection`
+    // (`keep-alive`), so only the names present are removed.
+    let mut present: [Option<HeaderName>; 4] = Default::default();
+    let mut more = false;
+    for name in headers.keys().filter(|n| is_hop_by_hop(n)) {
+        match present.iter_mut().find(|p| p.is_none()) {
+            Some(slot) => *slot = Some(name.clone()),
+            None => more = true,
+        }
     }
-    for name in HOP_BY_HOP {
-        headers.remove(name);
+    if present[0].is_none() {
+        return;
+    }
+    if headers.contains_key(header::CONNECTION) {
+        let named: Vec<HeaderName> = headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+            .filter(|n| !is_hop_by_hop(n))
+            .collect();
+        for name in &named {
+            headers.remove(name);
+        }
+    }
+    if more {
+        for name in HOP_BY_HOP {
+            headers.remove(name);
+        }
+    } else {
+        for name in present.into_iter().flatten() {
+            headers.remove(name);
+        }
     }
 }
 
@@ -213,66 +252,82 @@ pub struct Hop<'a> {
     pub host: Option<&'a str>,
 }
 
-fn forwarded_node(ip: IpAddr) -> String {
-    match ip {
-        IpAddr::V4(v4) => v4.to_string(),
-        // RFC 7239 §6: IPv6 is bracketed and quoted.
-        IpAddr::V6(v6) => format!("\"[{v6}]\""),
-    }
-}
-
 /// Sets the forwarding headers: replaced for an untrusted peer, the chain
-/// kept and the peer appended for a trusted one.
+/// kept and the peer appended for a trusted one. One allocation a header
+/// at most: these are written on every forwarded request.
 pub fn set_forwarding_headers(headers: &mut HeaderMap, hop: &Hop<'_>) {
-    let peer = hop.peer.to_string();
-    let chain = |headers: &HeaderMap, name: &HeaderName| -> Option<String> {
-        let lines: Vec<&str> = headers
-            .get_all(name)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .collect();
-        (!lines.is_empty()).then(|| lines.join(", "))
+    let peer = IpText::new(hop.peer);
+    let peer = peer.as_str();
+    // `prev, peer` for a trusted peer's existing chain; `peer` otherwise.
+    let extend = |headers: &HeaderMap, name: &HeaderName, last: &str| -> Option<HeaderValue> {
+        let mut out = String::new();
+        if hop.peer_trusted {
+            for line in headers.get_all(name).iter().filter_map(|v| v.to_str().ok()) {
+                out.push_str(line);
+                out.push_str(", ");
+            }
+        }
+        if out.is_empty() {
+            return HeaderValue::from_str(last).ok();
+        }
+        out.push_str(last);
+        HeaderValue::try_from(out).ok()
     };
-    let set = |headers: &mut HeaderMap, name: HeaderName, value: String| {
-        if let Ok(v) = HeaderValue::from_str(&value) {
+    let set = |headers: &mut HeaderMap, name: HeaderName, value: Option<HeaderValue>| match value {
+        Some(v) => {
             headers.insert(name, v);
-        } else {
+        }
+        None => {
             headers.remove(name);
         }
     };
 
-    let xff = match (hop.peer_trusted, chain(headers, &X_FORWARDED_FOR)) {
-        (true, Some(prev)) => format!("{prev}, {peer}"),
-        _ => peer.clone(),
-    };
+    let xff = extend(headers, &X_FORWARDED_FOR, peer);
     set(headers, X_FORWARDED_FOR, xff);
 
     let keep_proto = hop.peer_trusted && headers.contains_key(&X_FORWARDED_PROTO);
     if !keep_proto {
-        set(headers, X_FORWARDED_PROTO, hop.scheme.to_string());
+        let proto = match hop.scheme {
+            "https" => HeaderValue::from_static("https"),
+            _ => HeaderValue::from_static("http"),
+        };
+        headers.insert(X_FORWARDED_PROTO, proto);
     }
     let keep_host = hop.peer_trusted && headers.contains_key(&X_FORWARDED_HOST);
     if !keep_host {
-        match hop.host {
-            Some(h) => set(headers, X_FORWARDED_HOST, h.to_string()),
-            None => {
-                headers.remove(&X_FORWARDED_HOST);
-            }
-        }
+        // The Host header's own bytes when they are the host (shared, not
+        // copied).
+        let host = hop.host.and_then(|h| match headers.get(header::HOST) {
+            Some(v) if v.as_bytes() == h.as_bytes() => Some(v.clone()),
+            _ => HeaderValue::from_str(h).ok(),
+        });
+        set(headers, X_FORWARDED_HOST, host);
     }
 
-    let mut element = format!("for={};proto={}", forwarded_node(hop.peer), hop.scheme);
+    // RFC 7239 §4: for, proto and (if it can be a quoted-string) host.
+    let mut element = String::with_capacity(64);
+    element.push_str("for=");
+    match hop.peer {
+        IpAddr::V4(_) => element.push_str(peer),
+        // RFC 7239 §6: IPv6 is bracketed and quoted.
+        IpAddr::V6(_) => {
+            element.push_str("\"[");
+            element.push_str(peer);
+            element.push_str("]\"");
+        }
+    }
+    element.push_str(";proto=");
+    element.push_str(hop.scheme);
     if let Some(h) = hop.host {
         if h.bytes()
             .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\')
         {
-            element.push_str(&format!(";host=\"{h}\""));
+            element.push_str(";host=\"");
+            element.push_str(h);
+            element.push('"');
         }
     }
-    let forwarded = match (hop.peer_trusted, chain(headers, &header::FORWARDED)) {
-        (true, Some(prev)) => format!("{prev}, {element}"),
-        _ => element,
-    };
+    let forwarded = extend(headers, &header::FORWARDED, &element);
     set(headers, header::FORWARDED, forwarded);
 }
 

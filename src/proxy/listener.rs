@@ -8,7 +8,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -223,44 +223,42 @@ async fn serve<S>(
     }
 }
 
-/// When a connection last moved bytes, and how many requests it has open.
+/// Whether a connection moves bytes, and how many requests it has open.
+/// I/O bumps a counter (no clock read per read or write); the idle check
+/// samples it.
+#[derive(Default)]
 struct Activity {
-    base: Instant,
-    last_ms: AtomicU64,
+    moved: AtomicU64,
     in_flight: AtomicUsize,
 }
 
-impl Default for Activity {
-    fn default() -> Self {
-        Self {
-            base: Instant::now(),
-            last_ms: AtomicU64::new(0),
-            in_flight: AtomicUsize::new(0),
-        }
-    }
-}
+/// How finely the idle timeout is checked: it fires between `idle` and
+/// `idle * (1 + 1/IDLE_STEPS)` after the last activity.
+const IDLE_STEPS: u32 = 4;
 
 impl Activity {
     fn touch(&self) {
-        let ms = u64::try_from(self.base.elapsed().as_millis()).unwrap_or(u64::MAX);
-        self.last_ms.store(ms, Ordering::Relaxed);
-    }
-
-    fn since_last(&self) -> Duration {
-        let now = self.base.elapsed();
-        now.saturating_sub(Duration::from_millis(self.last_ms.load(Ordering::Relaxed)))
+        self.moved.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Completes once the connection has had no request open and no bytes
     /// moving for `idle`.
     async fn idle_for(&self, idle: Duration) {
+        let step = (idle / IDLE_STEPS).max(Duration::from_millis(50));
+        let mut seen = self.moved.load(Ordering::Relaxed);
+        let mut quiet = Duration::ZERO;
         loop {
-            let since = self.since_last();
-            if self.in_flight.load(Ordering::Relaxed) == 0 && since >= idle {
-                return;
+            tokio::time::sleep(step).await;
+            let now = self.moved.load(Ordering::Relaxed);
+            if now == seen && self.in_flight.load(Ordering::Relaxed) == 0 {
+                quiet += step;
+                if quiet >= idle {
+                    return;
+                }
+            } else {
+                quiet = Duration::ZERO;
+                seen = now;
             }
-            let wait = idle.saturating_sub(since).max(Duration::from_millis(250));
-            tokio::time::sleep(wait).await;
         }
     }
 }

@@ -88,7 +88,7 @@ impl Default for RequestIds {
 }
 
 impl RequestIds {
-    pub fn next(&self) -> String {
+    pub fn next(&self) -> RequestId {
         let n = self.counter.fetch_add(1, Ordering::Relaxed);
         // splitmix64 finalizer: a bijection on u64.
         let mut z = self
@@ -96,7 +96,23 @@ impl RequestIds {
             .wrapping_add(n.wrapping_mul(0x9e37_79b9_7f4a_7c15));
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        format!("{:016x}", z ^ (z >> 31))
+        z ^= z >> 31;
+        let mut hex = [0u8; 16];
+        for (i, b) in hex.iter_mut().enumerate() {
+            *b = b"0123456789abcdef"[((z >> (60 - 4 * i)) & 0xf) as usize];
+        }
+        RequestId(hex)
+    }
+}
+
+/// A request id: 16 lowercase hex digits, on the stack.
+#[derive(Clone, Copy)]
+pub struct RequestId([u8; 16]);
+
+impl RequestId {
+    pub fn as_str(&self) -> &str {
+        // Hex digits only.
+        std::str::from_utf8(&self.0).unwrap_or("0000000000000000")
     }
 }
 
@@ -131,6 +147,7 @@ pub async fn handle(
     let start = Instant::now();
     let upstream_client = client;
     let request_id = shared.ids.next();
+    let request_id = request_id.as_str();
     let policy = shared.policy.load_full();
     let (parts, body) = req.into_parts();
     let peer = canonical(conn.peer.ip());
@@ -202,11 +219,11 @@ pub async fn handle(
     let client = &decision.client;
 
     // Phase: answer or forward.
-    let (response, log_path): (Response<ProxyBody>, String) =
+    let (response, log_path): (Response<ProxyBody>, LogPath) =
         match (decision.forwards(), normalized) {
             (_, None) => {
-                let page = render(&shared, Page::BadRequest, client, &request_id, html);
-                (page, parts.uri.path().to_string())
+                let page = render(&shared, Page::BadRequest, client, request_id, html);
+                (page, LogPath::Own(parts.uri.path().to_string()))
             }
             (false, Some(path)) => {
                 let page = if decision.login {
@@ -215,14 +232,14 @@ pub async fn handle(
                     Page::Blocked
                 };
                 (
-                    render(&shared, page, client, &request_id, html),
-                    path.into_owned(),
+                    render(&shared, page, client, request_id, html),
+                    LogPath::Own(path.into_owned()),
                 )
             }
             // A reverse proxy has no tunnel to offer: CONNECT is never forwarded.
             (true, Some(path)) if parts.method == http::Method::CONNECT => (
-                render(&shared, Page::BadRequest, client, &request_id, html),
-                path.into_owned(),
+                render(&shared, Page::BadRequest, client, request_id, html),
+                LogPath::Own(path.into_owned()),
             ),
             (true, Some(path)) => {
                 let pq = match (&path, parts.uri.path_and_query()) {
@@ -251,16 +268,16 @@ pub async fn handle(
                             body,
                             pq,
                             &hop,
-                            &request_id,
+                            request_id,
                             client,
                             html,
                         )
                         .await;
-                        (resp, logged.path().to_string())
+                        (resp, LogPath::Forwarded(logged))
                     }
                     Err(_) => (
-                        render(&shared, Page::BadRequest, client, &request_id, html),
-                        path.into_owned(),
+                        render(&shared, Page::BadRequest, client, request_id, html),
+                        LogPath::Own(path.into_owned()),
                     ),
                 }
             }
@@ -290,19 +307,19 @@ pub async fn handle(
                 peer,
                 method: method.as_str(),
                 host,
-                path: &log_path,
+                path: log_path.as_str(),
                 user_agent,
-                request_id: &request_id,
+                request_id: request_id,
             },
         );
     }
     telemetry::log_decision(
         &decision,
         &RequestLog {
-            request_id: &request_id,
+            request_id: request_id,
             peer,
             method: method.as_str(),
-            path: &log_path,
+            path: log_path.as_str(),
             scheme,
             host,
             version,
@@ -314,6 +331,22 @@ pub async fn handle(
         shared.log_allowed,
     );
     Ok(response)
+}
+
+/// The path a decision line shows: the forwarded one (sharing the request's
+/// bytes), or the one netwarden answered itself.
+enum LogPath {
+    Forwarded(PathAndQuery),
+    Own(String),
+}
+
+impl LogPath {
+    fn as_str(&self) -> &str {
+        match self {
+            LogPath::Forwarded(pq) => pq.path(),
+            LogPath::Own(s) => s,
+        }
+    }
 }
 
 /// What an alert says of the request besides the decision.
@@ -470,7 +503,7 @@ mod tests {
         let ids = RequestIds::default();
         let mut seen = std::collections::HashSet::new();
         for _ in 0..10_000 {
-            let id = ids.next();
+            let id = ids.next().as_str().to_string();
             assert_eq!(id.len(), 16);
             assert!(seen.insert(id));
         }

@@ -32,26 +32,22 @@ where
         mut w: Writer<'_>,
         event: &Event<'_>,
     ) -> fmt::Result {
-        LINE.with(|line| {
-            // A re-entrant event (logging from inside a Display impl) gets a
-            // buffer of its own.
-            let mut own = String::new();
-            let mut borrowed = line.try_borrow_mut();
-            let out = match borrowed.as_deref_mut() {
-                Ok(l) => l,
-                Err(_) => &mut own,
-            };
-            out.clear();
-            out.push_str("{\"timestamp\":\"");
-            push_timestamp(out, SystemTime::now());
-            out.push_str("\",\"level\":\"");
-            out.push_str(level_name(*event.metadata().level()));
-            out.push('"');
-            event.record(&mut Fields { out: &mut *out });
-            out.push_str("}\n");
-            w.write_str(out)
+        with_line(|out| {
+            let mut line = Line::begin(out, SystemTime::now(), *event.metadata().level());
+            event.record(&mut line);
+            w.write_str(line.end())
         })
     }
+}
+
+/// Runs `f` with this thread's line buffer (reused: no allocation a line).
+pub fn with_line<R>(f: impl FnOnce(&mut String) -> R) -> R {
+    LINE.with(|line| match line.try_borrow_mut() {
+        Ok(mut l) => f(&mut l),
+        // A re-entrant event (logging from inside a Display impl) gets a
+        // buffer of its own.
+        Err(_) => f(&mut String::new()),
+    })
 }
 
 fn level_name(l: tracing::Level) -> &'static str {
@@ -64,40 +60,65 @@ fn level_name(l: tracing::Level) -> &'static str {
     }
 }
 
-struct Fields<'a> {
+/// One JSON object on one line, written field by field:
+/// `{"timestamp":…,"level":…,<fields in order>}\n`. Field names are
+/// identifiers written in this crate's source (letters, digits, `_`, `.`):
+/// they are not escaped; values are.
+pub struct Line<'a> {
     out: &'a mut String,
 }
 
-impl Fields<'_> {
-    /// `,"name":`. Field names are identifiers written in this crate's
-    /// source (letters, digits, `_`, `.`): nothing to escape.
-    fn key(&mut self, field: &Field) {
+impl<'a> Line<'a> {
+    pub fn begin(out: &'a mut String, t: SystemTime, level: tracing::Level) -> Self {
+        out.clear();
+        out.push_str("{\"timestamp\":\"");
+        push_timestamp(out, t);
+        out.push_str("\",\"level\":\"");
+        out.push_str(level_name(level));
+        out.push('"');
+        Line { out }
+    }
+
+    /// Closes the object; the whole line, newline included.
+    pub fn end(self) -> &'a str {
+        self.out.push_str("}\n");
+        self.out
+    }
+
+    fn key(&mut self, name: &str) {
         self.out.push_str(",\"");
-        self.out.push_str(field.name());
+        self.out.push_str(name);
         self.out.push_str("\":");
     }
-}
 
-impl Visit for Fields<'_> {
-    fn record_str(&mut self, field: &Field, value: &str) {
-        self.key(field);
+    pub fn str(&mut self, name: &str, value: &str) {
+        self.key(name);
         self.out.push('"');
         escape(self.out, value);
         self.out.push('"');
     }
 
-    fn record_bool(&mut self, field: &Field, value: bool) {
-        self.key(field);
+    /// A value's `Display` text, escaped as it is written.
+    pub fn display(&mut self, name: &str, value: &dyn fmt::Display) {
+        self.key(name);
+        self.out.push('"');
+        // Writing to a String cannot fail.
+        let _ = write!(Escaper(self.out), "{value}");
+        self.out.push('"');
+    }
+
+    pub fn bool(&mut self, name: &str, value: bool) {
+        self.key(name);
         self.out.push_str(if value { "true" } else { "false" });
     }
 
-    fn record_u64(&mut self, field: &Field, value: u64) {
-        self.key(field);
+    pub fn u64(&mut self, name: &str, value: u64) {
+        self.key(name);
         push_u64(self.out, value);
     }
 
-    fn record_i64(&mut self, field: &Field, value: i64) {
-        self.key(field);
+    pub fn i64(&mut self, name: &str, value: i64) {
+        self.key(name);
         if value < 0 {
             self.out.push('-');
         }
@@ -106,8 +127,8 @@ impl Visit for Fields<'_> {
 
     /// Fixed three decimals (durations in milliseconds, to the
     /// microsecond) for values that fit; shortest form otherwise.
-    fn record_f64(&mut self, field: &Field, value: f64) {
-        self.key(field);
+    pub fn f64(&mut self, name: &str, value: f64) {
+        self.key(name);
         if !value.is_finite() {
             self.out.push_str("null");
         } else if value.abs() < 1e12 {
@@ -128,10 +149,32 @@ impl Visit for Fields<'_> {
             let _ = write!(self.out, "{value}");
         }
     }
+}
+
+impl Visit for Line<'_> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.str(field.name(), value);
+    }
+
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.bool(field.name(), value);
+    }
+
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.u64(field.name(), value);
+    }
+
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.i64(field.name(), value);
+    }
+
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.f64(field.name(), value);
+    }
 
     /// `%value` and `?value` fields: formatted straight through the escaper.
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        self.key(field);
+        self.key(field.name());
         self.out.push('"');
         // Writing to a String cannot fail.
         let _ = write!(Escaper(self.out), "{value:?}");
@@ -156,11 +199,30 @@ const fn needs_escape(b: u8) -> bool {
     (b < 0x20) | (b == b'"') | (b == b'\\') | (b == 0x7f)
 }
 
+/// Whether any byte of the word needs escaping, eight bytes at a time
+/// (the "has zero/less-than byte" tricks of Bit Twiddling Hacks).
+fn word_needs_escape(w: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let zero_in = |x: u64| x.wrapping_sub(ONES) & !x & HIGHS;
+    let less_than_0x20 = w.wrapping_sub(ONES * 0x20) & !w & HIGHS;
+    less_than_0x20
+        | zero_in(w ^ (ONES * u64::from(b'"')))
+        | zero_in(w ^ (ONES * u64::from(b'\\')))
+        | zero_in(w ^ (ONES * 0x7f))
+        != 0
+}
+
 fn escape(out: &mut String, s: &str) {
     let bytes = s.as_bytes();
-    // Fast path: most values need no escaping. A branch-free scan, then
-    // one copy.
-    if !bytes.iter().fold(false, |any, &b| any | needs_escape(b)) {
+    // Fast path: most values need no escaping; check eight bytes a step,
+    // then copy once.
+    let mut chunks = bytes.chunks_exact(8);
+    let clean = chunks
+        .by_ref()
+        .all(|c| !word_needs_escape(u64::from_le_bytes(c.try_into().unwrap_or([0; 8]))))
+        && !chunks.remainder().iter().any(|&b| needs_escape(b));
+    if clean {
         out.push_str(s);
         return;
     }
@@ -304,6 +366,27 @@ mod tests {
         }
         fn flush(&mut self) -> std::io::Result<()> {
             Ok(())
+        }
+    }
+
+    proptest::proptest! {
+        /// The word check agrees with the byte check on any eight bytes.
+        #[test]
+        fn word_check_matches_byte_check(bytes: [u8; 8]) {
+            proptest::prop_assert_eq!(
+                word_needs_escape(u64::from_le_bytes(bytes)),
+                bytes.iter().any(|&b| needs_escape(b))
+            );
+        }
+
+        /// Escaped text reads back as the original through a JSON parser.
+        #[test]
+        fn escaped_strings_round_trip(s: String) {
+            let mut out = String::from("\"");
+            escape(&mut out, &s);
+            out.push('"');
+            let back: String = serde_json::from_str(&out).expect("valid JSON string");
+            proptest::prop_assert_eq!(back, s);
         }
     }
 

@@ -110,8 +110,9 @@ pub fn batch_writer(mut out: Box<dyn Write + Send>) -> io::Result<(BatchWriter, 
     ))
 }
 
-impl Write for BatchWriter {
-    fn write(&mut self, line: &[u8]) -> io::Result<usize> {
+impl BatchWriter {
+    /// Appends whole lines.
+    pub fn write_line(&self, line: &[u8]) {
         let mut st = self.shared.lock();
         while st.buf.len() > MAX_PENDING && !st.closed {
             self.shared.wake.notify_one();
@@ -125,6 +126,12 @@ impl Write for BatchWriter {
         if st.buf.len() >= HIGH_WATER {
             self.shared.wake.notify_one();
         }
+    }
+}
+
+impl Write for BatchWriter {
+    fn write(&mut self, line: &[u8]) -> io::Result<usize> {
+        self.write_line(line);
         Ok(line.len())
     }
 
