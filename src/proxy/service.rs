@@ -309,14 +309,14 @@ pub async fn handle(
                 host,
                 path: log_path.as_str(),
                 user_agent,
-                request_id: request_id,
+                request_id,
             },
         );
     }
     telemetry::log_decision(
         &decision,
         &RequestLog {
-            request_id: request_id,
+            request_id,
             peer,
             method: method.as_str(),
             path: log_path.as_str(),
