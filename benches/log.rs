@@ -1,5 +1,7 @@
-//! One request's `decision` log line, as `serve` writes it: the production
-//! subscriber and JSON formatter, through the batching writer, into a sink.
+//! One request's `decision` log line, as `serve` writes it (`direct`:
+//! straight into the batching writer) and as it is written without that
+//! writer (`tracing`: the same line through the subscriber and the JSON
+//! formatter), into a sink.
 //!
 //! Run: `cargo bench --bench log`. Figures go in docs/benchmarks.md.
 
@@ -38,7 +40,7 @@ fn bench(c: &mut Criterion) {
     };
     let decision = decide(&policy, &facts);
     let (w, guard) = writer::batch_writer(Box::new(std::io::sink())).expect("writer thread");
-    let subscriber = telemetry::subscriber(LogFormat::Json, BoxMakeWriter::new(w));
+    let subscriber = telemetry::subscriber(LogFormat::Json, BoxMakeWriter::new(w.clone()));
     let r = RequestLog {
         request_id: "5f0c3b6a9d2e4f18",
         peer,
@@ -51,8 +53,19 @@ fn bench(c: &mut Criterion) {
         status: 200,
         duration: Duration::from_micros(1234),
     };
+    c.bench_function("log/decision_line_direct", |b| {
+        b.iter(|| {
+            telemetry::write_decision(
+                black_box(&w),
+                black_box(&decision),
+                black_box(&r),
+                None,
+                &decision.explanation(),
+            )
+        })
+    });
     tracing::subscriber::with_default(subscriber, || {
-        c.bench_function("log/decision_line_allowed", |b| {
+        c.bench_function("log/decision_line_tracing", |b| {
             b.iter(|| {
                 telemetry::log_decision(
                     black_box(&decision),

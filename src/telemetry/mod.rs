@@ -243,8 +243,9 @@ pub fn log_decision(
 }
 
 /// The `decision` line written straight to the log writer: the fields of
-/// the `tracing` event in `log_decision`, in the same order.
-fn write_decision(
+/// the `tracing` event in `log_decision`, in the same order. `serve` calls
+/// it through [`log_decision`]; public for the benchmark.
+pub fn write_decision(
     sink: &writer::BatchWriter,
     d: &Decision<'_, '_>,
     r: &RequestLog<'_>,
