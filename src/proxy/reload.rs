@@ -405,3 +405,36 @@ pub async fn watch(
         reloader.reload("watch").await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(extra: &str) -> Policy {
+        let text = format!(
+            "version: 1\nnetworks:\n  office: [10.0.0.0/8]\nrules:\n  - {{ name: all, allow_from: [office] }}\n{extra}"
+        );
+        crate::policy::load_str(&text, Path::new("p.yaml"))
+            .expect("valid policy")
+            .policy
+    }
+
+    #[test]
+    fn settings_read_at_startup_are_reported_as_needing_a_restart() {
+        let old = policy(
+            "server: { listen: [\"127.0.0.1:8080\"] }\nalerts: { window: 5m, sinks: [{ name: a, type: webhook, url_env: A }] }\n",
+        );
+        let same = policy(
+            "server: { listen: [\"127.0.0.1:8080\"] }\nalerts: { window: 5m, sinks: [{ name: a, type: webhook, url_env: A }] }\n",
+        );
+        assert!(needs_restart(&old, &same).is_empty());
+        let new = policy(
+            "server: { listen: [\"127.0.0.1:9090\"] }\nalerts: { window: 1m, sinks: [{ name: a, type: webhook, url_env: A }] }\n",
+        );
+        assert_eq!(needs_restart(&old, &new), ["server.listen", "alerts"]);
+        assert_eq!(
+            needs_restart(&old, &policy("")),
+            ["server.listen", "alerts"]
+        );
+    }
+}

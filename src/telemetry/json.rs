@@ -309,11 +309,6 @@ fn push_seconds(out: &mut String, secs: u64) {
     );
 }
 
-/// RFC 3339 UTC with microseconds, into `w`.
-pub fn write_timestamp(w: &mut Writer<'_>, t: SystemTime) -> fmt::Result {
-    w.write_str(&rfc3339(t))
-}
-
 /// RFC 3339 UTC with microseconds: `2026-11-28T06:01:31.764647Z`.
 pub fn rfc3339(t: SystemTime) -> String {
     let mut s = String::with_capacity(27);
@@ -339,12 +334,6 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn render(f: impl FnOnce(&mut Writer<'_>) -> fmt::Result) -> String {
-        let mut s = String::new();
-        f(&mut Writer::new(&mut s)).expect("formatting succeeds");
-        s
-    }
 
     #[test]
     fn escaping_follows_rfc_8259() {
@@ -432,27 +421,15 @@ mod tests {
     #[test]
     fn timestamps_are_rfc_3339_utc() {
         let t = UNIX_EPOCH + std::time::Duration::from_micros(1_795_845_691_764_647);
-        assert_eq!(
-            render(|w| write_timestamp(w, t)),
-            "2026-11-28T06:01:31.764647Z"
-        );
-        assert_eq!(
-            render(|w| write_timestamp(w, UNIX_EPOCH)),
-            "1970-01-01T00:00:00.000000Z"
-        );
+        assert_eq!(rfc3339(t), "2026-11-28T06:01:31.764647Z");
+        assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00.000000Z");
         let leap = UNIX_EPOCH + std::time::Duration::from_secs(951_782_400); // 2000-02-29
-        assert_eq!(
-            render(|w| write_timestamp(w, leap)),
-            "2000-02-29T00:00:00.000000Z"
-        );
+        assert_eq!(rfc3339(leap), "2000-02-29T00:00:00.000000Z");
         // The cached second is reused, and replaced when the second changes.
         let later = leap + std::time::Duration::from_micros(999_999);
+        assert_eq!(rfc3339(later), "2000-02-29T00:00:00.999999Z");
         assert_eq!(
-            render(|w| write_timestamp(w, later)),
-            "2000-02-29T00:00:00.999999Z"
-        );
-        assert_eq!(
-            render(|w| write_timestamp(w, later + std::time::Duration::from_micros(1))),
+            rfc3339(later + std::time::Duration::from_micros(1)),
             "2000-02-29T00:00:01.000000Z"
         );
     }
