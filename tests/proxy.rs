@@ -397,3 +397,63 @@ async fn websocket_upgrade_is_decided_then_tunnelled() {
     assert_eq!(seen.len(), 1);
     assert_eq!(seen[0].header("upgrade"), ["websocket"]);
 }
+
+/// `--log-format text` writes the same events for people, through
+/// `tracing`'s text formatter (the JSON decision line has a faster path of
+/// its own; this one must keep working).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn text_logs_carry_the_decision_for_people() {
+    use std::io::{BufRead, BufReader};
+    let up = Upstream::start().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("policy.yaml");
+    std::fs::write(&path, policy("")).expect("write policy");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_netwarden"))
+        .args(["serve", "--log-format", "text", "--listen", "127.0.0.1:0"])
+        .args([
+            "--admin",
+            "127.0.0.1:0",
+            "--upstream",
+            &up.url(),
+            "--policy",
+        ])
+        .arg(&path)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let next = |needle: &str| -> String {
+        let deadline = std::time::Instant::now() + support::proxy::WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(l) if l.contains(needle) => return l,
+                Ok(_) => {}
+                Err(_) => panic!("no line with {needle:?}"),
+            }
+        }
+    };
+    let listening = next("role=\"http\"");
+    let addr: std::net::SocketAddr = listening
+        .split("address=")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .expect("address field")
+        .parse()
+        .expect("socket address");
+    assert_eq!(get("127.0.0.2", addr, "/orders", &[]).await.status, 403);
+    // Blocks one of the runtime's two threads; the upstream needs none here.
+    let line = next("event=\"decision\"");
+    assert!(line.contains("INFO"), "{line}");
+    assert!(line.contains("client.address=127.0.0.2"), "{line}");
+    assert!(line.contains("action=\"deny\""), "{line}");
+    let _ = child.kill();
+    let _ = child.wait();
+}
