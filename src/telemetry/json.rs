@@ -344,19 +344,7 @@ mod tests {
         assert_eq!(v, "a\"b\\c\nd\u{1}e\u{7f}é");
     }
 
-    /// Shared memory to write log lines into.
-    #[derive(Clone, Default)]
-    struct Buf(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-
-    impl std::io::Write for Buf {
-        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().expect("lock").extend_from_slice(b);
-            Ok(b.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
+    use crate::telemetry::test_support::Buf;
 
     proptest::proptest! {
         /// The word check agrees with the byte check on any eight bytes.

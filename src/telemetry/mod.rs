@@ -169,6 +169,30 @@ pub fn cut(s: &str, max: usize) -> &str {
     &s[..end]
 }
 
+/// The GeoIP fields of the `tracing` events, from the known facts.
+struct GeoFields<'a> {
+    country: Option<String>,
+    asn: Option<u32>,
+    as_org: Option<&'a str>,
+    connection_type: Option<&'static str>,
+    anonymous: Option<String>,
+}
+
+impl<'a> GeoFields<'a> {
+    fn new(geo: Option<&'a Facts>) -> Self {
+        GeoFields {
+            country: geo.and_then(|g| g.country).map(|c| c.to_string()),
+            asn: geo.and_then(|g| g.asn),
+            as_org: geo.and_then(|g| g.as_org.as_deref()),
+            connection_type: geo.and_then(|g| g.connection_type),
+            anonymous: geo
+                .and_then(|g| g.anonymous)
+                .map(|a| a.names().collect::<Vec<_>>().join(","))
+                .filter(|a| !a.is_empty()),
+        }
+    }
+}
+
 /// Emits the `decision` event, and `login_blocked` for a blocked login.
 /// `geo`: the client's known GeoIP facts, when they are to be logged.
 pub fn log_decision(
@@ -187,14 +211,13 @@ pub fn log_decision(
         return;
     }
     let ua = cut(r.user_agent, MAX_USER_AGENT);
-    let country = geo.and_then(|g| g.country).map(|c| c.to_string());
-    let asn = geo.and_then(|g| g.asn);
-    let as_org = geo.and_then(|g| g.as_org.as_deref());
-    let connection_type = geo.and_then(|g| g.connection_type);
-    let anonymous = geo
-        .and_then(|g| g.anonymous)
-        .map(|a| a.names().collect::<Vec<_>>().join(","))
-        .filter(|a| !a.is_empty());
+    let GeoFields {
+        country,
+        asn,
+        as_org,
+        connection_type,
+        anonymous,
+    } = GeoFields::new(geo);
     let via = d.via.map(|v| v.to_string());
     let client = ClientText(&d.client);
     let peer = crate::engine::client::IpText::new(r.peer);
@@ -326,14 +349,13 @@ fn login_blocked(d: &Decision<'_, '_>, r: &RequestLog<'_>, geo: Option<&Facts>) 
         let client = ClientText(&d.client);
         let peer = crate::engine::client::IpText::new(r.peer);
         let ua = cut(r.user_agent, MAX_USER_AGENT);
-        let country = geo.and_then(|g| g.country).map(|c| c.to_string());
-        let asn = geo.and_then(|g| g.asn);
-        let as_org = geo.and_then(|g| g.as_org.as_deref());
-        let connection_type = geo.and_then(|g| g.connection_type);
-        let anonymous = geo
-            .and_then(|g| g.anonymous)
-            .map(|a| a.names().collect::<Vec<_>>().join(","))
-            .filter(|a| !a.is_empty());
+        let GeoFields {
+            country,
+            asn,
+            as_org,
+            connection_type,
+            anonymous,
+        } = GeoFields::new(geo);
         tracing::warn!(
             event = "login_blocked",
             request_id = r.request_id,
@@ -357,13 +379,12 @@ fn login_blocked(d: &Decision<'_, '_>, r: &RequestLog<'_>, geo: Option<&Facts>) 
     }
 }
 
+/// Log capture for this module's tests.
 #[cfg(test)]
-mod tests {
-    use super::*;
-
+pub(crate) mod test_support {
     /// Shared memory to write log lines into.
     #[derive(Clone, Default)]
-    struct Buf(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+    pub struct Buf(pub std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
 
     impl std::io::Write for Buf {
         fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
@@ -374,6 +395,13 @@ mod tests {
             Ok(())
         }
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use test_support::Buf;
 
     fn lines(buf: &Buf) -> Vec<serde_json::Map<String, serde_json::Value>> {
         let text = String::from_utf8(buf.0.lock().expect("lock").clone()).expect("utf-8");
