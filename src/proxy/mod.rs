@@ -1,10 +1,12 @@
 //! `netwarden serve`: the guard proxy.
 //!
-//! A connection's path: [`listener`] accepts it (PROXY header, TLS), hyper
-//! parses requests, [`service::handle`] runs each request's phases (decide
-//! with the engine, then [`forward`] or answer with a [`pages`] page, then
-//! log), and [`admin`] answers health probes. [`serve`] wires them up, and on
-//! SIGTERM or SIGINT stops accepting and drains.
+//! A connection's path: [`listener`] accepts it (PROXY header, TLS) and
+//! hands it to a worker thread, hyper parses requests, [`service::handle`]
+//! runs each request's phases (decide with the engine, then [`forward`]
+//! through the worker's own upstream [`pool`] or answer with a [`pages`]
+//! page, then log, then hand a blocked login to the alerts), and [`admin`]
+//! answers health probes and metrics. [`serve`] wires them up, and on
+//! SIGTERM or SIGINT stops accepting, drains, and flushes pending alerts.
 
 pub mod admin;
 pub mod forward;
