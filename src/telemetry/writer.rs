@@ -1,7 +1,8 @@
 //! The log writer: request threads append whole lines to a shared buffer
-//! under a mutex; one background thread writes the buffer out every
-//! [`FLUSH_EVERY`] (or sooner when it passes [`HIGH_WATER`]) in one
-//! `write(2)`. A slow stdout therefore never stalls a request until
+//! under a mutex; one background thread, woken by the first line of a
+//! batch, writes the buffer out [`FLUSH_EVERY`] later (or sooner when it
+//! passes [`HIGH_WATER`]) in one `write(2)`, and sleeps while nothing is
+//! logged. A slow stdout therefore never stalls a request until
 //! [`MAX_PENDING`] bytes wait; then writers wait too, so that audit lines
 //! are never dropped.
 //!
@@ -76,6 +77,12 @@ pub fn batch_writer(mut out: Box<dyn Write + Send>) -> io::Result<(BatchWriter, 
             loop {
                 let closed = {
                     let mut st = s.lock();
+                    // Idle: sleep until a line arrives (no timer wake-ups
+                    // while nothing is logged).
+                    while st.buf.is_empty() && !st.closed {
+                        st = s.wake.wait(st).unwrap_or_else(|e| e.into_inner());
+                    }
+                    // Then gather a batch for up to FLUSH_EVERY.
                     if st.buf.len() < HIGH_WATER && !st.closed {
                         st = s
                             .wake
@@ -122,8 +129,11 @@ impl BatchWriter {
                 .wait(st)
                 .unwrap_or_else(|e| e.into_inner());
         }
+        let was_empty = st.buf.is_empty();
         st.buf.extend_from_slice(line);
-        if st.buf.len() >= HIGH_WATER {
+        // The first line of a batch wakes the idle writer; a full batch
+        // cuts its wait short.
+        if was_empty || st.buf.len() >= HIGH_WATER {
             self.shared.wake.notify_one();
         }
     }
