@@ -4,16 +4,21 @@
 # Both guards write one JSON log line per request to a file. Load: wrk, small
 # GET keep-alive requests over plain HTTP.
 #
-#   benches/load.sh                 # DURATION=10s CONNS=50 THREADS=2 by default
+#   benches/load.sh                 # DURATION=10s CONNS=50 THREADS=2 ROUNDS=1
 #
 # Prints a Markdown table (requests/s, p50, p99, peak RSS); docs/benchmarks.md
-# records a run. Uses loopback ports 18081-18083 only.
+# records runs. With ROUNDS=n, the nginx and netwarden rows are measured n
+# times, alternating, and a summary gives the median requests/s ratio and in
+# how many rounds netwarden had both at least nginx's requests/s and no
+# worse a p99 (single runs on a shared machine move by ±25%). Uses loopback
+# ports 18081-18083 only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DURATION=${DURATION:-10s}
 CONNS=${CONNS:-50}
 THREADS=${THREADS:-2}
+ROUNDS=${ROUNDS:-1}
 UP=127.0.0.1:18081
 NGINX=127.0.0.1:18082
 NW=127.0.0.1:18083
@@ -100,14 +105,18 @@ for g in "$NW" "$NGINX"; do
   [ "$code" = 403 ] || { echo "guard $g let 127.0.0.2 through ($code)" >&2; exit 1; }
 done
 
-run() { # label, url
+# Latency as wrk prints it (us, ms, s) -> milliseconds.
+ms() { awk '{ v = $1 + 0; if ($1 ~ /us$/) v /= 1000; else if ($1 ~ /[0-9]s$/ && $1 !~ /ms$/) v *= 1000; print v }' <<<"$1"; }
+
+run() { # label, url; sets LINE (a table row, open at the end), RPS and P99 (ms)
   local out
   out=$(wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency "$2")
-  local rps p50 p99
-  rps=$(awk '/^Requests\/sec/ {print $2}' <<<"$out")
+  local p50 p99
+  RPS=$(awk '/^Requests\/sec/ {print $2}' <<<"$out")
   p50=$(awk '$1=="50%" {print $2}' <<<"$out")
   p99=$(awk '$1=="99%" {print $2}' <<<"$out")
-  printf '| %s | %s | %s | %s |' "$1" "$rps" "$p50" "$p99"
+  P99=$(ms "$p99")
+  LINE="| $1 | $RPS | $p50 | $p99 |"
 }
 
 rss_kib() { awk '/VmHWM/ {print $2}' "/proc/$1/status"; }
@@ -121,8 +130,24 @@ echo "wrk -t$THREADS -c$CONNS -d$DURATION, GET / keep-alive, $(nproc) CPUs"
 echo
 echo "| target | requests/s | p50 | p99 | peak RSS |"
 echo "|---|---|---|---|---|"
-echo "$(run 'upstream alone (nginx return 200)' "http://$UP/") - |"
-echo "$(run 'nginx guard (allow/deny, JSON access_log)' "http://$NGINX/") $(nginx_rss_kib) KiB (workers) |"
-echo "$(run 'netwarden (policy, JSON decision log)' "http://$NW/") $(rss_kib "$nw_pid") KiB |"
+run 'upstream alone (nginx return 200)' "http://$UP/"
+echo "$LINE - |"
+ratios=()
+met=0
+for round in $(seq 1 "$ROUNDS"); do
+  run 'nginx guard (allow/deny, JSON access_log)' "http://$NGINX/"
+  echo "$LINE $(nginx_rss_kib) KiB (workers) |"
+  nginx_rps=$RPS nginx_p99=$P99
+  run 'netwarden (policy, JSON decision log)' "http://$NW/"
+  echo "$LINE $(rss_kib "$nw_pid") KiB |"
+  ratios+=("$(awk -v a="$RPS" -v b="$nginx_rps" 'BEGIN { printf "%.3f", a / b }')")
+  if awk -v a="$RPS" -v b="$nginx_rps" -v p="$P99" -v q="$nginx_p99" 'BEGIN { exit !(a >= b && p <= q) }'; then
+    met=$((met + 1))
+  fi
+done
 echo
 echo "log lines: netwarden $(grep -c '"event":"decision"' "$work/netwarden-decisions.log"), nginx $(wc -l < "$work/nginx-decisions.log")"
+if [ "$ROUNDS" -gt 1 ]; then
+  median=$(printf '%s\n' "${ratios[@]}" | sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }')
+  echo "netwarden/nginx requests/s: ${ratios[*]} (median $median); rounds with requests/s >= nginx and p99 <= nginx: $met of $ROUNDS"
+fi
