@@ -457,3 +457,26 @@ async fn text_logs_carry_the_decision_for_people() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// `server.log_allowed: debug`: allowed requests write no decision line,
+/// denials still do.
+#[tokio::test]
+async fn allowed_requests_are_not_logged_at_debug() {
+    let up = Upstream::start().await;
+    let url = up.url();
+    let nw = Netwarden::start(
+        &policy("  log_allowed: debug"),
+        &[],
+        &["--listen", "127.0.0.1:0", "--upstream", &url],
+    );
+    let addr = nw.addr("http");
+    assert_eq!(get("127.0.0.1", addr, "/allowed", &[]).await.status, 200);
+    assert_eq!(get("127.0.0.2", addr, "/denied", &[]).await.status, 403);
+    nw.wait_log(|v| v["event"] == "decision" && v["url.path"] == "/denied");
+    assert!(
+        !nw.logs()
+            .iter()
+            .any(|v| v["event"] == "decision" && v["url.path"] == "/allowed"),
+        "an allowed request was logged at info"
+    );
+}
