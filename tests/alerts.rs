@@ -44,14 +44,7 @@ fn start(alerts: &str, env: &[(&str, &str)], up: &Upstream) -> Netwarden {
 async fn metrics(nw: &Netwarden) -> HashMap<String, f64> {
     let r = get("127.0.0.1", nw.addr("admin"), "/metrics", &[]).await;
     assert_eq!(r.status, 200);
-    r.body
-        .lines()
-        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
-        .filter_map(|l| {
-            let (k, v) = l.rsplit_once(' ')?;
-            Some((k.to_string(), v.parse().ok()?))
-        })
-        .collect()
+    support::proxy::parse_metrics(&r.body)
 }
 
 /// Waits (bounded) until the metric reaches `at_least`; returns its value.

@@ -42,11 +42,7 @@ rules:
 #[tokio::test]
 async fn denials_carry_the_known_facts_and_allows_do_not_by_default() {
     let up = Upstream::start().await;
-    let nw = Netwarden::start(
-        &policy(""),
-        &[],
-        &["--listen", "127.0.0.1:0", "--upstream", &up.url()],
-    );
+    let nw = Netwarden::in_front_of(&policy(""), &up);
     let r = get(
         "127.0.0.3",
         nw.addr("http"),
@@ -96,11 +92,7 @@ async fn denials_carry_the_known_facts_and_allows_do_not_by_default() {
 #[tokio::test]
 async fn log_geo_on_allow_adds_facts_to_allowed_requests() {
     let up = Upstream::start().await;
-    let nw = Netwarden::start(
-        &policy("  log_geo_on_allow: true"),
-        &[],
-        &["--listen", "127.0.0.1:0", "--upstream", &up.url()],
-    );
+    let nw = Netwarden::in_front_of(&policy("  log_geo_on_allow: true"), &up);
     let r = get(
         "127.0.0.3",
         nw.addr("http"),
@@ -151,11 +143,7 @@ rules:
 ",
         db.display()
     );
-    let nw = Netwarden::start(
-        &policy,
-        &[],
-        &["--listen", "127.0.0.1:0", "--upstream", &up.url()],
-    );
+    let nw = Netwarden::in_front_of(&policy, &up);
     let addr = nw.addr("http");
 
     // Load: a few clients in a loop, each request must be 200 or 403.

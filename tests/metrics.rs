@@ -3,9 +3,7 @@
 
 mod support;
 
-use std::collections::HashMap;
-
-use support::proxy::{Netwarden, Upstream, connect_from, exchange, get, post};
+use support::proxy::{Netwarden, Upstream, connect_from, exchange, get, parse_metrics, post};
 
 const POLICY: &str = "version: 1
 networks:
@@ -15,25 +13,10 @@ rules:
   - { name: console, allow_from: [office] }
 ";
 
-/// `name{labels}` -> value, from the text exposition.
-fn parse(text: &str) -> HashMap<String, f64> {
-    text.lines()
-        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
-        .filter_map(|l| {
-            let (k, v) = l.rsplit_once(' ')?;
-            Some((k.to_string(), v.parse().ok()?))
-        })
-        .collect()
-}
-
 #[tokio::test]
 async fn metrics_count_the_traffic_and_carry_no_personal_labels() {
     let up = Upstream::start().await;
-    let nw = Netwarden::start(
-        POLICY,
-        &[],
-        &["--listen", "127.0.0.1:0", "--upstream", &up.url()],
-    );
+    let nw = Netwarden::in_front_of(POLICY, &up);
     let addr = nw.addr("http");
     for _ in 0..2 {
         assert_eq!(
@@ -57,7 +40,7 @@ async fn metrics_count_the_traffic_and_carry_no_personal_labels() {
 
     let r = get("127.0.0.1", nw.addr("admin"), "/metrics", &[]).await;
     assert_eq!(r.status, 200);
-    let m = parse(&r.body);
+    let m = parse_metrics(&r.body);
     let get = |k: &str| {
         m.get(k)
             .copied()

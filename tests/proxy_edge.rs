@@ -254,11 +254,7 @@ fn startup_fails_closed_with_clear_messages() {
 #[tokio::test]
 async fn admin_listener_answers_health_and_readiness() {
     let up = Upstream::start().await;
-    let nw = Netwarden::start(
-        POLICY,
-        &[],
-        &["--listen", "127.0.0.1:0", "--upstream", &up.url()],
-    );
+    let nw = Netwarden::in_front_of(POLICY, &up);
     let admin = nw.addr("admin");
     let r = get("127.0.0.1", admin, "/healthz", &[]).await;
     assert_eq!((r.status, r.body.as_str()), (200, "ok\n"));
@@ -301,10 +297,9 @@ fn peak_rss_kib(pid: u32) -> u64 {
 async fn large_upload_streams_with_flat_memory() {
     const SIZE: u64 = 256 * 1024 * 1024;
     let up = Upstream::start().await;
-    let nw = Netwarden::start(
+    let nw = Netwarden::in_front_of(
         &format!("{POLICY}server:\n  timeouts: {{ upstream_response: 5m }}\n"),
-        &[],
-        &["--listen", "127.0.0.1:0", "--upstream", &up.url()],
+        &up,
     );
     let before = peak_rss_kib(nw.pid());
     let mut s = connect_from("127.0.0.1", nw.addr("http")).await;

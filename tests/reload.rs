@@ -70,11 +70,7 @@ fn no_watch(p: &str) -> String {
 #[tokio::test]
 async fn sighup_and_admin_reload_apply_good_edits_and_keep_the_policy_on_bad_ones() {
     let up = Upstream::start().await;
-    let nw = Netwarden::start(
-        &no_watch(&policy("127.0.0.1")),
-        &[],
-        &["--listen", "127.0.0.1:0", "--upstream", &up.url()],
-    );
+    let nw = Netwarden::in_front_of(&no_watch(&policy("127.0.0.1")), &up);
     let path = nw.policy_path();
     assert_eq!(status_of(&nw, "127.0.0.2").await, 403);
 
@@ -196,11 +192,7 @@ async fn the_watcher_sees_in_place_edits_renames_and_configmap_symlink_swaps() {
 #[tokio::test]
 async fn reloads_under_load_never_fail_a_request() {
     let up = Upstream::start().await;
-    let nw = Netwarden::start(
-        &no_watch(&policy("127.0.0.1")),
-        &[],
-        &["--listen", "127.0.0.1:0", "--upstream", &up.url()],
-    );
+    let nw = Netwarden::in_front_of(&no_watch(&policy("127.0.0.1")), &up);
     let path = nw.policy_path();
     let addr = nw.addr("http");
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));

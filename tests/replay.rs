@@ -28,11 +28,7 @@ rules:
 #[tokio::test]
 async fn replay_reports_what_a_candidate_would_change() {
     let up = Upstream::start().await;
-    let nw = Netwarden::start(
-        RUNNING,
-        &[],
-        &["--listen", "127.0.0.1:0", "--upstream", &up.url()],
-    );
+    let nw = Netwarden::in_front_of(RUNNING, &up);
     let addr = nw.addr("http");
     // Known traffic: 3 allowed from the office (one to /admin), 2 denied from .2, 1 from .3.
     assert_eq!(

@@ -16,11 +16,7 @@ rules:
 #[tokio::test]
 async fn a_report_only_rule_logs_its_would_be_denial_and_enforces_nothing() {
     let up = Upstream::start().await;
-    let nw = Netwarden::start(
-        RULE_REPORT,
-        &[],
-        &["--listen", "127.0.0.1:0", "--upstream", &up.url()],
-    );
+    let nw = Netwarden::in_front_of(RULE_REPORT, &up);
     let r = post("127.0.0.2", nw.addr("http"), "/login", &[]).await;
     assert_eq!(r.status, 200, "report-only never blocks");
     assert_eq!(up.seen().len(), 1);
@@ -51,11 +47,7 @@ rules:
   - { name: login, paths: [/login], methods: [POST], login: true, allow_from: [office] }
   - { name: console, allow_from: [office] }
 ";
-    let nw = Netwarden::start(
-        policy,
-        &[],
-        &["--listen", "127.0.0.1:0", "--upstream", &up.url()],
-    );
+    let nw = Netwarden::in_front_of(policy, &up);
     let r = post("127.0.0.2", nw.addr("http"), "/login", &[]).await;
     assert_eq!(r.status, 200);
     let d = nw.wait_log(|v| v["event"] == "decision");

@@ -211,6 +211,16 @@ impl Netwarden {
         Self::start_at(&path, args, dir)
     }
 
+    /// Starts the binary with `policy`, one plain listener and `up` as the
+    /// upstream: what most tests need.
+    pub fn in_front_of(policy: &str, up: &Upstream) -> Self {
+        Self::start(
+            policy,
+            &[],
+            &["--listen", "127.0.0.1:0", "--upstream", &up.url()],
+        )
+    }
+
     /// Starts the binary on a policy file already written in `dir`.
     pub fn start_at(path: &Path, args: &[&str], dir: tempfile::TempDir) -> Self {
         Self::start_env(path, args, &[], dir)
@@ -362,6 +372,17 @@ impl Drop for Netwarden {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// `name{labels}` -> value, from Prometheus' text exposition.
+pub fn parse_metrics(text: &str) -> HashMap<String, f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .filter_map(|l| {
+            let (k, v) = l.rsplit_once(' ')?;
+            Some((k.to_string(), v.parse().ok()?))
+        })
+        .collect()
 }
 
 /// Connects to `to` from the loopback address `from`.
