@@ -10,7 +10,10 @@
 #
 # Each guard runs under callgrind twice, serving N1 and then N2 keep-alive
 # `GET /` requests from one client; (count(N2) - count(N1)) / (N2 - N1) is
-# the cost of one request without start-up. Uses loopback ports 18181-18183.
+# the cost of one request without start-up. The third row is the floor of
+# the design: the same hyper server, workers and upstream pool with no
+# decision, log or metrics (benches/bare_forward.rs). Uses loopback ports
+# 18181-18184.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,6 +22,7 @@ N2=${N2:-3000}
 UP=127.0.0.1:18181
 NGINX=127.0.0.1:18182
 NW=127.0.0.1:18183
+BARE=127.0.0.1:18184
 
 for tool in nginx valgrind; do
   if ! command -v "$tool" >/dev/null 2>&1; then
@@ -26,7 +30,7 @@ for tool in nginx valgrind; do
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light valgrind >/dev/null
   fi
 done
-cargo build --release --quiet
+cargo build --release --quiet --bin netwarden --example bare-forward
 BIN=target/release/netwarden
 
 work=$(mktemp -d)
@@ -122,3 +126,5 @@ echo "|---|---|"
 per_request "nginx guard (allow/deny, JSON access_log)" "$NGINX" nginx -c "$work/guard.conf"
 per_request "netwarden (policy, JSON decision log)" "$NW" \
   "$BIN" serve --policy "$work/policy.yaml" --listen "$NW" --admin 127.0.0.1:0 --upstream "http://$UP" --workers 1
+per_request "hyper server + upstream pool alone (benches/bare_forward.rs)" "$BARE" \
+  target/release/examples/bare-forward "$BARE" "$UP" 1

@@ -213,62 +213,82 @@ struct Explanation<'d, 'p, 'r>(&'d Decision<'p, 'r>);
 
 impl fmt::Display for Explanation<'_, '_, '_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let d = self.0;
-        let name = d.rule_name();
-        let client = ClientText(&d.client);
-        match d.reason {
-            Reason::PathRejected(e) => write!(f, "path rejected: {e}"),
-            Reason::RuleAction => write!(f, "rule '{name}' {}s every client", d.action),
-            Reason::InAllowedNetwork => {
-                write!(
-                    f,
-                    "client {client} is in network '{}' allowed by rule '{name}'",
-                    d.network.unwrap_or("?")
-                )?;
-                write_via(f, d.via)
+        explain_into(self.0, f)
+    }
+}
+
+/// Writes [`Decision::explanation`] into `w`. The reasons every request
+/// gives are written piece by piece (no `format_args!`): the log writes
+/// one per request.
+pub fn explain_into(d: &Decision<'_, '_>, w: &mut dyn fmt::Write) -> fmt::Result {
+    let name = d.rule_name();
+    let client = ClientText(&d.client);
+    let in_network = |w: &mut dyn fmt::Write, verb: &str| {
+        w.write_str("client ")?;
+        client.write_to(w)?;
+        for piece in [
+            " is in network '",
+            d.network.unwrap_or("?"),
+            "' ",
+            verb,
+            " by rule '",
+            name,
+            "'",
+        ] {
+            w.write_str(piece)?;
+        }
+        write_via(w, d.via)
+    };
+    match d.reason {
+        Reason::PathRejected(e) => write!(w, "path rejected: {e}"),
+        Reason::RuleAction => {
+            for piece in ["rule '", name, "' ", d.action.as_str(), "s every client"] {
+                w.write_str(piece)?;
             }
-            Reason::NotInAllowedNetworks => {
-                write!(
-                    f,
-                    "client {client} is in none of the networks allowed by rule '{name}' ("
-                )?;
-                if let Some(rule) = d.rule {
-                    write_list(f, rule.kind.networks().iter().map(|n| &*n.name))?;
-                }
-                f.write_str(")")?;
-                if !d.unknown_facts.is_empty() {
-                    f.write_str("; the GeoIP databases do not know its ")?;
-                    let kinds: Vec<&str> = d.unknown_facts.kinds().map(|k| k.name()).collect();
-                    f.write_str(&kinds.join(", "))?;
-                }
-                Ok(())
+            Ok(())
+        }
+        Reason::InAllowedNetwork => in_network(w, "allowed"),
+        Reason::NotInAllowedNetworks => {
+            write!(
+                w,
+                "client {client} is in none of the networks allowed by rule '{name}' ("
+            )?;
+            if let Some(rule) = d.rule {
+                write_list(w, rule.kind.networks().iter().map(|n| &*n.name))?;
             }
-            Reason::InDeniedNetwork => {
-                write!(
-                    f,
-                    "client {client} is in network '{}' denied by rule '{name}'",
-                    d.network.unwrap_or("?")
-                )?;
-                write_via(f, d.via)
+            w.write_str(")")?;
+            if !d.unknown_facts.is_empty() {
+                w.write_str("; the GeoIP databases do not know its ")?;
+                let kinds: Vec<&str> = d.unknown_facts.kinds().map(|k| k.name()).collect();
+                w.write_str(&kinds.join(", "))?;
             }
-            Reason::ClientUnknown => write!(
-                f,
-                "client address is unknown ({}), and rule '{name}' requires a network",
-                d.client.derivation
-            ),
-            Reason::Default => write!(f, "no rule matched; the default is {}", d.action),
+            Ok(())
+        }
+        Reason::InDeniedNetwork => in_network(w, "denied"),
+        Reason::ClientUnknown => write!(
+            w,
+            "client address is unknown ({}), and rule '{name}' requires a network",
+            d.client.derivation
+        ),
+        Reason::Default => {
+            w.write_str("no rule matched; the default is ")?;
+            w.write_str(d.action.as_str())
         }
     }
 }
 
-fn write_via(f: &mut fmt::Formatter<'_>, via: Option<Via>) -> fmt::Result {
+fn write_via(w: &mut dyn fmt::Write, via: Option<Via>) -> fmt::Result {
     match via {
-        Some(Via::Fact(kind)) => write!(f, " (by its {})", kind.name()),
+        Some(Via::Fact(kind)) => {
+            w.write_str(" (by its ")?;
+            w.write_str(kind.name())?;
+            w.write_str(")")
+        }
         _ => Ok(()),
     }
 }
 
-fn write_list<'a>(f: &mut fmt::Formatter<'_>, items: impl Iterator<Item = &'a str>) -> fmt::Result {
+fn write_list<'a>(f: &mut dyn fmt::Write, items: impl Iterator<Item = &'a str>) -> fmt::Result {
     for (i, item) in items.enumerate() {
         if i > 0 {
             f.write_str(", ")?;
@@ -281,12 +301,18 @@ fn write_list<'a>(f: &mut fmt::Formatter<'_>, items: impl Iterator<Item = &'a st
 /// The client address for people: the address or `unknown`.
 pub struct ClientText<'a>(pub &'a ClientAddr);
 
+impl ClientText<'_> {
+    fn write_to(&self, w: &mut dyn fmt::Write) -> fmt::Result {
+        match self.0.ip {
+            Some(ip) => w.write_str(client::IpText::new(ip).as_str()),
+            None => w.write_str("unknown"),
+        }
+    }
+}
+
 impl fmt::Display for ClientText<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0.ip {
-            Some(ip) => f.write_str(client::IpText::new(ip).as_str()),
-            None => f.write_str("unknown"),
-        }
+        self.write_to(f)
     }
 }
 

@@ -216,7 +216,21 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     if present[0].is_none() {
         return;
     }
-    if headers.contains_key(header::CONNECTION) {
+    // `Connection: keep-alive` or `close` names only hop-by-hop headers:
+    // checked in place, so the usual case parses and allocates nothing.
+    let names_others = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .flat_map(|v| v.as_bytes().split(|&b| b == b','))
+        .any(|t| {
+            let t = t.trim_ascii();
+            !t.is_empty()
+                && !t.eq_ignore_ascii_case(b"close")
+                && !HOP_BY_HOP
+                    .iter()
+                    .any(|h| t.eq_ignore_ascii_case(h.as_bytes()))
+        });
+    if names_others {
         let named: Vec<HeaderName> = headers
             .get_all(header::CONNECTION)
             .iter()
@@ -405,6 +419,32 @@ mod tests {
         strip_hop_by_hop(&mut h);
         assert_eq!(h.len(), 1);
         assert!(h.contains_key("accept"));
+    }
+
+    #[test]
+    fn a_header_named_in_a_later_connection_line_is_removed_whatever_its_case() {
+        let mut h = headers(&[
+            ("connection", "close"),
+            ("connection", " Keep-Alive ,, X-Secret-Hop "),
+            ("x-secret-hop", "1"),
+            ("accept", "text/html"),
+        ]);
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h.keys().map(|k| k.as_str()).collect::<Vec<_>>(), ["accept"]);
+    }
+
+    #[test]
+    fn connection_naming_only_hop_by_hop_headers_keeps_the_rest() {
+        let mut h = headers(&[
+            ("connection", "keep-alive, Upgrade, close"),
+            ("upgrade", "websocket"),
+            ("content-type", "text/plain"),
+            ("content-length", "3"),
+        ]);
+        strip_hop_by_hop(&mut h);
+        let mut left: Vec<_> = h.keys().map(|k| k.as_str()).collect();
+        left.sort_unstable();
+        assert_eq!(left, ["content-length", "content-type"]);
     }
 
     #[test]

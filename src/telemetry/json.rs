@@ -19,6 +19,8 @@ pub struct JsonLines;
 std::thread_local! {
     /// The line being built on this thread (reused: no allocation a line).
     static LINE: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+    /// A displayed value, before it is escaped into the line.
+    static SCRATCH: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
 }
 
 impl<S, N> FormatEvent<S, N> for JsonLines
@@ -100,11 +102,23 @@ impl<'a> Line<'a> {
 
     /// A value's `Display` text, escaped as it is written.
     pub fn display(&mut self, name: &str, value: &dyn fmt::Display) {
-        self.key(name);
-        self.out.push('"');
-        // Writing to a String cannot fail.
-        let _ = write!(Escaper(self.out), "{value}");
-        self.out.push('"');
+        // Formatted whole into a scratch buffer, then escaped in one pass
+        // (escaping each piece `fmt` hands over costs more than the copy).
+        SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
+            Ok(mut text) => {
+                text.clear();
+                // Writing to a String cannot fail.
+                let _ = write!(text, "{value}");
+                self.str(name, &text);
+            }
+            // Re-entered from inside a Display impl: escape piece by piece.
+            Err(_) => {
+                self.key(name);
+                self.out.push('"');
+                let _ = write!(Escaper(self.out), "{value}");
+                self.out.push('"');
+            }
+        });
     }
 
     pub fn bool(&mut self, name: &str, value: bool) {

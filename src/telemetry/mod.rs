@@ -281,7 +281,14 @@ pub fn write_decision(
         l.str("message", "decision");
         l.str(f::EVENT, "decision");
         l.str(f::REQUEST_ID, r.request_id);
-        l.display(f::CLIENT_ADDRESS, &ClientText(&d.client));
+        l.str(
+            f::CLIENT_ADDRESS,
+            d.client
+                .ip
+                .map(crate::engine::client::IpText::new)
+                .as_ref()
+                .map_or("unknown", |t| t.as_str()),
+        );
         l.str(f::CLIENT_SOURCE, d.client.derivation.kind());
         l.str(
             f::PEER_ADDRESS,
