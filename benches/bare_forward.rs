@@ -60,10 +60,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let mut next = 0;
         loop {
             let (stream, _) = listener.accept().await?;
-            let _ = stream.set_nodelay(true);
+            // Registered with the worker's own reactor, as in `serve`.
+            let stream = stream.into_std()?;
             let (handle, pool) = handles[next % handles.len()].clone();
             next += 1;
             handle.spawn(async move {
+                let Ok(stream) = tokio::net::TcpStream::from_std(stream) else {
+                    return;
+                };
+                let _ = stream.set_nodelay(true);
                 let mut builder = auto::Builder::new(TokioExecutor::new());
                 builder
                     .http1()
