@@ -23,11 +23,14 @@
 //!    Alertmanager), aggregated, off the request path.
 //!
 //! The binary (`src/main.rs`) is only the command line around these;
-//! [`demo`] runs the guard in front of a small built-in console.
+//! [`demo`] runs the guard in front of a small built-in console. Every
+//! file an operator names (policy, network lists, template, certificates,
+//! GeoIP databases) is read through [`files`]: regular files only, bounded.
 
 pub mod alerts;
 pub mod demo;
 pub mod engine;
+pub mod files;
 pub mod geo;
 pub mod policy;
 pub mod proxy;

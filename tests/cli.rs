@@ -2,7 +2,7 @@
 
 mod support;
 
-use support::{repo, run};
+use support::{repo, run, run_within};
 
 fn example() -> String {
     repo("policies/example.yaml").display().to_string()
@@ -71,6 +71,48 @@ fn check_on_a_missing_file_fails_closed() {
     assert_eq!(code, 1);
     assert!(
         err.contains("cannot read policy /nonexistent/policy.yaml"),
+        "{err}"
+    );
+}
+
+/// Regression: `/dev/zero` was read until memory ran out, and a named pipe
+/// blocked `check` forever (as a policy, and as a network file).
+#[test]
+fn check_refuses_devices_and_pipes_without_reading_them() {
+    let limit = std::time::Duration::from_secs(20);
+    let (code, _, err) = run_within(&["check", "--policy", "/dev/zero"], limit);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("cannot read policy /dev/zero: a device or socket, not a regular file"),
+        "{err}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("policy.yaml");
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let (code, _, err) = run_within(&["check", "--policy", fifo.to_str().unwrap()], limit);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("a named pipe, not a regular file"), "{err}");
+
+    let policy = dir.path().join("zero.yaml");
+    std::fs::write(
+        &policy,
+        "version: 1\nnetworks:\n  office: { file: /dev/zero }\nrules:\n  - { name: all, paths: [\"/**\"], allow_from: [office] }\n",
+    )
+    .unwrap();
+    let (code, out, err) = run_within(&["check", "--policy", policy.to_str().unwrap()], limit);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        err.contains(&format!(
+            "{}:3:19: error: network 'office': cannot read '/dev/zero': a device or socket, not a regular file",
+            policy.display()
+        )),
         "{err}"
     );
 }

@@ -220,6 +220,51 @@ fn startup_fails_closed_with_clear_messages() {
         "{err}"
     );
 
+    // A certificate "file" that is a device (it used to be read until
+    // memory ran out), and a key that is a named pipe (opening one blocks).
+    let fifo = dir.path().join("key.pem");
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .expect("mkfifo")
+            .success()
+    );
+    let certs = support::dev_certs();
+    for (cert, key, says) in [
+        (
+            "/dev/zero".to_string(),
+            fifo.display().to_string(),
+            "cannot read certificate /dev/zero",
+        ),
+        (
+            certs.path().join("cert.pem").display().to_string(),
+            fifo.display().to_string(),
+            "a named pipe, not a regular file",
+        ),
+    ] {
+        let (code, _, err) = support::run_within(
+            &[
+                "serve",
+                "--policy",
+                p,
+                "--tls-listen",
+                "127.0.0.1:0",
+                "--cert",
+                &cert,
+                "--key",
+                &key,
+                "--upstream",
+                "http://127.0.0.1:1",
+                "--admin",
+                "127.0.0.1:0",
+            ],
+            std::time::Duration::from_secs(20),
+        );
+        assert_eq!(code, 1, "{err}");
+        assert!(err.contains(says), "{err}");
+    }
+
     // Address in use.
     let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = taken.local_addr().expect("addr").to_string();

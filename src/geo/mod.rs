@@ -132,7 +132,12 @@ impl GeoDb {
         // file by renaming a new one over it, which leaves this mapping on
         // the old inode. A tool that truncated the file in place would break
         // any mmap reader; docs/geoip.md says so.
-        let reader = unsafe { Reader::open_mmap(path) }.map_err(|source| GeoError::Open {
+        let open = |path: &Path| {
+            crate::files::check_regular(path).map_err(maxminddb::MaxMindDbError::from)?;
+            // SAFETY: as above.
+            unsafe { Reader::open_mmap(path) }
+        };
+        let reader = open(path).map_err(|source| GeoError::Open {
             role,
             path: path.to_path_buf(),
             source,

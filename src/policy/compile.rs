@@ -359,7 +359,7 @@ impl Cx<'_, '_> {
     fn network_file(&mut self, network: &str, file: &S<String>, out: &mut Vec<(IpNet, Source)>) {
         let path = self.base.join(&file.value);
         self.sources.push(path.clone());
-        let text = match std::fs::read_to_string(&path) {
+        let text = match crate::files::read_to_string(&path, crate::files::MAX_TEXT_BYTES) {
             Ok(t) => t,
             Err(e) => {
                 self.error(
@@ -454,7 +454,8 @@ impl Cx<'_, '_> {
         match src {
             Source::Policy { loc, .. } => self.warn(loc, message, help),
             Source::File { path, line, column } => {
-                let text = std::fs::read_to_string(path).unwrap_or_default();
+                let text = crate::files::read_to_string(path, crate::files::MAX_TEXT_BYTES)
+                    .unwrap_or_default();
                 let mut fc = Collector::new(path, &text);
                 fc.push(Severity::Warning, *line, *column, message, help);
                 self.extra.append(&mut fc.diagnostics);

@@ -278,7 +278,7 @@ pub fn load(path: &Path) -> Result<Loaded, LoadError> {
             size,
         });
     }
-    let text = std::fs::read_to_string(path).map_err(io)?;
+    let text = crate::files::read_to_string(path, MAX_POLICY_BYTES).map_err(io)?;
     load_str(&text, path)
 }
 

@@ -163,14 +163,14 @@ pub async fn serve(policy: Policy, o: Overrides) -> Result<(), ServeError> {
     let upstream_ca = o.upstream_ca.clone().or(settings.upstream_ca.clone());
     let client_tls = tls::client_config(upstream_ca.as_deref())?;
     let pages = match &settings.block_page {
-        Some(path) => {
-            pages::Pages::with_template(std::fs::read_to_string(path).map_err(|source| {
+        Some(path) => pages::Pages::with_template(
+            crate::files::read_to_string(path, crate::files::MAX_TEXT_BYTES).map_err(|source| {
                 ServeError::Template {
                     path: path.clone(),
                     source,
                 }
-            })?)
-        }
+            })?,
+        ),
         None => pages::Pages::default(),
     };
     // Secrets are read now: a sink that cannot work stops startup.

@@ -63,7 +63,7 @@ pub fn fingerprint(policy_text: &[u8], sources: &[PathBuf]) -> String {
     ctx.update(policy_text);
     for s in sources {
         ctx.update(s.as_os_str().as_encoded_bytes());
-        ctx.update(&std::fs::read(s).unwrap_or_default());
+        ctx.update(&crate::files::read(s, crate::files::MAX_TEXT_BYTES).unwrap_or_default());
     }
     ctx.finish()
         .as_ref()
@@ -245,8 +245,8 @@ impl Reloader {
 
 /// Reads and fully validates the policy; its fingerprint.
 fn load(path: &Path) -> Result<(Policy, String), Vec<String>> {
-    let text =
-        std::fs::read(path).map_err(|e| vec![format!("{}: cannot read: {e}", path.display())])?;
+    let text = crate::files::read(path, policy::MAX_POLICY_BYTES)
+        .map_err(|e| vec![format!("{}: cannot read: {e}", path.display())])?;
     match policy::load(path) {
         Ok(l) => {
             let sha = fingerprint(&text, l.policy.sources());

@@ -46,10 +46,17 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
+/// PEM files (a chain, a key, a CA bundle) are far smaller than this.
+const MAX_PEM_BYTES: u64 = 4 * 1024 * 1024;
+
+fn read_pem(path: &Path) -> Result<Vec<u8>, rustls::pki_types::pem::Error> {
+    crate::files::read(path, MAX_PEM_BYTES).map_err(rustls::pki_types::pem::Error::Io)
+}
+
 fn read_pem_certs(
     path: &Path,
 ) -> Result<Vec<CertificateDer<'static>>, rustls::pki_types::pem::Error> {
-    CertificateDer::pem_file_iter(path).and_then(|it| it.collect())
+    CertificateDer::pem_slice_iter(&read_pem(path)?).collect()
 }
 
 fn certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
@@ -66,10 +73,12 @@ fn certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
 /// The listener's TLS configuration from PEM files.
 pub fn server_config(cert: &Path, key: &Path) -> Result<rustls::ServerConfig, TlsError> {
     let chain = certs(cert)?;
-    let key = PrivateKeyDer::from_pem_file(key).map_err(|source| TlsError::Key {
-        path: key.to_path_buf(),
-        source,
-    })?;
+    let key = read_pem(key)
+        .and_then(|pem| PrivateKeyDer::from_pem_slice(&pem))
+        .map_err(|source| TlsError::Key {
+            path: key.to_path_buf(),
+            source,
+        })?;
     // rustls offers no protocol below TLS 1.2.
     let mut cfg = rustls::ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])

@@ -23,6 +23,38 @@ pub fn run(args: &[&str]) -> (i32, String, String) {
     )
 }
 
+/// [`run`], killed (and the test failed) if it has not exited within
+/// `limit`: for inputs that used to hang.
+pub fn run_within(args: &[&str], limit: std::time::Duration) -> (i32, String, String) {
+    use std::io::Read;
+    let mut child = bin()
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("netwarden runs");
+    let deadline = std::time::Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("netwarden {args:?} did not exit within {limit:?}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let (mut out, mut err) = (String::new(), String::new());
+    let _ = child.stdout.take().expect("piped").read_to_string(&mut out);
+    let _ = child.stderr.take().expect("piped").read_to_string(&mut err);
+    (
+        status.code().expect("exited, not killed by a signal"),
+        out,
+        err,
+    )
+}
+
 pub mod proxy;
 
 /// A temporary directory with a development CA (`ca.pem`), a certificate
