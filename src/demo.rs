@@ -165,14 +165,12 @@ pub const DEMO_POLICY: &str = include_str!("../policies/demo.yaml");
 pub async fn live(listen: std::net::SocketAddr) -> anyhow::Result<()> {
     use anyhow::Context;
 
-    // Port 0: pick a free port now, so that the curl lines below are right.
-    let listen = if listen.port() == 0 {
-        std::net::TcpListener::bind(listen)
-            .and_then(|l| l.local_addr())
-            .context("cannot find a free port")?
-    } else {
-        listen
-    };
+    // Bound now, and served from this socket: the curl lines below name
+    // the real port (port 0 picks a free one), and no other process can
+    // take it between printing and serving.
+    let socket = std::net::TcpListener::bind(listen)
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let listen = socket.local_addr()?;
     let console = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .context("cannot start the built-in console")?;
@@ -205,6 +203,7 @@ pub async fn live(listen: std::net::SocketAddr) -> anyhow::Result<()> {
             ),
             ("NETWARDEN_DEMO_WEBHOOK_KEY".into(), key),
         ],
+        prebound: vec![std::sync::Arc::new(socket)],
         ..Default::default()
     };
     let url = format!("http://{listen}");

@@ -326,6 +326,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         admin: args.admin,
         alert_env: Vec::new(),
         workers: args.workers.map(usize::from),
+        prebound: Vec::new(),
     };
     let _logs = telemetry::init(args.log_format);
     match runtime()?.block_on(proxy::serve(loaded.policy, overrides)) {

@@ -694,3 +694,90 @@ async fn an_https_sink_is_verified_with_its_ca_file() {
     assert_eq!(hook.got().len(), 1);
     assert_eq!(hook.got()[0].path, "/hook");
 }
+
+/// Rewrites the policy and waits for the reload that takes it (SIGHUP, or
+/// the file watcher if it gets there first), or for the refusal.
+fn reload_with(nw: &Netwarden, text: &str, seen: usize) -> serde_json::Value {
+    std::fs::write(nw.policy_path(), text).expect("edit policy");
+    nw.signal("HUP");
+    let wanted = |v: &serde_json::Value| {
+        v["event"] == "policy_reloaded" || v["event"] == "policy_reload_failed"
+    };
+    let deadline = std::time::Instant::now() + support::proxy::WAIT;
+    loop {
+        let events: Vec<_> = nw.logs().into_iter().filter(|v| wanted(v)).collect();
+        if events.len() > seen {
+            return events[seen].clone();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no reload outcome logged"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_moves_alerts_to_the_new_sinks_and_a_missing_secret_keeps_the_running_ones() {
+    let up = Upstream::start().await;
+    let first = Receiver::start(&[], Answer::Status(200)).await;
+    let second = Receiver::start(&[], Answer::Status(200)).await;
+    let sink = |var: &str| {
+        format!("  window: 1h\n  sinks:\n    - {{ name: ops, type: webhook, url_env: {var} }}\n")
+    };
+    let (first_url, second_url) = (first.url("/first"), second.url("/second"));
+    let nw = start(
+        &sink("FIRST_URL"),
+        &[("FIRST_URL", &first_url), ("SECOND_URL", &second_url)],
+        &up,
+    );
+    assert_eq!(blocked_login(&nw, "127.0.0.2").await, 403);
+    assert_eq!(first.wait_for(1).await.len(), 1);
+
+    // The sink now reads another variable: alerts move, no restart.
+    let ev = reload_with(&nw, &policy(&sink("SECOND_URL")), 0);
+    assert_eq!(ev["event"], "policy_reloaded", "{ev}");
+    let moved = nw.wait_log(|v| v["event"] == "alerts_reloaded");
+    assert_eq!(moved["sinks"], 1, "{moved}");
+    assert!(
+        !nw.logs()
+            .iter()
+            .any(|v| v["event"] == "policy_restart_needed"),
+        "an alerts change asked for a restart"
+    );
+    assert_eq!(blocked_login(&nw, "127.0.0.3").await, 403);
+    let got = second.wait_for(1).await;
+    assert_eq!(got[0].path, "/second");
+    let body = String::from_utf8_lossy(&got[0].body);
+    assert!(body.contains("127.0.0.3"), "{body}");
+
+    // A sink whose variable is not set: the reload is refused, located,
+    // without the values of the variables that are set; the running
+    // alerts keep delivering.
+    let ev = reload_with(&nw, &policy(&sink("MISSING_URL")), 1);
+    assert_eq!(ev["event"], "policy_reload_failed", "{ev}");
+    let errors = ev["errors"].as_str().unwrap_or("");
+    assert!(errors.contains("MISSING_URL"), "{errors}");
+    assert!(!errors.contains(&second_url), "{errors}");
+    assert_eq!(blocked_login(&nw, "127.0.0.4").await, 403);
+    let got = second.wait_for(2).await;
+    let body = String::from_utf8_lossy(&got[1].body);
+    assert!(body.contains("127.0.0.4"), "{body}");
+
+    // No alerts section: attempts are logged, not alerted.
+    let ev = reload_with(&nw, &policy("").replace("alerts:\n", ""), 2);
+    assert_eq!(ev["event"], "policy_reloaded", "{ev}");
+    assert_eq!(blocked_login(&nw, "127.0.0.5").await, 403);
+    nw.wait_log(|v| v["event"] == "login_blocked" && v["client.address"] == "127.0.0.5");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        first.got().len(),
+        1,
+        "the first sink got alerts after the move"
+    );
+    assert_eq!(
+        second.got().len(),
+        2,
+        "alerts went out with no alerts section"
+    );
+}

@@ -168,6 +168,65 @@ impl Alerts {
     }
 }
 
+/// The alerts `serve` runs, replaced whole when a reload changes the
+/// `alerts:` section: the request path loads the current one only for a
+/// blocked login, so other requests pay nothing for it.
+#[derive(Default)]
+pub struct Live {
+    current: arc_swap::ArcSwapOption<Alerts>,
+    running: std::sync::Mutex<Option<Running>>,
+}
+
+impl Live {
+    pub fn new(started: Option<(Alerts, Running)>) -> Self {
+        let live = Live::default();
+        live.replace(started);
+        live
+    }
+
+    /// The alerts attempts go to now; `None` without an `alerts:` section.
+    pub fn current(&self) -> Option<Arc<Alerts>> {
+        self.current.load_full()
+    }
+
+    /// Puts `next` (or no alerts) in place and returns the tasks it
+    /// replaces, for the caller to shut down (which flushes what they
+    /// hold). Attempts made from now on go to `next`.
+    pub fn replace(&self, next: Option<(Alerts, Running)>) -> Option<Running> {
+        let (alerts, running) = next.unzip();
+        self.current.store(alerts.map(Arc::new));
+        let mut slot = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        std::mem::replace(&mut *slot, running)
+    }
+}
+
+/// Resolves the sinks of `settings` (secrets from `overrides`, then the
+/// process environment) and starts them on the current runtime. A sink
+/// that cannot work (a variable missing or wrong) is an error: nothing
+/// starts.
+pub fn launch(
+    settings: &AlertSettings,
+    overrides: &[(String, String)],
+    metrics: Arc<Metrics>,
+) -> Result<(Alerts, Running), Vec<AlertError>> {
+    let sinks = deliver::resolve_all(settings, &|v| {
+        overrides
+            .iter()
+            .find(|(name, _)| name == v)
+            .map(|(_, value)| value.clone())
+            .or_else(|| std::env::var(v).ok())
+    })?;
+    for s in &sinks {
+        tracing::info!(
+            event = "alert_sink",
+            sink = &*s.name,
+            kind = s.kind.as_str(),
+            "alerts on blocked logins go to this sink"
+        );
+    }
+    Ok(start(settings, sinks, metrics))
+}
+
 /// The running alert tasks.
 pub struct Running {
     stop: oneshot::Sender<()>,
@@ -299,6 +358,11 @@ fn dispatch(out: &mut Vec<Alert>, queues: &[Queue], metrics: &Metrics) {
 }
 
 impl Running {
+    /// How many sinks deliver.
+    pub fn sink_count(&self) -> usize {
+        self.sinks.len()
+    }
+
     /// Flushes pending counts and gives the sinks `flush_timeout` to
     /// deliver what they hold; what is left after that is dropped and
     /// counted.

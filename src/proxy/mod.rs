@@ -47,6 +47,10 @@ pub struct Overrides {
     pub alert_env: Vec<(String, String)>,
     /// Worker threads; default: one per CPU (as nginx's `worker_processes auto`).
     pub workers: Option<usize>,
+    /// Sockets bound before `serve` (the demo binds its port before it
+    /// prints the address): a listener at one of their addresses is served
+    /// from it, with no second bind that another process could race.
+    pub prebound: Vec<Arc<std::net::TcpListener>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -145,10 +149,22 @@ fn plan(policy: &Policy, o: &Overrides) -> Result<Plan, ServeError> {
     })
 }
 
-async fn bind(addr: SocketAddr) -> Result<TcpListener, ServeError> {
-    TcpListener::bind(addr)
-        .await
-        .map_err(|source| ServeError::Bind { addr, source })
+async fn bind(
+    addr: SocketAddr,
+    prebound: &[Arc<std::net::TcpListener>],
+) -> Result<TcpListener, ServeError> {
+    let err = |source| ServeError::Bind { addr, source };
+    match prebound
+        .iter()
+        .find(|l| l.local_addr().is_ok_and(|a| a == addr))
+    {
+        Some(l) => {
+            let l = l.try_clone().map_err(err)?;
+            l.set_nonblocking(true).map_err(err)?;
+            TcpListener::from_std(l).map_err(err)
+        }
+        None => TcpListener::bind(addr).await.map_err(err),
+    }
 }
 
 /// Runs the proxy until SIGTERM or SIGINT, then drains. Every startup
@@ -174,35 +190,12 @@ pub async fn serve(policy: Policy, o: Overrides) -> Result<(), ServeError> {
         None => pages::Pages::default(),
     };
     // Secrets are read now: a sink that cannot work stops startup.
-    let alert_sinks = match policy.alerts() {
-        Some(a) => Some((
-            a.clone(),
-            crate::alerts::deliver::resolve_all(a, &|v| {
-                o.alert_env
-                    .iter()
-                    .find(|(name, _)| name == v)
-                    .map(|(_, value)| value.clone())
-                    .or_else(|| std::env::var(v).ok())
-            })
-            .map_err(ServeError::Alerts)?,
-        )),
-        None => None,
-    };
     let metrics = Arc::new(crate::telemetry::metrics::Metrics::default());
-    let (alerts, alert_tasks) = match alert_sinks {
-        Some((settings, sinks)) => {
-            for s in &sinks {
-                tracing::info!(
-                    event = "alert_sink",
-                    sink = &*s.name,
-                    kind = s.kind.as_str(),
-                    "alerts on blocked logins go to this sink"
-                );
-            }
-            let (a, running) = crate::alerts::start(&settings, sinks, metrics.clone());
-            (Some(a), Some(running))
-        }
-        None => (None, None),
+    let alerts = match policy.alerts() {
+        Some(a) => Some(
+            crate::alerts::launch(a, &o.alert_env, metrics.clone()).map_err(ServeError::Alerts)?,
+        ),
+        None => None,
     };
     let (workers, stop_workers) = start_workers(
         o.workers,
@@ -218,7 +211,7 @@ pub async fn serve(policy: Policy, o: Overrides) -> Result<(), ServeError> {
         log_allowed: settings.log_allowed,
         ids: service::RequestIds::default(),
         metrics,
-        alerts,
+        alerts: crate::alerts::Live::new(alerts),
     });
     shared.metrics.policy_loaded(1, &shared.policy.load());
 
@@ -226,9 +219,9 @@ pub async fn serve(policy: Policy, o: Overrides) -> Result<(), ServeError> {
     // listener serves.
     let mut bound = Vec::with_capacity(plan.listeners.len());
     for (l, is_tls) in &plan.listeners {
-        bound.push((bind(l.addr).await?, l.proxy_protocol, *is_tls));
+        bound.push((bind(l.addr, &o.prebound).await?, l.proxy_protocol, *is_tls));
     }
-    let admin_listener = bind(plan.admin).await?;
+    let admin_listener = bind(plan.admin, &o.prebound).await?;
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let (alive_tx, mut alive_rx) = mpsc::channel::<()>(1);
@@ -274,6 +267,7 @@ pub async fn serve(policy: Policy, o: Overrides) -> Result<(), ServeError> {
         shared.clone(),
         sha,
         tls.clone(),
+        o.alert_env.clone(),
     ));
     if settings.reload.watch {
         tokio::spawn(reload::watch(
@@ -305,7 +299,7 @@ pub async fn serve(policy: Policy, o: Overrides) -> Result<(), ServeError> {
     let drained = tokio::time::timeout(settings.timeouts.drain, alive_rx.recv())
         .await
         .is_ok();
-    if let Some(tasks) = alert_tasks {
+    if let Some(tasks) = shared.alerts.replace(None) {
         // After the drain: the last requests' attempts are in the queue.
         tasks.shutdown().await;
     }

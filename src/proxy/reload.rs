@@ -46,6 +46,10 @@ struct Status {
     last_attempt: Option<(SystemTime, &'static str, Outcome)>,
 }
 
+/// Alerts started for a new policy: `None` when it has no `alerts:`
+/// section.
+type NextAlerts = Option<(crate::alerts::Alerts, crate::alerts::Running)>;
+
 /// Reloads the policy `serve` runs, one reload at a time.
 pub struct Reloader {
     path: PathBuf,
@@ -55,6 +59,9 @@ pub struct Reloader {
     running: tokio::sync::Mutex<()>,
     /// The listeners' certificate, reloaded with the policy when its files change.
     tls: Option<Arc<super::tls::ServerTls>>,
+    /// Values for the variables alert sinks name, ahead of the environment
+    /// (the demo's); read again when a reload changes the `alerts:` section.
+    alert_env: Vec<(String, String)>,
 }
 
 /// sha256 of the policy text and every file it reads, in order.
@@ -80,10 +87,12 @@ impl Reloader {
         shared: Arc<Shared>,
         sha256: String,
         tls: Option<Arc<super::tls::ServerTls>>,
+        alert_env: Vec<(String, String)>,
     ) -> Self {
         Self {
             path,
             shared,
+            alert_env,
             status: Mutex::new(Status {
                 sha256,
                 generation: 1,
@@ -138,42 +147,92 @@ impl Reloader {
         };
         let outcome = match loaded {
             Err(errors) => Outcome::Failed { errors },
+            Ok((_, sha256)) if sha256 == self.status().sha256 => Outcome::Unchanged,
             Ok((new, sha256)) => {
-                if sha256 == self.status().sha256 {
-                    Outcome::Unchanged
-                } else {
-                    let old = self.shared.policy.load_full();
-                    let restart = needs_restart(&old, &new);
-                    let diff = diff_summary(&old, &new);
-                    self.shared.policy.store(Arc::new(new));
-                    let old_sha = self.status().sha256;
-                    let mut generation = 0;
-                    self.set_status(|s| {
-                        s.generation += 1;
-                        generation = s.generation;
-                        s.sha256 = sha256.clone();
-                        s.loaded_at = SystemTime::now();
-                    });
-                    tracing::info!(
-                        event = "policy_reloaded",
-                        trigger,
-                        generation,
-                        old_sha256 = %old_sha,
-                        new_sha256 = %sha256,
-                        changes = %diff,
-                        "policy reloaded"
-                    );
-                    if !restart.is_empty() {
-                        tracing::warn!(
-                            event = "policy_restart_needed",
-                            settings = %restart.join(", "),
-                            "these server settings changed but apply only after a restart; the rest of the policy is live"
-                        );
-                    }
-                    Outcome::Reloaded { generation, sha256 }
+                let old = self.shared.policy.load_full();
+                match self.new_alerts(&old, &new) {
+                    Err(errors) => Outcome::Failed { errors },
+                    Ok(alerts) => self.commit(trigger, &old, new, sha256, alerts),
                 }
             }
         };
+        self.finish(trigger, outcome)
+    }
+
+    /// The alerts a changed `alerts:` section asks for, started but not yet
+    /// in use; `Ok(None)` when the section did not change. A sink whose
+    /// variable is missing fails the reload (the running policy and alerts
+    /// stay), as it stops startup.
+    fn new_alerts(&self, old: &Policy, new: &Policy) -> Result<Option<NextAlerts>, Vec<String>> {
+        if old.alerts() == new.alerts() {
+            return Ok(None);
+        }
+        match new.alerts() {
+            None => Ok(Some(None)),
+            Some(settings) => {
+                crate::alerts::launch(settings, &self.alert_env, self.shared.metrics.clone())
+                    .map(|started| Some(Some(started)))
+                    .map_err(|errors| errors.iter().map(ToString::to_string).collect())
+            }
+        }
+    }
+
+    /// Puts a validated policy, and its alerts if that section changed, in
+    /// place.
+    fn commit(
+        &self,
+        trigger: &'static str,
+        old: &Policy,
+        new: Policy,
+        sha256: String,
+        alerts: Option<NextAlerts>,
+    ) -> Outcome {
+        let restart = needs_restart(old, &new);
+        let diff = diff_summary(old, &new);
+        self.shared.policy.store(Arc::new(new));
+        if let Some(next) = alerts {
+            let sinks = next.as_ref().map_or(0, |(_, running)| running.sink_count());
+            if let Some(previous) = self.shared.alerts.replace(next) {
+                // What the old sinks hold is flushed (bounded by their flush
+                // timeout), off the reload.
+                tokio::spawn(previous.shutdown());
+            }
+            tracing::info!(
+                event = "alerts_reloaded",
+                trigger,
+                sinks,
+                "alerts now go to the sinks of the new policy"
+            );
+        }
+        let old_sha = self.status().sha256;
+        let mut generation = 0;
+        self.set_status(|s| {
+            s.generation += 1;
+            generation = s.generation;
+            s.sha256 = sha256.clone();
+            s.loaded_at = SystemTime::now();
+        });
+        tracing::info!(
+            event = "policy_reloaded",
+            trigger,
+            generation,
+            old_sha256 = %old_sha,
+            new_sha256 = %sha256,
+            changes = %diff,
+            "policy reloaded"
+        );
+        if !restart.is_empty() {
+            tracing::warn!(
+                event = "policy_restart_needed",
+                settings = %restart.join(", "),
+                "these server settings changed but apply only after a restart; the rest of the policy is live"
+            );
+        }
+        Outcome::Reloaded { generation, sha256 }
+    }
+
+    /// Logs, counts and records a reload's outcome.
+    fn finish(&self, trigger: &'static str, outcome: Outcome) -> Outcome {
         if let Outcome::Failed { errors } = &outcome {
             tracing::warn!(
                 event = "policy_reload_failed",
@@ -276,7 +335,6 @@ fn needs_restart(old: &Policy, new: &Policy) -> Vec<&'static str> {
         ("server.limits", a.limits != b.limits),
         ("server.log_allowed", a.log_allowed != b.log_allowed),
         ("server.reload", a.reload != b.reload),
-        ("alerts", old.alerts() != new.alerts()),
     ]
     .into_iter()
     .filter_map(|(name, changed)| changed.then_some(name))
@@ -431,10 +489,8 @@ mod tests {
         let new = policy(
             "server: { listen: [\"127.0.0.1:9090\"] }\nalerts: { window: 1m, sinks: [{ name: a, type: webhook, url_env: A }] }\n",
         );
-        assert_eq!(needs_restart(&old, &new), ["server.listen", "alerts"]);
-        assert_eq!(
-            needs_restart(&old, &policy("")),
-            ["server.listen", "alerts"]
-        );
+        // Alerts are replaced on reload: not a restart.
+        assert_eq!(needs_restart(&old, &new), ["server.listen"]);
+        assert_eq!(needs_restart(&old, &policy("")), ["server.listen"]);
     }
 }

@@ -40,8 +40,9 @@ pub struct Shared {
     pub log_allowed: AllowedLogLevel,
     pub ids: RequestIds,
     pub metrics: Arc<crate::telemetry::metrics::Metrics>,
-    /// Alerts on blocked logins; `None` without an `alerts:` section.
-    pub alerts: Option<crate::alerts::Alerts>,
+    /// Alerts on blocked logins (none without an `alerts:` section);
+    /// replaced when a reload changes that section.
+    pub alerts: crate::alerts::Live,
 }
 
 /// The rule label of a decision: the rule's shared name, or `default` /
@@ -297,22 +298,20 @@ pub async fn handle(
         .and_then(|v| v.to_str().ok())
         .map_or("", |ua| telemetry::cut(ua, telemetry::MAX_USER_AGENT));
     let host = host_str.map(host_without_port).unwrap_or("");
-    if let Some(alerts) = &shared.alerts {
-        alert(
-            alerts,
-            &decision,
-            &policy,
-            facts.as_ref(),
-            AlertContext {
-                peer,
-                method: method.as_str(),
-                host,
-                path: log_path.as_str(),
-                user_agent,
-                request_id,
-            },
-        );
-    }
+    alert(
+        &shared.alerts,
+        &decision,
+        &policy,
+        facts.as_ref(),
+        AlertContext {
+            peer,
+            method: method.as_str(),
+            host,
+            path: log_path.as_str(),
+            user_agent,
+            request_id,
+        },
+    );
     telemetry::log_decision(
         &decision,
         &RequestLog {
@@ -362,7 +361,7 @@ struct AlertContext<'a> {
 /// Hands a blocked login attempt (or, if alerts take them, a report-only
 /// would-be block) to the alerts. Other requests cost one branch.
 fn alert(
-    alerts: &crate::alerts::Alerts,
+    alerts: &crate::alerts::Live,
     decision: &crate::engine::Decision<'_, '_>,
     policy: &Policy,
     facts: Option<&crate::geo::Facts>,
@@ -375,6 +374,9 @@ fn alert(
             Some(hit) if hit.rule.login => (hit.rule.label.clone(), false),
             _ => return,
         }
+    };
+    let Some(alerts) = alerts.current() else {
+        return;
     };
     if !enforced && !alerts.report_only() {
         return;
