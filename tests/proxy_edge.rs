@@ -19,6 +19,65 @@ rules:
   - { name: everything, allow_from: [office] }
 ";
 
+/// `h2c://`: HTTP/2 with prior knowledge to a plain-TCP upstream, the
+/// client's Host as `:authority` (RFC 9113 §8.3.1), bodies streamed, and
+/// concurrent requests sharing the multiplexed connection.
+#[tokio::test]
+async fn an_h2c_upstream_gets_http2_with_the_clients_host_as_authority() {
+    let up = Upstream::start().await;
+    let upstream = format!("h2c://{}", up.addr);
+    let nw = Netwarden::start(
+        POLICY,
+        &[],
+        &["--listen", "127.0.0.1:0", "--upstream", &upstream],
+    );
+    let r = get("127.0.0.1", nw.addr("http"), "/orders?page=2", &[]).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let request = format!(
+        "POST /upload HTTP/1.1\r\nHost: console.test\r\nConnection: close\r\nContent-Length: 100000\r\n\r\n{}",
+        "x".repeat(100_000)
+    );
+    let r = exchange(
+        connect_from("127.0.0.1", nw.addr("http")).await,
+        request.as_bytes(),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.body, "upstream ok 100000");
+    let clients: Vec<_> = (0..8)
+        .map(|i| {
+            let to = nw.addr("http");
+            tokio::spawn(async move { get("127.0.0.1", to, &format!("/c/{i}"), &[]).await.status })
+        })
+        .collect();
+    for c in clients {
+        assert_eq!(c.await.expect("client"), 200);
+    }
+
+    let seen = up.seen();
+    assert_eq!(seen.len(), 10);
+    assert!(
+        seen.iter().all(|s| s.version == http::Version::HTTP_2),
+        "{seen:?}"
+    );
+    assert_eq!(seen[0].target, "/orders?page=2");
+    assert_eq!(seen[0].authority.as_deref(), Some("console.test"));
+    assert_eq!(seen[0].header("x-forwarded-for"), ["127.0.0.1"]);
+    assert_eq!(seen[1].body_len, 100_000);
+    // Announced as the operator wrote it.
+    let ev = nw.wait_log(|v| v["event"] == "listening" && v["role"] == "http");
+    assert_eq!(ev["upstream"], upstream.as_str(), "{ev}");
+
+    // Nothing listening there: 502, as for any unreachable upstream.
+    let down = Netwarden::start(
+        POLICY,
+        &[],
+        &["--listen", "127.0.0.1:0", "--upstream", "h2c://127.0.0.1:1"],
+    );
+    let r = get("127.0.0.1", down.addr("http"), "/", &[]).await;
+    assert_eq!(r.status, 502, "{r:?}");
+}
+
 #[tokio::test]
 async fn tls_listener_speaks_http2_to_a_rustls_client() {
     let up = Upstream::start().await;

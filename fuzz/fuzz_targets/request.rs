@@ -166,6 +166,7 @@ fuzz_target!(|input: Input<'_>| {
     let upstream = Upstream {
         scheme: Scheme::HTTP,
         authority: "console.internal:8080".parse().expect("authority"),
+        h2c: false,
     };
     if forward::upstream_head(
         &mut parts,

@@ -155,7 +155,7 @@ impl Sink {
                 source,
             }
         })?;
-        let client = crate::proxy::forward::client(tls, settings.timeout);
+        let client = crate::proxy::forward::client(tls, settings.timeout, false);
         Ok(Sink {
             name: cfg.name.as_str().into(),
             kind: cfg.kind,

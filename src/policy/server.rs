@@ -160,16 +160,17 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     Ok(total)
 }
 
-/// An upstream URL: `http://` or `https://`, host and port, no path.
+/// An upstream URL: `http://`, `https://` or `h2c://` (HTTP/2 without
+/// TLS, with prior knowledge, as Traefik spells it), host and port, no path.
 pub fn parse_upstream(text: &str) -> Result<http::Uri, String> {
     let uri: http::Uri = text
         .parse()
         .map_err(|e| format!("'{text}' is not a URL: {e}"))?;
     match uri.scheme_str() {
-        Some("http") | Some("https") => {}
+        Some("http") | Some("https") | Some("h2c") => {}
         _ => {
             return Err(format!(
-                "upstream '{text}' must start with http:// or https://"
+                "upstream '{text}' must start with http://, https:// or h2c://"
             ));
         }
     }
@@ -350,6 +351,7 @@ mod tests {
     fn upstream_urls() {
         assert!(parse_upstream("http://127.0.0.1:3000").is_ok());
         assert!(parse_upstream("https://console.internal").is_ok());
+        assert!(parse_upstream("h2c://127.0.0.1:3000").is_ok());
         assert!(parse_upstream("ftp://x").is_err());
         assert!(parse_upstream("127.0.0.1:3000").is_err());
         assert!(parse_upstream("http://127.0.0.1:3000/app").is_err());

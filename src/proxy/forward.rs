@@ -22,17 +22,60 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use super::pool::{Pool, PoolError, UpstreamBody};
 use crate::engine::client::IpText;
 
-/// hyper-util's pooled HTTP/1.1 and HTTP/2 (by ALPN) client: for https
-/// upstreams.
+/// hyper-util's pooled client: HTTP/1.1 or HTTP/2 by ALPN for https
+/// upstreams, HTTP/2 with prior knowledge for h2c ones.
 pub type TlsClient = Client<HttpsConnector<HttpConnector>, Incoming>;
 
 /// A worker's client to the console: its own HTTP/1.1 connection pool for a
-/// plain-http upstream ([`super::pool`]); hyper-util's client, with TLS and
-/// HTTP/2 by ALPN, for an https one.
+/// plain-http upstream ([`super::pool`]); hyper-util's client for an https
+/// upstream (TLS, HTTP/2 by ALPN) or an h2c one (multiplexed HTTP/2).
 #[derive(Clone)]
 pub enum UpstreamClient {
     Http(Arc<Pool>),
-    Https(Box<TlsClient>),
+    Shared(Box<TlsClient>),
+    H2c(Box<H2cClient>),
+}
+
+/// hyper-util's pooled client speaking HTTP/2 with prior knowledge to the
+/// configured upstream.
+pub type H2cClient = Client<FixedAddress, Incoming>;
+
+/// Connects to the configured upstream whatever the request URI's authority
+/// says: over HTTP/2 that authority is the `:authority` the console sees,
+/// and an intermediary takes it from the original request (RFC 9113
+/// §8.3.1), so it is the client's Host, not the upstream's address.
+#[derive(Clone)]
+pub struct FixedAddress {
+    addr: Arc<str>,
+    timeout: Duration,
+}
+
+impl tower_service::Service<Uri> for FixedAddress {
+    type Response = hyper_util::rt::TokioIo<tokio::net::TcpStream>;
+    type Error = std::io::Error;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<Self::Response, Self::Error>> + Send>,
+    >;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _: Uri) -> Self::Future {
+        let (addr, timeout) = (self.addr.clone(), self.timeout);
+        Box::pin(async move {
+            let stream = tokio::time::timeout(timeout, tokio::net::TcpStream::connect(&*addr))
+                .await
+                .map_err(|_| {
+                    std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out")
+                })??;
+            let _ = stream.set_nodelay(true);
+            Ok(hyper_util::rt::TokioIo::new(stream))
+        })
+    }
 }
 
 /// Why the console gave no response head.
@@ -58,8 +101,21 @@ impl UpstreamError {
 impl UpstreamClient {
     /// One per worker thread.
     pub fn new(upstream: &Upstream, tls: rustls::ClientConfig, connect_timeout: Duration) -> Self {
-        if upstream.scheme == Scheme::HTTPS {
-            UpstreamClient::Https(Box::new(client(tls, connect_timeout)))
+        if upstream.h2c {
+            let connector = FixedAddress {
+                addr: upstream.authority.as_str().into(),
+                timeout: connect_timeout,
+            };
+            UpstreamClient::H2c(Box::new(
+                Client::builder(TokioExecutor::new())
+                    .timer(TokioTimer::new())
+                    .pool_timer(TokioTimer::new())
+                    .pool_idle_timeout(POOL_IDLE)
+                    .http2_only(true)
+                    .build(connector),
+            ))
+        } else if upstream.scheme == Scheme::HTTPS {
+            UpstreamClient::Shared(Box::new(client(tls, connect_timeout, false)))
         } else {
             UpstreamClient::Http(Arc::new(Pool::new(
                 upstream.authority.clone(),
@@ -75,7 +131,8 @@ impl UpstreamClient {
         mut req: Request<Incoming>,
     ) -> Result<Response<UpstreamBody>, UpstreamError> {
         match self {
-            UpstreamClient::Https(c) => Ok(c.request(req).await?.map(UpstreamBody::plain)),
+            UpstreamClient::Shared(c) => Ok(c.request(req).await?.map(UpstreamBody::plain)),
+            UpstreamClient::H2c(c) => Ok(c.request(req).await?.map(UpstreamBody::plain)),
             UpstreamClient::Http(pool) => {
                 // On a connection of its own, HTTP/1.1 wants the origin form
                 // (RFC 9112 §3.2.1) and a Host header.
@@ -106,24 +163,45 @@ const POOL_IDLE: Duration = Duration::from_secs(60);
 /// Where requests go.
 #[derive(Clone, Debug)]
 pub struct Upstream {
+    /// `http` or `https`, as the forwarded request's URI says.
     pub scheme: Scheme,
     pub authority: Authority,
+    /// `h2c://`: HTTP/2 over plain TCP, with prior knowledge.
+    pub h2c: bool,
 }
 
 impl Upstream {
     pub fn from_uri(uri: &Uri) -> Option<Self> {
+        let h2c = uri.scheme_str() == Some("h2c");
         Some(Self {
-            scheme: uri.scheme()?.clone(),
+            scheme: if h2c {
+                Scheme::HTTP
+            } else {
+                uri.scheme()?.clone()
+            },
             authority: uri.authority()?.clone(),
+            h2c,
         })
+    }
+
+    /// The URL as the operator wrote it (`h2c://` included).
+    pub fn url(&self) -> String {
+        let scheme = if self.h2c {
+            "h2c"
+        } else {
+            self.scheme.as_str()
+        };
+        format!("{scheme}://{}", self.authority)
     }
 }
 
-/// Builds the pooled client; `tls` verifies https upstreams. Generic over
+/// Builds the pooled client; `tls` verifies https upstreams; `http2_only`
+/// speaks HTTP/2 with prior knowledge to plain-http ones (h2c). Generic over
 /// the request body: the proxy streams `Incoming`, alert sinks send `Full`.
 pub fn client<B>(
     tls: rustls::ClientConfig,
     connect_timeout: Duration,
+    http2_only: bool,
 ) -> Client<HttpsConnector<HttpConnector>, B>
 where
     B: hyper::body::Body + Send + 'static + Unpin,
@@ -144,6 +222,7 @@ where
         .timer(TokioTimer::new())
         .pool_timer(TokioTimer::new())
         .pool_idle_timeout(POOL_IDLE)
+        .http2_only(http2_only)
         .build(https)
 }
 
@@ -373,9 +452,16 @@ pub fn upstream_head(
     if let Ok(v) = HeaderValue::from_str(request_id) {
         parts.headers.insert(X_REQUEST_ID, v);
     }
+    // Over HTTP/2 the URI's authority is the `:authority` the console sees:
+    // the client's Host (RFC 9113 §8.3.1); h2c connects by the configured
+    // address whatever it says ([`FixedAddress`]).
+    let authority = match hop.host.map(Authority::try_from) {
+        Some(Ok(host)) if upstream.h2c => host,
+        _ => upstream.authority.clone(),
+    };
     parts.uri = Uri::builder()
         .scheme(upstream.scheme.clone())
-        .authority(upstream.authority.clone())
+        .authority(authority)
         .path_and_query(path_and_query)
         .build()?;
     // The pooled client picks HTTP/1.1 or HTTP/2 by ALPN.

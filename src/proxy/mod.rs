@@ -227,7 +227,7 @@ pub async fn serve(policy: Policy, o: Overrides) -> Result<(), ServeError> {
     let (alive_tx, mut alive_rx) = mpsc::channel::<()>(1);
     let health = Arc::new(admin::Health::default());
     let connections = Arc::new(Semaphore::new(settings.limits.max_connections));
-    let upstream_text = format!("{}://{}", plan.upstream.scheme, plan.upstream.authority);
+    let upstream_text = plan.upstream.url();
     for (listener, proxy_protocol, is_tls) in bound {
         let local = listener
             .local_addr()

@@ -31,6 +31,9 @@ pub struct Seen {
     pub version: http::Version,
     /// Path and query as received.
     pub target: String,
+    /// The request URI's authority: HTTP/2's `:authority` (HTTP/1.1
+    /// requests in origin form have none).
+    pub authority: Option<String>,
     pub headers: Vec<(String, String)>,
     pub body_len: u64,
 }
@@ -127,6 +130,7 @@ async fn answer(
         .collect();
     let method = req.method().to_string();
     let version = req.version();
+    let authority = req.uri().authority().map(|a| a.to_string());
     let target = req
         .uri()
         .path_and_query()
@@ -137,6 +141,7 @@ async fn answer(
             method,
             version,
             target,
+            authority,
             headers,
             body_len: 0,
         });
@@ -176,6 +181,7 @@ async fn answer(
         method,
         version,
         target,
+        authority,
         headers,
         body_len,
     });
