@@ -22,60 +22,19 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use super::pool::{Pool, PoolError, UpstreamBody};
 use crate::engine::client::IpText;
 
-/// hyper-util's pooled client: HTTP/1.1 or HTTP/2 by ALPN for https
-/// upstreams, HTTP/2 with prior knowledge for h2c ones.
+/// hyper-util's pooled client, HTTP/1.1 or HTTP/2 by ALPN: for https
+/// upstreams.
 pub type TlsClient = Client<HttpsConnector<HttpConnector>, Incoming>;
 
 /// A worker's client to the console: its own HTTP/1.1 connection pool for a
-/// plain-http upstream ([`super::pool`]); hyper-util's client for an https
-/// upstream (TLS, HTTP/2 by ALPN) or an h2c one (multiplexed HTTP/2).
+/// plain-http upstream ([`super::pool::Pool`]); hyper-util's client, with
+/// TLS and HTTP/2 by ALPN, for an https one; one multiplexed HTTP/2
+/// connection for an h2c one ([`super::pool::H2c`]).
 #[derive(Clone)]
 pub enum UpstreamClient {
     Http(Arc<Pool>),
-    Shared(Box<TlsClient>),
-    H2c(Box<H2cClient>),
-}
-
-/// hyper-util's pooled client speaking HTTP/2 with prior knowledge to the
-/// configured upstream.
-pub type H2cClient = Client<FixedAddress, Incoming>;
-
-/// Connects to the configured upstream whatever the request URI's authority
-/// says: over HTTP/2 that authority is the `:authority` the console sees,
-/// and an intermediary takes it from the original request (RFC 9113
-/// §8.3.1), so it is the client's Host, not the upstream's address.
-#[derive(Clone)]
-pub struct FixedAddress {
-    addr: Arc<str>,
-    timeout: Duration,
-}
-
-impl tower_service::Service<Uri> for FixedAddress {
-    type Response = hyper_util::rt::TokioIo<tokio::net::TcpStream>;
-    type Error = std::io::Error;
-    type Future = std::pin::Pin<
-        Box<dyn std::future::Future<Output = Result<Self::Response, Self::Error>> + Send>,
-    >;
-
-    fn poll_ready(
-        &mut self,
-        _: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Result<(), Self::Error>> {
-        std::task::Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, _: Uri) -> Self::Future {
-        let (addr, timeout) = (self.addr.clone(), self.timeout);
-        Box::pin(async move {
-            let stream = tokio::time::timeout(timeout, tokio::net::TcpStream::connect(&*addr))
-                .await
-                .map_err(|_| {
-                    std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out")
-                })??;
-            let _ = stream.set_nodelay(true);
-            Ok(hyper_util::rt::TokioIo::new(stream))
-        })
-    }
+    Https(Box<TlsClient>),
+    H2c(Arc<super::pool::H2c>),
 }
 
 /// Why the console gave no response head.
@@ -102,20 +61,12 @@ impl UpstreamClient {
     /// One per worker thread.
     pub fn new(upstream: &Upstream, tls: rustls::ClientConfig, connect_timeout: Duration) -> Self {
         if upstream.h2c {
-            let connector = FixedAddress {
-                addr: upstream.authority.as_str().into(),
-                timeout: connect_timeout,
-            };
-            UpstreamClient::H2c(Box::new(
-                Client::builder(TokioExecutor::new())
-                    .timer(TokioTimer::new())
-                    .pool_timer(TokioTimer::new())
-                    .pool_idle_timeout(POOL_IDLE)
-                    .http2_only(true)
-                    .build(connector),
-            ))
+            UpstreamClient::H2c(Arc::new(super::pool::H2c::new(
+                upstream.authority.clone(),
+                connect_timeout,
+            )))
         } else if upstream.scheme == Scheme::HTTPS {
-            UpstreamClient::Shared(Box::new(client(tls, connect_timeout, false)))
+            UpstreamClient::Https(Box::new(client(tls, connect_timeout, false)))
         } else {
             UpstreamClient::Http(Arc::new(Pool::new(
                 upstream.authority.clone(),
@@ -131,7 +82,7 @@ impl UpstreamClient {
         mut req: Request<Incoming>,
     ) -> Result<Response<UpstreamBody>, UpstreamError> {
         match self {
-            UpstreamClient::Shared(c) => Ok(c.request(req).await?.map(UpstreamBody::plain)),
+            UpstreamClient::Https(c) => Ok(c.request(req).await?.map(UpstreamBody::plain)),
             UpstreamClient::H2c(c) => Ok(c.request(req).await?.map(UpstreamBody::plain)),
             UpstreamClient::Http(pool) => {
                 // On a connection of its own, HTTP/1.1 wants the origin form
@@ -453,8 +404,8 @@ pub fn upstream_head(
         parts.headers.insert(X_REQUEST_ID, v);
     }
     // Over HTTP/2 the URI's authority is the `:authority` the console sees:
-    // the client's Host (RFC 9113 §8.3.1); h2c connects by the configured
-    // address whatever it says ([`FixedAddress`]).
+    // the client's Host (RFC 9113 §8.3.1); the h2c connection goes to the
+    // configured address whatever it says ([`super::pool::H2c`]).
     let authority = match hop.host.map(Authority::try_from) {
         Some(Ok(host)) if upstream.h2c => host,
         _ => upstream.authority.clone(),

@@ -1,5 +1,6 @@
 //! A worker's own pool of HTTP/1.1 connections to a plain-http upstream
-//! (the sidecar case: the console on localhost).
+//! (the sidecar case: the console on localhost), and its one multiplexed
+//! HTTP/2 connection to an h2c upstream ([`H2c`]).
 //!
 //! Why not hyper-util's pooled client here: it is built for many hosts and
 //! many threads (a pool keyed by scheme and authority behind a lock, connect
@@ -230,5 +231,84 @@ impl Body for UpstreamBody {
 
     fn size_hint(&self) -> SizeHint {
         self.body.size_hint()
+    }
+}
+
+/// A worker's one HTTP/2 connection to an `h2c://` upstream (prior
+/// knowledge, no TLS), shared by all its requests (HTTP/2 multiplexes) and
+/// opened again when the upstream closes it. The connection goes to the
+/// configured address; each request's URI authority is only its
+/// `:authority`, so a client cannot make netwarden open connections by
+/// varying its Host.
+pub struct H2c {
+    authority: Authority,
+    connect_timeout: Duration,
+    sender: tokio::sync::Mutex<Option<hyper::client::conn::http2::SendRequest<Incoming>>>,
+}
+
+impl H2c {
+    pub fn new(authority: Authority, connect_timeout: Duration) -> Self {
+        Self {
+            authority,
+            connect_timeout,
+            sender: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    async fn connect(
+        &self,
+    ) -> Result<hyper::client::conn::http2::SendRequest<Incoming>, PoolError> {
+        let stream = tokio::time::timeout(
+            self.connect_timeout,
+            TcpStream::connect(self.authority.as_str()),
+        )
+        .await
+        .map_err(|_| {
+            PoolError::Connect(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "connect timed out",
+            ))
+        })?
+        .map_err(PoolError::Connect)?;
+        let _ = stream.set_nodelay(true);
+        let (tx, conn) =
+            hyper::client::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+                .timer(hyper_util::rt::TokioTimer::new())
+                .handshake(TokioIo::new(stream))
+                .await
+                .map_err(PoolError::Handshake)?;
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(event = "upstream_connection_error", detail = %e);
+            }
+        });
+        Ok(tx)
+    }
+
+    /// Sends `req` (absolute URI: its authority becomes `:authority`).
+    pub async fn request(&self, req: Request<Incoming>) -> Result<Response<Incoming>, PoolError> {
+        // One retry, on a new connection, when the shared one turns out
+        // closed before the request went out.
+        for _ in 0..2 {
+            let (mut tx, fresh) = {
+                let mut slot = self.sender.lock().await;
+                match slot.as_ref().filter(|tx| !tx.is_closed()) {
+                    Some(tx) => (tx.clone(), false),
+                    None => {
+                        let tx = self.connect().await?;
+                        *slot = Some(tx.clone());
+                        (tx, true)
+                    }
+                }
+            };
+            match tx.ready().await {
+                Ok(()) => return tx.send_request(req).await.map_err(PoolError::Request),
+                Err(e) if fresh => return Err(PoolError::Handshake(e)),
+                Err(_) => continue,
+            }
+        }
+        Err(PoolError::Connect(std::io::Error::other(
+            "the upstream closed every connection tried",
+        )))
     }
 }
