@@ -406,8 +406,8 @@ pub fn upstream_head(
     // Over HTTP/2 the URI's authority is the `:authority` the console sees:
     // the client's Host (RFC 9113 §8.3.1); the h2c connection goes to the
     // configured address whatever it says ([`super::pool::H2c`]).
-    let authority = match hop.host.map(Authority::try_from) {
-        Some(Ok(host)) if upstream.h2c => host,
+    let authority = match hop.host.filter(|_| upstream.h2c).map(Authority::try_from) {
+        Some(Ok(host)) => host,
         _ => upstream.authority.clone(),
     };
     parts.uri = Uri::builder()
