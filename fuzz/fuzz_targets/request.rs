@@ -72,6 +72,8 @@ const NAMES: [&str; 8] = [
     "te",
 ];
 
+/// RFC 9110 §7.6.1 and the non-standard ones, written out again on purpose:
+/// the check must not share the list it checks (`forward::HOP_BY_HOP`).
 const HOP_BY_HOP: [&str; 9] = [
     "connection",
     "keep-alive",

@@ -108,21 +108,7 @@ impl Pool {
     }
 
     async fn connect(&self) -> Result<SendRequest<Incoming>, PoolError> {
-        let stream = tokio::time::timeout(
-            self.connect_timeout,
-            TcpStream::connect(self.authority.as_str()),
-        )
-        .await
-        .map_err(|_| {
-            PoolError::Connect(std::io::Error::new(
-                std::io::ErrorKind::TimedOut,
-                "connect timed out",
-            ))
-        })?
-        .map_err(PoolError::Connect)?;
-        // Small requests and responses go out at once (nginx does the same
-        // on keep-alive connections).
-        let _ = stream.set_nodelay(true);
+        let stream = connect_tcp(&self.authority, self.connect_timeout).await?;
         let (tx, conn) = http1::Builder::new()
             .handshake(TokioIo::new(stream))
             .await
@@ -178,6 +164,23 @@ impl Pool {
             "the upstream closed every connection tried",
         )))
     }
+}
+
+/// A TCP connection to the upstream, within `timeout`.
+async fn connect_tcp(authority: &Authority, timeout: Duration) -> Result<TcpStream, PoolError> {
+    let stream = tokio::time::timeout(timeout, TcpStream::connect(authority.as_str()))
+        .await
+        .map_err(|_| {
+            PoolError::Connect(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "connect timed out",
+            ))
+        })?
+        .map_err(PoolError::Connect)?;
+    // Small requests and responses go out at once (nginx does the same on
+    // keep-alive connections).
+    let _ = stream.set_nodelay(true);
+    Ok(stream)
 }
 
 /// The upstream's response body; gives its connection back to the pool
@@ -258,19 +261,7 @@ impl H2c {
     async fn connect(
         &self,
     ) -> Result<hyper::client::conn::http2::SendRequest<Incoming>, PoolError> {
-        let stream = tokio::time::timeout(
-            self.connect_timeout,
-            TcpStream::connect(self.authority.as_str()),
-        )
-        .await
-        .map_err(|_| {
-            PoolError::Connect(std::io::Error::new(
-                std::io::ErrorKind::TimedOut,
-                "connect timed out",
-            ))
-        })?
-        .map_err(PoolError::Connect)?;
-        let _ = stream.set_nodelay(true);
+        let stream = connect_tcp(&self.authority, self.connect_timeout).await?;
         let (tx, conn) =
             hyper::client::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
                 .timer(hyper_util::rt::TokioTimer::new())
