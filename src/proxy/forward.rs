@@ -83,7 +83,9 @@ impl UpstreamClient {
     ) -> Result<Response<UpstreamBody>, UpstreamError> {
         match self {
             UpstreamClient::Https(c) => Ok(c.request(req).await?.map(UpstreamBody::plain)),
-            UpstreamClient::H2c(c) => Ok(c.request(req).await?.map(UpstreamBody::plain)),
+            // Boxed, so that its (large) future does not grow every
+            // request's, whatever the upstream.
+            UpstreamClient::H2c(c) => Ok(Box::pin(c.request(req)).await?.map(UpstreamBody::plain)),
             UpstreamClient::Http(pool) => {
                 // On a connection of its own, HTTP/1.1 wants the origin form
                 // (RFC 9112 §3.2.1) and a Host header.
