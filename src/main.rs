@@ -79,7 +79,7 @@ struct ServeArgs {
     /// Private key (PEM) for TLS listeners.
     #[arg(long, env = "NETWARDEN_KEY", requires = "cert")]
     key: Option<PathBuf>,
-    /// The console: http://host:port or https://host:port.
+    /// The console: http://host:port, https://host:port or h2c://host:port (HTTP/2 without TLS).
     #[arg(long, env = "NETWARDEN_UPSTREAM")]
     upstream: Option<String>,
     /// CA certificates (PEM) trusted for an https upstream (default: the system's).

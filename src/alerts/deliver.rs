@@ -155,7 +155,7 @@ impl Sink {
                 source,
             }
         })?;
-        let client = crate::proxy::forward::client(tls, settings.timeout, false);
+        let client = crate::proxy::forward::client(tls, settings.timeout);
         Ok(Sink {
             name: cfg.name.as_str().into(),
             kind: cfg.kind,

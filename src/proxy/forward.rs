@@ -66,7 +66,7 @@ impl UpstreamClient {
                 connect_timeout,
             )))
         } else if upstream.scheme == Scheme::HTTPS {
-            UpstreamClient::Https(Box::new(client(tls, connect_timeout, false)))
+            UpstreamClient::Https(Box::new(client(tls, connect_timeout)))
         } else {
             UpstreamClient::Http(Arc::new(Pool::new(
                 upstream.authority.clone(),
@@ -148,13 +148,11 @@ impl Upstream {
     }
 }
 
-/// Builds the pooled client; `tls` verifies https upstreams; `http2_only`
-/// speaks HTTP/2 with prior knowledge to plain-http ones (h2c). Generic over
+/// Builds the pooled client; `tls` verifies https upstreams. Generic over
 /// the request body: the proxy streams `Incoming`, alert sinks send `Full`.
 pub fn client<B>(
     tls: rustls::ClientConfig,
     connect_timeout: Duration,
-    http2_only: bool,
 ) -> Client<HttpsConnector<HttpConnector>, B>
 where
     B: hyper::body::Body + Send + 'static + Unpin,
@@ -175,7 +173,6 @@ where
         .timer(TokioTimer::new())
         .pool_timer(TokioTimer::new())
         .pool_idle_timeout(POOL_IDLE)
-        .http2_only(http2_only)
         .build(https)
 }
 
