@@ -112,7 +112,7 @@ fn benches(c: &mut Criterion) {
             let facts = RequestFacts {
                 client: ClientSource::Given(v4[i]),
                 method: "GET",
-                host: Some("console.example.com"),
+                host: Ok(Some("console.example.com")),
                 path: "/orders/12345/items",
             };
             black_box(decide(p, black_box(&facts)).action)
@@ -124,7 +124,7 @@ fn benches(c: &mut Criterion) {
             let facts = RequestFacts {
                 client: ClientSource::Given(v6[i]),
                 method: "POST",
-                host: None,
+                host: Ok(None),
                 path: "/app45/session",
             };
             black_box(decide(p, black_box(&facts)).action)
@@ -147,7 +147,7 @@ fn benches(c: &mut Criterion) {
                     headers: &headers[i],
                 },
                 method: "GET",
-                host: None,
+                host: Ok(None),
                 path: "/orders/12345/items?page=2",
             };
             black_box(decide(p, black_box(&facts)).action)
@@ -159,7 +159,7 @@ fn benches(c: &mut Criterion) {
             let facts = RequestFacts {
                 client: ClientSource::Given(v4[i]),
                 method: "GET",
-                host: None,
+                host: Ok(None),
                 path: "/static//x/../%61pp/./orders",
             };
             black_box(decide(p, black_box(&facts)).action)
@@ -203,7 +203,7 @@ rules:
     let all_four = RequestFacts {
         client: ClientSource::Given(IpAddr::from([192, 0, 2, 10])),
         method: "GET",
-        host: None,
+        host: Ok(None),
         path: "/reports",
     };
     group.bench_function("all_four_lookups", |b| {
@@ -212,7 +212,7 @@ rules:
     let none = RequestFacts {
         client: ClientSource::Given(IpAddr::from([203, 0, 113, 10])),
         method: "GET",
-        host: None,
+        host: Ok(None),
         path: "/office/reports",
     };
     group.bench_function("no_lookup_needed", |b| {

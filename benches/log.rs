@@ -35,7 +35,7 @@ fn bench(c: &mut Criterion) {
             headers: &headers,
         },
         method: "GET",
-        host: Some("console.example.com"),
+        host: Ok(Some("console.example.com")),
         path: "/customers/1042",
     };
     let decision = decide(&policy, &facts);

@@ -129,7 +129,7 @@ pub fn offline() -> Result<String, LoadError> {
                 headers: &headers,
             },
             method: s.method,
-            host: Some("console.example.com"),
+            host: Ok(Some("console.example.com")),
             path: s.path,
         };
         let d = decide(&loaded.policy, &facts);

@@ -277,10 +277,16 @@ fn explain(args: &ExplainArgs) -> anyhow::Result<ExitCode> {
         Ok(l) => l,
         Err(e) => return Ok(report_load_error(&e)),
     };
+    // Host as the proxy finds it: `--header 'Host: …'` lines, and
+    // `--host` as the request target's authority; they must agree.
+    let host_lines = headers
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case("host"))
+        .map(|(_, v)| v.as_bytes());
     let facts = RequestFacts {
         client,
         method: &args.method,
-        host: args.host.as_deref(),
+        host: netwarden::engine::request::resolve_host(false, host_lines, args.host.as_deref()),
         path: &args.path,
     };
     let mut trace = Recorder::default();

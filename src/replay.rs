@@ -231,7 +231,7 @@ pub fn replay(
         let facts = RequestFacts {
             client: ClientSource::Given(ip),
             method,
-            host: line.host.as_deref().filter(|h| !h.is_empty()),
+            host: Ok(line.host.as_deref().filter(|h| !h.is_empty())),
             path,
         };
         let known = logged_facts(&line);

@@ -156,7 +156,7 @@ async fn blocked_login_is_logged_with_every_field_and_no_secrets() {
 }
 
 #[tokio::test]
-async fn trusted_proxy_chain_is_kept_and_spoofing_is_ignored() {
+async fn behind_a_trusted_proxy_the_console_hears_the_decided_client_and_spoofing_is_ignored() {
     let up = Upstream::start().await;
     let nw = start(&up, &[]);
     let r = get(
@@ -168,8 +168,11 @@ async fn trusted_proxy_chain_is_kept_and_spoofing_is_ignored() {
     .await;
     assert_eq!(r.status, 200, "{r:?}");
     let seen = up.seen();
-    assert_eq!(seen[0].header("x-forwarded-for"), ["127.0.0.1, 127.0.0.3"]);
-    assert_eq!(seen[0].header("x-forwarded-proto"), ["https"]);
+    // One story: the client the decision was made for, not the chain; the
+    // proxy's X-Forwarded-Proto is believed only with client_ip.trust_proto.
+    assert_eq!(seen[0].header("x-forwarded-for"), ["127.0.0.1"]);
+    assert_eq!(seen[0].header("x-real-ip"), ["127.0.0.1"]);
+    assert_eq!(seen[0].header("x-forwarded-proto"), ["http"]);
     // The same header from an untrusted peer changes nothing.
     let r = get(
         "127.0.0.2",
@@ -224,10 +227,20 @@ async fn rejected_paths_get_400_and_never_reach_the_upstream() {
         assert_eq!(r.status, 400, "{path}: {r:?}");
     }
     assert!(up.seen().is_empty());
+    // An absolute target names the host too: it must be the Host's.
     let r = get(
         "127.0.0.1",
         nw.addr("http"),
         "http://other.example/abs?q=1",
+        &[],
+    )
+    .await;
+    assert_eq!(r.status, 400, "{r:?}");
+    assert!(up.seen().is_empty());
+    let r = get(
+        "127.0.0.1",
+        nw.addr("http"),
+        "http://console.test/abs?q=1",
         &[],
     )
     .await;

@@ -34,7 +34,7 @@ fuzz_target!(|text: &str| {
                     headers: &headers,
                 },
                 method,
-                host: Some("console.example.com"),
+                host: Ok(Some("console.example.com")),
                 path,
             },
         );

@@ -252,7 +252,11 @@ enum HopValue {
 /// RFC 7239 §4 `node`: `for=` value, unquoted or quoted.
 fn parse_forwarded_element(element: &[u8]) -> HopValue {
     let mut for_value = None;
-    for pair in split_unquoted(element, b';') {
+    let (pairs, open_quote) = split_unquoted(element, b';');
+    if open_quote {
+        return HopValue::Unknown(UnknownWhy::Unparseable);
+    }
+    for pair in pairs {
         let pair = trim(pair);
         let Some(eq) = pair.iter().position(|&b| b == b'=') else {
             continue;
@@ -304,9 +308,12 @@ fn parse_forwarded_element(element: &[u8]) -> HopValue {
     ip.map_or(HopValue::Unknown(UnknownWhy::Unparseable), HopValue::Ip)
 }
 
-/// Splits on `sep` outside double quotes (RFC 7230 quoted-string, `\"` escapes).
-fn split_unquoted(s: &[u8], sep: u8) -> impl DoubleEndedIterator<Item = &[u8]> {
-    let mut bounds = Vec::new();
+/// Splits on `sep` outside double quotes (RFC 9110 §5.6.4 quoted-string,
+/// `\"` escapes). Returns the pieces and whether the last one holds an
+/// unterminated quoted-string: the quote swallowed every separator after
+/// it, so that piece (and everything after it) has no reliable meaning.
+fn split_unquoted(s: &[u8], sep: u8) -> (Vec<&[u8]>, bool) {
+    let mut pieces = Vec::new();
     let (mut quoted, mut escaped, mut start) = (false, false, 0);
     for (i, &b) in s.iter().enumerate() {
         if escaped {
@@ -316,12 +323,12 @@ fn split_unquoted(s: &[u8], sep: u8) -> impl DoubleEndedIterator<Item = &[u8]> {
         } else if b == b'"' {
             quoted = !quoted;
         } else if b == sep && !quoted {
-            bounds.push((start, i));
+            pieces.push(&s[start..i]);
             start = i + 1;
         }
     }
-    bounds.push((start, s.len()));
-    bounds.into_iter().map(move |(a, b)| &s[a..b])
+    pieces.push(&s[start..]);
+    (pieces, quoted)
 }
 
 /// Resolves the client address of a request from `peer`.
@@ -392,14 +399,43 @@ pub fn resolve<H: HeaderLines + ?Sized>(
             }
             ControlFlow::Continue(())
         }),
-        ForwardHeader::Forwarded => headers.for_each_line_rev(header.name(), &mut |line| {
-            lines += 1;
-            for element in split_unquoted(line, b',').rev() {
-                let element = trim(element);
-                visit(element, parse_forwarded_element(element))?;
+        ForwardHeader::Forwarded => {
+            // RFC 9110 §5.3: the lines of a field are one value joined with
+            // commas, and a proxy may append its element to the client's
+            // line or add a line of its own. A quote the client leaves open
+            // swallows whatever follows it, on that line or the next: so
+            // the lines are parsed as the one value they stand for, never
+            // each on its own.
+            let mut rev_lines: Vec<Vec<u8>> = Vec::new();
+            headers.for_each_line_rev(header.name(), &mut |line| {
+                rev_lines.push(line.to_vec());
+                ControlFlow::Continue(())
+            });
+            lines = u32::try_from(rev_lines.len()).unwrap_or(u32::MAX);
+            if rev_lines.is_empty() {
+                return client(Some(peer), Derivation::TrustedPeerNoHeader);
             }
-            ControlFlow::Continue(())
-        }),
+            let joined = rev_lines
+                .iter()
+                .rev()
+                .map(Vec::as_slice)
+                .collect::<Vec<_>>()
+                .join(&b", "[..]);
+            let (elements, open_quote) = split_unquoted(&joined, b',');
+            let last = elements.len() - 1;
+            for (i, element) in elements.into_iter().enumerate().rev() {
+                let element = trim(element);
+                let value = if open_quote && i == last {
+                    // The unterminated quoted-string and everything after it.
+                    HopValue::Unknown(UnknownWhy::Unparseable)
+                } else {
+                    parse_forwarded_element(element)
+                };
+                if visit(element, value).is_break() {
+                    break;
+                }
+            }
+        }
         ForwardHeader::XRealIp => {
             let mut value: Option<Vec<u8>> = None;
             headers.for_each_line_rev(header.name(), &mut |line| {
@@ -684,6 +720,50 @@ mod tests {
     }
 
     #[test]
+    fn forwarded_unterminated_quote_swallowing_the_proxy_element_is_unknown() {
+        // The client wrote `for=<office>;by="`; the trusted proxy appended
+        // `, for=<real client>` on the same line, or on a line of its own.
+        let c = cfg(&["10.0.0.0/8"], ForwardHeader::Forwarded);
+        let joined = run(
+            &c,
+            "10.0.0.1",
+            &[("forwarded", "for=203.0.113.7;by=\", for=198.51.100.9")],
+        );
+        assert_eq!(joined.ip, None, "{joined:?}");
+        assert!(matches!(
+            joined.derivation,
+            Derivation::Unknown {
+                why: UnknownWhy::Unparseable,
+                ..
+            }
+        ));
+        let separate = run(
+            &c,
+            "10.0.0.1",
+            &[
+                ("forwarded", "for=203.0.113.7;by=\""),
+                ("forwarded", "for=198.51.100.9"),
+            ],
+        );
+        assert_eq!(separate, joined);
+        // A quote left open inside a parameter list is as unusable.
+        assert_eq!(
+            run(&c, "10.0.0.1", &[("forwarded", "for=\"203.0.113.7")]).ip,
+            None
+        );
+        // Balanced quotes still parse.
+        assert_eq!(
+            run(
+                &c,
+                "10.0.0.1",
+                &[("forwarded", "for=198.51.100.9;by=\"x\"")]
+            )
+            .ip,
+            Some(ip("198.51.100.9"))
+        );
+    }
+
+    #[test]
     fn x_real_ip_is_one_address() {
         let c = cfg(&["10.0.0.0/8"], ForwardHeader::XRealIp);
         assert_eq!(
@@ -752,6 +832,36 @@ mod tests {
             // Whatever the bytes, the result is the peer, a parsed address or unknown.
             let unknown = matches!(r.derivation, Derivation::Unknown { .. });
             prop_assert!(r.ip.is_some() != unknown, "{:?}", r);
+        }
+
+        /// RFC 9110 §5.3: a field's lines mean the same as one line joined
+        /// with commas, so a proxy that appends to the client's line and
+        /// one that adds a line of its own must yield the same client.
+        #[test]
+        fn lines_sent_separately_or_joined_decide_the_same_client(
+            header in prop_oneof![Just(ForwardHeader::XForwardedFor), Just(ForwardHeader::Forwarded), Just(ForwardHeader::XRealIp)],
+            lines in prop::collection::vec(
+                prop::collection::vec(prop_oneof![
+                    hop_strategy(),
+                    hop_strategy().prop_map(|h| format!("for={h}")),
+                    hop_strategy().prop_map(|h| format!("for=\"{h}\"")),
+                    Just("for=198.51.100.7;by=\"".to_string()),
+                    Just("\"".to_string()),
+                    Just("for=\"[2001:db8::5]\"".to_string()),
+                    Just("x=\"a,b\\\"\";for=10.0.0.2".to_string()),
+                    Just(String::new()),
+                    "[\\PC\"\\[\\]:;,=_ ]{0,12}",
+                ], 0..4).prop_map(|hops| hops.join(", ")),
+                1..4,
+            ),
+        ) {
+            let c = cfg(&["10.0.0.0/8"], header);
+            let separate: Vec<(&str, &str)> = lines.iter().map(|l| (header.name(), l.as_str())).collect();
+            let joined = lines.join(", ");
+            let one = [(header.name(), joined.as_str())];
+            let a = resolve(&c, ip("10.0.0.1"), separate.as_slice(), |_| {});
+            let b = resolve(&c, ip("10.0.0.1"), &one[..], |_| {});
+            prop_assert_eq!((a.ip, a.derivation), (b.ip, b.derivation), "{:?} vs {:?}", lines, joined);
         }
 
         #[test]

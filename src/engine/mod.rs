@@ -11,6 +11,7 @@ pub mod client;
 pub mod facts;
 pub mod path;
 pub mod prefix;
+pub mod request;
 pub mod trace;
 
 use std::borrow::Cow;
@@ -21,6 +22,7 @@ use crate::policy::{HostPattern, Policy, Rule, RuleKind};
 use client::{ClientAddr, Derivation, HeaderLines, Hop};
 use facts::{FactCache, Unknown, Via};
 use path::PathError;
+use request::HostError;
 
 /// Allow or deny.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -61,8 +63,11 @@ pub struct RequestFacts<'r, 'x> {
     pub client: ClientSource<'x>,
     /// Method as sent (`GET`, `POST`); methods are case-sensitive (RFC 9110 §9.1).
     pub method: &'x str,
-    /// `Host` header or HTTP/2 `:authority`, port allowed.
-    pub host: Option<&'x str>,
+    /// `Host` header or HTTP/2 `:authority`, port allowed; `Ok(None)` for
+    /// none (HTTP/1.0), an error when the request's authorities disagree
+    /// (several `Host` lines, `:authority` or an absolute target that
+    /// differs from `Host`, HTTP/1.1 without one): refused with 400.
+    pub host: Result<Option<&'x str>, HostError>,
     /// The request target's path; a `?query` suffix is ignored.
     pub path: &'r str,
 }
@@ -72,6 +77,10 @@ pub struct RequestFacts<'r, 'x> {
 pub enum Reason {
     /// The path was rejected before any rule was considered (answered 400).
     PathRejected(PathError),
+    /// A standard method not written in upper case (answered 400).
+    MethodRejected,
+    /// The Host was rejected before any rule was considered (answered 400).
+    HostRejected(HostError),
     /// The rule's `action` applies to every client.
     RuleAction,
     /// The client is in an `allow_from` network.
@@ -91,6 +100,8 @@ impl Reason {
     pub fn code(self) -> &'static str {
         match self {
             Reason::PathRejected(_) => "path_rejected",
+            Reason::MethodRejected => "method_rejected",
+            Reason::HostRejected(_) => "host_rejected",
             Reason::RuleAction => "rule_action",
             Reason::InAllowedNetwork => "in_allowed_network",
             Reason::NotInAllowedNetworks => "not_in_allowed_networks",
@@ -159,13 +170,24 @@ impl<'p, 'r> Decision<'p, 'r> {
         )
     }
 
-    /// The deciding rule's name, or `default`, or `invalid_path`.
+    /// The deciding rule's name, or `default`, or for a request refused
+    /// before any rule `invalid_path`, `invalid_method` or `invalid_host`.
     pub fn rule_name(&self) -> &str {
         match (self.rule, self.reason) {
             (Some(rule), _) => &rule.name,
             (None, Reason::PathRejected(_)) => "invalid_path",
+            (None, Reason::MethodRejected) => "invalid_method",
+            (None, Reason::HostRejected(_)) => "invalid_host",
             (None, _) => "default",
         }
+    }
+
+    /// Refused before any rule (the proxy answers 400).
+    pub fn is_rejected(&self) -> bool {
+        matches!(
+            self.reason,
+            Reason::PathRejected(_) | Reason::MethodRejected | Reason::HostRejected(_)
+        )
     }
 
     /// A denied request on a login route: a blocked login attempt
@@ -241,6 +263,10 @@ pub fn explain_into(d: &Decision<'_, '_>, w: &mut dyn fmt::Write) -> fmt::Result
     };
     match d.reason {
         Reason::PathRejected(e) => write!(w, "path rejected: {e}"),
+        Reason::MethodRejected => w.write_str(
+            "method rejected: a standard method not written in upper case, which consoles may read as the upper-case method (allow with case_insensitive_methods: true)",
+        ),
+        Reason::HostRejected(e) => write!(w, "host rejected: {e}"),
         Reason::RuleAction => {
             for piece in ["rule '", name, "' ", d.action.as_str(), "s every client"] {
                 w.write_str(piece)?;
@@ -380,28 +406,40 @@ fn decide_inner<'p, 'r, T: Trace>(
             client::resolve(&policy.client_ip, peer, headers, |hop| trace.hop(hop))
         }
     };
-    let (raw_path, _query) = path::split_query(facts.path);
-    let path = match path::normalize(raw_path) {
-        Ok(p) => p,
-        Err(e) => {
-            return Decision {
-                action: Action::Deny,
-                rule: None,
-                client,
-                network: None,
-                via: None,
-                unknown_facts: Unknown::default(),
-                login: false,
-                path: None,
-                reason: Reason::PathRejected(e),
-                report: None,
-                // Path rejections protect the console from ambiguous paths:
-                // always enforced, report-only or not.
-                enforced: true,
-            };
-        }
+    // Refused before any rule, always enforced (report-only or not): these
+    // protect the console from requests it may read differently.
+    let rejected = |reason| Decision {
+        action: Action::Deny,
+        rule: None,
+        client,
+        network: None,
+        via: None,
+        unknown_facts: Unknown::default(),
+        login: false,
+        path: None,
+        reason,
+        report: None,
+        enforced: true,
     };
-    let host = facts.host.map(host_without_port);
+    if !policy.case_insensitive_methods && request::is_miscased_standard_method(facts.method) {
+        return rejected(Reason::MethodRejected);
+    }
+    let host = match facts.host {
+        Ok(Some(h)) => match request::check_host(h) {
+            Ok(()) => Some(host_without_port(h)),
+            Err(e) => return rejected(Reason::HostRejected(e)),
+        },
+        Ok(None) => None,
+        Err(e) => return rejected(Reason::HostRejected(e)),
+    };
+    let (raw_path, _query) = path::split_query(facts.path);
+    let path = match path::normalize(raw_path).and_then(|p| {
+        path::check_ambiguous(&p, policy.allow_path_parameters, policy.allow_trailing_dots)?;
+        Ok(p)
+    }) {
+        Ok(p) => p,
+        Err(e) => return rejected(Reason::PathRejected(e)),
+    };
 
     // The index narrows the rules to those whose paths can match; a rule it
     // leaves out would fail its path check below anyway.
@@ -421,13 +459,7 @@ fn decide_inner<'p, 'r, T: Trace>(
     let mut report: Option<ReportHit<'p>> = None;
     for &index in candidates {
         let rule = &policy.rules[index];
-        if let Some(why) = mismatch(
-            rule,
-            facts.method,
-            host,
-            &path,
-            policy.case_insensitive_paths,
-        ) {
+        if let Some(why) = mismatch(rule, facts.method, host, &path, policy) {
             trace.rule_skipped(index, why);
             continue;
         }
@@ -500,9 +532,19 @@ fn decide_inner<'p, 'r, T: Trace>(
 }
 
 /// Why `rule` does not apply to the request, if it does not.
-fn mismatch(rule: &Rule, method: &str, host: Option<&str>, path: &str, ci: bool) -> Option<Skip> {
+fn mismatch(
+    rule: &Rule,
+    method: &str,
+    host: Option<&str>,
+    path: &str,
+    policy: &Policy,
+) -> Option<Skip> {
+    let ci = policy.case_insensitive_paths;
     if let Some(methods) = &rule.methods {
-        if !methods.iter().any(|m| **m == *method) {
+        let same = |m: &str| {
+            m == method || (policy.case_insensitive_methods && m.eq_ignore_ascii_case(method))
+        };
+        if !methods.iter().any(|m| same(m)) {
             return Some(Skip::Method);
         }
     }
@@ -577,7 +619,7 @@ rules:
                 headers: &headers,
             },
             method: "POST",
-            host: None,
+            host: Ok(None),
             path: "/login?next=/",
         };
         let d = decide(&p, &facts);
@@ -602,7 +644,7 @@ rules:
                 headers: &headers,
             },
             method: "POST",
-            host: None,
+            host: Ok(None),
             path: "/login",
         };
         let d = decide(&p, &facts);
@@ -622,7 +664,7 @@ rules:
         let facts = RequestFacts {
             client: ClientSource::Given("203.0.113.9".parse().unwrap()),
             method: "GET",
-            host: None,
+            host: Ok(None),
             path: "/a%2f..%2flogin",
         };
         let d = decide(&p, &facts);
@@ -662,7 +704,7 @@ rules:
             let p = load_str(&yaml, Path::new("t.yaml")).expect("valid").policy;
             let path = format!("/{}", segs.join("/"));
             let ip: IpAddr = format!("203.0.113.{last}").parse().unwrap();
-            let facts = RequestFacts { client: ClientSource::Given(ip), method, host: None, path: &path };
+            let facts = RequestFacts { client: ClientSource::Given(ip), method, host: Ok(None), path: &path };
             let fast = decide(&p, &facts);
             let full = decide_traced(&p, &facts, &mut AllRules);
             proptest::prop_assert_eq!((fast.action, fast.rule_name()), (full.action, full.rule_name()));
@@ -680,7 +722,7 @@ rules:
         let facts = RequestFacts {
             client: ClientSource::Given("192.0.2.1".parse().unwrap()),
             method: "GET",
-            host: None,
+            host: Ok(None),
             path: "/b",
         };
         let d = decide(&p, &facts);

@@ -25,6 +25,42 @@ pub enum PathError {
     InvalidUtf8,
     #[error("the path has a dot segment with parameters ('..;' or '.;')")]
     DotSegmentParams,
+    #[error(
+        "a path segment carries ';' parameters, which Tomcat, Jetty and Spring remove before routing (allow with allow_path_parameters: true)"
+    )]
+    Parameters,
+    #[error(
+        "a path segment ends in '.' or a space, which IIS and Windows remove (allow with allow_trailing_dots: true)"
+    )]
+    TrailingDot,
+}
+
+/// Refuses forms of a normalized path that some consoles route as another
+/// path, unless the policy allows them:
+/// - `;` parameters in a segment (RFC 3986 §3.3): `/admin;x/users` is
+///   `/admin/users` to Tomcat, Jetty and Spring, so a rule on `/admin/**`
+///   would not see it;
+/// - a segment ending in `.` or a space (`%20`): `/admin.` is `/admin` to
+///   IIS and other servers on Windows.
+///
+/// `path` is normalized ([`normalize`]): dot segments are gone and `%2E`
+/// is decoded, so a trailing dot is a literal `.` at a segment's end.
+pub fn check_ambiguous(
+    path: &str,
+    allow_parameters: bool,
+    allow_trailing_dots: bool,
+) -> Result<(), PathError> {
+    if !allow_parameters && path.as_bytes().contains(&b';') {
+        return Err(PathError::Parameters);
+    }
+    if !allow_trailing_dots {
+        for seg in path.split('/') {
+            if seg.ends_with('.') || seg.ends_with("%20") {
+                return Err(PathError::TrailingDot);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Splits a request target into its path and its query (without the `?`).
@@ -516,6 +552,34 @@ mod tests {
             let want = want.map(str::to_owned);
             assert_eq!(got, want, "normalize({input:?})");
         }
+    }
+
+    #[test]
+    fn ambiguous_segments_are_refused_unless_allowed() {
+        let cases: &[(&str, Result<(), PathError>, Result<(), PathError>)] = &[
+            // path, default, with both switches on
+            ("/admin/users", Ok(()), Ok(())),
+            ("/.well-known/x", Ok(()), Ok(())),
+            ("/a.b/c", Ok(()), Ok(())),
+            ("/admin;x/users", Err(PathError::Parameters), Ok(())),
+            ("/login;jsessionid=1", Err(PathError::Parameters), Ok(())),
+            ("/admin.", Err(PathError::TrailingDot), Ok(())),
+            ("/admin./users", Err(PathError::TrailingDot), Ok(())),
+            ("/...", Err(PathError::TrailingDot), Ok(())),
+            ("/admin%20", Err(PathError::TrailingDot), Ok(())),
+            ("/a%3Bb", Ok(()), Ok(())),
+        ];
+        for (path, strict, lenient) in cases {
+            let n = normalize(path).expect("normal");
+            assert_eq!(check_ambiguous(&n, false, false), *strict, "{path}");
+            assert_eq!(check_ambiguous(&n, true, true), *lenient, "{path}");
+        }
+        // %2E is decoded before the check: the console sees the dot.
+        let n = normalize("/admin%2E").expect("normal");
+        assert_eq!(
+            check_ambiguous(&n, false, false),
+            Err(PathError::TrailingDot)
+        );
     }
 
     #[test]

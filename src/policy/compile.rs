@@ -180,6 +180,7 @@ impl Cx<'_, '_> {
             self.resolve(&mut drafts, &index, i, &mut Vec::new());
         }
         let client_ip = self.client_ip(&raw, &mut drafts, &index);
+        let forwarding = self.forwarding(&raw);
         let rules = self.rules(&raw.rules, &mut drafts, &index);
         self.unreachable(&raw.rules, &rules, raw.case_insensitive_paths);
 
@@ -245,9 +246,13 @@ impl Cx<'_, '_> {
                 source: path.to_path_buf(),
                 networks,
                 client_ip: client_ip?,
+                forwarding,
                 rules,
                 default,
                 case_insensitive_paths: raw.case_insensitive_paths,
+                case_insensitive_methods: raw.case_insensitive_methods,
+                allow_path_parameters: raw.allow_path_parameters,
+                allow_trailing_dots: raw.allow_trailing_dots,
                 path_index,
                 server,
                 alerts,
@@ -663,6 +668,30 @@ impl Cx<'_, '_> {
             trusted_proxies: trusted.union(&RangeSet::from_nets(&nets)),
             header,
         })
+    }
+
+    fn forwarding(&mut self, raw: &RawPolicy) -> crate::policy::Forwarding {
+        let Some(cfg) = &raw.client_ip else {
+            return crate::policy::Forwarding::default();
+        };
+        let mut strip = Vec::new();
+        for h in &cfg.value.strip_headers {
+            match http::HeaderName::from_bytes(h.value.trim().to_ascii_lowercase().as_bytes()) {
+                Ok(name) => strip.push(name),
+                Err(_) => self.error(
+                    &h.referenced,
+                    format!(
+                        "client_ip.strip_headers: '{}' is not a header name",
+                        h.value
+                    ),
+                    Some("write header names without a colon or spaces, e.g. x-client-ip".into()),
+                ),
+            }
+        }
+        crate::policy::Forwarding {
+            trust_proto: cfg.value.trust_proto,
+            strip_headers: strip,
+        }
     }
 
     fn rules(

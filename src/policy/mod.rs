@@ -36,9 +36,21 @@ pub struct Policy {
     pub(crate) source: PathBuf,
     pub(crate) networks: Vec<Network>,
     pub(crate) client_ip: ClientIpConfig,
+    /// What the console is told of the client (`client_ip.trust_proto`,
+    /// `client_ip.strip_headers`).
+    pub(crate) forwarding: Forwarding,
     pub(crate) rules: Vec<Rule>,
     pub(crate) default: Action,
     pub(crate) case_insensitive_paths: bool,
+    /// `case_insensitive_methods`: `post` is accepted and matches `POST`
+    /// (refused with 400 otherwise: consoles may read it as `POST`).
+    pub(crate) case_insensitive_methods: bool,
+    /// `allow_path_parameters`: `/admin;x/users` is forwarded as it is
+    /// (refused otherwise: Tomcat, Jetty and Spring route it as `/admin/users`).
+    pub(crate) allow_path_parameters: bool,
+    /// `allow_trailing_dots`: `/admin.` is forwarded as it is (refused
+    /// otherwise: IIS routes it as `/admin`).
+    pub(crate) allow_trailing_dots: bool,
     /// Rules by the first segment of their paths, built once at compile.
     pub(crate) path_index: PathIndex,
     pub(crate) server: server::ServerSettings,
@@ -52,6 +64,16 @@ pub struct Policy {
     pub(crate) fingerprint: String,
     /// `mode: report` at the top: nothing is enforced.
     pub(crate) report_only: bool,
+}
+
+/// How the forwarded request tells the console about its client.
+#[derive(Debug, Default)]
+pub struct Forwarding {
+    /// Announce a trusted proxy's `X-Forwarded-Proto` (`http`/`https`)
+    /// instead of the scheme the request reached netwarden with.
+    pub trust_proto: bool,
+    /// Client-address headers to remove besides the built-in list, lower case.
+    pub strip_headers: Vec<http::HeaderName>,
 }
 
 /// A named set of addresses.
@@ -166,6 +188,10 @@ impl Policy {
 
     pub fn client_ip(&self) -> &ClientIpConfig {
         &self.client_ip
+    }
+
+    pub fn forwarding(&self) -> &Forwarding {
+        &self.forwarding
     }
 
     pub fn server(&self) -> &server::ServerSettings {

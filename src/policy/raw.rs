@@ -55,6 +55,15 @@ pub struct RawPolicy {
     pub client_ip: Option<S<RawClientIp>>,
     #[serde(default)]
     pub case_insensitive_paths: bool,
+    /// Accept `post`, `Post`, … and match rule methods without case.
+    #[serde(default)]
+    pub case_insensitive_methods: bool,
+    /// Accept `;` parameters in path segments (refused by default).
+    #[serde(default)]
+    pub allow_path_parameters: bool,
+    /// Accept path segments ending in `.` or a space (refused by default).
+    #[serde(default)]
+    pub allow_trailing_dots: bool,
     #[serde(default)]
     pub rules: Vec<S<RawRule>>,
     #[serde(default)]
@@ -127,6 +136,8 @@ pub struct RawServer {
     pub limits: RawLimits,
     pub log_allowed: Option<S<String>>,
     pub reload: Option<RawReload>,
+    /// Protocols clients may upgrade to (`[websocket]` when absent).
+    pub upgrades: Option<Vec<S<String>>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -355,6 +366,12 @@ pub struct RawClientIp {
     #[serde(default)]
     pub trusted_proxies: Vec<S<String>>,
     pub header: Option<S<String>>,
+    /// Believe a trusted proxy's `X-Forwarded-Proto`.
+    #[serde(default)]
+    pub trust_proto: bool,
+    /// More client-address headers to remove before forwarding.
+    #[serde(default)]
+    pub strip_headers: Vec<S<String>>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]

@@ -49,7 +49,7 @@ pub fn run(policy: &Policy, tests: &[PolicyTest], file: &Path, src: &str) -> Vec
         let facts = RequestFacts {
             client,
             method: &t.method,
-            host: t.host.as_deref(),
+            host: Ok(t.host.as_deref()),
             path: &t.path,
         };
         let d = decide(policy, &facts);

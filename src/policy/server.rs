@@ -125,6 +125,33 @@ pub struct ServerSettings {
     pub limits: Limits,
     pub log_allowed: AllowedLogLevel,
     pub reload: ReloadSettings,
+    pub upgrades: Upgrades,
+}
+
+/// `server.upgrades`: the protocols a client may switch to through
+/// netwarden (RFC 9110 §7.8), lower case. Read per request, so a reload
+/// changes them at once.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Upgrades(pub Vec<Box<str>>);
+
+impl Default for Upgrades {
+    /// WebSocket only: consoles use it for live views, and its frames are
+    /// not requests the console would act on without a decision.
+    fn default() -> Self {
+        Self(vec!["websocket".into()])
+    }
+}
+
+impl Upgrades {
+    /// Whether a protocol (`websocket`, `WebSocket/13`) is allowed: its
+    /// name before any `/version`, without regard to case.
+    pub fn allows(&self, protocol: &[u8]) -> bool {
+        let protocol = protocol.trim_ascii();
+        let name = protocol.split(|&b| b == b'/').next().unwrap_or(protocol);
+        self.0
+            .iter()
+            .any(|p| p.as_bytes().eq_ignore_ascii_case(name))
+    }
 }
 
 /// `500ms`, `30s`, `5m`, `1h`, or combinations such as `1m30s`.
@@ -245,6 +272,10 @@ impl Cx<'_, '_> {
             out.reload.interval = dur(&reload.interval, defaults::RELOAD_INTERVAL);
         }
 
+        if let Some(list) = &r.upgrades {
+            out.upgrades = self.upgrades(list);
+        }
+
         if let Some(m) = &r.limits.max_header_bytes {
             // hyper's HTTP/1 read buffer cannot be smaller than 8 KiB.
             if m.value < 8192 || m.value > 1024 * 1024 {
@@ -311,6 +342,40 @@ impl Cx<'_, '_> {
         }
     }
 
+    fn upgrades(&mut self, raw: &[S<String>]) -> Upgrades {
+        let mut out = Vec::with_capacity(raw.len());
+        for p in raw {
+            let name = p.value.trim().to_ascii_lowercase();
+            // RFC 9110 §7.8: protocol-name is a token.
+            let token = !name.is_empty()
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+            if name == "h2c" {
+                self.error(
+                    &p.referenced,
+                    "server.upgrades: 'h2c' can never be enabled".into(),
+                    Some(
+                        "an h2c upgrade turns the connection into HTTP/2 straight to the console, whose requests netwarden would never decide or log; remove it (clients get HTTP/2 from netwarden over TLS)"
+                            .into(),
+                    ),
+                );
+            } else if !token || name.contains('/') {
+                self.error(
+                    &p.referenced,
+                    format!("server.upgrades: '{}' is not a protocol name", p.value),
+                    Some(
+                        "write protocol names as clients send them in Upgrade, e.g. websocket"
+                            .into(),
+                    ),
+                );
+            } else if !out.iter().any(|o: &Box<str>| **o == *name) {
+                out.push(name.into_boxed_str());
+            }
+        }
+        Upgrades(out)
+    }
+
     fn listeners(&mut self, raw: &[S<RawListener>]) -> Vec<Listener> {
         let mut out = Vec::with_capacity(raw.len());
         for l in raw {
@@ -345,6 +410,17 @@ mod tests {
         for bad in ["", "30", "s", "5 m", "10x", "-1s", "1.5s"] {
             assert!(parse_duration(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn upgrades_match_the_protocol_name_without_case_or_version() {
+        let u = Upgrades::default();
+        assert!(u.allows(b"websocket"));
+        assert!(u.allows(b"WebSocket/13"));
+        assert!(!u.allows(b"h2c"));
+        assert!(!u.allows(b"websockets"));
+        assert!(!u.allows(b""));
+        assert!(!Upgrades(Vec::new()).allows(b"websocket"));
     }
 
     #[test]

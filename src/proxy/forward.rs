@@ -21,6 +21,7 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use super::pool::{Pool, PoolError, UpstreamBody};
 use crate::engine::client::IpText;
+use crate::policy::server::Upgrades;
 
 /// hyper-util's pooled client, HTTP/1.1 or HTTP/2 by ALPN: for https
 /// upstreams.
@@ -177,8 +178,10 @@ where
 }
 
 /// Hop-by-hop headers (RFC 9110 §7.6.1, plus the non-standard ones still
-/// seen in the wild). `Proxy-Authorization` is for this hop only.
-const HOP_BY_HOP: [&str; 9] = [
+/// seen in the wild). `Proxy-Authorization` is for this hop only;
+/// `HTTP2-Settings` belongs to an h2c upgrade (RFC 9113 §3.2.1), which is
+/// never forwarded.
+const HOP_BY_HOP: [&str; 10] = [
     "connection",
     "keep-alive",
     "proxy-connection",
@@ -188,30 +191,146 @@ const HOP_BY_HOP: [&str; 9] = [
     "trailer",
     "transfer-encoding",
     "upgrade",
+    "http2-settings",
 ];
 
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// The value of `Upgrade` when the request asks for a protocol upgrade
-/// (HTTP/1.1 `Connection: upgrade` + `Upgrade: …`, e.g. WebSocket).
-pub fn upgrade_request(version: Version, headers: &HeaderMap) -> Option<HeaderValue> {
+/// Headers that `Connection` may not remove: the Host the rules decided
+/// on, the body's framing, and every header netwarden writes itself. A
+/// client that names them in `Connection` would otherwise change what the
+/// console reads after the decision.
+fn is_protected(name: &[u8]) -> bool {
+    const PROTECTED: [&str; 8] = [
+        "host",
+        "content-length",
+        "x-forwarded-for",
+        "x-forwarded-proto",
+        "x-forwarded-host",
+        "x-real-ip",
+        "forwarded",
+        "x-request-id",
+    ];
+    PROTECTED
+        .iter()
+        .any(|p| p.as_bytes().eq_ignore_ascii_case(name))
+}
+
+/// Headers through which a client, a proxy or a framework tells a console
+/// who the client is or what the request was before a proxy rewrote it.
+/// The console must hear one story, the one netwarden decided on: the
+/// forwarding headers are rewritten from the decision
+/// ([`set_forwarding_headers`]), these are removed. `client_ip.strip_headers`
+/// adds more; docs/security.md lists them with the frameworks that read them.
+fn is_client_header(name: &str) -> bool {
+    matches!(
+        name,
+        // Written by netwarden from the decision.
+        "x-forwarded-for"
+            | "x-real-ip"
+            | "forwarded"
+            | "x-forwarded-proto"
+            | "x-forwarded-host"
+            // CDNs' and load balancers' client-address headers.
+            | "true-client-ip"
+            | "cf-connecting-ip"
+            | "fastly-client-ip"
+            | "akamai-client-ip"
+            | "x-client-ip"
+            | "x-cluster-client-ip"
+            | "x-envoy-external-address"
+            | "x-original-forwarded-for"
+            | "forwarded-for"
+            | "x-forwarded"
+            | "client-ip"
+            // What the request looked like before a proxy: scheme, port,
+            // host, URL and method overrides that frameworks believe.
+            | "x-forwarded-port"
+            | "x-forwarded-server"
+            | "x-forwarded-scheme"
+            | "x-forwarded-ssl"
+            | "x-url-scheme"
+            | "front-end-https"
+            | "x-original-host"
+            | "x-host"
+            | "x-original-url"
+            | "x-rewrite-url"
+            | "x-http-method-override"
+            | "x-http-method"
+            | "x-method-override"
+    )
+}
+
+/// The value of `Upgrade` to forward when the request asks for a protocol
+/// upgrade (HTTP/1.1 `Connection: upgrade` + `Upgrade: …`): only the
+/// protocols `allowed` names (`server.upgrades`), in the client's order.
+/// `None` when it asks for none of them: the request is then forwarded as
+/// a plain request, without `Upgrade`.
+pub fn upgrade_request(
+    version: Version,
+    headers: &HeaderMap,
+    allowed: &Upgrades,
+) -> Option<HeaderValue> {
     if version != Version::HTTP_11 {
         return None;
     }
     let asks = headers
         .get_all(header::CONNECTION)
         .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|t| t.trim().eq_ignore_ascii_case("upgrade"));
-    if asks {
-        headers.get(header::UPGRADE).cloned()
-    } else {
-        None
+        .flat_map(|v| v.as_bytes().split(|&b| b == b','))
+        .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"upgrade"));
+    if !asks {
+        return None;
     }
+    let mut lines = headers.get_all(header::UPGRADE).iter();
+    let first = lines.next()?;
+    let several = lines.next().is_some();
+    let protocols = || {
+        headers
+            .get_all(header::UPGRADE)
+            .iter()
+            .flat_map(|v| v.as_bytes().split(|&b| b == b','))
+            .map(<[u8]>::trim_ascii)
+            .filter(|p| !p.is_empty())
+    };
+    if !several && protocols().all(|p| allowed.allows(p)) {
+        // The usual case (`Upgrade: websocket`): the client's own bytes.
+        return protocols().next().map(|_| first.clone());
+    }
+    let kept: Vec<&[u8]> = protocols().filter(|p| allowed.allows(p)).collect();
+    if kept.is_empty() {
+        return None;
+    }
+    HeaderValue::from_bytes(&kept.join(&b", "[..])).ok()
+}
+
+/// Whether a 101 answer switches to a protocol the forwarded request asked
+/// for (`asked`, already limited to `server.upgrades`). Anything else (no
+/// `Upgrade`, another protocol, h2c to a WebSocket request) is a 502,
+/// never a tunnel.
+pub fn upgrade_accepted(response: &HeaderMap, asked: &HeaderValue) -> bool {
+    let asked: Vec<&[u8]> = asked
+        .as_bytes()
+        .split(|&b| b == b',')
+        .map(<[u8]>::trim_ascii)
+        .collect();
+    let mut any = false;
+    for p in response
+        .get_all(header::UPGRADE)
+        .iter()
+        .flat_map(|v| v.as_bytes().split(|&b| b == b','))
+        .map(<[u8]>::trim_ascii)
+    {
+        if !asked.iter().any(|a| a.eq_ignore_ascii_case(p)) {
+            return false;
+        }
+        any = true;
+    }
+    any
 }
 
 /// Whether `name` is one of [`HOP_BY_HOP`].
@@ -227,10 +346,12 @@ fn is_hop_by_hop(name: &HeaderName) -> bool {
             | "trailer"
             | "transfer-encoding"
             | "upgrade"
+            | "http2-settings"
     )
 }
 
-/// Removes hop-by-hop headers and every header named in `Connection`.
+/// Removes hop-by-hop headers and every header named in `Connection`
+/// (but the protected ones: [`is_protected`]).
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     // One pass over the names; most heads carry none, or only `Connection`
     // (`keep-alive`), so only the names present are removed.
@@ -263,9 +384,10 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
         let named: Vec<HeaderName> = headers
             .get_all(header::CONNECTION)
             .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+            .flat_map(|v| v.as_bytes().split(|&b| b == b','))
+            .map(<[u8]>::trim_ascii)
+            .filter(|t| !is_protected(t))
+            .filter_map(|t| HeaderName::from_bytes(t).ok())
             .filter(|n| !is_hop_by_hop(n))
             .collect();
         for name in &named {
@@ -283,84 +405,109 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
-/// What the proxy knows of the connection a request came on.
+/// What the console is told about the request's client.
 pub struct Hop<'a> {
-    /// The peer the engine saw (the PROXY protocol source when used).
-    pub peer: IpAddr,
-    /// Whether that peer is a trusted proxy (its forwarding headers are kept).
-    pub peer_trusted: bool,
-    /// `http` or `https`, as the client reached netwarden.
-    pub scheme: &'a str,
-    /// The host the client asked for.
+    /// The client address the decision was made for; `None` when unknown
+    /// (only rules that allow every client forward such requests).
+    pub client: Option<IpAddr>,
+    /// `http` or `https`: how the client reached netwarden, or what a
+    /// trusted proxy says with `client_ip.trust_proto`.
+    pub proto: &'static str,
+    /// The host the client asked for (and the rules decided on).
     pub host: Option<&'a str>,
 }
 
-/// Sets the forwarding headers: replaced for an untrusted peer, the chain
-/// kept and the peer appended for a trusted one. One allocation a header
-/// at most: these are written on every forwarded request.
-pub fn set_forwarding_headers(headers: &mut HeaderMap, hop: &Hop<'_>) {
-    let peer = IpText::new(hop.peer);
-    let peer = peer.as_str();
-    // `prev, peer` for a trusted peer's existing chain; `peer` otherwise.
-    let extend = |headers: &HeaderMap, name: &HeaderName, last: &str| -> Option<HeaderValue> {
-        let mut out = String::new();
-        if hop.peer_trusted {
-            for line in headers.get_all(name).iter().filter_map(|v| v.to_str().ok()) {
-                out.push_str(line);
-                out.push_str(", ");
-            }
+/// The scheme to announce: the trusted proxy's last `X-Forwarded-Proto`
+/// entry when the policy trusts it and it says `http` or `https`, else
+/// how the request reached netwarden.
+pub fn announced_proto(headers: &HeaderMap, trust: bool, tls: bool) -> &'static str {
+    let own = if tls { "https" } else { "http" };
+    if !trust {
+        return own;
+    }
+    let last = headers
+        .get_all(&X_FORWARDED_PROTO)
+        .iter()
+        .next_back()
+        .and_then(|v| v.as_bytes().rsplit(|&b| b == b',').next())
+        .map(<[u8]>::trim_ascii);
+    match last {
+        Some(p) if p.eq_ignore_ascii_case(b"https") => "https",
+        Some(p) if p.eq_ignore_ascii_case(b"http") => "http",
+        _ => own,
+    }
+}
+
+/// Removes every client-address header ([`is_client_header`], `extra`),
+/// also when spelled with `_` for `-` (`X_Forwarded_For`), which some
+/// frameworks (CGI, WSGI, PHP) merge with the dashed form.
+fn remove_client_headers(headers: &mut HeaderMap, extra: &[HeaderName]) {
+    let listed = |n: &str| is_client_header(n) || extra.iter().any(|e| e.as_str() == n);
+    // Built only when a header is to go: most requests carry none of these
+    // (the ones netwarden writes are replaced by `insert` below).
+    let mut doomed: Vec<HeaderName> = Vec::new();
+    for name in headers.keys() {
+        let n = name.as_str();
+        let drop = if n.contains('_') {
+            listed(&n.replace('_', "-"))
+        } else {
+            listed(n)
+        };
+        if drop && !doomed.contains(name) {
+            doomed.push(name.clone());
         }
-        if out.is_empty() {
-            return HeaderValue::from_str(last).ok();
-        }
-        out.push_str(last);
-        HeaderValue::try_from(out).ok()
-    };
-    let set = |headers: &mut HeaderMap, name: HeaderName, value: Option<HeaderValue>| match value {
-        Some(v) => {
-            headers.insert(name, v);
+    }
+    for name in &doomed {
+        headers.remove(name);
+    }
+}
+
+/// Tells the console about the client netwarden decided on, and nothing
+/// else: every client-address header is removed, then `X-Forwarded-For`,
+/// `X-Real-IP` and `Forwarded` carry the decided client (`unknown` when it
+/// is unknown), `X-Forwarded-Proto` the scheme and `X-Forwarded-Host` the
+/// Host the rules saw. Whatever a console believes, leftmost or rightmost
+/// hop, `X-Real-IP` or `Forwarded`, it reads the same client.
+pub fn set_forwarding_headers(headers: &mut HeaderMap, hop: &Hop<'_>, extra: &[HeaderName]) {
+    remove_client_headers(headers, extra);
+    let client = hop.client.map(IpText::new);
+    let client_text = client.as_ref().map_or("unknown", IpText::as_str);
+    let value = HeaderValue::from_str(client_text).unwrap_or(HeaderValue::from_static("unknown"));
+    headers.insert(X_FORWARDED_FOR, value.clone());
+    headers.insert(X_REAL_IP, value);
+    headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(hop.proto));
+    // The Host header's own bytes when they are the host (shared, not
+    // copied).
+    let host = hop.host.and_then(|h| match headers.get(header::HOST) {
+        Some(v) if v.as_bytes() == h.as_bytes() => Some(v.clone()),
+        _ => HeaderValue::from_str(h).ok(),
+    });
+    match host {
+        Some(h) => {
+            headers.insert(X_FORWARDED_HOST, h);
         }
         None => {
-            headers.remove(name);
+            headers.remove(X_FORWARDED_HOST);
         }
-    };
-
-    let xff = extend(headers, &X_FORWARDED_FOR, peer);
-    set(headers, X_FORWARDED_FOR, xff);
-
-    let keep_proto = hop.peer_trusted && headers.contains_key(&X_FORWARDED_PROTO);
-    if !keep_proto {
-        let proto = match hop.scheme {
-            "https" => HeaderValue::from_static("https"),
-            _ => HeaderValue::from_static("http"),
-        };
-        headers.insert(X_FORWARDED_PROTO, proto);
-    }
-    let keep_host = hop.peer_trusted && headers.contains_key(&X_FORWARDED_HOST);
-    if !keep_host {
-        // The Host header's own bytes when they are the host (shared, not
-        // copied).
-        let host = hop.host.and_then(|h| match headers.get(header::HOST) {
-            Some(v) if v.as_bytes() == h.as_bytes() => Some(v.clone()),
-            _ => HeaderValue::from_str(h).ok(),
-        });
-        set(headers, X_FORWARDED_HOST, host);
     }
 
-    // RFC 7239 §4: for, proto and (if it can be a quoted-string) host.
+    // RFC 7239 §4: for, proto and host (a quoted-string; hosts that
+    // reached here passed the Host check, so they need no escaping).
     let mut element = String::with_capacity(64);
     element.push_str("for=");
-    match hop.peer {
-        IpAddr::V4(_) => element.push_str(peer),
+    match hop.client {
+        Some(IpAddr::V4(_)) => element.push_str(client_text),
         // RFC 7239 §6: IPv6 is bracketed and quoted.
-        IpAddr::V6(_) => {
+        Some(IpAddr::V6(_)) => {
             element.push_str("\"[");
-            element.push_str(peer);
+            element.push_str(client_text);
             element.push_str("]\"");
         }
+        // RFC 7239 §6.2: the client is not known.
+        None => element.push_str("unknown"),
     }
     element.push_str(";proto=");
-    element.push_str(hop.scheme);
+    element.push_str(hop.proto);
     if let Some(h) = hop.host {
         if h.bytes()
             .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\')
@@ -370,8 +517,14 @@ pub fn set_forwarding_headers(headers: &mut HeaderMap, hop: &Hop<'_>) {
             element.push('"');
         }
     }
-    let forwarded = extend(headers, &header::FORWARDED, &element);
-    set(headers, header::FORWARDED, forwarded);
+    match HeaderValue::try_from(element) {
+        Ok(v) => {
+            headers.insert(header::FORWARDED, v);
+        }
+        Err(_) => {
+            headers.remove(header::FORWARDED);
+        }
+    }
 }
 
 /// Turns the client's request head into the upstream's: the URI (normalized
@@ -384,6 +537,7 @@ pub fn upstream_head(
     hop: &Hop<'_>,
     request_id: &str,
     upgrade: Option<HeaderValue>,
+    strip: &[HeaderName],
 ) -> Result<(), http::Error> {
     // HTTP/2 clients send :authority, not Host; the console expects Host.
     if !parts.headers.contains_key(header::HOST) {
@@ -398,7 +552,7 @@ pub fn upstream_head(
             .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
         parts.headers.insert(header::UPGRADE, proto);
     }
-    set_forwarding_headers(&mut parts.headers, hop);
+    set_forwarding_headers(&mut parts.headers, hop, strip);
     if let Ok(v) = HeaderValue::from_str(request_id) {
         parts.headers.insert(X_REQUEST_ID, v);
     }
@@ -484,21 +638,92 @@ mod tests {
     }
 
     #[test]
-    fn untrusted_peer_forwarding_headers_are_replaced() {
+    fn connection_cannot_remove_host_framing_or_what_netwarden_writes() {
+        let mut h = headers(&[
+            (
+                "connection",
+                "Host, Content-Length, X-Forwarded-For, Forwarded, X-Real-IP, X-Request-Id, x-other",
+            ),
+            ("host", "console.example.com"),
+            ("content-length", "3"),
+            ("x-forwarded-for", "192.0.2.1"),
+            ("x-other", "1"),
+        ]);
+        strip_hop_by_hop(&mut h);
+        let mut left: Vec<_> = h.keys().map(|k| k.as_str()).collect();
+        left.sort_unstable();
+        assert_eq!(left, ["content-length", "host", "x-forwarded-for"]);
+    }
+
+    #[test]
+    fn http2_settings_is_always_removed() {
+        let mut h = headers(&[
+            ("connection", "Upgrade, HTTP2-Settings"),
+            ("upgrade", "h2c"),
+            ("http2-settings", "AAMAAABkAAQCAAAAAAIAAAAA"),
+            ("accept", "*/*"),
+        ]);
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h.keys().map(|k| k.as_str()).collect::<Vec<_>>(), ["accept"]);
+        let mut h = headers(&[("http2-settings", "AAMAAABk"), ("accept", "*/*")]);
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h.keys().map(|k| k.as_str()).collect::<Vec<_>>(), ["accept"]);
+    }
+
+    fn hop(client: &str, host: Option<&'static str>) -> Hop<'static> {
+        Hop {
+            client: client.parse().ok(),
+            proto: "http",
+            host,
+        }
+    }
+
+    #[test]
+    fn the_console_hears_only_the_decided_client() {
         let mut h = headers(&[
             ("x-forwarded-for", "203.0.113.7"),
+            ("x-forwarded-for", "10.0.0.2"),
             ("x-forwarded-proto", "https"),
             ("x-forwarded-host", "evil.example"),
             ("forwarded", "for=203.0.113.7"),
+            ("x-real-ip", "203.0.113.7"),
+            ("true-client-ip", "203.0.113.7"),
+            ("cf-connecting-ip", "203.0.113.7"),
+            ("x-client-ip", "203.0.113.7"),
+            ("x-cluster-client-ip", "203.0.113.7"),
+            ("fastly-client-ip", "203.0.113.7"),
+            ("x-original-url", "/admin"),
+            ("x-http-method-override", "DELETE"),
+            ("x_forwarded_for", "203.0.113.7"),
+            ("x-forwarded_for", "203.0.113.7"),
+            ("x_real_ip", "203.0.113.7"),
+            ("x-my-client", "203.0.113.7"),
+            ("x_my_client", "203.0.113.7"),
+            ("x_custom_thing", "kept"),
+            ("accept", "*/*"),
         ]);
-        let hop = Hop {
-            peer: "192.0.2.1".parse().unwrap(),
-            peer_trusted: false,
-            scheme: "http",
-            host: Some("console.example.com"),
-        };
-        set_forwarding_headers(&mut h, &hop);
+        let extra = [HeaderName::from_static("x-my-client")];
+        set_forwarding_headers(
+            &mut h,
+            &hop("192.0.2.1", Some("console.example.com")),
+            &extra,
+        );
+        let mut names: Vec<_> = h.keys().map(|k| k.as_str()).collect();
+        names.sort_unstable();
+        assert_eq!(
+            names,
+            [
+                "accept",
+                "forwarded",
+                "x-forwarded-for",
+                "x-forwarded-host",
+                "x-forwarded-proto",
+                "x-real-ip",
+                "x_custom_thing"
+            ]
+        );
         assert_eq!(all(&h, "x-forwarded-for"), ["192.0.2.1"]);
+        assert_eq!(all(&h, "x-real-ip"), ["192.0.2.1"]);
         assert_eq!(all(&h, "x-forwarded-proto"), ["http"]);
         assert_eq!(all(&h, "x-forwarded-host"), ["console.example.com"]);
         assert_eq!(
@@ -508,40 +733,78 @@ mod tests {
     }
 
     #[test]
-    fn trusted_peer_chain_is_kept_and_the_peer_appended() {
-        let mut h = headers(&[
-            ("x-forwarded-for", "203.0.113.7"),
-            ("x-forwarded-for", "10.0.0.2"),
-            ("x-forwarded-proto", "https"),
-            ("forwarded", "for=203.0.113.7"),
-        ]);
-        let hop = Hop {
-            peer: "2001:db8::1".parse().unwrap(),
-            peer_trusted: true,
-            scheme: "http",
-            host: None,
-        };
-        set_forwarding_headers(&mut h, &hop);
-        assert_eq!(
-            all(&h, "x-forwarded-for"),
-            ["203.0.113.7, 10.0.0.2, 2001:db8::1"]
-        );
-        assert_eq!(all(&h, "x-forwarded-proto"), ["https"]);
-        assert_eq!(
-            all(&h, "forwarded"),
-            ["for=203.0.113.7, for=\"[2001:db8::1]\";proto=http"]
-        );
+    fn ipv6_and_unknown_clients_are_written_as_rfc_7239_says() {
+        let mut h = HeaderMap::new();
+        set_forwarding_headers(&mut h, &hop("2001:db8::1", None), &[]);
+        assert_eq!(all(&h, "x-forwarded-for"), ["2001:db8::1"]);
+        assert_eq!(all(&h, "forwarded"), ["for=\"[2001:db8::1]\";proto=http"]);
+        assert!(!h.contains_key("x-forwarded-host"));
+        let mut h = headers(&[("x-forwarded-host", "evil.example")]);
+        set_forwarding_headers(&mut h, &hop("not an address", None), &[]);
+        assert_eq!(all(&h, "x-forwarded-for"), ["unknown"]);
+        assert_eq!(all(&h, "forwarded"), ["for=unknown;proto=http"]);
+        assert!(!h.contains_key("x-forwarded-host"));
     }
 
     #[test]
-    fn upgrade_needs_connection_upgrade_on_http1() {
+    fn a_trusted_proxys_proto_is_announced_only_when_the_policy_says_so() {
+        let h = headers(&[("x-forwarded-proto", "http, https")]);
+        assert_eq!(announced_proto(&h, true, false), "https");
+        assert_eq!(announced_proto(&h, false, false), "http");
+        let h = headers(&[("x-forwarded-proto", "gopher")]);
+        assert_eq!(announced_proto(&h, true, true), "https");
+        assert_eq!(announced_proto(&HeaderMap::new(), true, false), "http");
+    }
+
+    #[test]
+    fn only_allowed_upgrades_are_forwarded() {
+        let ws = Upgrades::default();
         let h = headers(&[
             ("connection", "keep-alive, Upgrade"),
             ("upgrade", "websocket"),
         ]);
-        assert_eq!(upgrade_request(Version::HTTP_11, &h).unwrap(), "websocket");
-        assert!(upgrade_request(Version::HTTP_2, &h).is_none());
+        assert_eq!(
+            upgrade_request(Version::HTTP_11, &h, &ws).unwrap(),
+            "websocket"
+        );
+        assert!(upgrade_request(Version::HTTP_2, &h, &ws).is_none());
         let h = headers(&[("upgrade", "websocket")]);
-        assert!(upgrade_request(Version::HTTP_11, &h).is_none());
+        assert!(upgrade_request(Version::HTTP_11, &h, &ws).is_none());
+        let h = headers(&[
+            ("connection", "Upgrade, HTTP2-Settings"),
+            ("upgrade", "h2c"),
+        ]);
+        assert!(upgrade_request(Version::HTTP_11, &h, &ws).is_none());
+        let h = headers(&[("connection", "upgrade"), ("upgrade", "h2c, WebSocket")]);
+        assert_eq!(
+            upgrade_request(Version::HTTP_11, &h, &ws).unwrap(),
+            "WebSocket"
+        );
+        let h = headers(&[
+            ("connection", "upgrade"),
+            ("upgrade", "websocket"),
+            ("upgrade", "h2c"),
+        ]);
+        assert_eq!(
+            upgrade_request(Version::HTTP_11, &h, &ws).unwrap(),
+            "websocket"
+        );
+        let h = headers(&[("connection", "upgrade"), ("upgrade", "websocket")]);
+        assert!(upgrade_request(Version::HTTP_11, &h, &Upgrades(Vec::new())).is_none());
+    }
+
+    #[test]
+    fn a_101_must_switch_to_a_protocol_that_was_asked_for() {
+        let asked = HeaderValue::from_static("websocket");
+        assert!(upgrade_accepted(
+            &headers(&[("upgrade", "WebSocket")]),
+            &asked
+        ));
+        assert!(!upgrade_accepted(&headers(&[("upgrade", "h2c")]), &asked));
+        assert!(!upgrade_accepted(
+            &headers(&[("upgrade", "websocket, h2c")]),
+            &asked
+        ));
+        assert!(!upgrade_accepted(&HeaderMap::new(), &asked));
     }
 }

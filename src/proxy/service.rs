@@ -45,16 +45,22 @@ pub struct Shared {
     pub alerts: crate::alerts::Live,
 }
 
-/// The rule label of a decision: the rule's shared name, or `default` /
-/// `invalid_path` (shared statics).
+/// The rule label of a decision: the rule's shared name, or `default`,
+/// `invalid_path`, `invalid_method` or `invalid_host` (shared statics).
 fn rule_label(d: &crate::engine::Decision<'_, '_>) -> Arc<str> {
-    static DEFAULT: std::sync::OnceLock<Arc<str>> = std::sync::OnceLock::new();
-    static INVALID: std::sync::OnceLock<Arc<str>> = std::sync::OnceLock::new();
-    match d.rule {
-        Some(r) => r.label.clone(),
-        None if d.path.is_none() => INVALID.get_or_init(|| "invalid_path".into()).clone(),
-        None => DEFAULT.get_or_init(|| "default".into()).clone(),
+    use std::sync::OnceLock;
+    static LABELS: [OnceLock<Arc<str>>; 4] = [const { OnceLock::new() }; 4];
+    if let Some(r) = d.rule {
+        return r.label.clone();
     }
+    let name = d.rule_name();
+    let slot = match name {
+        "invalid_path" => 0,
+        "invalid_method" => 1,
+        "invalid_host" => 2,
+        _ => 3,
+    };
+    LABELS[slot].get_or_init(|| name.into()).clone()
 }
 
 /// What is known of the connection a request arrived on.
@@ -153,13 +159,21 @@ pub async fn handle(
     let (parts, body) = req.into_parts();
     let peer = canonical(conn.peer.ip());
     let scheme = if conn.tls { "https" } else { "http" };
-    // Cheap clones (reference-counted bytes): the head is rewritten below.
-    let host: Option<HeaderValue> = parts.headers.get(header::HOST).cloned().or_else(|| {
+    // RFC 9112 §3.2, RFC 9113 §8.3.1: every authority the request carries
+    // (Host lines, an absolute target, `:authority`) must agree; the engine
+    // refuses the request otherwise. Cheap clone (reference-counted bytes):
+    // the head is rewritten below.
+    let host_fact = crate::engine::request::resolve_host(
+        parts.version == Version::HTTP_11,
         parts
-            .uri
-            .authority()
-            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
-    });
+            .headers
+            .get_all(header::HOST)
+            .iter()
+            .map(HeaderValue::as_bytes),
+        parts.uri.authority().map(http::uri::Authority::as_str),
+    )
+    .map(|h| h.and_then(|h| HeaderValue::from_str(h).ok()));
+    let host: Option<HeaderValue> = host_fact.clone().ok().flatten();
     let host_str = host.as_ref().and_then(|h| h.to_str().ok());
     let user_agent = parts.headers.get(header::USER_AGENT).cloned();
     let html = wants_html(&parts.headers);
@@ -175,7 +189,10 @@ pub async fn handle(
                 headers: &parts.headers,
             },
             method: method.as_str(),
-            host: host_str,
+            host: match &host_fact {
+                Ok(_) => Ok(host_str),
+                Err(e) => Err(*e),
+            },
             path: parts.uri.path(),
         };
         decide(&policy, &facts)
@@ -251,10 +268,14 @@ pub async fn handle(
                         None => PathAndQuery::try_from(path.as_ref()),
                     },
                 };
+                let peer_trusted = policy.client_ip().trusted_proxies.contains(peer);
                 let hop = Hop {
-                    peer,
-                    peer_trusted: policy.client_ip().trusted_proxies.contains(peer),
-                    scheme,
+                    client: client.ip,
+                    proto: forward::announced_proto(
+                        &parts.headers,
+                        peer_trusted && policy.forwarding().trust_proto,
+                        conn.tls,
+                    ),
                     host: host_str,
                 };
                 match pq {
@@ -264,6 +285,7 @@ pub async fn handle(
                         drop(path);
                         let resp = forward(
                             &shared,
+                            &policy,
                             &upstream_client,
                             parts,
                             body,
@@ -423,6 +445,7 @@ fn render(
 #[allow(clippy::too_many_arguments)]
 async fn forward(
     shared: &Shared,
+    policy: &Policy,
     upstream_client: &UpstreamClient,
     mut parts: http::request::Parts,
     body: Incoming,
@@ -433,11 +456,25 @@ async fn forward(
     html: bool,
 ) -> Response<ProxyBody> {
     let page = |p: Page| render(shared, p, client, request_id, html);
-    let upgrade = forward::upgrade_request(parts.version, &parts.headers);
+    // Only the protocols `server.upgrades` names; the rest of the request
+    // goes on as a plain one, without `Upgrade`.
+    let upgrade =
+        forward::upgrade_request(parts.version, &parts.headers, &policy.server().upgrades);
     let client_upgrade = upgrade
         .as_ref()
         .and_then(|_| parts.extensions.remove::<hyper::upgrade::OnUpgrade>());
-    if forward::upstream_head(&mut parts, &shared.upstream, pq, hop, request_id, upgrade).is_err() {
+    let asked = upgrade.clone();
+    if forward::upstream_head(
+        &mut parts,
+        &shared.upstream,
+        pq,
+        hop,
+        request_id,
+        upgrade,
+        &policy.forwarding().strip_headers,
+    )
+    .is_err()
+    {
         return page(Page::BadRequest);
     }
     let sent = upstream_client.request(Request::from_parts(parts, body));
@@ -472,7 +509,13 @@ async fn forward(
         Ok(Ok(resp)) => resp,
     };
     if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
-        match client_upgrade {
+        // A tunnel only to a protocol the client asked for and the policy
+        // allows: a console that answers 101 to anything else (h2c above
+        // all, whose requests would never be decided) gets a 502.
+        let switches = asked
+            .as_ref()
+            .is_some_and(|a| forward::upgrade_accepted(resp.headers(), a));
+        match client_upgrade.filter(|_| switches) {
             Some(client_side) => {
                 let upstream_side = hyper::upgrade::on(&mut resp);
                 let id = request_id.to_string();
@@ -488,7 +531,15 @@ async fn forward(
                     }
                 });
             }
-            None => return page(Page::BadGateway),
+            None => {
+                tracing::warn!(
+                    event = "upstream_error",
+                    request_id,
+                    error = "unrequested_upgrade",
+                    "upstream switched protocols without an allowed upgrade being asked for"
+                );
+                return page(Page::BadGateway);
+            }
         }
     } else {
         forward::strip_hop_by_hop(resp.headers_mut());

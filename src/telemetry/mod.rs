@@ -442,7 +442,7 @@ mod tests {
                 headers: &headers,
             },
             method: "GET",
-            host: Some("console.test"),
+            host: Ok(Some("console.test")),
             path: "/sso",
         };
         let d = crate::engine::decide(&policy, &facts);
