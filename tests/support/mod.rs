@@ -55,6 +55,7 @@ pub fn run_within(args: &[&str], limit: std::time::Duration) -> (i32, String, St
     )
 }
 
+pub mod console;
 pub mod proxy;
 
 /// A temporary directory with a development CA (`ca.pem`), a certificate

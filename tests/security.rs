@@ -1,0 +1,538 @@
+//! Ways around the decision, each sent through the real binary: h2c
+//! upgrades, a 101 the client did not ask for, Forwarded quoting, Host,
+//! method and path forms the console reads differently, and client-address
+//! headers the console may believe. docs/security.md lists them.
+
+mod support;
+
+use std::time::Duration;
+
+use support::console::H2cConsole;
+use support::proxy::{Netwarden, Reply, Upstream, WAIT, connect_from, exchange, get, parse_reply};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// 127.0.0.1 is the office, 127.0.0.2 is outside, 127.0.0.3 is a trusted
+/// load balancer. `/static/**` and everything not named is open to all.
+fn policy(top: &str, client_ip: &str, server: &str) -> String {
+    format!(
+        "version: 1
+{top}
+networks:
+  office: [127.0.0.1]
+  lb: [127.0.0.3]
+client_ip: {{ trusted_proxies: [lb] {client_ip} }}
+rules:
+  - {{ name: static, paths: [\"/static/**\"], action: allow }}
+  - {{ name: login, paths: [/login], methods: [POST], login: true, allow_from: [office] }}
+  - {{ name: admin_host, hosts: [admin.example.com], allow_from: [office] }}
+  - {{ name: admin, paths: [\"/admin/**\"], allow_from: [office] }}
+  - {{ name: open, paths: [\"/**\"], action: allow }}
+server:
+  timeouts: {{ upstream_response: 5s }}
+{server}
+"
+    )
+}
+
+fn guard(policy: &str, upstream: &str) -> Netwarden {
+    Netwarden::start(
+        policy,
+        &[],
+        &["--listen", "127.0.0.1:0", "--upstream", upstream],
+    )
+}
+
+/// Reads one response (head and `Content-Length` body) from a connection
+/// that stays open.
+async fn read_response(stream: &mut TcpStream) -> Reply {
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 4096];
+    let head_end = loop {
+        if let Some(i) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        let n = tokio::time::timeout(WAIT, stream.read(&mut buf))
+            .await
+            .expect("response in time")
+            .expect("read");
+        assert!(n > 0, "connection closed mid-head: {raw:?}");
+        raw.extend_from_slice(&buf[..n]);
+    };
+    let head = parse_reply(&raw[..head_end]);
+    let chunked = head
+        .header("transfer-encoding")
+        .is_some_and(|v| v.eq_ignore_ascii_case("chunked"));
+    let len: usize = head
+        .header("content-length")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    // A chunked body is read to its last chunk (kept encoded).
+    while (chunked && !raw.ends_with(b"0\r\n\r\n")) || (!chunked && raw.len() < head_end + len) {
+        let n = tokio::time::timeout(WAIT, stream.read(&mut buf))
+            .await
+            .expect("body in time")
+            .expect("read");
+        assert!(n > 0, "connection closed mid-body");
+        raw.extend_from_slice(&buf[..n]);
+    }
+    let end = if chunked { raw.len() } else { head_end + len };
+    parse_reply(&raw[..end])
+}
+
+fn paths(seen: &[serde_json::Value]) -> Vec<String> {
+    seen.iter()
+        .map(|r| r["path"].as_str().unwrap_or("").to_string())
+        .collect()
+}
+
+// ---- 1. Upgrades and tunnels -------------------------------------------
+
+const H2C_UPGRADE: &str = "Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n";
+
+#[tokio::test]
+async fn h2c_upgrade_on_an_open_path_is_never_tunnelled() {
+    let console = H2cConsole::start();
+    let nw = guard(&policy("", "", ""), &console.url());
+    let mut s = connect_from("127.0.0.2", nw.addr("http")).await;
+    let req = format!("GET /static/x HTTP/1.1\r\nHost: www.example.com\r\n{H2C_UPGRADE}\r\n");
+    s.write_all(req.as_bytes()).await.expect("send");
+    let r = read_response(&mut s).await;
+    // A plain HTTP/1.1 answer, not 101: the connection stays HTTP/1.1 and
+    // each request on it is decided.
+    assert_eq!(r.status, 200, "{r:?}");
+    assert!(r.body.contains("console ok"), "{r:?}");
+    s.write_all(b"GET /admin/users HTTP/1.1\r\nHost: www.example.com\r\nConnection: close\r\n\r\n")
+        .await
+        .expect("send");
+    let r = read_response(&mut s).await;
+    assert_eq!(r.status, 403, "{r:?}");
+    let seen = console.seen();
+    assert_eq!(paths(&seen), ["/static/x"], "{seen:#?}");
+    assert_eq!(seen[0]["http_version"], "1.1");
+    for (name, _) in seen[0]["headers"]
+        .as_array()
+        .expect("headers")
+        .iter()
+        .map(|h| (h[0].as_str().unwrap_or(""), h[1].as_str().unwrap_or("")))
+    {
+        assert!(
+            !matches!(name, "upgrade" | "http2-settings"),
+            "{name} reached the console: {seen:#?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn curl_http2_cannot_tunnel_past_the_decision() {
+    let console = H2cConsole::start();
+    let nw = guard(&policy("", "", ""), &console.url());
+    let base = format!("http://{}", nw.addr("http"));
+    // `curl --http2` asks for h2c on the first request and, had it been
+    // switched, would send the second over the HTTP/2 tunnel.
+    let out = std::process::Command::new("curl")
+        .args([
+            "--http2",
+            "--interface",
+            "127.0.0.2",
+            "--max-time",
+            "10",
+            "-s",
+        ])
+        .args(["-o", "/dev/null", "-o", "/dev/null"])
+        .args(["-w", "%{http_code} %{http_version}\\n"])
+        .arg(format!("{base}/static/x"))
+        .arg(format!("{base}/admin/users"))
+        .output()
+        .expect("curl runs (install curl to run the tests)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(text, "200 1.1\n403 1.1\n", "{out:?}");
+    assert_eq!(paths(&console.seen()), ["/static/x"]);
+}
+
+/// An upstream that answers every request with `101` to `h2c` and then
+/// holds the connection: a console that switches without being asked.
+async fn switching_upstream() -> std::net::SocketAddr {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = l.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 8192];
+                let mut got = Vec::new();
+                while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match s.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => got.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let _ = s
+                    .write_all(b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n")
+                    .await;
+                let _ = tokio::time::timeout(Duration::from_secs(10), s.read(&mut buf)).await;
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn a_101_to_a_protocol_not_asked_for_is_a_502() {
+    let up = switching_upstream().await;
+    let nw = guard(&policy("", "", ""), &format!("http://{up}"));
+    // A WebSocket upgrade answered with h2c.
+    let r = exchange(
+        connect_from("127.0.0.1", nw.addr("http")).await,
+        b"GET /static/ws HTTP/1.1\r\nHost: www.example.com\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+    )
+    .await;
+    assert_eq!(r.status, 502, "{r:?}");
+    // A plain request answered with a switch.
+    let r = get("127.0.0.1", nw.addr("http"), "/static/x", &[]).await;
+    assert_eq!(r.status, 502, "{r:?}");
+    // An h2c upgrade, stripped on the way, and switched anyway.
+    let r = exchange(
+        connect_from("127.0.0.1", nw.addr("http")).await,
+        format!("GET /static/x HTTP/1.1\r\nHost: www.example.com\r\n{H2C_UPGRADE}\r\n").as_bytes(),
+    )
+    .await;
+    assert_eq!(r.status, 502, "{r:?}");
+    nw.wait_log(|v| v["event"] == "upstream_error" && v["error"] == "unrequested_upgrade");
+}
+
+#[test]
+fn h2c_in_server_upgrades_is_a_located_error() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("policy.yaml");
+    std::fs::write(&path, policy("", "", "  upgrades: [websocket, h2c]\n")).expect("write");
+    let (code, out, err) = support::run(&["check", "--policy", path.to_str().expect("utf-8")]);
+    assert_ne!(code, 0, "{out}{err}");
+    let text = format!("{out}{err}");
+    assert!(text.contains("'h2c' can never be enabled"), "{text}");
+    assert!(text.contains("policy.yaml:15:25:"), "{text}");
+}
+
+// ---- 2. Forwarded quoting ------------------------------------------------
+
+#[tokio::test]
+async fn forwarded_with_an_unterminated_quote_is_an_unknown_client() {
+    let up = Upstream::start().await;
+    let nw = guard(&policy("", ", header: forwarded", ""), &up.url());
+    // The client wrote `for=<office>;by="`; the trusted proxy appended the
+    // real client, on the same line or on a line of its own.
+    for lines in [
+        &["Forwarded: for=127.0.0.1;by=\", for=198.51.100.7"][..],
+        &[
+            "Forwarded: for=127.0.0.1;by=\"",
+            "Forwarded: for=198.51.100.7",
+        ][..],
+    ] {
+        let r = get("127.0.0.3", nw.addr("http"), "/admin/users", lines).await;
+        assert_eq!(r.status, 403, "{lines:?}: {r:?}");
+        let v: serde_json::Value = serde_json::from_str(&r.body).expect("JSON");
+        assert_eq!(v["client_ip"], "unknown", "{lines:?}");
+    }
+    assert!(up.seen().is_empty());
+    let dir = nw.dir().to_str().expect("utf-8").to_string();
+    let (code, out, _) = support::run(&[
+        "explain",
+        "--policy",
+        &format!("{dir}/policy.yaml"),
+        "--peer",
+        "127.0.0.3",
+        "--header",
+        "Forwarded: for=127.0.0.1;by=\", for=198.51.100.7",
+        "--path",
+        "/admin/users",
+    ]);
+    assert!(out.contains("deny"), "{code} {out}");
+}
+
+// ---- 3. Host confusion ----------------------------------------------------
+
+#[tokio::test]
+async fn every_host_form_a_console_may_read_differently_is_refused() {
+    let up = Upstream::start().await;
+    let nw = guard(&policy("", "", ""), &up.url());
+    let cases: &[(&str, &str)] = &[
+        (
+            "GET / HTTP/1.1\r\nHost: www.example.com\r\nHost: admin.example.com\r\n",
+            "two Host lines",
+        ),
+        (
+            "GET / HTTP/1.1\r\nHost: www.example.com, admin.example.com\r\n",
+            "a list",
+        ),
+        (
+            "GET / HTTP/1.1\r\nHost: www.example.com@admin.example.com\r\n",
+            "userinfo",
+        ),
+        ("GET / HTTP/1.1\r\nHost: \r\n", "empty"),
+        ("GET / HTTP/1.1\r\n", "missing"),
+        (
+            "GET http://admin.example.com/ HTTP/1.1\r\nHost: www.example.com\r\n",
+            "an absolute target naming another host",
+        ),
+    ];
+    for (head, what) in cases {
+        let req = format!("{head}Connection: close\r\n\r\n");
+        let r = exchange(
+            connect_from("127.0.0.2", nw.addr("http")).await,
+            req.as_bytes(),
+        )
+        .await;
+        assert_eq!(r.status, 400, "{what}: {r:?}");
+    }
+    assert!(up.seen().is_empty(), "{:#?}", up.seen());
+    let d = nw.wait_log(|v| v["event"] == "decision" && v["rule"] == "invalid_host");
+    assert_eq!(d["reason_code"], "host_rejected");
+}
+
+#[tokio::test]
+async fn connection_cannot_remove_the_host_the_decision_used() {
+    let up = Upstream::start().await;
+    let nw = guard(&policy("", "", ""), &up.url());
+    let r = get(
+        "127.0.0.2",
+        nw.addr("http"),
+        "/x",
+        &["Connection: Host, X-Forwarded-For, X-Real-IP, Forwarded"],
+    )
+    .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let seen = up.seen();
+    assert_eq!(seen[0].header("host"), ["console.test"]);
+    assert_eq!(seen[0].header("x-forwarded-for"), ["127.0.0.2"]);
+    assert_eq!(seen[0].header("x-real-ip"), ["127.0.0.2"]);
+}
+
+#[tokio::test]
+async fn an_http2_authority_that_differs_from_host_is_refused() {
+    use http_body_util::{BodyExt, Empty};
+    let up = Upstream::start().await;
+    let nw = guard(&policy("", "", ""), &up.url());
+    let stream = connect_from("127.0.0.2", nw.addr("http")).await;
+    let (mut send, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(stream),
+    )
+    .await
+    .expect("h2 prior knowledge");
+    tokio::spawn(conn);
+    let ask = |authority: &str, host: Option<&str>| {
+        let mut b = http::Request::get(format!("http://{authority}/x"));
+        if let Some(h) = host {
+            b = b.header("host", h);
+        }
+        b.body(Empty::<bytes::Bytes>::new()).expect("request")
+    };
+    let r = tokio::time::timeout(
+        WAIT,
+        send.send_request(ask("www.example.com", Some("admin.example.com"))),
+    )
+    .await
+    .expect("in time")
+    .expect("response");
+    assert_eq!(r.status(), 400);
+    let _ = r.into_body().collect().await;
+    assert!(up.seen().is_empty(), "{:#?}", up.seen());
+    // The same authority in both is fine, and reaches the console as Host.
+    let r = tokio::time::timeout(
+        WAIT,
+        send.send_request(ask("www.example.com", Some("www.example.com"))),
+    )
+    .await
+    .expect("in time")
+    .expect("response");
+    assert_eq!(r.status(), 200);
+    assert_eq!(up.seen()[0].header("host"), ["www.example.com"]);
+}
+
+// ---- 4. Methods and paths -------------------------------------------------
+
+async fn send_method(nw: &Netwarden, method: &str, path: &str) -> Reply {
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: console.test\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    );
+    exchange(
+        connect_from("127.0.0.2", nw.addr("http")).await,
+        req.as_bytes(),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn miscased_methods_are_refused_unless_the_policy_allows_them() {
+    let up = Upstream::start().await;
+    let nw = guard(&policy("", "", ""), &up.url());
+    for m in ["post", "Post", "pOST"] {
+        let r = send_method(&nw, m, "/login").await;
+        assert_eq!(r.status, 400, "{m}: {r:?}");
+    }
+    assert!(up.seen().is_empty());
+    let d = nw.wait_log(|v| v["event"] == "decision" && v["rule"] == "invalid_method");
+    assert_eq!(d["reason_code"], "method_rejected");
+    drop(nw);
+
+    // Allowed: then they match POST rules, and a blocked login is one.
+    let nw = guard(&policy("case_insensitive_methods: true", "", ""), &up.url());
+    let r = send_method(&nw, "post", "/login").await;
+    assert_eq!(r.status, 403, "{r:?}");
+    nw.wait_log(|v| v["event"] == "login_blocked");
+    assert!(up.seen().is_empty());
+}
+
+#[tokio::test]
+async fn path_parameters_and_trailing_dots_are_refused_unless_allowed() {
+    let up = Upstream::start().await;
+    let nw = guard(&policy("", "", ""), &up.url());
+    for path in [
+        "/admin;x/users",
+        "/admin;/users",
+        "/admin./users",
+        "/admin%2E/users",
+        "/admin%20/users",
+    ] {
+        let r = get("127.0.0.2", nw.addr("http"), path, &[]).await;
+        assert_eq!(r.status, 400, "{path}: {r:?}");
+    }
+    assert!(up.seen().is_empty());
+    drop(nw);
+    let nw = guard(
+        &policy(
+            "allow_path_parameters: true\nallow_trailing_dots: true",
+            "",
+            "",
+        ),
+        &up.url(),
+    );
+    let r = get("127.0.0.2", nw.addr("http"), "/admin;x/users", &[]).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let r = get("127.0.0.2", nw.addr("http"), "/admin./users", &[]).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let targets: Vec<String> = up.seen().iter().map(|s| s.target.clone()).collect();
+    assert_eq!(targets, ["/admin;x/users", "/admin./users"]);
+}
+
+// ---- 5. Client-address headers ---------------------------------------------
+
+const SPOOFS: &[&str] = &[
+    "X-Real-IP: 127.0.0.1",
+    "True-Client-IP: 127.0.0.1",
+    "CF-Connecting-IP: 127.0.0.1",
+    "X-Client-IP: 127.0.0.1",
+    "X-Cluster-Client-IP: 127.0.0.1",
+    "Fastly-Client-IP: 127.0.0.1",
+    "X_Forwarded_For: 127.0.0.1",
+    "X-Forwarded_For: 127.0.0.1",
+    "X_Real_IP: 127.0.0.1",
+    "X-Original-URL: /admin/users",
+    "X-HTTP-Method-Override: DELETE",
+];
+
+fn client_headers(seen: &support::proxy::Seen) -> Vec<(String, String)> {
+    let mut h: Vec<(String, String)> = seen
+        .headers
+        .iter()
+        .filter(|(n, _)| {
+            !matches!(
+                n.as_str(),
+                "host" | "x-request-id" | "content-length" | "accept" | "user-agent"
+            )
+        })
+        .cloned()
+        .collect();
+    h.sort();
+    h
+}
+
+#[tokio::test]
+async fn the_console_hears_only_the_client_that_was_decided_on() {
+    let up = Upstream::start().await;
+    let nw = guard(&policy("", "", ""), &up.url());
+    // From outside, on an open path, with every spoof.
+    let mut extra = SPOOFS.to_vec();
+    extra.extend(["X-Forwarded-For: 127.0.0.1", "Forwarded: for=127.0.0.1"]);
+    let r = get("127.0.0.2", nw.addr("http"), "/static/x", &extra).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    // Behind the trusted proxy: the client's own Forwarded, proto and host
+    // are not the proxy's word.
+    let mut extra = SPOOFS.to_vec();
+    extra.extend([
+        "Forwarded: for=127.0.0.1",
+        "X-Forwarded-Proto: https",
+        "X-Forwarded-Host: admin.example.com",
+        "X-Forwarded-For: 198.51.100.7",
+    ]);
+    let r = get("127.0.0.3", nw.addr("http"), "/static/y", &extra).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let seen = up.seen();
+    let story = |client: &str| {
+        let mut want = vec![
+            (
+                "forwarded".to_string(),
+                format!("for={client};proto=http;host=\"console.test\""),
+            ),
+            ("x-forwarded-for".to_string(), client.to_string()),
+            ("x-forwarded-host".to_string(), "console.test".to_string()),
+            ("x-forwarded-proto".to_string(), "http".to_string()),
+            ("x-real-ip".to_string(), client.to_string()),
+        ];
+        want.sort();
+        want
+    };
+    assert_eq!(
+        client_headers(&seen[0]),
+        story("127.0.0.2"),
+        "{:#?}",
+        seen[0]
+    );
+    assert_eq!(
+        client_headers(&seen[1]),
+        story("198.51.100.7"),
+        "{:#?}",
+        seen[1]
+    );
+}
+
+#[tokio::test]
+async fn strip_headers_adds_a_console_specific_client_header_in_every_spelling() {
+    let up = Upstream::start().await;
+    let nw = guard(&policy("", ", strip_headers: [X-My-IP]", ""), &up.url());
+    let r = get(
+        "127.0.0.2",
+        nw.addr("http"),
+        "/static/x",
+        &["X-My-IP: 127.0.0.1", "X_My_IP: 127.0.0.1", "X-Other: kept"],
+    )
+    .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let seen = up.seen();
+    assert!(seen[0].header("x-my-ip").is_empty(), "{:#?}", seen[0]);
+    assert!(seen[0].header("x_my_ip").is_empty(), "{:#?}", seen[0]);
+    assert_eq!(seen[0].header("x-other"), ["kept"]);
+}
+
+#[tokio::test]
+async fn a_trusted_proxys_proto_is_believed_only_with_trust_proto() {
+    let up = Upstream::start().await;
+    let nw = guard(&policy("", ", trust_proto: true", ""), &up.url());
+    let fwd = ["X-Forwarded-For: 198.51.100.7", "X-Forwarded-Proto: https"];
+    assert_eq!(
+        get("127.0.0.3", nw.addr("http"), "/static/x", &fwd)
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        get("127.0.0.2", nw.addr("http"), "/static/x", &fwd)
+            .await
+            .status,
+        200
+    );
+    let seen = up.seen();
+    assert_eq!(seen[0].header("x-forwarded-proto"), ["https"]);
+    assert_eq!(seen[1].header("x-forwarded-proto"), ["http"]);
+}
