@@ -556,7 +556,8 @@ mod tests {
 
     #[test]
     fn ambiguous_segments_are_refused_unless_allowed() {
-        let cases: &[(&str, Result<(), PathError>, Result<(), PathError>)] = &[
+        type Case = (&'static str, Result<(), PathError>, Result<(), PathError>);
+        let cases: &[Case] = &[
             // path, default, with both switches on
             ("/admin/users", Ok(()), Ok(())),
             ("/.well-known/x", Ok(()), Ok(())),

@@ -343,7 +343,7 @@ impl Cx<'_, '_> {
     }
 
     fn upgrades(&mut self, raw: &[S<String>]) -> Upgrades {
-        let mut out = Vec::with_capacity(raw.len());
+        let mut out: Vec<Box<str>> = Vec::with_capacity(raw.len());
         for p in raw {
             let name = p.value.trim().to_ascii_lowercase();
             // RFC 9110 §7.8: protocol-name is a token.
@@ -369,7 +369,7 @@ impl Cx<'_, '_> {
                             .into(),
                     ),
                 );
-            } else if !out.iter().any(|o: &Box<str>| **o == *name) {
+            } else if !out.iter().any(|o| **o == *name) {
                 out.push(name.into_boxed_str());
             }
         }
