@@ -536,3 +536,36 @@ async fn a_trusted_proxys_proto_is_believed_only_with_trust_proto() {
     assert_eq!(seen[0].header("x-forwarded-proto"), ["https"]);
     assert_eq!(seen[1].header("x-forwarded-proto"), ["http"]);
 }
+
+// ---- Request smuggling ------------------------------------------------------
+
+#[tokio::test]
+async fn conflicting_framing_never_smuggles_a_second_request_to_the_console() {
+    let up = Upstream::start().await;
+    let nw = guard(&policy("", "", ""), &up.url());
+    let smuggled = "GET /admin/users HTTP/1.1\r\nHost: admin.example.com\r\n\r\n";
+    let cases = [
+        // CL.TE and TE.CL: the console must not see the tail as a request.
+        format!(
+            "POST /static/x HTTP/1.1\r\nHost: www.example.com\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n0\r\n\r\n{smuggled}"
+        ),
+        format!(
+            "POST /static/x HTTP/1.1\r\nHost: www.example.com\r\nContent-Length: {}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n{smuggled}",
+            smuggled.len()
+        ),
+        format!(
+            "POST /static/x HTTP/1.1\r\nHost: www.example.com\r\nTransfer-Encoding: chunked, identity\r\nConnection: close\r\n\r\n0\r\n\r\n{smuggled}"
+        ),
+    ];
+    for req in &cases {
+        let r = exchange(
+            connect_from("127.0.0.2", nw.addr("http")).await,
+            req.as_bytes(),
+        )
+        .await;
+        assert!(matches!(r.status, 200 | 400), "{req:?}: {r:?}");
+    }
+    for seen in up.seen() {
+        assert_eq!(seen.target, "/static/x", "{seen:#?}");
+    }
+}
