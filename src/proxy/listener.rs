@@ -103,6 +103,7 @@ async fn connection(
     let _ = stream.set_nodelay(true);
     let _open = OpenConnection::new(&l.shared.metrics);
     let mut peer = tcp_peer;
+    let mut prefix = Vec::new();
     if l.proxy_protocol {
         let trusted = l
             .shared
@@ -113,7 +114,10 @@ async fn connection(
             .contains(canonical(tcp_peer.ip()));
         let read = proxy_protocol::read(&mut stream, tcp_peer, trusted);
         match tokio::time::timeout(l.timeouts.header_read, read).await {
-            Ok(Ok(source)) => peer = source,
+            Ok(Ok((source, rest))) => {
+                peer = source;
+                prefix = rest;
+            }
             Ok(Err(e)) => {
                 tracing::warn!(event = "proxy_protocol_refused", network.peer.address = %tcp_peer.ip(), detail = %e, "connection refused");
                 return;
@@ -124,6 +128,8 @@ async fn connection(
             }
         }
     }
+    // Bytes read past the PROXY header are the start of the connection.
+    let stream = proxy_protocol::Prefixed::new(prefix, stream);
     let activity = Arc::new(Activity::default());
     match l.tls.as_ref().map(|t| t.acceptor()) {
         None => {

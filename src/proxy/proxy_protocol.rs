@@ -4,9 +4,11 @@
 
 use std::net::SocketAddr;
 
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
 use ppp::{HeaderResult, PartialResult, v1, v2};
-use tokio::io::AsyncReadExt;
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 
 /// v2 signature (spec §2.2).
 const V2_SIGNATURE: &[u8; 12] = b"\r\n\r\n\0\r\nQUIT\n";
@@ -85,66 +87,145 @@ pub fn parse(header: &[u8]) -> Result<Option<SocketAddr>, ProxyHeaderError> {
     }
 }
 
-/// Reads the PROXY header, if any, without consuming any byte after it.
-/// `trusted`: whether the TCP peer is a trusted proxy. Returns the address
-/// the engine should treat as the peer.
-pub async fn read(
-    stream: &mut TcpStream,
+/// Reads the PROXY header, if any. `trusted`: whether the TCP peer is a
+/// trusted proxy. Returns the address the engine should treat as the peer,
+/// and the bytes read past the header (the start of the TLS handshake or
+/// the request), which the connection must see first ([`Prefixed`]).
+///
+/// Every read waits for the socket to be readable: a peer that sends part
+/// of a signature and stops costs nothing until it sends more or the
+/// caller's header timeout ends the connection. (Peeking would return the
+/// same bytes at once, over and over.)
+pub async fn read<S: AsyncRead + Unpin>(
+    stream: &mut S,
     peer: SocketAddr,
     trusted: bool,
-) -> Result<SocketAddr, ProxyHeaderError> {
+) -> Result<(SocketAddr, Vec<u8>), ProxyHeaderError> {
     let io = |e: std::io::Error| ProxyHeaderError::Io(e.to_string());
-    let mut buf = [0u8; V1_MAX];
-    // Peek until the first bytes say whether a header is there.
+    let mut buf: Vec<u8> = Vec::with_capacity(256);
+    let mut more = async |buf: &mut Vec<u8>| -> Result<(), ProxyHeaderError> {
+        let mut chunk = [0u8; 256];
+        let n = stream.read(&mut chunk).await.map_err(io)?;
+        if n == 0 {
+            return Err(ProxyHeaderError::Truncated);
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        Ok(())
+    };
+    // Read until the first bytes say whether a header is there.
     let kind = loop {
-        let n = stream.peek(&mut buf[..16]).await.map_err(io)?;
-        match kind(&buf[..n]) {
-            Kind::Unknown if n == 0 => return Err(ProxyHeaderError::Truncated),
-            // Part of a signature: wait for more (peek would return at once).
-            // The caller bounds the whole read with the header timeout.
-            Kind::Unknown => tokio::time::sleep(std::time::Duration::from_millis(5)).await,
+        match kind(&buf) {
+            Kind::Unknown => more(&mut buf).await?,
             k => break k,
         }
     };
     match (kind, trusted) {
-        (Kind::None, false) => return Ok(peer),
+        (Kind::None, false) => return Ok((peer, buf)),
         (Kind::None, true) => return Err(ProxyHeaderError::Missing),
         (_, false) => return Err(ProxyHeaderError::Untrusted),
         _ => {}
     }
-    let header: Vec<u8> = if kind == Kind::V2 {
-        let mut fixed = [0u8; 16];
-        stream.read_exact(&mut fixed).await.map_err(io)?;
-        let len = usize::from(u16::from_be_bytes([fixed[14], fixed[15]]));
+    let end = if kind == Kind::V2 {
+        while buf.len() < 16 {
+            more(&mut buf).await?;
+        }
+        let len = usize::from(u16::from_be_bytes([buf[14], buf[15]]));
         if 16 + len > V2_MAX {
             return Err(ProxyHeaderError::Malformed(format!(
                 "v2 header of {len} bytes is too long"
             )));
         }
-        let mut all = fixed.to_vec();
-        all.resize(16 + len, 0);
-        stream.read_exact(&mut all[16..]).await.map_err(io)?;
-        all
+        while buf.len() < 16 + len {
+            more(&mut buf).await?;
+        }
+        16 + len
     } else {
-        // v1: read byte by byte up to CRLF, so nothing after it is consumed.
-        let mut line = Vec::with_capacity(V1_MAX);
         loop {
-            let b = stream
-                .read_u8()
-                .await
-                .map_err(|_| ProxyHeaderError::Truncated)?;
-            line.push(b);
-            if line.ends_with(b"\r\n") {
-                break line;
+            if let Some(at) = buf.windows(2).position(|w| w == b"\r\n") {
+                break at + 2;
             }
-            if line.len() >= V1_MAX {
+            if buf.len() >= V1_MAX {
                 return Err(ProxyHeaderError::Malformed(
                     "v1 header longer than 107 bytes".into(),
                 ));
             }
+            more(&mut buf).await?;
         }
     };
-    Ok(parse(&header)?.unwrap_or(peer))
+    if end > V1_MAX.max(V2_MAX) {
+        return Err(ProxyHeaderError::Malformed("header too long".into()));
+    }
+    let rest = buf.split_off(end);
+    Ok((parse(&buf)?.unwrap_or(peer), rest))
+}
+
+/// A stream whose first bytes were already read (past a PROXY header):
+/// they are read again first, then the stream itself.
+pub struct Prefixed<S> {
+    prefix: Vec<u8>,
+    at: usize,
+    inner: S,
+}
+
+impl<S> Prefixed<S> {
+    pub fn new(prefix: Vec<u8>, inner: S) -> Self {
+        Self {
+            prefix,
+            at: 0,
+            inner,
+        }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Prefixed<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        out: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = &mut *self;
+        if this.at < this.prefix.len() {
+            let n = (this.prefix.len() - this.at).min(out.remaining());
+            out.put_slice(&this.prefix[this.at..this.at + n]);
+            this.at += n;
+            if this.at == this.prefix.len() {
+                this.prefix = Vec::new();
+                this.at = 0;
+            }
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut this.inner).poll_read(cx, out)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Prefixed<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, data)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
 }
 
 #[cfg(test)]
@@ -181,6 +262,43 @@ mod tests {
         let mut local = V2_SIGNATURE.to_vec();
         local.extend_from_slice(&[0x20, 0x00, 0x00, 0x00]);
         assert_eq!(parse(&local), Ok(None));
+    }
+
+    fn read_now(bytes: &[u8], trusted: bool) -> Result<(SocketAddr, Vec<u8>), ProxyHeaderError> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
+        let mut input = bytes;
+        rt.block_on(read(&mut input, "10.0.0.1:9".parse().unwrap(), trusted))
+    }
+
+    #[test]
+    fn bytes_after_the_header_are_handed_back() {
+        let (peer, rest) = read_now(
+            b"PROXY TCP4 203.0.113.7 10.0.0.1 51234 443\r\nGET / HTTP/1.1\r\n",
+            true,
+        )
+        .expect("header");
+        assert_eq!(peer, "203.0.113.7:51234".parse().unwrap());
+        assert_eq!(rest, b"GET / HTTP/1.1\r\n");
+        let mut h = V2_SIGNATURE.to_vec();
+        h.extend_from_slice(&[
+            0x21, 0x11, 0x00, 0x0c, 203, 0, 113, 7, 10, 0, 0, 1, 0, 80, 1, 187,
+        ]);
+        h.extend_from_slice(b"\x16\x03\x01");
+        let (peer, rest) = read_now(&h, true).expect("header");
+        assert_eq!(peer, "203.0.113.7:80".parse().unwrap());
+        assert_eq!(rest, b"\x16\x03\x01");
+        // No header from an untrusted peer: every byte read is handed back.
+        let (peer, rest) = read_now(b"GET / HTTP/1.1\r\n", false).expect("no header");
+        assert_eq!(peer, "10.0.0.1:9".parse().unwrap());
+        assert_eq!(rest, b"GET / HTTP/1.1\r\n");
+        assert_eq!(read_now(b"PRO", false), Err(ProxyHeaderError::Truncated));
+        assert_eq!(read_now(b"GET /", true), Err(ProxyHeaderError::Missing));
+        assert_eq!(
+            read_now(b"PROXY TCP4 1.2.3.4 5.6.7.8 1 2\r\n", false),
+            Err(ProxyHeaderError::Untrusted)
+        );
     }
 
     #[test]
