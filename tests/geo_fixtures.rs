@@ -86,6 +86,15 @@ fn fixtures_answer_with_their_known_facts() {
     );
     assert_eq!(v.country(ip("192.0.2.1")), Country::parse("US"));
 
+    // Metadata `description: {}`: accepted, as the spec allows.
+    let ve = open(
+        DbKind::Country,
+        "vendor-country-empty-description-Test.mmdb",
+        Some("country_code"),
+    );
+    assert_eq!(ve.country(ip("203.0.113.7")), Country::parse("JP"));
+    assert_eq!(ve.country(ip("2001:db8:66::1")), Country::parse("DE"));
+
     let v4 = open(DbKind::Country, "GeoLite2-Country-IPv4-Test.mmdb", None);
     assert_eq!(v4.country(ip("203.0.113.1")), Country::parse("JP"));
     assert_eq!(v4.country(ip("2001:db8:10::1")), None);

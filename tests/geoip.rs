@@ -204,3 +204,49 @@ rules:
         "load saw both databases: {total:?}"
     );
 }
+
+/// Regression: a vendor database whose metadata `description` is an empty
+/// map (as Go's mmdbwriter writes it; ip-location-db's country builds are
+/// one) was refused as corrupt by maxminddb's verify, so the documented
+/// `{ path, field }` setup could not load.
+#[test]
+fn a_vendor_database_with_an_empty_description_decides_by_country() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let policy = dir.path().join("policy.yaml");
+    std::fs::write(
+        &policy,
+        format!(
+            "version: 1
+geoip:
+  country: {{ path: {}/vendor-country-empty-description-Test.mmdb, field: country_code }}
+networks:
+  japan: {{ country: [JP] }}
+rules:
+  - {{ name: japan_only, allow_from: [japan] }}
+",
+            geo_dir().display()
+        ),
+    )
+    .expect("write policy");
+    let policy = policy.to_str().expect("UTF-8 path");
+
+    let (code, out, err) = support::run(&["check", "--policy", policy]);
+    assert_eq!(code, 0, "{out}{err}");
+
+    let explain = |ip: &str| {
+        let (code, out, err) = support::run(&["explain", "--policy", policy, "--ip", ip, "--json"]);
+        assert_eq!(code, 0, "{err}");
+        serde_json::from_str::<serde_json::Value>(&out).expect("one JSON object")
+    };
+    let jp = explain("203.0.113.7");
+    assert_eq!(jp["decision"], "allow", "{jp}");
+    assert_eq!(jp["network"], "japan", "{jp}");
+    assert_eq!(jp["via"], "country", "{jp}");
+    assert_eq!(jp["client_facts"]["country"], "JP", "{jp}");
+    let us = explain("192.0.2.1");
+    assert_eq!(us["decision"], "deny", "{us}");
+    assert_eq!(us["client_facts"]["country"], "US", "{us}");
+    let de = explain("2001:db8:66::1");
+    assert_eq!(de["decision"], "deny", "{de}");
+    assert_eq!(de["client_facts"]["country"], "DE", "{de}");
+}

@@ -3,7 +3,7 @@
 //!
 //! Each database is opened memory-mapped (a 60 MB City database costs page
 //! cache, not heap), checked (its `database_type` must fit the role it is
-//! given, and the whole file is verified), and then only read. A lookup
+//! given, and the whole file is verified, `verify.rs`), and then only read. A lookup
 //! allocates nothing (facts are small owned values: a country code, a
 //! number, a static connection-type name, a flag set).
 //!
@@ -18,6 +18,8 @@ use std::path::{Path, PathBuf};
 use maxminddb::{Mmap, PathElement, Reader};
 
 use crate::engine::client::canonical;
+
+mod verify;
 
 /// The role a database plays.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -132,12 +134,14 @@ impl GeoDb {
         // file by renaming a new one over it, which leaves this mapping on
         // the old inode. A tool that truncated the file in place would break
         // any mmap reader; docs/geoip.md says so.
-        let open = |path: &Path| {
+        let open = |path: &Path| -> Result<_, maxminddb::MaxMindDbError> {
             crate::files::check_regular(path).map_err(maxminddb::MaxMindDbError::from)?;
+            let file = std::fs::File::open(path)?;
             // SAFETY: as above.
-            unsafe { Reader::open_mmap(path) }
+            let map = unsafe { Mmap::map(&file) }.map_err(maxminddb::MaxMindDbError::Mmap)?;
+            Ok((file, Reader::from_source(map)?))
         };
-        let reader = open(path).map_err(|source| GeoError::Open {
+        let (file, reader) = open(path).map_err(|source| GeoError::Open {
             role,
             path: path.to_path_buf(),
             source,
@@ -157,7 +161,7 @@ impl GeoDb {
                 database_type,
             });
         }
-        reader.verify().map_err(|source| GeoError::Corrupt {
+        verify::verify(&reader, &file).map_err(|source| GeoError::Corrupt {
             role,
             path: path.to_path_buf(),
             source,

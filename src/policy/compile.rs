@@ -307,7 +307,21 @@ impl Cx<'_, '_> {
                     }
                     draft.include = m.include.clone();
                     draft.except = m.except.clone();
-                    draft.facts = self.fact_tests(&name.value, m, &|k| geo.get(k).is_some());
+                    // A database the policy names but that failed to load
+                    // has its own error already: no second one here.
+                    let named = |k: crate::geo::DbKind| {
+                        raw.geoip.as_ref().is_some_and(|g| {
+                            let g = &g.value;
+                            match k {
+                                crate::geo::DbKind::Country => g.country.is_some(),
+                                crate::geo::DbKind::Asn => g.asn.is_some(),
+                                crate::geo::DbKind::ConnectionType => g.connection_type.is_some(),
+                                crate::geo::DbKind::AnonymousIp => g.anonymous_ip.is_some(),
+                            }
+                        })
+                    };
+                    draft.facts =
+                        self.fact_tests(&name.value, m, &|k| geo.get(k).is_some() || named(k));
                     let no_facts = m.country.is_none()
                         && m.asn.is_none()
                         && m.connection_type.is_none()

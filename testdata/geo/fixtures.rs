@@ -8,6 +8,7 @@
 //! | GeoIP2-Connection-Type-Test | 203.0.113.0/24 Corporate, 192.0.2.0/26 Cable/DSL, 192.0.2.64/26 Cellular, 198.51.100.0/25 Cable/DSL, 2001:db8:66::/48 Cable/DSL |
 //! | GeoIP2-Anonymous-IP-Test | 192.0.2.128/27 hosting provider, 192.0.2.160/28 Tor exit node, 192.0.2.176/28 public proxy, 2001:db8:66:1::/64 anonymous VPN |
 //! | vendor-country (layout `country_code`) | 203.0.113.0/24 JP, 192.0.2.0/24 US |
+//! | vendor-country-empty-description (layout `country_code`; metadata `description: {}`, `languages: []`, as Go's mmdbwriter writes them) | 203.0.113.0/24 JP, 192.0.2.0/24 US, 2001:db8:66::/48 DE |
 //! | GeoLite2-Country-IPv4-Test (IPv4-only) | 203.0.113.0/24 JP |
 
 #![allow(dead_code)]
@@ -79,6 +80,15 @@ pub fn all() -> Vec<(&'static str, Writer)> {
         &Value::map([("country_code", Value::str("US"))]),
     );
 
+    let mut ve = Writer::new("vendor-country", 6).bare_metadata();
+    for (net, code) in [
+        ("203.0.113.0/24", "JP"),
+        ("192.0.2.0/24", "US"),
+        ("2001:db8:66::/48", "DE"),
+    ] {
+        ve.insert(net, &Value::map([("country_code", Value::str(code))]));
+    }
+
     let mut v4 = Writer::new("GeoLite2-Country", 4);
     v4.insert("203.0.113.0/24", &country("JP"));
 
@@ -89,5 +99,6 @@ pub fn all() -> Vec<(&'static str, Writer)> {
         ("GeoIP2-Anonymous-IP-Test.mmdb", an),
         ("vendor-country-Test.mmdb", v),
         ("GeoLite2-Country-IPv4-Test.mmdb", v4),
+        ("vendor-country-empty-description-Test.mmdb", ve),
     ]
 }

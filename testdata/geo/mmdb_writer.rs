@@ -45,6 +45,8 @@ pub struct Writer {
     ip_version: u16,
     nodes: Vec<[Record; 2]>,
     data: Vec<u8>,
+    /// Write `description` as `{}` and `languages` as `[]`.
+    bare_metadata: bool,
 }
 
 impl Writer {
@@ -55,7 +57,18 @@ impl Writer {
             ip_version,
             nodes: vec![[Record::Empty, Record::Empty]],
             data: Vec::new(),
+            bare_metadata: false,
         }
+    }
+
+    /// Writes the metadata's `description` as an empty map and `languages`
+    /// as an empty array, as Go's mmdbwriter does when neither is given
+    /// (ip-location-db's builds, for one). Both keys are optional in the
+    /// spec ("Database Metadata"); the maxminddb crate's `verify` refuses
+    /// the empty description.
+    pub fn bare_metadata(mut self) -> Self {
+        self.bare_metadata = true;
+        self
     }
 
     /// Inserts `net` with `value`. Later, more specific networks may be
@@ -118,17 +131,22 @@ impl Writer {
         out.extend_from_slice(&[0u8; 16]);
         out.extend_from_slice(&self.data);
         out.extend_from_slice(b"\xAB\xCD\xEFMaxMind.com");
+        let (description, languages) = if self.bare_metadata {
+            (Value::Map(vec![]), Value::Array(vec![]))
+        } else {
+            (
+                Value::map([("en", Value::str("netwarden test data"))]),
+                Value::Array(vec![Value::str("en")]),
+            )
+        };
         let meta = Value::map([
             ("binary_format_major_version", Value::U16(2)),
             ("binary_format_minor_version", Value::U16(0)),
             ("build_epoch", Value::U64(1_795_800_000)),
             ("database_type", Value::Str(self.database_type.clone())),
-            (
-                "description",
-                Value::map([("en", Value::str("netwarden test data"))]),
-            ),
+            ("description", description),
             ("ip_version", Value::U16(self.ip_version)),
-            ("languages", Value::Array(vec![Value::str("en")])),
+            ("languages", languages),
             ("node_count", Value::U32(node_count)),
             ("record_size", Value::U16(32)),
         ]);
