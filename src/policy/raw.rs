@@ -219,6 +219,7 @@ pub struct RawTimeouts {
     pub upstream_connect: Option<S<String>>,
     pub upstream_response: Option<S<String>>,
     pub drain: Option<S<String>>,
+    pub tunnel_idle: Option<S<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

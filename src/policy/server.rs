@@ -24,6 +24,9 @@ pub mod defaults {
     pub const UPSTREAM_RESPONSE: Duration = Duration::from_secs(60);
     /// Fits inside Kubernetes' default 30 s termination grace period.
     pub const DRAIN: Duration = Duration::from_secs(25);
+    /// Envoy's stream idle timeout: a WebSocket that moves no byte for five
+    /// minutes has no application keep-alive and is gone.
+    pub const TUNNEL_IDLE: Duration = Duration::from_secs(300);
     /// Envoy's default is 60 KiB; real browsers send well under 16 KiB.
     pub const MAX_HEADER_BYTES: usize = 64 * 1024;
     /// Bounds memory (each connection costs buffers) while far above what an
@@ -57,6 +60,8 @@ pub struct Timeouts {
     pub upstream_connect: Duration,
     pub upstream_response: Duration,
     pub drain: Duration,
+    /// An upgraded connection (WebSocket) with no byte moving either way.
+    pub tunnel_idle: Duration,
 }
 
 impl Default for Timeouts {
@@ -67,6 +72,7 @@ impl Default for Timeouts {
             upstream_connect: defaults::UPSTREAM_CONNECT,
             upstream_response: defaults::UPSTREAM_RESPONSE,
             drain: defaults::DRAIN,
+            tunnel_idle: defaults::TUNNEL_IDLE,
         }
     }
 }
@@ -266,6 +272,7 @@ impl Cx<'_, '_> {
             upstream_connect: dur(&t.upstream_connect, defaults::UPSTREAM_CONNECT),
             upstream_response: dur(&t.upstream_response, defaults::UPSTREAM_RESPONSE),
             drain: dur(&t.drain, defaults::DRAIN),
+            tunnel_idle: dur(&t.tunnel_idle, defaults::TUNNEL_IDLE),
         };
         if let Some(reload) = &r.reload {
             out.reload.watch = reload.watch.unwrap_or(true);

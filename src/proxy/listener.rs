@@ -98,10 +98,18 @@ async fn connection(
     tcp_peer: SocketAddr,
     l: Listening,
     client: UpstreamClient,
-    _permit: OwnedSemaphorePermit,
+    permit: OwnedSemaphorePermit,
 ) {
     let _ = stream.set_nodelay(true);
-    let _open = OpenConnection::new(&l.shared.metrics);
+    let accepted = tokio::time::Instant::now();
+    // Held by the connection and by a tunnel it becomes: an upgraded
+    // connection keeps its slot in max_connections, its count in the gauge
+    // and the server's wait on shutdown.
+    let slot = Arc::new(ConnSlot {
+        _permit: permit,
+        _open: OpenConnection::new(&l.shared.metrics),
+        _alive: l.alive.clone(),
+    });
     let mut peer = tcp_peer;
     let mut prefix = Vec::new();
     if l.proxy_protocol {
@@ -140,11 +148,15 @@ async fn connection(
                 &l,
                 client,
                 activity,
+                slot,
+                accepted,
             )
             .await
         }
         Some(acceptor) => {
-            match tokio::time::timeout(l.timeouts.header_read, acceptor.accept(stream)).await {
+            let handshake =
+                tokio::time::timeout_at(accepted + l.timeouts.header_read, acceptor.accept(stream));
+            match handshake.await {
                 Ok(Ok(tls)) => {
                     serve(
                         Tracked::new(tls, activity.clone()),
@@ -153,6 +165,8 @@ async fn connection(
                         &l,
                         client,
                         activity,
+                        slot,
+                        accepted,
                     )
                     .await
                 }
@@ -167,6 +181,7 @@ async fn connection(
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn serve<S>(
     io: Tracked<S>,
     peer: SocketAddr,
@@ -174,10 +189,11 @@ async fn serve<S>(
     l: &Listening,
     client: UpstreamClient,
     activity: Arc<Activity>,
+    slot: Arc<ConnSlot>,
+    accepted: tokio::time::Instant,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let _alive = l.alive.clone();
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -190,16 +206,22 @@ async fn serve<S>(
         .timer(TokioTimer::new())
         .max_header_list_size(u32::try_from(l.limits.max_header_bytes).unwrap_or(u32::MAX));
     let conn_info = ConnInfo { peer, tls };
+    let tunnel = Arc::new(TunnelCtx {
+        slot,
+        shutdown: l.shutdown.clone(),
+        idle: l.timeouts.tunnel_idle,
+    });
     let shared = l.shared.clone();
     let in_flight = activity.clone();
     let service = service_fn(move |req| {
         let shared = shared.clone();
         let client = client.clone();
+        let tunnel = tunnel.clone();
         let guard = InFlight::enter(in_flight.clone());
         async move {
-            let resp = handle(shared, client, conn_info, req).await;
-            drop(guard);
-            resp
+            let resp = handle(shared, client, conn_info, tunnel, req).await;
+            // The request counts as open until its response body is sent.
+            resp.map(|r| r.map(|body| Guarded::new(body, guard)))
         }
     });
     let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
@@ -209,6 +231,11 @@ async fn serve<S>(
     if draining {
         conn.as_mut().graceful_shutdown();
     }
+    // hyper's header timeout starts at a request's first byte; a connection
+    // that sends nothing (or only an HTTP/2 preface and PINGs) must still
+    // bring a whole request head within `header_read` of being accepted.
+    let first_request = tokio::time::sleep_until(accepted + l.timeouts.header_read);
+    tokio::pin!(first_request);
     loop {
         tokio::select! {
             res = conn.as_mut() => {
@@ -221,6 +248,10 @@ async fn serve<S>(
                 draining = true;
                 conn.as_mut().graceful_shutdown();
             }
+            _ = &mut first_request, if activity.requests.load(Ordering::Relaxed) == 0 => {
+                tracing::debug!(event = "first_request_timeout", network.peer.address = %peer.ip());
+                return;
+            }
             _ = activity.idle_for(l.timeouts.idle) => {
                 tracing::debug!(event = "idle_timeout", network.peer.address = %peer.ip());
                 return;
@@ -229,13 +260,71 @@ async fn serve<S>(
     }
 }
 
+/// What a connection holds while it lives. Shared (`Arc`) with a tunnel
+/// the connection becomes, so that an upgraded connection still counts.
+pub struct ConnSlot {
+    _permit: OwnedSemaphorePermit,
+    _open: OpenConnection,
+    _alive: mpsc::Sender<()>,
+}
+
+/// What a request needs to turn its connection into a tunnel.
+pub struct TunnelCtx {
+    pub slot: Arc<ConnSlot>,
+    pub shutdown: watch::Receiver<bool>,
+    /// Closed after this long with no byte moving either way.
+    pub idle: Duration,
+}
+
+/// A response body that keeps its request counted as open (for the idle
+/// timeout) until the last byte is sent or the body is dropped.
+pub struct Guarded<B> {
+    body: B,
+    guard: Option<InFlight>,
+}
+
+impl<B> Guarded<B> {
+    fn new(body: B, guard: InFlight) -> Self {
+        Self {
+            body,
+            guard: Some(guard),
+        }
+    }
+}
+
+impl<B: hyper::body::Body + Unpin> hyper::body::Body for Guarded<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        let r = Pin::new(&mut self.body).poll_frame(cx);
+        if matches!(r, Poll::Ready(None) | Poll::Ready(Some(Err(_)))) {
+            self.guard = None;
+        }
+        r
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.body.size_hint()
+    }
+}
+
 /// Whether a connection moves bytes, and how many requests it has open.
 /// I/O bumps a counter (no clock read per read or write); the idle check
 /// samples it.
 #[derive(Default)]
-struct Activity {
+pub(super) struct Activity {
     moved: AtomicU64,
     in_flight: AtomicUsize,
+    /// Requests begun on this connection.
+    requests: AtomicU64,
 }
 
 /// How finely the idle timeout is checked: it fires between `idle` and
@@ -247,16 +336,38 @@ impl Activity {
         self.moved.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Completes once the connection has had no request open and no bytes
-    /// moving for `idle`.
+    /// Completes once the connection has had no request open (nor a
+    /// response body being sent) for `idle`. Bytes alone do not count: an
+    /// HTTP/2 client that only sends PINGs, or one that sends half a request
+    /// head (hyper's header timeout ends that), is idle.
     async fn idle_for(&self, idle: Duration) {
+        let step = (idle / IDLE_STEPS).max(Duration::from_millis(50));
+        let mut seen = self.requests.load(Ordering::Relaxed);
+        let mut quiet = Duration::ZERO;
+        loop {
+            tokio::time::sleep(step).await;
+            let now = self.requests.load(Ordering::Relaxed);
+            if now == seen && self.in_flight.load(Ordering::Relaxed) == 0 {
+                quiet += step;
+                if quiet >= idle {
+                    return;
+                }
+            } else {
+                quiet = Duration::ZERO;
+                seen = now;
+            }
+        }
+    }
+
+    /// Completes once no byte has moved either way for `idle` (a tunnel).
+    pub(super) async fn quiet_for(&self, idle: Duration) {
         let step = (idle / IDLE_STEPS).max(Duration::from_millis(50));
         let mut seen = self.moved.load(Ordering::Relaxed);
         let mut quiet = Duration::ZERO;
         loop {
             tokio::time::sleep(step).await;
             let now = self.moved.load(Ordering::Relaxed);
-            if now == seen && self.in_flight.load(Ordering::Relaxed) == 0 {
+            if now == seen {
                 quiet += step;
                 if quiet >= idle {
                     return;
@@ -270,12 +381,17 @@ impl Activity {
 }
 
 /// Counts a connection in `netwarden_open_connections` while it lives.
-struct OpenConnection(prometheus_client::metrics::gauge::Gauge);
+pub(super) struct OpenConnection(prometheus_client::metrics::gauge::Gauge);
 
 impl OpenConnection {
-    fn new(m: &crate::telemetry::metrics::Metrics) -> Self {
-        m.open_connections.inc();
-        Self(m.open_connections.clone())
+    pub(super) fn new(m: &crate::telemetry::metrics::Metrics) -> Self {
+        Self::on(&m.open_connections)
+    }
+
+    /// Counted in `gauge` instead (`netwarden_open_tunnels`).
+    pub(super) fn on(gauge: &prometheus_client::metrics::gauge::Gauge) -> Self {
+        gauge.inc();
+        Self(gauge.clone())
     }
 }
 
@@ -286,10 +402,11 @@ impl Drop for OpenConnection {
 }
 
 /// Counts a request as open until dropped.
-struct InFlight(Arc<Activity>);
+pub struct InFlight(Arc<Activity>);
 
 impl InFlight {
     fn enter(a: Arc<Activity>) -> Self {
+        a.requests.fetch_add(1, Ordering::Relaxed);
         a.in_flight.fetch_add(1, Ordering::Relaxed);
         Self(a)
     }
@@ -303,13 +420,13 @@ impl Drop for InFlight {
 }
 
 /// A stream that records when it last moved bytes.
-struct Tracked<S> {
+pub(super) struct Tracked<S> {
     inner: S,
     activity: Arc<Activity>,
 }
 
 impl<S> Tracked<S> {
-    fn new(inner: S, activity: Arc<Activity>) -> Self {
+    pub(super) fn new(inner: S, activity: Arc<Activity>) -> Self {
         activity.touch();
         Self { inner, activity }
     }

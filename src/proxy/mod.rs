@@ -17,6 +17,7 @@ pub mod proxy_protocol;
 pub mod reload;
 pub mod service;
 pub mod tls;
+pub mod tunnel;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -17,7 +17,6 @@ use http::uri::PathAndQuery;
 use http::{Request, Response, StatusCode, Version};
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
 
 use super::forward::{self, Hop, Upstream, UpstreamClient};
 use super::pages::{Page, Pages, wants_html};
@@ -149,6 +148,7 @@ pub async fn handle(
     shared: Arc<Shared>,
     client: UpstreamClient,
     conn: ConnInfo,
+    tunnel: Arc<super::listener::TunnelCtx>,
     req: Request<Incoming>,
 ) -> Result<Response<ProxyBody>, Infallible> {
     let start = Instant::now();
@@ -286,6 +286,7 @@ pub async fn handle(
                         let resp = forward(
                             &shared,
                             &policy,
+                            tunnel,
                             &upstream_client,
                             parts,
                             body,
@@ -446,6 +447,7 @@ fn render(
 async fn forward(
     shared: &Shared,
     policy: &Policy,
+    tunnel: Arc<super::listener::TunnelCtx>,
     upstream_client: &UpstreamClient,
     mut parts: http::request::Parts,
     body: Incoming,
@@ -518,18 +520,13 @@ async fn forward(
         match client_upgrade.filter(|_| switches) {
             Some(client_side) => {
                 let upstream_side = hyper::upgrade::on(&mut resp);
-                let id = request_id.to_string();
-                tokio::spawn(async move {
-                    match tokio::try_join!(client_side, upstream_side) {
-                        Ok((c, u)) => {
-                            let (mut c, mut u) = (TokioIo::new(c), TokioIo::new(u));
-                            let _ = tokio::io::copy_bidirectional(&mut c, &mut u).await;
-                        }
-                        Err(e) => {
-                            tracing::debug!(event = "upgrade_failed", request_id = id, detail = %e)
-                        }
-                    }
-                });
+                tokio::spawn(super::tunnel::run(
+                    client_side,
+                    upstream_side,
+                    tunnel,
+                    shared.metrics.clone(),
+                    request_id.to_string(),
+                ));
             }
             None => {
                 tracing::warn!(

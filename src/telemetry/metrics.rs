@@ -71,6 +71,7 @@ pub struct Metrics {
     pub upstream_requests: Family<OutcomeLabels, Counter>,
     pub upstream_seconds: Histogram,
     pub open_connections: Gauge,
+    pub open_tunnels: Gauge,
     pub policy_reloads: Family<OutcomeLabels, Counter>,
     pub policy_generation: Gauge,
     pub policy_loaded_seconds: Gauge<f64, AtomicU64>,
@@ -122,6 +123,12 @@ impl Default for Metrics {
             "open_connections",
             "Client connections open now",
             open_connections.clone(),
+        );
+        let open_tunnels = Gauge::default();
+        registry.register(
+            "open_tunnels",
+            "Upgraded connections (WebSocket) open now; each also counts in open_connections",
+            open_tunnels.clone(),
         );
         let policy_reloads = Family::<OutcomeLabels, Counter>::default();
         registry.register(
@@ -190,6 +197,7 @@ impl Default for Metrics {
             upstream_requests,
             upstream_seconds,
             open_connections,
+            open_tunnels,
             policy_reloads,
             policy_generation,
             policy_loaded_seconds,
