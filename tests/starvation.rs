@@ -214,3 +214,120 @@ async fn shutdown_closes_tunnels_within_the_drain_time() {
     // terminate() fails the test if the process has not exited in time.
     assert_eq!(nw.terminate(), 0);
 }
+
+/// A free loopback port (bound, then released for netwarden to take).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stdout_nobody_reads_never_stalls_a_request() {
+    use std::io::Read;
+    use std::process::{Command, Stdio};
+    use tokio::io::AsyncReadExt;
+    let up = Upstream::start().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("policy.yaml");
+    std::fs::write(&path, POLICY).expect("write policy");
+    let (http, admin) = (free_port(), free_port());
+    // stdout is a pipe that is never read: it fills after 64 KiB.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_netwarden"))
+        .arg("serve")
+        .arg("--policy")
+        .arg(&path)
+        .args(["--listen", &format!("127.0.0.1:{http}")])
+        .args(["--admin", &format!("127.0.0.1:{admin}")])
+        .args(["--upstream", &up.url()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("netwarden starts");
+    let mut stderr = child.stderr.take().expect("stderr");
+    let err_text = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s);
+        s
+    });
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{http}").parse().expect("addr");
+    let deadline = std::time::Instant::now() + support::proxy::WAIT;
+    while std::net::TcpStream::connect(addr).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "netwarden did not listen"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // 8 connections × 1,000 pipelined denied requests with 2 KB paths:
+    // about 12 MB of decision lines, more than the writer holds.
+    let long = "a".repeat(2000);
+    let one = format!("GET /{long} HTTP/1.1\r\nHost: console.test\r\n\r\n");
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let batch = one.repeat(1000);
+        tasks.push(tokio::spawn(async move {
+            let mut s = connect_from("127.0.0.2", addr).await;
+            let (mut rd, mut wr) = s.split();
+            let send = async {
+                wr.write_all(batch.as_bytes()).await.expect("send");
+            };
+            let count = async {
+                let (mut seen, mut buf, mut tail) = (0usize, vec![0u8; 65536], Vec::new());
+                while seen < 1000 {
+                    let n = rd.read(&mut buf).await.expect("read");
+                    assert!(n > 0, "closed after {seen} responses");
+                    tail.extend_from_slice(&buf[..n]);
+                    seen += tail.windows(12).filter(|w| w == b"HTTP/1.1 403").count();
+                    let keep = tail.len().saturating_sub(11);
+                    tail.drain(..keep);
+                }
+            };
+            tokio::join!(send, count);
+        }));
+    }
+    for t in tasks {
+        tokio::time::timeout(Duration::from_secs(60), t)
+            .await
+            .expect("the denied requests were answered in time")
+            .expect("task");
+    }
+    // The office is served, and the drops are counted.
+    let r = get("127.0.0.1", addr, "/x", &[]).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let admin: std::net::SocketAddr = format!("127.0.0.1:{admin}").parse().expect("addr");
+    let m = get("127.0.0.1", admin, "/metrics", &[]).await;
+    let dropped = support::proxy::parse_metrics(&m.body)["netwarden_log_lines_dropped_total"];
+    assert!(dropped > 0.0, "{}", m.body);
+    let _ = child.kill();
+    let _ = child.wait();
+    let err = err_text.join().expect("stderr thread");
+    assert!(err.contains("stdout is not keeping up"), "{err}");
+}
+
+#[tokio::test]
+async fn long_paths_and_hosts_are_logged_capped_and_a_non_ascii_user_agent_escaped() {
+    let up = Upstream::start().await;
+    let nw = Netwarden::in_front_of(POLICY, &up);
+    let path = format!("/{}", "p".repeat(2999));
+    let host = format!("{}.example", "h".repeat(400));
+    let mut req =
+        format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nUser-Agent: ")
+            .into_bytes();
+    req.extend_from_slice("Mozilla/5.0 (日本)".as_bytes());
+    req.extend_from_slice(b"\r\n\r\n");
+    let r = support::proxy::exchange(connect_from("127.0.0.2", nw.addr("http")).await, &req).await;
+    assert_eq!(r.status, 403, "{r:?}");
+    let d = nw.wait_log(|v| v["event"] == "decision");
+    let logged = d["url.path"].as_str().expect("path");
+    assert!(logged.ends_with("…[cut: 3000 bytes]"), "{logged}");
+    assert!(logged.len() < 1100);
+    let h = d["server.address"].as_str().expect("host");
+    assert!(h.ends_with("…[cut: 408 bytes]"), "{h}");
+    assert_eq!(
+        d["user_agent.original"],
+        "Mozilla/5.0 (\\xe6\\x97\\xa5\\xe6\\x9c\\xac)"
+    );
+}

@@ -318,9 +318,15 @@ pub async fn handle(
     };
     let user_agent = user_agent
         .as_ref()
-        .and_then(|v| v.to_str().ok())
-        .map_or("", |ua| telemetry::cut(ua, telemetry::MAX_USER_AGENT));
-    let host = host_str.map(host_without_port).unwrap_or("");
+        .map(|v| telemetry::header_text(v.as_bytes()))
+        .unwrap_or_default();
+    let user_agent = telemetry::cut(&user_agent, telemetry::MAX_USER_AGENT);
+    let host = telemetry::capped(
+        host_str.map(host_without_port).unwrap_or(""),
+        telemetry::MAX_LOGGED_HOST,
+    );
+    let host = &*host;
+    let logged_path = telemetry::capped(log_path.as_str(), telemetry::MAX_LOGGED_PATH);
     alert(
         &shared.alerts,
         &decision,
@@ -330,7 +336,7 @@ pub async fn handle(
             peer,
             method: method.as_str(),
             host,
-            path: log_path.as_str(),
+            path: &logged_path,
             user_agent,
             request_id,
         },
@@ -341,7 +347,7 @@ pub async fn handle(
             request_id,
             peer,
             method: method.as_str(),
-            path: log_path.as_str(),
+            path: &logged_path,
             scheme,
             host,
             version,

@@ -72,6 +72,8 @@ pub struct Metrics {
     pub upstream_seconds: Histogram,
     pub open_connections: Gauge,
     pub open_tunnels: Gauge,
+    /// Mirrors the log writer's count, brought up to date at each scrape.
+    pub log_lines_dropped: Counter,
     pub policy_reloads: Family<OutcomeLabels, Counter>,
     pub policy_generation: Gauge,
     pub policy_loaded_seconds: Gauge<f64, AtomicU64>,
@@ -129,6 +131,12 @@ impl Default for Metrics {
             "open_tunnels",
             "Upgraded connections (WebSocket) open now; each also counts in open_connections",
             open_tunnels.clone(),
+        );
+        let log_lines_dropped = Counter::default();
+        registry.register(
+            "log_lines_dropped",
+            "Log lines dropped because stdout did not keep up (logging never blocks a request)",
+            log_lines_dropped.clone(),
         );
         let policy_reloads = Family::<OutcomeLabels, Counter>::default();
         registry.register(
@@ -198,6 +206,7 @@ impl Default for Metrics {
             upstream_seconds,
             open_connections,
             open_tunnels,
+            log_lines_dropped,
             policy_reloads,
             policy_generation,
             policy_loaded_seconds,
@@ -209,6 +218,10 @@ impl Default for Metrics {
 impl Metrics {
     /// The Prometheus text exposition.
     pub fn encode(&self) -> String {
+        self.log_lines_dropped.inner().fetch_max(
+            super::writer::dropped(),
+            std::sync::atomic::Ordering::Relaxed,
+        );
         let mut out = String::new();
         // Writing to a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);

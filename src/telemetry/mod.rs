@@ -158,6 +158,43 @@ pub struct RequestLog<'a> {
 }
 
 /// `s` cut to at most `max` bytes, on a character boundary.
+/// Longest `url.path` logged: an attacker's 64 KiB path must not make
+/// every denial a 64 KiB log line (the log writer is shared by everyone).
+pub const MAX_LOGGED_PATH: usize = 1024;
+/// Longest `server.address` logged: a DNS name is at most 253 bytes.
+pub const MAX_LOGGED_HOST: usize = 255;
+
+/// `s` cut at `max` bytes (on a character boundary) with a marker that says
+/// so and how long it was: `/aaa…[cut: 70000 bytes]`. Borrowed when short.
+pub fn capped(s: &str, max: usize) -> std::borrow::Cow<'_, str> {
+    if s.len() <= max {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    std::borrow::Cow::Owned(format!("{}…[cut: {} bytes]", cut(s, max), s.len()))
+}
+
+/// A header value as text for the log: visible ASCII as it is; any other
+/// byte (obs-text, RFC 9110 §5.5) written `\xNN`, so that a non-ASCII
+/// User-Agent is seen, not logged as empty. Borrowed when plain ASCII.
+pub fn header_text(b: &[u8]) -> std::borrow::Cow<'_, str> {
+    if let Ok(s) = std::str::from_utf8(b) {
+        if s.bytes().all(|c| (0x20..0x7f).contains(&c) || c == b'\t') {
+            return std::borrow::Cow::Borrowed(s);
+        }
+    }
+    let mut out = String::with_capacity(b.len() * 2);
+    for &c in b {
+        if (0x20..0x7f).contains(&c) {
+            out.push(char::from(c));
+        } else {
+            out.push_str("\\x");
+            out.push(char::from(b"0123456789abcdef"[usize::from(c >> 4)]));
+            out.push(char::from(b"0123456789abcdef"[usize::from(c & 0xf)]));
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 pub fn cut(s: &str, max: usize) -> &str {
     if s.len() <= max {
         return s;
@@ -509,5 +546,31 @@ mod tests {
         let c = cut(&ua, MAX_USER_AGENT);
         assert!(c.len() <= MAX_USER_AGENT && c.chars().all(|ch| ch == 'é'));
         assert_eq!(cut("curl/8", MAX_USER_AGENT), "curl/8");
+    }
+
+    #[test]
+    fn long_values_are_capped_with_a_marker_that_says_so() {
+        assert!(matches!(
+            capped("/short", 10),
+            std::borrow::Cow::Borrowed("/short")
+        ));
+        let long = format!("/{}", "a".repeat(2999));
+        let c = capped(&long, MAX_LOGGED_PATH);
+        assert!(c.ends_with("…[cut: 3000 bytes]"), "{c}");
+        assert!(c.starts_with(&long[..MAX_LOGGED_PATH]));
+        assert_eq!(c.len(), MAX_LOGGED_PATH + "…[cut: 3000 bytes]".len());
+    }
+
+    #[test]
+    fn non_ascii_header_bytes_are_logged_escaped() {
+        assert!(matches!(
+            header_text(b"curl/8.5"),
+            std::borrow::Cow::Borrowed("curl/8.5")
+        ));
+        assert_eq!(
+            header_text("Mozilla/5.0 (日本)".as_bytes()),
+            "Mozilla/5.0 (\\xe6\\x97\\xa5\\xe6\\x9c\\xac)"
+        );
+        assert_eq!(header_text(b"a\x00\xffb"), "a\\x00\\xffb");
     }
 }

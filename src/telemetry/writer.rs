@@ -2,9 +2,12 @@
 //! under a mutex; one background thread, woken by the first line of a
 //! batch, writes the buffer out [`FLUSH_EVERY`] later (or sooner when it
 //! passes [`HIGH_WATER`]) in one `write(2)`, and sleeps while nothing is
-//! logged. A slow stdout therefore never stalls a request until
-//! [`MAX_PENDING`] bytes wait; then writers wait too, so that audit lines
-//! are never dropped.
+//! logged. Logging never blocks a request: when stdout does not keep up
+//! and [`MAX_PENDING`] bytes wait, new lines are dropped, counted
+//! ([`dropped`], `netwarden_log_lines_dropped_total`) and reported on
+//! stderr, by a thread of its own, at most every [`DROP_NOTICE_EVERY`]. A guard that stalls every
+//! request behind a slow log reader would let one client, sending
+//! denied requests with long paths, lock everyone out.
 //!
 //! Why not `tracing-appender`'s non-blocking writer: it allocates and sends
 //! each line through a channel and wakes its thread per line. Under load
@@ -13,6 +16,7 @@
 //! Batching by time costs at most [`FLUSH_EVERY`] of delay.
 
 use std::io::{self, Write};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -22,8 +26,20 @@ use std::time::Duration;
 pub const FLUSH_EVERY: Duration = Duration::from_millis(20);
 /// Wake the writer early past this many buffered bytes (~400 decision lines).
 pub const HIGH_WATER: usize = 256 * 1024;
-/// Writers wait past this many buffered bytes (stdout is not keeping up).
+/// Lines are dropped past this many buffered bytes (stdout is not keeping
+/// up): about 13,000 decision lines, several seconds of a log shipper's
+/// hiccup at a busy console's rate.
 pub const MAX_PENDING: usize = 8 * 1024 * 1024;
+/// How often, at most, dropped lines are reported on stderr.
+pub const DROP_NOTICE_EVERY: Duration = Duration::from_secs(10);
+
+/// Lines dropped because stdout did not keep up, since the process started.
+static DROPPED: AtomicU64 = AtomicU64::new(0);
+
+/// Lines dropped so far (for `netwarden_log_lines_dropped_total`).
+pub fn dropped() -> u64 {
+    DROPPED.load(Ordering::Relaxed)
+}
 
 struct State {
     buf: Vec<u8>,
@@ -32,10 +48,10 @@ struct State {
 
 struct Shared {
     state: Mutex<State>,
+    /// Wakes the notice thread on a drop (never blocks: `try_send`).
+    dropped_tx: std::sync::mpsc::SyncSender<()>,
     /// Signals the writer thread (high water, close).
     wake: Condvar,
-    /// Signals waiting writers that the buffer was drained.
-    drained: Condvar,
 }
 
 impl Shared {
@@ -61,13 +77,31 @@ pub struct LogGuard {
 
 /// Starts the writer thread on `out`.
 pub fn batch_writer(mut out: Box<dyn Write + Send>) -> io::Result<(BatchWriter, LogGuard)> {
+    let (dropped_tx, dropped_rx) = std::sync::mpsc::sync_channel::<()>(1);
+    // Its own thread: the writer thread may be the one stuck on stdout.
+    // Asleep until a line is dropped; then one notice per
+    // DROP_NOTICE_EVERY at most. Ends when the writer is gone.
+    std::thread::Builder::new()
+        .name("netwarden-log-notice".into())
+        .spawn(move || {
+            let mut reported = 0u64;
+            while dropped_rx.recv().is_ok() {
+                let all = dropped();
+                eprintln!(
+                    "netwarden: stdout is not keeping up with the log: {} line(s) dropped since the last notice, {all} in all (netwarden_log_lines_dropped_total)",
+                    all - reported
+                );
+                reported = all;
+                std::thread::sleep(DROP_NOTICE_EVERY);
+            }
+        })?;
     let shared = Arc::new(Shared {
+        dropped_tx,
         state: Mutex::new(State {
             buf: Vec::with_capacity(HIGH_WATER),
             closed: false,
         }),
         wake: Condvar::new(),
-        drained: Condvar::new(),
     });
     let s = shared.clone();
     let thread = std::thread::Builder::new()
@@ -90,7 +124,6 @@ pub fn batch_writer(mut out: Box<dyn Write + Send>) -> io::Result<(BatchWriter, 
                             .map_or_else(|e| e.into_inner().0, |(g, _)| g);
                     }
                     std::mem::swap(&mut st.buf, &mut spare);
-                    s.drained.notify_all();
                     st.closed
                 };
                 if !spare.is_empty() {
@@ -118,16 +151,16 @@ pub fn batch_writer(mut out: Box<dyn Write + Send>) -> io::Result<(BatchWriter, 
 }
 
 impl BatchWriter {
-    /// Appends whole lines.
+    /// Appends whole lines; drops them (counted) when [`MAX_PENDING`]
+    /// bytes already wait. Never waits for the writer thread.
     pub fn write_line(&self, line: &[u8]) {
         let mut st = self.shared.lock();
-        while st.buf.len() > MAX_PENDING && !st.closed {
+        if st.buf.len() + line.len() > MAX_PENDING && !st.closed {
+            DROPPED.fetch_add(1, Ordering::Relaxed);
             self.shared.wake.notify_one();
-            st = self
-                .shared
-                .drained
-                .wait(st)
-                .unwrap_or_else(|e| e.into_inner());
+            drop(st);
+            let _ = self.shared.dropped_tx.try_send(());
+            return;
         }
         let was_empty = st.buf.is_empty();
         st.buf.extend_from_slice(line);
@@ -213,6 +246,45 @@ mod tests {
             next[t] += 1;
         }
         assert_eq!(next, [5000; 4]);
+    }
+
+    /// A stdout that accepts nothing until released (a reader that
+    /// stopped), then everything.
+    struct Stuck(Arc<std::sync::Barrier>, bool);
+
+    impl Write for Stuck {
+        fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+            if !self.1 {
+                self.0.wait();
+                self.1 = true;
+            }
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_stuck_stdout_drops_lines_instead_of_blocking_writers() {
+        let release = Arc::new(std::sync::Barrier::new(2));
+        let (w, guard) =
+            batch_writer(Box::new(Stuck(release.clone(), false))).expect("writer thread");
+        let before = dropped();
+        let line = vec![b'x'; 2047];
+        // Far more than MAX_PENDING: every call returns (the test would hang
+        // here before), and the overflow is counted.
+        for _ in 0..(4 * MAX_PENDING / 2048) {
+            w.write_line(&line);
+        }
+        let n = dropped() - before;
+        // Release the writer before asserting, so that a failure fails
+        // instead of hanging on the guard's join.
+        release.wait();
+        drop(guard);
+        // At most MAX_PENDING waits, plus the one batch the writer took
+        // before it stuck (no larger than what waits): half is dropped.
+        assert!(n as usize >= 2 * MAX_PENDING / 2048, "{n} dropped");
     }
 
     #[test]
