@@ -117,3 +117,67 @@ async fn a_connection_the_upstream_closed_while_idle_is_replaced() {
     }
     assert_eq!(accepted.load(Ordering::SeqCst), 3);
 }
+
+#[tokio::test]
+async fn a_bursts_idle_upstream_connections_are_closed_after_the_idle_timeout() {
+    // An upstream that answers after 200 ms and counts open connections.
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let open = Arc::new(AtomicUsize::new(0));
+    let count = open.clone();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            let count = count.clone();
+            count.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                while let Ok(n @ 1..) = s.read(&mut chunk).await {
+                    buf.extend_from_slice(&chunk[..n]);
+                    while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        buf.drain(..end + 4);
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                        let ok = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+                        if s.write_all(ok).await.is_err() {
+                            break;
+                        }
+                    }
+                }
+                count.fetch_sub(1, Ordering::SeqCst);
+            });
+        }
+    });
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("policy.yaml");
+    std::fs::write(
+        &path,
+        format!("{POLICY}server:\n  timeouts: {{ upstream_idle: 1s }}\n"),
+    )
+    .expect("write policy");
+    let nw = Netwarden::start_env(
+        &path,
+        &["--listen", "127.0.0.1:0", "--upstream", &url],
+        &[("NETWARDEN_WORKERS", "1")],
+        dir,
+    );
+    let addr = nw.addr("http");
+    // A burst of ten at once needs ten upstream connections.
+    let burst: Vec<_> = (0..10)
+        .map(|_| tokio::spawn(async move { get("127.0.0.1", addr, "/x", &[]).await.status }))
+        .collect();
+    for b in burst {
+        assert_eq!(b.await.expect("request"), 200);
+    }
+    assert_eq!(open.load(Ordering::SeqCst), 10);
+    // Then nothing: after the idle timeout they are closed, without a
+    // request to notice (before: they stayed until the next request).
+    let deadline = std::time::Instant::now() + support::proxy::WAIT;
+    while open.load(Ordering::SeqCst) > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} idle upstream connections still open",
+            open.load(Ordering::SeqCst)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -155,7 +155,11 @@ impl Sink {
                 source,
             }
         })?;
-        let client = crate::proxy::forward::client(tls, settings.timeout);
+        let client = crate::proxy::forward::client(
+            tls,
+            settings.timeout,
+            crate::policy::server::defaults::UPSTREAM_IDLE,
+        );
         Ok(Sink {
             name: cfg.name.as_str().into(),
             kind: cfg.kind,

@@ -220,6 +220,7 @@ pub struct RawTimeouts {
     pub upstream_response: Option<S<String>>,
     pub drain: Option<S<String>>,
     pub tunnel_idle: Option<S<String>>,
+    pub upstream_idle: Option<S<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -24,6 +24,10 @@ pub mod defaults {
     pub const UPSTREAM_RESPONSE: Duration = Duration::from_secs(60);
     /// Fits inside Kubernetes' default 30 s termination grace period.
     pub const DRAIN: Duration = Duration::from_secs(25);
+    /// Idle pooled upstream connections are closed after this: shorter than
+    /// common server keep-alive timeouts (nginx 75 s; Node.js's 5 s is the
+    /// outlier that the pool retries around).
+    pub const UPSTREAM_IDLE: Duration = Duration::from_secs(60);
     /// Envoy's stream idle timeout: a WebSocket that moves no byte for five
     /// minutes has no application keep-alive and is gone.
     pub const TUNNEL_IDLE: Duration = Duration::from_secs(300);
@@ -62,6 +66,8 @@ pub struct Timeouts {
     pub drain: Duration,
     /// An upgraded connection (WebSocket) with no byte moving either way.
     pub tunnel_idle: Duration,
+    /// A pooled connection to the console with no request on it.
+    pub upstream_idle: Duration,
 }
 
 impl Default for Timeouts {
@@ -73,6 +79,7 @@ impl Default for Timeouts {
             upstream_response: defaults::UPSTREAM_RESPONSE,
             drain: defaults::DRAIN,
             tunnel_idle: defaults::TUNNEL_IDLE,
+            upstream_idle: defaults::UPSTREAM_IDLE,
         }
     }
 }
@@ -273,6 +280,7 @@ impl Cx<'_, '_> {
             upstream_response: dur(&t.upstream_response, defaults::UPSTREAM_RESPONSE),
             drain: dur(&t.drain, defaults::DRAIN),
             tunnel_idle: dur(&t.tunnel_idle, defaults::TUNNEL_IDLE),
+            upstream_idle: dur(&t.upstream_idle, defaults::UPSTREAM_IDLE),
         };
         if let Some(reload) = &r.reload {
             out.reload.watch = reload.watch.unwrap_or(true);

@@ -21,7 +21,7 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use super::pool::{Pool, PoolError, UpstreamBody};
 use crate::engine::client::IpText;
-use crate::policy::server::Upgrades;
+use crate::policy::server::{Timeouts, Upgrades};
 
 /// hyper-util's pooled client, HTTP/1.1 or HTTP/2 by ALPN: for https
 /// upstreams.
@@ -60,19 +60,24 @@ impl UpstreamError {
 
 impl UpstreamClient {
     /// One per worker thread.
-    pub fn new(upstream: &Upstream, tls: rustls::ClientConfig, connect_timeout: Duration) -> Self {
+    pub fn new(upstream: &Upstream, tls: rustls::ClientConfig, timeouts: &Timeouts) -> Self {
+        let connect_timeout = timeouts.upstream_connect;
         if upstream.h2c {
             UpstreamClient::H2c(Arc::new(super::pool::H2c::new(
                 upstream.authority.clone(),
                 connect_timeout,
             )))
         } else if upstream.scheme == Scheme::HTTPS {
-            UpstreamClient::Https(Box::new(client(tls, connect_timeout)))
+            UpstreamClient::Https(Box::new(client(
+                tls,
+                connect_timeout,
+                timeouts.upstream_idle,
+            )))
         } else {
             UpstreamClient::Http(Arc::new(Pool::new(
                 upstream.authority.clone(),
                 connect_timeout,
-                POOL_IDLE,
+                timeouts.upstream_idle,
             )))
         }
     }
@@ -108,11 +113,6 @@ impl UpstreamClient {
         }
     }
 }
-
-/// Idle pooled upstream connections are closed after this: shorter than
-/// common server keep-alive timeouts (nginx 75 s, Node.js 5 s is the outlier
-/// that hyper's pool retries around).
-const POOL_IDLE: Duration = Duration::from_secs(60);
 
 /// Where requests go.
 #[derive(Clone, Debug)]
@@ -154,6 +154,7 @@ impl Upstream {
 pub fn client<B>(
     tls: rustls::ClientConfig,
     connect_timeout: Duration,
+    idle: Duration,
 ) -> Client<HttpsConnector<HttpConnector>, B>
 where
     B: hyper::body::Body + Send + 'static + Unpin,
@@ -173,7 +174,7 @@ where
     Client::builder(TokioExecutor::new())
         .timer(TokioTimer::new())
         .pool_timer(TokioTimer::new())
-        .pool_idle_timeout(POOL_IDLE)
+        .pool_idle_timeout(idle)
         .build(https)
 }
 

@@ -198,12 +198,8 @@ pub async fn serve(policy: Policy, o: Overrides) -> Result<(), ServeError> {
         ),
         None => None,
     };
-    let (workers, stop_workers) = start_workers(
-        o.workers,
-        &plan.upstream,
-        client_tls,
-        settings.timeouts.upstream_connect,
-    )?;
+    let (workers, stop_workers) =
+        start_workers(o.workers, &plan.upstream, client_tls, settings.timeouts)?;
     let shared = Arc::new(service::Shared {
         policy: ArcSwap::from_pointee(policy),
         upstream: plan.upstream.clone(),
@@ -318,7 +314,7 @@ fn start_workers(
     workers: Option<usize>,
     upstream: &forward::Upstream,
     tls: rustls::ClientConfig,
-    connect_timeout: std::time::Duration,
+    timeouts: crate::policy::server::Timeouts,
 ) -> Result<(Arc<[listener::Worker]>, watch::Sender<bool>), ServeError> {
     let n = workers
         .filter(|&n| n > 0)
@@ -343,7 +339,7 @@ fn start_workers(
                         return;
                     }
                 };
-                let client = forward::UpstreamClient::new(&upstream, tls, connect_timeout);
+                let client = forward::UpstreamClient::new(&upstream, tls, &timeouts);
                 let _ = tx.send(Ok(listener::Worker {
                     handle: rt.handle().clone(),
                     client,

@@ -17,6 +17,7 @@
 
 use std::collections::VecDeque;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -60,6 +61,8 @@ pub struct Pool {
     connect_timeout: Duration,
     idle_timeout: Duration,
     idle: Mutex<VecDeque<Idle>>,
+    /// Whether a sweeper task is running (only while connections are idle).
+    sweeping: AtomicBool,
 }
 
 impl Pool {
@@ -69,7 +72,43 @@ impl Pool {
             connect_timeout,
             idle_timeout,
             idle: Mutex::new(VecDeque::new()),
+            sweeping: AtomicBool::new(false),
         }
+    }
+
+    /// Closes idle connections once they pass the idle timeout, so that a
+    /// burst's connections do not linger until the next request. Runs on
+    /// the worker's runtime while any connection is idle, and stops (no
+    /// timer at all) when none is.
+    fn sweep_later(self: &Arc<Self>) {
+        // Outside a runtime (a body dropped as the worker stops) there is
+        // nothing to sweep for.
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        if self.sweeping.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let pool = Arc::downgrade(self);
+        let step = (self.idle_timeout / 4).max(Duration::from_millis(50));
+        rt.spawn(async move {
+            loop {
+                tokio::time::sleep(step).await;
+                let Some(pool) = pool.upgrade() else { return };
+                let mut idle = pool.lock();
+                // The oldest are at the front.
+                while idle
+                    .front()
+                    .is_some_and(|i| i.since.elapsed() > pool.idle_timeout || i.tx.is_closed())
+                {
+                    idle.pop_front();
+                }
+                if idle.is_empty() {
+                    pool.sweeping.store(false, Ordering::Release);
+                    return;
+                }
+            }
+        });
     }
 
     fn lock(&self) -> MutexGuard<'_, VecDeque<Idle>> {
@@ -94,7 +133,7 @@ impl Pool {
         None
     }
 
-    fn put_back(&self, tx: SendRequest<Incoming>) {
+    fn put_back(self: &Arc<Self>, tx: SendRequest<Incoming>) {
         if tx.is_closed() {
             return;
         }
@@ -104,6 +143,8 @@ impl Pool {
                 tx,
                 since: Instant::now(),
             });
+            drop(idle);
+            self.sweep_later();
         }
     }
 
