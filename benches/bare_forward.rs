@@ -45,6 +45,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 authority,
                 Duration::from_secs(5),
                 Duration::from_secs(60),
+                1024,
             ));
             tx.send((rt.handle().clone(), pool)).expect("main thread");
             rt.block_on(std::future::pending::<()>());

@@ -331,3 +331,100 @@ async fn long_paths_and_hosts_are_logged_capped_and_a_non_ascii_user_agent_escap
         "Mozilla/5.0 (\\xe6\\x97\\xa5\\xe6\\x9c\\xac)"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_fan_out_opens_no_more_upstream_connections_than_the_bound() {
+    use http_body_util::Empty;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::AsyncReadExt;
+    // An upstream that answers after 500 ms and records how many
+    // connections were open at once.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let (open, peak) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let (o, p) = (open.clone(), peak.clone());
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            let now = o.fetch_add(1, Ordering::SeqCst) + 1;
+            p.fetch_max(now, Ordering::SeqCst);
+            let o = o.clone();
+            tokio::spawn(async move {
+                let (mut buf, mut chunk) = (Vec::new(), [0u8; 4096]);
+                while let Ok(n @ 1..) = s.read(&mut chunk).await {
+                    buf.extend_from_slice(&chunk[..n]);
+                    while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        buf.drain(..end + 4);
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                        if s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                            .await
+                            .is_err()
+                        {
+                            break;
+                        }
+                    }
+                }
+                o.fetch_sub(1, Ordering::SeqCst);
+            });
+        }
+    });
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("policy.yaml");
+    std::fs::write(
+        &path,
+        policy_with("  timeouts: { upstream_connect: 1s }\n  limits: { upstream_connections: 4 }"),
+    )
+    .expect("write policy");
+    let nw = Netwarden::start_env(
+        &path,
+        &["--listen", "127.0.0.1:0", "--upstream", &url],
+        &[("NETWARDEN_WORKERS", "1")],
+        dir,
+    );
+    // One HTTP/2 connection, 60 streams at once.
+    let stream = connect_from("127.0.0.1", nw.addr("http")).await;
+    let (send, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(stream),
+    )
+    .await
+    .expect("h2");
+    tokio::spawn(conn);
+    let asks: Vec<_> = (0..60)
+        .map(|i| {
+            let mut send = send.clone();
+            tokio::spawn(async move {
+                let req = http::Request::get(format!("http://console.test/s{i}"))
+                    .body(Empty::<bytes::Bytes>::new())
+                    .expect("request");
+                send.send_request(req).await.map(|r| r.status().as_u16())
+            })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for a in asks {
+        let s = tokio::time::timeout(support::proxy::WAIT, a)
+            .await
+            .expect("answered in time")
+            .expect("task")
+            .expect("response");
+        statuses.push(s);
+    }
+    let ok = statuses.iter().filter(|&&s| s == 200).count();
+    assert!(
+        statuses.iter().all(|&s| s == 200 || s == 503),
+        "{statuses:?}"
+    );
+    assert!(ok >= 4, "{statuses:?}");
+    assert!(
+        statuses.contains(&503),
+        "the waits should have run out: {statuses:?}"
+    );
+    assert!(
+        peak.load(Ordering::SeqCst) <= 4,
+        "{} upstream connections at once",
+        peak.load(Ordering::SeqCst)
+    );
+}

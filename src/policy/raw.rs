@@ -228,6 +228,8 @@ pub struct RawTimeouts {
 pub struct RawLimits {
     pub max_header_bytes: Option<S<u64>>,
     pub max_connections: Option<S<u64>>,
+    pub upstream_connections: Option<S<u64>>,
+    pub max_streams: Option<S<u64>>,
 }
 
 /// A network: a list of CIDRs, or a mapping with `cidrs`, `file`, `include`

@@ -36,6 +36,13 @@ pub mod defaults {
     /// Bounds memory (each connection costs buffers) while far above what an
     /// admin console sees.
     pub const MAX_CONNECTIONS: usize = 10_000;
+    /// Envoy's default circuit breaker (1024 connections to a cluster):
+    /// far above what a console needs, and a bound on what clients' fan-out
+    /// can open.
+    pub const UPSTREAM_CONNECTIONS: usize = 1024;
+    /// HTTP/2's recommended minimum (RFC 9113 §6.5.2) and what nginx and
+    /// Envoy allow per connection.
+    pub const MAX_STREAMS: u32 = 100;
     /// The admin listener: loopback only unless configured otherwise.
     pub const ADMIN: &str = "127.0.0.1:9901";
     /// How often the policy file and the files it reads are checked for
@@ -88,6 +95,10 @@ impl Default for Timeouts {
 pub struct Limits {
     pub max_header_bytes: usize,
     pub max_connections: usize,
+    /// Connections to the console, in total over the worker threads.
+    pub upstream_connections: usize,
+    /// Concurrent HTTP/2 streams per client connection.
+    pub max_streams: u32,
 }
 
 impl Default for Limits {
@@ -95,6 +106,8 @@ impl Default for Limits {
         Self {
             max_header_bytes: defaults::MAX_HEADER_BYTES,
             max_connections: defaults::MAX_CONNECTIONS,
+            upstream_connections: defaults::UPSTREAM_CONNECTIONS,
+            max_streams: defaults::MAX_STREAMS,
         }
     }
 }
@@ -313,6 +326,28 @@ impl Cx<'_, '_> {
                 );
             } else {
                 out.limits.max_connections = usize::try_from(m.value).unwrap_or(usize::MAX);
+            }
+        }
+        if let Some(m) = &r.limits.upstream_connections {
+            if m.value == 0 {
+                self.error(
+                    &m.referenced,
+                    "upstream_connections must be at least 1".into(),
+                    None,
+                );
+            } else {
+                out.limits.upstream_connections = usize::try_from(m.value).unwrap_or(usize::MAX);
+            }
+        }
+        if let Some(m) = &r.limits.max_streams {
+            if m.value == 0 || m.value > 10_000 {
+                self.error(
+                    &m.referenced,
+                    "max_streams must be between 1 and 10000".into(),
+                    None,
+                );
+            } else {
+                out.limits.max_streams = u32::try_from(m.value).unwrap_or(defaults::MAX_STREAMS);
             }
         }
         if let Some(l) = &r.log_allowed {

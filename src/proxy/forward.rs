@@ -56,11 +56,22 @@ impl UpstreamError {
             UpstreamError::Https(e) => e.is_connect(),
         }
     }
+
+    /// Every connection to the console was busy for the connect timeout.
+    pub fn is_busy(&self) -> bool {
+        matches!(self, UpstreamError::Http(PoolError::Busy))
+    }
 }
 
 impl UpstreamClient {
     /// One per worker thread.
-    pub fn new(upstream: &Upstream, tls: rustls::ClientConfig, timeouts: &Timeouts) -> Self {
+    /// `max_connections`: this worker's share of `limits.upstream_connections`.
+    pub fn new(
+        upstream: &Upstream,
+        tls: rustls::ClientConfig,
+        timeouts: &Timeouts,
+        max_connections: usize,
+    ) -> Self {
         let connect_timeout = timeouts.upstream_connect;
         if upstream.h2c {
             UpstreamClient::H2c(Arc::new(super::pool::H2c::new(
@@ -78,6 +89,7 @@ impl UpstreamClient {
                 upstream.authority.clone(),
                 connect_timeout,
                 timeouts.upstream_idle,
+                max_connections,
             )))
         }
     }

@@ -204,7 +204,10 @@ async fn serve<S>(
     builder
         .http2()
         .timer(TokioTimer::new())
-        .max_header_list_size(u32::try_from(l.limits.max_header_bytes).unwrap_or(u32::MAX));
+        .max_header_list_size(u32::try_from(l.limits.max_header_bytes).unwrap_or(u32::MAX))
+        // Streams beyond this are refused (RST_STREAM REFUSED_STREAM): one
+        // connection cannot fan out without bound.
+        .max_concurrent_streams(l.limits.max_streams);
     let conn_info = ConnInfo { peer, tls };
     let tunnel = Arc::new(TunnelCtx {
         slot,

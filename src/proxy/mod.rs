@@ -198,8 +198,13 @@ pub async fn serve(policy: Policy, o: Overrides) -> Result<(), ServeError> {
         ),
         None => None,
     };
-    let (workers, stop_workers) =
-        start_workers(o.workers, &plan.upstream, client_tls, settings.timeouts)?;
+    let (workers, stop_workers) = start_workers(
+        o.workers,
+        &plan.upstream,
+        client_tls,
+        settings.timeouts,
+        settings.limits.upstream_connections,
+    )?;
     let shared = Arc::new(service::Shared {
         policy: ArcSwap::from_pointee(policy),
         upstream: plan.upstream.clone(),
@@ -315,12 +320,15 @@ fn start_workers(
     upstream: &forward::Upstream,
     tls: rustls::ClientConfig,
     timeouts: crate::policy::server::Timeouts,
+    upstream_connections: usize,
 ) -> Result<(Arc<[listener::Worker]>, watch::Sender<bool>), ServeError> {
     let n = workers
         .filter(|&n| n > 0)
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut workers = Vec::with_capacity(n);
+    // Each worker's share of the upstream connection bound, rounded up.
+    let per_worker = upstream_connections.div_ceil(n).max(1);
     for i in 0..n {
         let (tx, rx) = std::sync::mpsc::channel();
         let tls = tls.clone();
@@ -339,7 +347,7 @@ fn start_workers(
                         return;
                     }
                 };
-                let client = forward::UpstreamClient::new(&upstream, tls, &timeouts);
+                let client = forward::UpstreamClient::new(&upstream, tls, &timeouts, per_worker);
                 let _ = tx.send(Ok(listener::Worker {
                     handle: rt.handle().clone(),
                     client,

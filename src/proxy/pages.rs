@@ -1,5 +1,5 @@
 //! The pages netwarden answers itself: the block page (403), and the 400,
-//! 502 and 504 pages. HTML for browsers, JSON for API clients. They say what
+//! 502, 503 and 504 pages. HTML for browsers, JSON for API clients. They say what
 //! happened in plain words, the client address as netwarden saw it, a request
 //! id and what to do; never a rule name, a network or any other internal.
 
@@ -26,6 +26,8 @@ pub enum Page {
     BadGateway,
     /// The console did not answer in time (504).
     GatewayTimeout,
+    /// Every connection to the console is busy (503).
+    Busy,
 }
 
 impl Page {
@@ -35,6 +37,7 @@ impl Page {
             Page::BadRequest => StatusCode::BAD_REQUEST,
             Page::BadGateway => StatusCode::BAD_GATEWAY,
             Page::GatewayTimeout => StatusCode::GATEWAY_TIMEOUT,
+            Page::Busy => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -45,6 +48,7 @@ impl Page {
             Page::BadRequest => "bad_request",
             Page::BadGateway => "console_unavailable",
             Page::GatewayTimeout => "console_timeout",
+            Page::Busy => "console_busy",
         }
     }
 
@@ -54,6 +58,7 @@ impl Page {
             Page::BadRequest => "This request cannot be accepted",
             Page::BadGateway => "The console is unavailable",
             Page::GatewayTimeout => "The console did not answer in time",
+            Page::Busy => "The console is busy",
         }
     }
 
@@ -70,6 +75,7 @@ impl Page {
                 "The console behind this gateway could not be reached or failed to answer."
             }
             Page::GatewayTimeout => "The console behind this gateway took too long to answer.",
+            Page::Busy => "The console behind this gateway has too many requests open right now.",
         }
     }
 
@@ -82,7 +88,7 @@ impl Page {
             Page::BadRequest => {
                 "Check the address you opened, or go back to the console's home page."
             }
-            Page::BadGateway | Page::GatewayTimeout => {
+            Page::BadGateway | Page::GatewayTimeout | Page::Busy => {
                 "Try again in a minute. If it persists, contact IT and give them the request id below."
             }
         }

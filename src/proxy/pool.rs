@@ -28,6 +28,7 @@ use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
 /// Idle connections kept per worker; beyond this, a returned connection is
 /// closed. nginx's `keepalive 64` is per worker too; this allows bursts.
@@ -42,6 +43,8 @@ pub enum PoolError {
     Handshake(hyper::Error),
     #[error(transparent)]
     Request(hyper::Error),
+    #[error("every connection to the upstream is busy")]
+    Busy,
 }
 
 impl PoolError {
@@ -61,17 +64,30 @@ pub struct Pool {
     connect_timeout: Duration,
     idle_timeout: Duration,
     idle: Mutex<VecDeque<Idle>>,
+    /// One permit per connection this worker may open (its share of
+    /// `limits.upstream_connections`); a connection holds its permit until
+    /// it closes, so clients' fan-out cannot open connections without end.
+    slots: Arc<Semaphore>,
+    /// Woken when a connection comes back idle or closes (a slot frees).
+    freed: Arc<Notify>,
     /// Whether a sweeper task is running (only while connections are idle).
     sweeping: AtomicBool,
 }
 
 impl Pool {
-    pub fn new(authority: Authority, connect_timeout: Duration, idle_timeout: Duration) -> Self {
+    pub fn new(
+        authority: Authority,
+        connect_timeout: Duration,
+        idle_timeout: Duration,
+        max_connections: usize,
+    ) -> Self {
         Self {
             authority,
             connect_timeout,
             idle_timeout,
             idle: Mutex::new(VecDeque::new()),
+            slots: Arc::new(Semaphore::new(max_connections.max(1))),
+            freed: Arc::new(Notify::new()),
             sweeping: AtomicBool::new(false),
         }
     }
@@ -144,11 +160,37 @@ impl Pool {
                 since: Instant::now(),
             });
             drop(idle);
+            self.freed.notify_one();
             self.sweep_later();
         }
     }
 
-    async fn connect(&self) -> Result<SendRequest<Incoming>, PoolError> {
+    /// An idle connection, or a slot for a new one; waits (up to the
+    /// connect timeout) while every connection is busy, then gives up.
+    async fn checkout(&self) -> Result<Checkout, PoolError> {
+        let deadline = tokio::time::Instant::now() + self.connect_timeout;
+        loop {
+            // Registered before looking, so that a connection freed
+            // between the look and the wait still wakes this request.
+            let freed = self.freed.notified();
+            tokio::pin!(freed);
+            freed.as_mut().enable();
+            if let Some(tx) = self.take_idle() {
+                return Ok(Checkout::Idle(tx));
+            }
+            if let Ok(permit) = self.slots.clone().try_acquire_owned() {
+                return Ok(Checkout::New(permit));
+            }
+            if tokio::time::timeout_at(deadline, freed).await.is_err() {
+                return Err(PoolError::Busy);
+            }
+        }
+    }
+
+    async fn connect(
+        &self,
+        permit: OwnedSemaphorePermit,
+    ) -> Result<SendRequest<Incoming>, PoolError> {
         let stream = connect_tcp(&self.authority, self.connect_timeout).await?;
         let (tx, conn) = http1::Builder::new()
             .handshake(TokioIo::new(stream))
@@ -157,10 +199,14 @@ impl Pool {
         // The connection runs on this worker's runtime; it ends when the
         // sender is dropped, the upstream closes it, or it is upgraded and
         // the tunnel ends.
+        let freed = self.freed.clone();
         tokio::spawn(async move {
             if let Err(e) = conn.with_upgrades().await {
                 tracing::debug!(event = "upstream_connection_error", detail = %e);
             }
+            // The slot is free again (a tunnel's connection ends here too).
+            drop(permit);
+            freed.notify_one();
         });
         Ok(tx)
     }
@@ -173,11 +219,9 @@ impl Pool {
         // One retry, only for a request hyper hands back unsent (the idle
         // connection was closed under it).
         for _ in 0..2 {
-            let reused = self.take_idle();
-            let fresh = reused.is_none();
-            let mut tx = match reused {
-                Some(tx) => tx,
-                None => self.connect().await?,
+            let (mut tx, fresh) = match self.checkout().await? {
+                Checkout::Idle(tx) => (tx, false),
+                Checkout::New(permit) => (self.connect(permit).await?, true),
             };
             if tx.ready().await.is_err() {
                 if fresh {
@@ -205,6 +249,11 @@ impl Pool {
             "the upstream closed every connection tried",
         )))
     }
+}
+
+enum Checkout {
+    Idle(SendRequest<Incoming>),
+    New(OwnedSemaphorePermit),
 }
 
 /// A TCP connection to the upstream, within `timeout`.

@@ -490,6 +490,7 @@ async fn forward(
     let result = tokio::time::timeout(shared.timeouts.upstream_response, sent).await;
     let outcome = match &result {
         Err(_) => "timeout",
+        Ok(Err(e)) if e.is_busy() => "busy",
         Ok(Err(e)) if e.is_connect() => "connect_error",
         Ok(Err(_)) => "error",
         Ok(Ok(_)) => "ok",
@@ -508,6 +509,15 @@ async fn forward(
                 "upstream did not answer in time"
             );
             return page(Page::GatewayTimeout);
+        }
+        Ok(Err(e)) if e.is_busy() => {
+            tracing::warn!(
+                event = "upstream_error",
+                request_id,
+                error = "busy",
+                "every connection to the upstream stayed busy"
+            );
+            return page(Page::Busy);
         }
         Ok(Err(e)) => {
             let kind = if e.is_connect() { "connect" } else { "request" };
