@@ -428,3 +428,38 @@ async fn http2_fan_out_opens_no_more_upstream_connections_than_the_bound() {
         peak.load(Ordering::SeqCst)
     );
 }
+
+#[tokio::test]
+async fn requests_the_parser_refuses_are_logged_and_counted() {
+    let up = Upstream::start().await;
+    let nw = Netwarden::in_front_of(&policy_with("  limits: { max_header_bytes: 8192 }"), &up);
+    let addr = nw.addr("http");
+    for bytes in [
+        b"GARBAGE\r\n\r\n".to_vec(),
+        b"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n".to_vec(),
+        format!(
+            "GET / HTTP/1.1\r\nHost: a\r\nX-Big: {}\r\n\r\n",
+            "b".repeat(20_000)
+        )
+        .into_bytes(),
+    ] {
+        let mut s = connect_from("127.0.0.2", addr).await;
+        let _ = s.write_all(&bytes).await;
+        let mut sink = Vec::new();
+        let _ = tokio::time::timeout(
+            support::proxy::WAIT,
+            tokio::io::AsyncReadExt::read_to_end(&mut s, &mut sink),
+        )
+        .await;
+    }
+    let malformed = nw.wait_log(|v| v["event"] == "request_rejected" && v["reason"] == "malformed");
+    assert_eq!(malformed["network.peer.address"], "127.0.0.2");
+    nw.wait_log(|v| v["event"] == "request_rejected" && v["reason"] == "too_large");
+    let m = metric(
+        &nw,
+        "netwarden_requests_rejected_total{reason=\"malformed\"}",
+    )
+    .await;
+    assert!(m >= 2.0, "{m}");
+    assert!(up.seen().is_empty());
+}

@@ -243,7 +243,26 @@ async fn serve<S>(
         tokio::select! {
             res = conn.as_mut() => {
                 if let Err(e) = res {
-                    tracing::debug!(event = "connection_error", network.peer.address = %peer.ip(), detail = %e);
+                    match rejection(&*e) {
+                        Some(reason) => {
+                            // Attacks should be visible: a request the HTTP
+                            // parser refused never reaches the engine, so it
+                            // has no decision line; this is its trace.
+                            l.shared
+                                .metrics
+                                .requests_rejected
+                                .get_or_create(&crate::telemetry::metrics::ReasonLabels { reason })
+                                .inc();
+                            tracing::info!(
+                                event = "request_rejected",
+                                network.peer.address = %peer.ip(),
+                                reason,
+                                detail = %e,
+                                "request refused by the HTTP parser"
+                            );
+                        }
+                        None => tracing::debug!(event = "connection_error", network.peer.address = %peer.ip(), detail = %e),
+                    }
                 }
                 return;
             }
@@ -261,6 +280,28 @@ async fn serve<S>(
             }
         }
     }
+}
+
+/// Why hyper refused a request before it reached the service, as a
+/// stable word; `None` for errors that are not a refused request (the
+/// client went away, an I/O error).
+fn rejection(e: &(dyn std::error::Error + 'static)) -> Option<&'static str> {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if let Some(h) = err.downcast_ref::<hyper::Error>() {
+            return if h.is_parse_too_large() {
+                Some("too_large")
+            } else if h.is_parse() {
+                Some("malformed")
+            } else if h.is_timeout() {
+                Some("header_timeout")
+            } else {
+                None
+            };
+        }
+        cur = err.source();
+    }
+    None
 }
 
 /// What a connection holds while it lives. Shared (`Arc`) with a tunnel

@@ -36,6 +36,11 @@ pub struct LoginLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    pub reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OutcomeLabels {
     pub outcome: &'static str,
 }
@@ -72,6 +77,7 @@ pub struct Metrics {
     pub upstream_seconds: Histogram,
     pub open_connections: Gauge,
     pub open_tunnels: Gauge,
+    pub requests_rejected: Family<ReasonLabels, Counter>,
     /// Mirrors the log writer's count, brought up to date at each scrape.
     pub log_lines_dropped: Counter,
     pub policy_reloads: Family<OutcomeLabels, Counter>,
@@ -125,6 +131,12 @@ impl Default for Metrics {
             "open_connections",
             "Client connections open now",
             open_connections.clone(),
+        );
+        let requests_rejected = Family::<ReasonLabels, Counter>::default();
+        registry.register(
+            "requests_rejected",
+            "Requests the HTTP parser refused before any decision (malformed, too_large, header_timeout)",
+            requests_rejected.clone(),
         );
         let open_tunnels = Gauge::default();
         registry.register(
@@ -206,6 +218,7 @@ impl Default for Metrics {
             upstream_seconds,
             open_connections,
             open_tunnels,
+            requests_rejected,
             log_lines_dropped,
             policy_reloads,
             policy_generation,
