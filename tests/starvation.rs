@@ -463,3 +463,81 @@ async fn requests_the_parser_refuses_are_logged_and_counted() {
     assert!(m >= 2.0, "{m}");
     assert!(up.seen().is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn out_of_file_descriptors_backs_off_quietly_and_open_connections_keep_working() {
+    use std::os::unix::process::CommandExt;
+    let up = Upstream::start().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("policy.yaml");
+    std::fs::write(&path, policy_with("  timeouts: { header_read: 2s }")).expect("policy");
+    let nw = Netwarden::start_with(
+        &path,
+        &["--listen", "127.0.0.1:0", "--upstream", &up.url()],
+        &[("NETWARDEN_WORKERS", "1")],
+        dir,
+        |cmd| {
+            // SAFETY: setrlimit is async-signal-safe; nothing else runs
+            // between fork and exec.
+            unsafe {
+                cmd.pre_exec(|| {
+                    let lim = libc::rlimit {
+                        rlim_cur: 64,
+                        rlim_max: 64,
+                    };
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        },
+    );
+    // The limit is far below max_connections: said at startup.
+    nw.wait_log(|v| v["event"] == "fd_limit_low");
+    let addr = nw.addr("http");
+    // An operator's keep-alive connection, opened first.
+    let mut op = connect_from("127.0.0.1", addr).await;
+    let ask = b"GET /x HTTP/1.1\r\nHost: console.test\r\n\r\n";
+    op.write_all(ask).await.expect("send");
+    let mut buf = vec![0u8; 4096];
+    let n = tokio::time::timeout(
+        support::proxy::WAIT,
+        tokio::io::AsyncReadExt::read(&mut op, &mut buf),
+    )
+    .await
+    .expect("answer")
+    .expect("read");
+    assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+    // 100 silent connections from outside exhaust the descriptors.
+    let mut flood = Vec::new();
+    for _ in 0..100 {
+        flood.push(connect_from("127.0.0.2", addr).await);
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // The open connection still works while accept fails.
+    op.write_all(ask).await.expect("send");
+    let n = tokio::time::timeout(
+        support::proxy::WAIT,
+        tokio::io::AsyncReadExt::read(&mut op, &mut buf),
+    )
+    .await
+    .expect("answer during the flood")
+    .expect("read");
+    assert!(
+        buf[..n].starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&buf[..n])
+    );
+    // accept failed about 30 times in that time; one line says so.
+    let lines = nw
+        .logs()
+        .iter()
+        .filter(|v| v["event"] == "accept_error")
+        .count();
+    assert!((1..=2).contains(&lines), "{lines} accept_error lines");
+    // Once the silent ones are closed (header_read), newcomers get in.
+    let r = get("127.0.0.1", addr, "/x", &[]).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    drop(flood);
+}

@@ -51,10 +51,13 @@ pub struct Listening {
 /// Pause after an accept error (out of file descriptors, say) before the
 /// next accept, so the loop does not spin.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+/// At most one `accept_error` line this often.
+const ACCEPT_ERROR_LOG_EVERY: Duration = Duration::from_secs(10);
 
 pub async fn accept_loop(listener: TcpListener, l: Listening) {
     let mut shutdown = l.shutdown.clone();
     let mut next = 0usize;
+    let (mut failed, mut last_logged) = (0u64, None);
     loop {
         if *shutdown.borrow() {
             return;
@@ -70,7 +73,15 @@ pub async fn accept_loop(listener: TcpListener, l: Listening) {
             r = listener.accept() => match r {
                 Ok(x) => x,
                 Err(e) => {
-                    tracing::warn!(event = "accept_error", detail = %e, "accept failed");
+                    // Out of file descriptors (EMFILE) repeats every
+                    // backoff until a connection closes: one line, then a
+                    // count at most every ACCEPT_ERROR_LOG_EVERY.
+                    failed += 1;
+                    if last_logged.is_none_or(|t: tokio::time::Instant| t.elapsed() >= ACCEPT_ERROR_LOG_EVERY) {
+                        tracing::warn!(event = "accept_error", detail = %e, failures = failed, "accept failed");
+                        last_logged = Some(tokio::time::Instant::now());
+                        failed = 0;
+                    }
                     tokio::time::sleep(ACCEPT_BACKOFF).await;
                     continue;
                 }

@@ -228,6 +228,7 @@ pub async fn serve(policy: Policy, o: Overrides) -> Result<(), ServeError> {
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let (alive_tx, mut alive_rx) = mpsc::channel::<()>(1);
     let health = Arc::new(admin::Health::default());
+    fd_budget(&settings.limits);
     let connections = Arc::new(Semaphore::new(settings.limits.max_connections));
     let upstream_text = plan.upstream.url();
     for (listener, proxy_protocol, is_tls) in bound {
@@ -310,6 +311,45 @@ pub async fn serve(policy: Policy, o: Overrides) -> Result<(), ServeError> {
     let _ = admin_task.await;
     let _ = stop_workers.send(true);
     Ok(())
+}
+
+/// Raises the soft limit on open files to the hard limit, as nginx's
+/// `worker_rlimit_nofile` and Envoy's launchers do: the default soft limit
+/// (often 1024) is below `max_connections`. Warns when client connections
+/// and upstream connections (and a margin for logs, databases, the admin
+/// listener) cannot fit even so.
+fn fd_budget(limits: &crate::policy::server::Limits) {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the struct it is given, nothing else.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return;
+    }
+    if lim.rlim_cur < lim.rlim_max {
+        let raised = libc::rlimit {
+            rlim_cur: lim.rlim_max,
+            rlim_max: lim.rlim_max,
+        };
+        // SAFETY: setrlimit reads the struct it is given, nothing else.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+            lim = raised;
+        }
+    }
+    const MARGIN: u64 = 64;
+    let need = (limits.max_connections as u64)
+        .saturating_add(limits.upstream_connections as u64)
+        .saturating_add(MARGIN);
+    let have: u64 = lim.rlim_cur;
+    if need > have {
+        tracing::warn!(
+            event = "fd_limit_low",
+            open_files_limit = have,
+            needed = need,
+            "max_connections plus upstream_connections do not fit the open-file limit; raise the hard limit (ulimit -Hn, LimitNOFILE=) or lower limits.max_connections"
+        );
+    }
 }
 
 /// Starts one worker thread per CPU, each with a single-threaded runtime

@@ -239,7 +239,21 @@ impl Netwarden {
         env: &[(&str, &str)],
         dir: tempfile::TempDir,
     ) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_netwarden"))
+        Self::start_with(path, args, env, dir, |_| {})
+    }
+
+    /// [`start_env`](Self::start_env), with `configure` given the command
+    /// before it is spawned (limits, say).
+    pub fn start_with(
+        path: &Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+        dir: tempfile::TempDir,
+        configure: impl FnOnce(&mut Command),
+    ) -> Self {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_netwarden"));
+        configure(&mut cmd);
+        let mut child = cmd
             .envs(env.iter().copied())
             .arg("serve")
             .arg("--policy")
