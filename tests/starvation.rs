@@ -541,3 +541,81 @@ async fn out_of_file_descriptors_backs_off_quietly_and_open_connections_keep_wor
     assert_eq!(r.status, 200, "{r:?}");
     drop(flood);
 }
+
+#[tokio::test]
+async fn one_address_cannot_take_every_slot() {
+    let up = Upstream::start().await;
+    let nw = Netwarden::in_front_of(
+        &policy_with(
+            "  timeouts: { header_read: 30s, idle: 60s }\n  limits: { max_connections: 20, max_connections_per_address: 5 }",
+        ),
+        &up,
+    );
+    let addr = nw.addr("http");
+    // 30 connections from one address: 5 are kept, the rest closed at once.
+    let mut held = Vec::new();
+    for _ in 0..30 {
+        held.push(connect_from("127.0.0.2", addr).await);
+    }
+    let mut closed = 0;
+    for s in &mut held {
+        let mut b = [0u8; 1];
+        if let Ok(r) = tokio::time::timeout(
+            Duration::from_millis(300),
+            tokio::io::AsyncReadExt::read(s, &mut b),
+        )
+        .await
+        {
+            assert!(matches!(r, Ok(0) | Err(_)), "{r:?}");
+            closed += 1;
+        }
+    }
+    assert_eq!(closed, 25);
+    assert_eq!(
+        metric(
+            &nw,
+            "netwarden_connections_refused_total{reason=\"per_address\"}"
+        )
+        .await,
+        25.0
+    );
+    // The office is served at once.
+    let r = get("127.0.0.1", addr, "/x", &[]).await;
+    assert_eq!(r.status, 200, "{r:?}");
+}
+
+#[tokio::test]
+async fn a_full_table_closes_idle_keep_alive_connections_for_a_newcomer() {
+    use tokio::io::AsyncReadExt;
+    let up = Upstream::start().await;
+    let nw = Netwarden::in_front_of(
+        &policy_with(
+            "  timeouts: { idle: 60s }\n  limits: { max_connections: 6, max_connections_per_address: 100 }",
+        ),
+        &up,
+    );
+    let addr = nw.addr("http");
+    // Six keep-alive connections, each after one request, idle: the table
+    // is full for the next 60 s.
+    let mut idle = Vec::new();
+    for _ in 0..6 {
+        let mut s = connect_from("127.0.0.1", addr).await;
+        s.write_all(b"GET /x HTTP/1.1\r\nHost: console.test\r\n\r\n")
+            .await
+            .expect("send");
+        let mut buf = vec![0u8; 4096];
+        let n = tokio::time::timeout(support::proxy::WAIT, s.read(&mut buf))
+            .await
+            .expect("answer")
+            .expect("read");
+        assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+        idle.push(s);
+    }
+    // A newcomer is served well before the idle timeout (before: it
+    // waited in the backlog for 60 s).
+    let r = tokio::time::timeout(Duration::from_secs(10), get("127.0.0.1", addr, "/y", &[]))
+        .await
+        .expect("the newcomer got a slot");
+    assert_eq!(r.status, 200, "{r:?}");
+    assert!(metric(&nw, "netwarden_connections_evicted_total").await >= 1.0);
+}

@@ -40,6 +40,10 @@ pub mod defaults {
     /// far above what a console needs, and a bound on what clients' fan-out
     /// can open.
     pub const UPSTREAM_CONNECTIONS: usize = 1024;
+    /// A NATed office of a few hundred people, browsers at six HTTP/1.1
+    /// connections each to one origin (or one HTTP/2 connection), fits;
+    /// one address cannot take more than a twentieth of the default table.
+    pub const MAX_CONNECTIONS_PER_ADDRESS: usize = 512;
     /// HTTP/2's recommended minimum (RFC 9113 §6.5.2) and what nginx and
     /// Envoy allow per connection.
     pub const MAX_STREAMS: u32 = 100;
@@ -97,6 +101,8 @@ pub struct Limits {
     pub max_connections: usize,
     /// Connections to the console, in total over the worker threads.
     pub upstream_connections: usize,
+    /// Client connections one address (IPv6: one /64) may hold.
+    pub max_connections_per_address: usize,
     /// Concurrent HTTP/2 streams per client connection.
     pub max_streams: u32,
 }
@@ -107,6 +113,7 @@ impl Default for Limits {
             max_header_bytes: defaults::MAX_HEADER_BYTES,
             max_connections: defaults::MAX_CONNECTIONS,
             upstream_connections: defaults::UPSTREAM_CONNECTIONS,
+            max_connections_per_address: defaults::MAX_CONNECTIONS_PER_ADDRESS,
             max_streams: defaults::MAX_STREAMS,
         }
     }
@@ -337,6 +344,18 @@ impl Cx<'_, '_> {
                 );
             } else {
                 out.limits.upstream_connections = usize::try_from(m.value).unwrap_or(usize::MAX);
+            }
+        }
+        if let Some(m) = &r.limits.max_connections_per_address {
+            if m.value == 0 {
+                self.error(
+                    &m.referenced,
+                    "max_connections_per_address must be at least 1".into(),
+                    None,
+                );
+            } else {
+                out.limits.max_connections_per_address =
+                    usize::try_from(m.value).unwrap_or(usize::MAX);
             }
         }
         if let Some(m) = &r.limits.max_streams {

@@ -46,6 +46,8 @@ pub struct Listening {
     pub shutdown: watch::Receiver<bool>,
     /// Dropped by each connection when it ends; the server waits for all.
     pub alive: mpsc::Sender<()>,
+    /// Connections per client address, and eviction of idle ones.
+    pub table: Arc<super::conn_table::ConnTable>,
 }
 
 /// Pause after an accept error (out of file descriptors, say) before the
@@ -62,12 +64,25 @@ pub async fn accept_loop(listener: TcpListener, l: Listening) {
         if *shutdown.borrow() {
             return;
         }
-        let permit = tokio::select! {
-            p = l.connections.clone().acquire_owned() => match p {
-                Ok(p) => p,
-                Err(_) => return,
-            },
-            _ = shutdown.changed() => return,
+        let permit = match l.connections.clone().try_acquire_owned() {
+            Ok(p) => p,
+            Err(tokio::sync::TryAcquireError::Closed) => return,
+            Err(tokio::sync::TryAcquireError::NoPermits) => {
+                // Full: idle connections (keep-alive between requests, or
+                // never a request yet) make room for whoever is waiting;
+                // asked again every second while the table stays full.
+                let mut again = tokio::time::interval(Duration::from_secs(1));
+                loop {
+                    tokio::select! {
+                        p = l.connections.clone().acquire_owned() => match p {
+                            Ok(p) => break p,
+                            Err(_) => return,
+                        },
+                        _ = again.tick() => l.table.evict_idle(),
+                        _ = shutdown.changed() => return,
+                    }
+                }
+            }
         };
         let (stream, peer) = tokio::select! {
             r = listener.accept() => match r {
@@ -116,11 +131,12 @@ async fn connection(
     // Held by the connection and by a tunnel it becomes: an upgraded
     // connection keeps its slot in max_connections, its count in the gauge
     // and the server's wait on shutdown.
-    let slot = Arc::new(ConnSlot {
+    let mut slot = ConnSlot {
         _permit: permit,
         _open: OpenConnection::new(&l.shared.metrics),
         _alive: l.alive.clone(),
-    });
+        _addr: None,
+    };
     let mut peer = tcp_peer;
     let mut prefix = Vec::new();
     if l.proxy_protocol {
@@ -147,6 +163,32 @@ async fn connection(
             }
         }
     }
+    // One address holds at most its share of the table. Trusted proxies
+    // (without PROXY protocol, every client behind them shares their
+    // address) are not counted.
+    let policy = l.shared.policy.load();
+    if !policy
+        .client_ip()
+        .trusted_proxies
+        .contains(canonical(peer.ip()))
+    {
+        match l.table.admit(peer.ip()) {
+            Some(a) => slot._addr = Some(a),
+            None => {
+                l.shared
+                    .metrics
+                    .connections_refused
+                    .get_or_create(&crate::telemetry::metrics::ReasonLabels {
+                        reason: "per_address",
+                    })
+                    .inc();
+                tracing::debug!(event = "connection_refused", network.peer.address = %peer.ip(), reason = "per_address");
+                return;
+            }
+        }
+    }
+    drop(policy);
+    let slot = Arc::new(slot);
     // Bytes read past the PROXY header are the start of the connection.
     let stream = proxy_protocol::Prefixed::new(prefix, stream);
     let activity = Arc::new(Activity::default());
@@ -285,6 +327,13 @@ async fn serve<S>(
                 tracing::debug!(event = "first_request_timeout", network.peer.address = %peer.ip());
                 return;
             }
+            _ = l.table.pressure() => {
+                if activity.in_flight.load(Ordering::Relaxed) == 0 && l.table.take_eviction() {
+                    l.shared.metrics.connections_evicted.inc();
+                    tracing::debug!(event = "connection_evicted", network.peer.address = %peer.ip());
+                    return;
+                }
+            }
             _ = activity.idle_for(l.timeouts.idle) => {
                 tracing::debug!(event = "idle_timeout", network.peer.address = %peer.ip());
                 return;
@@ -321,6 +370,7 @@ pub struct ConnSlot {
     _permit: OwnedSemaphorePermit,
     _open: OpenConnection,
     _alive: mpsc::Sender<()>,
+    _addr: Option<super::conn_table::AddrSlot>,
 }
 
 /// What a request needs to turn its connection into a tunnel.

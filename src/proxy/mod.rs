@@ -9,6 +9,7 @@
 //! SIGTERM or SIGINT stops accepting, drains, and flushes pending alerts.
 
 pub mod admin;
+pub mod conn_table;
 pub mod forward;
 pub mod listener;
 pub mod pages;
@@ -230,6 +231,9 @@ pub async fn serve(policy: Policy, o: Overrides) -> Result<(), ServeError> {
     let health = Arc::new(admin::Health::default());
     fd_budget(&settings.limits);
     let connections = Arc::new(Semaphore::new(settings.limits.max_connections));
+    let table = Arc::new(conn_table::ConnTable::new(
+        settings.limits.max_connections_per_address,
+    ));
     let upstream_text = plan.upstream.url();
     for (listener, proxy_protocol, is_tls) in bound {
         let local = listener
@@ -254,6 +258,7 @@ pub async fn serve(policy: Policy, o: Overrides) -> Result<(), ServeError> {
             connections: connections.clone(),
             shutdown: shutdown_rx.clone(),
             alive: alive_tx.clone(),
+            table: table.clone(),
         };
         tokio::spawn(listener::accept_loop(listener, l));
     }

@@ -78,6 +78,8 @@ pub struct Metrics {
     pub open_connections: Gauge,
     pub open_tunnels: Gauge,
     pub requests_rejected: Family<ReasonLabels, Counter>,
+    pub connections_refused: Family<ReasonLabels, Counter>,
+    pub connections_evicted: Counter,
     /// Mirrors the log writer's count, brought up to date at each scrape.
     pub log_lines_dropped: Counter,
     pub policy_reloads: Family<OutcomeLabels, Counter>,
@@ -137,6 +139,18 @@ impl Default for Metrics {
             "requests_rejected",
             "Requests the HTTP parser refused before any decision (malformed, too_large, header_timeout)",
             requests_rejected.clone(),
+        );
+        let connections_refused = Family::<ReasonLabels, Counter>::default();
+        registry.register(
+            "connections_refused",
+            "Client connections closed at once: per_address (the address holds max_connections_per_address)",
+            connections_refused.clone(),
+        );
+        let connections_evicted = Counter::default();
+        registry.register(
+            "connections_evicted",
+            "Idle client connections closed to make room when max_connections was reached",
+            connections_evicted.clone(),
         );
         let open_tunnels = Gauge::default();
         registry.register(
@@ -219,6 +233,8 @@ impl Default for Metrics {
             open_connections,
             open_tunnels,
             requests_rejected,
+            connections_refused,
+            connections_evicted,
             log_lines_dropped,
             policy_reloads,
             policy_generation,

@@ -1,0 +1,151 @@
+//! Who holds the connection slots: a count per client address, so that one
+//! address cannot take every slot, and a way to make room when the table
+//! is full by closing idle connections first (nginx drains its reusable
+//! keep-alive connections the same way).
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::Notify;
+
+/// Idle connections asked to close each time the table is full.
+pub const EVICT_BATCH: usize = 32;
+
+/// The address a connection counts against: IPv4 as it is, IPv6 by its
+/// /64 (one household's or office's prefix; RFC 6177).
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+pub enum AddrKey {
+    V4(u32),
+    V6(u64),
+}
+
+impl AddrKey {
+    pub fn of(ip: IpAddr) -> Self {
+        match crate::engine::client::canonical(ip) {
+            IpAddr::V4(v4) => AddrKey::V4(u32::from(v4)),
+            IpAddr::V6(v6) => AddrKey::V6((u128::from(v6) >> 64) as u64),
+        }
+    }
+}
+
+/// The table every listener of a server shares.
+pub struct ConnTable {
+    per_addr: Mutex<HashMap<AddrKey, usize>>,
+    /// Connections one address may hold.
+    cap: usize,
+    /// Woken when the table is full: idle connections may close.
+    pressure: Notify,
+    /// How many idle connections may still close for the last pressure.
+    evict_budget: AtomicUsize,
+}
+
+/// One connection's count against its address; released when dropped.
+pub struct AddrSlot {
+    table: Arc<ConnTable>,
+    key: AddrKey,
+}
+
+impl ConnTable {
+    pub fn new(cap: usize) -> Self {
+        Self {
+            per_addr: Mutex::new(HashMap::new()),
+            cap: cap.max(1),
+            pressure: Notify::new(),
+            evict_budget: AtomicUsize::new(0),
+        }
+    }
+
+    /// Counts a connection from `ip`, or `None` when that address already
+    /// holds its share.
+    pub fn admit(self: &Arc<Self>, ip: IpAddr) -> Option<AddrSlot> {
+        let key = AddrKey::of(ip);
+        let mut m = self.per_addr.lock().unwrap_or_else(|e| e.into_inner());
+        let n = m.entry(key).or_insert(0);
+        if *n >= self.cap {
+            return None;
+        }
+        *n += 1;
+        Some(AddrSlot {
+            table: self.clone(),
+            key,
+        })
+    }
+
+    /// Connections an address holds now (for tests and metrics).
+    pub fn held(&self, ip: IpAddr) -> usize {
+        let m = self.per_addr.lock().unwrap_or_else(|e| e.into_inner());
+        m.get(&AddrKey::of(ip)).copied().unwrap_or(0)
+    }
+
+    /// The table is full: up to [`EVICT_BATCH`] idle connections may close.
+    pub fn evict_idle(&self) {
+        self.evict_budget.store(EVICT_BATCH, Ordering::Release);
+        self.pressure.notify_waiters();
+    }
+
+    /// Completes when the table asks idle connections to make room.
+    pub async fn pressure(&self) {
+        self.pressure.notified().await;
+    }
+
+    /// Whether this (idle) connection is one of those asked to close.
+    pub fn take_eviction(&self) -> bool {
+        self.evict_budget
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |b| b.checked_sub(1))
+            .is_ok()
+    }
+}
+
+impl Drop for AddrSlot {
+    fn drop(&mut self) {
+        let mut m = self
+            .table
+            .per_addr
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = m.get_mut(&self.key) {
+            *n -= 1;
+            if *n == 0 {
+                m.remove(&self.key);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_address_holds_at_most_its_share_and_gets_it_back() {
+        let t = Arc::new(ConnTable::new(2));
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        let (s1, s2) = (t.admit(a).unwrap(), t.admit(a).unwrap());
+        assert!(t.admit(a).is_none());
+        assert!(t.admit("192.0.2.2".parse().unwrap()).is_some());
+        drop(s1);
+        assert_eq!(t.held(a), 1);
+        assert!(t.admit(a).is_some());
+        drop(s2);
+    }
+
+    #[test]
+    fn ipv6_counts_by_its_64_and_mapped_ipv4_as_ipv4() {
+        let t = Arc::new(ConnTable::new(1));
+        let _a = t.admit("2001:db8:1:2::1".parse().unwrap()).unwrap();
+        assert!(t.admit("2001:db8:1:2:ffff::9".parse().unwrap()).is_none());
+        assert!(t.admit("2001:db8:1:3::1".parse().unwrap()).is_some());
+        let _b = t.admit("192.0.2.7".parse().unwrap()).unwrap();
+        assert!(t.admit("::ffff:192.0.2.7".parse().unwrap()).is_none());
+    }
+
+    #[test]
+    fn eviction_takes_at_most_a_batch() {
+        let t = ConnTable::new(1);
+        assert!(!t.take_eviction());
+        t.evict_idle();
+        assert_eq!((0..100).filter(|_| t.take_eviction()).count(), EVICT_BATCH);
+    }
+}
