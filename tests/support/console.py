@@ -1,4 +1,4 @@
-"""A console that really speaks h2c, for netwarden's tests.
+"""A console that really speaks h2c (and WebSocket), for netwarden's tests.
 
 An ASGI app served by hypercorn on loopback: it accepts HTTP/1.1, the h2c
 upgrade (RFC 7540 §3.2) and HTTP/2 with prior knowledge, as consoles on
@@ -6,7 +6,8 @@ hypercorn or uvicorn do. Every request it receives is written as one JSON
 line to the file named by NETWARDEN_TEST_RECORD (method, path, query, HTTP
 version, headers), then answered 200 "console ok".
 
-Usage: python3 console.py <port-file> <record-file>
+Usage: python3 console.py <port-file> <record-file>   (record-file may be
+/dev/null for load runs)
 It binds 127.0.0.1:0 and writes the port it got into <port-file>.
 """
 
@@ -30,6 +31,17 @@ async def app(scope, receive, send):
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await send({"type": "lifespan.shutdown.complete"})
+                return
+    if scope["type"] == "websocket":
+        # Accept and echo: a live view's socket (benches/attack.py holds
+        # idle ones open).
+        while True:
+            message = await receive()
+            if message["type"] == "websocket.connect":
+                await send({"type": "websocket.accept"})
+            elif message["type"] == "websocket.receive":
+                await send({"type": "websocket.send", "text": message.get("text") or ""})
+            else:
                 return
     if scope["type"] != "http":
         return
