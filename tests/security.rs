@@ -271,6 +271,9 @@ async fn every_host_form_a_console_may_read_differently_is_refused() {
         ),
         ("GET / HTTP/1.1\r\nHost: \r\n", "empty"),
         ("GET / HTTP/1.1\r\n", "missing"),
+        // HTTP/1.0 without Host: decided with none, the console would get
+        // a Host of netwarden's choosing (the upstream's).
+        ("GET / HTTP/1.0\r\n", "missing on HTTP/1.0"),
         (
             "GET http://admin.example.com/ HTTP/1.1\r\nHost: www.example.com\r\n",
             "an absolute target naming another host",
@@ -284,6 +287,19 @@ async fn every_host_form_a_console_may_read_differently_is_refused() {
         )
         .await;
         assert_eq!(r.status, 400, "{what}: {r:?}");
+    }
+    // A non-ASCII Host (a fullwidth dot, which IDNA maps to '.'; a no-break
+    // space) is refused, not taken for "no Host".
+    for host in [
+        "admin\u{ff0e}example.com".as_bytes(),
+        "admin.example.com\u{a0}".as_bytes(),
+        b"\xc3\xa9:80".as_slice(),
+    ] {
+        let mut req = b"GET /x HTTP/1.1\r\nHost: ".to_vec();
+        req.extend_from_slice(host);
+        req.extend_from_slice(b"\r\nConnection: close\r\n\r\n");
+        let r = exchange(connect_from("127.0.0.2", nw.addr("http")).await, &req).await;
+        assert_eq!(r.status, 400, "{host:?}: {r:?}");
     }
     assert!(up.seen().is_empty(), "{:#?}", up.seen());
     let d = nw.wait_log(|v| v["event"] == "decision" && v["rule"] == "invalid_host");
@@ -394,6 +410,9 @@ async fn path_parameters_and_trailing_dots_are_refused_unless_allowed() {
         "/admin./users",
         "/admin%2E/users",
         "/admin%20/users",
+        "/static/..%3B/admin/users",
+        "/admin%3Bx/users",
+        "/admin%252e/users",
     ] {
         let r = get("127.0.0.2", nw.addr("http"), path, &[]).await;
         assert_eq!(r.status, 400, "{path}: {r:?}");
@@ -568,4 +587,67 @@ async fn conflicting_framing_never_smuggles_a_second_request_to_the_console() {
     for seen in up.seen() {
         assert_eq!(seen.target, "/static/x", "{seen:#?}");
     }
+}
+
+// ---- Logging always runs -------------------------------------------------
+
+#[tokio::test]
+async fn a_client_that_goes_away_still_leaves_a_decision_line() {
+    let up = Upstream::start().await;
+    let nw = guard(&policy("", "", ""), &up.url());
+    // The console takes 2 s (/slow); the client leaves after 200 ms.
+    let mut s = connect_from("127.0.0.2", nw.addr("http")).await;
+    s.write_all(b"GET /slow HTTP/1.1\r\nHost: www.example.com\r\n\r\n")
+        .await
+        .expect("send");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    drop(s);
+    let d = nw.wait_log(|v| v["event"] == "decision" && v["url.path"] == "/slow");
+    assert_eq!(d["http.response.status_code"], 499, "{d}");
+    assert_eq!(d["action"], "allow");
+    // The console got it, with the id the line carries.
+    let deadline = std::time::Instant::now() + WAIT;
+    while up.seen().is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the console never got it"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        up.seen()[0].header("x-request-id"),
+        [d["request_id"].as_str().expect("id")]
+    );
+}
+
+// ---- PROXY protocol --------------------------------------------------------
+
+#[tokio::test]
+async fn a_proxys_own_connection_has_no_client_headers_to_believe() {
+    let up = Upstream::start().await;
+    let nw = Netwarden::start(
+        &policy("", "", ""),
+        &[],
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--proxy-protocol",
+            "--upstream",
+            &up.url(),
+        ],
+    );
+    let request = "GET /admin/users HTTP/1.1\r\nHost: www.example.com\r\nX-Forwarded-For: 127.0.0.1\r\nConnection: close\r\n\r\n";
+    // v1 UNKNOWN and v2 LOCAL from the trusted proxy: a layer-4 proxy's
+    // own connection, whose X-Forwarded-For was written by the sender.
+    let mut v2_local = b"\r\n\r\n\0\r\nQUIT\n".to_vec();
+    v2_local.extend_from_slice(&[0x20, 0x00, 0x00, 0x00]);
+    for header in [b"PROXY UNKNOWN\r\n".to_vec(), v2_local] {
+        let mut bytes = header.clone();
+        bytes.extend_from_slice(request.as_bytes());
+        let r = exchange(connect_from("127.0.0.3", nw.addr("http")).await, &bytes).await;
+        assert_eq!(r.status, 403, "{r:?}");
+        let v: serde_json::Value = serde_json::from_str(&r.body).expect("JSON");
+        assert_eq!(v["client_ip"], "127.0.0.3");
+    }
+    assert!(up.seen().is_empty());
 }

@@ -547,7 +547,7 @@ async fn one_address_cannot_take_every_slot() {
     let up = Upstream::start().await;
     let nw = Netwarden::in_front_of(
         &policy_with(
-            "  timeouts: { header_read: 30s, idle: 60s }\n  limits: { max_connections: 20, max_connections_per_address: 5 }",
+            "  timeouts: { header_read: 30s, idle: 60s }\n  limits: { max_connections: 100, max_connections_per_address: 5 }",
         ),
         &up,
     );
@@ -557,6 +557,23 @@ async fn one_address_cannot_take_every_slot() {
     for _ in 0..30 {
         held.push(connect_from("127.0.0.2", addr).await);
     }
+    // Every refusal is counted before its connection is closed: wait for
+    // the count (bounded), then see which connections are closed.
+    let deadline = std::time::Instant::now() + support::proxy::WAIT;
+    while metric(
+        &nw,
+        "netwarden_connections_refused_total{reason=\"per_address\"}",
+    )
+    .await
+        < 25.0
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "refusals not counted in time"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
     let mut closed = 0;
     for s in &mut held {
         let mut b = [0u8; 1];

@@ -33,6 +33,10 @@ pub enum PathError {
         "a path segment ends in '.' or a space, which IIS and Windows remove (allow with allow_trailing_dots: true)"
     )]
     TrailingDot,
+    #[error(
+        "the path is percent-encoded twice ('%25' before hex digits), which some servers decode twice"
+    )]
+    DoubleEncoded,
 }
 
 /// Refuses forms of a normalized path that some consoles route as another
@@ -50,8 +54,18 @@ pub fn check_ambiguous(
     allow_parameters: bool,
     allow_trailing_dots: bool,
 ) -> Result<(), PathError> {
-    if !allow_parameters && path.as_bytes().contains(&b';') {
+    // `%3B` too: a server that decodes before it strips parameters reads
+    // it as `;` (Spring's firewall refuses it for that reason).
+    if !allow_parameters && (path.as_bytes().contains(&b';') || path.contains("%3B")) {
         return Err(PathError::Parameters);
+    }
+    // `%25` followed by two hex digits: `%252e` is `%2e` to a server that
+    // decodes once more, then `.`. No browser writes it for a real path.
+    let b = path.as_bytes();
+    if b.windows(5)
+        .any(|w| w[..3] == *b"%25" && w[3].is_ascii_hexdigit() && w[4].is_ascii_hexdigit())
+    {
+        return Err(PathError::DoubleEncoded);
     }
     if !allow_trailing_dots {
         for seg in path.split('/') {
@@ -568,7 +582,15 @@ mod tests {
             ("/admin./users", Err(PathError::TrailingDot), Ok(())),
             ("/...", Err(PathError::TrailingDot), Ok(())),
             ("/admin%20", Err(PathError::TrailingDot), Ok(())),
-            ("/a%3Bb", Ok(()), Ok(())),
+            ("/a%3Bb", Err(PathError::Parameters), Ok(())),
+            ("/static/..%3B/admin", Err(PathError::Parameters), Ok(())),
+            (
+                "/admin%252e/users",
+                Err(PathError::DoubleEncoded),
+                Err(PathError::DoubleEncoded),
+            ),
+            ("/a%25", Ok(()), Ok(())),
+            ("/100%25zz", Ok(()), Ok(())),
         ];
         for (path, strict, lenient) in cases {
             let n = normalize(path).expect("normal");

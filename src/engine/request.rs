@@ -12,7 +12,7 @@ use std::net::Ipv6Addr;
 /// Why a request's Host is refused (RFC 9112 §3.2, RFC 9113 §8.3.1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum HostError {
-    #[error("an HTTP/1.1 request without a Host header")]
+    #[error("a request without a Host header (or HTTP/2 :authority)")]
     Missing,
     #[error("more than one Host header line")]
     Several,
@@ -33,9 +33,12 @@ pub enum HostError {
 /// authority a request carries must agree, so that the console, whichever
 /// it reads, sees the host the rules decided on: several `Host` lines, or
 /// an authority that differs from `Host`, are refused (RFC 9112 §3.2,
-/// RFC 9113 §8.3.1), as is an HTTP/1.1 request with neither.
+/// RFC 9113 §8.3.1). With `required` (the proxy), a request with neither
+/// is refused too, whatever its version: an HTTP/1.0 or HTTP/2 request
+/// without a host would be decided with none, while the console, which
+/// needs one, would be sent a Host of netwarden's choosing.
 pub fn resolve_host<'a>(
-    http11: bool,
+    required: bool,
     mut host_lines: impl Iterator<Item = &'a [u8]>,
     authority: Option<&'a str>,
 ) -> Result<Option<&'a str>, HostError> {
@@ -48,7 +51,7 @@ pub fn resolve_host<'a>(
         (Some(h), Some(a)) if !h.eq_ignore_ascii_case(a) => Err(HostError::Mismatch),
         (Some(h), _) => Ok(Some(h)),
         (None, Some(a)) => Ok(Some(a)),
-        (None, None) if http11 => Err(HostError::Missing),
+        (None, None) if required => Err(HostError::Missing),
         (None, None) => Ok(None),
     }
 }

@@ -139,6 +139,7 @@ async fn connection(
     };
     let mut peer = tcp_peer;
     let mut prefix = Vec::new();
+    let mut believe_headers = true;
     if l.proxy_protocol {
         let trusted = l
             .shared
@@ -147,10 +148,14 @@ async fn connection(
             .client_ip()
             .trusted_proxies
             .contains(canonical(tcp_peer.ip()));
-        let read = proxy_protocol::read(&mut stream, tcp_peer, trusted);
+        let read = proxy_protocol::read(&mut stream, trusted);
         match tokio::time::timeout(l.timeouts.header_read, read).await {
             Ok(Ok((source, rest))) => {
-                peer = source;
+                match source {
+                    proxy_protocol::Source::Client(addr) => peer = addr,
+                    proxy_protocol::Source::Direct => {}
+                    proxy_protocol::Source::ProxyItself => believe_headers = false,
+                }
                 prefix = rest;
             }
             Ok(Err(e)) => {
@@ -196,8 +201,11 @@ async fn connection(
         None => {
             serve(
                 Tracked::new(stream, activity.clone()),
-                peer,
-                false,
+                ConnInfo {
+                    peer,
+                    tls: false,
+                    believe_headers,
+                },
                 &l,
                 client,
                 activity,
@@ -213,8 +221,11 @@ async fn connection(
                 Ok(Ok(tls)) => {
                     serve(
                         Tracked::new(tls, activity.clone()),
-                        peer,
-                        true,
+                        ConnInfo {
+                            peer,
+                            tls: true,
+                            believe_headers,
+                        },
                         &l,
                         client,
                         activity,
@@ -237,8 +248,7 @@ async fn connection(
 #[allow(clippy::too_many_arguments)]
 async fn serve<S>(
     io: Tracked<S>,
-    peer: SocketAddr,
-    tls: bool,
+    conn_info: ConnInfo,
     l: &Listening,
     client: UpstreamClient,
     activity: Arc<Activity>,
@@ -261,7 +271,7 @@ async fn serve<S>(
         // Streams beyond this are refused (RST_STREAM REFUSED_STREAM): one
         // connection cannot fan out without bound.
         .max_concurrent_streams(l.limits.max_streams);
-    let conn_info = ConnInfo { peer, tls };
+    let peer = conn_info.peer;
     let tunnel = Arc::new(TunnelCtx {
         slot,
         shutdown: l.shutdown.clone(),

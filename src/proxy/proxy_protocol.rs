@@ -87,9 +87,22 @@ pub fn parse(header: &[u8]) -> Result<Option<SocketAddr>, ProxyHeaderError> {
     }
 }
 
+/// Who the connection is from, as the PROXY header says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// No header (a direct client that is not a trusted proxy).
+    Direct,
+    /// The client the header names.
+    Client(SocketAddr),
+    /// v1 `UNKNOWN` or v2 `LOCAL`: the proxy's own connection (a health
+    /// check). A layer-4 proxy writes no HTTP headers, so any forwarding
+    /// header on such a connection is the sender's own: not believed.
+    ProxyItself,
+}
+
 /// Reads the PROXY header, if any. `trusted`: whether the TCP peer is a
-/// trusted proxy. Returns the address the engine should treat as the peer,
-/// and the bytes read past the header (the start of the TLS handshake or
+/// trusted proxy. Returns who the connection is from, and the bytes read
+/// past the header (the start of the TLS handshake or
 /// the request), which the connection must see first ([`Prefixed`]).
 ///
 /// Every read waits for the socket to be readable: a peer that sends part
@@ -98,9 +111,8 @@ pub fn parse(header: &[u8]) -> Result<Option<SocketAddr>, ProxyHeaderError> {
 /// same bytes at once, over and over.)
 pub async fn read<S: AsyncRead + Unpin>(
     stream: &mut S,
-    peer: SocketAddr,
     trusted: bool,
-) -> Result<(SocketAddr, Vec<u8>), ProxyHeaderError> {
+) -> Result<(Source, Vec<u8>), ProxyHeaderError> {
     let io = |e: std::io::Error| ProxyHeaderError::Io(e.to_string());
     let mut buf: Vec<u8> = Vec::with_capacity(256);
     let mut more = async |buf: &mut Vec<u8>| -> Result<(), ProxyHeaderError> {
@@ -120,7 +132,7 @@ pub async fn read<S: AsyncRead + Unpin>(
         }
     };
     match (kind, trusted) {
-        (Kind::None, false) => return Ok((peer, buf)),
+        (Kind::None, false) => return Ok((Source::Direct, buf)),
         (Kind::None, true) => return Err(ProxyHeaderError::Missing),
         (_, false) => return Err(ProxyHeaderError::Untrusted),
         _ => {}
@@ -156,7 +168,11 @@ pub async fn read<S: AsyncRead + Unpin>(
         return Err(ProxyHeaderError::Malformed("header too long".into()));
     }
     let rest = buf.split_off(end);
-    Ok((parse(&buf)?.unwrap_or(peer), rest))
+    let source = match parse(&buf)? {
+        Some(addr) => Source::Client(addr),
+        None => Source::ProxyItself,
+    };
+    Ok((source, rest))
 }
 
 /// A stream whose first bytes were already read (past a PROXY header):
@@ -264,12 +280,12 @@ mod tests {
         assert_eq!(parse(&local), Ok(None));
     }
 
-    fn read_now(bytes: &[u8], trusted: bool) -> Result<(SocketAddr, Vec<u8>), ProxyHeaderError> {
+    fn read_now(bytes: &[u8], trusted: bool) -> Result<(Source, Vec<u8>), ProxyHeaderError> {
         let rt = tokio::runtime::Builder::new_current_thread()
             .build()
             .expect("runtime");
         let mut input = bytes;
-        rt.block_on(read(&mut input, "10.0.0.1:9".parse().unwrap(), trusted))
+        rt.block_on(read(&mut input, trusted))
     }
 
     #[test]
@@ -279,7 +295,7 @@ mod tests {
             true,
         )
         .expect("header");
-        assert_eq!(peer, "203.0.113.7:51234".parse().unwrap());
+        assert_eq!(peer, Source::Client("203.0.113.7:51234".parse().unwrap()));
         assert_eq!(rest, b"GET / HTTP/1.1\r\n");
         let mut h = V2_SIGNATURE.to_vec();
         h.extend_from_slice(&[
@@ -287,12 +303,14 @@ mod tests {
         ]);
         h.extend_from_slice(b"\x16\x03\x01");
         let (peer, rest) = read_now(&h, true).expect("header");
-        assert_eq!(peer, "203.0.113.7:80".parse().unwrap());
+        assert_eq!(peer, Source::Client("203.0.113.7:80".parse().unwrap()));
         assert_eq!(rest, b"\x16\x03\x01");
         // No header from an untrusted peer: every byte read is handed back.
         let (peer, rest) = read_now(b"GET / HTTP/1.1\r\n", false).expect("no header");
-        assert_eq!(peer, "10.0.0.1:9".parse().unwrap());
+        assert_eq!(peer, Source::Direct);
         assert_eq!(rest, b"GET / HTTP/1.1\r\n");
+        let (src, _) = read_now(b"PROXY UNKNOWN\r\nGET", true).expect("header");
+        assert_eq!(src, Source::ProxyItself);
         assert_eq!(read_now(b"PRO", false), Err(ProxyHeaderError::Truncated));
         assert_eq!(read_now(b"GET /", true), Err(ProxyHeaderError::Missing));
         assert_eq!(

@@ -68,6 +68,9 @@ pub struct ConnInfo {
     /// The peer the engine sees: the TCP peer, or the PROXY protocol source.
     pub peer: SocketAddr,
     pub tls: bool,
+    /// `false` on a PROXY protocol connection the proxy opened for itself
+    /// (`UNKNOWN`, `LOCAL`): its forwarding headers are nobody's word.
+    pub believe_headers: bool,
 }
 
 /// Request ids: a per-process random seed through a bijective mixer, so ids
@@ -164,7 +167,7 @@ pub async fn handle(
     // refuses the request otherwise. Cheap clone (reference-counted bytes):
     // the head is rewritten below.
     let host_fact = crate::engine::request::resolve_host(
-        parts.version == Version::HTTP_11,
+        true,
         parts
             .headers
             .get_all(header::HOST)
@@ -172,9 +175,27 @@ pub async fn handle(
             .map(HeaderValue::as_bytes),
         parts.uri.authority().map(http::uri::Authority::as_str),
     )
-    .map(|h| h.and_then(|h| HeaderValue::from_str(h).ok()));
+    .and_then(|h| match h {
+        // Its own bytes (reference-counted, not copied): whatever they
+        // are, the engine checks them; never a "no Host" in disguise.
+        Some(h) => HeaderValue::from_bytes(h.as_bytes())
+            .map(Some)
+            .map_err(|_| crate::engine::request::HostError::Invalid),
+        None => Ok(None),
+    });
     let host: Option<HeaderValue> = host_fact.clone().ok().flatten();
-    let host_str = host.as_ref().and_then(|h| h.to_str().ok());
+    // What the engine decides on: the Host as text, or why it is refused
+    // (not UTF-8 is refused here; the engine refuses every non-ASCII one).
+    let host_decided: Result<Option<&str>, crate::engine::request::HostError> = match &host_fact {
+        Ok(Some(_)) => host
+            .as_ref()
+            .map(|h| std::str::from_utf8(h.as_bytes()))
+            .transpose()
+            .map_err(|_| crate::engine::request::HostError::Invalid),
+        Ok(None) => Ok(None),
+        Err(e) => Err(*e),
+    };
+    let host_str = host_decided.ok().flatten();
     let user_agent = parts.headers.get(header::USER_AGENT).cloned();
     let html = wants_html(&parts.headers);
     let method = parts.method.clone();
@@ -182,17 +203,21 @@ pub async fn handle(
 
     // Phase: decide.
     let decide_start = Instant::now();
+    // What a connection whose forwarding headers are not believed shows
+    // the engine (empty: does not allocate).
+    let no_headers = HeaderMap::new();
     let decision = {
         let facts = RequestFacts {
             client: ClientSource::Peer {
                 peer,
-                headers: &parts.headers,
+                headers: if conn.believe_headers {
+                    &parts.headers
+                } else {
+                    &no_headers
+                },
             },
             method: method.as_str(),
-            host: match &host_fact {
-                Ok(_) => Ok(host_str),
-                Err(e) => Err(*e),
-            },
+            host: host_decided,
             path: parts.uri.path(),
         };
         decide(&policy, &facts)
@@ -234,131 +259,197 @@ pub async fn handle(
         }
     }
     let (decision, normalized) = decision.take_path();
-    let client = &decision.client;
+    // Phase: log, whatever happens next. The line is written when `done`
+    // is dropped: after the response head, or, if the client goes away
+    // while the console is being asked (the future is dropped), with 499
+    // (nginx's "client closed request"). A request the console received
+    // always has its decision line.
+    let mut done = Finish {
+        shared: &shared,
+        policy: &policy,
+        decision,
+        request_id,
+        peer,
+        method: method.as_str(),
+        scheme,
+        version,
+        host: host_str,
+        user_agent,
+        start,
+        path: LogPath::Own(String::new()),
+        status: None,
+    };
 
     // Phase: answer or forward.
-    let (response, log_path): (Response<ProxyBody>, LogPath) =
-        match (decision.forwards(), normalized) {
-            (_, None) => {
-                let page = render(&shared, Page::BadRequest, client, request_id, html);
-                (page, LogPath::Own(parts.uri.path().to_string()))
-            }
-            (false, Some(path)) => {
-                let page = if decision.login {
-                    Page::BlockedLogin
-                } else {
-                    Page::Blocked
-                };
-                (
-                    render(&shared, page, client, request_id, html),
-                    LogPath::Own(path.into_owned()),
-                )
-            }
-            // A reverse proxy has no tunnel to offer: CONNECT is never forwarded.
-            (true, Some(path)) if parts.method == http::Method::CONNECT => (
-                render(&shared, Page::BadRequest, client, request_id, html),
-                LogPath::Own(path.into_owned()),
-            ),
-            (true, Some(path)) => {
-                let pq = match (&path, parts.uri.path_and_query()) {
-                    // Unchanged path: reuse the request's own bytes.
-                    (std::borrow::Cow::Borrowed(_), Some(pq)) => Ok(pq.clone()),
-                    _ => match parts.uri.query() {
-                        Some(q) => PathAndQuery::try_from(format!("{path}?{q}")),
-                        None => PathAndQuery::try_from(path.as_ref()),
-                    },
-                };
-                let peer_trusted = policy.client_ip().trusted_proxies.contains(peer);
-                let hop = Hop {
-                    client: client.ip,
-                    proto: forward::announced_proto(
-                        &parts.headers,
-                        peer_trusted && policy.forwarding().trust_proto,
-                        conn.tls,
-                    ),
-                    host: host_str,
-                };
-                match pq {
-                    Ok(pq) => {
-                        // The log shows the path as forwarded; the clone shares bytes.
-                        let logged = pq.clone();
-                        drop(path);
-                        let resp = forward(
-                            &shared,
-                            &policy,
-                            tunnel,
-                            &upstream_client,
-                            parts,
-                            body,
-                            pq,
-                            &hop,
-                            request_id,
-                            client,
-                            html,
-                        )
-                        .await;
-                        (resp, LogPath::Forwarded(logged))
-                    }
-                    Err(_) => (
-                        render(&shared, Page::BadRequest, client, request_id, html),
-                        LogPath::Own(path.into_owned()),
-                    ),
+    let response: Response<ProxyBody> = match (done.decision.forwards(), normalized) {
+        (_, None) => {
+            done.path = LogPath::Own(parts.uri.path().to_string());
+            render(
+                &shared,
+                Page::BadRequest,
+                &done.decision.client,
+                request_id,
+                html,
+            )
+        }
+        (false, Some(path)) => {
+            let page = if done.decision.login {
+                Page::BlockedLogin
+            } else {
+                Page::Blocked
+            };
+            done.path = LogPath::Own(path.into_owned());
+            render(&shared, page, &done.decision.client, request_id, html)
+        }
+        // A reverse proxy has no tunnel to offer: CONNECT is never forwarded.
+        (true, Some(path)) if parts.method == http::Method::CONNECT => {
+            done.path = LogPath::Own(path.into_owned());
+            render(
+                &shared,
+                Page::BadRequest,
+                &done.decision.client,
+                request_id,
+                html,
+            )
+        }
+        (true, Some(path)) => {
+            let pq = match (&path, parts.uri.path_and_query()) {
+                // Unchanged path: reuse the request's own bytes.
+                (std::borrow::Cow::Borrowed(_), Some(pq)) => Ok(pq.clone()),
+                _ => match parts.uri.query() {
+                    Some(q) => PathAndQuery::try_from(format!("{path}?{q}")),
+                    None => PathAndQuery::try_from(path.as_ref()),
+                },
+            };
+            let peer_trusted = policy.client_ip().trusted_proxies.contains(peer);
+            let hop = Hop {
+                client: done.decision.client.ip,
+                proto: forward::announced_proto(
+                    &parts.headers,
+                    peer_trusted && policy.forwarding().trust_proto,
+                    conn.tls,
+                ),
+                host: host_str,
+            };
+            match pq {
+                Ok(pq) => {
+                    // The log shows the path as forwarded; the clone shares bytes.
+                    done.path = LogPath::Forwarded(pq.clone());
+                    drop(path);
+                    forward(
+                        &shared,
+                        &policy,
+                        tunnel,
+                        &upstream_client,
+                        parts,
+                        body,
+                        pq,
+                        &hop,
+                        request_id,
+                        &done.decision.client,
+                        html,
+                    )
+                    .await
+                }
+                Err(_) => {
+                    done.path = LogPath::Own(path.into_owned());
+                    render(
+                        &shared,
+                        Page::BadRequest,
+                        &done.decision.client,
+                        request_id,
+                        html,
+                    )
                 }
             }
-        };
-
-    // Phase: log. Facts are looked up for denials (and, if asked, for
-    // allowed requests); other requests pay nothing for GeoIP.
-    let geo = policy.geo();
-    let facts = match decision.client.ip {
-        Some(ip) if !geo.is_empty() && (decision.action == Action::Deny || geo.log_on_allow) => {
-            Some(geo.facts(ip))
         }
-        _ => None,
     };
-    let user_agent = user_agent
-        .as_ref()
-        .map(|v| telemetry::header_text(v.as_bytes()))
-        .unwrap_or_default();
-    let user_agent = telemetry::cut(&user_agent, telemetry::MAX_USER_AGENT);
-    let host = telemetry::capped(
-        host_str.map(host_without_port).unwrap_or(""),
-        telemetry::MAX_LOGGED_HOST,
-    );
-    let host = &*host;
-    let logged_path = telemetry::capped(log_path.as_str(), telemetry::MAX_LOGGED_PATH);
-    alert(
-        &shared.alerts,
-        &decision,
-        &policy,
-        facts.as_ref(),
-        AlertContext {
-            peer,
-            method: method.as_str(),
-            host,
-            path: &logged_path,
-            user_agent,
-            request_id,
-        },
-    );
-    telemetry::log_decision(
-        &decision,
-        &RequestLog {
-            request_id,
-            peer,
-            method: method.as_str(),
-            path: &logged_path,
-            scheme,
-            host,
-            version,
-            user_agent,
-            status: response.status().as_u16(),
-            duration: start.elapsed(),
-        },
-        facts.as_ref(),
-        shared.log_allowed,
-    );
+    done.status = Some(response.status().as_u16());
+    drop(done);
     Ok(response)
+}
+
+/// What the decision line and an alert say of a request; written when
+/// dropped, so that logging always runs (pingora's logging phase).
+struct Finish<'a, 'p> {
+    shared: &'a Shared,
+    policy: &'p Policy,
+    decision: crate::engine::Decision<'p, 'static>,
+    request_id: &'a str,
+    peer: std::net::IpAddr,
+    method: &'a str,
+    scheme: &'static str,
+    version: &'static str,
+    host: Option<&'a str>,
+    user_agent: Option<HeaderValue>,
+    start: Instant,
+    path: LogPath,
+    /// The response status; `None` when the client went away first (499).
+    status: Option<u16>,
+}
+
+/// nginx's status for a request whose client closed the connection before
+/// the response.
+const CLIENT_CLOSED: u16 = 499;
+
+impl Drop for Finish<'_, '_> {
+    fn drop(&mut self) {
+        let (shared, policy, decision) = (self.shared, self.policy, &self.decision);
+        // Facts are looked up for denials (and, if asked, for allowed
+        // requests); other requests pay nothing for GeoIP.
+        let geo = policy.geo();
+        let facts = match decision.client.ip {
+            Some(ip)
+                if !geo.is_empty() && (decision.action == Action::Deny || geo.log_on_allow) =>
+            {
+                Some(geo.facts(ip))
+            }
+            _ => None,
+        };
+        let user_agent = self
+            .user_agent
+            .as_ref()
+            .map(|v| telemetry::header_text(v.as_bytes()))
+            .unwrap_or_default();
+        let user_agent = telemetry::cut(&user_agent, telemetry::MAX_USER_AGENT);
+        let host = telemetry::capped(
+            self.host.map(host_without_port).unwrap_or(""),
+            telemetry::MAX_LOGGED_HOST,
+        );
+        let host = &*host;
+        let logged_path = telemetry::capped(self.path.as_str(), telemetry::MAX_LOGGED_PATH);
+        alert(
+            &shared.alerts,
+            decision,
+            policy,
+            facts.as_ref(),
+            AlertContext {
+                peer: self.peer,
+                method: self.method,
+                host,
+                path: &logged_path,
+                user_agent,
+                request_id: self.request_id,
+            },
+        );
+        telemetry::log_decision(
+            decision,
+            &RequestLog {
+                request_id: self.request_id,
+                peer: self.peer,
+                method: self.method,
+                path: &logged_path,
+                scheme: self.scheme,
+                host,
+                version: self.version,
+                user_agent,
+                status: self.status.unwrap_or(CLIENT_CLOSED),
+                duration: self.start.elapsed(),
+            },
+            facts.as_ref(),
+            shared.log_allowed,
+        );
+    }
 }
 
 /// The path a decision line shows: the forwarded one (sharing the request's
