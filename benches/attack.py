@@ -39,6 +39,7 @@ server:
 """
 
 HOST = b"console.test"
+ARGS_SECONDS = [0.0]
 
 
 def proc_stats(pid):
@@ -85,7 +86,7 @@ async def operator(port, until, latencies, failures):
             else:
                 latencies.append(time.monotonic() - t)
         except Exception as e:  # a failed request is the measurement
-            failures.append(repr(e))
+            failures.append(f"{repr(e)} at {time.monotonic() - (until - ARGS_SECONDS[0]):.1f} s")
             if conn:
                 conn[1].close()
             conn = None
@@ -227,6 +228,7 @@ async def run(args, attack):
                 sys.exit("netwarden did not listen")
             await asyncio.sleep(0.05)
 
+    ARGS_SECONDS[0] = args.seconds
     until = time.monotonic() + args.seconds
     latencies, failures = [], []
     tasks = [operator(port, until, latencies, failures) for _ in range(4)]

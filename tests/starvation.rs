@@ -636,3 +636,29 @@ async fn a_full_table_closes_idle_keep_alive_connections_for_a_newcomer() {
     assert_eq!(r.status, 200, "{r:?}");
     assert!(metric(&nw, "netwarden_connections_evicted_total").await >= 1.0);
 }
+
+#[tokio::test]
+async fn a_busy_keep_alive_connection_outlives_the_first_request_deadline() {
+    use tokio::io::AsyncReadExt;
+    let up = Upstream::start().await;
+    let nw = Netwarden::in_front_of(&policy_with("  timeouts: { header_read: 1s }"), &up);
+    let mut s = connect_from("127.0.0.1", nw.addr("http")).await;
+    // Requests every 200 ms for 2.5 s on one connection: the deadline for
+    // the first request (1 s from accept) must not close it.
+    for i in 0..12 {
+        s.write_all(b"GET /x HTTP/1.1\r\nHost: console.test\r\n\r\n")
+            .await
+            .expect("send");
+        let mut buf = vec![0u8; 4096];
+        let n = tokio::time::timeout(support::proxy::WAIT, s.read(&mut buf))
+            .await
+            .expect("answer in time")
+            .expect("read");
+        assert!(
+            buf[..n].starts_with(b"HTTP/1.1 200"),
+            "request {i}: {:?}",
+            &buf[..n]
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

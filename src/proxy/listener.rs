@@ -302,6 +302,7 @@ async fn serve<S>(
     // bring a whole request head within `header_read` of being accepted.
     let first_request = tokio::time::sleep_until(accepted + l.timeouts.header_read);
     tokio::pin!(first_request);
+    let mut first_request_done = false;
     loop {
         tokio::select! {
             res = conn.as_mut() => {
@@ -333,9 +334,14 @@ async fn serve<S>(
                 draining = true;
                 conn.as_mut().graceful_shutdown();
             }
-            _ = &mut first_request, if activity.requests.load(Ordering::Relaxed) == 0 => {
-                tracing::debug!(event = "first_request_timeout", network.peer.address = %peer.ip());
-                return;
+            // A select! precondition is read when the select starts, not
+            // when the branch fires: the count is checked again here.
+            _ = &mut first_request, if !first_request_done => {
+                first_request_done = true;
+                if activity.requests.load(Ordering::Relaxed) == 0 {
+                    tracing::debug!(event = "first_request_timeout", network.peer.address = %peer.ip());
+                    return;
+                }
             }
             _ = l.table.pressure() => {
                 if activity.in_flight.load(Ordering::Relaxed) == 0 && l.table.take_eviction() {
