@@ -274,6 +274,11 @@ async fn every_host_form_a_console_may_read_differently_is_refused() {
         // HTTP/1.0 without Host: decided with none, the console would get
         // a Host of netwarden's choosing (the upstream's).
         ("GET / HTTP/1.0\r\n", "missing on HTTP/1.0"),
+        // Two trailing dots: one stripped for the rule, both sent on.
+        (
+            "GET / HTTP/1.1\r\nHost: admin.example.com..\r\n",
+            "an empty label",
+        ),
         (
             "GET http://admin.example.com/ HTTP/1.1\r\nHost: www.example.com\r\n",
             "an absolute target naming another host",

@@ -663,3 +663,47 @@ async fn a_busy_keep_alive_connection_outlives_the_first_request_deadline() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_uploads_from_one_address_cannot_take_every_upstream_connection() {
+    let up = Upstream::start().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("policy.yaml");
+    std::fs::write(
+        &path,
+        "version: 1\nnetworks:\n  office: [127.0.0.1]\nrules:\n  - { name: upload, paths: [/upload], action: allow }\n  - { name: console, paths: [\"/**\"], allow_from: [office] }\nserver:\n  timeouts: { upstream_connect: 1s }\n  limits: { upstream_connections: 6, upstream_requests_per_address: 4 }\n",
+    )
+    .expect("policy");
+    let nw = Netwarden::start_env(
+        &path,
+        &["--listen", "127.0.0.1:0", "--upstream", &up.url()],
+        &[("NETWARDEN_WORKERS", "1")],
+        dir,
+    );
+    let addr = nw.addr("http");
+    // Eight uploads from outside that send one byte of a megabyte and
+    // stall: each would hold an upstream connection while it lasts.
+    let mut stalled = Vec::new();
+    for _ in 0..8 {
+        let mut s = connect_from("127.0.0.2", addr).await;
+        s.write_all(
+            b"POST /upload HTTP/1.1\r\nHost: console.test\r\nContent-Length: 1000000\r\n\r\nx",
+        )
+        .await
+        .expect("send");
+        stalled.push(s);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The address's share is four: the office still finds connections.
+    for _ in 0..3 {
+        let r = get("127.0.0.1", addr, "/x", &[]).await;
+        assert_eq!(r.status, 200, "{r:?}");
+    }
+    let over = metric(
+        &nw,
+        "netwarden_upstream_requests_total{outcome=\"per_address\"}",
+    )
+    .await;
+    assert_eq!(over, 4.0);
+    drop(stalled);
+}

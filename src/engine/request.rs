@@ -106,8 +106,14 @@ pub fn check_host(host: &str) -> Result<(), HostError> {
             Some((name, port)) => (name, Some(port)),
             None => (host, None),
         };
-        let name_ok = !name.is_empty()
-            && name
+        // Labels may not be empty (`a..b`, `.a`, `a..`): servers that strip
+        // every trailing dot would read `admin.example.com..` as the name
+        // a rule decided on with one dot removed. One trailing dot (the
+        // fully qualified form) is the name itself.
+        let labels = name.strip_suffix('.').unwrap_or(name);
+        let name_ok = !labels.is_empty()
+            && labels.split('.').all(|l| !l.is_empty())
+            && labels
                 .bytes()
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_'));
         if !name_ok {
@@ -193,6 +199,12 @@ mod tests {
             ("console%2eexample.com", Err(HostError::Invalid)),
             ("console.example.com;x", Err(HostError::Invalid)),
             ("a:1:2", Err(HostError::Invalid)),
+            ("admin.example.com..", Err(HostError::Invalid)),
+            ("admin.example.com...:80", Err(HostError::Invalid)),
+            ("admin..example.com", Err(HostError::Invalid)),
+            (".admin.example.com", Err(HostError::Invalid)),
+            (".", Err(HostError::Invalid)),
+            ("localhost.", Ok(())),
             ("[::1", Err(HostError::Invalid)),
             ("[::1]x", Err(HostError::Invalid)),
             ("[fe80::1%25eth0]", Err(HostError::Invalid)),

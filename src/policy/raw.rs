@@ -230,6 +230,7 @@ pub struct RawLimits {
     pub max_connections: Option<S<u64>>,
     pub upstream_connections: Option<S<u64>>,
     pub max_connections_per_address: Option<S<u64>>,
+    pub upstream_requests_per_address: Option<S<u64>>,
     pub max_streams: Option<S<u64>>,
 }
 

@@ -44,6 +44,10 @@ pub mod defaults {
     /// connections each to one origin (or one HTTP/2 connection), fits;
     /// one address cannot take more than a twentieth of the default table.
     pub const MAX_CONNECTIONS_PER_ADDRESS: usize = 512;
+    /// A sixteenth of the upstream bound: a whole NATed office's operators
+    /// rarely have 64 requests open at once, and one address filling it
+    /// leaves the rest of the console to everyone else.
+    pub const UPSTREAM_REQUESTS_PER_ADDRESS: usize = 64;
     /// HTTP/2's recommended minimum (RFC 9113 §6.5.2) and what nginx and
     /// Envoy allow per connection.
     pub const MAX_STREAMS: u32 = 100;
@@ -103,6 +107,8 @@ pub struct Limits {
     pub upstream_connections: usize,
     /// Client connections one address (IPv6: one /64) may hold.
     pub max_connections_per_address: usize,
+    /// Requests one client address may have open at the console.
+    pub upstream_requests_per_address: usize,
     /// Concurrent HTTP/2 streams per client connection.
     pub max_streams: u32,
 }
@@ -114,6 +120,7 @@ impl Default for Limits {
             max_connections: defaults::MAX_CONNECTIONS,
             upstream_connections: defaults::UPSTREAM_CONNECTIONS,
             max_connections_per_address: defaults::MAX_CONNECTIONS_PER_ADDRESS,
+            upstream_requests_per_address: defaults::UPSTREAM_REQUESTS_PER_ADDRESS,
             max_streams: defaults::MAX_STREAMS,
         }
     }
@@ -355,6 +362,18 @@ impl Cx<'_, '_> {
                 );
             } else {
                 out.limits.max_connections_per_address =
+                    usize::try_from(m.value).unwrap_or(usize::MAX);
+            }
+        }
+        if let Some(m) = &r.limits.upstream_requests_per_address {
+            if m.value == 0 {
+                self.error(
+                    &m.referenced,
+                    "upstream_requests_per_address must be at least 1".into(),
+                    None,
+                );
+            } else {
+                out.limits.upstream_requests_per_address =
                     usize::try_from(m.value).unwrap_or(usize::MAX);
             }
         }

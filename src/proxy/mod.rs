@@ -215,6 +215,9 @@ pub async fn serve(policy: Policy, o: Overrides) -> Result<(), ServeError> {
         ids: service::RequestIds::default(),
         metrics,
         alerts: crate::alerts::Live::new(alerts),
+        upstream_share: Arc::new(conn_table::ConnTable::new(
+            settings.limits.upstream_requests_per_address,
+        )),
     });
     shared.metrics.policy_loaded(1, &shared.policy.load());
 

@@ -237,7 +237,11 @@ impl Pool {
                     // it is reusable once the body has been read.
                     let back = (resp.status() != StatusCode::SWITCHING_PROTOCOLS)
                         .then(|| (self.clone(), tx));
-                    return Ok(resp.map(|body| UpstreamBody { body, back }));
+                    return Ok(resp.map(|body| UpstreamBody {
+                        body,
+                        back,
+                        share: None,
+                    }));
                 }
                 Err(mut e) => match e.take_message() {
                     Some(unsent) if !fresh => req = unsent,
@@ -279,12 +283,24 @@ async fn connect_tcp(authority: &Authority, timeout: Duration) -> Result<TcpStre
 pub struct UpstreamBody {
     body: Incoming,
     back: Option<(Arc<Pool>, SendRequest<Incoming>)>,
+    /// The client address's share of the console, held until the body
+    /// ends ([`super::conn_table::ConnTable`]).
+    share: Option<super::conn_table::AddrSlot>,
 }
 
 impl UpstreamBody {
     /// A body from a client that keeps its own connections.
     pub fn plain(body: Incoming) -> Self {
-        Self { body, back: None }
+        Self {
+            body,
+            back: None,
+            share: None,
+        }
+    }
+
+    /// Keeps `share` until the body has been read to its end or dropped.
+    pub fn hold(&mut self, share: super::conn_table::AddrSlot) {
+        self.share = Some(share);
     }
 }
 
@@ -311,6 +327,7 @@ impl Body for UpstreamBody {
         let this = &mut *self;
         let polled = Pin::new(&mut this.body).poll_frame(cx);
         if let Poll::Ready(None) = polled {
+            this.share = None;
             if let Some((pool, tx)) = this.back.take() {
                 pool.put_back(tx);
             }

@@ -42,6 +42,10 @@ pub struct Shared {
     /// Alerts on blocked logins (none without an `alerts:` section);
     /// replaced when a reload changes that section.
     pub alerts: crate::alerts::Live,
+    /// Requests each client address has open at the console
+    /// (`limits.upstream_requests_per_address`): one address cannot take
+    /// every upstream connection, however slowly it sends its bodies.
+    pub upstream_share: Arc<super::conn_table::ConnTable>,
 }
 
 /// The rule label of a decision: the rule's shared name, or `default`,
@@ -555,6 +559,29 @@ async fn forward(
     html: bool,
 ) -> Response<ProxyBody> {
     let page = |p: Page| render(shared, p, client, request_id, html);
+    // The client's share of the console: the decided client (behind a
+    // trusted proxy, the client it names), or the peer when unknown.
+    let Some(share) = shared.upstream_share.admit(
+        client
+            .ip
+            .or(client.peer)
+            .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into()),
+    ) else {
+        shared
+            .metrics
+            .upstream_requests
+            .get_or_create(&crate::telemetry::metrics::OutcomeLabels {
+                outcome: "per_address",
+            })
+            .inc();
+        tracing::warn!(
+            event = "upstream_error",
+            request_id,
+            error = "per_address",
+            "this client address already has limits.upstream_requests_per_address requests open at the console"
+        );
+        return page(Page::Busy);
+    };
     // Only the protocols `server.upgrades` names; the rest of the request
     // goes on as a plain one, without `Upgrade`.
     let upgrade =
@@ -648,6 +675,7 @@ async fn forward(
     } else {
         forward::strip_hop_by_hop(resp.headers_mut());
     }
+    resp.body_mut().hold(share);
     resp.map(Either::Left)
 }
 
