@@ -318,76 +318,56 @@ impl Cx<'_, '_> {
             out.upgrades = self.upgrades(list);
         }
 
-        if let Some(m) = &r.limits.max_header_bytes {
-            // hyper's HTTP/1 read buffer cannot be smaller than 8 KiB.
-            if m.value < 8192 || m.value > 1024 * 1024 {
-                self.error(
-                    &m.referenced,
-                    "max_header_bytes must be between 8192 and 1048576".into(),
-                    None,
-                );
-            } else {
-                out.limits.max_header_bytes =
-                    usize::try_from(m.value).unwrap_or(defaults::MAX_HEADER_BYTES);
-            }
-        }
-        if let Some(m) = &r.limits.max_connections {
-            if m.value == 0 {
-                self.error(
-                    &m.referenced,
-                    "max_connections must be at least 1".into(),
-                    None,
-                );
-            } else {
-                out.limits.max_connections = usize::try_from(m.value).unwrap_or(usize::MAX);
-            }
-        }
-        if let Some(m) = &r.limits.upstream_connections {
-            if m.value == 0 {
-                self.error(
-                    &m.referenced,
-                    "upstream_connections must be at least 1".into(),
-                    None,
-                );
-            } else {
-                out.limits.upstream_connections = usize::try_from(m.value).unwrap_or(usize::MAX);
-            }
-        }
-        if let Some(m) = &r.limits.max_connections_per_address {
-            if m.value == 0 {
-                self.error(
-                    &m.referenced,
-                    "max_connections_per_address must be at least 1".into(),
-                    None,
-                );
-            } else {
-                out.limits.max_connections_per_address =
-                    usize::try_from(m.value).unwrap_or(usize::MAX);
-            }
-        }
-        if let Some(m) = &r.limits.upstream_requests_per_address {
-            if m.value == 0 {
-                self.error(
-                    &m.referenced,
-                    "upstream_requests_per_address must be at least 1".into(),
-                    None,
-                );
-            } else {
-                out.limits.upstream_requests_per_address =
-                    usize::try_from(m.value).unwrap_or(usize::MAX);
-            }
-        }
-        if let Some(m) = &r.limits.max_streams {
-            if m.value == 0 || m.value > 10_000 {
-                self.error(
-                    &m.referenced,
-                    "max_streams must be between 1 and 10000".into(),
-                    None,
-                );
-            } else {
-                out.limits.max_streams = u32::try_from(m.value).unwrap_or(defaults::MAX_STREAMS);
-            }
-        }
+        let l = &r.limits;
+        // hyper's HTTP/1 read buffer cannot be smaller than 8 KiB.
+        let mut lim = |v: &Option<S<u64>>, name: &str, min: u64, max: u64, default: usize| {
+            self.limit(v.as_ref(), name, min, max, default)
+        };
+        out.limits = Limits {
+            max_header_bytes: lim(
+                &l.max_header_bytes,
+                "max_header_bytes",
+                8192,
+                1024 * 1024,
+                defaults::MAX_HEADER_BYTES,
+            ),
+            max_connections: lim(
+                &l.max_connections,
+                "max_connections",
+                1,
+                u64::MAX,
+                defaults::MAX_CONNECTIONS,
+            ),
+            upstream_connections: lim(
+                &l.upstream_connections,
+                "upstream_connections",
+                1,
+                u64::MAX,
+                defaults::UPSTREAM_CONNECTIONS,
+            ),
+            max_connections_per_address: lim(
+                &l.max_connections_per_address,
+                "max_connections_per_address",
+                1,
+                u64::MAX,
+                defaults::MAX_CONNECTIONS_PER_ADDRESS,
+            ),
+            upstream_requests_per_address: lim(
+                &l.upstream_requests_per_address,
+                "upstream_requests_per_address",
+                1,
+                u64::MAX,
+                defaults::UPSTREAM_REQUESTS_PER_ADDRESS,
+            ),
+            max_streams: u32::try_from(lim(
+                &l.max_streams,
+                "max_streams",
+                1,
+                10_000,
+                defaults::MAX_STREAMS as usize,
+            ))
+            .unwrap_or(defaults::MAX_STREAMS),
+        };
         if let Some(l) = &r.log_allowed {
             match l.value.as_str() {
                 "info" => out.log_allowed = AllowedLogLevel::Info,
@@ -403,6 +383,29 @@ impl Cx<'_, '_> {
             }
         }
         out
+    }
+
+    /// A count within `min..=max`; `default` when absent or out of range
+    /// (which is reported, with the range).
+    fn limit(
+        &mut self,
+        v: Option<&S<u64>>,
+        name: &str,
+        min: u64,
+        max: u64,
+        default: usize,
+    ) -> usize {
+        let Some(m) = v else { return default };
+        if m.value < min || m.value > max {
+            let msg = if max == u64::MAX {
+                format!("{name} must be at least {min}")
+            } else {
+                format!("{name} must be between {min} and {max}")
+            };
+            self.error(&m.referenced, msg, None);
+            return default;
+        }
+        usize::try_from(m.value).unwrap_or(usize::MAX)
     }
 
     /// A positive duration written as people write them; `default` when

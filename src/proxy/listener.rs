@@ -462,41 +462,37 @@ impl Activity {
     /// HTTP/2 client that only sends PINGs, or one that sends half a request
     /// head (hyper's header timeout ends that), is idle.
     async fn idle_for(&self, idle: Duration) {
-        let step = (idle / IDLE_STEPS).max(Duration::from_millis(50));
-        let mut seen = self.requests.load(Ordering::Relaxed);
-        let mut quiet = Duration::ZERO;
-        loop {
-            tokio::time::sleep(step).await;
-            let now = self.requests.load(Ordering::Relaxed);
-            if now == seen && self.in_flight.load(Ordering::Relaxed) == 0 {
-                quiet += step;
-                if quiet >= idle {
-                    return;
-                }
-            } else {
-                quiet = Duration::ZERO;
-                seen = now;
-            }
-        }
+        quiet_for(idle, || {
+            let busy = self.in_flight.load(Ordering::Relaxed) != 0;
+            (self.requests.load(Ordering::Relaxed), busy)
+        })
+        .await
     }
 
     /// Completes once no byte has moved either way for `idle` (a tunnel).
     pub(super) async fn quiet_for(&self, idle: Duration) {
-        let step = (idle / IDLE_STEPS).max(Duration::from_millis(50));
-        let mut seen = self.moved.load(Ordering::Relaxed);
-        let mut quiet = Duration::ZERO;
-        loop {
-            tokio::time::sleep(step).await;
-            let now = self.moved.load(Ordering::Relaxed);
-            if now == seen {
-                quiet += step;
-                if quiet >= idle {
-                    return;
-                }
-            } else {
-                quiet = Duration::ZERO;
-                seen = now;
+        quiet_for(idle, || (self.moved.load(Ordering::Relaxed), false)).await
+    }
+}
+
+/// Completes once `sample` has returned the same count, and not busy, for
+/// `idle`; checked every `idle / IDLE_STEPS` (no clock read per request or
+/// per byte: the request path only bumps counters).
+async fn quiet_for(idle: Duration, sample: impl Fn() -> (u64, bool)) {
+    let step = (idle / IDLE_STEPS).max(Duration::from_millis(50));
+    let mut seen = sample().0;
+    let mut quiet = Duration::ZERO;
+    loop {
+        tokio::time::sleep(step).await;
+        let (now, busy) = sample();
+        if now == seen && !busy {
+            quiet += step;
+            if quiet >= idle {
+                return;
             }
+        } else {
+            quiet = Duration::ZERO;
+            seen = now;
         }
     }
 }
