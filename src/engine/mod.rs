@@ -64,7 +64,8 @@ pub struct RequestFacts<'r, 'x> {
     /// Method as sent (`GET`, `POST`); methods are case-sensitive (RFC 9110 §9.1).
     pub method: &'x str,
     /// `Host` header or HTTP/2 `:authority`, port allowed; `Ok(None)` for
-    /// none (HTTP/1.0), an error when the request's authorities disagree
+    /// none (`explain` and policy tests without a host; the proxy refuses
+    /// a request without one), an error when the request's authorities disagree
     /// (several `Host` lines, `:authority` or an absolute target that
     /// differs from `Host`, HTTP/1.1 without one): refused with 400.
     pub host: Result<Option<&'x str>, HostError>,

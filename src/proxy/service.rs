@@ -284,37 +284,28 @@ pub async fn handle(
         status: None,
     };
 
-    // Phase: answer or forward.
+    // Phase: answer or forward. The decided client is `Copy`: the pages
+    // show it without borrowing `done`, which the arms update.
+    let client = done.decision.client;
+    let page = |p: Page| render(&shared, p, &client, request_id, html);
     let response: Response<ProxyBody> = match (done.decision.forwards(), normalized) {
         (_, None) => {
             done.path = LogPath::Own(parts.uri.path().to_string());
-            render(
-                &shared,
-                Page::BadRequest,
-                &done.decision.client,
-                request_id,
-                html,
-            )
+            page(Page::BadRequest)
         }
         (false, Some(path)) => {
-            let page = if done.decision.login {
+            let p = if done.decision.login {
                 Page::BlockedLogin
             } else {
                 Page::Blocked
             };
             done.path = LogPath::Own(path.into_owned());
-            render(&shared, page, &done.decision.client, request_id, html)
+            page(p)
         }
         // A reverse proxy has no tunnel to offer: CONNECT is never forwarded.
         (true, Some(path)) if parts.method == http::Method::CONNECT => {
             done.path = LogPath::Own(path.into_owned());
-            render(
-                &shared,
-                Page::BadRequest,
-                &done.decision.client,
-                request_id,
-                html,
-            )
+            page(Page::BadRequest)
         }
         (true, Some(path)) => {
             let pq = match (&path, parts.uri.path_and_query()) {
@@ -327,7 +318,7 @@ pub async fn handle(
             };
             let peer_trusted = policy.client_ip().trusted_proxies.contains(peer);
             let hop = Hop {
-                client: done.decision.client.ip,
+                client: client.ip,
                 proto: forward::announced_proto(
                     &parts.headers,
                     peer_trusted && policy.forwarding().trust_proto,
@@ -350,20 +341,14 @@ pub async fn handle(
                         pq,
                         &hop,
                         request_id,
-                        &done.decision.client,
+                        &client,
                         html,
                     )
                     .await
                 }
                 Err(_) => {
                     done.path = LogPath::Own(path.into_owned());
-                    render(
-                        &shared,
-                        Page::BadRequest,
-                        &done.decision.client,
-                        request_id,
-                        html,
-                    )
+                    page(Page::BadRequest)
                 }
             }
         }
