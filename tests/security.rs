@@ -656,3 +656,131 @@ async fn a_proxys_own_connection_has_no_client_headers_to_believe() {
     }
     assert!(up.seen().is_empty());
 }
+
+// ---- Admin listener --------------------------------------------------------
+
+const ADMIN_TOKEN: &str = "0123456789abcdef0123456789abcdef";
+
+async fn admin_request(nw: &Netwarden, method: &str, path: &str, auth: Option<&str>) -> Reply {
+    let auth = auth.map_or(String::new(), |a| format!("Authorization: {a}\r\n"));
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: admin\r\n{auth}Connection: close\r\nContent-Length: 0\r\n\r\n"
+    );
+    exchange(
+        connect_from("127.0.0.1", nw.addr("admin")).await,
+        req.as_bytes(),
+    )
+    .await
+}
+
+async fn guard_with_admin_token(metrics: bool) -> (Netwarden, Upstream) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("policy.yaml");
+    let server = format!(
+        "  admin_auth: {{ token_env: NW_TEST_ADMIN_TOKEN, metrics: {metrics} }}\n  reload: {{ watch: false }}\n"
+    );
+    std::fs::write(&path, policy("", "", &server)).expect("write");
+    let up = Upstream::start().await;
+    let nw = Netwarden::start_env(
+        &path,
+        &["--listen", "127.0.0.1:0", "--upstream", &up.url()],
+        // A Secret made from a file ends in a newline: not part of the token.
+        &[("NW_TEST_ADMIN_TOKEN", &format!("{ADMIN_TOKEN}\n"))],
+        dir,
+    );
+    (nw, up)
+}
+
+#[tokio::test]
+async fn admin_controls_need_the_token_and_probes_do_not() {
+    let (nw, _up) = guard_with_admin_token(false).await;
+    let bearer = format!("Bearer {ADMIN_TOKEN}");
+    for (method, path) in [("POST", "/reload"), ("GET", "/policy")] {
+        for auth in [
+            None,
+            Some("Bearer wrong-token-wrong-token-wrong"),
+            Some("Basic YWRtaW46YWRtaW4="),
+            Some(ADMIN_TOKEN),
+        ] {
+            let r = admin_request(&nw, method, path, auth).await;
+            assert_eq!(r.status, 401, "{method} {path} with {auth:?}: {r:?}");
+            assert_eq!(
+                r.header("www-authenticate"),
+                Some("Bearer realm=\"netwarden-admin\"")
+            );
+            assert!(!r.body.contains("version"), "nothing of the policy leaks");
+        }
+        let r = admin_request(&nw, method, path, Some(&bearer)).await;
+        assert_eq!(r.status, 200, "{method} {path}: {r:?}");
+    }
+    for path in ["/healthz", "/readyz", "/metrics"] {
+        assert_eq!(
+            admin_request(&nw, "GET", path, None).await.status,
+            200,
+            "{path}"
+        );
+    }
+    let metrics = admin_request(&nw, "GET", "/metrics", None).await.body;
+    let m = support::proxy::parse_metrics(&metrics);
+    assert_eq!(
+        m.get("netwarden_admin_unauthorized_total"),
+        Some(&8.0),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn metrics_need_the_token_when_the_policy_says_so() {
+    let (nw, _up) = guard_with_admin_token(true).await;
+    assert_eq!(
+        admin_request(&nw, "GET", "/metrics", None).await.status,
+        401
+    );
+    let r = admin_request(
+        &nw,
+        "GET",
+        "/metrics",
+        Some(&format!("bearer {ADMIN_TOKEN}")),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert!(
+        r.body.contains("netwarden_admin_unauthorized_total 1"),
+        "{}",
+        r.body
+    );
+    assert_eq!(
+        admin_request(&nw, "GET", "/healthz", None).await.status,
+        200
+    );
+}
+
+#[test]
+fn a_missing_or_short_admin_token_stops_startup() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("policy.yaml");
+    let server = "  admin_auth: { token_env: NW_TEST_ADMIN_TOKEN }\n";
+    std::fs::write(&path, policy("", "", server)).expect("write");
+    let p = path.to_str().expect("utf-8");
+    let args = [
+        "serve",
+        "--policy",
+        p,
+        "--listen",
+        "127.0.0.1:0",
+        "--admin",
+        "127.0.0.1:0",
+        "--upstream",
+        "http://127.0.0.1:9",
+    ];
+    let (code, _, err) = support::run_env(&args, &[]);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("NW_TEST_ADMIN_TOKEN, which is not set"),
+        "{err}"
+    );
+    let (code, _, err) = support::run_env(&args, &[("NW_TEST_ADMIN_TOKEN", "short")]);
+    assert_ne!(code, 0);
+    assert!(err.contains("is 5 bytes: use at least 16"), "{err}");
+    assert!(!err.contains("short"), "the token is never echoed: {err}");
+}

@@ -335,7 +335,6 @@ async fn long_paths_and_hosts_are_logged_capped_and_a_non_ascii_user_agent_escap
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http2_fan_out_opens_no_more_upstream_connections_than_the_bound() {
-    use http_body_util::Empty;
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use tokio::io::AsyncReadExt;
@@ -385,34 +384,7 @@ async fn http2_fan_out_opens_no_more_upstream_connections_than_the_bound() {
         dir,
     );
     // One HTTP/2 connection, 60 streams at once.
-    let stream = connect_from("127.0.0.1", nw.addr("http")).await;
-    let (send, conn) = hyper::client::conn::http2::handshake(
-        hyper_util::rt::TokioExecutor::new(),
-        hyper_util::rt::TokioIo::new(stream),
-    )
-    .await
-    .expect("h2");
-    tokio::spawn(conn);
-    let asks: Vec<_> = (0..60)
-        .map(|i| {
-            let mut send = send.clone();
-            tokio::spawn(async move {
-                let req = http::Request::get(format!("http://console.test/s{i}"))
-                    .body(Empty::<bytes::Bytes>::new())
-                    .expect("request");
-                send.send_request(req).await.map(|r| r.status().as_u16())
-            })
-        })
-        .collect();
-    let mut statuses = Vec::new();
-    for a in asks {
-        let s = tokio::time::timeout(support::proxy::WAIT, a)
-            .await
-            .expect("answered in time")
-            .expect("task")
-            .expect("response");
-        statuses.push(s);
-    }
+    let statuses = h2_burst(nw.addr("http"), 60).await;
     let ok = statuses.iter().filter(|&&s| s == 200).count();
     assert!(
         statuses.iter().all(|&s| s == 200 || s == 503),
@@ -428,6 +400,129 @@ async fn http2_fan_out_opens_no_more_upstream_connections_than_the_bound() {
         "{} upstream connections at once",
         peak.load(Ordering::SeqCst)
     );
+}
+
+/// Sends `n` requests at once on one HTTP/2 connection to `addr`; the
+/// statuses, each within the wait.
+async fn h2_burst(addr: std::net::SocketAddr, n: usize) -> Vec<u16> {
+    use http_body_util::Empty;
+    let stream = connect_from("127.0.0.1", addr).await;
+    let (send, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(stream),
+    )
+    .await
+    .expect("h2");
+    tokio::spawn(conn);
+    let asks: Vec<_> = (0..n)
+        .map(|i| {
+            let mut send = send.clone();
+            tokio::spawn(async move {
+                let req = http::Request::get(format!("http://console.test/s{i}"))
+                    .body(Empty::<bytes::Bytes>::new())
+                    .expect("request");
+                send.send_request(req).await.map(|r| r.status().as_u16())
+            })
+        })
+        .collect();
+    let mut statuses = Vec::with_capacity(n);
+    for a in asks {
+        let s = tokio::time::timeout(support::proxy::WAIT, a)
+            .await
+            .expect("answered in time")
+            .expect("task")
+            .expect("response");
+        statuses.push(s);
+    }
+    statuses
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_console_fan_out_is_bounded_too() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    // A TLS console (HTTP/2 or HTTP/1.1 by ALPN) that answers after 500 ms
+    // and records how many requests it had open at once.
+    let certs = support::dev_certs();
+    let cfg = netwarden::proxy::tls::server_config(
+        &certs.path().join("cert.pem"),
+        &certs.path().join("key.pem"),
+    )
+    .expect("TLS config");
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(cfg));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!(
+        "https://localhost:{}",
+        listener.local_addr().expect("addr").port()
+    );
+    let (open, peak) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let (o, p) = (open.clone(), peak.clone());
+    tokio::spawn(async move {
+        while let Ok((s, _)) = listener.accept().await {
+            let (acceptor, o, p) = (acceptor.clone(), o.clone(), p.clone());
+            tokio::spawn(async move {
+                let Ok(s) = acceptor.accept(s).await else {
+                    return;
+                };
+                let svc = hyper::service::service_fn(move |_req| {
+                    let (o, p) = (o.clone(), p.clone());
+                    async move {
+                        p.fetch_max(o.fetch_add(1, Ordering::SeqCst) + 1, Ordering::SeqCst);
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                        o.fetch_sub(1, Ordering::SeqCst);
+                        Ok::<_, std::convert::Infallible>(http::Response::new(
+                            http_body_util::Full::new(bytes::Bytes::from_static(b"ok")),
+                        ))
+                    }
+                });
+                let _ = hyper_util::server::conn::auto::Builder::new(
+                    hyper_util::rt::TokioExecutor::new(),
+                )
+                .serve_connection(hyper_util::rt::TokioIo::new(s), svc)
+                .await;
+            });
+        }
+    });
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("policy.yaml");
+    std::fs::write(
+        &path,
+        policy_with("  timeouts: { upstream_connect: 1s }\n  limits: { upstream_connections: 4 }"),
+    )
+    .expect("write policy");
+    let ca = certs.path().join("ca.pem");
+    let nw = Netwarden::start_env(
+        &path,
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--upstream",
+            &url,
+            "--upstream-ca",
+            ca.to_str().expect("utf-8"),
+        ],
+        &[("NETWARDEN_WORKERS", "1")],
+        dir,
+    );
+    let statuses = h2_burst(nw.addr("http"), 60).await;
+    let ok = statuses.iter().filter(|&&s| s == 200).count();
+    assert!(
+        statuses.iter().all(|&s| s == 200 || s == 503),
+        "{statuses:?}"
+    );
+    assert!(ok >= 4, "{statuses:?}");
+    assert!(
+        statuses.contains(&503),
+        "the waits should have run out: {statuses:?}"
+    );
+    assert!(
+        peak.load(Ordering::SeqCst) <= 4,
+        "{} requests at the console at once",
+        peak.load(Ordering::SeqCst)
+    );
+    nw.wait_log(|v| v["event"] == "upstream_error" || v["http.response.status_code"] == 503);
 }
 
 #[tokio::test]

@@ -159,6 +159,8 @@ impl Sink {
             tls,
             settings.timeout,
             crate::policy::server::defaults::UPSTREAM_IDLE,
+            // Deliveries to one sink are few at a time.
+            8,
         );
         Ok(Sink {
             name: cfg.name.as_str().into(),

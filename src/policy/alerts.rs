@@ -225,7 +225,7 @@ impl Cx<'_, '_> {
         Some(out)
     }
 
-    fn env_name(&mut self, v: &S<String>, key: &str) -> Option<String> {
+    pub(super) fn env_name(&mut self, v: &S<String>, key: &str) -> Option<String> {
         if is_env_name(&v.value) {
             return Some(v.value.clone());
         }
@@ -235,7 +235,7 @@ impl Cx<'_, '_> {
                 &v.referenced,
                 format!("{key} must name an environment variable, and this looks like the value itself"),
                 Some(format!(
-                    "put the value in an environment variable (for example NETWARDEN_ALERT_URL), write its name here, and rotate the secret if this file was shared; {key} takes letters, digits and '_'"
+                    "put the value in an environment variable, write its name here, and rotate the secret if this file was shared; {key} takes letters, digits and '_'"
                 )),
             );
         } else {

@@ -129,6 +129,8 @@ pub struct RawServer {
     pub upstream: Option<S<String>>,
     pub upstream_ca: Option<S<String>>,
     pub admin: Option<S<String>>,
+    /// A bearer token for the admin listener's controls.
+    pub admin_auth: Option<S<RawAdminAuth>>,
     pub block_page: Option<S<String>>,
     #[serde(default)]
     pub timeouts: RawTimeouts,
@@ -138,6 +140,16 @@ pub struct RawServer {
     pub reload: Option<RawReload>,
     /// Protocols clients may upgrade to (`[websocket]` when absent).
     pub upgrades: Option<Vec<S<String>>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAdminAuth {
+    /// The environment variable that holds the token (never the token).
+    pub token_env: S<String>,
+    /// Whether `/metrics` needs the token too.
+    #[serde(default)]
+    pub metrics: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]

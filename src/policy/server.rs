@@ -160,12 +160,23 @@ pub struct ServerSettings {
     pub upstream: Option<http::Uri>,
     pub upstream_ca: Option<PathBuf>,
     pub admin: Option<SocketAddr>,
+    pub admin_auth: Option<AdminAuth>,
     pub block_page: Option<PathBuf>,
     pub timeouts: Timeouts,
     pub limits: Limits,
     pub log_allowed: AllowedLogLevel,
     pub reload: ReloadSettings,
     pub upgrades: Upgrades,
+}
+
+/// `server.admin_auth`: the admin listener's controls (`POST /reload`,
+/// `GET /policy`, and `/metrics` when `metrics` is set) need
+/// `Authorization: Bearer <token>`; probes stay open. The policy names the
+/// variable; `serve` reads it at startup.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AdminAuth {
+    pub token_env: String,
+    pub metrics: bool,
 }
 
 /// `server.upgrades`: the protocols a client may switch to through
@@ -296,6 +307,14 @@ impl Cx<'_, '_> {
                     format!("'{}' is not an address and port", a.value),
                     Some("for example 127.0.0.1:9901".into()),
                 ),
+            }
+        }
+        if let Some(a) = &r.admin_auth {
+            if let Some(token_env) = self.env_name(&a.value.token_env, "admin_auth.token_env") {
+                out.admin_auth = Some(AdminAuth {
+                    token_env,
+                    metrics: a.value.metrics,
+                });
             }
         }
         let t = &r.timeouts;

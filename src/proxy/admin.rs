@@ -2,10 +2,15 @@
 //! policy is loaded and every listener is up; false again while draining),
 //! `GET /policy` (what is running, and how the last reload went), `POST
 //! /reload`. Plain HTTP/1.1, meant for loopback or the Pod network only.
+//!
+//! With `server.admin_auth`, the controls (`/reload`, `/policy`, and
+//! `/metrics` when asked) need `Authorization: Bearer <token>` (RFC 6750
+//! §2.1); the probes never do, so a kubelet needs no secret.
 
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
@@ -14,7 +19,7 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, watch};
 
 use super::reload::{Outcome, Reloader};
 
@@ -22,6 +27,112 @@ use super::reload::{Outcome, Reloader};
 #[derive(Default)]
 pub struct Health {
     pub ready: AtomicBool,
+}
+
+/// Admin connections at once: probes and a scraper need a handful; the
+/// bound keeps a flood on the Pod network from taking file descriptors
+/// the proxy needs.
+const MAX_ADMIN_CONNECTIONS: usize = 64;
+
+/// An admin connection closes after this, busy or not: probes and scrapes
+/// reconnect, and a connection kept open holds no slot for long.
+const ADMIN_CONNECTION_LIFETIME: Duration = Duration::from_secs(30);
+
+/// Tokens shorter than this are refused at startup: a guessable token on a
+/// listener that reloads the policy is no protection.
+pub const MIN_TOKEN_BYTES: usize = 16;
+
+/// The admin token, kept only as its SHA-256: the comparison then takes
+/// the same time whatever the candidate, and no copy of the secret sits in
+/// memory dumps of the policy.
+pub struct Token {
+    digest: [u8; 32],
+    /// `/metrics` needs the token too.
+    metrics: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    #[error(
+        "server.admin_auth.token_env names {0}, which is not set: set it to a random token (for example `openssl rand -hex 32`), or remove admin_auth"
+    )]
+    Missing(String),
+    #[error(
+        "the admin token in {name} is {len} bytes: use at least {MIN_TOKEN_BYTES} (for example `openssl rand -hex 32`)"
+    )]
+    TooShort { name: String, len: usize },
+}
+
+fn sha256(bytes: &[u8]) -> [u8; 32] {
+    let d = ring::digest::digest(&ring::digest::SHA256, bytes);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(d.as_ref());
+    out
+}
+
+impl Token {
+    /// Reads the token from `lookup` (the process environment, or the
+    /// demo's own values first). Surrounding whitespace is not part of it:
+    /// a Secret made from a file often ends in a newline.
+    pub fn resolve(
+        auth: &crate::policy::server::AdminAuth,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, TokenError> {
+        let value = lookup(&auth.token_env)
+            .filter(|v| !v.trim().is_empty())
+            .ok_or_else(|| TokenError::Missing(auth.token_env.clone()))?;
+        let value = value.trim();
+        if value.len() < MIN_TOKEN_BYTES {
+            return Err(TokenError::TooShort {
+                name: auth.token_env.clone(),
+                len: value.len(),
+            });
+        }
+        Ok(Self {
+            digest: sha256(value.as_bytes()),
+            metrics: auth.metrics,
+        })
+    }
+
+    /// Whether a request carries the token: `Bearer` in any case (RFC 9110
+    /// §11.1), one `Authorization` line.
+    fn admits(&self, headers: &http::HeaderMap) -> bool {
+        let mut lines = headers.get_all(http::header::AUTHORIZATION).iter();
+        let (Some(line), None) = (lines.next(), lines.next()) else {
+            return false;
+        };
+        let line = line.as_bytes();
+        let Some((scheme, credentials)) = line
+            .iter()
+            .position(|&b| b == b' ')
+            .map(|i| (&line[..i], line[i + 1..].trim_ascii()))
+        else {
+            return false;
+        };
+        if !scheme.eq_ignore_ascii_case(b"bearer") || credentials.is_empty() {
+            return false;
+        }
+        let candidate = sha256(credentials);
+        // Constant time over the digests: no early exit on the first byte
+        // that differs.
+        candidate
+            .iter()
+            .zip(self.digest.iter())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
+    }
+}
+
+fn unauthorized() -> Response<Full<Bytes>> {
+    let mut r = text(
+        StatusCode::UNAUTHORIZED,
+        "this admin endpoint needs Authorization: Bearer <token> (server.admin_auth)\n",
+    );
+    r.headers_mut().insert(
+        http::header::WWW_AUTHENTICATE,
+        http::HeaderValue::from_static("Bearer realm=\"netwarden-admin\""),
+    );
+    r
 }
 
 fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
@@ -44,13 +155,31 @@ fn json(status: StatusCode, v: &serde_json::Value) -> Response<Full<Bytes>> {
     r
 }
 
+/// Whether `path` needs the token under `token`.
+fn guarded(token: &Token, path: &str) -> bool {
+    match path {
+        "/healthz" | "/readyz" => false,
+        "/metrics" => token.metrics,
+        // /reload, /policy, and any path added later: closed by default.
+        _ => true,
+    }
+}
+
 /// Answers one admin request.
 pub async fn route(
     health: &Health,
     reloader: &Reloader,
+    token: Option<&Token>,
     req: &Request<Incoming>,
 ) -> Response<Full<Bytes>> {
     let (method, path) = (req.method(), req.uri().path());
+    if let Some(token) = token
+        && guarded(token, path)
+        && !token.admits(req.headers())
+    {
+        reloader.metrics().admin_unauthorized.inc();
+        return unauthorized();
+    }
     if path == "/reload" {
         if method != Method::POST {
             return text(StatusCode::METHOD_NOT_ALLOWED, "use POST\n");
@@ -88,27 +217,128 @@ pub async fn serve(
     listener: TcpListener,
     health: Arc<Health>,
     reloader: Arc<Reloader>,
+    token: Option<Arc<Token>>,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let slots = Arc::new(Semaphore::new(MAX_ADMIN_CONNECTIONS));
     loop {
-        let (stream, _) = tokio::select! {
+        let stream = tokio::select! {
             r = listener.accept() => match r {
-                Ok(x) => x,
-                Err(_) => continue,
+                Ok((s, _)) => s,
+                // EMFILE and friends: wait instead of spinning on accept.
+                Err(_) => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
             },
             _ = shutdown.changed() => return,
         };
-        let (health, reloader) = (health.clone(), reloader.clone());
+        // Full: the new connection is closed at once; open ones finish
+        // within ADMIN_CONNECTION_LIFETIME.
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            continue;
+        };
+        let (health, reloader, token) = (health.clone(), reloader.clone(), token.clone());
         tokio::spawn(async move {
+            let _permit = permit;
             let svc = service_fn(move |req| {
-                let (health, reloader) = (health.clone(), reloader.clone());
-                async move { Ok::<_, Infallible>(route(&health, &reloader, &req).await) }
+                let (health, reloader, token) = (health.clone(), reloader.clone(), token.clone());
+                async move {
+                    Ok::<_, Infallible>(route(&health, &reloader, token.as_deref(), &req).await)
+                }
             });
             let conn = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
-                .header_read_timeout(std::time::Duration::from_secs(5))
+                .header_read_timeout(Duration::from_secs(5))
                 .serve_connection(TokioIo::new(stream), svc);
-            let _ = conn.await;
+            let _ = tokio::time::timeout(ADMIN_CONNECTION_LIFETIME, conn).await;
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::server::AdminAuth;
+
+    fn token(metrics: bool) -> Token {
+        let auth = AdminAuth {
+            token_env: "T".into(),
+            metrics,
+        };
+        Token::resolve(&auth, |_| Some("s3cret-token-of-32-bytes-0123456\n".into()))
+            .expect("long enough")
+    }
+
+    fn headers(lines: &[&str]) -> http::HeaderMap {
+        let mut h = http::HeaderMap::new();
+        for l in lines {
+            h.append(
+                http::header::AUTHORIZATION,
+                http::HeaderValue::from_str(l).expect("test header"),
+            );
+        }
+        h
+    }
+
+    #[test]
+    fn bearer_token_in_any_scheme_case_is_admitted() {
+        let t = token(false);
+        for ok in [
+            "Bearer s3cret-token-of-32-bytes-0123456",
+            "bearer s3cret-token-of-32-bytes-0123456",
+            "BEARER  s3cret-token-of-32-bytes-0123456 ",
+        ] {
+            assert!(t.admits(&headers(&[ok])), "{ok}");
+        }
+    }
+
+    #[test]
+    fn wrong_missing_or_doubled_credentials_are_refused() {
+        let t = token(false);
+        for bad in [
+            &[][..],
+            &["Bearer s3cret-token-of-32-bytes-012345"],
+            &["Basic czNjcmV0"],
+            &["Bearer"],
+            &["Bearer "],
+            &["s3cret-token-of-32-bytes-0123456"],
+            &["Bearer wrong", "Bearer s3cret-token-of-32-bytes-0123456"],
+        ] {
+            assert!(!t.admits(&headers(bad)), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn probes_stay_open_and_metrics_are_guarded_only_when_asked() {
+        let (open, closed) = (token(false), token(true));
+        for p in ["/healthz", "/readyz"] {
+            assert!(!guarded(&closed, p));
+        }
+        for p in ["/reload", "/policy", "/anything"] {
+            assert!(guarded(&open, p));
+        }
+        assert!(!guarded(&open, "/metrics"));
+        assert!(guarded(&closed, "/metrics"));
+    }
+
+    #[test]
+    fn missing_and_short_tokens_stop_startup() {
+        let auth = AdminAuth {
+            token_env: "T".into(),
+            metrics: false,
+        };
+        assert!(matches!(
+            Token::resolve(&auth, |_| None),
+            Err(TokenError::Missing(_))
+        ));
+        assert!(matches!(
+            Token::resolve(&auth, |_| Some(" \n".into())),
+            Err(TokenError::Missing(_))
+        ));
+        assert!(matches!(
+            Token::resolve(&auth, |_| Some("short".into())),
+            Err(TokenError::TooShort { len: 5, .. })
+        ));
     }
 }

@@ -34,7 +34,7 @@ pub type TlsClient = Client<HttpsConnector<HttpConnector>, Incoming>;
 #[derive(Clone)]
 pub enum UpstreamClient {
     Http(Arc<Pool>),
-    Https(Box<TlsClient>),
+    Https(Arc<(TlsClient, super::pool::Slots)>),
     H2c(Arc<super::pool::H2c>),
 }
 
@@ -79,10 +79,14 @@ impl UpstreamClient {
                 connect_timeout,
             )))
         } else if upstream.scheme == Scheme::HTTPS {
-            UpstreamClient::Https(Box::new(client(
-                tls,
-                connect_timeout,
-                timeouts.upstream_idle,
+            UpstreamClient::Https(Arc::new((
+                client(
+                    tls,
+                    connect_timeout,
+                    timeouts.upstream_idle,
+                    max_connections,
+                ),
+                super::pool::Slots::new(max_connections, connect_timeout),
             )))
         } else {
             UpstreamClient::Http(Arc::new(Pool::new(
@@ -100,7 +104,14 @@ impl UpstreamClient {
         mut req: Request<Incoming>,
     ) -> Result<Response<UpstreamBody>, UpstreamError> {
         match self {
-            UpstreamClient::Https(c) => Ok(c.request(req).await?.map(UpstreamBody::plain)),
+            UpstreamClient::Https(c) => {
+                let (client, slots) = &**c;
+                let slot = slots.acquire().await?;
+                Ok(client
+                    .request(req)
+                    .await?
+                    .map(|body| UpstreamBody::in_slot(body, slot)))
+            }
             // Boxed, so that its (large) future does not grow every
             // request's, whatever the upstream.
             UpstreamClient::H2c(c) => Ok(Box::pin(c.request(req)).await?.map(UpstreamBody::plain)),
@@ -163,10 +174,12 @@ impl Upstream {
 
 /// Builds the pooled client; `tls` verifies https upstreams. Generic over
 /// the request body: the proxy streams `Incoming`, alert sinks send `Full`.
+/// `max_idle`: idle connections kept (hyper-util keeps any number otherwise).
 pub fn client<B>(
     tls: rustls::ClientConfig,
     connect_timeout: Duration,
     idle: Duration,
+    max_idle: usize,
 ) -> Client<HttpsConnector<HttpConnector>, B>
 where
     B: hyper::body::Body + Send + 'static + Unpin,
@@ -187,6 +200,7 @@ where
         .timer(TokioTimer::new())
         .pool_timer(TokioTimer::new())
         .pool_idle_timeout(idle)
+        .pool_max_idle_per_host(max_idle)
         .build(https)
 }
 

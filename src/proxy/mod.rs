@@ -44,8 +44,8 @@ pub struct Overrides {
     pub upstream: Option<String>,
     pub upstream_ca: Option<PathBuf>,
     pub admin: Option<SocketAddr>,
-    /// Values for variables that alert sinks name, looked up before the
-    /// process environment (the demo's built-in alert receiver).
+    /// Values for variables that alert sinks and `admin_auth` name, looked
+    /// up before the process environment (the demo's built-in alert receiver).
     pub alert_env: Vec<(String, String)>,
     /// Worker threads; default: one per CPU (as nginx's `worker_processes auto`).
     pub workers: Option<usize>,
@@ -74,6 +74,8 @@ pub enum ServeError {
     },
     #[error("{}", alert_errors(.0))]
     Alerts(Vec<crate::alerts::AlertError>),
+    #[error(transparent)]
+    AdminToken(#[from] admin::TokenError),
     #[error("cannot start a worker thread: {0}")]
     Worker(std::io::Error),
     #[error("cannot listen on {addr}: {source}")]
@@ -199,6 +201,16 @@ pub async fn serve(policy: Policy, o: Overrides) -> Result<(), ServeError> {
         ),
         None => None,
     };
+    let admin_token = match &settings.admin_auth {
+        Some(auth) => Some(Arc::new(admin::Token::resolve(auth, |name| {
+            o.alert_env
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+                .or_else(|| std::env::var(name).ok())
+        })?)),
+        None => None,
+    };
     let (workers, stop_workers) = start_workers(
         o.workers,
         &plan.upstream,
@@ -292,6 +304,7 @@ pub async fn serve(policy: Policy, o: Overrides) -> Result<(), ServeError> {
         admin_listener,
         health.clone(),
         reloader.clone(),
+        admin_token,
         admin_stop_rx,
     ));
     tokio::spawn(watch_geoip(shared.clone(), shutdown_rx.clone()));

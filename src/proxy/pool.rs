@@ -58,6 +58,33 @@ struct Idle {
     since: Instant,
 }
 
+/// A bound on requests open at once to a console whose connections
+/// someone else pools (hyper-util's client, for `https://`): a request
+/// waits up to the connect timeout for a slot, then is [`PoolError::Busy`].
+/// With HTTP/1.1 a connection carries one request at a time, so this bounds
+/// the busy connections; idle ones are capped to the same number.
+pub struct Slots {
+    slots: Arc<Semaphore>,
+    wait: Duration,
+}
+
+impl Slots {
+    pub fn new(max: usize, wait: Duration) -> Self {
+        Self {
+            slots: Arc::new(Semaphore::new(max.max(1))),
+            wait,
+        }
+    }
+
+    pub async fn acquire(&self) -> Result<OwnedSemaphorePermit, PoolError> {
+        match tokio::time::timeout(self.wait, self.slots.clone().acquire_owned()).await {
+            Ok(Ok(permit)) => Ok(permit),
+            // Never closed; timed out: every slot stayed busy.
+            _ => Err(PoolError::Busy),
+        }
+    }
+}
+
 /// One worker's connections to the upstream.
 pub struct Pool {
     authority: Authority,
@@ -241,6 +268,7 @@ impl Pool {
                         body,
                         back,
                         share: None,
+                        slot: None,
                     }));
                 }
                 Err(mut e) => match e.take_message() {
@@ -286,6 +314,9 @@ pub struct UpstreamBody {
     /// The client address's share of the console, held until the body
     /// ends ([`super::conn_table::ConnTable`]).
     share: Option<super::conn_table::AddrSlot>,
+    /// A request slot to an `https://` console ([`Slots`]), held until the
+    /// body ends.
+    slot: Option<OwnedSemaphorePermit>,
 }
 
 impl UpstreamBody {
@@ -295,6 +326,17 @@ impl UpstreamBody {
             body,
             back: None,
             share: None,
+            slot: None,
+        }
+    }
+
+    /// [`plain`](Self::plain), holding `slot` until the body ends.
+    pub fn in_slot(body: Incoming, slot: OwnedSemaphorePermit) -> Self {
+        Self {
+            body,
+            back: None,
+            share: None,
+            slot: Some(slot),
         }
     }
 
@@ -328,6 +370,7 @@ impl Body for UpstreamBody {
         let polled = Pin::new(&mut this.body).poll_frame(cx);
         if let Poll::Ready(None) = polled {
             this.share = None;
+            this.slot = None;
             if let Some((pool, tx)) = this.back.take() {
                 pool.put_back(tx);
             }

@@ -328,6 +328,7 @@ fn needs_restart(old: &Policy, new: &Policy) -> Vec<&'static str> {
         ("server.tls_listen", a.tls_listen != b.tls_listen),
         ("server.tls", a.tls != b.tls),
         ("server.admin", a.admin != b.admin),
+        ("server.admin_auth", a.admin_auth != b.admin_auth),
         ("server.upstream", a.upstream != b.upstream),
         ("server.upstream_ca", a.upstream_ca != b.upstream_ca),
         ("server.block_page", a.block_page != b.block_page),

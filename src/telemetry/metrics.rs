@@ -80,6 +80,7 @@ pub struct Metrics {
     pub requests_rejected: Family<ReasonLabels, Counter>,
     pub connections_refused: Family<ReasonLabels, Counter>,
     pub connections_evicted: Counter,
+    pub admin_unauthorized: Counter,
     /// Mirrors the log writer's count, brought up to date at each scrape.
     pub log_lines_dropped: Counter,
     pub policy_reloads: Family<OutcomeLabels, Counter>,
@@ -151,6 +152,12 @@ impl Default for Metrics {
             "connections_evicted",
             "Idle client connections closed to make room when max_connections was reached",
             connections_evicted.clone(),
+        );
+        let admin_unauthorized = Counter::default();
+        registry.register(
+            "admin_unauthorized",
+            "Admin requests refused for a missing or wrong bearer token (server.admin_auth)",
+            admin_unauthorized.clone(),
         );
         let open_tunnels = Gauge::default();
         registry.register(
@@ -235,6 +242,7 @@ impl Default for Metrics {
             requests_rejected,
             connections_refused,
             connections_evicted,
+            admin_unauthorized,
             log_lines_dropped,
             policy_reloads,
             policy_generation,

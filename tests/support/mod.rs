@@ -15,7 +15,16 @@ pub fn repo(path: &str) -> PathBuf {
 
 /// Runs the binary with `args`; returns (exit code, stdout, stderr).
 pub fn run(args: &[&str]) -> (i32, String, String) {
-    let out: Output = bin().args(args).output().expect("netwarden runs");
+    run_env(args, &[])
+}
+
+/// [`run`] with environment variables set.
+pub fn run_env(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let out: Output = bin()
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .expect("netwarden runs");
     (
         out.status.code().expect("exited, not killed by a signal"),
         String::from_utf8_lossy(&out.stdout).into_owned(),
