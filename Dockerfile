@@ -8,7 +8,9 @@
 #     -e NETWARDEN_UPSTREAM=http://console:3000 netwarden
 #
 # The policy is read from /etc/netwarden/policy.yaml (mount a ConfigMap or a
-# directory there); every setting can also come from NETWARDEN_* variables.
+# directory there). The built-in one listens on 8080 with the admin
+# listener on 127.0.0.1:9901 (enough for the HEALTHCHECK); a Kubernetes
+# policy sets server.admin: 0.0.0.0:9901 for the kubelet's probes.
 FROM rust:1.95-slim-bookworm AS build
 WORKDIR /src
 # What cargo needs to build the binary: the sources, the policies the demo
@@ -29,11 +31,13 @@ FROM gcr.io/distroless/cc-debian12:nonroot
 COPY --from=build /usr/local/bin/netwarden /usr/local/bin/netwarden
 COPY --from=build /src/policies/example.yaml /etc/netwarden/policy.yaml
 COPY --from=build /src/policies/networks /etc/netwarden/networks
+# Listeners and the admin address come from the policy (server.listen,
+# server.admin), never from the image: a variable set here would silently
+# override a ConfigMap's. (A flag or NETWARDEN_* variable that does override
+# the policy is logged as setting_overridden, with both values.)
 ENV NETWARDEN_POLICY=/etc/netwarden/policy.yaml \
-    NETWARDEN_LISTEN=0.0.0.0:8080 \
-    NETWARDEN_ADMIN=0.0.0.0:9901 \
     NETWARDEN_LOG_FORMAT=json
-# 8080: plain HTTP, 8443: HTTPS (with NETWARDEN_TLS_LISTEN, _CERT, _KEY), 9901: admin.
+# 8080: plain HTTP, 8443: HTTPS (server.tls_listen and server.tls), 9901: admin.
 EXPOSE 8080 8443 9901
 # 65532 is distroless's "nonroot" user.
 USER 65532:65532

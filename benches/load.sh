@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Load run, side by side on this machine: the upstream alone, netwarden in
 # front of it, and nginx in front of it with the same allow/deny ranges.
-# Both guards write one JSON log line per request to a file. Load: wrk, small
+# Both guards do the same work: one JSON log line per request with the same
+# keys, written to a file, and the same forwarding headers to the console
+# (checked before the load starts). Load: wrk, small
 # GET keep-alive requests over plain HTTP.
 #
 #   benches/load.sh                 # DURATION=10s CONNS=50 THREADS=2 ROUNDS=1
 #   FLOOR=1 benches/load.sh         # and the design's floor, each round
+#   BEFORE_BIN=/tmp/netwarden-old benches/load.sh   # and an older build, each round
 #
 # Prints a Markdown table (requests/s, p50, p99, peak RSS); docs/benchmarks.md
 # records runs. With ROUNDS=n, the nginx and netwarden rows are measured n
@@ -15,7 +18,10 @@
 # each round also loads benches/bare_forward.rs: the same hyper server,
 # workers and upstream pool as netwarden with no decision, log or metrics.
 # The CPU column is the target's own CPU time (user + system) per request
-# served. Uses loopback ports 18081-18084 only.
+# served. With BEFORE_BIN, each round also loads that netwarden binary (an
+# older commit's release build) with the same policy, and the summary gives
+# the median requests/s ratio of this build to it. Uses loopback ports
+# 18081-18085 only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,6 +33,7 @@ UP=127.0.0.1:18081
 NGINX=127.0.0.1:18082
 NW=127.0.0.1:18083
 BARE=127.0.0.1:18084
+BEFORE=127.0.0.1:18085
 
 for tool in nginx wrk; do
   if ! command -v "$tool" >/dev/null 2>&1; then
@@ -68,11 +75,22 @@ CONF
 
 # The upstream: a small fixed answer.
 nginx_conf up "access_log off;
-  server { listen $UP; location / { return 200 'ok\n'; } }"
+  server { listen $UP;
+    location / { return 200 'ok\n'; }
+    location = /headers { return 200 'xff=\$http_x_forwarded_for real=\$http_x_real_ip proto=\$http_x_forwarded_proto host=\$http_x_forwarded_host fwd=\$http_forwarded id=\$http_x_request_id\n'; }
+  }"
 nginx -c "$work/up.conf"
 
-# nginx as the guard: same ranges as the policy below, JSON access log.
-nginx_conf guard "log_format decision escape=json '{\"time\":\"\$time_iso8601\",\"client\":\"\$remote_addr\",\"method\":\"\$request_method\",\"path\":\"\$uri\",\"status\":\$status,\"ua\":\"\$http_user_agent\",\"duration\":\$request_time}';
+# nginx as the guard, doing the same work as netwarden: the same ranges,
+# one JSON line per request with the same 24 keys as netwarden's decision
+# line (values nginx has, or the same constants), and the same headers to
+# the console: X-Forwarded-For, X-Real-IP, X-Forwarded-Proto,
+# X-Forwarded-Host, Forwarded and X-Request-Id. (netwarden also removes ~35
+# client-address headers from each request; nginx is not asked to.)
+nginx_conf guard "map \$status \$nw_action { 403 deny; default allow; }
+  map \$status \$nw_reason { 403 'client is in none of the networks allowed by rule console (office)'; default 'client is in network office'; }
+  map \$status \$nw_code { 403 not_in_allowed_networks; default in_allowed_network; }
+  log_format decision escape=json '{\"timestamp\":\"\$time_iso8601\",\"level\":\"INFO\",\"message\":\"decision\",\"event\":\"decision\",\"request_id\":\"\$request_id\",\"client.address\":\"\$remote_addr\",\"client.source\":\"peer\",\"network.peer.address\":\"\$remote_addr\",\"http.request.method\":\"\$request_method\",\"url.path\":\"\$uri\",\"url.scheme\":\"\$scheme\",\"server.address\":\"\$host\",\"http.response.status_code\":\$status,\"network.protocol.version\":\"\$server_protocol\",\"user_agent.original\":\"\$http_user_agent\",\"rule\":\"console\",\"action\":\"\$nw_action\",\"reason\":\"\$nw_reason\",\"reason_code\":\"\$nw_code\",\"network\":\"office\",\"network.via\":\"cidr\",\"login\":false,\"duration_ms\":\$request_time,\"enforced\":true}';
   access_log $work/nginx-decisions.log decision;
   upstream console { server $UP; keepalive 64; }
   server {
@@ -83,7 +101,13 @@ nginx_conf guard "log_format decision escape=json '{\"time\":\"\$time_iso8601\",
       proxy_pass http://console;
       proxy_http_version 1.1;
       proxy_set_header Connection \"\";
+      proxy_set_header Host \$http_host;
       proxy_set_header X-Forwarded-For \$remote_addr;
+      proxy_set_header X-Real-IP \$remote_addr;
+      proxy_set_header X-Forwarded-Proto \$scheme;
+      proxy_set_header X-Forwarded-Host \$host;
+      proxy_set_header Forwarded 'for=\$remote_addr;proto=\$scheme;host=\"\$host\"';
+      proxy_set_header X-Request-Id \$request_id;
     }
   }"
 nginx -c "$work/guard.conf"
@@ -99,6 +123,12 @@ POLICY
   --upstream "http://$UP" > "$work/netwarden-decisions.log" 2>"$work/netwarden.err" &
 nw_pid=$!
 pids+=("$nw_pid")
+if [ -n "${BEFORE_BIN:-}" ]; then
+  "$BEFORE_BIN" serve --policy "$work/policy.yaml" --listen "$BEFORE" --admin 127.0.0.1:0 ${NW_ARGS:-} \
+    --upstream "http://$UP" > "$work/before-decisions.log" 2>"$work/before.err" &
+  before_pid=$!
+  pids+=("$before_pid")
+fi
 # The floor of netwarden's design: the same hyper server, workers and
 # upstream pool, with no decision, log or metrics (benches/bare_forward.rs).
 target/release/examples/bare-forward "$BARE" "$UP" &
@@ -107,7 +137,8 @@ pids+=("$bare_pid")
 
 for i in $(seq 1 100); do
   curl -s -o /dev/null "http://$NW/" && curl -s -o /dev/null "http://$NGINX/" &&
-    curl -s -o /dev/null "http://$BARE/" && break
+    curl -s -o /dev/null "http://$BARE/" &&
+    { [ -z "${BEFORE_BIN:-}" ] || curl -s -o /dev/null "http://$BEFORE/"; } && break
   sleep 0.1
 done
 # Both guards really guard: 127.0.0.2 is refused by each.
@@ -115,6 +146,30 @@ for g in "$NW" "$NGINX"; do
   code=$(curl -s -o /dev/null -w '%{http_code}' --interface 127.0.0.2 "http://$g/")
   [ "$code" = 403 ] || { echo "guard $g let 127.0.0.2 through ($code)" >&2; exit 1; }
 done
+
+# Equal work, checked: the console hears the same forwarding headers from
+# both (request ids differ in value, not in presence), and both log lines
+# have the same keys.
+shape() { curl -s -H 'Host: console.test' "http://$1/headers" | sed -E 's/id=[0-9a-f]+/id=<id>/'; }
+if [ "$(shape "$NW")" != "$(shape "$NGINX")" ]; then
+  echo "the guards send different headers:" >&2
+  echo "  netwarden: $(shape "$NW")" >&2
+  echo "  nginx:     $(shape "$NGINX")" >&2
+  exit 1
+fi
+keys() { python3 -c 'import json,sys; print(sorted(json.loads(sys.argv[1])))' "$1" 2>/dev/null || echo none; }
+# netwarden's writer is asynchronous: wait (bounded) for its line.
+for i in $(seq 1 50); do
+  nw_line=$(grep '"event":"decision"' "$work/netwarden-decisions.log" | tail -n 1 || true)
+  [ -n "$nw_line" ] && break
+  sleep 0.1
+done
+if [ "$(keys "$nw_line")" != "$(keys "$(tail -n 1 "$work/nginx-decisions.log")")" ]; then
+  echo "the guards log different fields:" >&2
+  echo "  netwarden: $(keys "$nw_line")" >&2
+  echo "  nginx:     $(keys "$(tail -n 1 "$work/nginx-decisions.log")")" >&2
+  exit 1
+fi
 
 # Latency as wrk prints it (us, ms, s) -> milliseconds.
 ms() { awk '{ v = $1 + 0; if ($1 ~ /us$/) v /= 1000; else if ($1 ~ /[0-9]s$/ && $1 !~ /ms$/) v *= 1000; print v }' <<<"$1"; }
@@ -161,6 +216,7 @@ run 'upstream alone (nginx return 200)' "http://$UP/" $(nginx_workers up)
 echo "$LINE - |"
 ratios=()
 floor_ratios=()
+before_ratios=()
 met=0
 for round in $(seq 1 "$ROUNDS"); do
   # shellcheck disable=SC2046
@@ -173,6 +229,12 @@ for round in $(seq 1 "$ROUNDS"); do
   if awk -v a="$RPS" -v b="$nginx_rps" -v p="$P99" -v q="$nginx_p99" 'BEGIN { exit !(a >= b && p <= q) }'; then
     met=$((met + 1))
   fi
+  nw_rps=$RPS
+  if [ -n "${BEFORE_BIN:-}" ]; then
+    run 'netwarden, BEFORE_BIN build' "http://$BEFORE/" "$before_pid"
+    echo "$LINE $(rss_kib "$before_pid") KiB |"
+    before_ratios+=("$(awk -v a="$nw_rps" -v b="$RPS" 'BEGIN { printf "%.3f", a / b }')")
+  fi
   if [ -n "${FLOOR:-}" ]; then
     run 'floor: hyper server + pool, nothing else' "http://$BARE/" "$bare_pid"
     echo "$LINE $(rss_kib "$bare_pid") KiB |"
@@ -184,6 +246,9 @@ echo "log lines: netwarden $(grep -c '"event":"decision"' "$work/netwarden-decis
 median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 if [ "$ROUNDS" -gt 1 ]; then
   echo "netwarden/nginx requests/s: ${ratios[*]} (median $(printf '%s\n' "${ratios[@]}" | median)); rounds with requests/s >= nginx and p99 <= nginx: $met of $ROUNDS"
+  if [ -n "${BEFORE_BIN:-}" ]; then
+    echo "this build/BEFORE_BIN requests/s: ${before_ratios[*]} (median $(printf '%s\n' "${before_ratios[@]}" | median))"
+  fi
   if [ -n "${FLOOR:-}" ]; then
     echo "floor/nginx requests/s: ${floor_ratios[*]} (median $(printf '%s\n' "${floor_ratios[@]}" | median))"
   fi

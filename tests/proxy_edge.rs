@@ -486,3 +486,65 @@ async fn demo_guards_its_built_in_console() {
         "{err}"
     );
 }
+
+/// Kubernetes removes a terminating Pod from its endpoints a few seconds
+/// after SIGTERM: until then new connections must still be served, while
+/// `/readyz` already says "not ready".
+#[tokio::test]
+async fn sigterm_fails_readiness_at_once_and_serves_through_the_shutdown_delay() {
+    let up = Upstream::start().await;
+    let nw = Netwarden::start(
+        &format!("{POLICY}server:\n  shutdown_delay: 2s\n"),
+        &[],
+        &["--listen", "127.0.0.1:0", "--upstream", &up.url()],
+    );
+    let (proxy, admin) = (nw.addr("http"), nw.addr("admin"));
+    assert_eq!(get("127.0.0.1", admin, "/readyz", &[]).await.status, 200);
+    nw.signal("TERM");
+    nw.wait_log(|v| v["event"] == "shutdown" && v["delay_seconds"] == 2.0);
+    let started = std::time::Instant::now();
+    assert_eq!(get("127.0.0.1", admin, "/readyz", &[]).await.status, 503);
+    // A new connection during the delay is served.
+    let r = get("127.0.0.1", proxy, "/during-delay", &[]).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "the checks took the whole delay"
+    );
+    assert_eq!(nw.wait_exit(), 0);
+    assert!(
+        started.elapsed() >= Duration::from_millis(1500),
+        "exited before the delay: {:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn a_flag_that_overrides_the_policy_is_logged_with_both_values() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("policy.yaml");
+    std::fs::write(
+        &path,
+        format!("{POLICY}server:\n  listen: [\"127.0.0.1:0\"]\n  upstream: http://127.0.0.1:9\n  shutdown_delay: 0s\n"),
+    )
+    .expect("write");
+    let nw = Netwarden::start_env(
+        &path,
+        &[],
+        &[("NETWARDEN_UPSTREAM", "http://127.0.0.1:19")],
+        dir,
+    );
+    let line = nw.wait_log(|v| v["event"] == "setting_overridden");
+    assert_eq!(line["setting"], "server.upstream", "{line}");
+    assert_eq!(line["policy"], "http://127.0.0.1:9/", "{line}");
+    assert_eq!(line["value"], "http://127.0.0.1:19", "{line}");
+    assert_eq!(line["level"], "WARN", "{line}");
+    // Only the setting that was overridden.
+    assert_eq!(
+        nw.logs()
+            .iter()
+            .filter(|v| v["event"] == "setting_overridden")
+            .count(),
+        1
+    );
+}

@@ -80,6 +80,19 @@ pub fn resolve_all(
     settings: &AlertSettings,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Vec<Sink>, Vec<AlertError>> {
+    let (sinks, errors) = resolve_each(settings, env);
+    if errors.is_empty() {
+        Ok(sinks)
+    } else {
+        Err(errors)
+    }
+}
+
+/// The sinks that resolve, and the errors of those that do not.
+pub fn resolve_each(
+    settings: &AlertSettings,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> (Vec<Sink>, Vec<AlertError>) {
     let instance: Arc<str> = instance_name(env).into();
     let mut sinks = Vec::new();
     let mut errors = Vec::new();
@@ -89,11 +102,7 @@ pub fn resolve_all(
             Err(e) => errors.push(e),
         }
     }
-    if errors.is_empty() {
-        Ok(sinks)
-    } else {
-        Err(errors)
-    }
+    (sinks, errors)
 }
 
 impl Sink {

@@ -175,13 +175,24 @@ impl Alerts {
 pub struct Live {
     current: arc_swap::ArcSwapOption<Alerts>,
     running: std::sync::Mutex<Option<Running>>,
+    /// Why each sink of the running alerts that could not start is
+    /// disabled (shown by `/readyz` and `GET /policy`).
+    disabled: std::sync::Mutex<Vec<String>>,
 }
 
 impl Live {
-    pub fn new(started: Option<(Alerts, Running)>) -> Self {
+    pub fn new(started: Option<Launched>) -> Self {
         let live = Live::default();
         live.replace(started);
         live
+    }
+
+    /// The disabled sinks of the running alerts, each with why.
+    pub fn disabled(&self) -> Vec<String> {
+        self.disabled
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// The alerts attempts go to now; `None` without an `alerts:` section.
@@ -192,30 +203,72 @@ impl Live {
     /// Puts `next` (or no alerts) in place and returns the tasks it
     /// replaces, for the caller to shut down (which flushes what they
     /// hold). Attempts made from now on go to `next`.
-    pub fn replace(&self, next: Option<(Alerts, Running)>) -> Option<Running> {
-        let (alerts, running) = next.unzip();
+    pub fn replace(&self, next: Option<Launched>) -> Option<Running> {
+        let (alerts, running, disabled) = match next {
+            Some(l) => (Some(l.alerts), Some(l.running), l.disabled),
+            None => (None, None, Vec::new()),
+        };
+        *self.disabled.lock().unwrap_or_else(|e| e.into_inner()) = disabled;
         self.current.store(alerts.map(Arc::new));
         let mut slot = self.running.lock().unwrap_or_else(|e| e.into_inner());
         std::mem::replace(&mut *slot, running)
     }
 }
 
+/// Alerts started by [`launch`], and the sinks that could not be.
+pub struct Launched {
+    pub alerts: Alerts,
+    pub running: Running,
+    /// Each disabled sink's error, in words that never show a secret.
+    pub disabled: Vec<String>,
+}
+
 /// Resolves the sinks of `settings` (secrets from `overrides`, then the
-/// process environment) and starts them on the current runtime. A sink
-/// that cannot work (a variable missing or wrong) is an error: nothing
-/// starts.
+/// process environment) and starts those that can work on the current
+/// runtime. A sink whose variable is missing or wrong is disabled, loudly:
+/// an `alert_sink_disabled` error line, `netwarden_alert_sinks_disabled`,
+/// and a line in `/readyz` and `GET /policy`. The guard itself does not
+/// depend on alerts, and stopping it for a missing notification secret
+/// would take the console down with it (docs/alerts.md).
 pub fn launch(
     settings: &AlertSettings,
     overrides: &[(String, String)],
     metrics: Arc<Metrics>,
-) -> Result<(Alerts, Running), Vec<AlertError>> {
-    let sinks = deliver::resolve_all(settings, &|v| {
-        overrides
-            .iter()
-            .find(|(name, _)| name == v)
-            .map(|(_, value)| value.clone())
-            .or_else(|| std::env::var(v).ok())
-    })?;
+) -> Launched {
+    let (sinks, errors) = deliver::resolve_each(settings, &|v| lookup(overrides, v));
+    let disabled: Vec<String> = errors.iter().map(ToString::to_string).collect();
+    for why in &disabled {
+        tracing::error!(
+            event = "alert_sink_disabled",
+            detail = %why,
+            "alerts will not go to this sink; the guard runs on"
+        );
+    }
+    let mut launched = start_resolved(settings, sinks, metrics);
+    launched.disabled = disabled;
+    launched
+}
+
+/// A variable's value: from `overrides` first, then the process
+/// environment.
+pub fn lookup(overrides: &[(String, String)], name: &str) -> Option<String> {
+    overrides
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, value)| value.clone())
+        .or_else(|| std::env::var(name).ok())
+}
+
+/// Starts sinks that resolved; `netwarden_alert_sinks_disabled` says how
+/// many did not.
+pub fn start_resolved(
+    settings: &AlertSettings,
+    sinks: Vec<Sink>,
+    metrics: Arc<Metrics>,
+) -> Launched {
+    metrics
+        .alert_sinks_disabled
+        .set(i64::try_from(settings.sinks.len().saturating_sub(sinks.len())).unwrap_or(i64::MAX));
     for s in &sinks {
         tracing::info!(
             event = "alert_sink",
@@ -224,7 +277,12 @@ pub fn launch(
             "alerts on blocked logins go to this sink"
         );
     }
-    Ok(start(settings, sinks, metrics))
+    let (alerts, running) = start(settings, sinks, metrics);
+    Launched {
+        alerts,
+        running,
+        disabled: Vec::new(),
+    }
 }
 
 /// The running alert tasks.

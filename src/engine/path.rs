@@ -54,25 +54,44 @@ pub fn check_ambiguous(
     allow_parameters: bool,
     allow_trailing_dots: bool,
 ) -> Result<(), PathError> {
-    // `%3B` too: a server that decodes before it strips parameters reads
-    // it as `;` (Spring's firewall refuses it for that reason).
-    if !allow_parameters && (path.as_bytes().contains(&b';') || path.contains("%3B")) {
-        return Err(PathError::Parameters);
-    }
-    // `%25` followed by two hex digits: `%252e` is `%2e` to a server that
-    // decodes once more, then `.`. No browser writes it for a real path.
+    // One pass over the bytes (it runs on every request); parameters are
+    // reported first, then double encoding, then trailing dots.
     let b = path.as_bytes();
-    if b.windows(5)
-        .any(|w| w[..3] == *b"%25" && w[3].is_ascii_hexdigit() && w[4].is_ascii_hexdigit())
-    {
+    let segment_ends = |at: usize| at == b.len() || b[at] == b'/';
+    let (mut double, mut trailing) = (false, false);
+    for (i, &c) in b.iter().enumerate() {
+        match c {
+            b';' if !allow_parameters => return Err(PathError::Parameters),
+            b'%' => {
+                let rest = &b[i + 1..];
+                // `%3B` too: a server that decodes before it strips
+                // parameters reads it as `;` (Spring's firewall refuses it
+                // for that reason).
+                if !allow_parameters
+                    && rest.len() >= 2
+                    && rest[0] == b'3'
+                    && rest[1].eq_ignore_ascii_case(&b'b')
+                {
+                    return Err(PathError::Parameters);
+                }
+                // `%25` followed by two hex digits: `%252e` is `%2e` to a
+                // server that decodes once more, then `.`. No browser
+                // writes it for a real path.
+                double |= rest.len() >= 4
+                    && rest[..2] == *b"25"
+                    && rest[2].is_ascii_hexdigit()
+                    && rest[3].is_ascii_hexdigit();
+                trailing |= rest.len() >= 2 && rest[..2] == *b"20" && segment_ends(i + 3);
+            }
+            b'.' => trailing |= segment_ends(i + 1),
+            _ => {}
+        }
+    }
+    if double {
         return Err(PathError::DoubleEncoded);
     }
-    if !allow_trailing_dots {
-        for seg in path.split('/') {
-            if seg.ends_with('.') || seg.ends_with("%20") {
-                return Err(PathError::TrailingDot);
-            }
-        }
+    if trailing && !allow_trailing_dots {
+        return Err(PathError::TrailingDot);
     }
     Ok(())
 }

@@ -132,6 +132,8 @@ pub struct RawServer {
     /// A bearer token for the admin listener's controls.
     pub admin_auth: Option<S<RawAdminAuth>>,
     pub block_page: Option<S<String>>,
+    /// On SIGTERM, how long to keep serving after `/readyz` fails.
+    pub shutdown_delay: Option<S<String>>,
     #[serde(default)]
     pub timeouts: RawTimeouts,
     #[serde(default)]

@@ -51,6 +51,11 @@ pub mod defaults {
     /// HTTP/2's recommended minimum (RFC 9113 §6.5.2) and what nginx and
     /// Envoy allow per connection.
     pub const MAX_STREAMS: u32 = 100;
+    /// Between SIGTERM and the drain: `/readyz` fails at once while the
+    /// listeners keep serving, so that Kubernetes (whose endpoint updates
+    /// reach kube-proxy and ingress controllers within a few seconds) stops
+    /// sending new connections before any is refused.
+    pub const SHUTDOWN_DELAY: Duration = Duration::from_secs(5);
     /// The admin listener: loopback only unless configured otherwise.
     pub const ADMIN: &str = "127.0.0.1:9901";
     /// How often the policy file and the files it reads are checked for
@@ -152,7 +157,7 @@ impl Default for ReloadSettings {
 
 /// The `server:` section, compiled. Everything is optional here; `serve`
 /// checks that what it needs (an upstream, a listener) is there.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ServerSettings {
     pub listen: Vec<Listener>,
     pub tls_listen: Vec<Listener>,
@@ -162,11 +167,34 @@ pub struct ServerSettings {
     pub admin: Option<SocketAddr>,
     pub admin_auth: Option<AdminAuth>,
     pub block_page: Option<PathBuf>,
+    /// SIGTERM: serve on with `/readyz` failing for this long, then drain.
+    pub shutdown_delay: Duration,
     pub timeouts: Timeouts,
     pub limits: Limits,
     pub log_allowed: AllowedLogLevel,
     pub reload: ReloadSettings,
     pub upgrades: Upgrades,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self {
+            listen: Vec::new(),
+            tls_listen: Vec::new(),
+            tls: None,
+            upstream: None,
+            upstream_ca: None,
+            admin: None,
+            admin_auth: None,
+            block_page: None,
+            shutdown_delay: defaults::SHUTDOWN_DELAY,
+            timeouts: Timeouts::default(),
+            limits: Limits::default(),
+            log_allowed: AllowedLogLevel::default(),
+            reload: ReloadSettings::default(),
+            upgrades: Upgrades::default(),
+        }
+    }
 }
 
 /// `server.admin_auth`: the admin listener's controls (`POST /reload`,
@@ -315,6 +343,16 @@ impl Cx<'_, '_> {
                     token_env,
                     metrics: a.value.metrics,
                 });
+            }
+        }
+        if let Some(d) = &r.shutdown_delay {
+            match parse_duration(&d.value) {
+                Ok(v) => out.shutdown_delay = v,
+                Err(e) => self.error(
+                    &d.referenced,
+                    e,
+                    Some("write durations like 5s; 0s drains at once".into()),
+                ),
             }
         }
         let t = &r.timeouts;
@@ -517,6 +555,7 @@ mod tests {
         assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
         assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
         assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("0s"), Ok(Duration::ZERO));
         for bad in ["", "30", "s", "5 m", "10x", "-1s", "1.5s"] {
             assert!(parse_duration(bad).is_err(), "{bad}");
         }

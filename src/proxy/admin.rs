@@ -196,7 +196,23 @@ pub async fn route(
     }
     match path {
         "/healthz" => text(StatusCode::OK, "ok\n"),
-        "/readyz" if health.ready.load(Ordering::Acquire) => text(StatusCode::OK, "ready\n"),
+        "/readyz" if health.ready.load(Ordering::Acquire) => {
+            // Ready, with what runs degraded: probes read the status, people
+            // the lines.
+            let disabled = reloader.alert_sinks_disabled();
+            if disabled.is_empty() {
+                return text(StatusCode::OK, "ready\n");
+            }
+            let mut body = String::from("ready\n");
+            for why in disabled {
+                body.push_str("degraded: ");
+                body.push_str(&why);
+                body.push('\n');
+            }
+            let mut r = text(StatusCode::OK, "");
+            *r.body_mut() = Full::new(Bytes::from(body));
+            r
+        }
         "/readyz" => text(StatusCode::SERVICE_UNAVAILABLE, "not ready\n"),
         "/policy" => json(StatusCode::OK, &reloader.status_json()),
         "/metrics" => {

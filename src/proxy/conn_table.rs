@@ -4,6 +4,7 @@
 //! keep-alive connections the same way).
 
 use std::collections::HashMap;
+use std::hash::{BuildHasher, Hash, Hasher};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -15,10 +16,72 @@ pub const EVICT_BATCH: usize = 32;
 
 /// The address a connection counts against: IPv4 as it is, IPv6 by its
 /// /64 (one household's or office's prefix; RFC 6177).
-#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AddrKey {
     V4(u32),
     V6(u64),
+}
+
+impl Hash for AddrKey {
+    /// One word: equality still tells an IPv4 address from a /64 with the
+    /// same bits.
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        match *self {
+            AddrKey::V4(v) => state.write_u64(u64::from(v) | 1 << 32),
+            AddrKey::V6(v) => state.write_u64(v),
+        }
+    }
+}
+
+/// The table's hasher: a folded multiply of the key with a per-process
+/// random seed. The upstream share is taken and given back on every
+/// request, and SipHash (std's default) cost more than the rest of the
+/// bookkeeping; the seed keeps clients from choosing colliding keys, which
+/// they could only do with addresses they really hold anyway.
+#[derive(Clone, Copy)]
+struct Seeded(u64);
+
+impl Seeded {
+    fn random() -> Self {
+        // std's RandomState draws its keys from the OS once per process.
+        Self(std::collections::hash_map::RandomState::new().hash_one(0u64))
+    }
+}
+
+impl BuildHasher for Seeded {
+    type Hasher = AddrHasher;
+    fn build_hasher(&self) -> AddrHasher {
+        AddrHasher { seed: self.0, h: 0 }
+    }
+}
+
+struct AddrHasher {
+    seed: u64,
+    h: u64,
+}
+
+/// 64×64→128 multiply, halves folded (foldhash's and ahash's fallback mix).
+fn fold(x: u64, k: u64) -> u64 {
+    let p = u128::from(x ^ k) * 0x9E37_79B9_7F4A_7C15;
+    (p as u64) ^ ((p >> 64) as u64)
+}
+
+impl Hasher for AddrHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut w = [0u8; 8];
+            w[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(w));
+        }
+    }
+
+    fn write_u64(&mut self, x: u64) {
+        self.h = fold(self.h ^ x, self.seed);
+    }
+
+    fn finish(&self) -> u64 {
+        fold(self.h, self.seed.rotate_left(32))
+    }
 }
 
 impl AddrKey {
@@ -32,7 +95,7 @@ impl AddrKey {
 
 /// The table every listener of a server shares.
 pub struct ConnTable {
-    per_addr: Mutex<HashMap<AddrKey, usize>>,
+    per_addr: Mutex<HashMap<AddrKey, usize, Seeded>>,
     /// Connections one address may hold.
     cap: usize,
     /// Woken when the table is full: idle connections may close.
@@ -50,7 +113,7 @@ pub struct AddrSlot {
 impl ConnTable {
     pub fn new(cap: usize) -> Self {
         Self {
-            per_addr: Mutex::new(HashMap::new()),
+            per_addr: Mutex::new(HashMap::with_hasher(Seeded::random())),
             cap: cap.max(1),
             pressure: Notify::new(),
             evict_budget: AtomicUsize::new(0),
@@ -139,6 +202,21 @@ mod tests {
         assert!(t.admit("2001:db8:1:3::1".parse().unwrap()).is_some());
         let _b = t.admit("192.0.2.7".parse().unwrap()).unwrap();
         assert!(t.admit("::ffff:192.0.2.7".parse().unwrap()).is_none());
+    }
+
+    #[test]
+    fn keys_spread_over_the_hash_space() {
+        let s = Seeded::random();
+        // Neighbouring addresses, and /64s that differ only in high bits,
+        // land in different buckets of a small table.
+        for keys in [
+            (0..64u32).map(AddrKey::V4).collect::<Vec<_>>(),
+            (0..64u64).map(|i| AddrKey::V6(i << 48)).collect(),
+        ] {
+            let buckets: std::collections::HashSet<u64> =
+                keys.iter().map(|k| s.hash_one(k) & 127).collect();
+            assert!(buckets.len() > 32, "{} buckets", buckets.len());
+        }
     }
 
     #[test]

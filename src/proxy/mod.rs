@@ -72,8 +72,6 @@ pub enum ServeError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{}", alert_errors(.0))]
-    Alerts(Vec<crate::alerts::AlertError>),
     #[error(transparent)]
     AdminToken(#[from] admin::TokenError),
     #[error("cannot start a worker thread: {0}")]
@@ -85,14 +83,6 @@ pub enum ServeError {
     },
 }
 
-fn alert_errors(errors: &[crate::alerts::AlertError]) -> String {
-    let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
-    format!(
-        "{}\n  help: set the variables the alerts section names (see docs/alerts.md), then start again",
-        lines.join("\n")
-    )
-}
-
 /// Resolved listener set, in the order they are bound.
 struct Plan {
     listeners: Vec<(Listener, bool)>,
@@ -101,8 +91,76 @@ struct Plan {
     admin: SocketAddr,
 }
 
+/// Logs each policy setting that a flag or `NETWARDEN_*` variable replaces
+/// with another value (`setting_overridden`): an image's or a unit file's
+/// variable must never silently win over the policy an operator edits.
+fn log_overrides(s: &crate::policy::server::ServerSettings, o: &Overrides) {
+    fn list(v: &[SocketAddr]) -> String {
+        v.iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+    let addrs = |l: &[Listener]| l.iter().map(|l| l.addr).collect::<Vec<_>>();
+    let path = |p: &std::path::Path| p.display().to_string();
+    let mut pairs: Vec<(&str, Option<String>, Option<String>)> = vec![
+        (
+            "server.listen",
+            (!s.listen.is_empty()).then(|| list(&addrs(&s.listen))),
+            (!o.listen.is_empty()).then(|| list(&o.listen)),
+        ),
+        (
+            "server.tls_listen",
+            (!s.tls_listen.is_empty()).then(|| list(&addrs(&s.tls_listen))),
+            (!o.tls_listen.is_empty()).then(|| list(&o.tls_listen)),
+        ),
+        (
+            "server.upstream",
+            s.upstream.as_ref().map(ToString::to_string),
+            o.upstream.clone(),
+        ),
+        (
+            "server.upstream_ca",
+            s.upstream_ca.as_deref().map(path),
+            o.upstream_ca.as_deref().map(path),
+        ),
+        (
+            "server.admin",
+            s.admin.map(|a| a.to_string()),
+            o.admin.map(|a| a.to_string()),
+        ),
+    ];
+    if let Some(t) = &s.tls {
+        pairs.push((
+            "server.tls.cert",
+            Some(path(&t.cert)),
+            o.cert.as_deref().map(path),
+        ));
+        pairs.push((
+            "server.tls.key",
+            Some(path(&t.key)),
+            o.key.as_deref().map(path),
+        ));
+    }
+    for (setting, policy, by) in pairs {
+        // A trailing slash on an upstream URL is the same URL.
+        if let (Some(p), Some(b)) = (policy, by)
+            && p.trim_end_matches('/') != b.trim_end_matches('/')
+        {
+            tracing::warn!(
+                event = "setting_overridden",
+                setting,
+                policy = %p,
+                value = %b,
+                "a flag or NETWARDEN_* variable overrides the policy"
+            );
+        }
+    }
+}
+
 fn plan(policy: &Policy, o: &Overrides) -> Result<Plan, ServeError> {
     let s = policy.server();
+    log_overrides(s, o);
     // Flags replace the policy's list; their listeners share --proxy-protocol.
     let pick = |flags: &[SocketAddr], config: &[Listener]| -> Vec<Listener> {
         if flags.is_empty() {
@@ -195,12 +253,9 @@ pub async fn serve(policy: Policy, o: Overrides) -> Result<(), ServeError> {
     };
     // Secrets are read now: a sink that cannot work stops startup.
     let metrics = Arc::new(crate::telemetry::metrics::Metrics::default());
-    let alerts = match policy.alerts() {
-        Some(a) => Some(
-            crate::alerts::launch(a, &o.alert_env, metrics.clone()).map_err(ServeError::Alerts)?,
-        ),
-        None => None,
-    };
+    let alerts = policy
+        .alerts()
+        .map(|a| crate::alerts::launch(a, &o.alert_env, metrics.clone()));
     let admin_token = match &settings.admin_auth {
         Some(auth) => Some(Arc::new(admin::Token::resolve(auth, |name| {
             o.alert_env
@@ -311,13 +366,28 @@ pub async fn serve(policy: Policy, o: Overrides) -> Result<(), ServeError> {
     health.ready.store(true, Ordering::Release);
 
     let signal = wait_for_signal(&reloader).await;
+    health.ready.store(false, Ordering::Release);
+    // SIGTERM is the orchestrator's: keep serving while it takes the Pod
+    // out of its endpoints. SIGINT (a person's Ctrl-C) drains at once.
+    let delay = if signal == "SIGTERM" {
+        settings.shutdown_delay
+    } else {
+        std::time::Duration::ZERO
+    };
     tracing::info!(
         event = "shutdown",
         signal,
+        delay_seconds = delay.as_secs_f64(),
         drain_seconds = settings.timeouts.drain.as_secs_f64(),
-        "draining"
+        "not ready; draining after the shutdown delay"
     );
-    health.ready.store(false, Ordering::Release);
+    if !delay.is_zero() {
+        // A second signal ends the wait.
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = second_signal() => {}
+        }
+    }
     let _ = shutdown_tx.send(true);
     // Every connection holds a sender; recv() returns None once all are gone.
     let drained = tokio::time::timeout(settings.timeouts.drain, alive_rx.recv())
@@ -510,6 +580,23 @@ async fn watch_geoip(shared: Arc<service::Shared>, mut shutdown: watch::Receiver
 }
 
 /// Waits for SIGTERM or SIGINT; reloads the policy on each SIGHUP meanwhile.
+/// SIGTERM or SIGINT again, during the shutdown delay.
+async fn second_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        }
+        _ => std::future::pending().await,
+    }
+}
+
 async fn wait_for_signal(reloader: &reload::Reloader) -> &'static str {
     use tokio::signal::unix::{SignalKind, signal};
     match (

@@ -48,7 +48,7 @@ struct Status {
 
 /// Alerts started for a new policy: `None` when it has no `alerts:`
 /// section.
-type NextAlerts = Option<(crate::alerts::Alerts, crate::alerts::Running)>;
+type NextAlerts = Option<crate::alerts::Launched>;
 
 /// Reloads the policy `serve` runs, one reload at a time.
 pub struct Reloader {
@@ -161,20 +161,27 @@ impl Reloader {
 
     /// The alerts a changed `alerts:` section asks for, started but not yet
     /// in use; `Ok(None)` when the section did not change. A sink whose
-    /// variable is missing fails the reload (the running policy and alerts
-    /// stay), as it stops startup.
+    /// variable is missing fails the reload: the running policy and its
+    /// alerts stay, and nothing is lost. (At startup there is nothing
+    /// running to keep, so such a sink is disabled instead.)
     fn new_alerts(&self, old: &Policy, new: &Policy) -> Result<Option<NextAlerts>, Vec<String>> {
         if old.alerts() == new.alerts() {
             return Ok(None);
         }
-        match new.alerts() {
-            None => Ok(Some(None)),
-            Some(settings) => {
-                crate::alerts::launch(settings, &self.alert_env, self.shared.metrics.clone())
-                    .map(|started| Some(Some(started)))
-                    .map_err(|errors| errors.iter().map(ToString::to_string).collect())
-            }
+        let Some(settings) = new.alerts() else {
+            return Ok(Some(None));
+        };
+        let (sinks, errors) = crate::alerts::deliver::resolve_each(settings, &|v| {
+            crate::alerts::lookup(&self.alert_env, v)
+        });
+        if !errors.is_empty() {
+            return Err(errors.iter().map(ToString::to_string).collect());
         }
+        Ok(Some(Some(crate::alerts::start_resolved(
+            settings,
+            sinks,
+            self.shared.metrics.clone(),
+        ))))
     }
 
     /// Puts a validated policy, and its alerts if that section changed, in
@@ -191,7 +198,10 @@ impl Reloader {
         let diff = diff_summary(old, &new);
         self.shared.policy.store(Arc::new(new));
         if let Some(next) = alerts {
-            let sinks = next.as_ref().map_or(0, |(_, running)| running.sink_count());
+            let sinks = next.as_ref().map_or(0, |l| l.running.sink_count());
+            if next.is_none() {
+                self.shared.metrics.alert_sinks_disabled.set(0);
+            }
             if let Some(previous) = self.shared.alerts.replace(next) {
                 // What the old sinks hold is flushed (bounded by their flush
                 // timeout), off the reload.
@@ -284,6 +294,11 @@ impl Reloader {
     }
 
     /// `GET /policy`.
+    /// Why each disabled alert sink is disabled.
+    pub fn alert_sinks_disabled(&self) -> Vec<String> {
+        self.shared.alerts.disabled()
+    }
+
     pub fn status_json(&self) -> Value {
         let s = self.status();
         let last = s.last_attempt.as_ref().map(|(at, trigger, outcome)| {
@@ -298,6 +313,7 @@ impl Reloader {
             "generation": s.generation,
             "loaded_at": rfc3339(s.loaded_at),
             "last_reload": last,
+            "alert_sinks_disabled": self.shared.alerts.disabled(),
         })
     }
 }
@@ -332,6 +348,10 @@ fn needs_restart(old: &Policy, new: &Policy) -> Vec<&'static str> {
         ("server.upstream", a.upstream != b.upstream),
         ("server.upstream_ca", a.upstream_ca != b.upstream_ca),
         ("server.block_page", a.block_page != b.block_page),
+        (
+            "server.shutdown_delay",
+            a.shutdown_delay != b.shutdown_delay,
+        ),
         ("server.timeouts", a.timeouts != b.timeouts),
         ("server.limits", a.limits != b.limits),
         ("server.log_allowed", a.log_allowed != b.log_allowed),

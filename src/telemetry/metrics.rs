@@ -92,6 +92,7 @@ pub struct Metrics {
     pub alert_attempts_dropped: Counter,
     pub alert_deliveries: Family<DeliveryLabels, Counter>,
     pub alert_delivery_retries: Family<SinkLabels, Counter>,
+    pub alert_sinks_disabled: Gauge,
 }
 
 impl Default for Metrics {
@@ -225,8 +226,15 @@ impl Default for Metrics {
             "Alert delivery calls retried, by sink",
             alert_delivery_retries.clone(),
         );
+        let alert_sinks_disabled = Gauge::default();
+        registry.register(
+            "alert_sinks_disabled",
+            "Alert sinks of the running policy that could not start (a secret's variable missing or wrong)",
+            alert_sinks_disabled.clone(),
+        );
         Self {
             registry,
+            alert_sinks_disabled,
             alerts,
             alert_attempts_aggregated,
             alert_attempts_dropped,

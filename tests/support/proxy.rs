@@ -369,10 +369,15 @@ impl Netwarden {
     }
 
     /// Sends SIGTERM and waits for the exit code.
-    pub fn terminate(mut self) -> i32 {
+    pub fn terminate(self) -> i32 {
         let _ = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status();
+        self.wait_exit()
+    }
+
+    /// Waits (bounded) for the process to exit on its own; its exit code.
+    pub fn wait_exit(mut self) -> i32 {
         let deadline = Instant::now() + WAIT;
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
