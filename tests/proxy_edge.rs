@@ -548,3 +548,68 @@ fn a_flag_that_overrides_the_policy_is_logged_with_both_values() {
         1
     );
 }
+
+/// Python's `http.server` answers `HTTP/1.0` and closes: the client still
+/// gets HTTP/1.1 from netwarden and keeps its connection.
+#[tokio::test]
+async fn an_http10_console_does_not_downgrade_the_clients_http11() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 4096];
+                let mut got = Vec::new();
+                while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match s.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => got.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let _ = s
+                    .write_all(
+                        b"HTTP/1.0 200 OK\r\nServer: SimpleHTTP/0.6 Python/3.11\r\n\r\nfrom 1.0",
+                    )
+                    .await;
+                // HTTP/1.0 without Content-Length: the body ends at close.
+            });
+        }
+    });
+    let nw = Netwarden::start(
+        POLICY,
+        &[],
+        &["--listen", "127.0.0.1:0", "--upstream", &url],
+    );
+    let mut stream = connect_from("127.0.0.1", nw.addr("http")).await;
+    for i in 0..2 {
+        stream
+            .write_all(format!("GET /r{i} HTTP/1.1\r\nHost: console.test\r\n\r\n").as_bytes())
+            .await
+            .expect("send");
+        // Read one response: chunked (the console's length was unknown).
+        let mut raw = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !raw.ends_with(b"0\r\n\r\n") {
+            let n = tokio::time::timeout(WAIT, stream.read(&mut buf))
+                .await
+                .expect("answered in time")
+                .expect("read");
+            assert!(
+                n > 0,
+                "connection closed after response {i}: {}",
+                String::from_utf8_lossy(&raw)
+            );
+            raw.extend_from_slice(&buf[..n]);
+        }
+        let r = parse_reply(&raw);
+        assert!(
+            raw.starts_with(b"HTTP/1.1 200 OK\r\n"),
+            "{}",
+            String::from_utf8_lossy(&raw)
+        );
+        assert_eq!(r.status, 200);
+        assert!(String::from_utf8_lossy(&raw).contains("from 1.0"));
+    }
+}

@@ -153,6 +153,20 @@ impl RangeSet {
         self.v4.is_empty() && self.v6.is_empty()
     }
 
+    /// How many IPv4 and IPv6 addresses the set holds (IPv6 saturating).
+    pub fn address_count(&self) -> (u64, u128) {
+        let v4 = self
+            .v4
+            .ranges
+            .iter()
+            .map(|&(lo, hi)| u64::from(hi - lo) + 1)
+            .sum();
+        let v6 = self.v6.ranges.iter().fold(0u128, |acc, &(lo, hi)| {
+            acc.saturating_add((hi - lo).saturating_add(1))
+        });
+        (v4, v6)
+    }
+
     /// Number of disjoint ranges, IPv4 and IPv6.
     pub fn range_count(&self) -> (usize, usize) {
         (self.v4.len(), self.v6.len())

@@ -202,8 +202,14 @@ impl Cx<'_, '_> {
             if !d.used {
                 self.warn(
                     &d.loc,
-                    format!("network '{}' is not used by any rule", d.name),
-                    Some("remove it, or name it in a rule's allow_from or deny_from".into()),
+                    format!(
+                        "network '{}' is not used by any rule or by client_ip",
+                        d.name
+                    ),
+                    Some(
+                        "name it in a rule's allow_from or deny_from (or in client_ip.trusted_proxies), or remove it"
+                            .into(),
+                    ),
                 );
             }
         }
@@ -604,7 +610,20 @@ impl Cx<'_, '_> {
                 })
             }
             None => {
-                let help = did_you_mean(&name.value, drafts.iter().map(|d| d.name.as_str()))
+                let near = super::diagnostics::closest(
+                    &name.value,
+                    drafts.iter().map(|d| d.name.as_str()),
+                )
+                .map(str::to_string);
+                // The network this misspells is meant to be used: no
+                // "not used, remove it" warning on top of this error.
+                if let Some(n) = &near
+                    && let Some(&id) = index.get(n)
+                {
+                    drafts[id].used = true;
+                }
+                let help = near
+                    .map(|n| format!("did you mean '{n}'?"))
                     .or_else(|| Some("networks are defined under 'networks:'".into()));
                 self.error(
                     &name.referenced,
@@ -634,11 +653,17 @@ impl Cx<'_, '_> {
                 let mut located = Vec::new();
                 self.cidr(entry, &mut located);
                 ok &= !located.is_empty();
+                let set = RangeSet::from_nets(located.iter().map(|(n, _)| n));
+                self.warn_wide_trust(entry, &set);
                 nets.extend(located.into_iter().map(|(n, _)| n));
             } else {
                 match self.network_ref(entry, "client_ip.trusted_proxies", drafts, index) {
                     Some(r) => match &drafts[r.id].state {
-                        Resolve::Done(Some((set, false))) => trusted = trusted.union(set),
+                        Resolve::Done(Some((set, false))) => {
+                            let set = set.clone();
+                            self.warn_wide_trust(entry, &set);
+                            trusted = trusted.union(&set);
+                        }
                         Resolve::Done(Some((_, true))) => {
                             self.error(
                                 &entry.referenced,
@@ -682,6 +707,28 @@ impl Cx<'_, '_> {
             trusted_proxies: trusted.union(&RangeSet::from_nets(&nets)),
             header,
         })
+    }
+
+    /// Every trusted address may say who the client is: a range wider than
+    /// a /16 (IPv6: a /48) is a Pod network or a VPC, not load balancers,
+    /// and lets any machine in it claim to be the office.
+    fn warn_wide_trust(&mut self, entry: &S<String>, set: &RangeSet) {
+        const WIDEST_V4: u64 = 1 << 16;
+        const WIDEST_V6: u128 = 1 << 80;
+        let (v4, v6) = set.address_count();
+        let wide = match (v4 > WIDEST_V4, v6 > WIDEST_V6) {
+            (true, _) => format!("{v4} IPv4 addresses, more than a /16"),
+            (_, true) => "more IPv6 addresses than a /48".to_string(),
+            _ => return,
+        };
+        self.warn(
+            &entry.referenced,
+            format!("trusted proxy '{}' covers {wide}", entry.value),
+            Some(
+                "every address here may set the client address (X-Forwarded-For, Forwarded, PROXY protocol); list only your load balancers' or ingress controllers' own addresses, not the Pod or VPC range they live in"
+                    .into(),
+            ),
+        );
     }
 
     fn forwarding(&mut self, raw: &RawPolicy) -> crate::policy::Forwarding {
@@ -1421,6 +1468,47 @@ mod policy_tests {
     }
 
     #[test]
+    fn trusted_proxy_ranges_wider_than_a_16_or_48_are_warned_about() {
+        let d = diagnostics(
+            "version: 1\nnetworks:\n  o: [192.0.2.0/24]\n  pods: [10.0.0.0/8]\n  lb: [10.0.0.0/24, 10.9.0.0/24]\nclient_ip: { trusted_proxies: [pods, lb, \"2001:db8::/32\", \"2001:db8:1::/48\", 172.16.0.0/16] }\nrules:\n  - { name: a, allow_from: [o] }\n",
+        );
+        assert!(
+            has(
+                &d,
+                "warning: trusted proxy 'pods' covers 16777216 IPv4 addresses"
+            ),
+            "{d:#?}"
+        );
+        assert!(
+            has(
+                &d,
+                "warning: trusted proxy '2001:db8::/32' covers more IPv6"
+            ),
+            "{d:#?}"
+        );
+        // A /16 and a /48 themselves, and a network of small ranges, are fine.
+        assert_eq!(
+            d.iter().filter(|l| l.contains("covers")).count(),
+            2,
+            "{d:#?}"
+        );
+    }
+
+    #[test]
+    fn a_misspelled_trusted_proxy_is_not_also_an_unused_network() {
+        let d = diagnostics(
+            "version: 1\nnetworks:\n  o: [192.0.2.0/24]\n  ingress: [10.0.0.5/32]\nclient_ip: { trusted_proxies: [ingres] }\nrules:\n  - { name: a, allow_from: [o] }\n",
+        );
+        assert!(has(&d, "unknown network 'ingres'"), "{d:#?}");
+        assert!(!has(&d, "not used"), "{d:#?}");
+        // A network that client_ip uses counts as used.
+        let d = diagnostics(
+            "version: 1\nnetworks:\n  o: [192.0.2.0/24]\n  ingress: [10.0.0.5/32]\nclient_ip: { trusted_proxies: [ingress] }\nrules:\n  - { name: a, allow_from: [o] }\n",
+        );
+        assert!(!has(&d, "not used"), "{d:#?}");
+    }
+
+    #[test]
     fn warnings_for_default_allow_overlaps_and_unused_networks() {
         let d = diagnostics(
             "version: 1\nnetworks:\n  office: [10.0.0.0/8, 10.1.0.0/16]\n  spare: [192.0.2.0/24]\nrules:\n  - { name: a, allow_from: [office] }\ndefault: allow\n",
@@ -1501,7 +1589,7 @@ mod policy_tests {
     #[test]
     fn trusted_proxies_take_network_names_even_starting_with_a_digit() {
         let d = diagnostics(
-            "version: 1\nnetworks:\n  1st_floor_lb: [10.0.0.0/8]\n  o: [192.0.2.0/24]\nclient_ip: { trusted_proxies: [1st_floor_lb, 172.16.0.0/12] }\nrules:\n  - { name: a, allow_from: [o] }\ntests:\n  - { peer: 10.1.1.1, headers: { x-forwarded-for: 192.0.2.5 }, expect: allow }\n  - { peer: 172.16.0.1, headers: { x-forwarded-for: 192.0.2.5 }, expect: allow }\n",
+            "version: 1\nnetworks:\n  1st_floor_lb: [10.1.1.0/24]\n  o: [192.0.2.0/24]\nclient_ip: { trusted_proxies: [1st_floor_lb, 172.16.0.0/28] }\nrules:\n  - { name: a, allow_from: [o] }\ntests:\n  - { peer: 10.1.1.1, headers: { x-forwarded-for: 192.0.2.5 }, expect: allow }\n  - { peer: 172.16.0.1, headers: { x-forwarded-for: 192.0.2.5 }, expect: allow }\n",
         );
         assert!(d.is_empty(), "{d:#?}");
     }

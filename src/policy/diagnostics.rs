@@ -122,6 +122,11 @@ impl<'a> Collector<'a> {
 /// the nearest by edit distance, or a name the wrong one is the start of
 /// (`tor_exit` for `tor_exit_node`).
 pub fn did_you_mean<'n>(wrong: &str, names: impl IntoIterator<Item = &'n str>) -> Option<String> {
+    closest(wrong, names).map(|n| format!("did you mean '{n}'?"))
+}
+
+/// The name `wrong` is most likely a misspelling of, if any is near.
+pub fn closest<'n>(wrong: &str, names: impl IntoIterator<Item = &'n str>) -> Option<&'n str> {
     names
         .into_iter()
         .filter_map(|n| {
@@ -131,7 +136,7 @@ pub fn did_you_mean<'n>(wrong: &str, names: impl IntoIterator<Item = &'n str>) -
             (near || prefix).then_some((d, n))
         })
         .min_by_key(|&(d, _)| d)
-        .map(|(_, n)| format!("did you mean '{n}'?"))
+        .map(|(_, n)| n)
 }
 
 #[cfg(test)]

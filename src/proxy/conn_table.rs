@@ -4,12 +4,13 @@
 //! keep-alive connections the same way).
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::hash::{BuildHasher, Hash, Hasher};
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-
-use tokio::sync::Notify;
+use std::task::{Context, Poll, Waker};
 
 /// Idle connections asked to close each time the table is full.
 pub const EVICT_BATCH: usize = 32;
@@ -99,7 +100,7 @@ pub struct ConnTable {
     /// Connections one address may hold.
     cap: usize,
     /// Woken when the table is full: idle connections may close.
-    pressure: Notify,
+    pressure: Pressure,
     /// How many idle connections may still close for the last pressure.
     evict_budget: AtomicUsize,
 }
@@ -115,7 +116,7 @@ impl ConnTable {
         Self {
             per_addr: Mutex::new(HashMap::with_hasher(Seeded::random())),
             cap: cap.max(1),
-            pressure: Notify::new(),
+            pressure: Pressure::default(),
             evict_budget: AtomicUsize::new(0),
         }
     }
@@ -145,12 +146,17 @@ impl ConnTable {
     /// The table is full: up to [`EVICT_BATCH`] idle connections may close.
     pub fn evict_idle(&self) {
         self.evict_budget.store(EVICT_BATCH, Ordering::Release);
-        self.pressure.notify_waiters();
+        self.pressure.notify_all();
     }
 
     /// Completes when the table asks idle connections to make room.
-    pub async fn pressure(&self) {
-        self.pressure.notified().await;
+    pub fn pressure(&self) -> PressureWait<'_> {
+        PressureWait {
+            pressure: &self.pressure,
+            epoch: self.pressure.epoch.load(Ordering::Acquire),
+            id: None,
+            waker: None,
+        }
     }
 
     /// Whether this (idle) connection is one of those asked to close.
@@ -158,6 +164,78 @@ impl ConnTable {
         self.evict_budget
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |b| b.checked_sub(1))
             .is_ok()
+    }
+}
+
+/// Wakes every waiting connection at once. Every connection waits on it
+/// beside its requests, and its task is polled on every request: tokio's
+/// `Notify` takes its one lock on each of those polls, so that all
+/// connections serialized on it. Here a poll is one atomic load; the lock
+/// is taken only to register (once per wait) and to notify (rare).
+#[derive(Default)]
+struct Pressure {
+    epoch: AtomicU64,
+    next_id: AtomicU64,
+    waiters: Mutex<HashMap<u64, Waker>>,
+}
+
+impl Pressure {
+    fn notify_all(&self) {
+        // The epoch first: a waiter registering after the lock below sees it.
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        let waiters = self.waiters.lock().unwrap_or_else(|e| e.into_inner());
+        for w in waiters.values() {
+            w.wake_by_ref();
+        }
+    }
+}
+
+/// [`ConnTable::pressure`]'s future.
+pub struct PressureWait<'a> {
+    pressure: &'a Pressure,
+    epoch: u64,
+    id: Option<u64>,
+    /// The waker registered, to see without the lock that it is current.
+    waker: Option<Waker>,
+}
+
+impl Future for PressureWait<'_> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        let p = this.pressure;
+        if p.epoch.load(Ordering::Acquire) != this.epoch {
+            return Poll::Ready(());
+        }
+        if this.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+            return Poll::Pending;
+        }
+        let id = *this
+            .id
+            .get_or_insert_with(|| p.next_id.fetch_add(1, Ordering::Relaxed));
+        p.waiters
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id, cx.waker().clone());
+        this.waker = Some(cx.waker().clone());
+        // A notification between the first load and the registration.
+        if p.epoch.load(Ordering::Acquire) != this.epoch {
+            return Poll::Ready(());
+        }
+        Poll::Pending
+    }
+}
+
+impl Drop for PressureWait<'_> {
+    fn drop(&mut self) {
+        if let Some(id) = self.id {
+            self.pressure
+                .waiters
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&id);
+        }
     }
 }
 
@@ -217,6 +295,35 @@ mod tests {
                 keys.iter().map(|k| s.hash_one(k) & 127).collect();
             assert!(buckets.len() > 32, "{} buckets", buckets.len());
         }
+    }
+
+    #[tokio::test]
+    async fn pressure_wakes_every_waiter_and_forgets_the_gone() {
+        let t = Arc::new(ConnTable::new(1));
+        let waiters: Vec<_> = (0..3)
+            .map(|_| {
+                let t = t.clone();
+                tokio::spawn(async move { t.pressure().await })
+            })
+            .collect();
+        // Registered, then one leaves before the notification.
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let gone = {
+            let t = t.clone();
+            tokio::spawn(async move { t.pressure().await })
+        };
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        gone.abort();
+        let _ = gone.await;
+        assert_eq!(t.pressure.waiters.lock().unwrap().len(), 3);
+        t.evict_idle();
+        for w in waiters {
+            tokio::time::timeout(std::time::Duration::from_secs(5), w)
+                .await
+                .expect("woken")
+                .expect("task");
+        }
+        assert!(t.pressure.waiters.lock().unwrap().is_empty());
     }
 
     #[test]

@@ -575,6 +575,7 @@ async fn forward(
         .as_ref()
         .and_then(|_| parts.extensions.remove::<hyper::upgrade::OnUpgrade>());
     let asked = upgrade.clone();
+    let client_version = parts.version;
     if forward::upstream_head(
         &mut parts,
         &shared.upstream,
@@ -659,6 +660,12 @@ async fn forward(
         }
     } else {
         forward::strip_hop_by_hop(resp.headers_mut());
+    }
+    // RFC 9110 §6.2: an intermediary answers in its own version, not the
+    // console's; an HTTP/1.0 console must not cost an HTTP/1.1 client its
+    // keep-alive (hyper writes the response's version).
+    if client_version == Version::HTTP_11 || client_version == Version::HTTP_10 {
+        *resp.version_mut() = client_version;
     }
     resp.body_mut().hold(share);
     resp.map(Either::Left)
