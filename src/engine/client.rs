@@ -139,17 +139,21 @@ impl fmt::Display for Derivation {
                 header,
                 trusted_hops,
             } => {
-                write!(f, "{} after {} trusted hop(s)", header.name(), trusted_hops)
+                // Counted as people count them: the peer is a trusted
+                // proxy too, so one load balancer reads "1 trusted proxy".
+                let n = u64::from(*trusted_hops) + 1;
+                let s = if n == 1 { "proxy" } else { "proxies" };
+                write!(f, "{} behind {n} trusted {s}", header.name())
             }
             Self::AllHopsTrusted {
                 header,
                 trusted_hops,
             } => {
+                let n = u64::from(*trusted_hops) + 1;
                 write!(
                     f,
-                    "{} leftmost of {} trusted hop(s)",
-                    header.name(),
-                    trusted_hops
+                    "{} leftmost hop: all {n} addresses are trusted proxies",
+                    header.name()
                 )
             }
             Self::Unknown { header, why } => write!(f, "{} hop {}", header.name(), why),
@@ -652,6 +656,30 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn derivations_count_the_trusted_proxies_as_people_do() {
+        let c = cfg(&["10.0.0.0/8"], ForwardHeader::XForwardedFor);
+        let one_lb = run(&c, "10.0.0.1", &[("x-forwarded-for", "203.0.113.7")]);
+        assert_eq!(
+            one_lb.derivation.to_string(),
+            "x-forwarded-for behind 1 trusted proxy"
+        );
+        let two = run(
+            &c,
+            "10.0.0.1",
+            &[("x-forwarded-for", "203.0.113.7, 10.0.0.2")],
+        );
+        assert_eq!(
+            two.derivation.to_string(),
+            "x-forwarded-for behind 2 trusted proxies"
+        );
+        let all = run(&c, "10.0.0.1", &[("x-forwarded-for", "10.0.0.9, 10.0.0.5")]);
+        assert_eq!(
+            all.derivation.to_string(),
+            "x-forwarded-for leftmost hop: all 3 addresses are trusted proxies"
+        );
     }
 
     #[test]

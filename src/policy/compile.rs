@@ -38,13 +38,8 @@ pub fn compile(text: &str, path: &Path) -> Result<Compiled, Vec<Diagnostic>> {
             let (line, column) = e
                 .location()
                 .map_or((0, 0), |l| (clamp(l.line()), clamp(l.column())));
-            c.push(
-                Severity::Error,
-                line,
-                column,
-                yaml_message(&e),
-                yaml_help(&e),
-            );
+            let (message, help) = yaml_problem(&yaml_message(&e));
+            c.push(Severity::Error, line, column, message, Some(help));
             return Err(c.diagnostics);
         }
     };
@@ -96,15 +91,89 @@ fn yaml_message(e: &serde_saphyr::Error) -> String {
     }
 }
 
-fn yaml_help(e: &serde_saphyr::Error) -> Option<String> {
-    let text = e.to_string();
-    if text.contains("unknown field") {
-        Some("see docs/policy.md for the keys each section takes".into())
-    } else if text.contains("duplicate mapping key") {
-        Some("each key may appear once; merge the two entries".into())
-    } else {
-        None
+/// The YAML parser's complaint in netwarden's words, with a help line:
+/// every error says how to fix it.
+fn yaml_problem(text: &str) -> (String, String) {
+    // "unknown field `allow_form`, expected one of `name`, `paths`, ..."
+    // (serde's wording; names may or may not be in backticks).
+    let names = |list: &str| -> Vec<String> {
+        list.split(", ")
+            .map(|n| {
+                n.trim()
+                    .trim_matches('`')
+                    .trim_start_matches("or ")
+                    .trim_matches('`')
+                    .to_string()
+            })
+            .filter(|n| !n.is_empty())
+            .collect()
+    };
+    let quoted = |s: &str| s.split('`').nth(1).map(str::to_string);
+    for (kind, what) in [("unknown field", "key"), ("unknown variant", "value")] {
+        if let Some(rest) = text.strip_prefix(kind) {
+            let wrong = quoted(rest).unwrap_or_default();
+            let expected = rest
+                .split_once("expected one of ")
+                .or_else(|| rest.split_once("expected "))
+                .map(|(_, l)| names(l))
+                .unwrap_or_default();
+            let takes = expected.join(", ");
+            let help =
+                match super::diagnostics::closest(&wrong, expected.iter().map(String::as_str)) {
+                    Some(n) => format!("did you mean '{n}'? (here: {takes})"),
+                    None if takes.is_empty() => {
+                        "see docs/policy.md for what this section takes".into()
+                    }
+                    None => format!("this place takes: {takes} (docs/policy.md)"),
+                };
+            return (format!("unknown {what} '{wrong}'"), help);
+        }
     }
+    if let Some(rest) = text.strip_prefix("missing field") {
+        let key = quoted(rest).unwrap_or_default();
+        return (
+            format!("missing key '{key}'"),
+            format!("add {key}: (docs/policy.md shows what it takes)"),
+        );
+    }
+    if text.starts_with("invalid boolean") {
+        return (
+            "expected true or false".into(),
+            "write true or false: YAML 1.1's yes, no, on and off are not booleans here, so that nothing is guessed".into(),
+        );
+    }
+    if text.starts_with("expected sequence") {
+        return (
+            "expected a list here".into(),
+            "write a list: [a, b] on one line, or one '- item' per line (one item is [a])".into(),
+        );
+    }
+    if text.contains("duplicate mapping key") {
+        return (
+            text.into(),
+            "each key may appear once; merge the two entries".into(),
+        );
+    }
+    if let Some(rest) = text.strip_prefix("invalid type: ") {
+        let (got, expected) = rest.split_once(", expected ").unwrap_or((rest, ""));
+        let help = if expected.contains("list") || expected.contains("sequence") {
+            "write a list: [a, b] on one line, or one '- item' per line".to_string()
+        } else if expected.contains("map") || expected.contains("struct") {
+            "write keys and values here (key: value), as docs/policy.md shows".to_string()
+        } else {
+            format!("write {expected} here (docs/policy.md)")
+        };
+        let expected = if expected.is_empty() {
+            "something else"
+        } else {
+            expected
+        };
+        return (format!("found {got} where {expected} belongs"), help);
+    }
+    (
+        text.into(),
+        "the YAML could not be read at the place shown; check indentation, quotes and brackets there".into(),
+    )
 }
 
 fn clamp(v: u64) -> u32 {
@@ -151,9 +220,12 @@ enum Resolve {
 }
 
 impl Cx<'_, '_> {
+    /// Every error says how to fix it; the few that have no better words
+    /// point at the reference.
     pub(super) fn error(&mut self, loc: &Location, message: String, help: Option<String>) {
         let (l, col) = at(loc);
-        self.c.push(Severity::Error, l, col, message, help);
+        let help = help.unwrap_or_else(|| "docs/policy.md describes what this key takes".into());
+        self.c.push(Severity::Error, l, col, message, Some(help));
     }
 
     pub(super) fn warn(&mut self, loc: &Location, message: String, help: Option<String>) {
@@ -523,7 +595,20 @@ impl Cx<'_, '_> {
                     .iter()
                     .map(|d| d.name.as_str())
                     .filter(|n| *n != drafts[i].name);
-                let help = did_you_mean(&r.value, names.collect::<Vec<_>>());
+                let near = super::diagnostics::closest(&r.value, names).map(str::to_string);
+                // What it misspells is meant to be used (no "not used"
+                // warning on top of this error).
+                if let Some(&k) = near.as_ref().and_then(|n| index.get(n)) {
+                    drafts[k].used = true;
+                }
+                let help = Some(match near {
+                    Some(n) => format!("did you mean '{n}'?"),
+                    None => format!(
+                        "'{}' is not a network defined under 'networks:'; {} takes network names",
+                        r.value,
+                        if is_include { "include" } else { "except" }
+                    ),
+                });
                 let name = drafts[i].name.clone();
                 self.error(
                     &r.referenced,
@@ -1142,7 +1227,10 @@ fn check_method(m: &str) -> Result<(), Problem> {
         && m.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
     if !token {
-        return Err((format!("'{m}' is not an HTTP method"), None));
+        return Err((
+            format!("'{m}' is not an HTTP method"),
+            Some("write methods as clients send them: GET, POST, PUT, PATCH, DELETE, ...".into()),
+        ));
     }
     let upper = m.to_ascii_uppercase();
     if upper != m && KNOWN_METHODS.contains(&upper.as_str()) {
@@ -1408,7 +1496,7 @@ mod policy_tests {
     #[test]
     fn unknown_keys_are_errors() {
         let d = diagnostics("version: 1\nrules:\n  - { name: a, action: allow, pathz: [/x] }\n");
-        assert!(has(&d, "3:31: error: unknown field `pathz`"), "{d:#?}");
+        assert!(has(&d, "3:31: error: unknown key 'pathz'"), "{d:#?}");
     }
 
     #[test]
@@ -1465,6 +1553,65 @@ mod policy_tests {
             "version: 1\nrules:\n  - { name: a, methods: [GET], action: allow }\n  - { name: b, action: deny }\n",
         );
         assert!(!has(&d, "never match"), "{d:#?}");
+    }
+
+    #[test]
+    fn yaml_errors_are_in_netwardens_words_and_each_has_a_help_line() {
+        for (yaml, message, help) in [
+            (
+                "version: 1\nrules:\n  - { name: a, allow_form: [x] }\n",
+                "unknown key 'allow_form'",
+                "did you mean 'allow_from'?",
+            ),
+            (
+                "version: 1\nrules:\n  - { name: a, action: allow, login: yes }\n",
+                "expected true or false",
+                "write true or false",
+            ),
+            (
+                "version: 1\nnetworks:\n  office: 192.0.2.0/24\n",
+                "found string \"192.0.2.0/24\" where a list",
+                "write a list",
+            ),
+            (
+                "version: 1\nrules:\n  - { name: a, paths: /x, action: allow }\n",
+                "expected a list here",
+                "one item is [a]",
+            ),
+            (
+                "version: 1\nrules:\n  - { name: a, action: alow }\n",
+                "unknown value 'alow'",
+                "did you mean 'allow'?",
+            ),
+            (
+                "version: 1\nrules:\n  - { action: allow }\n",
+                "missing key 'name'",
+                "add name:",
+            ),
+            (
+                "version: 1\nrules: [ {name: a\n",
+                "unclosed",
+                "check indentation",
+            ),
+        ] {
+            let d = diagnostics(yaml);
+            assert!(has(&d, message), "{yaml}: {d:#?}");
+            let Err(LoadError::Invalid {
+                diagnostics: full, ..
+            }) = load_str(yaml, Path::new("p.yaml"))
+            else {
+                panic!("{yaml} is invalid");
+            };
+            assert!(
+                full.iter().all(|d| d.help.is_some()),
+                "{yaml}: an error without help: {full:#?}"
+            );
+            assert!(
+                full.iter()
+                    .any(|d| d.help.as_deref().is_some_and(|h| h.contains(help))),
+                "{yaml}: {full:#?}"
+            );
+        }
     }
 
     #[test]

@@ -459,7 +459,11 @@ impl Cx<'_, '_> {
             } else {
                 format!("{name} must be between {min} and {max}")
             };
-            self.error(&m.referenced, msg, None);
+            self.error(
+                &m.referenced,
+                msg,
+                Some(format!("leave {name} out for its default ({default})")),
+            );
             return default;
         }
         usize::try_from(m.value).unwrap_or(usize::MAX)
