@@ -158,6 +158,18 @@ pub fn offline() -> Result<String, LoadError> {
     Ok(out)
 }
 
+/// Why the live demo cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    #[error(
+        "cannot listen on {addr}: {source}\n  help: another program uses it; pick a free port with `netwarden demo --listen 127.0.0.1:8081`"
+    )]
+    Listen {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+}
+
 /// The demo policy.
 pub const DEMO_POLICY: &str = include_str!("../policies/demo.yaml");
 
@@ -165,12 +177,25 @@ pub const DEMO_POLICY: &str = include_str!("../policies/demo.yaml");
 pub async fn live(listen: std::net::SocketAddr) -> anyhow::Result<()> {
     use anyhow::Context;
 
-    // Bound now, and served from this socket: the curl lines below name
-    // the real port (port 0 picks a free one), and no other process can
-    // take it between printing and serving.
-    let socket = std::net::TcpListener::bind(listen)
-        .with_context(|| format!("cannot listen on {listen}"))?;
+    // Bound now, and served from these sockets: the curl lines below name
+    // the real ports (port 0 picks a free one), and no other process can
+    // take them between printing and serving.
+    let socket = std::net::TcpListener::bind(listen).map_err(|e| DemoError::Listen {
+        addr: listen,
+        source: e,
+    })?;
     let listen = socket.local_addr()?;
+    // ::1 stands for the VPN: the same port on the IPv6 loopback, when
+    // the machine has one.
+    let v6 = std::net::SocketAddr::new(std::net::Ipv6Addr::LOCALHOST.into(), listen.port());
+    let socket_v6 = if listen.ip().is_loopback() && listen.is_ipv4() {
+        std::net::TcpListener::bind(v6).ok()
+    } else {
+        None
+    };
+    let admin_socket = std::net::TcpListener::bind("127.0.0.1:0")
+        .context("cannot open the demo's admin listener")?;
+    let admin = admin_socket.local_addr()?;
     let console = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .context("cannot start the built-in console")?;
@@ -192,10 +217,19 @@ pub async fn live(listen: std::net::SocketAddr) -> anyhow::Result<()> {
     let policy = policy::load_str(DEMO_POLICY, std::path::Path::new("policies/demo.yaml"))
         .map_err(|e| anyhow::anyhow!("{e}"))?
         .policy;
+    let mut listeners = vec![listen];
+    let mut prebound = vec![
+        std::sync::Arc::new(socket),
+        std::sync::Arc::new(admin_socket),
+    ];
+    if let Some(s) = socket_v6 {
+        listeners.push(v6);
+        prebound.push(std::sync::Arc::new(s));
+    }
     let overrides = crate::proxy::Overrides {
-        listen: vec![listen],
+        listen: listeners.clone(),
         upstream: Some(format!("http://{console_addr}")),
-        admin: Some("127.0.0.1:0".parse()?),
+        admin: Some(admin),
         alert_env: vec![
             (
                 "NETWARDEN_DEMO_WEBHOOK_URL".into(),
@@ -203,21 +237,37 @@ pub async fn live(listen: std::net::SocketAddr) -> anyhow::Result<()> {
             ),
             ("NETWARDEN_DEMO_WEBHOOK_KEY".into(), key),
         ],
-        prebound: vec![std::sync::Arc::new(socket)],
+        prebound,
         ..Default::default()
     };
     let url = format!("http://{listen}");
+    let (also, vpn) = if listeners.len() > 1 {
+        (
+            format!(" and http://[::1]:{}", listen.port()),
+            format!(
+                "\x20 # the VPN (::1) is allowed too\n\x20 curl -i 'http://[::1]:{}/customers/1042'\n",
+                listen.port()
+            ),
+        )
+    } else {
+        (
+            String::new(),
+            "\x20 # (no IPv6 loopback here: the demo's VPN, ::1, is not served)\n".to_string(),
+        )
+    };
     eprintln!(
         "netwarden demo\n\
          - a built-in admin console listens on http://{console_addr}\n\
-         - netwarden guards it on {url} with policies/demo.yaml:\n\
+         - netwarden guards it on {url}{also} with policies/demo.yaml:\n\
          \x20   127.0.0.1 is the office, ::1 the VPN, 127.0.0.2 stands for home broadband,\n\
          \x20   127.0.0.3 is a load balancer trusted to send X-Forwarded-For\n\
+         - netwarden's admin listener is http://{admin} (curl http://{admin}/metrics)\n\
          \n\
          In another terminal, try (each request prints one JSON decision line here):\n\
          \n\
          \x20 # allowed: sign-in from the office\n\
          \x20 curl -i -X POST {url}/login\n\
+         {vpn}\
          \x20 # blocked login attempt: the same sign-in from home (a login_blocked warning follows the decision)\n\
          \x20 curl -i -X POST --interface 127.0.0.2 {url}/login\n\
          \x20 # the block page, as a browser sees it\n\
@@ -227,9 +277,10 @@ pub async fn live(listen: std::net::SocketAddr) -> anyhow::Result<()> {
          \x20 curl -i --interface 127.0.0.3 -H 'X-Forwarded-For: 198.51.100.7' {url}/customers/1042\n\
          \x20 # the same header from anyone else is ignored\n\
          \x20 curl -i --interface 127.0.0.2 -H 'X-Forwarded-For: 127.0.0.1' {url}/customers/1042\n\
-         \x20 # path tricks: resolved (dot segments) or rejected with 400 (encoded slash)\n\
-         \x20 curl -i --path-as-is '{url}/static/%2e%2e/customers/1042'\n\
-         \x20 curl -i '{url}/static%2F..%2Fcustomers'\n\
+         \x20 # path tricks from home do not get through: resolved, then denied (403),\n\
+         \x20 # or rejected (400, an encoded slash)\n\
+         \x20 curl -i --interface 127.0.0.2 --path-as-is '{url}/static/%2e%2e/customers/1042'\n\
+         \x20 curl -i --interface 127.0.0.2 '{url}/static%2F..%2Fcustomers'\n\
          \n\
          Ctrl-C stops it.\n"
     );

@@ -449,8 +449,14 @@ fn certs_dev(out: &std::path::Path, names: &[String]) -> anyhow::Result<ExitCode
 
 fn demo(listen: SocketAddr) -> anyhow::Result<ExitCode> {
     let _logs = telemetry::init(LogFormat::Json);
-    runtime()?.block_on(netwarden::demo::live(listen))?;
-    Ok(ExitCode::SUCCESS)
+    match runtime()?.block_on(netwarden::demo::live(listen)) {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        // Cannot start: exit 1, as serve (docs/cli.md).
+        Err(e) => {
+            eprintln!("netwarden: {e:#}");
+            Ok(ExitCode::from(1))
+        }
+    }
 }
 
 /// A blocking HTTP/1.1 probe: exit 0 when the admin listener answers 200.

@@ -9,7 +9,7 @@ use std::process::Stdio;
 use std::sync::mpsc;
 use std::time::Instant;
 
-use support::proxy::{WAIT, post};
+use support::proxy::{WAIT, get, post};
 
 /// Waits (bounded) for a stderr line containing `needle`.
 fn wait_line(rx: &mpsc::Receiver<String>, needle: &str) -> String {
@@ -40,6 +40,7 @@ async fn the_demo_blocks_a_sign_in_from_home_and_alerts_its_webhook() {
         }
     });
     let line = wait_line(&rx, "netwarden guards it on http://");
+    let v6_served = line.contains("and http://[::1]:");
     let addr: std::net::SocketAddr = line
         .split("http://")
         .nth(1)
@@ -53,8 +54,25 @@ async fn the_demo_blocks_a_sign_in_from_home_and_alerts_its_webhook() {
         assert!(Instant::now() < deadline, "demo proxy never listened");
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
+    let admin_line = wait_line(&rx, "admin listener is http://");
+    let admin: std::net::SocketAddr = admin_line
+        .split("http://")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("admin address")
+        .parse()
+        .expect("socket address");
     assert_eq!(post("127.0.0.1", addr, "/login", &[]).await.status, 200);
     assert_eq!(post("127.0.0.2", addr, "/login", &[]).await.status, 403);
+    // The printed admin address serves the metrics.
+    let m = get("127.0.0.1", admin, "/metrics", &[]).await;
+    assert_eq!(m.status, 200);
+    assert!(m.body.contains("netwarden_decisions_total"), "{}", m.body);
+    // ::1 is the demo's VPN: served when the machine has it.
+    if v6_served {
+        let v6 = std::net::SocketAddr::new(std::net::Ipv6Addr::LOCALHOST.into(), addr.port());
+        assert_eq!(get("::1", v6, "/customers/1042", &[]).await.status, 200);
+    }
     let alert = tokio::task::spawn_blocking(move || {
         wait_line(&rx, ">>> ALERT received by the demo's webhook")
     })
@@ -66,4 +84,14 @@ async fn the_demo_blocks_a_sign_in_from_home_and_alerts_its_webhook() {
     );
     let _ = child.kill();
     let _ = child.wait();
+}
+
+#[test]
+fn a_taken_port_is_exit_1_with_a_hint() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = taken.local_addr().expect("addr").to_string();
+    let (code, _, err) = support::run(&["demo", "--listen", &addr]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains(&format!("cannot listen on {addr}")), "{err}");
+    assert!(err.contains("netwarden demo --listen"), "{err}");
 }

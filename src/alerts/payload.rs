@@ -39,7 +39,7 @@ pub fn headline(alert: &Alert) -> String {
             if s.attempts == 1 {
                 String::new()
             } else {
-                format!(" over {}", span(s.from, s.to))
+                span(s.from, s.to)
             },
         ),
         Alert::Storm(s) => format!(
@@ -63,13 +63,14 @@ fn client_text(a: &Attempt) -> String {
         .map_or_else(|| "an unknown client".into(), |ip| ip.to_string())
 }
 
-/// "42s", "5m 3s": the time between a summary's first and last attempt.
+/// " over 42s", " over 5m 3s", " within a second": the time between a
+/// summary's first and last attempt.
 fn span(from: SystemTime, to: SystemTime) -> String {
     let secs = to.duration_since(from).unwrap_or_default().as_secs();
-    if secs < 60 {
-        format!("{secs}s")
-    } else {
-        format!("{}m {}s", secs / 60, secs % 60)
+    match secs {
+        0 => " within a second".into(),
+        1..60 => format!(" over {secs}s"),
+        _ => format!(" over {}m {}s", secs / 60, secs % 60),
     }
 }
 
@@ -413,6 +414,15 @@ mod tests {
         );
         assert_eq!(v[0]["startsAt"], "1970-01-01T00:01:00.000000Z");
         assert_eq!(v[0]["endsAt"], "1970-01-01T00:06:00.000000Z");
+    }
+
+    #[test]
+    fn a_burst_within_a_second_says_so() {
+        let t = SystemTime::UNIX_EPOCH + Duration::from_secs(60);
+        assert_eq!(span(t, t), " within a second");
+        assert_eq!(span(t, t + Duration::from_millis(900)), " within a second");
+        assert_eq!(span(t, t + Duration::from_secs(42)), " over 42s");
+        assert_eq!(span(t, t + Duration::from_secs(303)), " over 5m 3s");
     }
 
     #[test]
