@@ -52,6 +52,7 @@ fn bench(c: &mut Criterion) {
         user_agent: "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36",
         status: 200,
         duration: Duration::from_micros(1234),
+        login_outcome: None,
     };
     c.bench_function("log/decision_line_direct", |b| {
         b.iter(|| {

@@ -21,6 +21,9 @@
 //!    metrics.
 //! 5. [`alerts`] turns blocked login attempts into alerts (webhook, Slack,
 //!    Alertmanager), aggregated, off the request path.
+//! 6. [`lockout`] counts the sign-ins the console refused (read from its
+//!    answer by [`engine::outcome`]) and locks out a client that keeps
+//!    guessing.
 //!
 //! The binary (`src/main.rs`) is only the command line around these;
 //! [`demo`] runs the guard in front of a small built-in console. Every
@@ -32,6 +35,7 @@ pub mod demo;
 pub mod engine;
 pub mod files;
 pub mod geo;
+pub mod lockout;
 pub mod policy;
 pub mod proxy;
 pub mod replay;

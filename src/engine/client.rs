@@ -7,6 +7,7 @@
 //! their right is a trusted proxy, so no header can make a client look trusted.
 
 use std::fmt;
+use std::hash::{Hash, Hasher};
 use std::net::{IpAddr, Ipv6Addr};
 use std::ops::ControlFlow;
 
@@ -196,6 +197,26 @@ pub fn canonical(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => v6.to_canonical(),
         v4 => v4,
+    }
+}
+
+/// The address a connection, a share of the console or a lockout counts
+/// against: IPv4 as it is, IPv6 by its /64 (one household's or office's
+/// prefix; RFC 6177).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AddrKey {
+    V4(u32),
+    V6(u64),
+}
+
+impl Hash for AddrKey {
+    /// One word: equality still tells an IPv4 address from a /64 with the
+    /// same bits.
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        match *self {
+            AddrKey::V4(v) => state.write_u64(u64::from(v) | 1 << 32),
+            AddrKey::V6(v) => state.write_u64(v),
+        }
     }
 }
 

@@ -9,6 +9,7 @@
 
 pub mod client;
 pub mod facts;
+pub mod outcome;
 pub mod path;
 pub mod prefix;
 pub mod request;

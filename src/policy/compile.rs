@@ -299,6 +299,7 @@ impl Cx<'_, '_> {
         };
         let server = self.server(raw.server.as_ref(), self.base);
         let alerts = self.alerts(raw.alerts.as_ref(), self.base);
+        let lockout = self.lockout(raw.lockout.as_ref());
         let networks = drafts
             .into_iter()
             .map(|d| Network {
@@ -337,6 +338,7 @@ impl Cx<'_, '_> {
                 geo,
                 sources: std::mem::take(&mut self.sources),
                 report_only,
+                lockout,
                 fingerprint: self
                     .digest
                     .clone()
@@ -958,6 +960,19 @@ impl Cx<'_, '_> {
         if !ok {
             return None;
         }
+        let outcome = match (&rule.outcome, rule.login) {
+            (None, false) => None,
+            (None, true) => Some(crate::engine::outcome::OutcomeSpec::default()),
+            (Some(o), true) => Some(self.outcome(o, &ctx)?),
+            (Some(o), false) => {
+                self.error(
+                    &o.referenced,
+                    format!("{ctx}: 'outcome' is only for login routes"),
+                    Some("add 'login: true', or remove 'outcome'".into()),
+                );
+                return None;
+            }
+        };
         let report = rule
             .mode
             .as_ref()
@@ -979,6 +994,99 @@ impl Cx<'_, '_> {
             kind,
             report,
             line: at(&r.referenced).0,
+            outcome,
+        })
+    }
+
+    /// A login rule's `outcome:`; failure patterns default to 401 and 403.
+    fn outcome(
+        &mut self,
+        raw: &S<crate::policy::raw::RawOutcome>,
+        ctx: &str,
+    ) -> Option<crate::engine::outcome::OutcomeSpec> {
+        let o = &raw.value;
+        let failure = match &o.failure {
+            Some(p) => self.patterns(p, ctx, "failure")?,
+            None => crate::engine::outcome::OutcomeSpec::default().failure,
+        };
+        let success = match &o.success {
+            Some(p) => Some(self.patterns(p, ctx, "success")?),
+            None => None,
+        };
+        Some(crate::engine::outcome::OutcomeSpec { failure, success })
+    }
+
+    fn patterns(
+        &mut self,
+        raw: &S<crate::policy::raw::RawPatterns>,
+        ctx: &str,
+        which: &str,
+    ) -> Option<crate::engine::outcome::Patterns> {
+        let p = &raw.value;
+        let mut ok = true;
+        let mut status = Vec::new();
+        for s in p.status.iter().flatten() {
+            match u16::try_from(s.value) {
+                Ok(code @ 100..=599) => status.push(code),
+                _ => {
+                    self.error(
+                        &s.referenced,
+                        format!(
+                            "{ctx}: outcome.{which}.status {} is not an HTTP status",
+                            s.value
+                        ),
+                        Some("use codes from 100 to 599, e.g. [401, 403]".into()),
+                    );
+                    ok = false;
+                }
+            }
+        }
+        let mut location = Vec::new();
+        for l in p.location.iter().flatten() {
+            if l.value.starts_with('/') {
+                location.push(l.value.clone());
+            } else {
+                self.error(
+                    &l.referenced,
+                    format!("{ctx}: outcome.{which}.location '{}' does not start with '/'", l.value),
+                    Some("give the redirect target's path and query, with '*' for any run of characters: /login?error*".into()),
+                );
+                ok = false;
+            }
+        }
+        let header = match &p.header {
+            None => None,
+            Some(h) => {
+                let name = h.value.name.value.trim().to_ascii_lowercase();
+                if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+                    self.error(
+                        &h.value.name.referenced,
+                        format!(
+                            "{ctx}: outcome.{which}.header '{}' is not a header name",
+                            h.value.name.value
+                        ),
+                        Some("for example X-Login-Result".into()),
+                    );
+                    ok = false;
+                }
+                Some((
+                    name,
+                    h.value.value.as_ref().map(|v| v.value.trim().to_string()),
+                ))
+            }
+        };
+        if status.is_empty() && location.is_empty() && header.is_none() && ok {
+            self.error(
+                &raw.referenced,
+                format!("{ctx}: outcome.{which} has no status, location or header"),
+                Some("give at least one, e.g. status: [401, 403]".into()),
+            );
+            ok = false;
+        }
+        ok.then_some(crate::engine::outcome::Patterns {
+            status,
+            location,
+            header,
         })
     }
 

@@ -12,6 +12,7 @@ pub mod alerts;
 pub mod compile;
 pub mod diagnostics;
 mod geoip;
+pub mod lockout;
 pub mod raw;
 pub mod selftest;
 pub mod server;
@@ -64,6 +65,9 @@ pub struct Policy {
     pub(crate) fingerprint: String,
     /// `mode: report` at the top: nothing is enforced.
     pub(crate) report_only: bool,
+    /// The `lockout:` section; `None`: failed sign-ins are counted and
+    /// logged, nobody is locked out.
+    pub(crate) lockout: Option<lockout::Settings>,
 }
 
 /// How the forwarded request tells the console about its client.
@@ -155,6 +159,8 @@ pub struct Rule {
     pub report: bool,
     /// Line of the rule in the policy file, for `explain`.
     pub line: u32,
+    /// Login routes: how the console's answer says a sign-in failed.
+    pub outcome: Option<crate::engine::outcome::OutcomeSpec>,
 }
 
 impl Rule {
@@ -188,6 +194,10 @@ impl Policy {
 
     pub fn client_ip(&self) -> &ClientIpConfig {
         &self.client_ip
+    }
+
+    pub fn lockout(&self) -> Option<&lockout::Settings> {
+        self.lockout.as_ref()
     }
 
     pub fn forwarding(&self) -> &Forwarding {

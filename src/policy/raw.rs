@@ -78,6 +78,42 @@ pub struct RawPolicy {
     pub mode: Option<S<RawMode>>,
     /// Alerts on blocked login attempts: sinks and aggregation.
     pub alerts: Option<S<RawAlerts>>,
+    /// Locking out clients whose sign-ins keep failing.
+    pub lockout: Option<S<RawLockout>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLockout {
+    pub after: Option<S<u64>>,
+    pub within: Option<S<String>>,
+    pub lock_for: Option<S<String>>,
+    pub max_lock: Option<S<String>>,
+    pub reset_on_success: Option<bool>,
+    pub max_entries: Option<S<u64>>,
+}
+
+/// A login rule's `outcome:`: what failed (and succeeded) sign-ins look like.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOutcome {
+    pub failure: Option<S<RawPatterns>>,
+    pub success: Option<S<RawPatterns>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPatterns {
+    pub status: Option<Vec<S<u64>>>,
+    pub location: Option<Vec<S<String>>>,
+    pub header: Option<S<RawHeaderPattern>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHeaderPattern {
+    pub name: S<String>,
+    pub value: Option<S<String>>,
 }
 
 /// The `alerts:` section. Secrets are never written here: sinks name the
@@ -416,6 +452,8 @@ pub struct RawRule {
     pub deny_from: Option<S<Vec<S<String>>>>,
     /// `enforce` (default) or `report`.
     pub mode: Option<S<RawMode>>,
+    /// Login routes: what a failed sign-in looks like in the response.
+    pub outcome: Option<S<RawOutcome>>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]

@@ -5,34 +5,17 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::{BuildHasher, Hasher};
 use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 
+pub use crate::engine::client::AddrKey;
+
 /// Idle connections asked to close each time the table is full.
 pub const EVICT_BATCH: usize = 32;
-
-/// The address a connection counts against: IPv4 as it is, IPv6 by its
-/// /64 (one household's or office's prefix; RFC 6177).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum AddrKey {
-    V4(u32),
-    V6(u64),
-}
-
-impl Hash for AddrKey {
-    /// One word: equality still tells an IPv4 address from a /64 with the
-    /// same bits.
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        match *self {
-            AddrKey::V4(v) => state.write_u64(u64::from(v) | 1 << 32),
-            AddrKey::V6(v) => state.write_u64(v),
-        }
-    }
-}
 
 /// The table's hasher: a folded multiply of the key with a per-process
 /// random seed. The upstream share is taken and given back on every

@@ -285,6 +285,7 @@ pub async fn serve(policy: Policy, o: Overrides) -> Result<(), ServeError> {
         upstream_share: Arc::new(conn_table::ConnTable::new(
             settings.limits.upstream_requests_per_address,
         )),
+        lockout: crate::lockout::Table::default(),
     });
     shared.metrics.policy_loaded(1, &shared.policy.load());
 

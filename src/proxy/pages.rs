@@ -28,6 +28,9 @@ pub enum Page {
     GatewayTimeout,
     /// Every connection to the console is busy (503).
     Busy,
+    /// Too many failed sign-ins from this client (429); the lock ends in
+    /// this many seconds.
+    LockedOut { retry_after: u64 },
 }
 
 impl Page {
@@ -38,6 +41,7 @@ impl Page {
             Page::BadGateway => StatusCode::BAD_GATEWAY,
             Page::GatewayTimeout => StatusCode::GATEWAY_TIMEOUT,
             Page::Busy => StatusCode::SERVICE_UNAVAILABLE,
+            Page::LockedOut { .. } => StatusCode::TOO_MANY_REQUESTS,
         }
     }
 
@@ -49,6 +53,7 @@ impl Page {
             Page::BadGateway => "console_unavailable",
             Page::GatewayTimeout => "console_timeout",
             Page::Busy => "console_busy",
+            Page::LockedOut { .. } => "too_many_failed_sign_ins",
         }
     }
 
@@ -59,6 +64,7 @@ impl Page {
             Page::BadGateway => "The console is unavailable",
             Page::GatewayTimeout => "The console did not answer in time",
             Page::Busy => "The console is busy",
+            Page::LockedOut { .. } => "Too many failed sign-ins",
         }
     }
 
@@ -76,10 +82,22 @@ impl Page {
             }
             Page::GatewayTimeout => "The console behind this gateway took too long to answer.",
             Page::Busy => "The console behind this gateway has too many requests open right now.",
+            Page::LockedOut { .. } => {
+                "There were too many failed sign-ins from this network, so sign-in is paused for it."
+            }
         }
     }
 
-    fn advice(self) -> &'static str {
+    fn advice(self) -> std::borrow::Cow<'static, str> {
+        if let Page::LockedOut { retry_after } = self {
+            // Whole minutes, rounded up: "try again in 15 minutes".
+            let minutes = retry_after.div_ceil(60).max(1);
+            let unit = if minutes == 1 { "minute" } else { "minutes" };
+            return format!(
+                "Try again in {minutes} {unit}. If you did not try to sign in, contact IT and give them the request id below."
+            )
+            .into();
+        }
         match self {
             Page::BlockedLogin | Page::Blocked => {
                 "Connect to the company VPN and try again. If you are on the company network and still see \
@@ -88,10 +106,11 @@ impl Page {
             Page::BadRequest => {
                 "Check the address you opened, or go back to the console's home page."
             }
-            Page::BadGateway | Page::GatewayTimeout | Page::Busy => {
+            Page::BadGateway | Page::GatewayTimeout | Page::Busy | Page::LockedOut { .. } => {
                 "Try again in a minute. If it persists, contact IT and give them the request id below."
             }
         }
+        .into()
     }
 }
 
@@ -153,7 +172,7 @@ impl Pages {
                 .replace("{{message}}", &escape_html(page.message()))
                 .replace("{{client_ip}}", &escape_html(client_ip))
                 .replace("{{request_id}}", &escape_html(request_id))
-                .replace("{{advice}}", &escape_html(page.advice()));
+                .replace("{{advice}}", &escape_html(&page.advice()));
             (body, "text/html; charset=utf-8")
         } else {
             let body = serde_json::json!({
@@ -173,6 +192,13 @@ impl Pages {
         h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
         if let Ok(v) = HeaderValue::from_str(request_id) {
             h.insert("x-request-id", v);
+        }
+        if let Page::LockedOut { retry_after } = page {
+            // RFC 9110 §10.2.3, in seconds.
+            h.insert(
+                http::header::RETRY_AFTER,
+                HeaderValue::from(retry_after.max(1)),
+            );
         }
         resp
     }
@@ -221,6 +247,29 @@ mod tests {
         assert_eq!(v["error"], "not_allowed_from_this_network");
         assert_eq!(v["client_ip"], "2001:db8::1");
         assert_eq!(v["request_id"], "r1");
+    }
+
+    #[test]
+    fn a_locked_out_client_is_told_when_to_try_again_without_internals() {
+        let resp = Pages::default().render(
+            Page::LockedOut {
+                retry_after: 14 * 60 + 1,
+            },
+            "192.0.2.1",
+            "r1",
+            false,
+        );
+        assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(resp.headers()[http::header::RETRY_AFTER], "841");
+        let v: serde_json::Value = serde_json::from_str(&body(resp)).unwrap();
+        assert_eq!(v["error"], "too_many_failed_sign_ins");
+        assert!(
+            v["advice"]
+                .as_str()
+                .unwrap()
+                .starts_with("Try again in 15 minutes."),
+            "{v}"
+        );
     }
 
     #[test]

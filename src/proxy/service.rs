@@ -46,6 +46,9 @@ pub struct Shared {
     /// (`limits.upstream_requests_per_address`): one address cannot take
     /// every upstream connection, however slowly it sends its bodies.
     pub upstream_share: Arc<super::conn_table::ConnTable>,
+    /// Failed sign-ins per client, and who is locked out (`lockout:`);
+    /// kept across policy reloads.
+    pub lockout: crate::lockout::Table,
 }
 
 /// The rule label of a decision: the rule's shared name, or `default`,
@@ -282,6 +285,7 @@ pub async fn handle(
         start,
         path: LogPath::Own(String::new()),
         status: None,
+        login_outcome: None,
     };
 
     // Phase: answer or forward. The decided client is `Copy`: the pages
@@ -326,12 +330,32 @@ pub async fn handle(
                 ),
                 host: host_str,
             };
+            // A sign-in on an enforced login route: its outcome is read from
+            // the console's answer, and a locked-out client stops here.
+            let sign_in = done
+                .decision
+                .rule
+                .filter(|_| done.decision.enforced)
+                .and_then(|r| r.outcome.as_ref().map(|o| (r, o)));
+            let locked = match (sign_in, policy.lockout(), client.ip) {
+                (Some(_), Some(_), Some(ip)) => shared.lockout.locked(ip, shared.lockout.now()),
+                _ => None,
+            };
             match pq {
+                Ok(pq) if locked.is_some() => {
+                    done.path = LogPath::Forwarded(pq);
+                    done.login_outcome = Some("locked_out");
+                    if let Some((rule, _)) = sign_in {
+                        count_login(&shared, rule, "locked_out");
+                    }
+                    let retry_after = locked.map_or(1, |d| d.as_secs().max(1));
+                    page(Page::LockedOut { retry_after })
+                }
                 Ok(pq) => {
                     // The log shows the path as forwarded; the clone shares bytes.
                     done.path = LogPath::Forwarded(pq.clone());
                     drop(path);
-                    forward(
+                    let response = forward(
                         &shared,
                         &policy,
                         tunnel,
@@ -344,7 +368,14 @@ pub async fn handle(
                         &client,
                         html,
                     )
-                    .await
+                    .await;
+                    // Only the console's own answers say how a sign-in went.
+                    if let (Some((rule, spec)), Either::Left(_)) = (sign_in, response.body()) {
+                        done.login_outcome = Some(sign_in_outcome(
+                            &shared, &policy, rule, spec, client.ip, &response, request_id,
+                        ));
+                    }
+                    response
                 }
                 Err(_) => {
                     done.path = LogPath::Own(path.into_owned());
@@ -375,6 +406,8 @@ struct Finish<'a, 'p> {
     path: LogPath,
     /// The response status; `None` when the client went away first (499).
     status: Option<u16>,
+    /// A sign-in's outcome (`failed`, `succeeded`, `unknown`, `locked_out`).
+    login_outcome: Option<&'static str>,
 }
 
 /// nginx's status for a request whose client closed the connection before
@@ -434,11 +467,114 @@ impl Drop for Finish<'_, '_> {
                 user_agent,
                 status: self.status.unwrap_or(CLIENT_CLOSED),
                 duration: self.start.elapsed(),
+                login_outcome: self.login_outcome,
             },
             facts.as_ref(),
             shared.log_allowed,
         );
     }
+}
+
+fn count_login(shared: &Shared, rule: &crate::policy::Rule, outcome: &'static str) {
+    shared
+        .metrics
+        .logins
+        .get_or_create(&crate::telemetry::metrics::LoginOutcomeLabels {
+            rule: crate::telemetry::metrics::Name(rule.label.clone()),
+            outcome,
+        })
+        .inc();
+}
+
+/// Reads a forwarded sign-in's outcome from the console's response head,
+/// counts it against the client's lockout key, and says so: a
+/// `login_failed` or `login_succeeded` line, and a `lockout` warning when
+/// this failure locked the client out.
+fn sign_in_outcome(
+    shared: &Shared,
+    policy: &Policy,
+    rule: &crate::policy::Rule,
+    spec: &crate::engine::outcome::OutcomeSpec,
+    client: Option<std::net::IpAddr>,
+    response: &Response<ProxyBody>,
+    request_id: &str,
+) -> &'static str {
+    use crate::engine::outcome::{LoginOutcome, classify};
+    let headers = response.headers();
+    let outcome = classify(spec, response.status().as_u16(), |name| {
+        headers.get(name).map(HeaderValue::as_bytes)
+    });
+    count_login(shared, rule, outcome.as_str());
+    let client_text = client.map(crate::engine::client::IpText::new);
+    let client_text = client_text.as_ref().map_or("unknown", |t| t.as_str());
+    let settings = policy.lockout();
+    match (outcome, settings, client) {
+        (LoginOutcome::Failed, Some(s), Some(ip)) => {
+            let table = &shared.lockout;
+            let result = table.failure(ip, table.now(), s);
+            shared
+                .metrics
+                .lockout_entries
+                .set(i64::try_from(table.len()).unwrap_or(i64::MAX));
+            shared
+                .metrics
+                .lockout_evictions
+                .inner()
+                .fetch_max(table.evicted(), Ordering::Relaxed);
+            match result {
+                crate::lockout::Failure::Counted { failures } => tracing::info!(
+                    event = "login_failed",
+                    request_id,
+                    client.address = client_text,
+                    rule = rule.name.as_str(),
+                    failures,
+                    "sign-in refused by the console"
+                ),
+                crate::lockout::Failure::Locked { lock, strike } => {
+                    tracing::info!(
+                        event = "login_failed",
+                        request_id,
+                        client.address = client_text,
+                        rule = rule.name.as_str(),
+                        failures = s.after,
+                        "sign-in refused by the console"
+                    );
+                    shared.metrics.lockouts.inc();
+                    tracing::warn!(
+                        event = "lockout",
+                        request_id,
+                        client.address = client_text,
+                        rule = rule.name.as_str(),
+                        failures = s.after,
+                        lock_seconds = lock.as_secs(),
+                        strike,
+                        "too many failed sign-ins: this client is locked out"
+                    );
+                }
+            }
+        }
+        (LoginOutcome::Failed, _, _) => tracing::info!(
+            event = "login_failed",
+            request_id,
+            client.address = client_text,
+            rule = rule.name.as_str(),
+            "sign-in refused by the console"
+        ),
+        (LoginOutcome::Succeeded, s, ip) => {
+            if let (Some(s), Some(ip)) = (s, ip) {
+                shared.lockout.success(ip, shared.lockout.now(), s);
+            }
+            tracing::info!(
+                event = "login_succeeded",
+                request_id,
+                client.address = client_text,
+                rule = rule.name.as_str(),
+                "sign-in accepted by the console"
+            );
+        }
+        (LoginOutcome::Unknown, _, _) => {}
+    }
+    outcome.as_str()
 }
 
 /// The path a decision line shows: the forwarded one (sharing the request's

@@ -36,6 +36,12 @@ pub struct LoginLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LoginOutcomeLabels {
+    pub rule: Name,
+    pub outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReasonLabels {
     pub reason: &'static str,
 }
@@ -72,6 +78,10 @@ pub struct Metrics {
     registry: Registry,
     pub decisions: Family<DecisionLabels, Counter>,
     pub login_blocked: Family<LoginLabels, Counter>,
+    pub logins: Family<LoginOutcomeLabels, Counter>,
+    pub lockouts: Counter,
+    pub lockout_entries: Gauge,
+    pub lockout_evictions: Counter,
     pub decision_seconds: Histogram,
     pub upstream_requests: Family<OutcomeLabels, Counter>,
     pub upstream_seconds: Histogram,
@@ -109,6 +119,30 @@ impl Default for Metrics {
             "login_blocked",
             "Blocked login attempts (enforced=false: a report-only rule or policy would have blocked)",
             login_blocked.clone(),
+        );
+        let logins = Family::<LoginOutcomeLabels, Counter>::default();
+        registry.register(
+            "logins",
+            "Sign-ins forwarded on login routes, by rule and outcome read from the console's answer (failed, succeeded, unknown), or locked_out (429 from netwarden)",
+            logins.clone(),
+        );
+        let lockouts = Counter::default();
+        registry.register(
+            "lockouts",
+            "Clients locked out after too many failed sign-ins (lockout:)",
+            lockouts.clone(),
+        );
+        let lockout_entries = Gauge::default();
+        registry.register(
+            "lockout_entries",
+            "Client keys the lockout table holds now (bounded by lockout.max_entries)",
+            lockout_entries.clone(),
+        );
+        let lockout_evictions = Counter::default();
+        registry.register(
+            "lockout_evictions",
+            "Lockout keys evicted, oldest first, to stay within lockout.max_entries",
+            lockout_evictions.clone(),
         );
         // 250 ns .. ~1 ms: a decision is sub-microsecond on large policies.
         let decision_seconds = Histogram::new(exponential_buckets(250e-9, 2.0, 13));
@@ -242,6 +276,10 @@ impl Default for Metrics {
             alert_delivery_retries,
             decisions,
             login_blocked,
+            logins,
+            lockouts,
+            lockout_entries,
+            lockout_evictions,
             decision_seconds,
             upstream_requests,
             upstream_seconds,

@@ -40,6 +40,7 @@ pub mod fields {
     pub const NETWORK: &str = "network";
     pub const LOGIN: &str = "login";
     pub const ENFORCED: &str = "enforced";
+    pub const LOGIN_OUTCOME: &str = "login.outcome";
     pub const DURATION_MS: &str = "duration_ms";
     /// GeoIP facts: on denials, and on allowed requests with `log_geo_on_allow`.
     pub const GEO_COUNTRY: &str = "geo.country.iso_code";
@@ -155,6 +156,10 @@ pub struct RequestLog<'a> {
     pub user_agent: &'a str,
     pub status: u16,
     pub duration: Duration,
+    /// On a login route that forwarded or refused a sign-in: `failed`,
+    /// `succeeded`, `unknown` (read from the console's answer), or
+    /// `locked_out` (429 from netwarden).
+    pub login_outcome: Option<&'static str>,
 }
 
 /// `s` cut to at most `max` bytes, on a character boundary.
@@ -284,6 +289,7 @@ pub fn log_decision(
                 duration_ms = ms,
                 network.via = via.as_deref(),
                 enforced = d.enforced,
+                login.outcome = r.login_outcome,
                 would_deny = d.report.is_some().then_some(true),
                 report_rule = d.report.map(|r| r.rule.name.as_str()),
                 geo.country.iso_code = country.as_deref(),
@@ -349,6 +355,9 @@ pub fn write_decision(
             l.display(f::VIA, &v);
         }
         l.bool(f::ENFORCED, d.enforced);
+        if let Some(o) = r.login_outcome {
+            l.str(f::LOGIN_OUTCOME, o);
+        }
         if let Some(hit) = d.report {
             l.bool(f::WOULD_DENY, true);
             l.str(f::REPORT_RULE, &hit.rule.name);
@@ -502,6 +511,7 @@ mod tests {
             user_agent: "curl/8 \"quoted\"",
             status: 200,
             duration: Duration::from_micros(1234),
+            login_outcome: None,
         };
 
         let direct = Buf::default();

@@ -1,0 +1,380 @@
+//! Password guessing from an allowed network: failed sign-ins counted per
+//! client address (IPv6 by /64), and a key that fails `after` times within
+//! `within` is locked out for `lock_for`, doubled on every repeat up to
+//! `max_lock`. This is the per-process store (`state: memory`); it keeps no
+//! clock of its own: every call gets `now`, so that tests drive time.
+//!
+//! Memory is bounded: at most `max_entries` keys, the oldest evicted first
+//! (counted), so that a spray of fresh source addresses cannot grow it.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use crate::engine::client::AddrKey;
+pub use crate::policy::lockout::{Settings, defaults};
+
+/// What a failure did to its key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Failure {
+    /// Counted: `failures` within the window so far.
+    Counted { failures: u32 },
+    /// This failure locked the key, for `lock` (the `strike`th lock).
+    Locked { lock: Duration, strike: u32 },
+}
+
+#[derive(Debug)]
+struct Entry {
+    /// Matches the entry's place in the eviction queue.
+    generation: u64,
+    /// When the failures in the window happened (at most `after`).
+    failures: VecDeque<Duration>,
+    locked_until: Option<Duration>,
+    /// Locks so far; the next lasts `lock_for * 2^strikes`.
+    strikes: u32,
+    last_failure: Duration,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    entries: HashMap<AddrKey, Entry>,
+    /// Keys in the order they were added, with their generation: the
+    /// front is the oldest (stale pairs are skipped).
+    order: VecDeque<(AddrKey, u64)>,
+    next_generation: u64,
+    evicted: u64,
+}
+
+/// The per-process lockout state. Survives policy reloads (the settings
+/// come with each call).
+#[derive(Debug)]
+pub struct Table {
+    inner: Mutex<Inner>,
+    epoch: Instant,
+}
+
+impl Default for Table {
+    fn default() -> Self {
+        Self {
+            inner: Mutex::new(Inner::default()),
+            epoch: Instant::now(),
+        }
+    }
+}
+
+impl Table {
+    /// The time calls take, on the table's own monotonic scale.
+    pub fn now(&self) -> Duration {
+        self.epoch.elapsed()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// How long `client` stays locked out, if it is.
+    pub fn locked(&self, client: IpAddr, now: Duration) -> Option<Duration> {
+        let inner = self.lock();
+        let until = inner.entries.get(&AddrKey::of(client))?.locked_until?;
+        (until > now).then(|| until - now)
+    }
+
+    /// Counts a failed sign-in from `client`.
+    pub fn failure(&self, client: IpAddr, now: Duration, s: &Settings) -> Failure {
+        let key = AddrKey::of(client);
+        let mut inner = self.lock();
+        if !inner.entries.contains_key(&key) {
+            inner.make_room(now, s);
+            let generation = inner.next_generation;
+            inner.next_generation += 1;
+            inner.order.push_back((key, generation));
+            inner.entries.insert(
+                key,
+                Entry {
+                    generation,
+                    failures: VecDeque::new(),
+                    locked_until: None,
+                    strikes: 0,
+                    last_failure: now,
+                },
+            );
+        }
+        // PANIC SAFETY: inserted just above when absent, under the lock.
+        let e = inner.entries.get_mut(&key).expect("entry present");
+        // Repeats are forgotten after max_lock without a failure or a lock.
+        let quiet_since = e
+            .locked_until
+            .map_or(e.last_failure, |u| u.max(e.last_failure));
+        if now.saturating_sub(quiet_since) > s.max_lock {
+            e.strikes = 0;
+        }
+        e.last_failure = now;
+        while e
+            .failures
+            .front()
+            .is_some_and(|&t| now.saturating_sub(t) > s.within)
+        {
+            e.failures.pop_front();
+        }
+        e.failures.push_back(now);
+        if e.failures.len() > s.after as usize {
+            e.failures.pop_front();
+        }
+        let failures = u32::try_from(e.failures.len()).unwrap_or(u32::MAX);
+        let locked_now = e.locked_until.is_some_and(|u| u > now);
+        if failures >= s.after && !locked_now {
+            let factor = 1u32.checked_shl(e.strikes.min(31)).unwrap_or(u32::MAX);
+            let lock = s.lock_for.saturating_mul(factor).min(s.max_lock);
+            e.strikes = e.strikes.saturating_add(1);
+            e.locked_until = Some(now + lock);
+            e.failures.clear();
+            return Failure::Locked {
+                lock,
+                strike: e.strikes,
+            };
+        }
+        Failure::Counted { failures }
+    }
+
+    /// A successful sign-in from `client`: with `reset_on_success`, its
+    /// failures and repeats are forgotten (a lock in force stays).
+    pub fn success(&self, client: IpAddr, now: Duration, s: &Settings) {
+        if !s.reset_on_success {
+            return;
+        }
+        let mut inner = self.lock();
+        let key = AddrKey::of(client);
+        let remove = match inner.entries.get_mut(&key) {
+            Some(e) if e.locked_until.is_some_and(|u| u > now) => {
+                e.failures.clear();
+                false
+            }
+            Some(_) => true,
+            None => false,
+        };
+        if remove {
+            inner.entries.remove(&key);
+        }
+    }
+
+    /// Keys held now.
+    pub fn len(&self) -> usize {
+        self.lock().entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Keys evicted to stay within `max_entries` so far.
+    pub fn evicted(&self) -> u64 {
+        self.lock().evicted
+    }
+}
+
+impl Inner {
+    /// Before adding a key: drops stale keys at the front of the queue, and
+    /// evicts the oldest while the table is full.
+    fn make_room(&mut self, now: Duration, s: &Settings) {
+        // Keys removed by a success leave their pairs behind; when they
+        // outnumber the live ones, drop them all (amortized, linear).
+        if self.order.len() > 2 * self.entries.len().max(16) {
+            let entries = &self.entries;
+            self.order
+                .retain(|(k, g)| entries.get(k).is_some_and(|e| e.generation == *g));
+        }
+        while let Some(&(key, generation)) = self.order.front() {
+            let live = match self.entries.get(&key) {
+                Some(e) if e.generation == generation => Some(e),
+                _ => None,
+            };
+            let Some(e) = live else {
+                self.order.pop_front();
+                continue;
+            };
+            // Nothing left to remember: no lock in force, no failure in the
+            // window, no repeat to double.
+            let quiet_since = e
+                .locked_until
+                .map_or(e.last_failure, |u| u.max(e.last_failure));
+            let stale = now.saturating_sub(quiet_since) > s.within.max(s.max_lock);
+            if stale {
+                self.entries.remove(&key);
+                self.order.pop_front();
+            } else if self.entries.len() >= s.max_entries.max(1) {
+                self.entries.remove(&key);
+                self.order.pop_front();
+                self.evicted += 1;
+            } else {
+                return;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().expect("address")
+    }
+
+    fn secs(n: u64) -> Duration {
+        Duration::from_secs(n)
+    }
+
+    fn settings() -> Settings {
+        Settings {
+            after: 3,
+            within: secs(60),
+            lock_for: secs(100),
+            max_lock: secs(350),
+            reset_on_success: true,
+            max_entries: 1000,
+        }
+    }
+
+    #[test]
+    fn failures_within_the_window_lock_and_the_lock_expires() {
+        let (t, s, a) = (Table::default(), settings(), ip("192.0.2.7"));
+        assert_eq!(t.failure(a, secs(0), &s), Failure::Counted { failures: 1 });
+        assert_eq!(t.failure(a, secs(10), &s), Failure::Counted { failures: 2 });
+        assert_eq!(t.locked(a, secs(10)), None);
+        assert_eq!(
+            t.failure(a, secs(20), &s),
+            Failure::Locked {
+                lock: secs(100),
+                strike: 1
+            }
+        );
+        assert_eq!(t.locked(a, secs(20)), Some(secs(100)));
+        assert_eq!(t.locked(a, secs(119)), Some(secs(1)));
+        assert_eq!(t.locked(a, secs(120)), None);
+        // Another address is not affected.
+        assert_eq!(t.locked(ip("192.0.2.8"), secs(20)), None);
+    }
+
+    #[test]
+    fn failures_outside_the_window_do_not_add_up() {
+        let (t, s, a) = (Table::default(), settings(), ip("192.0.2.7"));
+        t.failure(a, secs(0), &s);
+        t.failure(a, secs(50), &s);
+        // The first is 61 s old now.
+        assert_eq!(t.failure(a, secs(61), &s), Failure::Counted { failures: 2 });
+    }
+
+    #[test]
+    fn each_repeat_doubles_up_to_the_maximum() {
+        let (t, s, a) = (Table::default(), settings(), ip("2001:db8:1:2::9"));
+        let mut at = 0;
+        let mut locks = Vec::new();
+        for _ in 0..4 {
+            let mut got = None;
+            for _ in 0..3 {
+                if let Failure::Locked { lock, .. } = t.failure(a, secs(at), &s) {
+                    got = Some(lock);
+                }
+                at += 1;
+            }
+            let lock = got.expect("the third failure locks");
+            locks.push(lock.as_secs());
+            at += lock.as_secs();
+        }
+        assert_eq!(locks, [100, 200, 350, 350]);
+        // A quiet max_lock after the last lock ends: back to the first step.
+        at += 351;
+        for _ in 0..2 {
+            t.failure(a, secs(at), &s);
+        }
+        assert_eq!(
+            t.failure(a, secs(at), &s),
+            Failure::Locked {
+                lock: secs(100),
+                strike: 1
+            }
+        );
+        // Same /64, same key.
+        assert!(t.locked(ip("2001:db8:1:2::1"), secs(at - 1)).is_some());
+    }
+
+    #[test]
+    fn a_success_forgets_failures_but_not_a_lock_in_force() {
+        let (t, s, a) = (Table::default(), settings(), ip("192.0.2.7"));
+        t.failure(a, secs(0), &s);
+        t.failure(a, secs(1), &s);
+        t.success(a, secs(2), &s);
+        assert_eq!(t.failure(a, secs(3), &s), Failure::Counted { failures: 1 });
+        t.failure(a, secs(4), &s);
+        t.failure(a, secs(5), &s);
+        t.success(a, secs(6), &s);
+        assert!(
+            t.locked(a, secs(6)).is_some(),
+            "a success during a lock does not lift it"
+        );
+        // Without reset_on_success, failures stay.
+        let s2 = Settings {
+            reset_on_success: false,
+            ..settings()
+        };
+        let b = ip("192.0.2.9");
+        t.failure(b, secs(0), &s2);
+        t.success(b, secs(1), &s2);
+        assert_eq!(t.failure(b, secs(2), &s2), Failure::Counted { failures: 2 });
+    }
+
+    #[test]
+    fn memory_stays_bounded_under_a_spray_of_fresh_addresses() {
+        let s = Settings {
+            max_entries: 1000,
+            ..settings()
+        };
+        let t = Table::default();
+        // A million distinct addresses, one failure each.
+        for i in 0..1_000_000u32 {
+            t.failure(IpAddr::V4(i.into()), secs(0), &s);
+        }
+        assert_eq!(t.len(), 1000);
+        assert_eq!(t.evicted(), 1_000_000 - 1000);
+        let inner = t.lock();
+        assert!(inner.order.len() <= 1000, "{}", inner.order.len());
+    }
+
+    #[test]
+    fn churn_of_successes_does_not_grow_the_queue() {
+        let s = settings();
+        let t = Table::default();
+        // A long lock at the front of the queue...
+        let first = ip("192.0.2.1");
+        for i in 0..3 {
+            t.failure(first, secs(i), &s);
+        }
+        // ...and a key that fails and succeeds again and again behind it.
+        let b = ip("192.0.2.2");
+        for i in 0..10_000 {
+            t.failure(b, secs(3), &s);
+            t.success(b, secs(3), &s);
+            assert!(
+                t.lock().order.len() <= 40,
+                "round {i}: {}",
+                t.lock().order.len()
+            );
+        }
+    }
+
+    #[test]
+    fn stale_keys_leave_without_counting_as_evictions() {
+        let s = Settings {
+            max_entries: 2,
+            ..settings()
+        };
+        let t = Table::default();
+        t.failure(ip("192.0.2.1"), secs(0), &s);
+        t.failure(ip("192.0.2.2"), secs(0), &s);
+        // Long after: both are stale.
+        t.failure(ip("192.0.2.3"), secs(10_000), &s);
+        assert_eq!(t.evicted(), 0);
+        assert_eq!(t.len(), 1);
+    }
+}
