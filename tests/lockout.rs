@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use support::proxy::{Netwarden, WAIT, get, post};
+use support::receiver::{Answer, Receiver};
 
 const POLICY: &str = "version: 1
 networks:
@@ -241,4 +242,51 @@ lockout: { after: 0, max_lock: 1s, lock_for: 1m }
     ] {
         assert!(err.contains(needle), "missing {needle:?} in {err}");
     }
+}
+
+#[tokio::test]
+async fn a_lockout_is_alerted_through_the_sinks() {
+    let (url, _) = console().await;
+    let hook = Receiver::start(&[], Answer::Status(200)).await;
+    let hook_url = hook.url("/hook");
+    let policy = format!(
+        "{POLICY}alerts:\n  window: 1h\n  sinks:\n    - {{ name: ops, type: webhook, url_env: NW_TEST_HOOK }}\n"
+    );
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("policy.yaml");
+    std::fs::write(&path, policy).expect("write");
+    let nw = Netwarden::start_env(
+        &path,
+        &["--listen", "127.0.0.1:0", "--upstream", &url],
+        &[("NW_TEST_HOOK", &hook_url)],
+        dir,
+    );
+    for _ in 0..3 {
+        let r = post(
+            "127.0.0.1",
+            nw.addr("http"),
+            "/login",
+            &["X-Password: wrong", "User-Agent: guesser/1"],
+        )
+        .await;
+        assert_eq!(r.status, 302);
+    }
+    let got = hook.wait_for(1).await;
+    let v = got[0].json();
+    assert_eq!(v["kind"], "lockout", "{v}");
+    assert_eq!(
+        v["summary"],
+        "127.0.0.1 locked out for 2 seconds after 3 failed sign-ins (rule login)"
+    );
+    assert_eq!(v["lockout"]["failures"], 3);
+    assert_eq!(v["attempt"]["request"]["path"], "/login");
+    assert_eq!(v["attempt"]["request"]["user_agent"], "guesser/1");
+    // The sign-ins were allowed ones: no blocked-login alert came with it.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        hook.got().len(),
+        1,
+        "{:?}",
+        hook.got().iter().map(|g| g.json()).collect::<Vec<_>>()
+    );
 }

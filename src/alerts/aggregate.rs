@@ -90,6 +90,7 @@ struct Entry {
 #[derive(Default)]
 struct StormAcc {
     attempts: u64,
+    lockouts: u64,
     would_be: u64,
     sources: HashMap<Scope, u64>,
     other: u64,
@@ -115,7 +116,7 @@ impl StormAcc {
     }
 
     fn take(&mut self) -> Option<Storm> {
-        if self.attempts == 0 {
+        if self.attempts == 0 && self.lockouts == 0 {
             return None;
         }
         let acc = std::mem::take(self);
@@ -131,6 +132,7 @@ impl StormAcc {
             would_be: acc.would_be,
             sources,
             top,
+            lockouts: acc.lockouts,
         })
     }
 }
@@ -169,6 +171,31 @@ impl Aggregator {
             sent: 0,
             storm: StormAcc::default(),
         }
+    }
+
+    /// Takes what the request path sent.
+    pub fn event(&mut self, e: super::Event, now: Instant, out: &mut Vec<Alert>) -> Step {
+        match e {
+            super::Event::Attempt(a) => self.attempt(a, now, out),
+            super::Event::Lockout(l) => self.lockout(l, now, out),
+        }
+    }
+
+    /// A lockout is alerted alone (each client is locked at most once per
+    /// lock), within the storm cap; past it, counted in the storm summary.
+    pub fn lockout(&mut self, l: super::Lockout, now: Instant, out: &mut Vec<Alert>) -> Step {
+        let mut step = self.tick(now, out);
+        if self.sent < self.max_alerts {
+            self.sent += 1;
+            out.push(Alert::Lockout(Arc::new(l)));
+        } else {
+            let at = l.attempt.at;
+            self.storm.lockouts += 1;
+            self.storm.from = Some(self.storm.from.map_or(at, |f| f.min(at)));
+            self.storm.to = Some(self.storm.to.map_or(at, |t| t.max(at)));
+            step.aggregated += 1;
+        }
+        step
     }
 
     /// Takes one blocked attempt.
@@ -421,6 +448,30 @@ mod tests {
         assert_eq!(Scope::of(AlertKey::Asn, &a).to_string(), "AS64500");
         a.client = None;
         assert_eq!(Scope::of(AlertKey::Asn, &a), Scope::UnknownClient);
+    }
+
+    #[test]
+    fn lockouts_alert_alone_within_the_cap_and_join_the_storm_past_it() {
+        let t0 = Instant::now();
+        let mut agg = Aggregator::new(&settings(2), t0);
+        let mut out = Vec::new();
+        let lock = |ip: &str| crate::alerts::Lockout {
+            attempt: attempt(ip, 0),
+            failures: 5,
+            lock: Duration::from_secs(900),
+            strike: 1,
+        };
+        agg.lockout(lock("203.0.113.7"), t0, &mut out);
+        agg.attempt(attempt("203.0.113.8", 0), t0, &mut out);
+        // The cap (2) is reached: the next lockout is counted, not sent.
+        let step = agg.lockout(lock("203.0.113.9"), t0, &mut out);
+        assert_eq!(step.aggregated, 1);
+        assert_eq!(kinds(&out), ["lockout", "attempt"]);
+        agg.tick(t0 + Duration::from_secs(60), &mut out);
+        let Some(Alert::Storm(s)) = out.iter().find(|a| a.kind() == "storm") else {
+            panic!("no storm summary: {:?}", kinds(&out))
+        };
+        assert_eq!((s.attempts, s.lockouts), (0, 1));
     }
 
     #[test]

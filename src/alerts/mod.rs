@@ -74,6 +74,25 @@ impl Attempt {
     }
 }
 
+/// A client locked out after too many failed sign-ins (docs/lockout.md):
+/// the sign-in that locked it, and the lock.
+#[derive(Clone, Debug)]
+pub struct Lockout {
+    /// The failed sign-in that locked the client out (`enforced: true`).
+    pub attempt: Attempt,
+    pub failures: u32,
+    pub lock: Duration,
+    /// 1 for the first lock, 2 for the next (twice as long), …
+    pub strike: u32,
+}
+
+/// What the request path hands to the alerts.
+#[derive(Debug)]
+pub enum Event {
+    Attempt(Attempt),
+    Lockout(Lockout),
+}
+
 /// Attempts of one key within a window, sent when the window ends.
 #[derive(Clone, Debug)]
 pub struct Summary {
@@ -96,6 +115,8 @@ pub struct Storm {
     pub would_be: u64,
     /// Distinct sources (keys).
     pub sources: u64,
+    /// Lockouts past the cap in the interval (each alerted alone within it).
+    pub lockouts: u64,
     /// The sources with the most attempts, most first.
     pub top: Vec<(Scope, u64)>,
 }
@@ -104,6 +125,7 @@ pub struct Storm {
 pub enum Alert {
     /// A first attempt, alone.
     Attempt(Arc<Attempt>),
+    Lockout(Arc<Lockout>),
     Summary(Summary),
     Storm(Storm),
     /// `netwarden alert-test`.
@@ -116,6 +138,7 @@ impl Alert {
     pub fn kind(&self) -> &'static str {
         match self {
             Alert::Attempt(_) => "attempt",
+            Alert::Lockout(_) => "lockout",
             Alert::Summary(_) => "summary",
             Alert::Storm(_) => "storm",
             Alert::Test { .. } => "test",
@@ -126,7 +149,7 @@ impl Alert {
 /// The request path's side: hands attempts to the aggregator without
 /// waiting.
 pub struct Alerts {
-    tx: mpsc::Sender<Attempt>,
+    tx: mpsc::Sender<Event>,
     report_only: bool,
     metrics: Arc<Metrics>,
     /// Seconds since the epoch of the last "queue full" warning: at most one
@@ -143,7 +166,16 @@ impl Alerts {
 
     /// Queues one attempt; never blocks.
     pub fn notify(&self, a: Attempt) {
-        if let Err(mpsc::error::TrySendError::Full(_)) = self.tx.try_send(a) {
+        self.send(Event::Attempt(a));
+    }
+
+    /// A client was locked out: alerted alone, within the storm cap.
+    pub fn lockout(&self, l: Lockout) {
+        self.send(Event::Lockout(l));
+    }
+
+    fn send(&self, e: Event) {
+        if let Err(mpsc::error::TrySendError::Full(_)) = self.tx.try_send(e) {
             self.metrics.alert_attempts_dropped.inc();
             let dropped = self.dropped_since_warning.fetch_add(1, Ordering::Relaxed) + 1;
             let now = SystemTime::now()
@@ -348,7 +380,7 @@ type Queue = (Arc<str>, mpsc::Sender<Arc<Alert>>, Arc<AtomicU64>);
 
 async fn aggregate_loop(
     mut agg: Aggregator,
-    mut rx: mpsc::Receiver<Attempt>,
+    mut rx: mpsc::Receiver<Event>,
     mut stop: oneshot::Receiver<()>,
     queues: Vec<Queue>,
     metrics: Arc<Metrics>,
@@ -359,8 +391,8 @@ async fn aggregate_loop(
         let step = tokio::select! {
             biased;
             _ = &mut stop => break,
-            a = rx.recv() => match a {
-                Some(a) => agg.attempt(a, Instant::now(), &mut out),
+            e = rx.recv() => match e {
+                Some(e) => agg.event(e, Instant::now(), &mut out),
                 None => break,
             },
             () = sleep_until(deadline), if deadline.is_some() => agg.tick(Instant::now(), &mut out),
@@ -370,8 +402,8 @@ async fn aggregate_loop(
     }
     // Shutdown: what is already queued, then every pending count.
     rx.close();
-    while let Ok(a) = rx.try_recv() {
-        let step = agg.attempt(a, Instant::now(), &mut out);
+    while let Ok(e) = rx.try_recv() {
+        let step = agg.event(e, Instant::now(), &mut out);
         metrics.alert_attempts_aggregated.inc_by(step.aggregated);
     }
     agg.flush(&mut out);

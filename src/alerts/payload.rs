@@ -43,7 +43,7 @@ pub fn headline(alert: &Alert) -> String {
             },
         ),
         Alert::Storm(s) => format!(
-            "Login attempt storm: {} blocked attempt{} from {} source{}{}",
+            "Login attempt storm: {} blocked attempt{} from {} source{}{}{}",
             s.attempts,
             if s.attempts == 1 { "" } else { "s" },
             s.sources,
@@ -52,9 +52,39 @@ pub fn headline(alert: &Alert) -> String {
                 format!(" ({} only report-only)", s.would_be)
             } else {
                 String::new()
+            },
+            match s.lockouts {
+                0 => String::new(),
+                1 => ", and 1 more lockout".into(),
+                n => format!(", and {n} more lockouts"),
+            }
+        ),
+        Alert::Lockout(l) => format!(
+            "{} locked out for {} after {} failed sign-in{} (rule {}{})",
+            client_text(&l.attempt),
+            lock_text(l.lock),
+            l.failures,
+            if l.failures == 1 { "" } else { "s" },
+            l.attempt.rule,
+            if l.strike > 1 {
+                format!(", lock {} in a row", l.strike)
+            } else {
+                String::new()
             }
         ),
         Alert::Test { .. } => "netwarden test alert: this sink is reachable".into(),
+    }
+}
+
+/// "15 minutes", "2 hours", "1 hour 30 minutes", "45 seconds".
+fn lock_text(d: Duration) -> String {
+    let s = d.as_secs();
+    let plural = |n: u64, unit: &str| format!("{n} {unit}{}", if n == 1 { "" } else { "s" });
+    match (s / 3600, (s % 3600) / 60) {
+        (0, 0) => plural(s, "second"),
+        (0, m) => plural(m, "minute"),
+        (h, 0) => plural(h, "hour"),
+        (h, m) => format!("{} {}", plural(h, "hour"), plural(m, "minute")),
     }
 }
 
@@ -167,6 +197,16 @@ pub fn webhook(alert: &Alert, instance: &str, key: &str) -> Value {
             m.insert("key".into(), json!({"by": key}));
             m.insert("top_sources".into(), top_json(s));
         }
+        Alert::Lockout(l) => {
+            m.insert("time".into(), rfc3339(l.attempt.at).into());
+            m.insert("enforced".into(), true.into());
+            m.insert("attempts".into(), l.failures.into());
+            m.insert(
+                "lockout".into(),
+                json!({"failures": l.failures, "lock_seconds": l.lock.as_secs(), "strike": l.strike}),
+            );
+            m.insert("attempt".into(), attempt_json(&l.attempt));
+        }
         Alert::Test { at } => {
             m.insert("time".into(), rfc3339(*at).into());
             m.insert("attempts".into(), 0.into());
@@ -233,6 +273,10 @@ pub fn slack(alert: &Alert, instance: &str) -> Value {
     let mut text = format!(":rotating_light: *{}*\n", slack_escape(&headline(alert)));
     match alert {
         Alert::Attempt(a) => slack_attempt_lines(&mut text, a),
+        Alert::Lockout(l) => {
+            let _ = writeln!(&mut text, "• The sign-in that locked it:");
+            slack_attempt_lines(&mut text, &l.attempt);
+        }
         Alert::Summary(Summary { from, to, last, .. }) => {
             let _ = writeln!(
                 &mut text,
@@ -266,6 +310,7 @@ pub fn alertmanager(alert: &Alert, instance: &str, key: &str, window: Duration) 
         Alert::Attempt(a) => (a.at, "NetwardenBlockedLogin", a.enforced),
         Alert::Summary(s) => (s.to, "NetwardenBlockedLogin", s.enforced),
         Alert::Storm(s) => (s.to, "NetwardenBlockedLoginStorm", s.would_be < s.attempts),
+        Alert::Lockout(l) => (l.attempt.at, "NetwardenLockout", true),
         Alert::Test { at } => (*at, "NetwardenAlertTest", true),
     };
     let mut labels = Map::new();
@@ -280,6 +325,7 @@ pub fn alertmanager(alert: &Alert, instance: &str, key: &str, window: Duration) 
     ann.insert("summary".into(), headline(alert).into());
     let attempt = match alert {
         Alert::Attempt(a) => Some(&**a),
+        Alert::Lockout(l) => Some(&l.attempt),
         Alert::Summary(s) => Some(&*s.last),
         _ => None,
     };
@@ -300,6 +346,19 @@ pub fn alertmanager(alert: &Alert, instance: &str, key: &str, window: Duration) 
             ann.insert("attempts".into(), s.attempts.to_string().into());
             ann.insert("key".into(), key.into());
             ann.insert("window_from".into(), rfc3339(s.from).into());
+        }
+        Alert::Lockout(l) => {
+            labels.insert("rule".into(), (*l.attempt.rule).into());
+            labels.insert(
+                "client".into(),
+                l.attempt
+                    .client
+                    .map_or_else(|| "unknown".to_string(), |ip| ip.to_string())
+                    .into(),
+            );
+            ann.insert("attempts".into(), l.failures.to_string().into());
+            ann.insert("lock_seconds".into(), l.lock.as_secs().to_string().into());
+            ann.insert("strike".into(), l.strike.to_string().into());
         }
         Alert::Storm(s) => {
             ann.insert("attempts".into(), s.attempts.to_string().into());
@@ -426,6 +485,41 @@ mod tests {
     }
 
     #[test]
+    fn a_lockout_says_who_for_how_long_and_why_in_every_format() {
+        let l = crate::alerts::Lockout {
+            attempt: Attempt::example(),
+            failures: 5,
+            lock: Duration::from_secs(30 * 60),
+            strike: 2,
+        };
+        let alert = Alert::Lockout(std::sync::Arc::new(l));
+        assert_eq!(
+            headline(&alert),
+            "203.0.113.7 locked out for 30 minutes after 5 failed sign-ins (rule login, lock 2 in a row)"
+        );
+        let w = webhook(&alert, "pod-1", "client");
+        assert_eq!(w["kind"], "lockout");
+        assert_eq!(w["lockout"]["lock_seconds"], 1800);
+        assert_eq!(w["lockout"]["strike"], 2);
+        assert_eq!(w["attempt"]["client"]["address"], "203.0.113.7");
+        let s = slack(&alert, "pod-1");
+        assert!(
+            s["text"]
+                .as_str()
+                .unwrap()
+                .contains("locked out for 30 minutes"),
+            "{s}"
+        );
+        let a = alertmanager(&alert, "pod-1", "client", Duration::from_secs(300));
+        assert_eq!(a[0]["labels"]["alertname"], "NetwardenLockout");
+        assert_eq!(a[0]["labels"]["client"], "203.0.113.7");
+        assert_eq!(a[0]["annotations"]["lock_seconds"], "1800");
+        assert_eq!(lock_text(Duration::from_secs(90 * 60)), "1 hour 30 minutes");
+        assert_eq!(lock_text(Duration::from_secs(24 * 3600)), "24 hours");
+        assert_eq!(lock_text(Duration::from_secs(1)), "1 second");
+    }
+
+    #[test]
     fn headlines_count_attempts() {
         let storm = Storm {
             from: SystemTime::UNIX_EPOCH,
@@ -434,10 +528,19 @@ mod tests {
             would_be: 0,
             sources: 120,
             top: vec![],
+            lockouts: 0,
+        };
+        assert_eq!(
+            headline(&Alert::Storm(storm.clone())),
+            "Login attempt storm: 500 blocked attempts from 120 sources"
+        );
+        let storm = Storm {
+            lockouts: 3,
+            ..storm
         };
         assert_eq!(
             headline(&Alert::Storm(storm)),
-            "Login attempt storm: 500 blocked attempts from 120 sources"
+            "Login attempt storm: 500 blocked attempts from 120 sources, and 3 more lockouts"
         );
     }
 }

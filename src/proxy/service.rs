@@ -372,7 +372,7 @@ pub async fn handle(
                     // Only the console's own answers say how a sign-in went.
                     if let (Some((rule, spec)), Either::Left(_)) = (sign_in, response.body()) {
                         done.login_outcome = Some(sign_in_outcome(
-                            &shared, &policy, rule, spec, client.ip, &response, request_id,
+                            &shared, &policy, rule, spec, &done, &response,
                         ));
                     }
                     response
@@ -495,11 +495,11 @@ fn sign_in_outcome(
     policy: &Policy,
     rule: &crate::policy::Rule,
     spec: &crate::engine::outcome::OutcomeSpec,
-    client: Option<std::net::IpAddr>,
+    done: &Finish<'_, '_>,
     response: &Response<ProxyBody>,
-    request_id: &str,
 ) -> &'static str {
     use crate::engine::outcome::{LoginOutcome, classify};
+    let (client, request_id) = (done.decision.client.ip, done.request_id);
     let headers = response.headers();
     let outcome = classify(spec, response.status().as_u16(), |name| {
         headers.get(name).map(HeaderValue::as_bytes)
@@ -540,6 +540,14 @@ fn sign_in_outcome(
                         "sign-in refused by the console"
                     );
                     shared.metrics.lockouts.inc();
+                    if let Some(alerts) = shared.alerts.current() {
+                        alerts.lockout(crate::alerts::Lockout {
+                            attempt: lockout_attempt(done, policy, rule),
+                            failures: s.after,
+                            lock,
+                            strike,
+                        });
+                    }
                     tracing::warn!(
                         event = "lockout",
                         request_id,
@@ -575,6 +583,44 @@ fn sign_in_outcome(
         (LoginOutcome::Unknown, _, _) => {}
     }
     outcome.as_str()
+}
+
+/// The failed sign-in that locked a client out, as an alert tells it.
+fn lockout_attempt(
+    done: &Finish<'_, '_>,
+    policy: &Policy,
+    rule: &crate::policy::Rule,
+) -> crate::alerts::Attempt {
+    let d = &done.decision;
+    let geo = policy.geo();
+    let user_agent = done
+        .user_agent
+        .as_ref()
+        .map(|v| telemetry::header_text(v.as_bytes()).into_owned())
+        .unwrap_or_default();
+    crate::alerts::Attempt {
+        at: std::time::SystemTime::now(),
+        client: d.client.ip,
+        client_source: d.client.derivation.kind(),
+        derivation: d.client.derivation.to_string(),
+        peer: done.peer,
+        facts: d
+            .client
+            .ip
+            .filter(|_| !geo.is_empty())
+            .map(|ip| geo.facts(ip)),
+        rule: rule.label.clone(),
+        method: done.method.to_string(),
+        host: telemetry::capped(
+            done.host.map(host_without_port).unwrap_or(""),
+            telemetry::MAX_LOGGED_HOST,
+        )
+        .into_owned(),
+        path: telemetry::capped(done.path.as_str(), telemetry::MAX_LOGGED_PATH).into_owned(),
+        user_agent: telemetry::cut(&user_agent, telemetry::MAX_USER_AGENT).to_string(),
+        request_id: done.request_id.to_string(),
+        enforced: true,
+    }
 }
 
 /// The path a decision line shows: the forwarded one (sharing the request's
