@@ -259,8 +259,8 @@ pub async fn live(listen: std::net::SocketAddr) -> anyhow::Result<()> {
         "netwarden demo\n\
          - a built-in admin console listens on http://{console_addr}\n\
          - netwarden guards it on {url}{also} with policies/demo.yaml:\n\
-         \x20   127.0.0.1 is the office, ::1 the VPN, 127.0.0.2 stands for home broadband,\n\
-         \x20   127.0.0.3 is a load balancer trusted to send X-Forwarded-For\n\
+         \x20   127.0.0.1 and 127.0.0.4 are the office, ::1 the VPN, 127.0.0.2 stands for home\n\
+         \x20   broadband, 127.0.0.3 is a load balancer trusted to send X-Forwarded-For\n\
          - netwarden's admin listener is http://{admin} (curl http://{admin}/metrics)\n\
          \n\
          In another terminal, try (each request prints one JSON decision line here):\n\
@@ -277,6 +277,9 @@ pub async fn live(listen: std::net::SocketAddr) -> anyhow::Result<()> {
          \x20 curl -i --interface 127.0.0.3 -H 'X-Forwarded-For: 198.51.100.7' {url}/customers/1042\n\
          \x20 # the same header from anyone else is ignored\n\
          \x20 curl -i --interface 127.0.0.2 -H 'X-Forwarded-For: 127.0.0.1' {url}/customers/1042\n\
+         \x20 # password guessing from inside: 127.0.0.4 is another desk in the office;\n\
+         \x20 # three wrong passwords (401 from the console) lock it out of sign-in for 30 s (429)\n\
+         \x20 for i in 1 2 3 4; do curl -s -o /dev/null -w '%{{http_code}}\\n' --interface 127.0.0.4 -X POST -d password=wrong {url}/login; done\n\
          \x20 # path tricks from home do not get through: resolved, then denied (403),\n\
          \x20 # or rejected (400, an encoded slash)\n\
          \x20 curl -i --interface 127.0.0.2 --path-as-is '{url}/static/%2e%2e/customers/1042'\n\
@@ -372,7 +375,7 @@ mod console {
 
     use bytes::Bytes;
     use http::{Method, Request, Response};
-    use http_body_util::Full;
+    use http_body_util::{BodyExt, Full};
     use hyper::body::Incoming;
     use hyper::service::service_fn;
     use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -422,9 +425,31 @@ mod console {
     pub async fn serve(listener: tokio::net::TcpListener) {
         while let Ok((stream, _)) = listener.accept().await {
             tokio::spawn(async move {
-                let svc = service_fn(|req| {
-                    let resp = page(&req);
-                    async move { Ok::<_, Infallible>(resp) }
+                let svc = service_fn(|req: Request<Incoming>| async move {
+                    // A sign-in with `password=wrong` in its form fails
+                    // (401), as a console answers a wrong password.
+                    if req.method() == Method::POST && req.uri().path() == "/login" {
+                        let body = http_body_util::Limited::new(req.into_body(), 4096)
+                            .collect()
+                            .await
+                            .map(|b| b.to_bytes())
+                            .unwrap_or_default();
+                        let wrong = body.windows(14).any(|w| w == b"password=wrong");
+                        let mut resp = Response::new(Full::new(Bytes::from_static(if wrong {
+                            b"{\"signed_in\":false,\"error\":\"wrong password\"}\n"
+                        } else {
+                            b"{\"signed_in\":true,\"operator\":\"demo\"}\n"
+                        })));
+                        if wrong {
+                            *resp.status_mut() = http::StatusCode::UNAUTHORIZED;
+                        }
+                        resp.headers_mut().insert(
+                            http::header::CONTENT_TYPE,
+                            http::HeaderValue::from_static("application/json"),
+                        );
+                        return Ok::<_, Infallible>(resp);
+                    }
+                    Ok::<_, Infallible>(page(&req))
                 });
                 let _ = auto::Builder::new(TokioExecutor::new())
                     .serve_connection(TokioIo::new(stream), svc)

@@ -9,7 +9,7 @@ use std::process::Stdio;
 use std::sync::mpsc;
 use std::time::Instant;
 
-use support::proxy::{WAIT, get, post};
+use support::proxy::{WAIT, connect_from, exchange, get, post};
 
 /// Waits (bounded) for a stderr line containing `needle`.
 fn wait_line(rx: &mpsc::Receiver<String>, needle: &str) -> String {
@@ -64,6 +64,18 @@ async fn the_demo_blocks_a_sign_in_from_home_and_alerts_its_webhook() {
         .expect("socket address");
     assert_eq!(post("127.0.0.1", addr, "/login", &[]).await.status, 200);
     assert_eq!(post("127.0.0.2", addr, "/login", &[]).await.status, 403);
+    // Password guessing from another desk in the office: three wrong
+    // passwords (401 from the console), then 429, and an alert says so.
+    let wrong = b"POST /login HTTP/1.1\r\nHost: demo\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 14\r\nConnection: close\r\n\r\npassword=wrong";
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        statuses.push(
+            exchange(connect_from("127.0.0.4", addr).await, wrong)
+                .await
+                .status,
+        );
+    }
+    assert_eq!(statuses, [401, 401, 401, 429]);
     // The printed admin address serves the metrics.
     let m = get("127.0.0.1", admin, "/metrics", &[]).await;
     assert_eq!(m.status, 200);
@@ -73,14 +85,30 @@ async fn the_demo_blocks_a_sign_in_from_home_and_alerts_its_webhook() {
         let v6 = std::net::SocketAddr::new(std::net::Ipv6Addr::LOCALHOST.into(), addr.port());
         assert_eq!(get("::1", v6, "/customers/1042", &[]).await.status, 200);
     }
-    let alert = tokio::task::spawn_blocking(move || {
-        wait_line(&rx, ">>> ALERT received by the demo's webhook")
+    // Both alerts, in whichever order they arrive.
+    let (alert, lockout) = tokio::task::spawn_blocking(move || {
+        let (mut alert, mut lockout) = (None, None);
+        while alert.is_none() || lockout.is_none() {
+            let line = wait_line(&rx, ">>> ALERT received by the demo's webhook");
+            if line.contains("locked out") {
+                lockout = Some(line);
+            } else {
+                alert = Some(line);
+            }
+        }
+        (alert.unwrap_or_default(), lockout.unwrap_or_default())
     })
     .await
     .expect("joined");
     assert!(
         alert.contains("(signature verified): Blocked login attempt from 127.0.0.2 (rule login)"),
         "{alert}"
+    );
+    assert!(
+        lockout.contains(
+            "(signature verified): 127.0.0.4 locked out for 30 seconds after 3 failed sign-ins (rule login)"
+        ),
+        "{lockout}"
     );
     let _ = child.kill();
     let _ = child.wait();
