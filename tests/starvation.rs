@@ -802,3 +802,87 @@ async fn slow_uploads_from_one_address_cannot_take_every_upstream_connection() {
     assert_eq!(over, 4.0);
     drop(stalled);
 }
+
+/// Red-team finding: a connection stalled in its TLS handshake (or in a
+/// PROXY header) could not be evicted, so a full table locked every new
+/// HTTPS client out until `header_read`. Before its first request a
+/// connection is idle, and makes room like a keep-alive one.
+#[tokio::test]
+async fn stalled_handshakes_and_proxy_headers_make_room_for_a_newcomer() {
+    use tokio::io::AsyncWriteExt;
+    let up = Upstream::start().await;
+    let certs = support::dev_certs();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("policy.yaml");
+    std::fs::write(
+        &path,
+        policy_with(
+            "  timeouts: { header_read: 60s }\n  limits: { max_connections: 6, max_connections_per_address: 100 }",
+        ),
+    )
+    .expect("write policy");
+    let (cert, key) = (certs.path().join("cert.pem"), certs.path().join("key.pem"));
+    let nw = Netwarden::start_at(
+        &path,
+        &[
+            "--tls-listen",
+            "127.0.0.1:0",
+            "--cert",
+            cert.to_str().expect("utf-8"),
+            "--key",
+            key.to_str().expect("utf-8"),
+            "--upstream",
+            &up.url(),
+        ],
+        dir,
+    );
+    let addr = nw.addr("https");
+    // Six connections that send the first bytes of a ClientHello and stop:
+    // the table is full for the next 60 s.
+    let mut stalled = Vec::new();
+    for _ in 0..6 {
+        let mut s = connect_from("127.0.0.2", addr).await;
+        s.write_all(b"\x16\x03\x01\x00").await.expect("send");
+        stalled.push(s);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // A newcomer over TLS is served long before the 60 s.
+    let ca = certs.path().join("ca.pem");
+    let resolve = format!("localhost:{}:127.0.0.1", addr.port());
+    let url = format!("https://localhost:{}/y", addr.port());
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("curl")
+            .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "20"])
+            .args(["--cacert", ca.to_str().expect("utf-8"), "--resolve", &resolve, &url])
+            .output()
+            .expect("curl runs")
+    })
+    .await
+    .expect("joined");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "200", "{out:?}");
+    assert!(metric(&nw, "netwarden_connections_evicted_total").await >= 1.0);
+    drop(stalled);
+
+    // The same with a PROXY protocol listener and a trusted proxy that
+    // stalls in its header.
+    let nw = Netwarden::start(
+        &policy_with(
+            "  timeouts: { header_read: 60s }\n  limits: { max_connections: 6, max_connections_per_address: 100 }",
+        ),
+        &[],
+        &["--listen", "127.0.0.1:0", "--proxy-protocol", "--upstream", &up.url()],
+    );
+    let addr = nw.addr("http");
+    let mut stalled = Vec::new();
+    for _ in 0..6 {
+        let mut s = connect_from("127.0.0.3", addr).await;
+        s.write_all(b"PROX").await.expect("send");
+        stalled.push(s);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let r = tokio::time::timeout(Duration::from_secs(20), get("127.0.0.1", addr, "/y", &[]))
+        .await
+        .expect("the newcomer got a slot");
+    assert_eq!(r.status, 200, "{r:?}");
+    drop(stalled);
+}

@@ -149,7 +149,11 @@ async fn connection(
             .trusted_proxies
             .contains(canonical(tcp_peer.ip()));
         let read = proxy_protocol::read(&mut stream, trusted);
-        match tokio::time::timeout(l.timeouts.header_read, read).await {
+        let Some(read) = evictable(&l, tcp_peer, tokio::time::timeout(l.timeouts.header_read, read)).await
+        else {
+            return;
+        };
+        match read {
             Ok(Ok((source, rest))) => {
                 match source {
                     proxy_protocol::Source::Client(addr) => peer = addr,
@@ -217,7 +221,12 @@ async fn connection(
         Some(acceptor) => {
             let handshake =
                 tokio::time::timeout_at(accepted + l.timeouts.header_read, acceptor.accept(stream));
-            match handshake.await {
+            // A connection still in its handshake has no request: it is as
+            // idle as a keep-alive one, and makes room the same way.
+            let Some(handshake) = evictable(&l, peer, handshake).await else {
+                return;
+            };
+            match handshake {
                 Ok(Ok(tls)) => {
                     serve(
                         Tracked::new(tls, activity.clone()),
@@ -239,6 +248,29 @@ async fn connection(
                 }
                 Err(_) => {
                     tracing::debug!(event = "tls_handshake_timeout", network.peer.address = %peer.ip())
+                }
+            }
+        }
+    }
+}
+
+/// Runs `f` (a handshake, a PROXY header read) unless the connection table
+/// asks idle connections to make room first: `None` then, and the caller
+/// closes the connection. Before its first request a connection is idle.
+async fn evictable<F: std::future::Future>(
+    l: &Listening,
+    peer: SocketAddr,
+    f: F,
+) -> Option<F::Output> {
+    tokio::pin!(f);
+    loop {
+        tokio::select! {
+            out = &mut f => return Some(out),
+            _ = l.table.pressure() => {
+                if l.table.take_eviction() {
+                    l.shared.metrics.connections_evicted.inc();
+                    tracing::debug!(event = "connection_evicted", network.peer.address = %peer.ip(), during = "handshake");
+                    return None;
                 }
             }
         }
