@@ -784,3 +784,51 @@ fn a_missing_or_short_admin_token_stops_startup() {
     assert!(err.contains("is 5 bytes: use at least 16"), "{err}");
     assert!(!err.contains("short"), "the token is never echoed: {err}");
 }
+
+/// Red-team finding: 64 idle connections to the admin port from one
+/// address took every admin slot, and the kubelet's probes were reset.
+#[tokio::test]
+async fn one_address_flooding_the_admin_port_cannot_fail_the_probes() {
+    let (nw, _up) = guard_with_admin_token(false).await;
+    let admin = nw.addr("admin");
+    let mut held = Vec::new();
+    for _ in 0..80 {
+        held.push(connect_from("127.0.0.2", admin).await);
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    for path in ["/healthz", "/readyz"] {
+        let r = admin_request(&nw, "GET", path, None).await;
+        assert_eq!(r.status, 200, "{path}: {r:?}");
+    }
+    drop(held);
+}
+
+#[test]
+fn an_admin_token_a_header_cannot_carry_stops_startup() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("policy.yaml");
+    std::fs::write(
+        &path,
+        policy("", "", "  admin_auth: { token_env: NW_TEST_ADMIN_TOKEN }\n"),
+    )
+    .expect("write");
+    let p = path.to_str().expect("utf-8");
+    let args = [
+        "serve",
+        "--policy",
+        p,
+        "--listen",
+        "127.0.0.1:0",
+        "--admin",
+        "127.0.0.1:0",
+        "--upstream",
+        "http://127.0.0.1:9",
+    ];
+    let (code, _, err) =
+        support::run_env(&args, &[("NW_TEST_ADMIN_TOKEN", "abcdefgh\u{1}ijklmnop")]);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("characters an Authorization header cannot carry"),
+        "{err}"
+    );
+}

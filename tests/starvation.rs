@@ -852,8 +852,22 @@ async fn stalled_handshakes_and_proxy_headers_make_room_for_a_newcomer() {
     let url = format!("https://localhost:{}/y", addr.port());
     let out = tokio::task::spawn_blocking(move || {
         std::process::Command::new("curl")
-            .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "20"])
-            .args(["--cacert", ca.to_str().expect("utf-8"), "--resolve", &resolve, &url])
+            .args([
+                "-s",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "--max-time",
+                "20",
+            ])
+            .args([
+                "--cacert",
+                ca.to_str().expect("utf-8"),
+                "--resolve",
+                &resolve,
+                &url,
+            ])
             .output()
             .expect("curl runs")
     })
@@ -870,7 +884,13 @@ async fn stalled_handshakes_and_proxy_headers_make_room_for_a_newcomer() {
             "  timeouts: { header_read: 60s }\n  limits: { max_connections: 6, max_connections_per_address: 100 }",
         ),
         &[],
-        &["--listen", "127.0.0.1:0", "--proxy-protocol", "--upstream", &up.url()],
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--proxy-protocol",
+            "--upstream",
+            &up.url(),
+        ],
     );
     let addr = nw.addr("http");
     let mut stalled = Vec::new();

@@ -34,6 +34,11 @@ pub struct Health {
 /// the proxy needs.
 const MAX_ADMIN_CONNECTIONS: usize = 64;
 
+/// Admin connections one address may hold: the kubelet (the node's
+/// address) and Prometheus need one or two each, so one address flooding
+/// the port cannot take every slot and fail the probes.
+const MAX_ADMIN_CONNECTIONS_PER_ADDRESS: usize = 8;
+
 /// An admin connection closes after this, busy or not: probes and scrapes
 /// reconnect, and a connection kept open holds no slot for long.
 const ADMIN_CONNECTION_LIFETIME: Duration = Duration::from_secs(30);
@@ -54,9 +59,13 @@ pub struct Token {
 #[derive(Debug, thiserror::Error)]
 pub enum TokenError {
     #[error(
-        "server.admin_auth.token_env names {0}, which is not set: set it to a random token (for example `openssl rand -hex 32`), or remove admin_auth"
+        "server.admin_auth.token_env names {0}, which is not set or empty: set it to a random token (for example `openssl rand -hex 32`), or remove admin_auth"
     )]
     Missing(String),
+    #[error(
+        "the admin token in {0} has characters an Authorization header cannot carry (spaces, control characters, non-ASCII): use letters, digits and -._~+/= (for example `openssl rand -hex 32`)"
+    )]
+    Unusable(String),
     #[error(
         "the admin token in {name} is {len} bytes: use at least {MIN_TOKEN_BYTES} (for example `openssl rand -hex 32`)"
     )]
@@ -82,6 +91,13 @@ impl Token {
             .filter(|v| !v.trim().is_empty())
             .ok_or_else(|| TokenError::Missing(auth.token_env.clone()))?;
         let value = value.trim();
+        // RFC 6750 §2.1 b64token: what a client can send after `Bearer `.
+        if !value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~+/=".contains(&b))
+        {
+            return Err(TokenError::Unusable(auth.token_env.clone()));
+        }
         if value.len() < MIN_TOKEN_BYTES {
             return Err(TokenError::TooShort {
                 name: auth.token_env.clone(),
@@ -120,6 +136,33 @@ impl Token {
             .zip(self.digest.iter())
             .fold(0u8, |acc, (a, b)| acc | (a ^ b))
             == 0
+    }
+}
+
+/// An `admin_unauthorized` warning at most every 10 s, with how many were
+/// refused since the last one: someone tries the controls, and a flood of
+/// them cannot flood the log.
+fn note_unauthorized(path: &str) {
+    use std::sync::atomic::AtomicU64;
+    static LAST: AtomicU64 = AtomicU64::new(0);
+    static SINCE: AtomicU64 = AtomicU64::new(0);
+    let refused = SINCE.fetch_add(1, Ordering::Relaxed) + 1;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let last = LAST.load(Ordering::Relaxed);
+    if now >= last + 10
+        && LAST
+            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+    {
+        SINCE.store(0, Ordering::Relaxed);
+        tracing::warn!(
+            event = "admin_unauthorized",
+            path = %crate::telemetry::capped(path, 128),
+            refused,
+            "admin request without a valid bearer token"
+        );
     }
 }
 
@@ -178,6 +221,7 @@ pub async fn route(
         && !token.admits(req.headers())
     {
         reloader.metrics().admin_unauthorized.inc();
+        note_unauthorized(path);
         return unauthorized();
     }
     if path == "/reload" {
@@ -237,10 +281,13 @@ pub async fn serve(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let slots = Arc::new(Semaphore::new(MAX_ADMIN_CONNECTIONS));
+    let per_address = Arc::new(super::conn_table::ConnTable::new(
+        MAX_ADMIN_CONNECTIONS_PER_ADDRESS,
+    ));
     loop {
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             r = listener.accept() => match r {
-                Ok((s, _)) => s,
+                Ok(accepted) => accepted,
                 // EMFILE and friends: wait instead of spinning on accept.
                 Err(_) => {
                     tokio::time::sleep(Duration::from_millis(50)).await;
@@ -251,12 +298,15 @@ pub async fn serve(
         };
         // Full: the new connection is closed at once; open ones finish
         // within ADMIN_CONNECTION_LIFETIME.
+        let Some(mine) = per_address.admit(peer.ip()) else {
+            continue;
+        };
         let Ok(permit) = slots.clone().try_acquire_owned() else {
             continue;
         };
         let (health, reloader, token) = (health.clone(), reloader.clone(), token.clone());
         tokio::spawn(async move {
-            let _permit = permit;
+            let _held = (permit, mine);
             let svc = service_fn(move |req| {
                 let (health, reloader, token) = (health.clone(), reloader.clone(), token.clone());
                 async move {
@@ -356,5 +406,18 @@ mod tests {
             Token::resolve(&auth, |_| Some("short".into())),
             Err(TokenError::TooShort { len: 5, .. })
         ));
+        for unusable in [
+            "abcdefgh\x01ijklmnop",
+            "abcdefgh ijklmnop",
+            "abcdefghijklmnopé",
+        ] {
+            assert!(
+                matches!(
+                    Token::resolve(&auth, |_| Some(unusable.into())),
+                    Err(TokenError::Unusable(_))
+                ),
+                "{unusable:?}"
+            );
+        }
     }
 }

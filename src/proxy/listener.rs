@@ -149,7 +149,12 @@ async fn connection(
             .trusted_proxies
             .contains(canonical(tcp_peer.ip()));
         let read = proxy_protocol::read(&mut stream, trusted);
-        let Some(read) = evictable(&l, tcp_peer, tokio::time::timeout(l.timeouts.header_read, read)).await
+        let Some(read) = evictable(
+            &l,
+            tcp_peer,
+            tokio::time::timeout(l.timeouts.header_read, read),
+        )
+        .await
         else {
             return;
         };

@@ -405,6 +405,15 @@ pub async fn serve(policy: Policy, o: Overrides) -> Result<(), ServeError> {
     Ok(())
 }
 
+/// Worker `i`'s share of `bound` connections among `n` workers: the shares
+/// add up to exactly `bound` (the first `bound % n` workers get one more),
+/// except that every worker gets at least one, so that the total is
+/// `max(bound, n)`.
+fn worker_share(bound: usize, n: usize, i: usize) -> usize {
+    let n = n.max(1);
+    (bound / n + usize::from(i < bound % n)).max(1)
+}
+
 /// Raises the soft limit on open files to the hard limit, as nginx's
 /// `worker_rlimit_nofile` and Envoy's launchers do: the default soft limit
 /// (often 1024) is below `max_connections`. Warns when client connections
@@ -459,9 +468,8 @@ fn start_workers(
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut workers = Vec::with_capacity(n);
-    // Each worker's share of the upstream connection bound, rounded up.
-    let per_worker = upstream_connections.div_ceil(n).max(1);
     for i in 0..n {
+        let per_worker = worker_share(upstream_connections, n, i);
         let (tx, rx) = std::sync::mpsc::channel();
         let tls = tls.clone();
         let upstream = upstream.clone();
@@ -618,5 +626,21 @@ async fn wait_for_signal(reloader: &reload::Reloader) -> &'static str {
             let _ = tokio::signal::ctrl_c().await;
             "SIGINT"
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::worker_share;
+
+    #[test]
+    fn worker_shares_add_up_to_the_bound() {
+        for (bound, n) in [(1024, 2), (5, 2), (3, 2), (7, 3), (100, 16), (1, 1)] {
+            let total: usize = (0..n).map(|i| worker_share(bound, n, i)).sum();
+            assert_eq!(total, bound, "{bound} over {n}");
+        }
+        // Fewer connections than workers: one each, at least.
+        let total: usize = (0..16).map(|i| worker_share(4, 16, i)).sum();
+        assert_eq!(total, 16);
     }
 }
