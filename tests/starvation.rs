@@ -906,3 +906,55 @@ async fn stalled_handshakes_and_proxy_headers_make_room_for_a_newcomer() {
     assert_eq!(r.status, 200, "{r:?}");
     drop(stalled);
 }
+
+/// Red-team finding: a full table closed every idle connection, the
+/// operators' keep-alive ones too, whoever had filled it. Now the address
+/// holding the most connections loses its idle ones first.
+#[tokio::test]
+async fn a_full_table_closes_the_heaviest_addresss_idle_connections_first() {
+    use tokio::io::AsyncReadExt;
+    let up = Upstream::start().await;
+    let nw = Netwarden::in_front_of(
+        &policy_with(
+            "  timeouts: { idle: 60s, header_read: 60s }\n  limits: { max_connections: 12, max_connections_per_address: 100 }",
+        ),
+        &up,
+    );
+    let addr = nw.addr("http");
+    async fn ask(s: &mut tokio::net::TcpStream) -> bool {
+        if s.write_all(b"GET /x HTTP/1.1\r\nHost: console.test\r\n\r\n")
+            .await
+            .is_err()
+        {
+            return false;
+        }
+        let mut buf = vec![0u8; 4096];
+        matches!(
+            tokio::time::timeout(support::proxy::WAIT, s.read(&mut buf)).await,
+            Ok(Ok(n)) if buf[..n].starts_with(b"HTTP/1.1 200")
+        )
+    }
+    // Four operators' keep-alive connections, idle after a request.
+    let mut operators = Vec::new();
+    for _ in 0..4 {
+        let mut s = connect_from("127.0.0.1", addr).await;
+        assert!(ask(&mut s).await);
+        operators.push(s);
+    }
+    // Eight silent connections from one address fill the table.
+    let mut silent = Vec::new();
+    for _ in 0..8 {
+        silent.push(connect_from("127.0.0.2", addr).await);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // A newcomer gets in...
+    let r = tokio::time::timeout(Duration::from_secs(10), get("127.0.0.1", addr, "/y", &[]))
+        .await
+        .expect("the newcomer got a slot");
+    assert_eq!(r.status, 200, "{r:?}");
+    // ...and the operators' connections are still open.
+    for (i, s) in operators.iter_mut().enumerate() {
+        assert!(ask(s).await, "operator connection {i} was closed");
+    }
+    drop(silent);
+}

@@ -86,6 +86,10 @@ pub struct ConnTable {
     pressure: Pressure,
     /// How many idle connections may still close for the last pressure.
     evict_budget: AtomicUsize,
+    /// Whose idle connections close this round: the address holding the
+    /// most, or (every other round) anyone's.
+    evict_target: Mutex<Option<AddrKey>>,
+    evict_rounds: AtomicU64,
 }
 
 /// One connection's count against its address; released when dropped.
@@ -101,6 +105,8 @@ impl ConnTable {
             cap: cap.max(1),
             pressure: Pressure::default(),
             evict_budget: AtomicUsize::new(0),
+            evict_target: Mutex::new(None),
+            evict_rounds: AtomicU64::new(0),
         }
     }
 
@@ -127,9 +133,29 @@ impl ConnTable {
     }
 
     /// The table is full: up to [`EVICT_BATCH`] idle connections may close.
+    /// The first round (and every other one after it) closes only those of
+    /// the address that holds the most connections, so that one filling
+    /// the table loses its own idle connections, not everyone's; if that
+    /// frees nothing, the next round takes anyone's.
     pub fn evict_idle(&self) {
+        let round = self.evict_rounds.fetch_add(1, Ordering::Relaxed);
+        let target = if round % 2 == 0 {
+            self.heaviest()
+        } else {
+            None
+        };
+        *self.evict_target.lock().unwrap_or_else(|e| e.into_inner()) = target;
         self.evict_budget.store(EVICT_BATCH, Ordering::Release);
         self.pressure.notify_all();
+    }
+
+    /// The address holding the most connections, if it holds more than one.
+    fn heaviest(&self) -> Option<AddrKey> {
+        let m = self.per_addr.lock().unwrap_or_else(|e| e.into_inner());
+        m.iter()
+            .max_by_key(|&(_, n)| *n)
+            .filter(|&(_, n)| *n > 1)
+            .map(|(k, _)| *k)
     }
 
     /// Completes when the table asks idle connections to make room.
@@ -142,8 +168,13 @@ impl ConnTable {
         }
     }
 
-    /// Whether this (idle) connection is one of those asked to close.
-    pub fn take_eviction(&self) -> bool {
+    /// Whether this (idle) connection, counted against `key` (`None`: a
+    /// trusted proxy's, not counted), is one of those asked to close.
+    pub fn take_eviction(&self, key: Option<AddrKey>) -> bool {
+        let target = *self.evict_target.lock().unwrap_or_else(|e| e.into_inner());
+        if target.is_some() && target != key {
+            return false;
+        }
         self.evict_budget
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |b| b.checked_sub(1))
             .is_ok()
@@ -219,6 +250,12 @@ impl Drop for PressureWait<'_> {
                 .unwrap_or_else(|e| e.into_inner())
                 .remove(&id);
         }
+    }
+}
+
+impl AddrSlot {
+    pub fn key(&self) -> AddrKey {
+        self.key
     }
 }
 
@@ -312,8 +349,28 @@ mod tests {
     #[test]
     fn eviction_takes_at_most_a_batch() {
         let t = ConnTable::new(1);
-        assert!(!t.take_eviction());
+        assert!(!t.take_eviction(None));
         t.evict_idle();
-        assert_eq!((0..100).filter(|_| t.take_eviction()).count(), EVICT_BATCH);
+        assert_eq!(
+            (0..100).filter(|_| t.take_eviction(None)).count(),
+            EVICT_BATCH
+        );
+    }
+
+    #[test]
+    fn the_heaviest_address_loses_its_idle_connections_first() {
+        let t = Arc::new(ConnTable::new(100));
+        let (heavy, light): (IpAddr, IpAddr) =
+            ("192.0.2.9".parse().unwrap(), "192.0.2.1".parse().unwrap());
+        let _held: Vec<_> = (0..5).map(|_| t.admit(heavy).unwrap()).collect();
+        let _one = t.admit(light).unwrap();
+        // First round: only the heaviest address.
+        t.evict_idle();
+        assert!(!t.take_eviction(Some(AddrKey::of(light))));
+        assert!(!t.take_eviction(None));
+        assert!(t.take_eviction(Some(AddrKey::of(heavy))));
+        // Next round: anyone's.
+        t.evict_idle();
+        assert!(t.take_eviction(Some(AddrKey::of(light))));
     }
 }

@@ -149,9 +149,12 @@ async fn connection(
             .trusted_proxies
             .contains(canonical(tcp_peer.ip()));
         let read = proxy_protocol::read(&mut stream, trusted);
+        // The table does not count a connection before its PROXY header:
+        // it gives way only in a round that takes anyone's.
         let Some(read) = evictable(
             &l,
             tcp_peer,
+            None,
             tokio::time::timeout(l.timeouts.header_read, read),
         )
         .await
@@ -228,7 +231,8 @@ async fn connection(
                 tokio::time::timeout_at(accepted + l.timeouts.header_read, acceptor.accept(stream));
             // A connection still in its handshake has no request: it is as
             // idle as a keep-alive one, and makes room the same way.
-            let Some(handshake) = evictable(&l, peer, handshake).await else {
+            let key = slot._addr.as_ref().map(super::conn_table::AddrSlot::key);
+            let Some(handshake) = evictable(&l, peer, key, handshake).await else {
                 return;
             };
             match handshake {
@@ -265,6 +269,7 @@ async fn connection(
 async fn evictable<F: std::future::Future>(
     l: &Listening,
     peer: SocketAddr,
+    key: Option<super::conn_table::AddrKey>,
     f: F,
 ) -> Option<F::Output> {
     tokio::pin!(f);
@@ -272,7 +277,7 @@ async fn evictable<F: std::future::Future>(
         tokio::select! {
             out = &mut f => return Some(out),
             _ = l.table.pressure() => {
-                if l.table.take_eviction() {
+                if l.table.take_eviction(key) {
                     l.shared.metrics.connections_evicted.inc();
                     tracing::debug!(event = "connection_evicted", network.peer.address = %peer.ip(), during = "handshake");
                     return None;
@@ -309,6 +314,7 @@ async fn serve<S>(
         // connection cannot fan out without bound.
         .max_concurrent_streams(l.limits.max_streams);
     let peer = conn_info.peer;
+    let slot_key = slot._addr.as_ref().map(super::conn_table::AddrSlot::key);
     let tunnel = Arc::new(TunnelCtx {
         slot,
         shutdown: l.shutdown.clone(),
@@ -381,7 +387,9 @@ async fn serve<S>(
                 }
             }
             _ = l.table.pressure() => {
-                if activity.in_flight.load(Ordering::Relaxed) == 0 && l.table.take_eviction() {
+                if activity.in_flight.load(Ordering::Relaxed) == 0
+                    && l.table.take_eviction(slot_key)
+                {
                     l.shared.metrics.connections_evicted.inc();
                     tracing::debug!(event = "connection_evicted", network.peer.address = %peer.ip());
                     return;
