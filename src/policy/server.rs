@@ -347,6 +347,14 @@ impl Cx<'_, '_> {
         }
         if let Some(d) = &r.shutdown_delay {
             match parse_duration(&d.value) {
+                Ok(v) if v > Duration::from_secs(60) => {
+                    out.shutdown_delay = v;
+                    self.warn(
+                        &d.referenced,
+                        format!("shutdown_delay {} keeps a stopping netwarden serving for over a minute", d.value),
+                        Some("a few seconds is enough for endpoints to be removed; Kubernetes kills the Pod after terminationGracePeriodSeconds (30 s by default) anyway".into()),
+                    );
+                }
                 Ok(v) => out.shutdown_delay = v,
                 Err(e) => self.error(
                     &d.referenced,

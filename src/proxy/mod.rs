@@ -386,7 +386,9 @@ pub async fn serve(policy: Policy, o: Overrides) -> Result<(), ServeError> {
         // A second signal ends the wait.
         tokio::select! {
             _ = tokio::time::sleep(delay) => {}
-            _ = second_signal() => {}
+            _ = second_signal() => {
+                tracing::info!(event = "shutdown_delay_skipped", "a second signal: draining now");
+            }
         }
     }
     let _ = shutdown_tx.send(true);
