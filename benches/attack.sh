@@ -8,12 +8,8 @@
 #   benches/attack.sh              # SECONDS_PER_RUN=30
 set -euo pipefail
 cd "$(dirname "$0")/.."
-venv=target/tmp/attack-venv
-if [ ! -x "$venv/bin/python" ]; then
-  python3 -m venv "$venv"
-  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r tests/requirements.txt
-fi
+python=$(benches/console-venv.sh)
 cargo build --release --quiet --bin netwarden
 ulimit -n "$(ulimit -Hn)"
-exec python3 benches/attack.py --bin target/release/netwarden --python "$venv/bin/python" \
+exec python3 benches/attack.py --bin target/release/netwarden --python "$python" \
   --seconds "${SECONDS_PER_RUN:-30}"
