@@ -764,5 +764,38 @@ mod tests {
         fn normalize_never_panics(p in "\\PC{0,40}") {
             let _ = normalize(&p);
         }
+
+        /// The one-pass check decides as the plain three-scan version it
+        /// replaced (kept here as the reference).
+        #[test]
+        fn the_one_pass_check_decides_as_the_plain_scans(
+            p in "/([a-z.;%/ ]|%3B|%3b|%25|%252e|%20|\\.\\.){0,12}",
+            params in any::<bool>(),
+            dots in any::<bool>(),
+        ) {
+            prop_assert_eq!(check_ambiguous(&p, params, dots), reference(&p, params, dots), "{}", p);
+        }
+    }
+
+    fn reference(path: &str, allow_parameters: bool, allow_trailing_dots: bool) -> Result<(), PathError> {
+        if !allow_parameters
+            && (path.contains(';') || path.contains("%3B") || path.contains("%3b"))
+        {
+            return Err(PathError::Parameters);
+        }
+        let b = path.as_bytes();
+        if b.windows(5)
+            .any(|w| w[..3] == *b"%25" && w[3].is_ascii_hexdigit() && w[4].is_ascii_hexdigit())
+        {
+            return Err(PathError::DoubleEncoded);
+        }
+        if !allow_trailing_dots {
+            for seg in path.split('/') {
+                if seg.ends_with('.') || seg.ends_with("%20") {
+                    return Err(PathError::TrailingDot);
+                }
+            }
+        }
+        Ok(())
     }
 }
