@@ -794,15 +794,23 @@ fn a_missing_short_or_unusable_admin_token_stops_startup() {
     );
 }
 
-/// Red-team finding: 64 idle connections to the admin port from one
-/// address took every admin slot, and the kubelet's probes were reset.
+/// Red-team findings: 64 idle connections to the admin port from one
+/// address, then 8 from each of 8 addresses, took every admin slot, and
+/// the kubelet's probes were reset.
 #[tokio::test]
-async fn one_address_flooding_the_admin_port_cannot_fail_the_probes() {
+async fn flooding_the_admin_port_cannot_fail_the_probes() {
     let (nw, _up) = guard_with_admin_token(false).await;
     let admin = nw.addr("admin");
+    // One address past its share, and (second red-team round) ten
+    // addresses with eight each, more than the whole admin table.
     let mut held = Vec::new();
-    for _ in 0..80 {
+    for _ in 0..20 {
         held.push(connect_from("127.0.0.2", admin).await);
+    }
+    for a in 3..13 {
+        for _ in 0..8 {
+            held.push(connect_from(&format!("127.0.0.{a}"), admin).await);
+        }
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
     for path in ["/healthz", "/readyz"] {

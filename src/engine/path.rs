@@ -777,9 +777,12 @@ mod tests {
         }
     }
 
-    fn reference(path: &str, allow_parameters: bool, allow_trailing_dots: bool) -> Result<(), PathError> {
-        if !allow_parameters
-            && (path.contains(';') || path.contains("%3B") || path.contains("%3b"))
+    fn reference(
+        path: &str,
+        allow_parameters: bool,
+        allow_trailing_dots: bool,
+    ) -> Result<(), PathError> {
+        if !allow_parameters && (path.contains(';') || path.contains("%3B") || path.contains("%3b"))
         {
             return Err(PathError::Parameters);
         }

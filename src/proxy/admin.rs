@@ -19,7 +19,7 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::watch;
 
 use super::reload::{Outcome, Reloader};
 
@@ -280,7 +280,7 @@ pub async fn serve(
     token: Option<Arc<Token>>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let slots = Arc::new(Semaphore::new(MAX_ADMIN_CONNECTIONS));
+    let open = Arc::new(OpenConnections::default());
     let per_address = Arc::new(super::conn_table::ConnTable::new(
         MAX_ADMIN_CONNECTIONS_PER_ADDRESS,
     ));
@@ -296,17 +296,17 @@ pub async fn serve(
             },
             _ = shutdown.changed() => return,
         };
-        // Full: the new connection is closed at once; open ones finish
-        // within ADMIN_CONNECTION_LIFETIME.
+        // One address past its share: closed at once. A full table: the
+        // oldest connection gives way, so that a probe (answered within
+        // milliseconds) always gets in, however many addresses hold
+        // connections open.
         let Some(mine) = per_address.admit(peer.ip()) else {
             continue;
         };
-        let Ok(permit) = slots.clone().try_acquire_owned() else {
-            continue;
-        };
+        let (slot, evicted) = open.enter();
         let (health, reloader, token) = (health.clone(), reloader.clone(), token.clone());
         tokio::spawn(async move {
-            let _held = (permit, mine);
+            let _held = (slot, mine);
             let svc = service_fn(move |req| {
                 let (health, reloader, token) = (health.clone(), reloader.clone(), token.clone());
                 async move {
@@ -317,8 +317,59 @@ pub async fn serve(
                 .timer(TokioTimer::new())
                 .header_read_timeout(Duration::from_secs(5))
                 .serve_connection(TokioIo::new(stream), svc);
-            let _ = tokio::time::timeout(ADMIN_CONNECTION_LIFETIME, conn).await;
+            tokio::select! {
+                _ = tokio::time::timeout(ADMIN_CONNECTION_LIFETIME, conn) => {}
+                () = evicted.notified() => {}
+            }
         });
+    }
+}
+
+/// The admin connections open now, oldest first.
+#[derive(Default)]
+struct OpenConnections {
+    inner: std::sync::Mutex<(
+        u64,
+        std::collections::VecDeque<(u64, Arc<tokio::sync::Notify>)>,
+    )>,
+}
+
+/// One admin connection's place; leaves the list when dropped.
+struct AdminSlot {
+    open: Arc<OpenConnections>,
+    id: u64,
+}
+
+impl OpenConnections {
+    /// Adds a connection, asking the oldest to close when
+    /// [`MAX_ADMIN_CONNECTIONS`] are open; the new one's place and what
+    /// tells it to close.
+    fn enter(self: &Arc<Self>) -> (AdminSlot, Arc<tokio::sync::Notify>) {
+        let notify = Arc::new(tokio::sync::Notify::new());
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let id = inner.0;
+        inner.0 += 1;
+        while inner.1.len() >= MAX_ADMIN_CONNECTIONS {
+            if let Some((_, oldest)) = inner.1.pop_front() {
+                // Stored as a permit: the task sees it even if not yet waiting.
+                oldest.notify_one();
+            }
+        }
+        inner.1.push_back((id, notify.clone()));
+        (
+            AdminSlot {
+                open: self.clone(),
+                id,
+            },
+            notify,
+        )
+    }
+}
+
+impl Drop for AdminSlot {
+    fn drop(&mut self) {
+        let mut inner = self.open.inner.lock().unwrap_or_else(|e| e.into_inner());
+        inner.1.retain(|(id, _)| *id != self.id);
     }
 }
 
@@ -386,6 +437,24 @@ mod tests {
         }
         assert!(!guarded(&open, "/metrics"));
         assert!(guarded(&closed, "/metrics"));
+    }
+
+    #[tokio::test]
+    async fn a_full_admin_table_asks_the_oldest_connection_to_close() {
+        let open = Arc::new(OpenConnections::default());
+        let mut held: Vec<_> = (0..MAX_ADMIN_CONNECTIONS).map(|_| open.enter()).collect();
+        let (_newest, _) = open.enter();
+        // The oldest was told to close; the others were not.
+        tokio::time::timeout(Duration::from_secs(1), held[0].1.notified())
+            .await
+            .expect("the oldest is asked to close");
+        assert!(
+            tokio::time::timeout(Duration::from_millis(50), held[1].1.notified())
+                .await
+                .is_err()
+        );
+        held.clear();
+        assert_eq!(open.inner.lock().unwrap().1.len(), 1);
     }
 
     #[test]
