@@ -325,13 +325,14 @@ pub async fn serve(
     }
 }
 
-/// The admin connections open now, oldest first.
+/// The admin connections open now, oldest first: (id, what tells it to
+/// close).
+type Queue = std::collections::VecDeque<(u64, Arc<tokio::sync::Notify>)>;
+
+/// The admin connections open now, and the next id.
 #[derive(Default)]
 struct OpenConnections {
-    inner: std::sync::Mutex<(
-        u64,
-        std::collections::VecDeque<(u64, Arc<tokio::sync::Notify>)>,
-    )>,
+    inner: std::sync::Mutex<(u64, Queue)>,
 }
 
 /// One admin connection's place; leaves the list when dropped.
