@@ -53,6 +53,10 @@ async fn console() -> (String, Arc<AtomicUsize>) {
                             ));
                             if req.uri().path() == "/login" {
                                 seen.fetch_add(1, Ordering::SeqCst);
+                                // A slow console: parallel guesses are in flight together.
+                                if req.headers().contains_key("x-slow") {
+                                    tokio::time::sleep(Duration::from_millis(500)).await;
+                                }
                                 let right = req
                                     .headers()
                                     .get("x-password")
@@ -289,4 +293,90 @@ async fn a_lockout_is_alerted_through_the_sinks() {
         "{:?}",
         hook.got().iter().map(|g| g.json()).collect::<Vec<_>>()
     );
+}
+
+/// Second red-team finding: the lock was checked before the console's
+/// answer and counted after it, so 100 parallel guesses all reached the
+/// console with `after: 3`.
+#[tokio::test]
+async fn parallel_guesses_get_no_more_than_after_through() {
+    let (url, sign_ins) = console().await;
+    let nw = Netwarden::start(
+        POLICY,
+        &[],
+        &["--listen", "127.0.0.1:0", "--upstream", &url],
+    );
+    let addr = nw.addr("http");
+    let guesses: Vec<_> = (0..12)
+        .map(|_| {
+            tokio::spawn(async move {
+                post(
+                    "127.0.0.3",
+                    addr,
+                    "/login",
+                    &["X-Password: wrong", "X-Slow: 1"],
+                )
+                .await
+                .status
+            })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for g in guesses {
+        statuses.push(g.await.expect("task"));
+    }
+    statuses.sort_unstable();
+    assert_eq!(sign_ins.load(Ordering::SeqCst), 3, "{statuses:?}");
+    assert_eq!(
+        statuses.iter().filter(|&&s| s == 302).count(),
+        3,
+        "{statuses:?}"
+    );
+    assert!(
+        statuses.iter().all(|&s| s == 302 || s == 429),
+        "{statuses:?}"
+    );
+}
+
+/// Second red-team finding: with a login rule that lets anyone sign in, a
+/// client that made its address unknown was never counted. Unknown
+/// clients share one key.
+#[tokio::test]
+async fn unknown_clients_share_one_lockout_key() {
+    let (url, sign_ins) = console().await;
+    let policy = POLICY
+        .replace(
+            "allow_from: [office]\n    outcome:",
+            "action: allow\n    outcome:",
+        )
+        .replace(
+            "version: 1\n",
+            "version: 1\nclient_ip: { trusted_proxies: [127.0.0.50], header: forwarded }\n",
+        );
+    assert!(policy.contains("action: allow"), "{policy}");
+    let nw = Netwarden::start(
+        &policy,
+        &[],
+        &["--listen", "127.0.0.1:0", "--upstream", &url],
+    );
+    let addr = nw.addr("http");
+    // An open quote makes the client unknown (docs/policy.md, client_ip).
+    let forwarded = "Forwarded: for=198.51.100.9;by=\", for=198.51.100.10";
+    let mut statuses = Vec::new();
+    for _ in 0..5 {
+        statuses.push(
+            post(
+                "127.0.0.50",
+                addr,
+                "/login",
+                &["X-Password: wrong", forwarded],
+            )
+            .await
+            .status,
+        );
+    }
+    assert_eq!(statuses, [302, 302, 302, 429, 429]);
+    assert_eq!(sign_ins.load(Ordering::SeqCst), 3);
+    let d = nw.wait_log(|v| v["event"] == "decision" && v["login.outcome"] == "locked_out");
+    assert_eq!(d["client.address"], "unknown");
 }

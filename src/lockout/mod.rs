@@ -34,6 +34,10 @@ struct Entry {
     /// Locks so far; the next lasts `lock_for * 2^strikes`.
     strikes: u32,
     last_failure: Duration,
+    /// Sign-ins forwarded and not answered yet: they count against `after`
+    /// before their answer does, so a burst of parallel guesses gets no
+    /// more than `after` through.
+    pending: u32,
 }
 
 #[derive(Debug, Default)]
@@ -73,6 +77,39 @@ impl Table {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// A sign-in from `client` may go to the console: `Ok` holds its place
+    /// among the pending ones until dropped; `Err` says for how long it may
+    /// not (locked out, or `after` failures and pending sign-ins already).
+    pub fn begin(
+        &self,
+        client: IpAddr,
+        now: Duration,
+        s: &Settings,
+    ) -> Result<Pending<'_>, Duration> {
+        let key = AddrKey::of(client);
+        let mut inner = self.lock();
+        inner.ensure(key, now, s);
+        // PANIC SAFETY: `ensure` has just made it.
+        let e = inner.entries.get_mut(&key).expect("entry present");
+        if let Some(until) = e.locked_until.filter(|&u| u > now) {
+            return Err(until - now);
+        }
+        while e
+            .failures
+            .front()
+            .is_some_and(|&t| now.saturating_sub(t) > s.within)
+        {
+            e.failures.pop_front();
+        }
+        let spent = u32::try_from(e.failures.len()).unwrap_or(u32::MAX) + e.pending;
+        if spent >= s.after {
+            // The answers in flight decide; a moment is enough to know.
+            return Err(Duration::from_secs(1));
+        }
+        e.pending += 1;
+        Ok(Pending { table: self, key })
+    }
+
     /// How long `client` stays locked out, if it is.
     pub fn locked(&self, client: IpAddr, now: Duration) -> Option<Duration> {
         let inner = self.lock();
@@ -84,22 +121,7 @@ impl Table {
     pub fn failure(&self, client: IpAddr, now: Duration, s: &Settings) -> Failure {
         let key = AddrKey::of(client);
         let mut inner = self.lock();
-        if !inner.entries.contains_key(&key) {
-            inner.make_room(now, s);
-            let generation = inner.next_generation;
-            inner.next_generation += 1;
-            inner.order.push_back((key, generation));
-            inner.entries.insert(
-                key,
-                Entry {
-                    generation,
-                    failures: VecDeque::new(),
-                    locked_until: None,
-                    strikes: 0,
-                    last_failure: now,
-                },
-            );
-        }
+        inner.ensure(key, now, s);
         // PANIC SAFETY: inserted just above when absent, under the lock.
         let e = inner.entries.get_mut(&key).expect("entry present");
         // Repeats are forgotten after max_lock without a failure or a lock.
@@ -146,8 +168,13 @@ impl Table {
         let mut inner = self.lock();
         let key = AddrKey::of(client);
         let remove = match inner.entries.get_mut(&key) {
-            Some(e) if e.locked_until.is_some_and(|u| u > now) => {
+            Some(e) if e.locked_until.is_some_and(|u| u > now) || e.pending > 0 => {
                 e.failures.clear();
+                e.strikes = if e.locked_until.is_some_and(|u| u > now) {
+                    e.strikes
+                } else {
+                    0
+                };
                 false
             }
             Some(_) => true,
@@ -173,10 +200,51 @@ impl Table {
     }
 }
 
+/// A sign-in on its way to the console; see [`Table::begin`].
+#[derive(Debug)]
+pub struct Pending<'t> {
+    table: &'t Table,
+    key: AddrKey,
+}
+
+impl Drop for Pending<'_> {
+    fn drop(&mut self) {
+        if let Some(e) = self.table.lock().entries.get_mut(&self.key) {
+            e.pending = e.pending.saturating_sub(1);
+        }
+    }
+}
+
 impl Inner {
+    /// Makes `key`'s entry if it has none (making room first).
+    fn ensure(&mut self, key: AddrKey, now: Duration, s: &Settings) {
+        if self.entries.contains_key(&key) {
+            return;
+        }
+        self.make_room(now, s);
+        let generation = self.next_generation;
+        self.next_generation += 1;
+        self.order.push_back((key, generation));
+        self.entries.insert(
+            key,
+            Entry {
+                generation,
+                failures: VecDeque::new(),
+                locked_until: None,
+                strikes: 0,
+                last_failure: now,
+                pending: 0,
+            },
+        );
+    }
+
     /// Before adding a key: drops stale keys at the front of the queue, and
     /// evicts the oldest while the table is full.
     fn make_room(&mut self, now: Duration, s: &Settings) {
+        // Locks in force and sign-ins in flight are passed over (moved to
+        // the back) a few times before anything is evicted, so that a spray
+        // of fresh addresses evicts the idle entries, not the locks.
+        let mut passed_over = 0;
         // Keys removed by a success leave their pairs behind; when they
         // outnumber the live ones, drop them all (amortized, linear).
         if self.order.len() > 2 * self.entries.len().max(16) {
@@ -198,11 +266,18 @@ impl Inner {
             let quiet_since = e
                 .locked_until
                 .map_or(e.last_failure, |u| u.max(e.last_failure));
-            let stale = now.saturating_sub(quiet_since) > s.within.max(s.max_lock);
+            let stale =
+                e.pending == 0 && now.saturating_sub(quiet_since) > s.within.max(s.max_lock);
+            let keep = e.pending > 0 || e.locked_until.is_some_and(|u| u > now);
+            let full = self.entries.len() >= s.max_entries.max(1);
             if stale {
                 self.entries.remove(&key);
                 self.order.pop_front();
-            } else if self.entries.len() >= s.max_entries.max(1) {
+            } else if full && keep && passed_over < 8 {
+                passed_over += 1;
+                self.order.pop_front();
+                self.order.push_back((key, generation));
+            } else if full {
                 self.entries.remove(&key);
                 self.order.pop_front();
                 self.evicted += 1;
@@ -361,6 +436,43 @@ mod tests {
                 t.lock().order.len()
             );
         }
+    }
+
+    #[test]
+    fn parallel_sign_ins_get_no_more_than_after_through() {
+        let (t, s, a) = (Table::default(), settings(), ip("192.0.2.7"));
+        let p1 = t.begin(a, secs(0), &s).expect("first");
+        let p2 = t.begin(a, secs(0), &s).expect("second");
+        let p3 = t.begin(a, secs(0), &s).expect("third");
+        // after = 3: a fourth in flight is refused for a moment.
+        assert_eq!(t.begin(a, secs(0), &s).err(), Some(secs(1)));
+        t.failure(a, secs(1), &s);
+        drop(p1);
+        t.failure(a, secs(1), &s);
+        drop(p2);
+        assert!(matches!(t.failure(a, secs(1), &s), Failure::Locked { .. }));
+        drop(p3);
+        assert_eq!(t.begin(a, secs(1), &s).err(), Some(secs(100)));
+        // Another address is not affected.
+        assert!(t.begin(ip("192.0.2.8"), secs(1), &s).is_ok());
+    }
+
+    #[test]
+    fn a_spray_of_fresh_addresses_evicts_idle_entries_before_locks() {
+        let s = Settings {
+            max_entries: 50,
+            ..settings()
+        };
+        let t = Table::default();
+        let locked = ip("192.0.2.20");
+        for i in 0..3 {
+            t.failure(locked, secs(i), &s);
+        }
+        for i in 0..60u32 {
+            t.failure(IpAddr::V4((0x0a00_0000 + i).into()), secs(3), &s);
+        }
+        assert!(t.locked(locked, secs(4)).is_some(), "the lock was evicted");
+        assert!(t.len() <= 50);
     }
 
     #[test]

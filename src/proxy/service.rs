@@ -337,18 +337,32 @@ pub async fn handle(
                 .rule
                 .filter(|_| done.decision.enforced)
                 .and_then(|r| r.outcome.as_ref().map(|o| (r, o)));
-            let locked = match (sign_in, policy.lockout(), client.ip) {
-                (Some(_), Some(_), Some(ip)) => shared.lockout.locked(ip, shared.lockout.now()),
+            // The sign-in holds its place among the client's pending ones
+            // until its answer has been counted: parallel guesses get no
+            // more than `after` through.
+            let pending = match (sign_in, policy.lockout()) {
+                (Some(_), Some(s)) => Some(shared.lockout.begin(
+                    lockout_key(client.ip),
+                    shared.lockout.now(),
+                    s,
+                )),
+                _ => None,
+            };
+            let refused_for = match &pending {
+                Some(Err(wait)) => Some(*wait),
                 _ => None,
             };
             match pq {
-                Ok(pq) if locked.is_some() => {
+                Ok(pq) if refused_for.is_some() => {
                     done.path = LogPath::Forwarded(pq);
                     done.login_outcome = Some("locked_out");
                     if let Some((rule, _)) = sign_in {
                         count_login(&shared, rule, "locked_out");
                     }
-                    let retry_after = locked.map_or(1, |d| d.as_secs().max(1));
+                    // Rounded up: a client that waits this long gets in.
+                    let retry_after = refused_for.map_or(1, |d| {
+                        (d.as_secs() + u64::from(d.subsec_nanos() > 0)).max(1)
+                    });
                     page(Page::LockedOut { retry_after })
                 }
                 Ok(pq) => {
@@ -375,6 +389,7 @@ pub async fn handle(
                             &shared, &policy, rule, spec, &done, &response,
                         ));
                     }
+                    drop(pending);
                     response
                 }
                 Err(_) => {
@@ -475,6 +490,14 @@ impl Drop for Finish<'_, '_> {
     }
 }
 
+/// The lockout key of a client: its address, or, for a client whose
+/// address is unknown (a login rule with `action: allow` lets it sign in),
+/// one key that every unknown client shares, so that making oneself
+/// unknown does not escape the count (second red-team review).
+fn lockout_key(client: Option<std::net::IpAddr>) -> std::net::IpAddr {
+    client.unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into())
+}
+
 fn count_login(shared: &Shared, rule: &crate::policy::Rule, outcome: &'static str) {
     shared
         .metrics
@@ -508,10 +531,11 @@ fn sign_in_outcome(
     let client_text = client.map(crate::engine::client::IpText::new);
     let client_text = client_text.as_ref().map_or("unknown", |t| t.as_str());
     let settings = policy.lockout();
-    match (outcome, settings, client) {
-        (LoginOutcome::Failed, Some(s), Some(ip)) => {
+    let key = lockout_key(client);
+    match (outcome, settings) {
+        (LoginOutcome::Failed, Some(s)) => {
             let table = &shared.lockout;
-            let result = table.failure(ip, table.now(), s);
+            let result = table.failure(key, table.now(), s);
             shared
                 .metrics
                 .lockout_entries
@@ -561,16 +585,16 @@ fn sign_in_outcome(
                 }
             }
         }
-        (LoginOutcome::Failed, _, _) => tracing::info!(
+        (LoginOutcome::Failed, None) => tracing::info!(
             event = "login_failed",
             request_id,
             client.address = client_text,
             rule = rule.name.as_str(),
             "sign-in refused by the console"
         ),
-        (LoginOutcome::Succeeded, s, ip) => {
-            if let (Some(s), Some(ip)) = (s, ip) {
-                shared.lockout.success(ip, shared.lockout.now(), s);
+        (LoginOutcome::Succeeded, s) => {
+            if let Some(s) = s {
+                shared.lockout.success(key, shared.lockout.now(), s);
             }
             tracing::info!(
                 event = "login_succeeded",
@@ -580,7 +604,7 @@ fn sign_in_outcome(
                 "sign-in accepted by the console"
             );
         }
-        (LoginOutcome::Unknown, _, _) => {}
+        (LoginOutcome::Unknown, _) => {}
     }
     outcome.as_str()
 }
