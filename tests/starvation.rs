@@ -209,11 +209,29 @@ async fn tunnels_count_against_the_connection_limit_and_close_when_idle() {
 
 #[tokio::test]
 async fn shutdown_closes_tunnels_within_the_drain_time() {
+    use tokio::io::AsyncReadExt;
     let up = Upstream::start().await;
-    let nw = Netwarden::in_front_of(&policy_with("  timeouts: { drain: 5s }"), &up);
-    let _t = open_tunnel(nw.addr("http")).await;
-    // terminate() fails the test if the process has not exited in time.
-    assert_eq!(nw.terminate(), 0);
+    let nw = Netwarden::in_front_of(
+        &policy_with("  shutdown_delay: 0s\n  timeouts: { drain: 20s }"),
+        &up,
+    );
+    let addr = nw.addr("http");
+    let mut tunnel = open_tunnel(addr).await;
+    // A request in flight keeps the drain (and the process) going for 2 s.
+    let slow = tokio::spawn(async move { get("127.0.0.1", addr, "/slow", &[]).await.status });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    nw.signal("TERM");
+    // The tunnel is closed when the drain starts, not when the process
+    // exits (before: it stayed open until the very end).
+    let mut buf = [0u8; 16];
+    let read = tokio::time::timeout(Duration::from_millis(1500), tunnel.read(&mut buf)).await;
+    assert!(
+        matches!(read, Ok(Ok(0)) | Ok(Err(_))),
+        "the tunnel is still open: {read:?}"
+    );
+    assert!(!slow.is_finished(), "the drain had already ended");
+    assert_eq!(slow.await.expect("task"), 200, "in-flight requests finish");
+    assert_eq!(nw.wait_exit(), 0);
 }
 
 /// A free loopback port (bound, then released for netwarden to take).
