@@ -233,7 +233,7 @@ impl Default for Metrics {
         let alerts = Family::<KindLabels, Counter>::default();
         registry.register(
             "alerts",
-            "Alerts produced, by kind (attempt: a first attempt alone; summary: attempts of one key in a window; storm: the storm cap's summary)",
+            "Alerts produced, by kind (attempt: a first attempt alone; summary: attempts of one key in a window; storm: the storm cap's summary; lockout: a client locked out after failed sign-ins)",
             alerts.clone(),
         );
         let alert_attempts_aggregated = Counter::default();
