@@ -29,6 +29,8 @@ import sys
 import tempfile
 import time
 
+from loopback import connect, read_response
+
 POLICY = """version: 1
 networks:
   office: [127.0.0.1]
@@ -52,12 +54,6 @@ def proc_stats(pid):
     return rss, cpu, fds
 
 
-async def connect(port, source):
-    return await asyncio.wait_for(
-        asyncio.open_connection("127.0.0.1", port, local_addr=(source, 0)), 5
-    )
-
-
 async def operator(port, until, latencies, failures):
     """Keep-alive GETs from the office, one at a time per connection."""
     req = b"GET /orders HTTP/1.1\r\nHost: console.test\r\n\r\n"
@@ -69,18 +65,7 @@ async def operator(port, until, latencies, failures):
                 conn = await connect(port, "127.0.0.1")
             r, w = conn
             w.write(req)
-            head = await asyncio.wait_for(r.readuntil(b"\r\n\r\n"), 10)
-            length, chunked = 0, False
-            for line in head.split(b"\r\n"):
-                low = line.lower()
-                if low.startswith(b"content-length:"):
-                    length = int(line.split(b":")[1])
-                if low.startswith(b"transfer-encoding:") and b"chunked" in low:
-                    chunked = True
-            if chunked:
-                await asyncio.wait_for(r.readuntil(b"0\r\n\r\n"), 10)
-            else:
-                await asyncio.wait_for(r.readexactly(length), 10)
+            head = await read_response(r)
             if not head.startswith(b"HTTP/1.1 200"):
                 failures.append(head[:12])
             else:

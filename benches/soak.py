@@ -33,6 +33,8 @@ import threading
 import time
 import urllib.request
 
+from loopback import connect, read_response
+
 TOKEN = "soak-admin-token-0123456789abcdef"
 
 POLICY = """version: 1
@@ -70,28 +72,6 @@ def metrics(admin):
     return out
 
 
-async def connect(port, source):
-    return await asyncio.wait_for(
-        asyncio.open_connection("127.0.0.1", port, local_addr=(source, 0)), 5
-    )
-
-
-async def read_response(r):
-    head = await asyncio.wait_for(r.readuntil(b"\r\n\r\n"), 10)
-    length, chunked = 0, False
-    for line in head.split(b"\r\n"):
-        low = line.lower()
-        if low.startswith(b"content-length:"):
-            length = int(line.split(b":")[1])
-        if low.startswith(b"transfer-encoding:") and b"chunked" in low:
-            chunked = True
-    if chunked:
-        await asyncio.wait_for(r.readuntil(b"0\r\n\r\n"), 10)
-    else:
-        await asyncio.wait_for(r.readexactly(length), 10)
-    return int(head.split(b" ", 2)[1])
-
-
 async def client(port, source, requests, expect, until, counts, failures):
     """Keep-alive requests from `source`, by turns from `requests`; each
     must get `expect`. A new connection every 100 requests."""
@@ -105,7 +85,7 @@ async def client(port, source, requests, expect, until, counts, failures):
             r, w = conn
             w.write(requests[sent % len(requests)])
             sent += 1
-            status = await read_response(r)
+            status = int((await read_response(r)).split(b" ", 2)[1])
             counts[0] += 1
             if status != expect:
                 failures.append(f"{source}: {status} instead of {expect}")

@@ -403,21 +403,28 @@ async fn http2_fan_out_opens_no_more_upstream_connections_than_the_bound() {
     );
     // One HTTP/2 connection, 60 streams at once.
     let statuses = h2_burst(nw.addr("http"), 60).await;
+    assert_bounded(
+        &statuses,
+        peak.load(Ordering::SeqCst),
+        4,
+        "upstream connections",
+    );
+}
+
+/// A burst against a bound of `bound`: at least `bound` answered, the rest
+/// 503 once their wait ran out, never more than `bound` (`what`) at once.
+fn assert_bounded(statuses: &[u16], peak: usize, bound: usize, what: &str) {
     let ok = statuses.iter().filter(|&&s| s == 200).count();
     assert!(
         statuses.iter().all(|&s| s == 200 || s == 503),
         "{statuses:?}"
     );
-    assert!(ok >= 4, "{statuses:?}");
+    assert!(ok >= bound, "{statuses:?}");
     assert!(
         statuses.contains(&503),
         "the waits should have run out: {statuses:?}"
     );
-    assert!(
-        peak.load(Ordering::SeqCst) <= 4,
-        "{} upstream connections at once",
-        peak.load(Ordering::SeqCst)
-    );
+    assert!(peak <= bound, "{peak} {what} at once");
 }
 
 /// Sends `n` requests at once on one HTTP/2 connection to `addr`; the
@@ -525,20 +532,11 @@ async fn https_console_fan_out_is_bounded_too() {
         dir,
     );
     let statuses = h2_burst(nw.addr("http"), 60).await;
-    let ok = statuses.iter().filter(|&&s| s == 200).count();
-    assert!(
-        statuses.iter().all(|&s| s == 200 || s == 503),
-        "{statuses:?}"
-    );
-    assert!(ok >= 4, "{statuses:?}");
-    assert!(
-        statuses.contains(&503),
-        "the waits should have run out: {statuses:?}"
-    );
-    assert!(
-        peak.load(Ordering::SeqCst) <= 4,
-        "{} requests at the console at once",
-        peak.load(Ordering::SeqCst)
+    assert_bounded(
+        &statuses,
+        peak.load(Ordering::SeqCst),
+        4,
+        "requests at the console",
     );
     nw.wait_log(|v| v["event"] == "upstream_error" || v["http.response.status_code"] == 503);
 }
