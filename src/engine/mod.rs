@@ -7,6 +7,7 @@
 //! paths, methods and hosts all match, and then decides by its action or by
 //! whether the client is in one of its networks ([`prefix`]).
 
+pub mod account;
 pub mod client;
 pub mod facts;
 pub mod outcome;

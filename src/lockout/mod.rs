@@ -1,19 +1,24 @@
 //! Password guessing from an allowed network: failed sign-ins counted per
-//! client address (IPv6 by /64), and a key that fails `after` times within
-//! `within` is locked out for `lock_for`, doubled on every repeat up to
-//! `max_lock`. This is the per-process store (`state: memory`); it keeps no
-//! clock of its own: every call gets `now`, so that tests drive time.
+//! key (the client address, the account with the client's network, or the
+//! account alone), and a key that fails `after` times within `within` is
+//! locked out, for longer on every repeat (docs/lockout.md).
 //!
-//! Memory is bounded: at most `max_entries` keys, the oldest evicted first
-//! (counted), so that a spray of fresh source addresses cannot grow it.
+//! The state lives in this process ([`memory`]) or, with
+//! `state: { store: redis }`, in Redis shared by every replica ([`redis`]),
+//! with this process's memory as the fallback while Redis cannot be
+//! reached. [`Lockout`] chooses; the request path sees only it.
 
-use std::collections::{HashMap, VecDeque};
+pub mod memory;
+pub mod redis;
+
+use std::fmt;
 use std::net::IpAddr;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use crate::engine::client::AddrKey;
-pub use crate::policy::lockout::{Settings, defaults};
+pub use crate::policy::lockout::{KeyKind, Settings, defaults};
+use crate::policy::state::OnStoreError;
 
 /// What a failure did to its key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -24,267 +29,199 @@ pub enum Failure {
     Locked { lock: Duration, strike: u32 },
 }
 
-#[derive(Debug)]
-struct Entry {
-    /// Matches the entry's place in the eviction queue.
-    generation: u64,
-    /// When the failures in the window happened (at most `after`).
-    failures: VecDeque<Duration>,
-    locked_until: Option<Duration>,
-    /// Locks so far; the next lasts `lock_for * 2^strikes`.
-    strikes: u32,
-    last_failure: Duration,
-    /// Sign-ins forwarded and not answered yet: they count against `after`
-    /// before their answer does, so a burst of parallel guesses gets no
-    /// more than `after` through.
-    pending: u32,
+/// The part of an account hash a key keeps: 128 bits leave no collision to
+/// fear among any number of accounts a console has.
+pub type AccountId = [u8; 16];
+
+/// What failures count against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Key {
+    /// The client address, IPv6 by its /64.
+    Address(AddrKey),
+    /// An account from the client's /24 (IPv4) or /64 (IPv6).
+    AccountAndNetwork(AccountId, AddrKey),
+    /// An account, from anywhere.
+    Account(AccountId),
 }
 
-#[derive(Debug, Default)]
-struct Inner {
-    entries: HashMap<AddrKey, Entry>,
-    /// Keys in the order they were added, with their generation: the
-    /// front is the oldest (stale pairs are skipped).
-    order: VecDeque<(AddrKey, u64)>,
-    next_generation: u64,
-    evicted: u64,
+impl Key {
+    pub fn address(ip: IpAddr) -> Self {
+        Key::Address(network_of(ip, 32))
+    }
+
+    /// The key of a sign-in by `kind`: with no account read, the client
+    /// address, whatever the kind (so that leaving the account out or
+    /// making it unreadable does not escape the count).
+    pub fn of(kind: KeyKind, client: IpAddr, account: Option<AccountId>) -> Self {
+        match (kind, account) {
+            (KeyKind::AccountAndNetwork, Some(a)) => {
+                Key::AccountAndNetwork(a, network_of(client, 24))
+            }
+            (KeyKind::Account, Some(a)) => Key::Account(a),
+            _ => Key::address(client),
+        }
+    }
 }
 
-/// The per-process lockout state. Survives policy reloads (the settings
-/// come with each call).
-#[derive(Debug)]
-pub struct Table {
-    inner: Mutex<Inner>,
-    epoch: Instant,
+/// An IPv4 address cut to `v4_bits`, or an IPv6 address's /64.
+fn network_of(ip: IpAddr, v4_bits: u32) -> AddrKey {
+    match crate::engine::client::canonical(ip) {
+        IpAddr::V4(v4) => AddrKey::V4(u32::from(v4) & (u32::MAX << (32 - v4_bits.min(32)))),
+        IpAddr::V6(v6) => AddrKey::V6((u128::from(v6) >> 64) as u64),
+    }
 }
 
-impl Default for Table {
-    fn default() -> Self {
+/// The text a key has in Redis (and nowhere else): no account name, only
+/// its keyed hash.
+impl fmt::Display for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fn net(f: &mut fmt::Formatter<'_>, a: &AddrKey, v4_bits: u8) -> fmt::Result {
+            match *a {
+                AddrKey::V4(v) => write!(f, "{}/{v4_bits}", std::net::Ipv4Addr::from(v)),
+                AddrKey::V6(v) => {
+                    write!(f, "{}/64", std::net::Ipv6Addr::from(u128::from(v) << 64))
+                }
+            }
+        }
+        fn hex(f: &mut fmt::Formatter<'_>, id: &AccountId) -> fmt::Result {
+            id.iter().try_for_each(|b| write!(f, "{b:02x}"))
+        }
+        match self {
+            Key::Address(a) => {
+                f.write_str("a:")?;
+                net(f, a, 32)
+            }
+            Key::AccountAndNetwork(id, a) => {
+                f.write_str("n:")?;
+                hex(f, id)?;
+                f.write_str(":")?;
+                net(f, a, 24)
+            }
+            Key::Account(id) => {
+                f.write_str("u:")?;
+                hex(f, id)
+            }
+        }
+    }
+}
+
+/// Account names become keyed hashes (HMAC-SHA256) after case folding; the
+/// names themselves are never kept.
+pub struct Accounts {
+    key: ring::hmac::Key,
+    /// Where the key came from, for the startup line.
+    pub source: AccountKeySource,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AccountKeySource {
+    /// The environment variable `lockout.account_key_env` names.
+    Env(String),
+    /// Made at startup: hashes differ from one process to the next.
+    Random,
+}
+
+/// Key bytes an operator must give at least.
+pub const MIN_ACCOUNT_KEY_BYTES: usize = 16;
+
+impl Accounts {
+    /// The key from `value` (an environment variable's), or a random one.
+    pub fn new(env: Option<(&str, Option<&str>)>) -> Result<Self, String> {
+        match env {
+            Some((name, Some(v))) => {
+                if v.len() < MIN_ACCOUNT_KEY_BYTES {
+                    return Err(format!(
+                        "{name} holds {} bytes; the account hash key needs at least {MIN_ACCOUNT_KEY_BYTES} (for example: openssl rand -hex 32)",
+                        v.len()
+                    ));
+                }
+                Ok(Self {
+                    key: ring::hmac::Key::new(ring::hmac::HMAC_SHA256, v.as_bytes()),
+                    source: AccountKeySource::Env(name.to_string()),
+                })
+            }
+            _ => {
+                let mut bytes = [0u8; 32];
+                ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
+                    .map_err(|_| {
+                        "the system gave no random bytes for the account hash key".to_string()
+                    })?;
+                Ok(Self {
+                    key: ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &bytes),
+                    source: AccountKeySource::Random,
+                })
+            }
+        }
+    }
+
+    /// The id of an account name (folded first: `Alice` is `alice`).
+    pub fn id(&self, account: &str) -> AccountId {
+        let folded = crate::engine::account::fold(account);
+        let tag = ring::hmac::sign(&self.key, folded.as_bytes());
+        let mut id = [0u8; 16];
+        id.copy_from_slice(&tag.as_ref()[..16]);
+        id
+    }
+}
+
+/// What the log shows of an account: the first six bytes of its id, enough
+/// to tell one account's failures from another's, useless without the key.
+pub fn account_tag(id: &AccountId) -> String {
+    id[..6].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Where a sign-in's place comes from, and where its outcome goes.
+pub enum Reservation<'a> {
+    Memory(memory::Pending<'a>),
+    Redis(redis::Reservation),
+    /// `on_store_error: allow` while Redis is down: forwarded, not counted.
+    Uncounted,
+}
+
+/// Why a sign-in may not go to the console.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// Locked out, or `after` failures and pending sign-ins already: for
+    /// this long.
+    Wait(Duration),
+    /// `on_store_error: deny_login` while Redis cannot be reached.
+    StoreUnavailable,
+}
+
+/// The lockout state, wherever it lives; kept across policy reloads.
+pub struct Lockout {
+    pub memory: memory::Table,
+    pub redis: Option<Arc<redis::Store>>,
+    pub accounts: Accounts,
+}
+
+impl Lockout {
+    pub fn new(redis: Option<Arc<redis::Store>>, accounts: Accounts) -> Self {
         Self {
-            inner: Mutex::new(Inner::default()),
-            epoch: Instant::now(),
-        }
-    }
-}
-
-impl Table {
-    /// The time calls take, on the table's own monotonic scale.
-    pub fn now(&self) -> Duration {
-        self.epoch.elapsed()
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// A sign-in from `client` may go to the console: `Ok` holds its place
-    /// among the pending ones until dropped; `Err` says for how long it may
-    /// not (locked out, or `after` failures and pending sign-ins already).
-    pub fn begin(
-        &self,
-        client: IpAddr,
-        now: Duration,
-        s: &Settings,
-    ) -> Result<Pending<'_>, Duration> {
-        let key = AddrKey::of(client);
-        let mut inner = self.lock();
-        inner.ensure(key, now, s);
-        // PANIC SAFETY: `ensure` has just made it.
-        let e = inner.entries.get_mut(&key).expect("entry present");
-        if let Some(until) = e.locked_until.filter(|&u| u > now) {
-            return Err(until - now);
-        }
-        while e
-            .failures
-            .front()
-            .is_some_and(|&t| now.saturating_sub(t) > s.within)
-        {
-            e.failures.pop_front();
-        }
-        let spent = u32::try_from(e.failures.len()).unwrap_or(u32::MAX) + e.pending;
-        if spent >= s.after {
-            // The answers in flight decide; a moment is enough to know.
-            return Err(Duration::from_secs(1));
-        }
-        e.pending += 1;
-        Ok(Pending { table: self, key })
-    }
-
-    /// How long `client` stays locked out, if it is.
-    pub fn locked(&self, client: IpAddr, now: Duration) -> Option<Duration> {
-        let inner = self.lock();
-        let until = inner.entries.get(&AddrKey::of(client))?.locked_until?;
-        (until > now).then(|| until - now)
-    }
-
-    /// Counts a failed sign-in from `client`.
-    pub fn failure(&self, client: IpAddr, now: Duration, s: &Settings) -> Failure {
-        let key = AddrKey::of(client);
-        let mut inner = self.lock();
-        inner.ensure(key, now, s);
-        // PANIC SAFETY: inserted just above when absent, under the lock.
-        let e = inner.entries.get_mut(&key).expect("entry present");
-        // Repeats are forgotten after max_lock without a failure or a lock.
-        let quiet_since = e
-            .locked_until
-            .map_or(e.last_failure, |u| u.max(e.last_failure));
-        if now.saturating_sub(quiet_since) > s.max_lock {
-            e.strikes = 0;
-        }
-        e.last_failure = now;
-        while e
-            .failures
-            .front()
-            .is_some_and(|&t| now.saturating_sub(t) > s.within)
-        {
-            e.failures.pop_front();
-        }
-        e.failures.push_back(now);
-        if e.failures.len() > s.after as usize {
-            e.failures.pop_front();
-        }
-        let failures = u32::try_from(e.failures.len()).unwrap_or(u32::MAX);
-        let locked_now = e.locked_until.is_some_and(|u| u > now);
-        if failures >= s.after && !locked_now {
-            let factor = 1u32.checked_shl(e.strikes.min(31)).unwrap_or(u32::MAX);
-            let lock = s.lock_for.saturating_mul(factor).min(s.max_lock);
-            e.strikes = e.strikes.saturating_add(1);
-            e.locked_until = Some(now + lock);
-            e.failures.clear();
-            return Failure::Locked {
-                lock,
-                strike: e.strikes,
-            };
-        }
-        Failure::Counted { failures }
-    }
-
-    /// A successful sign-in from `client`: with `reset_on_success`, its
-    /// failures and repeats are forgotten (a lock in force stays).
-    pub fn success(&self, client: IpAddr, now: Duration, s: &Settings) {
-        if !s.reset_on_success {
-            return;
-        }
-        let mut inner = self.lock();
-        let key = AddrKey::of(client);
-        let remove = match inner.entries.get_mut(&key) {
-            Some(e) if e.locked_until.is_some_and(|u| u > now) || e.pending > 0 => {
-                e.failures.clear();
-                e.strikes = if e.locked_until.is_some_and(|u| u > now) {
-                    e.strikes
-                } else {
-                    0
-                };
-                false
-            }
-            Some(_) => true,
-            None => false,
-        };
-        if remove {
-            inner.entries.remove(&key);
+            memory: memory::Table::default(),
+            redis,
+            accounts,
         }
     }
 
-    /// Keys held now.
-    pub fn len(&self) -> usize {
-        self.lock().entries.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// Keys evicted to stay within `max_entries` so far.
-    pub fn evicted(&self) -> u64 {
-        self.lock().evicted
-    }
-}
-
-/// A sign-in on its way to the console; see [`Table::begin`].
-#[derive(Debug)]
-pub struct Pending<'t> {
-    table: &'t Table,
-    key: AddrKey,
-}
-
-impl Drop for Pending<'_> {
-    fn drop(&mut self) {
-        if let Some(e) = self.table.lock().entries.get_mut(&self.key) {
-            e.pending = e.pending.saturating_sub(1);
-        }
-    }
-}
-
-impl Inner {
-    /// Makes `key`'s entry if it has none (making room first).
-    fn ensure(&mut self, key: AddrKey, now: Duration, s: &Settings) {
-        if self.entries.contains_key(&key) {
-            return;
-        }
-        self.make_room(now, s);
-        let generation = self.next_generation;
-        self.next_generation += 1;
-        self.order.push_back((key, generation));
-        self.entries.insert(
-            key,
-            Entry {
-                generation,
-                failures: VecDeque::new(),
-                locked_until: None,
-                strikes: 0,
-                last_failure: now,
-                pending: 0,
-            },
-        );
-    }
-
-    /// Before adding a key: drops stale keys at the front of the queue, and
-    /// evicts the oldest while the table is full.
-    fn make_room(&mut self, now: Duration, s: &Settings) {
-        // Locks in force and sign-ins in flight are passed over (moved to
-        // the back) a few times before anything is evicted, so that a spray
-        // of fresh addresses evicts the idle entries, not the locks.
-        let mut passed_over = 0;
-        // Keys removed by a success leave their pairs behind; when they
-        // outnumber the live ones, drop them all (amortized, linear).
-        if self.order.len() > 2 * self.entries.len().max(16) {
-            let entries = &self.entries;
-            self.order
-                .retain(|(k, g)| entries.get(k).is_some_and(|e| e.generation == *g));
-        }
-        while let Some(&(key, generation)) = self.order.front() {
-            let live = match self.entries.get(&key) {
-                Some(e) if e.generation == generation => Some(e),
-                _ => None,
-            };
-            let Some(e) = live else {
-                self.order.pop_front();
-                continue;
-            };
-            // Nothing left to remember: no lock in force, no failure in the
-            // window, no repeat to double.
-            let quiet_since = e
-                .locked_until
-                .map_or(e.last_failure, |u| u.max(e.last_failure));
-            let stale =
-                e.pending == 0 && now.saturating_sub(quiet_since) > s.within.max(s.max_lock);
-            let keep = e.pending > 0 || e.locked_until.is_some_and(|u| u > now);
-            let full = self.entries.len() >= s.max_entries.max(1);
-            if stale {
-                self.entries.remove(&key);
-                self.order.pop_front();
-            } else if full && keep && passed_over < 8 {
-                passed_over += 1;
-                self.order.pop_front();
-                self.order.push_back((key, generation));
-            } else if full {
-                self.entries.remove(&key);
-                self.order.pop_front();
-                self.evicted += 1;
-            } else {
-                return;
+    /// A sign-in for `key` may go to the console (its place is held until
+    /// its outcome is recorded or the reservation dropped), or not.
+    pub async fn begin(&self, key: Key, s: &Settings) -> Result<Reservation<'_>, Refusal> {
+        if let Some(store) = &self.redis {
+            match store.begin(key, s).await {
+                Ok(Ok(r)) => return Ok(Reservation::Redis(r)),
+                Ok(Err(wait)) => return Err(Refusal::Wait(wait)),
+                Err(redis::Unavailable) => match store.on_error {
+                    OnStoreError::Memory => {}
+                    OnStoreError::DenyLogin => return Err(Refusal::StoreUnavailable),
+                    OnStoreError::Allow => return Ok(Reservation::Uncounted),
+                },
             }
         }
+        self.memory
+            .begin(key, self.memory.now(), s)
+            .map(Reservation::Memory)
+            .map_err(Refusal::Wait)
     }
 }
 
@@ -292,201 +229,54 @@ impl Inner {
 mod tests {
     use super::*;
 
-    fn ip(s: &str) -> IpAddr {
-        s.parse().expect("address")
-    }
-
-    fn secs(n: u64) -> Duration {
-        Duration::from_secs(n)
-    }
-
-    fn settings() -> Settings {
-        Settings {
-            after: 3,
-            within: secs(60),
-            lock_for: secs(100),
-            max_lock: secs(350),
-            reset_on_success: true,
-            max_entries: 1000,
-        }
-    }
-
     #[test]
-    fn failures_within_the_window_lock_and_the_lock_expires() {
-        let (t, s, a) = (Table::default(), settings(), ip("192.0.2.7"));
-        assert_eq!(t.failure(a, secs(0), &s), Failure::Counted { failures: 1 });
-        assert_eq!(t.failure(a, secs(10), &s), Failure::Counted { failures: 2 });
-        assert_eq!(t.locked(a, secs(10)), None);
+    fn keys_group_as_the_kind_says() {
+        let a: IpAddr = "192.0.2.7".parse().expect("ip");
+        let b: IpAddr = "192.0.2.200".parse().expect("ip");
+        let c: IpAddr = "198.51.100.7".parse().expect("ip");
+        let id = [7u8; 16];
+        let k = |kind, ip, acc| Key::of(kind, ip, acc);
+        assert_ne!(
+            k(KeyKind::Address, a, Some(id)),
+            k(KeyKind::Address, b, Some(id))
+        );
         assert_eq!(
-            t.failure(a, secs(20), &s),
-            Failure::Locked {
-                lock: secs(100),
-                strike: 1
-            }
+            k(KeyKind::AccountAndNetwork, a, Some(id)),
+            k(KeyKind::AccountAndNetwork, b, Some(id)),
+            "one /24"
         );
-        assert_eq!(t.locked(a, secs(20)), Some(secs(100)));
-        assert_eq!(t.locked(a, secs(119)), Some(secs(1)));
-        assert_eq!(t.locked(a, secs(120)), None);
-        // Another address is not affected.
-        assert_eq!(t.locked(ip("192.0.2.8"), secs(20)), None);
-    }
-
-    #[test]
-    fn failures_outside_the_window_do_not_add_up() {
-        let (t, s, a) = (Table::default(), settings(), ip("192.0.2.7"));
-        t.failure(a, secs(0), &s);
-        t.failure(a, secs(50), &s);
-        // The first is 61 s old now.
-        assert_eq!(t.failure(a, secs(61), &s), Failure::Counted { failures: 2 });
-    }
-
-    #[test]
-    fn each_repeat_doubles_up_to_the_maximum() {
-        let (t, s, a) = (Table::default(), settings(), ip("2001:db8:1:2::9"));
-        let mut at = 0;
-        let mut locks = Vec::new();
-        for _ in 0..4 {
-            let mut got = None;
-            for _ in 0..3 {
-                if let Failure::Locked { lock, .. } = t.failure(a, secs(at), &s) {
-                    got = Some(lock);
-                }
-                at += 1;
-            }
-            let lock = got.expect("the third failure locks");
-            locks.push(lock.as_secs());
-            at += lock.as_secs();
-        }
-        assert_eq!(locks, [100, 200, 350, 350]);
-        // A quiet max_lock after the last lock ends: back to the first step.
-        at += 351;
-        for _ in 0..2 {
-            t.failure(a, secs(at), &s);
-        }
+        assert_ne!(
+            k(KeyKind::AccountAndNetwork, a, Some(id)),
+            k(KeyKind::AccountAndNetwork, c, Some(id))
+        );
         assert_eq!(
-            t.failure(a, secs(at), &s),
-            Failure::Locked {
-                lock: secs(100),
-                strike: 1
-            }
+            k(KeyKind::Account, a, Some(id)),
+            k(KeyKind::Account, c, Some(id))
         );
-        // Same /64, same key.
-        assert!(t.locked(ip("2001:db8:1:2::1"), secs(at - 1)).is_some());
-    }
-
-    #[test]
-    fn a_success_forgets_failures_but_not_a_lock_in_force() {
-        let (t, s, a) = (Table::default(), settings(), ip("192.0.2.7"));
-        t.failure(a, secs(0), &s);
-        t.failure(a, secs(1), &s);
-        t.success(a, secs(2), &s);
-        assert_eq!(t.failure(a, secs(3), &s), Failure::Counted { failures: 1 });
-        t.failure(a, secs(4), &s);
-        t.failure(a, secs(5), &s);
-        t.success(a, secs(6), &s);
-        assert!(
-            t.locked(a, secs(6)).is_some(),
-            "a success during a lock does not lift it"
+        // No account: the address, whatever the kind.
+        assert_eq!(k(KeyKind::Account, a, None), Key::address(a));
+        let v6: IpAddr = "2001:db8:1:2::9".parse().expect("ip");
+        assert_eq!(
+            k(KeyKind::AccountAndNetwork, v6, Some(id)).to_string(),
+            "n:07070707070707070707070707070707:2001:db8:1:2::/64"
         );
-        // Without reset_on_success, failures stay.
-        let s2 = Settings {
-            reset_on_success: false,
-            ..settings()
-        };
-        let b = ip("192.0.2.9");
-        t.failure(b, secs(0), &s2);
-        t.success(b, secs(1), &s2);
-        assert_eq!(t.failure(b, secs(2), &s2), Failure::Counted { failures: 2 });
+        assert_eq!(
+            k(KeyKind::AccountAndNetwork, a, Some(id)).to_string(),
+            "n:07070707070707070707070707070707:192.0.2.0/24"
+        );
+        assert_eq!(Key::address(a).to_string(), "a:192.0.2.7/32");
     }
 
     #[test]
-    fn memory_stays_bounded_under_a_spray_of_fresh_addresses() {
-        let s = Settings {
-            max_entries: 1000,
-            ..settings()
-        };
-        let t = Table::default();
-        // A million distinct addresses, one failure each.
-        for i in 0..1_000_000u32 {
-            t.failure(IpAddr::V4(i.into()), secs(0), &s);
-        }
-        assert_eq!(t.len(), 1000);
-        assert_eq!(t.evicted(), 1_000_000 - 1000);
-        let inner = t.lock();
-        assert!(inner.order.len() <= 1000, "{}", inner.order.len());
-    }
-
-    #[test]
-    fn churn_of_successes_does_not_grow_the_queue() {
-        let s = settings();
-        let t = Table::default();
-        // A long lock at the front of the queue...
-        let first = ip("192.0.2.1");
-        for i in 0..3 {
-            t.failure(first, secs(i), &s);
-        }
-        // ...and a key that fails and succeeds again and again behind it.
-        let b = ip("192.0.2.2");
-        for i in 0..10_000 {
-            t.failure(b, secs(3), &s);
-            t.success(b, secs(3), &s);
-            assert!(
-                t.lock().order.len() <= 40,
-                "round {i}: {}",
-                t.lock().order.len()
-            );
-        }
-    }
-
-    #[test]
-    fn parallel_sign_ins_get_no_more_than_after_through() {
-        let (t, s, a) = (Table::default(), settings(), ip("192.0.2.7"));
-        let p1 = t.begin(a, secs(0), &s).expect("first");
-        let p2 = t.begin(a, secs(0), &s).expect("second");
-        let p3 = t.begin(a, secs(0), &s).expect("third");
-        // after = 3: a fourth in flight is refused for a moment.
-        assert_eq!(t.begin(a, secs(0), &s).err(), Some(secs(1)));
-        t.failure(a, secs(1), &s);
-        drop(p1);
-        t.failure(a, secs(1), &s);
-        drop(p2);
-        assert!(matches!(t.failure(a, secs(1), &s), Failure::Locked { .. }));
-        drop(p3);
-        assert_eq!(t.begin(a, secs(1), &s).err(), Some(secs(100)));
-        // Another address is not affected.
-        assert!(t.begin(ip("192.0.2.8"), secs(1), &s).is_ok());
-    }
-
-    #[test]
-    fn a_spray_of_fresh_addresses_evicts_idle_entries_before_locks() {
-        let s = Settings {
-            max_entries: 50,
-            ..settings()
-        };
-        let t = Table::default();
-        let locked = ip("192.0.2.20");
-        for i in 0..3 {
-            t.failure(locked, secs(i), &s);
-        }
-        for i in 0..60u32 {
-            t.failure(IpAddr::V4((0x0a00_0000 + i).into()), secs(3), &s);
-        }
-        assert!(t.locked(locked, secs(4)).is_some(), "the lock was evicted");
-        assert!(t.len() <= 50);
-    }
-
-    #[test]
-    fn stale_keys_leave_without_counting_as_evictions() {
-        let s = Settings {
-            max_entries: 2,
-            ..settings()
-        };
-        let t = Table::default();
-        t.failure(ip("192.0.2.1"), secs(0), &s);
-        t.failure(ip("192.0.2.2"), secs(0), &s);
-        // Long after: both are stale.
-        t.failure(ip("192.0.2.3"), secs(10_000), &s);
-        assert_eq!(t.evicted(), 0);
-        assert_eq!(t.len(), 1);
+    fn account_ids_fold_case_and_depend_on_the_key() {
+        let one = Accounts::new(Some(("K", Some("0123456789abcdef0123")))).expect("key");
+        let two = Accounts::new(Some(("K", Some("another key of 16+ bytes")))).expect("key");
+        assert_eq!(one.id("Alice"), one.id(" alice"));
+        assert_ne!(one.id("alice"), one.id("bob"));
+        assert_ne!(one.id("alice"), two.id("alice"));
+        assert!(Accounts::new(Some(("K", Some("short")))).is_err());
+        let random = Accounts::new(Some(("K", None))).expect("random");
+        assert_eq!(random.source, AccountKeySource::Random);
+        assert_eq!(account_tag(&[0xab; 16]), "abababababab");
     }
 }

@@ -300,6 +300,7 @@ impl Cx<'_, '_> {
         let server = self.server(raw.server.as_ref(), self.base);
         let alerts = self.alerts(raw.alerts.as_ref(), self.base);
         let lockout = self.lockout(raw.lockout.as_ref());
+        let state = self.state(raw.state.as_ref(), self.base);
         let networks = drafts
             .into_iter()
             .map(|d| Network {
@@ -339,6 +340,7 @@ impl Cx<'_, '_> {
                 sources: std::mem::take(&mut self.sources),
                 report_only,
                 lockout,
+                state,
                 fingerprint: self
                     .digest
                     .clone()
@@ -973,6 +975,18 @@ impl Cx<'_, '_> {
                 return None;
             }
         };
+        let account = match (&rule.account, rule.login) {
+            (None, _) => None,
+            (Some(a), true) => Some(self.account(a, &ctx)?),
+            (Some(a), false) => {
+                self.error(
+                    &a.referenced,
+                    format!("{ctx}: 'account' is only for login routes"),
+                    Some("add 'login: true', or remove 'account'".into()),
+                );
+                return None;
+            }
+        };
         let report = rule
             .mode
             .as_ref()
@@ -995,6 +1009,7 @@ impl Cx<'_, '_> {
             report,
             line: at(&r.referenced).0,
             outcome,
+            account,
         })
     }
 

@@ -16,6 +16,7 @@ pub mod lockout;
 pub mod raw;
 pub mod selftest;
 pub mod server;
+pub mod state;
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -68,6 +69,8 @@ pub struct Policy {
     /// The `lockout:` section; `None`: failed sign-ins are counted and
     /// logged, nobody is locked out.
     pub(crate) lockout: Option<lockout::Settings>,
+    /// The `state:` section: where the lockout state lives.
+    pub(crate) state: state::Settings,
 }
 
 /// How the forwarded request tells the console about its client.
@@ -161,6 +164,8 @@ pub struct Rule {
     pub line: u32,
     /// Login routes: how the console's answer says a sign-in failed.
     pub outcome: Option<crate::engine::outcome::OutcomeSpec>,
+    /// Login routes: where the sign-in's body names the account.
+    pub account: Option<crate::engine::account::AccountSpec>,
 }
 
 impl Rule {
@@ -198,6 +203,11 @@ impl Policy {
 
     pub fn lockout(&self) -> Option<&lockout::Settings> {
         self.lockout.as_ref()
+    }
+
+    /// Where the lockout state lives (read at startup).
+    pub fn state(&self) -> &state::Settings {
+        &self.state
     }
 
     pub fn forwarding(&self) -> &Forwarding {

@@ -80,6 +80,8 @@ pub struct RawPolicy {
     pub alerts: Option<S<RawAlerts>>,
     /// Locking out clients whose sign-ins keep failing.
     pub lockout: Option<S<RawLockout>>,
+    /// Where the lockout state lives: this process, or Redis.
+    pub state: Option<S<RawState>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -91,6 +93,44 @@ pub struct RawLockout {
     pub max_lock: Option<S<String>>,
     pub reset_on_success: Option<bool>,
     pub max_entries: Option<S<u64>>,
+    pub key: Option<S<RawLockoutKey>>,
+    pub account_key_env: Option<S<String>>,
+}
+
+/// What failures are counted against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RawLockoutKey {
+    Address,
+    AccountAndNetwork,
+    Account,
+}
+
+/// The `state:` section: where lockout counters live.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawState {
+    pub store: Option<S<RawStore>>,
+    pub url_env: Option<S<String>>,
+    pub prefix: Option<S<String>>,
+    pub timeout: Option<S<String>>,
+    pub on_store_error: Option<S<RawOnStoreError>>,
+    pub ca_file: Option<S<String>>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RawStore {
+    Memory,
+    Redis,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RawOnStoreError {
+    Memory,
+    DenyLogin,
+    Allow,
 }
 
 /// A login rule's `outcome:`: what failed (and succeeded) sign-ins look like.
@@ -454,6 +494,17 @@ pub struct RawRule {
     pub mode: Option<S<RawMode>>,
     /// Login routes: what a failed sign-in looks like in the response.
     pub outcome: Option<S<RawOutcome>>,
+    /// Login routes: where the sign-in's body names the account.
+    pub account: Option<S<RawAccount>>,
+}
+
+/// A login rule's `account:`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAccount {
+    pub form: Option<S<String>>,
+    pub json: Option<S<String>>,
+    pub max_body: Option<S<u64>>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]

@@ -9,11 +9,11 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::body::RequestBody;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::request::Parts;
 use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{Request, Response, Uri, Version};
-use hyper::body::Incoming;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -25,7 +25,7 @@ use crate::policy::server::{Timeouts, Upgrades};
 
 /// hyper-util's pooled client, HTTP/1.1 or HTTP/2 by ALPN: for https
 /// upstreams.
-pub type TlsClient = Client<HttpsConnector<HttpConnector>, Incoming>;
+pub type TlsClient = Client<HttpsConnector<HttpConnector>, RequestBody>;
 
 /// A worker's client to the console: its own HTTP/1.1 connection pool for a
 /// plain-http upstream ([`super::pool::Pool`]); hyper-util's client, with
@@ -101,7 +101,7 @@ impl UpstreamClient {
     /// Sends a request made by [`upstream_head`].
     pub async fn request(
         &self,
-        mut req: Request<Incoming>,
+        mut req: Request<RequestBody>,
     ) -> Result<Response<UpstreamBody>, UpstreamError> {
         match self {
             UpstreamClient::Https(c) => {
@@ -173,7 +173,7 @@ impl Upstream {
 }
 
 /// Builds the pooled client; `tls` verifies https upstreams. Generic over
-/// the request body: the proxy streams `Incoming`, alert sinks send `Full`.
+/// the request body: the proxy streams `RequestBody`, alert sinks send `Full`.
 /// `max_idle`: idle connections kept (hyper-util keeps any number otherwise).
 pub fn client<B>(
     tls: rustls::ClientConfig,

@@ -9,6 +9,7 @@
 //! SIGTERM or SIGINT stops accepting, drains, and flushes pending alerts.
 
 pub mod admin;
+pub mod body;
 pub mod conn_table;
 pub mod forward;
 pub mod listener;
@@ -17,6 +18,7 @@ pub mod pool;
 pub mod proxy_protocol;
 pub mod reload;
 pub mod service;
+pub mod sign_in;
 pub mod tls;
 pub mod tunnel;
 
@@ -76,6 +78,10 @@ pub enum ServeError {
     AdminToken(#[from] admin::TokenError),
     #[error("cannot start a worker thread: {0}")]
     Worker(std::io::Error),
+    #[error("lockout state: {0}")]
+    StateStore(#[from] crate::lockout::redis::SetupError),
+    #[error("lockout.account_key_env: {0}")]
+    AccountKey(String),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -229,6 +235,86 @@ async fn bind(
     }
 }
 
+/// The lockout state: the account hash key (from the variable the policy
+/// names, or random with a warning), and the Redis store if the policy
+/// asks for one (its URL variable must be set: fail closed).
+fn lockout(
+    policy: &Policy,
+    o: &Overrides,
+    upstream_timeout: std::time::Duration,
+    metrics: &Arc<crate::telemetry::metrics::Metrics>,
+) -> Result<crate::lockout::Lockout, ServeError> {
+    let env = |name: &str| crate::alerts::lookup(&o.alert_env, name);
+    let key_env = policy.lockout().and_then(|l| l.account_key_env.clone());
+    let value = key_env.as_deref().and_then(env);
+    let accounts = crate::lockout::Accounts::new(key_env.as_deref().map(|n| (n, value.as_deref())))
+        .map_err(ServeError::AccountKey)?;
+    let shared_store = matches!(policy.state(), crate::policy::state::Settings::Redis(_));
+    let reads_accounts = policy.rules().iter().any(|r| r.account.is_some());
+    if reads_accounts && accounts.source == crate::lockout::AccountKeySource::Random {
+        let why = match &key_env {
+            Some(name) => format!("{name} is not set"),
+            None => "lockout.account_key_env is not set".into(),
+        };
+        tracing::warn!(
+            event = "account_key_random",
+            shared_store,
+            "{why}: account names are hashed with a random key made at startup, so account keys {} and restart with nothing counted",
+            if shared_store {
+                "differ between replicas (each counts alone in Redis)"
+            } else {
+                "are this process's only"
+            }
+        );
+    }
+    let redis = match policy.state() {
+        crate::policy::state::Settings::Memory => None,
+        crate::policy::state::Settings::Redis(r) => {
+            let url = env(&r.url_env);
+            let m = metrics.clone();
+            let on_error = r.on_store_error.as_str();
+            Some(crate::lockout::redis::Store::start(
+                r,
+                url.as_deref(),
+                upstream_timeout,
+                Box::new(move |h| state_store_health(&m, h, on_error)),
+            )?)
+        }
+    };
+    Ok(crate::lockout::Lockout::new(redis, accounts))
+}
+
+/// Says a change of the lockout store's health: a log line and the gauge.
+fn state_store_health(
+    metrics: &crate::telemetry::metrics::Metrics,
+    h: crate::lockout::redis::Health<'_>,
+    on_error: &'static str,
+) {
+    match h {
+        crate::lockout::redis::Health::Up { again } => {
+            metrics.state_store_up.set(1);
+            tracing::info!(
+                event = if again {
+                    "state_store_restored"
+                } else {
+                    "state_store_connected"
+                },
+                "the lockout store (Redis) answers: lockout state is shared"
+            );
+        }
+        crate::lockout::redis::Health::Down { error } => {
+            metrics.state_store_up.set(0);
+            metrics.state_store_unavailable.inc();
+            tracing::warn!(
+                event = "state_store_unavailable",
+                error,
+                on_store_error = on_error,
+                "the lockout store (Redis) cannot be reached; sign-ins use state.on_store_error until it answers again"
+            );
+        }
+    }
+}
+
 /// Runs the proxy until SIGTERM or SIGINT, then drains. Every startup
 /// problem is an error before anything listens: fail closed.
 pub async fn serve(policy: Policy, o: Overrides) -> Result<(), ServeError> {
@@ -266,6 +352,7 @@ pub async fn serve(policy: Policy, o: Overrides) -> Result<(), ServeError> {
         })?)),
         None => None,
     };
+    let lockout = lockout(&policy, &o, settings.timeouts.upstream_response, &metrics)?;
     let (workers, stop_workers) = start_workers(
         o.workers,
         &plan.upstream,
@@ -285,7 +372,7 @@ pub async fn serve(policy: Policy, o: Overrides) -> Result<(), ServeError> {
         upstream_share: Arc::new(conn_table::ConnTable::new(
             settings.limits.upstream_requests_per_address,
         )),
-        lockout: crate::lockout::Table::default(),
+        lockout,
     });
     shared.metrics.policy_loaded(1, &shared.policy.load());
 

@@ -31,6 +31,9 @@ pub enum Page {
     /// Too many failed sign-ins from this client (429); the lock ends in
     /// this many seconds.
     LockedOut { retry_after: u64 },
+    /// Sign-ins are refused while the lockout store cannot be reached
+    /// (`state.on_store_error: deny_login`; 503).
+    SignInUnavailable,
 }
 
 impl Page {
@@ -40,7 +43,7 @@ impl Page {
             Page::BadRequest => StatusCode::BAD_REQUEST,
             Page::BadGateway => StatusCode::BAD_GATEWAY,
             Page::GatewayTimeout => StatusCode::GATEWAY_TIMEOUT,
-            Page::Busy => StatusCode::SERVICE_UNAVAILABLE,
+            Page::Busy | Page::SignInUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Page::LockedOut { .. } => StatusCode::TOO_MANY_REQUESTS,
         }
     }
@@ -54,6 +57,7 @@ impl Page {
             Page::GatewayTimeout => "console_timeout",
             Page::Busy => "console_busy",
             Page::LockedOut { .. } => "too_many_failed_sign_ins",
+            Page::SignInUnavailable => "sign_in_unavailable",
         }
     }
 
@@ -65,6 +69,7 @@ impl Page {
             Page::GatewayTimeout => "The console did not answer in time",
             Page::Busy => "The console is busy",
             Page::LockedOut { .. } => "Too many failed sign-ins",
+            Page::SignInUnavailable => "Sign-in is paused",
         }
     }
 
@@ -84,6 +89,9 @@ impl Page {
             Page::Busy => "The console behind this gateway has too many requests open right now.",
             Page::LockedOut { .. } => {
                 "There were too many failed sign-ins from this network, so sign-in is paused for it."
+            }
+            Page::SignInUnavailable => {
+                "Sign-in is paused for a moment: the gateway cannot check failed sign-ins right now."
             }
         }
     }
@@ -106,7 +114,11 @@ impl Page {
             Page::BadRequest => {
                 "Check the address you opened, or go back to the console's home page."
             }
-            Page::BadGateway | Page::GatewayTimeout | Page::Busy | Page::LockedOut { .. } => {
+            Page::BadGateway
+            | Page::GatewayTimeout
+            | Page::Busy
+            | Page::LockedOut { .. }
+            | Page::SignInUnavailable => {
                 "Try again in a minute. If it persists, contact IT and give them the request id below."
             }
         }
@@ -193,12 +205,18 @@ impl Pages {
         if let Ok(v) = HeaderValue::from_str(request_id) {
             h.insert("x-request-id", v);
         }
-        if let Page::LockedOut { retry_after } = page {
-            // RFC 9110 §10.2.3, in seconds.
-            h.insert(
-                http::header::RETRY_AFTER,
-                HeaderValue::from(retry_after.max(1)),
-            );
+        // RFC 9110 §10.2.3, in seconds.
+        match page {
+            Page::LockedOut { retry_after } => {
+                h.insert(
+                    http::header::RETRY_AFTER,
+                    HeaderValue::from(retry_after.max(1)),
+                );
+            }
+            Page::SignInUnavailable => {
+                h.insert(http::header::RETRY_AFTER, HeaderValue::from_static("30"));
+            }
+            _ => {}
         }
         resp
     }

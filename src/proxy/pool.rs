@@ -25,6 +25,8 @@ use std::time::{Duration, Instant};
 use http::uri::Authority;
 use http::{Request, Response, StatusCode};
 use hyper::body::{Body, Frame, Incoming, SizeHint};
+
+use super::body::RequestBody;
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
@@ -54,7 +56,7 @@ impl PoolError {
 }
 
 struct Idle {
-    tx: SendRequest<Incoming>,
+    tx: SendRequest<RequestBody>,
     since: Instant,
 }
 
@@ -160,7 +162,7 @@ impl Pool {
 
     /// The most recently returned usable connection, dropping the closed
     /// and the expired on the way.
-    fn take_idle(&self) -> Option<SendRequest<Incoming>> {
+    fn take_idle(&self) -> Option<SendRequest<RequestBody>> {
         let mut idle = self.lock();
         while let Some(i) = idle.pop_back() {
             if i.tx.is_closed() {
@@ -176,7 +178,7 @@ impl Pool {
         None
     }
 
-    fn put_back(self: &Arc<Self>, tx: SendRequest<Incoming>) {
+    fn put_back(self: &Arc<Self>, tx: SendRequest<RequestBody>) {
         if tx.is_closed() {
             return;
         }
@@ -217,7 +219,7 @@ impl Pool {
     async fn connect(
         &self,
         permit: OwnedSemaphorePermit,
-    ) -> Result<SendRequest<Incoming>, PoolError> {
+    ) -> Result<SendRequest<RequestBody>, PoolError> {
         let stream = connect_tcp(&self.authority, self.connect_timeout).await?;
         let (tx, conn) = http1::Builder::new()
             .handshake(TokioIo::new(stream))
@@ -241,7 +243,7 @@ impl Pool {
     /// Sends `req` (origin-form URI) on an idle connection or a new one.
     pub async fn request(
         self: &Arc<Self>,
-        mut req: Request<Incoming>,
+        mut req: Request<RequestBody>,
     ) -> Result<Response<UpstreamBody>, PoolError> {
         // One retry, only for a request hyper hands back unsent (the idle
         // connection was closed under it).
@@ -284,7 +286,7 @@ impl Pool {
 }
 
 enum Checkout {
-    Idle(SendRequest<Incoming>),
+    Idle(SendRequest<RequestBody>),
     New(OwnedSemaphorePermit),
 }
 
@@ -310,7 +312,7 @@ async fn connect_tcp(authority: &Authority, timeout: Duration) -> Result<TcpStre
 /// the connection instead: the rest of the body is still on the wire.
 pub struct UpstreamBody {
     body: Incoming,
-    back: Option<(Arc<Pool>, SendRequest<Incoming>)>,
+    back: Option<(Arc<Pool>, SendRequest<RequestBody>)>,
     /// The client address's share of the console, held until the body
     /// ends ([`super::conn_table::ConnTable`]).
     share: Option<super::conn_table::AddrSlot>,
@@ -396,7 +398,7 @@ impl Body for UpstreamBody {
 pub struct H2c {
     authority: Authority,
     connect_timeout: Duration,
-    sender: tokio::sync::Mutex<Option<hyper::client::conn::http2::SendRequest<Incoming>>>,
+    sender: tokio::sync::Mutex<Option<hyper::client::conn::http2::SendRequest<RequestBody>>>,
 }
 
 impl H2c {
@@ -410,7 +412,7 @@ impl H2c {
 
     async fn connect(
         &self,
-    ) -> Result<hyper::client::conn::http2::SendRequest<Incoming>, PoolError> {
+    ) -> Result<hyper::client::conn::http2::SendRequest<RequestBody>, PoolError> {
         let stream = connect_tcp(&self.authority, self.connect_timeout).await?;
         let (tx, conn) =
             hyper::client::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
@@ -427,7 +429,10 @@ impl H2c {
     }
 
     /// Sends `req` (absolute URI: its authority becomes `:authority`).
-    pub async fn request(&self, req: Request<Incoming>) -> Result<Response<Incoming>, PoolError> {
+    pub async fn request(
+        &self,
+        req: Request<RequestBody>,
+    ) -> Result<Response<Incoming>, PoolError> {
         // One retry, on a new connection, when the shared one turns out
         // closed before the request went out.
         for _ in 0..2 {

@@ -48,7 +48,7 @@ pub struct Shared {
     pub upstream_share: Arc<super::conn_table::ConnTable>,
     /// Failed sign-ins per client, and who is locked out (`lockout:`);
     /// kept across policy reloads.
-    pub lockout: crate::lockout::Table,
+    pub lockout: crate::lockout::Lockout,
 }
 
 /// The rule label of a decision: the rule's shared name, or `default`,
@@ -286,6 +286,7 @@ pub async fn handle(
         path: LogPath::Own(String::new()),
         status: None,
         login_outcome: None,
+        login_account: None,
     };
 
     // Phase: answer or forward. The decided client is `Copy`: the pages
@@ -337,35 +338,43 @@ pub async fn handle(
                 .rule
                 .filter(|_| done.decision.enforced)
                 .and_then(|r| r.outcome.as_ref().map(|o| (r, o)));
-            // The sign-in holds its place among the client's pending ones
-            // until its answer has been counted: parallel guesses get no
-            // more than `after` through.
-            let pending = match (sign_in, policy.lockout()) {
-                (Some(_), Some(s)) => Some(shared.lockout.begin(
-                    lockout_key(client.ip),
-                    shared.lockout.now(),
-                    s,
-                )),
-                _ => None,
-            };
-            let refused_for = match &pending {
-                Some(Err(wait)) => Some(*wait),
-                _ => None,
-            };
-            match pq {
-                Ok(pq) if refused_for.is_some() => {
-                    done.path = LogPath::Forwarded(pq);
-                    done.login_outcome = Some("locked_out");
-                    if let Some((rule, _)) = sign_in {
-                        count_login(&shared, rule, "locked_out");
-                    }
-                    // Rounded up: a client that waits this long gets in.
-                    let retry_after = refused_for.map_or(1, |d| {
-                        (d.as_secs() + u64::from(d.subsec_nanos() > 0)).max(1)
-                    });
-                    page(Page::LockedOut { retry_after })
+            let (sign_in, body) = match sign_in {
+                Some((rule, spec)) => {
+                    let (s, body) = super::sign_in::begin(
+                        &shared,
+                        &policy,
+                        rule,
+                        spec,
+                        client.ip,
+                        &parts.headers,
+                        body,
+                    )
+                    .await;
+                    done.login_account = s.account_state;
+                    (Some((s, rule)), body)
                 }
-                Ok(pq) => {
+                None => (None, Ok(body.into())),
+            };
+            match (pq, body) {
+                (Ok(pq), Err(stop)) => {
+                    done.path = LogPath::Forwarded(pq);
+                    let outcome = match stop {
+                        super::sign_in::Stop::BrokenBody => None,
+                        _ => Some("locked_out"),
+                    };
+                    done.login_outcome = outcome;
+                    if let (Some((_, rule)), Some(o)) = (&sign_in, outcome) {
+                        super::sign_in::count_login(&shared, rule, o);
+                    }
+                    match stop {
+                        super::sign_in::Stop::Locked { retry_after } => {
+                            page(Page::LockedOut { retry_after })
+                        }
+                        super::sign_in::Stop::StoreUnavailable => page(Page::SignInUnavailable),
+                        super::sign_in::Stop::BrokenBody => page(Page::BadRequest),
+                    }
+                }
+                (Ok(pq), Ok(body)) => {
                     // The log shows the path as forwarded; the clone shares bytes.
                     done.path = LogPath::Forwarded(pq.clone());
                     drop(path);
@@ -384,15 +393,21 @@ pub async fn handle(
                     )
                     .await;
                     // Only the console's own answers say how a sign-in went.
-                    if let (Some((rule, spec)), Either::Left(_)) = (sign_in, response.body()) {
-                        done.login_outcome = Some(sign_in_outcome(
-                            &shared, &policy, rule, spec, &done, &response,
-                        ));
+                    if let Some((s, rule)) = sign_in {
+                        if let Either::Left(_) = response.body() {
+                            done.login_outcome = Some(s.finish(
+                                &shared,
+                                &policy,
+                                request_id,
+                                client.ip,
+                                &response,
+                                || lockout_attempt(&done, &policy, rule),
+                            ));
+                        }
                     }
-                    drop(pending);
                     response
                 }
-                Err(_) => {
+                (Err(_), _) => {
                     done.path = LogPath::Own(path.into_owned());
                     page(Page::BadRequest)
                 }
@@ -423,6 +438,8 @@ struct Finish<'a, 'p> {
     status: Option<u16>,
     /// A sign-in's outcome (`failed`, `succeeded`, `unknown`, `locked_out`).
     login_outcome: Option<&'static str>,
+    /// A sign-in whose rule reads the account: `read`, or why not.
+    login_account: Option<&'static str>,
 }
 
 /// nginx's status for a request whose client closed the connection before
@@ -483,130 +500,12 @@ impl Drop for Finish<'_, '_> {
                 status: self.status.unwrap_or(CLIENT_CLOSED),
                 duration: self.start.elapsed(),
                 login_outcome: self.login_outcome,
+                login_account: self.login_account,
             },
             facts.as_ref(),
             shared.log_allowed,
         );
     }
-}
-
-/// The lockout key of a client: its address, or, for a client whose
-/// address is unknown (a login rule with `action: allow` lets it sign in),
-/// one key that every unknown client shares, so that making oneself
-/// unknown does not escape the count (second red-team review).
-fn lockout_key(client: Option<std::net::IpAddr>) -> std::net::IpAddr {
-    client.unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into())
-}
-
-fn count_login(shared: &Shared, rule: &crate::policy::Rule, outcome: &'static str) {
-    shared
-        .metrics
-        .logins
-        .get_or_create(&crate::telemetry::metrics::LoginOutcomeLabels {
-            rule: crate::telemetry::metrics::Name(rule.label.clone()),
-            outcome,
-        })
-        .inc();
-}
-
-/// Reads a forwarded sign-in's outcome from the console's response head,
-/// counts it against the client's lockout key, and says so: a
-/// `login_failed` or `login_succeeded` line, and a `lockout` warning when
-/// this failure locked the client out.
-fn sign_in_outcome(
-    shared: &Shared,
-    policy: &Policy,
-    rule: &crate::policy::Rule,
-    spec: &crate::engine::outcome::OutcomeSpec,
-    done: &Finish<'_, '_>,
-    response: &Response<ProxyBody>,
-) -> &'static str {
-    use crate::engine::outcome::{LoginOutcome, classify};
-    let (client, request_id) = (done.decision.client.ip, done.request_id);
-    let headers = response.headers();
-    let outcome = classify(spec, response.status().as_u16(), |name| {
-        headers.get(name).map(HeaderValue::as_bytes)
-    });
-    count_login(shared, rule, outcome.as_str());
-    let client_text = client.map(crate::engine::client::IpText::new);
-    let client_text = client_text.as_ref().map_or("unknown", |t| t.as_str());
-    let settings = policy.lockout();
-    let key = lockout_key(client);
-    match (outcome, settings) {
-        (LoginOutcome::Failed, Some(s)) => {
-            let table = &shared.lockout;
-            let result = table.failure(key, table.now(), s);
-            shared
-                .metrics
-                .lockout_entries
-                .set(i64::try_from(table.len()).unwrap_or(i64::MAX));
-            shared
-                .metrics
-                .lockout_evictions
-                .inner()
-                .fetch_max(table.evicted(), Ordering::Relaxed);
-            match result {
-                crate::lockout::Failure::Counted { failures } => tracing::info!(
-                    event = "login_failed",
-                    request_id,
-                    client.address = client_text,
-                    rule = rule.name.as_str(),
-                    failures,
-                    "sign-in refused by the console"
-                ),
-                crate::lockout::Failure::Locked { lock, strike } => {
-                    tracing::info!(
-                        event = "login_failed",
-                        request_id,
-                        client.address = client_text,
-                        rule = rule.name.as_str(),
-                        failures = s.after,
-                        "sign-in refused by the console"
-                    );
-                    shared.metrics.lockouts.inc();
-                    if let Some(alerts) = shared.alerts.current() {
-                        alerts.lockout(crate::alerts::Lockout {
-                            attempt: lockout_attempt(done, policy, rule),
-                            failures: s.after,
-                            lock,
-                            strike,
-                        });
-                    }
-                    tracing::warn!(
-                        event = "lockout",
-                        request_id,
-                        client.address = client_text,
-                        rule = rule.name.as_str(),
-                        failures = s.after,
-                        lock_seconds = lock.as_secs(),
-                        strike,
-                        "too many failed sign-ins: this client is locked out"
-                    );
-                }
-            }
-        }
-        (LoginOutcome::Failed, None) => tracing::info!(
-            event = "login_failed",
-            request_id,
-            client.address = client_text,
-            rule = rule.name.as_str(),
-            "sign-in refused by the console"
-        ),
-        (LoginOutcome::Succeeded, s) => {
-            if let Some(s) = s {
-                shared.lockout.success(key, shared.lockout.now(), s);
-            }
-            tracing::info!(
-                event = "login_succeeded",
-                request_id,
-                client.address = client_text,
-                rule = rule.name.as_str(),
-                "sign-in accepted by the console"
-            );
-        }
-        (LoginOutcome::Unknown, _) => {}
-    }
-    outcome.as_str()
 }
 
 /// The failed sign-in that locked a client out, as an alert tells it.
@@ -742,7 +641,7 @@ async fn forward(
     tunnel: Arc<super::listener::TunnelCtx>,
     upstream_client: &UpstreamClient,
     mut parts: http::request::Parts,
-    body: Incoming,
+    body: super::body::RequestBody,
     pq: PathAndQuery,
     hop: &Hop<'_>,
     request_id: &str,

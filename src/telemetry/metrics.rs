@@ -82,6 +82,10 @@ pub struct Metrics {
     pub lockouts: Counter,
     pub lockout_entries: Gauge,
     pub lockout_evictions: Counter,
+    /// 1 while the shared lockout store (Redis) answers; 0 while it does
+    /// not, and always with `state: memory`.
+    pub state_store_up: Gauge,
+    pub state_store_unavailable: Counter,
     pub decision_seconds: Histogram,
     pub upstream_requests: Family<OutcomeLabels, Counter>,
     pub upstream_seconds: Histogram,
@@ -143,6 +147,18 @@ impl Default for Metrics {
             "lockout_evictions",
             "Lockout keys evicted, oldest first, to stay within lockout.max_entries",
             lockout_evictions.clone(),
+        );
+        let state_store_up = Gauge::default();
+        registry.register(
+            "state_store_up",
+            "1 while the shared lockout store (state: redis) answers; 0 while it does not, or with state: memory",
+            state_store_up.clone(),
+        );
+        let state_store_unavailable = Counter::default();
+        registry.register(
+            "state_store_unavailable",
+            "Times the shared lockout store (Redis) stopped answering; sign-ins then follow state.on_store_error",
+            state_store_unavailable.clone(),
         );
         // 250 ns .. ~1 ms: a decision is sub-microsecond on large policies.
         let decision_seconds = Histogram::new(exponential_buckets(250e-9, 2.0, 13));
@@ -280,6 +296,8 @@ impl Default for Metrics {
             lockouts,
             lockout_entries,
             lockout_evictions,
+            state_store_up,
+            state_store_unavailable,
             decision_seconds,
             upstream_requests,
             upstream_seconds,

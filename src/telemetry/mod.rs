@@ -41,6 +41,7 @@ pub mod fields {
     pub const LOGIN: &str = "login";
     pub const ENFORCED: &str = "enforced";
     pub const LOGIN_OUTCOME: &str = "login.outcome";
+    pub const LOGIN_ACCOUNT: &str = "login.account";
     pub const DURATION_MS: &str = "duration_ms";
     /// GeoIP facts: on denials, and on allowed requests with `log_geo_on_allow`.
     pub const GEO_COUNTRY: &str = "geo.country.iso_code";
@@ -160,6 +161,8 @@ pub struct RequestLog<'a> {
     /// `succeeded`, `unknown` (read from the console's answer), or
     /// `locked_out` (429 from netwarden).
     pub login_outcome: Option<&'static str>,
+    /// A sign-in whose rule reads the account: `read`, or why not.
+    pub login_account: Option<&'static str>,
 }
 
 /// `s` cut to at most `max` bytes, on a character boundary.
@@ -290,6 +293,7 @@ pub fn log_decision(
                 network.via = via.as_deref(),
                 enforced = d.enforced,
                 login.outcome = r.login_outcome,
+                login.account = r.login_account,
                 would_deny = d.report.is_some().then_some(true),
                 report_rule = d.report.map(|r| r.rule.name.as_str()),
                 geo.country.iso_code = country.as_deref(),
@@ -357,6 +361,9 @@ pub fn write_decision(
         l.bool(f::ENFORCED, d.enforced);
         if let Some(o) = r.login_outcome {
             l.str(f::LOGIN_OUTCOME, o);
+        }
+        if let Some(a) = r.login_account {
+            l.str(f::LOGIN_ACCOUNT, a);
         }
         if let Some(hit) = d.report {
             l.bool(f::WOULD_DENY, true);
@@ -512,6 +519,7 @@ mod tests {
             status: 200,
             duration: Duration::from_micros(1234),
             login_outcome: None,
+            login_account: None,
         };
 
         let direct = Buf::default();

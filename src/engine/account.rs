@@ -1,0 +1,401 @@
+//! The account a sign-in is for, read from the first, bounded part of its
+//! body (a rule's `account:`): a form field (`application/x-www-form-
+//! urlencoded` or `multipart/form-data`) or a JSON pointer. Pure: bytes in,
+//! the account name or why there is none out. The caller keeps only a keyed
+//! hash of the name ([`fold`] first); the name is never logged or stored.
+
+use std::borrow::Cow;
+
+/// Where a login rule's sign-ins carry the account name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AccountSpec {
+    /// The form field (urlencoded or multipart) that holds it.
+    pub form: Option<Box<str>>,
+    /// The JSON pointer (RFC 6901) to it in an `application/json` body.
+    pub json: Option<Box<str>>,
+    /// Body bytes read at most; a longer body counts without an account.
+    pub max_body: usize,
+}
+
+pub mod defaults {
+    /// A sign-in form is a few hundred bytes; 16 KiB leaves room for a
+    /// large multipart form while bounding what each sign-in holds.
+    pub const MAX_BODY: usize = 16 * 1024;
+    /// The most a policy may ask to read.
+    pub const MAX_BODY_LIMIT: usize = 1024 * 1024;
+}
+
+/// Why a sign-in counts without an account (the decision line's
+/// `login.account`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NoAccount {
+    /// Not a content type the rule reads, or the field is absent or empty.
+    Missing,
+    /// The body is longer than `max_body`.
+    Oversized,
+    /// The body did not arrive within the header read timeout.
+    Slow,
+    /// A form or JSON body that does not parse, or a name not in UTF-8.
+    Unparseable,
+    /// The field appears twice with different values: the console may read
+    /// either, so neither is believed.
+    Ambiguous,
+}
+
+impl NoAccount {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NoAccount::Missing => "missing",
+            NoAccount::Oversized => "oversized",
+            NoAccount::Slow => "slow",
+            NoAccount::Unparseable => "unparseable",
+            NoAccount::Ambiguous => "ambiguous",
+        }
+    }
+}
+
+/// The body formats an account is read from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format<'a> {
+    Form,
+    Multipart { boundary: &'a [u8] },
+    Json,
+}
+
+/// The format of a body with this `Content-Type`, if the rule reads it.
+pub fn format<'a>(spec: &AccountSpec, content_type: Option<&'a [u8]>) -> Option<Format<'a>> {
+    let ct = content_type?;
+    let mut params = ct.split(|&b| b == b';');
+    let essence = trim(params.next()?);
+    if spec.form.is_some() && essence.eq_ignore_ascii_case(b"application/x-www-form-urlencoded") {
+        return Some(Format::Form);
+    }
+    if spec.form.is_some() && essence.eq_ignore_ascii_case(b"multipart/form-data") {
+        // RFC 2046 §5.1.1: 1 to 70 characters, possibly quoted.
+        let boundary = params.find_map(|p| {
+            let p = trim(p);
+            let (name, value) = p.split_at(p.iter().position(|&b| b == b'=')?);
+            name.eq_ignore_ascii_case(b"boundary")
+                .then(|| unquote(&value[1..]))
+        })?;
+        return (!boundary.is_empty() && boundary.len() <= 70)
+            .then_some(Format::Multipart { boundary });
+    }
+    let json = essence.eq_ignore_ascii_case(b"application/json")
+        || (essence.len() > 5
+            && essence[essence.len() - 5..].eq_ignore_ascii_case(b"+json")
+            && essence.starts_with(b"application/"));
+    (spec.json.is_some() && json).then_some(Format::Json)
+}
+
+fn trim(b: &[u8]) -> &[u8] {
+    b.trim_ascii()
+}
+
+fn unquote(v: &[u8]) -> &[u8] {
+    let v = trim(v);
+    match v {
+        [b'"', inner @ .., b'"'] => inner,
+        _ => v,
+    }
+}
+
+/// The account name in a whole body of `format`.
+pub fn extract<'b>(
+    spec: &AccountSpec,
+    format: Format<'_>,
+    body: &'b [u8],
+) -> Result<Cow<'b, str>, NoAccount> {
+    let found = match format {
+        Format::Form => form(spec.form.as_deref().unwrap_or_default(), body),
+        Format::Multipart { boundary } => {
+            multipart(spec.form.as_deref().unwrap_or_default(), boundary, body)
+        }
+        Format::Json => json(spec.json.as_deref().unwrap_or_default(), body),
+    }?;
+    if found.trim().is_empty() {
+        return Err(NoAccount::Missing);
+    }
+    Ok(found)
+}
+
+/// One value for `field`, or why not: every occurrence must agree.
+fn single<'b>(
+    values: impl Iterator<Item = Result<Cow<'b, str>, NoAccount>>,
+) -> Result<Cow<'b, str>, NoAccount> {
+    let mut found: Option<Cow<'b, str>> = None;
+    for v in values {
+        let v = v?;
+        match &found {
+            Some(f) if *f != v => return Err(NoAccount::Ambiguous),
+            Some(_) => {}
+            None => found = Some(v),
+        }
+    }
+    found.ok_or(NoAccount::Missing)
+}
+
+/// WHATWG URL "application/x-www-form-urlencoded parsing": `&`-separated
+/// pairs, `+` as a space, percent-decoding.
+fn form<'b>(field: &str, body: &'b [u8]) -> Result<Cow<'b, str>, NoAccount> {
+    let values = body
+        .split(|&b| b == b'&')
+        .filter(|pair| !pair.is_empty())
+        .filter_map(|pair| {
+            let (name, value) = match pair.iter().position(|&b| b == b'=') {
+                Some(i) => (&pair[..i], &pair[i + 1..]),
+                None => (pair, &b""[..]),
+            };
+            (decode(name).ok()? == field).then(|| decode(value))
+        });
+    single(values)
+}
+
+/// Percent-decoding with `+` as a space; not UTF-8 after decoding is
+/// unparseable (a console would not match it to an account either).
+fn decode(b: &[u8]) -> Result<Cow<'_, str>, NoAccount> {
+    if !b.iter().any(|&c| c == b'%' || c == b'+') {
+        return std::str::from_utf8(b)
+            .map(Cow::Borrowed)
+            .map_err(|_| NoAccount::Unparseable);
+    }
+    let plus: Vec<u8> = b
+        .iter()
+        .map(|&c| if c == b'+' { b' ' } else { c })
+        .collect();
+    let bytes: Vec<u8> = percent_encoding::percent_decode(&plus).collect();
+    String::from_utf8(bytes)
+        .map(Cow::Owned)
+        .map_err(|_| NoAccount::Unparseable)
+}
+
+/// RFC 7578: parts separated by `--boundary` lines, each with headers; the
+/// part whose `Content-Disposition: form-data; name="field"` names the field.
+fn multipart<'b>(field: &str, boundary: &[u8], body: &'b [u8]) -> Result<Cow<'b, str>, NoAccount> {
+    let mut delimiter = Vec::with_capacity(boundary.len() + 4);
+    delimiter.extend_from_slice(b"\r\n--");
+    delimiter.extend_from_slice(boundary);
+    // The first delimiter may open the body without the CRLF before it.
+    let mut rest = if body.starts_with(&delimiter[2..]) {
+        &body[delimiter.len() - 2..]
+    } else {
+        let at = find(body, &delimiter).ok_or(NoAccount::Unparseable)?;
+        &body[at + delimiter.len()..]
+    };
+    let mut values = Vec::new();
+    loop {
+        if rest.starts_with(b"--") {
+            break; // the close delimiter
+        }
+        // The rest of the delimiter line (transport padding), then headers.
+        let line_end = find(rest, b"\r\n").ok_or(NoAccount::Unparseable)?;
+        let part = &rest[line_end + 2..];
+        let next = find(part, &delimiter).ok_or(NoAccount::Unparseable)?;
+        let (headers, content) = match find(&part[..next], b"\r\n\r\n") {
+            Some(h) => (&part[..h], &part[h + 4..next]),
+            // A part with no headers at all has no name.
+            None if part.starts_with(b"\r\n") => (&b""[..], &part[2..next]),
+            None => return Err(NoAccount::Unparseable),
+        };
+        if part_name(headers)? == Some(field.as_bytes()) {
+            values.push(
+                std::str::from_utf8(content)
+                    .map(Cow::Borrowed)
+                    .map_err(|_| NoAccount::Unparseable),
+            );
+        }
+        rest = &part[next + delimiter.len()..];
+    }
+    single(values.into_iter())
+}
+
+/// The `name` parameter of a part's `Content-Disposition: form-data`.
+fn part_name(headers: &[u8]) -> Result<Option<&[u8]>, NoAccount> {
+    let mut name = None;
+    for line in headers.split(|&b| b == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let Some(colon) = line.iter().position(|&b| b == b':') else {
+            continue;
+        };
+        if !trim(&line[..colon]).eq_ignore_ascii_case(b"content-disposition") {
+            continue;
+        }
+        if name.is_some() {
+            return Err(NoAccount::Ambiguous);
+        }
+        let mut params = line[colon + 1..].split(|&b| b == b';');
+        if !params
+            .next()
+            .is_some_and(|d| trim(d).eq_ignore_ascii_case(b"form-data"))
+        {
+            continue;
+        }
+        for p in params {
+            let p = trim(p);
+            if let Some(eq) = p.iter().position(|&b| b == b'=') {
+                if trim(&p[..eq]).eq_ignore_ascii_case(b"name") {
+                    let v = unquote(&p[eq + 1..]);
+                    // A quoted name with escapes or `;` inside is not one a
+                    // sign-in form uses: refuse rather than guess.
+                    if v.iter().any(|&b| b == b'\\' || b == b'"') {
+                        return Err(NoAccount::Unparseable);
+                    }
+                    name = Some(v);
+                }
+            }
+        }
+    }
+    Ok(name)
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    if needle.is_empty() || hay.len() < needle.len() {
+        return None;
+    }
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// RFC 8259 body, RFC 6901 pointer; the value must be a string. Duplicate
+/// names: the last wins, as in JavaScript's, Python's and Go's parsers.
+fn json<'b>(pointer: &str, body: &'b [u8]) -> Result<Cow<'b, str>, NoAccount> {
+    let value: serde_json::Value =
+        serde_json::from_slice(body).map_err(|_| NoAccount::Unparseable)?;
+    match value.pointer(pointer) {
+        Some(serde_json::Value::String(s)) => Ok(Cow::Owned(s.clone())),
+        Some(_) => Err(NoAccount::Unparseable),
+        None => Err(NoAccount::Missing),
+    }
+}
+
+/// The account name as it is hashed: surrounding white space trimmed and
+/// Unicode default case folding (CaseFolding.txt, full), so that `Alice`,
+/// `alice ` and `ALICE` are one account, as most consoles treat them.
+pub fn fold(account: &str) -> String {
+    caseless::default_case_fold_str(account.trim())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> AccountSpec {
+        AccountSpec {
+            form: Some("username".into()),
+            json: Some("/user/email".into()),
+            max_body: defaults::MAX_BODY,
+        }
+    }
+
+    fn get(ct: &str, body: &str) -> Result<String, NoAccount> {
+        let s = spec();
+        let f = format(&s, Some(ct.as_bytes())).ok_or(NoAccount::Missing)?;
+        extract(&s, f, body.as_bytes()).map(Cow::into_owned)
+    }
+
+    #[test]
+    fn a_form_field_is_percent_decoded_with_plus_as_space() {
+        let ct = "application/x-www-form-urlencoded";
+        assert_eq!(get(ct, "username=alice&password=x").as_deref(), Ok("alice"));
+        assert_eq!(
+            get(ct, "password=x&username=J%C3%B6rg+M").as_deref(),
+            Ok("Jörg M")
+        );
+        assert_eq!(get(ct, "user%6Eame=bob").as_deref(), Ok("bob"));
+        assert_eq!(get(ct, "password=x"), Err(NoAccount::Missing));
+        assert_eq!(get(ct, "username=&password=x"), Err(NoAccount::Missing));
+        assert_eq!(get(ct, "username=%FF"), Err(NoAccount::Unparseable));
+    }
+
+    #[test]
+    fn a_field_given_twice_differently_is_ambiguous() {
+        let ct = "application/x-www-form-urlencoded; charset=UTF-8";
+        assert_eq!(
+            get(ct, "username=decoy&username=victim"),
+            Err(NoAccount::Ambiguous)
+        );
+        assert_eq!(get(ct, "username=a&username=a").as_deref(), Ok("a"));
+        assert_eq!(
+            get(ct, "username=decoy&user%6Eame=victim"),
+            Err(NoAccount::Ambiguous)
+        );
+    }
+
+    #[test]
+    fn multipart_parts_are_read_by_their_name() {
+        let ct = "multipart/form-data; boundary=\"XyZ\"";
+        let body = "--XyZ\r\nContent-Disposition: form-data; name=\"password\"\r\n\r\nsecret\r\n\
+                    --XyZ\r\nContent-Disposition: form-data; name=\"username\"\r\n\r\nalice@example.com\r\n\
+                    --XyZ--\r\n";
+        assert_eq!(get(ct, body).as_deref(), Ok("alice@example.com"));
+        let ct = "Multipart/Form-Data; boundary=XyZ";
+        let preamble = format!("ignored preamble\r\n{body}");
+        assert_eq!(get(ct, &preamble).as_deref(), Ok("alice@example.com"));
+        let twice = "--XyZ\r\nContent-Disposition: form-data; name=username\r\n\r\na\r\n\
+                     --XyZ\r\nContent-Disposition: form-data; name=username\r\n\r\nb\r\n--XyZ--";
+        assert_eq!(get(ct, twice), Err(NoAccount::Ambiguous));
+        // Cut short: no closing delimiter after the value.
+        let cut = "--XyZ\r\nContent-Disposition: form-data; name=username\r\n\r\nali";
+        assert_eq!(get(ct, cut), Err(NoAccount::Unparseable));
+        assert_eq!(
+            get("multipart/form-data", body),
+            Err(NoAccount::Missing),
+            "no boundary"
+        );
+    }
+
+    #[test]
+    fn json_is_read_by_pointer_and_must_be_a_string() {
+        let ct = "application/json";
+        assert_eq!(
+            get(ct, r#"{"user":{"email":"a@b.c"},"password":"x"}"#).as_deref(),
+            Ok("a@b.c")
+        );
+        assert_eq!(
+            get("application/vnd.console+json", r#"{"user":{"email":"x"}}"#).as_deref(),
+            Ok("x")
+        );
+        assert_eq!(
+            get(ct, r#"{"user":{"email":1}}"#),
+            Err(NoAccount::Unparseable)
+        );
+        assert_eq!(get(ct, r#"{"user":{}}"#), Err(NoAccount::Missing));
+        assert_eq!(get(ct, r#"{"user":"#), Err(NoAccount::Unparseable));
+        assert_eq!(get("text/plain", "{}"), Err(NoAccount::Missing));
+    }
+
+    #[test]
+    fn only_the_formats_the_rule_names_are_read() {
+        let only_form = AccountSpec {
+            json: None,
+            ..spec()
+        };
+        assert_eq!(format(&only_form, Some(b"application/json")), None);
+        assert_eq!(
+            format(&only_form, Some(b"application/x-www-form-urlencoded")),
+            Some(Format::Form)
+        );
+        assert_eq!(format(&only_form, None), None);
+    }
+
+    #[test]
+    fn folding_makes_case_variants_one_account() {
+        assert_eq!(fold(" Alice "), fold("alice"));
+        assert_eq!(fold("ALICE"), fold("alice"));
+        // Full folding: ß and SS are one, as are Kelvin sign and k.
+        assert_eq!(fold("STRASSE"), fold("straße"));
+        assert_eq!(fold("\u{212A}elvin"), fold("kelvin"));
+        assert_ne!(fold("alice"), fold("alicia"));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn no_body_panics(ct in proptest::sample::select(vec![
+            "application/x-www-form-urlencoded", "multipart/form-data; boundary=b",
+            "application/json"]), body in proptest::collection::vec(proptest::num::u8::ANY, 0..200)) {
+            let s = spec();
+            if let Some(f) = format(&s, Some(ct.as_bytes())) {
+                let _ = extract(&s, f, &body);
+            }
+        }
+    }
+}

@@ -1,0 +1,153 @@
+//! The request body as it goes to the console: the client's own stream, or,
+//! for a sign-in whose account is read, the first bounded part read already
+//! and then the rest of the stream. Either way the console receives the
+//! same bytes (RFC 9112 §7: the framing may change, the content does not).
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use http::HeaderMap;
+use http_body_util::BodyExt;
+use hyper::body::{Body, Frame, Incoming, SizeHint};
+
+/// A request body on its way to the console.
+#[derive(Debug)]
+pub struct RequestBody {
+    /// Bytes read before forwarding, sent first.
+    head: Option<Bytes>,
+    /// Trailers that arrived while the head was read (the body had ended).
+    trailers: Option<HeaderMap>,
+    /// The rest of the client's stream; `None` once it has ended.
+    rest: Option<Incoming>,
+}
+
+impl From<Incoming> for RequestBody {
+    fn from(body: Incoming) -> Self {
+        Self {
+            head: None,
+            trailers: None,
+            rest: Some(body),
+        }
+    }
+}
+
+/// What [`read_head`] saw of the body.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Head {
+    /// The whole body, at most the limit.
+    Whole,
+    /// More than the limit (read or announced).
+    Oversized,
+    /// Not all there within the time allowed.
+    Slow,
+}
+
+impl RequestBody {
+    /// The bytes read so far.
+    pub fn head(&self) -> &[u8] {
+        self.head.as_deref().unwrap_or_default()
+    }
+}
+
+/// Reads the first `limit` bytes of `body` (more only if one frame brings
+/// them), for at most `wait`; the returned body still holds every byte.
+/// Errors are the client's (a broken or reset body).
+pub async fn read_head(
+    body: Incoming,
+    limit: usize,
+    wait: Duration,
+) -> Result<(RequestBody, Head), hyper::Error> {
+    let mut out = RequestBody::from(body);
+    // A Content-Length over the limit: nothing is read, nothing waited for.
+    if out
+        .rest
+        .as_ref()
+        .and_then(|b| b.size_hint().exact())
+        .is_some_and(|n| n > limit as u64)
+    {
+        return Ok((out, Head::Oversized));
+    }
+    let mut buf = BytesMut::new();
+    let deadline = tokio::time::Instant::now() + wait;
+    let seen = loop {
+        let Some(rest) = out.rest.as_mut() else {
+            break Head::Whole;
+        };
+        if rest.is_end_stream() {
+            out.rest = None;
+            break Head::Whole;
+        }
+        if buf.len() > limit {
+            break Head::Oversized;
+        }
+        let frame = match tokio::time::timeout_at(deadline, rest.frame()).await {
+            Err(_) => break Head::Slow,
+            Ok(None) => {
+                out.rest = None;
+                break Head::Whole;
+            }
+            Ok(Some(frame)) => frame?,
+        };
+        match frame.into_data() {
+            Ok(data) => buf.extend_from_slice(&data),
+            Err(frame) => {
+                // Trailers end the body.
+                out.trailers = frame.into_trailers().ok();
+                out.rest = None;
+                break Head::Whole;
+            }
+        }
+    };
+    let seen = match seen {
+        Head::Whole if buf.len() > limit => Head::Oversized,
+        other => other,
+    };
+    if !buf.is_empty() {
+        out.head = Some(buf.freeze());
+    }
+    Ok((out, seen))
+}
+
+impl Body for RequestBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let this = &mut *self;
+        if let Some(head) = this.head.take() {
+            return Poll::Ready(Some(Ok(Frame::data(head))));
+        }
+        if let Some(rest) = this.rest.as_mut() {
+            return Pin::new(rest).poll_frame(cx);
+        }
+        Poll::Ready(this.trailers.take().map(|t| Ok(Frame::trailers(t))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.head.is_none()
+            && self.trailers.is_none()
+            && self.rest.as_ref().is_none_or(Body::is_end_stream)
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        let head = self.head.as_ref().map_or(0, |h| h.len() as u64);
+        let (lower, upper) = match &self.rest {
+            Some(rest) => {
+                let h = rest.size_hint();
+                (h.lower(), h.upper())
+            }
+            None => (0, Some(0)),
+        };
+        let mut hint = SizeHint::new();
+        hint.set_lower(lower.saturating_add(head));
+        if let Some(upper) = upper {
+            hint.set_upper(upper.saturating_add(head));
+        }
+        hint
+    }
+}

@@ -1,0 +1,312 @@
+//! The sign-in phase of a request a login rule forwards: before it goes to
+//! the console, read the account (if the rule says where), find the
+//! lockout key and hold the sign-in's place, or refuse it (locked out);
+//! after the console's answer, read the outcome from the response head and
+//! count it (docs/lockout.md).
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use http::{HeaderMap, HeaderValue, Response, header};
+use hyper::body::Incoming;
+
+use super::body::{Head, RequestBody};
+use super::service::{ProxyBody, Shared};
+use crate::engine::account::{self, NoAccount};
+use crate::engine::outcome::{LoginOutcome, OutcomeSpec, classify};
+use crate::lockout::{Failure, Key, Refusal, Reservation, Settings};
+use crate::policy::{Policy, Rule};
+
+/// A sign-in on its way to the console.
+pub struct SignIn<'a> {
+    rule: &'a Rule,
+    spec: &'a OutcomeSpec,
+    key: Key,
+    /// What the log shows of the account: its hash's first bytes.
+    account: Option<String>,
+    /// `login.account` in the decision line: `read`, or why not.
+    pub account_state: Option<&'static str>,
+    reservation: Option<Reservation<'a>>,
+}
+
+/// Why a sign-in stops here.
+pub enum Stop {
+    /// Locked out: retry after this many seconds (rounded up).
+    Locked { retry_after: u64 },
+    /// `on_store_error: deny_login` while Redis is down.
+    StoreUnavailable,
+    /// The client's body broke off while it was read.
+    BrokenBody,
+}
+
+/// The lockout key of a client: its address, or, for a client whose
+/// address is unknown (a login rule with `action: allow` lets it sign in),
+/// one key that every unknown client shares, so that making oneself
+/// unknown does not escape the count (second red-team review).
+fn client_key_address(client: Option<IpAddr>) -> IpAddr {
+    client.unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into())
+}
+
+/// Before forwarding: the account, the key, the place.
+pub async fn begin<'a>(
+    shared: &'a Shared,
+    policy: &'a Policy,
+    rule: &'a Rule,
+    spec: &'a OutcomeSpec,
+    client: Option<IpAddr>,
+    headers: &HeaderMap,
+    body: Incoming,
+) -> (SignIn<'a>, Result<RequestBody, Stop>) {
+    let settings = policy.lockout();
+    let mut sign_in = SignIn {
+        rule,
+        spec,
+        key: Key::address(client_key_address(client)),
+        account: None,
+        account_state: None,
+        reservation: None,
+    };
+    let body = match &rule.account {
+        Some(a) => {
+            let format = account::format(
+                a,
+                headers.get(header::CONTENT_TYPE).map(HeaderValue::as_bytes),
+            );
+            match format {
+                None => {
+                    sign_in.account_state = Some(NoAccount::Missing.as_str());
+                    RequestBody::from(body)
+                }
+                Some(format) => {
+                    let read =
+                        super::body::read_head(body, a.max_body, shared.timeouts.header_read).await;
+                    let Ok((body, head)) = read else {
+                        return (sign_in, Err(Stop::BrokenBody));
+                    };
+                    let found = match head {
+                        Head::Whole => account::extract(a, format, body.head()),
+                        Head::Oversized => Err(NoAccount::Oversized),
+                        Head::Slow => Err(NoAccount::Slow),
+                    };
+                    match found {
+                        Ok(name) => {
+                            let id = shared.lockout.accounts.id(&name);
+                            sign_in.account = Some(crate::lockout::account_tag(&id));
+                            sign_in.account_state = Some("read");
+                            if let Some(s) = settings {
+                                sign_in.key = Key::of(s.key, client_key_address(client), Some(id));
+                            }
+                        }
+                        Err(why) => sign_in.account_state = Some(why.as_str()),
+                    }
+                    body
+                }
+            }
+        }
+        None => RequestBody::from(body),
+    };
+    if let Some(s) = settings {
+        match shared.lockout.begin(sign_in.key, s).await {
+            Ok(r) => sign_in.reservation = Some(r),
+            Err(Refusal::Wait(d)) => {
+                // Rounded up: a client that waits this long gets in.
+                let retry_after = (d.as_secs() + u64::from(d.subsec_nanos() > 0)).max(1);
+                return (sign_in, Err(Stop::Locked { retry_after }));
+            }
+            Err(Refusal::StoreUnavailable) => return (sign_in, Err(Stop::StoreUnavailable)),
+        }
+    }
+    (sign_in, Ok(body))
+}
+
+pub fn count_login(shared: &Shared, rule: &Rule, outcome: &'static str) {
+    shared
+        .metrics
+        .logins
+        .get_or_create(&crate::telemetry::metrics::LoginOutcomeLabels {
+            rule: crate::telemetry::metrics::Name(rule.label.clone()),
+            outcome,
+        })
+        .inc();
+}
+
+/// What the events of one sign-in's outcome say, owned: with a shared
+/// store they are written once Redis has answered, after the response.
+struct Report {
+    request_id: String,
+    client: String,
+    rule: Arc<str>,
+    account: Option<String>,
+}
+
+impl SignIn<'_> {
+    /// After the console's answer: the outcome from the response head,
+    /// counted against the key, and said (`login_failed`,
+    /// `login_succeeded`, `lockout`). With Redis the counting runs in the
+    /// background: the response does not wait for it.
+    pub fn finish(
+        self,
+        shared: &Arc<Shared>,
+        policy: &Policy,
+        request_id: &str,
+        client: Option<IpAddr>,
+        response: &Response<ProxyBody>,
+        attempt: impl FnOnce() -> crate::alerts::Attempt,
+    ) -> &'static str {
+        let headers = response.headers();
+        let outcome = classify(self.spec, response.status().as_u16(), |name| {
+            headers.get(name).map(HeaderValue::as_bytes)
+        });
+        count_login(shared, self.rule, outcome.as_str());
+        let report = Report {
+            request_id: request_id.to_string(),
+            client: client.map_or_else(|| "unknown".to_string(), |ip| ip.to_string()),
+            rule: self.rule.label.clone(),
+            account: self.account,
+        };
+        let (key, reservation) = (self.key, self.reservation);
+        match (outcome, policy.lockout().cloned()) {
+            (LoginOutcome::Failed, Some(s)) => {
+                let attempt = attempt();
+                match reservation {
+                    Some(Reservation::Redis(r)) => {
+                        let shared = shared.clone();
+                        tokio::spawn(async move {
+                            let counted = match shared.lockout.redis.clone() {
+                                Some(store) => store.failure(r, &s).await.ok(),
+                                None => None,
+                            };
+                            // Redis went away since the sign-in began: count
+                            // here, as the fallback would have.
+                            let result = counted.or_else(|| memory_failure(&shared, key, &s));
+                            said_failure(&shared, &report, &s, result, attempt);
+                        });
+                    }
+                    Some(Reservation::Uncounted) => {
+                        said_failure(shared, &report, &s, None, attempt)
+                    }
+                    memory => {
+                        let result = memory_failure(shared, key, &s);
+                        drop(memory);
+                        said_failure(shared, &report, &s, result, attempt);
+                    }
+                }
+            }
+            (LoginOutcome::Failed, None) => {
+                said_failure(shared, &report, &Settings::default(), None, attempt());
+            }
+            (LoginOutcome::Succeeded, s) => {
+                if let Some(s) = s {
+                    match reservation {
+                        Some(Reservation::Redis(r)) => {
+                            let shared = shared.clone();
+                            tokio::spawn(async move {
+                                if let Some(store) = shared.lockout.redis.clone() {
+                                    if store.success(r, &s).await.is_err() {
+                                        let m = &shared.lockout.memory;
+                                        m.success(key, m.now(), &s);
+                                    }
+                                }
+                            });
+                        }
+                        memory => {
+                            let m = &shared.lockout.memory;
+                            m.success(key, m.now(), &s);
+                            drop(memory);
+                        }
+                    }
+                }
+                tracing::info!(
+                    event = "login_succeeded",
+                    request_id = report.request_id,
+                    client.address = report.client,
+                    rule = &*report.rule,
+                    account.hash = report.account.as_deref(),
+                    "sign-in accepted by the console"
+                );
+            }
+            (LoginOutcome::Unknown, _) => drop(reservation),
+        }
+        outcome.as_str()
+    }
+}
+
+/// Counts a failure in this process's memory, keeping the table's gauges.
+fn memory_failure(shared: &Shared, key: Key, s: &Settings) -> Option<Failure> {
+    let table = &shared.lockout.memory;
+    let result = table.failure(key, table.now(), s);
+    shared
+        .metrics
+        .lockout_entries
+        .set(i64::try_from(table.len()).unwrap_or(i64::MAX));
+    shared
+        .metrics
+        .lockout_evictions
+        .inner()
+        .fetch_max(table.evicted(), Ordering::Relaxed);
+    Some(result)
+}
+
+/// The `login_failed` line and, when the failure locked its key, the
+/// `lockout` warning, metric and alert.
+fn said_failure(
+    shared: &Shared,
+    r: &Report,
+    s: &Settings,
+    result: Option<Failure>,
+    attempt: crate::alerts::Attempt,
+) {
+    let account = r.account.as_deref();
+    match result {
+        None => tracing::info!(
+            event = "login_failed",
+            request_id = r.request_id,
+            client.address = r.client,
+            rule = &*r.rule,
+            account.hash = account,
+            "sign-in refused by the console"
+        ),
+        Some(Failure::Counted { failures }) => tracing::info!(
+            event = "login_failed",
+            request_id = r.request_id,
+            client.address = r.client,
+            rule = &*r.rule,
+            account.hash = account,
+            failures,
+            "sign-in refused by the console"
+        ),
+        Some(Failure::Locked { lock, strike }) => {
+            tracing::info!(
+                event = "login_failed",
+                request_id = r.request_id,
+                client.address = r.client,
+                rule = &*r.rule,
+                account.hash = account,
+                failures = s.after,
+                "sign-in refused by the console"
+            );
+            shared.metrics.lockouts.inc();
+            if let Some(alerts) = shared.alerts.current() {
+                alerts.lockout(crate::alerts::Lockout {
+                    attempt,
+                    failures: s.after,
+                    lock,
+                    strike,
+                });
+            }
+            tracing::warn!(
+                event = "lockout",
+                request_id = r.request_id,
+                client.address = r.client,
+                rule = &*r.rule,
+                account.hash = account,
+                key = s.key.as_str(),
+                failures = s.after,
+                lock_seconds = lock.as_secs(),
+                strike,
+                "too many failed sign-ins: this key is locked out"
+            );
+        }
+    }
+}
