@@ -81,3 +81,5 @@ pub fn dev_certs() -> tempfile::TempDir {
 #[path = "../../testdata/geo/mmdb_writer.rs"]
 pub mod mmdb_writer;
 pub mod receiver;
+pub mod redis;
+pub mod sign_in;

@@ -1,0 +1,262 @@
+//! Sign-ins by account: the account is read from the body (form, multipart,
+//! JSON) and the console still receives every byte; lockout keys by account
+//! and network; account names never reach the logs. Through the real binary
+//! in front of a console that answers 401 to a body holding `wrong`.
+
+mod support;
+
+use support::proxy::{Netwarden, connect_from, exchange};
+use support::sign_in::{SignInConsole, form};
+
+const POLICY: &str = "version: 1
+networks:
+  office: [127.0.0.0/24]
+rules:
+  - name: login
+    paths: [/login]
+    methods: [POST]
+    login: true
+    allow_from: [office]
+    account: { form: username, json: /user/email, max_body: 4096 }
+  - { name: console, paths: [\"/**\"], allow_from: [office] }
+lockout:
+  after: 3
+  within: 1m
+  lock_for: 30s
+  key: account_and_network
+  account_key_env: NW_TEST_ACCOUNT_KEY
+";
+
+const KEY: (&str, &str) = ("NW_TEST_ACCOUNT_KEY", "test-key-of-more-than-16-bytes");
+
+fn start(policy: &str, console: &SignInConsole) -> Netwarden {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("policy.yaml");
+    std::fs::write(&path, policy).expect("write");
+    Netwarden::start_env(
+        &path,
+        &["--listen", "127.0.0.1:0", "--upstream", &console.url],
+        &[KEY],
+        dir,
+    )
+}
+
+/// Sends `head` (without its blank line) and `body` parts as written,
+/// pausing between parts so that they arrive as separate reads.
+async fn send_raw(nw: &Netwarden, head: &str, parts: &[&[u8]]) -> support::proxy::Reply {
+    use tokio::io::AsyncWriteExt;
+    let mut s = connect_from("127.0.0.1", nw.addr("http")).await;
+    s.write_all(format!("{head}\r\n").as_bytes())
+        .await
+        .expect("head");
+    for p in parts {
+        s.write_all(p).await.expect("part");
+        s.flush().await.expect("flush");
+        tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+    }
+    exchange(s, b"").await
+}
+
+fn chunked(parts: &[&[u8]]) -> Vec<Vec<u8>> {
+    let mut out: Vec<Vec<u8>> = parts
+        .iter()
+        .map(|p| {
+            let mut c = format!("{:x}\r\n", p.len()).into_bytes();
+            c.extend_from_slice(p);
+            c.extend_from_slice(b"\r\n");
+            c
+        })
+        .collect();
+    out.push(b"0\r\n\r\n".to_vec());
+    out
+}
+
+#[tokio::test]
+async fn the_console_receives_every_byte_after_the_account_is_read() {
+    let console = SignInConsole::start().await;
+    let nw = start(POLICY, &console);
+    let head = |ct: &str, framing: &str| {
+        format!(
+            "POST /login HTTP/1.1\r\nHost: console.test\r\nConnection: close\r\nContent-Type: {ct}\r\n{framing}"
+        )
+    };
+    let form_body = b"username=alice&password=right".to_vec();
+    let json_body = br#"{"user":{"email":"Alice@Example.com"},"password":"right"}"#.to_vec();
+    let multi_body = b"--XX\r\nContent-Disposition: form-data; name=\"username\"\r\n\r\nalice\r\n--XX\r\nContent-Disposition: form-data; name=\"password\"\r\n\r\nright\r\n--XX--\r\n".to_vec();
+    // Bigger than max_body (4096): forwarded whole, counted without an account.
+    let mut big = b"username=alice&pad=".to_vec();
+    big.extend(std::iter::repeat_n(b'x', 20_000));
+    let form_ct = "application/x-www-form-urlencoded";
+    let cases: Vec<(&str, String, Vec<Vec<u8>>, Vec<u8>, &str)> = vec![
+        (
+            "form, Content-Length",
+            head(form_ct, &format!("Content-Length: {}\r\n", form_body.len())),
+            vec![form_body.clone()],
+            form_body.clone(),
+            "read",
+        ),
+        (
+            "JSON, chunked, split mid-name",
+            head("application/json", "Transfer-Encoding: chunked\r\n"),
+            chunked(&[&json_body[..12], &json_body[12..30], &json_body[30..]]),
+            json_body.clone(),
+            "read",
+        ),
+        (
+            "multipart, Content-Length",
+            head(
+                "multipart/form-data; boundary=XX",
+                &format!("Content-Length: {}\r\n", multi_body.len()),
+            ),
+            vec![multi_body.clone()],
+            multi_body.clone(),
+            "read",
+        ),
+        (
+            "oversized, Content-Length",
+            head(form_ct, &format!("Content-Length: {}\r\n", big.len())),
+            vec![big.clone()],
+            big.clone(),
+            "oversized",
+        ),
+        (
+            "oversized, chunked",
+            head(form_ct, "Transfer-Encoding: chunked\r\n"),
+            chunked(&[&big[..3000], &big[3000..9000], &big[9000..]]),
+            big.clone(),
+            "oversized",
+        ),
+        (
+            "not JSON",
+            head("application/json", "Content-Length: 9\r\n"),
+            vec![b"{\"user\":{".to_vec()],
+            b"{\"user\":{".to_vec(),
+            "unparseable",
+        ),
+    ];
+    for (i, (what, head, parts, sent, state)) in cases.iter().enumerate() {
+        let parts: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
+        let r = send_raw(&nw, head, &parts).await;
+        assert!(matches!(r.status, 302 | 401), "{what}: {r:?}");
+        let got = console.bodies();
+        assert_eq!(got.len(), i + 1, "{what}");
+        assert!(got[i] == *sent, "{what}: the console received other bytes ({} vs {})", got[i].len(), sent.len());
+        let d = nw.wait_log(|v| {
+            v["event"] == "decision" && v["login.account"] == *state && v["login.outcome"].is_string()
+        });
+        assert_eq!(d["login.account"], *state, "{what}");
+    }
+}
+
+#[tokio::test]
+async fn failures_lock_the_account_from_that_network_and_nobody_else() {
+    let console = SignInConsole::start().await;
+    let nw = start(POLICY, &console);
+    let addr = nw.addr("http");
+    // Case variants are one account.
+    for name in ["alice", "Alice", "ALICE"] {
+        let r = form("127.0.0.1", addr, &format!("username={name}&password=wrong")).await;
+        assert_eq!(r.status, 401, "{r:?}");
+    }
+    let lock = nw.wait_log(|v| v["event"] == "lockout");
+    assert_eq!(lock["key"], "account_and_network");
+    // Locked for alice from 127.0.0.0/24, even from another desk there...
+    let r = form("127.0.0.9", addr, "username=alice&password=right").await;
+    assert_eq!(r.status, 429, "{r:?}");
+    // ...but bob signs in from the same address.
+    let r = form("127.0.0.1", addr, "username=bob&password=right").await;
+    assert_eq!(r.status, 302, "{r:?}");
+    assert_eq!(console.sign_ins(), 4);
+    // The account names never reach the log; their hashes tell them apart.
+    let raw = nw.raw_logs().join("\n");
+    for name in ["alice", "Alice", "ALICE", "bob"] {
+        assert!(!raw.contains(name), "{name} in the log:\n{raw}");
+    }
+    let failed: Vec<_> = nw
+        .logs()
+        .into_iter()
+        .filter(|v| v["event"] == "login_failed")
+        .collect();
+    assert_eq!(failed.len(), 3);
+    assert!(failed.iter().all(|v| v["account.hash"] == failed[0]["account.hash"]));
+    let ok = nw.wait_log(|v| v["event"] == "login_succeeded");
+    assert_ne!(ok["account.hash"], failed[0]["account.hash"]);
+    assert_eq!(ok["account.hash"].as_str().map(str::len), Some(12));
+}
+
+/// A field given twice with different values may be read either way by
+/// the console: such a sign-in counts by address, so spreading guesses
+/// over decoy names does not escape the count.
+#[tokio::test]
+async fn a_field_given_twice_counts_by_address() {
+    let console = SignInConsole::start().await;
+    let nw = start(POLICY, &console);
+    let addr = nw.addr("http");
+    for i in 0..3 {
+        let r = form(
+            "127.0.0.2",
+            addr,
+            &format!("username=decoy{i}&username=alice&password=wrong"),
+        )
+        .await;
+        assert_eq!(r.status, 401, "{r:?}");
+    }
+    nw.wait_log(|v| v["event"] == "decision" && v["login.account"] == "ambiguous");
+    let r = form("127.0.0.2", addr, "username=decoy9&password=right").await;
+    assert_eq!(r.status, 302, "a named account from the address is its own key: {r:?}");
+    let r = form("127.0.0.2", addr, "username=x&username=y&password=right").await;
+    assert_eq!(r.status, 429, "the address key is locked: {r:?}");
+}
+
+#[test]
+fn account_settings_are_checked_with_their_place() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("policy.yaml");
+    std::fs::write(
+        &path,
+        "version: 1
+networks:
+  office: [127.0.0.1]
+rules:
+  - { name: a, paths: [/x], allow_from: [office], account: { form: user } }
+  - { name: b, paths: [/login], login: true, allow_from: [office], account: { json: user, max_body: 0 } }
+  - { name: c, paths: [/signin], login: true, allow_from: [office], account: {} }
+lockout: { key: account, account_key_env: \"not a name\" }
+state: { store: redis, timeout: 10s, prefix: \"{x}\" }
+",
+    )
+    .expect("write");
+    let (code, _, err) = support::run(&["check", "--policy", path.to_str().expect("utf-8")]);
+    assert_eq!(code, 1, "{err}");
+    for needle in [
+        "policy.yaml:5:",
+        "'account' is only for login routes",
+        "account.json 'user' is not a JSON pointer",
+        "account.max_body must be between 1 and",
+        "'account' names neither a form field nor a JSON pointer",
+        "lockout.key account lets anyone on an allowed network lock a known operator out",
+        "'not a name' is not an environment variable name",
+        "state.timeout must be more than 0",
+        "state.prefix must be 1 to 64 visible ASCII characters",
+    ] {
+        assert!(err.contains(needle), "missing {needle:?} in {err}");
+    }
+}
+
+#[tokio::test]
+async fn without_a_key_variable_a_random_key_is_used_and_said() {
+    let console = SignInConsole::start().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("policy.yaml");
+    std::fs::write(&path, POLICY).expect("write");
+    let nw = Netwarden::start_env(
+        &path,
+        &["--listen", "127.0.0.1:0", "--upstream", &console.url],
+        &[],
+        dir,
+    );
+    let w = nw.wait_log(|v| v["event"] == "account_key_random");
+    assert_eq!(w["level"], "WARN");
+    let r = form("127.0.0.1", nw.addr("http"), "username=alice&password=right").await;
+    assert_eq!(r.status, 302);
+}
