@@ -140,9 +140,16 @@ async fn the_console_receives_every_byte_after_the_account_is_read() {
         assert!(matches!(r.status, 302 | 401), "{what}: {r:?}");
         let got = console.bodies();
         assert_eq!(got.len(), i + 1, "{what}");
-        assert!(got[i] == *sent, "{what}: the console received other bytes ({} vs {})", got[i].len(), sent.len());
+        assert!(
+            got[i] == *sent,
+            "{what}: the console received other bytes ({} vs {})",
+            got[i].len(),
+            sent.len()
+        );
         let d = nw.wait_log(|v| {
-            v["event"] == "decision" && v["login.account"] == *state && v["login.outcome"].is_string()
+            v["event"] == "decision"
+                && v["login.account"] == *state
+                && v["login.outcome"].is_string()
         });
         assert_eq!(d["login.account"], *state, "{what}");
     }
@@ -155,7 +162,12 @@ async fn failures_lock_the_account_from_that_network_and_nobody_else() {
     let addr = nw.addr("http");
     // Case variants are one account.
     for name in ["alice", "Alice", "ALICE"] {
-        let r = form("127.0.0.1", addr, &format!("username={name}&password=wrong")).await;
+        let r = form(
+            "127.0.0.1",
+            addr,
+            &format!("username={name}&password=wrong"),
+        )
+        .await;
         assert_eq!(r.status, 401, "{r:?}");
     }
     let lock = nw.wait_log(|v| v["event"] == "lockout");
@@ -178,7 +190,11 @@ async fn failures_lock_the_account_from_that_network_and_nobody_else() {
         .filter(|v| v["event"] == "login_failed")
         .collect();
     assert_eq!(failed.len(), 3);
-    assert!(failed.iter().all(|v| v["account.hash"] == failed[0]["account.hash"]));
+    assert!(
+        failed
+            .iter()
+            .all(|v| v["account.hash"] == failed[0]["account.hash"])
+    );
     let ok = nw.wait_log(|v| v["event"] == "login_succeeded");
     assert_ne!(ok["account.hash"], failed[0]["account.hash"]);
     assert_eq!(ok["account.hash"].as_str().map(str::len), Some(12));
@@ -203,7 +219,10 @@ async fn a_field_given_twice_counts_by_address() {
     }
     nw.wait_log(|v| v["event"] == "decision" && v["login.account"] == "ambiguous");
     let r = form("127.0.0.2", addr, "username=decoy9&password=right").await;
-    assert_eq!(r.status, 302, "a named account from the address is its own key: {r:?}");
+    assert_eq!(
+        r.status, 302,
+        "a named account from the address is its own key: {r:?}"
+    );
     let r = form("127.0.0.2", addr, "username=x&username=y&password=right").await;
     assert_eq!(r.status, 429, "the address key is locked: {r:?}");
 }
@@ -257,6 +276,11 @@ async fn without_a_key_variable_a_random_key_is_used_and_said() {
     );
     let w = nw.wait_log(|v| v["event"] == "account_key_random");
     assert_eq!(w["level"], "WARN");
-    let r = form("127.0.0.1", nw.addr("http"), "username=alice&password=right").await;
+    let r = form(
+        "127.0.0.1",
+        nw.addr("http"),
+        "username=alice&password=right",
+    )
+    .await;
     assert_eq!(r.status, 302);
 }

@@ -11,6 +11,7 @@
 //! flushed as summaries and the queues get a bounded time to drain.
 
 pub mod aggregate;
+pub mod claims;
 pub mod deliver;
 pub mod payload;
 
@@ -266,6 +267,7 @@ pub fn launch(
     settings: &AlertSettings,
     overrides: &[(String, String)],
     metrics: Arc<Metrics>,
+    shared_store: Option<Arc<crate::lockout::redis::Store>>,
 ) -> Launched {
     let (sinks, errors) = deliver::resolve_each(settings, &|v| lookup(overrides, v));
     let disabled: Vec<String> = errors.iter().map(ToString::to_string).collect();
@@ -276,7 +278,7 @@ pub fn launch(
             "alerts will not go to this sink; the guard runs on"
         );
     }
-    let mut launched = start_resolved(settings, sinks, metrics);
+    let mut launched = start_resolved(settings, sinks, metrics, shared_store);
     launched.disabled = disabled;
     launched
 }
@@ -297,6 +299,7 @@ pub fn start_resolved(
     settings: &AlertSettings,
     sinks: Vec<Sink>,
     metrics: Arc<Metrics>,
+    shared_store: Option<Arc<crate::lockout::redis::Store>>,
 ) -> Launched {
     metrics
         .alert_sinks_disabled
@@ -309,7 +312,7 @@ pub fn start_resolved(
             "alerts on blocked logins go to this sink"
         );
     }
-    let (alerts, running) = start(settings, sinks, metrics);
+    let (alerts, running) = start(settings, sinks, metrics, shared_store);
     Launched {
         alerts,
         running,
@@ -327,11 +330,13 @@ pub struct Running {
 }
 
 /// Starts the aggregator and one delivery task per sink, on the current
-/// runtime.
+/// runtime. With a shared store (Redis), first attempts and summaries are
+/// claimed there, so that every replica together sends each once.
 pub fn start(
     settings: &AlertSettings,
     sinks: Vec<Sink>,
     metrics: Arc<Metrics>,
+    shared_store: Option<Arc<crate::lockout::redis::Store>>,
 ) -> (Alerts, Running) {
     let (tx, rx) = mpsc::channel(settings.queue);
     let mut queues = Vec::with_capacity(sinks.len());
@@ -351,11 +356,19 @@ pub fn start(
         tasks.push((sink.name.clone(), pending, task));
     }
     let (stop_tx, stop_rx) = oneshot::channel();
+    let claims = shared_store.map(|store| {
+        Arc::new(claims::Claims {
+            store,
+            key: settings.key,
+            window: settings.window,
+        })
+    });
     let aggregator = tokio::spawn(aggregate_loop(
         Aggregator::new(settings, Instant::now()),
         rx,
         stop_rx,
-        queues,
+        Arc::new(queues),
+        claims,
         metrics.clone(),
     ));
     (
@@ -382,7 +395,8 @@ async fn aggregate_loop(
     mut agg: Aggregator,
     mut rx: mpsc::Receiver<Event>,
     mut stop: oneshot::Receiver<()>,
-    queues: Vec<Queue>,
+    queues: Arc<Vec<Queue>>,
+    claims: Option<Arc<claims::Claims>>,
     metrics: Arc<Metrics>,
 ) {
     let mut out = Vec::new();
@@ -398,7 +412,7 @@ async fn aggregate_loop(
             () = sleep_until(deadline), if deadline.is_some() => agg.tick(Instant::now(), &mut out),
         };
         metrics.alert_attempts_aggregated.inc_by(step.aggregated);
-        dispatch(&mut out, &queues, &metrics);
+        settle(&mut out, &queues, claims.as_ref(), &metrics);
     }
     // Shutdown: what is already queued, then every pending count.
     rx.close();
@@ -407,7 +421,7 @@ async fn aggregate_loop(
         metrics.alert_attempts_aggregated.inc_by(step.aggregated);
     }
     agg.flush(&mut out);
-    dispatch(&mut out, &queues, &metrics);
+    settle(&mut out, &queues, claims.as_ref(), &metrics);
     // Dropping the queues lets each sink finish what it holds, then stop.
 }
 
@@ -417,8 +431,33 @@ async fn sleep_until(deadline: Option<Instant>) {
     }
 }
 
-fn dispatch(out: &mut Vec<Alert>, queues: &[Queue], metrics: &Metrics) {
+/// Hands each alert to the sinks; with claims, first attempts and
+/// summaries go through them first (off this loop: Redis is asked).
+fn settle(
+    out: &mut Vec<Alert>,
+    queues: &Arc<Vec<Queue>>,
+    claims: Option<&Arc<claims::Claims>>,
+    metrics: &Arc<Metrics>,
+) {
+    let Some(claims) = claims else {
+        return dispatch(out.drain(..), queues, metrics);
+    };
     for alert in out.drain(..) {
+        if !claims::Claims::claimed(&alert) {
+            dispatch(std::iter::once(alert), queues, metrics);
+            continue;
+        }
+        let (claims, queues, metrics) = (claims.clone(), queues.clone(), metrics.clone());
+        tokio::spawn(async move {
+            if let Some(alert) = claims.settle(alert).await {
+                dispatch(std::iter::once(alert), &queues, &metrics);
+            }
+        });
+    }
+}
+
+fn dispatch(out: impl Iterator<Item = Alert>, queues: &[Queue], metrics: &Metrics) {
+    for alert in out {
         metrics
             .alerts
             .get_or_create(&KindLabels { kind: alert.kind() })

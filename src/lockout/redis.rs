@@ -114,6 +114,28 @@ redis.call('DEL', KEYS[1])
 return 1
 ";
 
+/// `KEYS`: claim. `ARGV`: ttl. 1 for the replica that claimed it.
+const CLAIM: &str = r"
+if redis.call('SET', KEYS[1], 1, 'NX', 'PX', ARGV[1]) then return 1 end
+return 0
+";
+
+/// `KEYS`: count, claim. `ARGV`: n, ttl. Adds n to the count (kept two
+/// windows), then claims; 1 for the replica that claimed it.
+const ADD_AND_CLAIM: &str = r"
+redis.call('INCRBY', KEYS[1], ARGV[1])
+redis.call('PEXPIRE', KEYS[1], 2 * tonumber(ARGV[2]))
+if redis.call('SET', KEYS[2], 1, 'NX', 'PX', ARGV[2]) then return 1 end
+return 0
+";
+
+/// `KEYS`: count. Returns it and starts it again from zero.
+const TAKE: &str = r"
+local n = tonumber(redis.call('GET', KEYS[1]) or '0')
+redis.call('DEL', KEYS[1])
+return n
+";
+
 /// The store, its scripts and its health.
 pub struct Store {
     conn: ConnectionManager,
@@ -126,6 +148,9 @@ pub struct Store {
     begin: redis::Script,
     failure: redis::Script,
     success: redis::Script,
+    claim: redis::Script,
+    add_claim: redis::Script,
+    take: redis::Script,
     /// Told of every change of health: `true` up, `false` down with why.
     on_change: Box<dyn Fn(Health<'_>) + Send + Sync>,
 }
@@ -200,6 +225,9 @@ impl Store {
             begin: redis::Script::new(BEGIN),
             failure: redis::Script::new(FAILURE),
             success: redis::Script::new(SUCCESS),
+            claim: redis::Script::new(CLAIM),
+            add_claim: redis::Script::new(ADD_AND_CLAIM),
+            take: redis::Script::new(TAKE),
             on_change,
         });
         tokio::spawn(probe(Arc::downgrade(&store), Duration::ZERO));
@@ -221,12 +249,12 @@ impl Store {
     }
 
     /// Runs a script within the timeout; a failure marks the store down.
-    async fn run(
+    async fn run<T: redis::FromRedisValue>(
         self: &Arc<Self>,
         script: &redis::Script,
-        keys: &[String; 3],
+        keys: &[String],
         args: &[String],
-    ) -> Result<Vec<i64>, Unavailable> {
+    ) -> Result<T, Unavailable> {
         if !self.is_up() {
             return Err(Unavailable);
         }
@@ -238,7 +266,7 @@ impl Store {
             inv.arg(a);
         }
         let mut conn = self.conn.clone();
-        match tokio::time::timeout(self.timeout, inv.invoke_async::<Vec<i64>>(&mut conn)).await {
+        match tokio::time::timeout(self.timeout, inv.invoke_async::<T>(&mut conn)).await {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) => {
                 self.down(&e.to_string());
@@ -269,7 +297,7 @@ impl Store {
         let now = now_ms();
         let id = reservation_id();
         let pending_until = now + ms(self.pending_for);
-        let got = self
+        let got: Vec<i64> = self
             .run(
                 &self.begin,
                 &keys,
@@ -301,7 +329,7 @@ impl Store {
         s: &Settings,
     ) -> Result<Failure, Unavailable> {
         r.store = None;
-        let got = self
+        let got: Vec<i64> = self
             .run(
                 &self.failure,
                 &r.keys,
@@ -335,7 +363,7 @@ impl Store {
     ) -> Result<(), Unavailable> {
         r.store = None;
         let reset = if s.reset_on_success { "1" } else { "0" };
-        self.run(
+        self.run::<i64>(
             &self.success,
             &r.keys,
             &[now_ms().to_string(), r.id.clone(), reset.into()],
@@ -355,32 +383,42 @@ impl Store {
         let _ = tokio::time::timeout(self.timeout, cmd.exec_async(&mut conn)).await;
     }
 
-    /// Sets `key` to `value` unless it is set, for `ttl`: `true` for the
-    /// one replica that set it. Alerts use it to be sent once.
+    /// Claims `name` for `ttl`: `true` for the one replica that claimed
+    /// it first. An alert claimed is sent by that replica only.
     pub async fn claim(self: &Arc<Self>, name: &str, ttl: Duration) -> Result<bool, Unavailable> {
-        if !self.is_up() {
-            return Err(Unavailable);
-        }
-        let mut conn = self.conn.clone();
-        let cmd = redis::cmd("SET")
-            .arg(format!("{}claim:{name}", self.prefix))
-            .arg(1)
-            .arg("NX")
-            .arg("PX")
-            .arg(ms(ttl).max(1))
-            .clone();
-        match tokio::time::timeout(self.timeout, cmd.query_async::<Option<String>>(&mut conn)).await
-        {
-            Ok(Ok(set)) => Ok(set.is_some()),
-            Ok(Err(e)) => {
-                self.down(&e.to_string());
-                Err(Unavailable)
-            }
-            Err(_) => {
-                self.down("no answer within state.timeout");
-                Err(Unavailable)
-            }
-        }
+        let keys = [format!("{}alert:{{{name}}}:claim", self.prefix)];
+        let claimed: i64 = self
+            .run(&self.claim, &keys, &[ms(ttl).max(1).to_string()])
+            .await?;
+        Ok(claimed == 1)
+    }
+
+    /// Adds `n` attempts to `name`'s shared count, and claims its summary
+    /// for `ttl`: `true` for the one replica that sends it.
+    pub async fn add_and_claim(
+        self: &Arc<Self>,
+        name: &str,
+        n: u64,
+        ttl: Duration,
+    ) -> Result<bool, Unavailable> {
+        let base = format!("{}alert:{{{name}}}", self.prefix);
+        let keys = [format!("{base}:count"), format!("{base}:summary")];
+        let claimed: i64 = self
+            .run(
+                &self.add_claim,
+                &keys,
+                &[n.to_string(), ms(ttl).max(1).to_string()],
+            )
+            .await?;
+        Ok(claimed == 1)
+    }
+
+    /// Takes `name`'s shared count (every replica's attempts added since
+    /// the last summary).
+    pub async fn take_count(self: &Arc<Self>, name: &str) -> Result<u64, Unavailable> {
+        let keys = [format!("{}alert:{{{name}}}:count", self.prefix)];
+        let n: i64 = self.run(&self.take, &keys, &[]).await?;
+        Ok(u64::try_from(n).unwrap_or(0))
     }
 }
 

@@ -339,9 +339,10 @@ pub async fn serve(policy: Policy, o: Overrides) -> Result<(), ServeError> {
     };
     // Secrets are read now: a sink that cannot work stops startup.
     let metrics = Arc::new(crate::telemetry::metrics::Metrics::default());
+    let lockout = lockout(&policy, &o, settings.timeouts.upstream_response, &metrics)?;
     let alerts = policy
         .alerts()
-        .map(|a| crate::alerts::launch(a, &o.alert_env, metrics.clone()));
+        .map(|a| crate::alerts::launch(a, &o.alert_env, metrics.clone(), lockout.redis.clone()));
     let admin_token = match &settings.admin_auth {
         Some(auth) => Some(Arc::new(admin::Token::resolve(auth, |name| {
             o.alert_env
@@ -352,7 +353,6 @@ pub async fn serve(policy: Policy, o: Overrides) -> Result<(), ServeError> {
         })?)),
         None => None,
     };
-    let lockout = lockout(&policy, &o, settings.timeouts.upstream_response, &metrics)?;
     let (workers, stop_workers) = start_workers(
         o.workers,
         &plan.upstream,

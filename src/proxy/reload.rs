@@ -181,6 +181,7 @@ impl Reloader {
             settings,
             sinks,
             self.shared.metrics.clone(),
+            self.shared.lockout.redis.clone(),
         ))))
     }
 
@@ -356,6 +357,12 @@ fn needs_restart(old: &Policy, new: &Policy) -> Vec<&'static str> {
         ("server.limits", a.limits != b.limits),
         ("server.log_allowed", a.log_allowed != b.log_allowed),
         ("server.reload", a.reload != b.reload),
+        ("state", old.state() != new.state()),
+        (
+            "lockout.account_key_env",
+            old.lockout().and_then(|l| l.account_key_env.as_ref())
+                != new.lockout().and_then(|l| l.account_key_env.as_ref()),
+        ),
     ]
     .into_iter()
     .filter_map(|(name, changed)| changed.then_some(name))

@@ -47,7 +47,10 @@ impl RedisServer {
         };
         let deadline = Instant::now() + Duration::from_secs(10);
         while !server.answers() {
-            assert!(Instant::now() < deadline, "redis-server did not answer on {port}");
+            assert!(
+                Instant::now() < deadline,
+                "redis-server did not answer on {port}"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
         server
@@ -75,7 +78,8 @@ impl RedisServer {
     pub fn command(&self, line: &str) -> String {
         use std::io::{Read, Write};
         let mut s = std::net::TcpStream::connect(("127.0.0.1", self.port)).expect("connect");
-        s.set_read_timeout(Some(Duration::from_secs(2))).expect("timeout");
+        s.set_read_timeout(Some(Duration::from_secs(2)))
+            .expect("timeout");
         s.write_all(format!("{line}\r\n").as_bytes()).expect("send");
         let mut buf = vec![0u8; 65536];
         let n = s.read(&mut buf).unwrap_or(0);

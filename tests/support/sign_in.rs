@@ -70,11 +70,7 @@ impl SignInConsole {
 }
 
 /// `POST /login` with a form body from `from`.
-pub async fn form(
-    from: &str,
-    to: std::net::SocketAddr,
-    body: &str,
-) -> super::proxy::Reply {
+pub async fn form(from: &str, to: std::net::SocketAddr, body: &str) -> super::proxy::Reply {
     let req = format!(
         "POST /login HTTP/1.1\r\nHost: console.test\r\nConnection: close\r\n\
          Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",

@@ -1,0 +1,355 @@
+//! Lockout state shared across replicas in Redis (`state: { store: redis
+//! }`): three netwarden processes and one `redis-server`, all started by
+//! the test on loopback. Failures spread over the three lock the client
+//! out on all three; alerts are sent once; Redis killed mid-test means each
+//! instance falls back to its own memory without failing a request, and
+//! Redis back means sharing resumes.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use support::proxy::{Netwarden, WAIT, get};
+use support::receiver::{Answer, Receiver};
+use support::redis::RedisServer;
+use support::sign_in::{SignInConsole, form};
+
+const POLICY: &str = "version: 1
+networks:
+  office: [127.0.0.0/29]
+rules:
+  - name: login
+    paths: [/login]
+    methods: [POST]
+    login: true
+    allow_from: [office]
+  - { name: console, paths: [\"/**\"], allow_from: [office] }
+lockout: { after: 3, within: 1m, lock_for: 30s }
+state: { store: redis, url_env: NW_TEST_REDIS, timeout: 250ms, prefix: \"nwtest:\" }
+";
+
+fn replicas(
+    policy: &str,
+    console: &SignInConsole,
+    env: &[(&str, &str)],
+    n: usize,
+) -> Vec<Netwarden> {
+    (0..n)
+        .map(|_| {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let path = dir.path().join("policy.yaml");
+            std::fs::write(&path, policy).expect("write");
+            Netwarden::start_env(
+                &path,
+                &["--listen", "127.0.0.1:0", "--upstream", &console.url],
+                env,
+                dir,
+            )
+        })
+        .collect()
+}
+
+fn metric(nw: &Netwarden, body: &str, name: &str) -> f64 {
+    let _ = nw;
+    support::proxy::parse_metrics(body)
+        .get(name)
+        .copied()
+        .unwrap_or(f64::NAN)
+}
+
+async fn metrics(nw: &Netwarden) -> String {
+    get("127.0.0.1", nw.addr("admin"), "/metrics", &[])
+        .await
+        .body
+}
+
+fn with_alerts(policy: &str) -> String {
+    format!(
+        "{policy}alerts:\n  window: 1h\n  sinks:\n    - {{ name: ops, type: webhook, url_env: NW_TEST_HOOK }}\n"
+    )
+}
+
+#[tokio::test]
+async fn failures_spread_over_three_replicas_lock_the_client_out_on_all_three_and_alert_once() {
+    let redis = RedisServer::start();
+    let console = SignInConsole::start().await;
+    let hook = Receiver::start(&[], Answer::Status(200)).await;
+    let (redis_url, hook_url) = (redis.url(), hook.url("/hook"));
+    let env = [
+        ("NW_TEST_REDIS", redis_url.as_str()),
+        ("NW_TEST_HOOK", hook_url.as_str()),
+    ];
+    let nws = replicas(&with_alerts(POLICY), &console, &env, 3);
+    for nw in &nws {
+        nw.wait_log(|v| v["event"] == "state_store_connected");
+    }
+
+    // Blocked sign-ins from outside the office, one on each replica: one
+    // first-attempt alert, not three.
+    for nw in &nws {
+        let r = form("127.0.0.100", nw.addr("http"), "password=x").await;
+        assert_eq!(r.status, 403, "{r:?}");
+    }
+    let got = hook.wait_for(1).await;
+    assert_eq!(got[0].json()["kind"], "attempt", "{}", got[0].json());
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(
+        hook.got().len(),
+        1,
+        "{:?}",
+        hook.got().iter().map(|g| g.json()).collect::<Vec<_>>()
+    );
+
+    // One wrong password on each replica: the third locks the client out.
+    for nw in &nws {
+        let r = form("127.0.0.1", nw.addr("http"), "password=wrong").await;
+        assert_eq!(r.status, 401, "{r:?}");
+    }
+    // Locked on every replica; the console sees no more sign-ins.
+    for (i, nw) in nws.iter().enumerate() {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let r = form("127.0.0.1", nw.addr("http"), "password=right").await;
+            if r.status == 429 {
+                break;
+            }
+            // The third failure is counted just after its answer.
+            assert!(Instant::now() < deadline, "replica {i} never locked: {r:?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    assert_eq!(console.sign_ins(), 3);
+    // Another office address is not locked anywhere.
+    let r = form("127.0.0.2", nws[0].addr("http"), "password=right").await;
+    assert_eq!(r.status, 302, "{r:?}");
+    // One lockout alert in all (the replica whose count locked).
+    let got = hook.wait_for(2).await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let kinds: Vec<_> = hook
+        .got()
+        .iter()
+        .map(|g| g.json()["kind"].clone())
+        .collect();
+    assert_eq!(kinds, ["attempt", "lockout"], "{got:?}");
+    let lockouts = nws
+        .iter()
+        .filter(|nw| nw.logs().iter().any(|v| v["event"] == "lockout"))
+        .count();
+    assert_eq!(lockouts, 1);
+}
+
+#[tokio::test]
+async fn requests_that_are_not_sign_ins_never_touch_redis() {
+    let redis = RedisServer::start();
+    let console = SignInConsole::start().await;
+    let url = redis.url();
+    let nws = replicas(POLICY, &console, &[("NW_TEST_REDIS", &url)], 1);
+    nws[0].wait_log(|v| v["event"] == "state_store_connected");
+    let processed = |r: &RedisServer| -> u64 {
+        let info = r.command("INFO stats");
+        info.lines()
+            .find_map(|l| l.strip_prefix("total_commands_processed:"))
+            .and_then(|n| n.trim().parse().ok())
+            .expect("total_commands_processed")
+    };
+    let before = processed(&redis);
+    for _ in 0..20 {
+        assert_eq!(
+            get("127.0.0.1", nws[0].addr("http"), "/orders", &[])
+                .await
+                .status,
+            200
+        );
+    }
+    // Only the first INFO was processed in between.
+    assert_eq!(processed(&redis) - before, 1);
+    let before = processed(&redis);
+    assert_eq!(
+        form("127.0.0.1", nws[0].addr("http"), "password=right")
+            .await
+            .status,
+        302
+    );
+    // A sign-in: its check before forwarding, its success after.
+    let deadline = Instant::now() + WAIT;
+    while processed(&redis) - before < 3 {
+        assert!(Instant::now() < deadline, "the sign-in never reached Redis");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn redis_killed_mid_test_means_memory_on_each_replica_and_back_means_shared_again() {
+    let mut redis = RedisServer::start();
+    let port = redis.port;
+    let console = SignInConsole::start().await;
+    let url = redis.url();
+    let nws = replicas(POLICY, &console, &[("NW_TEST_REDIS", &url)], 3);
+    for nw in &nws {
+        nw.wait_log(|v| v["event"] == "state_store_connected");
+    }
+    redis.stop();
+    // No request fails that would not have failed anyway: sign-ins go on,
+    // counted in each replica's memory.
+    for nw in &nws {
+        let r = form("127.0.0.2", nw.addr("http"), "password=right").await;
+        assert_eq!(r.status, 302, "{r:?}");
+        assert_eq!(
+            get("127.0.0.1", nw.addr("http"), "/orders", &[])
+                .await
+                .status,
+            200
+        );
+        let down = nw.wait_log(|v| v["event"] == "state_store_unavailable");
+        assert_eq!(down["level"], "WARN");
+        assert_eq!(down["on_store_error"], "memory");
+        assert_eq!(
+            metric(nw, &metrics(nw).await, "netwarden_state_store_up"),
+            0.0
+        );
+    }
+    // Memory counts per replica: three failures on one replica lock there.
+    for _ in 0..3 {
+        let r = form("127.0.0.4", nws[0].addr("http"), "password=wrong").await;
+        assert_eq!(r.status, 401, "{r:?}");
+    }
+    assert_eq!(
+        form("127.0.0.4", nws[0].addr("http"), "password=right")
+            .await
+            .status,
+        429
+    );
+    assert_eq!(
+        form("127.0.0.4", nws[1].addr("http"), "password=right")
+            .await
+            .status,
+        302
+    );
+
+    // Redis back on its port: each replica reconnects (with backoff) and
+    // sharing resumes.
+    let _redis = RedisServer::start_on(port);
+    for nw in &nws {
+        nw.wait_log(|v| v["event"] == "state_store_restored");
+        assert_eq!(
+            metric(nw, &metrics(nw).await, "netwarden_state_store_up"),
+            1.0
+        );
+    }
+    for nw in &nws {
+        let r = form("127.0.0.3", nw.addr("http"), "password=wrong").await;
+        assert_eq!(r.status, 401, "{r:?}");
+    }
+    for (i, nw) in nws.iter().enumerate() {
+        let deadline = Instant::now() + WAIT;
+        while form("127.0.0.3", nw.addr("http"), "password=right")
+            .await
+            .status
+            != 429
+        {
+            assert!(
+                Instant::now() < deadline,
+                "replica {i} never locked after Redis came back"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn on_store_error_deny_login_refuses_sign_ins_and_allow_forwards_them() {
+    // A port nothing listens on: Redis is never there.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let url = format!("redis://127.0.0.1:{port}/");
+    let console = SignInConsole::start().await;
+    let deny = POLICY.replace("prefix:", "on_store_error: deny_login, prefix:");
+    let nw = &replicas(&deny, &console, &[("NW_TEST_REDIS", &url)], 1)[0];
+    nw.wait_log(|v| v["event"] == "state_store_unavailable");
+    let r = form("127.0.0.1", nw.addr("http"), "password=right").await;
+    assert_eq!(r.status, 503, "{r:?}");
+    assert_eq!(r.header("retry-after"), Some("30"));
+    assert!(r.body.contains("sign_in_unavailable"), "{}", r.body);
+    assert_eq!(console.sign_ins(), 0);
+    // Browsing does not need the store.
+    assert_eq!(
+        get("127.0.0.1", nw.addr("http"), "/orders", &[])
+            .await
+            .status,
+        200
+    );
+
+    let allow = POLICY.replace("prefix:", "on_store_error: allow, prefix:");
+    let nw = &replicas(&allow, &console, &[("NW_TEST_REDIS", &url)], 1)[0];
+    nw.wait_log(|v| v["event"] == "state_store_unavailable");
+    for _ in 0..4 {
+        assert_eq!(
+            form("127.0.0.1", nw.addr("http"), "password=wrong")
+                .await
+                .status,
+            401
+        );
+    }
+    assert_eq!(
+        console.sign_ins(),
+        4,
+        "allow forwards every sign-in, uncounted"
+    );
+}
+
+#[test]
+fn a_redis_store_without_its_url_variable_stops_startup() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("policy.yaml");
+    std::fs::write(&path, POLICY).expect("write");
+    let (code, _, err) = support::run_within(
+        &[
+            "serve",
+            "--policy",
+            path.to_str().expect("utf-8"),
+            "--listen",
+            "127.0.0.1:0",
+            "--upstream",
+            "http://127.0.0.1:9",
+        ],
+        Duration::from_secs(20),
+    );
+    assert_ne!(code, 0, "{err}");
+    assert!(err.contains("NW_TEST_REDIS is not set"), "{err}");
+}
+
+/// A window's summary is sent once, by one replica, with the attempts of
+/// every replica added up.
+#[tokio::test]
+async fn a_window_summary_is_sent_once_with_every_replicas_count() {
+    let redis = RedisServer::start();
+    let console = SignInConsole::start().await;
+    let hook = Receiver::start(&[], Answer::Status(200)).await;
+    let (redis_url, hook_url) = (redis.url(), hook.url("/hook"));
+    let env = [
+        ("NW_TEST_REDIS", redis_url.as_str()),
+        ("NW_TEST_HOOK", hook_url.as_str()),
+    ];
+    let policy = with_alerts(POLICY).replace("window: 1h", "window: 2s");
+    let nws = replicas(&policy, &console, &env, 3);
+    for nw in &nws {
+        nw.wait_log(|v| v["event"] == "state_store_connected");
+    }
+    // Each replica: a first attempt (opens its window), then two more.
+    for nw in &nws {
+        for _ in 0..3 {
+            let r = form("127.0.0.100", nw.addr("http"), "password=x").await;
+            assert_eq!(r.status, 403, "{r:?}");
+        }
+    }
+    let got = hook.wait_for(2).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let all: Vec<_> = hook.got().iter().map(|g| g.json()).collect();
+    assert_eq!(all.len(), 2, "{all:?}");
+    assert_eq!(got[0].json()["kind"], "attempt");
+    assert_eq!(all[1]["kind"], "summary", "{all:?}");
+    // 3 replicas x 2 attempts after their first.
+    assert_eq!(all[1]["attempts"], 6, "{all:?}");
+}
