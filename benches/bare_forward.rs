@@ -102,7 +102,10 @@ async fn forward(
         req.headers_mut()
             .insert(header::HOST, HeaderValue::from_static("upstream"));
     }
-    match pool.request(req).await {
+    match pool
+        .request(req.map(netwarden::proxy::body::RequestBody::from))
+        .await
+    {
         Ok(resp) => resp.map(http_body_util::Either::Left),
         Err(e) => {
             let mut resp = http::Response::new(http_body_util::Either::Right(e.to_string()));

@@ -53,6 +53,7 @@ fn bench(c: &mut Criterion) {
         status: 200,
         duration: Duration::from_micros(1234),
         login_outcome: None,
+        login_account: None,
     };
     c.bench_function("log/decision_line_direct", |b| {
         b.iter(|| {

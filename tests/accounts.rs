@@ -71,6 +71,10 @@ fn chunked(parts: &[&[u8]]) -> Vec<Vec<u8>> {
     out
 }
 
+/// What is sent (a name, the head, the body's writes), what the console
+/// must receive, and the `login.account` it must be logged with.
+type Case = (&'static str, String, Vec<Vec<u8>>, Vec<u8>, &'static str);
+
 #[tokio::test]
 async fn the_console_receives_every_byte_after_the_account_is_read() {
     let console = SignInConsole::start().await;
@@ -87,7 +91,7 @@ async fn the_console_receives_every_byte_after_the_account_is_read() {
     let mut big = b"username=alice&pad=".to_vec();
     big.extend(std::iter::repeat_n(b'x', 20_000));
     let form_ct = "application/x-www-form-urlencoded";
-    let cases: Vec<(&str, String, Vec<Vec<u8>>, Vec<u8>, &str)> = vec![
+    let cases: Vec<Case> = vec![
         (
             "form, Content-Length",
             head(form_ct, &format!("Content-Length: {}\r\n", form_body.len())),

@@ -265,9 +265,26 @@ async fn on_store_error_deny_login_refuses_sign_ins_and_allow_forwards_them() {
         .port();
     let url = format!("redis://127.0.0.1:{port}/");
     let console = SignInConsole::start().await;
-    let deny = POLICY.replace("prefix:", "on_store_error: deny_login, prefix:");
-    let nw = &replicas(&deny, &console, &[("NW_TEST_REDIS", &url)], 1)[0];
+    let hook = Receiver::start(&[], Answer::Status(200)).await;
+    let hook_url = hook.url("/hook");
+    let deny = with_alerts(&POLICY.replace("prefix:", "on_store_error: deny_login, prefix:"));
+    let env = [
+        ("NW_TEST_REDIS", url.as_str()),
+        ("NW_TEST_HOOK", hook_url.as_str()),
+    ];
+    let nw = &replicas(&deny, &console, &env, 1)[0];
     nw.wait_log(|v| v["event"] == "state_store_unavailable");
+    // Down at startup, before the alerts ran: alerted all the same, once.
+    let got = hook.wait_for(1).await;
+    let v = got[0].json();
+    assert_eq!(v["kind"], "state_store", "{v}");
+    assert_eq!(v["state_store"]["on_store_error"], "deny_login");
+    assert!(
+        v["summary"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("Lockout store (Redis) unreachable")),
+        "{v}"
+    );
     let r = form("127.0.0.1", nw.addr("http"), "password=right").await;
     assert_eq!(r.status, 503, "{r:?}");
     assert_eq!(r.header("retry-after"), Some("30"));

@@ -178,6 +178,11 @@ impl Aggregator {
         match e {
             super::Event::Attempt(a) => self.attempt(a, now, out),
             super::Event::Lockout(l) => self.lockout(l, now, out),
+            super::Event::StateStore(d) => {
+                let step = self.tick(now, out);
+                out.push(Alert::StateStore(Arc::new(d)));
+                step
+            }
         }
     }
 

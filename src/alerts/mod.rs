@@ -87,11 +87,22 @@ pub struct Lockout {
     pub strike: u32,
 }
 
+/// The shared lockout store (Redis) stopped answering (docs/lockout.md).
+#[derive(Clone, Debug)]
+pub struct StoreDown {
+    pub at: SystemTime,
+    /// Why, in the client library's words (never the URL).
+    pub error: String,
+    /// What sign-ins do meanwhile (`state.on_store_error`).
+    pub on_store_error: &'static str,
+}
+
 /// What the request path hands to the alerts.
 #[derive(Debug)]
 pub enum Event {
     Attempt(Attempt),
     Lockout(Lockout),
+    StateStore(StoreDown),
 }
 
 /// Attempts of one key within a window, sent when the window ends.
@@ -127,6 +138,9 @@ pub enum Alert {
     /// A first attempt, alone.
     Attempt(Arc<Attempt>),
     Lockout(Arc<Lockout>),
+    /// The shared lockout store is down: alerted at once, outside the
+    /// storm cap (it is about netwarden, not about attackers).
+    StateStore(Arc<StoreDown>),
     Summary(Summary),
     Storm(Storm),
     /// `netwarden alert-test`.
@@ -140,6 +154,7 @@ impl Alert {
         match self {
             Alert::Attempt(_) => "attempt",
             Alert::Lockout(_) => "lockout",
+            Alert::StateStore(_) => "state_store",
             Alert::Summary(_) => "summary",
             Alert::Storm(_) => "storm",
             Alert::Test { .. } => "test",
@@ -173,6 +188,11 @@ impl Alerts {
     /// A client was locked out: alerted alone, within the storm cap.
     pub fn lockout(&self, l: Lockout) {
         self.send(Event::Lockout(l));
+    }
+
+    /// The shared lockout store stopped answering.
+    pub fn state_store(&self, d: StoreDown) {
+        self.send(Event::StateStore(d));
     }
 
     fn send(&self, e: Event) {

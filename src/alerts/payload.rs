@@ -72,6 +72,10 @@ pub fn headline(alert: &Alert) -> String {
                 String::new()
             }
         ),
+        Alert::StateStore(d) => format!(
+            "Lockout store (Redis) unreachable: sign-ins follow on_store_error {} until it answers",
+            d.on_store_error
+        ),
         Alert::Test { .. } => "netwarden test alert: this sink is reachable".into(),
     }
 }
@@ -207,6 +211,14 @@ pub fn webhook(alert: &Alert, instance: &str, key: &str) -> Value {
             );
             m.insert("attempt".into(), attempt_json(&l.attempt));
         }
+        Alert::StateStore(d) => {
+            m.insert("time".into(), rfc3339(d.at).into());
+            m.insert("attempts".into(), 0.into());
+            m.insert(
+                "state_store".into(),
+                json!({"error": d.error, "on_store_error": d.on_store_error}),
+            );
+        }
         Alert::Test { at } => {
             m.insert("time".into(), rfc3339(*at).into());
             m.insert("attempts".into(), 0.into());
@@ -297,6 +309,14 @@ pub fn slack(alert: &Alert, instance: &str) -> Value {
                 let _ = writeln!(&mut text, "  `{}`: {n}", slack_escape(&scope.to_string()));
             }
         }
+        Alert::StateStore(d) => {
+            let _ = writeln!(
+                &mut text,
+                "• Error: `{}` at {}",
+                slack_escape(&d.error),
+                rfc3339(d.at)
+            );
+        }
         Alert::Test { .. } => {}
     }
     let _ = write!(&mut text, "_netwarden on {}_", slack_escape(instance));
@@ -311,6 +331,7 @@ pub fn alertmanager(alert: &Alert, instance: &str, key: &str, window: Duration) 
         Alert::Summary(s) => (s.to, "NetwardenBlockedLogin", s.enforced),
         Alert::Storm(s) => (s.to, "NetwardenBlockedLoginStorm", s.would_be < s.attempts),
         Alert::Lockout(l) => (l.attempt.at, "NetwardenLockout", true),
+        Alert::StateStore(d) => (d.at, "NetwardenStateStoreUnavailable", true),
         Alert::Test { at } => (*at, "NetwardenAlertTest", true),
     };
     let mut labels = Map::new();
@@ -367,6 +388,10 @@ pub fn alertmanager(alert: &Alert, instance: &str, key: &str, window: Duration) 
             ann.insert("window_from".into(), rfc3339(s.from).into());
             let top: Vec<String> = s.top.iter().map(|(k, n)| format!("{k}: {n}")).collect();
             ann.insert("top_sources".into(), top.join(", ").into());
+        }
+        Alert::StateStore(d) => {
+            ann.insert("error".into(), d.error.clone().into());
+            ann.insert("on_store_error".into(), d.on_store_error.into());
         }
         Alert::Test { .. } => {}
     }
@@ -517,6 +542,31 @@ mod tests {
         assert_eq!(lock_text(Duration::from_secs(90 * 60)), "1 hour 30 minutes");
         assert_eq!(lock_text(Duration::from_secs(24 * 3600)), "24 hours");
         assert_eq!(lock_text(Duration::from_secs(1)), "1 second");
+    }
+
+    #[test]
+    fn a_store_down_says_what_sign_ins_do_meanwhile_in_every_format() {
+        let alert = Alert::StateStore(std::sync::Arc::new(crate::alerts::StoreDown {
+            at: SystemTime::UNIX_EPOCH,
+            error: "Connection refused <@here>".into(),
+            on_store_error: "memory",
+        }));
+        assert_eq!(
+            headline(&alert),
+            "Lockout store (Redis) unreachable: sign-ins follow on_store_error memory until it answers"
+        );
+        let w = webhook(&alert, "pod-1", "client");
+        assert_eq!(w["kind"], "state_store");
+        assert_eq!(w["state_store"]["on_store_error"], "memory");
+        let s = slack(&alert, "pod-1");
+        let text = s["text"].as_str().unwrap();
+        assert!(text.contains("Connection refused &lt;@here&gt;"), "{s}");
+        let a = alertmanager(&alert, "pod-1", "client", Duration::from_secs(300));
+        assert_eq!(
+            a[0]["labels"]["alertname"],
+            "NetwardenStateStoreUnavailable"
+        );
+        assert_eq!(a[0]["annotations"]["error"], "Connection refused <@here>");
     }
 
     #[test]

@@ -473,9 +473,7 @@ impl Drop for Reservation {
 }
 
 fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| ms(d))
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, ms)
 }
 
 fn ms(d: Duration) -> u64 {

@@ -243,6 +243,7 @@ fn lockout(
     o: &Overrides,
     upstream_timeout: std::time::Duration,
     metrics: &Arc<crate::telemetry::metrics::Metrics>,
+    watch: &Arc<StoreWatch>,
 ) -> Result<crate::lockout::Lockout, ServeError> {
     let env = |name: &str| crate::alerts::lookup(&o.alert_env, name);
     let key_env = policy.lockout().and_then(|l| l.account_key_env.clone());
@@ -273,20 +274,69 @@ fn lockout(
             let url = env(&r.url_env);
             let m = metrics.clone();
             let on_error = r.on_store_error.as_str();
+            let watch = watch.clone();
             Some(crate::lockout::redis::Store::start(
                 r,
                 url.as_deref(),
                 upstream_timeout,
-                Box::new(move |h| state_store_health(&m, h, on_error)),
+                Box::new(move |h| state_store_health(&m, &watch, h, on_error)),
             )?)
         }
     };
     Ok(crate::lockout::Lockout::new(redis, accounts))
 }
 
-/// Says a change of the lockout store's health: a log line and the gauge.
+/// Alerts that the lockout store is down, through the running alerts: at
+/// most one per [`STORE_ALERT_EVERY`], and the one from before the alerts
+/// were running (a Redis down at startup) once they are.
+#[derive(Default)]
+struct StoreWatch {
+    shared: std::sync::OnceLock<std::sync::Weak<service::Shared>>,
+    pending: std::sync::Mutex<Option<crate::alerts::StoreDown>>,
+    last: std::sync::atomic::AtomicU64,
+}
+
+/// A flapping Redis is one alert per five minutes, not one per flap.
+const STORE_ALERT_EVERY: u64 = 300;
+
+impl StoreWatch {
+    fn alert(&self, d: crate::alerts::StoreDown) {
+        let Some(shared) = self.shared.get().and_then(std::sync::Weak::upgrade) else {
+            *self.pending.lock().unwrap_or_else(|e| e.into_inner()) = Some(d);
+            return;
+        };
+        let now =
+            d.at.duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |t| t.as_secs());
+        let last = self.last.load(std::sync::atomic::Ordering::Relaxed);
+        if last != 0 && now < last + STORE_ALERT_EVERY {
+            return;
+        }
+        self.last
+            .store(now.max(1), std::sync::atomic::Ordering::Relaxed);
+        if let Some(alerts) = shared.alerts.current() {
+            alerts.state_store(d);
+        }
+    }
+
+    fn attach(&self, shared: &Arc<service::Shared>) {
+        let _ = self.shared.set(Arc::downgrade(shared));
+        let pending = self
+            .pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(d) = pending {
+            self.alert(d);
+        }
+    }
+}
+
+/// Says a change of the lockout store's health: a log line, the gauge and,
+/// when it goes down, an alert.
 fn state_store_health(
     metrics: &crate::telemetry::metrics::Metrics,
+    watch: &StoreWatch,
     h: crate::lockout::redis::Health<'_>,
     on_error: &'static str,
 ) {
@@ -311,6 +361,11 @@ fn state_store_health(
                 on_store_error = on_error,
                 "the lockout store (Redis) cannot be reached; sign-ins use state.on_store_error until it answers again"
             );
+            watch.alert(crate::alerts::StoreDown {
+                at: std::time::SystemTime::now(),
+                error: error.to_string(),
+                on_store_error: on_error,
+            });
         }
     }
 }
@@ -339,7 +394,14 @@ pub async fn serve(policy: Policy, o: Overrides) -> Result<(), ServeError> {
     };
     // Secrets are read now: a sink that cannot work stops startup.
     let metrics = Arc::new(crate::telemetry::metrics::Metrics::default());
-    let lockout = lockout(&policy, &o, settings.timeouts.upstream_response, &metrics)?;
+    let store_watch = Arc::new(StoreWatch::default());
+    let lockout = lockout(
+        &policy,
+        &o,
+        settings.timeouts.upstream_response,
+        &metrics,
+        &store_watch,
+    )?;
     let alerts = policy
         .alerts()
         .map(|a| crate::alerts::launch(a, &o.alert_env, metrics.clone(), lockout.redis.clone()));
@@ -375,6 +437,7 @@ pub async fn serve(policy: Policy, o: Overrides) -> Result<(), ServeError> {
         lockout,
     });
     shared.metrics.policy_loaded(1, &shared.policy.load());
+    store_watch.attach(&shared);
 
     // Bind everything first: an address in use stops startup before any
     // listener serves.
