@@ -65,6 +65,13 @@ fn kubernetes_example_policy_is_valid() {
             // Its tests include the spoofed X-Forwarded-For from another
             // Pod; no warning (a trusted range too wide would be one).
             assert!(loaded.tests_passed >= 4);
+            // The replicas share their lockout state through the Redis
+            // Service the example defines.
+            assert!(matches!(
+                loaded.policy.state(),
+                netwarden::policy::state::Settings::Redis(_)
+            ));
+            assert!(text.contains("kind: Service\nmetadata:\n  name: console-lockout"));
             assert!(
                 loaded.warnings.is_empty(),
                 "{:?}",
