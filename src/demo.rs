@@ -235,7 +235,9 @@ pub async fn live(listen: std::net::SocketAddr) -> anyhow::Result<()> {
                 "NETWARDEN_DEMO_WEBHOOK_URL".into(),
                 format!("http://{receiver_addr}/alerts"),
             ),
-            ("NETWARDEN_DEMO_WEBHOOK_KEY".into(), key),
+            ("NETWARDEN_DEMO_WEBHOOK_KEY".into(), key.clone()),
+            // The account hashes' key: any secret works for one process.
+            ("NETWARDEN_DEMO_ACCOUNT_KEY".into(), format!("demo-{key}")),
         ],
         prebound,
         ..Default::default()
@@ -278,8 +280,10 @@ pub async fn live(listen: std::net::SocketAddr) -> anyhow::Result<()> {
          \x20 # the same header from anyone else is ignored\n\
          \x20 curl -i --interface 127.0.0.2 -H 'X-Forwarded-For: 127.0.0.1' {url}/customers/1042\n\
          \x20 # password guessing from inside: 127.0.0.4 is another desk in the office;\n\
-         \x20 # three wrong passwords (401 from the console) lock it out of sign-in for 30 s (429)\n\
-         \x20 for i in 1 2 3 4; do curl -s -o /dev/null -w '%{{http_code}}\\n' --interface 127.0.0.4 -X POST -d password=wrong {url}/login; done\n\
+         \x20 # three wrong passwords for alice (401 from the console) lock alice out of\n\
+         \x20 # sign-in from the office network for 30 s (429); bob still signs in\n\
+         \x20 for i in 1 2 3 4; do curl -s -o /dev/null -w '%{{http_code}}\\n' --interface 127.0.0.4 -X POST -d 'username=alice&password=wrong' {url}/login; done\n\
+         \x20 curl -s -o /dev/null -w '%{{http_code}}\\n' --interface 127.0.0.4 -X POST -d 'username=bob&password=right' {url}/login\n\
          \x20 # path tricks from home do not get through: resolved, then denied (403),\n\
          \x20 # or rejected (400, an encoded slash)\n\
          \x20 curl -i --interface 127.0.0.2 --path-as-is '{url}/static/%2e%2e/customers/1042'\n\

@@ -64,9 +64,17 @@ async fn the_demo_blocks_a_sign_in_from_home_and_alerts_its_webhook() {
         .expect("socket address");
     assert_eq!(post("127.0.0.1", addr, "/login", &[]).await.status, 200);
     assert_eq!(post("127.0.0.2", addr, "/login", &[]).await.status, 403);
-    // Password guessing from another desk in the office: three wrong
-    // passwords (401 from the console), then 429, and an alert says so.
-    let wrong = b"POST /login HTTP/1.1\r\nHost: demo\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 14\r\nConnection: close\r\n\r\npassword=wrong";
+    // Password guessing from another desk in the office, as the banner
+    // shows it: three wrong passwords for alice (401 from the console),
+    // then 429, and an alert says so; bob still signs in.
+    let sign_in = |body: &str| {
+        format!(
+            "POST /login HTTP/1.1\r\nHost: demo\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .into_bytes()
+    };
+    let wrong = &sign_in("username=alice&password=wrong");
     let mut statuses = Vec::new();
     for _ in 0..4 {
         statuses.push(
@@ -76,6 +84,13 @@ async fn the_demo_blocks_a_sign_in_from_home_and_alerts_its_webhook() {
         );
     }
     assert_eq!(statuses, [401, 401, 401, 429]);
+    let bob = sign_in("username=bob&password=right");
+    assert_eq!(
+        exchange(connect_from("127.0.0.4", addr).await, &bob)
+            .await
+            .status,
+        200
+    );
     // The printed admin address serves the metrics.
     let m = get("127.0.0.1", admin, "/metrics", &[]).await;
     assert_eq!(m.status, 200);
@@ -105,9 +120,11 @@ async fn the_demo_blocks_a_sign_in_from_home_and_alerts_its_webhook() {
         "{alert}"
     );
     assert!(
-        lockout.contains(
-            "(signature verified): 127.0.0.4 locked out for 30 seconds after 3 failed sign-ins (rule login)"
-        ),
+        lockout.contains("(signature verified): Account ")
+            && lockout.contains(
+                " from 127.0.0.0/24 locked out for 30 seconds after 3 failed sign-ins (rule login, last from 127.0.0.4)"
+            )
+            && !lockout.contains("alice"),
         "{lockout}"
     );
     let _ = child.kill();

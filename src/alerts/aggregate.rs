@@ -465,6 +465,8 @@ mod tests {
             failures: 5,
             lock: Duration::from_secs(900),
             strike: 1,
+            account: None,
+            network: None,
         };
         agg.lockout(lock("203.0.113.7"), t0, &mut out);
         agg.attempt(attempt("203.0.113.8", 0), t0, &mut out);

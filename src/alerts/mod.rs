@@ -85,6 +85,12 @@ pub struct Lockout {
     pub lock: Duration,
     /// 1 for the first lock, 2 for the next (twice as long), …
     pub strike: u32,
+    /// With keys by account: 12 hex digits of the account's keyed hash
+    /// (never its name).
+    pub account: Option<String>,
+    /// With `key: account_and_network`: the network the account is locked
+    /// out from (`192.0.2.0/24`).
+    pub network: Option<String>,
 }
 
 /// The shared lockout store (Redis) stopped answering (docs/lockout.md).

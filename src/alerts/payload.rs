@@ -61,15 +61,24 @@ pub fn headline(alert: &Alert) -> String {
         ),
         Alert::Lockout(l) => format!(
             "{} locked out for {} after {} failed sign-in{} (rule {}{})",
-            client_text(&l.attempt),
+            match (&l.account, &l.network) {
+                (Some(a), Some(n)) => format!("Account {a} from {n}"),
+                (Some(a), None) => format!("Account {a}"),
+                _ => client_text(&l.attempt),
+            },
             lock_text(l.lock),
             l.failures,
             if l.failures == 1 { "" } else { "s" },
             l.attempt.rule,
-            if l.strike > 1 {
-                format!(", lock {} in a row", l.strike)
-            } else {
-                String::new()
+            match (l.strike > 1, &l.account) {
+                (true, Some(_)) => format!(
+                    ", lock {} in a row, last from {}",
+                    l.strike,
+                    client_text(&l.attempt)
+                ),
+                (true, None) => format!(", lock {} in a row", l.strike),
+                (false, Some(_)) => format!(", last from {}", client_text(&l.attempt)),
+                (false, None) => String::new(),
             }
         ),
         Alert::StateStore(d) => format!(
@@ -207,7 +216,13 @@ pub fn webhook(alert: &Alert, instance: &str, key: &str) -> Value {
             m.insert("attempts".into(), l.failures.into());
             m.insert(
                 "lockout".into(),
-                json!({"failures": l.failures, "lock_seconds": l.lock.as_secs(), "strike": l.strike}),
+                json!({
+                    "failures": l.failures,
+                    "lock_seconds": l.lock.as_secs(),
+                    "strike": l.strike,
+                    "account_hash": l.account,
+                    "network": l.network,
+                }),
             );
             m.insert("attempt".into(), attempt_json(&l.attempt));
         }
@@ -380,6 +395,12 @@ pub fn alertmanager(alert: &Alert, instance: &str, key: &str, window: Duration) 
             ann.insert("attempts".into(), l.failures.to_string().into());
             ann.insert("lock_seconds".into(), l.lock.as_secs().to_string().into());
             ann.insert("strike".into(), l.strike.to_string().into());
+            if let Some(a) = &l.account {
+                ann.insert("account_hash".into(), a.clone().into());
+            }
+            if let Some(n) = &l.network {
+                ann.insert("locked_network".into(), n.clone().into());
+            }
         }
         Alert::Storm(s) => {
             ann.insert("attempts".into(), s.attempts.to_string().into());
@@ -516,6 +537,8 @@ mod tests {
             failures: 5,
             lock: Duration::from_secs(30 * 60),
             strike: 2,
+            account: None,
+            network: None,
         };
         let alert = Alert::Lockout(std::sync::Arc::new(l));
         assert_eq!(
@@ -542,6 +565,21 @@ mod tests {
         assert_eq!(lock_text(Duration::from_secs(90 * 60)), "1 hour 30 minutes");
         assert_eq!(lock_text(Duration::from_secs(24 * 3600)), "24 hours");
         assert_eq!(lock_text(Duration::from_secs(1)), "1 second");
+        let by_account = Alert::Lockout(std::sync::Arc::new(crate::alerts::Lockout {
+            attempt: Attempt::example(),
+            failures: 5,
+            lock: Duration::from_secs(15 * 60),
+            strike: 1,
+            account: Some("0123456789ab".into()),
+            network: Some("203.0.113.0/24".into()),
+        }));
+        assert_eq!(
+            headline(&by_account),
+            "Account 0123456789ab from 203.0.113.0/24 locked out for 15 minutes after 5 failed sign-ins (rule login, last from 203.0.113.7)"
+        );
+        let w = webhook(&by_account, "pod-1", "client");
+        assert_eq!(w["lockout"]["account_hash"], "0123456789ab");
+        assert_eq!(w["lockout"]["network"], "203.0.113.0/24");
     }
 
     #[test]

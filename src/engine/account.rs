@@ -193,8 +193,9 @@ fn multipart<'b>(field: &str, boundary: &[u8], body: &'b [u8]) -> Result<Cow<'b,
         let next = find(part, &delimiter).ok_or(NoAccount::Unparseable)?;
         let (headers, content) = match find(&part[..next], b"\r\n\r\n") {
             Some(h) => (&part[..h], &part[h + 4..next]),
-            // A part with no headers at all has no name.
-            None if part.starts_with(b"\r\n") => (&b""[..], &part[2..next]),
+            // A part with no headers at all has no name; its CRLF may be
+            // the next delimiter's own (an empty part): found by fuzzing.
+            None if part.starts_with(b"\r\n") => (&b""[..], part.get(2..next).unwrap_or_default()),
             None => return Err(NoAccount::Unparseable),
         };
         if part_name(headers)? == Some(field.as_bytes()) {
@@ -340,6 +341,12 @@ mod tests {
             get("multipart/form-data", body),
             Err(NoAccount::Missing),
             "no boundary"
+        );
+        // Regression (fuzz/fuzz_targets/account.rs): an empty part whose
+        // header block's CRLF is the next delimiter's sliced out of range.
+        assert_eq!(
+            get(ct, "\n--XyZ\r\n\r\n--XyZ\r\n--XyZ"),
+            Err(NoAccount::Unparseable)
         );
     }
 

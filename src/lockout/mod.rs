@@ -63,6 +63,24 @@ impl Key {
     }
 }
 
+impl Key {
+    /// The network of an account-and-network key (`192.0.2.0/24`).
+    pub fn network(&self) -> Option<String> {
+        match self {
+            Key::AccountAndNetwork(_, a) => Some(match *a {
+                AddrKey::V4(v) => format!("{}/24", std::net::Ipv4Addr::from(v)),
+                AddrKey::V6(v) => format!("{}/64", std::net::Ipv6Addr::from(u128::from(v) << 64)),
+            }),
+            _ => None,
+        }
+    }
+
+    /// Whether the key is an account's.
+    pub fn is_account(&self) -> bool {
+        !matches!(self, Key::Address(_))
+    }
+}
+
 /// An IPv4 address cut to `v4_bits`, or an IPv6 address's /64.
 fn network_of(ip: IpAddr, v4_bits: u32) -> AddrKey {
     match crate::engine::client::canonical(ip) {

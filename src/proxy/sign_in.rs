@@ -138,6 +138,7 @@ struct Report {
     client: String,
     rule: Arc<str>,
     account: Option<String>,
+    key: Key,
 }
 
 impl SignIn<'_> {
@@ -164,6 +165,7 @@ impl SignIn<'_> {
             client: client.map_or_else(|| "unknown".to_string(), |ip| ip.to_string()),
             rule: self.rule.label.clone(),
             account: self.account,
+            key: self.key,
         };
         let (key, reservation) = (self.key, self.reservation);
         match (outcome, policy.lockout().cloned()) {
@@ -293,6 +295,8 @@ fn said_failure(
                     failures: s.after,
                     lock,
                     strike,
+                    account: r.account.clone().filter(|_| r.key.is_account()),
+                    network: r.key.network(),
                 });
             }
             tracing::warn!(
