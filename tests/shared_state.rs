@@ -9,6 +9,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
+use netwarden::policy::state::{OnStoreError, Redis};
 use support::proxy::{Netwarden, WAIT, get};
 use support::receiver::{Answer, Receiver};
 use support::redis::RedisServer;
@@ -369,4 +370,98 @@ async fn a_window_summary_is_sent_once_with_every_replicas_count() {
     assert_eq!(all[1]["kind"], "summary", "{all:?}");
     // 3 replicas x 2 attempts after their first.
     assert_eq!(all[1]["attempts"], 6, "{all:?}");
+}
+
+/// The Redis scripts and the memory table, driven by one clock through the
+/// same sign-ins, give the same answers: locks, their doubling and
+/// expiry, the window, `reset_on_success`, places held in flight.
+#[tokio::test]
+async fn redis_and_memory_agree_on_a_driven_clock() {
+    use netwarden::lockout::{Failure, Key, Settings, memory::Table, redis::Store};
+    let redis = RedisServer::start();
+    for reset_on_success in [true, false] {
+        let settings = Redis {
+            url_env: "unused".into(),
+            prefix: format!("parity{reset_on_success}:"),
+            timeout: Duration::from_secs(2),
+            on_store_error: OnStoreError::Memory,
+            ca_file: None,
+        };
+        let store = Store::start(
+            &settings,
+            Some(&redis.url()),
+            Duration::from_secs(30),
+            Box::new(|_| {}),
+        )
+        .expect("store");
+        let deadline = Instant::now() + WAIT;
+        while !store.is_up() {
+            assert!(Instant::now() < deadline, "the store never came up");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let s = Settings {
+            after: 3,
+            within: Duration::from_secs(60),
+            lock_for: Duration::from_secs(100),
+            max_lock: Duration::from_secs(350),
+            reset_on_success,
+            ..Settings::default()
+        };
+        let table = Table::default();
+        let keys = [
+            Key::address("192.0.2.7".parse().expect("ip")),
+            Key::address("2001:db8::7".parse().expect("ip")),
+        ];
+        // A fixed pseudo-random walk: which key, failed or not, how long after.
+        let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = |n: u64| {
+            seed = seed
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (seed >> 33) % n
+        };
+        let base_ms: u64 = 1_700_000_000_000;
+        let mut t = 0u64;
+        let mut seen = (0, 0, 0);
+        for step in 0..600 {
+            t += next(45);
+            let key = keys[usize::try_from(next(2)).expect("index")];
+            let fails = next(10) < 7;
+            let at = Duration::from_secs(t);
+            let now = base_ms + t * 1000;
+            let mem = table.begin(key, at, &s);
+            let red = store.begin_at(key, &s, now).await.expect("redis answers");
+            match (mem, red) {
+                (Err(m), Err(r)) => {
+                    assert_eq!(m, r, "step {step}: refused for different times");
+                    seen.0 += 1;
+                }
+                (Ok(pending), Ok(reservation)) => {
+                    if fails {
+                        let m = table.failure(key, at, &s);
+                        drop(pending);
+                        let r = store
+                            .failure_at(reservation, &s, now)
+                            .await
+                            .expect("redis answers");
+                        assert_eq!(m, r, "step {step}: failures differ");
+                        if matches!(m, Failure::Locked { .. }) {
+                            seen.1 += 1;
+                        }
+                    } else {
+                        table.success(key, at, &s);
+                        drop(pending);
+                        store
+                            .success_at(reservation, &s, now)
+                            .await
+                            .expect("redis answers");
+                        seen.2 += 1;
+                    }
+                }
+                (m, r) => panic!("step {step}: memory {:?}, redis {:?}", m.is_ok(), r.is_ok()),
+            }
+        }
+        // The walk went through every case.
+        assert!(seen.0 > 10 && seen.1 > 5 && seen.2 > 10, "{seen:?}");
+    }
 }

@@ -293,8 +293,18 @@ impl Store {
         key: Key,
         s: &Settings,
     ) -> Result<Result<Reservation, Duration>, Unavailable> {
+        self.begin_at(key, s, now_ms()).await
+    }
+
+    /// [`begin`](Self::begin) at `now` (milliseconds since the epoch):
+    /// tests drive the clock.
+    pub async fn begin_at(
+        self: &Arc<Self>,
+        key: Key,
+        s: &Settings,
+        now: u64,
+    ) -> Result<Result<Reservation, Duration>, Unavailable> {
         let keys = self.keys(&key);
-        let now = now_ms();
         let id = reservation_id();
         let pending_until = now + ms(self.pending_for);
         let got: Vec<i64> = self
@@ -325,8 +335,18 @@ impl Store {
     /// Counts a failed sign-in.
     pub async fn failure(
         self: &Arc<Self>,
+        r: Reservation,
+        s: &Settings,
+    ) -> Result<Failure, Unavailable> {
+        self.failure_at(r, s, now_ms()).await
+    }
+
+    /// [`failure`](Self::failure) at `now` (milliseconds since the epoch).
+    pub async fn failure_at(
+        self: &Arc<Self>,
         mut r: Reservation,
         s: &Settings,
+        now: u64,
     ) -> Result<Failure, Unavailable> {
         r.store = None;
         let got: Vec<i64> = self
@@ -334,7 +354,7 @@ impl Store {
                 &self.failure,
                 &r.keys,
                 &[
-                    now_ms().to_string(),
+                    now.to_string(),
                     ms(s.within).to_string(),
                     s.after.to_string(),
                     ms(s.lock_for).to_string(),
@@ -358,15 +378,25 @@ impl Store {
     /// A successful sign-in.
     pub async fn success(
         self: &Arc<Self>,
+        r: Reservation,
+        s: &Settings,
+    ) -> Result<(), Unavailable> {
+        self.success_at(r, s, now_ms()).await
+    }
+
+    /// [`success`](Self::success) at `now` (milliseconds since the epoch).
+    pub async fn success_at(
+        self: &Arc<Self>,
         mut r: Reservation,
         s: &Settings,
+        now: u64,
     ) -> Result<(), Unavailable> {
         r.store = None;
         let reset = if s.reset_on_success { "1" } else { "0" };
         self.run::<i64>(
             &self.success,
             &r.keys,
-            &[now_ms().to_string(), r.id.clone(), reset.into()],
+            &[now.to_string(), r.id.clone(), reset.into()],
         )
         .await
         .map(drop)
