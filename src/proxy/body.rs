@@ -14,7 +14,17 @@ use hyper::body::{Body, Frame, Incoming, SizeHint};
 
 /// A request body on its way to the console.
 #[derive(Debug)]
-pub struct RequestBody {
+pub enum RequestBody {
+    /// The client's stream, untouched: every request but a sign-in whose
+    /// account is read (one branch a frame).
+    Stream(Incoming),
+    /// A sign-in's body with its first part read already (boxed, so that
+    /// the common case stays the size of hyper's body).
+    Read(Box<ReadBody>),
+}
+
+#[derive(Debug, Default)]
+pub struct ReadBody {
     /// Bytes read before forwarding, sent first.
     head: Option<Bytes>,
     /// Trailers that arrived while the head was read (the body had ended).
@@ -25,11 +35,7 @@ pub struct RequestBody {
 
 impl From<Incoming> for RequestBody {
     fn from(body: Incoming) -> Self {
-        Self {
-            head: None,
-            trailers: None,
-            rest: Some(body),
-        }
+        RequestBody::Stream(body)
     }
 }
 
@@ -47,7 +53,10 @@ pub enum Head {
 impl RequestBody {
     /// The bytes read so far.
     pub fn head(&self) -> &[u8] {
-        self.head.as_deref().unwrap_or_default()
+        match self {
+            RequestBody::Read(r) => r.head.as_deref().unwrap_or_default(),
+            RequestBody::Stream(_) => &[],
+        }
     }
 }
 
@@ -59,16 +68,14 @@ pub async fn read_head(
     limit: usize,
     wait: Duration,
 ) -> Result<(RequestBody, Head), hyper::Error> {
-    let mut out = RequestBody::from(body);
     // A Content-Length over the limit: nothing is read, nothing waited for.
-    if out
-        .rest
-        .as_ref()
-        .and_then(|b| b.size_hint().exact())
-        .is_some_and(|n| n > limit as u64)
-    {
-        return Ok((out, Head::Oversized));
+    if body.size_hint().exact().is_some_and(|n| n > limit as u64) {
+        return Ok((RequestBody::Stream(body), Head::Oversized));
     }
+    let mut out = ReadBody {
+        rest: Some(body),
+        ..ReadBody::default()
+    };
     let mut buf = BytesMut::new();
     let deadline = tokio::time::Instant::now() + wait;
     let seen = loop {
@@ -107,7 +114,7 @@ pub async fn read_head(
     if !buf.is_empty() {
         out.head = Some(buf.freeze());
     }
-    Ok((out, seen))
+    Ok((RequestBody::Read(Box::new(out)), seen))
 }
 
 impl Body for RequestBody {
@@ -115,28 +122,41 @@ impl Body for RequestBody {
     type Error = hyper::Error;
 
     fn poll_frame(
-        mut self: Pin<&mut Self>,
+        self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        let this = &mut *self;
-        if let Some(head) = this.head.take() {
-            return Poll::Ready(Some(Ok(Frame::data(head))));
+        match self.get_mut() {
+            RequestBody::Stream(body) => Pin::new(body).poll_frame(cx),
+            RequestBody::Read(r) => {
+                if let Some(head) = r.head.take() {
+                    return Poll::Ready(Some(Ok(Frame::data(head))));
+                }
+                if let Some(rest) = r.rest.as_mut() {
+                    return Pin::new(rest).poll_frame(cx);
+                }
+                Poll::Ready(r.trailers.take().map(|t| Ok(Frame::trailers(t))))
+            }
         }
-        if let Some(rest) = this.rest.as_mut() {
-            return Pin::new(rest).poll_frame(cx);
-        }
-        Poll::Ready(this.trailers.take().map(|t| Ok(Frame::trailers(t))))
     }
 
     fn is_end_stream(&self) -> bool {
-        self.head.is_none()
-            && self.trailers.is_none()
-            && self.rest.as_ref().is_none_or(Body::is_end_stream)
+        match self {
+            RequestBody::Stream(body) => body.is_end_stream(),
+            RequestBody::Read(r) => {
+                r.head.is_none()
+                    && r.trailers.is_none()
+                    && r.rest.as_ref().is_none_or(Body::is_end_stream)
+            }
+        }
     }
 
     fn size_hint(&self) -> SizeHint {
-        let head = self.head.as_ref().map_or(0, |h| h.len() as u64);
-        let (lower, upper) = match &self.rest {
+        let r = match self {
+            RequestBody::Stream(body) => return body.size_hint(),
+            RequestBody::Read(r) => r,
+        };
+        let head = r.head.as_ref().map_or(0, |h| h.len() as u64);
+        let (lower, upper) = match &r.rest {
             Some(rest) => {
                 let h = rest.size_hint();
                 (h.lower(), h.upper())

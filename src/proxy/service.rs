@@ -340,7 +340,9 @@ pub async fn handle(
                 .and_then(|r| r.outcome.as_ref().map(|o| (r, o)));
             let (sign_in, body) = match sign_in {
                 Some((rule, spec)) => {
-                    let (s, body) = super::sign_in::begin(
+                    // Boxed: the sign-in phase's future (a body read, a
+                    // Redis call) does not grow every request's.
+                    let (s, body) = Box::pin(super::sign_in::begin(
                         &shared,
                         &policy,
                         rule,
@@ -348,7 +350,7 @@ pub async fn handle(
                         client.ip,
                         &parts.headers,
                         body,
-                    )
+                    ))
                     .await;
                     done.login_account = s.account_state;
                     (Some((s, rule)), body)
