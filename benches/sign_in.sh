@@ -11,8 +11,12 @@
 # connection (latency: what one operator waits) and then C2 connections
 # (throughput). Redis's own command counts say how many scripts each
 # sign-in ran, and redis-benchmark gives the round trip of one PING on the
-# same loopback, the unit the difference is measured in. Uses loopback
-# ports 18191-18195.
+# same loopback, the unit the difference is measured in. benches/spaced.py
+# then times one operator's sign-ins spaced 2 ms apart (the background
+# script after each answer has finished before the next sign-in), and a
+# Redis PING timed the same way. Uses loopback
+# ports 18191-18195. `after: 100` (the most): C2 sign-ins of one account
+# in flight at once must not be refused as a burst of guesses would be.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -36,7 +40,8 @@ BIN=target/release/netwarden
 work=$(mktemp -d)
 pids=()
 cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  # SIGINT: netwarden stops without server.shutdown_delay (that is for SIGTERM).
+  for p in "${pids[@]}"; do kill -INT "$p" 2>/dev/null || true; done
   [ -f "$work/up.pid" ] && kill "$(cat "$work/up.pid")" 2>/dev/null || true
   rm -rf "$work"
 }
@@ -64,7 +69,7 @@ networks:
 rules:
   - { name: login, paths: [/login], methods: [POST], login: true, allow_from: [office], account: { form: username } }
   - { name: console, paths: ["/**"], allow_from: [office] }
-lockout: { after: 5, key: account_and_network, account_key_env: BENCH_ACCOUNT_KEY }
+lockout: { after: 100, key: account_and_network, account_key_env: BENCH_ACCOUNT_KEY }
 $1
 POLICY
 }
@@ -115,6 +120,11 @@ after=$(evals)
 n=$(cat "$work/last_n")
 run "netwarden, state: memory" "http://$MEM" "$C2"
 run "netwarden, state: redis" "http://$RED" "$C2"
+echo
+echo "One operator's sign-ins, 2 ms apart on one connection (benches/spaced.py; p50 and p99 in us):"
+echo "  state: memory  $(python3 benches/spaced.py http "${MEM##*:}")"
+echo "  state: redis   $(python3 benches/spaced.py http "${RED##*:}")"
+echo "  Redis PING     $(python3 benches/spaced.py redis "$REDIS_PORT")"
 echo
 echo "Redis scripts per sign-in (one connection run): $(awk -v a="$after" -v b="$before" -v n="$n" 'BEGIN { printf "%.2f", (a - b) / n }') ($((after - before)) for $n sign-ins)"
 echo "Redis round trip on this loopback (redis-benchmark PING, one client):"

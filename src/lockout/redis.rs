@@ -136,8 +136,24 @@ redis.call('DEL', KEYS[1])
 return n
 ";
 
+// Each thread's connections to the stores it used, by store id.
+// netwarden's workers are single-threaded runtimes: a connection driven by
+// another runtime would cost two thread wake-ups a round trip (measured
+// with benches/sign_in.sh), so each worker has its own, made on first use.
+thread_local! {
+    static LOCAL: std::cell::RefCell<Vec<(u64, ConnectionManager)>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Tells stores apart in [`LOCAL`].
+static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 /// The store, its scripts and its health.
 pub struct Store {
+    id: u64,
+    client: redis::Client,
+    config: redis::aio::ConnectionManagerConfig,
+    /// The probe's own connection, on the runtime that started the store.
     conn: ConnectionManager,
     prefix: String,
     timeout: Duration,
@@ -213,9 +229,12 @@ impl Store {
             .set_response_timeout(Some(PROBE_TIMEOUT))
             .set_number_of_retries(1)
             .set_max_delay(PROBE_MAX);
-        let conn = ConnectionManager::new_lazy_with_config(client, config)
+        let conn = ConnectionManager::new_lazy_with_config(client.clone(), config.clone())
             .map_err(|e| bad(e.to_string()))?;
         let store = Arc::new(Self {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            client,
+            config,
             conn,
             prefix: settings.prefix.clone(),
             timeout: settings.timeout,
@@ -248,6 +267,28 @@ impl Store {
         ]
     }
 
+    /// This thread's connection to the store, made (lazily: it connects on
+    /// its first command) if it has none.
+    fn local(&self) -> Option<ConnectionManager> {
+        LOCAL.with(|l| {
+            let mut l = l.borrow_mut();
+            if let Some((_, c)) = l.iter().find(|(id, _)| *id == self.id) {
+                return Some(c.clone());
+            }
+            let c =
+                ConnectionManager::new_lazy_with_config(self.client.clone(), self.config.clone())
+                    .ok()?;
+            l.push((self.id, c.clone()));
+            Some(c)
+        })
+    }
+
+    /// Drops this thread's connection after a failure: the next command
+    /// makes a fresh one, rather than meet the old one's error once more.
+    fn forget_local(&self) {
+        LOCAL.with(|l| l.borrow_mut().retain(|(id, _)| *id != self.id));
+    }
+
     /// Runs a script within the timeout; a failure marks the store down.
     async fn run<T: redis::FromRedisValue>(
         self: &Arc<Self>,
@@ -265,14 +306,19 @@ impl Store {
         for a in args {
             inv.arg(a);
         }
-        let mut conn = self.conn.clone();
+        let Some(mut conn) = self.local() else {
+            self.down("cannot make a connection");
+            return Err(Unavailable);
+        };
         match tokio::time::timeout(self.timeout, inv.invoke_async::<T>(&mut conn)).await {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) => {
+                self.forget_local();
                 self.down(&e.to_string());
                 Err(Unavailable)
             }
             Err(_) => {
+                self.forget_local();
                 self.down("no answer within state.timeout");
                 Err(Unavailable)
             }
@@ -408,7 +454,9 @@ impl Store {
         if !self.is_up() {
             return; // The reservation expires by itself.
         }
-        let mut conn = self.conn.clone();
+        let Some(mut conn) = self.local() else {
+            return;
+        };
         let cmd = redis::cmd("ZREM").arg(&keys[2]).arg(&id).clone();
         let _ = tokio::time::timeout(self.timeout, cmd.exec_async(&mut conn)).await;
     }
