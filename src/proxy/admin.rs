@@ -243,7 +243,7 @@ pub async fn route(
         "/readyz" if health.ready.load(Ordering::Acquire) => {
             // Ready, with what runs degraded: probes read the status, people
             // the lines.
-            let disabled = reloader.alert_sinks_disabled();
+            let disabled = reloader.degraded();
             if disabled.is_empty() {
                 return text(StatusCode::OK, "ready\n");
             }

@@ -300,6 +300,19 @@ impl Reloader {
         self.shared.alerts.disabled()
     }
 
+    /// What runs degraded (`/readyz` lists it; readiness stays): each
+    /// disabled alert sink, and the shared lockout store while it is down.
+    pub fn degraded(&self) -> Vec<String> {
+        let mut out = self.alert_sinks_disabled();
+        if let Some(store) = self.shared.lockout.redis.as_ref().filter(|s| !s.is_up()) {
+            out.push(format!(
+                "the lockout store (Redis) cannot be reached; sign-ins follow state.on_store_error {}",
+                store.on_error.as_str()
+            ));
+        }
+        out
+    }
+
     pub fn status_json(&self) -> Value {
         let s = self.status();
         let last = s.last_attempt.as_ref().map(|(at, trigger, outcome)| {
@@ -315,6 +328,14 @@ impl Reloader {
             "loaded_at": rfc3339(s.loaded_at),
             "last_reload": last,
             "alert_sinks_disabled": self.shared.alerts.disabled(),
+            "state_store": match self.shared.lockout.redis.as_ref() {
+                None => json!({"store": "memory"}),
+                Some(s) => json!({
+                    "store": "redis",
+                    "up": s.is_up(),
+                    "on_store_error": s.on_error.as_str(),
+                }),
+            },
         })
     }
 }
