@@ -465,3 +465,65 @@ async fn redis_and_memory_agree_on_a_driven_clock() {
         assert!(seen.0 > 10 && seen.1 > 5 && seen.2 > 10, "{seen:?}");
     }
 }
+
+/// `rediss://` checked against `state.ca_file`, with the password from the
+/// URL (AUTH); a wrong password is a store that cannot be used, said
+/// without the password.
+#[tokio::test]
+async fn rediss_with_a_ca_file_and_a_password_from_the_url() {
+    let certs = support::dev_certs();
+    let redis = RedisServer::start_tls(certs.path(), "s3cret-pass");
+    let console = SignInConsole::start().await;
+    let ca = certs.path().join("ca.pem");
+    let policy = POLICY.replace(
+        "prefix: \"nwtest:\"",
+        &format!("prefix: \"nwtest:\", ca_file: {}", ca.display()),
+    );
+    let good = format!("rediss://:s3cret-pass@127.0.0.1:{}/", redis.port);
+    let nws = replicas(&policy, &console, &[("NW_TEST_REDIS", &good)], 2);
+    for nw in &nws {
+        nw.wait_log(|v| v["event"] == "state_store_connected");
+    }
+    for nw in &nws {
+        assert_eq!(
+            form("127.0.0.5", nw.addr("http"), "password=wrong")
+                .await
+                .status,
+            401
+        );
+    }
+    assert_eq!(
+        form("127.0.0.5", nws[0].addr("http"), "password=wrong")
+            .await
+            .status,
+        401
+    );
+    // Three failures over two replicas, counted over TLS in one place.
+    for nw in &nws {
+        let deadline = Instant::now() + WAIT;
+        while form("127.0.0.5", nw.addr("http"), "password=right")
+            .await
+            .status
+            != 429
+        {
+            assert!(Instant::now() < deadline, "never locked");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    let wrong = format!("rediss://:not-the-pass@127.0.0.1:{}/", redis.port);
+    let nw = &replicas(&policy, &console, &[("NW_TEST_REDIS", &wrong)], 1)[0];
+    let down = nw.wait_log(|v| v["event"] == "state_store_unavailable");
+    let all = nw.raw_logs().join("\n");
+    assert!(
+        !all.contains("not-the-pass"),
+        "the password is in the log: {down}"
+    );
+    // The fallback (memory) serves sign-ins meanwhile.
+    assert_eq!(
+        form("127.0.0.6", nw.addr("http"), "password=right")
+            .await
+            .status,
+        302
+    );
+}

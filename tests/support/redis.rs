@@ -24,10 +24,41 @@ impl RedisServer {
 
     /// Starts one on `port` (again, after [`stop`](Self::stop)).
     pub fn start_on(port: u16) -> Self {
+        Self::start_with(port, &["--port", &port.to_string()], true)
+    }
+
+    /// Starts one that speaks only TLS (certificate and key from `dir`,
+    /// as `netwarden certs dev` makes them) and wants `password`.
+    pub fn start_tls(dir: &std::path::Path, password: &str) -> Self {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let file = |name: &str| dir.join(name).to_str().expect("utf-8 path").to_string();
+        let args = [
+            "--port".to_string(),
+            "0".into(),
+            "--tls-port".into(),
+            port.to_string(),
+            "--tls-cert-file".into(),
+            file("cert.pem"),
+            "--tls-key-file".into(),
+            file("key.pem"),
+            "--tls-ca-cert-file".into(),
+            file("ca.pem"),
+            "--tls-auth-clients".into(),
+            "no".into(),
+            "--requirepass".into(),
+            password.into(),
+        ];
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        Self::start_with(port, &args, false)
+    }
+
+    fn start_with(port: u16, args: &[&str], plain: bool) -> Self {
         let child = Command::new("redis-server")
+            .args(args)
             .args([
-                "--port",
-                &port.to_string(),
                 "--bind",
                 "127.0.0.1",
                 "--save",
@@ -46,7 +77,15 @@ impl RedisServer {
             port,
         };
         let deadline = Instant::now() + Duration::from_secs(10);
-        while !server.answers() {
+        // A TLS-only server: its port accepting connections is enough.
+        let up = |s: &Self| {
+            if plain {
+                s.answers()
+            } else {
+                std::net::TcpStream::connect(("127.0.0.1", s.port)).is_ok()
+            }
+        };
+        while !up(&server) {
             assert!(
                 Instant::now() < deadline,
                 "redis-server did not answer on {port}"
