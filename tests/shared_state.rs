@@ -70,8 +70,17 @@ fn with_alerts(policy: &str) -> String {
     )
 }
 
-#[tokio::test]
-async fn failures_spread_over_three_replicas_lock_the_client_out_on_all_three_and_alert_once() {
+/// A redis-server, a console, a webhook, and replicas sharing them.
+struct Cluster {
+    _redis: RedisServer,
+    console: SignInConsole,
+    hook: Receiver,
+    nws: Vec<Netwarden>,
+}
+
+/// `n` replicas of `policy` (which names NW_TEST_REDIS and NW_TEST_HOOK),
+/// each connected to the store.
+async fn cluster(policy: &str, n: usize) -> Cluster {
     let redis = RedisServer::start();
     let console = SignInConsole::start().await;
     let hook = Receiver::start(&[], Answer::Status(200)).await;
@@ -80,10 +89,26 @@ async fn failures_spread_over_three_replicas_lock_the_client_out_on_all_three_an
         ("NW_TEST_REDIS", redis_url.as_str()),
         ("NW_TEST_HOOK", hook_url.as_str()),
     ];
-    let nws = replicas(&with_alerts(POLICY), &console, &env, 3);
+    let nws = replicas(policy, &console, &env, n);
     for nw in &nws {
         nw.wait_log(|v| v["event"] == "state_store_connected");
     }
+    Cluster {
+        _redis: redis,
+        console,
+        hook,
+        nws,
+    }
+}
+
+#[tokio::test]
+async fn failures_spread_over_three_replicas_lock_the_client_out_on_all_three_and_alert_once() {
+    let Cluster {
+        _redis,
+        console,
+        hook,
+        nws,
+    } = cluster(&with_alerts(POLICY), 3).await;
 
     // Blocked sign-ins from outside the office, one on each replica: one
     // first-attempt alert, not three.
@@ -342,19 +367,10 @@ fn a_redis_store_without_its_url_variable_stops_startup() {
 /// every replica added up.
 #[tokio::test]
 async fn a_window_summary_is_sent_once_with_every_replicas_count() {
-    let redis = RedisServer::start();
-    let console = SignInConsole::start().await;
-    let hook = Receiver::start(&[], Answer::Status(200)).await;
-    let (redis_url, hook_url) = (redis.url(), hook.url("/hook"));
-    let env = [
-        ("NW_TEST_REDIS", redis_url.as_str()),
-        ("NW_TEST_HOOK", hook_url.as_str()),
-    ];
     let policy = with_alerts(POLICY).replace("window: 1h", "window: 2s");
-    let nws = replicas(&policy, &console, &env, 3);
-    for nw in &nws {
-        nw.wait_log(|v| v["event"] == "state_store_connected");
-    }
+    let Cluster {
+        _redis, hook, nws, ..
+    } = cluster(&policy, 3).await;
     // Each replica: a first attempt (opens its window), then two more.
     for nw in &nws {
         for _ in 0..3 {

@@ -260,57 +260,44 @@ fn said_failure(
     attempt: crate::alerts::Attempt,
 ) {
     let account = r.account.as_deref();
-    match result {
-        None => tracing::info!(
-            event = "login_failed",
-            request_id = r.request_id,
-            client.address = r.client,
-            rule = &*r.rule,
-            account.hash = account,
-            "sign-in refused by the console"
-        ),
-        Some(Failure::Counted { failures }) => tracing::info!(
-            event = "login_failed",
-            request_id = r.request_id,
-            client.address = r.client,
-            rule = &*r.rule,
-            account.hash = account,
-            failures,
-            "sign-in refused by the console"
-        ),
-        Some(Failure::Locked { lock, strike }) => {
-            tracing::info!(
-                event = "login_failed",
-                request_id = r.request_id,
-                client.address = r.client,
-                rule = &*r.rule,
-                account.hash = account,
-                failures = s.after,
-                "sign-in refused by the console"
-            );
-            shared.metrics.lockouts.inc();
-            if let Some(alerts) = shared.alerts.current() {
-                alerts.lockout(crate::alerts::Lockout {
-                    attempt,
-                    failures: s.after,
-                    lock,
-                    strike,
-                    account: r.account.clone().filter(|_| r.key.is_account()),
-                    network: r.key.network(),
-                });
-            }
-            tracing::warn!(
-                event = "lockout",
-                request_id = r.request_id,
-                client.address = r.client,
-                rule = &*r.rule,
-                account.hash = account,
-                key = s.key.as_str(),
-                failures = s.after,
-                lock_seconds = lock.as_secs(),
-                strike,
-                "too many failed sign-ins: this key is locked out"
-            );
-        }
+    let failures = match result {
+        None => None,
+        Some(Failure::Counted { failures }) => Some(failures),
+        Some(Failure::Locked { .. }) => Some(s.after),
+    };
+    tracing::info!(
+        event = "login_failed",
+        request_id = r.request_id,
+        client.address = r.client,
+        rule = &*r.rule,
+        account.hash = account,
+        failures,
+        "sign-in refused by the console"
+    );
+    let Some(Failure::Locked { lock, strike }) = result else {
+        return;
+    };
+    shared.metrics.lockouts.inc();
+    if let Some(alerts) = shared.alerts.current() {
+        alerts.lockout(crate::alerts::Lockout {
+            attempt,
+            failures: s.after,
+            lock,
+            strike,
+            account: r.account.clone().filter(|_| r.key.is_account()),
+            network: r.key.network(),
+        });
     }
+    tracing::warn!(
+        event = "lockout",
+        request_id = r.request_id,
+        client.address = r.client,
+        rule = &*r.rule,
+        account.hash = account,
+        key = s.key.as_str(),
+        failures = s.after,
+        lock_seconds = lock.as_secs(),
+        strike,
+        "too many failed sign-ins: this key is locked out"
+    );
 }
