@@ -229,6 +229,79 @@ async fn a_field_given_twice_counts_by_address() {
     );
     let r = form("127.0.0.2", addr, "username=x&username=y&password=right").await;
     assert_eq!(r.status, 429, "the address key is locked: {r:?}");
+    // Second red-team review of accounts: the fallback is the network, so
+    // another address of the /24 gets no fresh budget.
+    let r = form("127.0.0.7", addr, "username=x&username=y&password=right").await;
+    assert_eq!(r.status, 429, "the network key is locked: {r:?}");
+}
+
+/// Second red-team review of accounts: multipart forms that Werkzeug (and
+/// others) read as another account than the first `name="username"` part
+/// let every guess carry a fresh decoy. Each is ambiguous now, so the
+/// guesses count by network and lock it.
+#[tokio::test]
+async fn multipart_tricks_that_parsers_read_differently_count_by_network() {
+    let console = SignInConsole::start().await;
+    let nw = start(POLICY, &console);
+    let part = |disposition: &str, value: &str| {
+        format!("--XyZ\r\nContent-Disposition: {disposition}\r\n\r\n{value}\r\n")
+    };
+    let tricks = [
+        (
+            "multipart/form-data; boundary=XyZ",
+            "form-data; name*=UTF-8''username",
+        ),
+        (
+            "multipart/form-data; boundary=XyZ",
+            "attachment; name=\"username\"",
+        ),
+        (
+            "multipart/form-data; boundary=XyZ",
+            "form-data; name*0=user; name*1=name",
+        ),
+        (
+            "multipart/form-data; boundary=XyZ; boundary=Other",
+            "form-data; name=\"username\"",
+        ),
+    ];
+    let mut statuses = Vec::new();
+    for (i, (ct, first)) in tricks.iter().enumerate() {
+        let body = format!(
+            "{}{}{}--XyZ--\r\n",
+            part(first, "alice"),
+            part("form-data; name=\"username\"", &format!("decoy{i}")),
+            part("form-data; name=\"password\"", "wrong"),
+        );
+        let req = format!(
+            "POST /login HTTP/1.1\r\nHost: console.test\r\nConnection: close\r\nContent-Type: {ct}\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        let r = exchange(
+            connect_from("127.0.0.3", nw.addr("http")).await,
+            req.as_bytes(),
+        )
+        .await;
+        statuses.push(r.status);
+    }
+    assert_eq!(statuses, [401, 401, 401, 429]);
+    assert_eq!(console.sign_ins(), 3);
+    // Every one logged as ambiguous (the log writer batches: wait, bounded).
+    let deadline = std::time::Instant::now() + support::proxy::WAIT;
+    loop {
+        let ambiguous = nw
+            .logs()
+            .iter()
+            .filter(|v| v["event"] == "decision" && v["login.account"] == "ambiguous")
+            .count();
+        if ambiguous == 4 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{ambiguous} ambiguous lines"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 }
 
 #[test]

@@ -58,8 +58,14 @@ impl NoAccount {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format<'a> {
     Form,
-    Multipart { boundary: &'a [u8] },
+    Multipart {
+        boundary: &'a [u8],
+    },
     Json,
+    /// A multipart body whose boundary is given twice, or also in RFC 2231
+    /// form (`boundary*`): parsers differ on which they use (second
+    /// red-team review of accounts: Werkzeug takes the last).
+    AmbiguousMultipart,
 }
 
 /// The format of a body with this `Content-Type`, if the rule reads it.
@@ -71,13 +77,21 @@ pub fn format<'a>(spec: &AccountSpec, content_type: Option<&'a [u8]>) -> Option<
         return Some(Format::Form);
     }
     if spec.form.is_some() && essence.eq_ignore_ascii_case(b"multipart/form-data") {
-        // RFC 2046 §5.1.1: 1 to 70 characters, possibly quoted.
-        let boundary = params.find_map(|p| {
+        // RFC 2046 §5.1.1: 1 to 70 characters, possibly quoted; exactly one.
+        let mut boundaries = params.filter_map(|p| {
             let p = trim(p);
-            let (name, value) = p.split_at(p.iter().position(|&b| b == b'=')?);
-            name.eq_ignore_ascii_case(b"boundary")
-                .then(|| unquote(&value[1..]))
-        })?;
+            let eq = p.iter().position(|&b| b == b'=')?;
+            let name = trim(&p[..eq]);
+            let starred =
+                name.len() > 8 && name[..8].eq_ignore_ascii_case(b"boundary") && name[8] == b'*';
+            (name.eq_ignore_ascii_case(b"boundary") || starred)
+                .then(|| (starred, unquote(&p[eq + 1..])))
+        });
+        let first = boundaries.next();
+        if boundaries.next().is_some() || first.is_some_and(|(starred, _)| starred) {
+            return Some(Format::AmbiguousMultipart);
+        }
+        let (_, boundary) = first?;
         return (!boundary.is_empty() && boundary.len() <= 70)
             .then_some(Format::Multipart { boundary });
     }
@@ -112,6 +126,7 @@ pub fn extract<'b>(
             multipart(spec.form.as_deref().unwrap_or_default(), boundary, body)
         }
         Format::Json => json(spec.json.as_deref().unwrap_or_default(), body),
+        Format::AmbiguousMultipart => Err(NoAccount::Ambiguous),
     }?;
     if found.trim().is_empty() {
         return Err(NoAccount::Missing);
@@ -136,10 +151,24 @@ fn single<'b>(
 }
 
 /// WHATWG URL "application/x-www-form-urlencoded parsing": `&`-separated
-/// pairs, `+` as a space, percent-decoding.
+/// pairs, `+` as a space, percent-decoding. Some servers also split on `;`
+/// (Perl's CGI.pm, Python before 3.9.2): a body that reads differently
+/// that way is ambiguous (second red-team review of accounts).
 fn form<'b>(field: &str, body: &'b [u8]) -> Result<Cow<'b, str>, NoAccount> {
+    let amp = form_split(field, body, |b| b == b'&');
+    if body.contains(&b';') && amp != form_split(field, body, |b| b == b'&' || b == b';') {
+        return Err(NoAccount::Ambiguous);
+    }
+    amp
+}
+
+fn form_split<'b>(
+    field: &str,
+    body: &'b [u8],
+    separator: impl Fn(u8) -> bool,
+) -> Result<Cow<'b, str>, NoAccount> {
     let values = body
-        .split(|&b| b == b'&')
+        .split(move |&b| separator(b))
         .filter(|pair| !pair.is_empty())
         .filter_map(|pair| {
             let (name, value) = match pair.iter().position(|&b| b == b'=') {
@@ -210,9 +239,14 @@ fn multipart<'b>(field: &str, boundary: &[u8], body: &'b [u8]) -> Result<Cow<'b,
     single(values.into_iter())
 }
 
-/// The `name` parameter of a part's `Content-Disposition: form-data`.
+/// The `name` parameter of a part's `Content-Disposition`, whatever its
+/// type (Werkzeug reads `attachment; name=...` as a field too). A name in
+/// RFC 2231 form (`name*=`, `name*0=`), two different names, or two
+/// Content-Disposition lines: parsers differ, so the body is ambiguous
+/// (second red-team review of accounts).
 fn part_name(headers: &[u8]) -> Result<Option<&[u8]>, NoAccount> {
-    let mut name = None;
+    let mut name: Option<&[u8]> = None;
+    let mut seen = false;
     for line in headers.split(|&b| b == b'\n') {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         let Some(colon) = line.iter().position(|&b| b == b':') else {
@@ -221,28 +255,34 @@ fn part_name(headers: &[u8]) -> Result<Option<&[u8]>, NoAccount> {
         if !trim(&line[..colon]).eq_ignore_ascii_case(b"content-disposition") {
             continue;
         }
-        if name.is_some() {
+        if seen {
             return Err(NoAccount::Ambiguous);
         }
-        let mut params = line[colon + 1..].split(|&b| b == b';');
-        if !params
-            .next()
-            .is_some_and(|d| trim(d).eq_ignore_ascii_case(b"form-data"))
-        {
-            continue;
-        }
-        for p in params {
+        seen = true;
+        // The disposition type, then its parameters.
+        for p in line[colon + 1..].split(|&b| b == b';').skip(1) {
             let p = trim(p);
-            if let Some(eq) = p.iter().position(|&b| b == b'=') {
-                if trim(&p[..eq]).eq_ignore_ascii_case(b"name") {
-                    let v = unquote(&p[eq + 1..]);
-                    // A quoted name with escapes or `;` inside is not one a
-                    // sign-in form uses: refuse rather than guess.
-                    if v.iter().any(|&b| b == b'\\' || b == b'"') {
-                        return Err(NoAccount::Unparseable);
-                    }
-                    name = Some(v);
-                }
+            let Some(eq) = p.iter().position(|&b| b == b'=') else {
+                continue;
+            };
+            let key = trim(&p[..eq]);
+            let is_name = key.eq_ignore_ascii_case(b"name");
+            let starred = key.len() > 4 && key[..4].eq_ignore_ascii_case(b"name") && key[4] == b'*';
+            if starred {
+                return Err(NoAccount::Ambiguous);
+            }
+            if !is_name {
+                continue;
+            }
+            let v = unquote(&p[eq + 1..]);
+            // A quoted name with escapes inside is not one a sign-in form
+            // uses: refuse rather than guess.
+            if v.iter().any(|&b| b == b'\\' || b == b'"') {
+                return Err(NoAccount::Unparseable);
+            }
+            match name {
+                Some(n) if n != v => return Err(NoAccount::Ambiguous),
+                _ => name = Some(v),
             }
         }
     }
@@ -268,11 +308,21 @@ fn json<'b>(pointer: &str, body: &'b [u8]) -> Result<Cow<'b, str>, NoAccount> {
     }
 }
 
-/// The account name as it is hashed: surrounding white space trimmed and
-/// Unicode default case folding (CaseFolding.txt, full), so that `Alice`,
-/// `alice ` and `ALICE` are one account, as most consoles treat them.
+/// The account name as it is hashed: surrounding white space and control
+/// characters trimmed, then Unicode compatibility caseless matching's
+/// normal form (NFKD, full case folding, NFKD: Unicode §3.13 D146), so that
+/// `Alice`, `alice `, `ALICE`, `alice\x1f` and full-width `ａｌｉｃｅ` are one
+/// account, as consoles that strip and NFKC-normalize names (Django) treat
+/// them.
 pub fn fold(account: &str) -> String {
-    caseless::default_case_fold_str(account.trim())
+    use caseless::Caseless;
+    use unicode_normalization::UnicodeNormalization;
+    account
+        .trim_matches(|c: char| c.is_whitespace() || c.is_control())
+        .nfkd()
+        .default_case_fold()
+        .nfkd()
+        .collect()
 }
 
 #[cfg(test)]
@@ -385,12 +435,72 @@ mod tests {
     }
 
     #[test]
+    fn multipart_forms_that_parsers_read_differently_are_ambiguous() {
+        let part = |disposition: &str, value: &str| {
+            format!("--XyZ\r\nContent-Disposition: {disposition}\r\n\r\n{value}\r\n")
+        };
+        let ct = "multipart/form-data; boundary=XyZ";
+        for (what, first) in [
+            ("RFC 2231 name", "form-data; name*=UTF-8''username"),
+            (
+                "RFC 2231 continuation",
+                "form-data; name*0=user; name*1=name",
+            ),
+            (
+                "an attachment naming the field",
+                "attachment; name=\"username\"",
+            ),
+            (
+                "two names in one line",
+                "form-data; name=\"x\"; name=\"username\"",
+            ),
+        ] {
+            let body = format!(
+                "{}{}--XyZ--\r\n",
+                part(first, "alice"),
+                part("form-data; name=\"username\"", "decoy")
+            );
+            assert!(
+                matches!(get(ct, &body), Err(NoAccount::Ambiguous)),
+                "{what}: {:?}",
+                get(ct, &body)
+            );
+        }
+        // The boundary twice, or also starred: which one parses the body?
+        for ct in [
+            "multipart/form-data; boundary=AAA; boundary=BBB",
+            "multipart/form-data; boundary=AAA; boundary*=UTF-8''BBB",
+        ] {
+            assert_eq!(get(ct, "--AAA--"), Err(NoAccount::Ambiguous), "{ct}");
+        }
+    }
+
+    #[test]
+    fn a_form_that_splits_differently_on_semicolons_is_ambiguous() {
+        let ct = "application/x-www-form-urlencoded";
+        assert_eq!(
+            get(ct, "username=decoy;username=alice&password=x"),
+            Err(NoAccount::Ambiguous)
+        );
+        // A semicolon that changes nothing is fine.
+        assert_eq!(
+            get(ct, "username=alice&password=a;b").as_deref(),
+            Ok("alice")
+        );
+    }
+
+    #[test]
     fn folding_makes_case_variants_one_account() {
         assert_eq!(fold(" Alice "), fold("alice"));
         assert_eq!(fold("ALICE"), fold("alice"));
         // Full folding: ß and SS are one, as are Kelvin sign and k.
         assert_eq!(fold("STRASSE"), fold("straße"));
         assert_eq!(fold("\u{212A}elvin"), fold("kelvin"));
+        // Compatibility forms and control characters at the ends
+        // (second red-team review of accounts).
+        assert_eq!(fold("\u{ff41}lice"), fold("alice"));
+        assert_eq!(fold("alice\u{1f}"), fold("alice"));
+        assert_eq!(fold("\u{1c}Alice\t"), fold("alice"));
         assert_ne!(fold("alice"), fold("alicia"));
     }
 

@@ -94,7 +94,6 @@ impl Table {
     }
 
     /// How long `client` stays locked out, if it is.
-    #[cfg(test)]
     pub fn locked(&self, key: Key, now: Duration) -> Option<Duration> {
         let inner = self.lock();
         let until = inner.entries.get(&key)?.locked_until?;

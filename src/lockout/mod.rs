@@ -42,6 +42,10 @@ pub enum Key {
     AccountAndNetwork(AccountId, AddrKey),
     /// An account, from anywhere.
     Account(AccountId),
+    /// A sign-in without an account under a key by account: the client's
+    /// /24 (IPv4) or /64 (IPv6), so that leaving the account out from many
+    /// addresses of one network does not give each its own budget.
+    Network(AddrKey),
 }
 
 impl Key {
@@ -49,16 +53,19 @@ impl Key {
         Key::Address(network_of(ip, 32))
     }
 
-    /// The key of a sign-in by `kind`: with no account read, the client
-    /// address, whatever the kind (so that leaving the account out or
-    /// making it unreadable does not escape the count).
+    /// The key of a sign-in by `kind`. With no account read: the client
+    /// address with `address`, the client's network (/24, /64) with the
+    /// kinds by account, so that leaving the account out or making it
+    /// unreadable does not escape the count, not even from many addresses
+    /// (second red-team review of accounts).
     pub fn of(kind: KeyKind, client: IpAddr, account: Option<AccountId>) -> Self {
         match (kind, account) {
             (KeyKind::AccountAndNetwork, Some(a)) => {
                 Key::AccountAndNetwork(a, network_of(client, 24))
             }
             (KeyKind::Account, Some(a)) => Key::Account(a),
-            _ => Key::address(client),
+            (KeyKind::Address, _) => Key::address(client),
+            (_, None) => Key::Network(network_of(client, 24)),
         }
     }
 }
@@ -77,7 +84,7 @@ impl Key {
 
     /// Whether the key is an account's.
     pub fn is_account(&self) -> bool {
-        !matches!(self, Key::Address(_))
+        matches!(self, Key::AccountAndNetwork(..) | Key::Account(_))
     }
 }
 
@@ -118,6 +125,10 @@ impl fmt::Display for Key {
             Key::Account(id) => {
                 f.write_str("u:")?;
                 hex(f, id)
+            }
+            Key::Network(a) => {
+                f.write_str("a:")?;
+                net(f, a, 24)
             }
         }
     }
@@ -226,6 +237,13 @@ impl Lockout {
     /// its outcome is recorded or the reservation dropped), or not.
     pub async fn begin(&self, key: Key, s: &Settings) -> Result<Reservation<'_>, Refusal> {
         if let Some(store) = &self.redis {
+            // A lock made in memory while Redis was down holds until it
+            // ends, Redis back or not: an outage (even one an attacker
+            // causes by overloading Redis) does not lift a lock in force
+            // (second red-team review of accounts).
+            if let Some(wait) = self.memory.locked(key, self.memory.now()) {
+                return Err(Refusal::Wait(wait));
+            }
             match store.begin(key, s).await {
                 Ok(Ok(r)) => return Ok(Reservation::Redis(r)),
                 Ok(Err(wait)) => return Err(Refusal::Wait(wait)),
@@ -271,8 +289,14 @@ mod tests {
             k(KeyKind::Account, a, Some(id)),
             k(KeyKind::Account, c, Some(id))
         );
-        // No account: the address, whatever the kind.
-        assert_eq!(k(KeyKind::Account, a, None), Key::address(a));
+        // No account: the address with `address`, the network otherwise.
+        assert_eq!(k(KeyKind::Address, a, None), Key::address(a));
+        assert_eq!(
+            k(KeyKind::Account, a, None),
+            k(KeyKind::AccountAndNetwork, b, None)
+        );
+        assert_eq!(k(KeyKind::Account, a, None).to_string(), "a:192.0.2.0/24");
+        assert_ne!(k(KeyKind::Account, a, None), k(KeyKind::Account, c, None));
         let v6: IpAddr = "2001:db8:1:2::9".parse().expect("ip");
         assert_eq!(
             k(KeyKind::AccountAndNetwork, v6, Some(id)).to_string(),

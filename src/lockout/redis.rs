@@ -25,6 +25,13 @@ use redis::aio::ConnectionManager;
 use super::{Failure, Key, Settings};
 use crate::policy::state::{OnStoreError, Redis as RedisSettings};
 
+/// Whether a call is tried while the store is down; see [`Store::run`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Gate {
+    IfUp,
+    Always,
+}
+
 /// Redis could not be asked in time; the fallback decides.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Unavailable;
@@ -290,13 +297,20 @@ impl Store {
     }
 
     /// Runs a script within the timeout; a failure marks the store down.
+    /// `Gate::IfUp`: not tried while the store is down (the request path
+    /// must not wait on a dead server); `Gate::Always`: a step after the
+    /// console's answer, in the background, tried even so, so that a
+    /// failure is not lost and a place held in flight is freed when a
+    /// short outage (an overloaded Redis) ends (second red-team review of
+    /// accounts).
     async fn run<T: redis::FromRedisValue>(
         self: &Arc<Self>,
+        gate: Gate,
         script: &redis::Script,
         keys: &[String],
         args: &[String],
     ) -> Result<T, Unavailable> {
-        if !self.is_up() {
+        if gate == Gate::IfUp && !self.is_up() {
             return Err(Unavailable);
         }
         let mut inv = script.prepare_invoke();
@@ -355,6 +369,7 @@ impl Store {
         let pending_until = now + ms(self.pending_for);
         let got: Vec<i64> = self
             .run(
+                Gate::IfUp,
                 &self.begin,
                 &keys,
                 &[
@@ -397,6 +412,7 @@ impl Store {
         r.store = None;
         let got: Vec<i64> = self
             .run(
+                Gate::Always,
                 &self.failure,
                 &r.keys,
                 &[
@@ -440,6 +456,7 @@ impl Store {
         r.store = None;
         let reset = if s.reset_on_success { "1" } else { "0" };
         self.run::<i64>(
+            Gate::Always,
             &self.success,
             &r.keys,
             &[now.to_string(), r.id.clone(), reset.into()],
@@ -451,9 +468,8 @@ impl Store {
     /// Frees a place without an outcome (the console's answer said
     /// nothing, or did not come).
     async fn release(self: Arc<Self>, keys: [String; 3], id: String) {
-        if !self.is_up() {
-            return; // The reservation expires by itself.
-        }
+        // Tried even while the store is down (a short outage may be over);
+        // if it fails, the reservation expires by itself.
         let Some(mut conn) = self.local() else {
             return;
         };
@@ -466,7 +482,12 @@ impl Store {
     pub async fn claim(self: &Arc<Self>, name: &str, ttl: Duration) -> Result<bool, Unavailable> {
         let keys = [format!("{}alert:{{{name}}}:claim", self.prefix)];
         let claimed: i64 = self
-            .run(&self.claim, &keys, &[ms(ttl).max(1).to_string()])
+            .run(
+                Gate::IfUp,
+                &self.claim,
+                &keys,
+                &[ms(ttl).max(1).to_string()],
+            )
             .await?;
         Ok(claimed == 1)
     }
@@ -483,6 +504,7 @@ impl Store {
         let keys = [format!("{base}:count"), format!("{base}:summary")];
         let claimed: i64 = self
             .run(
+                Gate::IfUp,
                 &self.add_claim,
                 &keys,
                 &[n.to_string(), ms(ttl).max(1).to_string()],
@@ -495,7 +517,7 @@ impl Store {
     /// the last summary).
     pub async fn take_count(self: &Arc<Self>, name: &str) -> Result<u64, Unavailable> {
         let keys = [format!("{}alert:{{{name}}}:count", self.prefix)];
-        let n: i64 = self.run(&self.take, &keys, &[]).await?;
+        let n: i64 = self.run(Gate::IfUp, &self.take, &keys, &[]).await?;
         Ok(u64::try_from(n).unwrap_or(0))
     }
 }

@@ -67,6 +67,7 @@ pub async fn begin<'a>(
         account_state: None,
         reservation: None,
     };
+    let mut account_id = None;
     let body = match &rule.account {
         Some(a) => {
             let format = account::format(
@@ -94,9 +95,7 @@ pub async fn begin<'a>(
                             let id = shared.lockout.accounts.id(&name);
                             sign_in.account = Some(crate::lockout::account_tag(&id));
                             sign_in.account_state = Some("read");
-                            if let Some(s) = settings {
-                                sign_in.key = Key::of(s.key, client_key_address(client), Some(id));
-                            }
+                            account_id = Some(id);
                         }
                         Err(why) => sign_in.account_state = Some(why.as_str()),
                     }
@@ -107,6 +106,7 @@ pub async fn begin<'a>(
         None => RequestBody::from(body),
     };
     if let Some(s) = settings {
+        sign_in.key = Key::of(s.key, client_key_address(client), account_id);
         match shared.lockout.begin(sign_in.key, s).await {
             Ok(r) => sign_in.reservation = Some(r),
             Err(Refusal::Wait(d)) => {
