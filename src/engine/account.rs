@@ -204,6 +204,28 @@ fn multipart<'b>(field: &str, boundary: &[u8], body: &'b [u8]) -> Result<Cow<'b,
     let mut delimiter = Vec::with_capacity(boundary.len() + 4);
     delimiter.extend_from_slice(b"\r\n--");
     delimiter.extend_from_slice(boundary);
+    // A delimiter after a bare LF: Werkzeug and Python's cgi take it for
+    // one, RFC 2046 does not; such a body reads differently (second
+    // red-team review of accounts).
+    let lf_delimiter = &delimiter[1..];
+    let mut at = 0;
+    while let Some(i) = find(&body[at..], lf_delimiter) {
+        let i = at + i;
+        if i == 0 || body[i - 1] != b'\r' {
+            return Err(NoAccount::Ambiguous);
+        }
+        at = i + 1;
+    }
+    if body.starts_with(&delimiter[2..]) {
+        let after = &body[delimiter.len() - 2..];
+        let padding = after
+            .iter()
+            .take_while(|&&b| b == b' ' || b == b'\t')
+            .count();
+        if after[padding..].starts_with(b"\n") {
+            return Err(NoAccount::Ambiguous);
+        }
+    }
     // The first delimiter may open the body without the CRLF before it.
     let mut rest = if body.starts_with(&delimiter[2..]) {
         &body[delimiter.len() - 2..]
@@ -248,6 +270,11 @@ fn part_name(headers: &[u8]) -> Result<Option<&[u8]>, NoAccount> {
     let mut name: Option<&[u8]> = None;
     let mut seen = false;
     for line in headers.split(|&b| b == b'\n') {
+        // A bare LF, or a folded line (obs-fold, RFC 5322 §3.2.2) that some
+        // parsers join to the line before and others do not: ambiguous.
+        if !headers.is_empty() && (line.starts_with(b" ") || line.starts_with(b"\t")) {
+            return Err(NoAccount::Ambiguous);
+        }
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         let Some(colon) = line.iter().position(|&b| b == b':') else {
             continue;
@@ -308,21 +335,44 @@ fn json<'b>(pointer: &str, body: &'b [u8]) -> Result<Cow<'b, str>, NoAccount> {
     }
 }
 
-/// The account name as it is hashed: surrounding white space and control
-/// characters trimmed, then Unicode compatibility caseless matching's
-/// normal form (NFKD, full case folding, NFKD: Unicode §3.13 D146), so that
-/// `Alice`, `alice `, `ALICE`, `alice\x1f` and full-width `ａｌｉｃｅ` are one
-/// account, as consoles that strip and NFKC-normalize names (Django) treat
-/// them.
+/// The account name as it is hashed, so that every spelling a console may
+/// take for one account is one key (the red-team reviews of accounts):
+/// Unicode's default ignorable characters removed (zero-width space, soft
+/// hyphen, BOM, variation selectors: JavaScript's `trim` strips some, and
+/// accent-insensitive collations ignore all); compatibility caseless form
+/// (NFKD, full case folding, NFKD: Unicode §3.13 D146; full-width letters
+/// are ASCII); combining marks removed (`alicé` is `alice`, as in MySQL's
+/// default `_ai_ci` collation; `İ` folds to `i` and a mark); dotless `ı` as
+/// `i` (Java's `equalsIgnoreCase`); surrounding white space and control
+/// characters trimmed. Distinct accounts that differ only so share a
+/// budget, which errs toward locking.
 pub fn fold(account: &str) -> String {
     use caseless::Caseless;
     use unicode_normalization::UnicodeNormalization;
-    account
-        .trim_matches(|c: char| c.is_whitespace() || c.is_control())
+    use unicode_normalization::char::is_combining_mark;
+    let folded: String = account
+        .chars()
+        .filter(|&c| !default_ignorable(c))
         .nfkd()
         .default_case_fold()
         .nfkd()
-        .collect()
+        .filter(|&c| !is_combining_mark(c))
+        .map(|c| if c == '\u{131}' { 'i' } else { c })
+        .collect();
+    folded
+        .trim_matches(|c: char| c.is_whitespace() || c.is_control())
+        .to_string()
+}
+
+/// Unicode's Default_Ignorable_Code_Point (DerivedCoreProperties.txt,
+/// Unicode 15): characters with no visible form of their own.
+fn default_ignorable(c: char) -> bool {
+    matches!(c,
+        '\u{AD}' | '\u{34F}' | '\u{61C}' | '\u{115F}'..='\u{1160}' | '\u{17B4}'..='\u{17B5}'
+        | '\u{180B}'..='\u{180F}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
+        | '\u{2060}'..='\u{206F}' | '\u{3164}' | '\u{FE00}'..='\u{FE0F}' | '\u{FEFF}'
+        | '\u{FFA0}' | '\u{FFF0}'..='\u{FFF8}' | '\u{1BCA0}'..='\u{1BCA3}'
+        | '\u{1D173}'..='\u{1D17A}' | '\u{E0000}'..='\u{E0FFF}')
 }
 
 #[cfg(test)]
@@ -394,9 +444,12 @@ mod tests {
         );
         // Regression (fuzz/fuzz_targets/account.rs): an empty part whose
         // header block's CRLF is the next delimiter's sliced out of range.
+        assert_eq!(get(ct, "--XyZ\r\n\r\n--XyZ--"), Err(NoAccount::Missing));
+        // The fuzzer's own input: now refused earlier (a bare LF before a
+        // delimiter), never a panic.
         assert_eq!(
             get(ct, "\n--XyZ\r\n\r\n--XyZ\r\n--XyZ"),
-            Err(NoAccount::Unparseable)
+            Err(NoAccount::Ambiguous)
         );
     }
 
@@ -466,6 +519,26 @@ mod tests {
                 get(ct, &body)
             );
         }
+        // Found in the second review: a folded Content-Disposition, and
+        // delimiters after a bare LF.
+        let folded = format!(
+            "--XyZ\r\nContent-Disposition: form-data;\r\n name=\"username\"\r\n\r\nalice\r\n{}--XyZ--\r\n",
+            part("form-data; name=\"username\"", "decoy")
+        );
+        assert_eq!(get(ct, &folded), Err(NoAccount::Ambiguous));
+        let lf_first = format!(
+            "--XyZ\nContent-Disposition: form-data; name=\"username\"\n\nalice\r\n{}--XyZ--\r\n",
+            part("form-data; name=\"username\"", "decoy")
+        );
+        assert_eq!(get(ct, &lf_first), Err(NoAccount::Ambiguous));
+        let lf_inside = format!(
+            "{}--XyZ--\r\n",
+            part(
+                "form-data; name=\"username\"",
+                "alice\n--XyZ\r\nContent-Disposition: form-data; name=\"x\"\r\n\r\ndecoy"
+            )
+        );
+        assert_eq!(get(ct, &lf_inside), Err(NoAccount::Ambiguous));
         // The boundary twice, or also starred: which one parses the body?
         for ct in [
             "multipart/form-data; boundary=AAA; boundary=BBB",
@@ -501,6 +574,23 @@ mod tests {
         assert_eq!(fold("\u{ff41}lice"), fold("alice"));
         assert_eq!(fold("alice\u{1f}"), fold("alice"));
         assert_eq!(fold("\u{1c}Alice\t"), fold("alice"));
+        // Second review: invisible characters, accents, Turkish i.
+        for variant in [
+            "alice\u{200b}",
+            "ali\u{200b}ce",
+            "\u{feff}alice",
+            "alice\u{ad}",
+            "alice\u{34f}",
+            "alice\u{2060}",
+            "alice\u{fe0f}",
+            "alic\u{e9}",
+            "alice\u{301}",
+            "\u{e1}lice",
+            "al\u{131}ce",
+            "al\u{130}ce",
+        ] {
+            assert_eq!(fold(variant), fold("alice"), "{variant:?}");
+        }
         assert_ne!(fold("alice"), fold("alicia"));
     }
 

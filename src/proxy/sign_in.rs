@@ -70,11 +70,17 @@ pub async fn begin<'a>(
     let mut account_id = None;
     let body = match &rule.account {
         Some(a) => {
-            let format = account::format(
-                a,
-                headers.get(header::CONTENT_TYPE).map(HeaderValue::as_bytes),
-            );
+            let mut types = headers.get_all(header::CONTENT_TYPE).iter();
+            let (first, second) = (types.next(), types.next());
+            let format = account::format(a, first.map(HeaderValue::as_bytes));
             match format {
+                // Two Content-Type lines: servers differ on which they use
+                // (second red-team review of accounts); both go to the
+                // console, so neither is believed.
+                _ if second.is_some() => {
+                    sign_in.account_state = Some(NoAccount::Ambiguous.as_str());
+                    RequestBody::from(body)
+                }
                 None => {
                     sign_in.account_state = Some(NoAccount::Missing.as_str());
                     RequestBody::from(body)
