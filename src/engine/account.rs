@@ -323,15 +323,87 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }
 
-/// RFC 8259 body, RFC 6901 pointer; the value must be a string. Duplicate
-/// names: the last wins, as in JavaScript's, Python's and Go's parsers.
+/// RFC 8259 body, RFC 6901 pointer; the value must be a string. A name
+/// given twice in one object (RFC 8259 §4: "SHOULD be unique") is
+/// ambiguous: most parsers keep the last, some the first, some refuse.
 fn json<'b>(pointer: &str, body: &'b [u8]) -> Result<Cow<'b, str>, NoAccount> {
-    let value: serde_json::Value =
-        serde_json::from_slice(body).map_err(|_| NoAccount::Unparseable)?;
+    let value = match serde_json::from_slice::<Unique>(body) {
+        Ok(Unique(v)) => v,
+        Err(e) if e.to_string().starts_with(DUPLICATE) => return Err(NoAccount::Ambiguous),
+        Err(_) => return Err(NoAccount::Unparseable),
+    };
     match value.pointer(pointer) {
         Some(serde_json::Value::String(s)) => Ok(Cow::Owned(s.clone())),
         Some(_) => Err(NoAccount::Unparseable),
         None => Err(NoAccount::Missing),
+    }
+}
+
+const DUPLICATE: &str = "duplicate name in a JSON object";
+
+/// A JSON value whose objects have no name twice.
+struct Unique(serde_json::Value);
+
+impl<'de> serde::Deserialize<'de> for Unique {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(UniqueVisitor).map(Unique)
+    }
+}
+
+struct UniqueVisitor;
+
+impl<'de> serde::de::Visitor<'de> for UniqueVisitor {
+    type Value = serde_json::Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
+        Ok(serde_json::Number::from_f64(v).map_or(serde_json::Value::Null, Into::into))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(serde_json::Value::Null)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut out = Vec::new();
+        while let Some(Unique(v)) = seq.next_element()? {
+            out.push(v);
+        }
+        Ok(out.into())
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut out = serde_json::Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            let Unique(v) = map.next_value()?;
+            if out.insert(key, v).is_some() {
+                return Err(serde::de::Error::custom(DUPLICATE));
+            }
+        }
+        Ok(out.into())
     }
 }
 
@@ -471,6 +543,20 @@ mod tests {
         assert_eq!(get(ct, r#"{"user":{}}"#), Err(NoAccount::Missing));
         assert_eq!(get(ct, r#"{"user":"#), Err(NoAccount::Unparseable));
         assert_eq!(get("text/plain", "{}"), Err(NoAccount::Missing));
+        // A name twice, at any depth, even written differently: parsers
+        // differ on which they keep.
+        assert_eq!(
+            get(ct, r#"{"user":{"email":"decoy","email":"a@b.c"}}"#),
+            Err(NoAccount::Ambiguous)
+        );
+        assert_eq!(
+            get(ct, r#"{"user":{"email":"a@b.c","em\u0061il":"decoy"}}"#),
+            Err(NoAccount::Ambiguous)
+        );
+        assert_eq!(
+            get(ct, r#"{"x":[{"a":1,"a":2}],"user":{"email":"a@b.c"}}"#),
+            Err(NoAccount::Ambiguous)
+        );
     }
 
     #[test]
