@@ -368,3 +368,37 @@ async fn without_a_key_variable_a_random_key_is_used_and_said() {
     .await;
     assert_eq!(r.status, 302);
 }
+
+/// Third red-team review of accounts: a compressed sign-in (Express
+/// inflates it and reads another account than the raw bytes name) and a
+/// form in another charset (Django 4.2 decodes it so) are not read: they
+/// count by network.
+#[tokio::test]
+async fn compressed_and_foreign_charset_sign_ins_count_by_network() {
+    let console = SignInConsole::start().await;
+    let nw = start(POLICY, &console);
+    let mut statuses = Vec::new();
+    for (i, extra) in [
+        "Content-Type: application/x-www-form-urlencoded\r\nContent-Encoding: gzip",
+        "Content-Type: application/x-www-form-urlencoded; charset=UTF-16",
+        "Content-Type: application/x-www-form-urlencoded\r\nContent-Encoding: deflate",
+        "Content-Type: application/x-www-form-urlencoded; charset=utf-16le",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let body = format!("username=decoy{i}&password=wrong");
+        let req = format!(
+            "POST /login HTTP/1.1\r\nHost: console.test\r\nConnection: close\r\n{extra}\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        let r = exchange(
+            connect_from("127.0.0.4", nw.addr("http")).await,
+            req.as_bytes(),
+        )
+        .await;
+        statuses.push(r.status);
+    }
+    assert_eq!(statuses, [401, 401, 401, 429]);
+    nw.wait_log(|v| v["event"] == "decision" && v["login.account"] == "unparseable");
+}

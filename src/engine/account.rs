@@ -66,6 +66,8 @@ pub enum Format<'a> {
     /// form (`boundary*`): parsers differ on which they use (second
     /// red-team review of accounts: Werkzeug takes the last).
     AmbiguousMultipart,
+    /// A charset other than UTF-8: not read.
+    Unreadable,
 }
 
 /// The format of a body with this `Content-Type`, if the rule reads it.
@@ -73,6 +75,23 @@ pub fn format<'a>(spec: &AccountSpec, content_type: Option<&'a [u8]>) -> Option<
     let ct = content_type?;
     let mut params = ct.split(|&b| b == b';');
     let essence = trim(params.next()?);
+    // A charset other than UTF-8: Django 4.2 and Tomcat decode the body's
+    // escapes with it, and read other names and values than netwarden
+    // would (third red-team review of accounts).
+    let foreign_charset = params.clone().any(|p| {
+        let p = trim(p);
+        p.iter().position(|&b| b == b'=').is_some_and(|eq| {
+            let name = trim(&p[..eq]);
+            let value = unquote(&p[eq + 1..]);
+            (name.eq_ignore_ascii_case(b"charset") || name.eq_ignore_ascii_case(b"charset*"))
+                && !(value.eq_ignore_ascii_case(b"utf-8")
+                    || value.eq_ignore_ascii_case(b"utf8")
+                    || value.eq_ignore_ascii_case(b"us-ascii"))
+        })
+    });
+    if foreign_charset && (spec.form.is_some() || spec.json.is_some()) {
+        return Some(Format::Unreadable);
+    }
     if spec.form.is_some() && essence.eq_ignore_ascii_case(b"application/x-www-form-urlencoded") {
         return Some(Format::Form);
     }
@@ -127,6 +146,7 @@ pub fn extract<'b>(
         }
         Format::Json => json(spec.json.as_deref().unwrap_or_default(), body),
         Format::AmbiguousMultipart => Err(NoAccount::Ambiguous),
+        Format::Unreadable => Err(NoAccount::Unparseable),
     }?;
     if found.trim().is_empty() {
         return Err(NoAccount::Missing);
@@ -175,7 +195,9 @@ fn form_split<'b>(
                 Some(i) => (&pair[..i], &pair[i + 1..]),
                 None => (pair, &b""[..]),
             };
-            (decode(name).ok()? == field).then(|| decode(value))
+            // PHP skips leading spaces in a name (`+username=`): such a
+            // name is the field too (third red-team review of accounts).
+            (decode(name).ok()?.trim_start_matches(' ') == field).then(|| decode(value))
         });
     single(values)
 }
@@ -397,11 +419,16 @@ impl<'de> serde::de::Visitor<'de> for UniqueVisitor {
 
     fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut out = serde_json::Map::new();
+        // Names equal under case folding count as one: Go's encoding/json
+        // matches fields that way (`USERNAME`, `uſername`; third red-team
+        // review of accounts).
+        let mut folded = std::collections::HashSet::new();
         while let Some(key) = map.next_key::<String>()? {
             let Unique(v) = map.next_value()?;
-            if out.insert(key, v).is_some() {
+            if !folded.insert(caseless::default_case_fold_str(&key)) {
                 return Err(serde::de::Error::custom(DUPLICATE));
             }
+            out.insert(key, v);
         }
         Ok(out.into())
     }
@@ -491,6 +518,27 @@ mod tests {
             get(ct, "username=decoy&user%6Eame=victim"),
             Err(NoAccount::Ambiguous)
         );
+        // Third review: PHP skips a name's leading spaces; a charset other
+        // than UTF-8 is not read.
+        assert_eq!(
+            get(ct, "username=decoy&+username=victim"),
+            Err(NoAccount::Ambiguous)
+        );
+        assert_eq!(
+            get(
+                "application/x-www-form-urlencoded; charset=UTF-16",
+                "username=a"
+            ),
+            Err(NoAccount::Unparseable)
+        );
+        assert_eq!(
+            get(
+                "application/x-www-form-urlencoded; charset=\"utf-8\"",
+                "username=a"
+            )
+            .as_deref(),
+            Ok("a")
+        );
     }
 
     #[test]
@@ -555,6 +603,15 @@ mod tests {
         );
         assert_eq!(
             get(ct, r#"{"x":[{"a":1,"a":2}],"user":{"email":"a@b.c"}}"#),
+            Err(NoAccount::Ambiguous)
+        );
+        // Third review: names equal under case folding (Go's encoding/json).
+        assert_eq!(
+            get(ct, r#"{"user":{"email":"decoy","EMAIL":"a@b.c"}}"#),
+            Err(NoAccount::Ambiguous)
+        );
+        assert_eq!(
+            get(ct, "{\"user\":{\"email\":\"a@b.c\"},\"\u{17f}\":1,\"s\":2}"),
             Err(NoAccount::Ambiguous)
         );
     }

@@ -81,6 +81,17 @@ pub async fn begin<'a>(
                     sign_in.account_state = Some(NoAccount::Ambiguous.as_str());
                     RequestBody::from(body)
                 }
+                // A compressed body: the console may inflate it (Express
+                // does) and read another account than the raw bytes name
+                // (third red-team review of accounts).
+                _ if headers
+                    .get_all(header::CONTENT_ENCODING)
+                    .iter()
+                    .any(|v| !v.as_bytes().trim_ascii().eq_ignore_ascii_case(b"identity")) =>
+                {
+                    sign_in.account_state = Some(NoAccount::Unparseable.as_str());
+                    RequestBody::from(body)
+                }
                 None => {
                     sign_in.account_state = Some(NoAccount::Missing.as_str());
                     RequestBody::from(body)
