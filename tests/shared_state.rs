@@ -64,6 +64,26 @@ async fn metrics(nw: &Netwarden) -> String {
         .body
 }
 
+/// Waits (bounded) until every replica answers a right password from
+/// `client` with 429: the failure that locks is counted just after its
+/// answer, so the lock may take a moment to be seen.
+async fn locked_everywhere(nws: &[Netwarden], client: &str) {
+    for (i, nw) in nws.iter().enumerate() {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let r = form(client, nw.addr("http"), "password=right").await;
+            if r.status == 429 {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "replica {i} never locked {client} out: {r:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
 fn with_alerts(policy: &str) -> String {
     format!(
         "{policy}alerts:\n  window: 1h\n  sinks:\n    - {{ name: ops, type: webhook, url_env: NW_TEST_HOOK }}\n"
@@ -132,18 +152,8 @@ async fn failures_spread_over_three_replicas_lock_the_client_out_on_all_three_an
         assert_eq!(r.status, 401, "{r:?}");
     }
     // Locked on every replica; the console sees no more sign-ins.
-    for (i, nw) in nws.iter().enumerate() {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let r = form("127.0.0.1", nw.addr("http"), "password=right").await;
-            if r.status == 429 {
-                break;
-            }
-            // The third failure is counted just after its answer.
-            assert!(Instant::now() < deadline, "replica {i} never locked: {r:?}");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
+    // The third failure is counted just after its answer.
+    locked_everywhere(&nws, "127.0.0.1").await;
     assert_eq!(console.sign_ins(), 3);
     // Another office address is not locked anywhere.
     let r = form("127.0.0.2", nws[0].addr("http"), "password=right").await;
@@ -266,20 +276,7 @@ async fn redis_killed_mid_test_means_memory_on_each_replica_and_back_means_share
         let r = form("127.0.0.3", nw.addr("http"), "password=wrong").await;
         assert_eq!(r.status, 401, "{r:?}");
     }
-    for (i, nw) in nws.iter().enumerate() {
-        let deadline = Instant::now() + WAIT;
-        while form("127.0.0.3", nw.addr("http"), "password=right")
-            .await
-            .status
-            != 429
-        {
-            assert!(
-                Instant::now() < deadline,
-                "replica {i} never locked after Redis came back"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
+    locked_everywhere(&nws, "127.0.0.3").await;
 }
 
 #[tokio::test]
@@ -515,17 +512,7 @@ async fn rediss_with_a_ca_file_and_a_password_from_the_url() {
         401
     );
     // Three failures over two replicas, counted over TLS in one place.
-    for nw in &nws {
-        let deadline = Instant::now() + WAIT;
-        while form("127.0.0.5", nw.addr("http"), "password=right")
-            .await
-            .status
-            != 429
-        {
-            assert!(Instant::now() < deadline, "never locked");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
+    locked_everywhere(&nws, "127.0.0.5").await;
 
     let wrong = format!("rediss://:not-the-pass@127.0.0.1:{}/", redis.port);
     let nw = &replicas(&policy, &console, &[("NW_TEST_REDIS", &wrong)], 1)[0];
