@@ -50,8 +50,7 @@ fn replicas(
         .collect()
 }
 
-fn metric(nw: &Netwarden, body: &str, name: &str) -> f64 {
-    let _ = nw;
+fn metric(body: &str, name: &str) -> f64 {
     support::proxy::parse_metrics(body)
         .get(name)
         .copied()
@@ -239,10 +238,7 @@ async fn redis_killed_mid_test_means_memory_on_each_replica_and_back_means_share
         let down = nw.wait_log(|v| v["event"] == "state_store_unavailable");
         assert_eq!(down["level"], "WARN");
         assert_eq!(down["on_store_error"], "memory");
-        assert_eq!(
-            metric(nw, &metrics(nw).await, "netwarden_state_store_up"),
-            0.0
-        );
+        assert_eq!(metric(&metrics(nw).await, "netwarden_state_store_up"), 0.0);
     }
     // Memory counts per replica: three failures on one replica lock there.
     for _ in 0..3 {
@@ -267,10 +263,7 @@ async fn redis_killed_mid_test_means_memory_on_each_replica_and_back_means_share
     let _redis = RedisServer::start_on(port);
     for nw in &nws {
         nw.wait_log(|v| v["event"] == "state_store_restored");
-        assert_eq!(
-            metric(nw, &metrics(nw).await, "netwarden_state_store_up"),
-            1.0
-        );
+        assert_eq!(metric(&metrics(nw).await, "netwarden_state_store_up"), 1.0);
     }
     for nw in &nws {
         let r = form("127.0.0.3", nw.addr("http"), "password=wrong").await;
