@@ -93,7 +93,7 @@ fn benches(c: &mut Criterion) {
     g.finish();
 
     let loaded = policy::load(&path).expect("generated policy is valid");
-    let p = &loaded.policy;
+    let p = loaded.policy.ruleset();
     let mut rng = Rng(42);
     let v4: Vec<IpAddr> = (0..1024)
         .map(|_| IpAddr::from((rng.next() as u32).to_be_bytes()))
@@ -196,7 +196,7 @@ rules:
     let path = dir.path().join("geo.yaml");
     std::fs::write(&path, yaml).expect("write policy");
     let loaded = policy::load(&path).expect("geo policy is valid");
-    let p = &loaded.policy;
+    let p = loaded.policy.ruleset();
     let mut group = c.benchmark_group("decide_geo");
     // 192.0.2.10 is known to every database but matches no fact test, so
     // each of the four databases is looked up once.
@@ -227,7 +227,7 @@ rules:
     .expect("write policy");
     let plain = policy::load(&plain).expect("plain policy is valid");
     group.bench_function("same_without_geoip", |b| {
-        b.iter(|| black_box(decide(&plain.policy, black_box(&none)).action))
+        b.iter(|| black_box(decide(plain.policy.ruleset(), black_box(&none)).action))
     });
     group.finish();
 }

@@ -38,7 +38,7 @@ fn bench(c: &mut Criterion) {
         host: Ok(Some("console.example.com")),
         path: "/customers/1042",
     };
-    let decision = decide(&policy, &facts);
+    let decision = decide(policy.ruleset(), &facts);
     let (w, guard) = writer::batch_writer(Box::new(std::io::sink())).expect("writer thread");
     let subscriber = telemetry::subscriber(LogFormat::Json, BoxMakeWriter::new(w.clone()));
     let r = RequestLog {

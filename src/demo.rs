@@ -132,7 +132,7 @@ pub fn offline() -> Result<String, LoadError> {
             host: Ok(Some("console.example.com")),
             path: s.path,
         };
-        let d = decide(&loaded.policy, &facts);
+        let d = decide(loaded.policy.ruleset(), &facts);
         let via = match s.xff {
             Some(x) => format!("{} (X-Forwarded-For: {x})", s.peer),
             None => s.peer.to_string(),

@@ -66,6 +66,16 @@ pub fn read_to_string(path: &Path, limit: u64) -> io::Result<String> {
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "not UTF-8 text"))
 }
 
+/// A file's identity: inode, size, modification time. Following symlinks,
+/// so that a Kubernetes ConfigMap's `..data` swap shows as a new inode.
+pub type FileStamp = Option<(u64, u64, std::time::SystemTime)>;
+
+pub fn file_stamp(path: &Path) -> FileStamp {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.ino(), m.len(), m.modified().ok()?))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

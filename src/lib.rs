@@ -30,13 +30,16 @@
 //! file an operator names (policy, network lists, template, certificates,
 //! GeoIP databases) is read through [`files`]: regular files only, bounded.
 
+pub mod addr;
 pub mod alerts;
 pub mod demo;
 pub mod engine;
 pub mod files;
 pub mod geo;
 pub mod lockout;
+pub mod outbound;
 pub mod policy;
 pub mod proxy;
 pub mod replay;
 pub mod telemetry;
+pub mod tls;

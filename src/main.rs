@@ -290,9 +290,9 @@ fn explain(args: &ExplainArgs) -> anyhow::Result<ExitCode> {
         path: &args.path,
     };
     let mut trace = Recorder::default();
-    let decision = decide_traced(&loaded.policy, &facts, &mut trace);
+    let decision = decide_traced(loaded.policy.ruleset(), &facts, &mut trace);
     let report = Report {
-        policy: &loaded.policy,
+        policy: loaded.policy.ruleset(),
         decision: &decision,
         trace: &trace,
     };
@@ -431,7 +431,7 @@ fn alert_test(args: &AlertTestArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn certs_dev(out: &std::path::Path, names: &[String]) -> anyhow::Result<ExitCode> {
-    let files = proxy::tls::dev_certificates(out, names)?;
+    let files = netwarden::tls::dev_certificates(out, names)?;
     println!(
         "wrote {} (CA), {} (certificate for {}), {} (key, mode 0600)\n\
          serve with: --tls-listen 127.0.0.1:8443 --cert {} --key {}\n\

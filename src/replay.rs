@@ -241,12 +241,12 @@ pub fn replay(
         };
         let before = match baseline {
             Some(b) => {
-                let d = run(b);
+                let d = run(b.ruleset());
                 (d.action, d.rule_name().to_string())
             }
             None => (logged, line.rule.as_deref().unwrap_or("?").to_string()),
         };
-        let d = run(candidate);
+        let d = run(candidate.ruleset());
         summary.replayed += 1;
         if d.action == before.0 {
             continue;

@@ -99,7 +99,7 @@ async fn tls_listener_speaks_http2_to_a_rustls_client() {
         ],
     );
     let ca =
-        netwarden::proxy::tls::client_config(Some(&dir.path().join("ca.pem"))).expect("CA loads");
+        netwarden::tls::client_config(Some(&dir.path().join("ca.pem"))).expect("CA loads");
     let https = hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(ca)
         .https_only()

@@ -242,7 +242,7 @@ async fn reloads_under_load_never_fail_a_request() {
 
 /// Whether a TLS handshake with `addr` succeeds when trusting `ca` only.
 async fn handshake(addr: std::net::SocketAddr, ca: &Path) -> bool {
-    let cfg = netwarden::proxy::tls::client_config(Some(ca)).expect("CA loads");
+    let cfg = netwarden::tls::client_config(Some(ca)).expect("CA loads");
     let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(cfg));
     let tcp = connect_from("127.0.0.1", addr).await;
     let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");

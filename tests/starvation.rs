@@ -469,7 +469,7 @@ async fn https_console_fan_out_is_bounded_too() {
     // A TLS console (HTTP/2 or HTTP/1.1 by ALPN) that answers after 500 ms
     // and records how many requests it had open at once.
     let certs = support::dev_certs();
-    let cfg = netwarden::proxy::tls::server_config(
+    let cfg = netwarden::tls::server_config(
         &certs.path().join("cert.pem"),
         &certs.path().join("key.pem"),
     )

@@ -27,7 +27,7 @@ fuzz_target!(|text: &str| {
     ] {
         let peer: IpAddr = ip.parse().expect("address");
         let d = decide(
-            &loaded.policy,
+            loaded.policy.ruleset(),
             &RequestFacts {
                 client: ClientSource::Peer {
                     peer,

@@ -147,7 +147,7 @@ fuzz_target!(|input: Input<'_>| {
     };
 
     let decision = decide(
-        policy,
+        policy.ruleset(),
         &RequestFacts {
             client: ClientSource::Peer {
                 peer,
@@ -178,7 +178,7 @@ fuzz_target!(|input: Input<'_>| {
         if let Ok(v) = HeaderValue::from_bytes(&lines.join(&b", "[..])) {
             joined.insert(HeaderName::from_static(name), v);
             let again = decide(
-                policy,
+                policy.ruleset(),
                 &RequestFacts {
                     client: ClientSource::Peer {
                         peer,

@@ -44,7 +44,7 @@ pub enum AlertError {
     #[error("alert sink '{sink}': {source}")]
     Tls {
         sink: String,
-        source: crate::proxy::tls::TlsError,
+        source: crate::tls::TlsError,
     },
 }
 
@@ -158,13 +158,12 @@ impl Sink {
             }
             None => None,
         };
-        let tls = crate::proxy::tls::client_config(cfg.ca.as_deref()).map_err(|source| {
-            AlertError::Tls {
+        let tls =
+            crate::tls::client_config(cfg.ca.as_deref()).map_err(|source| AlertError::Tls {
                 sink: sink(),
                 source,
-            }
-        })?;
-        let client = crate::proxy::forward::client(
+            })?;
+        let client = crate::outbound::client(
             tls,
             settings.timeout,
             crate::policy::server::defaults::UPSTREAM_IDLE,

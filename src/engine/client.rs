@@ -190,15 +190,7 @@ pub struct ClientIpConfig {
     pub header: ForwardHeader,
 }
 
-/// IPv4-mapped IPv6 (`::ffff:a.b.c.d`) becomes the IPv4 address, so that it
-/// matches IPv4 networks; the deprecated IPv4-compatible form (`::a.b.c.d`)
-/// stays IPv6 (RFC 4291 §2.5.5).
-pub fn canonical(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_canonical(),
-        v4 => v4,
-    }
-}
+pub use crate::addr::canonical;
 
 /// The address a connection, a share of the console or a lockout counts
 /// against: IPv4 as it is, IPv6 by its /64 (one household's or office's

@@ -14,17 +14,18 @@ pub mod outcome;
 pub mod path;
 pub mod prefix;
 pub mod request;
+pub mod ruleset;
 pub mod trace;
 
 use std::borrow::Cow;
 use std::fmt;
 use std::net::IpAddr;
 
-use crate::policy::{HostPattern, Policy, Rule, RuleKind};
 use client::{ClientAddr, Derivation, HeaderLines, Hop};
 use facts::{FactCache, Unknown, Via};
 use path::PathError;
 use request::HostError;
+use ruleset::{Rule, RuleKind, Ruleset};
 
 /// Allow or deny.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -370,13 +371,13 @@ pub trait Trace {
 impl Trace for () {}
 
 /// Decides a request. See the module documentation for the order of work.
-pub fn decide<'p, 'r>(policy: &'p Policy, facts: &RequestFacts<'r, '_>) -> Decision<'p, 'r> {
+pub fn decide<'p, 'r>(policy: &'p Ruleset, facts: &RequestFacts<'r, '_>) -> Decision<'p, 'r> {
     decide_traced(policy, facts, &mut ())
 }
 
 /// [`decide`], reporting each step to `trace`.
 pub fn decide_traced<'p, 'r, T: Trace>(
-    policy: &'p Policy,
+    policy: &'p Ruleset,
     facts: &RequestFacts<'r, '_>,
     trace: &mut T,
 ) -> Decision<'p, 'r> {
@@ -386,7 +387,7 @@ pub fn decide_traced<'p, 'r, T: Trace>(
 /// [`decide`] with GeoIP facts already known (replaying a logged
 /// decision): the databases are not consulted.
 pub fn decide_with_facts<'p, 'r>(
-    policy: &'p Policy,
+    policy: &'p Ruleset,
     facts: &RequestFacts<'r, '_>,
     known: &crate::geo::Facts,
 ) -> Decision<'p, 'r> {
@@ -394,7 +395,7 @@ pub fn decide_with_facts<'p, 'r>(
 }
 
 fn decide_inner<'p, 'r, T: Trace>(
-    policy: &'p Policy,
+    policy: &'p Ruleset,
     facts: &RequestFacts<'r, '_>,
     trace: &mut T,
     known: Option<&crate::geo::Facts>,
@@ -540,7 +541,7 @@ fn mismatch(
     method: &str,
     host: Option<&str>,
     path: &str,
-    policy: &Policy,
+    policy: &Ruleset,
 ) -> Option<Skip> {
     let ci = policy.case_insensitive_paths;
     if let Some(methods) = &rule.methods {
@@ -578,24 +579,11 @@ pub fn host_without_port(host: &str) -> &str {
     host.strip_suffix('.').unwrap_or(host)
 }
 
-impl HostPattern {
-    /// Host names compare without regard to ASCII case (RFC 4343).
-    pub fn matches(&self, host: &str) -> bool {
-        match self {
-            HostPattern::Exact(h) => h.eq_ignore_ascii_case(host),
-            HostPattern::Suffix(suffix) => {
-                host.len() > suffix.len()
-                    && host.is_char_boundary(host.len() - suffix.len())
-                    && host[host.len() - suffix.len()..].eq_ignore_ascii_case(suffix)
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::load_str;
+    use crate::policy::{Policy, load_str};
+    use ruleset::HostPattern;
     use std::path::Path;
 
     const POLICY: &str = "version: 1
@@ -625,7 +613,7 @@ rules:
             host: Ok(None),
             path: "/login?next=/",
         };
-        let d = decide(&p, &facts);
+        let d = decide(p.ruleset(), &facts);
         assert_eq!(d.action, Action::Allow);
         assert_eq!(d.rule_name(), "login");
         assert_eq!(d.network, Some("office"));
@@ -650,7 +638,7 @@ rules:
             host: Ok(None),
             path: "/login",
         };
-        let d = decide(&p, &facts);
+        let d = decide(p.ruleset(), &facts);
         assert_eq!(d.action, Action::Deny);
         assert!(d.is_blocked_login());
         assert_eq!(d.client.ip, None);
@@ -670,7 +658,7 @@ rules:
             host: Ok(None),
             path: "/a%2f..%2flogin",
         };
-        let d = decide(&p, &facts);
+        let d = decide(p.ruleset(), &facts);
         assert_eq!(
             (d.action, d.rule_name(), d.path.is_none()),
             (Action::Deny, "invalid_path", true)
@@ -708,8 +696,8 @@ rules:
             let path = format!("/{}", segs.join("/"));
             let ip: IpAddr = format!("203.0.113.{last}").parse().unwrap();
             let facts = RequestFacts { client: ClientSource::Given(ip), method, host: Ok(None), path: &path };
-            let fast = decide(&p, &facts);
-            let full = decide_traced(&p, &facts, &mut AllRules);
+            let fast = decide(p.ruleset(), &facts);
+            let full = decide_traced(p.ruleset(), &facts, &mut AllRules);
             proptest::prop_assert_eq!((fast.action, fast.rule_name()), (full.action, full.rule_name()));
         }
     }
@@ -728,7 +716,7 @@ rules:
             host: Ok(None),
             path: "/b",
         };
-        let d = decide(&p, &facts);
+        let d = decide(p.ruleset(), &facts);
         assert_eq!(
             (d.action, d.rule_name(), d.reason),
             (Action::Deny, "default", Reason::Default)

@@ -6,8 +6,8 @@ use std::fmt::{self, Write as _};
 use serde_json::{Value, json};
 
 use super::client::{Derivation, Hop};
+use super::ruleset::{NetRef, RuleKind, Ruleset};
 use super::{Decision, Skip, Trace};
-use crate::policy::{Policy, RuleKind};
 
 /// A hop of a forwarding header, kept for the report.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -54,7 +54,7 @@ impl Skip {
 
 /// A decision and its trace, ready to print.
 pub struct Report<'a, 'p, 'r> {
-    pub policy: &'p Policy,
+    pub policy: &'p Ruleset,
     pub decision: &'a Decision<'p, 'r>,
     pub trace: &'a Recorder,
 }
@@ -261,7 +261,7 @@ impl fmt::Display for Report<'_, '_, '_> {
     }
 }
 
-fn names(refs: &[crate::policy::NetRef]) -> String {
+fn names(refs: &[NetRef]) -> String {
     let list: Vec<&str> = refs.iter().map(|n| &*n.name).collect();
     format!("[{}]", list.join(", "))
 }

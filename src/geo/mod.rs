@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 
 use maxminddb::{Mmap, PathElement, Reader};
 
-use crate::engine::client::canonical;
+use crate::addr::canonical;
 
 mod verify;
 

@@ -9,23 +9,27 @@
 //! re-checks it.
 
 pub mod alerts;
+mod client_ip;
 pub mod compile;
 pub mod diagnostics;
 mod geoip;
 pub mod lockout;
+mod networks;
 pub mod raw;
+mod rules;
 pub mod selftest;
 pub mod server;
 pub mod state;
+#[cfg(test)]
+mod tests;
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use crate::engine::Action;
 use crate::engine::client::ClientIpConfig;
-use crate::engine::facts::{FactCache, FactTest, Via};
-use crate::engine::path::{PathIndex, PathPattern};
-use crate::engine::prefix::RangeSet;
+use crate::engine::facts::Via;
+pub use crate::engine::ruleset::{Dynamic, HostPattern, NetRef, Network, Rule, RuleKind, Ruleset};
 use crate::geo::GeoSet;
 pub use diagnostics::{Diagnostic, Severity};
 
@@ -36,36 +40,19 @@ pub const MAX_POLICY_BYTES: u64 = 64 * 1024 * 1024;
 #[derive(Debug)]
 pub struct Policy {
     pub(crate) source: PathBuf,
-    pub(crate) networks: Vec<Network>,
-    pub(crate) client_ip: ClientIpConfig,
+    /// What the engine decides on.
+    pub(crate) ruleset: Ruleset,
     /// What the console is told of the client (`client_ip.trust_proto`,
     /// `client_ip.strip_headers`).
     pub(crate) forwarding: Forwarding,
-    pub(crate) rules: Vec<Rule>,
-    pub(crate) default: Action,
-    pub(crate) case_insensitive_paths: bool,
-    /// `case_insensitive_methods`: `post` is accepted and matches `POST`
-    /// (refused with 400 otherwise: consoles may read it as `POST`).
-    pub(crate) case_insensitive_methods: bool,
-    /// `allow_path_parameters`: `/admin;x/users` is forwarded as it is
-    /// (refused otherwise: Tomcat, Jetty and Spring route it as `/admin/users`).
-    pub(crate) allow_path_parameters: bool,
-    /// `allow_trailing_dots`: `/admin.` is forwarded as it is (refused
-    /// otherwise: IIS routes it as `/admin`).
-    pub(crate) allow_trailing_dots: bool,
-    /// Rules by the first segment of their paths, built once at compile.
-    pub(crate) path_index: PathIndex,
     pub(crate) server: server::ServerSettings,
     /// The `alerts:` section; `None` when the policy has none.
     pub(crate) alerts: Option<alerts::AlertSettings>,
-    pub(crate) geo: GeoSet,
     /// Files read besides the policy itself (`file:` network lists).
     pub(crate) sources: Vec<PathBuf>,
     /// sha256 of the bytes this policy was compiled from (the policy file,
     /// then each file it read), as hex.
     pub(crate) fingerprint: String,
-    /// `mode: report` at the top: nothing is enforced.
-    pub(crate) report_only: bool,
     /// The `lockout:` section; `None`: failed sign-ins are counted and
     /// logged, nobody is locked out.
     pub(crate) lockout: Option<lockout::Settings>,
@@ -83,122 +70,35 @@ pub struct Forwarding {
     pub strip_headers: Vec<http::HeaderName>,
 }
 
-/// A named set of addresses.
-#[derive(Debug)]
-pub struct Network {
-    pub name: String,
-    /// Members by address. For a network without facts anywhere in its
-    /// includes and excepts, this is the whole network, excepts removed.
-    pub ranges: RangeSet,
-    /// CIDRs written directly in this network (its `cidrs` and `file`).
-    pub direct_prefixes: usize,
-    /// For networks that involve facts: what is checked per request.
-    pub dynamic: Option<Dynamic>,
-}
-
-/// The per-request part of a network that involves facts. An address is a
-/// member when it is in `ranges`, or a fact test holds, or it is a member of
-/// an `include`; and it is a member of no `except` network (except wins).
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct Dynamic {
-    pub facts: Vec<FactTest>,
-    pub include: Vec<usize>,
-    pub except: Vec<usize>,
-}
-
-/// A reference from a rule to a network.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct NetRef {
-    pub(crate) id: usize,
-    pub name: Box<str>,
-}
-
-/// How a matching rule decides.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum RuleKind {
-    /// `action: allow|deny`: every client.
-    Action(Action),
-    /// `allow_from`: allow clients in these networks, deny everyone else.
-    AllowFrom(Vec<NetRef>),
-    /// `deny_from`: deny clients in these networks; others fall through.
-    DenyFrom(Vec<NetRef>),
-}
-
-impl RuleKind {
-    pub fn networks(&self) -> &[NetRef] {
-        match self {
-            RuleKind::Action(_) => &[],
-            RuleKind::AllowFrom(n) | RuleKind::DenyFrom(n) => n,
-        }
-    }
-
-    /// Whether every request the rule matches is decided by it.
-    pub fn is_terminal(&self) -> bool {
-        !matches!(self, RuleKind::DenyFrom(_))
-    }
-}
-
-/// `console.example.com` or `*.example.com` (any name below example.com).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum HostPattern {
-    Exact(Box<str>),
-    /// Stored with its leading dot: `.example.com`.
-    Suffix(Box<str>),
-}
-
-/// A compiled rule; `None` for `paths`, `methods` or `hosts` means any.
-#[derive(Debug, PartialEq, Eq)]
-pub struct Rule {
-    pub name: String,
-    /// The name, shared: a metrics label without an allocation per request.
-    pub label: std::sync::Arc<str>,
-    pub paths: Option<Vec<PathPattern>>,
-    pub methods: Option<Vec<Box<str>>>,
-    pub hosts: Option<Vec<HostPattern>>,
-    pub login: bool,
-    pub kind: RuleKind,
-    /// `mode: report`: evaluated and logged, never enforced; later rules
-    /// decide as if it had not matched.
-    pub report: bool,
-    /// Line of the rule in the policy file, for `explain`.
-    pub line: u32,
-    /// Login routes: how the console's answer says a sign-in failed.
-    pub outcome: Option<crate::engine::outcome::OutcomeSpec>,
-    /// Login routes: where the sign-in's body names the account.
-    pub account: Option<crate::engine::account::AccountSpec>,
-}
-
-impl Rule {
-    /// Whether every request the rule matches is decided by it.
-    pub fn is_terminal(&self) -> bool {
-        !self.report && self.kind.is_terminal()
-    }
-}
-
 impl Policy {
+    /// What the engine decides on: rules, networks, client-address settings.
+    pub fn ruleset(&self) -> &Ruleset {
+        &self.ruleset
+    }
+
     pub fn source(&self) -> &Path {
         &self.source
     }
 
     pub fn rules(&self) -> &[Rule] {
-        &self.rules
+        &self.ruleset.rules
     }
 
     pub fn networks(&self) -> &[Network] {
-        &self.networks
+        &self.ruleset.networks
     }
 
     pub fn default_action(&self) -> Action {
-        self.default
+        self.ruleset.default
     }
 
     /// Whether the whole policy is report-only.
     pub fn report_only(&self) -> bool {
-        self.report_only
+        self.ruleset.report_only
     }
 
     pub fn client_ip(&self) -> &ClientIpConfig {
-        &self.client_ip
+        &self.ruleset.client_ip
     }
 
     pub fn lockout(&self) -> Option<&lockout::Settings> {
@@ -223,7 +123,7 @@ impl Policy {
     }
 
     pub fn geo(&self) -> &GeoSet {
-        &self.geo
+        &self.ruleset.geo
     }
 
     /// sha256 (hex) of exactly the bytes this policy was compiled from.
@@ -237,51 +137,9 @@ impl Policy {
         &self.sources
     }
 
-    /// Whether `ip` is a member of network `id`, and how.
-    pub(crate) fn member(&self, id: usize, ip: IpAddr, facts: &FactCache<'_>) -> Option<Via> {
-        let net = &self.networks[id];
-        let Some(dynamic) = &net.dynamic else {
-            return net.ranges.contains(ip).then_some(Via::Cidr);
-        };
-        let via = if net.ranges.contains(ip) {
-            Some(Via::Cidr)
-        } else if let Some(t) = dynamic.facts.iter().find(|t| facts.matches(t)) {
-            Some(Via::Fact(t.kind()))
-        } else {
-            // Compile made the include graph acyclic, so this terminates.
-            dynamic
-                .include
-                .iter()
-                .find_map(|&j| self.member(j, ip, facts))
-        };
-        via.filter(|_| {
-            !dynamic
-                .except
-                .iter()
-                .any(|&j| self.member(j, ip, facts).is_some())
-        })
-    }
-
-    /// The first of `sets` that `ip` is a member of, and how.
-    pub(crate) fn first_member<'a>(
-        &'a self,
-        sets: &'a [NetRef],
-        ip: IpAddr,
-        facts: &FactCache<'_>,
-    ) -> Option<(&'a str, Via)> {
-        sets.iter()
-            .find_map(|n| self.member(n.id, ip, facts).map(|via| (&*n.name, via)))
-    }
-
     /// Every network `ip` is a member of, and how, for `explain`.
     pub fn networks_containing(&self, ip: IpAddr) -> Vec<(&str, Via)> {
-        let facts = FactCache::new(&self.geo, ip);
-        (0..self.networks.len())
-            .filter_map(|i| {
-                self.member(i, ip, &facts)
-                    .map(|via| (self.networks[i].name.as_str(), via))
-            })
-            .collect()
+        self.ruleset.networks_containing(ip)
     }
 }
 

@@ -5,7 +5,10 @@ use std::net::IpAddr;
 use std::path::Path;
 
 use super::Policy;
+use super::compile::{Cx, at};
 use super::diagnostics::{Collector, Diagnostic, Severity};
+use super::raw::{RawAction, RawTest, S};
+use crate::engine::client::parse_ip;
 use crate::engine::{Action, ClientSource, RequestFacts, decide};
 
 /// How a test gives the client.
@@ -52,7 +55,7 @@ pub fn run(policy: &Policy, tests: &[PolicyTest], file: &Path, src: &str) -> Vec
             host: Ok(t.host.as_deref()),
             path: &t.path,
         };
-        let d = decide(policy, &facts);
+        let d = decide(policy.ruleset(), &facts);
         let rule_ok = t.rule.as_deref().is_none_or(|r| r == d.rule_name());
         if d.action == t.expect && rule_ok {
             continue;
@@ -81,4 +84,77 @@ pub fn run(policy: &Policy, tests: &[PolicyTest], file: &Path, src: &str) -> Vec
         );
     }
     c.diagnostics
+}
+
+impl Cx<'_, '_> {
+    pub(super) fn tests(&mut self, raw: &[S<RawTest>]) -> Vec<PolicyTest> {
+        let mut out = Vec::with_capacity(raw.len());
+        for (i, t) in raw.iter().enumerate() {
+            let test = &t.value;
+            let ctx = format!("test {}", i + 1);
+            let addr = |cx: &mut Self, v: &S<String>| {
+                let ip = parse_ip(v.value.as_bytes());
+                if ip.is_none() {
+                    cx.error(
+                        &v.referenced,
+                        format!("{ctx}: '{}' is not an IP address", v.value),
+                        Some(
+                            "write an IPv4 or IPv6 address in canonical form, such as 203.0.113.7"
+                                .into(),
+                        ),
+                    );
+                }
+                ip
+            };
+            let client = match (&test.ip, &test.peer) {
+                (Some(ip), None) => addr(self, ip).map(TestClient::Ip),
+                (None, Some(peer)) => addr(self, peer).map(TestClient::Peer),
+                (Some(_), Some(_)) | (None, None) => {
+                    self.error(
+                        &t.referenced,
+                        format!("{ctx} needs exactly one of 'ip' and 'peer'"),
+                        Some("'ip' is the client itself; 'peer' (with 'headers') is a proxy in front".into()),
+                    );
+                    None
+                }
+            };
+            if test.headers.is_some() && test.ip.is_some() {
+                self.warn(
+                    &t.referenced,
+                    format!("{ctx}: 'headers' are ignored with 'ip'"),
+                    Some("use 'peer' to test how the client address is found from headers".into()),
+                );
+            }
+            let Some(client) = client else { continue };
+            let headers = test
+                .headers
+                .iter()
+                .flat_map(|h| h.0.iter())
+                .flat_map(|(name, v)| match v {
+                    super::raw::OneOrMany::One(s) => vec![(name.clone(), s.clone())],
+                    super::raw::OneOrMany::Many(l) => {
+                        l.iter().map(|s| (name.clone(), s.clone())).collect()
+                    }
+                })
+                .collect();
+            let (line, column) = at(&t.referenced);
+            out.push(PolicyTest {
+                line,
+                column,
+                number: i + 1,
+                description: test.description.clone(),
+                client,
+                headers,
+                method: test.method.clone().unwrap_or_else(|| "GET".into()),
+                path: test.path.clone().unwrap_or_else(|| "/".into()),
+                host: test.host.clone(),
+                expect: match test.expect.value {
+                    RawAction::Allow => Action::Allow,
+                    RawAction::Deny => Action::Deny,
+                },
+                rule: test.rule.as_ref().map(|r| r.value.clone()),
+            });
+        }
+        out
+    }
 }

@@ -7,7 +7,6 @@
 
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use super::body::RequestBody;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -17,7 +16,6 @@ use http::{Request, Response, Uri, Version};
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use super::pool::{Pool, PoolError, UpstreamBody};
 use crate::engine::client::IpText;
@@ -80,7 +78,7 @@ impl UpstreamClient {
             )))
         } else if upstream.scheme == Scheme::HTTPS {
             UpstreamClient::Https(Arc::new((
-                client(
+                crate::outbound::client(
                     tls,
                     connect_timeout,
                     timeouts.upstream_idle,
@@ -170,38 +168,6 @@ impl Upstream {
         };
         format!("{scheme}://{}", self.authority)
     }
-}
-
-/// Builds the pooled client; `tls` verifies https upstreams. Generic over
-/// the request body: the proxy streams `RequestBody`, alert sinks send `Full`.
-/// `max_idle`: idle connections kept (hyper-util keeps any number otherwise).
-pub fn client<B>(
-    tls: rustls::ClientConfig,
-    connect_timeout: Duration,
-    idle: Duration,
-    max_idle: usize,
-) -> Client<HttpsConnector<HttpConnector>, B>
-where
-    B: hyper::body::Body + Send + 'static + Unpin,
-    B::Data: Send,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
-    let mut http = HttpConnector::new();
-    http.enforce_http(false);
-    http.set_connect_timeout(Some(connect_timeout));
-    http.set_nodelay(true);
-    let https = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_tls_config(tls)
-        .https_or_http()
-        .enable_http1()
-        .enable_http2()
-        .wrap_connector(http);
-    Client::builder(TokioExecutor::new())
-        .timer(TokioTimer::new())
-        .pool_timer(TokioTimer::new())
-        .pool_idle_timeout(idle)
-        .pool_max_idle_per_host(max_idle)
-        .build(https)
 }
 
 /// Hop-by-hop headers (RFC 9110 §7.6.1, plus the non-standard ones still

@@ -38,7 +38,7 @@ pub struct Worker {
 pub struct Listening {
     pub shared: Arc<Shared>,
     pub workers: Arc<[Worker]>,
-    pub tls: Option<Arc<super::tls::ServerTls>>,
+    pub tls: Option<Arc<crate::tls::ServerTls>>,
     pub proxy_protocol: bool,
     pub timeouts: Timeouts,
     pub limits: Limits,

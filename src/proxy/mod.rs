@@ -19,12 +19,13 @@ pub mod proxy_protocol;
 pub mod reload;
 pub mod service;
 pub mod sign_in;
-pub mod tls;
 pub mod tunnel;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+
+use crate::tls;
 use std::sync::atomic::Ordering;
 
 use arc_swap::ArcSwap;
@@ -693,7 +694,7 @@ async fn watch_geoip(shared: Arc<service::Shared>, mut shutdown: watch::Receiver
             let stamp = tokio::task::spawn_blocking(move || {
                 p.geo()
                     .get(kind)
-                    .and_then(|s| reload::file_stamp(s.current().path()))
+                    .and_then(|s| crate::files::file_stamp(s.current().path()))
             })
             .await
             .ok()

@@ -13,6 +13,7 @@ use std::time::{Duration, SystemTime};
 use serde_json::{Value, json};
 
 use super::service::Shared;
+use crate::files::{FileStamp, file_stamp};
 use crate::policy::{self, LoadError, Policy};
 
 /// What one reload did.
@@ -58,7 +59,7 @@ pub struct Reloader {
     /// Serializes reloads: a signal and a watcher tick never interleave.
     running: tokio::sync::Mutex<()>,
     /// The listeners' certificate, reloaded with the policy when its files change.
-    tls: Option<Arc<super::tls::ServerTls>>,
+    tls: Option<Arc<crate::tls::ServerTls>>,
     /// Values for the variables alert sinks name, ahead of the environment
     /// (the demo's); read again when a reload changes the `alerts:` section.
     alert_env: Vec<(String, String)>,
@@ -86,7 +87,7 @@ impl Reloader {
         path: PathBuf,
         shared: Arc<Shared>,
         sha256: String,
-        tls: Option<Arc<super::tls::ServerTls>>,
+        tls: Option<Arc<crate::tls::ServerTls>>,
         alert_env: Vec<(String, String)>,
     ) -> Self {
         Self {
@@ -446,16 +447,6 @@ fn diff_summary(old: &Policy, new: &Policy) -> String {
     } else {
         parts.join(", ")
     }
-}
-
-/// A file's identity: inode, size, modification time. Following symlinks,
-/// so that a Kubernetes ConfigMap's `..data` swap shows as a new inode.
-pub type FileStamp = Option<(u64, u64, SystemTime)>;
-
-pub fn file_stamp(path: &Path) -> FileStamp {
-    use std::os::unix::fs::MetadataExt;
-    let m = std::fs::metadata(path).ok()?;
-    Some((m.ino(), m.len(), m.modified().ok()?))
 }
 
 fn stamps(files: &[PathBuf]) -> Vec<FileStamp> {

@@ -227,7 +227,7 @@ pub async fn handle(
             host: host_decided,
             path: parts.uri.path(),
         };
-        decide(&policy, &facts)
+        decide(policy.ruleset(), &facts)
     };
     shared
         .metrics

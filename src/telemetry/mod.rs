@@ -498,7 +498,7 @@ mod tests {
             host: Ok(Some("console.test")),
             path: "/sso",
         };
-        let d = crate::engine::decide(&policy, &facts);
+        let d = crate::engine::decide(policy.ruleset(), &facts);
         assert!(d.report.is_some(), "the report-only rule would deny");
         let geo = Facts {
             country: crate::geo::Country::parse("NL"),

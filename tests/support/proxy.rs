@@ -65,7 +65,7 @@ impl Upstream {
     /// The same upstream behind TLS (ALPN h2 and http/1.1), with `cert` and
     /// `key` PEM files.
     pub async fn start_tls(cert: &Path, key: &Path) -> Self {
-        let cfg = netwarden::proxy::tls::server_config(cert, key).expect("upstream TLS config");
+        let cfg = netwarden::tls::server_config(cert, key).expect("upstream TLS config");
         Self::serve(Some(tokio_rustls::TlsAcceptor::from(Arc::new(cfg)))).await
     }
 

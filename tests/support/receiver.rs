@@ -64,7 +64,7 @@ impl Receiver {
 
     /// The same behind TLS, with `cert` and `key` PEM files.
     pub async fn start_tls(cert: &std::path::Path, key: &std::path::Path, then: Answer) -> Self {
-        let cfg = netwarden::proxy::tls::server_config(cert, key).expect("receiver TLS config");
+        let cfg = netwarden::tls::server_config(cert, key).expect("receiver TLS config");
         Self::serve(
             Some(tokio_rustls::TlsAcceptor::from(Arc::new(cfg))),
             &[],

@@ -97,11 +97,11 @@ pub struct ServerTls {
     config: arc_swap::ArcSwap<rustls::ServerConfig>,
     cert: PathBuf,
     key: PathBuf,
-    stamp: std::sync::Mutex<Vec<super::reload::FileStamp>>,
+    stamp: std::sync::Mutex<Vec<crate::files::FileStamp>>,
 }
 
-fn file_stamps(files: &[&Path]) -> Vec<super::reload::FileStamp> {
-    files.iter().map(|f| super::reload::file_stamp(f)).collect()
+fn file_stamps(files: &[&Path]) -> Vec<crate::files::FileStamp> {
+    files.iter().map(|f| crate::files::file_stamp(f)).collect()
 }
 
 impl ServerTls {

@@ -1,0 +1,219 @@
+//! The compiled policy as the engine reads it: networks as address ranges,
+//! rules that refer to them by index, the path index and the client-address
+//! settings. [`crate::policy`] builds a [`Ruleset`] from YAML; the engine
+//! only reads one, so the arrow points from policy to engine and never back.
+
+use std::net::IpAddr;
+
+use super::Action;
+use super::account::AccountSpec;
+use super::client::ClientIpConfig;
+use super::facts::{FactCache, FactTest, Via};
+use super::outcome::OutcomeSpec;
+use super::path::{PathIndex, PathPattern};
+use super::prefix::RangeSet;
+use crate::geo::GeoSet;
+
+/// What [`super::decide`] needs of a policy, and nothing else.
+#[derive(Debug)]
+pub struct Ruleset {
+    pub(crate) networks: Vec<Network>,
+    pub(crate) client_ip: ClientIpConfig,
+    pub(crate) rules: Vec<Rule>,
+    pub(crate) default: Action,
+    pub(crate) case_insensitive_paths: bool,
+    /// `case_insensitive_methods`: `post` is accepted and matches `POST`
+    /// (refused with 400 otherwise: consoles may read it as `POST`).
+    pub(crate) case_insensitive_methods: bool,
+    /// `allow_path_parameters`: `/admin;x/users` is forwarded as it is
+    /// (refused otherwise: Tomcat, Jetty and Spring route it as `/admin/users`).
+    pub(crate) allow_path_parameters: bool,
+    /// `allow_trailing_dots`: `/admin.` is forwarded as it is (refused
+    /// otherwise: IIS routes it as `/admin`).
+    pub(crate) allow_trailing_dots: bool,
+    /// Rules by the first segment of their paths, built once at compile.
+    pub(crate) path_index: PathIndex,
+    pub(crate) geo: GeoSet,
+    /// `mode: report` at the top: nothing is enforced.
+    pub(crate) report_only: bool,
+}
+
+/// A named set of addresses.
+#[derive(Debug)]
+pub struct Network {
+    pub name: String,
+    /// Members by address. For a network without facts anywhere in its
+    /// includes and excepts, this is the whole network, excepts removed.
+    pub ranges: RangeSet,
+    /// CIDRs written directly in this network (its `cidrs` and `file`).
+    pub direct_prefixes: usize,
+    /// For networks that involve facts: what is checked per request.
+    pub dynamic: Option<Dynamic>,
+}
+
+/// The per-request part of a network that involves facts. An address is a
+/// member when it is in `ranges`, or a fact test holds, or it is a member of
+/// an `include`; and it is a member of no `except` network (except wins).
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Dynamic {
+    pub facts: Vec<FactTest>,
+    pub include: Vec<usize>,
+    pub except: Vec<usize>,
+}
+
+/// A reference from a rule to a network.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NetRef {
+    pub(crate) id: usize,
+    pub name: Box<str>,
+}
+
+/// How a matching rule decides.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RuleKind {
+    /// `action: allow|deny`: every client.
+    Action(Action),
+    /// `allow_from`: allow clients in these networks, deny everyone else.
+    AllowFrom(Vec<NetRef>),
+    /// `deny_from`: deny clients in these networks; others fall through.
+    DenyFrom(Vec<NetRef>),
+}
+
+impl RuleKind {
+    pub fn networks(&self) -> &[NetRef] {
+        match self {
+            RuleKind::Action(_) => &[],
+            RuleKind::AllowFrom(n) | RuleKind::DenyFrom(n) => n,
+        }
+    }
+
+    /// Whether every request the rule matches is decided by it.
+    pub fn is_terminal(&self) -> bool {
+        !matches!(self, RuleKind::DenyFrom(_))
+    }
+}
+
+/// `console.example.com` or `*.example.com` (any name below example.com).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HostPattern {
+    Exact(Box<str>),
+    /// Stored with its leading dot: `.example.com`.
+    Suffix(Box<str>),
+}
+
+/// A compiled rule; `None` for `paths`, `methods` or `hosts` means any.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Rule {
+    pub name: String,
+    /// The name, shared: a metrics label without an allocation per request.
+    pub label: std::sync::Arc<str>,
+    pub paths: Option<Vec<PathPattern>>,
+    pub methods: Option<Vec<Box<str>>>,
+    pub hosts: Option<Vec<HostPattern>>,
+    pub login: bool,
+    pub kind: RuleKind,
+    /// `mode: report`: evaluated and logged, never enforced; later rules
+    /// decide as if it had not matched.
+    pub report: bool,
+    /// Line of the rule in the policy file, for `explain`.
+    pub line: u32,
+    /// Login routes: how the console's answer says a sign-in failed.
+    pub outcome: Option<OutcomeSpec>,
+    /// Login routes: where the sign-in's body names the account.
+    pub account: Option<AccountSpec>,
+}
+
+impl Rule {
+    /// Whether every request the rule matches is decided by it.
+    pub fn is_terminal(&self) -> bool {
+        !self.report && self.kind.is_terminal()
+    }
+}
+
+impl Ruleset {
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
+    }
+
+    pub fn networks(&self) -> &[Network] {
+        &self.networks
+    }
+
+    pub fn default_action(&self) -> Action {
+        self.default
+    }
+
+    /// Whether the whole policy is report-only.
+    pub fn report_only(&self) -> bool {
+        self.report_only
+    }
+
+    pub fn client_ip(&self) -> &ClientIpConfig {
+        &self.client_ip
+    }
+
+    pub fn geo(&self) -> &GeoSet {
+        &self.geo
+    }
+
+    /// Whether `ip` is a member of network `id`, and how.
+    pub(crate) fn member(&self, id: usize, ip: IpAddr, facts: &FactCache<'_>) -> Option<Via> {
+        let net = &self.networks[id];
+        let Some(dynamic) = &net.dynamic else {
+            return net.ranges.contains(ip).then_some(Via::Cidr);
+        };
+        let via = if net.ranges.contains(ip) {
+            Some(Via::Cidr)
+        } else if let Some(t) = dynamic.facts.iter().find(|t| facts.matches(t)) {
+            Some(Via::Fact(t.kind()))
+        } else {
+            // Compile made the include graph acyclic, so this terminates.
+            dynamic
+                .include
+                .iter()
+                .find_map(|&j| self.member(j, ip, facts))
+        };
+        via.filter(|_| {
+            !dynamic
+                .except
+                .iter()
+                .any(|&j| self.member(j, ip, facts).is_some())
+        })
+    }
+
+    /// The first of `sets` that `ip` is a member of, and how.
+    pub(crate) fn first_member<'a>(
+        &'a self,
+        sets: &'a [NetRef],
+        ip: IpAddr,
+        facts: &FactCache<'_>,
+    ) -> Option<(&'a str, Via)> {
+        sets.iter()
+            .find_map(|n| self.member(n.id, ip, facts).map(|via| (&*n.name, via)))
+    }
+
+    /// Every network `ip` is a member of, and how, for `explain`.
+    pub fn networks_containing(&self, ip: IpAddr) -> Vec<(&str, Via)> {
+        let facts = FactCache::new(&self.geo, ip);
+        (0..self.networks.len())
+            .filter_map(|i| {
+                self.member(i, ip, &facts)
+                    .map(|via| (self.networks[i].name.as_str(), via))
+            })
+            .collect()
+    }
+}
+
+impl HostPattern {
+    /// Host names compare without regard to ASCII case (RFC 4343).
+    pub fn matches(&self, host: &str) -> bool {
+        match self {
+            HostPattern::Exact(h) => h.eq_ignore_ascii_case(host),
+            HostPattern::Suffix(suffix) => {
+                host.len() > suffix.len()
+                    && host.is_char_boundary(host.len() - suffix.len())
+                    && host[host.len() - suffix.len()..].eq_ignore_ascii_case(suffix)
+            }
+        }
+    }
+}

@@ -1,0 +1,557 @@
+//! `networks:` -> compiled networks: CIDRs and `file:` lists merged into
+//! address ranges, facts, includes and excepts resolved (cycles refused).
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use ipnet::{IpNet, Ipv4Net};
+use serde_saphyr::Location;
+
+use super::compile::{Cx, at};
+use super::diagnostics::{Collector, Severity};
+use super::raw::{RawNetwork, RawPolicy, S};
+use super::{Dynamic, NetRef};
+use crate::engine::facts::FactTest;
+use crate::engine::prefix::RangeSet;
+use crate::geo::GeoSet;
+
+/// Overlap warnings shown per network before "and N more".
+const MAX_OVERLAP_WARNINGS: usize = 5;
+
+/// A network while compiling: its raw parts and, once resolved, its ranges.
+pub(super) struct NetDraft {
+    pub(super) name: String,
+    pub(super) loc: Location,
+    pub(super) direct: Vec<IpNet>,
+    pub(super) include: Vec<S<String>>,
+    pub(super) except: Vec<S<String>>,
+    pub(super) declared_empty: bool,
+    /// Some entry was invalid (already reported): do not report it as empty too.
+    pub(super) had_errors: bool,
+    pub(super) facts: Vec<FactTest>,
+    /// Set by `resolve` for networks that involve facts.
+    pub(super) dynamic: Option<Dynamic>,
+    pub(super) state: Resolve,
+    pub(super) used: bool,
+}
+
+pub(super) enum Resolve {
+    Pending,
+    InProgress,
+    /// The network's ranges, and whether it involves facts.
+    Done(Option<(RangeSet, bool)>),
+}
+
+impl Cx<'_, '_> {
+    pub(super) fn network_drafts(&mut self, raw: &RawPolicy, geo: &GeoSet) -> Vec<NetDraft> {
+        let mut drafts = Vec::with_capacity(raw.networks.0.len());
+        for (name, net) in &raw.networks.0 {
+            self.check_name(name, "network");
+            let mut draft = NetDraft {
+                name: name.value.clone(),
+                loc: name.referenced,
+                direct: Vec::new(),
+                include: Vec::new(),
+                except: Vec::new(),
+                declared_empty: false,
+                had_errors: false,
+                facts: Vec::new(),
+                dynamic: None,
+                state: Resolve::Pending,
+                used: false,
+            };
+            let mut located: Vec<(IpNet, Source)> = Vec::new();
+            let errors_before = self.c.diagnostics.len() + self.extra.len();
+            match &net.value {
+                RawNetwork::List(cidrs) => {
+                    for cidr in cidrs {
+                        self.cidr(cidr, &mut located);
+                    }
+                    draft.declared_empty = cidrs.is_empty();
+                }
+                RawNetwork::Map(m) => {
+                    for cidr in &m.cidrs {
+                        self.cidr(cidr, &mut located);
+                    }
+                    if let Some(file) = &m.file {
+                        self.network_file(&name.value, file, &mut located);
+                    }
+                    draft.include = m.include.clone();
+                    draft.except = m.except.clone();
+                    // A database the policy names but that failed to load
+                    // has its own error already: no second one here.
+                    let named = |k: crate::geo::DbKind| {
+                        raw.geoip.as_ref().is_some_and(|g| {
+                            let g = &g.value;
+                            match k {
+                                crate::geo::DbKind::Country => g.country.is_some(),
+                                crate::geo::DbKind::Asn => g.asn.is_some(),
+                                crate::geo::DbKind::ConnectionType => g.connection_type.is_some(),
+                                crate::geo::DbKind::AnonymousIp => g.anonymous_ip.is_some(),
+                            }
+                        })
+                    };
+                    draft.facts =
+                        self.fact_tests(&name.value, m, &|k| geo.get(k).is_some() || named(k));
+                    let no_facts = m.country.is_none()
+                        && m.asn.is_none()
+                        && m.connection_type.is_none()
+                        && m.anonymous.is_none();
+                    draft.declared_empty =
+                        m.cidrs.is_empty() && m.file.is_none() && m.include.is_empty() && no_facts;
+                }
+            }
+            if draft.declared_empty {
+                self.error(
+                    &net.referenced,
+                    format!("network '{}' is empty", name.value),
+                    Some("give it cidrs, a file, include or facts; or remove it".into()),
+                );
+            }
+            draft.had_errors = self.c.diagnostics.len() + self.extra.len() > errors_before;
+            self.overlaps(&name.value, &mut located);
+            draft.direct = located.into_iter().map(|(n, _)| n).collect();
+            drafts.push(draft);
+        }
+        drafts
+    }
+
+    /// Parses one CIDR written in the policy.
+    pub(super) fn cidr(&mut self, cidr: &S<String>, out: &mut Vec<(IpNet, Source)>) {
+        match parse_cidr(&cidr.value) {
+            Ok(net) => out.push((
+                net,
+                Source::Policy {
+                    line: at(&cidr.referenced).0,
+                    loc: cidr.referenced,
+                },
+            )),
+            Err((message, help)) => self.error(&cidr.referenced, message, help),
+        }
+    }
+
+    /// Reads a network file: one CIDR or address a line, '#' comments.
+    fn network_file(&mut self, network: &str, file: &S<String>, out: &mut Vec<(IpNet, Source)>) {
+        let path = self.base.join(&file.value);
+        self.sources.push(path.clone());
+        let text = match crate::files::read_to_string(&path, crate::files::MAX_TEXT_BYTES) {
+            Ok(t) => t,
+            Err(e) => {
+                self.error(
+                    &file.referenced,
+                    format!("network '{network}': cannot read '{}': {e}", path.display()),
+                    Some("paths are relative to the policy file's directory".into()),
+                );
+                return;
+            }
+        };
+        self.digest.update(path.as_os_str().as_encoded_bytes());
+        self.digest.update(text.as_bytes());
+        let mut fc = Collector::new(&path, &text);
+        for (i, line) in text.lines().enumerate() {
+            let content = line.split('#').next().unwrap_or("");
+            let token = content.trim();
+            if token.is_empty() {
+                continue;
+            }
+            let line_no = u32::try_from(i + 1).unwrap_or(u32::MAX);
+            let col = u32::try_from(content.len() - content.trim_start().len() + 1).unwrap_or(1);
+            match parse_cidr(token) {
+                Ok(net) => out.push((
+                    net,
+                    Source::File {
+                        path: path.clone(),
+                        line: line_no,
+                        column: col,
+                    },
+                )),
+                Err((message, help)) => fc.push(
+                    Severity::Error,
+                    line_no,
+                    col,
+                    format!("network '{network}': {message}"),
+                    help,
+                ),
+            }
+        }
+        self.extra.append(&mut fc.diagnostics);
+    }
+
+    /// Warns about CIDRs of one network that overlap each other.
+    fn overlaps(&mut self, network: &str, located: &mut [(IpNet, Source)]) {
+        located.sort_by_key(|(n, _)| key(n));
+        let mut shown = 0usize;
+        let mut more = 0usize;
+        let mut widest: Option<usize> = None;
+        for i in 0..located.len() {
+            let (lo, hi) = key(&located[i].0);
+            if let Some(w) = widest {
+                let (wlo, whi) = key(&located[w].0);
+                if wlo.0 == lo.0 && whi >= lo {
+                    if shown < MAX_OVERLAP_WARNINGS {
+                        let (a, b) = (&located[i], &located[w]);
+                        let message = format!(
+                            "network '{network}': {} overlaps {} ({})",
+                            a.0,
+                            b.0,
+                            b.1.place()
+                        );
+                        let help = Some(
+                            "remove the narrower entry; overlapping entries are merged anyway"
+                                .into(),
+                        );
+                        self.warn_at(&a.1, message, help);
+                        shown += 1;
+                    } else {
+                        more += 1;
+                    }
+                    if hi > whi {
+                        widest = Some(i);
+                    }
+                    continue;
+                }
+            }
+            widest = Some(i);
+        }
+        if more > 0 {
+            if let Some((_, src)) = located.first() {
+                let src = src.clone();
+                self.warn_at(
+                    &src,
+                    format!("network '{network}': {more} more overlapping entries"),
+                    None,
+                );
+            }
+        }
+    }
+
+    fn warn_at(&mut self, src: &Source, message: String, help: Option<String>) {
+        match src {
+            Source::Policy { loc, .. } => self.warn(loc, message, help),
+            Source::File { path, line, column } => {
+                let text = crate::files::read_to_string(path, crate::files::MAX_TEXT_BYTES)
+                    .unwrap_or_default();
+                let mut fc = Collector::new(path, &text);
+                fc.push(Severity::Warning, *line, *column, message, help);
+                self.extra.append(&mut fc.diagnostics);
+            }
+        }
+    }
+
+    /// Resolves network `i` (its include/except closure) by depth-first search.
+    pub(super) fn resolve(
+        &mut self,
+        drafts: &mut [NetDraft],
+        index: &HashMap<String, usize>,
+        i: usize,
+        stack: &mut Vec<usize>,
+    ) -> Option<(RangeSet, bool)> {
+        match &drafts[i].state {
+            Resolve::Done(r) => return r.clone(),
+            Resolve::InProgress => return None,
+            Resolve::Pending => {}
+        }
+        drafts[i].state = Resolve::InProgress;
+        stack.push(i);
+        let mut ok = !drafts[i].had_errors;
+        let mut ranges = RangeSet::from_nets(&drafts[i].direct);
+        let mut cut = RangeSet::default();
+        let mut dynamic = Dynamic {
+            facts: drafts[i].facts.clone(),
+            ..Dynamic::default()
+        };
+        let mut any_dynamic = !dynamic.facts.is_empty();
+        let refs: Vec<(bool, S<String>)> = drafts[i]
+            .include
+            .iter()
+            .map(|r| (true, r.clone()))
+            .chain(drafts[i].except.iter().map(|r| (false, r.clone())))
+            .collect();
+        for (is_include, r) in refs {
+            let Some(&j) = index.get(&r.value) else {
+                let names = drafts
+                    .iter()
+                    .map(|d| d.name.as_str())
+                    .filter(|n| *n != drafts[i].name);
+                let near = super::diagnostics::closest(&r.value, names).map(str::to_string);
+                // What it misspells is meant to be used (no "not used"
+                // warning on top of this error).
+                if let Some(&k) = near.as_ref().and_then(|n| index.get(n)) {
+                    drafts[k].used = true;
+                }
+                let help = Some(match near {
+                    Some(n) => format!("did you mean '{n}'?"),
+                    None => format!(
+                        "'{}' is not a network defined under 'networks:'; {} takes network names",
+                        r.value,
+                        if is_include { "include" } else { "except" }
+                    ),
+                });
+                let name = drafts[i].name.clone();
+                self.error(
+                    &r.referenced,
+                    format!("network '{name}': unknown network '{}'", r.value),
+                    help,
+                );
+                ok = false;
+                continue;
+            };
+            drafts[j].used = true;
+            if let Some(pos) = stack.iter().position(|&s| s == j) {
+                let mut cycle: Vec<&str> = stack[pos..]
+                    .iter()
+                    .map(|&s| drafts[s].name.as_str())
+                    .collect();
+                cycle.push(&drafts[j].name);
+                let message = format!(
+                    "network '{}': include cycle {}",
+                    drafts[i].name,
+                    cycle.join(" -> ")
+                );
+                self.error(
+                    &r.referenced,
+                    message,
+                    Some("a network cannot include itself".into()),
+                );
+                ok = false;
+                continue;
+            }
+            match self.resolve(drafts, index, j, stack) {
+                // A network with facts is checked per request, so its
+                // ranges (which exclude nothing yet) are not merged in.
+                Some((_, true)) if is_include => {
+                    dynamic.include.push(j);
+                    any_dynamic = true;
+                }
+                Some((other, false)) if is_include => ranges = ranges.union(&other),
+                Some((other, is_dynamic)) => {
+                    dynamic.except.push(j);
+                    any_dynamic |= is_dynamic;
+                    if !is_dynamic {
+                        cut = cut.union(&other);
+                    }
+                }
+                None => ok = false,
+            }
+        }
+        stack.pop();
+        let result = ok.then(|| {
+            if any_dynamic {
+                drafts[i].dynamic = Some(dynamic);
+                (ranges, true)
+            } else {
+                (ranges.difference(&cut), false)
+            }
+        });
+        if let Some((r, false)) = &result {
+            if r.is_empty() && !drafts[i].declared_empty {
+                let (name, loc) = (drafts[i].name.clone(), drafts[i].loc);
+                self.error(
+                    &loc,
+                    format!("network '{name}' contains no addresses"),
+                    Some("its file is empty or its except removes every address".into()),
+                );
+            }
+        }
+        drafts[i].state = Resolve::Done(result.clone());
+        result
+    }
+
+    pub(super) fn network_ref(
+        &mut self,
+        name: &S<String>,
+        context: &str,
+        drafts: &mut [NetDraft],
+        index: &HashMap<String, usize>,
+    ) -> Option<NetRef> {
+        match index.get(&name.value) {
+            Some(&id) => {
+                drafts[id].used = true;
+                Some(NetRef {
+                    id,
+                    name: name.value.as_str().into(),
+                })
+            }
+            None => {
+                let near = super::diagnostics::closest(
+                    &name.value,
+                    drafts.iter().map(|d| d.name.as_str()),
+                )
+                .map(str::to_string);
+                // The network this misspells is meant to be used: no
+                // "not used, remove it" warning on top of this error.
+                if let Some(n) = &near
+                    && let Some(&id) = index.get(n)
+                {
+                    drafts[id].used = true;
+                }
+                let help = near
+                    .map(|n| format!("did you mean '{n}'?"))
+                    .or_else(|| Some("networks are defined under 'networks:'".into()));
+                self.error(
+                    &name.referenced,
+                    format!("{context}: unknown network '{}'", name.value),
+                    help,
+                );
+                None
+            }
+        }
+    }
+}
+
+/// Where a CIDR was written.
+#[derive(Clone)]
+pub(super) enum Source {
+    Policy {
+        line: u32,
+        loc: Location,
+    },
+    File {
+        path: PathBuf,
+        line: u32,
+        column: u32,
+    },
+}
+
+impl Source {
+    fn place(&self) -> String {
+        match self {
+            Source::Policy { line, .. } => format!("line {line}"),
+            Source::File { path, line, .. } => format!("{}:{line}", path.display()),
+        }
+    }
+}
+
+/// Sort key: (family, first address) and (family, last address).
+fn key(n: &IpNet) -> ((u8, u128), (u8, u128)) {
+    match n {
+        IpNet::V4(n) => (
+            (4, u32::from(n.network()).into()),
+            (4, u32::from(n.broadcast()).into()),
+        ),
+        IpNet::V6(n) => ((6, u128::from(n.network())), (6, u128::from(n.broadcast()))),
+    }
+}
+
+pub(super) fn looks_like_address(s: &str) -> bool {
+    s.contains(':') || s.bytes().next().is_some_and(|b| b.is_ascii_digit())
+}
+
+pub(super) type Problem = (String, Option<String>);
+
+/// A CIDR or a single address, strictly: no host bits, no IPv4-mapped IPv6.
+pub fn parse_cidr(text: &str) -> Result<IpNet, Problem> {
+    let text = text.trim();
+    let net = if text.contains('/') {
+        let net: IpNet = text.parse().map_err(|_| {
+            (
+                format!("'{text}' is not a valid CIDR"),
+                Some(
+                    "write an address and a prefix length, such as 203.0.113.0/24 or 2001:db8::/32"
+                        .into(),
+                ),
+            )
+        })?;
+        let (addr, _) = text.split_once('/').unwrap_or((text, ""));
+        if parse_ip_literal(addr).is_none() {
+            return Err((
+                format!("'{text}' is not in canonical form"),
+                Some(
+                    "write the address in canonical form, without leading zeros or zone ids".into(),
+                ),
+            ));
+        }
+        if net.trunc() != net {
+            return Err((
+                format!("'{text}' has host bits set"),
+                Some(format!(
+                    "did you mean '{}'? (or '{}/{}' for one address)",
+                    net.trunc(),
+                    net.addr(),
+                    net.max_prefix_len()
+                )),
+            ));
+        }
+        net
+    } else {
+        let ip = parse_ip_literal(text).ok_or_else(|| {
+            (
+                format!("'{text}' is not an IP address or CIDR"),
+                Some(
+                    "write an address (203.0.113.7) or a CIDR (203.0.113.0/24) in canonical form"
+                        .into(),
+                ),
+            )
+        })?;
+        IpNet::from(ip)
+    };
+    if let IpNet::V6(v6) = net {
+        let a = u128::from(v6.network());
+        if v6.prefix_len() >= 96 && a >> 32 == 0xffff {
+            // RFC 4291 §2.5.5.2: ::ffff:0:0/96 is IPv4 written as IPv6.
+            // PANIC SAFETY: the low 32 bits and a length in 0..=32 are always a valid IPv4 prefix.
+            let v4 = Ipv4Net::new(std::net::Ipv4Addr::from(a as u32), v6.prefix_len() - 96)
+                .expect("prefix length 0..=32");
+            return Err((
+                format!("'{text}' is an IPv4-mapped IPv6 range"),
+                Some(format!(
+                    "IPv4-mapped clients are matched as IPv4; write '{v4}' (mapped ranges are refused so that ::ffff:0:0/96 cannot mean every IPv4 client)"
+                )),
+            ));
+        }
+    }
+    Ok(net)
+}
+
+/// An address as the policy writes it (no canonicalization: the mapped-form
+/// check needs to see the IPv6 form).
+pub(super) fn parse_ip_literal(s: &str) -> Option<IpAddr> {
+    if s.contains('%') {
+        return None;
+    }
+    s.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cidr_table() {
+        let ok = [
+            "203.0.113.0/24",
+            "203.0.113.7",
+            "2001:db8:10::/48",
+            "::1",
+            "0.0.0.0/0",
+            "::/0",
+        ];
+        for c in ok {
+            assert!(parse_cidr(c).is_ok(), "{c}");
+        }
+        let (msg, help) = parse_cidr("10.0.0.1/8").unwrap_err();
+        assert_eq!(msg, "'10.0.0.1/8' has host bits set");
+        assert_eq!(
+            help.unwrap(),
+            "did you mean '10.0.0.0/8'? (or '10.0.0.1/32' for one address)"
+        );
+        let (_, help) = parse_cidr("::ffff:203.0.113.0/120").unwrap_err();
+        assert!(help.unwrap().contains("write '203.0.113.0/24'"));
+        let (msg, _) = parse_cidr("::ffff:0:0/96").unwrap_err();
+        assert!(msg.contains("IPv4-mapped"));
+        for bad in [
+            "10.0.0.0/33",
+            "010.0.0.0/8",
+            "10.1/16",
+            "fe80::1%eth0/64",
+            "office",
+            "10.0.0.0/",
+            "",
+        ] {
+            assert!(parse_cidr(bad).is_err(), "{bad}");
+        }
+        // The IPv4-compatible form is plain IPv6, accepted as written.
+        assert!(parse_cidr("::203.0.113.0/120").is_ok());
+    }
+}

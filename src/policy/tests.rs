@@ -1,0 +1,504 @@
+//! Policy loading end to end: YAML text in, diagnostics or a policy out.
+
+use crate::policy::{LoadError, Severity, load_str};
+use std::path::Path;
+
+/// `file:line:col: severity: message` of every diagnostic, or the loaded warnings.
+fn diagnostics(yaml: &str) -> Vec<String> {
+    let render = |d: &crate::policy::Diagnostic| {
+        format!("{}:{}: {}: {}", d.line, d.column, d.severity, d.message)
+    };
+    match load_str(yaml, Path::new("p.yaml")) {
+        Ok(l) => l.warnings.iter().map(render).collect(),
+        Err(LoadError::Invalid { diagnostics, .. }) => diagnostics.iter().map(render).collect(),
+        Err(e) => vec![e.to_string()],
+    }
+}
+
+fn has(diags: &[String], needle: &str) -> bool {
+    diags.iter().any(|d| d.contains(needle))
+}
+
+const RULE: &str = "rules:\n  - { name: all, paths: [\"/**\"], allow_from: [office] }\n";
+
+#[test]
+fn every_error_is_reported_in_one_run_with_its_place() {
+    let d = diagnostics(
+        "version: 1\nnetworks:\n  office: [10.0.0.1/8, 300.1.1.1]\n  corp: { include: [offce] }\nrules:\n  - { name: a, paths: [/x], allow_from: [office, nope] }\n  - { name: a, paths: [/y], action: allow }\n",
+    );
+    assert!(
+        has(&d, "3:12: error: '10.0.0.1/8' has host bits set"),
+        "{d:#?}"
+    );
+    assert!(
+        has(&d, "3:24: error: '300.1.1.1' is not an IP address or CIDR"),
+        "{d:#?}"
+    );
+    assert!(
+        has(&d, "4:21: error: network 'corp': unknown network 'offce'"),
+        "{d:#?}"
+    );
+    assert!(
+        has(&d, "6:50: error: rule 'a': unknown network 'nope'"),
+        "{d:#?}"
+    );
+    assert!(
+        has(&d, "7:13: error: duplicate rule name 'a' (first at line 6)"),
+        "{d:#?}"
+    );
+    // A network whose entries are wrong is not reported again as empty.
+    assert!(!has(&d, "contains no addresses"), "{d:#?}");
+}
+
+#[test]
+fn alert_sections_are_checked_with_places_and_never_echo_a_secret() {
+    let d = diagnostics(&format!(
+        "version: 1\nnetworks:\n  office: [10.0.0.0/8]\n{RULE}alerts:\n  window: 5x\n  key: subnet24\n  storm: {{ max_alerts: 0 }}\n  queue: 0\n  sinks:\n    - {{ name: a, type: slack, url: \"https://hooks.slack.com/services/T/B/SECRETX\" }}\n    - {{ name: b, type: webhook, url_env: \"https://example.com/SECRETY\" }}\n    - {{ name: c, type: pager, url_env: X }}\n    - {{ name: d, type: webhook, url_env: D_URL, token_env: 9X }}\n    - {{ name: d, type: slack, url_env: S_URL, secret_env: S_KEY }}\n    - {{ name: e, type: webhook }}\n",
+    ));
+    for needle in [
+        "7:11: error: '5x': unknown unit 'x'",
+        "8:8: error: alert key 'subnet24' is not known",
+        "9:24: error: max_alerts 0 is out of range",
+        "10:10: error: queue 0 is out of range",
+        "12:36: error: a slack sink's URL is a secret and is not written in the policy",
+        "13:42: error: url_env must name an environment variable, and this looks like the value itself",
+        "14:24: error: sink type 'pager' is not known",
+        "15:60: error: '9X' is not an environment variable name",
+        "16:15: error: two sinks are named 'd'",
+        "16:59: error: a slack sink is not signed",
+        "17:7: error: sink 'e' has no URL",
+    ] {
+        assert!(has(&d, needle), "{needle}\n{d:#?}");
+    }
+    assert!(!d.iter().any(|l| l.contains("SECRET")), "{d:#?}");
+}
+
+#[test]
+fn an_alerts_section_compiles_with_defaults() {
+    let yaml = format!(
+        "version: 1\nnetworks:\n  office: [10.0.0.0/8]\n{RULE}alerts:\n  key: asn\n  sinks:\n    - {{ name: am, type: alertmanager, url: \"http://127.0.0.1:9093\" }}\n    - {{ name: hook, type: webhook, url_env: HOOK_URL, secret_env: HOOK_KEY, signature_header: X-Sig }}\n"
+    );
+    let l = load_str(&yaml, Path::new("p.yaml")).expect("valid");
+    let a = l.policy.alerts().expect("alerts");
+    assert_eq!(a.key, crate::policy::alerts::AlertKey::Asn);
+    assert_eq!(a.window, crate::policy::alerts::defaults::WINDOW);
+    assert_eq!(a.sinks.len(), 2);
+    assert_eq!(a.sinks[1].signature_header, "x-sig");
+    assert_eq!(a.sinks[1].secret_env.as_deref(), Some("HOOK_KEY"));
+}
+
+#[test]
+fn unknown_network_suggests_the_near_name() {
+    let yaml = "version: 1\nnetworks:\n  office: [10.0.0.0/8]\nrules:\n  - { name: login, allow_from: [offce] }\n";
+    let Err(LoadError::Invalid { diagnostics, .. }) = load_str(yaml, Path::new("p.yaml")) else {
+        panic!("must fail");
+    };
+    let d = diagnostics
+        .iter()
+        .find(|d| d.message.contains("offce"))
+        .unwrap();
+    assert_eq!(d.help.as_deref(), Some("did you mean 'office'?"));
+    assert_eq!(
+        d.to_string().lines().next().unwrap(),
+        "p.yaml:5:33: error: rule 'login': unknown network 'offce'"
+    );
+}
+
+#[test]
+fn unknown_keys_are_errors() {
+    let d = diagnostics("version: 1\nrules:\n  - { name: a, action: allow, pathz: [/x] }\n");
+    assert!(has(&d, "3:31: error: unknown key 'pathz'"), "{d:#?}");
+}
+
+#[test]
+fn include_cycles_are_errors() {
+    let d = diagnostics(&format!(
+        "version: 1\nnetworks:\n  office: {{ include: [b] }}\n  b: {{ include: [c] }}\n  c: {{ include: [office] }}\n{RULE}"
+    ));
+    assert!(
+        has(&d, "include cycle office -> b -> c -> office"),
+        "{d:#?}"
+    );
+}
+
+#[test]
+fn empty_networks_are_errors() {
+    let d = diagnostics(&format!("version: 1\nnetworks:\n  office: []\n{RULE}"));
+    assert!(has(&d, "network 'office' is empty"), "{d:#?}");
+    let d = diagnostics(&format!(
+        "version: 1\nnetworks:\n  office: {{ include: [x], except: [x] }}\n  x: [10.0.0.0/8]\n{RULE}"
+    ));
+    assert!(has(&d, "network 'office' contains no addresses"), "{d:#?}");
+}
+
+#[test]
+fn mapped_cidr_is_an_error_with_the_ipv4_form() {
+    let yaml = format!("version: 1\nnetworks:\n  office: [\"::ffff:0:0/96\"]\n{RULE}");
+    let Err(LoadError::Invalid { diagnostics, .. }) = load_str(&yaml, Path::new("p.yaml")) else {
+        panic!("must fail");
+    };
+    let help = diagnostics[0].help.as_deref().unwrap();
+    assert!(help.contains("write '0.0.0.0/0'"), "{help}");
+}
+
+#[test]
+fn unreachable_rule_is_an_error() {
+    let d = diagnostics(
+        "version: 1\nnetworks:\n  office: [10.0.0.0/8]\nrules:\n  - { name: all, paths: [\"/admin/**\"], allow_from: [office] }\n  - { name: login, paths: [/admin/login], methods: [POST], action: deny }\n",
+    );
+    assert!(
+        has(
+            &d,
+            "error: rule 'login' can never match: rule 'all' (line 5)"
+        ),
+        "{d:#?}"
+    );
+    // deny_from falls through, so it shadows nothing.
+    let d = diagnostics(
+        "version: 1\nnetworks:\n  office: [10.0.0.0/8]\nrules:\n  - { name: all, deny_from: [office] }\n  - { name: login, action: allow }\n",
+    );
+    assert!(!has(&d, "never match"), "{d:#?}");
+    // A narrower method list does not cover a broader one.
+    let d = diagnostics(
+        "version: 1\nrules:\n  - { name: a, methods: [GET], action: allow }\n  - { name: b, action: deny }\n",
+    );
+    assert!(!has(&d, "never match"), "{d:#?}");
+}
+
+#[test]
+fn yaml_errors_are_in_netwardens_words_and_each_has_a_help_line() {
+    for (yaml, message, help) in [
+        (
+            "version: 1\nrules:\n  - { name: a, allow_form: [x] }\n",
+            "unknown key 'allow_form'",
+            "did you mean 'allow_from'?",
+        ),
+        (
+            "version: 1\nrules:\n  - { name: a, action: allow, login: yes }\n",
+            "expected true or false",
+            "write true or false",
+        ),
+        (
+            "version: 1\nnetworks:\n  office: 192.0.2.0/24\n",
+            "found string \"192.0.2.0/24\" where a list",
+            "write a list",
+        ),
+        (
+            "version: 1\nrules:\n  - { name: a, paths: /x, action: allow }\n",
+            "expected a list here",
+            "one item is [a]",
+        ),
+        (
+            "version: 1\nrules:\n  - { name: a, action: alow }\n",
+            "unknown value 'alow'",
+            "did you mean 'allow'?",
+        ),
+        (
+            "version: 1\nrules:\n  - { action: allow }\n",
+            "missing key 'name'",
+            "add name:",
+        ),
+        (
+            "version: 1\nrules: [ {name: a\n",
+            "unclosed",
+            "check indentation",
+        ),
+    ] {
+        let d = diagnostics(yaml);
+        assert!(has(&d, message), "{yaml}: {d:#?}");
+        let Err(LoadError::Invalid {
+            diagnostics: full, ..
+        }) = load_str(yaml, Path::new("p.yaml"))
+        else {
+            panic!("{yaml} is invalid");
+        };
+        assert!(
+            full.iter().all(|d| d.help.is_some()),
+            "{yaml}: an error without help: {full:#?}"
+        );
+        assert!(
+            full.iter()
+                .any(|d| d.help.as_deref().is_some_and(|h| h.contains(help))),
+            "{yaml}: {full:#?}"
+        );
+    }
+}
+
+#[test]
+fn trusted_proxy_ranges_wider_than_a_16_or_48_are_warned_about() {
+    let d = diagnostics(
+        "version: 1\nnetworks:\n  o: [192.0.2.0/24]\n  pods: [10.0.0.0/8]\n  lb: [10.0.0.0/24, 10.9.0.0/24]\nclient_ip: { trusted_proxies: [pods, lb, \"2001:db8::/32\", \"2001:db8:1::/48\", 172.16.0.0/16] }\nrules:\n  - { name: a, allow_from: [o] }\n",
+    );
+    assert!(
+        has(
+            &d,
+            "warning: trusted proxy 'pods' covers 16777216 IPv4 addresses"
+        ),
+        "{d:#?}"
+    );
+    assert!(
+        has(
+            &d,
+            "warning: trusted proxy '2001:db8::/32' covers more IPv6"
+        ),
+        "{d:#?}"
+    );
+    // A /16 and a /48 themselves, and a network of small ranges, are fine.
+    assert_eq!(
+        d.iter().filter(|l| l.contains("covers")).count(),
+        2,
+        "{d:#?}"
+    );
+}
+
+#[test]
+fn a_misspelled_trusted_proxy_is_not_also_an_unused_network() {
+    let d = diagnostics(
+        "version: 1\nnetworks:\n  o: [192.0.2.0/24]\n  ingress: [10.0.0.5/32]\nclient_ip: { trusted_proxies: [ingres] }\nrules:\n  - { name: a, allow_from: [o] }\n",
+    );
+    assert!(has(&d, "unknown network 'ingres'"), "{d:#?}");
+    assert!(!has(&d, "not used"), "{d:#?}");
+    // A network that client_ip uses counts as used.
+    let d = diagnostics(
+        "version: 1\nnetworks:\n  o: [192.0.2.0/24]\n  ingress: [10.0.0.5/32]\nclient_ip: { trusted_proxies: [ingress] }\nrules:\n  - { name: a, allow_from: [o] }\n",
+    );
+    assert!(!has(&d, "not used"), "{d:#?}");
+}
+
+#[test]
+fn warnings_for_default_allow_overlaps_and_unused_networks() {
+    let d = diagnostics(
+        "version: 1\nnetworks:\n  office: [10.0.0.0/8, 10.1.0.0/16]\n  spare: [192.0.2.0/24]\nrules:\n  - { name: a, allow_from: [office] }\ndefault: allow\n",
+    );
+    assert!(
+        has(
+            &d,
+            "3:24: warning: network 'office': 10.1.0.0/16 overlaps 10.0.0.0/8 (line 3)"
+        ),
+        "{d:#?}"
+    );
+    assert!(has(&d, "warning: 'default: allow'"), "{d:#?}");
+    assert!(has(&d, "warning: network 'spare' is not used"), "{d:#?}");
+    assert!(d.iter().all(|l| l.contains("warning")), "{d:#?}");
+}
+
+#[test]
+fn failing_policy_tests_make_the_policy_invalid() {
+    let d = diagnostics(&format!(
+        "version: 1\nnetworks:\n  office: [10.0.0.0/8]\n{RULE}tests:\n  - {{ ip: 192.0.2.1, expect: allow }}\n  - {{ ip: 10.1.1.1, expect: allow, rule: other }}\n"
+    ));
+    assert!(
+        has(
+            &d,
+            "7:5: error: test 1 failed: GET / expected allow, got deny by rule 'all'"
+        ),
+        "{d:#?}"
+    );
+    assert!(
+        has(
+            &d,
+            "8:5: error: test 2 failed: GET / expected allow by rule 'other', got allow by rule 'all'"
+        ),
+        "{d:#?}"
+    );
+}
+
+#[test]
+fn rule_shape_is_checked() {
+    let d = diagnostics(
+        "version: 1\nnetworks:\n  o: [10.0.0.0/8]\nrules:\n  - { name: a, paths: [/x] }\n  - { name: b, action: allow, allow_from: [o] }\n",
+    );
+    assert!(has(&d, "rule 'a' does not say what to do"), "{d:#?}");
+    assert!(has(&d, "rule 'b' has more than one of"), "{d:#?}");
+}
+
+#[test]
+fn yaml_syntax_error_is_located() {
+    let d = diagnostics("version: 1\nrules: [\n");
+    assert_eq!(d.len(), 1);
+    assert!(d[0].contains(": error: "), "{d:#?}");
+    assert!(!d[0].starts_with("0:0"), "{d:#?}");
+}
+
+#[test]
+fn alias_bomb_is_refused_not_expanded() {
+    // 8^29 strings if expanded.
+    let mut y = String::from("version: 1\nnetworks:\n  n0: &a0 [10.0.0.0/8]\n");
+    for i in 1..30 {
+        let p = i - 1;
+        y.push_str(&format!(
+            "  n{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n"
+        ));
+    }
+    let d = diagnostics(&y);
+    assert_eq!(d.len(), 1, "{d:#?}");
+    assert!(d[0].starts_with("4:12: error:"), "{d:#?}");
+}
+
+proptest::proptest! {
+    #[test]
+    fn any_text_is_an_error_or_a_policy_never_a_panic(text in "(version: 1\n)?[\\PC\n :\\-\\[\\]{},&*!|>'\"#]{0,200}") {
+        // Load from a directory that exists so that `file:` lookups stay inside it.
+        let _ = load_str(&text, Path::new("/nonexistent-netwarden-dir/p.yaml"));
+    }
+}
+
+#[test]
+fn trusted_proxies_take_network_names_even_starting_with_a_digit() {
+    let d = diagnostics(
+        "version: 1\nnetworks:\n  1st_floor_lb: [10.1.1.0/24]\n  o: [192.0.2.0/24]\nclient_ip: { trusted_proxies: [1st_floor_lb, 172.16.0.0/28] }\nrules:\n  - { name: a, allow_from: [o] }\ntests:\n  - { peer: 10.1.1.1, headers: { x-forwarded-for: 192.0.2.5 }, expect: allow }\n  - { peer: 172.16.0.1, headers: { x-forwarded-for: 192.0.2.5 }, expect: allow }\n",
+    );
+    assert!(d.is_empty(), "{d:#?}");
+}
+
+/// A policy in testdata/cases, so that `../geo/` reaches the test databases.
+fn geo_diagnostics(yaml: &str) -> Vec<String> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/cases/inline.yaml");
+    match load_str(yaml, &path) {
+        Ok(l) => l
+            .warnings
+            .iter()
+            .map(|d| format!("{}:{}: {}", d.line, d.column, d.message))
+            .collect(),
+        Err(LoadError::Invalid { diagnostics, .. }) => diagnostics
+            .iter()
+            .map(|d| {
+                format!(
+                    "{}:{}: {} help: {}",
+                    d.line,
+                    d.column,
+                    d.message,
+                    d.help.clone().unwrap_or_default()
+                )
+            })
+            .collect(),
+        Err(e) => vec![e.to_string()],
+    }
+}
+
+#[test]
+fn facts_need_their_database_and_valid_values() {
+    let d = geo_diagnostics(
+        "version: 1\ngeoip:\n  country: ../geo/GeoLite2-Country-Test.mmdb\nnetworks:\n  home: { connection_type: [Cable/DSL] }\n  a: { country: [jp, XX] }\n  b: { anonymous: [tor] }\nrules:\n  - { name: r, allow_from: [home, a, b] }\n",
+    );
+    assert!(
+        has(
+            &d,
+            "5:28: network 'home' uses connection_type facts, but no geoip.connection_type database is configured"
+        ),
+        "{d:#?}"
+    );
+    assert!(
+        has(
+            &d,
+            "6:18: network 'a': 'jp' is not a country code help: country codes are upper case: write 'JP'"
+        ),
+        "{d:#?}"
+    );
+    assert!(
+        has(&d, "6:22: network 'a': 'XX' is not a country code"),
+        "{d:#?}"
+    );
+    assert!(
+        has(
+            &d,
+            "7:19: network 'b' uses anonymous_ip facts, but no geoip.anonymous_ip database"
+        ),
+        "{d:#?}"
+    );
+    let d = geo_diagnostics(
+        "version: 1\ngeoip:\n  connection_type: ../geo/GeoIP2-Connection-Type-Test.mmdb\n  anonymous_ip: ../geo/GeoIP2-Anonymous-IP-Test.mmdb\nnetworks:\n  home: { connection_type: [Cable/DS] }\n  b: { anonymous: [tor_exit] }\nrules:\n  - { name: r, allow_from: [home, b] }\n",
+    );
+    assert!(
+        has(
+            &d,
+            "'Cable/DS' is not a connection type help: did you mean 'Cable/DSL'?"
+        ),
+        "{d:#?}"
+    );
+    assert!(
+        has(
+            &d,
+            "'tor_exit' is not an anonymous-IP flag help: did you mean 'tor_exit_node'?"
+        ),
+        "{d:#?}"
+    );
+}
+
+#[test]
+fn wrong_missing_or_corrupt_databases_fail_closed_with_their_place() {
+    let d = geo_diagnostics(
+        "version: 1\ngeoip:\n  asn: ../geo/GeoLite2-Country-Test.mmdb\n  country: ../geo/missing.mmdb\n  connection_type: ../cases/semantics.yaml\nrules:\n  - { name: r, action: deny }\n",
+    );
+    assert!(has(&d, "3:8: asn database"), "{d:#?}");
+    assert!(
+        has(&d, "'GeoLite2-Country' database, which cannot serve as asn"),
+        "{d:#?}"
+    );
+    assert!(has(&d, "4:12: country database"), "{d:#?}");
+    assert!(has(&d, "5:20: connection_type database"), "{d:#?}");
+}
+
+#[test]
+fn trusted_proxies_cannot_be_fact_networks() {
+    let d = geo_diagnostics(
+        "version: 1\ngeoip:\n  country: ../geo/GeoLite2-Country-Test.mmdb\nnetworks:\n  jp: { country: [JP] }\nclient_ip: { trusted_proxies: [jp] }\nrules:\n  - { name: r, allow_from: [jp] }\n",
+    );
+    assert!(
+        has(&d, "trusted proxy network 'jp' uses GeoIP facts"),
+        "{d:#?}"
+    );
+}
+
+#[test]
+fn a_report_only_rule_shadows_nothing() {
+    let d = diagnostics(
+        "version: 1\nnetworks:\n  o: [10.0.0.0/8]\nrules:\n  - { name: all, allow_from: [o], mode: report }\n  - { name: rest, action: allow }\n",
+    );
+    assert!(!has(&d, "never match"), "{d:#?}");
+    assert!(has(&d, "warning: rule 'all' is report-only"), "{d:#?}");
+}
+
+#[test]
+fn yaml_1_1_booleans_are_refused() {
+    let d = diagnostics("version: 1\nrules:\n  - { name: a, login: yes, action: deny }\n");
+    assert!(has(&d, "3:23: error:"), "{d:#?}");
+}
+
+#[test]
+fn wrong_version_and_bad_header_are_errors() {
+    let d = diagnostics(
+        "version: 2\nclient_ip: { trusted_proxies: [10.0.0.0/8], header: x-forwarded-fro }\n",
+    );
+    assert!(
+        has(&d, "1:10: error: unsupported policy version 2"),
+        "{d:#?}"
+    );
+    assert!(
+        has(&d, "unknown client_ip.header 'x-forwarded-fro'"),
+        "{d:#?}"
+    );
+}
+
+#[test]
+fn network_file_errors_name_the_file_line_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("extra.txt"),
+        "# comment\n198.51.100.0/24\n  10.0.0.1/8 # bad\n",
+    )
+    .unwrap();
+    let policy = dir.path().join("p.yaml");
+    std::fs::write(
+            &policy,
+            "version: 1\nnetworks:\n  vpn: { file: extra.txt }\nrules:\n  - { name: a, allow_from: [vpn] }\n",
+        )
+        .unwrap();
+    let Err(LoadError::Invalid { diagnostics, .. }) = crate::policy::load(&policy) else {
+        panic!("must fail");
+    };
+    let d = &diagnostics[0];
+    assert!(d.file.ends_with("extra.txt"));
+    assert_eq!((d.line, d.column, d.severity), (3, 3, Severity::Error));
+    assert!(d.message.contains("has host bits set"));
+}
