@@ -114,6 +114,7 @@ fn benches(c: &mut Criterion) {
                 method: "GET",
                 host: Ok(Some("console.example.com")),
                 path: "/orders/12345/items",
+                now: jiff::Timestamp::UNIX_EPOCH,
             };
             black_box(decide(p, black_box(&facts)).action)
         })
@@ -126,6 +127,7 @@ fn benches(c: &mut Criterion) {
                 method: "POST",
                 host: Ok(None),
                 path: "/app45/session",
+                now: jiff::Timestamp::UNIX_EPOCH,
             };
             black_box(decide(p, black_box(&facts)).action)
         })
@@ -149,6 +151,7 @@ fn benches(c: &mut Criterion) {
                 method: "GET",
                 host: Ok(None),
                 path: "/orders/12345/items?page=2",
+                now: jiff::Timestamp::UNIX_EPOCH,
             };
             black_box(decide(p, black_box(&facts)).action)
         })
@@ -161,6 +164,7 @@ fn benches(c: &mut Criterion) {
                 method: "GET",
                 host: Ok(None),
                 path: "/static//x/../%61pp/./orders",
+                now: jiff::Timestamp::UNIX_EPOCH,
             };
             black_box(decide(p, black_box(&facts)).action)
         })
@@ -205,6 +209,7 @@ rules:
         method: "GET",
         host: Ok(None),
         path: "/reports",
+        now: jiff::Timestamp::UNIX_EPOCH,
     };
     group.bench_function("all_four_lookups", |b| {
         b.iter(|| black_box(decide(p, black_box(&all_four)).action))
@@ -214,6 +219,7 @@ rules:
         method: "GET",
         host: Ok(None),
         path: "/office/reports",
+        now: jiff::Timestamp::UNIX_EPOCH,
     };
     group.bench_function("no_lookup_needed", |b| {
         b.iter(|| black_box(decide(p, black_box(&none)).action))

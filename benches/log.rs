@@ -37,6 +37,7 @@ fn bench(c: &mut Criterion) {
         method: "GET",
         host: Ok(Some("console.example.com")),
         path: "/customers/1042",
+        now: jiff::Timestamp::UNIX_EPOCH,
     };
     let decision = decide(policy.ruleset(), &facts);
     let (w, guard) = writer::batch_writer(Box::new(std::io::sink())).expect("writer thread");

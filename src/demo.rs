@@ -131,6 +131,7 @@ pub fn offline() -> Result<String, LoadError> {
             method: s.method,
             host: Ok(Some("console.example.com")),
             path: s.path,
+            now: crate::clock::now(),
         };
         let d = decide(loaded.policy.ruleset(), &facts);
         let via = match s.xff {

@@ -32,6 +32,7 @@
 
 pub mod addr;
 pub mod alerts;
+pub mod clock;
 pub mod demo;
 pub mod engine;
 pub mod files;

@@ -177,10 +177,19 @@ struct ExplainArgs {
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
+    /// Decide at this instant instead of now (RFC 3339 with an offset,
+    /// such as 2026-12-24T18:00:00+09:00): grants' and rules' `until:`
+    /// and rules' `when:` windows are read against it.
+    #[arg(long, value_name = "TIME")]
+    at: Option<String>,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Err(e) = netwarden::clock::init() {
+        eprintln!("error: {e}");
+        return ExitCode::from(2);
+    }
     let result = match cli.command {
         Command::Check(args) => check(&args),
         Command::Explain(args) => explain(&args),
@@ -283,11 +292,18 @@ fn explain(args: &ExplainArgs) -> anyhow::Result<ExitCode> {
         .iter()
         .filter(|(n, _)| n.eq_ignore_ascii_case("host"))
         .map(|(_, v)| v.as_bytes());
+    let now = match &args.at {
+        Some(t) => {
+            netwarden::engine::time::parse_instant(t).map_err(|e| anyhow::anyhow!("--at: {e}"))?
+        }
+        None => netwarden::clock::now(),
+    };
     let facts = RequestFacts {
         client,
         method: &args.method,
         host: netwarden::engine::request::resolve_host(false, host_lines, args.host.as_deref()),
         path: &args.path,
+        now,
     };
     let mut trace = Recorder::default();
     let decision = decide_traced(loaded.policy.ruleset(), &facts, &mut trace);
@@ -295,6 +311,7 @@ fn explain(args: &ExplainArgs) -> anyhow::Result<ExitCode> {
         policy: loaded.policy.ruleset(),
         decision: &decision,
         trace: &trace,
+        now,
     };
     if args.json {
         out(&format!("{}\n", report.to_json()));

@@ -25,6 +25,10 @@ const EXAMPLES: usize = 10;
 struct Line<'a> {
     #[serde(borrow)]
     event: Option<std::borrow::Cow<'a, str>>,
+    /// When the request was decided: `when:` windows and `until:` are
+    /// read against it, as serve read them then.
+    #[serde(borrow)]
+    timestamp: Option<std::borrow::Cow<'a, str>>,
     #[serde(rename = "client.address", borrow)]
     client: Option<std::borrow::Cow<'a, str>>,
     #[serde(rename = "http.request.method", borrow)]
@@ -200,6 +204,8 @@ pub fn replay(
     input: &mut dyn BufRead,
     summary: &mut Summary,
 ) -> std::io::Result<()> {
+    // Lines without a timestamp are decided now.
+    let now = crate::clock::now();
     let mut buf = String::new();
     loop {
         buf.clear();
@@ -233,6 +239,11 @@ pub fn replay(
             method,
             host: Ok(line.host.as_deref().filter(|h| !h.is_empty())),
             path,
+            now: line
+                .timestamp
+                .as_deref()
+                .and_then(|t| t.parse().ok())
+                .unwrap_or(now),
         };
         let known = logged_facts(&line);
         let run = |p| match &known {

@@ -98,8 +98,7 @@ async fn tls_listener_speaks_http2_to_a_rustls_client() {
             &up.url(),
         ],
     );
-    let ca =
-        netwarden::tls::client_config(Some(&dir.path().join("ca.pem"))).expect("CA loads");
+    let ca = netwarden::tls::client_config(Some(&dir.path().join("ca.pem"))).expect("CA loads");
     let https = hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(ca)
         .https_only()

@@ -40,6 +40,8 @@ pub enum Via {
     Cidr,
     /// By a fact from this database.
     Fact(DbKind),
+    /// By a grant that has not expired (`until:`).
+    Grant,
 }
 
 impl fmt::Display for Via {
@@ -47,6 +49,7 @@ impl fmt::Display for Via {
         match self {
             Via::Cidr => f.write_str("cidr"),
             Via::Fact(k) => f.write_str(k.name()),
+            Via::Grant => f.write_str("grant"),
         }
     }
 }
@@ -80,6 +83,8 @@ impl Unknown {
 pub struct FactCache<'g> {
     geo: &'g GeoSet,
     ip: IpAddr,
+    /// The instant the request is decided at: grants expire by it.
+    pub now: jiff::Timestamp,
     country: OnceCell<Option<Country>>,
     asn: OnceCell<Option<u32>>,
     connection_type: OnceCell<Option<&'static str>>,
@@ -88,10 +93,11 @@ pub struct FactCache<'g> {
 }
 
 impl<'g> FactCache<'g> {
-    pub fn new(geo: &'g GeoSet, ip: IpAddr) -> Self {
+    pub fn new(geo: &'g GeoSet, ip: IpAddr, now: jiff::Timestamp) -> Self {
         Self {
             geo,
             ip,
+            now,
             country: OnceCell::new(),
             asn: OnceCell::new(),
             connection_type: OnceCell::new(),
@@ -102,8 +108,13 @@ impl<'g> FactCache<'g> {
 
     /// A cache that already knows the facts (replaying a logged decision):
     /// the databases are not consulted.
-    pub fn seeded(geo: &'g GeoSet, ip: IpAddr, known: &crate::geo::Facts) -> Self {
-        let c = Self::new(geo, ip);
+    pub fn seeded(
+        geo: &'g GeoSet,
+        ip: IpAddr,
+        now: jiff::Timestamp,
+        known: &crate::geo::Facts,
+    ) -> Self {
+        let c = Self::new(geo, ip, now);
         let _ = c.country.set(known.country);
         let _ = c.asn.set(known.asn);
         let _ = c.connection_type.set(known.connection_type);

@@ -15,6 +15,7 @@ pub mod path;
 pub mod prefix;
 pub mod request;
 pub mod ruleset;
+pub mod time;
 pub mod trace;
 
 use std::borrow::Cow;
@@ -74,6 +75,10 @@ pub struct RequestFacts<'r, 'x> {
     pub host: Result<Option<&'x str>, HostError>,
     /// The request target's path; a `?query` suffix is ignored.
     pub path: &'r str,
+    /// The instant the request is decided at: rules' and grants' `until:`
+    /// and rules' `when:` are read against it. The proxy passes the time
+    /// the request arrived; `explain --at` and policy tests' `at:` another.
+    pub now: jiff::Timestamp,
 }
 
 /// Why the decision is what it is.
@@ -357,6 +362,10 @@ pub enum Skip {
     NotInDeniedNetworks,
     /// `mode: report`: evaluated (and logged if it would deny), not enforced.
     ReportOnly,
+    /// `until:` has passed.
+    Expired,
+    /// `when:`: the request is outside every window.
+    OutsideWindow,
 }
 
 /// Observes the engine's work, for `explain`. The proxy passes `()`, which
@@ -457,13 +466,15 @@ fn decide_inner<'p, 'r, T: Trace>(
     };
     // Facts are looked up only when a network needs them, once each.
     let cache = client.ip.map(|ip| match known {
-        Some(k) => FactCache::seeded(&policy.geo, ip, k),
-        None => FactCache::new(&policy.geo, ip),
+        Some(k) => FactCache::seeded(&policy.geo, ip, facts.now, k),
+        None => FactCache::new(&policy.geo, ip, facts.now),
     });
     let mut report: Option<ReportHit<'p>> = None;
     for &index in candidates {
         let rule = &policy.rules[index];
-        if let Some(why) = mismatch(rule, facts.method, host, &path, policy) {
+        if let Some(why) = mismatch(rule, facts.method, host, &path, policy)
+            .or_else(|| rule.out_of_time(facts.now))
+        {
             trace.rule_skipped(index, why);
             continue;
         }
@@ -612,6 +623,7 @@ rules:
             method: "POST",
             host: Ok(None),
             path: "/login?next=/",
+            now: jiff::Timestamp::UNIX_EPOCH,
         };
         let d = decide(p.ruleset(), &facts);
         assert_eq!(d.action, Action::Allow);
@@ -637,6 +649,7 @@ rules:
             method: "POST",
             host: Ok(None),
             path: "/login",
+            now: jiff::Timestamp::UNIX_EPOCH,
         };
         let d = decide(p.ruleset(), &facts);
         assert_eq!(d.action, Action::Deny);
@@ -657,6 +670,7 @@ rules:
             method: "GET",
             host: Ok(None),
             path: "/a%2f..%2flogin",
+            now: jiff::Timestamp::UNIX_EPOCH,
         };
         let d = decide(p.ruleset(), &facts);
         assert_eq!(
@@ -695,7 +709,7 @@ rules:
             let p = load_str(&yaml, Path::new("t.yaml")).expect("valid").policy;
             let path = format!("/{}", segs.join("/"));
             let ip: IpAddr = format!("203.0.113.{last}").parse().unwrap();
-            let facts = RequestFacts { client: ClientSource::Given(ip), method, host: Ok(None), path: &path };
+            let facts = RequestFacts { client: ClientSource::Given(ip), method, host: Ok(None), path: &path, now: jiff::Timestamp::UNIX_EPOCH };
             let fast = decide(p.ruleset(), &facts);
             let full = decide_traced(p.ruleset(), &facts, &mut AllRules);
             proptest::prop_assert_eq!((fast.action, fast.rule_name()), (full.action, full.rule_name()));
@@ -715,6 +729,7 @@ rules:
             method: "GET",
             host: Ok(None),
             path: "/b",
+            now: jiff::Timestamp::UNIX_EPOCH,
         };
         let d = decide(p.ruleset(), &facts);
         assert_eq!(

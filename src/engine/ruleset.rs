@@ -5,6 +5,9 @@
 
 use std::net::IpAddr;
 
+use ipnet::IpNet;
+use jiff::Timestamp;
+
 use super::Action;
 use super::account::AccountSpec;
 use super::client::ClientIpConfig;
@@ -12,6 +15,7 @@ use super::facts::{FactCache, FactTest, Via};
 use super::outcome::OutcomeSpec;
 use super::path::{PathIndex, PathPattern};
 use super::prefix::RangeSet;
+use super::time::{Window, in_windows};
 use crate::geo::GeoSet;
 
 /// What [`super::decide`] needs of a policy, and nothing else.
@@ -51,14 +55,32 @@ pub struct Network {
     pub dynamic: Option<Dynamic>,
 }
 
-/// The per-request part of a network that involves facts. An address is a
-/// member when it is in `ranges`, or a fact test holds, or it is a member of
-/// an `include`; and it is a member of no `except` network (except wins).
+/// The per-request part of a network that involves facts or expiring
+/// grants. An address is a member when it is in `ranges`, or in a grant
+/// that has not expired, or a fact test holds, or it is a member of an
+/// `include`; and it is a member of no `except` network (except wins).
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Dynamic {
+    pub grants: Vec<Grant>,
     pub facts: Vec<FactTest>,
     pub include: Vec<usize>,
     pub except: Vec<usize>,
+}
+
+/// A network entry with `until:`: a member up to (not including) that
+/// instant, without a reload.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Grant {
+    pub net: IpNet,
+    pub until: Timestamp,
+    /// Who or why, as the policy says (`note:`, or a file line's comment).
+    pub note: Option<Box<str>>,
+}
+
+impl Grant {
+    pub fn holds(&self, ip: IpAddr, now: Timestamp) -> bool {
+        now < self.until && self.net.contains(&ip)
+    }
 }
 
 /// A reference from a rule to a network.
@@ -102,7 +124,7 @@ pub enum HostPattern {
 }
 
 /// A compiled rule; `None` for `paths`, `methods` or `hosts` means any.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, PartialEq)]
 pub struct Rule {
     pub name: String,
     /// The name, shared: a metrics label without an allocation per request.
@@ -121,9 +143,23 @@ pub struct Rule {
     pub outcome: Option<OutcomeSpec>,
     /// Login routes: where the sign-in's body names the account.
     pub account: Option<AccountSpec>,
+    /// `until:`: the rule matches nothing from this instant on.
+    pub until: Option<Timestamp>,
+    /// `when:`: the rule matches only inside one of these windows; empty:
+    /// always.
+    pub when: Vec<Window>,
 }
 
 impl Rule {
+    /// Whether the rule applies at `now` (its `until:` and `when:`), and
+    /// if not, why.
+    pub fn out_of_time(&self, now: Timestamp) -> Option<super::Skip> {
+        if self.until.is_some_and(|u| now >= u) {
+            return Some(super::Skip::Expired);
+        }
+        (!in_windows(&self.when, now)).then_some(super::Skip::OutsideWindow)
+    }
+
     /// Whether every request the rule matches is decided by it.
     pub fn is_terminal(&self) -> bool {
         !self.report && self.kind.is_terminal()
@@ -164,6 +200,8 @@ impl Ruleset {
         };
         let via = if net.ranges.contains(ip) {
             Some(Via::Cidr)
+        } else if dynamic.grants.iter().any(|g| g.holds(ip, facts.now)) {
+            Some(Via::Grant)
         } else if let Some(t) = dynamic.facts.iter().find(|t| facts.matches(t)) {
             Some(Via::Fact(t.kind()))
         } else {
@@ -192,9 +230,9 @@ impl Ruleset {
             .find_map(|n| self.member(n.id, ip, facts).map(|via| (&*n.name, via)))
     }
 
-    /// Every network `ip` is a member of, and how, for `explain`.
-    pub fn networks_containing(&self, ip: IpAddr) -> Vec<(&str, Via)> {
-        let facts = FactCache::new(&self.geo, ip);
+    /// Every network `ip` is a member of at `now`, and how, for `explain`.
+    pub fn networks_containing(&self, ip: IpAddr, now: Timestamp) -> Vec<(&str, Via)> {
+        let facts = FactCache::new(&self.geo, ip, now);
         (0..self.networks.len())
             .filter_map(|i| {
                 self.member(i, ip, &facts)

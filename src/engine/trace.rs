@@ -48,6 +48,8 @@ impl Skip {
                 "client is in none of its deny_from networks; falls through"
             }
             Skip::ReportOnly => "report-only: evaluated, not enforced",
+            Skip::Expired => "expired (its until: has passed)",
+            Skip::OutsideWindow => "outside its when: windows",
         }
     }
 }
@@ -57,6 +59,8 @@ pub struct Report<'a, 'p, 'r> {
     pub policy: &'p Ruleset,
     pub decision: &'a Decision<'p, 'r>,
     pub trace: &'a Recorder,
+    /// The instant decided at.
+    pub now: jiff::Timestamp,
 }
 
 impl Report<'_, '_, '_> {
@@ -90,7 +94,7 @@ impl Report<'_, '_, '_> {
         let memberships = d
             .client
             .ip
-            .map(|ip| self.policy.networks_containing(ip))
+            .map(|ip| self.policy.networks_containing(ip, self.now))
             .unwrap_or_default();
         let networks: Vec<&str> = memberships.iter().map(|(n, _)| *n).collect();
         let via: Vec<Value> = memberships
@@ -222,10 +226,19 @@ impl fmt::Display for Report<'_, '_, '_> {
                 writeln!(f, "  GeoIP facts: {}", geo.facts(ip))?;
             }
             let mut names = String::new();
-            for (i, (n, via)) in self.policy.networks_containing(ip).into_iter().enumerate() {
+            for (i, (n, via)) in self
+                .policy
+                .networks_containing(ip, self.now)
+                .into_iter()
+                .enumerate()
+            {
                 let _ = write!(names, "{}{n}", if i > 0 { ", " } else { "" });
-                if let super::facts::Via::Fact(kind) = via {
-                    let _ = write!(names, " (by {})", kind.name());
+                match via {
+                    super::facts::Via::Fact(kind) => {
+                        let _ = write!(names, " (by {})", kind.name());
+                    }
+                    super::facts::Via::Grant => names.push_str(" (by a grant with until:)"),
+                    super::facts::Via::Cidr => {}
                 }
             }
             if names.is_empty() {

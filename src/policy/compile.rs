@@ -8,6 +8,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+use jiff::Timestamp;
 use serde_saphyr::{Location, Options};
 
 use super::diagnostics::{Collector, Diagnostic, Severity};
@@ -23,7 +24,7 @@ type Compiled = (Policy, Vec<Diagnostic>, Vec<PolicyTest>);
 
 /// Compiles `text`. On success the diagnostics are warnings only; on failure
 /// they hold at least one error.
-pub fn compile(text: &str, path: &Path) -> Result<Compiled, Vec<Diagnostic>> {
+pub fn compile(text: &str, path: &Path, now: Timestamp) -> Result<Compiled, Vec<Diagnostic>> {
     let mut c = Collector::new(path, text);
     let raw: RawPolicy = match parse_yaml(text) {
         Ok(raw) => raw,
@@ -46,6 +47,7 @@ pub fn compile(text: &str, path: &Path) -> Result<Compiled, Vec<Diagnostic>> {
         extra: &mut extra,
         sources: Vec::new(),
         digest,
+        now,
     };
     let policy = cx.policy(raw, path);
     let mut diagnostics = cx.c.diagnostics;
@@ -186,6 +188,9 @@ pub(super) struct Cx<'a, 'e> {
     pub(super) sources: Vec<PathBuf>,
     /// sha256 of exactly the bytes compiled: the policy, then each file read.
     pub(super) digest: ring::digest::Context,
+    /// When the policy is compiled: `until:` already passed or coming soon
+    /// is warned about against it.
+    pub(super) now: Timestamp,
 }
 
 impl Cx<'_, '_> {

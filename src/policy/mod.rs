@@ -29,7 +29,9 @@ use std::path::{Path, PathBuf};
 use crate::engine::Action;
 use crate::engine::client::ClientIpConfig;
 use crate::engine::facts::Via;
-pub use crate::engine::ruleset::{Dynamic, HostPattern, NetRef, Network, Rule, RuleKind, Ruleset};
+pub use crate::engine::ruleset::{
+    Dynamic, Grant, HostPattern, NetRef, Network, Rule, RuleKind, Ruleset,
+};
 use crate::geo::GeoSet;
 pub use diagnostics::{Diagnostic, Severity};
 
@@ -138,8 +140,8 @@ impl Policy {
     }
 
     /// Every network `ip` is a member of, and how, for `explain`.
-    pub fn networks_containing(&self, ip: IpAddr) -> Vec<(&str, Via)> {
-        self.ruleset.networks_containing(ip)
+    pub fn networks_containing(&self, ip: IpAddr, now: jiff::Timestamp) -> Vec<(&str, Via)> {
+        self.ruleset.networks_containing(ip, now)
     }
 }
 
@@ -189,12 +191,18 @@ pub fn load(path: &Path) -> Result<Loaded, LoadError> {
 /// Compiles policy text; `path` names it in diagnostics and anchors relative
 /// `file:` references.
 pub fn load_str(text: &str, path: &Path) -> Result<Loaded, LoadError> {
+    load_str_at(text, path, crate::clock::now())
+}
+
+/// [`load_str`] as at `now`: what has expired is warned about, and the
+/// policy's tests without an `at:` are decided at that instant.
+pub fn load_str_at(text: &str, path: &Path, now: jiff::Timestamp) -> Result<Loaded, LoadError> {
     let invalid = |diagnostics| LoadError::Invalid {
         path: path.to_path_buf(),
         diagnostics,
     };
-    let (policy, mut diagnostics, tests) = compile::compile(text, path).map_err(invalid)?;
-    let failures = selftest::run(&policy, &tests, path, text);
+    let (policy, mut diagnostics, tests) = compile::compile(text, path, now).map_err(invalid)?;
+    let failures = selftest::run(&policy, &tests, path, text, now);
     if !failures.is_empty() {
         diagnostics.extend(failures);
         return Err(invalid(diagnostics));

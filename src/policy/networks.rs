@@ -10,10 +10,11 @@ use serde_saphyr::Location;
 
 use super::compile::{Cx, at};
 use super::diagnostics::{Collector, Severity};
-use super::raw::{RawNetwork, RawPolicy, S};
-use super::{Dynamic, NetRef};
+use super::raw::{RawCidr, RawNetwork, RawPolicy, S};
+use super::{Dynamic, Grant, NetRef};
 use crate::engine::facts::FactTest;
 use crate::engine::prefix::RangeSet;
+use crate::engine::time::parse_instant;
 use crate::geo::GeoSet;
 
 /// Overlap warnings shown per network before "and N more".
@@ -30,6 +31,8 @@ pub(super) struct NetDraft {
     /// Some entry was invalid (already reported): do not report it as empty too.
     pub(super) had_errors: bool,
     pub(super) facts: Vec<FactTest>,
+    /// Entries with `until:`: members until then, checked per request.
+    pub(super) grants: Vec<Grant>,
     /// Set by `resolve` for networks that involve facts.
     pub(super) dynamic: Option<Dynamic>,
     pub(super) state: Resolve,
@@ -57,6 +60,7 @@ impl Cx<'_, '_> {
                 declared_empty: false,
                 had_errors: false,
                 facts: Vec::new(),
+                grants: Vec::new(),
                 dynamic: None,
                 state: Resolve::Pending,
                 used: false,
@@ -66,16 +70,16 @@ impl Cx<'_, '_> {
             match &net.value {
                 RawNetwork::List(cidrs) => {
                     for cidr in cidrs {
-                        self.cidr(cidr, &mut located);
+                        self.entry(&name.value, cidr, &mut located, &mut draft.grants);
                     }
                     draft.declared_empty = cidrs.is_empty();
                 }
                 RawNetwork::Map(m) => {
                     for cidr in &m.cidrs {
-                        self.cidr(cidr, &mut located);
+                        self.entry(&name.value, cidr, &mut located, &mut draft.grants);
                     }
                     if let Some(file) = &m.file {
-                        self.network_file(&name.value, file, &mut located);
+                        self.network_file(&name.value, file, &mut located, &mut draft.grants);
                     }
                     draft.include = m.include.clone();
                     draft.except = m.except.clone();
@@ -117,6 +121,55 @@ impl Cx<'_, '_> {
         drafts
     }
 
+    /// One entry of a network's `cidrs`: a CIDR, or a grant with `until:`.
+    fn entry(
+        &mut self,
+        network: &str,
+        entry: &S<RawCidr>,
+        out: &mut Vec<(IpNet, Source)>,
+        grants: &mut Vec<Grant>,
+    ) {
+        match &entry.value {
+            RawCidr::Plain(text) => self.cidr(
+                &S {
+                    value: text.clone(),
+                    referenced: entry.referenced,
+                    defined: entry.defined,
+                },
+                out,
+            ),
+            RawCidr::Grant(g) => {
+                let net = parse_cidr(&g.cidr.value);
+                let until = parse_instant(&g.until.value);
+                if let Err((message, help)) = &net {
+                    self.error(&g.cidr.referenced, message.clone(), help.clone());
+                }
+                if let Err(message) = &until {
+                    self.error(
+                        &g.until.referenced,
+                        format!("network '{network}': until: {message}"),
+                        Some("write the instant with its offset, so that it means the same everywhere".into()),
+                    );
+                }
+                let (Ok(net), Ok(until)) = (net, until) else {
+                    return;
+                };
+                if let Some((message, help)) = expiry_warning(
+                    &format!("network '{network}': grant {net}"),
+                    until,
+                    self.now,
+                ) {
+                    self.warn(&g.until.referenced, message, Some(help));
+                }
+                grants.push(Grant {
+                    net,
+                    until,
+                    note: g.note.as_deref().map(Into::into),
+                });
+            }
+        }
+    }
+
     /// Parses one CIDR written in the policy.
     pub(super) fn cidr(&mut self, cidr: &S<String>, out: &mut Vec<(IpNet, Source)>) {
         match parse_cidr(&cidr.value) {
@@ -131,8 +184,15 @@ impl Cx<'_, '_> {
         }
     }
 
-    /// Reads a network file: one CIDR or address a line, '#' comments.
-    fn network_file(&mut self, network: &str, file: &S<String>, out: &mut Vec<(IpNet, Source)>) {
+    /// Reads a network file: one CIDR or address a line, '#' comments; a
+    /// line may end in `until=<instant>` (a grant, its comment the note).
+    fn network_file(
+        &mut self,
+        network: &str,
+        file: &S<String>,
+        out: &mut Vec<(IpNet, Source)>,
+        grants: &mut Vec<Grant>,
+    ) {
         let path = self.base.join(&file.value);
         self.sources.push(path.clone());
         let text = match crate::files::read_to_string(&path, crate::files::MAX_TEXT_BYTES) {
@@ -150,13 +210,65 @@ impl Cx<'_, '_> {
         self.digest.update(text.as_bytes());
         let mut fc = Collector::new(&path, &text);
         for (i, line) in text.lines().enumerate() {
-            let content = line.split('#').next().unwrap_or("");
-            let token = content.trim();
-            if token.is_empty() {
+            let (content, comment) = line.split_once('#').unwrap_or((line, ""));
+            let mut words = content.split_whitespace();
+            let Some(token) = words.next() else {
                 continue;
-            }
+            };
             let line_no = u32::try_from(i + 1).unwrap_or(u32::MAX);
             let col = u32::try_from(content.len() - content.trim_start().len() + 1).unwrap_or(1);
+            let rest: Vec<&str> = words.collect();
+            if !rest.is_empty() {
+                let until = match rest.as_slice() {
+                    [word] => word.strip_prefix("until="),
+                    _ => None,
+                };
+                let Some(until) = until else {
+                    fc.push(
+                        Severity::Error,
+                        line_no,
+                        col,
+                        format!(
+                            "network '{network}': '{}' after the address is not understood",
+                            rest.join(" ")
+                        ),
+                        Some("a line holds one CIDR, optionally followed by until=2026-12-24T18:00:00+09:00 and a # comment".into()),
+                    );
+                    continue;
+                };
+                match (parse_cidr(token), parse_instant(until)) {
+                    (Ok(net), Ok(until)) => {
+                        if let Some((message, help)) = expiry_warning(
+                            &format!("network '{network}': grant {net}"),
+                            until,
+                            self.now,
+                        ) {
+                            fc.push(Severity::Warning, line_no, col, message, Some(help));
+                        }
+                        let note = comment.trim();
+                        grants.push(Grant {
+                            net,
+                            until,
+                            note: (!note.is_empty()).then(|| note.into()),
+                        });
+                    }
+                    (Err((message, help)), _) => fc.push(
+                        Severity::Error,
+                        line_no,
+                        col,
+                        format!("network '{network}': {message}"),
+                        help,
+                    ),
+                    (_, Err(message)) => fc.push(
+                        Severity::Error,
+                        line_no,
+                        col,
+                        format!("network '{network}': until: {message}"),
+                        Some("write the instant with its offset, so that it means the same everywhere".into()),
+                    ),
+                }
+                continue;
+            }
             match parse_cidr(token) {
                 Ok(net) => out.push((
                     net,
@@ -259,9 +371,10 @@ impl Cx<'_, '_> {
         let mut cut = RangeSet::default();
         let mut dynamic = Dynamic {
             facts: drafts[i].facts.clone(),
+            grants: drafts[i].grants.clone(),
             ..Dynamic::default()
         };
-        let mut any_dynamic = !dynamic.facts.is_empty();
+        let mut any_dynamic = !dynamic.facts.is_empty() || !dynamic.grants.is_empty();
         let refs: Vec<(bool, S<String>)> = drafts[i]
             .include
             .iter()
@@ -511,6 +624,32 @@ pub(super) fn parse_ip_literal(s: &str) -> Option<IpAddr> {
         return None;
     }
     s.parse().ok()
+}
+
+/// How long before an `until:` `check` starts warning about it.
+const EXPIRY_NOTICE: jiff::SignedDuration = jiff::SignedDuration::from_hours(7 * 24);
+
+/// A warning for `what` expiring at `until`: already past, or within
+/// [`EXPIRY_NOTICE`] of `now`.
+pub(super) fn expiry_warning(
+    what: &str,
+    until: jiff::Timestamp,
+    now: jiff::Timestamp,
+) -> Option<(String, String)> {
+    if until <= now {
+        Some((
+            format!("{what} expired at {until}: it no longer matches"),
+            "remove it, or move 'until' later if it is still needed".into(),
+        ))
+    } else if until.duration_since(now) <= EXPIRY_NOTICE {
+        let hours = until.duration_since(now).as_hours();
+        Some((
+            format!("{what} expires at {until} (in {hours} h)"),
+            "nothing to do if that is intended; move 'until' to extend it".into(),
+        ))
+    } else {
+        None
+    }
 }
 
 #[cfg(test)]

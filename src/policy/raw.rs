@@ -328,7 +328,7 @@ pub struct RawLimits {
 /// and `except`.
 #[derive(Debug)]
 pub enum RawNetwork {
-    List(Vec<S<String>>),
+    List(Vec<S<RawCidr>>),
     Map(Box<RawNetworkMap>),
 }
 
@@ -356,7 +356,7 @@ impl<'de> Deserialize<'de> for RawNetwork {
 #[serde(deny_unknown_fields)]
 pub struct RawNetworkMap {
     #[serde(default)]
-    pub cidrs: Vec<S<String>>,
+    pub cidrs: Vec<S<RawCidr>>,
     pub file: Option<S<String>>,
     #[serde(default)]
     pub include: Vec<S<String>>,
@@ -367,6 +367,43 @@ pub struct RawNetworkMap {
     pub asn: Option<S<Vec<S<u32>>>>,
     pub connection_type: Option<S<Vec<S<String>>>>,
     pub anonymous: Option<S<Vec<S<String>>>>,
+}
+
+/// A network entry: `203.0.113.0/24`, or an expiring grant
+/// `{ cidr: 192.0.2.7/32, until: 2026-12-24T18:00:00+09:00, note: "..." }`.
+#[derive(Debug)]
+pub enum RawCidr {
+    /// Located by the `S` around the entry.
+    Plain(String),
+    Grant(RawGrant),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawGrant {
+    pub cidr: S<String>,
+    pub until: S<String>,
+    pub note: Option<String>,
+}
+
+impl<'de> Deserialize<'de> for RawCidr {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Vis;
+        impl<'de> Visitor<'de> for Vis {
+            type Value = RawCidr;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a CIDR, or { cidr, until, note } for a grant that expires")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(RawCidr::Plain(v.to_string()))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+                RawGrant::deserialize(de::value::MapAccessDeserializer::new(map))
+                    .map(RawCidr::Grant)
+            }
+        }
+        d.deserialize_any(Vis)
+    }
 }
 
 /// `country: [JP, KR]` or `country: { not: [JP] }`.
@@ -496,6 +533,51 @@ pub struct RawRule {
     pub outcome: Option<S<RawOutcome>>,
     /// Login routes: where the sign-in's body names the account.
     pub account: Option<S<RawAccount>>,
+    /// The rule matches nothing from this instant on.
+    pub until: Option<S<String>>,
+    /// Time windows: one, or a list; the rule matches only inside one.
+    pub when: Option<S<RawWhen>>,
+}
+
+/// `when:` one window or a list of them.
+#[derive(Debug)]
+pub enum RawWhen {
+    One(Box<S<RawWindow>>),
+    Many(Vec<S<RawWindow>>),
+}
+
+/// A window: `{ days: [mon-fri], hours: "08:00-20:00", time_zone: Asia/Tokyo }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWindow {
+    pub days: Option<S<OneOrMany>>,
+    pub hours: Option<S<String>>,
+    pub time_zone: Option<S<String>>,
+}
+
+impl<'de> Deserialize<'de> for RawWhen {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Vis;
+        impl<'de> Visitor<'de> for Vis {
+            type Value = RawWhen;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a window { days, hours, time_zone }, or a list of them")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+                Vec::deserialize(de::value::SeqAccessDeserializer::new(seq)).map(RawWhen::Many)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+                RawWindow::deserialize(de::value::MapAccessDeserializer::new(map)).map(|w| {
+                    RawWhen::One(Box::new(S {
+                        value: w,
+                        referenced: serde_saphyr::Location::UNKNOWN,
+                        defined: serde_saphyr::Location::UNKNOWN,
+                    }))
+                })
+            }
+        }
+        d.deserialize_any(Vis)
+    }
 }
 
 /// A login rule's `account:`.
@@ -554,4 +636,6 @@ pub struct RawTest {
     pub host: Option<String>,
     pub expect: S<RawAction>,
     pub rule: Option<S<String>>,
+    /// The instant to decide at (RFC 3339 with an offset).
+    pub at: Option<S<String>>,
 }

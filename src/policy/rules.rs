@@ -5,11 +5,13 @@
 use std::collections::HashMap;
 
 use super::compile::{Cx, at};
-use super::networks::{NetDraft, Problem};
-use super::raw::{RawAction, RawMode, RawRule, S};
+use super::networks::{NetDraft, Problem, expiry_warning};
+use super::raw::{OneOrMany, RawAction, RawMode, RawRule, RawWhen, RawWindow, S};
 use super::{HostPattern, NetRef, Rule, RuleKind};
 use crate::engine::Action;
 use crate::engine::path::PathPattern;
+use crate::engine::time::{self, Days, Hours, Window, parse_instant};
+use serde_saphyr::Location;
 
 /// Well-known methods, to tell `post` (a mistake) from a custom method.
 const KNOWN_METHODS: &[&str] = &[
@@ -171,6 +173,29 @@ impl Cx<'_, '_> {
                 Some("remove 'mode: report' once its would-be denials look right".into()),
             );
         }
+        let until = match &rule.until {
+            Some(u) => match parse_instant(&u.value) {
+                Ok(t) => {
+                    if let Some((message, help)) = expiry_warning(&ctx, t, self.now) {
+                        self.warn(&u.referenced, message, Some(help));
+                    }
+                    Some(t)
+                }
+                Err(message) => {
+                    self.error(
+                        &u.referenced,
+                        format!("{ctx}: until: {message}"),
+                        Some("write the instant with its offset, so that it means the same everywhere".into()),
+                    );
+                    return None;
+                }
+            },
+            None => None,
+        };
+        let when = match &rule.when {
+            Some(w) => self.when(w, &ctx)?,
+            None => Vec::new(),
+        };
         Some(Rule {
             name: name.clone(),
             label: name.as_str().into(),
@@ -183,7 +208,86 @@ impl Cx<'_, '_> {
             line: at(&r.referenced).0,
             outcome,
             account,
+            until,
+            when,
         })
+    }
+
+    /// `when:` windows; every problem reported, `None` if any.
+    fn when(&mut self, raw: &S<RawWhen>, ctx: &str) -> Option<Vec<Window>> {
+        let list: Vec<(&RawWindow, Location)> = match &raw.value {
+            // One window has no location of its own: the `when:` value's.
+            RawWhen::One(w) => vec![(&w.value, raw.referenced)],
+            RawWhen::Many(l) => l.iter().map(|w| (&w.value, w.referenced)).collect(),
+        };
+        if list.is_empty() {
+            self.error(
+                &raw.referenced,
+                format!("{ctx}: 'when' lists no window"),
+                Some("give one window { days, hours, time_zone }, or remove 'when'".into()),
+            );
+            return None;
+        }
+        let mut out = Vec::with_capacity(list.len());
+        let mut ok = true;
+        for (w, loc) in list {
+            let zone = match &w.time_zone {
+                None => {
+                    self.error(
+                        &loc,
+                        format!("{ctx}: a 'when' window needs 'time_zone'"),
+                        Some("name the zone its hours are in, such as time_zone: Asia/Tokyo (or UTC)".into()),
+                    );
+                    None
+                }
+                Some(z) => match time::zone(&z.value) {
+                    Ok(tz) => Some(tz),
+                    Err(message) => {
+                        self.error(&z.referenced, format!("{ctx}: time_zone: {message}"), None);
+                        None
+                    }
+                },
+            };
+            let days = match &w.days {
+                None => Some(Days::ALL),
+                Some(d) => {
+                    let items: Vec<&str> = match &d.value {
+                        OneOrMany::One(s) => vec![s.as_str()],
+                        OneOrMany::Many(l) => l.iter().map(String::as_str).collect(),
+                    };
+                    match Days::parse(&items) {
+                        Ok(days) => Some(days),
+                        Err(message) => {
+                            self.error(
+                                &d.referenced,
+                                format!("{ctx}: days: {message}"),
+                                Some("write days like [mon-fri] or [sat, sun]".into()),
+                            );
+                            None
+                        }
+                    }
+                }
+            };
+            let hours = match &w.hours {
+                None => Some(Hours::ALL_DAY),
+                Some(h) => match Hours::parse(&h.value) {
+                    Ok(hours) => Some(hours),
+                    Err(message) => {
+                        self.error(
+                            &h.referenced,
+                            format!("{ctx}: hours: {message}"),
+                            Some("write hours like \"08:00-20:00\" (quoted), end excluded".into()),
+                        );
+                        None
+                    }
+                },
+            };
+            match (days, hours, zone) {
+                (Some(days), Some(hours), Some(zone)) => out.push(Window { days, hours, zone }),
+                _ => ok = false,
+            }
+        }
+        ok.then_some(out)
     }
 
     /// A login rule's `outcome:`; failure patterns default to 401 and 403.
@@ -392,6 +496,10 @@ fn parse_host(h: &str) -> Result<HostPattern, Problem> {
 
 /// Whether every request `later` could match, `earlier` matches too.
 fn covers(earlier: &Rule, later: &Rule, ci: bool) -> bool {
+    // A rule that matches only at some times hides nothing for good.
+    if earlier.until.is_some() || !earlier.when.is_empty() {
+        return false;
+    }
     let methods = match (&earlier.methods, &later.methods) {
         (None, _) => true,
         (Some(_), None) => false,

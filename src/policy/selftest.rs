@@ -36,10 +36,18 @@ pub struct PolicyTest {
     pub expect: Action,
     /// The rule expected to decide (`default` for none).
     pub rule: Option<String>,
+    /// `at:` the instant to decide at; `None`: when the policy loads.
+    pub at: Option<jiff::Timestamp>,
 }
 
 /// Runs every test; returns one error per failing test.
-pub fn run(policy: &Policy, tests: &[PolicyTest], file: &Path, src: &str) -> Vec<Diagnostic> {
+pub fn run(
+    policy: &Policy,
+    tests: &[PolicyTest],
+    file: &Path,
+    src: &str,
+    now: jiff::Timestamp,
+) -> Vec<Diagnostic> {
     let mut c = Collector::new(file, src);
     for t in tests {
         let client = match t.client {
@@ -54,6 +62,7 @@ pub fn run(policy: &Policy, tests: &[PolicyTest], file: &Path, src: &str) -> Vec
             method: &t.method,
             host: Ok(t.host.as_deref()),
             path: &t.path,
+            now: t.at.unwrap_or(now),
         };
         let d = decide(policy.ruleset(), &facts);
         let rule_ok = t.rule.as_deref().is_none_or(|r| r == d.rule_name());
@@ -125,6 +134,20 @@ impl Cx<'_, '_> {
                     Some("use 'peer' to test how the client address is found from headers".into()),
                 );
             }
+            let decide_at = match &test.at {
+                Some(v) => match crate::engine::time::parse_instant(&v.value) {
+                    Ok(t) => Some(t),
+                    Err(message) => {
+                        self.error(
+                            &v.referenced,
+                            format!("{ctx}: at: {message}"),
+                            Some("'at' is the instant the test decides at".into()),
+                        );
+                        continue;
+                    }
+                },
+                None => None,
+            };
             let Some(client) = client else { continue };
             let headers = test
                 .headers
@@ -153,6 +176,7 @@ impl Cx<'_, '_> {
                     RawAction::Deny => Action::Deny,
                 },
                 rule: test.rule.as_ref().map(|r| r.value.clone()),
+                at: decide_at,
             });
         }
         out

@@ -502,3 +502,238 @@ fn network_file_errors_name_the_file_line_and_column() {
     assert_eq!((d.line, d.column, d.severity), (3, 3, Severity::Error));
     assert!(d.message.contains("has host bits set"));
 }
+
+mod time {
+    use crate::engine::{Action, ClientSource, RequestFacts, decide};
+    use crate::policy::{LoadError, Policy, load_str_at};
+    use jiff::Timestamp;
+    use std::path::Path;
+
+    fn t(s: &str) -> Timestamp {
+        s.parse().expect("instant")
+    }
+
+    fn load(yaml: &str, now: &str) -> Result<(Policy, Vec<String>), Vec<String>> {
+        let render = |d: &crate::policy::Diagnostic| {
+            format!("{}:{}: {}: {}", d.line, d.column, d.severity, d.message)
+        };
+        match load_str_at(yaml, Path::new("p.yaml"), t(now)) {
+            Ok(l) => Ok((l.policy, l.warnings.iter().map(render).collect())),
+            Err(LoadError::Invalid { diagnostics, .. }) => {
+                Err(diagnostics.iter().map(render).collect())
+            }
+            Err(e) => Err(vec![e.to_string()]),
+        }
+    }
+
+    fn action(p: &Policy, ip: &str, path: &str, now: &str) -> (Action, String) {
+        let facts = RequestFacts {
+            client: ClientSource::Given(ip.parse().expect("ip")),
+            method: "GET",
+            host: Ok(None),
+            path,
+            now: t(now),
+        };
+        let d = decide(p.ruleset(), &facts);
+        (d.action, d.rule_name().to_string())
+    }
+
+    const GRANT: &str = "version: 1
+networks:
+  office:
+    cidrs:
+      - 10.0.0.0/8
+      - { cidr: 192.0.2.7/32, until: 2026-12-24T18:00:00+09:00, note: \"Aiko, hotel in Osaka\" }
+  everyone: { include: [office] }
+rules:
+  - { name: console, allow_from: [everyone] }
+";
+
+    #[test]
+    fn a_grant_stops_matching_at_its_until_without_a_reload() {
+        let (p, _) = load(GRANT, "2026-12-01T00:00:00Z").expect("loads");
+        // Through an include too: the granted network is checked per request.
+        assert_eq!(
+            action(&p, "192.0.2.7", "/", "2026-12-24T08:59:59Z").0,
+            Action::Allow
+        );
+        assert_eq!(
+            action(&p, "192.0.2.7", "/", "2026-12-24T09:00:00Z").0,
+            Action::Deny
+        );
+        assert_eq!(
+            action(&p, "10.1.2.3", "/", "2027-01-01T00:00:00Z").0,
+            Action::Allow
+        );
+    }
+
+    #[test]
+    fn check_warns_about_grants_expired_or_expiring_within_a_week() {
+        let (_, far) = load(GRANT, "2026-12-01T00:00:00Z").expect("loads");
+        assert!(!far.iter().any(|w| w.contains("expire")), "{far:#?}");
+        let (_, soon) = load(GRANT, "2026-12-20T00:00:00Z").expect("loads");
+        assert!(
+            soon.iter().any(|w| w.starts_with("6:")
+                && w.contains("network 'office': grant 192.0.2.7/32 expires at 2026-12-24T09:00:00Z (in 105 h)")),
+            "{soon:#?}"
+        );
+        let (_, past) = load(GRANT, "2026-12-25T00:00:00Z").expect("loads");
+        assert!(
+            past.iter()
+                .any(|w| w.contains("expired at 2026-12-24T09:00:00Z: it no longer matches")),
+            "{past:#?}"
+        );
+    }
+
+    #[test]
+    fn grants_in_network_files_take_until_and_their_comment_is_the_note() {
+        let dir = std::env::temp_dir().join(format!("nw-grant-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        std::fs::write(
+            dir.join("vpn.txt"),
+            "10.8.0.0/16\n192.0.2.9/32 until=2026-12-24T18:00:00+09:00 # Ken, conference\n192.0.2.10 until=soon\n192.0.2.11 maybe\n",
+        )
+        .expect("write");
+        let yaml = "version: 1\nnetworks:\n  vpn: { file: vpn.txt }\nrules:\n  - { name: console, allow_from: [vpn] }\n";
+        let err = crate::policy::load_str_at(yaml, &dir.join("p.yaml"), t("2026-12-01T00:00:00Z"))
+            .expect_err("two bad lines");
+        let LoadError::Invalid { diagnostics, .. } = err else {
+            panic!("not invalid: {err}");
+        };
+        let text: Vec<String> = diagnostics
+            .iter()
+            .map(|d| format!("{}:{}: {}", d.line, d.column, d.message))
+            .collect();
+        assert!(
+            text.iter()
+                .any(|d| d.starts_with("3:1: network 'vpn': until: 'soon' is not an instant")),
+            "{text:#?}"
+        );
+        assert!(
+            text.iter().any(|d| d
+                .starts_with("4:1: network 'vpn': 'maybe' after the address is not understood")),
+            "{text:#?}"
+        );
+        std::fs::write(
+            dir.join("vpn.txt"),
+            "10.8.0.0/16\n192.0.2.9/32 until=2026-12-24T18:00:00+09:00 # Ken, conference\n",
+        )
+        .expect("write");
+        let loaded =
+            crate::policy::load_str_at(yaml, &dir.join("p.yaml"), t("2026-12-01T00:00:00Z"))
+                .expect("loads");
+        let grants: Vec<_> = loaded
+            .policy
+            .networks()
+            .iter()
+            .flat_map(|n| n.dynamic.iter().flat_map(|d| d.grants.iter()))
+            .collect();
+        assert_eq!(grants.len(), 1);
+        assert_eq!(grants[0].note.as_deref(), Some("Ken, conference"));
+        assert_eq!(
+            action(&loaded.policy, "192.0.2.9", "/", "2026-12-24T08:00:00Z").0,
+            Action::Allow
+        );
+        assert_eq!(
+            action(&loaded.policy, "192.0.2.9", "/", "2026-12-24T09:00:00Z").0,
+            Action::Deny
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    const WINDOW: &str = "version: 1
+networks:
+  office: [10.0.0.0/8]
+  vpn: [100.64.0.0/10]
+rules:
+  - name: vpn-sign-in
+    paths: [/login]
+    login: true
+    allow_from: [vpn]
+    when: { days: [mon-fri], hours: \"08:00-20:00\", time_zone: Asia/Tokyo }
+  - { name: office-sign-in, paths: [/login], login: true, allow_from: [office] }
+  - { name: temporary, paths: [/export], action: allow, until: 2026-12-31T00:00:00Z }
+  - { name: console, allow_from: [office, vpn] }
+";
+
+    #[test]
+    fn outside_its_window_a_rule_falls_through_to_the_next() {
+        let (p, _) = load(WINDOW, "2026-11-30T00:00:00Z").expect("loads");
+        // Monday 10:00 in Tokyo.
+        assert_eq!(
+            action(&p, "100.64.1.1", "/login", "2026-11-30T01:00:00Z"),
+            (Action::Allow, "vpn-sign-in".into())
+        );
+        // Monday 21:00 in Tokyo: the office rule decides, and the VPN is not in it.
+        assert_eq!(
+            action(&p, "100.64.1.1", "/login", "2026-11-30T12:00:00Z"),
+            (Action::Deny, "office-sign-in".into())
+        );
+        // Saturday.
+        assert_eq!(
+            action(&p, "100.64.1.1", "/login", "2026-12-05T01:00:00Z"),
+            (Action::Deny, "office-sign-in".into())
+        );
+    }
+
+    #[test]
+    fn an_expired_rule_matches_nothing() {
+        let (p, _) = load(WINDOW, "2026-11-30T00:00:00Z").expect("loads");
+        assert_eq!(
+            action(&p, "203.0.113.9", "/export", "2026-12-30T23:59:59Z"),
+            (Action::Allow, "temporary".into())
+        );
+        assert_eq!(
+            action(&p, "203.0.113.9", "/export", "2026-12-31T00:00:00Z"),
+            (Action::Deny, "console".into())
+        );
+    }
+
+    #[test]
+    fn window_mistakes_are_located_with_help() {
+        let yaml = "version: 1
+networks:
+  vpn: [100.64.0.0/10]
+rules:
+  - name: a
+    allow_from: [vpn]
+    when:
+      - { days: [mon-fry], hours: \"08:00-20:00\", time_zone: Asia/Tokyo }
+      - { hours: \"8-20\", time_zone: Asia/Tokio }
+      - { days: [sat] }
+  - { name: b, action: deny, until: tomorrow }
+";
+        let d = load(yaml, "2026-11-30T00:00:00Z").expect_err("invalid");
+        for needle in [
+            "8:17: error: rule 'a': days: 'fry' is not a day of the week",
+            "9:18: error: rule 'a': hours: '8-20' is not a range of hours like 08:00-20:00",
+            "9:37: error: rule 'a': time_zone: 'Asia/Tokio' is not an IANA time zone name",
+            "10:9: error: rule 'a': a 'when' window needs 'time_zone'",
+            "11:37: error: rule 'b': until: 'tomorrow' is not an instant with an offset",
+        ] {
+            assert!(d.iter().any(|x| x.starts_with(needle)), "{needle}\n{d:#?}");
+        }
+    }
+
+    #[test]
+    fn policy_tests_decide_at_their_at() {
+        let yaml = format!(
+            "{WINDOW}tests:
+  - {{ ip: 100.64.1.1, method: GET, path: /login, expect: allow, at: 2026-11-30T01:00:00Z }}
+  - {{ ip: 100.64.1.1, method: GET, path: /login, expect: deny, rule: office-sign-in, at: 2026-11-30T12:00:00Z }}
+  - {{ ip: 100.64.1.1, method: GET, path: /login, expect: allow, at: 2026-11-30T12:00:00Z }}
+"
+        );
+        let d = load(&yaml, "2026-11-30T00:00:00Z").expect_err("third test fails");
+        assert!(
+            d.iter()
+                .any(|x| x.starts_with("17:5: error: test 3 failed")),
+            "{d:#?}"
+        );
+        assert_eq!(
+            d.iter().filter(|x| x.contains("failed")).count(),
+            1,
+            "{d:#?}"
+        );
+    }
+}

@@ -226,6 +226,7 @@ pub async fn handle(
             method: method.as_str(),
             host: host_decided,
             path: parts.uri.path(),
+            now: crate::clock::now(),
         };
         decide(policy.ruleset(), &facts)
     };

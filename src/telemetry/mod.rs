@@ -497,6 +497,7 @@ mod tests {
             method: "GET",
             host: Ok(Some("console.test")),
             path: "/sso",
+            now: jiff::Timestamp::UNIX_EPOCH,
         };
         let d = crate::engine::decide(policy.ruleset(), &facts);
         assert!(d.report.is_some(), "the report-only rule would deny");
