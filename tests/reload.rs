@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 
 use support::proxy::{Netwarden, Upstream, WAIT, connect_from, exchange, get};
 
-/// Allows `who` (one loopback address) to everything.
+/// Allows `who` (one loopback address) to everything. Each edit here moves
+/// the console to another address, which the reload guard would refuse
+/// (tests/operations.rs tests it): these tests turn it off.
 fn policy(who: &str) -> String {
     format!(
         "version: 1
@@ -17,7 +19,7 @@ networks:
 rules:
   - {{ name: everything, allow_from: [allowed] }}
 server:
-  reload: {{ interval: 100ms }}
+  reload: {{ interval: 100ms, guard: off }}
 tests:
   - {{ ip: {who}, expect: allow }}
 "
@@ -64,7 +66,10 @@ fn rename_over(path: &Path, text: &str) {
 }
 
 fn no_watch(p: &str) -> String {
-    p.replace("reload: { interval: 100ms }", "reload: { watch: false }")
+    p.replace(
+        "reload: { interval: 100ms, guard: off }",
+        "reload: { watch: false, guard: off }",
+    )
 }
 
 #[tokio::test]

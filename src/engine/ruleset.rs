@@ -242,6 +242,51 @@ impl Ruleset {
     }
 }
 
+/// Something in a policy that stops matching at an instant.
+#[derive(Clone, Copy, Debug)]
+pub enum Expiring<'p> {
+    Grant { network: &'p str, grant: &'p Grant },
+    Rule(&'p Rule),
+}
+
+impl Expiring<'_> {
+    pub fn until(&self) -> Timestamp {
+        match self {
+            Expiring::Grant { grant, .. } => grant.until,
+            // PANIC SAFETY: `expiring()` yields only rules with `until`.
+            Expiring::Rule(r) => r.until.expect("an expiring rule has until"),
+        }
+    }
+}
+
+impl Ruleset {
+    /// Every grant and rule with `until:`, in no particular order.
+    pub fn expiring(&self) -> impl Iterator<Item = Expiring<'_>> {
+        let grants = self.networks.iter().flat_map(|n| {
+            n.dynamic.iter().flat_map(move |d| {
+                d.grants.iter().map(move |g| Expiring::Grant {
+                    network: &n.name,
+                    grant: g,
+                })
+            })
+        });
+        let rules = self
+            .rules
+            .iter()
+            .filter(|r| r.until.is_some())
+            .map(Expiring::Rule);
+        grants.chain(rules)
+    }
+
+    /// The first `until:` strictly after `now`.
+    pub fn next_expiry(&self, now: Timestamp) -> Option<Timestamp> {
+        self.expiring()
+            .map(|e| e.until())
+            .filter(|u| *u > now)
+            .min()
+    }
+}
+
 impl HostPattern {
     /// Host names compare without regard to ASCII case (RFC 4343).
     pub fn matches(&self, host: &str) -> bool {

@@ -128,6 +128,7 @@ impl Report<'_, '_, '_> {
             .collect();
         json!({
             "decision": d.action.as_str(),
+            "at": self.now.to_string(),
             "rule": d.rule_name(),
             "client_ip": d.client.ip.map(|ip| ip.to_string()),
             "client_source": d.client.derivation.kind(),

@@ -66,7 +66,7 @@ impl Cx<'_, '_> {
                 used: false,
             };
             let mut located: Vec<(IpNet, Source)> = Vec::new();
-            let errors_before = self.c.diagnostics.len() + self.extra.len();
+            let errors_before = self.error_count();
             match &net.value {
                 RawNetwork::List(cidrs) => {
                     for cidr in cidrs {
@@ -113,12 +113,20 @@ impl Cx<'_, '_> {
                     Some("give it cidrs, a file, include or facts; or remove it".into()),
                 );
             }
-            draft.had_errors = self.c.diagnostics.len() + self.extra.len() > errors_before;
+            // Errors only: a warning (a grant expiring soon) leaves the
+            // network as it is.
+            draft.had_errors = self.error_count() > errors_before;
             self.overlaps(&name.value, &mut located);
             draft.direct = located.into_iter().map(|(n, _)| n).collect();
             drafts.push(draft);
         }
         drafts
+    }
+
+    /// Errors reported so far, in the policy and in the files it reads.
+    fn error_count(&self) -> usize {
+        self.c.diagnostics.iter().filter(|d| d.is_error()).count()
+            + self.extra.iter().filter(|d| d.is_error()).count()
     }
 
     /// One entry of a network's `cidrs`: a CIDR, or a grant with `until:`.
@@ -642,7 +650,8 @@ pub(super) fn expiry_warning(
             "remove it, or move 'until' later if it is still needed".into(),
         ))
     } else if until.duration_since(now) <= EXPIRY_NOTICE {
-        let hours = until.duration_since(now).as_hours();
+        // To the nearest hour: "in 72 h" three days ahead, not "71 h".
+        let hours = (until.duration_since(now).as_secs() + 1800) / 3600;
         Some((
             format!("{what} expires at {until} (in {hours} h)"),
             "nothing to do if that is intended; move 'until' to extend it".into(),

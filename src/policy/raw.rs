@@ -235,6 +235,15 @@ pub struct RawAdminAuth {
 pub struct RawReload {
     pub watch: Option<bool>,
     pub interval: Option<S<String>>,
+    pub guard: Option<S<RawGuard>>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RawGuard {
+    Refuse,
+    Warn,
+    Off,
 }
 
 /// A listener: `"0.0.0.0:8080"`, or `{ address: "0.0.0.0:8080", proxy_protocol: true }`.

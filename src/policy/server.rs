@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::compile::Cx;
-use super::raw::{RawListener, RawServer, S};
+use super::raw::{RawGuard, RawListener, RawServer, S};
 
 /// Why each default is what it is.
 pub mod defaults {
@@ -144,6 +144,32 @@ pub enum AllowedLogLevel {
 pub struct ReloadSettings {
     pub watch: bool,
     pub interval: Duration,
+    /// What a reload does with a candidate that would deny the client
+    /// addresses that recently used the console.
+    pub guard: Guard,
+}
+
+/// `server.reload.guard`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Guard {
+    /// Refuse a candidate that denies every recent client; apply one that
+    /// denies some, with a warning.
+    #[default]
+    Refuse,
+    /// Apply, with a warning, whatever it denies.
+    Warn,
+    /// Do not check.
+    Off,
+}
+
+impl Guard {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Guard::Refuse => "refuse",
+            Guard::Warn => "warn",
+            Guard::Off => "off",
+        }
+    }
 }
 
 impl Default for ReloadSettings {
@@ -151,6 +177,7 @@ impl Default for ReloadSettings {
         Self {
             watch: true,
             interval: defaults::RELOAD_INTERVAL,
+            guard: Guard::Refuse,
         }
     }
 }
@@ -377,6 +404,11 @@ impl Cx<'_, '_> {
         if let Some(reload) = &r.reload {
             out.reload.watch = reload.watch.unwrap_or(true);
             out.reload.interval = dur(&reload.interval, defaults::RELOAD_INTERVAL);
+            out.reload.guard = match reload.guard.as_ref().map(|g| g.value) {
+                None | Some(RawGuard::Refuse) => Guard::Refuse,
+                Some(RawGuard::Warn) => Guard::Warn,
+                Some(RawGuard::Off) => Guard::Off,
+            };
         }
 
         if let Some(list) = &r.upgrades {

@@ -568,6 +568,19 @@ rules:
     }
 
     #[test]
+    fn a_network_whose_only_entry_warns_still_holds_it() {
+        // Regression: the expiry warning once counted as an error, and a
+        // network of one grant expiring soon matched nobody.
+        let yaml = "version: 1\nnetworks:\n  travel:\n    cidrs:\n      - { cidr: 192.0.2.7/32, until: 2026-12-24T18:00:00+09:00 }\nrules:\n  - { name: console, allow_from: [travel] }\n";
+        let (p, warnings) = load(yaml, "2026-12-24T00:00:00Z").expect("loads");
+        assert_eq!(warnings.len(), 1, "{warnings:#?}");
+        assert_eq!(
+            action(&p, "192.0.2.7", "/", "2026-12-24T01:00:00Z").0,
+            Action::Allow
+        );
+    }
+
+    #[test]
     fn check_warns_about_grants_expired_or_expiring_within_a_week() {
         let (_, far) = load(GRANT, "2026-12-01T00:00:00Z").expect("loads");
         assert!(!far.iter().any(|w| w.contains("expire")), "{far:#?}");

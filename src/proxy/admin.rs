@@ -228,9 +228,20 @@ pub async fn route(
         if method != Method::POST {
             return text(StatusCode::METHOD_NOT_ALLOWED, "use POST\n");
         }
-        let outcome = reloader.reload("admin").await;
+        let force = match req.uri().query() {
+            None | Some("") => false,
+            Some("force=true") => true,
+            Some(_) => {
+                return text(
+                    StatusCode::BAD_REQUEST,
+                    "the only parameter /reload takes is force=true\n",
+                );
+            }
+        };
+        let outcome = reloader.reload("admin", force).await;
         let status = match outcome {
             Outcome::Failed { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Outcome::Refused { .. } => StatusCode::CONFLICT,
             _ => StatusCode::OK,
         };
         return json(status, &outcome.to_json());

@@ -11,11 +11,13 @@
 pub mod admin;
 pub mod body;
 pub mod conn_table;
+pub mod expiry;
 pub mod forward;
 pub mod listener;
 pub mod pages;
 pub mod pool;
 pub mod proxy_protocol;
+pub mod recent;
 pub mod reload;
 pub mod service;
 pub mod sign_in;
@@ -24,8 +26,6 @@ pub mod tunnel;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-
-use crate::tls;
 use std::sync::atomic::Ordering;
 
 use arc_swap::ArcSwap;
@@ -34,6 +34,7 @@ use tokio::sync::{Semaphore, mpsc, watch};
 
 use crate::policy::Policy;
 use crate::policy::server::{Listener, TlsFiles, defaults, parse_upstream};
+use crate::tls;
 
 /// Settings from flags and `NETWARDEN_*` variables; each replaces the
 /// policy's `server:` value when given.
@@ -436,6 +437,7 @@ pub async fn serve(policy: Policy, o: Overrides) -> Result<(), ServeError> {
             settings.limits.upstream_requests_per_address,
         )),
         lockout,
+        recent: recent::Recent::new(recent::WINDOW),
     });
     shared.metrics.policy_loaded(1, &shared.policy.load());
     store_watch.attach(&shared);
@@ -515,6 +517,7 @@ pub async fn serve(policy: Policy, o: Overrides) -> Result<(), ServeError> {
         admin_stop_rx,
     ));
     tokio::spawn(watch_geoip(shared.clone(), shutdown_rx.clone()));
+    tokio::spawn(expiry::watch(shared.clone(), shutdown_rx.clone()));
     health.ready.store(true, Ordering::Release);
 
     let signal = wait_for_signal(&reloader).await;
@@ -771,7 +774,7 @@ async fn wait_for_signal(reloader: &reload::Reloader) -> &'static str {
                 _ = term.recv() => return "SIGTERM",
                 _ = int.recv() => return "SIGINT",
                 _ = hup.recv() => {
-                    reloader.reload("SIGHUP").await;
+                    reloader.reload("SIGHUP", false).await;
                 }
             }
         },

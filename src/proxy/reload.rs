@@ -25,6 +25,102 @@ pub enum Outcome {
     Unchanged,
     /// The running policy stays; these are the problems, located.
     Failed { errors: Vec<String> },
+    /// Valid, but it would deny every client address that recently used
+    /// the console (`server.reload.guard: refuse`); the running policy
+    /// stays. `POST /reload?force=true` applies it anyway.
+    Refused { guard: Guarded },
+}
+
+/// What the reload guard found: the recent client addresses the candidate
+/// would deny, and by which of its rules (`file:line`). Counts only: no
+/// address leaves the process.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Guarded {
+    pub recent: usize,
+    pub denied: usize,
+    /// `rule 'console' (policy.yaml:14)`, with how many it denies; in
+    /// policy order.
+    pub rules: Vec<(String, usize)>,
+}
+
+impl Guarded {
+    fn rules_text(&self) -> String {
+        self.rules
+            .iter()
+            .map(|(r, n)| format!("{r} denies {n}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    fn explanation(&self) -> String {
+        format!(
+            "the new policy would deny {} of the {} client addresses that used the console in the last 24 hours: {}",
+            self.denied,
+            self.recent,
+            self.rules_text()
+        )
+    }
+}
+
+/// Decides each recently seen client's requests again with `candidate`:
+/// an address counts as denied when any of its remembered requests (its
+/// last allowed one, its last sign-in) would be.
+pub fn guard_check(
+    candidate: &Policy,
+    seen: &[super::recent::Seen],
+    now: jiff::Timestamp,
+) -> Guarded {
+    use crate::engine::{ClientSource, RequestFacts, decide};
+    let ruleset = candidate.ruleset();
+    let mut by_rule: Vec<usize> = vec![0; ruleset.rules().len() + 1];
+    let mut denied = 0;
+    for s in seen {
+        let mut denied_by = None;
+        for sample in std::iter::once(&s.request).chain(s.sign_in.as_ref()) {
+            let facts = RequestFacts {
+                client: ClientSource::Given(s.ip),
+                method: &sample.method,
+                host: Ok(sample.host.as_deref()),
+                path: &sample.path,
+                now,
+            };
+            let d = decide(ruleset, &facts);
+            if !d.forwards() {
+                let index = d
+                    .rule
+                    .and_then(|r| ruleset.rules().iter().position(|x| std::ptr::eq(x, r)))
+                    .unwrap_or(ruleset.rules().len());
+                denied_by = Some(index);
+                break;
+            }
+        }
+        if let Some(i) = denied_by {
+            denied += 1;
+            by_rule[i] += 1;
+        }
+    }
+    let file = candidate
+        .source()
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let rules = by_rule
+        .iter()
+        .enumerate()
+        .filter(|(_, n)| **n > 0)
+        .map(|(i, n)| {
+            let name = match ruleset.rules().get(i) {
+                Some(r) => format!("rule '{}' ({file}:{})", r.name, r.line),
+                None => format!("the default ({file})"),
+            };
+            (name, *n)
+        })
+        .collect();
+    Guarded {
+        recent: seen.len(),
+        denied,
+        rules,
+    }
 }
 
 impl Outcome {
@@ -35,6 +131,14 @@ impl Outcome {
             }
             Outcome::Unchanged => json!({"outcome": "unchanged"}),
             Outcome::Failed { errors } => json!({"outcome": "failed", "errors": errors}),
+            Outcome::Refused { guard } => json!({
+                "outcome": "refused",
+                "errors": [guard.explanation()],
+                "recent_clients": guard.recent,
+                "denied": guard.denied,
+                "rules": guard.rules.iter().map(|(r, n)| json!({"rule": r, "denied": n})).collect::<Vec<_>>(),
+                "help": "fix the policy, or apply it anyway with POST /reload?force=true",
+            }),
         }
     }
 }
@@ -134,8 +238,9 @@ impl Reloader {
         files
     }
 
-    /// Reloads now. `trigger` names what asked (`SIGHUP`, `admin`, `watch`).
-    pub async fn reload(&self, trigger: &'static str) -> Outcome {
+    /// Reloads now. `trigger` names what asked (`SIGHUP`, `admin`, `watch`);
+    /// `force` (`POST /reload?force=true`) overrides the reload guard.
+    pub async fn reload(&self, trigger: &'static str, force: bool) -> Outcome {
         let _one_at_a_time = self.running.lock().await;
         self.reload_tls(trigger).await;
         let path = self.path.clone();
@@ -151,13 +256,72 @@ impl Reloader {
             Ok((_, sha256)) if sha256 == self.status().sha256 => Outcome::Unchanged,
             Ok((new, sha256)) => {
                 let old = self.shared.policy.load_full();
-                match self.new_alerts(&old, &new) {
-                    Err(errors) => Outcome::Failed { errors },
-                    Ok(alerts) => self.commit(trigger, &old, new, sha256, alerts),
+                match self.guard(trigger, &old, &new, force) {
+                    Some(refused) => refused,
+                    None => match self.new_alerts(&old, &new) {
+                        Err(errors) => Outcome::Failed { errors },
+                        Ok(alerts) => self.commit(trigger, &old, new, sha256, alerts),
+                    },
                 }
             }
         };
         self.finish(trigger, outcome)
+    }
+
+    /// The reload guard, as the running policy sets it: `Some(Refused)`
+    /// when the candidate must not go live; a warning when it goes live but
+    /// denies some recent clients.
+    fn guard(
+        &self,
+        trigger: &'static str,
+        old: &Policy,
+        new: &Policy,
+        force: bool,
+    ) -> Option<Outcome> {
+        use crate::policy::server::Guard;
+        let mode = old.server().reload.guard;
+        if mode == Guard::Off {
+            self.shared.metrics.recent_clients_denied.set(0);
+            return None;
+        }
+        let seen = self.shared.recent.snapshot();
+        self.shared
+            .metrics
+            .recent_clients
+            .set(i64::try_from(seen.len()).unwrap_or(i64::MAX));
+        let g = guard_check(new, &seen, crate::clock::now());
+        if g.denied == 0 {
+            self.shared.metrics.recent_clients_denied.set(0);
+            return None;
+        }
+        let all = g.denied == g.recent;
+        if all && mode == Guard::Refuse && !force {
+            tracing::warn!(
+                event = "policy_reload_refused",
+                trigger,
+                recent_clients = g.recent,
+                denied = g.denied,
+                rules = %g.rules_text(),
+                "{}; the running policy stays (POST /reload?force=true applies it anyway)",
+                g.explanation()
+            );
+            return Some(Outcome::Refused { guard: g });
+        }
+        tracing::warn!(
+            event = "policy_reload_guard_warning",
+            trigger,
+            recent_clients = g.recent,
+            denied = g.denied,
+            rules = %g.rules_text(),
+            forced = force,
+            "{}; applied",
+            g.explanation()
+        );
+        self.shared
+            .metrics
+            .recent_clients_denied
+            .set(i64::try_from(g.denied).unwrap_or(i64::MAX));
+        None
     }
 
     /// The alerts a changed `alerts:` section asks for, started but not yet
@@ -262,6 +426,7 @@ impl Reloader {
             }
             Outcome::Unchanged => "unchanged",
             Outcome::Failed { .. } => "failed",
+            Outcome::Refused { .. } => "refused",
         };
         self.shared
             .metrics
@@ -500,7 +665,7 @@ pub async fn watch(
         // that reads other files changes the list, which also counts as a
         // change next time: a no-op reload at worst.)
         seen = settled;
-        reloader.reload("watch").await;
+        reloader.reload("watch", false).await;
     }
 }
 

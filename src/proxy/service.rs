@@ -49,6 +49,9 @@ pub struct Shared {
     /// Failed sign-ins per client, and who is locked out (`lockout:`);
     /// kept across policy reloads.
     pub lockout: crate::lockout::Lockout,
+    /// Client addresses that recently used the console, for the reload
+    /// guard (`server.reload.guard`).
+    pub recent: super::recent::Recent,
 }
 
 /// The rule label of a decision: the rule's shared name, or `default`,
@@ -378,6 +381,13 @@ pub async fn handle(
                     }
                 }
                 (Ok(pq), Ok(body)) => {
+                    // The reload guard remembers who used the console
+                    // (allowed and enforced: report-only lets everyone by).
+                    let allowed = done.decision.action == crate::engine::Action::Allow
+                        && done.decision.enforced;
+                    if let (true, Some(ip)) = (allowed, client.ip) {
+                        shared.recent.allowed(ip, method.as_str(), host_str, &path);
+                    }
                     // The log shows the path as forwarded; the clone shares bytes.
                     done.path = LogPath::Forwarded(pq.clone());
                     drop(path);
@@ -406,6 +416,13 @@ pub async fn handle(
                                 &response,
                                 || lockout_attempt(&done, &policy, rule),
                             ));
+                            if let (Some("succeeded"), Some(ip), LogPath::Forwarded(pq)) =
+                                (done.login_outcome, client.ip, &done.path)
+                            {
+                                shared
+                                    .recent
+                                    .signed_in(ip, method.as_str(), host_str, pq.path());
+                            }
                         }
                     }
                     response

@@ -107,6 +107,16 @@ pub struct Metrics {
     pub alert_deliveries: Family<DeliveryLabels, Counter>,
     pub alert_delivery_retries: Family<SinkLabels, Counter>,
     pub alert_sinks_disabled: Gauge,
+    /// Unix time of the next grant or rule `until:`; 0 when none is ahead.
+    pub grant_next_expiry: Gauge,
+    pub grants_expired: Counter,
+    /// Client addresses the reload guard remembers as recently allowed.
+    pub recent_clients: Gauge,
+    /// Of those, how many the running policy would now deny (after a reload
+    /// applied with `guard: warn` or `force`).
+    pub recent_clients_denied: Gauge,
+    /// 1 while the client-address self-diagnosis suspects a problem, by reason.
+    pub client_ip_suspect: Family<ReasonLabels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -282,8 +292,43 @@ impl Default for Metrics {
             "Alert sinks of the running policy that could not start (a secret's variable missing or wrong)",
             alert_sinks_disabled.clone(),
         );
+        let grant_next_expiry = Gauge::default();
+        registry.register(
+            "grant_next_expiry_timestamp_seconds",
+            "Unix time at which the next grant or rule with until: expires (0: none ahead)",
+            grant_next_expiry.clone(),
+        );
+        let grants_expired = Counter::default();
+        registry.register(
+            "grants_expired",
+            "Grants and rules whose until: passed while this process ran",
+            grants_expired.clone(),
+        );
+        let recent_clients = Gauge::default();
+        registry.register(
+            "reload_guard_recent_clients",
+            "Client addresses recently allowed, that a policy reload is checked against",
+            recent_clients.clone(),
+        );
+        let recent_clients_denied = Gauge::default();
+        registry.register(
+            "reload_guard_recent_clients_denied",
+            "Recently allowed client addresses that the running policy would deny (after a reload applied with a warning or forced)",
+            recent_clients_denied.clone(),
+        );
+        let client_ip_suspect = Family::<ReasonLabels, Gauge>::default();
+        registry.register(
+            "client_ip_suspect",
+            "1 while the client addresses look wrong (reason: one_private_address, no_forwarding_header)",
+            client_ip_suspect.clone(),
+        );
         Self {
             registry,
+            grant_next_expiry,
+            grants_expired,
+            recent_clients,
+            recent_clients_denied,
+            client_ip_suspect,
             alert_sinks_disabled,
             alerts,
             alert_attempts_aggregated,

@@ -1,0 +1,305 @@
+//! Operations that cannot lock the admins out (issue #15), through the real
+//! binary: the reload guard, grants and rules that expire, time windows on
+//! a moved clock (`NETWARDEN_TEST_NOW`), and what the CLI says of them.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use support::proxy::{Netwarden, Upstream, WAIT, connect_from, exchange, get, parse_metrics};
+
+async fn admin(nw: &Netwarden, method: &str, path: &str) -> (u16, serde_json::Value) {
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: admin\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+    );
+    let r = exchange(
+        connect_from("127.0.0.1", nw.addr("admin")).await,
+        req.as_bytes(),
+    )
+    .await;
+    (
+        r.status,
+        serde_json::from_str(r.body.trim()).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+async fn metrics(nw: &Netwarden) -> std::collections::HashMap<String, f64> {
+    let r = get("127.0.0.1", nw.addr("admin"), "/metrics", &[]).await;
+    parse_metrics(&r.body)
+}
+
+async fn status_of(nw: &Netwarden, from: &str, path: &str) -> u16 {
+    get(from, nw.addr("http"), path, &[]).await.status
+}
+
+/// Offices as listed, one console rule; reloads by hand only.
+fn offices(list: &str, guard: &str) -> String {
+    format!(
+        "version: 1
+networks:
+  office: [{list}]
+rules:
+  - {{ name: console, allow_from: [office] }}
+server:
+  reload: {{ watch: false, guard: {guard} }}
+"
+    )
+}
+
+#[tokio::test]
+async fn the_reload_guard_refuses_an_edit_that_locks_every_recent_admin_out() {
+    let up = Upstream::start().await;
+    let nw = Netwarden::in_front_of(&offices("127.0.0.1, 127.0.0.2", "refuse"), &up);
+    let path = nw.policy_path();
+    assert_eq!(status_of(&nw, "127.0.0.1", "/users").await, 200);
+    assert_eq!(status_of(&nw, "127.0.0.2", "/users").await, 200);
+
+    // An edit that leaves out both admins: refused, by every trigger.
+    std::fs::write(&path, offices("127.0.0.9", "refuse")).expect("edit");
+    let (code, out) = admin(&nw, "POST", "/reload").await;
+    assert_eq!(code, 409, "{out}");
+    assert_eq!(out["outcome"], "refused");
+    assert_eq!(out["recent_clients"], 2);
+    assert_eq!(out["denied"], 2);
+    let why = out["errors"][0].as_str().unwrap_or_default();
+    assert!(
+        why.contains("deny 2 of the 2 client addresses")
+            && why.contains("rule 'console' (policy.yaml:5) denies 2"),
+        "{why}"
+    );
+    let ev = nw.wait_log(|v| v["event"] == "policy_reload_refused");
+    assert_eq!(ev["trigger"], "admin");
+    assert_eq!(ev["denied"], 2);
+    // No client address in the refusal: counts and rules only.
+    assert!(!ev.to_string().contains("127.0.0.1"), "{ev}");
+    nw.signal("HUP");
+    nw.wait_log(|v| v["event"] == "policy_reload_refused" && v["trigger"] == "SIGHUP");
+    let (_, st) = admin(&nw, "GET", "/policy").await;
+    assert_eq!(st["generation"], 1);
+    assert_eq!(st["last_reload"]["outcome"], "refused");
+    assert_eq!(status_of(&nw, "127.0.0.1", "/users").await, 200);
+    assert_eq!(status_of(&nw, "127.0.0.9", "/users").await, 403);
+    let m = metrics(&nw).await;
+    assert_eq!(
+        m.get(r#"netwarden_policy_reloads_total{outcome="refused"}"#),
+        Some(&2.0)
+    );
+    assert_eq!(m.get("netwarden_reload_guard_recent_clients"), Some(&2.0));
+
+    // Anything but force=true is a mistake, not a force.
+    let (code, _) = admin(&nw, "POST", "/reload?force=1").await;
+    assert_eq!(code, 400);
+    assert_eq!(status_of(&nw, "127.0.0.1", "/users").await, 200);
+
+    // Forced: applied, with the guard's warning.
+    let (code, out) = admin(&nw, "POST", "/reload?force=true").await;
+    assert_eq!(
+        (code, out["outcome"].as_str()),
+        (200, Some("reloaded")),
+        "{out}"
+    );
+    let warn = nw.wait_log(|v| v["event"] == "policy_reload_guard_warning");
+    assert_eq!(warn["forced"], true);
+    assert_eq!(status_of(&nw, "127.0.0.1", "/users").await, 403);
+    assert_eq!(status_of(&nw, "127.0.0.9", "/users").await, 200);
+}
+
+#[tokio::test]
+async fn an_edit_that_denies_some_recent_admins_is_applied_with_a_warning() {
+    let up = Upstream::start().await;
+    let nw = Netwarden::in_front_of(&offices("127.0.0.1, 127.0.0.2", "refuse"), &up);
+    let path = nw.policy_path();
+    assert_eq!(status_of(&nw, "127.0.0.1", "/").await, 200);
+    assert_eq!(status_of(&nw, "127.0.0.2", "/").await, 200);
+    // A denied client never counts as an admin.
+    assert_eq!(status_of(&nw, "127.0.0.3", "/").await, 403);
+
+    std::fs::write(&path, offices("127.0.0.1", "refuse")).expect("edit");
+    let (code, out) = admin(&nw, "POST", "/reload").await;
+    assert_eq!(
+        (code, out["outcome"].as_str()),
+        (200, Some("reloaded")),
+        "{out}"
+    );
+    let warn = nw.wait_log(|v| v["event"] == "policy_reload_guard_warning");
+    assert_eq!(
+        (warn["denied"].as_u64(), warn["recent_clients"].as_u64()),
+        (Some(1), Some(2))
+    );
+    assert_eq!(warn["forced"], false);
+    let m = metrics(&nw).await;
+    assert_eq!(
+        m.get("netwarden_reload_guard_recent_clients_denied"),
+        Some(&1.0)
+    );
+    assert_eq!(status_of(&nw, "127.0.0.2", "/").await, 403);
+}
+
+#[tokio::test]
+async fn guard_warn_and_off_apply_the_edit_the_running_policy_allows() {
+    let up = Upstream::start().await;
+    for (guard, event) in [("warn", Some("policy_reload_guard_warning")), ("off", None)] {
+        let nw = Netwarden::in_front_of(&offices("127.0.0.1", guard), &up);
+        assert_eq!(status_of(&nw, "127.0.0.1", "/").await, 200);
+        std::fs::write(nw.policy_path(), offices("127.0.0.9", guard)).expect("edit");
+        let (code, out) = admin(&nw, "POST", "/reload").await;
+        assert_eq!(
+            (code, out["outcome"].as_str()),
+            (200, Some("reloaded")),
+            "{guard}: {out}"
+        );
+        assert_eq!(status_of(&nw, "127.0.0.1", "/").await, 403, "{guard}");
+        // The warning comes before the reload's own line.
+        nw.wait_log(|v| v["event"] == "policy_reloaded");
+        let warned = nw
+            .logs()
+            .iter()
+            .any(|v| v["event"] == "policy_reload_guard_warning");
+        assert_eq!(warned, event.is_some(), "{guard}");
+    }
+}
+
+/// The instant the moved clock starts at: a Monday, 19:59:57 in Tokyo.
+const T0: &str = "2026-11-30T19:59:57+09:00";
+
+#[tokio::test]
+async fn grants_rules_and_windows_end_on_time_without_a_reload() {
+    let up = Upstream::start().await;
+    let policy = "version: 1
+networks:
+  office: [127.0.0.1]
+  travel:
+    cidrs:
+      - { cidr: 127.0.0.5/32, until: \"2026-11-30T19:59:59+09:00\", note: \"Aiko, hotel in Osaka\" }
+  vpn: [127.0.0.6]
+rules:
+  - name: vpn-sign-in
+    paths: [/login]
+    allow_from: [vpn]
+    when: { days: [mon-fri], hours: \"08:00-20:00\", time_zone: Asia/Tokyo }
+  - { name: export, paths: [/export], action: allow, until: \"2026-11-30T20:00:00+09:00\" }
+  - { name: console, allow_from: [office, travel] }
+server:
+  reload: { watch: false }
+";
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("policy.yaml");
+    std::fs::write(&path, policy).expect("write");
+    let nw = Netwarden::start_env(
+        &path,
+        &["--listen", "127.0.0.1:0", "--upstream", &up.url()],
+        &[("NETWARDEN_TEST_NOW", T0)],
+        dir,
+    );
+    let started = Instant::now();
+    assert_eq!(status_of(&nw, "127.0.0.5", "/").await, 200);
+    assert_eq!(status_of(&nw, "127.0.0.6", "/login").await, 200);
+    assert_eq!(status_of(&nw, "127.0.0.9", "/export").await, 200);
+    let m = metrics(&nw).await;
+    // 19:59:59 Tokyo is 10:59:59 UTC.
+    let next: jiff::Timestamp = "2026-11-30T10:59:59Z".parse().expect("instant");
+    assert_eq!(
+        m.get("netwarden_grant_next_expiry_timestamp_seconds"),
+        Some(&(next.as_second() as f64))
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "too slow to see the grant before it expires"
+    );
+
+    // 3.5 s later every one of them has ended (bounded wait).
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let ended = status_of(&nw, "127.0.0.5", "/").await == 403
+            && status_of(&nw, "127.0.0.6", "/login").await == 403
+            && status_of(&nw, "127.0.0.9", "/export").await == 403;
+        if ended {
+            break;
+        }
+        assert!(Instant::now() < deadline, "still allowed: {:#?}", nw.logs());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(started.elapsed() >= Duration::from_secs(2), "ended early");
+    let grant = nw.wait_log(|v| v["event"] == "grant_expired" && v["network"] == "travel");
+    assert_eq!(grant["cidr"], "127.0.0.5/32");
+    assert_eq!(grant["note"], "Aiko, hotel in Osaka");
+    nw.wait_log(|v| v["event"] == "grant_expired" && v["rule"] == "export");
+    // The window's end is no expiry: the rule is back on Tuesday.
+    let decided = nw.wait_log(|v| {
+        v["event"] == "decision" && v["client.address"] == "127.0.0.6" && v["action"] == "deny"
+    });
+    assert_eq!(decided["rule"], "console");
+    let m = metrics(&nw).await;
+    assert_eq!(m.get("netwarden_grants_expired_total"), Some(&2.0));
+    assert_eq!(
+        m.get("netwarden_grant_next_expiry_timestamp_seconds"),
+        Some(&0.0)
+    );
+}
+
+#[test]
+fn a_bad_test_clock_stops_startup() {
+    let (code, _, err) = support::run_env(
+        &["check", "--policy", "policies/demo.yaml"],
+        &[("NETWARDEN_TEST_NOW", "yesterday")],
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("NETWARDEN_TEST_NOW='yesterday'"), "{err}");
+}
+
+#[test]
+fn explain_at_decides_at_another_instant_and_check_warns_of_expiry() {
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("policy.yaml");
+    std::fs::write(
+        &path,
+        "version: 1
+networks:
+  office:
+    cidrs:
+      - 10.0.0.0/8
+      - { cidr: 192.0.2.7/32, until: \"2026-12-24T18:00:00+09:00\", note: \"Aiko\" }
+rules:
+  - { name: console, allow_from: [office] }
+",
+    )
+    .expect("write");
+    let p = path.to_str().expect("utf-8 path");
+    let explain = |at: &str| {
+        support::run(&[
+            "explain",
+            "--policy",
+            p,
+            "--ip",
+            "192.0.2.7",
+            "--at",
+            at,
+            "--json",
+        ])
+    };
+    let (code, out, err) = explain("2026-12-24T17:59:59+09:00");
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(v["decision"], "allow", "{v}");
+    assert_eq!(v["via"], "grant", "{v}");
+    assert_eq!(v["at"], "2026-12-24T08:59:59Z", "{v}");
+    let (_, out, _) = explain("2026-12-24T18:00:00+09:00");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(v["decision"], "deny", "{v}");
+    let (code, _, err) = explain("Christmas");
+    assert_ne!(code, 0);
+    assert!(err.contains("--at"), "{err}");
+
+    // check, on a clock 3 days before: a warning, located; exit 0.
+    let (code, out, err) = support::run_env(
+        &["check", "--policy", p],
+        &[("NETWARDEN_TEST_NOW", "2026-12-21T18:00:00+09:00")],
+    );
+    let all = format!("{out}{err}");
+    assert_eq!(code, 0, "{all}");
+    assert!(
+        all.contains("policy.yaml:6:")
+            && all.contains("grant 192.0.2.7/32 expires at 2026-12-24T09:00:00Z (in 72 h)"),
+        "{all}"
+    );
+}
