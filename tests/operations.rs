@@ -303,3 +303,149 @@ rules:
         "{all}"
     );
 }
+
+const WHOAMI: &str = "/.well-known/netwarden/whoami";
+
+/// Names that must never reach a client.
+const INTERNAL: [&str; 4] = ["office-lan", "vpn-pool", "staff-sign-in", "console-pages"];
+
+fn whoami_policy(extra_server: &str) -> String {
+    format!(
+        "version: 1
+networks:
+  office-lan: [127.0.0.1]
+  vpn-pool: [198.51.100.0/24]
+  balancers: [127.0.0.3]
+client_ip:
+  trusted_proxies: [balancers]
+rules:
+  - {{ name: staff-sign-in, paths: [/login], methods: [POST], login: true, allow_from: [office-lan, vpn-pool] }}
+  - {{ name: console-pages, allow_from: [office-lan, vpn-pool] }}
+server:
+  reload: {{ watch: false }}
+{extra_server}"
+    )
+}
+
+fn json(body: &str) -> serde_json::Value {
+    serde_json::from_str(body.trim()).unwrap_or_else(|e| panic!("{e}: {body}"))
+}
+
+#[tokio::test]
+async fn the_whoami_page_shows_a_blocked_person_how_netwarden_sees_them() {
+    let up = Upstream::start().await;
+    let nw = Netwarden::start(
+        &whoami_policy(""),
+        &[],
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--proxy-protocol",
+            "--upstream",
+            &up.url(),
+        ],
+    );
+    let addr = nw.addr("http");
+
+    // A denied client, directly: answered, not forwarded.
+    let r = get("127.0.0.2", addr, WHOAMI, &[]).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("cache-control"), Some("no-store"));
+    let v = json(&r.body);
+    assert_eq!(v["client_ip"], "127.0.0.2");
+    assert_eq!(v["found_by"], "direct");
+    assert_eq!(v["sign_in"], "blocked");
+    assert!(v["request_id"].as_str().is_some_and(|s| !s.is_empty()));
+    // An allowed one.
+    let v = json(&get("127.0.0.1", addr, WHOAMI, &[]).await.body);
+    assert_eq!(
+        (v["client_ip"].as_str(), v["sign_in"].as_str()),
+        (Some("127.0.0.1"), Some("allowed"))
+    );
+
+    // Through the trusted balancer: by its header, or by PROXY protocol.
+    let via_header = b"PROXY TCP4 127.0.0.3 10.0.0.1 40000 80\r\nGET /.well-known/netwarden/whoami HTTP/1.1\r\nHost: c\r\nX-Forwarded-For: 198.51.100.7\r\nConnection: close\r\n\r\n";
+    let v = json(
+        &exchange(connect_from("127.0.0.3", addr).await, via_header)
+            .await
+            .body,
+    );
+    assert_eq!(v["client_ip"], "198.51.100.7");
+    assert_eq!(v["found_by"], "trusted_proxy");
+    assert_eq!(v["sign_in"], "allowed");
+    let via_pp = b"PROXY TCP4 203.0.113.9 10.0.0.1 40000 80\r\nGET /.well-known/netwarden/whoami HTTP/1.1\r\nHost: c\r\nConnection: close\r\n\r\n";
+    let v = json(
+        &exchange(connect_from("127.0.0.3", addr).await, via_pp)
+            .await
+            .body,
+    );
+    assert_eq!(v["client_ip"], "203.0.113.9");
+    assert_eq!(v["found_by"], "proxy_protocol");
+    assert_eq!(v["sign_in"], "blocked");
+    // An untrusted client's header is not believed, and the page says so.
+    let v = json(
+        &get("127.0.0.2", addr, WHOAMI, &["X-Forwarded-For: 127.0.0.1"])
+            .await
+            .body,
+    );
+    assert_eq!(
+        (v["client_ip"].as_str(), v["found_by"].as_str()),
+        (Some("127.0.0.2"), Some("direct"))
+    );
+
+    // HTML for browsers; no internal name in either form.
+    let html = get("127.0.0.2", addr, WHOAMI, &["Accept: text/html"]).await;
+    assert!(
+        html.body.contains("127.0.0.2") && html.body.contains("not allowed"),
+        "{}",
+        html.body
+    );
+    for body in [&html.body, &r.body] {
+        for name in INTERNAL {
+            assert!(!body.contains(name), "{name} leaked: {body}");
+        }
+    }
+    // Other methods: refused, still never forwarded.
+    let p = support::proxy::post("127.0.0.1", addr, WHOAMI, &[]).await;
+    assert_eq!(p.status, 405);
+    assert!(up.seen().is_empty(), "forwarded: {:?}", up.seen());
+
+    // The block page links to it.
+    let blocked = get("127.0.0.2", addr, "/users", &["Accept: text/html"]).await;
+    assert_eq!(blocked.status, 403);
+    assert!(
+        blocked.body.contains(&format!("href=\"{WHOAMI}\"")),
+        "{}",
+        blocked.body
+    );
+    let blocked = get("127.0.0.2", addr, "/users", &[]).await;
+    assert_eq!(json(&blocked.body)["whoami"], WHOAMI);
+}
+
+#[tokio::test]
+async fn the_whoami_path_can_move_or_be_turned_off() {
+    let up = Upstream::start().await;
+    let nw = Netwarden::in_front_of(
+        &whoami_policy("  whoami: { path: /help/my-connection }\n"),
+        &up,
+    );
+    let addr = nw.addr("http");
+    let v = json(
+        &get("127.0.0.2", addr, "/help/my-connection", &[])
+            .await
+            .body,
+    );
+    assert_eq!(v["client_ip"], "127.0.0.2");
+    // The old path is the console's again: decided like any other.
+    assert_eq!(get("127.0.0.2", addr, WHOAMI, &[]).await.status, 403);
+
+    let off = Netwarden::in_front_of(&whoami_policy("  whoami: { enabled: false }\n"), &up);
+    let r = get("127.0.0.1", off.addr("http"), WHOAMI, &[]).await;
+    assert_eq!(r.status, 200);
+    assert!(
+        up.seen().iter().any(|s| s.target == WHOAMI),
+        "the console got it"
+    );
+    let blocked = get("127.0.0.2", off.addr("http"), "/users", &[]).await;
+    assert!(json(&blocked.body).get("whoami").is_none());
+}

@@ -579,6 +579,76 @@ fn mismatch(
     None
 }
 
+/// Whether a client may sign in, for the "why am I blocked?" page: every
+/// login route asked once, with a path it matches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SignInFrom {
+    /// The policy has no login route.
+    NoRoute,
+    Allowed,
+    /// Allowed on some login routes, not on others.
+    Partly,
+    Blocked,
+}
+
+impl SignInFrom {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SignInFrom::NoRoute => "no_sign_in_route",
+            SignInFrom::Allowed => "allowed",
+            SignInFrom::Partly => "partly",
+            SignInFrom::Blocked => "blocked",
+        }
+    }
+}
+
+/// Decides, for each login route of `policy`, a sign-in from `ip` (or an
+/// unknown client) on `host` at `now`.
+pub fn sign_in_from(
+    policy: &Ruleset,
+    ip: Option<IpAddr>,
+    host: Option<&str>,
+    now: jiff::Timestamp,
+) -> SignInFrom {
+    let (mut allowed, mut blocked) = (0, 0);
+    for rule in policy.rules.iter().filter(|r| r.login && !r.report) {
+        let path = rule
+            .paths
+            .as_ref()
+            .and_then(|p| p.first())
+            .map_or_else(|| "/".to_string(), path::PathPattern::example);
+        let method = rule
+            .methods
+            .as_ref()
+            .and_then(|m| m.first())
+            .map_or("POST", |m| &**m);
+        let Some(ip) = ip else {
+            blocked += 1;
+            continue;
+        };
+        let facts = RequestFacts {
+            client: ClientSource::Given(ip),
+            method,
+            host: Ok(host),
+            path: &path,
+            now,
+        };
+        // Whichever rule decides (an earlier deny_from may): what the
+        // sign-in would meet.
+        if decide(policy, &facts).forwards() {
+            allowed += 1;
+        } else {
+            blocked += 1;
+        }
+    }
+    match (allowed, blocked) {
+        (0, 0) => SignInFrom::NoRoute,
+        (_, 0) => SignInFrom::Allowed,
+        (0, _) => SignInFrom::Blocked,
+        _ => SignInFrom::Partly,
+    }
+}
+
 /// `example.com:8443` -> `example.com`; `[2001:db8::1]:443` -> `[2001:db8::1]`;
 /// a trailing dot (fully qualified form) is dropped.
 pub fn host_without_port(host: &str) -> &str {

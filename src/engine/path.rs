@@ -382,6 +382,23 @@ impl PathPattern {
         &self.text
     }
 
+    /// A path this pattern matches: `*` becomes `x`; `/admin/**` is
+    /// `/admin`. For asking the engine about a route (the whoami page).
+    pub fn example(&self) -> String {
+        let mut out = String::new();
+        for seg in self.segs.iter() {
+            out.push('/');
+            match seg {
+                Seg::Lit(l) => out.push_str(l),
+                Seg::Star => out.push('x'),
+            }
+        }
+        if out.is_empty() {
+            out.push('/');
+        }
+        out
+    }
+
     /// Matches a normalized path. `ci`: compare literal segments ignoring ASCII case.
     pub fn matches(&self, path: &str, ci: bool) -> bool {
         // A normalized path starts with '/'; ignore one trailing slash.
@@ -800,5 +817,19 @@ mod tests {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod example_tests {
+    use super::PathPattern;
+
+    #[test]
+    fn every_example_is_matched_by_its_pattern() {
+        for p in ["/login", "/api/*/sign-in", "/admin/**", "/**", "/", "/a/b/"] {
+            let pat = PathPattern::parse(p).expect("pattern");
+            let ex = pat.example();
+            assert!(pat.matches(&ex, false), "{p} -> {ex}");
+        }
     }
 }

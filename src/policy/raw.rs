@@ -218,6 +218,15 @@ pub struct RawServer {
     pub reload: Option<RawReload>,
     /// Protocols clients may upgrade to (`[websocket]` when absent).
     pub upgrades: Option<Vec<S<String>>>,
+    /// The "why am I blocked?" page.
+    pub whoami: Option<S<RawWhoami>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWhoami {
+    pub enabled: Option<bool>,
+    pub path: Option<S<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -6,11 +6,13 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::compile::Cx;
-use super::raw::{RawGuard, RawListener, RawServer, S};
+use super::raw::{RawGuard, RawListener, RawServer, RawWhoami, S};
 
 /// Why each default is what it is.
 pub mod defaults {
     use std::time::Duration;
+    /// RFC 8615's place for site-wide metadata: no console routes there.
+    pub const WHOAMI_PATH: &str = "/.well-known/netwarden/whoami";
     /// Long enough for a slow mobile link, short enough that a slowloris
     /// client holds a connection for seconds, not minutes.
     pub const HEADER_READ: Duration = Duration::from_secs(10);
@@ -201,6 +203,9 @@ pub struct ServerSettings {
     pub log_allowed: AllowedLogLevel,
     pub reload: ReloadSettings,
     pub upgrades: Upgrades,
+    /// `server.whoami`: the path on the proxy listeners where a person sees
+    /// how netwarden sees them; `None`: off.
+    pub whoami: Option<String>,
 }
 
 impl Default for ServerSettings {
@@ -220,6 +225,7 @@ impl Default for ServerSettings {
             log_allowed: AllowedLogLevel::default(),
             reload: ReloadSettings::default(),
             upgrades: Upgrades::default(),
+            whoami: Some(defaults::WHOAMI_PATH.to_string()),
         }
     }
 }
@@ -326,6 +332,32 @@ fn resolve_path(base: &Path, p: &str) -> PathBuf {
 }
 
 impl Cx<'_, '_> {
+    /// `server.whoami`: a normalized absolute path, never `/` (it would
+    /// hide the whole console).
+    fn whoami(&mut self, raw: &S<RawWhoami>) -> Option<String> {
+        if raw.value.enabled == Some(false) {
+            return None;
+        }
+        let Some(p) = &raw.value.path else {
+            return Some(defaults::WHOAMI_PATH.to_string());
+        };
+        let normal = crate::engine::path::normalize(&p.value)
+            .ok()
+            .filter(|n| *n == p.value && p.value.len() > 1 && !p.value.ends_with('/'));
+        if normal.is_none() || p.value.contains('?') {
+            self.error(
+                &p.referenced,
+                format!("server.whoami.path '{}' is not a normalized path", p.value),
+                Some(format!(
+                    "write a path such as {} (no '?', no '..', no trailing '/', not '/')",
+                    defaults::WHOAMI_PATH
+                )),
+            );
+            return None;
+        }
+        Some(p.value.clone())
+    }
+
     pub(super) fn server(&mut self, raw: Option<&S<RawServer>>, base: &Path) -> ServerSettings {
         let Some(raw) = raw else {
             return ServerSettings::default();
@@ -413,6 +445,9 @@ impl Cx<'_, '_> {
 
         if let Some(list) = &r.upgrades {
             out.upgrades = self.upgrades(list);
+        }
+        if let Some(w) = &r.whoami {
+            out.whoami = self.whoami(w);
         }
 
         let l = &r.limits;

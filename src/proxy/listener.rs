@@ -140,6 +140,7 @@ async fn connection(
     let mut peer = tcp_peer;
     let mut prefix = Vec::new();
     let mut believe_headers = true;
+    let mut via_proxy_protocol = false;
     if l.proxy_protocol {
         let trusted = l
             .shared
@@ -164,7 +165,10 @@ async fn connection(
         match read {
             Ok(Ok((source, rest))) => {
                 match source {
-                    proxy_protocol::Source::Client(addr) => peer = addr,
+                    proxy_protocol::Source::Client(addr) => {
+                        peer = addr;
+                        via_proxy_protocol = true;
+                    }
                     proxy_protocol::Source::Direct => {}
                     proxy_protocol::Source::ProxyItself => believe_headers = false,
                 }
@@ -217,6 +221,7 @@ async fn connection(
                     peer,
                     tls: false,
                     believe_headers,
+                    proxy_protocol: via_proxy_protocol,
                 },
                 &l,
                 client,
@@ -243,6 +248,7 @@ async fn connection(
                             peer,
                             tls: true,
                             believe_headers,
+                            proxy_protocol: via_proxy_protocol,
                         },
                         &l,
                         client,

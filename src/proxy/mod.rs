@@ -22,6 +22,7 @@ pub mod reload;
 pub mod service;
 pub mod sign_in;
 pub mod tunnel;
+pub mod whoami;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -10,7 +10,9 @@ use http_body_util::Full;
 
 /// The built-in block page; a `block_page:` template file replaces it. The
 /// same placeholders work in both: `{{title}}`, `{{message}}`,
-/// `{{client_ip}}`, `{{request_id}}`, `{{advice}}` (values are HTML-escaped).
+/// `{{client_ip}}`, `{{request_id}}`, `{{advice}}` (values are HTML-escaped),
+/// and `{{whoami_link}}`: on a block page, a paragraph that links to the
+/// "why am I blocked?" page (`server.whoami`); empty otherwise.
 pub const DEFAULT_TEMPLATE: &str = include_str!("block_page.html");
 
 /// What a page says.
@@ -170,31 +172,44 @@ impl Pages {
         Self { template }
     }
 
+    /// `whoami`: the "why am I blocked?" path, linked from block pages.
     pub fn render(
         &self,
         page: Page,
         client_ip: &str,
         request_id: &str,
         html: bool,
+        whoami: Option<&str>,
     ) -> Response<Full<Bytes>> {
+        let whoami = whoami.filter(|_| matches!(page, Page::Blocked | Page::BlockedLogin));
         let (body, content_type) = if html {
+            let link = whoami.map_or_else(String::new, |w| {
+                format!(
+                    "<p><a href=\"{}\">How this gateway sees your connection</a></p>",
+                    escape_html(w)
+                )
+            });
             let body = self
                 .template
                 .replace("{{title}}", &escape_html(page.title()))
                 .replace("{{message}}", &escape_html(page.message()))
                 .replace("{{client_ip}}", &escape_html(client_ip))
                 .replace("{{request_id}}", &escape_html(request_id))
-                .replace("{{advice}}", &escape_html(&page.advice()));
+                .replace("{{advice}}", &escape_html(&page.advice()))
+                .replace("{{whoami_link}}", &link);
             (body, "text/html; charset=utf-8")
         } else {
-            let body = serde_json::json!({
+            let mut v = serde_json::json!({
                 "error": page.code(),
                 "message": page.message(),
                 "client_ip": client_ip,
                 "request_id": request_id,
                 "advice": page.advice(),
-            })
-            .to_string();
+            });
+            if let Some(w) = whoami {
+                v["whoami"] = serde_json::json!(w);
+            }
+            let body = v.to_string();
             (body, "application/json")
         };
         let mut resp = Response::new(Full::new(Bytes::from(body)));
@@ -245,7 +260,13 @@ mod tests {
 
     #[test]
     fn block_page_html_says_what_and_what_to_do_without_internals() {
-        let resp = Pages::default().render(Page::BlockedLogin, "192.0.2.1", "abc123", true);
+        let resp = Pages::default().render(
+            Page::BlockedLogin,
+            "192.0.2.1",
+            "abc123",
+            true,
+            Some("/.well-known/netwarden/whoami"),
+        );
         assert_eq!(resp.status(), StatusCode::FORBIDDEN);
         assert_eq!(resp.headers()[CONTENT_TYPE], "text/html; charset=utf-8");
         let html = body(resp);
@@ -256,11 +277,15 @@ mod tests {
         );
         assert!(html.contains("192.0.2.1") && html.contains("abc123") && html.contains("VPN"));
         assert!(!html.contains("{{"), "every placeholder is filled");
+        assert!(
+            html.contains("<a href=\"/.well-known/netwarden/whoami\">"),
+            "block pages link to the whoami page"
+        );
     }
 
     #[test]
     fn json_for_api_clients() {
-        let resp = Pages::default().render(Page::Blocked, "2001:db8::1", "r1", false);
+        let resp = Pages::default().render(Page::Blocked, "2001:db8::1", "r1", false, None);
         let v: serde_json::Value = serde_json::from_str(&body(resp)).unwrap();
         assert_eq!(v["error"], "not_allowed_from_this_network");
         assert_eq!(v["client_ip"], "2001:db8::1");
@@ -276,6 +301,7 @@ mod tests {
             "192.0.2.1",
             "r1",
             false,
+            Some("/w"),
         );
         assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(resp.headers()[http::header::RETRY_AFTER], "841");
@@ -293,7 +319,7 @@ mod tests {
     #[test]
     fn template_values_are_escaped() {
         let pages = Pages::with_template("<p>{{client_ip}}</p>".into());
-        let resp = pages.render(Page::Blocked, "<script>", "r", true);
+        let resp = pages.render(Page::Blocked, "<script>", "r", true, None);
         assert_eq!(body(resp), "<p>&lt;script&gt;</p>");
     }
 }

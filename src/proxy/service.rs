@@ -81,6 +81,8 @@ pub struct ConnInfo {
     /// `false` on a PROXY protocol connection the proxy opened for itself
     /// (`UNKNOWN`, `LOCAL`): its forwarding headers are nobody's word.
     pub believe_headers: bool,
+    /// `peer` came from a PROXY protocol header.
+    pub proxy_protocol: bool,
 }
 
 /// Request ids: a per-process random seed through a bijective mixer, so ids
@@ -210,6 +212,23 @@ pub async fn handle(
     let html = wants_html(&parts.headers);
     let method = parts.method.clone();
     let version = version_text(parts.version);
+
+    // "Why am I blocked?": answered here for everyone, never forwarded.
+    if let Some(w) = policy.server().whoami.as_deref()
+        && parts.uri.path() == w
+    {
+        let asked = super::whoami::Asked {
+            method: &parts.method,
+            headers: &parts.headers,
+            peer,
+            believe_headers: conn.believe_headers,
+            proxy_protocol: conn.proxy_protocol,
+            host: host_str,
+            request_id,
+            html,
+        };
+        return Ok(super::whoami::answer(&policy, &asked).map(Either::Right));
+    }
 
     // Phase: decide.
     let decide_start = Instant::now();
@@ -649,7 +668,13 @@ fn render(
     let client = ClientText(client).to_string();
     shared
         .pages
-        .render(page, &client, request_id, html)
+        .render(
+            page,
+            &client,
+            request_id,
+            html,
+            shared.policy.load().server().whoami.as_deref(),
+        )
         .map(Either::Right)
 }
 
