@@ -449,3 +449,104 @@ async fn the_whoami_path_can_move_or_be_turned_off() {
     let blocked = get("127.0.0.2", off.addr("http"), "/users", &[]).await;
     assert!(json(&blocked.body).get("whoami").is_none());
 }
+
+#[tokio::test]
+async fn netwarden_says_when_every_client_looks_like_one_private_address() {
+    let up = Upstream::start().await;
+    let nw = Netwarden::in_front_of(&offices("127.0.0.0/8", "refuse"), &up);
+    // A load balancer that netwarden does not trust: every request from it.
+    for _ in 0..60 {
+        assert_eq!(status_of(&nw, "127.0.0.7", "/").await, 200);
+    }
+    let ev = nw.wait_log(|v| v["event"] == "client_ip_suspect");
+    assert_eq!(ev["reason"], "one_private_address");
+    assert!(
+        ev["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("every client looks like 127.0.0.7; is a load balancer in front that should be in client_ip.trusted_proxies?"),
+        "{ev}"
+    );
+    let m = metrics(&nw).await;
+    assert_eq!(
+        m.get(r#"netwarden_client_ip_suspect{reason="one_private_address"}"#),
+        Some(&1.0)
+    );
+    let ready = get("127.0.0.1", nw.addr("admin"), "/readyz", &[]).await;
+    assert_eq!(ready.status, 200);
+    assert!(
+        ready
+            .body
+            .contains("degraded: every client looks like 127.0.0.7"),
+        "{}",
+        ready.body
+    );
+
+    // Then many clients: fine again, said once.
+    for i in 0..200u32 {
+        let from = format!("127.0.{}.{}", 1 + i % 50, 1 + i / 50);
+        assert_eq!(status_of(&nw, &from, "/").await, 200);
+    }
+    nw.wait_log(|v| v["event"] == "client_ip_ok");
+    let m = metrics(&nw).await;
+    assert_eq!(
+        m.get(r#"netwarden_client_ip_suspect{reason="one_private_address"}"#),
+        Some(&0.0)
+    );
+}
+
+#[tokio::test]
+async fn netwarden_says_when_a_trusted_proxy_sends_no_forwarding_header() {
+    let up = Upstream::start().await;
+    let policy = "version: 1
+networks:
+  office: [127.0.0.0/8]
+  balancer: [127.0.0.3]
+client_ip: { trusted_proxies: [balancer] }
+rules:
+  - { name: console, allow_from: [office] }
+";
+    let nw = Netwarden::in_front_of(policy, &up);
+    for _ in 0..60 {
+        get("127.0.0.3", nw.addr("http"), "/", &[]).await;
+    }
+    let ev = nw.wait_log(|v| v["event"] == "client_ip_suspect");
+    assert_eq!(ev["reason"], "no_forwarding_header");
+    assert!(
+        ev["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("trusted proxy 127.0.0.3 sends no forwarding header"),
+        "{ev}"
+    );
+
+    // client_ip.self_check: false silences it.
+    let quiet = Netwarden::in_front_of(
+        &policy.replace(
+            "trusted_proxies: [balancer] }",
+            "trusted_proxies: [balancer], self_check: false }",
+        ),
+        &up,
+    );
+    for _ in 0..60 {
+        get("127.0.0.3", quiet.addr("http"), "/", &[]).await;
+    }
+    // Its decisions are all logged, and no suspicion among them.
+    let deadline = Instant::now() + WAIT;
+    while quiet
+        .logs()
+        .iter()
+        .filter(|v| v["event"] == "decision")
+        .count()
+        < 60
+    {
+        assert!(Instant::now() < deadline, "decisions not logged");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        !quiet
+            .logs()
+            .iter()
+            .any(|v| v["event"] == "client_ip_suspect")
+    );
+}

@@ -128,6 +128,7 @@ impl Cx<'_, '_> {
         crate::policy::Forwarding {
             trust_proto: cfg.value.trust_proto,
             strip_headers: strip,
+            self_check: cfg.value.self_check.unwrap_or(true),
         }
     }
 }

@@ -62,14 +62,30 @@ pub struct Policy {
     pub(crate) state: state::Settings,
 }
 
-/// How the forwarded request tells the console about its client.
-#[derive(Debug, Default)]
+/// What the proxy does with the client address besides deciding: what the
+/// forwarded request tells the console, and whether the addresses are
+/// watched for deployment mistakes.
+#[derive(Debug)]
 pub struct Forwarding {
     /// Announce a trusted proxy's `X-Forwarded-Proto` (`http`/`https`)
     /// instead of the scheme the request reached netwarden with.
     pub trust_proto: bool,
     /// Client-address headers to remove besides the built-in list, lower case.
     pub strip_headers: Vec<http::HeaderName>,
+    /// `client_ip.self_check` (default on): warn when nearly every request
+    /// comes from one or two private addresses, or a trusted proxy sends no
+    /// forwarding header.
+    pub self_check: bool,
+}
+
+impl Default for Forwarding {
+    fn default() -> Self {
+        Self {
+            trust_proto: false,
+            strip_headers: Vec::new(),
+            self_check: true,
+        }
+    }
 }
 
 impl Policy {

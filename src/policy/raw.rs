@@ -523,6 +523,8 @@ pub struct RawClientIp {
     /// More client-address headers to remove before forwarding.
     #[serde(default)]
     pub strip_headers: Vec<S<String>>,
+    /// Warn when the client addresses look like a deployment mistake.
+    pub self_check: Option<bool>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]

@@ -11,6 +11,7 @@
 pub mod admin;
 pub mod body;
 pub mod conn_table;
+pub mod diagnosis;
 pub mod expiry;
 pub mod forward;
 pub mod listener;
@@ -439,6 +440,7 @@ pub async fn serve(policy: Policy, o: Overrides) -> Result<(), ServeError> {
         )),
         lockout,
         recent: recent::Recent::new(recent::WINDOW),
+        client_ip_watch: diagnosis::ClientIpWatch::default(),
     });
     shared.metrics.policy_loaded(1, &shared.policy.load());
     store_watch.attach(&shared);

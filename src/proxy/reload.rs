@@ -476,6 +476,13 @@ impl Reloader {
                 store.on_error.as_str()
             ));
         }
+        out.extend(self.shared.client_ip_watch.degraded());
+        if let Some(Outcome::Refused { guard }) = self.status().last_attempt.map(|(_, _, o)| o) {
+            out.push(format!(
+                "the last policy edit was refused by the reload guard: {}",
+                guard.explanation()
+            ));
+        }
         out
     }
 

@@ -52,6 +52,8 @@ pub struct Shared {
     /// Client addresses that recently used the console, for the reload
     /// guard (`server.reload.guard`).
     pub recent: super::recent::Recent,
+    /// Whether the client addresses look like a deployment mistake.
+    pub client_ip_watch: super::diagnosis::ClientIpWatch,
 }
 
 /// The rule label of a decision: the rule's shared name, or `default`,
@@ -256,6 +258,13 @@ pub async fn handle(
         .metrics
         .decision_seconds
         .observe(decide_start.elapsed().as_secs_f64());
+    if policy.forwarding().self_check {
+        shared.client_ip_watch.observe(
+            decision.client.ip,
+            &decision.client.derivation,
+            &shared.metrics,
+        );
+    }
     {
         use crate::telemetry::metrics::{DecisionLabels, LoginLabels, Name};
         let rule = Name(rule_label(&decision));
