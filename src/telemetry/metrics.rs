@@ -383,6 +383,87 @@ impl Metrics {
             .map_or(0.0, |d| d.as_secs_f64());
         self.policy_loaded_seconds.set(now);
         self.policy_loaded_geo(policy);
+        self.zero_series(policy);
+    }
+
+    /// Creates, at 0, every series the policy can produce (its rules, login
+    /// routes and sinks, each fixed outcome and reason): a dashboard or an
+    /// alert rule then sees a counter before its first event, and `rate()`
+    /// counts that first event (Prometheus' "avoid missing metrics").
+    fn zero_series(&self, policy: &crate::policy::Policy) {
+        let rules =
+            policy.rules().iter().map(|r| r.label.clone()).chain(
+                ["default", "invalid_path", "invalid_method", "invalid_host"].map(Arc::from),
+            );
+        for rule in rules {
+            for action in ["allow", "deny"] {
+                let _ = self.decisions.get_or_create(&DecisionLabels {
+                    action,
+                    rule: Name(rule.clone()),
+                });
+            }
+        }
+        for r in policy.rules().iter().filter(|r| r.login) {
+            for enforced in [true, false] {
+                let _ = self.login_blocked.get_or_create(&LoginLabels {
+                    rule: Name(r.label.clone()),
+                    enforced,
+                });
+            }
+            if r.outcome.is_some() {
+                for outcome in ["failed", "succeeded", "unknown", "locked_out"] {
+                    let _ = self.logins.get_or_create(&LoginOutcomeLabels {
+                        rule: Name(r.label.clone()),
+                        outcome,
+                    });
+                }
+            }
+        }
+        for outcome in [
+            "ok",
+            "connect_error",
+            "timeout",
+            "error",
+            "busy",
+            "per_address",
+        ] {
+            let _ = self
+                .upstream_requests
+                .get_or_create(&OutcomeLabels { outcome });
+        }
+        for reason in ["malformed", "too_large", "header_timeout"] {
+            let _ = self
+                .requests_rejected
+                .get_or_create(&ReasonLabels { reason });
+        }
+        let _ = self.connections_refused.get_or_create(&ReasonLabels {
+            reason: "per_address",
+        });
+        for outcome in ["reloaded", "unchanged", "failed", "refused"] {
+            let _ = self
+                .policy_reloads
+                .get_or_create(&OutcomeLabels { outcome });
+        }
+        for kind in ["attempt", "summary", "storm", "lockout", "state_store"] {
+            let _ = self.alerts.get_or_create(&KindLabels { kind });
+        }
+        for sink in policy.alerts().into_iter().flat_map(|a| a.sinks.iter()) {
+            let name = Name(sink.name.as_str().into());
+            for outcome in ["delivered", "rejected", "gave_up", "dropped"] {
+                let _ = self.alert_deliveries.get_or_create(&DeliveryLabels {
+                    sink: name.clone(),
+                    outcome,
+                });
+            }
+            let _ = self
+                .alert_delivery_retries
+                .get_or_create(&SinkLabels { sink: name });
+        }
+        for reason in ["one_private_address", "no_forwarding_header"] {
+            let _ = self
+                .client_ip_suspect
+                .get_or_create(&ReasonLabels { reason });
+        }
     }
 
     /// Records the build time of each GeoIP database in use.
