@@ -174,6 +174,26 @@ pub enum DemoError {
 /// The demo policy.
 pub const DEMO_POLICY: &str = include_str!("../policies/demo.yaml");
 
+/// The demo's edit that the reload guard refuses: "VPN only from today",
+/// tests updated to match, written without asking where the admins are
+/// (in the office). Valid, and it would lock every recent admin out.
+pub fn vpn_only_edit() -> String {
+    DEMO_POLICY
+        .replace(
+            "# The policy `netwarden demo` runs:",
+            "# An edit by mistake: \"VPN only from today\", while the admins work from\n# the office. The reload guard refuses it. The policy `netwarden demo` runs:",
+        )
+        .replace("allow_from: [corporate]", "allow_from: [vpn]")
+        .replace(
+            "{ description: office sign-in, ip: 127.0.0.1, method: POST, path: /login, expect: allow }",
+            "{ description: office sign-in, ip: 127.0.0.1, method: POST, path: /login, expect: deny }",
+        )
+        .replace(
+            "path: /, expect: allow }",
+            "path: /, expect: deny }",
+        )
+}
+
 /// Runs the built-in console and netwarden in front of it until Ctrl-C.
 pub async fn live(listen: std::net::SocketAddr) -> anyhow::Result<()> {
     use anyhow::Context;
@@ -215,7 +235,15 @@ pub async fn live(listen: std::net::SocketAddr) -> anyhow::Result<()> {
     };
     tokio::spawn(alert_receiver::serve(receiver, key.clone()));
 
-    let policy = policy::load_str(DEMO_POLICY, std::path::Path::new("policies/demo.yaml"))
+    // The policy goes to a directory of its own, so that an edit there is
+    // reloaded (and the guard can be watched refusing one).
+    let dir = std::env::temp_dir().join(format!("netwarden-demo-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).context("cannot make the demo's policy directory")?;
+    let policy_path = dir.join("policy.yaml");
+    let edit_path = dir.join("vpn-only.yaml");
+    std::fs::write(&policy_path, DEMO_POLICY).context("cannot write the demo policy")?;
+    std::fs::write(&edit_path, vpn_only_edit()).context("cannot write the demo's edit")?;
+    let policy = policy::load(&policy_path)
         .map_err(|e| anyhow::anyhow!("{e}"))?
         .policy;
     let mut listeners = vec![listen];
@@ -289,10 +317,22 @@ pub async fn live(listen: std::net::SocketAddr) -> anyhow::Result<()> {
          \x20 # or rejected (400, an encoded slash)\n\
          \x20 curl -i --interface 127.0.0.2 --path-as-is '{url}/static/%2e%2e/customers/1042'\n\
          \x20 curl -i --interface 127.0.0.2 '{url}/static%2F..%2Fcustomers'\n\
+         \x20 # \"why am I blocked?\": how netwarden sees you, and whether you may sign in\n\
+         \x20 curl -s --interface 127.0.0.2 {url}/.well-known/netwarden/whoami\n\
+         \x20 # the reload guard: after the office sign-in above, an edit that would lock\n\
+         \x20 # out everyone who used the console (\"VPN only\", admins in the office) is\n\
+         \x20 # refused (409, and a policy_reload_refused line here); the running policy stays\n\
+         \x20 cp {edit} {policy}\n\
+         \x20 curl -s -X POST http://{admin}/reload\n\
+         \x20 # applied anyway only when asked: curl -s -X POST 'http://{admin}/reload?force=true'\n\
          \n\
-         Ctrl-C stops it.\n"
+         Ctrl-C stops it.\n",
+        edit = edit_path.display(),
+        policy = policy_path.display(),
     );
-    crate::proxy::serve(policy, overrides).await?;
+    let served = crate::proxy::serve(policy, overrides).await;
+    let _ = std::fs::remove_dir_all(&dir);
+    served?;
     Ok(())
 }
 
@@ -478,5 +518,21 @@ mod tests {
         assert!(out.contains("laptop on the office guest Wi-Fi\n  POST /login from 203.0.113.200\n  -> DENY   (blocked login attempt)"), "{out}");
         assert!(out.contains("encoded slash (rejected, 400)\n  GET /static%2F..%2Fcustomers from 192.0.2.44\n  -> REJECT 400"), "{out}");
         assert!(out.contains("outsider spoofing an office address\n  POST /login from 192.0.2.44 (X-Forwarded-For: 203.0.113.7)\n  -> DENY"), "{out}");
+    }
+
+    #[test]
+    fn the_vpn_only_edit_is_valid_and_denies_the_office() {
+        use crate::engine::{Action, ClientSource, RequestFacts, decide};
+        let edit = super::vpn_only_edit();
+        let loaded = crate::policy::load_str(&edit, std::path::Path::new("vpn-only.yaml"))
+            .expect("the edit passes its own tests");
+        let facts = RequestFacts {
+            client: ClientSource::Given("127.0.0.1".parse().expect("ip")),
+            method: "GET",
+            host: Ok(None),
+            path: "/customers/1042",
+            now: jiff::Timestamp::UNIX_EPOCH,
+        };
+        assert_eq!(decide(loaded.policy.ruleset(), &facts).action, Action::Deny);
     }
 }

@@ -62,6 +62,15 @@ async fn the_demo_blocks_a_sign_in_from_home_and_alerts_its_webhook() {
         .expect("admin address")
         .parse()
         .expect("socket address");
+    // The banner's reload-guard step: `cp <edit> <policy>`.
+    let cp_line = wait_line(&rx, " cp ");
+    let cp: Vec<String> = cp_line
+        .split_whitespace()
+        .skip_while(|w| *w != "cp")
+        .skip(1)
+        .map(str::to_string)
+        .collect();
+    assert_eq!(cp.len(), 2, "{cp_line}");
     assert_eq!(post("127.0.0.1", addr, "/login", &[]).await.status, 200);
     assert_eq!(post("127.0.0.2", addr, "/login", &[]).await.status, 403);
     // Password guessing from another desk in the office, as the banner
@@ -91,6 +100,28 @@ async fn the_demo_blocks_a_sign_in_from_home_and_alerts_its_webhook() {
             .status,
         200
     );
+    // "Why am I blocked?", as the banner shows it.
+    let me = get("127.0.0.2", addr, "/.well-known/netwarden/whoami", &[]).await;
+    let me: serde_json::Value = serde_json::from_str(me.body.trim()).expect("json");
+    assert_eq!(
+        (me["client_ip"].as_str(), me["sign_in"].as_str()),
+        (Some("127.0.0.2"), Some("blocked"))
+    );
+    // The reload guard refuses the banner's "VPN only" edit: the office
+    // signed in above, and would be locked out.
+    std::fs::copy(&cp[0], &cp[1]).expect("the banner's cp");
+    let refused = exchange(
+        connect_from("127.0.0.1", admin).await,
+        b"POST /reload HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(refused.status, 409, "{}", refused.body);
+    assert!(
+        refused.body.contains("rule 'login' (policy.yaml:"),
+        "{}",
+        refused.body
+    );
+    assert_eq!(post("127.0.0.1", addr, "/login", &[]).await.status, 200);
     // The printed admin address serves the metrics.
     let m = get("127.0.0.1", admin, "/metrics", &[]).await;
     assert_eq!(m.status, 200);
