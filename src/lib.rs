@@ -2,21 +2,26 @@
 //!
 //! A request's life, in the order the code runs it:
 //!
-//! 1. [`policy`] reads the YAML policy once, compiles it (networks become
-//!    merged address ranges, paths become matchers, rules refer to networks
-//!    by index) and runs the policy's own tests. A policy that fails any step
-//!    is never used: fail closed.
+//! 1. [`policy`] reads the YAML policy once, compiles it into the
+//!    [`engine::ruleset::Ruleset`] the engine reads (networks become merged
+//!    address ranges, paths become matchers, rules refer to networks by
+//!    index) plus the server's settings, and runs the policy's own tests.
+//!    A policy that fails any step is never used: fail closed.
 //! 2. [`engine`] decides each request with one pure function,
 //!    [`engine::decide`]: it resolves the client address (the TCP peer, or
 //!    what trusted proxies' headers say), normalizes the path, and walks the
-//!    rules, first match wins. The [`engine::Decision`] it returns carries
-//!    the action, the rule, the network, how the client address was derived
-//!    and why; everything else (the CLI's `explain`, policy tests, logs)
-//!    reads that one value.
+//!    rules, first match wins, at the instant the request carries ([`clock`]
+//!    gives the proxy's; grants and rules with `until:` or `when:` are read
+//!    against it). The [`engine::Decision`] it returns carries the action,
+//!    the rule, the network, how the client address was derived and why;
+//!    everything else (the CLI's `explain`, policy tests, logs) reads that
+//!    one value.
 //!
 //! 3. [`proxy`] puts the engine in front of a console: listeners (TLS,
 //!    PROXY protocol), one service whose phases are decide, forward or
-//!    answer, log; and the admin listener.
+//!    answer, log; the admin listener; and the operations around them
+//!    (policy reload and its guard, the "why am I blocked?" page, the
+//!    client-address self-check, grant expiry).
 //! 4. [`telemetry`] writes the one `decision` log line per request, and the
 //!    metrics.
 //! 5. [`alerts`] turns blocked login attempts into alerts (webhook, Slack,
@@ -29,6 +34,9 @@
 //! [`demo`] runs the guard in front of a small built-in console. Every
 //! file an operator names (policy, network lists, template, certificates,
 //! GeoIP databases) is read through [`files`]: regular files only, bounded.
+//! Imports point down this list and never back (`tests/architecture.rs`):
+//! [`addr`], [`files`], [`outbound`] and [`tls`] are the leaves that the
+//! engine, alerts and the proxy share.
 
 pub mod addr;
 pub mod alerts;
