@@ -1,9 +1,9 @@
 //! Raw policy -> compiled [`Policy`], collecting every problem with its
 //! place. This file holds the walk over the sections and the context every
 //! section's compiler reports into; each section compiles in its own file
-//! ([`super::networks`], [`super::client_ip`], [`super::rules`],
-//! [`super::server`], [`super::alerts`], [`super::lockout`],
-//! [`super::state`], [`super::geoip`], the tests in [`super::selftest`]).
+//! (`networks`, `client_ip`, `rules`,
+//! `server`, `alerts`, `lockout`,
+//! `state`, `geoip`, the tests in `selftest`).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

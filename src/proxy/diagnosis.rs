@@ -8,9 +8,9 @@
 //! - a trusted proxy that sends no forwarding header: its own address is
 //!   taken as the client's.
 //!
-//! The last [`RING`] requests (all of them while traffic is light, one in
-//! [`SAMPLE_EVERY`] above that) are kept as (address, how it was found);
-//! every [`EVALUATE_EVERY`] samples the verdict is computed again. A change
+//! The last `RING` requests (all of them while traffic is light, one in
+//! `SAMPLE_EVERY` above that) are kept as (address, how it was found);
+//! every `EVALUATE_EVERY` samples the verdict is computed again. A change
 //! of verdict is logged (`client_ip_suspect`, `client_ip_ok`), shown by the
 //! `netwarden_client_ip_suspect{reason}` gauge and on `/readyz`.
 

@@ -351,7 +351,7 @@ fn is_hop_by_hop(name: &HeaderName) -> bool {
 }
 
 /// Removes hop-by-hop headers and every header named in `Connection`
-/// (but the protected ones: [`is_protected`]).
+/// (but the protected ones: `is_protected`).
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     // One pass over the names; most heads carry none, or only `Connection`
     // (`keep-alive`), so only the names present are removed.

@@ -8,7 +8,7 @@
 //! (IPv6 by its /64, so that one host cannot fill it with addresses of its
 //! own prefix), each forgotten after the guard window. Only allowed
 //! requests enter, so a denied client cannot push the admins out. Sharded
-//! locks, and an address seen within [`REFRESH`] is not touched again: the
+//! locks, and an address seen within `REFRESH` is not touched again: the
 //! request path pays one hash and one uncontended lock.
 
 use std::collections::HashMap;
