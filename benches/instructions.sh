@@ -7,6 +7,7 @@
 # loopback, is not counted; it is the same system calls for both.)
 #
 #   benches/instructions.sh          # N1=1000 N2=3000 requests
+#   BEFORE_BIN=/tmp/netwarden-old benches/instructions.sh   # and an older build
 #
 # Each guard runs under callgrind twice, serving N1 and then N2 keep-alive
 # `GET /` requests from one client; (count(N2) - count(N1)) / (N2 - N1) is
@@ -126,5 +127,9 @@ echo "|---|---|"
 per_request "nginx guard (allow/deny, JSON access_log)" "$NGINX" nginx -c "$work/guard.conf"
 per_request "netwarden (policy, JSON decision log)" "$NW" \
   "$BIN" serve --policy "$work/policy.yaml" --listen "$NW" --admin 127.0.0.1:0 --upstream "http://$UP" --workers 1
+if [ -n "${BEFORE_BIN:-}" ]; then
+  per_request "netwarden, BEFORE_BIN build" "$NW" \
+    "$BEFORE_BIN" serve --policy "$work/policy.yaml" --listen "$NW" --admin 127.0.0.1:0 --upstream "http://$UP" --workers 1
+fi
 per_request "hyper server + upstream pool alone (benches/bare_forward.rs)" "$BARE" \
   target/release/examples/bare-forward "$BARE" "$UP" 1

@@ -72,9 +72,25 @@ impl Recent {
         &self.shards[(f.finish() as usize) % SHARDS]
     }
 
-    /// An allowed request from `ip`.
-    pub fn allowed(&self, ip: IpAddr, method: &str, host: Option<&str>, path: &str) {
-        self.note(ip, method, host, path, false);
+    /// An allowed request from `ip`, which arrived at `at`. Most calls end
+    /// at a thread-local check (this worker noted this address within
+    /// [`REFRESH`]): no hash, no lock.
+    pub fn allowed(&self, ip: IpAddr, at: Instant, method: &str, host: Option<&str>, path: &str) {
+        thread_local! {
+            static LAST: std::cell::Cell<Option<(IpAddr, Instant)>> = const { std::cell::Cell::new(None) };
+        }
+        let fresh = LAST.with(|last| match last.get() {
+            Some((seen, when)) if seen == ip && at.saturating_duration_since(when) < REFRESH => {
+                true
+            }
+            _ => {
+                last.set(Some((ip, at)));
+                false
+            }
+        });
+        if !fresh {
+            self.note(ip, method, host, path, false);
+        }
     }
 
     /// A sign-in from `ip` that the console accepted.
@@ -168,7 +184,7 @@ mod tests {
         let r = Recent::new(Duration::from_secs(3600));
         for i in 0..(CAPACITY as u32 * 2) {
             let ip = IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 + i));
-            r.allowed(ip, "GET", None, "/");
+            r.note(ip, "GET", None, "/", false);
         }
         let n = r.snapshot().len();
         assert!(n <= CAPACITY, "{n}");
@@ -180,7 +196,7 @@ mod tests {
         let r = Recent::new(Duration::from_secs(3600));
         for i in 0..1000u16 {
             let ip: IpAddr = format!("2001:db8:1:2::{i:x}").parse().expect("ip");
-            r.allowed(ip, "GET", None, "/");
+            r.note(ip, "GET", None, "/", false);
         }
         assert_eq!(r.snapshot().len(), 1);
     }
@@ -190,7 +206,7 @@ mod tests {
         let r = Recent::new(Duration::from_secs(3600));
         let ip: IpAddr = "10.0.0.1".parse().expect("ip");
         r.signed_in(ip, "POST", Some("c.example"), "/login");
-        r.allowed(ip, "GET", Some("c.example"), "/users");
+        r.note(ip, "GET", Some("c.example"), "/users", false);
         let s = r.snapshot();
         assert_eq!(s.len(), 1);
         assert_eq!(s[0].sign_in.as_ref().map(|x| &*x.path), Some("/login"));
@@ -199,7 +215,7 @@ mod tests {
     #[test]
     fn entries_past_the_window_are_forgotten() {
         let r = Recent::new(Duration::ZERO);
-        r.allowed("10.0.0.1".parse().expect("ip"), "GET", None, "/");
+        r.note("10.0.0.1".parse().expect("ip"), "GET", None, "/", false);
         std::thread::sleep(Duration::from_millis(5));
         assert!(r.snapshot().is_empty());
     }

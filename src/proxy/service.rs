@@ -414,7 +414,9 @@ pub async fn handle(
                     let allowed = done.decision.action == crate::engine::Action::Allow
                         && done.decision.enforced;
                     if let (true, Some(ip)) = (allowed, client.ip) {
-                        shared.recent.allowed(ip, method.as_str(), host_str, &path);
+                        shared
+                            .recent
+                            .allowed(ip, start, method.as_str(), host_str, &path);
                     }
                     // The log shows the path as forwarded; the clone shares bytes.
                     done.path = LogPath::Forwarded(pq.clone());
