@@ -130,3 +130,54 @@ async fn replay_reports_what_a_candidate_would_change() {
     let (code, _, _) = run(&["replay", "--policy", "/nonexistent.yaml", &log_s]);
     assert_eq!(code, 2);
 }
+
+#[test]
+fn replay_decides_each_line_at_its_own_timestamp() {
+    // Two logged sign-ins from the VPN, allowed then, one on a Monday
+    // morning in Tokyo and one on a Saturday. A candidate that allows the
+    // VPN only on weekdays changes the Saturday one only.
+    let line = |ts: &str| {
+        format!(
+            "{{\"timestamp\":\"{ts}\",\"event\":\"decision\",\"client.address\":\"198.51.100.7\",\"http.request.method\":\"POST\",\"url.path\":\"/login\",\"action\":\"allow\",\"rule\":\"login\"}}"
+        )
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let log = dir.path().join("decisions.log");
+    std::fs::write(
+        &log,
+        format!(
+            "{}\n{}\n",
+            line("2026-11-30T01:00:00.000000Z"),
+            line("2026-12-05T01:00:00.000000Z")
+        ),
+    )
+    .expect("write log");
+    let candidate = dir.path().join("candidate.yaml");
+    std::fs::write(
+        &candidate,
+        "version: 1
+networks:
+  vpn: [198.51.100.0/24]
+rules:
+  - name: login
+    paths: [/login]
+    login: true
+    allow_from: [vpn]
+    when: { days: [mon-fri], hours: \"08:00-20:00\", time_zone: Asia/Tokyo }
+  - { name: closed, action: deny }
+",
+    )
+    .expect("write policy");
+    let (code, out, err) = run(&[
+        "replay",
+        "--policy",
+        &candidate.display().to_string(),
+        &log.display().to_string(),
+        "--json",
+    ]);
+    assert_eq!(code, 1, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("JSON");
+    assert_eq!(v["replayed"], 2, "{v}");
+    assert_eq!(v["allow_to_deny"], 1, "{v}");
+    assert_eq!(v["by_rule"]["closed"], 1, "{v}");
+}
