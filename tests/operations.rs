@@ -6,22 +6,9 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use support::proxy::{Netwarden, Upstream, WAIT, connect_from, exchange, get, parse_metrics};
-
-async fn admin(nw: &Netwarden, method: &str, path: &str) -> (u16, serde_json::Value) {
-    let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: admin\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
-    );
-    let r = exchange(
-        connect_from("127.0.0.1", nw.addr("admin")).await,
-        req.as_bytes(),
-    )
-    .await;
-    (
-        r.status,
-        serde_json::from_str(r.body.trim()).unwrap_or(serde_json::Value::Null),
-    )
-}
+use support::proxy::{
+    Netwarden, Upstream, WAIT, admin, connect_from, exchange, get, parse_metrics,
+};
 
 async fn metrics(nw: &Netwarden) -> std::collections::HashMap<String, f64> {
     let r = get("127.0.0.1", nw.addr("admin"), "/metrics", &[]).await;

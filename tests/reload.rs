@@ -6,7 +6,7 @@ mod support;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use support::proxy::{Netwarden, Upstream, WAIT, connect_from, exchange, get};
+use support::proxy::{Netwarden, Upstream, WAIT, admin, connect_from, get};
 
 /// Allows `who` (one loopback address) to everything. Each edit here moves
 /// the console to another address, which the reload guard would refuse
@@ -41,21 +41,6 @@ async fn until(nw: &Netwarden, from: &str, status: u16) {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-}
-
-async fn admin(nw: &Netwarden, method: &str, path: &str) -> (u16, serde_json::Value) {
-    let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: admin\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
-    );
-    let r = exchange(
-        connect_from("127.0.0.1", nw.addr("admin")).await,
-        req.as_bytes(),
-    )
-    .await;
-    (
-        r.status,
-        serde_json::from_str(r.body.trim()).unwrap_or(serde_json::Value::Null),
-    )
 }
 
 /// Writes a file beside `path` and renames it over `path` (editors, updaters).

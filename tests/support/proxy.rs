@@ -399,6 +399,23 @@ impl Drop for Netwarden {
     }
 }
 
+/// A request to `nw`'s admin listener from 127.0.0.1: the status, and the
+/// body as JSON (`Null` when it is not).
+pub async fn admin(nw: &Netwarden, method: &str, path: &str) -> (u16, serde_json::Value) {
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: admin\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+    );
+    let r = exchange(
+        connect_from("127.0.0.1", nw.addr("admin")).await,
+        req.as_bytes(),
+    )
+    .await;
+    (
+        r.status,
+        serde_json::from_str(r.body.trim()).unwrap_or(serde_json::Value::Null),
+    )
+}
+
 /// `name{labels}` -> value, from Prometheus' text exposition.
 pub fn parse_metrics(text: &str) -> HashMap<String, f64> {
     text.lines()
