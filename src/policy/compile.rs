@@ -275,6 +275,11 @@ impl Cx<'_, '_> {
         let alerts = self.alerts(raw.alerts.as_ref(), self.base);
         let lockout = self.lockout(raw.lockout.as_ref());
         let state = self.state(raw.state.as_ref(), self.base);
+        let block_page = raw
+            .server
+            .as_ref()
+            .and_then(|s| s.value.block_page.as_ref());
+        let pages = self.pages(raw.pages.as_ref(), block_page, self.base);
         let networks = drafts
             .into_iter()
             .map(|d| Network {
@@ -317,6 +322,7 @@ impl Cx<'_, '_> {
                 sources: std::mem::take(&mut self.sources),
                 lockout,
                 state,
+                pages,
                 fingerprint: self
                     .digest
                     .clone()

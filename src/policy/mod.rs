@@ -15,6 +15,7 @@ pub mod diagnostics;
 mod geoip;
 pub mod lockout;
 mod networks;
+pub mod pages;
 pub mod raw;
 mod rules;
 pub mod selftest;
@@ -60,6 +61,8 @@ pub struct Policy {
     pub(crate) lockout: Option<lockout::Settings>,
     /// The `state:` section: where the lockout state lives.
     pub(crate) state: state::Settings,
+    /// The `pages:` section, with the templates read.
+    pub(crate) pages: pages::PagesSettings,
 }
 
 /// What the proxy does with the client address besides deciding: what the
@@ -130,6 +133,11 @@ impl Policy {
 
     pub fn forwarding(&self) -> &Forwarding {
         &self.forwarding
+    }
+
+    /// Languages, contact lines and templates of netwarden's own pages.
+    pub fn pages(&self) -> &pages::PagesSettings {
+        &self.pages
     }
 
     pub fn server(&self) -> &server::ServerSettings {

@@ -82,6 +82,22 @@ pub struct RawPolicy {
     pub lockout: Option<S<RawLockout>>,
     /// Where the lockout state lives: this process, or Redis.
     pub state: Option<S<RawState>>,
+    /// The languages of netwarden's own pages, and the company's words.
+    pub pages: Option<S<RawPages>>,
+}
+
+/// `pages:`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPages {
+    pub languages: Option<S<Vec<S<String>>>>,
+    pub fallback: Option<S<String>>,
+    /// Language tag -> the line that says whom to contact.
+    #[serde(default)]
+    pub contact: Entries<S<String>, S<String>>,
+    /// Language tag -> a template file.
+    #[serde(default)]
+    pub templates: Entries<S<String>, S<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

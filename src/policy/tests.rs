@@ -750,3 +750,89 @@ rules:
         );
     }
 }
+
+mod pages {
+    use super::{diagnostics, has};
+    use crate::policy::load_str;
+    use crate::policy::pages::Lang;
+    use std::path::Path;
+
+    const BASE: &str = "version: 1\nnetworks:\n  office: [10.0.0.0/8]\nrules:\n  - { name: all, allow_from: [office] }\n";
+
+    #[test]
+    fn the_pages_section_sets_languages_fallback_and_contact_lines() {
+        let yaml = format!(
+            "{BASE}pages:\n  languages: [ja, en]\n  fallback: ja\n  contact:\n    ja: \"情報システム部 内線1234 まで\"\n    en: \"Call IT on extension 1234.\"\n"
+        );
+        let p = load_str(&yaml, Path::new("p.yaml")).expect("loads").policy;
+        assert_eq!(p.pages().offered, vec![Lang::Ja, Lang::En]);
+        assert_eq!(p.pages().fallback, Lang::Ja);
+        assert_eq!(
+            p.pages().contact(Lang::Ja),
+            Some("情報システム部 内線1234 まで")
+        );
+        assert_eq!(
+            p.pages().contact(Lang::En),
+            Some("Call IT on extension 1234.")
+        );
+        // Without the section: both built-in languages, English first.
+        let p = load_str(BASE, Path::new("p.yaml")).expect("loads").policy;
+        assert_eq!(
+            (p.pages().offered.clone(), p.pages().fallback),
+            (vec![Lang::En, Lang::Ja], Lang::En)
+        );
+    }
+
+    #[test]
+    fn pages_mistakes_are_located_errors_with_help() {
+        let d = diagnostics(&format!(
+            "{BASE}pages:\n  languages: [ja, fr]\n  fallback: en\n  contact:\n    de: Rufen Sie die IT an\n    ja: \"\"\n  templates:\n    ja: missing.html\n"
+        ));
+        for needle in [
+            "7:19: error: pages.languages: 'fr' is not a language netwarden has",
+            "8:13: error: pages.fallback 'en' is not in pages.languages",
+            "10:5: error: pages.contact: 'de' is not a language netwarden has",
+            "11:9: error: pages.contact.ja: one line of at most 500 bytes",
+            "13:9: error: pages.templates.ja: cannot read",
+        ] {
+            assert!(has(&d, needle), "{needle}\n{d:#?}");
+        }
+    }
+
+    #[test]
+    fn a_template_without_the_message_or_request_id_is_an_error() {
+        let dir = std::env::temp_dir().join(format!("nw-pages-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        std::fs::write(dir.join("ja.html"), "<p>{{title}}</p>").expect("write");
+        std::fs::write(dir.join("en.html"), "<p>{{message}} {{request_id}}</p>").expect("write");
+        let yaml = format!("{BASE}pages:\n  templates:\n    ja: ja.html\n    en: en.html\n");
+        let err = load_str(&yaml, &dir.join("p.yaml")).expect_err("ja.html lacks both");
+        let text = err_text(err);
+        assert!(
+            text.iter()
+                .any(|d| d.starts_with("8:9: error: pages.templates.ja '")
+                    && d.ends_with("lacks {{message}} and {{request_id}}")),
+            "{text:#?}"
+        );
+        assert!(!text.iter().any(|d| d.contains("en.html")), "{text:#?}");
+        // server.block_page is checked the same way.
+        let yaml = format!("{BASE}server:\n  block_page: ja.html\n");
+        let text = err_text(load_str(&yaml, &dir.join("p.yaml")).expect_err("invalid"));
+        assert!(
+            text.iter()
+                .any(|d| d.contains("server.block_page") && d.contains("lacks")),
+            "{text:#?}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    fn err_text(e: crate::policy::LoadError) -> Vec<String> {
+        match e {
+            crate::policy::LoadError::Invalid { diagnostics, .. } => diagnostics
+                .iter()
+                .map(|d| format!("{}:{}: {}: {}", d.line, d.column, d.severity, d.message))
+                .collect(),
+            other => vec![other.to_string()],
+        }
+    }
+}

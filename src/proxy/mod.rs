@@ -73,11 +73,6 @@ pub enum ServeError {
     NoCertificate,
     #[error(transparent)]
     Tls(#[from] tls::TlsError),
-    #[error("cannot read block page template {}: {source}", path.display())]
-    Template {
-        path: PathBuf,
-        source: std::io::Error,
-    },
     #[error(transparent)]
     AdminToken(#[from] admin::TokenError),
     #[error("cannot start a worker thread: {0}")]
@@ -385,17 +380,6 @@ pub async fn serve(policy: Policy, o: Overrides) -> Result<(), ServeError> {
     };
     let upstream_ca = o.upstream_ca.clone().or(settings.upstream_ca.clone());
     let client_tls = tls::client_config(upstream_ca.as_deref())?;
-    let pages = match &settings.block_page {
-        Some(path) => pages::Pages::with_template(
-            crate::files::read_to_string(path, crate::files::MAX_TEXT_BYTES).map_err(|source| {
-                ServeError::Template {
-                    path: path.clone(),
-                    source,
-                }
-            })?,
-        ),
-        None => pages::Pages::default(),
-    };
     // Secrets are read now: a sink that cannot work stops startup.
     let metrics = Arc::new(crate::telemetry::metrics::Metrics::default());
     let store_watch = Arc::new(StoreWatch::default());
@@ -429,7 +413,6 @@ pub async fn serve(policy: Policy, o: Overrides) -> Result<(), ServeError> {
     let shared = Arc::new(service::Shared {
         policy: ArcSwap::from_pointee(policy),
         upstream: plan.upstream.clone(),
-        pages,
         timeouts: settings.timeouts,
         log_allowed: settings.log_allowed,
         ids: service::RequestIds::default(),

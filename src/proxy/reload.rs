@@ -542,7 +542,6 @@ fn needs_restart(old: &Policy, new: &Policy) -> Vec<&'static str> {
         ("server.admin_auth", a.admin_auth != b.admin_auth),
         ("server.upstream", a.upstream != b.upstream),
         ("server.upstream_ca", a.upstream_ca != b.upstream_ca),
-        ("server.block_page", a.block_page != b.block_page),
         (
             "server.shutdown_delay",
             a.shutdown_delay != b.shutdown_delay,

@@ -19,7 +19,7 @@ use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 
 use super::forward::{self, Hop, Upstream, UpstreamClient};
-use super::pages::{Page, Pages, wants_html};
+use super::pages::{Page, Shown, Wants};
 use crate::engine::client::{ClientAddr, HeaderLines, canonical};
 use crate::engine::{Action, ClientSource, ClientText, RequestFacts, decide, host_without_port};
 use crate::policy::Policy;
@@ -34,7 +34,6 @@ pub struct Shared {
     /// The running policy; one `load` per request, no lock (hot reload swaps it).
     pub policy: ArcSwap<Policy>,
     pub upstream: Upstream,
-    pub pages: Pages,
     pub timeouts: Timeouts,
     pub log_allowed: AllowedLogLevel,
     pub ids: RequestIds,
@@ -211,7 +210,7 @@ pub async fn handle(
     };
     let host_str = host_decided.ok().flatten();
     let user_agent = parts.headers.get(header::USER_AGENT).cloned();
-    let html = wants_html(&parts.headers);
+    let wants = Wants::of(&parts.headers, policy.pages());
     let method = parts.method.clone();
     let version = version_text(parts.version);
 
@@ -227,7 +226,7 @@ pub async fn handle(
             proxy_protocol: conn.proxy_protocol,
             host: host_str,
             request_id,
-            html,
+            wants,
         };
         return Ok(super::whoami::answer(&policy, &asked).map(Either::Right));
     }
@@ -324,7 +323,7 @@ pub async fn handle(
     // Phase: answer or forward. The decided client is `Copy`: the pages
     // show it without borrowing `done`, which the arms update.
     let client = done.decision.client;
-    let page = |p: Page| render(&shared, p, &client, request_id, html);
+    let page = |p: Page| render(&policy, p, &client, request_id, wants);
     let response: Response<ProxyBody> = match (done.decision.forwards(), normalized) {
         (_, None) => {
             done.path = LogPath::Own(parts.uri.path().to_string());
@@ -432,7 +431,7 @@ pub async fn handle(
                         &hop,
                         request_id,
                         &client,
-                        html,
+                        wants,
                     )
                     .await;
                     // Only the console's own answers say how a sign-in went.
@@ -668,25 +667,25 @@ fn alert(
     });
 }
 
-/// One of netwarden's own pages, showing the client address as decided.
+/// One of netwarden's own pages, showing the client address as decided,
+/// in the policy's words for the language the client asked for.
 fn render(
-    shared: &Shared,
+    policy: &Policy,
     page: Page,
     client: &ClientAddr,
     request_id: &str,
-    html: bool,
+    wants: Wants,
 ) -> Response<ProxyBody> {
     let client = ClientText(client).to_string();
-    shared
-        .pages
-        .render(
-            page,
-            &client,
-            request_id,
-            html,
-            shared.policy.load().server().whoami.as_deref(),
-        )
-        .map(Either::Right)
+    let shown = Shown {
+        page,
+        lang: wants.lang,
+        client_ip: &client,
+        request_id,
+        html: wants.html,
+        whoami: policy.server().whoami.as_deref(),
+    };
+    super::pages::render(policy.pages(), &shown).map(Either::Right)
 }
 
 /// Sends the request to the console and streams its answer back.
@@ -702,9 +701,9 @@ async fn forward(
     hop: &Hop<'_>,
     request_id: &str,
     client: &ClientAddr,
-    html: bool,
+    wants: Wants,
 ) -> Response<ProxyBody> {
-    let page = |p: Page| render(shared, p, client, request_id, html);
+    let page = |p: Page| render(policy, p, client, request_id, wants);
     // The client's share of the console: the decided client (behind a
     // trusted proxy, the client it names), or the peer when unknown.
     let Some(share) = shared.upstream_share.admit(

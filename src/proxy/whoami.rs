@@ -6,57 +6,30 @@
 //! network name, rule or other internal is shown.
 
 use bytes::Bytes;
-use http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue};
+use http::header::{CACHE_CONTROL, CONTENT_LANGUAGE, CONTENT_TYPE, HeaderValue, VARY};
 use http::{HeaderMap, Method, Response, StatusCode};
 use http_body_util::Full;
 
+use super::pages::{Wants, escape_html, words};
 use crate::engine::client::{self, Derivation};
-use crate::engine::{SignInFrom, sign_in_from};
+use crate::engine::sign_in_from;
 use crate::policy::Policy;
 
-/// How the address was found, in words a person can repeat.
-fn found_by(d: &Derivation, proxy_protocol: bool) -> (&'static str, &'static str) {
+/// The page's style: the block page's, so that both look alike.
+const STYLE: &str = "body{font-family:system-ui,-apple-system,\"Segoe UI\",\"Hiragino Sans\",\"Yu Gothic UI\",Meiryo,\"Noto Sans CJK JP\",sans-serif;background:#f5f6f8;color:#1d2330;margin:0;line-break:strict;overflow-wrap:anywhere}main{max-width:36rem;margin:12vh auto;background:#fff;border-radius:10px;padding:2rem 2.5rem;box-shadow:0 2px 12px rgba(0,0,0,.08)}h1{font-size:1.35rem;margin-top:0}p{line-height:1.6}dl{display:grid;grid-template-columns:max-content minmax(0,1fr);gap:.3rem 1rem}dd{margin:0;font-family:ui-monospace,monospace}@media (max-width:30rem){main{margin:0;border-radius:0;padding:1.5rem 1.25rem;box-shadow:none}}";
+
+/// How the address was found: a stable code.
+fn found_by(d: &Derivation, proxy_protocol: bool) -> &'static str {
     match d {
-        Derivation::Header { .. } | Derivation::AllHopsTrusted { .. } => (
-            "trusted_proxy",
-            "from what a trusted proxy in front of this gateway reported",
-        ),
+        Derivation::Header { .. } | Derivation::AllHopsTrusted { .. } => "trusted_proxy",
         Derivation::Peer | Derivation::TrustedPeerNoHeader | Derivation::Given
             if proxy_protocol =>
         {
-            (
-                "proxy_protocol",
-                "from the load balancer in front of this gateway (PROXY protocol)",
-            )
+            "proxy_protocol"
         }
-        Derivation::Peer | Derivation::TrustedPeerNoHeader | Derivation::Given => {
-            ("direct", "directly from your connection")
-        }
-        Derivation::Unknown { .. } => (
-            "unknown",
-            "it could not be found: a proxy in front sent an address that cannot be used",
-        ),
+        Derivation::Peer | Derivation::TrustedPeerNoHeader | Derivation::Given => "direct",
+        Derivation::Unknown { .. } => "unknown",
     }
-}
-
-fn sign_in_words(s: SignInFrom) -> &'static str {
-    match s {
-        SignInFrom::Allowed => "Sign-in is allowed from this address.",
-        SignInFrom::Partly => {
-            "Sign-in is allowed from this address on some of the console's sign-in pages only."
-        }
-        SignInFrom::Blocked => {
-            "Sign-in is not allowed from this address. Connect to the company network or VPN and check again."
-        }
-        SignInFrom::NoRoute => "This gateway does not check sign-ins.",
-    }
-}
-
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }
 
 /// What a request on the whoami path gets.
@@ -68,7 +41,7 @@ pub struct Asked<'a> {
     pub proxy_protocol: bool,
     pub host: Option<&'a str>,
     pub request_id: &'a str,
-    pub html: bool,
+    pub wants: Wants,
 }
 
 pub fn answer(policy: &Policy, asked: &Asked<'_>) -> Response<Full<Bytes>> {
@@ -86,7 +59,8 @@ pub fn answer(policy: &Policy, asked: &Asked<'_>) -> Response<Full<Bytes>> {
         &no_headers
     };
     let found = client::resolve(policy.client_ip(), asked.peer, headers, |_| {});
-    let (how, how_words) = found_by(&found.derivation, asked.proxy_protocol);
+    let how = found_by(&found.derivation, asked.proxy_protocol);
+    let lang = asked.wants.lang;
     let sign_in = sign_in_from(
         policy.ruleset(),
         found.ip,
@@ -104,34 +78,46 @@ pub fn answer(policy: &Policy, asked: &Asked<'_>) -> Response<Full<Bytes>> {
         sign_in = sign_in.as_str(),
         "a person asked how netwarden sees them"
     );
-    let (body, content_type) = if asked.html {
+    let w = words::whoami_words(lang);
+    let contact = policy.pages().contact(lang);
+    let (body, content_type) = if asked.wants.html {
+        let contact = contact.map_or_else(String::new, |c| format!("<p>{}</p>\n", escape_html(c)));
         (
             format!(
-                "<!doctype html>\n<html lang=\"en\">\n<head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><meta name=\"robots\" content=\"noindex\"><title>How this gateway sees you</title>\n<style>body{{font-family:system-ui,sans-serif;background:#f5f6f8;color:#1d2330;margin:0}}main{{max-width:36rem;margin:12vh auto;background:#fff;border-radius:10px;padding:2rem 2.5rem;box-shadow:0 2px 12px rgba(0,0,0,.08)}}dl{{display:grid;grid-template-columns:max-content 1fr;gap:.3rem 1rem}}dd{{margin:0;font-family:ui-monospace,monospace}}</style></head>\n<body><main>\n<h1>How this gateway sees you</h1>\n<dl>\n<dt>Your address</dt><dd>{}</dd>\n<dt>Found</dt><dd>{}</dd>\n<dt>Request id</dt><dd>{}</dd>\n</dl>\n<p><strong>{}</strong></p>\n<p>If this address is not what you expect, contact IT and give them the request id above.</p>\n</main></body>\n</html>\n",
-                escape(&address),
-                escape(how_words),
-                escape(asked.request_id),
-                escape(sign_in_words(sign_in)),
+                "<!doctype html>\n<html lang=\"{lang}\">\n<head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><meta name=\"robots\" content=\"noindex\"><title>{title}</title>\n<style>{STYLE}</style></head>\n<body><main>\n<h1>{title}</h1>\n<dl>\n<dt>{l_addr}</dt><dd>{address}</dd>\n<dt>{l_found}</dt><dd>{found}</dd>\n<dt>{l_id}</dt><dd>{id}</dd>\n</dl>\n<p><strong>{sign_in}</strong></p>\n<p>{unexpected}</p>\n{contact}</main></body>\n</html>\n",
+                lang = lang.tag(),
+                title = escape_html(w.title),
+                l_addr = escape_html(w.your_address),
+                address = escape_html(&address),
+                l_found = escape_html(w.found),
+                found = escape_html(words::found_by(how, lang)),
+                l_id = escape_html(w.request_id),
+                id = escape_html(asked.request_id),
+                sign_in = escape_html(words::sign_in(sign_in, lang)),
+                unexpected = escape_html(w.unexpected),
             ),
             "text/html; charset=utf-8",
         )
     } else {
-        (
-            serde_json::json!({
-                "client_ip": found.ip.map(|ip| ip.to_string()),
-                "found_by": how,
-                "sign_in": sign_in.as_str(),
-                "message": sign_in_words(sign_in),
-                "request_id": asked.request_id,
-            })
-            .to_string(),
-            "application/json",
-        )
+        let mut v = serde_json::json!({
+            "client_ip": found.ip.map(|ip| ip.to_string()),
+            "found_by": how,
+            "sign_in": sign_in.as_str(),
+            "lang": lang.tag(),
+            "message": words::sign_in(sign_in, lang),
+            "request_id": asked.request_id,
+        });
+        if let Some(c) = contact {
+            v["contact"] = serde_json::json!(c);
+        }
+        (v.to_string(), "application/json")
     };
     let mut r = Response::new(Full::new(Bytes::from(body)));
     let h = r.headers_mut();
     h.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(CONTENT_LANGUAGE, HeaderValue::from_static(lang.tag()));
+    h.insert(VARY, HeaderValue::from_static("Accept, Accept-Language"));
     h.insert(
         "x-content-type-options",
         HeaderValue::from_static("nosniff"),

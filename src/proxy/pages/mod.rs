@@ -1,0 +1,405 @@
+//! The pages netwarden answers itself: the block page (403), and the 400,
+//! 429, 502, 503 and 504 pages. HTML for browsers, JSON for API clients, in
+//! the language the client asks for (`Accept-Language`, [`negotiate`]) among
+//! those the policy offers (`pages:`). They say what happened in plain words
+//! ([`words`]), the client address as netwarden saw it, a request id, what to
+//! do and whom to contact; never a rule name, a network or any other
+//! internal.
+
+pub mod negotiate;
+pub mod words;
+
+use bytes::Bytes;
+use http::header::{CACHE_CONTROL, CONTENT_LANGUAGE, CONTENT_TYPE, HeaderValue, VARY};
+use http::{HeaderMap, Response, StatusCode};
+use http_body_util::Full;
+
+use crate::policy::pages::{Lang, PagesSettings};
+pub use negotiate::negotiate;
+
+/// The built-in page; `pages.templates` (or `server.block_page`) replaces
+/// it. Placeholders, each value HTML-escaped: `{{lang}}`, `{{title}}`,
+/// `{{message}}`, `{{advice}}`, `{{contact}}` (the policy's line for the
+/// language, or empty), `{{client_ip}}`, `{{request_id}}`, the labels
+/// `{{label_what_to_do}}`, `{{label_your_address}}`,
+/// `{{label_request_id}}`; and `{{whoami_link}}`, on a block page a
+/// paragraph that links to the "why am I blocked?" page (empty otherwise).
+pub const DEFAULT_TEMPLATE: &str = include_str!("block_page.html");
+
+/// What a page says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Page {
+    /// A denied sign-in.
+    BlockedLogin,
+    /// Any other denied request.
+    Blocked,
+    /// The path was rejected (400).
+    BadRequest,
+    /// The console could not be reached or failed (502).
+    BadGateway,
+    /// The console did not answer in time (504).
+    GatewayTimeout,
+    /// Every connection to the console is busy (503).
+    Busy,
+    /// Too many failed sign-ins from this client (429); the lock ends in
+    /// this many seconds.
+    LockedOut { retry_after: u64 },
+    /// Sign-ins are refused while the lockout store cannot be reached
+    /// (`state.on_store_error: deny_login`; 503).
+    SignInUnavailable,
+}
+
+impl Page {
+    /// Every page, for previews and screenshots (a lock of 15 minutes).
+    pub const ALL: [Page; 8] = [
+        Page::Blocked,
+        Page::BlockedLogin,
+        Page::BadRequest,
+        Page::BadGateway,
+        Page::GatewayTimeout,
+        Page::Busy,
+        Page::LockedOut { retry_after: 900 },
+        Page::SignInUnavailable,
+    ];
+
+    pub fn status(self) -> StatusCode {
+        match self {
+            Page::BlockedLogin | Page::Blocked => StatusCode::FORBIDDEN,
+            Page::BadRequest => StatusCode::BAD_REQUEST,
+            Page::BadGateway => StatusCode::BAD_GATEWAY,
+            Page::GatewayTimeout => StatusCode::GATEWAY_TIMEOUT,
+            Page::Busy | Page::SignInUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Page::LockedOut { .. } => StatusCode::TOO_MANY_REQUESTS,
+        }
+    }
+
+    /// The stable machine word for the JSON body (`code`).
+    pub fn code(self) -> &'static str {
+        match self {
+            Page::BlockedLogin => "login_not_allowed_from_this_network",
+            Page::Blocked => "not_allowed_from_this_network",
+            Page::BadRequest => "bad_request",
+            Page::BadGateway => "console_unavailable",
+            Page::GatewayTimeout => "console_timeout",
+            Page::Busy => "console_busy",
+            Page::LockedOut { .. } => "too_many_failed_sign_ins",
+            Page::SignInUnavailable => "sign_in_unavailable",
+        }
+    }
+
+    /// A page by its code (for `netwarden page`).
+    pub fn from_code(code: &str) -> Option<Page> {
+        Page::ALL.into_iter().find(|p| p.code() == code)
+    }
+}
+
+pub fn escape_html(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Whether the client prefers HTML (a browser) over JSON.
+pub fn wants_html(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(http::header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains("text/html"))
+}
+
+/// The form a client wants a page in: HTML or JSON, and the language.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Wants {
+    pub html: bool,
+    pub lang: Lang,
+}
+
+impl Wants {
+    /// From the request's `Accept` and `Accept-Language`, among what the
+    /// policy offers. No allocation.
+    pub fn of(headers: &HeaderMap, pages: &PagesSettings) -> Self {
+        Self {
+            html: wants_html(headers),
+            lang: negotiate(
+                headers
+                    .get_all(http::header::ACCEPT_LANGUAGE)
+                    .iter()
+                    .map(HeaderValue::as_bytes),
+                pages,
+            ),
+        }
+    }
+}
+
+/// Fills `template`'s `{{name}}` placeholders in one pass: a value is never
+/// read again, so request data that looks like a placeholder stays text.
+/// Unknown names are left as they are.
+fn fill(template: &str, value: impl Fn(&str) -> Option<String>) -> String {
+    let mut out = String::with_capacity(template.len() + 256);
+    let mut rest = template;
+    while let Some(start) = rest.find("{{") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        match after.find("}}") {
+            Some(end)
+                if after[..end]
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b == b'_') =>
+            {
+                match value(&after[..end]) {
+                    Some(v) => out.push_str(&v),
+                    None => out.push_str(&rest[start..start + 2 + end + 2]),
+                }
+                rest = &after[end + 2..];
+            }
+            _ => {
+                out.push_str("{{");
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// What one page shows.
+pub struct Shown<'a> {
+    pub page: Page,
+    pub lang: Lang,
+    pub client_ip: &'a str,
+    pub request_id: &'a str,
+    pub html: bool,
+    /// The "why am I blocked?" path, linked from block pages.
+    pub whoami: Option<&'a str>,
+}
+
+/// The page's body and content type.
+pub fn body(settings: &PagesSettings, shown: &Shown<'_>) -> (String, &'static str) {
+    let page = shown.page;
+    let lang = shown.lang;
+    let w = words::words(page, lang);
+    let contact = settings.contact(lang);
+    let whoami = shown
+        .whoami
+        .filter(|_| matches!(page, Page::Blocked | Page::BlockedLogin));
+    if shown.html {
+        let labels = words::labels(lang);
+        let template = settings.template(lang).unwrap_or(DEFAULT_TEMPLATE);
+        let body = fill(template, |name| {
+            Some(match name {
+                "lang" => lang.tag().to_string(),
+                "title" => escape_html(w.title),
+                "message" => escape_html(w.message),
+                "advice" => escape_html(&w.advice),
+                "contact" => escape_html(contact.unwrap_or("")),
+                "client_ip" => escape_html(shown.client_ip),
+                "request_id" => escape_html(shown.request_id),
+                "label_what_to_do" => escape_html(labels.what_to_do),
+                "label_your_address" => escape_html(labels.your_address),
+                "label_request_id" => escape_html(labels.request_id),
+                "whoami_link" => whoami.map_or_else(String::new, |w| {
+                    format!(
+                        "<p><a href=\"{}\">{}</a></p>",
+                        escape_html(w),
+                        escape_html(labels.whoami_link)
+                    )
+                }),
+                _ => return None,
+            })
+        });
+        (body, "text/html; charset=utf-8")
+    } else {
+        let mut v = serde_json::json!({
+            "code": page.code(),
+            "error": page.code(),
+            "lang": lang.tag(),
+            "message": w.message,
+            "advice": w.advice,
+            "client_ip": shown.client_ip,
+            "request_id": shown.request_id,
+        });
+        if let Some(c) = contact {
+            v["contact"] = serde_json::json!(c);
+        }
+        if let Some(w) = whoami {
+            v["whoami"] = serde_json::json!(w);
+        }
+        (v.to_string(), "application/json")
+    }
+}
+
+/// The whole response: status, body, and the headers every page has.
+pub fn render(settings: &PagesSettings, shown: &Shown<'_>) -> Response<Full<Bytes>> {
+    let (body, content_type) = body(settings, shown);
+    let mut resp = Response::new(Full::new(Bytes::from(body)));
+    *resp.status_mut() = shown.page.status();
+    let h = resp.headers_mut();
+    h.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(CONTENT_LANGUAGE, HeaderValue::from_static(shown.lang.tag()));
+    // The body depends on both (RFC 9110 §12.5.5).
+    h.insert(VARY, HeaderValue::from_static("Accept, Accept-Language"));
+    h.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    if let Ok(v) = HeaderValue::from_str(shown.request_id) {
+        h.insert("x-request-id", v);
+    }
+    // RFC 9110 §10.2.3, in seconds.
+    match shown.page {
+        Page::LockedOut { retry_after } => {
+            h.insert(
+                http::header::RETRY_AFTER,
+                HeaderValue::from(retry_after.max(1)),
+            );
+        }
+        Page::SignInUnavailable => {
+            h.insert(http::header::RETRY_AFTER, HeaderValue::from_static("30"));
+        }
+        _ => {}
+    }
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shown<'a>(page: Page, lang: Lang, client_ip: &'a str, html: bool) -> Shown<'a> {
+        Shown {
+            page,
+            lang,
+            client_ip,
+            request_id: "abc123",
+            html,
+            whoami: Some("/.well-known/netwarden/whoami"),
+        }
+    }
+
+    fn html(settings: &PagesSettings, page: Page, lang: Lang) -> String {
+        body(settings, &shown(page, lang, "192.0.2.1", true)).0
+    }
+
+    #[test]
+    fn block_page_html_says_what_and_what_to_do_without_internals() {
+        let resp = render(
+            &PagesSettings::default(),
+            &shown(Page::BlockedLogin, Lang::En, "192.0.2.1", true),
+        );
+        assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+        assert_eq!(resp.headers()[CONTENT_TYPE], "text/html; charset=utf-8");
+        assert_eq!(resp.headers()[CONTENT_LANGUAGE], "en");
+        assert_eq!(resp.headers()[VARY], "Accept, Accept-Language");
+        let page = html(&PagesSettings::default(), Page::BlockedLogin, Lang::En);
+        assert!(
+            page.contains(
+                "Sign-in to this console is only allowed from the company network or VPN."
+            )
+        );
+        assert!(page.contains("192.0.2.1") && page.contains("abc123") && page.contains("VPN"));
+        assert!(page.contains("<html lang=\"en\">"));
+        assert!(!page.contains("{{"), "every placeholder is filled");
+        assert!(
+            page.contains("<a href=\"/.well-known/netwarden/whoami\">"),
+            "block pages link to the whoami page"
+        );
+    }
+
+    #[test]
+    fn every_page_is_written_in_each_language_with_no_placeholder_left() {
+        let cjk = |s: &str| s.chars().any(|c| ('\u{3040}'..='\u{9fff}').contains(&c));
+        for page in Page::ALL {
+            let en = html(&PagesSettings::default(), page, Lang::En);
+            let ja = html(&PagesSettings::default(), page, Lang::Ja);
+            assert!(!en.contains("{{") && !ja.contains("{{"), "{page:?}");
+            assert!(!cjk(&en), "{page:?} English page has Japanese: {en}");
+            assert!(cjk(&ja) && ja.contains("<html lang=\"ja\">"), "{page:?}");
+            assert!(ja.contains("リクエストID"), "{page:?}");
+        }
+    }
+
+    #[test]
+    fn json_keeps_a_stable_code_and_speaks_the_language() {
+        for (lang, message) in [
+            (
+                Lang::En,
+                "This console can only be used from the company network or VPN.",
+            ),
+            (
+                Lang::Ja,
+                "このコンソールは、社内ネットワークまたはVPNからのみ利用できます。",
+            ),
+        ] {
+            let (b, ct) = body(
+                &PagesSettings::default(),
+                &shown(Page::Blocked, lang, "2001:db8::1", false),
+            );
+            assert_eq!(ct, "application/json");
+            let v: serde_json::Value = serde_json::from_str(&b).unwrap();
+            assert_eq!(v["code"], "not_allowed_from_this_network");
+            assert_eq!(v["error"], "not_allowed_from_this_network");
+            assert_eq!(v["lang"], lang.tag());
+            assert_eq!(v["message"], message);
+            assert_eq!(v["client_ip"], "2001:db8::1");
+            assert_eq!(v["request_id"], "abc123");
+        }
+    }
+
+    #[test]
+    fn a_locked_out_client_is_told_when_to_try_again_without_internals() {
+        let page = Page::LockedOut {
+            retry_after: 14 * 60 + 1,
+        };
+        let resp = render(
+            &PagesSettings::default(),
+            &shown(page, Lang::En, "192.0.2.1", false),
+        );
+        assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(resp.headers()[http::header::RETRY_AFTER], "841");
+        let (b, _) = body(
+            &PagesSettings::default(),
+            &shown(page, Lang::En, "192.0.2.1", false),
+        );
+        let v: serde_json::Value = serde_json::from_str(&b).unwrap();
+        assert_eq!(v["code"], "too_many_failed_sign_ins");
+        assert!(
+            v["advice"]
+                .as_str()
+                .unwrap()
+                .starts_with("Try again in 15 minutes."),
+            "{v}"
+        );
+        let (b, _) = body(
+            &PagesSettings::default(),
+            &shown(page, Lang::Ja, "192.0.2.1", false),
+        );
+        let v: serde_json::Value = serde_json::from_str(&b).unwrap();
+        assert!(v["advice"].as_str().unwrap().starts_with("15分後に"), "{v}");
+    }
+
+    #[test]
+    fn hostile_values_stay_text_and_are_never_read_as_placeholders() {
+        let t = "<p>{{client_ip}}</p><p>{{message}}</p>{{unknown}}{{ {{request_id}}";
+        let out = fill(t, |name| match name {
+            "client_ip" => Some(escape_html("<script>{{message}}</script>")),
+            "message" => Some("M".into()),
+            "request_id" => Some("R".into()),
+            _ => None,
+        });
+        assert_eq!(
+            out,
+            "<p>&lt;script&gt;{{message}}&lt;/script&gt;</p><p>M</p>{{unknown}}{{ R"
+        );
+    }
+}
