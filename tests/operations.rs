@@ -537,3 +537,100 @@ rules:
             .any(|v| v["event"] == "client_ip_suspect")
     );
 }
+
+/// The red-team review's guard cases: a public rule, a changed client_ip,
+/// report-only to enforce.
+fn guarded(extra_rules: &str, client_ip: &str, mode: &str) -> String {
+    format!(
+        "version: 1
+{mode}networks:
+  office: [127.0.0.1]
+  vpn: [198.51.100.0/24]
+  balancer: [127.0.0.3]
+client_ip: {{ {client_ip} }}
+rules:
+  - {{ name: health, paths: [/healthz], action: allow }}
+{extra_rules}  - {{ name: console, allow_from: [office, vpn] }}
+server:
+  reload: {{ watch: false }}
+"
+    )
+}
+
+#[tokio::test]
+async fn outsiders_on_a_public_rule_are_not_admins_to_the_guard() {
+    let up = Upstream::start().await;
+    let nw = Netwarden::in_front_of(&guarded("", "trusted_proxies: [balancer]", ""), &up);
+    assert_eq!(status_of(&nw, "127.0.0.1", "/").await, 200);
+    // Anyone may load /healthz: that makes nobody an admin.
+    for i in 2..40 {
+        assert_eq!(
+            status_of(&nw, &format!("127.0.1.{i}"), "/healthz").await,
+            200
+        );
+    }
+    let vpn_only = guarded("", "trusted_proxies: [balancer]", "")
+        .replace("allow_from: [office, vpn]", "allow_from: [vpn]");
+    std::fs::write(nw.policy_path(), &vpn_only).expect("edit");
+    let (code, out) = admin(&nw, "POST", "/reload").await;
+    assert_eq!(
+        (code, out["recent_clients"].as_u64()),
+        (409, Some(1)),
+        "{out}"
+    );
+}
+
+#[tokio::test]
+async fn a_candidate_that_drops_the_trusted_balancer_is_judged_by_what_it_would_see() {
+    let up = Upstream::start().await;
+    let nw = Netwarden::in_front_of(&guarded("", "trusted_proxies: [balancer]", ""), &up);
+    // The admin comes through the balancer.
+    let via_lb = get(
+        "127.0.0.3",
+        nw.addr("http"),
+        "/",
+        &["X-Forwarded-For: 127.0.0.1"],
+    )
+    .await;
+    assert_eq!(via_lb.status, 200);
+    for (what, client_ip) in [
+        ("the balancer dropped", "trusted_proxies: [127.0.0.9]"),
+        (
+            "another header",
+            "trusted_proxies: [balancer], header: forwarded",
+        ),
+    ] {
+        std::fs::write(nw.policy_path(), guarded("", client_ip, "")).expect("edit");
+        let (code, out) = admin(&nw, "POST", "/reload").await;
+        assert_eq!(code, 409, "{what}: {out}");
+    }
+    let via_lb = get(
+        "127.0.0.3",
+        nw.addr("http"),
+        "/",
+        &["X-Forwarded-For: 127.0.0.1"],
+    )
+    .await;
+    assert_eq!(via_lb.status, 200);
+}
+
+#[tokio::test]
+async fn enforcing_a_report_only_policy_is_guarded_too() {
+    let up = Upstream::start().await;
+    let nw = Netwarden::in_front_of(
+        &guarded("", "trusted_proxies: [balancer]", "mode: report\n"),
+        &up,
+    );
+    assert_eq!(status_of(&nw, "127.0.0.1", "/").await, 200);
+    // Report-only forwards everyone; the outsider is still no admin.
+    assert_eq!(status_of(&nw, "127.0.0.2", "/").await, 200);
+    let enforced_vpn_only = guarded("", "trusted_proxies: [balancer]", "")
+        .replace("allow_from: [office, vpn]", "allow_from: [vpn]");
+    std::fs::write(nw.policy_path(), &enforced_vpn_only).expect("edit");
+    let (code, out) = admin(&nw, "POST", "/reload").await;
+    assert_eq!(
+        (code, out["recent_clients"].as_u64()),
+        (409, Some(1)),
+        "{out}"
+    );
+}

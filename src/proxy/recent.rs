@@ -30,18 +30,44 @@ const PER_SHARD: usize = CAPACITY / SHARDS;
 /// no write on most requests).
 const REFRESH: Duration = Duration::from_secs(10);
 
-/// A request to decide again.
+/// A request to decide again, as it reached netwarden: its peer and its
+/// forwarding headers, so that a candidate that changes `client_ip`
+/// (drops a trusted proxy, reads another header) is judged by the client
+/// address it would find.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Sample {
     pub method: Box<str>,
     pub host: Option<Box<str>>,
     /// Normalized, without the query.
     pub path: Box<str>,
+    /// The peer the engine saw (the PROXY protocol source on such listeners).
+    pub peer: IpAddr,
+    /// `X-Forwarded-For`, `Forwarded` and `X-Real-IP` lines (none from a
+    /// connection whose headers are not believed); each line's last
+    /// [`MAX_FORWARDING_BYTES`], at most [`MAX_FORWARDING_LINES`] lines.
+    pub forwarding: Vec<(&'static str, Box<str>)>,
 }
+
+/// The request as the proxy saw it, borrowed: copied into a [`Sample`] only
+/// when it is noted.
+pub struct Seen<'a> {
+    pub method: &'a str,
+    pub host: Option<&'a str>,
+    pub path: &'a str,
+    pub peer: IpAddr,
+    pub headers: Option<&'a http::HeaderMap>,
+}
+
+/// The headers a client address can come from.
+const FORWARDING: [&str; 3] = ["x-forwarded-for", "forwarded", "x-real-ip"];
+/// The right end of a forwarding line is what a trusted proxy appended: the
+/// part that decides.
+pub const MAX_FORWARDING_BYTES: usize = 1024;
+pub const MAX_FORWARDING_LINES: usize = 8;
 
 /// What is remembered of one address.
 #[derive(Clone, Debug)]
-pub struct Seen {
+pub struct Entry {
     pub ip: IpAddr,
     pub at: Instant,
     /// Its last allowed request.
@@ -51,7 +77,7 @@ pub struct Seen {
 }
 
 pub struct Recent {
-    shards: Vec<Mutex<HashMap<AddrKey, Seen>>>,
+    shards: Vec<Mutex<HashMap<AddrKey, Entry>>>,
     window: Duration,
 }
 
@@ -63,7 +89,7 @@ impl Recent {
         }
     }
 
-    fn shard(&self, key: &AddrKey) -> &Mutex<HashMap<AddrKey, Seen>> {
+    fn shard(&self, key: &AddrKey) -> &Mutex<HashMap<AddrKey, Entry>> {
         use std::hash::{Hash, Hasher};
         // The shard is no secret: an attacker who fills one (from allowed
         // addresses only) evicts at most that shard's oldest entries.
@@ -72,10 +98,10 @@ impl Recent {
         &self.shards[(f.finish() as usize) % SHARDS]
     }
 
-    /// An allowed request from `ip`, which arrived at `at`. Most calls end
-    /// at a thread-local check (this worker noted this address within
-    /// [`REFRESH`]): no hash, no lock.
-    pub fn allowed(&self, ip: IpAddr, at: Instant, method: &str, host: Option<&str>, path: &str) {
+    /// A request from client `ip` that a network allowed, which arrived at
+    /// `at`. Most calls end at a thread-local check (this worker noted this
+    /// address within [`REFRESH`]): no hash, no lock.
+    pub fn allowed(&self, ip: IpAddr, at: Instant, seen: &Seen<'_>) {
         thread_local! {
             static LAST: std::cell::Cell<Option<(IpAddr, Instant)>> = const { std::cell::Cell::new(None) };
         }
@@ -89,16 +115,20 @@ impl Recent {
             }
         });
         if !fresh {
-            self.note(ip, method, host, path, false);
+            self.note(ip, seen, false);
         }
     }
 
-    /// A sign-in from `ip` that the console accepted.
-    pub fn signed_in(&self, ip: IpAddr, method: &str, host: Option<&str>, path: &str) {
-        self.note(ip, method, host, path, true);
+    /// A sign-in from client `ip` that the console accepted.
+    pub fn signed_in(&self, ip: IpAddr, sample: Sample) {
+        self.keep(ip, sample, true);
     }
 
-    fn note(&self, ip: IpAddr, method: &str, host: Option<&str>, path: &str, sign_in: bool) {
+    fn note(&self, ip: IpAddr, seen: &Seen<'_>, sign_in: bool) {
+        self.keep(ip, sample(seen), sign_in);
+    }
+
+    fn keep(&self, ip: IpAddr, sample: Sample, sign_in: bool) {
         let key = AddrKey::of(ip);
         let now = Instant::now();
         let Ok(mut shard) = self.shard(&key).lock() else {
@@ -108,7 +138,6 @@ impl Recent {
             if !sign_in && now.duration_since(seen.at) < REFRESH && seen.ip == ip {
                 return;
             }
-            let sample = sample(method, host, path);
             seen.ip = ip;
             seen.at = now;
             if sign_in {
@@ -124,10 +153,10 @@ impl Recent {
                 shard.remove(&oldest);
             }
         }
-        let s = sample(method, host, path);
+        let s = sample;
         shard.insert(
             key,
-            Seen {
+            Entry {
                 ip,
                 at: now,
                 sign_in: sign_in.then(|| s.clone()),
@@ -137,7 +166,7 @@ impl Recent {
     }
 
     /// Every address seen within the window; older ones are forgotten.
-    pub fn snapshot(&self) -> Vec<Seen> {
+    pub fn snapshot(&self) -> Vec<Entry> {
         let now = Instant::now();
         let mut out = Vec::new();
         for shard in &self.shards {
@@ -151,11 +180,27 @@ impl Recent {
     }
 }
 
-fn sample(method: &str, host: Option<&str>, path: &str) -> Sample {
+/// An owned copy of what is kept of a request.
+pub fn sample(seen: &Seen<'_>) -> Sample {
+    let mut forwarding = Vec::new();
+    if let Some(headers) = seen.headers {
+        for name in FORWARDING {
+            for v in headers.get_all(name).iter().take(MAX_FORWARDING_LINES) {
+                let v = String::from_utf8_lossy(v.as_bytes());
+                let mut cut = v.len().saturating_sub(MAX_FORWARDING_BYTES);
+                while !v.is_char_boundary(cut) {
+                    cut += 1;
+                }
+                forwarding.push((name, v[cut..].into()));
+            }
+        }
+    }
     Sample {
-        method: method.into(),
-        host: host.map(Into::into),
-        path: path.into(),
+        method: seen.method.into(),
+        host: seen.host.map(Into::into),
+        path: seen.path.into(),
+        peer: seen.peer,
+        forwarding,
     }
 }
 
@@ -179,12 +224,22 @@ impl std::hash::Hasher for FixedHasher {
 mod tests {
     use super::*;
 
+    fn get(path: &str) -> Seen<'_> {
+        Seen {
+            method: "GET",
+            host: None,
+            path,
+            peer: IpAddr::from([127, 0, 0, 1]),
+            headers: None,
+        }
+    }
+
     #[test]
     fn it_is_bounded_and_forgets_the_oldest() {
         let r = Recent::new(Duration::from_secs(3600));
         for i in 0..(CAPACITY as u32 * 2) {
             let ip = IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 + i));
-            r.note(ip, "GET", None, "/", false);
+            r.note(ip, &get("/"), false);
         }
         let n = r.snapshot().len();
         assert!(n <= CAPACITY, "{n}");
@@ -196,7 +251,7 @@ mod tests {
         let r = Recent::new(Duration::from_secs(3600));
         for i in 0..1000u16 {
             let ip: IpAddr = format!("2001:db8:1:2::{i:x}").parse().expect("ip");
-            r.note(ip, "GET", None, "/", false);
+            r.note(ip, &get("/"), false);
         }
         assert_eq!(r.snapshot().len(), 1);
     }
@@ -205,8 +260,8 @@ mod tests {
     fn a_sign_in_is_kept_beside_the_last_request() {
         let r = Recent::new(Duration::from_secs(3600));
         let ip: IpAddr = "10.0.0.1".parse().expect("ip");
-        r.signed_in(ip, "POST", Some("c.example"), "/login");
-        r.note(ip, "GET", Some("c.example"), "/users", false);
+        r.signed_in(ip, sample(&get("/login")));
+        r.note(ip, &get("/users"), false);
         let s = r.snapshot();
         assert_eq!(s.len(), 1);
         assert_eq!(s[0].sign_in.as_ref().map(|x| &*x.path), Some("/login"));
@@ -215,8 +270,38 @@ mod tests {
     #[test]
     fn entries_past_the_window_are_forgotten() {
         let r = Recent::new(Duration::ZERO);
-        r.note("10.0.0.1".parse().expect("ip"), "GET", None, "/", false);
+        r.note("10.0.0.1".parse().expect("ip"), &get("/"), false);
         std::thread::sleep(Duration::from_millis(5));
         assert!(r.snapshot().is_empty());
+    }
+
+    #[test]
+    fn forwarding_lines_are_kept_by_their_right_end_and_bounded() {
+        let mut h = http::HeaderMap::new();
+        let long = format!("{}, 198.51.100.7", "203.0.113.1, ".repeat(200));
+        h.append("x-forwarded-for", long.parse().expect("value"));
+        for _ in 0..20 {
+            h.append("forwarded", "for=192.0.2.1".parse().expect("value"));
+        }
+        h.append("cookie", "secret".parse().expect("value"));
+        let s = sample(&Seen {
+            headers: Some(&h),
+            ..get("/")
+        });
+        let xff: Vec<_> = s
+            .forwarding
+            .iter()
+            .filter(|(n, _)| *n == "x-forwarded-for")
+            .collect();
+        assert_eq!(xff.len(), 1);
+        assert!(xff[0].1.len() <= MAX_FORWARDING_BYTES && xff[0].1.ends_with("198.51.100.7"));
+        assert_eq!(
+            s.forwarding
+                .iter()
+                .filter(|(n, _)| *n == "forwarded")
+                .count(),
+            MAX_FORWARDING_LINES
+        );
+        assert!(!s.forwarding.iter().any(|(n, _)| *n == "cookie"));
     }
 }

@@ -67,7 +67,7 @@ impl Guarded {
 /// last allowed one, its last sign-in) would be.
 pub fn guard_check(
     candidate: &Policy,
-    seen: &[super::recent::Seen],
+    seen: &[super::recent::Entry],
     now: jiff::Timestamp,
 ) -> Guarded {
     use crate::engine::{ClientSource, RequestFacts, decide};
@@ -77,8 +77,13 @@ pub fn guard_check(
     for s in seen {
         let mut denied_by = None;
         for sample in std::iter::once(&s.request).chain(s.sign_in.as_ref()) {
+            // As the request came: the candidate's client_ip settings
+            // find the client.
             let facts = RequestFacts {
-                client: ClientSource::Given(s.ip),
+                client: ClientSource::Peer {
+                    peer: sample.peer,
+                    headers: &sample.forwarding,
+                },
                 method: &sample.method,
                 host: Ok(sample.host.as_deref()),
                 path: &sample.path,

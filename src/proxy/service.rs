@@ -408,14 +408,26 @@ pub async fn handle(
                     }
                 }
                 (Ok(pq), Ok(body)) => {
-                    // The reload guard remembers who used the console
-                    // (allowed and enforced: report-only lets everyone by).
-                    let allowed = done.decision.action == crate::engine::Action::Allow
-                        && done.decision.enforced;
-                    if let (true, Some(ip)) = (allowed, client.ip) {
-                        shared
-                            .recent
-                            .allowed(ip, start, method.as_str(), host_str, &path);
+                    // The reload guard remembers who used the console:
+                    // clients that a network allowed (a public rule's
+                    // `action: allow` vouches for nobody), enforced or, in
+                    // a report-only policy, as it would be.
+                    let vouched = vouched_for(&done.decision);
+                    let mut sign_in_sample = None;
+                    if let (true, Some(ip)) = (vouched, client.ip) {
+                        let seen = super::recent::Seen {
+                            method: method.as_str(),
+                            host: host_str,
+                            path: &path,
+                            peer,
+                            headers: conn.believe_headers.then_some(&parts.headers),
+                        };
+                        shared.recent.allowed(ip, start, &seen);
+                        // A sign-in is kept once the console accepts it;
+                        // its headers are copied now, before they go.
+                        if sign_in.is_some() {
+                            sign_in_sample = Some(super::recent::sample(&seen));
+                        }
                     }
                     // The log shows the path as forwarded; the clone shares bytes.
                     done.path = LogPath::Forwarded(pq.clone());
@@ -445,12 +457,10 @@ pub async fn handle(
                                 &response,
                                 || lockout_attempt(&done, &policy, rule),
                             ));
-                            if let (Some("succeeded"), Some(ip), LogPath::Forwarded(pq)) =
-                                (done.login_outcome, client.ip, &done.path)
+                            if let (Some("succeeded"), Some(ip), Some(sample)) =
+                                (done.login_outcome, client.ip, sign_in_sample)
                             {
-                                shared
-                                    .recent
-                                    .signed_in(ip, method.as_str(), host_str, pq.path());
+                                shared.recent.signed_in(ip, sample);
                             }
                         }
                     }
@@ -665,6 +675,13 @@ fn alert(
         request_id: r.request_id.to_string(),
         enforced,
     });
+}
+
+/// Whether a network vouched for the client: an `allow_from` rule allowed
+/// it (enforced, or would have in a report-only policy). Only such clients
+/// are the admins the reload guard protects.
+fn vouched_for(d: &crate::engine::Decision<'_, '_>) -> bool {
+    d.action == crate::engine::Action::Allow && d.reason == crate::engine::Reason::InAllowedNetwork
 }
 
 /// One of netwarden's own pages, showing the client address as decided,

@@ -12,8 +12,9 @@ use http_body_util::Full;
 
 use super::pages::{Wants, escape_html, words};
 use crate::engine::client::{self, Derivation};
-use crate::engine::sign_in_from;
+use crate::engine::{SignInFrom, sign_in_from};
 use crate::policy::Policy;
+use crate::policy::pages::PagesSettings;
 
 /// The page's style: the block page's, so that both look alike.
 const STYLE: &str = "body{font-family:system-ui,-apple-system,\"Segoe UI\",\"Hiragino Sans\",\"Yu Gothic UI\",Meiryo,\"Noto Sans CJK JP\",sans-serif;background:#f5f6f8;color:#1d2330;margin:0;line-break:strict;overflow-wrap:anywhere}main{max-width:36rem;margin:12vh auto;background:#fff;border-radius:10px;padding:2rem 2.5rem;box-shadow:0 2px 12px rgba(0,0,0,.08)}h1{font-size:1.35rem;margin-top:0}p{line-height:1.6}dl{display:grid;grid-template-columns:max-content minmax(0,1fr);gap:.3rem 1rem}dd{margin:0;font-family:ui-monospace,monospace}@media (max-width:30rem){main{margin:0;border-radius:0;padding:1.5rem 1.25rem;box-shadow:none}}";
@@ -78,40 +79,13 @@ pub fn answer(policy: &Policy, asked: &Asked<'_>) -> Response<Full<Bytes>> {
         sign_in = sign_in.as_str(),
         "a person asked how netwarden sees them"
     );
-    let w = words::whoami_words(lang);
-    let contact = policy.pages().contact(lang);
-    let (body, content_type) = if asked.wants.html {
-        let contact = contact.map_or_else(String::new, |c| format!("<p>{}</p>\n", escape_html(c)));
-        (
-            format!(
-                "<!doctype html>\n<html lang=\"{lang}\">\n<head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><meta name=\"robots\" content=\"noindex\"><title>{title}</title>\n<style>{STYLE}</style></head>\n<body><main>\n<h1>{title}</h1>\n<dl>\n<dt>{l_addr}</dt><dd>{address}</dd>\n<dt>{l_found}</dt><dd>{found}</dd>\n<dt>{l_id}</dt><dd>{id}</dd>\n</dl>\n<p><strong>{sign_in}</strong></p>\n<p>{unexpected}</p>\n{contact}</main></body>\n</html>\n",
-                lang = lang.tag(),
-                title = escape_html(w.title),
-                l_addr = escape_html(w.your_address),
-                address = escape_html(&address),
-                l_found = escape_html(w.found),
-                found = escape_html(words::found_by(how, lang)),
-                l_id = escape_html(w.request_id),
-                id = escape_html(asked.request_id),
-                sign_in = escape_html(words::sign_in(sign_in, lang)),
-                unexpected = escape_html(w.unexpected),
-            ),
-            "text/html; charset=utf-8",
-        )
-    } else {
-        let mut v = serde_json::json!({
-            "client_ip": found.ip.map(|ip| ip.to_string()),
-            "found_by": how,
-            "sign_in": sign_in.as_str(),
-            "lang": lang.tag(),
-            "message": words::sign_in(sign_in, lang),
-            "request_id": asked.request_id,
-        });
-        if let Some(c) = contact {
-            v["contact"] = serde_json::json!(c);
-        }
-        (v.to_string(), "application/json")
+    let seen = Seen {
+        client_ip: found.ip,
+        found_by: how,
+        sign_in,
+        request_id: asked.request_id,
     };
+    let (body, content_type) = body(policy.pages(), asked.wants, &seen);
     let mut r = Response::new(Full::new(Bytes::from(body)));
     let h = r.headers_mut();
     h.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
@@ -126,4 +100,56 @@ pub fn answer(policy: &Policy, asked: &Asked<'_>) -> Response<Full<Bytes>> {
         h.insert("x-request-id", v);
     }
     r
+}
+
+/// What the page shows, already worked out.
+pub struct Seen<'a> {
+    pub client_ip: Option<std::net::IpAddr>,
+    /// `direct`, `trusted_proxy`, `proxy_protocol` or `unknown`.
+    pub found_by: &'static str,
+    pub sign_in: SignInFrom,
+    pub request_id: &'a str,
+}
+
+/// The page's body and content type (also `netwarden pages`' preview).
+pub fn body(pages: &PagesSettings, wants: Wants, seen: &Seen<'_>) -> (String, &'static str) {
+    let lang = wants.lang;
+    let (how, sign_in) = (seen.found_by, seen.sign_in);
+    let address = seen
+        .client_ip
+        .map_or_else(|| "unknown".to_string(), |ip| ip.to_string());
+    let w = words::whoami_words(lang);
+    let contact = pages.contact(lang);
+    if wants.html {
+        let contact = contact.map_or_else(String::new, |c| format!("<p>{}</p>\n", escape_html(c)));
+        (
+            format!(
+                "<!doctype html>\n<html lang=\"{lang}\">\n<head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><meta name=\"robots\" content=\"noindex\"><title>{title}</title>\n<style>{STYLE}</style></head>\n<body><main>\n<h1>{title}</h1>\n<dl>\n<dt>{l_addr}</dt><dd>{address}</dd>\n<dt>{l_found}</dt><dd>{found}</dd>\n<dt>{l_id}</dt><dd>{id}</dd>\n</dl>\n<p><strong>{sign_in}</strong></p>\n<p>{unexpected}</p>\n{contact}</main></body>\n</html>\n",
+                lang = lang.tag(),
+                title = escape_html(w.title),
+                l_addr = escape_html(w.your_address),
+                address = escape_html(&address),
+                l_found = escape_html(w.found),
+                found = escape_html(words::found_by(how, lang)),
+                l_id = escape_html(w.request_id),
+                id = escape_html(seen.request_id),
+                sign_in = escape_html(words::sign_in(sign_in, lang)),
+                unexpected = escape_html(w.unexpected),
+            ),
+            "text/html; charset=utf-8",
+        )
+    } else {
+        let mut v = serde_json::json!({
+            "client_ip": seen.client_ip.map(|ip| ip.to_string()),
+            "found_by": how,
+            "sign_in": sign_in.as_str(),
+            "lang": lang.tag(),
+            "message": words::sign_in(sign_in, lang),
+            "request_id": seen.request_id,
+        });
+        if let Some(c) = contact {
+            v["contact"] = serde_json::json!(c);
+        }
+        (v.to_string(), "application/json")
+    }
 }
