@@ -413,12 +413,12 @@ async fn the_whoami_page_shows_a_blocked_person_how_netwarden_sees_them() {
 async fn the_whoami_path_can_move_or_be_turned_off() {
     let up = Upstream::start().await;
     let nw = Netwarden::in_front_of(
-        &whoami_policy("  whoami: { path: /help/my-connection }\n"),
+        &whoami_policy("  whoami: { path: /.well-known/it/my-connection }\n"),
         &up,
     );
     let addr = nw.addr("http");
     let v = json(
-        &get("127.0.0.2", addr, "/help/my-connection", &[])
+        &get("127.0.0.2", addr, "/.well-known/it/my-connection", &[])
             .await
             .body,
     );
@@ -464,7 +464,8 @@ async fn netwarden_says_when_every_client_looks_like_one_private_address() {
     assert!(
         ready
             .body
-            .contains("degraded: every client looks like 127.0.0.7"),
+            .contains("degraded: the client addresses look wrong (one_private_address)")
+            && !ready.body.contains("127.0.0.7"),
         "{}",
         ready.body
     );
@@ -632,5 +633,157 @@ async fn enforcing_a_report_only_policy_is_guarded_too() {
         (code, out["recent_clients"].as_u64()),
         (409, Some(1)),
         "{out}"
+    );
+}
+
+const WS: &[u8] =
+    b"GET /ws HTTP/1.1\r\nHost: console.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+
+/// Opens a WebSocket tunnel from `from`; the stream after the 101.
+async fn open_tunnel(nw: &Netwarden, from: &str) -> tokio::net::TcpStream {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = connect_from(from, nw.addr("http")).await;
+    s.write_all(WS).await.expect("send");
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        tokio::time::timeout(WAIT, s.read_exact(&mut byte))
+            .await
+            .expect("in time")
+            .expect("read");
+        head.push(byte[0]);
+    }
+    assert!(
+        head.starts_with(b"HTTP/1.1 101"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
+    s
+}
+
+/// Whether the tunnel still echoes (the test upstream echoes what it gets).
+async fn echoes(s: &mut tokio::net::TcpStream) -> bool {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    if s.write_all(b"ping").await.is_err() {
+        return false;
+    }
+    let mut buf = [0u8; 4];
+    matches!(
+        tokio::time::timeout(Duration::from_secs(5), s.read_exact(&mut buf)).await,
+        Ok(Ok(_)) if &buf == b"ping"
+    )
+}
+
+/// Waits (bounded) until the tunnel stops echoing.
+async fn until_closed(s: &mut tokio::net::TcpStream, nw: &Netwarden) {
+    let deadline = Instant::now() + WAIT;
+    while echoes(s).await {
+        assert!(
+            Instant::now() < deadline,
+            "tunnel still open: {:#?}",
+            nw.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let ev = nw.wait_log(|v| v["event"] == "tunnel_closed");
+    assert_eq!(ev["reason"], "no_longer_allowed");
+}
+
+#[tokio::test]
+async fn a_tunnel_opened_under_a_grant_is_closed_when_the_grant_ends() {
+    let up = Upstream::start().await;
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("policy.yaml");
+    std::fs::write(
+        &path,
+        "version: 1
+networks:
+  travel:
+    cidrs:
+      - { cidr: 127.0.0.5/32, until: \"2026-11-30T19:59:59+09:00\" }
+rules:
+  - { name: console, allow_from: [travel] }
+",
+    )
+    .expect("write");
+    let nw = Netwarden::start_env(
+        &path,
+        &["--listen", "127.0.0.1:0", "--upstream", &up.url()],
+        &[("NETWARDEN_TEST_NOW", T0)],
+        dir,
+    );
+    let started = Instant::now();
+    let mut s = open_tunnel(&nw, "127.0.0.5").await;
+    assert!(echoes(&mut s).await);
+    until_closed(&mut s, &nw).await;
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "closed before the grant ended"
+    );
+}
+
+#[tokio::test]
+async fn a_forced_reload_that_denies_an_open_tunnel_closes_it() {
+    let up = Upstream::start().await;
+    let nw = Netwarden::in_front_of(&offices("127.0.0.1", "refuse"), &up);
+    let mut s = open_tunnel(&nw, "127.0.0.1").await;
+    assert!(echoes(&mut s).await);
+    std::fs::write(nw.policy_path(), offices("127.0.0.9", "refuse")).expect("edit");
+    let (code, out) = admin(&nw, "POST", "/reload?force=true").await;
+    assert_eq!(code, 200, "{out}");
+    until_closed(&mut s, &nw).await;
+}
+
+#[tokio::test]
+async fn head_over_http2_gets_netwardens_own_answers_without_a_body() {
+    let up = Upstream::start().await;
+    let nw = Netwarden::in_front_of(&offices("127.0.0.9", "refuse"), &up);
+    let base = format!("http://{}", nw.addr("http"));
+    for path in [WHOAMI, "/users"] {
+        let out = std::process::Command::new("curl")
+            .args(["-s", "-I", "--http2-prior-knowledge", "--max-time", "10"])
+            .arg(format!("{base}{path}"))
+            .output()
+            .expect("curl runs");
+        // A DATA frame after HEAD is a protocol error: curl exits 92.
+        assert_eq!(out.status.code(), Some(0), "{path}: {out:?}");
+        let head = String::from_utf8_lossy(&out.stdout);
+        assert!(head.starts_with("HTTP/2 "), "{head}");
+        assert!(head.contains("content-length: "), "{head}");
+    }
+}
+
+#[tokio::test]
+async fn health_checks_are_no_alarm_and_an_outer_balancer_in_the_header_is_one() {
+    let up = Upstream::start().await;
+    let nw = Netwarden::in_front_of(&guarded("", "trusted_proxies: [balancer]", ""), &up);
+    // The balancer's own health checks, without a header, on a public rule.
+    for _ in 0..80 {
+        assert_eq!(status_of(&nw, "127.0.0.3", "/healthz").await, 200);
+    }
+    // Then one office request, logged after everything above.
+    assert_eq!(status_of(&nw, "127.0.0.1", "/").await, 200);
+    nw.wait_log(|v| v["event"] == "decision" && v["client.address"] == "127.0.0.1");
+    assert!(!nw.logs().iter().any(|v| v["event"] == "client_ip_suspect"));
+
+    // An outer balancer the policy does not trust: every header names it.
+    for _ in 0..60 {
+        get(
+            "127.0.0.3",
+            nw.addr("http"),
+            "/",
+            &["X-Forwarded-For: 10.9.9.9"],
+        )
+        .await;
+    }
+    let ev = nw.wait_log(|v| v["event"] == "client_ip_suspect");
+    assert_eq!(ev["reason"], "one_private_address");
+    assert!(
+        ev["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("10.9.9.9"),
+        "{ev}"
     );
 }

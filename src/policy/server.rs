@@ -332,8 +332,10 @@ fn resolve_path(base: &Path, p: &str) -> PathBuf {
 }
 
 impl Cx<'_, '_> {
-    /// `server.whoami`: a normalized absolute path, never `/` (it would
-    /// hide the whole console).
+    /// `server.whoami`: a normalized path under `/.well-known/` (RFC 8615),
+    /// of plain characters: it is answered before any rule, so it must never
+    /// be a path of the console (`/login` would take sign-in away from
+    /// everyone).
     fn whoami(&mut self, raw: &S<RawWhoami>) -> Option<String> {
         if raw.value.enabled == Some(false) {
             return None;
@@ -341,15 +343,26 @@ impl Cx<'_, '_> {
         let Some(p) = &raw.value.path else {
             return Some(defaults::WHOAMI_PATH.to_string());
         };
-        let normal = crate::engine::path::normalize(&p.value)
+        let v = &p.value;
+        let plain = v
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~/".contains(&b));
+        let normal = crate::engine::path::normalize(v)
             .ok()
-            .filter(|n| *n == p.value && p.value.len() > 1 && !p.value.ends_with('/'));
-        if normal.is_none() || p.value.contains('?') {
+            .is_some_and(|n| n == *v);
+        let tail = v.strip_prefix("/.well-known/").unwrap_or("");
+        let ok = plain
+            && normal
+            && !tail.is_empty()
+            && !v.ends_with('/')
+            && !v.ends_with('.')
+            && !v.contains("//");
+        if !ok {
             self.error(
                 &p.referenced,
-                format!("server.whoami.path '{}' is not a normalized path", p.value),
+                format!("server.whoami.path '{v}' is not a plain path under /.well-known/"),
                 Some(format!(
-                    "write a path such as {} (no '?', no '..', no trailing '/', not '/')",
+                    "write a path such as {} (letters, digits, '-', '.', '_', '~'; no trailing '/' or '.'): it is answered before any rule, so it must not be one of the console's paths",
                     defaults::WHOAMI_PATH
                 )),
             );

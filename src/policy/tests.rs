@@ -836,3 +836,26 @@ mod pages {
         }
     }
 }
+
+#[test]
+fn the_whoami_path_must_be_a_plain_path_under_well_known() {
+    let base = "version: 1\nnetworks:\n  office: [10.0.0.0/8]\nrules:\n  - { name: all, allow_from: [office] }\nserver:\n  whoami: { path: ";
+    for bad in [
+        "/login",
+        "/.well-known/",
+        "/.well-known/x;y",
+        "/.well-known/x.",
+        "/.well-known/a/../b",
+        "/.well-known//x",
+        "/.well-known/x?y",
+        "/",
+    ] {
+        let d = diagnostics(&format!("{base}\"{bad}\" }}\n"));
+        assert!(
+            has(&d, "is not a plain path under /.well-known/"),
+            "{bad}: {d:#?}"
+        );
+    }
+    let d = diagnostics(&format!("{base}/.well-known/it/whoami }}\n"));
+    assert!(!has(&d, "error"), "{d:#?}");
+}

@@ -3,8 +3,9 @@
 //! decision wrong at once, and both show in the traffic:
 //!
 //! - a load balancer that is not in `client_ip.trusted_proxies` NATs every
-//!   client to its own private address: nearly every request comes from one
-//!   or two private addresses, and the allowlist matches all or nothing;
+//!   client to its own private address (or, behind a trusted proxy, names
+//!   itself in the header): nearly every request comes from one or two
+//!   private addresses, and the allowlist matches all or nothing;
 //! - a trusted proxy that sends no forwarding header: its own address is
 //!   taken as the client's.
 //!
@@ -18,6 +19,7 @@ use std::net::IpAddr;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::engine::Reason;
 use crate::engine::client::Derivation;
 use crate::telemetry::metrics::{Metrics, ReasonLabels};
 
@@ -37,7 +39,8 @@ const NEARLY_ALL: usize = 90;
 /// How a sampled request's client was found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Kind {
-    /// The TCP peer, not a trusted proxy.
+    /// The TCP peer (not a trusted proxy), or the entry of a forwarding
+    /// header that trusted proxies named: the address that was decided on.
     Direct,
     /// A trusted proxy without a forwarding header.
     TrustedNoHeader,
@@ -178,8 +181,26 @@ fn top(ips: &[IpAddr], k: usize) -> Vec<(IpAddr, usize)> {
 }
 
 impl ClientIpWatch {
-    /// One request's client: its address and how it was found.
-    pub fn observe(&self, ip: Option<IpAddr>, derivation: &Derivation, metrics: &Metrics) {
+    /// One request's client: its address, how it was found, and whether a
+    /// network decided it. Requests that a rule decides for every client
+    /// (`action: allow` on `/healthz`, a load balancer's own checks) are
+    /// not looked at: their address did not matter.
+    pub fn observe(
+        &self,
+        ip: Option<IpAddr>,
+        derivation: &Derivation,
+        reason: Reason,
+        metrics: &Metrics,
+    ) {
+        if !matches!(
+            reason,
+            Reason::InAllowedNetwork
+                | Reason::NotInAllowedNetworks
+                | Reason::InDeniedNetwork
+                | Reason::ClientUnknown
+        ) {
+            return;
+        }
         let n = self.seen.fetch_add(1, Ordering::Relaxed);
         if n >= SAMPLE_ALL && n % SAMPLE_EVERY != 0 {
             return;
@@ -187,7 +208,7 @@ impl ClientIpWatch {
         let (Some(ip), kind) = (
             ip,
             match derivation {
-                Derivation::Peer => Kind::Direct,
+                Derivation::Peer | Derivation::Header { .. } => Kind::Direct,
                 Derivation::TrustedPeerNoHeader => Kind::TrustedNoHeader,
                 _ => Kind::Other,
             },
@@ -236,9 +257,10 @@ impl ClientIpWatch {
         *current = verdict;
     }
 
-    /// What `/readyz` lists, if anything.
-    pub fn degraded(&self) -> Option<String> {
-        self.verdict.lock().ok().and_then(|v| v.words())
+    /// The reason code while something looks wrong (`/readyz` shows only
+    /// this: the address is for the log and `GET /policy`'s readers).
+    pub fn suspect(&self) -> Option<&'static str> {
+        self.verdict.lock().ok().and_then(|v| v.reason())
     }
 }
 

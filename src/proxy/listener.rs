@@ -325,6 +325,7 @@ async fn serve<S>(
         slot,
         shutdown: l.shutdown.clone(),
         idle: l.timeouts.tunnel_idle,
+        believe_headers: conn_info.believe_headers,
     });
     let shared = l.shared.clone();
     let in_flight = activity.clone();
@@ -446,6 +447,10 @@ pub struct TunnelCtx {
     pub shutdown: watch::Receiver<bool>,
     /// Closed after this long with no byte moving either way.
     pub idle: Duration,
+    /// Whether the connection's forwarding headers count (not on a PROXY
+    /// protocol connection the proxy opened for itself): a tunnel is
+    /// decided again as its request came.
+    pub believe_headers: bool,
 }
 
 /// A response body that keeps its request counted as open (for the idle

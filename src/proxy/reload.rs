@@ -481,12 +481,18 @@ impl Reloader {
                 store.on_error.as_str()
             ));
         }
-        out.extend(self.shared.client_ip_watch.degraded());
-        if let Some(Outcome::Refused { guard }) = self.status().last_attempt.map(|(_, _, o)| o) {
+        // /readyz is open to probes, even under admin_auth: these lines
+        // say what is wrong and where to look, never a rule, a file or an
+        // address (GET /policy and the log have those).
+        if let Some(reason) = self.shared.client_ip_watch.suspect() {
             out.push(format!(
-                "the last policy edit was refused by the reload guard: {}",
-                guard.explanation()
+                "the client addresses look wrong ({reason}); see the client_ip_suspect log line"
             ));
+        }
+        if let Some((_, _, Outcome::Refused { .. })) = self.status().last_attempt {
+            out.push(
+                "the last policy edit was refused by the reload guard; GET /policy says why".into(),
+            );
         }
         out
     }

@@ -228,7 +228,8 @@ pub async fn handle(
             request_id,
             wants,
         };
-        return Ok(super::whoami::answer(&policy, &asked).map(Either::Right));
+        let answer = super::whoami::answer(&policy, &asked).map(Either::Right);
+        return Ok(head_without_body(&method, answer));
     }
 
     // Phase: decide.
@@ -261,6 +262,7 @@ pub async fn handle(
         shared.client_ip_watch.observe(
             decision.client.ip,
             &decision.client.derivation,
+            decision.reason,
             &shared.metrics,
         );
     }
@@ -475,7 +477,30 @@ pub async fn handle(
     };
     done.status = Some(response.status().as_u16());
     drop(done);
-    Ok(response)
+    Ok(head_without_body(&method, response))
+}
+
+/// A `HEAD` answered by netwarden itself carries the headers a `GET` would,
+/// and no body (RFC 9110 §9.3.2). hyper leaves out the body of an HTTP/1.1
+/// answer, not of an HTTP/2 one, whose DATA after a HEAD is a protocol
+/// error to the client. The console's own answers are left to hyper.
+fn head_without_body(method: &http::Method, response: Response<ProxyBody>) -> Response<ProxyBody> {
+    if method != http::Method::HEAD {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    match body {
+        Either::Right(full) => {
+            use hyper::body::Body as _;
+            if let Some(len) = full.size_hint().exact() {
+                parts
+                    .headers
+                    .insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+            }
+            Response::from_parts(parts, Either::Right(Full::new(Bytes::new())))
+        }
+        upstream => Response::from_parts(parts, upstream),
+    }
 }
 
 /// What the decision line and an alert say of a request; written when
@@ -708,7 +733,7 @@ fn render(
 /// Sends the request to the console and streams its answer back.
 #[allow(clippy::too_many_arguments)]
 async fn forward(
-    shared: &Shared,
+    shared: &Arc<Shared>,
     policy: &Policy,
     tunnel: Arc<super::listener::TunnelCtx>,
     upstream_client: &UpstreamClient,
@@ -752,6 +777,19 @@ async fn forward(
         .as_ref()
         .and_then(|_| parts.extensions.remove::<hyper::upgrade::OnUpgrade>());
     let asked = upgrade.clone();
+    // A tunnel is decided again while it is open: keep its request as it
+    // came (only for upgrades, which are rare).
+    let opened = upgrade.as_ref().map(|_| {
+        super::recent::sample(&super::recent::Seen {
+            method: parts.method.as_str(),
+            host: hop.host,
+            path: pq.path(),
+            peer: client
+                .peer
+                .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into()),
+            headers: tunnel.believe_headers.then_some(&parts.headers),
+        })
+    });
     let client_version = parts.version;
     if forward::upstream_head(
         &mut parts,
@@ -814,18 +852,19 @@ async fn forward(
         let switches = asked
             .as_ref()
             .is_some_and(|a| forward::upgrade_accepted(resp.headers(), a));
-        match client_upgrade.filter(|_| switches) {
-            Some(client_side) => {
+        match (client_upgrade.filter(|_| switches), opened) {
+            (Some(client_side), Some(opened)) => {
                 let upstream_side = hyper::upgrade::on(&mut resp);
                 tokio::spawn(super::tunnel::run(
                     client_side,
                     upstream_side,
                     tunnel,
-                    shared.metrics.clone(),
+                    shared.clone(),
+                    opened,
                     request_id.to_string(),
                 ));
             }
-            None => {
+            _ => {
                 tracing::warn!(
                     event = "upstream_error",
                     request_id,

@@ -4,22 +4,53 @@
 //! server's wait on shutdown ([`super::listener::ConnSlot`]), is counted
 //! in `netwarden_open_tunnels`, is closed after `timeouts.tunnel_idle`
 //! with no byte moving, and is closed when the server starts draining.
+//!
+//! A tunnel outlives the request that opened it, so it is decided again
+//! every [`RECHECK`] against the running policy at the current instant: a
+//! grant that expired, a `when:` window that closed, or a reload that
+//! denies its client closes it (`tunnel_closed`, reason `no_longer_allowed`).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 
 use super::listener::{Activity, OpenConnection, Tracked, TunnelCtx};
+use super::recent::Sample;
+use super::service::Shared;
+use crate::engine::{ClientSource, RequestFacts, decide};
+
+/// How often an open tunnel is decided again: a grant's end cuts it within
+/// this, at the cost of one decision per tunnel per period.
+pub const RECHECK: Duration = Duration::from_secs(2);
+
+/// Whether the request that opened the tunnel would still be forwarded.
+fn still_allowed(shared: &Shared, opened: &Sample) -> bool {
+    let policy = shared.policy.load();
+    let facts = RequestFacts {
+        client: ClientSource::Peer {
+            peer: opened.peer,
+            headers: &opened.forwarding,
+        },
+        method: &opened.method,
+        host: Ok(opened.host.as_deref()),
+        path: &opened.path,
+        now: crate::clock::now(),
+    };
+    decide(policy.ruleset(), &facts).forwards()
+}
 
 /// Waits for both sides to hand over their connections, then copies.
 pub async fn run(
     client: OnUpgrade,
     upstream: OnUpgrade,
     ctx: Arc<TunnelCtx>,
-    metrics: Arc<crate::telemetry::metrics::Metrics>,
+    shared: Arc<Shared>,
+    opened: Sample,
     request_id: String,
 ) {
+    let metrics = shared.metrics.clone();
     let _counted = OpenConnection::on(&metrics.open_tunnels);
     let (c, u) = match tokio::try_join!(client, upstream) {
         Ok(pair) => pair,
@@ -44,6 +75,25 @@ pub async fn run(
                 }
             }
         } => "shutdown",
+        _ = async {
+            let mut tick = tokio::time::interval(RECHECK);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                if !still_allowed(&shared, &opened) {
+                    return;
+                }
+            }
+        } => "no_longer_allowed",
     };
-    tracing::debug!(event = "tunnel_closed", request_id, reason = why);
+    if why == "no_longer_allowed" {
+        tracing::warn!(
+            event = "tunnel_closed",
+            request_id,
+            reason = why,
+            "an open tunnel's request is no longer allowed (a grant or window ended, or the policy changed): closed"
+        );
+    } else {
+        tracing::debug!(event = "tunnel_closed", request_id, reason = why);
+    }
 }
