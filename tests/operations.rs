@@ -787,3 +787,19 @@ async fn health_checks_are_no_alarm_and_an_outer_balancer_in_the_header_is_one()
         "{ev}"
     );
 }
+
+#[tokio::test]
+async fn a_whoami_request_the_engine_would_refuse_gets_its_400() {
+    let up = Upstream::start().await;
+    let nw = Netwarden::in_front_of(&whoami_policy(""), &up);
+    let addr = nw.addr("http");
+    for raw in [
+        "GET /.well-known/netwarden/whoami HTTP/1.1\r\nHost: a\r\nHost: b\r\nConnection: close\r\n\r\n",
+        "GET /.well-known/netwarden/whoami HTTP/1.1\r\nHost: user@console\r\nConnection: close\r\n\r\n",
+        "get /.well-known/netwarden/whoami HTTP/1.1\r\nHost: console\r\nConnection: close\r\n\r\n",
+    ] {
+        let r = exchange(connect_from("127.0.0.2", addr).await, raw.as_bytes()).await;
+        assert_eq!(r.status, 400, "{raw:?}: {}", r.body);
+    }
+    assert!(up.seen().is_empty());
+}

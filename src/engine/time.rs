@@ -187,12 +187,69 @@ pub fn zone(name: &str) -> Result<TimeZone, String> {
     })
 }
 
-/// An instant with its offset: `2026-12-24T18:00:00+09:00` or `...Z`.
-/// A date or a time without an offset is refused: "18:00" in whose zone?
+/// An instant with its offset, in RFC 3339's form only:
+/// `2026-12-24T18:00:00+09:00`, `2026-12-24T09:00:00.5Z`. A date or a time
+/// without an offset is refused ("18:00" in whose zone?), and so are the
+/// forms other parsers read differently: no seconds, the basic format
+/// (`20261224T090000Z`), offsets with seconds or past ±23:59, `-00:00`
+/// (RFC 3339 §4.3: "offset unknown"), and bracketed annotations.
 pub fn parse_instant(s: &str) -> Result<Timestamp, String> {
-    s.trim().parse::<Timestamp>().map_err(|_| {
-        format!("'{s}' is not an instant with an offset, such as 2026-12-24T18:00:00+09:00 or 2026-12-24T09:00:00Z")
-    })
+    let bad = || {
+        format!(
+            "'{s}' is not an instant with an offset, such as 2026-12-24T18:00:00+09:00 or 2026-12-24T09:00:00Z"
+        )
+    };
+    let t = s.trim();
+    if !is_rfc3339(t) {
+        return Err(bad());
+    }
+    t.parse::<Timestamp>().map_err(|_| bad())
+}
+
+/// `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)` (RFC 3339 §5.6), offset
+/// hours 00 to 23, not `-00:00`.
+fn is_rfc3339(t: &str) -> bool {
+    let b = t.as_bytes();
+    let digits =
+        |r: std::ops::Range<usize>| b.get(r).is_some_and(|d| d.iter().all(u8::is_ascii_digit));
+    let at = |i: usize, c: u8| b.get(i) == Some(&c);
+    if !(digits(0..4) && at(4, b'-') && digits(5..7) && at(7, b'-') && digits(8..10)) {
+        return false;
+    }
+    if !((at(10, b'T') || at(10, b't'))
+        && digits(11..13)
+        && at(13, b':')
+        && digits(14..16)
+        && at(16, b':')
+        && digits(17..19))
+    {
+        return false;
+    }
+    let mut i = 19;
+    if at(i, b'.') {
+        let start = i + 1;
+        i = start;
+        while b.get(i).is_some_and(u8::is_ascii_digit) {
+            i += 1;
+        }
+        if i == start || i - start > 9 {
+            return false;
+        }
+    }
+    match &t[i..] {
+        "Z" | "z" => true,
+        off if off.len() == 6 => {
+            let o = off.as_bytes();
+            let hours = off.get(1..3).and_then(|h| h.parse::<u8>().ok());
+            let minutes = off.get(4..6).and_then(|m| m.parse::<u8>().ok());
+            (o[0] == b'+' || o[0] == b'-')
+                && o[3] == b':'
+                && hours.is_some_and(|h| h <= 23)
+                && minutes.is_some_and(|m| m <= 59)
+                && off != "-00:00"
+        }
+        _ => false,
+    }
 }
 
 #[cfg(test)]
@@ -292,6 +349,21 @@ mod tests {
         assert!(parse_instant("2026-12-24T09:00:00Z").is_ok());
         assert!(parse_instant("2026-12-24T18:00:00").is_err());
         assert!(parse_instant("2026-12-24").is_err());
+        assert!(parse_instant("2026-12-24T09:00:00.123456789Z").is_ok());
+        assert!(parse_instant("2026-12-24T18:00:00-05:30").is_ok());
+        for odd in [
+            "2026-12-24T09:00Z",
+            "20261224T090000Z",
+            "2026-12-24T09:00:00+24:00",
+            "2026-12-24T09:00:00+00:00:30",
+            "2026-12-24T09:00:00-00:00",
+            "2026-12-24T09:00:00+09:00[!America/New_York]",
+            "2026-12-24 09:00:00Z",
+            "2026-12-24T09:00:00.Z",
+            "２０２６-12-24T09:00:00Z",
+        ] {
+            assert!(parse_instant(odd).is_err(), "{odd}");
+        }
         assert!(zone("Asia/Tokio").is_err());
     }
 }

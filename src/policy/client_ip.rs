@@ -43,8 +43,11 @@ impl Cx<'_, '_> {
                         Resolve::Done(Some((_, true))) => {
                             self.error(
                                 &entry.referenced,
-                                format!("trusted proxy network '{}' uses GeoIP facts", entry.value),
-                                Some("trusted proxies must be given by address: use a network of CIDRs".into()),
+                                format!(
+                                    "trusted proxy network '{}' is checked per request (it uses GeoIP facts or a grant with until:)",
+                                    entry.value
+                                ),
+                                Some("trusted proxies must be given by address: use a network of plain CIDRs".into()),
                             );
                             ok = false;
                         }

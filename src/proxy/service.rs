@@ -215,8 +215,13 @@ pub async fn handle(
     let version = version_text(parts.version);
 
     // "Why am I blocked?": answered here for everyone, never forwarded.
+    // A request the engine would refuse (two Hosts, `get`) is not answered
+    // here either: it goes on to its 400 like any other.
     if let Some(w) = policy.server().whoami.as_deref()
         && parts.uri.path() == w
+        && host_decided
+            .is_ok_and(|h| h.is_none_or(|h| crate::engine::request::check_host(h).is_ok()))
+        && !crate::engine::request::is_miscased_standard_method(method.as_str())
     {
         let asked = super::whoami::Asked {
             method: &parts.method,

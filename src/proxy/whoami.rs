@@ -76,6 +76,7 @@ pub fn answer(policy: &Policy, asked: &Asked<'_>) -> Response<Full<Bytes>> {
         request_id = asked.request_id,
         client.address = %address,
         client.source = how,
+        network.peer.address = %asked.peer,
         sign_in = sign_in.as_str(),
         "a person asked how netwarden sees them"
     );
