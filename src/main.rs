@@ -57,6 +57,19 @@ enum Command {
     /// Start netwarden in front of a small built-in console on loopback and
     /// show what it does (nothing to set up).
     Demo(DemoArgs),
+    /// Write every page netwarden answers itself, in each language the
+    /// policy offers, as HTML files (to look at, or to screenshot).
+    Pages(PagesArgs),
+}
+
+#[derive(Args)]
+struct PagesArgs {
+    /// The policy file (its pages: section and templates).
+    #[arg(long, env = "NETWARDEN_POLICY")]
+    policy: PathBuf,
+    /// Directory to write <page>.<lang>.html into.
+    #[arg(long)]
+    out: PathBuf,
 }
 
 #[derive(Args)]
@@ -206,6 +219,7 @@ fn main() -> ExitCode {
             Err(e) => Ok(report_load_error(&e)),
         },
         Command::Demo(args) => demo(args.listen),
+        Command::Pages(args) => pages(&args),
     };
     match result {
         Ok(code) => code,
@@ -445,6 +459,21 @@ fn alert_test(args: &AlertTestArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
+}
+
+/// `netwarden pages`: each page in each offered language, as a browser gets
+/// it (a sample address and request id stand in for the request's).
+fn pages(args: &PagesArgs) -> anyhow::Result<ExitCode> {
+    let loaded = match policy::load(&args.policy) {
+        Ok(l) => l,
+        Err(e) => return Ok(report_load_error(&e)),
+    };
+    let written = netwarden::proxy::pages::preview(&loaded.policy, &args.out)
+        .with_context(|| format!("cannot write into {}", args.out.display()))?;
+    for path in written {
+        println!("{}", path.display());
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn certs_dev(out: &std::path::Path, names: &[String]) -> anyhow::Result<ExitCode> {

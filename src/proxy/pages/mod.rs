@@ -238,6 +238,45 @@ pub fn body(settings: &PagesSettings, shown: &Shown<'_>) -> (String, &'static st
     }
 }
 
+/// Writes every page (and the whoami page) in every language `policy`
+/// offers into `dir`, as `<code>.<lang>.html`, with a sample address and
+/// request id; returns the files written. What a browser would get.
+pub fn preview(
+    policy: &crate::policy::Policy,
+    dir: &std::path::Path,
+) -> std::io::Result<Vec<std::path::PathBuf>> {
+    std::fs::create_dir_all(dir)?;
+    let settings = policy.pages();
+    let whoami = policy.server().whoami.as_deref();
+    let mut written = Vec::new();
+    for &lang in &settings.offered {
+        let wants = Wants { html: true, lang };
+        for page in Page::ALL {
+            let shown = Shown {
+                page,
+                lang,
+                client_ip: "192.0.2.44",
+                request_id: "5c1f0e2a9b7d4e61",
+                html: true,
+                whoami,
+            };
+            let path = dir.join(format!("{}.{}.html", page.code(), lang.tag()));
+            std::fs::write(&path, body(settings, &shown).0)?;
+            written.push(path);
+        }
+        let seen = super::whoami::Seen {
+            client_ip: Some([192, 0, 2, 44].into()),
+            found_by: "direct",
+            sign_in: crate::engine::SignInFrom::Blocked,
+            request_id: "5c1f0e2a9b7d4e61",
+        };
+        let path = dir.join(format!("whoami.{}.html", lang.tag()));
+        std::fs::write(&path, super::whoami::body(settings, wants, &seen).0)?;
+        written.push(path);
+    }
+    Ok(written)
+}
+
 /// The whole response: status, body, and the headers every page has.
 pub fn render(settings: &PagesSettings, shown: &Shown<'_>) -> Response<Full<Bytes>> {
     let (body, content_type) = body(settings, shown);
