@@ -36,7 +36,7 @@ fuzz_target!(|text: &str| {
                 method,
                 host: Ok(Some("console.example.com")),
                 path,
-                now: jiff::Timestamp::UNIX_EPOCH,
+                now: netwarden::engine::time::Timestamp::UNIX_EPOCH,
             },
         );
         let _ = d.explanation().to_string();

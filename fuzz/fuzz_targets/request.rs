@@ -156,7 +156,7 @@ fuzz_target!(|input: Input<'_>| {
             method: input.method,
             host,
             path,
-            now: jiff::Timestamp::UNIX_EPOCH,
+            now: netwarden::engine::time::Timestamp::UNIX_EPOCH,
         },
     );
     let _ = decision.explanation().to_string();
@@ -188,7 +188,7 @@ fuzz_target!(|input: Input<'_>| {
                     method: input.method,
                     host: Ok(host),
                     path,
-                    now: jiff::Timestamp::UNIX_EPOCH,
+                    now: netwarden::engine::time::Timestamp::UNIX_EPOCH,
                 },
             );
             assert_eq!(

@@ -9,7 +9,7 @@
 
 use std::fmt;
 
-use jiff::Timestamp;
+pub use jiff::Timestamp;
 use jiff::tz::TimeZone;
 
 /// Minutes in a day; `24:00` is the end of the day.

@@ -68,6 +68,15 @@ impl Default for PagesSettings {
 }
 
 impl PagesSettings {
+    /// Built-in words in `offered`, no contact line or template.
+    pub fn offering(offered: Vec<Lang>, fallback: Lang) -> Self {
+        Self {
+            offered,
+            fallback,
+            ..Self::default()
+        }
+    }
+
     /// The company's line on whom to contact, in `lang`.
     pub fn contact(&self, lang: Lang) -> Option<&str> {
         self.contact[lang.index()].as_deref()

@@ -445,7 +445,10 @@ fn trusted_proxies_cannot_be_fact_networks() {
         "version: 1\ngeoip:\n  country: ../geo/GeoLite2-Country-Test.mmdb\nnetworks:\n  jp: { country: [JP] }\nclient_ip: { trusted_proxies: [jp] }\nrules:\n  - { name: r, allow_from: [jp] }\n",
     );
     assert!(
-        has(&d, "trusted proxy network 'jp' is checked per request (it uses GeoIP facts or a grant with until:)"),
+        has(
+            &d,
+            "trusted proxy network 'jp' is checked per request (it uses GeoIP facts or a grant with until:)"
+        ),
         "{d:#?}"
     );
 }
