@@ -163,11 +163,21 @@ def check_page(browser, path, lang, viewport, out_dir):
     # Fonts settle after load.
     browser.call("Runtime.evaluate", expression="document.fonts.ready.then(() => true)",
                  awaitPromise=True)
+    # Scroll to the end, so that lazy images below the fold ask too.
+    browser.call("Runtime.evaluate", expression="window.scrollTo(0, document.body.scrollHeight)")
+    time.sleep(0.3)
+    browser.call("Runtime.evaluate", expression="window.scrollTo(0, 0)")
     result = browser.call("Runtime.evaluate", returnByValue=True, expression=(
         "JSON.stringify({lang: document.documentElement.lang,"
         " scroll: document.documentElement.scrollWidth,"
         " client: document.documentElement.clientWidth,"
-        " text: document.body.innerText})"))
+        " text: document.body.innerText,"
+        # What would make a browser ask another host later or elsewhere:
+        # a refresh, prefetch hints, resources by URL (links to follow are
+        # fine: the whoami page's is one).
+        " later: [...document.querySelectorAll('meta[http-equiv=refresh i], link:not([rel=icon])')].map(e => e.outerHTML)"
+        "   .concat([...document.querySelectorAll('[src], [srcset], object[data], [background]')]"
+        "   .filter(e => !(e.getAttribute('src') || '').startsWith('data:')).map(e => e.outerHTML))})"))
     seen = json.loads(result["result"]["value"])
     problems = []
     if seen["scroll"] > seen["client"]:
@@ -183,6 +193,8 @@ def check_page(browser, path, lang, viewport, out_dir):
     others = [u for u in requests if u != url and not u.startswith("data:")]
     if others:
         problems.append(f"loads from elsewhere: {others}")
+    if seen["later"]:
+        problems.append(f"would load or go elsewhere: {seen['later']}")
     shot = browser.call("Page.captureScreenshot", format="png")
     base = os.path.basename(path)[:-len(".html")]
     png = os.path.join(out_dir, f"{base}.{name}.png")

@@ -8,6 +8,7 @@
 #   scripts/screenshots.sh            # PNGs into docs/images/
 #   scripts/screenshots.sh --check    # the same checks, PNGs into a temporary directory
 #   scripts/screenshots.sh --out DIR
+#   POLICY=mine.yaml scripts/screenshots.sh --check   # your own pages: and templates
 #
 # Needs chromium and fonts-noto-cjk (Debian); installs them when missing
 # and run as root. The pages come from `netwarden pages` with
@@ -36,4 +37,4 @@ fi
 
 bin=${NETWARDEN_BIN:-target/debug/netwarden}
 [ -x "$bin" ] || cargo build --locked --quiet --bin netwarden
-python3 scripts/screenshots.py "$bin" scripts/screenshots-policy.yaml "$out"
+python3 scripts/screenshots.py "$bin" "${POLICY:-scripts/screenshots-policy.yaml}" "$out"

@@ -413,14 +413,19 @@ async fn the_whoami_page_shows_a_blocked_person_how_netwarden_sees_them() {
 async fn the_whoami_path_can_move_or_be_turned_off() {
     let up = Upstream::start().await;
     let nw = Netwarden::in_front_of(
-        &whoami_policy("  whoami: { path: /.well-known/it/my-connection }\n"),
+        &whoami_policy("  whoami: { path: /.well-known/netwarden/my-connection }\n"),
         &up,
     );
     let addr = nw.addr("http");
     let v = json(
-        &get("127.0.0.2", addr, "/.well-known/it/my-connection", &[])
-            .await
-            .body,
+        &get(
+            "127.0.0.2",
+            addr,
+            "/.well-known/netwarden/my-connection",
+            &[],
+        )
+        .await
+        .body,
     );
     assert_eq!(v["client_ip"], "127.0.0.2");
     // The old path is the console's again: decided like any other.
@@ -802,4 +807,153 @@ async fn a_whoami_request_the_engine_would_refuse_gets_its_400() {
         assert_eq!(r.status, 400, "{raw:?}: {}", r.body);
     }
     assert!(up.seen().is_empty());
+}
+
+// The second red-team review's guard cases.
+
+#[tokio::test]
+async fn a_candidate_that_stops_trusting_the_proxy_protocol_balancer_is_refused() {
+    let up = Upstream::start().await;
+    let policy = |trusted: &str| {
+        format!(
+            "version: 1
+networks:
+  office: [127.0.0.1]
+  lb: [127.0.0.3]
+client_ip: {{ trusted_proxies: [{trusted}] }}
+rules:
+  - {{ name: console, allow_from: [office] }}
+server:
+  reload: {{ watch: false }}
+"
+        )
+    };
+    let nw = Netwarden::start(
+        &policy("lb"),
+        &[],
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--proxy-protocol",
+            "--upstream",
+            &up.url(),
+        ],
+    );
+    let via_lb = b"PROXY TCP4 127.0.0.1 127.0.0.1 5555 80\r\nGET /x HTTP/1.1\r\nHost: c\r\nConnection: close\r\n\r\n";
+    let r = exchange(connect_from("127.0.0.3", nw.addr("http")).await, via_lb).await;
+    assert_eq!(r.status, 200);
+    std::fs::write(nw.policy_path(), policy("127.0.0.9")).expect("edit");
+    let (code, out) = admin(&nw, "POST", "/reload").await;
+    assert_eq!(code, 409, "{out}");
+}
+
+#[tokio::test]
+async fn allow_from_everyone_vouches_for_nobody_and_check_says_so() {
+    let up = Upstream::start().await;
+    let base = guarded(
+        "  - { name: status, paths: [/status], allow_from: [anywhere] }\n",
+        "trusted_proxies: [balancer]",
+        "",
+    )
+    .replace(
+        "networks:\n",
+        "networks:\n  anywhere: [0.0.0.0/0, \"::/0\"]\n",
+    );
+    let nw = Netwarden::in_front_of(&base, &up);
+    let (_, out, err) = support::run(&[
+        "check",
+        "--policy",
+        nw.policy_path().to_str().expect("utf-8 path"),
+    ]);
+    assert!(
+        format!("{out}{err}").contains("rule 'status': network 'anywhere' holds every address"),
+        "{out}{err}"
+    );
+    assert_eq!(status_of(&nw, "127.0.0.1", "/").await, 200);
+    for i in 2..30 {
+        assert_eq!(
+            status_of(&nw, &format!("127.0.2.{i}"), "/status").await,
+            200
+        );
+    }
+    std::fs::write(
+        nw.policy_path(),
+        base.replace("allow_from: [office, vpn] }", "allow_from: [vpn] }"),
+    )
+    .expect("edit");
+    let (code, out) = admin(&nw, "POST", "/reload").await;
+    assert_eq!(
+        (code, out["recent_clients"].as_u64()),
+        (409, Some(1)),
+        "{out}"
+    );
+}
+
+#[tokio::test]
+async fn an_admins_request_under_each_rule_is_judged_not_only_the_latest() {
+    let up = Upstream::start().await;
+    let base = guarded(
+        "  - { name: assets, paths: [\"/static/**\"], allow_from: [office, vpn] }\n",
+        "trusted_proxies: [balancer]",
+        "",
+    );
+    let nw = Netwarden::in_front_of(&base, &up);
+    assert_eq!(status_of(&nw, "127.0.0.1", "/users").await, 200);
+    assert_eq!(status_of(&nw, "127.0.0.1", "/static/app.css").await, 200);
+    // The console goes VPN-only; the assets stay: the admin loses the console.
+    let edit = base.replace(
+        "{ name: console, allow_from: [office, vpn] }",
+        "{ name: console, allow_from: [vpn] }",
+    );
+    assert_ne!(edit, base);
+    std::fs::write(nw.policy_path(), edit).expect("edit");
+    let (code, out) = admin(&nw, "POST", "/reload").await;
+    assert_eq!(code, 409, "{out}");
+}
+
+#[tokio::test]
+async fn an_admin_whose_grant_ended_does_not_block_every_edit() {
+    let up = Upstream::start().await;
+    let policy = |extra: &str| {
+        format!(
+            "version: 1
+networks:
+  travel:
+    cidrs:
+      - {{ cidr: 127.0.0.5/32, until: \"2026-11-30T19:59:59+09:00\" }}
+  office: [127.0.0.1]
+rules:
+{extra}  - {{ name: console, allow_from: [travel, office] }}
+server:
+  reload: {{ watch: false }}
+"
+        )
+    };
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("policy.yaml");
+    std::fs::write(&path, policy("")).expect("write");
+    let nw = Netwarden::start_env(
+        &path,
+        &["--listen", "127.0.0.1:0", "--upstream", &up.url()],
+        &[("NETWARDEN_TEST_NOW", T0)],
+        dir,
+    );
+    assert_eq!(status_of(&nw, "127.0.0.5", "/").await, 200);
+    let deadline = Instant::now() + WAIT;
+    while status_of(&nw, "127.0.0.5", "/").await != 403 {
+        assert!(Instant::now() < deadline, "the grant never ended");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // A harmless edit: a health rule.
+    std::fs::write(
+        nw.policy_path(),
+        policy("  - { name: health, paths: [/healthz], action: allow }\n"),
+    )
+    .expect("edit");
+    let (code, out) = admin(&nw, "POST", "/reload").await;
+    assert_eq!(
+        (code, out["outcome"].as_str()),
+        (200, Some("reloaded")),
+        "{out}"
+    );
 }

@@ -58,6 +58,11 @@ async fn the_block_page_speaks_the_language_the_browser_asks_for() {
             Some("Accept, Accept-Language"),
             "{header:?}"
         );
+        assert!(
+            r.header("content-security-policy")
+                .is_some_and(|c| c.starts_with("default-src 'none'")),
+            "{header:?}"
+        );
         let v = json(&r.body);
         assert_eq!(v["code"], "not_allowed_from_this_network", "{header:?}");
         assert_eq!(v["lang"], *want, "{header:?}");

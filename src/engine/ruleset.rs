@@ -148,6 +148,10 @@ pub struct Rule {
     /// `when:`: the rule matches only inside one of these windows; empty:
     /// always.
     pub when: Vec<Window>,
+    /// An `allow_from` rule none of whose networks holds every address:
+    /// a client it allows is one a network vouched for (the reload guard's
+    /// admins).
+    pub vouches: bool,
 }
 
 impl Rule {

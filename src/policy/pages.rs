@@ -43,7 +43,53 @@ impl Lang {
 
 /// Placeholders a template must have: what happened, and the id a person
 /// gives IT.
-pub const REQUIRED_PLACEHOLDERS: [&str; 2] = ["{{message}}", "{{request_id}}"];
+pub const REQUIRED_PLACEHOLDERS: [&str; 2] = ["message", "request_id"];
+
+/// Fills `template`'s `{{name}}` placeholders in one pass: a value is never
+/// read again, so request data that looks like a placeholder stays text.
+/// Unknown names are left as they are.
+pub fn fill(template: &str, mut value: impl FnMut(&str) -> Option<String>) -> String {
+    let mut out = String::with_capacity(template.len() + 256);
+    let mut rest = template;
+    while let Some(start) = rest.find("{{") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        match after.find("}}") {
+            Some(end)
+                if after[..end]
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b == b'_') =>
+            {
+                match value(&after[..end]) {
+                    Some(v) => out.push_str(&v),
+                    None => out.push_str(&rest[start..start + 2 + end + 2]),
+                }
+                rest = &after[end + 2..];
+            }
+            _ => {
+                out.push_str("{{");
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Every placeholder a page can fill.
+pub const PLACEHOLDERS: [&str; 11] = [
+    "lang",
+    "title",
+    "message",
+    "advice",
+    "contact",
+    "client_ip",
+    "request_id",
+    "label_what_to_do",
+    "label_your_address",
+    "label_request_id",
+    "whoami_link",
+];
 
 /// The compiled `pages:` section.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -98,9 +144,33 @@ impl Cx<'_, '_> {
             Ok(text) => {
                 self.digest.update(path.as_os_str().as_encoded_bytes());
                 self.digest.update(text.as_bytes());
-                let missing: Vec<&str> = REQUIRED_PLACEHOLDERS
+                // Read the way pages are filled: `{{{message}}}` or
+                // `{{ message }}` is not the placeholder.
+                let mut found: Vec<String> = Vec::new();
+                fill(&text, |name| {
+                    found.push(name.to_string());
+                    None
+                });
+                let unknown: Vec<&String> = found
+                    .iter()
+                    .filter(|n| !PLACEHOLDERS.contains(&n.as_str()))
+                    .collect();
+                if let Some(n) = unknown.first() {
+                    self.warn(
+                        &at.referenced,
+                        format!(
+                            "{what}: '{{{{{n}}}}}' is not a placeholder; it stays as it is written"
+                        ),
+                        Some(format!(
+                            "placeholders: {}",
+                            PLACEHOLDERS.map(|p| format!("{{{{{p}}}}}")).join(", ")
+                        )),
+                    );
+                }
+                let missing: Vec<String> = REQUIRED_PLACEHOLDERS
                     .into_iter()
-                    .filter(|p| !text.contains(p))
+                    .filter(|p| !found.iter().any(|f| f == p))
+                    .map(|p| format!("{{{{{p}}}}}"))
                     .collect();
                 if !missing.is_empty() {
                     self.error(
@@ -204,10 +274,16 @@ impl Cx<'_, '_> {
         for (tag, line) in &r.contact.0 {
             if let Some(l) = self.lang(tag, "pages.contact") {
                 let text = line.value.trim();
-                if text.is_empty() || text.len() > 500 || text.contains(['\n', '\r']) {
+                let odd = |c: char| {
+                    c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+                };
+                if text.is_empty() || text.len() > 500 || text.chars().any(odd) {
                     self.error(
                         &line.referenced,
-                        format!("pages.contact.{}: one line of at most 500 bytes", l.tag()),
+                        format!(
+                            "pages.contact.{}: one line of at most 500 bytes, without control or direction-changing characters",
+                            l.tag()
+                        ),
                         Some(
                             "say whom to contact and how, such as \"情報システム部 内線1234 まで\""
                                 .into(),

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use super::compile::{Cx, at};
-use super::networks::{NetDraft, Problem, expiry_warning};
+use super::networks::{NetDraft, Problem, Resolve, expiry_warning};
 use super::raw::{OneOrMany, RawAction, RawMode, RawRule, RawWhen, RawWindow, S};
 use super::{HostPattern, NetRef, Rule, RuleKind};
 use crate::engine::Action;
@@ -53,6 +53,8 @@ impl Cx<'_, '_> {
         let name = &rule.name.value;
         let ctx = format!("rule '{name}'");
         let mut ok = true;
+        // An allow_from network that holds every address: a public rule.
+        let mut everyone = false;
 
         let paths = self.matchers(&rule.paths, &ctx, "paths", "path", &mut ok, |p| {
             PathPattern::parse(p).map_err(|e| (e.message, e.help))
@@ -103,6 +105,18 @@ impl Cx<'_, '_> {
                         .map(|n| self.network_ref(n, &ctx, drafts, index))
                         .collect();
                     let refs: Option<Vec<NetRef>> = refs.into_iter().collect();
+                    if let (true, Some(refs)) = (allow, &refs) {
+                        for (n, r) in list.value.iter().zip(refs) {
+                            if holds_everyone(&drafts[r.id]) {
+                                self.warn(
+                                    &n.referenced,
+                                    format!("{ctx}: network '{}' holds every address", n.value),
+                                    Some("write 'action: allow' for a rule that allows everyone: it says so, and the reload guard counts nobody it allows as an admin either way".into()),
+                                );
+                                everyone = true;
+                            }
+                        }
+                    }
                     refs.map(|refs| {
                         if allow {
                             RuleKind::AllowFrom(refs)
@@ -196,6 +210,7 @@ impl Cx<'_, '_> {
             Some(w) => self.when(w, &ctx)?,
             None => Vec::new(),
         };
+        let vouches = matches!(kind, RuleKind::AllowFrom(_)) && !everyone;
         Some(Rule {
             name: name.clone(),
             label: name.as_str().into(),
@@ -210,6 +225,7 @@ impl Cx<'_, '_> {
             account,
             until,
             when,
+            vouches,
         })
     }
 
@@ -524,6 +540,18 @@ fn host_covers(earlier: &HostPattern, later: &HostPattern) -> bool {
         (HostPattern::Suffix(s), HostPattern::Exact(b)) => b.len() > s.len() && b.ends_with(&**s),
         (HostPattern::Suffix(s), HostPattern::Suffix(t)) => t.ends_with(&**s),
         (HostPattern::Exact(_), HostPattern::Suffix(_)) => false,
+    }
+}
+
+/// Whether a network's addresses are all of IPv4 or all of IPv6
+/// (`0.0.0.0/0`, `::/0`, or ranges that add up to them).
+fn holds_everyone(d: &NetDraft) -> bool {
+    match &d.state {
+        Resolve::Done(Some((ranges, _))) => {
+            let (v4, v6) = ranges.address_count();
+            v4 == 1 << 32 || v6 == u128::MAX
+        }
+        _ => false,
     }
 }
 

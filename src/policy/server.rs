@@ -332,7 +332,7 @@ fn resolve_path(base: &Path, p: &str) -> PathBuf {
 }
 
 impl Cx<'_, '_> {
-    /// `server.whoami`: a normalized path under `/.well-known/` (RFC 8615),
+    /// `server.whoami`: a normalized path under `/.well-known/netwarden/` (RFC 8615),
     /// of plain characters: it is answered before any rule, so it must never
     /// be a path of the console (`/login` would take sign-in away from
     /// everyone).
@@ -350,7 +350,9 @@ impl Cx<'_, '_> {
         let normal = crate::engine::path::normalize(v)
             .ok()
             .is_some_and(|n| n == *v);
-        let tail = v.strip_prefix("/.well-known/").unwrap_or("");
+        // netwarden's own name under RFC 8615's directory: never a
+        // registered one (acme-challenge, openid-configuration).
+        let tail = v.strip_prefix("/.well-known/netwarden/").unwrap_or("");
         let ok = plain
             && normal
             && !tail.is_empty()
@@ -360,7 +362,7 @@ impl Cx<'_, '_> {
         if !ok {
             self.error(
                 &p.referenced,
-                format!("server.whoami.path '{v}' is not a plain path under /.well-known/"),
+                format!("server.whoami.path '{v}' is not a plain path under /.well-known/netwarden/"),
                 Some(format!(
                     "write a path such as {} (letters, digits, '-', '.', '_', '~'; no trailing '/' or '.'): it is answered before any rule, so it must not be one of the console's paths",
                     defaults::WHOAMI_PATH

@@ -818,7 +818,34 @@ mod pages {
             "{text:#?}"
         );
         assert!(!text.iter().any(|d| d.contains("en.html")), "{text:#?}");
+        // Read as pages are filled: triple braces are not the placeholder,
+        // and an unknown name is a warning.
+        std::fs::write(dir.join("ja.html"), "<p>{{{message}}} {{{request_id}}}</p>")
+            .expect("write");
+        let yaml = format!("{BASE}pages:\n  templates:\n    ja: ja.html\n");
+        let text =
+            err_text(load_str(&yaml, &dir.join("p.yaml")).expect_err("not the placeholders"));
+        assert!(
+            text.iter()
+                .any(|d| d.ends_with("lacks {{message}} and {{request_id}}")),
+            "{text:#?}"
+        );
+        std::fs::write(
+            dir.join("ja.html"),
+            "<p>{{message}} {{request_id}} {{nope}}</p>",
+        )
+        .expect("write");
+        let loaded = load_str(&yaml, &dir.join("p.yaml")).expect("loads");
+        assert!(
+            loaded
+                .warnings
+                .iter()
+                .any(|w| w.message.contains("'{{nope}}' is not a placeholder")),
+            "{:#?}",
+            loaded.warnings
+        );
         // server.block_page is checked the same way.
+        std::fs::write(dir.join("ja.html"), "<p>{{title}}</p>").expect("write");
         let yaml = format!("{BASE}server:\n  block_page: ja.html\n");
         let text = err_text(load_str(&yaml, &dir.join("p.yaml")).expect_err("invalid"));
         assert!(
@@ -859,6 +886,6 @@ fn the_whoami_path_must_be_a_plain_path_under_well_known() {
             "{bad}: {d:#?}"
         );
     }
-    let d = diagnostics(&format!("{base}/.well-known/it/whoami }}\n"));
+    let d = diagnostics(&format!("{base}/.well-known/netwarden/me }}\n"));
     assert!(!has(&d, "error"), "{d:#?}");
 }

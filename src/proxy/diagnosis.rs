@@ -90,7 +90,8 @@ impl Verdict {
 
 #[derive(Default)]
 struct Ring {
-    items: Vec<(IpAddr, Kind)>,
+    /// (client, how it was found, whether a network allowed it).
+    items: Vec<(IpAddr, Kind, bool)>,
     next: usize,
     added: u64,
 }
@@ -128,6 +129,22 @@ pub fn is_private(ip: IpAddr) -> bool {
                 || (v6.segments()[0] & 0xffc0) == 0xfe80
         }
     }
+}
+
+/// The verdict on a window of samples: on the allowed ones when there are
+/// enough (an outsider cannot add to those, so cannot quiet a true alarm
+/// by sending denied requests), else on all. Pure.
+fn judge_ring(items: &[(IpAddr, Kind, bool)]) -> Verdict {
+    let allowed: Vec<(IpAddr, Kind)> = items
+        .iter()
+        .filter(|(_, _, a)| *a)
+        .map(|(ip, k, _)| (*ip, *k))
+        .collect();
+    if allowed.len() >= MIN_SAMPLES {
+        return judge(&allowed);
+    }
+    let all: Vec<(IpAddr, Kind)> = items.iter().map(|(ip, k, _)| (*ip, *k)).collect();
+    judge(&all)
 }
 
 /// The verdict on a window of samples. Pure.
@@ -219,18 +236,19 @@ impl ClientIpWatch {
             let Ok(mut ring) = self.ring.lock() else {
                 return;
             };
+            let allowed = reason == Reason::InAllowedNetwork;
             if ring.items.len() < RING {
-                ring.items.push((ip, kind));
+                ring.items.push((ip, kind, allowed));
             } else {
                 let i = ring.next;
-                ring.items[i] = (ip, kind);
+                ring.items[i] = (ip, kind, allowed);
             }
             ring.next = (ring.next + 1) % RING;
             ring.added += 1;
             if ring.added % EVALUATE_EVERY != 0 {
                 return;
             }
-            judge(&ring.items)
+            judge_ring(&ring.items)
         };
         let Ok(mut current) = self.verdict.lock() else {
             return;
@@ -328,6 +346,23 @@ mod tests {
         assert_eq!(
             judge(&many(&[("10.0.0.5", Kind::Direct, 20)])),
             Verdict::Fine
+        );
+    }
+
+    #[test]
+    fn denied_requests_cannot_dilute_what_allowed_ones_show() {
+        let mut items: Vec<(IpAddr, Kind, bool)> =
+            std::iter::repeat_n((ip("10.0.0.5"), Kind::Direct, true), 60).collect();
+        items.extend((0..140u32).map(|i| {
+            (
+                IpAddr::from(std::net::Ipv4Addr::from(0xcb00_7100 + i)),
+                Kind::Direct,
+                false,
+            )
+        }));
+        assert_eq!(
+            judge_ring(&items),
+            Verdict::OnePrivateAddress(vec![ip("10.0.0.5")])
         );
     }
 

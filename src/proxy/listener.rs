@@ -221,7 +221,7 @@ async fn connection(
                     peer,
                     tls: false,
                     believe_headers,
-                    proxy_protocol: via_proxy_protocol,
+                    proxy_protocol_from: via_proxy_protocol.then_some(canonical(tcp_peer.ip())),
                 },
                 &l,
                 client,
@@ -248,7 +248,8 @@ async fn connection(
                             peer,
                             tls: true,
                             believe_headers,
-                            proxy_protocol: via_proxy_protocol,
+                            proxy_protocol_from: via_proxy_protocol
+                                .then_some(canonical(tcp_peer.ip())),
                         },
                         &l,
                         client,
@@ -326,6 +327,7 @@ async fn serve<S>(
         shutdown: l.shutdown.clone(),
         idle: l.timeouts.tunnel_idle,
         believe_headers: conn_info.believe_headers,
+        proxy_protocol_from: conn_info.proxy_protocol_from,
     });
     let shared = l.shared.clone();
     let in_flight = activity.clone();
@@ -451,6 +453,8 @@ pub struct TunnelCtx {
     /// protocol connection the proxy opened for itself): a tunnel is
     /// decided again as its request came.
     pub believe_headers: bool,
+    /// The load balancer that sent the connection's PROXY header, if any.
+    pub proxy_protocol_from: Option<std::net::IpAddr>,
 }
 
 /// A response body that keeps its request counted as open (for the idle

@@ -13,10 +13,12 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::engine::client::AddrKey;
+use crate::engine::ruleset::Ruleset;
+use crate::engine::{ClientSource, RequestFacts, decide};
 
 /// Addresses remembered: far more than any console's operators, small
 /// enough to decide them all again on each reload (a few milliseconds).
@@ -42,6 +44,9 @@ pub struct Sample {
     pub path: Box<str>,
     /// The peer the engine saw (the PROXY protocol source on such listeners).
     pub peer: IpAddr,
+    /// On a PROXY protocol connection, the load balancer that sent the
+    /// header: a candidate that no longer trusts it refuses the connection.
+    pub proxy_protocol_from: Option<IpAddr>,
     /// `X-Forwarded-For`, `Forwarded` and `X-Real-IP` lines (none from a
     /// connection whose headers are not believed); each line's last
     /// [`MAX_FORWARDING_BYTES`], at most [`MAX_FORWARDING_LINES`] lines.
@@ -55,6 +60,7 @@ pub struct Seen<'a> {
     pub host: Option<&'a str>,
     pub path: &'a str,
     pub peer: IpAddr,
+    pub proxy_protocol_from: Option<IpAddr>,
     pub headers: Option<&'a http::HeaderMap>,
 }
 
@@ -64,16 +70,30 @@ const FORWARDING: [&str; 3] = ["x-forwarded-for", "forwarded", "x-real-ip"];
 /// part that decides.
 pub const MAX_FORWARDING_BYTES: usize = 1024;
 pub const MAX_FORWARDING_LINES: usize = 8;
+/// Requests kept per address, one per rule that allowed it: an edit to the
+/// console's rule is seen even when the address's latest request was to
+/// its assets.
+pub const MAX_SAMPLES: usize = 4;
 
 /// What is remembered of one address.
 #[derive(Clone, Debug)]
 pub struct Entry {
     pub ip: IpAddr,
     pub at: Instant,
-    /// Its last allowed request.
-    pub request: Sample,
+    /// Its latest allowed request under each rule (the rule's name first).
+    pub requests: Vec<(Arc<str>, Sample)>,
     /// Its last sign-in that the console accepted.
     pub sign_in: Option<Sample>,
+}
+
+impl Entry {
+    /// Every request kept, sign-in included.
+    pub fn samples(&self) -> impl Iterator<Item = &Sample> {
+        self.requests
+            .iter()
+            .map(|(_, s)| s)
+            .chain(self.sign_in.as_ref())
+    }
 }
 
 pub struct Recent {
@@ -98,69 +118,93 @@ impl Recent {
         &self.shards[(f.finish() as usize) % SHARDS]
     }
 
-    /// A request from client `ip` that a network allowed, which arrived at
-    /// `at`. Most calls end at a thread-local check (this worker noted this
-    /// address within [`REFRESH`]): no hash, no lock.
-    pub fn allowed(&self, ip: IpAddr, at: Instant, seen: &Seen<'_>) {
+    /// A request from client `ip` that rule `rule`'s networks allowed,
+    /// which arrived at `at`. Most calls end at a thread-local check (this
+    /// worker noted this address and rule within [`REFRESH`]): no hash, no
+    /// lock.
+    pub fn allowed(&self, ip: IpAddr, rule: &Arc<str>, at: Instant, seen: &Seen<'_>) {
+        type Last = Option<(IpAddr, usize, Instant)>;
         thread_local! {
-            static LAST: std::cell::Cell<Option<(IpAddr, Instant)>> = const { std::cell::Cell::new(None) };
+            static LAST: std::cell::Cell<Last> = const { std::cell::Cell::new(None) };
         }
+        let rule_id = Arc::as_ptr(rule).cast::<u8>() as usize;
         let fresh = LAST.with(|last| match last.get() {
-            Some((seen, when)) if seen == ip && at.saturating_duration_since(when) < REFRESH => {
+            Some((seen, r, when))
+                if seen == ip && r == rule_id && at.saturating_duration_since(when) < REFRESH =>
+            {
                 true
             }
             _ => {
-                last.set(Some((ip, at)));
+                last.set(Some((ip, rule_id, at)));
                 false
             }
         });
         if !fresh {
-            self.note(ip, seen, false);
+            self.keep(ip, Some(rule), sample(seen));
         }
     }
 
     /// A sign-in from client `ip` that the console accepted.
     pub fn signed_in(&self, ip: IpAddr, sample: Sample) {
-        self.keep(ip, sample, true);
+        self.keep(ip, None, sample);
     }
 
-    fn note(&self, ip: IpAddr, seen: &Seen<'_>, sign_in: bool) {
-        self.keep(ip, sample(seen), sign_in);
-    }
-
-    fn keep(&self, ip: IpAddr, sample: Sample, sign_in: bool) {
+    /// `rule`: the rule that allowed the request; `None` for a sign-in.
+    fn keep(&self, ip: IpAddr, rule: Option<&Arc<str>>, sample: Sample) {
         let key = AddrKey::of(ip);
         let now = Instant::now();
         let Ok(mut shard) = self.shard(&key).lock() else {
             return;
         };
-        if let Some(seen) = shard.get_mut(&key) {
-            if !sign_in && now.duration_since(seen.at) < REFRESH && seen.ip == ip {
-                return;
-            }
-            seen.ip = ip;
-            seen.at = now;
-            if sign_in {
-                seen.sign_in = Some(sample);
-            } else {
-                seen.request = sample;
+        if let Some(entry) = shard.get_mut(&key) {
+            entry.ip = ip;
+            entry.at = now;
+            match rule {
+                None => entry.sign_in = Some(sample),
+                Some(rule) => {
+                    match entry.requests.iter().position(|(r, _)| r == rule) {
+                        Some(i) => entry.requests[i].1 = sample,
+                        None if entry.requests.len() < MAX_SAMPLES => {
+                            entry.requests.push((rule.clone(), sample));
+                        }
+                        // Full: the rule seen longest ago gives way.
+                        None => {
+                            entry.requests.remove(0);
+                            entry.requests.push((rule.clone(), sample));
+                        }
+                    }
+                    // Most recent last.
+                    if let Some(i) = entry.requests.iter().position(|(r, _)| r == rule) {
+                        let moved = entry.requests.remove(i);
+                        entry.requests.push(moved);
+                    }
+                }
             }
             return;
         }
         if shard.len() >= PER_SHARD {
-            // Full: forget the address seen longest ago.
-            if let Some(oldest) = shard.iter().min_by_key(|(_, s)| s.at).map(|(k, _)| *k) {
+            // Full: forget the address seen longest ago, and one that never
+            // signed in before one that did (a sign-in the console accepted
+            // takes credentials; a flood of allowed requests does not).
+            let oldest = shard
+                .iter()
+                .min_by_key(|(_, e)| (e.sign_in.is_some(), e.at))
+                .map(|(k, _)| *k);
+            if let Some(oldest) = oldest {
                 shard.remove(&oldest);
             }
         }
-        let s = sample;
+        let (requests, sign_in) = match rule {
+            Some(rule) => (vec![(rule.clone(), sample)], None),
+            None => (Vec::new(), Some(sample)),
+        };
         shard.insert(
             key,
             Entry {
                 ip,
                 at: now,
-                sign_in: sign_in.then(|| s.clone()),
-                request: s,
+                requests,
+                sign_in,
             },
         );
     }
@@ -178,6 +222,33 @@ impl Recent {
         }
         out
     }
+}
+
+/// How `ruleset` would treat a kept request at `now`: `None` when it would
+/// be forwarded; else the index of the rule that denies it (`None` inside:
+/// the default, or a PROXY header from a load balancer the ruleset no
+/// longer trusts, whose connection it would refuse).
+pub fn denied_by(ruleset: &Ruleset, s: &Sample, now: jiff::Timestamp) -> Option<Option<usize>> {
+    if let Some(lb) = s.proxy_protocol_from
+        && !ruleset.client_ip().trusted_proxies.contains(lb)
+    {
+        return Some(None);
+    }
+    let facts = RequestFacts {
+        client: ClientSource::Peer {
+            peer: s.peer,
+            headers: &s.forwarding,
+        },
+        method: &s.method,
+        host: Ok(s.host.as_deref()),
+        path: &s.path,
+        now,
+    };
+    let d = decide(ruleset, &facts);
+    (!d.forwards()).then(|| {
+        d.rule
+            .and_then(|r| ruleset.rules().iter().position(|x| std::ptr::eq(x, r)))
+    })
 }
 
 /// An owned copy of what is kept of a request.
@@ -200,6 +271,7 @@ pub fn sample(seen: &Seen<'_>) -> Sample {
         host: seen.host.map(Into::into),
         path: seen.path.into(),
         peer: seen.peer,
+        proxy_protocol_from: seen.proxy_protocol_from,
         forwarding,
     }
 }
@@ -230,8 +302,13 @@ mod tests {
             host: None,
             path,
             peer: IpAddr::from([127, 0, 0, 1]),
+            proxy_protocol_from: None,
             headers: None,
         }
+    }
+
+    fn rule(name: &str) -> Arc<str> {
+        name.into()
     }
 
     #[test]
@@ -239,7 +316,7 @@ mod tests {
         let r = Recent::new(Duration::from_secs(3600));
         for i in 0..(CAPACITY as u32 * 2) {
             let ip = IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 + i));
-            r.note(ip, &get("/"), false);
+            r.keep(ip, Some(&rule("console")), sample(&get("/")));
         }
         let n = r.snapshot().len();
         assert!(n <= CAPACITY, "{n}");
@@ -251,7 +328,7 @@ mod tests {
         let r = Recent::new(Duration::from_secs(3600));
         for i in 0..1000u16 {
             let ip: IpAddr = format!("2001:db8:1:2::{i:x}").parse().expect("ip");
-            r.note(ip, &get("/"), false);
+            r.keep(ip, Some(&rule("console")), sample(&get("/")));
         }
         assert_eq!(r.snapshot().len(), 1);
     }
@@ -261,7 +338,7 @@ mod tests {
         let r = Recent::new(Duration::from_secs(3600));
         let ip: IpAddr = "10.0.0.1".parse().expect("ip");
         r.signed_in(ip, sample(&get("/login")));
-        r.note(ip, &get("/users"), false);
+        r.keep(ip, Some(&rule("console")), sample(&get("/users")));
         let s = r.snapshot();
         assert_eq!(s.len(), 1);
         assert_eq!(s[0].sign_in.as_ref().map(|x| &*x.path), Some("/login"));
@@ -270,7 +347,11 @@ mod tests {
     #[test]
     fn entries_past_the_window_are_forgotten() {
         let r = Recent::new(Duration::ZERO);
-        r.note("10.0.0.1".parse().expect("ip"), &get("/"), false);
+        r.keep(
+            "10.0.0.1".parse().expect("ip"),
+            Some(&rule("console")),
+            sample(&get("/")),
+        );
         std::thread::sleep(Duration::from_millis(5));
         assert!(r.snapshot().is_empty());
     }
@@ -303,5 +384,34 @@ mod tests {
             MAX_FORWARDING_LINES
         );
         assert!(!s.forwarding.iter().any(|(n, _)| *n == "cookie"));
+    }
+
+    #[test]
+    fn one_request_is_kept_per_rule_that_allowed_it() {
+        let r = Recent::new(Duration::from_secs(3600));
+        let ip: IpAddr = "10.0.0.1".parse().expect("ip");
+        let (console, assets) = (rule("console"), rule("assets"));
+        r.keep(ip, Some(&console), sample(&get("/users")));
+        r.keep(ip, Some(&assets), sample(&get("/static/app.css")));
+        r.keep(ip, Some(&console), sample(&get("/orders")));
+        let e = &r.snapshot()[0];
+        let paths: Vec<&str> = e.requests.iter().map(|(_, s)| &*s.path).collect();
+        assert_eq!(paths, ["/static/app.css", "/orders"]);
+        for i in 0..10 {
+            r.keep(ip, Some(&rule(&format!("r{i}"))), sample(&get("/x")));
+        }
+        assert_eq!(r.snapshot()[0].requests.len(), MAX_SAMPLES);
+    }
+
+    #[test]
+    fn a_flood_of_allowed_addresses_does_not_push_out_those_who_signed_in() {
+        let r = Recent::new(Duration::from_secs(3600));
+        let admin: IpAddr = "10.9.9.9".parse().expect("ip");
+        r.signed_in(admin, sample(&get("/login")));
+        for i in 0..(CAPACITY as u32 * 3) {
+            let ip = IpAddr::from(std::net::Ipv4Addr::from(0x0b00_0000 + i));
+            r.keep(ip, Some(&rule("status")), sample(&get("/status")));
+        }
+        assert!(r.snapshot().iter().any(|e| e.ip == admin));
     }
 }

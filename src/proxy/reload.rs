@@ -70,38 +70,17 @@ pub fn guard_check(
     seen: &[super::recent::Entry],
     now: jiff::Timestamp,
 ) -> Guarded {
-    use crate::engine::{ClientSource, RequestFacts, decide};
+    use super::recent::denied_by;
     let ruleset = candidate.ruleset();
     let mut by_rule: Vec<usize> = vec![0; ruleset.rules().len() + 1];
     let mut denied = 0;
     for s in seen {
-        let mut denied_by = None;
-        for sample in std::iter::once(&s.request).chain(s.sign_in.as_ref()) {
-            // As the request came: the candidate's client_ip settings
-            // find the client.
-            let facts = RequestFacts {
-                client: ClientSource::Peer {
-                    peer: sample.peer,
-                    headers: &sample.forwarding,
-                },
-                method: &sample.method,
-                host: Ok(sample.host.as_deref()),
-                path: &sample.path,
-                now,
-            };
-            let d = decide(ruleset, &facts);
-            if !d.forwards() {
-                let index = d
-                    .rule
-                    .and_then(|r| ruleset.rules().iter().position(|x| std::ptr::eq(x, r)))
-                    .unwrap_or(ruleset.rules().len());
-                denied_by = Some(index);
-                break;
-            }
-        }
-        if let Some(i) = denied_by {
+        let first_denial = s
+            .samples()
+            .find_map(|sample| denied_by(ruleset, sample, now));
+        if let Some(rule) = first_denial {
             denied += 1;
-            by_rule[i] += 1;
+            by_rule[rule.unwrap_or(ruleset.rules().len())] += 1;
         }
     }
     let file = candidate
@@ -289,12 +268,25 @@ impl Reloader {
             self.shared.metrics.recent_clients_denied.set(0);
             return None;
         }
-        let seen = self.shared.recent.snapshot();
+        // The admins are those the running policy still lets in: one whose
+        // grant ended, or whose window closed, is no longer one, and must
+        // not make every edit look like a lock-out.
+        let now = crate::clock::now();
+        let seen: Vec<_> = self
+            .shared
+            .recent
+            .snapshot()
+            .into_iter()
+            .filter(|e| {
+                e.samples()
+                    .all(|s| super::recent::denied_by(old.ruleset(), s, now).is_none())
+            })
+            .collect();
         self.shared
             .metrics
             .recent_clients
             .set(i64::try_from(seen.len()).unwrap_or(i64::MAX));
-        let g = guard_check(new, &seen, crate::clock::now());
+        let g = guard_check(new, &seen, now);
         if g.denied == 0 {
             self.shared.metrics.recent_clients_denied.set(0);
             return None;

@@ -82,8 +82,9 @@ pub struct ConnInfo {
     /// `false` on a PROXY protocol connection the proxy opened for itself
     /// (`UNKNOWN`, `LOCAL`): its forwarding headers are nobody's word.
     pub believe_headers: bool,
-    /// `peer` came from a PROXY protocol header.
-    pub proxy_protocol: bool,
+    /// When `peer` came from a PROXY protocol header: the load balancer
+    /// (the TCP peer) that sent it.
+    pub proxy_protocol_from: Option<std::net::IpAddr>,
 }
 
 /// Request ids: a per-process random seed through a bijective mixer, so ids
@@ -228,7 +229,7 @@ pub async fn handle(
             headers: &parts.headers,
             peer,
             believe_headers: conn.believe_headers,
-            proxy_protocol: conn.proxy_protocol,
+            proxy_protocol: conn.proxy_protocol_from.is_some(),
             host: host_str,
             request_id,
             wants,
@@ -419,17 +420,17 @@ pub async fn handle(
                     // clients that a network allowed (a public rule's
                     // `action: allow` vouches for nobody), enforced or, in
                     // a report-only policy, as it would be.
-                    let vouched = vouched_for(&done.decision);
                     let mut sign_in_sample = None;
-                    if let (true, Some(ip)) = (vouched, client.ip) {
+                    if let (Some(rule), Some(ip)) = (vouched_by(&done.decision), client.ip) {
                         let seen = super::recent::Seen {
                             method: method.as_str(),
                             host: host_str,
                             path: &path,
                             peer,
+                            proxy_protocol_from: conn.proxy_protocol_from,
                             headers: conn.believe_headers.then_some(&parts.headers),
                         };
-                        shared.recent.allowed(ip, start, &seen);
+                        shared.recent.allowed(ip, &rule.label, start, &seen);
                         // A sign-in is kept once the console accepts it;
                         // its headers are copied now, before they go.
                         if sign_in.is_some() {
@@ -707,11 +708,16 @@ fn alert(
     });
 }
 
-/// Whether a network vouched for the client: an `allow_from` rule allowed
-/// it (enforced, or would have in a report-only policy). Only such clients
-/// are the admins the reload guard protects.
-fn vouched_for(d: &crate::engine::Decision<'_, '_>) -> bool {
-    d.action == crate::engine::Action::Allow && d.reason == crate::engine::Reason::InAllowedNetwork
+/// The rule whose network vouched for the client: an `allow_from` rule
+/// (none of whose networks holds every address) allowed it, enforced or,
+/// in a report-only policy, as it would. Only such clients are the admins
+/// the reload guard protects.
+fn vouched_by<'p>(d: &crate::engine::Decision<'p, '_>) -> Option<&'p crate::policy::Rule> {
+    d.rule.filter(|r| {
+        r.vouches
+            && d.action == crate::engine::Action::Allow
+            && d.reason == crate::engine::Reason::InAllowedNetwork
+    })
 }
 
 /// One of netwarden's own pages, showing the client address as decided,
@@ -792,6 +798,7 @@ async fn forward(
             peer: client
                 .peer
                 .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into()),
+            proxy_protocol_from: tunnel.proxy_protocol_from,
             headers: tunnel.believe_headers.then_some(&parts.headers),
         })
     });
@@ -857,8 +864,8 @@ async fn forward(
         let switches = asked
             .as_ref()
             .is_some_and(|a| forward::upgrade_accepted(resp.headers(), a));
-        match (client_upgrade.filter(|_| switches), opened) {
-            (Some(client_side), Some(opened)) => {
+        match (client_upgrade.filter(|_| switches), opened, asked) {
+            (Some(client_side), Some(opened), Some(protocols)) => {
                 let upstream_side = hyper::upgrade::on(&mut resp);
                 tokio::spawn(super::tunnel::run(
                     client_side,
@@ -866,6 +873,7 @@ async fn forward(
                     tunnel,
                     shared.clone(),
                     opened,
+                    protocols,
                     request_id.to_string(),
                 ));
             }

@@ -19,26 +19,22 @@ use hyper_util::rt::TokioIo;
 use super::listener::{Activity, OpenConnection, Tracked, TunnelCtx};
 use super::recent::Sample;
 use super::service::Shared;
-use crate::engine::{ClientSource, RequestFacts, decide};
 
 /// How often an open tunnel is decided again: a grant's end cuts it within
 /// this, at the cost of one decision per tunnel per period.
 pub const RECHECK: Duration = Duration::from_secs(2);
 
-/// Whether the request that opened the tunnel would still be forwarded.
-fn still_allowed(shared: &Shared, opened: &Sample) -> bool {
+/// Whether the request that opened the tunnel would still be forwarded
+/// (through a load balancer still trusted, if it came by PROXY protocol),
+/// and its protocol is still one the policy lets clients upgrade to.
+fn still_allowed(shared: &Shared, opened: &Sample, protocols: &[u8]) -> bool {
     let policy = shared.policy.load();
-    let facts = RequestFacts {
-        client: ClientSource::Peer {
-            peer: opened.peer,
-            headers: &opened.forwarding,
-        },
-        method: &opened.method,
-        host: Ok(opened.host.as_deref()),
-        path: &opened.path,
-        now: crate::clock::now(),
-    };
-    decide(policy.ruleset(), &facts).forwards()
+    super::recent::denied_by(policy.ruleset(), opened, crate::clock::now()).is_none()
+        && protocols
+            .split(|&b| b == b',')
+            .map(<[u8]>::trim_ascii)
+            .filter(|p| !p.is_empty())
+            .all(|p| policy.server().upgrades.allows(p))
 }
 
 /// Waits for both sides to hand over their connections, then copies.
@@ -48,6 +44,7 @@ pub async fn run(
     ctx: Arc<TunnelCtx>,
     shared: Arc<Shared>,
     opened: Sample,
+    protocols: http::HeaderValue,
     request_id: String,
 ) {
     let metrics = shared.metrics.clone();
@@ -80,7 +77,7 @@ pub async fn run(
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
-                if !still_allowed(&shared, &opened) {
+                if !still_allowed(&shared, &opened, protocols.as_bytes()) {
                     return;
                 }
             }

@@ -6,7 +6,7 @@
 //! network name, rule or other internal is shown.
 
 use bytes::Bytes;
-use http::header::{CACHE_CONTROL, CONTENT_LANGUAGE, CONTENT_TYPE, HeaderValue, VARY};
+use http::header::{CONTENT_LANGUAGE, CONTENT_TYPE, HeaderValue, VARY};
 use http::{HeaderMap, Method, Response, StatusCode};
 use http_body_util::Full;
 
@@ -90,13 +90,9 @@ pub fn answer(policy: &Policy, asked: &Asked<'_>) -> Response<Full<Bytes>> {
     let mut r = Response::new(Full::new(Bytes::from(body)));
     let h = r.headers_mut();
     h.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
-    h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    super::pages::protect(h);
     h.insert(CONTENT_LANGUAGE, HeaderValue::from_static(lang.tag()));
     h.insert(VARY, HeaderValue::from_static("Accept, Accept-Language"));
-    h.insert(
-        "x-content-type-options",
-        HeaderValue::from_static("nosniff"),
-    );
     if let Ok(v) = HeaderValue::from_str(asked.request_id) {
         h.insert("x-request-id", v);
     }

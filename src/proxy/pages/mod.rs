@@ -14,7 +14,7 @@ use http::header::{CACHE_CONTROL, CONTENT_LANGUAGE, CONTENT_TYPE, HeaderValue, V
 use http::{HeaderMap, Response, StatusCode};
 use http_body_util::Full;
 
-use crate::policy::pages::{Lang, PagesSettings};
+use crate::policy::pages::{Lang, PagesSettings, fill};
 pub use negotiate::negotiate;
 
 /// The built-in page; `pages.templates` (or `server.block_page`) replaces
@@ -141,37 +141,6 @@ impl Wants {
     }
 }
 
-/// Fills `template`'s `{{name}}` placeholders in one pass: a value is never
-/// read again, so request data that looks like a placeholder stays text.
-/// Unknown names are left as they are.
-fn fill(template: &str, value: impl Fn(&str) -> Option<String>) -> String {
-    let mut out = String::with_capacity(template.len() + 256);
-    let mut rest = template;
-    while let Some(start) = rest.find("{{") {
-        out.push_str(&rest[..start]);
-        let after = &rest[start + 2..];
-        match after.find("}}") {
-            Some(end)
-                if after[..end]
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b == b'_') =>
-            {
-                match value(&after[..end]) {
-                    Some(v) => out.push_str(&v),
-                    None => out.push_str(&rest[start..start + 2 + end + 2]),
-                }
-                rest = &after[end + 2..];
-            }
-            _ => {
-                out.push_str("{{");
-                rest = after;
-            }
-        }
-    }
-    out.push_str(rest);
-    out
-}
-
 /// What one page shows.
 pub struct Shown<'a> {
     pub page: Page,
@@ -261,7 +230,7 @@ pub fn preview(
                 whoami,
             };
             let path = dir.join(format!("{}.{}.html", page.code(), lang.tag()));
-            std::fs::write(&path, body(settings, &shown).0)?;
+            write_new(&path, body(settings, &shown).0.as_bytes())?;
             written.push(path);
         }
         let seen = super::whoami::Seen {
@@ -271,10 +240,51 @@ pub fn preview(
             request_id: "5c1f0e2a9b7d4e61",
         };
         let path = dir.join(format!("whoami.{}.html", lang.tag()));
-        std::fs::write(&path, super::whoami::body(settings, wants, &seen).0)?;
+        write_new(
+            &path,
+            super::whoami::body(settings, wants, &seen).0.as_bytes(),
+        )?;
         written.push(path);
     }
     Ok(written)
+}
+
+/// What a page may load: nothing but its own inline style and `data:`
+/// images, so that a template (the company's own too) cannot make a
+/// blocked person's browser ask another host, run a script, or be framed.
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
+/// The headers every page netwarden answers itself carries, besides its
+/// type and language.
+pub fn protect(h: &mut HeaderMap) {
+    h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        http::header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+    );
+    h.insert("x-dns-prefetch-control", HeaderValue::from_static("off"));
+    h.insert(
+        http::header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+}
+
+/// Writes a file that this call creates: an old file (or a link someone
+/// left in a shared directory) is removed first, never written through.
+fn write_new(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    if std::fs::symlink_metadata(path).is_ok() {
+        std::fs::remove_file(path)?;
+    }
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)?
+        .write_all(bytes)
 }
 
 /// The whole response: status, body, and the headers every page has.
@@ -284,14 +294,10 @@ pub fn render(settings: &PagesSettings, shown: &Shown<'_>) -> Response<Full<Byte
     *resp.status_mut() = shown.page.status();
     let h = resp.headers_mut();
     h.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
-    h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    protect(h);
     h.insert(CONTENT_LANGUAGE, HeaderValue::from_static(shown.lang.tag()));
     // The body depends on both (RFC 9110 §12.5.5).
     h.insert(VARY, HeaderValue::from_static("Accept, Accept-Language"));
-    h.insert(
-        "x-content-type-options",
-        HeaderValue::from_static("nosniff"),
-    );
     if let Ok(v) = HeaderValue::from_str(shown.request_id) {
         h.insert("x-request-id", v);
     }
