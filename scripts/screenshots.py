@@ -177,7 +177,14 @@ def check_page(browser, path, lang, viewport, out_dir):
         # fine: the whoami page's is one).
         " later: [...document.querySelectorAll('meta[http-equiv=refresh i], link:not([rel=icon])')].map(e => e.outerHTML)"
         "   .concat([...document.querySelectorAll('[src], [srcset], object[data], [background]')]"
-        "   .filter(e => !(e.getAttribute('src') || '').startsWith('data:')).map(e => e.outerHTML))})"))
+        "   .filter(e => !(e.getAttribute('src') || '').startsWith('data:')).map(e => e.outerHTML))"
+        # CSS that may load later (on hover, in print, a font not used yet),
+        # and a refresh hidden from script-enabled browsers.
+        "   .concat([...document.querySelectorAll('style, [style]')].filter(e =>"
+        "     /@import|url\\(\\s*['\"]?(?!data:)/i.test(e.tagName == 'STYLE' ? e.textContent : e.getAttribute('style')))"
+        "     .map(e => e.outerHTML.slice(0, 200)))"
+        "   .concat([...document.querySelectorAll('noscript')].filter(e => /refresh|src\\s*=|href\\s*=/i.test(e.textContent))"
+        "     .map(e => e.outerHTML.slice(0, 200)))})"))
     seen = json.loads(result["result"]["value"])
     problems = []
     if seen["scroll"] > seen["client"]:

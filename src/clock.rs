@@ -18,7 +18,7 @@ static OFFSET: OnceLock<SignedDuration> = OnceLock::new();
 pub fn init() -> Result<(), String> {
     let offset = match std::env::var(TEST_NOW_ENV) {
         Ok(v) => {
-            let start: Timestamp = v.trim().parse().map_err(|_| {
+            let start = crate::engine::time::parse_instant(&v).map_err(|_| {
                 format!("{TEST_NOW_ENV}='{v}' is not an instant such as 2026-12-24T18:00:00+09:00")
             })?;
             start.duration_since(Timestamp::now())

@@ -10,6 +10,7 @@ use super::raw::{OneOrMany, RawAction, RawMode, RawRule, RawWhen, RawWindow, S};
 use super::{HostPattern, NetRef, Rule, RuleKind};
 use crate::engine::Action;
 use crate::engine::path::PathPattern;
+use crate::engine::prefix::RangeSet;
 use crate::engine::time::{self, Days, Hours, Window, parse_instant};
 use serde_saphyr::Location;
 
@@ -106,15 +107,21 @@ impl Cx<'_, '_> {
                         .collect();
                     let refs: Option<Vec<NetRef>> = refs.into_iter().collect();
                     if let (true, Some(refs)) = (allow, &refs) {
-                        for (n, r) in list.value.iter().zip(refs) {
-                            if holds_everyone(&drafts[r.id]) {
-                                self.warn(
-                                    &n.referenced,
-                                    format!("{ctx}: network '{}' holds every address", n.value),
-                                    Some("write 'action: allow' for a rule that allows everyone: it says so, and the reload guard counts nobody it allows as an admin either way".into()),
-                                );
-                                everyone = true;
+                        // Together, the rule's networks: half of all IPv4 or
+                        // IPv6 addresses or more is the internet, not an office.
+                        let union = refs.iter().fold(RangeSet::default(), |acc, r| {
+                            match &drafts[r.id].state {
+                                Resolve::Done(Some((ranges, _))) => acc.union(ranges),
+                                _ => acc,
                             }
+                        });
+                        if holds_nearly_everyone(&union) {
+                            self.warn(
+                                &list.referenced,
+                                format!("{ctx}: its networks hold half of all addresses or more"),
+                                Some("write 'action: allow' for a rule that allows everyone: it says so, and the reload guard counts nobody it allows as an admin either way".into()),
+                            );
+                            everyone = true;
                         }
                     }
                     refs.map(|refs| {
@@ -543,16 +550,11 @@ fn host_covers(earlier: &HostPattern, later: &HostPattern) -> bool {
     }
 }
 
-/// Whether a network's addresses are all of IPv4 or all of IPv6
-/// (`0.0.0.0/0`, `::/0`, or ranges that add up to them).
-fn holds_everyone(d: &NetDraft) -> bool {
-    match &d.state {
-        Resolve::Done(Some((ranges, _))) => {
-            let (v4, v6) = ranges.address_count();
-            v4 == 1 << 32 || v6 == u128::MAX
-        }
-        _ => false,
-    }
+/// Whether a set holds half of all IPv4 addresses or half of all IPv6
+/// addresses or more (`0.0.0.0/0`, its two halves, everything but a hole).
+fn holds_nearly_everyone(ranges: &RangeSet) -> bool {
+    let (v4, v6) = ranges.address_count();
+    v4 >= 1 << 31 || v6 >= 1 << 127
 }
 
 #[cfg(test)]

@@ -889,3 +889,28 @@ fn the_whoami_path_must_be_a_plain_path_under_well_known() {
     let d = diagnostics(&format!("{base}/.well-known/netwarden/me }}\n"));
     assert!(!has(&d, "error"), "{d:#?}");
 }
+
+#[test]
+fn an_allow_from_that_adds_up_to_the_internet_is_a_public_rule() {
+    for (networks, allow) in [
+        ("  a: [0.0.0.0/1]\n  b: [128.0.0.0/1]\n", "[a, b]"),
+        (
+            "  all: [0.0.0.0/0]\n  hole: [10.255.255.255/32]\n  b: { include: [all], except: [hole] }\n",
+            "[b]",
+        ),
+        ("  v6: [\"::/1\", \"8000::/1\"]\n", "[v6]"),
+    ] {
+        let yaml = format!(
+            "version: 1\nnetworks:\n  office: [10.0.0.0/8]\n{networks}rules:\n  - {{ name: status, paths: [/status], allow_from: {allow} }}\n  - {{ name: all, allow_from: [office] }}\n"
+        );
+        let p = load_str(&yaml, Path::new("p.yaml")).expect("loads");
+        assert!(
+            p.warnings
+                .iter()
+                .any(|w| w.message.contains("hold half of all addresses or more")),
+            "{networks}: {:#?}",
+            p.warnings
+        );
+        assert!(!p.policy.rules()[0].vouches && p.policy.rules()[1].vouches);
+    }
+}

@@ -51,6 +51,7 @@ pub fn answer(policy: &Policy, asked: &Asked<'_>) -> Response<Full<Bytes>> {
         *r.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
         r.headers_mut()
             .insert(http::header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+        super::pages::protect(r.headers_mut());
         return r;
     }
     let no_headers = HeaderMap::new();
