@@ -1,15 +1,17 @@
 //! The client addresses that recently used the console, for the reload
-//! guard: before a new policy goes live, each one's last allowed request
-//! (and its last successful sign-in) is decided again by the candidate. A
-//! candidate that would deny every one of them is an edit that locks the
-//! admins out (`server.reload.guard`).
+//! guard: before a new policy goes live, each one's latest allowed request
+//! under each rule (and its last successful sign-in) is decided again by
+//! the candidate. A candidate that would deny every one of them is an edit
+//! that locks the admins out (`server.reload.guard`).
 //!
 //! Memory only, bounded, never logged: at most [`CAPACITY`] addresses
 //! (IPv6 by its /64, so that one host cannot fill it with addresses of its
-//! own prefix), each forgotten after the guard window. Only allowed
-//! requests enter, so a denied client cannot push the admins out. Sharded
-//! locks, and an address seen within `REFRESH` is not touched again: the
-//! request path pays one hash and one uncontended lock.
+//! own prefix), each forgotten after the guard window; when full, one that
+//! never signed in goes first. Only clients that an `allow_from` network
+//! vouched for enter, so a denied client, or anyone a public rule lets in,
+//! cannot push the admins out. An address and rule this worker noted
+//! within `REFRESH` cost the request path a thread-local compare; otherwise
+//! one hash and one uncontended shard lock.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
