@@ -149,6 +149,19 @@ async fn guard_warn_and_off_apply_the_edit_the_running_policy_allows() {
 /// The instant the moved clock starts at: a Monday, 19:59:57 in Tokyo.
 const T0: &str = "2026-11-30T19:59:57+09:00";
 
+/// netwarden in front of `up` with `policy`, its clock started at [`T0`].
+fn start_at_t0(policy: &str, up: &Upstream) -> Netwarden {
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("policy.yaml");
+    std::fs::write(&path, policy).expect("write");
+    Netwarden::start_env(
+        &path,
+        &["--listen", "127.0.0.1:0", "--upstream", &up.url()],
+        &[("NETWARDEN_TEST_NOW", T0)],
+        dir,
+    )
+}
+
 #[tokio::test]
 async fn grants_rules_and_windows_end_on_time_without_a_reload() {
     let up = Upstream::start().await;
@@ -169,15 +182,7 @@ rules:
 server:
   reload: { watch: false }
 ";
-    let dir = tempfile::tempdir().expect("dir");
-    let path = dir.path().join("policy.yaml");
-    std::fs::write(&path, policy).expect("write");
-    let nw = Netwarden::start_env(
-        &path,
-        &["--listen", "127.0.0.1:0", "--upstream", &up.url()],
-        &[("NETWARDEN_TEST_NOW", T0)],
-        dir,
-    );
+    let nw = start_at_t0(policy, &up);
     let started = Instant::now();
     assert_eq!(status_of(&nw, "127.0.0.5", "/").await, 200);
     assert_eq!(status_of(&nw, "127.0.0.6", "/login").await, 200);
@@ -698,10 +703,7 @@ async fn until_closed(s: &mut tokio::net::TcpStream, nw: &Netwarden) {
 #[tokio::test]
 async fn a_tunnel_opened_under_a_grant_is_closed_when_the_grant_ends() {
     let up = Upstream::start().await;
-    let dir = tempfile::tempdir().expect("dir");
-    let path = dir.path().join("policy.yaml");
-    std::fs::write(
-        &path,
+    let nw = start_at_t0(
         "version: 1
 networks:
   travel:
@@ -710,13 +712,7 @@ networks:
 rules:
   - { name: console, allow_from: [travel] }
 ",
-    )
-    .expect("write");
-    let nw = Netwarden::start_env(
-        &path,
-        &["--listen", "127.0.0.1:0", "--upstream", &up.url()],
-        &[("NETWARDEN_TEST_NOW", T0)],
-        dir,
+        &up,
     );
     let started = Instant::now();
     let mut s = open_tunnel(&nw, "127.0.0.5").await;
@@ -930,15 +926,7 @@ server:
 "
         )
     };
-    let dir = tempfile::tempdir().expect("dir");
-    let path = dir.path().join("policy.yaml");
-    std::fs::write(&path, policy("")).expect("write");
-    let nw = Netwarden::start_env(
-        &path,
-        &["--listen", "127.0.0.1:0", "--upstream", &up.url()],
-        &[("NETWARDEN_TEST_NOW", T0)],
-        dir,
-    );
+    let nw = start_at_t0(&policy(""), &up);
     assert_eq!(status_of(&nw, "127.0.0.5", "/").await, 200);
     let deadline = Instant::now() + WAIT;
     while status_of(&nw, "127.0.0.5", "/").await != 403 {

@@ -86,11 +86,6 @@ impl Page {
             Page::SignInUnavailable => "sign_in_unavailable",
         }
     }
-
-    /// A page by its code (for `netwarden page`).
-    pub fn from_code(code: &str) -> Option<Page> {
-        Page::ALL.into_iter().find(|p| p.code() == code)
-    }
 }
 
 pub fn escape_html(s: &str) -> String {
