@@ -3,7 +3,7 @@
 //! and network; account names never reach the logs. Through the real binary
 //! in front of a console that answers 401 to a body holding `wrong`.
 
-mod support;
+use crate::support;
 
 use support::proxy::{Netwarden, connect_from, exchange};
 use support::sign_in::{SignInConsole, form};

@@ -2,7 +2,7 @@
 //! receivers on loopback that answer 200, 500 then 200, 429 with
 //! Retry-After, or hang.
 
-mod support;
+use crate::support;
 
 use std::collections::HashMap;
 use std::time::Duration;

@@ -1,6 +1,6 @@
 //! The operator CLI, run as the real binary: `check` and `explain`.
 
-mod support;
+use crate::support;
 
 use support::{repo, run, run_within};
 

@@ -3,7 +3,7 @@
 //! netwarden: every panel's query runs without error, and names only
 //! metrics that netwarden exports.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeSet;
 use std::net::TcpListener;

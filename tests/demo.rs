@@ -2,7 +2,7 @@
 //! sign-in is refused and its alert reaches the demo's built-in webhook,
 //! whose HMAC check passes.
 
-mod support;
+use crate::support;
 
 use std::io::{BufRead, BufReader};
 use std::process::Stdio;

@@ -8,7 +8,7 @@
 //! client address; nothing else may arrive: no tunnelled HTTP/2 request,
 //! no smuggled request, no request twice.
 
-mod support;
+use crate::support;
 
 use std::collections::HashMap;
 use std::time::Duration;

@@ -6,11 +6,7 @@ use std::path::{Path, PathBuf};
 
 use netwarden::geo::{Country, DbKind, GeoDb};
 
-#[path = "../testdata/geo/mmdb_writer.rs"]
-mod mmdb_writer;
-
-#[path = "../testdata/geo/fixtures.rs"]
-mod fixtures;
+use crate::support::fixtures;
 
 fn dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/geo")

@@ -1,7 +1,7 @@
 //! GeoIP through the real proxy: facts in decisions and logs, and
 //! databases replaced on disk while requests keep flowing.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::time::{Duration, Instant};

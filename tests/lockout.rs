@@ -2,7 +2,7 @@
 //! real binary, with a console that redirects a wrong password back to the
 //! form (`/login?error=1`) and a right one to `/home`.
 
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

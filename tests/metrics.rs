@@ -1,7 +1,7 @@
 //! `/metrics` scraped from a real `serve`, with counters that match the
 //! traffic sent, and no personal or unbounded label.
 
-mod support;
+use crate::support;
 
 use support::proxy::{Netwarden, Upstream, connect_from, exchange, get, parse_metrics, post};
 

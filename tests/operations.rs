@@ -2,7 +2,7 @@
 //! binary: the reload guard, grants and rules that expire, time windows on
 //! a moved clock (`NETWARDEN_TEST_NOW`), and what the CLI says of them.
 
-mod support;
+use crate::support;
 
 use std::time::{Duration, Instant};
 

@@ -3,7 +3,7 @@
 //! `Vary`, the JSON `code` and `message`, the policy's contact lines, and
 //! templates with hostile request data.
 
-mod support;
+use crate::support;
 
 use support::proxy::{Netwarden, Upstream, connect_from, exchange, get};
 

@@ -1,7 +1,7 @@
 //! `netwarden serve` as a real process on loopback, in front of a recording
 //! upstream, with clients bound to chosen loopback source addresses.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! `netwarden serve` at its edges: TLS with HTTP/2, PROXY protocol, startup
 //! failures, the admin listener, a large streamed upload.
 
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 use std::time::Duration;

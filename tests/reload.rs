@@ -1,7 +1,7 @@
 //! Policy reload while serving: every trigger, every kind of bad edit
 //! keeping the running policy, and reloads under continuous load.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::time::{Duration, Instant};

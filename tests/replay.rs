@@ -1,6 +1,6 @@
 //! `netwarden replay` on a log recorded from a real `serve` run.
 
-mod support;
+use crate::support;
 
 use std::io::Write;
 

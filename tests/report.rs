@@ -1,6 +1,6 @@
 //! Report-only rules and policies: decided and logged, never enforced.
 
-mod support;
+use crate::support;
 
 use support::proxy::{Netwarden, Upstream, post};
 use support::run;

@@ -3,7 +3,7 @@
 //! method and path forms the console reads differently, and client-address
 //! headers the console may believe. docs/security.md lists them.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

@@ -5,7 +5,7 @@
 //! instance falls back to its own memory without failing a request, and
 //! Redis back means sharing resumes.
 
-mod support;
+use crate::support;
 
 use std::time::{Duration, Instant};
 

@@ -4,7 +4,7 @@
 //! time; the bounds on CPU are generous (a busy loop costs whole seconds,
 //! waiting costs milliseconds): correctness, not speed.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

@@ -3,7 +3,7 @@
 //! (after bodies, empty bodies and HEAD answers alike), and a connection
 //! the upstream closed while idle is replaced without the client noticing.
 
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -78,6 +78,8 @@ pub fn dev_certs() -> tempfile::TempDir {
     dir
 }
 
+#[path = "../../testdata/geo/fixtures.rs"]
+pub mod fixtures;
 #[path = "../../testdata/geo/mmdb_writer.rs"]
 pub mod mmdb_writer;
 pub mod receiver;
