@@ -974,3 +974,169 @@ async fn a_full_table_closes_the_heaviest_addresss_idle_connections_first() {
     }
     drop(silent);
 }
+
+/// Sends a POST head announcing a megabyte, then `first` and, every
+/// `every`, one more byte (at most 30): returns the reply and how long it
+/// took to come.
+async fn slow_post(
+    addr: std::net::SocketAddr,
+    from: &str,
+    first: &[u8],
+    every: Option<Duration>,
+) -> (support::proxy::Reply, Duration) {
+    use tokio::io::AsyncReadExt;
+    let stream = connect_from(from, addr).await;
+    let (mut rd, mut wr) = stream.into_split();
+    wr.write_all(b"POST /upload HTTP/1.1\r\nHost: console.test\r\nContent-Length: 1000000\r\n\r\n")
+        .await
+        .expect("send head");
+    wr.write_all(first).await.expect("send");
+    let started = std::time::Instant::now();
+    let trickle = tokio::spawn(async move {
+        let Some(every) = every else {
+            // Hold the connection open, sending nothing more.
+            tokio::time::sleep(Duration::from_secs(20)).await;
+            return;
+        };
+        for _ in 0..30 {
+            tokio::time::sleep(every).await;
+            if wr.write_all(b"x").await.is_err() {
+                return;
+            }
+        }
+    });
+    let mut raw = Vec::new();
+    // The reply and then the end of the connection: netwarden must close it.
+    tokio::time::timeout(Duration::from_secs(10), rd.read_to_end(&mut raw))
+        .await
+        .expect("a reply and a closed connection within 10 s")
+        .expect("read");
+    trickle.abort();
+    (support::proxy::parse_reply(&raw), started.elapsed())
+}
+
+/// A request body that stops coming, or trickles in a byte at a time
+/// (each pause shorter than `body_read`), loses its request with a 408 and
+/// its connection, and frees the connection to the console it held; an
+/// upload at a modest pace is forwarded whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_bodies_that_stall_or_trickle_are_cut_and_free_the_console() {
+    let up = Upstream::start().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("policy.yaml");
+    std::fs::write(
+        &path,
+        "version: 1\nnetworks:\n  office: [127.0.0.1]\nrules:\n  - { name: upload, paths: [/upload], action: allow }\n  - { name: console, paths: [\"/**\"], allow_from: [office] }\nserver:\n  timeouts: { upstream_connect: 1s, body_read: 1s, body_min_rate: 2000 }\n  limits: { upstream_connections: 2 }\n",
+    )
+    .expect("policy");
+    let nw = Netwarden::start_env(
+        &path,
+        &["--listen", "127.0.0.1:0", "--upstream", &up.url()],
+        &[("NETWARDEN_WORKERS", "1")],
+        dir,
+    );
+    let addr = nw.addr("http");
+    // Two outsiders take both connections to the console: one sends a
+    // byte of its megabyte and stops, the other sends a byte every 400 ms,
+    // never pausing for the whole second `body_read` allows.
+    let stopped = tokio::spawn(slow_post(addr, "127.0.0.2", b"x", None));
+    let trickled = tokio::spawn(slow_post(
+        addr,
+        "127.0.0.4",
+        b"x",
+        Some(Duration::from_millis(400)),
+    ));
+    let (stopped, stopped_after) = stopped.await.expect("task");
+    let (trickled, trickled_after) = trickled.await.expect("task");
+    for (what, r) in [("stopped", &stopped), ("trickled", &trickled)] {
+        assert_eq!(r.status, 408, "{what}: {r:?}");
+        assert_eq!(r.header("connection"), Some("close"), "{what}: {r:?}");
+        assert!(r.body.contains("request_body_too_slow"), "{what}: {r:?}");
+    }
+    // The stopped body waited out one `body_read`; the trickle was allowed
+    // 1 s of waits plus one per 2,000 bytes (a few bytes: about 1 s), so
+    // it was cut after a few of its 30 bytes, long before their 12 s.
+    assert!(stopped_after < Duration::from_secs(5), "{stopped_after:?}");
+    assert!(
+        trickled_after < Duration::from_secs(6),
+        "{trickled_after:?}"
+    );
+    // Neither reached the console whole, and both connections are free.
+    assert!(
+        up.seen().iter().all(|s| s.target != "/upload"),
+        "{:?}",
+        up.seen()
+    );
+    for _ in 0..2 {
+        let r = get("127.0.0.1", addr, "/x", &[]).await;
+        assert_eq!(r.status, 200, "{r:?}");
+    }
+    // An upload of 64 KiB in 4 KiB pieces every 50 ms (80 KB/s) goes
+    // through whole.
+    let mut s = connect_from("127.0.0.2", addr).await;
+    s.write_all(
+        b"POST /upload HTTP/1.1\r\nHost: console.test\r\nConnection: close\r\nContent-Length: 65536\r\n\r\n",
+    )
+    .await
+    .expect("send head");
+    for _ in 0..16 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        s.write_all(&[b'y'; 4096]).await.expect("send");
+    }
+    let r = support::proxy::exchange(s, b"").await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.body, "upstream ok 65536");
+    assert_eq!(
+        metric(
+            &nw,
+            "netwarden_upstream_requests_total{outcome=\"body_timeout\"}"
+        )
+        .await,
+        2.0
+    );
+    let cut = nw
+        .logs()
+        .into_iter()
+        .filter(|l| l["event"] == "body_timeout")
+        .count();
+    assert_eq!(cut, 2);
+    // Their decision lines say 408.
+    let lines = nw.logs();
+    let timed_out = lines
+        .iter()
+        .filter(|l| l["event"] == "decision" && l["http.response.status_code"] == 408)
+        .count();
+    assert_eq!(timed_out, 2, "{lines:?}");
+}
+
+/// The same over HTTP/2 to the console (hypercorn, h2c): the stalled
+/// body's stream is reset, its client gets the 408, and the console keeps
+/// serving the office on the same connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_body_to_an_h2c_console_is_cut_too() {
+    let console = support::console::H2cConsole::start();
+    let nw = Netwarden::start(
+        "version: 1\nnetworks:\n  office: [127.0.0.1]\nrules:\n  - { name: upload, paths: [/upload], action: allow }\n  - { name: console, paths: [\"/**\"], allow_from: [office] }\nserver:\n  timeouts: { body_read: 1s }\n",
+        &[],
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--upstream",
+            &format!("h2c://{}", console.addr),
+        ],
+    );
+    let addr = nw.addr("http");
+    let (r, after) = slow_post(addr, "127.0.0.2", b"x", None).await;
+    assert_eq!(r.status, 408, "{r:?}");
+    assert!(after < Duration::from_secs(5), "{after:?}");
+    let r = get("127.0.0.1", addr, "/x", &[]).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(
+        metric(
+            &nw,
+            "netwarden_upstream_requests_total{outcome=\"body_timeout\"}"
+        )
+        .await,
+        1.0
+    );
+}

@@ -33,6 +33,14 @@ pub mod defaults {
     /// Envoy's stream idle timeout: a WebSocket that moves no byte for five
     /// minutes has no application keep-alive and is gone.
     pub const TUNNEL_IDLE: Duration = Duration::from_secs(300);
+    /// Apache mod_reqtimeout's `body=20`: a client that sends nothing of
+    /// its body for 20 s has gone (nginx waits 60 s; a sign-in form or an
+    /// upload from a browser never pauses that long).
+    pub const BODY_READ: Duration = Duration::from_secs(20);
+    /// Apache mod_reqtimeout's `MinRate=500`: every 500 bytes received
+    /// earn one more second of waiting; a 64 kbit/s link sends 16 times as
+    /// much, a trickle held open for minutes does not.
+    pub const BODY_MIN_RATE: u64 = 500;
     /// Envoy's default is 60 KiB; real browsers send well under 16 KiB.
     pub const MAX_HEADER_BYTES: usize = 64 * 1024;
     /// Bounds memory (each connection costs buffers) while far above what an
@@ -90,6 +98,11 @@ pub struct Timeouts {
     pub tunnel_idle: Duration,
     /// A pooled connection to the console with no request on it.
     pub upstream_idle: Duration,
+    /// The longest wait for the next part of a request body.
+    pub body_read: Duration,
+    /// Bytes a second a request body must average once `body_read` is
+    /// spent (0: no rate, only `body_read` per wait).
+    pub body_min_rate: u64,
 }
 
 impl Default for Timeouts {
@@ -102,6 +115,8 @@ impl Default for Timeouts {
             drain: defaults::DRAIN,
             tunnel_idle: defaults::TUNNEL_IDLE,
             upstream_idle: defaults::UPSTREAM_IDLE,
+            body_read: defaults::BODY_READ,
+            body_min_rate: defaults::BODY_MIN_RATE,
         }
     }
 }
@@ -447,7 +462,12 @@ impl Cx<'_, '_> {
             drain: dur(&t.drain, defaults::DRAIN),
             tunnel_idle: dur(&t.tunnel_idle, defaults::TUNNEL_IDLE),
             upstream_idle: dur(&t.upstream_idle, defaults::UPSTREAM_IDLE),
+            body_read: dur(&t.body_read, defaults::BODY_READ),
+            body_min_rate: defaults::BODY_MIN_RATE,
         };
+        if let Some(rate) = &t.body_min_rate {
+            out.timeouts.body_min_rate = rate.value;
+        }
         if let Some(reload) = &r.reload {
             out.reload.watch = reload.watch.unwrap_or(true);
             out.reload.interval = dur(&reload.interval, defaults::RELOAD_INTERVAL);

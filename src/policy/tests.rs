@@ -914,3 +914,29 @@ fn an_allow_from_that_adds_up_to_the_internet_is_a_public_rule() {
         assert!(!p.policy.rules()[0].vouches && p.policy.rules()[1].vouches);
     }
 }
+
+#[test]
+fn body_pace_settings_load_and_a_zero_wait_is_a_located_error() {
+    let yaml = format!(
+        "version: 1\nnetworks:\n  office: [10.0.0.0/8]\n{RULE}server:\n  timeouts: {{ body_read: 3s, body_min_rate: 0 }}\n"
+    );
+    let p = load_str(&yaml, Path::new("p.yaml")).expect("loads").policy;
+    let t = p.server().timeouts;
+    assert_eq!(t.body_read, std::time::Duration::from_secs(3));
+    assert_eq!(t.body_min_rate, 0);
+    let d = diagnostics(&yaml.replace("body_read: 3s", "body_read: 0s"));
+    assert!(has(&d, "error: a duration of zero"), "{d:#?}");
+    let d = diagnostics(&yaml.replace("body_min_rate: 0", "body_min_rate: fast"));
+    assert!(has(&d, "error"), "{d:#?}");
+    let default = load_str(
+        &format!("version: 1\nnetworks:\n  office: [10.0.0.0/8]\n{RULE}"),
+        Path::new("p.yaml"),
+    )
+    .expect("loads")
+    .policy;
+    assert_eq!(
+        default.server().timeouts.body_read,
+        std::time::Duration::from_secs(20)
+    );
+    assert_eq!(default.server().timeouts.body_min_rate, 500);
+}

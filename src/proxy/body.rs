@@ -2,8 +2,15 @@
 //! for a sign-in whose account is read, the first bounded part read already
 //! and then the rest of the stream. Either way the console receives the
 //! same bytes (RFC 9112 §7: the framing may change, the content does not).
+//!
+//! While it is forwarded, the body is held to a pace (`timeouts.body_read`,
+//! `timeouts.body_min_rate`): a client that stops sending, or trickles,
+//! loses its request instead of holding a connection to the console.
 
+use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -11,10 +18,19 @@ use bytes::{Bytes, BytesMut};
 use http::HeaderMap;
 use http_body_util::BodyExt;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
+use tokio::time::{Instant, Sleep};
 
 /// A request body on its way to the console.
 #[derive(Debug)]
-pub enum RequestBody {
+pub struct RequestBody {
+    kind: Kind,
+    /// Set by [`RequestBody::pace`]; `None` for bodies that are not held to
+    /// a pace (empty ones, and before forwarding).
+    pace: Option<Box<Pacing>>,
+}
+
+#[derive(Debug)]
+enum Kind {
     /// The client's stream, untouched: every request but a sign-in whose
     /// account is read (one branch a frame).
     Stream(Incoming),
@@ -35,7 +51,104 @@ pub struct ReadBody {
 
 impl From<Incoming> for RequestBody {
     fn from(body: Incoming) -> Self {
-        RequestBody::Stream(body)
+        RequestBody {
+            kind: Kind::Stream(body),
+            pace: None,
+        }
+    }
+}
+
+/// Why a request body did not reach the console.
+#[derive(Debug, thiserror::Error)]
+pub enum BodyError {
+    /// The client's stream broke (reset, malformed chunking).
+    #[error(transparent)]
+    Client(#[from] hyper::Error),
+    /// The client kept netwarden waiting for longer than its pace allows.
+    #[error("the request body stalled (timeouts.body_read, timeouts.body_min_rate)")]
+    Stalled,
+}
+
+/// How fast a body must come, nginx's `client_body_timeout` and Apache
+/// mod_reqtimeout's `MinRate` together: no wait for the client longer than
+/// `idle`, and in all no more waiting than `idle` plus one second per
+/// `min_rate` bytes received (`0`: no rate). Only time spent waiting for
+/// the client counts: a console that reads slowly costs the client nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Pace {
+    pub idle: Duration,
+    pub min_rate: u64,
+}
+
+impl Pace {
+    /// How much longer the client may keep netwarden waiting, having sent
+    /// `received` bytes and made it wait `waited` already; `None`: no limit
+    /// beyond `idle` per wait.
+    fn allowance(self, received: u64, waited: Duration) -> Duration {
+        let total = match self.min_rate {
+            0 => return self.idle,
+            rate => self
+                .idle
+                .saturating_add(Duration::from_millis(received.saturating_mul(1000) / rate)),
+        };
+        total.saturating_sub(waited).min(self.idle)
+    }
+}
+
+#[derive(Debug)]
+struct Pacing {
+    pace: Pace,
+    received: u64,
+    /// Time spent waiting for the client, in waits that have ended.
+    waited: Duration,
+    /// When the current wait began.
+    waiting_since: Option<Instant>,
+    /// The current wait's end (made on the first wait: most bodies never
+    /// make netwarden wait).
+    timer: Option<Pin<Box<Sleep>>>,
+    stalled: Arc<AtomicBool>,
+}
+
+impl Pacing {
+    /// Counts a frame that arrived.
+    fn arrived(&mut self, bytes: usize) {
+        self.received = self.received.saturating_add(bytes as u64);
+        if let Some(since) = self.waiting_since.take() {
+            self.waited = self.waited.saturating_add(since.elapsed());
+        }
+    }
+
+    /// The client has nothing for us: `Ready` once it has kept us waiting
+    /// longer than its pace allows.
+    fn wait(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let since = *self.waiting_since.get_or_insert_with(Instant::now);
+        let deadline = since + self.pace.allowance(self.received, self.waited);
+        let timer = match &mut self.timer {
+            Some(t) => {
+                if t.deadline() != deadline {
+                    t.as_mut().reset(deadline);
+                }
+                t
+            }
+            None => self
+                .timer
+                .insert(Box::pin(tokio::time::sleep_until(deadline))),
+        };
+        if timer.as_mut().poll(cx).is_ready() {
+            self.stalled.store(true, Ordering::Relaxed);
+            return Poll::Ready(());
+        }
+        Poll::Pending
+    }
+}
+
+/// Whether a paced body stalled; see [`RequestBody::pace`].
+#[derive(Clone, Debug, Default)]
+pub struct Stall(Option<Arc<AtomicBool>>);
+
+impl Stall {
+    pub fn happened(&self) -> bool {
+        self.0.as_ref().is_some_and(|s| s.load(Ordering::Relaxed))
     }
 }
 
@@ -53,9 +166,47 @@ pub enum Head {
 impl RequestBody {
     /// The bytes read so far.
     pub fn head(&self) -> &[u8] {
-        match self {
-            RequestBody::Read(r) => r.head.as_deref().unwrap_or_default(),
-            RequestBody::Stream(_) => &[],
+        match &self.kind {
+            Kind::Read(r) => r.head.as_deref().unwrap_or_default(),
+            Kind::Stream(_) => &[],
+        }
+    }
+
+    /// Holds the rest of the body to `pace`. A body that falls behind ends
+    /// in [`BodyError::Stalled`] (the console's request is aborted, its
+    /// connection freed) and the returned [`Stall`] says so. An empty body
+    /// costs nothing.
+    pub fn pace(&mut self, pace: Pace) -> Stall {
+        if self.is_end_stream() {
+            return Stall(None);
+        }
+        let stalled = Arc::new(AtomicBool::new(false));
+        self.pace = Some(Box::new(Pacing {
+            pace,
+            received: 0,
+            waited: Duration::ZERO,
+            waiting_since: None,
+            timer: None,
+            stalled: stalled.clone(),
+        }));
+        Stall(Some(stalled))
+    }
+
+    fn poll_inner(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        match &mut self.kind {
+            Kind::Stream(body) => Pin::new(body).poll_frame(cx),
+            Kind::Read(r) => {
+                if let Some(head) = r.head.take() {
+                    return Poll::Ready(Some(Ok(Frame::data(head))));
+                }
+                if let Some(rest) = r.rest.as_mut() {
+                    return Pin::new(rest).poll_frame(cx);
+                }
+                Poll::Ready(r.trailers.take().map(|t| Ok(Frame::trailers(t))))
+            }
         }
     }
 }
@@ -70,7 +221,7 @@ pub async fn read_head(
 ) -> Result<(RequestBody, Head), hyper::Error> {
     // A Content-Length over the limit: nothing is read, nothing waited for.
     if body.size_hint().exact().is_some_and(|n| n > limit as u64) {
-        return Ok((RequestBody::Stream(body), Head::Oversized));
+        return Ok((RequestBody::from(body), Head::Oversized));
     }
     let mut out = ReadBody {
         rest: Some(body),
@@ -114,35 +265,43 @@ pub async fn read_head(
     if !buf.is_empty() {
         out.head = Some(buf.freeze());
     }
-    Ok((RequestBody::Read(Box::new(out)), seen))
+    let body = RequestBody {
+        kind: Kind::Read(Box::new(out)),
+        pace: None,
+    };
+    Ok((body, seen))
 }
 
 impl Body for RequestBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BodyError;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        match self.get_mut() {
-            RequestBody::Stream(body) => Pin::new(body).poll_frame(cx),
-            RequestBody::Read(r) => {
-                if let Some(head) = r.head.take() {
-                    return Poll::Ready(Some(Ok(Frame::data(head))));
-                }
-                if let Some(rest) = r.rest.as_mut() {
-                    return Pin::new(rest).poll_frame(cx);
-                }
-                Poll::Ready(r.trailers.take().map(|t| Ok(Frame::trailers(t))))
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        let this = self.get_mut();
+        let polled = this.poll_inner(cx);
+        let Some(pacing) = this.pace.as_deref_mut() else {
+            return polled.map(|f| f.map(|f| f.map_err(BodyError::from)));
+        };
+        match polled {
+            Poll::Pending => match pacing.wait(cx) {
+                Poll::Ready(()) => Poll::Ready(Some(Err(BodyError::Stalled))),
+                Poll::Pending => Poll::Pending,
+            },
+            Poll::Ready(Some(Ok(frame))) => {
+                pacing.arrived(frame.data_ref().map_or(0, Bytes::len));
+                Poll::Ready(Some(Ok(frame)))
             }
+            Poll::Ready(other) => Poll::Ready(other.map(|f| f.map_err(BodyError::from))),
         }
     }
 
     fn is_end_stream(&self) -> bool {
-        match self {
-            RequestBody::Stream(body) => body.is_end_stream(),
-            RequestBody::Read(r) => {
+        match &self.kind {
+            Kind::Stream(body) => body.is_end_stream(),
+            Kind::Read(r) => {
                 r.head.is_none()
                     && r.trailers.is_none()
                     && r.rest.as_ref().is_none_or(Body::is_end_stream)
@@ -151,9 +310,9 @@ impl Body for RequestBody {
     }
 
     fn size_hint(&self) -> SizeHint {
-        let r = match self {
-            RequestBody::Stream(body) => return body.size_hint(),
-            RequestBody::Read(r) => r,
+        let r = match &self.kind {
+            Kind::Stream(body) => return body.size_hint(),
+            Kind::Read(r) => r,
         };
         let head = r.head.as_ref().map_or(0, |h| h.len() as u64);
         let (lower, upper) = match &r.rest {
@@ -169,5 +328,51 @@ impl Body for RequestBody {
             hint.set_upper(upper.saturating_add(head));
         }
         hint
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PACE: Pace = Pace {
+        idle: Duration::from_secs(20),
+        min_rate: 500,
+    };
+
+    #[test]
+    fn each_wait_is_at_most_idle() {
+        assert_eq!(PACE.allowance(0, Duration::ZERO), Duration::from_secs(20));
+        // A megabyte received earns credit, but one wait is still 20 s.
+        assert_eq!(
+            PACE.allowance(1_000_000, Duration::ZERO),
+            Duration::from_secs(20)
+        );
+    }
+
+    #[test]
+    fn waiting_in_all_is_idle_plus_a_second_per_min_rate_bytes() {
+        // 10 s of waits so far, 2,500 bytes: 20 + 5 - 10 = 15 s left.
+        assert_eq!(
+            PACE.allowance(2_500, Duration::from_secs(10)),
+            Duration::from_secs(15)
+        );
+        // A trickle: a byte per 19 s wait, 100 waits in, no time left.
+        assert_eq!(
+            PACE.allowance(100, Duration::from_secs(19 * 100)),
+            Duration::ZERO
+        );
+    }
+
+    #[test]
+    fn a_rate_of_zero_bounds_only_each_wait() {
+        let pace = Pace {
+            idle: Duration::from_secs(20),
+            min_rate: 0,
+        };
+        assert_eq!(
+            pace.allowance(0, Duration::from_secs(3600)),
+            Duration::from_secs(20)
+        );
     }
 }

@@ -749,7 +749,7 @@ async fn forward(
     tunnel: Arc<super::listener::TunnelCtx>,
     upstream_client: &UpstreamClient,
     mut parts: http::request::Parts,
-    body: super::body::RequestBody,
+    mut body: super::body::RequestBody,
     pq: PathAndQuery,
     hop: &Hop<'_>,
     request_id: &str,
@@ -816,10 +816,18 @@ async fn forward(
     {
         return page(Page::BadRequest);
     }
+    // A client that stops sending its body, or trickles it, loses the
+    // request rather than holding a connection to the console.
+    let stall = body.pace(super::body::Pace {
+        idle: shared.timeouts.body_read,
+        min_rate: shared.timeouts.body_min_rate,
+    });
     let sent = upstream_client.request(Request::from_parts(parts, body));
     let started = Instant::now();
     let result = tokio::time::timeout(shared.timeouts.upstream_response, sent).await;
+    let stalled = matches!(result, Ok(Err(_))) && stall.happened();
     let outcome = match &result {
+        _ if stalled => "body_timeout",
         Err(_) => "timeout",
         Ok(Err(e)) if e.is_busy() => "busy",
         Ok(Err(e)) if e.is_connect() => "connect_error",
@@ -832,6 +840,23 @@ async fn forward(
         .inc();
     m.upstream_seconds.observe(started.elapsed().as_secs_f64());
     let mut resp = match result {
+        Ok(Err(_)) if stalled => {
+            tracing::info!(
+                event = "body_timeout",
+                request_id,
+                "the client stopped sending its request body, or sent it too slowly (timeouts.body_read, timeouts.body_min_rate); the console's request was aborted"
+            );
+            let mut page = page(Page::RequestTimeout);
+            if client_version != Version::HTTP_2 {
+                // The rest of the body will never be read: the connection
+                // cannot carry another request.
+                page.headers_mut().insert(
+                    http::header::CONNECTION,
+                    http::HeaderValue::from_static("close"),
+                );
+            }
+            return page;
+        }
         Err(_) => {
             tracing::warn!(
                 event = "upstream_error",

@@ -180,7 +180,7 @@ impl Default for Metrics {
         let upstream_requests = Family::<OutcomeLabels, Counter>::default();
         registry.register(
             "upstream_requests",
-            "Requests forwarded to the console, by outcome (ok, connect_error, timeout, error)",
+            "Requests forwarded to the console, by outcome (ok, connect_error, timeout, error, busy, per_address, body_timeout)",
             upstream_requests.clone(),
         );
         // 100 µs .. ~100 s.
@@ -426,6 +426,7 @@ impl Metrics {
             "error",
             "busy",
             "per_address",
+            "body_timeout",
         ] {
             let _ = self
                 .upstream_requests

@@ -35,6 +35,8 @@ pub enum Page {
     Blocked,
     /// The path was rejected (400).
     BadRequest,
+    /// The request body stopped coming, or came too slowly (408).
+    RequestTimeout,
     /// The console could not be reached or failed (502).
     BadGateway,
     /// The console did not answer in time (504).
@@ -51,10 +53,11 @@ pub enum Page {
 
 impl Page {
     /// Every page, for previews and screenshots (a lock of 15 minutes).
-    pub const ALL: [Page; 8] = [
+    pub const ALL: [Page; 9] = [
         Page::Blocked,
         Page::BlockedLogin,
         Page::BadRequest,
+        Page::RequestTimeout,
         Page::BadGateway,
         Page::GatewayTimeout,
         Page::Busy,
@@ -66,6 +69,7 @@ impl Page {
         match self {
             Page::BlockedLogin | Page::Blocked => StatusCode::FORBIDDEN,
             Page::BadRequest => StatusCode::BAD_REQUEST,
+            Page::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Page::BadGateway => StatusCode::BAD_GATEWAY,
             Page::GatewayTimeout => StatusCode::GATEWAY_TIMEOUT,
             Page::Busy | Page::SignInUnavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -79,6 +83,7 @@ impl Page {
             Page::BlockedLogin => "login_not_allowed_from_this_network",
             Page::Blocked => "not_allowed_from_this_network",
             Page::BadRequest => "bad_request",
+            Page::RequestTimeout => "request_body_too_slow",
             Page::BadGateway => "console_unavailable",
             Page::GatewayTimeout => "console_timeout",
             Page::Busy => "console_busy",

@@ -71,6 +71,11 @@ fn english(page: Page) -> Words {
             "The address of this request is malformed or ambiguous, so it was refused.",
             "Check the address you opened, or go back to the console's home page.".into(),
         ),
+        Page::RequestTimeout => (
+            "The request took too long to arrive",
+            "What this request sent (a form or an upload) stopped coming, or came too slowly, so it was not passed on.",
+            "Check your connection and send it again. If it persists, contact IT and give them the request id below.".into(),
+        ),
         Page::BadGateway => (
             "The console is unavailable",
             "The console behind this gateway could not be reached or failed to answer.",
@@ -131,6 +136,11 @@ fn japanese(page: Page) -> Words {
             "このリクエストは受け付けられません",
             "このリクエストのアドレスが不正または曖昧なため、拒否されました。",
             "開いたアドレスを確認するか、コンソールのトップページに戻ってください。".into(),
+        ),
+        Page::RequestTimeout => (
+            "リクエストの到着に時間がかかりすぎました",
+            "このリクエストで送信された内容（フォームやアップロード）が途中で止まったか、届くのが遅すぎたため、転送されませんでした。",
+            "接続を確認してから、もう一度送信してください。解決しない場合は、下のリクエストIDを添えて情報システム担当者にご連絡ください。".into(),
         ),
         Page::BadGateway => (
             "コンソールを利用できません",
