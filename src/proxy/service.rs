@@ -176,39 +176,8 @@ pub async fn handle(
     let (parts, body) = req.into_parts();
     let peer = canonical(conn.peer.ip());
     let scheme = if conn.tls { "https" } else { "http" };
-    // RFC 9112 §3.2, RFC 9113 §8.3.1: every authority the request carries
-    // (Host lines, an absolute target, `:authority`) must agree; the engine
-    // refuses the request otherwise. Cheap clone (reference-counted bytes):
-    // the head is rewritten below.
-    let host_fact = crate::engine::request::resolve_host(
-        true,
-        parts
-            .headers
-            .get_all(header::HOST)
-            .iter()
-            .map(HeaderValue::as_bytes),
-        parts.uri.authority().map(http::uri::Authority::as_str),
-    )
-    .and_then(|h| match h {
-        // Its own bytes (reference-counted, not copied): whatever they
-        // are, the engine checks them; never a "no Host" in disguise.
-        Some(h) => HeaderValue::from_bytes(h.as_bytes())
-            .map(Some)
-            .map_err(|_| crate::engine::request::HostError::Invalid),
-        None => Ok(None),
-    });
-    let host: Option<HeaderValue> = host_fact.clone().ok().flatten();
-    // What the engine decides on: the Host as text, or why it is refused
-    // (not UTF-8 is refused here; the engine refuses every non-ASCII one).
-    let host_decided: Result<Option<&str>, crate::engine::request::HostError> = match &host_fact {
-        Ok(Some(_)) => host
-            .as_ref()
-            .map(|h| std::str::from_utf8(h.as_bytes()))
-            .transpose()
-            .map_err(|_| crate::engine::request::HostError::Invalid),
-        Ok(None) => Ok(None),
-        Err(e) => Err(*e),
-    };
+    let host = request_host(&parts);
+    let host_decided = host_text(&host);
     let host_str = host_decided.ok().flatten();
     let user_agent = parts.headers.get(header::USER_AGENT).cloned();
     let wants = Wants::of(&parts.headers, policy.pages());
@@ -272,38 +241,7 @@ pub async fn handle(
             &shared.metrics,
         );
     }
-    {
-        use crate::telemetry::metrics::{DecisionLabels, LoginLabels, Name};
-        let rule = Name(rule_label(&decision));
-        shared
-            .metrics
-            .decisions
-            .get_or_create(&DecisionLabels {
-                action: decision.action.as_str(),
-                rule: rule.clone(),
-            })
-            .inc();
-        if decision.is_blocked_login() {
-            shared
-                .metrics
-                .login_blocked
-                .get_or_create(&LoginLabels {
-                    rule,
-                    enforced: decision.enforced,
-                })
-                .inc();
-        } else if let Some(hit) = decision.report.filter(|h| h.rule.login) {
-            let rule = Name(hit.rule.label.clone());
-            shared
-                .metrics
-                .login_blocked
-                .get_or_create(&LoginLabels {
-                    rule,
-                    enforced: false,
-                })
-                .inc();
-        }
-    }
+    count_decision(&shared.metrics, &decision);
     let (decision, normalized) = decision.take_path();
     // Phase: log, whatever happens next. The line is written when `done`
     // is dropped: after the response head, or, if the client goes away
@@ -352,138 +290,260 @@ pub async fn handle(
             page(Page::BadRequest)
         }
         (true, Some(path)) => {
+            // The path as forwarded; an unchanged one reuses the
+            // request's own bytes.
             let pq = match (&path, parts.uri.path_and_query()) {
-                // Unchanged path: reuse the request's own bytes.
                 (std::borrow::Cow::Borrowed(_), Some(pq)) => Ok(pq.clone()),
                 _ => match parts.uri.query() {
                     Some(q) => PathAndQuery::try_from(format!("{path}?{q}")),
                     None => PathAndQuery::try_from(path.as_ref()),
                 },
             };
-            let peer_trusted = policy.client_ip().trusted_proxies.contains(peer);
-            let hop = Hop {
-                client: client.ip,
-                proto: forward::announced_proto(
-                    &parts.headers,
-                    peer_trusted && policy.forwarding().trust_proto,
-                    conn.tls,
-                ),
-                host: host_str,
-            };
-            // A sign-in on an enforced login route: its outcome is read from
-            // the console's answer, and a locked-out client stops here.
-            let sign_in = done
-                .decision
-                .rule
-                .filter(|_| done.decision.enforced)
-                .and_then(|r| r.outcome.as_ref().map(|o| (r, o)));
-            let (sign_in, body) = match sign_in {
-                Some((rule, spec)) => {
-                    // Boxed: the sign-in phase's future (a body read, a
-                    // Redis call) does not grow every request's.
-                    let (s, body) = Box::pin(super::sign_in::begin(
-                        &shared,
-                        &policy,
-                        rule,
-                        spec,
-                        client.ip,
-                        &parts.headers,
-                        body,
-                    ))
-                    .await;
-                    done.login_account = s.account_state;
-                    (Some((s, rule)), body)
-                }
-                None => (None, Ok(body.into())),
-            };
-            match (pq, body) {
-                (Ok(pq), Err(stop)) => {
-                    done.path = LogPath::Forwarded(pq);
-                    let outcome = match stop {
-                        super::sign_in::Stop::BrokenBody => None,
-                        _ => Some("locked_out"),
-                    };
-                    done.login_outcome = outcome;
-                    if let (Some((_, rule)), Some(o)) = (&sign_in, outcome) {
-                        super::sign_in::count_login(&shared, rule, o);
-                    }
-                    match stop {
-                        super::sign_in::Stop::Locked { retry_after } => {
-                            page(Page::LockedOut { retry_after })
-                        }
-                        super::sign_in::Stop::StoreUnavailable => page(Page::SignInUnavailable),
-                        super::sign_in::Stop::BrokenBody => page(Page::BadRequest),
-                    }
-                }
-                (Ok(pq), Ok(body)) => {
-                    // The reload guard remembers who used the console:
-                    // clients that a network allowed (a public rule's
-                    // `action: allow` vouches for nobody), enforced or, in
-                    // a report-only policy, as it would be.
-                    let mut sign_in_sample = None;
-                    if let (Some(rule), Some(ip)) = (vouched_by(&done.decision), client.ip) {
-                        let seen = super::recent::Seen {
-                            method: method.as_str(),
-                            host: host_str,
-                            path: &path,
-                            peer,
-                            proxy_protocol_from: conn.proxy_protocol_from,
-                            headers: conn.believe_headers.then_some(&parts.headers),
-                        };
-                        shared.recent.allowed(ip, &rule.label, start, &seen);
-                        // A sign-in is kept once the console accepts it;
-                        // its headers are copied now, before they go.
-                        if sign_in.is_some() {
-                            sign_in_sample = Some(super::recent::sample(&seen));
-                        }
-                    }
-                    // The log shows the path as forwarded; the clone shares bytes.
-                    done.path = LogPath::Forwarded(pq.clone());
-                    drop(path);
-                    let response = forward(
-                        &shared,
-                        &policy,
-                        tunnel,
-                        &upstream_client,
-                        parts,
-                        body,
-                        pq,
-                        &hop,
-                        request_id,
-                        &client,
-                        wants,
-                    )
-                    .await;
-                    // Only the console's own answers say how a sign-in went.
-                    if let Some((s, rule)) = sign_in {
-                        if let Either::Left(_) = response.body() {
-                            done.login_outcome = Some(s.finish(
-                                &shared,
-                                &policy,
-                                request_id,
-                                client.ip,
-                                &response,
-                                || lockout_attempt(&done, &policy, rule),
-                            ));
-                            if let (Some("succeeded"), Some(ip), Some(sample)) =
-                                (done.login_outcome, client.ip, sign_in_sample)
-                            {
-                                shared.recent.signed_in(ip, sample);
-                            }
-                        }
-                    }
-                    response
-                }
-                (Err(_), _) => {
+            match pq {
+                Err(_) => {
                     done.path = LogPath::Own(path.into_owned());
                     page(Page::BadRequest)
+                }
+                Ok(pq) => {
+                    drop(path);
+                    let lane = Lane {
+                        conn,
+                        tunnel,
+                        upstream: &upstream_client,
+                        wants,
+                    };
+                    pass_on(&shared, &mut done, lane, parts, body, pq).await
                 }
             }
         }
     };
+
     done.status = Some(response.status().as_u16());
     drop(done);
     Ok(head_without_body(&method, response))
+}
+
+/// How a request reached netwarden and how it goes on: the connection, its
+/// tunnel context, the client to the console, the form pages take.
+struct Lane<'a> {
+    conn: ConnInfo,
+    tunnel: Arc<super::listener::TunnelCtx>,
+    upstream: &'a UpstreamClient,
+    wants: Wants,
+}
+
+/// An allowed request: a sign-in's phase first (the account, a lockout),
+/// then the reload guard's note, then the console.
+async fn pass_on(
+    shared: &Arc<Shared>,
+    done: &mut Finish<'_, '_>,
+    lane: Lane<'_>,
+    parts: http::request::Parts,
+    body: Incoming,
+    pq: PathAndQuery,
+) -> Response<ProxyBody> {
+    let policy = done.policy;
+    let client = done.decision.client;
+    let (request_id, peer, method, host_str, start) = (
+        done.request_id,
+        done.peer,
+        done.method,
+        done.host,
+        done.start,
+    );
+    let Lane {
+        conn,
+        tunnel,
+        upstream: upstream_client,
+        wants,
+    } = lane;
+    let page = |p: Page| render(policy, p, &client, request_id, wants);
+    let peer_trusted = policy.client_ip().trusted_proxies.contains(peer);
+    let hop = Hop {
+        client: client.ip,
+        proto: forward::announced_proto(
+            &parts.headers,
+            peer_trusted && policy.forwarding().trust_proto,
+            conn.tls,
+        ),
+        host: host_str,
+    };
+    // A sign-in on an enforced login route: its outcome is read from
+    // the console's answer, and a locked-out client stops here.
+    let sign_in = done
+        .decision
+        .rule
+        .filter(|_| done.decision.enforced)
+        .and_then(|r| r.outcome.as_ref().map(|o| (r, o)));
+    let (sign_in, body) = match sign_in {
+        Some((rule, spec)) => {
+            // Boxed: the sign-in phase's future (a body read, a
+            // Redis call) does not grow every request's.
+            let (s, body) = Box::pin(super::sign_in::begin(
+                shared,
+                policy,
+                rule,
+                spec,
+                client.ip,
+                &parts.headers,
+                body,
+            ))
+            .await;
+            done.login_account = s.account_state;
+            (Some((s, rule)), body)
+        }
+        None => (None, Ok(body.into())),
+    };
+    match body {
+        Err(stop) => {
+            done.path = LogPath::Forwarded(pq);
+            let outcome = match stop {
+                super::sign_in::Stop::BrokenBody => None,
+                _ => Some("locked_out"),
+            };
+            done.login_outcome = outcome;
+            if let (Some((_, rule)), Some(o)) = (&sign_in, outcome) {
+                super::sign_in::count_login(shared, rule, o);
+            }
+            match stop {
+                super::sign_in::Stop::Locked { retry_after } => {
+                    page(Page::LockedOut { retry_after })
+                }
+                super::sign_in::Stop::StoreUnavailable => page(Page::SignInUnavailable),
+                super::sign_in::Stop::BrokenBody => page(Page::BadRequest),
+            }
+        }
+        Ok(body) => {
+            // The reload guard remembers who used the console:
+            // clients that a network allowed (a public rule's
+            // `action: allow` vouches for nobody), enforced or, in
+            // a report-only policy, as it would be.
+            let mut sign_in_sample = None;
+            if let (Some(rule), Some(ip)) = (vouched_by(&done.decision), client.ip) {
+                let seen = super::recent::Seen {
+                    method,
+                    host: host_str,
+                    path: pq.path(),
+                    peer,
+                    proxy_protocol_from: conn.proxy_protocol_from,
+                    headers: conn.believe_headers.then_some(&parts.headers),
+                };
+                shared.recent.allowed(ip, &rule.label, start, &seen);
+                // A sign-in is kept once the console accepts it;
+                // its headers are copied now, before they go.
+                if sign_in.is_some() {
+                    sign_in_sample = Some(super::recent::sample(&seen));
+                }
+            }
+            // The log shows the path as forwarded; the clone shares bytes.
+            done.path = LogPath::Forwarded(pq.clone());
+            let response = forward(
+                shared,
+                policy,
+                tunnel,
+                upstream_client,
+                parts,
+                body,
+                pq,
+                &hop,
+                request_id,
+                &client,
+                wants,
+            )
+            .await;
+            // Only the console's own answers say how a sign-in went.
+            if let Some((s, rule)) = sign_in {
+                if let Either::Left(_) = response.body() {
+                    done.login_outcome =
+                        Some(
+                            s.finish(shared, policy, request_id, client.ip, &response, || {
+                                lockout_attempt(done, policy, rule)
+                            }),
+                        );
+                    if let (Some("succeeded"), Some(ip), Some(sample)) =
+                        (done.login_outcome, client.ip, sign_in_sample)
+                    {
+                        shared.recent.signed_in(ip, sample);
+                    }
+                }
+            }
+            response
+        }
+    }
+}
+
+/// The request's authority: RFC 9112 §3.2, RFC 9113 §8.3.1: every authority
+/// the request carries (Host lines, an absolute target, `:authority`) must
+/// agree; the engine refuses the request otherwise. Its own bytes
+/// (reference-counted, not copied): whatever they are, the engine checks
+/// them; never a "no Host" in disguise.
+fn request_host(
+    parts: &http::request::Parts,
+) -> Result<Option<HeaderValue>, crate::engine::request::HostError> {
+    crate::engine::request::resolve_host(
+        true,
+        parts
+            .headers
+            .get_all(header::HOST)
+            .iter()
+            .map(HeaderValue::as_bytes),
+        parts.uri.authority().map(http::uri::Authority::as_str),
+    )
+    .and_then(|h| match h {
+        Some(h) => HeaderValue::from_bytes(h.as_bytes())
+            .map(Some)
+            .map_err(|_| crate::engine::request::HostError::Invalid),
+        None => Ok(None),
+    })
+}
+
+/// What the engine decides on: the Host as text, or why it is refused (not
+/// UTF-8 is refused here; the engine refuses every non-ASCII one).
+fn host_text(
+    host: &Result<Option<HeaderValue>, crate::engine::request::HostError>,
+) -> Result<Option<&str>, crate::engine::request::HostError> {
+    match host {
+        Ok(Some(h)) => std::str::from_utf8(h.as_bytes())
+            .map(Some)
+            .map_err(|_| crate::engine::request::HostError::Invalid),
+        Ok(None) => Ok(None),
+        Err(e) => Err(*e),
+    }
+}
+
+/// The decision's counters: decisions by action and rule, blocked sign-ins
+/// (enforced, or what a report-only rule would have blocked).
+fn count_decision(
+    metrics: &crate::telemetry::metrics::Metrics,
+    decision: &crate::engine::Decision<'_, '_>,
+) {
+    use crate::telemetry::metrics::{DecisionLabels, LoginLabels, Name};
+    let rule = Name(rule_label(decision));
+    metrics
+        .decisions
+        .get_or_create(&DecisionLabels {
+            action: decision.action.as_str(),
+            rule: rule.clone(),
+        })
+        .inc();
+    if decision.is_blocked_login() {
+        metrics
+            .login_blocked
+            .get_or_create(&LoginLabels {
+                rule,
+                enforced: decision.enforced,
+            })
+            .inc();
+    } else if let Some(hit) = decision.report.filter(|h| h.rule.login) {
+        let rule = Name(hit.rule.label.clone());
+        metrics
+            .login_blocked
+            .get_or_create(&LoginLabels {
+                rule,
+                enforced: false,
+            })
+            .inc();
+    }
 }
 
 /// A `HEAD` answered by netwarden itself carries the headers a `GET` would,
