@@ -466,16 +466,24 @@ impl Reloader {
     /// What runs degraded (`/readyz` lists it; readiness stays): each
     /// disabled alert sink, and the shared lockout store while it is down.
     pub fn degraded(&self) -> Vec<String> {
-        let mut out = self.alert_sinks_disabled();
+        // /readyz is open to probes, even under admin_auth: these lines
+        // say what is wrong and where to look, never a rule, a sink, a
+        // variable, a file or an address (GET /policy and the log have
+        // those).
+        let mut out = Vec::new();
+        match self.alert_sinks_disabled().len() {
+            0 => {}
+            1 => out.push("an alert sink is disabled; GET /policy says which and why".into()),
+            n => out.push(format!(
+                "{n} alert sinks are disabled; GET /policy says which and why"
+            )),
+        }
         if let Some(store) = self.shared.lockout.redis.as_ref().filter(|s| !s.is_up()) {
             out.push(format!(
                 "the lockout store (Redis) cannot be reached; sign-ins follow state.on_store_error {}",
                 store.on_error.as_str()
             ));
         }
-        // /readyz is open to probes, even under admin_auth: these lines
-        // say what is wrong and where to look, never a rule, a file or an
-        // address (GET /policy and the log have those).
         if let Some(reason) = self.shared.client_ip_watch.suspect() {
             out.push(format!(
                 "the client addresses look wrong ({reason}); see the client_ip_suspect log line"
