@@ -533,7 +533,7 @@ async fn a_sink_whose_secret_is_missing_is_disabled_loudly_and_the_guard_runs() 
     assert!(
         ready
             .body
-            .contains("degraded: an alert sink is disabled; GET /policy says which and why"),
+            .contains("degraded: 2 alert sinks are disabled; GET /policy says which and why"),
         "{}",
         ready.body
     );

@@ -1140,3 +1140,152 @@ async fn a_stalled_body_to_an_h2c_console_is_cut_too() {
         1.0
     );
 }
+
+/// Red-team finding: an HTTP/2 client that opens no flow-control window
+/// (SETTINGS_INITIAL_WINDOW_SIZE 0) gets its 403's head but never its body,
+/// so the response stayed open and the connection, never idle, held its
+/// slot for ever, from an address the policy denies. A response the client
+/// takes nothing of for `timeouts.send` closes the connection; PINGs do
+/// not keep it. A WebSocket tunnel, and a slow console, are not that.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_response_the_client_never_takes_closes_its_connection_after_the_send_timeout() {
+    use http_body_util::Empty;
+    use tokio::io::AsyncReadExt;
+    let up = Upstream::start().await;
+    let nw = Netwarden::in_front_of(
+        &policy_with("  timeouts: { send: 1s, idle: 30s, upstream_response: 10s }"),
+        &up,
+    );
+    let addr = nw.addr("http");
+    let stream = connect_from("127.0.0.2", addr).await;
+    let (mut send, conn) =
+        hyper::client::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+            .timer(hyper_util::rt::TokioTimer::new())
+            .initial_stream_window_size(0)
+            .keep_alive_interval(Duration::from_millis(100))
+            .keep_alive_while_idle(true)
+            .handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .expect("h2 prior knowledge");
+    let conn = tokio::spawn(conn);
+    let req = http::Request::get("http://console.test/x")
+        .body(Empty::<bytes::Bytes>::new())
+        .expect("request");
+    let r = tokio::time::timeout(support::proxy::WAIT, send.send_request(req))
+        .await
+        .expect("head in time")
+        .expect("response head");
+    assert_eq!(r.status(), 403);
+    // Its body can never come; the connection ends (not after `idle`).
+    let started = std::time::Instant::now();
+    let ended = tokio::time::timeout(Duration::from_secs(8), conn).await;
+    assert!(ended.is_ok(), "a response nobody takes kept its connection");
+    assert!(started.elapsed() < Duration::from_secs(8));
+    drop(r);
+    assert_eq!(metric(&nw, "netwarden_send_timeouts_total").await, 1.0);
+    nw.wait_log(|v| v["event"] == "send_timeout" && v["network.peer.address"] == "127.0.0.2");
+
+    // A tunnel quiet for longer than `send`, and a console that takes 2 s
+    // to answer (/slow), are not a client that takes nothing.
+    let mut tunnel = open_tunnel(addr).await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    tunnel.write_all(b"x").await.expect("write");
+    let mut b = [0u8; 1];
+    tokio::time::timeout(support::proxy::WAIT, tunnel.read_exact(&mut b))
+        .await
+        .expect("echo in time")
+        .expect("the tunnel is still open");
+    let r = get("127.0.0.1", addr, "/slow", &[]).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(metric(&nw, "netwarden_send_timeouts_total").await, 1.0);
+}
+
+/// Red-team finding: a client that closed its connection mid-body was
+/// counted as a console failure (`upstream_error`, 502, `outcome="error"`),
+/// so any client could raise the upstream-errors alert. It is the client's
+/// doing: `client_error`, a `body_error` line, 400 in its decision line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_goes_away_mid_body_is_not_a_console_failure() {
+    let up = Upstream::start().await;
+    let nw = Netwarden::in_front_of(POLICY, &up);
+    let addr = nw.addr("http");
+    let mut s = connect_from("127.0.0.1", addr).await;
+    s.write_all(b"POST /upload HTTP/1.1\r\nHost: console.test\r\nContent-Length: 100\r\n\r\nabc")
+        .await
+        .expect("send");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    drop(s);
+    nw.wait_log(|v| v["event"] == "decision" && v["url.path"] == "/upload");
+    let decision = nw
+        .logs()
+        .into_iter()
+        .find(|v| v["event"] == "decision" && v["url.path"] == "/upload")
+        .expect("decision line");
+    assert_eq!(decision["http.response.status_code"], 400, "{decision}");
+    assert_eq!(
+        metric(
+            &nw,
+            "netwarden_upstream_requests_total{outcome=\"client_error\"}"
+        )
+        .await,
+        1.0
+    );
+    assert_eq!(
+        metric(&nw, "netwarden_upstream_requests_total{outcome=\"error\"}").await,
+        0.0
+    );
+    let logs = nw.logs();
+    assert!(logs.iter().any(|v| v["event"] == "body_error"), "{logs:?}");
+    assert!(
+        !logs.iter().any(|v| v["event"] == "upstream_error"),
+        "{logs:?}"
+    );
+}
+
+/// Red-team finding: over one HTTP/2 connection, an upload the console is
+/// slow to read took the connection's whole flow-control window, so a
+/// second request on it could not send a byte and was cut as a stalled
+/// body (408): the client was blamed for netwarden's own window. A stream
+/// now gets a quarter of the connection's window.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_the_console_reads_late_does_not_stall_the_connections_other_requests() {
+    use http_body_util::Full;
+    let up = Upstream::start().await;
+    let nw = Netwarden::in_front_of(
+        "version: 1\nnetworks:\n  office: [127.0.0.1]\nrules:\n  - { name: console, paths: [\"/**\"], allow_from: [office] }\nserver:\n  timeouts: { body_read: 1s }\n",
+        &up,
+    );
+    let stream = connect_from("127.0.0.1", nw.addr("http")).await;
+    let (send, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(stream),
+    )
+    .await
+    .expect("h2");
+    tokio::spawn(conn);
+    let post = |path: &str, len: usize| {
+        let mut send = send.clone();
+        let req = http::Request::post(format!("http://console.test{path}"))
+            .body(Full::new(bytes::Bytes::from(vec![b'u'; len])))
+            .expect("request");
+        tokio::spawn(async move { send.send_request(req).await.map(|r| r.status().as_u16()) })
+    };
+    // 32 MiB that the console leaves unread for 3 s: more than the
+    // loopback socket buffers take, so netwarden's window fills.
+    let upload = post("/noread", 32 * 1024 * 1024);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Meanwhile a form on the same connection.
+    let form = post("/form", 20_000);
+    let form = tokio::time::timeout(support::proxy::WAIT, form)
+        .await
+        .expect("in time")
+        .expect("task")
+        .expect("response");
+    assert_eq!(form, 200, "the form was blamed for the upload's window");
+    let upload = tokio::time::timeout(support::proxy::WAIT, upload)
+        .await
+        .expect("in time")
+        .expect("task")
+        .expect("response");
+    assert_eq!(upload, 200);
+}

@@ -345,6 +345,7 @@ pub struct RawTimeouts {
     pub drain: Option<S<String>>,
     pub tunnel_idle: Option<S<String>>,
     pub upstream_idle: Option<S<String>>,
+    pub send: Option<S<String>>,
     pub body_read: Option<S<String>>,
     /// Bytes a second; 0 turns the rate off.
     pub body_min_rate: Option<S<u64>>,

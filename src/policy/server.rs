@@ -30,6 +30,10 @@ pub mod defaults {
     /// common server keep-alive timeouts (nginx 75 s; Node.js's 5 s is the
     /// outlier that the pool retries around).
     pub const UPSTREAM_IDLE: Duration = Duration::from_secs(60);
+    /// HAProxy's usual `timeout client`: a response that the client has
+    /// taken no byte of for 30 s (it stopped reading, or, on HTTP/2,
+    /// opened no flow-control window) is not going to be read.
+    pub const SEND: Duration = Duration::from_secs(30);
     /// Envoy's stream idle timeout: a WebSocket that moves no byte for five
     /// minutes has no application keep-alive and is gone.
     pub const TUNNEL_IDLE: Duration = Duration::from_secs(300);
@@ -98,6 +102,9 @@ pub struct Timeouts {
     pub tunnel_idle: Duration,
     /// A pooled connection to the console with no request on it.
     pub upstream_idle: Duration,
+    /// The longest wait for the client to take the next part of a
+    /// response (nginx's `send_timeout`).
+    pub send: Duration,
     /// The longest wait for the next part of a request body.
     pub body_read: Duration,
     /// Bytes a second a request body must average once `body_read` is
@@ -115,6 +122,7 @@ impl Default for Timeouts {
             drain: defaults::DRAIN,
             tunnel_idle: defaults::TUNNEL_IDLE,
             upstream_idle: defaults::UPSTREAM_IDLE,
+            send: defaults::SEND,
             body_read: defaults::BODY_READ,
             body_min_rate: defaults::BODY_MIN_RATE,
         }
@@ -462,6 +470,7 @@ impl Cx<'_, '_> {
             drain: dur(&t.drain, defaults::DRAIN),
             tunnel_idle: dur(&t.tunnel_idle, defaults::TUNNEL_IDLE),
             upstream_idle: dur(&t.upstream_idle, defaults::UPSTREAM_IDLE),
+            send: dur(&t.send, defaults::SEND),
             body_read: dur(&t.body_read, defaults::BODY_READ),
             body_min_rate: defaults::BODY_MIN_RATE,
         };

@@ -10,7 +10,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -106,7 +106,9 @@ struct Pacing {
     /// The current wait's end (made on the first wait: most bodies never
     /// make netwarden wait).
     timer: Option<Pin<Box<Sleep>>>,
-    stalled: Arc<AtomicBool>,
+    fate: Arc<AtomicU8>,
+    /// The request's id, for the `body_timeout` line.
+    request_id: [u8; 16],
 }
 
 impl Pacing {
@@ -135,20 +137,45 @@ impl Pacing {
                 .insert(Box::pin(tokio::time::sleep_until(deadline))),
         };
         if timer.as_mut().poll(cx).is_ready() {
-            self.stalled.store(true, Ordering::Relaxed);
+            self.fate.store(STALLED, Ordering::Relaxed);
+            // Logged here, not by the caller: the console may have begun
+            // its answer already, and the request's line then says 200.
+            tracing::info!(
+                event = "body_timeout",
+                request_id = std::str::from_utf8(&self.request_id)
+                    .unwrap_or_default()
+                    .trim_end_matches('\0'),
+                "the client stopped sending its request body, or sent it too slowly (timeouts.body_read, timeouts.body_min_rate); the console's request was aborted"
+            );
             return Poll::Ready(());
         }
         Poll::Pending
     }
 }
 
-/// Whether a paced body stalled; see [`RequestBody::pace`].
-#[derive(Clone, Debug, Default)]
-pub struct Stall(Option<Arc<AtomicBool>>);
+const STALLED: u8 = 1;
+const BROKE: u8 = 2;
 
-impl Stall {
-    pub fn happened(&self) -> bool {
-        self.0.as_ref().is_some_and(|s| s.load(Ordering::Relaxed))
+/// How a paced body ended, if not well; see [`RequestBody::pace`].
+#[derive(Clone, Debug, Default)]
+pub struct Fate(Option<Arc<AtomicU8>>);
+
+impl Fate {
+    fn is(&self, what: u8) -> bool {
+        self.0
+            .as_ref()
+            .is_some_and(|s| s.load(Ordering::Relaxed) == what)
+    }
+
+    /// The client kept netwarden waiting past its pace.
+    pub fn stalled(&self) -> bool {
+        self.is(STALLED)
+    }
+
+    /// The client's stream broke: it went away mid-body, reset it, or sent
+    /// malformed chunking. Its doing, not the console's.
+    pub fn broke(&self) -> bool {
+        self.is(BROKE)
     }
 }
 
@@ -174,22 +201,27 @@ impl RequestBody {
 
     /// Holds the rest of the body to `pace`. A body that falls behind ends
     /// in [`BodyError::Stalled`] (the console's request is aborted, its
-    /// connection freed) and the returned [`Stall`] says so. An empty body
-    /// costs nothing.
-    pub fn pace(&mut self, pace: Pace) -> Stall {
+    /// connection freed; a `body_timeout` line names `request_id`), and the
+    /// returned [`Fate`] says so, or that the client's stream broke. An
+    /// empty body costs nothing.
+    pub fn pace(&mut self, pace: Pace, request_id: &str) -> Fate {
         if self.is_end_stream() {
-            return Stall(None);
+            return Fate(None);
         }
-        let stalled = Arc::new(AtomicBool::new(false));
+        let fate = Arc::new(AtomicU8::new(0));
+        let mut id = [0u8; 16];
+        let n = request_id.len().min(16);
+        id[..n].copy_from_slice(&request_id.as_bytes()[..n]);
         self.pace = Some(Box::new(Pacing {
             pace,
             received: 0,
             waited: Duration::ZERO,
             waiting_since: None,
             timer: None,
-            stalled: stalled.clone(),
+            fate: fate.clone(),
+            request_id: id,
         }));
-        Stall(Some(stalled))
+        Fate(Some(fate))
     }
 
     fn poll_inner(
@@ -294,7 +326,11 @@ impl Body for RequestBody {
                 pacing.arrived(frame.data_ref().map_or(0, Bytes::len));
                 Poll::Ready(Some(Ok(frame)))
             }
-            Poll::Ready(other) => Poll::Ready(other.map(|f| f.map_err(BodyError::from))),
+            Poll::Ready(Some(Err(e))) => {
+                pacing.fate.store(BROKE, Ordering::Relaxed);
+                Poll::Ready(Some(Err(BodyError::from(e))))
+            }
+            Poll::Ready(None) => Poll::Ready(None),
         }
     }
 

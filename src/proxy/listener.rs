@@ -317,6 +317,13 @@ async fn serve<S>(
         .http2()
         .timer(TokioTimer::new())
         .max_header_list_size(u32::try_from(l.limits.max_header_bytes).unwrap_or(u32::MAX))
+        // A quarter of the connection's window a stream: an upload the
+        // console is slow to read cannot take the whole window and leave
+        // the connection's other requests unable to send a byte (their
+        // bodies would then be cut as stalled; red-team finding). hyper's
+        // default gives one stream all of it.
+        .initial_stream_window_size(H2_STREAM_WINDOW)
+        .initial_connection_window_size(H2_CONNECTION_WINDOW)
         // Streams beyond this are refused (RST_STREAM REFUSED_STREAM): one
         // connection cannot fan out without bound.
         .max_concurrent_streams(l.limits.max_streams);
@@ -404,6 +411,18 @@ async fn serve<S>(
                     return;
                 }
             }
+            // A response the client takes nothing of: it stopped reading,
+            // or (HTTP/2) opens no window. Such a connection is never idle,
+            // so without this it would hold its slot for ever.
+            _ = activity.stuck_for(l.timeouts.send) => {
+                l.shared.metrics.send_timeouts.inc();
+                tracing::info!(
+                    event = "send_timeout",
+                    network.peer.address = %peer.ip(),
+                    "a response waited timeouts.send for the client to take a byte; connection closed"
+                );
+                return;
+            }
             _ = activity.idle_for(l.timeouts.idle) => {
                 tracing::debug!(event = "idle_timeout", network.peer.address = %peer.ip());
                 return;
@@ -411,6 +430,12 @@ async fn serve<S>(
         }
     }
 }
+
+/// HTTP/2 flow-control windows for clients' bodies: memory per connection
+/// stays hyper's default (1 MiB), but four stalled streams, not one, are
+/// needed to fill it.
+const H2_CONNECTION_WINDOW: u32 = 1024 * 1024;
+const H2_STREAM_WINDOW: u32 = H2_CONNECTION_WINDOW / 4;
 
 /// Why hyper refused a request before it reached the service, as a
 /// stable word; `None` for errors that are not a refused request (the
@@ -458,18 +483,45 @@ pub struct TunnelCtx {
 }
 
 /// A response body that keeps its request counted as open (for the idle
-/// timeout) until the last byte is sent or the body is dropped.
+/// timeout) until the last byte is sent or the body is dropped, and that
+/// tells the connection when it waits for the client (for `timeouts.send`).
 pub struct Guarded<B> {
     body: B,
     guard: Option<InFlight>,
+    /// Counted in `Activity::sending`: its next frame is ready, or about to
+    /// be asked for, and hyper has not taken it (the client has not made
+    /// room). Not while the console is being waited for.
+    sending: bool,
 }
 
 impl<B> Guarded<B> {
     fn new(body: B, guard: InFlight) -> Self {
+        guard.0.sending.fetch_add(1, Ordering::Relaxed);
         Self {
             body,
             guard: Some(guard),
+            sending: true,
         }
+    }
+
+    fn set_sending(&mut self, sending: bool) {
+        if self.sending == sending {
+            return;
+        }
+        self.sending = sending;
+        if let Some(g) = &self.guard {
+            if sending {
+                g.0.sending.fetch_add(1, Ordering::Relaxed);
+            } else {
+                g.0.sending.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+impl<B> Drop for Guarded<B> {
+    fn drop(&mut self) {
+        self.set_sending(false);
     }
 }
 
@@ -481,9 +533,19 @@ impl<B: hyper::body::Body + Unpin> hyper::body::Body for Guarded<B> {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        if let Some(g) = &self.guard {
+            g.0.taken.fetch_add(1, Ordering::Relaxed);
+        }
         let r = Pin::new(&mut self.body).poll_frame(cx);
-        if matches!(r, Poll::Ready(None) | Poll::Ready(Some(Err(_)))) {
-            self.guard = None;
+        match &r {
+            // hyper asks for the next frame once this one is sent.
+            Poll::Ready(Some(Ok(_))) => self.set_sending(true),
+            // The console has nothing yet: not the client's doing.
+            Poll::Pending => self.set_sending(false),
+            Poll::Ready(None) | Poll::Ready(Some(Err(_))) => {
+                self.set_sending(false);
+                self.guard = None;
+            }
         }
         r
     }
@@ -506,6 +568,10 @@ pub(super) struct Activity {
     in_flight: AtomicUsize,
     /// Requests begun on this connection.
     requests: AtomicU64,
+    /// Responses waiting for hyper to take their next frame.
+    sending: AtomicUsize,
+    /// Frames hyper asked responses for.
+    taken: AtomicU64,
 }
 
 /// How finely the idle timeout is checked: it fires between `idle` and
@@ -525,6 +591,16 @@ impl Activity {
         quiet_for(idle, || {
             let busy = self.in_flight.load(Ordering::Relaxed) != 0;
             (self.requests.load(Ordering::Relaxed), busy)
+        })
+        .await
+    }
+
+    /// Completes once a response has waited `send` for the client, with
+    /// no frame taken by hyper from any response meanwhile.
+    async fn stuck_for(&self, send: Duration) {
+        quiet_for(send, || {
+            let not_waiting = self.sending.load(Ordering::Relaxed) == 0;
+            (self.taken.load(Ordering::Relaxed), not_waiting)
         })
         .await
     }

@@ -878,16 +878,23 @@ async fn forward(
     }
     // A client that stops sending its body, or trickles it, loses the
     // request rather than holding a connection to the console.
-    let stall = body.pace(super::body::Pace {
-        idle: shared.timeouts.body_read,
-        min_rate: shared.timeouts.body_min_rate,
-    });
+    let fate = body.pace(
+        super::body::Pace {
+            idle: shared.timeouts.body_read,
+            min_rate: shared.timeouts.body_min_rate,
+        },
+        request_id,
+    );
     let sent = upstream_client.request(Request::from_parts(parts, body));
     let started = Instant::now();
     let result = tokio::time::timeout(shared.timeouts.upstream_response, sent).await;
-    let stalled = matches!(result, Ok(Err(_))) && stall.happened();
+    // A failed exchange the client caused: its body stalled, or broke.
+    let failed = matches!(result, Ok(Err(_)));
+    let stalled = failed && fate.stalled();
+    let broke = failed && fate.broke();
     let outcome = match &result {
         _ if stalled => "body_timeout",
+        _ if broke => "client_error",
         Err(_) => "timeout",
         Ok(Err(e)) if e.is_busy() => "busy",
         Ok(Err(e)) if e.is_connect() => "connect_error",
@@ -900,12 +907,16 @@ async fn forward(
         .inc();
     m.upstream_seconds.observe(started.elapsed().as_secs_f64());
     let mut resp = match result {
-        Ok(Err(_)) if stalled => {
+        Ok(Err(e)) if broke => {
             tracing::info!(
-                event = "body_timeout",
+                event = "body_error",
                 request_id,
-                "the client stopped sending its request body, or sent it too slowly (timeouts.body_read, timeouts.body_min_rate); the console's request was aborted"
+                detail = %e,
+                "the client's request body broke (it went away, reset it, or framed it badly); the console's request was aborted"
             );
+            return page(Page::BadRequest);
+        }
+        Ok(Err(_)) if stalled => {
             let mut page = page(Page::RequestTimeout);
             if client_version != Version::HTTP_2 {
                 // The rest of the body will never be read: the connection

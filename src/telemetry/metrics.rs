@@ -94,6 +94,7 @@ pub struct Metrics {
     pub requests_rejected: Family<ReasonLabels, Counter>,
     pub connections_refused: Family<ReasonLabels, Counter>,
     pub connections_evicted: Counter,
+    pub send_timeouts: Counter,
     pub admin_unauthorized: Counter,
     /// Mirrors the log writer's count, brought up to date at each scrape.
     pub log_lines_dropped: Counter,
@@ -180,7 +181,7 @@ impl Default for Metrics {
         let upstream_requests = Family::<OutcomeLabels, Counter>::default();
         registry.register(
             "upstream_requests",
-            "Requests forwarded to the console, by outcome (ok, connect_error, timeout, error, busy, per_address, body_timeout)",
+            "Requests forwarded to the console, by outcome (ok, connect_error, timeout, error, busy, per_address, body_timeout, client_error)",
             upstream_requests.clone(),
         );
         // 100 µs .. ~100 s.
@@ -213,6 +214,12 @@ impl Default for Metrics {
             "connections_evicted",
             "Idle client connections closed to make room when max_connections was reached",
             connections_evicted.clone(),
+        );
+        let send_timeouts = Counter::default();
+        registry.register(
+            "send_timeouts",
+            "Client connections closed because a response waited timeouts.send for the client to take a byte (a client that stops reading, or an HTTP/2 client that opens no window)",
+            send_timeouts.clone(),
         );
         let admin_unauthorized = Counter::default();
         registry.register(
@@ -351,6 +358,7 @@ impl Default for Metrics {
             requests_rejected,
             connections_refused,
             connections_evicted,
+            send_timeouts,
             admin_unauthorized,
             log_lines_dropped,
             policy_reloads,
@@ -427,6 +435,7 @@ impl Metrics {
             "busy",
             "per_address",
             "body_timeout",
+            "client_error",
         ] {
             let _ = self
                 .upstream_requests

@@ -170,6 +170,10 @@ async fn answer(
         return Err("reset on purpose".into());
     }
     let slow = req.uri().path() == "/slow";
+    if req.uri().path() == "/noread" {
+        // A console busy elsewhere: it reads the body 3 s late.
+        tokio::time::sleep(Duration::from_secs(3)).await;
+    }
     let mut body = req.into_body();
     let mut body_len = 0u64;
     while let Some(frame) = body.frame().await {
