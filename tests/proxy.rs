@@ -5,7 +5,7 @@ use crate::support;
 
 use std::time::Duration;
 
-use support::proxy::{Netwarden, Upstream, connect_from, exchange, get, post};
+use support::proxy::{Netwarden, Upstream, connect_from, exchange_one, get, post};
 
 /// 127.0.0.1 is the office, ::1 the VPN, 127.0.0.2 is outside, 127.0.0.3 is
 /// a trusted load balancer.
@@ -376,7 +376,7 @@ async fn websocket_upgrade_is_decided_then_tunnelled() {
         b"GET /ws HTTP/1.1\r\nHost: console.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
                 Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
     // Denied before the upgrade.
-    let r = exchange(connect_from("127.0.0.2", nw.addr("http")).await, req).await;
+    let r = exchange_one(connect_from("127.0.0.2", nw.addr("http")).await, req).await;
     assert_eq!(r.status, 403);
     // Allowed: 101, then bytes flow both ways.
     use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -183,7 +183,7 @@ async fn a_101_to_a_protocol_not_asked_for_is_a_502() {
     let up = switching_upstream().await;
     let nw = guard(&policy("", "", ""), &format!("http://{up}"));
     // A WebSocket upgrade answered with h2c.
-    let r = exchange(
+    let r = support::proxy::exchange_one(
         connect_from("127.0.0.1", nw.addr("http")).await,
         b"GET /static/ws HTTP/1.1\r\nHost: www.example.com\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
     )
@@ -193,7 +193,7 @@ async fn a_101_to_a_protocol_not_asked_for_is_a_502() {
     let r = get("127.0.0.1", nw.addr("http"), "/static/x", &[]).await;
     assert_eq!(r.status, 502, "{r:?}");
     // An h2c upgrade, stripped on the way, and switched anyway.
-    let r = exchange(
+    let r = support::proxy::exchange_one(
         connect_from("127.0.0.1", nw.addr("http")).await,
         format!("GET /static/x HTTP/1.1\r\nHost: www.example.com\r\n{H2C_UPGRADE}\r\n").as_bytes(),
     )

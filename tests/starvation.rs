@@ -1289,3 +1289,59 @@ async fn an_upload_the_console_reads_late_does_not_stall_the_connections_other_r
         .expect("response");
     assert_eq!(upload, 200);
 }
+
+/// Red-team finding: hyper's head timer also ran between requests, so an
+/// HTTP/1.1 keep-alive connection was closed after `header_read`, not
+/// `idle` (and before a load balancer's own idle timeout). It lasts `idle`
+/// now, and a slow first head is still cut at `header_read`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_keep_alive_connection_lasts_idle_not_header_read() {
+    use tokio::io::AsyncReadExt;
+    let up = Upstream::start().await;
+    let nw = Netwarden::in_front_of(
+        &policy_with("  timeouts: { header_read: 1s, idle: 4s }"),
+        &up,
+    );
+    let addr = nw.addr("http");
+    let mut s = connect_from("127.0.0.1", addr).await;
+    let ask = b"GET /x HTTP/1.1\r\nHost: console.test\r\n\r\n";
+    let mut buf = vec![0u8; 4096];
+    for round in 0..2 {
+        s.write_all(ask).await.expect("send");
+        let n = tokio::time::timeout(support::proxy::WAIT, s.read(&mut buf))
+            .await
+            .expect("answer in time")
+            .expect("read");
+        assert!(buf[..n].starts_with(b"HTTP/1.1 200"), "round {round}");
+        // Longer than header_read between the two requests.
+        tokio::time::sleep(Duration::from_millis(2000)).await;
+    }
+    // Then closed after `idle`.
+    let n = tokio::time::timeout(Duration::from_secs(8), s.read(&mut buf))
+        .await
+        .expect("closed after idle");
+    assert!(matches!(n, Ok(0) | Err(_)), "{n:?}");
+    // A head that starts and never ends is cut at header_read, and counted.
+    let mut slow = connect_from("127.0.0.2", addr).await;
+    slow.write_all(b"GET /x HTTP/1.1\r\nHo")
+        .await
+        .expect("send");
+    let started = std::time::Instant::now();
+    let n = tokio::time::timeout(Duration::from_secs(8), slow.read(&mut buf))
+        .await
+        .expect("closed in time");
+    assert!(matches!(n, Ok(0) | Err(_)), "{n:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        metric(
+            &nw,
+            "netwarden_requests_rejected_total{reason=\"header_timeout\"}"
+        )
+        .await,
+        1.0
+    );
+}

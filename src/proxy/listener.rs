@@ -310,7 +310,21 @@ async fn serve<S>(
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(l.timeouts.header_read)
+        // hyper's head timer also runs while a keep-alive connection
+        // waits for its next request: at `header_read` it would close
+        // keep-alive connections long before `idle` (and before the idle
+        // timeout of a load balancer in front, which then sends a request
+        // on a connection netwarden has just closed). The first head is
+        // held to `header_read` from accept by the timer below; later ones
+        // wait on a connection that is idle meanwhile: closed after `idle`
+        // (and evicted first when the table is full); hyper's timer, at
+        // twice that, is only a backstop.
+        .header_read_timeout(
+            l.timeouts
+                .idle
+                .saturating_mul(2)
+                .max(l.timeouts.header_read),
+        )
         .max_buf_size(l.limits.max_header_bytes)
         .keep_alive(true);
     builder
@@ -398,7 +412,24 @@ async fn serve<S>(
             _ = &mut first_request, if !first_request_done => {
                 first_request_done = true;
                 if activity.requests.load(Ordering::Relaxed) == 0 {
-                    tracing::debug!(event = "first_request_timeout", network.peer.address = %peer.ip());
+                    if activity.moved.load(Ordering::Relaxed) > 0 {
+                        // Something came, but no whole head: a slow head.
+                        l.shared
+                            .metrics
+                            .requests_rejected
+                            .get_or_create(&crate::telemetry::metrics::ReasonLabels {
+                                reason: "header_timeout",
+                            })
+                            .inc();
+                        tracing::info!(
+                            event = "request_rejected",
+                            network.peer.address = %peer.ip(),
+                            reason = "header_timeout",
+                            "no whole request head within timeouts.header_read of the connection being accepted"
+                        );
+                    } else {
+                        tracing::debug!(event = "first_request_timeout", network.peer.address = %peer.ip());
+                    }
                     return;
                 }
             }

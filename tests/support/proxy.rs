@@ -478,6 +478,41 @@ pub async fn exchange(mut stream: TcpStream, request: &[u8]) -> Reply {
     parse_reply(&raw)
 }
 
+/// Sends raw request bytes and reads one response, its body by its
+/// `Content-Length`: for requests that keep the connection open (an
+/// upgrade asked for, keep-alive).
+pub async fn exchange_one(mut stream: TcpStream, request: &[u8]) -> Reply {
+    stream.write_all(request).await.expect("send request");
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 4096];
+    let read_all = async {
+        loop {
+            let n = stream.read(&mut buf).await.expect("read response");
+            raw.extend_from_slice(&buf[..n]);
+            let text = String::from_utf8_lossy(&raw);
+            if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                let len = head
+                    .lines()
+                    .find_map(|l| {
+                        let (n, v) = l.split_once(':')?;
+                        n.eq_ignore_ascii_case("content-length")
+                            .then(|| v.trim().parse::<usize>().ok())
+                            .flatten()
+                    })
+                    .unwrap_or(0);
+                if body.len() >= len {
+                    return;
+                }
+            }
+            assert!(n > 0, "connection closed mid-response");
+        }
+    };
+    tokio::time::timeout(WAIT, read_all)
+        .await
+        .expect("response in time");
+    parse_reply(&raw)
+}
+
 pub fn parse_reply(raw: &[u8]) -> Reply {
     let text = String::from_utf8_lossy(raw).into_owned();
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
