@@ -82,8 +82,8 @@ pub struct Pace {
 
 impl Pace {
     /// How much longer the client may keep netwarden waiting, having sent
-    /// `received` bytes and made it wait `waited` already; `None`: no limit
-    /// beyond `idle` per wait.
+    /// `received` bytes and made it wait `waited` already: at most `idle`,
+    /// and with a rate of 0, always `idle`.
     fn allowance(self, received: u64, waited: Duration) -> Duration {
         let total = match self.min_rate {
             0 => return self.idle,
