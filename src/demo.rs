@@ -297,10 +297,10 @@ pub async fn live(listen: std::net::SocketAddr) -> anyhow::Result<()> {
          In another terminal, try (each request prints one JSON decision line here):\n\
          \n\
          \x20 # allowed: sign-in from the office\n\
-         \x20 curl -i -X POST {url}/login\n\
+         \x20 curl -i -X POST -d 'username=yamada&password=right' {url}/login\n\
          {vpn}\
          \x20 # blocked login attempt: the same sign-in from home (a login_blocked warning follows the decision)\n\
-         \x20 curl -i -X POST --interface 127.0.0.2 {url}/login\n\
+         \x20 curl -i -X POST --interface 127.0.0.2 -d 'username=yamada&password=right' {url}/login\n\
          \x20 # the block page, as a browser sees it\n\
          \x20 curl -s --interface 127.0.0.2 -H 'Accept: text/html' {url}/customers/1042\n\
          \x20 # through the trusted load balancer, the client comes from X-Forwarded-For\n\

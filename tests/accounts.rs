@@ -402,3 +402,125 @@ async fn compressed_and_foreign_charset_sign_ins_count_by_network() {
     assert_eq!(statuses, [401, 401, 401, 429]);
     nw.wait_log(|v| v["event"] == "decision" && v["login.account"] == "unparseable");
 }
+
+/// Issue 22, finding 1: alice is locked in 127.0.0.0/24; then from another
+/// address of that /24, guesses at alice padded past `max_body` (so that
+/// her name is not read), each pair followed by the attacker's own padded
+/// but right sign-in as bob. Before the fix every guess reached the
+/// console: the padded sign-ins counted against the network key and bob's
+/// padded success reset it. Now, while an account is locked in a network,
+/// that network's sign-ins without an account wait with it; bob's own,
+/// readable sign-in still works.
+#[tokio::test]
+async fn padded_guesses_and_an_own_success_do_not_reopen_a_locked_account() {
+    let console = SignInConsole::start().await;
+    let nw = start(POLICY, &console);
+    let addr = nw.addr("http");
+    for _ in 0..3 {
+        let r = form("127.0.0.5", addr, "username=alice&password=wrong").await;
+        assert_eq!(r.status, 401, "{r:?}");
+    }
+    nw.wait_log(|v| v["event"] == "lockout");
+    assert_eq!(console.sign_ins(), 3);
+    let pad = "x".repeat(5000);
+    let mut statuses = Vec::new();
+    for i in 0..10 {
+        for _ in 0..2 {
+            let body = format!("username=alice&password=wrong{i}&pad={pad}");
+            statuses.push(form("127.0.0.6", addr, &body).await.status);
+        }
+        let body = format!("username=bob&password=right&pad={pad}");
+        statuses.push(form("127.0.0.6", addr, &body).await.status);
+    }
+    assert!(statuses.iter().all(|&s| s == 429), "{statuses:?}");
+    assert_eq!(console.sign_ins(), 3, "no padded guess reached the console");
+    let r = form("127.0.0.6", addr, "username=bob&password=right").await;
+    assert_eq!(r.status, 302, "bob's own sign-in is his key: {r:?}");
+}
+
+/// Issue 22, finding 1: a sign-in whose account was not read resets
+/// nothing when the console accepts it; nobody knows whose success it was.
+#[tokio::test]
+async fn an_unread_success_resets_no_count() {
+    let console = SignInConsole::start().await;
+    let nw = start(POLICY, &console);
+    let addr = nw.addr("http");
+    let pad = "x".repeat(5000);
+    let padded = |password: &str| format!("username=carol&password={password}&pad={pad}");
+    let mut statuses = Vec::new();
+    for password in ["wrong", "wrong", "right", "wrong", "wrong"] {
+        statuses.push(form("127.0.0.8", addr, &padded(password)).await.status);
+    }
+    // Three failures lock the network's unread sign-ins, the success
+    // between them notwithstanding.
+    assert_eq!(statuses, [401, 401, 302, 401, 429]);
+}
+
+/// Issue 22, finding 2: the account in the query string (Servlet's
+/// getParameter and Spring's form login read it first; Flask's
+/// request.values and Rails' params merge it) with a fresh decoy in the
+/// body each time. Both are read: they disagree, so the sign-in is
+/// ambiguous and counts by network, which locks.
+#[tokio::test]
+async fn an_account_in_the_query_string_is_read_with_the_body() {
+    let console = SignInConsole::start().await;
+    let nw = start(POLICY, &console);
+    let addr = nw.addr("http");
+    let post = |query: &'static str, body: String| async move {
+        let req = format!(
+            "POST /login{query} HTTP/1.1\r\nHost: console.test\r\nConnection: close\r\n\
+             Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        exchange(connect_from("127.0.0.9", addr).await, req.as_bytes())
+            .await
+            .status
+    };
+    let mut statuses = Vec::new();
+    for i in 0..5 {
+        statuses.push(
+            post(
+                "?username=alice",
+                format!("username=decoy-{i}&password=wrong"),
+            )
+            .await,
+        );
+    }
+    assert_eq!(statuses, [401, 401, 401, 429, 429]);
+    nw.wait_log(|v| v["event"] == "decision" && v["login.account"] == "ambiguous");
+    // The account only in the query is read as that account: it counts
+    // against alice (a failure locks her, not the decoys).
+    let r = post("?username=dave", "password=right".into()).await;
+    assert_eq!(r, 302);
+    let read = nw.wait_log(|v| v["event"] == "login_succeeded");
+    assert_eq!(read["account.hash"].as_str().map(str::len), Some(12));
+}
+
+/// Issue 22, finding 2: PHP reads `user.name`, `user name` and `user[name`
+/// as `user_name` (the last value wins), and ASP.NET reads names without
+/// case: each such spelling beside a decoy makes the sign-in ambiguous.
+#[tokio::test]
+async fn php_mangled_and_case_variant_names_are_the_field_too() {
+    let console = SignInConsole::start().await;
+    let policy = POLICY.replace("form: username", "form: user_name");
+    for (i, trick) in [
+        "user.name",
+        "user+name",
+        "user%5Bname",
+        "USER_NAME",
+        "user_name%5B%5D",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let nw = start(&policy, &console);
+        let addr = nw.addr("http");
+        let mut statuses = Vec::new();
+        for n in 0..4 {
+            let body = format!("user_name=decoy{i}x{n}&{trick}=alice&password=wrong");
+            statuses.push(form("127.0.0.10", addr, &body).await.status);
+        }
+        assert_eq!(statuses, [401, 401, 401, 429], "{trick}");
+        nw.wait_log(|v| v["event"] == "decision" && v["login.account"] == "ambiguous");
+    }
+}

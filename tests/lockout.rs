@@ -22,6 +22,7 @@ rules:
     allow_from: [office]
     outcome:
       failure: { status: [401], location: [\"/login?error*\"] }
+      success: { location: [\"/home\"] }
   - { name: console, paths: [\"/**\"], allow_from: [office] }
 lockout:
   after: 3
@@ -379,4 +380,115 @@ async fn unknown_clients_share_one_lockout_key() {
     assert_eq!(sign_ins.load(Ordering::SeqCst), 3);
     let d = nw.wait_log(|v| v["event"] == "decision" && v["login.outcome"] == "locked_out");
     assert_eq!(d["client.address"], "unknown");
+}
+
+/// A console that answers as Django's admin login does: a wrong password
+/// gets the form again with 200, a sign-in without its CSRF token 403, a
+/// right one 302 to `/admin/`.
+async fn django_like_console() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move {
+        while let Ok((s, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let svc =
+                    hyper::service::service_fn(|req: http::Request<hyper::body::Incoming>| async {
+                        use http_body_util::BodyExt;
+                        let body = req.into_body().collect().await?.to_bytes();
+                        let has = |w: &[u8]| body.windows(w.len()).any(|x| x == w);
+                        let mut resp = http::Response::new(http_body_util::Full::new(
+                            bytes::Bytes::from_static(b"<form>"),
+                        ));
+                        if !has(b"csrfmiddlewaretoken") {
+                            *resp.status_mut() = http::StatusCode::FORBIDDEN;
+                        } else if !has(b"password=right") {
+                            *resp.status_mut() = http::StatusCode::OK;
+                        } else {
+                            *resp.status_mut() = http::StatusCode::FOUND;
+                            resp.headers_mut()
+                                .insert("location", http::HeaderValue::from_static("/admin/"));
+                        }
+                        Ok::<_, hyper::Error>(resp)
+                    });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(s), svc)
+                    .await;
+            });
+        }
+    });
+    url
+}
+
+/// Issue 22, finding 6: with `failure: { status: [200] }` (Django's wrong
+/// password) and no `success:`, a sign-in without a CSRF token (403) was a
+/// success that reset the count: eight wrong passwords, no lock. What is
+/// neither a failure nor a named success is now `unknown`, and resets
+/// nothing; `check` says so.
+#[tokio::test]
+async fn a_django_style_outcome_without_success_never_resets_the_count() {
+    let console = django_like_console().await;
+    let policy = "version: 1
+networks:
+  office: [127.0.0.0/29]
+rules:
+  - name: login
+    paths: [/admin/login/]
+    methods: [POST]
+    login: true
+    allow_from: [office]
+    outcome:
+      failure: { status: [200] }
+  - { name: console, paths: [\"/**\"], allow_from: [office] }
+lockout:
+  after: 3
+  within: 1m
+  lock_for: 30s
+";
+    let nw = Netwarden::start(
+        policy,
+        &[],
+        &["--listen", "127.0.0.1:0", "--upstream", &console],
+    );
+    let addr = nw.addr("http");
+    let sign_in = |body: &'static str| async move {
+        let req = format!(
+            "POST /admin/login/ HTTP/1.1\r\nHost: console.test\r\nConnection: close\r\n\
+             Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        support::proxy::exchange(
+            support::proxy::connect_from("127.0.0.2", addr).await,
+            req.as_bytes(),
+        )
+        .await
+        .status
+    };
+    let wrong = "csrfmiddlewaretoken=t&username=admin&password=wrong";
+    let mut statuses = Vec::new();
+    for _ in 0..2 {
+        statuses.push(sign_in(wrong).await);
+        statuses.push(sign_in("username=admin&password=x").await);
+    }
+    statuses.push(sign_in(wrong).await);
+    statuses.push(sign_in(wrong).await);
+    assert_eq!(statuses, [200, 403, 200, 403, 200, 429]);
+    let unknown = nw.wait_log(|v| v["event"] == "decision" && v["login.outcome"] == "unknown");
+    assert_eq!(unknown["http.response.status_code"], 403);
+    // check says what the outcome means.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("policy.yaml");
+    std::fs::write(&path, policy).expect("write");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_netwarden"))
+        .args(["check", "--policy"])
+        .arg(&path)
+        .output()
+        .expect("run check");
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(
+        text.contains("outcome.failure without outcome.success"),
+        "{text}"
+    );
 }

@@ -13,6 +13,7 @@ mod accounts;
 mod alerts;
 mod architecture;
 mod cli;
+mod console_room;
 mod dashboard;
 mod demo;
 mod differential;

@@ -946,3 +946,44 @@ server:
         "{out}"
     );
 }
+
+/// Issue 22, finding 5: the guard kept four rules per admin. An admin who
+/// used five (the console, then sign-in, assets, the API and reports) was
+/// forgotten under the console's rule, and an edit of only that rule
+/// reloaded and locked them out of it. Every rule used is kept now.
+#[tokio::test]
+async fn the_guard_remembers_every_rule_an_admin_used() {
+    let up = Upstream::start().await;
+    let policy = "version: 1
+networks:
+  office: [127.0.0.1]
+  vpn: [::1]
+rules:
+  - { name: login, paths: [/login], methods: [POST], login: true, allow_from: [office] }
+  - { name: static, paths: [\"/static/**\"], allow_from: [office] }
+  - { name: api, paths: [\"/api/**\"], allow_from: [office] }
+  - { name: reports, paths: [\"/reports/**\"], allow_from: [office] }
+  - { name: console, paths: [\"/**\"], allow_from: [office] }
+server:
+  reload: { watch: false }
+";
+    let nw = Netwarden::in_front_of(policy, &up);
+    let addr = nw.addr("http");
+    assert_eq!(status_of(&nw, "127.0.0.1", "/").await, 200);
+    let login = support::proxy::post("127.0.0.1", addr, "/login", &[]).await;
+    assert_eq!(login.status, 200, "{login:?}");
+    for path in ["/static/app.js", "/api/me", "/reports/today"] {
+        assert_eq!(status_of(&nw, "127.0.0.1", path).await, 200, "{path}");
+    }
+    let vpn_console = policy.replace(
+        "{ name: console, paths: [\"/**\"], allow_from: [office] }",
+        "{ name: console, paths: [\"/**\"], allow_from: [vpn] }",
+    );
+    assert_ne!(vpn_console, policy);
+    std::fs::write(nw.policy_path(), &vpn_console).expect("edit");
+    let (code, out) = admin(&nw, "POST", "/reload").await;
+    assert_eq!(code, 409, "{out}");
+    let why = out["errors"][0].as_str().unwrap_or_default();
+    assert!(why.contains("rule 'console'"), "{why}");
+    assert_eq!(status_of(&nw, "127.0.0.1", "/").await, 200);
+}

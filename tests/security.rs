@@ -454,6 +454,17 @@ const SPOOFS: &[&str] = &[
     "X_Real_IP: 127.0.0.1",
     "X-Original-URL: /admin/users",
     "X-HTTP-Method-Override: DELETE",
+    // Issue 22: what Tornado (Jupyter's trust_xheaders), gunicorn and
+    // pgAdmin read: a plain-HTTP request announced as HTTPS, a client
+    // address, a path prefix pgAdmin strips before routing.
+    "X-Scheme: https",
+    "X-Forwarded-Protocol: ssl",
+    "X-Forwarded-Ssl: on",
+    "Cluster-Client-IP: 127.0.0.1",
+    "X-Script-Name: /admin",
+    "Script_Name: /admin",
+    "X-Forwarded-Prefix: /admin",
+    "X-Forwarded-By: 127.0.0.1",
 ];
 
 fn client_headers(seen: &support::proxy::Seen) -> Vec<(String, String)> {
@@ -818,4 +829,61 @@ async fn flooding_the_admin_port_cannot_fail_the_probes() {
         assert_eq!(r.status, 200, "{path}: {r:?}");
     }
     drop(held);
+}
+
+/// Issue 22, finding 7: a Host or path holding a bidirectional control, a
+/// C1 control or a line separator is logged escaped, in every field: a log viewer does not reorder the line, and a splitter
+/// that follows Unicode (Python's `splitlines`) does not cut it in two.
+#[tokio::test]
+async fn bidi_and_line_separator_characters_reach_the_log_escaped() {
+    let up = Upstream::start().await;
+    let nw = guard(&policy("", "", ""), &up.url());
+    let hidden = ['\u{202e}', '\u{2066}', '\u{85}', '\u{2028}'];
+    let mut requests: Vec<Vec<u8>> = Vec::new();
+    for c in hidden {
+        let raw = c.to_string();
+        let mut path = b"GET /static/a".to_vec();
+        path.extend_from_slice(raw.as_bytes());
+        path.extend_from_slice(b"b HTTP/1.1\r\nHost: console.test\r\nConnection: close\r\n\r\n");
+        requests.push(path);
+        let mut host = b"GET /static/x HTTP/1.1\r\nHost: console".to_vec();
+        host.extend_from_slice(raw.as_bytes());
+        host.extend_from_slice(b".test\r\nConnection: close\r\n\r\n");
+        requests.push(host);
+    }
+    // A path under the public /static/** is forwarded as it came; a Host
+    // holding them is refused (RFC 3986 reg-name).
+    for (i, req) in requests.iter().enumerate() {
+        let r = exchange(connect_from("127.0.0.2", nw.addr("http")).await, req).await;
+        let want = if i % 2 == 0 { 200 } else { 400 };
+        assert_eq!(r.status, want, "{:?}: {r:?}", String::from_utf8_lossy(req));
+    }
+    let deadline = std::time::Instant::now() + WAIT;
+    let lines = loop {
+        let lines: Vec<String> = nw
+            .raw_logs()
+            .into_iter()
+            .filter(|l| l.contains("\"decision\""))
+            .collect();
+        if lines.len() >= requests.len() {
+            break lines;
+        }
+        assert!(std::time::Instant::now() < deadline, "{lines:#?}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    let mut seen_host = 0;
+    for line in &lines {
+        assert!(
+            !line.chars().any(|c| hidden.contains(&c)),
+            "a raw control in {line:?}"
+        );
+        let v: serde_json::Value = serde_json::from_str(line).expect("one JSON line");
+        let text = |k: &str| v[k].as_str().unwrap_or_default().to_string();
+        if hidden.iter().any(|c| text("server.address").contains(*c)) {
+            seen_host += 1;
+        }
+    }
+    // The text reads back whole once the JSON is parsed (paths are logged
+    // percent-encoded, as forwarded).
+    assert_eq!(seen_host, 4, "{lines:#?}");
 }

@@ -195,11 +195,106 @@ fn form_split<'b>(
                 Some(i) => (&pair[..i], &pair[i + 1..]),
                 None => (pair, &b""[..]),
             };
-            // PHP skips leading spaces in a name (`+username=`): such a
-            // name is the field too (third red-team review of accounts).
-            (decode(name).ok()?.trim_start_matches(' ') == field).then(|| decode(value))
+            names_field(&decode(name).ok()?, field).then(|| decode(value))
         });
     single(values)
+}
+
+/// Whether a form name is the account field to some console's parser
+/// (issue 22, the decoy account): the same name, or one that a parser
+/// family reads as it. See docs/security.md "Forms of the account name".
+/// - PHP drops leading spaces (`+username`), turns ` `, `.` and an unclosed
+///   `[` into `_` (`user.name`, `user name`, `user[name` are `user_name`),
+///   and cuts a name at a NUL byte;
+/// - ASP.NET's form and query collections ignore case (`OrdinalIgnoreCase`,
+///   under which `ſ` is `s`): compared after full case folding;
+/// - PHP, Rails/Rack and Express (`qs`) read `username[]` and `username[0]`
+///   as a list holding the name, which a console may take as the name;
+///   Rails' `user[email]` and ASP.NET's `user.email` are one nested field.
+///
+/// The comparison errs toward "the same field": a name that only looks like
+/// the field makes a sign-in ambiguous when its value differs, never lets
+/// another account through unread.
+pub fn names_field(name: &str, field: &str) -> bool {
+    name == field || loose_name(name) == loose_name(field)
+}
+
+/// The form of a field name that every parser family above agrees on.
+fn loose_name(name: &str) -> String {
+    let name = name.split('\0').next().unwrap_or_default();
+    let mut name = name.trim_start_matches(' ');
+    // Trailing list markers: `[]`, `[0]`.
+    while let Some(inner) = name.strip_suffix(']') {
+        match inner.rfind('[') {
+            Some(open) if inner[open + 1..].bytes().all(|b| b.is_ascii_digit()) => {
+                name = &inner[..open];
+            }
+            _ => break,
+        }
+    }
+    let mapped: String = name
+        .chars()
+        .filter(|&c| c != ']')
+        .map(|c| if matches!(c, ' ' | '.' | '[') { '_' } else { c })
+        .collect();
+    caseless::default_case_fold_str(&mapped)
+}
+
+/// The account that a request's query string names, for the consoles that
+/// read a sign-in's fields from the query too (issue 22, the decoy
+/// account): Java's `getParameter` (Servlet, Spring Security's form login)
+/// reads the query first, Flask's `request.values` and Rails' `params`
+/// merge both, PHP's `$_REQUEST` and ASP.NET's model binding fall back to
+/// it, Go's `FormValue` reads it when the body lacks the field. The form
+/// field, and a JSON pointer's path as a nested form name (`/user/email` is
+/// `user[email]`, Rails' and ASP.NET's binding of the same model), are
+/// looked for. `Missing` when the query names neither.
+pub fn from_query<'q>(spec: &AccountSpec, query: &'q [u8]) -> Result<Cow<'q, str>, NoAccount> {
+    let pointer_name = spec.json.as_deref().map(pointer_as_form_name);
+    let fields = spec
+        .form
+        .as_deref()
+        .into_iter()
+        .chain(pointer_name.as_deref());
+    let mut out = Err(NoAccount::Missing);
+    for field in fields {
+        out = merge(out, form(field, query));
+    }
+    match out {
+        Ok(v) if v.trim().is_empty() => Err(NoAccount::Missing),
+        other => other,
+    }
+}
+
+/// `/user/email` as the nested form name `user[email]` (RFC 6901 escapes
+/// undone).
+fn pointer_as_form_name(pointer: &str) -> String {
+    let mut tokens = pointer
+        .split('/')
+        .skip(1)
+        .map(|t| t.replace("~1", "/").replace("~0", "~"));
+    let mut name = tokens.next().unwrap_or_default();
+    for t in tokens {
+        name.push('[');
+        name.push_str(&t);
+        name.push(']');
+    }
+    name
+}
+
+/// One account from two places a console may read (the body and the
+/// query): when both name one, they must agree; when one cannot be read
+/// while the other names an account, neither is believed.
+pub fn merge<'a>(
+    a: Result<Cow<'a, str>, NoAccount>,
+    b: Result<Cow<'a, str>, NoAccount>,
+) -> Result<Cow<'a, str>, NoAccount> {
+    match (a, b) {
+        (Err(NoAccount::Missing), other) | (other, Err(NoAccount::Missing)) => other,
+        (Ok(x), Ok(y)) if x == y => Ok(x),
+        (Ok(_), Ok(_)) | (Ok(_), Err(_)) | (Err(_), Ok(_)) => Err(NoAccount::Ambiguous),
+        (Err(x), Err(_)) => Err(x),
+    }
 }
 
 /// Percent-decoding with `+` as a space; not UTF-8 after decoding is
@@ -271,7 +366,10 @@ fn multipart<'b>(field: &str, boundary: &[u8], body: &'b [u8]) -> Result<Cow<'b,
             None if part.starts_with(b"\r\n") => (&b""[..], part.get(2..next).unwrap_or_default()),
             None => return Err(NoAccount::Unparseable),
         };
-        if part_name(headers)? == Some(field.as_bytes()) {
+        let named = part_name(headers)?
+            .and_then(|n| std::str::from_utf8(n).ok())
+            .is_some_and(|n| names_field(n, field));
+        if named {
             values.push(
                 std::str::from_utf8(content)
                     .map(Cow::Borrowed)
@@ -538,6 +636,87 @@ mod tests {
             )
             .as_deref(),
             Ok("a")
+        );
+    }
+
+    #[test]
+    fn names_a_parser_family_reads_as_the_field_are_the_field() {
+        // Issue 22: PHP's mangling, ASP.NET's case, list markers, nesting.
+        for (name, field) in [
+            ("user.name", "user_name"),
+            ("user name", "user_name"),
+            ("user[name", "user_name"),
+            (" user_name", "user_name"),
+            ("USER_NAME", "user_name"),
+            ("u\u{17f}er_name", "user_name"),
+            ("username[]", "username"),
+            ("username[0]", "username"),
+            ("username\0x", "username"),
+            ("user[email]", "user.email"),
+        ] {
+            assert!(names_field(name, field), "{name:?} ~ {field:?}");
+        }
+        for (name, field) in [
+            ("password", "username"),
+            ("username2", "username"),
+            ("user", "username"),
+            ("username[x]", "username"),
+        ] {
+            assert!(!names_field(name, field), "{name:?} !~ {field:?}");
+        }
+        let ct = "application/x-www-form-urlencoded";
+        assert_eq!(
+            get(ct, "username=decoy&USERNAME=alice"),
+            Err(NoAccount::Ambiguous)
+        );
+        assert_eq!(
+            get(ct, "username=decoy&username%5B%5D=alice"),
+            Err(NoAccount::Ambiguous)
+        );
+        let s = AccountSpec {
+            form: Some("user_name".into()),
+            ..spec()
+        };
+        for body in [
+            "user_name=decoy&user.name=alice",
+            "user_name=decoy&user+name=alice",
+            "user_name=decoy&user%5Bname=alice",
+        ] {
+            let f = format(&s, Some(ct.as_bytes())).expect("form");
+            assert_eq!(
+                extract(&s, f, body.as_bytes()),
+                Err(NoAccount::Ambiguous),
+                "{body}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_query_string_names_the_account_too() {
+        let s = spec();
+        let q = |query: &str| from_query(&s, query.as_bytes()).map(Cow::into_owned);
+        assert_eq!(q("").err(), Some(NoAccount::Missing));
+        assert_eq!(q("next=/home").err(), Some(NoAccount::Missing));
+        assert_eq!(q("username=alice").as_deref(), Ok("alice"));
+        assert_eq!(q("Username=alice").as_deref(), Ok("alice"));
+        // The JSON pointer as a nested form name (Rails' params).
+        assert_eq!(q("user%5Bemail%5D=a%40b.c").as_deref(), Ok("a@b.c"));
+        assert_eq!(q("user.email=a@b.c").as_deref(), Ok("a@b.c"));
+        assert_eq!(q("username=a&username=b").err(), Some(NoAccount::Ambiguous));
+        // Body and query must agree; one unreadable beside a name is
+        // ambiguous.
+        let ok = |v: &'static str| Ok(Cow::Borrowed(v));
+        assert_eq!(merge(ok("alice"), ok("alice")), ok("alice"));
+        assert_eq!(merge(ok("decoy"), ok("alice")), Err(NoAccount::Ambiguous));
+        assert_eq!(merge(Err(NoAccount::Missing), ok("alice")), ok("alice"));
+        assert_eq!(merge(ok("alice"), Err(NoAccount::Missing)), ok("alice"));
+        assert_eq!(
+            merge(Err(NoAccount::Oversized), ok("alice")),
+            Err(NoAccount::Ambiguous)
+        );
+        assert_eq!(
+            merge(Err(NoAccount::Oversized), Err(NoAccount::Missing)),
+            Err(NoAccount::Oversized)
         );
     }
 

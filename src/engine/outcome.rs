@@ -27,7 +27,9 @@ impl LoginOutcome {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OutcomeSpec {
     pub failure: Patterns,
-    /// `None`: everything that is not a failure is a success.
+    /// `None`: everything that is not a failure is a success (only without
+    /// `outcome:`, or with neither key). With `failure:` given and
+    /// `success:` not, empty patterns: what is not a failure is unknown.
     pub success: Option<Patterns>,
 }
 

@@ -234,6 +234,21 @@ impl Ruleset {
             .find_map(|n| self.member(n.id, ip, facts).map(|via| (&*n.name, via)))
     }
 
+    /// Whether `ip` is in a network that an `allow_from` rule vouching for
+    /// its clients names (the office, the VPN): one of the people the
+    /// console exists for, whatever rule allowed this request. Such
+    /// clients get room at the console that requests allowed to everyone
+    /// cannot take (issue 22). Time windows are not read: an operator is
+    /// one outside working hours too.
+    pub fn is_operator(&self, ip: IpAddr, now: Timestamp) -> bool {
+        let facts = FactCache::new(&self.geo, ip, now);
+        self.rules
+            .iter()
+            .filter(|r| r.vouches)
+            .flat_map(|r| r.kind.networks())
+            .any(|n| self.member(n.id, ip, &facts).is_some())
+    }
+
     /// Every network `ip` is a member of at `now`, and how, for `explain`.
     pub fn networks_containing(&self, ip: IpAddr, now: Timestamp) -> Vec<(&str, Via)> {
         let facts = FactCache::new(&self.geo, ip, now);

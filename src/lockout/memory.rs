@@ -141,6 +141,18 @@ impl Table {
         Failure::Counted { failures }
     }
 
+    /// Locks `key` until at least `now + lock` without counting a strike:
+    /// the sign-ins without an account in a network where an account was
+    /// just locked (see [`Key::unread_scope`]).
+    pub fn hold(&self, key: Key, now: Duration, lock: Duration, s: &Settings) {
+        let mut inner = self.lock();
+        inner.ensure(key, now, s);
+        if let Some(e) = inner.entries.get_mut(&key) {
+            let until = now + lock;
+            e.locked_until = Some(e.locked_until.map_or(until, |u| u.max(until)));
+        }
+    }
+
     /// A successful sign-in from `client`: with `reset_on_success`, its
     /// failures and repeats are forgotten (a lock in force stays).
     pub fn success(&self, key: Key, now: Duration, s: &Settings) {

@@ -42,10 +42,15 @@ pub enum Key {
     AccountAndNetwork(AccountId, AddrKey),
     /// An account, from anywhere.
     Account(AccountId),
-    /// A sign-in without an account under a key by account: the client's
-    /// /24 (IPv4) or /64 (IPv6), so that leaving the account out from many
-    /// addresses of one network does not give each its own budget.
+    /// A sign-in without an account under `account_and_network`: the
+    /// client's /24 (IPv4) or /64 (IPv6), so that leaving the account out
+    /// from many addresses of one network does not give each its own
+    /// budget. Locked too while any account is locked in that network.
     Network(AddrKey),
+    /// A sign-in without an account under `account`: one key for every
+    /// network, as the account keys are (issue 22). Locked too while any
+    /// account is locked.
+    Unread,
 }
 
 impl Key {
@@ -65,8 +70,28 @@ impl Key {
             }
             (KeyKind::Account, Some(a)) => Key::Account(a),
             (KeyKind::Address, _) => Key::address(client),
-            (_, None) => Key::Network(network_of(client, 24)),
+            (KeyKind::AccountAndNetwork, None) => Key::Network(network_of(client, 24)),
+            (KeyKind::Account, None) => Key::Unread,
         }
+    }
+
+    /// The key of the sign-ins without an account that a lock on this
+    /// account key also holds: while an account is locked, making its name
+    /// unreadable (padding past `max_body`, a decoy field) must not open
+    /// another way to guess it (issue 22). `None` for keys of no account.
+    pub fn unread_scope(&self) -> Option<Key> {
+        match *self {
+            Key::AccountAndNetwork(_, n) => Some(Key::Network(n)),
+            Key::Account(_) => Some(Key::Unread),
+            _ => None,
+        }
+    }
+
+    /// Whether this is the key of sign-ins whose account was not read
+    /// under a key by account: their success resets nothing, since nobody
+    /// knows whose it was (issue 22).
+    pub fn is_unread(&self) -> bool {
+        matches!(self, Key::Network(_) | Key::Unread)
     }
 }
 
@@ -130,6 +155,7 @@ impl fmt::Display for Key {
                 f.write_str("a:")?;
                 net(f, a, 24)
             }
+            Key::Unread => f.write_str("a:any"),
         }
     }
 }
@@ -292,11 +318,33 @@ mod tests {
         // No account: the address with `address`, the network otherwise.
         assert_eq!(k(KeyKind::Address, a, None), Key::address(a));
         assert_eq!(
-            k(KeyKind::Account, a, None),
+            k(KeyKind::AccountAndNetwork, a, None),
             k(KeyKind::AccountAndNetwork, b, None)
         );
-        assert_eq!(k(KeyKind::Account, a, None).to_string(), "a:192.0.2.0/24");
-        assert_ne!(k(KeyKind::Account, a, None), k(KeyKind::Account, c, None));
+        assert_eq!(
+            k(KeyKind::AccountAndNetwork, a, None).to_string(),
+            "a:192.0.2.0/24"
+        );
+        assert_ne!(
+            k(KeyKind::AccountAndNetwork, a, None),
+            k(KeyKind::AccountAndNetwork, c, None)
+        );
+        // `account` counts the unread from anywhere as one, as it counts an
+        // account from anywhere (issue 22).
+        assert_eq!(k(KeyKind::Account, a, None), k(KeyKind::Account, c, None));
+        assert_eq!(k(KeyKind::Account, a, None).to_string(), "a:any");
+        // A lock on an account key also holds its unread sign-ins.
+        assert_eq!(
+            k(KeyKind::AccountAndNetwork, b, Some(id)).unread_scope(),
+            Some(k(KeyKind::AccountAndNetwork, a, None))
+        );
+        assert_eq!(
+            k(KeyKind::Account, a, Some(id)).unread_scope(),
+            Some(Key::Unread)
+        );
+        assert_eq!(Key::address(a).unread_scope(), None);
+        assert!(k(KeyKind::Account, a, None).is_unread());
+        assert!(!k(KeyKind::Address, a, None).is_unread());
         let v6: IpAddr = "2001:db8:1:2::9".parse().expect("ip");
         assert_eq!(
             k(KeyKind::AccountAndNetwork, v6, Some(id)).to_string(),

@@ -121,6 +121,21 @@ redis.call('DEL', KEYS[1])
 return 1
 ";
 
+/// `KEYS`: h. `ARGV`: now, until, max_lock. Locks the key until `until`
+/// at least, without a strike (see `Key::unread_scope`); kept as long as a
+/// lock of its own would be.
+const HOLD: &str = r"
+local now, want = tonumber(ARGV[1]), tonumber(ARGV[2])
+local until_ = tonumber(redis.call('HGET', KEYS[1], 'until') or '0')
+if want > until_ then
+  redis.call('HSET', KEYS[1], 'until', want)
+  until_ = want
+end
+local keep = until_ - now + tonumber(ARGV[3])
+if redis.call('PTTL', KEYS[1]) < keep then redis.call('PEXPIRE', KEYS[1], keep) end
+return 1
+";
+
 /// `KEYS`: claim. `ARGV`: ttl. 1 for the replica that claimed it.
 const CLAIM: &str = r"
 if redis.call('SET', KEYS[1], 1, 'NX', 'PX', ARGV[1]) then return 1 end
@@ -171,6 +186,7 @@ pub struct Store {
     begin: redis::Script,
     failure: redis::Script,
     success: redis::Script,
+    hold: redis::Script,
     claim: redis::Script,
     add_claim: redis::Script,
     take: redis::Script,
@@ -251,6 +267,7 @@ impl Store {
             begin: redis::Script::new(BEGIN),
             failure: redis::Script::new(FAILURE),
             success: redis::Script::new(SUCCESS),
+            hold: redis::Script::new(HOLD),
             claim: redis::Script::new(CLAIM),
             add_claim: redis::Script::new(ADD_AND_CLAIM),
             take: redis::Script::new(TAKE),
@@ -460,6 +477,29 @@ impl Store {
             &self.success,
             &r.keys,
             &[now.to_string(), r.id.clone(), reset.into()],
+        )
+        .await
+        .map(drop)
+    }
+
+    /// Locks `key` for `lock` from now at least, without a strike.
+    pub async fn hold(
+        self: &Arc<Self>,
+        key: Key,
+        lock: Duration,
+        s: &Settings,
+    ) -> Result<(), Unavailable> {
+        let now = now_ms();
+        let keys = self.keys(&key);
+        self.run::<i64>(
+            Gate::Always,
+            &self.hold,
+            &keys[..1],
+            &[
+                now.to_string(),
+                (now + ms(lock)).to_string(),
+                ms(s.max_lock).to_string(),
+            ],
         )
         .await
         .map(drop)

@@ -359,7 +359,10 @@ pub struct RawLimits {
     pub upstream_connections: Option<S<u64>>,
     pub max_connections_per_address: Option<S<u64>>,
     pub upstream_requests_per_address: Option<S<u64>>,
+    pub upstream_requests_public: Option<S<u64>>,
     pub max_streams: Option<S<u64>>,
+    pub response_buffer: Option<S<u64>>,
+    pub response_buffers: Option<S<u64>>,
 }
 
 /// A network: a list of CIDRs, or a mapping with `cidrs`, `file`, `include`

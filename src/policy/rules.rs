@@ -324,9 +324,27 @@ impl Cx<'_, '_> {
             Some(p) => self.patterns(p, ctx, "failure")?,
             None => crate::engine::outcome::OutcomeSpec::default().failure,
         };
-        let success = match &o.success {
-            Some(p) => Some(self.patterns(p, ctx, "success")?),
-            None => None,
+        let success = match (&o.failure, &o.success) {
+            (_, Some(p)) => Some(self.patterns(p, ctx, "success")?),
+            // Failures named and successes not: what is neither is
+            // `unknown`, never a success that resets the count. Django
+            // answers a wrong password with 200 and a missing CSRF token
+            // with 403; with `failure: { status: [200] }` the 403 must not
+            // clear the failures (issue 22).
+            (Some(_), None) => {
+                self.warn(
+                    &raw.referenced,
+                    format!(
+                        "{ctx}: outcome.failure without outcome.success: an answer that is not a failure is 'unknown', counted neither way, and no sign-in resets the failures"
+                    ),
+                    Some(
+                        "say what a success looks like, for example success: { status: [302] } or success: { location: [\"/dashboard*\"] }"
+                            .into(),
+                    ),
+                );
+                Some(crate::engine::outcome::Patterns::default())
+            }
+            (None, None) => None,
         };
         Some(crate::engine::outcome::OutcomeSpec { failure, success })
     }

@@ -58,10 +58,23 @@ pub mod defaults {
     /// connections each to one origin (or one HTTP/2 connection), fits;
     /// one address cannot take more than a twentieth of the default table.
     pub const MAX_CONNECTIONS_PER_ADDRESS: usize = 512;
-    /// A sixteenth of the upstream bound: a whole NATed office's operators
-    /// rarely have 64 requests open at once, and one address filling it
-    /// leaves the rest of the console to everyone else.
-    pub const UPSTREAM_REQUESTS_PER_ADDRESS: usize = 64;
+    /// An eighth of the upstream bound, and more than one HTTP/2
+    /// connection's 100 streams (a single-page console loading its chunks
+    /// asks for that many at once): one address cannot hold the console,
+    /// and a request over the share waits for a place rather than fail.
+    pub const UPSTREAM_REQUESTS_PER_ADDRESS: usize = 128;
+    /// Requests from outside the operators' networks (a public
+    /// `/static/**`) take at most a quarter of the console's connections:
+    /// the rest stays for the office and the VPN, whatever a stalled
+    /// outside client does.
+    pub const UPSTREAM_PUBLIC_DIVISOR: usize = 4;
+    /// nginx's `proxy_buffers 8 4k|8k`: an answer up to this size is read
+    /// whole from the console and its connection given back before the
+    /// client has read any of it.
+    pub const RESPONSE_BUFFER: usize = 64 * 1024;
+    /// All buffered answers together: 1,024 stalled readers' worth, a
+    /// bound on what clients that read nothing can make netwarden hold.
+    pub const RESPONSE_BUFFERS: usize = 64 * 1024 * 1024;
     /// HTTP/2's recommended minimum (RFC 9113 §6.5.2) and what nginx and
     /// Envoy allow per connection.
     pub const MAX_STREAMS: u32 = 100;
@@ -137,10 +150,18 @@ pub struct Limits {
     pub upstream_connections: usize,
     /// Client connections one address (IPv6: one /64) may hold.
     pub max_connections_per_address: usize,
-    /// Requests one client address may have open at the console.
+    /// Requests one client address may have open at the console; never
+    /// fewer than `max_streams`.
     pub upstream_requests_per_address: usize,
+    /// Requests from clients outside the operators' networks, all
+    /// together, may have open at the console.
+    pub upstream_requests_public: usize,
     /// Concurrent HTTP/2 streams per client connection.
     pub max_streams: u32,
+    /// An answer up to this many bytes is buffered whole (0: none is).
+    pub response_buffer: usize,
+    /// Bytes of buffered answers held at once, over all requests.
+    pub response_buffers: usize,
 }
 
 impl Default for Limits {
@@ -151,7 +172,11 @@ impl Default for Limits {
             upstream_connections: defaults::UPSTREAM_CONNECTIONS,
             max_connections_per_address: defaults::MAX_CONNECTIONS_PER_ADDRESS,
             upstream_requests_per_address: defaults::UPSTREAM_REQUESTS_PER_ADDRESS,
+            upstream_requests_public: defaults::UPSTREAM_CONNECTIONS
+                / defaults::UPSTREAM_PUBLIC_DIVISOR,
             max_streams: defaults::MAX_STREAMS,
+            response_buffer: defaults::RESPONSE_BUFFER,
+            response_buffers: defaults::RESPONSE_BUFFERS,
         }
     }
 }
@@ -499,6 +524,14 @@ impl Cx<'_, '_> {
         let mut lim = |v: &Option<S<u64>>, name: &str, min: u64, max: u64, default: usize| {
             self.limit(v.as_ref(), name, min, max, default)
         };
+        let upstream_connections = lim(
+            &l.upstream_connections,
+            "upstream_connections",
+            1,
+            u64::MAX,
+            defaults::UPSTREAM_CONNECTIONS,
+        );
+        let public_default = (upstream_connections / defaults::UPSTREAM_PUBLIC_DIVISOR).max(1);
         out.limits = Limits {
             max_header_bytes: lim(
                 &l.max_header_bytes,
@@ -514,13 +547,7 @@ impl Cx<'_, '_> {
                 u64::MAX,
                 defaults::MAX_CONNECTIONS,
             ),
-            upstream_connections: lim(
-                &l.upstream_connections,
-                "upstream_connections",
-                1,
-                u64::MAX,
-                defaults::UPSTREAM_CONNECTIONS,
-            ),
+            upstream_connections,
             max_connections_per_address: lim(
                 &l.max_connections_per_address,
                 "max_connections_per_address",
@@ -543,7 +570,58 @@ impl Cx<'_, '_> {
                 defaults::MAX_STREAMS as usize,
             ))
             .unwrap_or(defaults::MAX_STREAMS),
+            upstream_requests_public: lim(
+                &l.upstream_requests_public,
+                "upstream_requests_public",
+                1,
+                u64::MAX,
+                public_default,
+            ),
+            response_buffer: lim(
+                &l.response_buffer,
+                "response_buffer",
+                0,
+                16 * 1024 * 1024,
+                defaults::RESPONSE_BUFFER,
+            ),
+            response_buffers: lim(
+                &l.response_buffers,
+                "response_buffers",
+                0,
+                u64::MAX,
+                defaults::RESPONSE_BUFFERS,
+            ),
         };
+        // One connection's streams must fit in its address's share: a
+        // browser's 100 parallel requests are one person's (issue 22).
+        let streams = out.limits.max_streams as usize;
+        if out.limits.upstream_requests_per_address < streams {
+            if let Some(v) = &l.upstream_requests_per_address {
+                self.warn(
+                    &v.referenced,
+                    format!(
+                        "upstream_requests_per_address {} is less than max_streams {streams}: one HTTP/2 connection may ask for more; {streams} is used",
+                        out.limits.upstream_requests_per_address
+                    ),
+                    Some(format!("set it to {streams} or more, or lower max_streams")),
+                );
+            }
+            out.limits.upstream_requests_per_address = streams;
+        }
+        if out.limits.upstream_requests_public >= out.limits.upstream_connections {
+            if let Some(v) = &l.upstream_requests_public {
+                self.warn(
+                    &v.referenced,
+                    format!(
+                        "upstream_requests_public {} leaves the operators' networks no connections of their own (upstream_connections is {})",
+                        out.limits.upstream_requests_public, out.limits.upstream_connections
+                    ),
+                    Some(format!(
+                        "leave it out for a quarter of upstream_connections ({public_default})"
+                    )),
+                );
+            }
+        }
         if let Some(l) = &r.log_allowed {
             match l.value.as_str() {
                 "info" => out.log_allowed = AllowedLogLevel::Info,

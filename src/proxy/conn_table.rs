@@ -23,10 +23,10 @@ pub const EVICT_BATCH: usize = 32;
 /// bookkeeping; the seed keeps clients from choosing colliding keys, which
 /// they could only do with addresses they really hold anyway.
 #[derive(Clone, Copy)]
-struct Seeded(u64);
+pub(crate) struct Seeded(u64);
 
 impl Seeded {
-    fn random() -> Self {
+    pub(crate) fn random() -> Self {
         // std's RandomState draws its keys from the OS once per process.
         Self(std::collections::hash_map::RandomState::new().hash_one(0u64))
     }
@@ -39,7 +39,7 @@ impl BuildHasher for Seeded {
     }
 }
 
-struct AddrHasher {
+pub(crate) struct AddrHasher {
     seed: u64,
     h: u64,
 }

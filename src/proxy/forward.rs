@@ -244,12 +244,26 @@ fn is_client_header(name: &str) -> bool {
             | "forwarded-for"
             | "x-forwarded"
             | "client-ip"
+            // Tornado's xheaders, Jupyter's trust_xheaders, and gunicorn
+            // read these (issue 22: X-Scheme made a plain-HTTP request
+            // HTTPS to Jupyter); npm's request-ip and Tomcat's
+            // RemoteIpValve the rest.
+            | "cluster-client-ip"
+            | "do-connecting-ip"
+            | "x-appengine-user-ip"
+            | "x-forwarded-by"
+            | "x-original-for"
+            | "x-forwarded-client-cert"
             // What the request looked like before a proxy: scheme, port,
             // host, URL and method overrides that frameworks believe.
             | "x-forwarded-port"
             | "x-forwarded-server"
             | "x-forwarded-scheme"
+            | "x-forwarded-protocol"
+            | "x-scheme"
             | "x-forwarded-ssl"
+            | "x-arr-ssl"
+            | "x-original-proto"
             | "x-url-scheme"
             | "front-end-https"
             | "x-original-host"
@@ -259,6 +273,13 @@ fn is_client_header(name: &str) -> bool {
             | "x-original-uri"
             | "x-forwarded-uri"
             | "x-forwarded-prefix"
+            | "x-original-prefix"
+            // pgAdmin strips X-Script-Name from the path it routes, from
+            // any client; gunicorn takes SCRIPT_NAME and PATH_INFO from a
+            // trusted peer (netwarden, on localhost).
+            | "x-script-name"
+            | "script-name"
+            | "path-info"
             | "x-http-method-override"
             | "x-http-method"
             | "x-method-override"
@@ -694,6 +715,13 @@ mod tests {
             ("fastly-client-ip", "203.0.113.7"),
             ("x-original-url", "/admin"),
             ("x-http-method-override", "DELETE"),
+            // Issue 22: Tornado (Jupyter), gunicorn, pgAdmin.
+            ("x-scheme", "https"),
+            ("x-forwarded-protocol", "ssl"),
+            ("cluster-client-ip", "203.0.113.7"),
+            ("x-script-name", "/admin"),
+            ("script_name", "/admin"),
+            ("x-forwarded-by", "203.0.113.7"),
             ("x_forwarded_for", "203.0.113.7"),
             ("x-forwarded_for", "203.0.113.7"),
             ("x_real_ip", "203.0.113.7"),

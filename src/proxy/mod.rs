@@ -9,6 +9,7 @@
 //! SIGTERM or SIGINT stops accepting, drains, and flushes pending alerts.
 
 pub mod admin;
+pub mod admission;
 pub mod body;
 pub mod conn_table;
 pub mod diagnosis;
@@ -418,9 +419,12 @@ pub async fn serve(policy: Policy, o: Overrides) -> Result<(), ServeError> {
         ids: service::RequestIds::default(),
         metrics,
         alerts: crate::alerts::Live::new(alerts),
-        upstream_share: Arc::new(conn_table::ConnTable::new(
+        admission: Arc::new(admission::Admission::new(
             settings.limits.upstream_requests_per_address,
+            settings.limits.upstream_requests_public,
         )),
+        response_buffer: settings.limits.response_buffer,
+        buffers: Arc::new(pool::Buffers::new(settings.limits.response_buffers)),
         lockout,
         recent: recent::Recent::new(recent::WINDOW),
         client_ip_watch: diagnosis::ClientIpWatch::default(),

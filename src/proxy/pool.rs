@@ -266,11 +266,10 @@ impl Pool {
                     // it is reusable once the body has been read.
                     let back = (resp.status() != StatusCode::SWITCHING_PROTOCOLS)
                         .then(|| (self.clone(), tx));
-                    return Ok(resp.map(|body| UpstreamBody {
-                        body,
-                        back,
-                        share: None,
-                        slot: None,
+                    return Ok(resp.map(|body| {
+                        let mut body = UpstreamBody::new(body);
+                        body.back = back;
+                        body
                     }));
                 }
                 Err(mut e) => match e.take_message() {
@@ -310,41 +309,183 @@ async fn connect_tcp(authority: &Authority, timeout: Duration) -> Result<TcpStre
 /// The upstream's response body; gives its connection back to the pool
 /// when read to the end. Dropped early (the client went away), it closes
 /// the connection instead: the rest of the body is still on the wire.
+///
+/// A small answer is read whole ahead of the client ([`read_ahead`](
+/// Self::read_ahead)), as nginx's `proxy_buffering` does: the connection
+/// and the request's places at the console are given back at once, and a
+/// client that reads slowly, or nothing at all, holds only memory, within
+/// a bound shared by all ([`Buffers`]).
 pub struct UpstreamBody {
     body: Incoming,
+    /// Frames read ahead of the client, given to it first.
+    ahead: std::collections::VecDeque<Frame<bytes::Bytes>>,
+    /// The console's body has been read to its end (into `ahead`).
+    ended: bool,
+    /// The bytes of `ahead`, counted against every request's [`Buffers`].
+    reserved: Option<Reserved>,
     back: Option<(Arc<Pool>, SendRequest<RequestBody>)>,
-    /// The client address's share of the console, held until the body
-    /// ends ([`super::conn_table::ConnTable`]).
-    share: Option<super::conn_table::AddrSlot>,
+    /// The request's places at the console (its address's share, and a
+    /// public place), held until the body ends ([`super::admission`]).
+    held: Option<super::admission::Held>,
     /// A request slot to an `https://` console ([`Slots`]), held until the
     /// body ends.
     slot: Option<OwnedSemaphorePermit>,
 }
 
+/// Bytes of answers read ahead of their clients, over all requests.
+pub struct Buffers {
+    used: std::sync::atomic::AtomicUsize,
+    max: usize,
+}
+
+impl Buffers {
+    pub fn new(max: usize) -> Self {
+        Self {
+            used: std::sync::atomic::AtomicUsize::new(0),
+            max,
+        }
+    }
+
+    /// `n` bytes, if they fit.
+    fn reserve(self: &Arc<Self>, n: usize) -> Option<Reserved> {
+        let mut used = self.used.load(Ordering::Relaxed);
+        loop {
+            let next = used.checked_add(n).filter(|&u| u <= self.max)?;
+            match self
+                .used
+                .compare_exchange_weak(used, next, Ordering::AcqRel, Ordering::Relaxed)
+            {
+                Ok(_) => {
+                    return Some(Reserved {
+                        buffers: self.clone(),
+                        n,
+                    });
+                }
+                Err(now) => used = now,
+            }
+        }
+    }
+
+    /// Bytes held now.
+    pub fn used(&self) -> usize {
+        self.used.load(Ordering::Relaxed)
+    }
+}
+
+/// Bytes counted against [`Buffers`]; given back when dropped.
+struct Reserved {
+    buffers: Arc<Buffers>,
+    n: usize,
+}
+
+impl Drop for Reserved {
+    fn drop(&mut self) {
+        self.buffers.used.fetch_sub(self.n, Ordering::AcqRel);
+    }
+}
+
 impl UpstreamBody {
-    /// A body from a client that keeps its own connections.
-    pub fn plain(body: Incoming) -> Self {
+    fn new(body: Incoming) -> Self {
         Self {
             body,
+            ahead: std::collections::VecDeque::new(),
+            ended: false,
+            reserved: None,
             back: None,
-            share: None,
+            held: None,
             slot: None,
         }
     }
 
+    /// A body from a client that keeps its own connections.
+    pub fn plain(body: Incoming) -> Self {
+        Self::new(body)
+    }
+
     /// [`plain`](Self::plain), holding `slot` until the body ends.
     pub fn in_slot(body: Incoming, slot: OwnedSemaphorePermit) -> Self {
-        Self {
-            body,
-            back: None,
-            share: None,
-            slot: Some(slot),
+        let mut body = Self::new(body);
+        body.slot = Some(slot);
+        body
+    }
+
+    /// Keeps `held` until the body has been read to its end or dropped.
+    pub fn hold(&mut self, held: super::admission::Held) {
+        self.held = Some(held);
+    }
+
+    /// The console's body has ended: its connection goes back to the pool
+    /// and the request's places are given back.
+    fn release(&mut self) {
+        self.held = None;
+        self.slot = None;
+        if let Some((pool, tx)) = self.back.take() {
+            pool.put_back(tx);
         }
     }
 
-    /// Keeps `share` until the body has been read to its end or dropped.
-    pub fn hold(&mut self, share: super::conn_table::AddrSlot) {
-        self.share = Some(share);
+    /// Reads an answer whose length the console gave, and which is at most
+    /// `limit` bytes, whole ahead of the client, by `deadline`; bytes
+    /// counted against `buffers` (none taken when they are full). Answers
+    /// of unknown or larger length, and one that does not arrive in time,
+    /// stream as they come (whatever was read goes first).
+    pub async fn read_ahead(
+        &mut self,
+        limit: usize,
+        buffers: &Arc<Buffers>,
+        deadline: tokio::time::Instant,
+    ) {
+        let Some(len) = self.body.size_hint().exact() else {
+            return;
+        };
+        let Ok(len) = usize::try_from(len) else {
+            return;
+        };
+        if self.body.is_end_stream() {
+            self.ended = true;
+            self.release();
+            return;
+        }
+        if len > limit {
+            return;
+        }
+        let Some(reserved) = buffers.reserve(len) else {
+            return;
+        };
+        self.reserved = Some(reserved);
+        let body = &mut self.body;
+        let ahead = &mut self.ahead;
+        let read = async {
+            loop {
+                match std::future::poll_fn(|cx| Pin::new(&mut *body).poll_frame(cx)).await {
+                    Some(Ok(frame)) => ahead.push_back(frame),
+                    // The end, or an error: the client meets it in turn
+                    // (an error is the console's, as when streaming).
+                    None => return true,
+                    Some(Err(_)) => return false,
+                }
+            }
+        };
+        match tokio::time::timeout_at(deadline, read).await {
+            Ok(true) => {
+                self.ended = true;
+                self.release();
+            }
+            // A broken body: the client gets what arrived, then the
+            // connection closes (the body is dropped unfinished).
+            Ok(false) => {
+                self.ended = true;
+                self.back = None;
+                self.held = None;
+                self.slot = None;
+            }
+            Err(_) => {}
+        }
+    }
+
+    /// Whether the whole answer was read ahead.
+    pub fn is_buffered(&self) -> bool {
+        self.ended
     }
 }
 
@@ -369,23 +510,42 @@ impl Body for UpstreamBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
         let this = &mut *self;
+        if let Some(frame) = this.ahead.pop_front() {
+            if this.ahead.is_empty() {
+                this.reserved = None;
+            }
+            return Poll::Ready(Some(Ok(frame)));
+        }
+        if this.ended {
+            return Poll::Ready(None);
+        }
         let polled = Pin::new(&mut this.body).poll_frame(cx);
         if let Poll::Ready(None) = polled {
-            this.share = None;
-            this.slot = None;
-            if let Some((pool, tx)) = this.back.take() {
-                pool.put_back(tx);
-            }
+            this.release();
         }
         polled
     }
 
     fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
+        self.ahead.is_empty() && (self.ended || self.body.is_end_stream())
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.body.size_hint()
+        let ahead: u64 = self
+            .ahead
+            .iter()
+            .filter_map(|f| f.data_ref().map(|d| d.len() as u64))
+            .sum();
+        if self.ended {
+            return SizeHint::with_exact(ahead);
+        }
+        let inner = self.body.size_hint();
+        let mut hint = SizeHint::new();
+        hint.set_lower(inner.lower() + ahead);
+        if let Some(upper) = inner.upper() {
+            hint.set_upper(upper + ahead);
+        }
+        hint
     }
 }
 

@@ -55,6 +55,18 @@ pub struct Sample {
     pub forwarding: Vec<(&'static str, Box<str>)>,
 }
 
+impl Sample {
+    /// About how many bytes the sample holds.
+    fn bytes(&self) -> usize {
+        let lines: usize = self.forwarding.iter().map(|(_, v)| v.len() + 24).sum();
+        self.method.len()
+            + self.host.as_ref().map_or(0, |h| h.len())
+            + self.path.len()
+            + lines
+            + 128
+    }
+}
+
 /// The request as the proxy saw it, borrowed: copied into a [`Sample`] only
 /// when it is noted.
 pub struct Seen<'a> {
@@ -72,10 +84,18 @@ const FORWARDING: [&str; 3] = ["x-forwarded-for", "forwarded", "x-real-ip"];
 /// part that decides.
 pub const MAX_FORWARDING_BYTES: usize = 1024;
 pub const MAX_FORWARDING_LINES: usize = 8;
-/// Requests kept per address, one per rule that allowed it: an edit to the
-/// console's rule is seen even when the address's latest request was to
-/// its assets.
-pub const MAX_SAMPLES: usize = 4;
+/// Requests kept per address, one per rule that allowed it: an edit to any
+/// rule an admin used within the window is seen, even when the address's
+/// latest requests were to other rules (issue 22: with four, an admin's
+/// fifth rule was forgotten and an edit to it locked them out). Bounded by
+/// the rules a policy has (this many covers any policy written by hand);
+/// past it, across reloads that rename rules, the rule seen longest ago
+/// gives way.
+pub const MAX_SAMPLES: usize = 256;
+/// Bytes of samples a shard holds at most (4 MiB in all): with many rules,
+/// long paths and forwarding lines, the addresses seen longest ago give way
+/// before memory grows.
+const SHARD_BYTES: usize = 256 * 1024;
 
 /// What is remembered of one address.
 #[derive(Clone, Debug)]
@@ -89,6 +109,11 @@ pub struct Entry {
 }
 
 impl Entry {
+    /// About how many bytes the entry holds.
+    fn bytes(&self) -> usize {
+        self.samples().map(Sample::bytes).sum::<usize>() + 64
+    }
+
     /// Every request kept, sign-in included.
     pub fn samples(&self) -> impl Iterator<Item = &Sample> {
         self.requests
@@ -99,19 +124,58 @@ impl Entry {
 }
 
 pub struct Recent {
-    shards: Vec<Mutex<HashMap<AddrKey, Entry>>>,
+    shards: Vec<Mutex<Shard>>,
     window: Duration,
+}
+
+#[derive(Default)]
+struct Shard {
+    entries: HashMap<AddrKey, Entry>,
+}
+
+impl Shard {
+    /// Forgets the address seen longest ago, and one that never signed in
+    /// before one that did (a sign-in the console accepted takes
+    /// credentials; a flood of allowed requests does not); never `keep`.
+    fn evict_one(&mut self, keep: Option<AddrKey>) -> bool {
+        let oldest = self
+            .entries
+            .iter()
+            .filter(|(k, _)| Some(**k) != keep)
+            .min_by_key(|(_, e)| (e.sign_in.is_some(), e.at))
+            .map(|(k, _)| *k);
+        oldest.is_some_and(|k| self.entries.remove(&k).is_some())
+    }
+
+    /// Keeps the shard within [`SHARD_BYTES`], the entry just updated last
+    /// to go (and then its oldest requests).
+    fn bound(&mut self, key: AddrKey) {
+        let mut total: usize = self.entries.values().map(Entry::bytes).sum();
+        while total > SHARD_BYTES {
+            if !self.evict_one(Some(key)) {
+                // Only this entry: drop its requests seen longest ago.
+                let Some(e) = self.entries.get_mut(&key) else {
+                    return;
+                };
+                if e.requests.len() <= 1 {
+                    return;
+                }
+                e.requests.remove(0);
+            }
+            total = self.entries.values().map(Entry::bytes).sum();
+        }
+    }
 }
 
 impl Recent {
     pub fn new(window: Duration) -> Self {
         Self {
-            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
             window,
         }
     }
 
-    fn shard(&self, key: &AddrKey) -> &Mutex<HashMap<AddrKey, Entry>> {
+    fn shard(&self, key: &AddrKey) -> &Mutex<Shard> {
         use std::hash::{Hash, Hasher};
         // The shard is no secret: an attacker who fills one (from allowed
         // addresses only) evicts at most that shard's oldest entries.
@@ -158,7 +222,7 @@ impl Recent {
         let Ok(mut shard) = self.shard(&key).lock() else {
             return;
         };
-        if let Some(entry) = shard.get_mut(&key) {
+        if let Some(entry) = shard.entries.get_mut(&key) {
             entry.ip = ip;
             entry.at = now;
             match rule {
@@ -182,25 +246,17 @@ impl Recent {
                     }
                 }
             }
+            shard.bound(key);
             return;
         }
-        if shard.len() >= PER_SHARD {
-            // Full: forget the address seen longest ago, and one that never
-            // signed in before one that did (a sign-in the console accepted
-            // takes credentials; a flood of allowed requests does not).
-            let oldest = shard
-                .iter()
-                .min_by_key(|(_, e)| (e.sign_in.is_some(), e.at))
-                .map(|(k, _)| *k);
-            if let Some(oldest) = oldest {
-                shard.remove(&oldest);
-            }
+        if shard.entries.len() >= PER_SHARD {
+            shard.evict_one(None);
         }
         let (requests, sign_in) = match rule {
             Some(rule) => (vec![(rule.clone(), sample)], None),
             None => (Vec::new(), Some(sample)),
         };
-        shard.insert(
+        shard.entries.insert(
             key,
             Entry {
                 ip,
@@ -209,6 +265,7 @@ impl Recent {
                 sign_in,
             },
         );
+        shard.bound(key);
     }
 
     /// Every address seen within the window; older ones are forgotten.
@@ -219,8 +276,10 @@ impl Recent {
             let Ok(mut shard) = shard.lock() else {
                 continue;
             };
-            shard.retain(|_, s| now.duration_since(s.at) <= self.window);
-            out.extend(shard.values().cloned());
+            shard
+                .entries
+                .retain(|_, s| now.duration_since(s.at) <= self.window);
+            out.extend(shard.entries.values().cloned());
         }
         out
     }
@@ -399,10 +458,31 @@ mod tests {
         let e = &r.snapshot()[0];
         let paths: Vec<&str> = e.requests.iter().map(|(_, s)| &*s.path).collect();
         assert_eq!(paths, ["/static/app.css", "/orders"]);
+        // Every rule an admin used is kept (issue 22: the fifth was
+        // forgotten), up to the bound.
         for i in 0..10 {
             r.keep(ip, Some(&rule(&format!("r{i}"))), sample(&get("/x")));
         }
+        assert_eq!(r.snapshot()[0].requests.len(), 12);
+        for i in 0..(MAX_SAMPLES + 10) {
+            r.keep(ip, Some(&rule(&format!("s{i}"))), sample(&get("/x")));
+        }
         assert_eq!(r.snapshot()[0].requests.len(), MAX_SAMPLES);
+    }
+
+    #[test]
+    fn long_requests_from_many_addresses_stay_within_the_byte_bound() {
+        let r = Recent::new(Duration::from_secs(3600));
+        let long = format!("/{}", "x".repeat(8000));
+        for i in 0..2000u32 {
+            let ip = IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 + i));
+            for n in 0..4 {
+                r.keep(ip, Some(&rule(&format!("r{n}"))), sample(&get(&long)));
+            }
+        }
+        let total: usize = r.snapshot().iter().map(Entry::bytes).sum();
+        assert!(total <= SHARDS * SHARD_BYTES, "{total}");
+        assert!(!r.snapshot().is_empty());
     }
 
     #[test]

@@ -42,9 +42,15 @@ pub struct Shared {
     /// replaced when a reload changes that section.
     pub alerts: crate::alerts::Live,
     /// Requests each client address has open at the console
-    /// (`limits.upstream_requests_per_address`): one address cannot take
-    /// every upstream connection, however slowly it sends its bodies.
-    pub upstream_share: Arc<super::conn_table::ConnTable>,
+    /// (`limits.upstream_requests_per_address`), and those from outside
+    /// the operators' networks together (`limits.upstream_requests_public`):
+    /// one address cannot take every upstream connection, nor can the
+    /// public take the operators' room.
+    pub admission: Arc<super::admission::Admission>,
+    /// Answers read ahead of their clients (`limits.response_buffer`), and
+    /// the bound on their bytes together (`limits.response_buffers`).
+    pub response_buffer: usize,
+    pub buffers: Arc<super::pool::Buffers>,
     /// Failed sign-ins per client, and who is locked out (`lockout:`);
     /// kept across policy reloads.
     pub lockout: crate::lockout::Lockout,
@@ -386,6 +392,7 @@ async fn pass_on(
                 spec,
                 client.ip,
                 &parts.headers,
+                parts.uri.query().map(str::as_bytes),
                 body,
             ))
             .await;
@@ -419,7 +426,17 @@ async fn pass_on(
             // `action: allow` vouches for nobody), enforced or, in
             // a report-only policy, as it would be.
             let mut sign_in_sample = None;
-            if let (Some(rule), Some(ip)) = (vouched_by(&done.decision), client.ip) {
+            let vouched = vouched_by(&done.decision);
+            // An operator's request (one from the office or the VPN, to
+            // whatever rule) never waits behind the public's.
+            let who = match (vouched, client.ip) {
+                (Some(_), _) => super::admission::Who::Operator,
+                (None, Some(ip)) if policy.ruleset().is_operator(ip, crate::clock::now()) => {
+                    super::admission::Who::Operator
+                }
+                _ => super::admission::Who::Public,
+            };
+            if let (Some(rule), Some(ip)) = (vouched, client.ip) {
                 let seen = super::recent::Seen {
                     method,
                     host: host_str,
@@ -449,6 +466,7 @@ async fn pass_on(
                 request_id,
                 &client,
                 wants,
+                who,
             )
             .await;
             // Only the console's own answers say how a sign-in went.
@@ -815,30 +833,43 @@ async fn forward(
     request_id: &str,
     client: &ClientAddr,
     wants: Wants,
+    who: super::admission::Who,
 ) -> Response<ProxyBody> {
     let page = |p: Page| render(policy, p, client, request_id, wants);
     // The client's share of the console: the decided client (behind a
     // trusted proxy, the client it names), or the peer when unknown.
-    let Some(share) = shared.upstream_share.admit(
-        client
-            .ip
-            .or(client.peer)
-            .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into()),
-    ) else {
-        shared
-            .metrics
-            .upstream_requests
-            .get_or_create(&crate::telemetry::metrics::OutcomeLabels {
-                outcome: "per_address",
-            })
-            .inc();
-        tracing::warn!(
-            event = "upstream_error",
-            request_id,
-            error = "per_address",
-            "this client address already has limits.upstream_requests_per_address requests open at the console"
-        );
-        return page(Page::Busy);
+    // Over the share, a request waits for a place (as long as for a
+    // connection) rather than fail: a browser's parallel requests, an
+    // office behind one address (issue 22).
+    let admitted = shared
+        .admission
+        .admit(
+            client
+                .ip
+                .or(client.peer)
+                .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into()),
+            who,
+            shared.timeouts.upstream_connect,
+        )
+        .await;
+    let held = match admitted {
+        Ok(held) => held,
+        Err(refused) => {
+            shared
+                .metrics
+                .upstream_requests
+                .get_or_create(&crate::telemetry::metrics::OutcomeLabels {
+                    outcome: refused.as_str(),
+                })
+                .inc();
+            tracing::warn!(
+                event = "upstream_error",
+                request_id,
+                error = refused.as_str(),
+                "no place at the console within timeouts.upstream_connect (limits.upstream_requests_per_address, or limits.upstream_requests_public for clients outside the operators' networks)"
+            );
+            return page(Page::Busy);
+        }
     };
     // Only the protocols `server.upgrades` names; the rest of the request
     // goes on as a plain one, without `Upgrade`.
@@ -992,7 +1023,20 @@ async fn forward(
     if client_version == Version::HTTP_11 || client_version == Version::HTTP_10 {
         *resp.version_mut() = client_version;
     }
-    resp.body_mut().hold(share);
+    resp.body_mut().hold(held);
+    // A small answer is read whole now: the console's connection and the
+    // request's places go back before the client reads any of it, so a
+    // client that reads nothing holds nothing at the console (issue 22;
+    // nginx's proxy_buffering). A tunnel's 101 has no body to read.
+    if shared.response_buffer > 0 && resp.status() != StatusCode::SWITCHING_PROTOCOLS {
+        resp.body_mut()
+            .read_ahead(
+                shared.response_buffer,
+                &shared.buffers,
+                tokio::time::Instant::from_std(started) + shared.timeouts.upstream_response,
+            )
+            .await;
+    }
     resp.map(Either::Left)
 }
 

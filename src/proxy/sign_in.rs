@@ -56,6 +56,7 @@ pub async fn begin<'a>(
     spec: &'a OutcomeSpec,
     client: Option<IpAddr>,
     headers: &HeaderMap,
+    query: Option<&[u8]>,
     body: Incoming,
 ) -> (SignIn<'a>, Result<RequestBody, Stop>) {
     let settings = policy.lockout();
@@ -70,55 +71,27 @@ pub async fn begin<'a>(
     let mut account_id = None;
     let body = match &rule.account {
         Some(a) => {
-            let mut types = headers.get_all(header::CONTENT_TYPE).iter();
-            let (first, second) = (types.next(), types.next());
-            let format = account::format(a, first.map(HeaderValue::as_bytes));
-            match format {
-                // Two Content-Type lines: servers differ on which they use
-                // (second red-team review of accounts); both go to the
-                // console, so neither is believed.
-                _ if second.is_some() => {
-                    sign_in.account_state = Some(NoAccount::Ambiguous.as_str());
-                    RequestBody::from(body)
+            let (body, found) = read_account(shared, a, headers, body).await;
+            let Some(body) = body else {
+                return (sign_in, Err(Stop::BrokenBody));
+            };
+            // The query string too: Servlet's getParameter reads it first,
+            // Flask's request.values and Rails' params merge it (issue 22,
+            // the decoy account).
+            let found = account::merge(
+                found.map(std::borrow::Cow::Owned),
+                account::from_query(a, query.unwrap_or_default()),
+            );
+            match found {
+                Ok(name) => {
+                    let id = shared.lockout.accounts.id(&name);
+                    sign_in.account = Some(crate::lockout::account_tag(&id));
+                    sign_in.account_state = Some("read");
+                    account_id = Some(id);
                 }
-                // A compressed body: the console may inflate it (Express
-                // does) and read another account than the raw bytes name
-                // (third red-team review of accounts).
-                _ if headers
-                    .get_all(header::CONTENT_ENCODING)
-                    .iter()
-                    .any(|v| !v.as_bytes().trim_ascii().eq_ignore_ascii_case(b"identity")) =>
-                {
-                    sign_in.account_state = Some(NoAccount::Unparseable.as_str());
-                    RequestBody::from(body)
-                }
-                None => {
-                    sign_in.account_state = Some(NoAccount::Missing.as_str());
-                    RequestBody::from(body)
-                }
-                Some(format) => {
-                    let read =
-                        super::body::read_head(body, a.max_body, shared.timeouts.header_read).await;
-                    let Ok((body, head)) = read else {
-                        return (sign_in, Err(Stop::BrokenBody));
-                    };
-                    let found = match head {
-                        Head::Whole => account::extract(a, format, body.head()),
-                        Head::Oversized => Err(NoAccount::Oversized),
-                        Head::Slow => Err(NoAccount::Slow),
-                    };
-                    match found {
-                        Ok(name) => {
-                            let id = shared.lockout.accounts.id(&name);
-                            sign_in.account = Some(crate::lockout::account_tag(&id));
-                            sign_in.account_state = Some("read");
-                            account_id = Some(id);
-                        }
-                        Err(why) => sign_in.account_state = Some(why.as_str()),
-                    }
-                    body
-                }
+                Err(why) => sign_in.account_state = Some(why.as_str()),
             }
+            body
         }
         None => RequestBody::from(body),
     };
@@ -135,6 +108,48 @@ pub async fn begin<'a>(
         }
     }
     (sign_in, Ok(body))
+}
+
+/// The account a sign-in's body names, and the body to forward (`None`:
+/// it broke off while it was read).
+async fn read_account(
+    shared: &Shared,
+    a: &account::AccountSpec,
+    headers: &HeaderMap,
+    body: Incoming,
+) -> (Option<RequestBody>, Result<String, NoAccount>) {
+    let mut types = headers.get_all(header::CONTENT_TYPE).iter();
+    let (first, second) = (types.next(), types.next());
+    // Two Content-Type lines: servers differ on which they use (second
+    // red-team review of accounts); both go to the console, so neither is
+    // believed.
+    if second.is_some() {
+        return (Some(RequestBody::from(body)), Err(NoAccount::Ambiguous));
+    }
+    // A compressed body: the console may inflate it (Express does) and read
+    // another account than the raw bytes name (third red-team review of
+    // accounts).
+    if headers
+        .get_all(header::CONTENT_ENCODING)
+        .iter()
+        .any(|v| !v.as_bytes().trim_ascii().eq_ignore_ascii_case(b"identity"))
+    {
+        return (Some(RequestBody::from(body)), Err(NoAccount::Unparseable));
+    }
+    let Some(format) = account::format(a, first.map(HeaderValue::as_bytes)) else {
+        return (Some(RequestBody::from(body)), Err(NoAccount::Missing));
+    };
+    let Ok((body, head)) =
+        super::body::read_head(body, a.max_body, shared.timeouts.header_read).await
+    else {
+        return (None, Err(NoAccount::Missing));
+    };
+    let found = match head {
+        Head::Whole => account::extract(a, format, body.head()).map(std::borrow::Cow::into_owned),
+        Head::Oversized => Err(NoAccount::Oversized),
+        Head::Slow => Err(NoAccount::Slow),
+    };
+    (Some(body), found)
 }
 
 pub fn count_login(shared: &Shared, rule: &Rule, outcome: &'static str) {
@@ -192,13 +207,29 @@ impl SignIn<'_> {
                     Some(Reservation::Redis(r)) => {
                         let shared = shared.clone();
                         tokio::spawn(async move {
-                            let counted = match shared.lockout.redis.clone() {
+                            let store = shared.lockout.redis.clone();
+                            let counted = match &store {
                                 Some(store) => store.failure(r, &s).await.ok(),
                                 None => None,
                             };
+                            let in_redis = counted.is_some();
                             // Redis went away since the sign-in began: count
                             // here, as the fallback would have.
                             let result = counted.or_else(|| memory_failure(&shared, key, &s));
+                            if let (Some(Failure::Locked { lock, .. }), Some(unread)) =
+                                (result, key.unread_scope())
+                            {
+                                let held = match (&store, in_redis) {
+                                    (Some(store), true) => {
+                                        store.hold(unread, lock, &s).await.is_ok()
+                                    }
+                                    _ => false,
+                                };
+                                if !held {
+                                    let m = &shared.lockout.memory;
+                                    m.hold(unread, m.now(), lock, &s);
+                                }
+                            }
                             said_failure(&shared, &report, &s, result, attempt);
                         });
                     }
@@ -208,6 +239,12 @@ impl SignIn<'_> {
                     memory => {
                         let result = memory_failure(shared, key, &s);
                         drop(memory);
+                        if let (Some(Failure::Locked { lock, .. }), Some(unread)) =
+                            (result, key.unread_scope())
+                        {
+                            let m = &shared.lockout.memory;
+                            m.hold(unread, m.now(), lock, &s);
+                        }
                         said_failure(shared, &report, &s, result, attempt);
                     }
                 }
@@ -216,7 +253,12 @@ impl SignIn<'_> {
                 said_failure(shared, &report, &Settings::default(), None, attempt());
             }
             (LoginOutcome::Succeeded, s) => {
-                if let Some(s) = s {
+                if let Some(mut s) = s {
+                    // Nobody knows whose success a sign-in without an
+                    // account was: it resets nothing, or an attacker's own
+                    // account would clear the count of guesses made
+                    // unreadable (issue 22).
+                    s.reset_on_success &= !key.is_unread();
                     match reservation {
                         Some(Reservation::Redis(r)) => {
                             let shared = shared.clone();

@@ -213,14 +213,35 @@ const fn needs_escape(b: u8) -> bool {
     (b < 0x20) | (b == b'"') | (b == b'\\') | (b == 0x7f)
 }
 
-/// Whether any byte of the word needs escaping, eight bytes at a time
-/// (the "has zero/less-than byte" tricks of Bit Twiddling Hacks).
-fn word_needs_escape(w: u64) -> bool {
+/// Whether a byte sends a value to the careful path: one that must be
+/// escaped, or the start of a character that is not ASCII (which may be
+/// one of [`hidden`]).
+const fn needs_look(b: u8) -> bool {
+    needs_escape(b) | (b >= 0x80)
+}
+
+/// Characters that are valid in JSON but change how a line reads or where
+/// it ends for the people and tools that read logs (issue 22): C1 controls
+/// (U+0085 NEL among them), Unicode's line and paragraph separators (Python's
+/// `splitlines`, JavaScript before ES2019), and the bidirectional controls
+/// that reorder what a log viewer shows (U+061C, U+200E-F, U+202A-E,
+/// U+2066-9; Trojan Source, CVE-2021-42574). Written as `\uXXXX`, as every
+/// control is: the JSON reads back to the same text.
+const fn hidden(c: char) -> bool {
+    matches!(c,
+        '\u{80}'..='\u{9f}' | '\u{61c}' | '\u{200e}' | '\u{200f}'
+        | '\u{2028}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// Whether any byte of the word needs a look, eight bytes at a time (the
+/// "has zero/less-than byte" tricks of Bit Twiddling Hacks).
+fn word_needs_look(w: u64) -> bool {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGHS: u64 = 0x8080_8080_8080_8080;
     let zero_in = |x: u64| x.wrapping_sub(ONES) & !x & HIGHS;
     let less_than_0x20 = w.wrapping_sub(ONES * 0x20) & !w & HIGHS;
-    less_than_0x20
+    (w & HIGHS)
+        | less_than_0x20
         | zero_in(w ^ (ONES * u64::from(b'"')))
         | zero_in(w ^ (ONES * u64::from(b'\\')))
         | zero_in(w ^ (ONES * 0x7f))
@@ -229,34 +250,39 @@ fn word_needs_escape(w: u64) -> bool {
 
 fn escape(out: &mut String, s: &str) {
     let bytes = s.as_bytes();
-    // Fast path: most values need no escaping; check eight bytes a step,
-    // then copy once.
+    // Fast path: most values are plain ASCII that needs no escaping; check
+    // eight bytes a step, then copy once.
     let mut chunks = bytes.chunks_exact(8);
     let clean = chunks
         .by_ref()
-        .all(|c| !word_needs_escape(u64::from_le_bytes(c.try_into().unwrap_or([0; 8]))))
-        && !chunks.remainder().iter().any(|&b| needs_escape(b));
+        .all(|c| !word_needs_look(u64::from_le_bytes(c.try_into().unwrap_or([0; 8]))))
+        && !chunks.remainder().iter().any(|&b| needs_look(b));
     if clean {
         out.push_str(s);
         return;
     }
     let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        if !needs_escape(b) {
+    for (i, c) in s.char_indices() {
+        let plain = if c.is_ascii() {
+            !needs_escape(c as u8)
+        } else {
+            !hidden(c)
+        };
+        if plain {
             continue;
         }
         out.push_str(&s[start..i]);
-        match b {
-            b'"' => out.push_str("\\\""),
-            b'\\' => out.push_str("\\\\"),
-            b'\n' => out.push_str("\\n"),
-            b'\r' => out.push_str("\\r"),
-            b'\t' => out.push_str("\\t"),
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
             _ => {
-                let _ = write!(out, "\\u{b:04x}");
+                let _ = write!(out, "\\u{:04x}", u32::from(c));
             }
         }
-        start = i + 1;
+        start = i + c.len_utf8();
     }
     out.push_str(&s[start..]);
 }
@@ -358,6 +384,26 @@ mod tests {
         assert_eq!(v, "a\"b\\c\nd\u{1}e\u{7f}é");
     }
 
+    #[test]
+    fn bidi_controls_c1_controls_and_line_separators_are_escaped() {
+        for (raw, written) in [
+            ("evil\u{202e}gnp.exe", "evil\\u202egnp.exe"),
+            ("a\u{2066}b\u{2069}", "a\\u2066b\\u2069"),
+            ("line\u{85}two", "line\\u0085two"),
+            ("one\u{2028}two\u{2029}", "one\\u2028two\\u2029"),
+            ("\u{200f}\u{61c}\u{9f}", "\\u200f\\u061c\\u009f"),
+            // Other text outside ASCII stays as it is.
+            ("社内VPN – café “x”", "社内VPN – café “x”"),
+        ] {
+            let mut out = String::new();
+            escape(&mut out, raw);
+            assert_eq!(out, written, "{raw:?}");
+            let v: String = serde_json::from_str(&format!("\"{out}\"")).expect("valid JSON");
+            assert_eq!(v, raw);
+            assert!(!out.chars().any(hidden), "{out:?}");
+        }
+    }
+
     use crate::telemetry::test_support::Buf;
 
     proptest::proptest! {
@@ -365,8 +411,8 @@ mod tests {
         #[test]
         fn word_check_matches_byte_check(bytes: [u8; 8]) {
             proptest::prop_assert_eq!(
-                word_needs_escape(u64::from_le_bytes(bytes)),
-                bytes.iter().any(|&b| needs_escape(b))
+                word_needs_look(u64::from_le_bytes(bytes)),
+                bytes.iter().any(|&b| needs_look(b))
             );
         }
 

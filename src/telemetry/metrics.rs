@@ -181,7 +181,7 @@ impl Default for Metrics {
         let upstream_requests = Family::<OutcomeLabels, Counter>::default();
         registry.register(
             "upstream_requests",
-            "Requests forwarded to the console, by outcome (ok, connect_error, timeout, error, busy, per_address, body_timeout, client_error)",
+            "Requests forwarded to the console, by outcome (ok, connect_error, timeout, error, busy, per_address, public, body_timeout, client_error)",
             upstream_requests.clone(),
         );
         // 100 µs .. ~100 s.
@@ -434,6 +434,7 @@ impl Metrics {
             "error",
             "busy",
             "per_address",
+            "public",
             "body_timeout",
             "client_error",
         ] {
