@@ -480,7 +480,7 @@ async fn demo_guards_its_built_in_console() {
         .expect("stderr");
     assert!(
         err.contains(&format!(
-            "curl -i -X POST --interface 127.0.0.2 http://{addr}/login"
+            "curl -i -X POST --interface 127.0.0.2 -d 'username=yamada&password=right' http://{addr}/login"
         )),
         "{err}"
     );

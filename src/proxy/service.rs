@@ -391,8 +391,7 @@ async fn pass_on(
                 rule,
                 spec,
                 client.ip,
-                &parts.headers,
-                parts.uri.query().map(str::as_bytes),
+                &parts,
                 body,
             ))
             .await;

@@ -55,10 +55,11 @@ pub async fn begin<'a>(
     rule: &'a Rule,
     spec: &'a OutcomeSpec,
     client: Option<IpAddr>,
-    headers: &HeaderMap,
-    query: Option<&[u8]>,
+    head: &http::request::Parts,
     body: Incoming,
 ) -> (SignIn<'a>, Result<RequestBody, Stop>) {
+    let headers = &head.headers;
+    let query = head.uri.query().map(str::as_bytes);
     let settings = policy.lockout();
     let mut sign_in = SignIn {
         rule,
