@@ -1,5 +1,6 @@
 //! deploy/grafana/netwarden.json against a real Prometheus (Debian's
-//! `prometheus` package; `.ci/run` provides it) scraping a running
+//! `prometheus` package, unpacked into target/ by the test itself when the
+//! machine has none, as `.ci/run` does) scraping a running
 //! netwarden: every panel's query runs without error, and names only
 //! metrics that netwarden exports.
 
@@ -27,12 +28,62 @@ fn prometheus_binary() -> PathBuf {
             }
         }
     }
-    let unpacked = support::repo("target/tmp/ci-tools/usr/bin/prometheus");
+    let tools = support::repo("target/tmp/ci-tools");
+    let unpacked = tools.join("usr/bin/prometheus");
+    if !unpacked.is_file() {
+        unpack_debian_prometheus(&tools);
+    }
     assert!(
         unpacked.is_file(),
-        "no prometheus binary: apt-get install prometheus, or run .ci/run (it unpacks Debian's package into target/)"
+        "no prometheus binary, and Debian's package could not be unpacked into {}: apt-get install prometheus, or run .ci/run",
+        tools.display()
     );
     unpacked
+}
+
+/// Debian's `prometheus` package unpacked into `dir`, as `.ci/run` does
+/// (no install, no service started; the binary is static), so that the
+/// README's `cargo test --locked` passes on a fresh machine the way the
+/// tests' own Python environment comes from PyPI. `apt-get update` first
+/// when the package lists are missing and the user may update them.
+fn unpack_debian_prometheus(dir: &std::path::Path) {
+    std::fs::create_dir_all(dir).expect("tools dir");
+    let download = || {
+        Command::new("apt-get")
+            .args(["download", "-qq", "prometheus"])
+            .current_dir(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if !download() {
+        let _ = Command::new("apt-get")
+            .args(["update", "-qq"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        if !download() {
+            return;
+        }
+    }
+    let Some(deb) = std::fs::read_dir(dir)
+        .expect("tools dir")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("prometheus_") && n.ends_with(".deb"))
+        })
+    else {
+        return;
+    };
+    let _ = Command::new("dpkg-deb")
+        .arg("-x")
+        .arg(&deb)
+        .arg(dir)
+        .status();
 }
 
 struct Prometheus {

@@ -6,7 +6,9 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use netwarden::engine::account::{AccountSpec, NoAccount, extract, fold, format};
+use netwarden::engine::account::{
+    AccountSpec, NoAccount, extract, fold, format, from_query, names_field,
+};
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 
 const BOUNDARY: &str = "XyZzy0";
@@ -15,7 +17,9 @@ const BOUNDARY: &str = "XyZzy0";
 fn expected(fields: &[(String, String)]) -> Result<String, NoAccount> {
     let mut values: Vec<&str> = fields
         .iter()
-        .filter(|(n, _)| n == "username")
+        // Every name a parser family reads as the field is the field
+        // (PHP's mangling, ASP.NET's case, list markers: issue 22).
+        .filter(|(n, _)| names_field(n, "username"))
         .map(|(_, v)| v.as_str())
         .collect();
     values.dedup();
@@ -37,6 +41,10 @@ fuzz_target!(|input: (Vec<(String, String)>, &[u8])| {
         json: Some("/user".into()),
         max_body: 16 * 1024,
     };
+    // The query string: never a panic, and a name read is never blank.
+    if let Ok(name) = from_query(&spec, raw) {
+        assert!(!name.trim().is_empty());
+    }
     let ct_multi = format!("multipart/form-data; boundary={BOUNDARY}");
     for ct in [
         "application/x-www-form-urlencoded",

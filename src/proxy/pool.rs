@@ -318,9 +318,12 @@ async fn connect_tcp(authority: &Authority, timeout: Duration) -> Result<TcpStre
 pub struct UpstreamBody {
     body: Incoming,
     /// Frames read ahead of the client, given to it first.
-    ahead: std::collections::VecDeque<Frame<bytes::Bytes>>,
+    ahead: Ahead,
     /// The console's body has been read to its end (into `ahead`).
     ended: bool,
+    /// The console's body broke while it was read ahead: the client meets
+    /// the error after the frames that came before it.
+    broke: Option<hyper::Error>,
     /// The bytes of `ahead`, counted against every request's [`Buffers`].
     reserved: Option<Reserved>,
     back: Option<(Arc<Pool>, SendRequest<RequestBody>)>,
@@ -330,6 +333,41 @@ pub struct UpstreamBody {
     /// A request slot to an `https://` console ([`Slots`]), held until the
     /// body ends.
     slot: Option<OwnedSemaphorePermit>,
+}
+
+/// Frames read ahead of the client, in order. Most answers are one frame:
+/// that one is kept without an allocation.
+#[derive(Default)]
+struct Ahead {
+    first: Option<Frame<bytes::Bytes>>,
+    rest: std::collections::VecDeque<Frame<bytes::Bytes>>,
+}
+
+impl Ahead {
+    fn push_back(&mut self, frame: Frame<bytes::Bytes>) {
+        if self.first.is_none() && self.rest.is_empty() {
+            self.first = Some(frame);
+        } else {
+            self.rest.push_back(frame);
+        }
+    }
+
+    fn pop_front(&mut self) -> Option<Frame<bytes::Bytes>> {
+        self.first.take().or_else(|| self.rest.pop_front())
+    }
+
+    fn is_empty(&self) -> bool {
+        self.first.is_none() && self.rest.is_empty()
+    }
+
+    /// Bytes of data held.
+    fn data_len(&self) -> u64 {
+        self.first
+            .iter()
+            .chain(&self.rest)
+            .filter_map(|f| f.data_ref().map(|d| d.len() as u64))
+            .sum()
+    }
 }
 
 /// Bytes of answers read ahead of their clients, over all requests.
@@ -388,8 +426,9 @@ impl UpstreamBody {
     fn new(body: Incoming) -> Self {
         Self {
             body,
-            ahead: std::collections::VecDeque::new(),
+            ahead: Ahead::default(),
             ended: false,
+            broke: None,
             reserved: None,
             back: None,
             held: None,
@@ -459,33 +498,27 @@ impl UpstreamBody {
             loop {
                 match std::future::poll_fn(|cx| Pin::new(&mut *body).poll_frame(cx)).await {
                     Some(Ok(frame)) => ahead.push_back(frame),
-                    // The end, or an error: the client meets it in turn
-                    // (an error is the console's, as when streaming).
-                    None => return true,
-                    Some(Err(_)) => return false,
+                    None => return None,
+                    Some(Err(e)) => return Some(e),
                 }
             }
         };
         match tokio::time::timeout_at(deadline, read).await {
-            Ok(true) => {
+            Ok(None) => {
                 self.ended = true;
                 self.release();
             }
-            // A broken body: the client gets what arrived, then the
-            // connection closes (the body is dropped unfinished).
-            Ok(false) => {
+            // A broken body: the client gets what arrived, then the error
+            // (as when streaming); the connection is not reused.
+            Ok(Some(e)) => {
                 self.ended = true;
+                self.broke = Some(e);
                 self.back = None;
                 self.held = None;
                 self.slot = None;
             }
             Err(_) => {}
         }
-    }
-
-    /// Whether the whole answer was read ahead.
-    pub fn is_buffered(&self) -> bool {
-        self.ended
     }
 }
 
@@ -517,7 +550,7 @@ impl Body for UpstreamBody {
             return Poll::Ready(Some(Ok(frame)));
         }
         if this.ended {
-            return Poll::Ready(None);
+            return Poll::Ready(this.broke.take().map(Err));
         }
         let polled = Pin::new(&mut this.body).poll_frame(cx);
         if let Poll::Ready(None) = polled {
@@ -527,15 +560,11 @@ impl Body for UpstreamBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.ahead.is_empty() && (self.ended || self.body.is_end_stream())
+        self.ahead.is_empty() && self.broke.is_none() && (self.ended || self.body.is_end_stream())
     }
 
     fn size_hint(&self) -> SizeHint {
-        let ahead: u64 = self
-            .ahead
-            .iter()
-            .filter_map(|f| f.data_ref().map(|d| d.len() as u64))
-            .sum();
+        let ahead = self.ahead.data_len();
         if self.ended {
             return SizeHint::with_exact(ahead);
         }

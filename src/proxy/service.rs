@@ -386,13 +386,7 @@ async fn pass_on(
             // Boxed: the sign-in phase's future (a body read, a
             // Redis call) does not grow every request's.
             let (s, body) = Box::pin(super::sign_in::begin(
-                shared,
-                policy,
-                rule,
-                spec,
-                client.ip,
-                &parts,
-                body,
+                shared, policy, rule, spec, client.ip, &parts, body,
             ))
             .await;
             done.login_account = s.account_state;
