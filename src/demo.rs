@@ -174,24 +174,32 @@ pub enum DemoError {
 /// The demo policy.
 pub const DEMO_POLICY: &str = include_str!("../policies/demo.yaml");
 
-/// The demo's edit that the reload guard refuses: "VPN only from today",
-/// tests updated to match, written without asking where the admins are
-/// (in the office). Valid, and it would lock every recent admin out.
-pub fn vpn_only_edit() -> String {
+/// The demo's edit that the reload guard refuses: "the console moves to the
+/// new office's range today", written before anyone works there, tests
+/// updated to match. Valid, and it would lock out everyone who used the
+/// console, from the office, the VPN or behind the load balancer, in
+/// whatever order the banner's steps were tried (issue 23: a "VPN only"
+/// edit let the VPN step's admin in, so it was applied).
+pub fn new_office_edit() -> String {
     DEMO_POLICY
         .replace(
             "# The policy `netwarden demo` runs:",
-            "# An edit by mistake: \"VPN only from today\", while the admins work from\n# the office. The reload guard refuses it. The policy `netwarden demo` runs:",
+            "# An edit by mistake: the console moves to the new office's range today,\n# before anyone works there. The reload guard refuses it. The policy\n# `netwarden demo` runs:",
         )
-        .replace("allow_from: [corporate]", "allow_from: [vpn]")
+        .replace(
+            "  load_balancer: [127.0.0.3]\n",
+            "  load_balancer: [127.0.0.3]\n  new_office: [192.0.2.0/24]\n",
+        )
+        .replace("allow_from: [corporate]", "allow_from: [new_office]")
         .replace(
             "{ description: office sign-in, ip: 127.0.0.1, method: POST, path: /login, expect: allow }",
             "{ description: office sign-in, ip: 127.0.0.1, method: POST, path: /login, expect: deny }",
         )
         .replace(
-            "path: /, expect: allow }",
-            "path: /, expect: deny }",
+            "{ description: VPN, ip: \"::1\", path: /customers/1042, expect: allow }",
+            "{ description: VPN, ip: \"::1\", path: /customers/1042, expect: deny }",
         )
+        .replace("path: /, expect: allow }", "path: /, expect: deny }")
 }
 
 /// Runs the built-in console and netwarden in front of it until Ctrl-C.
@@ -240,9 +248,9 @@ pub async fn live(listen: std::net::SocketAddr) -> anyhow::Result<()> {
     let dir = std::env::temp_dir().join(format!("netwarden-demo-{}", std::process::id()));
     std::fs::create_dir_all(&dir).context("cannot make the demo's policy directory")?;
     let policy_path = dir.join("policy.yaml");
-    let edit_path = dir.join("vpn-only.yaml");
+    let edit_path = dir.join("new-office.yaml");
     std::fs::write(&policy_path, DEMO_POLICY).context("cannot write the demo policy")?;
-    std::fs::write(&edit_path, vpn_only_edit()).context("cannot write the demo's edit")?;
+    std::fs::write(&edit_path, new_office_edit()).context("cannot write the demo's edit")?;
     let policy = policy::load(&policy_path)
         .map_err(|e| anyhow::anyhow!("{e}"))?
         .policy;
@@ -319,8 +327,9 @@ pub async fn live(listen: std::net::SocketAddr) -> anyhow::Result<()> {
          \x20 curl -i --interface 127.0.0.2 '{url}/static%2F..%2Fcustomers'\n\
          \x20 # \"why am I blocked?\": how netwarden sees you, and whether you may sign in\n\
          \x20 curl -s --interface 127.0.0.2 {url}/.well-known/netwarden/whoami\n\
-         \x20 # the reload guard: after the office sign-in above, an edit that would lock\n\
-         \x20 # out everyone who used the console (\"VPN only\", admins in the office) is\n\
+         \x20 # the reload guard: after the sign-ins above, an edit that would lock out\n\
+         \x20 # everyone who used the console (it moves to the new office's range,\n\
+         \x20 # 192.0.2.0/24, before anyone works there) is\n\
          \x20 # refused (409, and a policy_reload_refused line here); the running policy stays\n\
          \x20 cp {edit} {policy}\n\
          \x20 curl -s -X POST http://{admin}/reload\n\
@@ -521,18 +530,25 @@ mod tests {
     }
 
     #[test]
-    fn the_vpn_only_edit_is_valid_and_denies_the_office() {
+    fn the_new_office_edit_is_valid_and_denies_the_office_and_the_vpn() {
         use crate::engine::{Action, ClientSource, RequestFacts, decide};
-        let edit = super::vpn_only_edit();
-        let loaded = crate::policy::load_str(&edit, std::path::Path::new("vpn-only.yaml"))
+        let edit = super::new_office_edit();
+        assert_ne!(edit, super::DEMO_POLICY);
+        let loaded = crate::policy::load_str(&edit, std::path::Path::new("new-office.yaml"))
             .expect("the edit passes its own tests");
-        let facts = RequestFacts {
-            client: ClientSource::Given("127.0.0.1".parse().expect("ip")),
-            method: "GET",
-            host: Ok(None),
-            path: "/customers/1042",
-            now: jiff::Timestamp::UNIX_EPOCH,
-        };
-        assert_eq!(decide(loaded.policy.ruleset(), &facts).action, Action::Deny);
+        for ip in ["127.0.0.1", "127.0.0.4", "::1"] {
+            let facts = RequestFacts {
+                client: ClientSource::Given(ip.parse().expect("ip")),
+                method: "GET",
+                host: Ok(None),
+                path: "/customers/1042",
+                now: jiff::Timestamp::UNIX_EPOCH,
+            };
+            assert_eq!(
+                decide(loaded.policy.ruleset(), &facts).action,
+                Action::Deny,
+                "{ip}"
+            );
+        }
     }
 }

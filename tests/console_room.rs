@@ -226,13 +226,18 @@ server:
     let before = console.received();
     assert!(before < 300, "public requests past their share: {before}");
     for _ in 0..4 {
+        let asked = Instant::now();
         let r = get("127.0.0.1", addr, "/console", &[]).await;
         assert_eq!(r.status, 200, "{r:?}");
+        // Said, not asserted (a loaded CI machine is slow): the issue's
+        // measure is "within a second".
+        eprintln!("office request answered in {:?}", asked.elapsed());
     }
     // An operator's browser: 100 requests at once on one connection.
     let statuses = parallel("127.0.0.1", addr, "/slow/chunk", 100).await;
     assert!(statuses.iter().all(|&s| s == 200), "{statuses:?}");
     // An office behind one address: 10 such connections at once.
+    let asked = Instant::now();
     let mut offices = tokio::task::JoinSet::new();
     for _ in 0..10 {
         offices.spawn(async move { parallel("127.0.0.1", addr, "/slow/chunk", 100).await });
@@ -244,5 +249,6 @@ server:
         answered += statuses.len();
     }
     assert_eq!(answered, 1000);
+    eprintln!("1,000 office requests answered in {:?}", asked.elapsed());
     stalled.abort_all();
 }

@@ -182,3 +182,111 @@ fn a_taken_port_is_exit_1_with_a_hint() {
     assert!(err.contains(&format!("cannot listen on {addr}")), "{err}");
     assert!(err.contains("netwarden demo --listen"), "{err}");
 }
+
+/// Issue 23: the banner's commands, run in the order it prints them, as
+/// a newcomer pastes them (`sh -c`, real curl): each does what its comment
+/// says, the reload guard's 409 included (a "VPN only" edit used to be
+/// applied once the banner's VPN request had made `::1` an admin).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_banner_followed_top_to_bottom_does_what_it_says() {
+    let mut child = support::bin()
+        .args(["demo", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("demo starts");
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let _ = wait_line(&rx, "In another terminal, try");
+    let mut commands = Vec::new();
+    loop {
+        let line = rx.recv_timeout(WAIT).expect("the banner goes on");
+        if line.contains("Ctrl-C stops it") {
+            break;
+        }
+        let line = line.trim();
+        if !line.is_empty() && !line.starts_with('#') {
+            commands.push(line.to_string());
+        }
+    }
+    let proxy: std::net::SocketAddr = commands
+        .iter()
+        .find_map(|c| c.split("http://127.0.0.1:").nth(1))
+        .and_then(|rest| rest.split('/').next())
+        .map(|port| format!("127.0.0.1:{port}"))
+        .expect("the proxy's address in a command")
+        .parse()
+        .expect("address");
+    let deadline = Instant::now() + WAIT;
+    while tokio::net::TcpStream::connect(proxy).await.is_err() {
+        assert!(Instant::now() < deadline, "demo proxy never listened");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(commands.len() >= 14, "{commands:#?}");
+    let mut outputs = Vec::new();
+    for c in &commands {
+        let c2 = c.clone();
+        let out = tokio::task::spawn_blocking(move || {
+            std::process::Command::new("timeout")
+                .args(["20", "sh", "-c", &c2])
+                .output()
+                .expect("sh runs")
+        })
+        .await
+        .expect("joined");
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        outputs.push((c.clone(), text));
+    }
+    let find = |needle: &str| -> &str {
+        outputs
+            .iter()
+            .find(|(c, _)| c.contains(needle))
+            .map(|(_, o)| o.as_str())
+            .unwrap_or_else(|| panic!("no command with {needle:?}: {commands:#?}"))
+    };
+    let office = outputs
+        .iter()
+        .find(|(c, _)| c.contains("username=yamada") && !c.contains("--interface"))
+        .map(|(_, o)| o.as_str())
+        .expect("the office sign-in");
+    assert!(office.starts_with("HTTP/1.1 200"), "{office}");
+    if let Some((_, vpn)) = outputs.iter().find(|(c, _)| c.contains("[::1]")) {
+        assert!(vpn.starts_with("HTTP/1.1 200"), "{vpn}");
+    }
+    let home = find("--interface 127.0.0.2 -d 'username=yamada");
+    assert!(home.starts_with("HTTP/1.1 403"), "{home}");
+    assert!(find("Accept: text/html").contains("<html"));
+    assert!(find("X-Forwarded-For: 127.0.0.1' http").starts_with("HTTP/1.1"));
+    let lb_office = outputs
+        .iter()
+        .find(|(c, _)| c.contains("127.0.0.3 -H 'X-Forwarded-For: 127.0.0.1'"))
+        .map(|(_, o)| o.as_str())
+        .expect("the load balancer's office client");
+    assert!(lb_office.starts_with("HTTP/1.1 200"), "{lb_office}");
+    assert!(find("X-Forwarded-For: 198.51.100.7").starts_with("HTTP/1.1 403"));
+    let spoof = outputs
+        .iter()
+        .find(|(c, _)| c.contains("127.0.0.2 -H 'X-Forwarded-For: 127.0.0.1'"))
+        .map(|(_, o)| o.as_str())
+        .expect("the spoof");
+    assert!(spoof.starts_with("HTTP/1.1 403"), "{spoof}");
+    assert_eq!(
+        find("username=alice&password=wrong")
+            .split_whitespace()
+            .collect::<Vec<_>>(),
+        ["401", "401", "401", "429"]
+    );
+    assert_eq!(find("username=bob&password=right").trim(), "200");
+    assert!(find("%2e%2e").starts_with("HTTP/1.1 403"));
+    assert!(find("%2F..%2F").starts_with("HTTP/1.1 400"));
+    assert!(find("whoami").contains("\"sign_in\":\"blocked\""));
+    let reload = find("/reload");
+    assert!(reload.contains("\"outcome\":\"refused\""), "{reload}");
+    let _ = child.kill();
+    let _ = child.wait();
+}
