@@ -524,3 +524,55 @@ async fn php_mangled_and_case_variant_names_are_the_field_too() {
         nw.wait_log(|v| v["event"] == "decision" && v["login.account"] == "ambiguous");
     }
 }
+
+/// Issue 22, the red-team review of the fix: multipart bodies that Django
+/// 5.2 reads as alice while the first reading was a fresh decoy (a base64
+/// part, a tab after the part's name, a boundary in the middle of a line,
+/// parts after the close delimiter). With alice locked, each is now
+/// ambiguous, so it waits with her lock instead of reaching the console.
+#[tokio::test]
+async fn multipart_forms_django_reads_as_a_locked_account_wait_with_the_lock() {
+    let console = SignInConsole::start().await;
+    let nw = start(POLICY, &console);
+    let addr = nw.addr("http");
+    for _ in 0..3 {
+        let r = form("127.0.0.11", addr, "username=alice&password=wrong").await;
+        assert_eq!(r.status, 401, "{r:?}");
+    }
+    nw.wait_log(|v| v["event"] == "lockout");
+    let part = |headers: &str, value: &str| {
+        format!("--XyZ\r\nContent-Disposition: form-data; {headers}\r\n\r\n{value}\r\n")
+    };
+    let password = part("name=\"password\"", "wrong");
+    let tricks = [
+        format!(
+            "--XyZ\r\nContent-Disposition: form-data; name=\"username\"\r\nContent-Transfer-Encoding: base64\r\n\r\nYWxp!Y2U=\r\n{password}--XyZ--\r\n"
+        ),
+        format!(
+            "{}{}{password}--XyZ--\r\n",
+            part("name=\"username\"", "decoy1"),
+            part("name=\"username\t\"", "alice")
+        ),
+        format!(
+            "{}{password}--XyZ--\r\n",
+            part(
+                "name=\"username\"",
+                "decoy2--XyZ\r\nContent-Disposition: form-data; name=\"username\"\r\n\r\nalice"
+            )
+        ),
+        format!(
+            "{}{password}--XyZ--\r\n{}",
+            part("name=\"username\"", "decoy3"),
+            part("name=\"username\"", "alice")
+        ),
+    ];
+    for (i, body) in tricks.iter().enumerate() {
+        let req = format!(
+            "POST /login HTTP/1.1\r\nHost: console.test\r\nConnection: close\r\nContent-Type: multipart/form-data; boundary=XyZ\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        let r = exchange(connect_from("127.0.0.12", addr).await, req.as_bytes()).await;
+        assert_eq!(r.status, 429, "trick {i}: {r:?}");
+    }
+    assert_eq!(console.sign_ins(), 3, "no trick reached the console");
+}

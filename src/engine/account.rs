@@ -203,7 +203,8 @@ fn form_split<'b>(
 /// Whether a form name is the account field to some console's parser
 /// (issue 22, the decoy account): the same name, or one that a parser
 /// family reads as it. See docs/security.md "Forms of the account name".
-/// - PHP drops leading spaces (`+username`), turns ` `, `.` and an unclosed
+/// - Django strips a multipart part's name (`username\t`), PHP drops
+///   leading spaces (`+username`); PHP turns ` `, `.` and an unclosed
 ///   `[` into `_` (`user.name`, `user name`, `user[name` are `user_name`),
 ///   and cuts a name at a NUL byte;
 /// - ASP.NET's form and query collections ignore case (`OrdinalIgnoreCase`,
@@ -222,7 +223,9 @@ pub fn names_field(name: &str, field: &str) -> bool {
 /// The form of a field name that every parser family above agrees on.
 fn loose_name(name: &str) -> String {
     let name = name.split('\0').next().unwrap_or_default();
-    let mut name = name.trim_start_matches(' ');
+    // PHP drops leading spaces, Django strips a multipart part's name of
+    // white space and controls at both ends (issue 22: `name="username\t"`).
+    let mut name = name.trim_matches(|c: char| c.is_whitespace() || c.is_control());
     // Trailing list markers: `[]`, `[0]`.
     while let Some(inner) = name.strip_suffix(']') {
         match inner.rfind('[') {
@@ -321,14 +324,16 @@ fn multipart<'b>(field: &str, boundary: &[u8], body: &'b [u8]) -> Result<Cow<'b,
     let mut delimiter = Vec::with_capacity(boundary.len() + 4);
     delimiter.extend_from_slice(b"\r\n--");
     delimiter.extend_from_slice(boundary);
-    // A delimiter after a bare LF: Werkzeug and Python's cgi take it for
-    // one, RFC 2046 does not; such a body reads differently (second
-    // red-team review of accounts).
-    let lf_delimiter = &delimiter[1..];
+    // The boundary anywhere but at the start of a line (after CRLF, or
+    // opening the body): Werkzeug and Python's cgi take one after a bare
+    // LF for a delimiter (second red-team review of accounts), and Django
+    // one in the middle of a line (issue 22); RFC 2046 neither. Such a body
+    // reads differently.
+    let dash_boundary = &delimiter[2..];
     let mut at = 0;
-    while let Some(i) = find(&body[at..], lf_delimiter) {
+    while let Some(i) = find(&body[at..], dash_boundary) {
         let i = at + i;
-        if i == 0 || body[i - 1] != b'\r' {
+        if i != 0 && !body[..i].ends_with(b"\r\n") {
             return Err(NoAccount::Ambiguous);
         }
         at = i + 1;
@@ -353,7 +358,12 @@ fn multipart<'b>(field: &str, boundary: &[u8], body: &'b [u8]) -> Result<Cow<'b,
     let mut values = Vec::new();
     loop {
         if rest.starts_with(b"--") {
-            break; // the close delimiter
+            // The close delimiter. Django reads parts after it: a
+            // delimiter there is another part to it (issue 22).
+            if find(rest, dash_boundary).is_some() {
+                return Err(NoAccount::Ambiguous);
+            }
+            break;
         }
         // The rest of the delimiter line (transport padding), then headers.
         let line_end = find(rest, b"\r\n").ok_or(NoAccount::Unparseable)?;
@@ -399,7 +409,24 @@ fn part_name(headers: &[u8]) -> Result<Option<&[u8]>, NoAccount> {
         let Some(colon) = line.iter().position(|&b| b == b':') else {
             continue;
         };
-        if !trim(&line[..colon]).eq_ignore_ascii_case(b"content-disposition") {
+        let header = trim(&line[..colon]);
+        // A part whose value a parser decodes: Django decodes base64
+        // (skipping what is not base64, so every spelling of a name is
+        // fresh), Go's mime/multipart quoted-printable, busboy a part's
+        // charset (issue 22). What the console reads is not the bytes.
+        if header.eq_ignore_ascii_case(b"content-transfer-encoding") {
+            return Err(NoAccount::Ambiguous);
+        }
+        if header.eq_ignore_ascii_case(b"content-type") {
+            let lower = line[colon + 1..].to_ascii_lowercase();
+            if find(&lower, b"charset").is_some()
+                && find(&lower, b"utf-8").is_none()
+                && find(&lower, b"us-ascii").is_none()
+            {
+                return Err(NoAccount::Ambiguous);
+            }
+        }
+        if !header.eq_ignore_ascii_case(b"content-disposition") {
             continue;
         }
         if seen {
@@ -868,6 +895,55 @@ mod tests {
         ] {
             assert_eq!(get(ct, "--AAA--"), Err(NoAccount::Ambiguous), "{ct}");
         }
+    }
+
+    #[test]
+    fn multipart_forms_that_django_reads_as_another_account_are_ambiguous() {
+        // Issue 22's red-team review, each with Django 5.2 reading alice.
+        let ct = "multipart/form-data; boundary=XyZ";
+        let part = |headers: &str, value: &str| {
+            format!("--XyZ\r\nContent-Disposition: form-data; {headers}\r\n\r\n{value}\r\n")
+        };
+        let decoy = part("name=\"username\"", "decoy");
+        for (what, body) in [
+            (
+                "a base64 part",
+                format!(
+                    "--XyZ\r\nContent-Disposition: form-data; name=\"username\"\r\nContent-Transfer-Encoding: base64\r\n\r\nYWxp!Y2U=\r\n--XyZ--\r\n"
+                ),
+            ),
+            (
+                "a part charset",
+                format!(
+                    "--XyZ\r\nContent-Disposition: form-data; name=\"username\"\r\nContent-Type: text/plain; charset=utf-16le\r\n\r\nx\r\n--XyZ--\r\n"
+                ),
+            ),
+            (
+                "a name with a tab at its end",
+                format!("{decoy}{}--XyZ--\r\n", part("name=\"username\t\"", "alice")),
+            ),
+            (
+                "a boundary in the middle of a line",
+                format!(
+                    "{}--XyZ--\r\n",
+                    part(
+                        "name=\"username\"",
+                        "decoy--XyZ\r\nContent-Disposition: form-data; name=\"username\"\r\n\r\nalice"
+                    )
+                ),
+            ),
+            (
+                "parts after the close delimiter",
+                format!("{decoy}--XyZ--\r\n{}", part("name=\"username\"", "alice")),
+            ),
+        ] {
+            assert_eq!(get(ct, &body), Err(NoAccount::Ambiguous), "{what}");
+        }
+        // A UTF-8 part type and an epilogue without delimiters are fine.
+        let ok = format!(
+            "--XyZ\r\nContent-Disposition: form-data; name=\"username\"\r\nContent-Type: text/plain; charset=UTF-8\r\n\r\nalice\r\n--XyZ--\r\nepilogue"
+        );
+        assert_eq!(get(ct, &ok).as_deref(), Ok("alice"));
     }
 
     #[test]

@@ -57,27 +57,20 @@ impl Refused {
     }
 }
 
-/// A permit of `sem`, at once or by `deadline`. Most requests find a place
-/// at once: no timer then.
-async fn acquire(
-    sem: Arc<Semaphore>,
-    deadline: tokio::time::Instant,
-) -> Option<OwnedSemaphorePermit> {
-    match sem.clone().try_acquire_owned() {
-        Ok(p) => Some(p),
-        // Never closed: an error is the deadline.
-        Err(_) => tokio::time::timeout_at(deadline, sem.acquire_owned())
-            .await
-            .ok()?
-            .ok(),
-    }
-}
-
 /// The places every listener's requests share.
 pub struct Admission {
-    per_addr: Mutex<HashMap<AddrKey, Arc<Semaphore>, Seeded>>,
+    per_addr: Mutex<HashMap<AddrKey, Share, Seeded>>,
     share: usize,
     public: Arc<Semaphore>,
+}
+
+/// One address's requests open at the console, and, only while some wait
+/// for a place, what wakes them. A plain count under one short lock:
+/// taking and giving back a place is a map lookup and an increment, no
+/// allocation (most requests never wait).
+struct Share {
+    held: usize,
+    waiters: Option<Arc<tokio::sync::Notify>>,
 }
 
 /// The places one request holds; given back when dropped.
@@ -89,18 +82,23 @@ pub struct Held {
 struct AddrPlace {
     admission: Arc<Admission>,
     key: AddrKey,
-    permit: Option<OwnedSemaphorePermit>,
 }
 
 impl Drop for AddrPlace {
     fn drop(&mut self) {
-        drop(self.permit.take());
-        // The address's semaphore goes once nobody holds or waits on it
-        // (each of those holds a clone, taken under this lock), so that
-        // the map holds only addresses with requests open.
         let mut m = self.admission.lock();
-        if m.get(&self.key).is_some_and(|s| Arc::strong_count(s) == 1) {
-            m.remove(&self.key);
+        let Some(share) = m.get_mut(&self.key) else {
+            return;
+        };
+        share.held = share.held.saturating_sub(1);
+        match &share.waiters {
+            // One waiter takes the place (tokio passes the wake-up on if
+            // that one has just given up).
+            Some(w) => w.notify_one(),
+            None if share.held == 0 => {
+                m.remove(&self.key);
+            }
+            None => {}
         }
     }
 }
@@ -116,8 +114,79 @@ impl Admission {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<AddrKey, Arc<Semaphore>, Seeded>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<AddrKey, Share, Seeded>> {
         self.per_addr.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A place for `key` now, or what to wait on for one.
+    fn try_take(self: &Arc<Self>, key: AddrKey) -> Result<AddrPlace, Arc<tokio::sync::Notify>> {
+        let mut m = self.lock();
+        let share = m.entry(key).or_insert(Share {
+            held: 0,
+            waiters: None,
+        });
+        if share.held < self.share {
+            share.held += 1;
+            return Ok(AddrPlace {
+                admission: self.clone(),
+                key,
+            });
+        }
+        Err(share
+            .waiters
+            .get_or_insert_with(|| Arc::new(tokio::sync::Notify::new()))
+            .clone())
+    }
+
+    /// A waiter for `key` gives up: the last one takes the wake-up handle
+    /// away, and an address with nothing open is forgotten.
+    fn stop_waiting(&self, key: AddrKey, waiters: Arc<tokio::sync::Notify>) {
+        let mut m = self.lock();
+        drop(waiters);
+        if let Some(share) = m.get_mut(&key) {
+            if share
+                .waiters
+                .as_ref()
+                .is_some_and(|w| Arc::strong_count(w) == 1)
+            {
+                share.waiters = None;
+                if share.held == 0 {
+                    m.remove(&key);
+                }
+            }
+        }
+    }
+
+    /// A place at `key` by `deadline`.
+    async fn take(
+        self: &Arc<Self>,
+        key: AddrKey,
+        deadline: tokio::time::Instant,
+    ) -> Option<AddrPlace> {
+        loop {
+            let waiters = match self.try_take(key) {
+                Ok(place) => return Some(place),
+                Err(w) => w,
+            };
+            // `Some(result)`: done; `None`: woken, look again (another may
+            // have been quicker).
+            let outcome = {
+                let notified = waiters.notified();
+                tokio::pin!(notified);
+                // Registered before looking again, so that a place given
+                // back between the look and the wait still wakes this one.
+                notified.as_mut().enable();
+                match self.try_take(key) {
+                    Ok(place) => Some(Some(place)),
+                    Err(_) if tokio::time::timeout_at(deadline, notified).await.is_ok() => None,
+                    Err(_) => Some(None),
+                }
+            };
+            self.stop_waiting(key, waiters);
+            if let Some(result) = outcome {
+                return result;
+            }
+        }
     }
 
     /// Places for a request from `ip`, waiting up to `wait` in all.
@@ -128,27 +197,25 @@ impl Admission {
         wait: Duration,
     ) -> Result<Held, Refused> {
         let key = AddrKey::of(ip);
-        let sem = self
-            .lock()
-            .entry(key)
-            .or_insert_with(|| Arc::new(Semaphore::new(self.share)))
-            .clone();
-        let mut addr = AddrPlace {
-            admission: self.clone(),
-            key,
-            permit: None,
+        // Most requests find a place at once: no timer, no wait.
+        let addr = match self.try_take(key) {
+            Ok(place) => place,
+            Err(waiters) => {
+                self.stop_waiting(key, waiters);
+                let deadline = tokio::time::Instant::now() + wait;
+                self.take(key, deadline).await.ok_or(Refused::PerAddress)?
+            }
         };
-        let deadline = tokio::time::Instant::now() + wait;
-        // `sem` goes into `acquire`: a refused request leaves no clone
-        // behind, and `addr`'s drop forgets the address.
-        addr.permit = Some(acquire(sem, deadline).await.ok_or(Refused::PerAddress)?);
         let public = match who {
             Who::Operator => None,
-            Who::Public => Some(
-                acquire(self.public.clone(), deadline)
+            Who::Public => Some(match self.public.clone().try_acquire_owned() {
+                Ok(p) => p,
+                Err(_) => tokio::time::timeout(wait, self.public.clone().acquire_owned())
                     .await
+                    .ok()
+                    .and_then(Result::ok)
                     .ok_or(Refused::Public)?,
-            ),
+            }),
         };
         Ok(Held {
             _addr: addr,

@@ -494,16 +494,35 @@ impl UpstreamBody {
         self.reserved = Some(reserved);
         let body = &mut self.body;
         let ahead = &mut self.ahead;
-        let read = async {
+        // What has arrived already, without a timer: most small answers
+        // are whole by now. `Ready(None)`: more is to come.
+        let now = std::future::poll_fn(|cx| {
             loop {
-                match std::future::poll_fn(|cx| Pin::new(&mut *body).poll_frame(cx)).await {
-                    Some(Ok(frame)) => ahead.push_back(frame),
-                    None => return None,
-                    Some(Err(e)) => return Some(e),
+                match Pin::new(&mut *body).poll_frame(cx) {
+                    Poll::Ready(Some(Ok(frame))) => ahead.push_back(frame),
+                    Poll::Ready(None) => return Poll::Ready(Some(None)),
+                    Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Some(e))),
+                    Poll::Pending => return Poll::Ready(None),
                 }
             }
+        })
+        .await;
+        let outcome = match now {
+            Some(end) => Ok(end),
+            None => {
+                let rest = async {
+                    loop {
+                        match std::future::poll_fn(|cx| Pin::new(&mut *body).poll_frame(cx)).await {
+                            Some(Ok(frame)) => ahead.push_back(frame),
+                            None => return None,
+                            Some(Err(e)) => return Some(e),
+                        }
+                    }
+                };
+                tokio::time::timeout_at(deadline, rest).await
+            }
         };
-        match tokio::time::timeout_at(deadline, read).await {
+        match outcome {
             Ok(None) => {
                 self.ended = true;
                 self.release();
