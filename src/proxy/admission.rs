@@ -189,6 +189,28 @@ impl Admission {
         }
     }
 
+    /// Places for a request from `ip` at once, if there are: the common
+    /// case, without a future of its own. `None`: [`admit`](Self::admit)
+    /// waits for them.
+    pub fn try_admit(self: &Arc<Self>, ip: IpAddr, who: Who) -> Option<Held> {
+        let key = AddrKey::of(ip);
+        let addr = match self.try_take(key) {
+            Ok(place) => place,
+            Err(waiters) => {
+                self.stop_waiting(key, waiters);
+                return None;
+            }
+        };
+        let public = match who {
+            Who::Operator => None,
+            Who::Public => Some(self.public.clone().try_acquire_owned().ok()?),
+        };
+        Some(Held {
+            _addr: addr,
+            _public: public,
+        })
+    }
+
     /// Places for a request from `ip`, waiting up to `wait` in all.
     pub async fn admit(
         self: &Arc<Self>,
@@ -273,6 +295,21 @@ mod tests {
         tokio::task::yield_now().await;
         drop(one);
         assert!(waiter.await.expect("task"));
+    }
+
+    #[tokio::test]
+    async fn the_quick_path_takes_a_free_place_and_leaves_a_full_share_to_the_wait() {
+        let a = Arc::new(Admission::new(1, 1));
+        let held = a.try_admit(ip("10.0.0.1"), Who::Public).expect("free");
+        assert!(a.try_admit(ip("10.0.0.1"), Who::Operator).is_none());
+        assert!(
+            a.try_admit(ip("10.0.0.2"), Who::Public).is_none(),
+            "public full"
+        );
+        assert!(a.try_admit(ip("10.0.0.2"), Who::Operator).is_some());
+        drop(held);
+        assert_eq!(a.addresses(), 0);
+        assert!(a.try_admit(ip("10.0.0.2"), Who::Public).is_some());
     }
 
     #[tokio::test]

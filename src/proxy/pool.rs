@@ -335,38 +335,53 @@ pub struct UpstreamBody {
     slot: Option<OwnedSemaphorePermit>,
 }
 
-/// Frames read ahead of the client, in order. Most answers are one frame:
-/// that one is kept without an allocation.
+/// Frames read ahead of the client, in order. Most answers are one data
+/// frame: that one is kept inline (a `Bytes`), anything more (further
+/// frames, trailers) in a box, so that every response's body stays small
+/// to move.
 #[derive(Default)]
 struct Ahead {
-    first: Option<Frame<bytes::Bytes>>,
-    rest: std::collections::VecDeque<Frame<bytes::Bytes>>,
+    first: Option<bytes::Bytes>,
+    rest: Option<Box<std::collections::VecDeque<Frame<bytes::Bytes>>>>,
 }
 
 impl Ahead {
     fn push_back(&mut self, frame: Frame<bytes::Bytes>) {
-        if self.first.is_none() && self.rest.is_empty() {
-            self.first = Some(frame);
+        if self.first.is_none() && self.rest.is_none() {
+            match frame.into_data() {
+                Ok(data) => self.first = Some(data),
+                Err(frame) => self.rest.get_or_insert_default().push_back(frame),
+            }
         } else {
-            self.rest.push_back(frame);
+            self.rest.get_or_insert_default().push_back(frame);
         }
     }
 
     fn pop_front(&mut self) -> Option<Frame<bytes::Bytes>> {
-        self.first.take().or_else(|| self.rest.pop_front())
+        if let Some(data) = self.first.take() {
+            return Some(Frame::data(data));
+        }
+        let rest = self.rest.as_mut()?;
+        let frame = rest.pop_front();
+        if rest.is_empty() {
+            self.rest = None;
+        }
+        frame
     }
 
     fn is_empty(&self) -> bool {
-        self.first.is_none() && self.rest.is_empty()
+        self.first.is_none() && self.rest.is_none()
     }
 
     /// Bytes of data held.
     fn data_len(&self) -> u64 {
-        self.first
+        let rest: u64 = self
+            .rest
             .iter()
-            .chain(&self.rest)
+            .flat_map(|r| r.iter())
             .filter_map(|f| f.data_ref().map(|d| d.len() as u64))
-            .sum()
+            .sum();
+        self.first.as_ref().map_or(0, |d| d.len() as u64) + rest
     }
 }
 
@@ -463,80 +478,78 @@ impl UpstreamBody {
         }
     }
 
-    /// Reads an answer whose length the console gave, and which is at most
-    /// `limit` bytes, whole ahead of the client, by `deadline`; bytes
-    /// counted against `buffers` (none taken when they are full). Answers
-    /// of unknown or larger length, and one that does not arrive in time,
-    /// stream as they come (whatever was read goes first).
-    pub async fn read_ahead(
+    /// Starts reading ahead an answer whose length the console gave and
+    /// which is at most `limit` bytes, its bytes counted against `buffers`
+    /// (none taken when they are full): whatever has arrived is taken now.
+    /// `true` when more is to come: [`read_rest`](Self::read_rest) then
+    /// waits for it. Answers of unknown or larger length stream as they
+    /// come (whatever was read goes first).
+    pub fn read_ahead(
         &mut self,
+        cx: &mut Context<'_>,
         limit: usize,
         buffers: &Arc<Buffers>,
-        deadline: tokio::time::Instant,
-    ) {
+    ) -> bool {
         let Some(len) = self.body.size_hint().exact() else {
-            return;
-        };
-        let Ok(len) = usize::try_from(len) else {
-            return;
+            return false;
         };
         if self.body.is_end_stream() {
             self.ended = true;
             self.release();
-            return;
+            return false;
         }
-        if len > limit {
-            return;
-        }
+        let Some(len) = usize::try_from(len).ok().filter(|&l| l <= limit) else {
+            return false;
+        };
         let Some(reserved) = buffers.reserve(len) else {
-            return;
+            return false;
         };
         self.reserved = Some(reserved);
-        let body = &mut self.body;
-        let ahead = &mut self.ahead;
-        // What has arrived already, without a timer: most small answers
-        // are whole by now. `Ready(None)`: more is to come.
-        let now = std::future::poll_fn(|cx| {
-            loop {
-                match Pin::new(&mut *body).poll_frame(cx) {
-                    Poll::Ready(Some(Ok(frame))) => ahead.push_back(frame),
-                    Poll::Ready(None) => return Poll::Ready(Some(None)),
-                    Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Some(e))),
-                    Poll::Pending => return Poll::Ready(None),
-                }
+        match self.take_arrived(cx) {
+            Poll::Ready(end) => {
+                self.end(end);
+                false
             }
-        })
-        .await;
-        let outcome = match now {
-            Some(end) => Ok(end),
-            None => {
-                let rest = async {
-                    loop {
-                        match std::future::poll_fn(|cx| Pin::new(&mut *body).poll_frame(cx)).await {
-                            Some(Ok(frame)) => ahead.push_back(frame),
-                            None => return None,
-                            Some(Err(e)) => return Some(e),
-                        }
-                    }
-                };
-                tokio::time::timeout_at(deadline, rest).await
+            Poll::Pending => true,
+        }
+    }
+
+    /// Frames that have arrived, until the end (`Ready`, with the error
+    /// that broke the body if one did) or until none is there (`Pending`).
+    fn take_arrived(&mut self, cx: &mut Context<'_>) -> Poll<Option<hyper::Error>> {
+        loop {
+            match Pin::new(&mut self.body).poll_frame(cx) {
+                Poll::Ready(Some(Ok(frame))) => self.ahead.push_back(frame),
+                Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(e)),
+                Poll::Ready(None) => return Poll::Ready(None),
+                Poll::Pending => return Poll::Pending,
             }
-        };
-        match outcome {
-            Ok(None) => {
-                self.ended = true;
-                self.release();
-            }
+        }
+    }
+
+    /// The console's body was read to its end (or broke): its connection
+    /// and the request's places are given back at once.
+    fn end(&mut self, broke: Option<hyper::Error>) {
+        self.ended = true;
+        match broke {
+            None => self.release(),
             // A broken body: the client gets what arrived, then the error
             // (as when streaming); the connection is not reused.
-            Ok(Some(e)) => {
-                self.ended = true;
+            Some(e) => {
                 self.broke = Some(e);
                 self.back = None;
                 self.held = None;
                 self.slot = None;
             }
-            Err(_) => {}
+        }
+    }
+
+    /// The rest of an answer [`read_ahead`](Self::read_ahead) began, by
+    /// `deadline`; if it does not come in time, it streams as it comes.
+    pub async fn read_rest(&mut self, deadline: tokio::time::Instant) {
+        let rest = std::future::poll_fn(|cx| self.take_arrived(cx));
+        if let Ok(end) = tokio::time::timeout_at(deadline, rest).await {
+            self.end(end);
         }
     }
 }

@@ -834,17 +834,22 @@ async fn forward(
     // Over the share, a request waits for a place (as long as for a
     // connection) rather than fail: a browser's parallel requests, an
     // office behind one address (issue 22).
-    let admitted = shared
-        .admission
-        .admit(
-            client
-                .ip
-                .or(client.peer)
-                .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into()),
-            who,
-            shared.timeouts.upstream_connect,
-        )
-        .await;
+    let share_ip = client
+        .ip
+        .or(client.peer)
+        .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into());
+    let admitted = match shared.admission.try_admit(share_ip, who) {
+        Some(held) => Ok(held),
+        // Boxed: the wait does not grow every request's future.
+        None => {
+            Box::pin(
+                shared
+                    .admission
+                    .admit(share_ip, who, shared.timeouts.upstream_connect),
+            )
+            .await
+        }
+    };
     let held = match admitted {
         Ok(held) => held,
         Err(refused) => {
@@ -1022,13 +1027,17 @@ async fn forward(
     // client that reads nothing holds nothing at the console (issue 22;
     // nginx's proxy_buffering). A tunnel's 101 has no body to read.
     if shared.response_buffer > 0 && resp.status() != StatusCode::SWITCHING_PROTOCOLS {
-        resp.body_mut()
-            .read_ahead(
-                shared.response_buffer,
-                &shared.buffers,
-                tokio::time::Instant::from_std(started) + shared.timeouts.upstream_response,
-            )
-            .await;
+        let body = resp.body_mut();
+        let more = std::future::poll_fn(|cx| {
+            std::task::Poll::Ready(body.read_ahead(cx, shared.response_buffer, &shared.buffers))
+        })
+        .await;
+        if more {
+            // Boxed: the wait does not grow every request's future.
+            let deadline =
+                tokio::time::Instant::from_std(started) + shared.timeouts.upstream_response;
+            Box::pin(body.read_rest(deadline)).await;
+        }
     }
     resp.map(Either::Left)
 }
