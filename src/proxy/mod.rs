@@ -424,7 +424,7 @@ pub async fn serve(policy: Policy, o: Overrides) -> Result<(), ServeError> {
             settings.limits.upstream_requests_public,
         )),
         response_buffer: settings.limits.response_buffer,
-        buffers: Arc::new(pool::Buffers::new(settings.limits.response_buffers)),
+        response_buffers: settings.limits.response_buffers,
         lockout,
         recent: recent::Recent::new(recent::WINDOW),
         client_ip_watch: diagnosis::ClientIpWatch::default(),

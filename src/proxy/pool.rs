@@ -264,8 +264,11 @@ impl Pool {
                 Ok(resp) => {
                     // After a 101 the connection is the tunnel's; otherwise
                     // it is reusable once the body has been read.
-                    let back = (resp.status() != StatusCode::SWITCHING_PROTOCOLS)
-                        .then(|| (self.clone(), tx));
+                    let back = if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
+                        Back::None
+                    } else {
+                        Back::Pool(self.clone(), tx)
+                    };
                     return Ok(resp.map(|body| {
                         let mut body = UpstreamBody::new(body);
                         body.back = back;
@@ -314,140 +317,81 @@ async fn connect_tcp(authority: &Authority, timeout: Duration) -> Result<TcpStre
 /// Self::read_ahead)), as nginx's `proxy_buffering` does: the connection
 /// and the request's places at the console are given back at once, and a
 /// client that reads slowly, or nothing at all, holds only memory, within
-/// a bound shared by all ([`Buffers`]).
+/// a bound on all such answers together (`limits.response_buffers`).
+///
+/// Every response is moved several times on its way to the client, so the
+/// common cases are kept small: a streaming body, or an answer read whole
+/// as one frame, inline; anything rarer in a box.
 pub struct UpstreamBody {
-    body: Incoming,
-    /// Frames read ahead of the client, given to it first.
-    ahead: Ahead,
-    /// The console's body has been read to its end (into `ahead`).
-    ended: bool,
-    /// The console's body broke while it was read ahead: the client meets
-    /// the error after the frames that came before it.
-    broke: Option<hyper::Error>,
-    /// The bytes of `ahead`, counted against every request's [`Buffers`].
-    reserved: Option<Reserved>,
-    back: Option<(Arc<Pool>, SendRequest<RequestBody>)>,
+    source: Source,
+    /// Where the console's connection goes when the answer has ended.
+    back: Back,
     /// The request's places at the console (its address's share, and a
-    /// public place), held until the body ends ([`super::admission`]).
+    /// public place), held until the answer ends ([`super::admission`]).
     held: Option<super::admission::Held>,
-    /// A request slot to an `https://` console ([`Slots`]), held until the
-    /// body ends.
-    slot: Option<OwnedSemaphorePermit>,
+    /// Bytes of this answer counted in [`READ_AHEAD`].
+    reserved: u32,
 }
 
-/// Frames read ahead of the client, in order. Most answers are one data
-/// frame: that one is kept inline (a `Bytes`), anything more (further
-/// frames, trailers) in a box, so that every response's body stays small
-/// to move.
-#[derive(Default)]
-struct Ahead {
-    first: Option<bytes::Bytes>,
-    rest: Option<Box<std::collections::VecDeque<Frame<bytes::Bytes>>>>,
+enum Source {
+    /// Streaming from the console.
+    Live(Incoming),
+    /// Read whole: its one data frame, until given to the client.
+    Whole(Option<bytes::Bytes>),
+    /// Rarer: several frames or trailers read ahead, a read-ahead cut short
+    /// (the rest streams), or a body that broke while read ahead.
+    Mixed(Box<Mixed>),
 }
 
-impl Ahead {
-    fn push_back(&mut self, frame: Frame<bytes::Bytes>) {
-        if self.first.is_none() && self.rest.is_none() {
-            match frame.into_data() {
-                Ok(data) => self.first = Some(data),
-                Err(frame) => self.rest.get_or_insert_default().push_back(frame),
-            }
-        } else {
-            self.rest.get_or_insert_default().push_back(frame);
+struct Mixed {
+    ahead: VecDeque<Frame<bytes::Bytes>>,
+    /// The console's body after what was read ahead; `None` when it ended.
+    rest: Option<Incoming>,
+    /// What broke the body while it was read ahead: the client meets it
+    /// after the frames that came before it (as when streaming).
+    broke: Option<hyper::Error>,
+}
+
+enum Back {
+    None,
+    /// A connection of this worker's pool, put back when the answer ends.
+    Pool(Arc<Pool>, SendRequest<RequestBody>),
+    /// A request slot to an `https://` console ([`Slots`]), freed when
+    /// dropped.
+    Slot {
+        _permit: OwnedSemaphorePermit,
+    },
+}
+
+/// Bytes of answers read ahead of their clients, in this process.
+static READ_AHEAD: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Bytes of answers read ahead of their clients now (for metrics, tests).
+pub fn read_ahead_bytes() -> usize {
+    READ_AHEAD.load(Ordering::Relaxed)
+}
+
+/// Counts `n` more bytes read ahead, if they fit within `max`.
+fn reserve(n: usize, max: usize) -> bool {
+    let mut used = READ_AHEAD.load(Ordering::Relaxed);
+    loop {
+        let Some(next) = used.checked_add(n).filter(|&u| u <= max) else {
+            return false;
+        };
+        match READ_AHEAD.compare_exchange_weak(used, next, Ordering::AcqRel, Ordering::Relaxed) {
+            Ok(_) => return true,
+            Err(now) => used = now,
         }
-    }
-
-    fn pop_front(&mut self) -> Option<Frame<bytes::Bytes>> {
-        if let Some(data) = self.first.take() {
-            return Some(Frame::data(data));
-        }
-        let rest = self.rest.as_mut()?;
-        let frame = rest.pop_front();
-        if rest.is_empty() {
-            self.rest = None;
-        }
-        frame
-    }
-
-    fn is_empty(&self) -> bool {
-        self.first.is_none() && self.rest.is_none()
-    }
-
-    /// Bytes of data held.
-    fn data_len(&self) -> u64 {
-        let rest: u64 = self
-            .rest
-            .iter()
-            .flat_map(|r| r.iter())
-            .filter_map(|f| f.data_ref().map(|d| d.len() as u64))
-            .sum();
-        self.first.as_ref().map_or(0, |d| d.len() as u64) + rest
-    }
-}
-
-/// Bytes of answers read ahead of their clients, over all requests.
-pub struct Buffers {
-    used: std::sync::atomic::AtomicUsize,
-    max: usize,
-}
-
-impl Buffers {
-    pub fn new(max: usize) -> Self {
-        Self {
-            used: std::sync::atomic::AtomicUsize::new(0),
-            max,
-        }
-    }
-
-    /// `n` bytes, if they fit.
-    fn reserve(self: &Arc<Self>, n: usize) -> Option<Reserved> {
-        let mut used = self.used.load(Ordering::Relaxed);
-        loop {
-            let next = used.checked_add(n).filter(|&u| u <= self.max)?;
-            match self
-                .used
-                .compare_exchange_weak(used, next, Ordering::AcqRel, Ordering::Relaxed)
-            {
-                Ok(_) => {
-                    return Some(Reserved {
-                        buffers: self.clone(),
-                        n,
-                    });
-                }
-                Err(now) => used = now,
-            }
-        }
-    }
-
-    /// Bytes held now.
-    pub fn used(&self) -> usize {
-        self.used.load(Ordering::Relaxed)
-    }
-}
-
-/// Bytes counted against [`Buffers`]; given back when dropped.
-struct Reserved {
-    buffers: Arc<Buffers>,
-    n: usize,
-}
-
-impl Drop for Reserved {
-    fn drop(&mut self) {
-        self.buffers.used.fetch_sub(self.n, Ordering::AcqRel);
     }
 }
 
 impl UpstreamBody {
     fn new(body: Incoming) -> Self {
         Self {
-            body,
-            ahead: Ahead::default(),
-            ended: false,
-            broke: None,
-            reserved: None,
-            back: None,
+            source: Source::Live(body),
+            back: Back::None,
             held: None,
-            slot: None,
+            reserved: 0,
         }
     }
 
@@ -459,7 +403,7 @@ impl UpstreamBody {
     /// [`plain`](Self::plain), holding `slot` until the body ends.
     pub fn in_slot(body: Incoming, slot: OwnedSemaphorePermit) -> Self {
         let mut body = Self::new(body);
-        body.slot = Some(slot);
+        body.back = Back::Slot { _permit: slot };
         body
     }
 
@@ -472,74 +416,145 @@ impl UpstreamBody {
     /// and the request's places are given back.
     fn release(&mut self) {
         self.held = None;
-        self.slot = None;
-        if let Some((pool, tx)) = self.back.take() {
+        // An https slot is freed by the drop.
+        if let Back::Pool(pool, tx) = std::mem::replace(&mut self.back, Back::None) {
             pool.put_back(tx);
         }
     }
 
+    /// The read-ahead bytes have all gone to the client (or will not).
+    fn unreserve(&mut self) {
+        if self.reserved > 0 {
+            READ_AHEAD.fetch_sub(self.reserved as usize, Ordering::AcqRel);
+            self.reserved = 0;
+        }
+    }
+
     /// Starts reading ahead an answer whose length the console gave and
-    /// which is at most `limit` bytes, its bytes counted against `buffers`
-    /// (none taken when they are full): whatever has arrived is taken now.
-    /// `true` when more is to come: [`read_rest`](Self::read_rest) then
-    /// waits for it. Answers of unknown or larger length stream as they
-    /// come (whatever was read goes first).
-    pub fn read_ahead(
-        &mut self,
-        cx: &mut Context<'_>,
-        limit: usize,
-        buffers: &Arc<Buffers>,
-    ) -> bool {
-        let Some(len) = self.body.size_hint().exact() else {
+    /// which is at most `limit` bytes, while all such answers together stay
+    /// within `max_total` bytes: whatever has arrived is taken now. `true`
+    /// when more is to come: [`read_rest`](Self::read_rest) then waits for
+    /// it. Answers of unknown or larger length stream as they come.
+    pub fn read_ahead(&mut self, cx: &mut Context<'_>, limit: usize, max_total: usize) -> bool {
+        let Source::Live(body) = &mut self.source else {
             return false;
         };
-        if self.body.is_end_stream() {
-            self.ended = true;
+        if body.is_end_stream() {
+            self.source = Source::Whole(None);
             self.release();
             return false;
         }
+        let Some(len) = body.size_hint().exact() else {
+            return false;
+        };
         let Some(len) = usize::try_from(len).ok().filter(|&l| l <= limit) else {
             return false;
         };
-        let Some(reserved) = buffers.reserve(len) else {
+        if !reserve(len, max_total) {
             return false;
-        };
-        self.reserved = Some(reserved);
-        match self.take_arrived(cx) {
-            Poll::Ready(end) => {
-                self.end(end);
-                false
-            }
-            Poll::Pending => true,
         }
-    }
-
-    /// Frames that have arrived, until the end (`Ready`, with the error
-    /// that broke the body if one did) or until none is there (`Pending`).
-    fn take_arrived(&mut self, cx: &mut Context<'_>) -> Poll<Option<hyper::Error>> {
+        // PANIC SAFETY: `limit` is at most 16 MiB (policy::server).
+        self.reserved = u32::try_from(len).unwrap_or(u32::MAX);
+        // The first data frame is held here, not in a box: most answers
+        // are that frame and the end, both there already.
+        let mut first: Option<bytes::Bytes> = None;
         loop {
-            match Pin::new(&mut self.body).poll_frame(cx) {
-                Poll::Ready(Some(Ok(frame))) => self.ahead.push_back(frame),
-                Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(e)),
-                Poll::Ready(None) => return Poll::Ready(None),
-                Poll::Pending => return Poll::Pending,
+            match Pin::new(&mut *body).poll_frame(cx) {
+                Poll::Ready(Some(Ok(frame))) if first.is_none() => match frame.into_data() {
+                    Ok(data) => first = Some(data),
+                    Err(frame) => {
+                        self.to_mixed(None, Some(frame));
+                        return self.read_more(cx).is_pending();
+                    }
+                },
+                Poll::Ready(Some(Ok(frame))) => {
+                    self.to_mixed(first, Some(frame));
+                    return self.read_more(cx).is_pending();
+                }
+                Poll::Ready(None) => {
+                    self.source = Source::Whole(first);
+                    self.release();
+                    return false;
+                }
+                Poll::Ready(Some(Err(e))) => {
+                    self.to_mixed(first, None);
+                    self.broke(e);
+                    return false;
+                }
+                Poll::Pending if first.is_none() => return true,
+                Poll::Pending => {
+                    self.to_mixed(first, None);
+                    return true;
+                }
             }
         }
     }
 
-    /// The console's body was read to its end (or broke): its connection
-    /// and the request's places are given back at once.
-    fn end(&mut self, broke: Option<hyper::Error>) {
-        self.ended = true;
-        match broke {
-            None => self.release(),
-            // A broken body: the client gets what arrived, then the error
-            // (as when streaming); the connection is not reused.
-            Some(e) => {
-                self.broke = Some(e);
-                self.back = None;
-                self.held = None;
-                self.slot = None;
+    /// Moves a live body and what was read of it into a box.
+    fn to_mixed(&mut self, first: Option<bytes::Bytes>, frame: Option<Frame<bytes::Bytes>>) {
+        let rest = match std::mem::replace(&mut self.source, Source::Whole(None)) {
+            Source::Live(body) => Some(body),
+            other => {
+                self.source = other;
+                return;
+            }
+        };
+        let mut ahead = VecDeque::new();
+        ahead.extend(first.map(Frame::data));
+        ahead.extend(frame);
+        self.source = Source::Mixed(Box::new(Mixed {
+            ahead,
+            rest,
+            broke: None,
+        }));
+    }
+
+    /// The body broke while read ahead: the connection is not reused.
+    fn broke(&mut self, e: hyper::Error) {
+        if let Source::Mixed(m) = &mut self.source {
+            m.rest = None;
+            m.broke = Some(e);
+        }
+        self.back = Back::None;
+        self.held = None;
+    }
+
+    /// Reads on into the box until the end (`Ready`) or until nothing is
+    /// there (`Pending`).
+    fn read_more(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        loop {
+            let polled = match &mut self.source {
+                Source::Live(body) => Pin::new(body).poll_frame(cx),
+                Source::Mixed(m) => match &mut m.rest {
+                    Some(body) => Pin::new(body).poll_frame(cx),
+                    None => return Poll::Ready(()),
+                },
+                Source::Whole(_) => return Poll::Ready(()),
+            };
+            match polled {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Some(Ok(frame))) => {
+                    if matches!(self.source, Source::Live(_)) {
+                        self.to_mixed(None, Some(frame));
+                    } else if let Source::Mixed(m) = &mut self.source {
+                        m.ahead.push_back(frame);
+                    }
+                }
+                Poll::Ready(None) => {
+                    match &mut self.source {
+                        Source::Mixed(m) => m.rest = None,
+                        _ => self.source = Source::Whole(None),
+                    }
+                    self.release();
+                    return Poll::Ready(());
+                }
+                Poll::Ready(Some(Err(e))) => {
+                    if matches!(self.source, Source::Live(_)) {
+                        self.to_mixed(None, None);
+                    }
+                    self.broke(e);
+                    return Poll::Ready(());
+                }
             }
         }
     }
@@ -547,10 +562,8 @@ impl UpstreamBody {
     /// The rest of an answer [`read_ahead`](Self::read_ahead) began, by
     /// `deadline`; if it does not come in time, it streams as it comes.
     pub async fn read_rest(&mut self, deadline: tokio::time::Instant) {
-        let rest = std::future::poll_fn(|cx| self.take_arrived(cx));
-        if let Ok(end) = tokio::time::timeout_at(deadline, rest).await {
-            self.end(end);
-        }
+        let rest = std::future::poll_fn(|cx| self.read_more(cx));
+        let _ = tokio::time::timeout_at(deadline, rest).await;
     }
 }
 
@@ -558,8 +571,14 @@ impl Drop for UpstreamBody {
     /// hyper's server does not poll a body that says it has ended (an empty
     /// body, a HEAD response): give the connection back here then.
     fn drop(&mut self) {
-        if let Some((pool, tx)) = self.back.take() {
-            if self.body.is_end_stream() {
+        self.unreserve();
+        if let Back::Pool(pool, tx) = std::mem::replace(&mut self.back, Back::None) {
+            let ended = match &self.source {
+                Source::Live(body) => body.is_end_stream(),
+                Source::Whole(_) => true,
+                Source::Mixed(m) => m.rest.as_ref().is_none_or(Body::is_end_stream),
+            };
+            if ended {
                 pool.put_back(tx);
             }
         }
@@ -575,16 +594,29 @@ impl Body for UpstreamBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
         let this = &mut *self;
-        if let Some(frame) = this.ahead.pop_front() {
-            if this.ahead.is_empty() {
-                this.reserved = None;
+        let polled = match &mut this.source {
+            Source::Live(body) => Pin::new(body).poll_frame(cx),
+            Source::Whole(data) => {
+                let frame = data.take().map(|d| Ok(Frame::data(d)));
+                this.unreserve();
+                return Poll::Ready(frame);
             }
-            return Poll::Ready(Some(Ok(frame)));
-        }
-        if this.ended {
-            return Poll::Ready(this.broke.take().map(Err));
-        }
-        let polled = Pin::new(&mut this.body).poll_frame(cx);
+            Source::Mixed(m) => {
+                if let Some(frame) = m.ahead.pop_front() {
+                    if m.ahead.is_empty() {
+                        this.unreserve();
+                    }
+                    return Poll::Ready(Some(Ok(frame)));
+                }
+                if let Some(e) = m.broke.take() {
+                    return Poll::Ready(Some(Err(e)));
+                }
+                match &mut m.rest {
+                    Some(body) => Pin::new(body).poll_frame(cx),
+                    None => return Poll::Ready(None),
+                }
+            }
+        };
         if let Poll::Ready(None) = polled {
             this.release();
         }
@@ -592,21 +624,41 @@ impl Body for UpstreamBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.ahead.is_empty() && self.broke.is_none() && (self.ended || self.body.is_end_stream())
+        match &self.source {
+            Source::Live(body) => body.is_end_stream(),
+            Source::Whole(data) => data.is_none(),
+            Source::Mixed(m) => {
+                m.ahead.is_empty()
+                    && m.broke.is_none()
+                    && m.rest.as_ref().is_none_or(Body::is_end_stream)
+            }
+        }
     }
 
     fn size_hint(&self) -> SizeHint {
-        let ahead = self.ahead.data_len();
-        if self.ended {
-            return SizeHint::with_exact(ahead);
+        match &self.source {
+            Source::Live(body) => body.size_hint(),
+            Source::Whole(data) => {
+                SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64))
+            }
+            Source::Mixed(m) => {
+                let ahead: u64 = m
+                    .ahead
+                    .iter()
+                    .filter_map(|f| f.data_ref().map(|d| d.len() as u64))
+                    .sum();
+                let Some(rest) = &m.rest else {
+                    return SizeHint::with_exact(ahead);
+                };
+                let inner = rest.size_hint();
+                let mut hint = SizeHint::new();
+                hint.set_lower(inner.lower() + ahead);
+                if let Some(upper) = inner.upper() {
+                    hint.set_upper(upper + ahead);
+                }
+                hint
+            }
         }
-        let inner = self.body.size_hint();
-        let mut hint = SizeHint::new();
-        hint.set_lower(inner.lower() + ahead);
-        if let Some(upper) = inner.upper() {
-            hint.set_upper(upper + ahead);
-        }
-        hint
     }
 }
 

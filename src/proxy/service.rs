@@ -50,7 +50,7 @@ pub struct Shared {
     /// Answers read ahead of their clients (`limits.response_buffer`), and
     /// the bound on their bytes together (`limits.response_buffers`).
     pub response_buffer: usize,
-    pub buffers: Arc<super::pool::Buffers>,
+    pub response_buffers: usize,
     /// Failed sign-ins per client, and who is locked out (`lockout:`);
     /// kept across policy reloads.
     pub lockout: crate::lockout::Lockout,
@@ -1029,7 +1029,11 @@ async fn forward(
     if shared.response_buffer > 0 && resp.status() != StatusCode::SWITCHING_PROTOCOLS {
         let body = resp.body_mut();
         let more = std::future::poll_fn(|cx| {
-            std::task::Poll::Ready(body.read_ahead(cx, shared.response_buffer, &shared.buffers))
+            std::task::Poll::Ready(body.read_ahead(
+                cx,
+                shared.response_buffer,
+                shared.response_buffers,
+            ))
         })
         .await;
         if more {
