@@ -99,31 +99,46 @@ pub fn check_host(host: &str) -> Result<(), HostError> {
             .map_err(|_| HostError::Invalid)?;
         match &rest[close + 1..] {
             "" => None,
-            after => Some(after.strip_prefix(':').ok_or(HostError::Invalid)?),
+            after => Some(
+                after
+                    .strip_prefix(':')
+                    .ok_or(HostError::Invalid)?
+                    .as_bytes(),
+            ),
         }
     } else {
-        let (name, port) = match host.split_once(':') {
-            Some((name, port)) => (name, Some(port)),
-            None => (host, None),
+        // One pass over the bytes (every request's Host goes through here).
+        let (name, port) = match b.iter().position(|&c| c == b':') {
+            Some(i) => (&b[..i], Some(&b[i + 1..])),
+            None => (b, None),
         };
         // Labels may not be empty (`a..b`, `.a`, `a..`): servers that strip
         // every trailing dot would read `admin.example.com..` as the name
         // a rule decided on with one dot removed. One trailing dot (the
         // fully qualified form) is the name itself.
-        let labels = name.strip_suffix('.').unwrap_or(name);
-        let name_ok = !labels.is_empty()
-            && labels.split('.').all(|l| !l.is_empty())
-            && labels
-                .bytes()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_'));
-        if !name_ok {
+        let labels = name.strip_suffix(b".").unwrap_or(name);
+        let mut label_start = true;
+        for &c in labels {
+            if c == b'.' {
+                if label_start {
+                    return Err(HostError::Invalid);
+                }
+                label_start = true;
+            } else if c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_') {
+                label_start = false;
+            } else {
+                return Err(HostError::Invalid);
+            }
+        }
+        if label_start {
+            // Empty, or ending in an empty label.
             return Err(HostError::Invalid);
         }
         port
     };
     match port {
         None => Ok(()),
-        Some(p) if !p.is_empty() && p.len() <= 5 && p.bytes().all(|c| c.is_ascii_digit()) => Ok(()),
+        Some(p) if !p.is_empty() && p.len() <= 5 && p.iter().all(u8::is_ascii_digit) => Ok(()),
         Some(_) => Err(HostError::Invalid),
     }
 }
@@ -221,6 +236,24 @@ mod tests {
         #[test]
         fn check_host_never_panics(h in "\\PC{0,40}") {
             let _ = check_host(&h);
+        }
+
+        /// The one-pass check agrees with the plain reading of the rules
+        /// (labels split on dots, none empty, the allowed bytes).
+        #[test]
+        fn check_host_agrees_with_the_plain_reading(h in "[a-z0-9._:\\-]{0,12}") {
+            let plain = |host: &str| -> bool {
+                let (name, port) = match host.split_once(':') {
+                    Some((n, p)) => (n, Some(p)),
+                    None => (host, None),
+                };
+                let labels = name.strip_suffix('.').unwrap_or(name);
+                !labels.is_empty()
+                    && labels.split('.').all(|l| !l.is_empty())
+                    && labels.bytes().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_'))
+                    && port.is_none_or(|p| !p.is_empty() && p.len() <= 5 && p.bytes().all(|c| c.is_ascii_digit()))
+            };
+            proptest::prop_assert_eq!(check_host(&h).is_ok(), plain(&h), "{:?}", h);
         }
     }
 }

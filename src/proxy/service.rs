@@ -530,13 +530,44 @@ fn count_decision(
 ) {
     use crate::telemetry::metrics::{DecisionLabels, LoginLabels, Name};
     let rule = Name(rule_label(decision));
-    metrics
-        .decisions
-        .get_or_create(&DecisionLabels {
-            action: decision.action.as_str(),
-            rule: rule.clone(),
-        })
-        .inc();
+    let action = decision.action.as_str();
+    // This worker's last decision counter: a request usually meets the
+    // rule the one before it met, and then counting it is an atomic add
+    // rather than a labelled lookup (a hash of the labels and a lock).
+    // Series are never removed, so a kept counter is never a stale one; a
+    // reload's rules have new names (new `Arc`s, kept alive here so that
+    // no other name can take their place) and are looked up again.
+    type Last = Option<(
+        u64,
+        Arc<str>,
+        &'static str,
+        prometheus_client::metrics::counter::Counter,
+    )>;
+    thread_local! {
+        static LAST: std::cell::RefCell<Last> = const { std::cell::RefCell::new(None) };
+    }
+    let counted = LAST.with(|last| match &*last.borrow() {
+        Some((id, r, a, counter))
+            if *id == metrics.id && Arc::ptr_eq(r, &rule.0) && *a == action =>
+        {
+            counter.inc();
+            true
+        }
+        _ => false,
+    });
+    if !counted {
+        let counter = metrics
+            .decisions
+            .get_or_create(&DecisionLabels {
+                action,
+                rule: rule.clone(),
+            })
+            .clone();
+        counter.inc();
+        LAST.with(|last| {
+            *last.borrow_mut() = Some((metrics.id, rule.0.clone(), action, counter));
+        });
+    }
     if decision.is_blocked_login() {
         metrics
             .login_blocked
@@ -931,9 +962,13 @@ async fn forward(
         Ok(Ok(_)) => "ok",
     };
     let m = &shared.metrics;
-    m.upstream_requests
-        .get_or_create(&crate::telemetry::metrics::OutcomeLabels { outcome })
-        .inc();
+    if outcome == "ok" {
+        m.upstream_ok.inc();
+    } else {
+        m.upstream_requests
+            .get_or_create(&crate::telemetry::metrics::OutcomeLabels { outcome })
+            .inc();
+    }
     m.upstream_seconds.observe(started.elapsed().as_secs_f64());
     let mut resp = match result {
         Ok(Err(e)) if broke => {
