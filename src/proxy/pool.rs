@@ -366,11 +366,6 @@ enum Back {
 /// Bytes of answers read ahead of their clients, in this process.
 static READ_AHEAD: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
-/// Bytes of answers read ahead of their clients now (for metrics, tests).
-pub fn read_ahead_bytes() -> usize {
-    READ_AHEAD.load(Ordering::Relaxed)
-}
-
 /// Counts `n` more bytes read ahead, if they fit within `max`.
 fn reserve(n: usize, max: usize) -> bool {
     let mut used = READ_AHEAD.load(Ordering::Relaxed);

@@ -131,6 +131,9 @@ pub struct Recent {
 #[derive(Default)]
 struct Shard {
     entries: HashMap<AddrKey, Entry>,
+    /// About how many bytes the entries hold, kept as they change (not
+    /// summed again on every note).
+    bytes: usize,
 }
 
 impl Shard {
@@ -144,14 +147,17 @@ impl Shard {
             .filter(|(k, _)| Some(**k) != keep)
             .min_by_key(|(_, e)| (e.sign_in.is_some(), e.at))
             .map(|(k, _)| *k);
-        oldest.is_some_and(|k| self.entries.remove(&k).is_some())
+        let Some(gone) = oldest.and_then(|k| self.entries.remove(&k)) else {
+            return false;
+        };
+        self.bytes = self.bytes.saturating_sub(gone.bytes());
+        true
     }
 
     /// Keeps the shard within [`SHARD_BYTES`], the entry just updated last
     /// to go (and then its oldest requests).
     fn bound(&mut self, key: AddrKey) {
-        let mut total: usize = self.entries.values().map(Entry::bytes).sum();
-        while total > SHARD_BYTES {
+        while self.bytes > SHARD_BYTES {
             if !self.evict_one(Some(key)) {
                 // Only this entry: drop its requests seen longest ago.
                 let Some(e) = self.entries.get_mut(&key) else {
@@ -160,9 +166,9 @@ impl Shard {
                 if e.requests.len() <= 1 {
                     return;
                 }
-                e.requests.remove(0);
+                let (_, gone) = e.requests.remove(0);
+                self.bytes = self.bytes.saturating_sub(gone.bytes());
             }
-            total = self.entries.values().map(Entry::bytes).sum();
         }
     }
 }
@@ -223,6 +229,7 @@ impl Recent {
             return;
         };
         if let Some(entry) = shard.entries.get_mut(&key) {
+            let before = entry.bytes();
             entry.ip = ip;
             entry.at = now;
             match rule {
@@ -246,6 +253,8 @@ impl Recent {
                     }
                 }
             }
+            let after = entry.bytes();
+            shard.bytes = shard.bytes.saturating_sub(before) + after;
             shard.bound(key);
             return;
         }
@@ -256,15 +265,14 @@ impl Recent {
             Some(rule) => (vec![(rule.clone(), sample)], None),
             None => (Vec::new(), Some(sample)),
         };
-        shard.entries.insert(
-            key,
-            Entry {
-                ip,
-                at: now,
-                requests,
-                sign_in,
-            },
-        );
+        let entry = Entry {
+            ip,
+            at: now,
+            requests,
+            sign_in,
+        };
+        shard.bytes += entry.bytes();
+        shard.entries.insert(key, entry);
         shard.bound(key);
     }
 
@@ -279,6 +287,7 @@ impl Recent {
             shard
                 .entries
                 .retain(|_, s| now.duration_since(s.at) <= self.window);
+            shard.bytes = shard.entries.values().map(Entry::bytes).sum();
             out.extend(shard.entries.values().cloned());
         }
         out
