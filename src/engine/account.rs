@@ -908,15 +908,13 @@ mod tests {
         for (what, body) in [
             (
                 "a base64 part",
-                format!(
-                    "--XyZ\r\nContent-Disposition: form-data; name=\"username\"\r\nContent-Transfer-Encoding: base64\r\n\r\nYWxp!Y2U=\r\n--XyZ--\r\n"
-                ),
+                "--XyZ\r\nContent-Disposition: form-data; name=\"username\"\r\nContent-Transfer-Encoding: base64\r\n\r\nYWxp!Y2U=\r\n--XyZ--\r\n"
+                    .to_string(),
             ),
             (
                 "a part charset",
-                format!(
-                    "--XyZ\r\nContent-Disposition: form-data; name=\"username\"\r\nContent-Type: text/plain; charset=utf-16le\r\n\r\nx\r\n--XyZ--\r\n"
-                ),
+                "--XyZ\r\nContent-Disposition: form-data; name=\"username\"\r\nContent-Type: text/plain; charset=utf-16le\r\n\r\nx\r\n--XyZ--\r\n"
+                    .to_string(),
             ),
             (
                 "a name with a tab at its end",
@@ -940,10 +938,8 @@ mod tests {
             assert_eq!(get(ct, &body), Err(NoAccount::Ambiguous), "{what}");
         }
         // A UTF-8 part type and an epilogue without delimiters are fine.
-        let ok = format!(
-            "--XyZ\r\nContent-Disposition: form-data; name=\"username\"\r\nContent-Type: text/plain; charset=UTF-8\r\n\r\nalice\r\n--XyZ--\r\nepilogue"
-        );
-        assert_eq!(get(ct, &ok).as_deref(), Ok("alice"));
+        let ok = "--XyZ\r\nContent-Disposition: form-data; name=\"username\"\r\nContent-Type: text/plain; charset=UTF-8\r\n\r\nalice\r\n--XyZ--\r\nepilogue";
+        assert_eq!(get(ct, ok).as_deref(), Ok("alice"));
     }
 
     #[test]

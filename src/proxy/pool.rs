@@ -458,12 +458,12 @@ impl UpstreamBody {
                 Poll::Ready(Some(Ok(frame))) if first.is_none() => match frame.into_data() {
                     Ok(data) => first = Some(data),
                     Err(frame) => {
-                        self.to_mixed(None, Some(frame));
+                        self.box_up(None, Some(frame));
                         return self.read_more(cx).is_pending();
                     }
                 },
                 Poll::Ready(Some(Ok(frame))) => {
-                    self.to_mixed(first, Some(frame));
+                    self.box_up(first, Some(frame));
                     return self.read_more(cx).is_pending();
                 }
                 Poll::Ready(None) => {
@@ -472,13 +472,13 @@ impl UpstreamBody {
                     return false;
                 }
                 Poll::Ready(Some(Err(e))) => {
-                    self.to_mixed(first, None);
+                    self.box_up(first, None);
                     self.broke(e);
                     return false;
                 }
                 Poll::Pending if first.is_none() => return true,
                 Poll::Pending => {
-                    self.to_mixed(first, None);
+                    self.box_up(first, None);
                     return true;
                 }
             }
@@ -486,7 +486,7 @@ impl UpstreamBody {
     }
 
     /// Moves a live body and what was read of it into a box.
-    fn to_mixed(&mut self, first: Option<bytes::Bytes>, frame: Option<Frame<bytes::Bytes>>) {
+    fn box_up(&mut self, first: Option<bytes::Bytes>, frame: Option<Frame<bytes::Bytes>>) {
         let rest = match std::mem::replace(&mut self.source, Source::Whole(None)) {
             Source::Live(body) => Some(body),
             other => {
@@ -530,7 +530,7 @@ impl UpstreamBody {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(Some(Ok(frame))) => {
                     if matches!(self.source, Source::Live(_)) {
-                        self.to_mixed(None, Some(frame));
+                        self.box_up(None, Some(frame));
                     } else if let Source::Mixed(m) = &mut self.source {
                         m.ahead.push_back(frame);
                     }
@@ -545,7 +545,7 @@ impl UpstreamBody {
                 }
                 Poll::Ready(Some(Err(e))) => {
                     if matches!(self.source, Source::Live(_)) {
-                        self.to_mixed(None, None);
+                        self.box_up(None, None);
                     }
                     self.broke(e);
                     return Poll::Ready(());
