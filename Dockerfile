@@ -4,11 +4,14 @@
 #
 #   docker build -t netwarden .
 #   docker run --rm -p 8080:8080 \
-#     -v "$PWD/policies:/etc/netwarden:ro" \
+#     -e NETWARDEN_UPSTREAM=http://console:3000 netwarden
+#   # your own policy: a directory holding policy.yaml (and the files it
+#   # names), mounted over the built-in one
+#   docker run --rm -p 8080:8080 -v "$PWD/my-policy:/etc/netwarden:ro" \
 #     -e NETWARDEN_UPSTREAM=http://console:3000 netwarden
 #
 # The policy is read from /etc/netwarden/policy.yaml (mount a ConfigMap or a
-# directory there). The built-in one listens on 8080 with the admin
+# directory with a policy.yaml there; the repository's policies/ has none). The built-in one listens on 8080 with the admin
 # listener on 127.0.0.1:9901 (enough for the HEALTHCHECK); a Kubernetes
 # policy sets server.admin: 0.0.0.0:9901 for the kubelet's probes.
 FROM rust:1.95-slim-bookworm AS build

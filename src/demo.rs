@@ -116,7 +116,7 @@ pub fn offline() -> Result<String, LoadError> {
         out,
         "netwarden demo: the example policy (policies/example.yaml) deciding sample requests\n\
          networks: office 203.0.113.0/24 minus guest Wi-Fi 203.0.113.128/25, VPN 198.51.100.0/24;\n\
-         load balancers 10.0.0.0/8 are trusted to send X-Forwarded-For.\n"
+         load balancers 10.0.0.0/28 are trusted to send X-Forwarded-For.\n"
     );
     for s in SAMPLES {
         // PANIC SAFETY: the sample addresses above are literals in canonical form.
