@@ -24,8 +24,8 @@ fn wait_line(rx: &mpsc::Receiver<String>, needle: &str) -> String {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_demo_blocks_a_sign_in_from_home_and_alerts_its_webhook() {
+/// `netwarden demo` on a free port, and its stderr line by line.
+fn start_demo() -> (std::process::Child, mpsc::Receiver<String>) {
     let mut child = support::bin()
         .args(["demo", "--listen", "127.0.0.1:0"])
         .stdout(Stdio::null())
@@ -39,6 +39,12 @@ async fn the_demo_blocks_a_sign_in_from_home_and_alerts_its_webhook() {
             let _ = tx.send(line);
         }
     });
+    (child, rx)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_blocks_a_sign_in_from_home_and_alerts_its_webhook() {
+    let (mut child, rx) = start_demo();
     let line = wait_line(&rx, "netwarden guards it on http://");
     let v6_served = line.contains("and http://[::1]:");
     let addr: std::net::SocketAddr = line
@@ -189,19 +195,7 @@ fn a_taken_port_is_exit_1_with_a_hint() {
 /// applied once the banner's VPN request had made `::1` an admin).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_banner_followed_top_to_bottom_does_what_it_says() {
-    let mut child = support::bin()
-        .args(["demo", "--listen", "127.0.0.1:0"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("demo starts");
-    let stderr = child.stderr.take().expect("stderr");
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
+    let (mut child, rx) = start_demo();
     let _ = wait_line(&rx, "In another terminal, try");
     let mut commands = Vec::new();
     loop {

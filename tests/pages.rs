@@ -18,7 +18,7 @@ pages:
   languages: [ja, en]
   fallback: ja
   contact:
-    ja: \"情報システム部 内線1234 まで\"
+    ja: \"お問い合わせは情報システム部（内線1234）までお願いします。\"
     en: \"Call IT on extension 1234.\"
 ";
 
@@ -72,7 +72,7 @@ async fn the_block_page_speaks_the_language_the_browser_asks_for() {
             .contains("社内ネットワーク");
         assert_eq!(japanese, *want == "ja", "{header:?}: {v}");
         let contact = if *want == "ja" {
-            "情報システム部 内線1234 まで"
+            "お問い合わせは情報システム部（内線1234）までお願いします。"
         } else {
             "Call IT on extension 1234."
         };
@@ -136,7 +136,10 @@ async fn every_kind_of_page_is_in_the_language_asked_for() {
         v["message"].as_str().unwrap_or("").contains("サインイン"),
         "{v}"
     );
-    assert_eq!(v["contact"], "情報システム部 内線1234 まで");
+    assert_eq!(
+        v["contact"],
+        "お問い合わせは情報システム部（内線1234）までお願いします。"
+    );
 }
 
 #[tokio::test]

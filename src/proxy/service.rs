@@ -406,8 +406,8 @@ async fn pass_on(
                 super::sign_in::count_login(shared, rule, o);
             }
             match stop {
-                super::sign_in::Stop::Locked { retry_after } => {
-                    page(Page::LockedOut { retry_after })
+                super::sign_in::Stop::Locked { retry_after, scope } => {
+                    page(Page::LockedOut { retry_after, scope })
                 }
                 super::sign_in::Stop::StoreUnavailable => page(Page::SignInUnavailable),
                 super::sign_in::Stop::BrokenBody => page(Page::BadRequest),

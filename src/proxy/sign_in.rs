@@ -32,8 +32,12 @@ pub struct SignIn<'a> {
 
 /// Why a sign-in stops here.
 pub enum Stop {
-    /// Locked out: retry after this many seconds (rounded up).
-    Locked { retry_after: u64 },
+    /// Locked out: retry after this many seconds (rounded up); what the
+    /// lock holds.
+    Locked {
+        retry_after: u64,
+        scope: crate::proxy::pages::LockScope,
+    },
     /// `on_store_error: deny_login` while Redis is down.
     StoreUnavailable,
     /// The client's body broke off while it was read.
@@ -103,7 +107,8 @@ pub async fn begin<'a>(
             Err(Refusal::Wait(d)) => {
                 // Rounded up: a client that waits this long gets in.
                 let retry_after = (d.as_secs() + u64::from(d.subsec_nanos() > 0)).max(1);
-                return (sign_in, Err(Stop::Locked { retry_after }));
+                let scope = lock_scope(&sign_in.key);
+                return (sign_in, Err(Stop::Locked { retry_after, scope }));
             }
             Err(Refusal::StoreUnavailable) => return (sign_in, Err(Stop::StoreUnavailable)),
         }
@@ -151,6 +156,17 @@ async fn read_account(
         Head::Slow => Err(NoAccount::Slow),
     };
     (Some(body), found)
+}
+
+/// What a lock on `key` holds, in the page's words.
+fn lock_scope(key: &Key) -> crate::proxy::pages::LockScope {
+    use crate::proxy::pages::LockScope;
+    match key {
+        Key::Address(_) => LockScope::Address,
+        Key::AccountAndNetwork(..) => LockScope::AccountFromNetwork,
+        Key::Account(_) => LockScope::Account,
+        Key::Network(_) | Key::Unread => LockScope::Unnamed,
+    }
 }
 
 pub fn count_login(shared: &Shared, rule: &Rule, outcome: &'static str) {

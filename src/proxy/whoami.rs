@@ -17,7 +17,7 @@ use crate::policy::Policy;
 use crate::policy::pages::PagesSettings;
 
 /// The page's style: the block page's, so that both look alike.
-const STYLE: &str = "body{font-family:system-ui,-apple-system,\"Segoe UI\",\"Hiragino Sans\",\"Yu Gothic UI\",Meiryo,\"Noto Sans CJK JP\",sans-serif;background:#f5f6f8;color:#1d2330;margin:0;line-break:strict;overflow-wrap:anywhere}main{max-width:36rem;margin:12vh auto;background:#fff;border-radius:10px;padding:2rem 2.5rem;box-shadow:0 2px 12px rgba(0,0,0,.08)}h1{font-size:1.35rem;margin-top:0}p{line-height:1.6}dl{display:grid;grid-template-columns:max-content minmax(0,1fr);gap:.3rem 1rem}dd{margin:0;font-family:ui-monospace,monospace}@media (max-width:30rem){main{margin:0;border-radius:0;padding:1.5rem 1.25rem;box-shadow:none}}";
+const STYLE: &str = "body{font-family:system-ui,-apple-system,\"Segoe UI\",\"Hiragino Sans\",\"Yu Gothic UI\",Meiryo,\"Noto Sans CJK JP\",sans-serif;background:#f5f6f8;color:#1d2330;margin:0;line-break:strict;overflow-wrap:anywhere}:lang(ja){word-break:auto-phrase}main{max-width:36rem;margin:12vh auto;background:#fff;border-radius:10px;padding:2rem 2.5rem;box-shadow:0 2px 12px rgba(0,0,0,.08)}h1{font-size:1.35rem;margin-top:0}p{line-height:1.6}dl{display:grid;grid-template-columns:max-content minmax(0,1fr);gap:.3rem 1rem}dd{margin:0;font-family:ui-monospace,monospace}@media (max-width:30rem){main{margin:0;border-radius:0;padding:1.5rem 1.25rem;box-shadow:none}}";
 
 /// How the address was found: a stable code.
 fn found_by(d: &Derivation, proxy_protocol: bool) -> &'static str {
@@ -119,7 +119,14 @@ pub fn body(pages: &PagesSettings, wants: Wants, seen: &Seen<'_>) -> (String, &'
     let w = words::whoami_words(lang);
     let contact = pages.contact(lang);
     if wants.html {
-        let contact = contact.map_or_else(String::new, |c| format!("<p>{}</p>\n", escape_html(c)));
+        // The policy's contact line replaces the general "contact IT".
+        let (unexpected, contact) = match contact {
+            Some(c) => (
+                w.unexpected_then_contact,
+                format!("<p>{}</p>\n", escape_html(c)),
+            ),
+            None => (w.unexpected, String::new()),
+        };
         (
             format!(
                 "<!doctype html>\n<html lang=\"{lang}\">\n<head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><meta name=\"robots\" content=\"noindex\"><title>{title}</title>\n<style>{STYLE}</style></head>\n<body><main>\n<h1>{title}</h1>\n<dl>\n<dt>{l_addr}</dt><dd>{address}</dd>\n<dt>{l_found}</dt><dd>{found}</dd>\n<dt>{l_id}</dt><dd>{id}</dd>\n</dl>\n<p><strong>{sign_in}</strong></p>\n<p>{unexpected}</p>\n{contact}</main></body>\n</html>\n",
@@ -132,7 +139,7 @@ pub fn body(pages: &PagesSettings, wants: Wants, seen: &Seen<'_>) -> (String, &'
                 l_id = escape_html(w.request_id),
                 id = escape_html(seen.request_id),
                 sign_in = escape_html(words::sign_in(sign_in, lang)),
-                unexpected = escape_html(w.unexpected),
+                unexpected = escape_html(unexpected),
             ),
             "text/html; charset=utf-8",
         )

@@ -43,12 +43,26 @@ pub enum Page {
     GatewayTimeout,
     /// Every connection to the console is busy (503).
     Busy,
-    /// Too many failed sign-ins from this client (429); the lock ends in
-    /// this many seconds.
-    LockedOut { retry_after: u64 },
+    /// Too many failed sign-ins (429): the lock ends in this many seconds,
+    /// and holds what `scope` says.
+    LockedOut { retry_after: u64, scope: LockScope },
     /// Sign-ins are refused while the lockout store cannot be reached
     /// (`state.on_store_error: deny_login`; 503).
     SignInUnavailable,
+}
+
+/// What a lock holds, in the terms of its key (docs/lockout.md, Keys), so
+/// that the page says what is paused and what is not.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LockScope {
+    /// `key: address`: this client address.
+    Address,
+    /// `key: account_and_network`: this account, from this network.
+    AccountFromNetwork,
+    /// `key: account`: this account, from anywhere.
+    Account,
+    /// Sign-ins whose account was not read, while an account is locked.
+    Unnamed,
 }
 
 impl Page {
@@ -61,7 +75,10 @@ impl Page {
         Page::BadGateway,
         Page::GatewayTimeout,
         Page::Busy,
-        Page::LockedOut { retry_after: 900 },
+        Page::LockedOut {
+            retry_after: 900,
+            scope: LockScope::AccountFromNetwork,
+        },
         Page::SignInUnavailable,
     ];
 
@@ -170,7 +187,7 @@ pub fn body(settings: &PagesSettings, shown: &Shown<'_>) -> (String, &'static st
                 "title" => escape_html(w.title),
                 "message" => escape_html(w.message),
                 "advice" => escape_html(&w.advice),
-                "contact" => escape_html(contact.unwrap_or("")),
+                "contact" => escape_html(contact.unwrap_or(w.contact)),
                 "client_ip" => escape_html(shown.client_ip),
                 "request_id" => escape_html(shown.request_id),
                 "label_what_to_do" => escape_html(labels.what_to_do),
@@ -197,9 +214,7 @@ pub fn body(settings: &PagesSettings, shown: &Shown<'_>) -> (String, &'static st
             "client_ip": shown.client_ip,
             "request_id": shown.request_id,
         });
-        if let Some(c) = contact {
-            v["contact"] = serde_json::json!(c);
-        }
+        v["contact"] = serde_json::json!(contact.unwrap_or(w.contact));
         if let Some(w) = whoami {
             v["whoami"] = serde_json::json!(w);
         }
@@ -303,7 +318,7 @@ pub fn render(settings: &PagesSettings, shown: &Shown<'_>) -> Response<Full<Byte
     }
     // RFC 9110 §10.2.3, in seconds.
     match shown.page {
-        Page::LockedOut { retry_after } => {
+        Page::LockedOut { retry_after, .. } => {
             h.insert(
                 http::header::RETRY_AFTER,
                 HeaderValue::from(retry_after.max(1)),
@@ -383,7 +398,7 @@ mod tests {
             ),
             (
                 Lang::Ja,
-                "このコンソールは、社内ネットワークまたはVPNからのみ利用できます。",
+                "このコンソールは、社内ネットワークまたは社内VPNからのみご利用いただけます。",
             ),
         ] {
             let (b, ct) = body(
@@ -405,6 +420,7 @@ mod tests {
     fn a_locked_out_client_is_told_when_to_try_again_without_internals() {
         let page = Page::LockedOut {
             retry_after: 14 * 60 + 1,
+            scope: LockScope::AccountFromNetwork,
         };
         let resp = render(
             &PagesSettings::default(),
@@ -431,6 +447,71 @@ mod tests {
         );
         let v: serde_json::Value = serde_json::from_str(&b).unwrap();
         assert!(v["advice"].as_str().unwrap().starts_with("15分後に"), "{v}");
+    }
+
+    /// Issue 23's review of the Japanese: every page, with and without a
+    /// contact line, in both languages, reads as written: no 「あなた」,
+    /// no 「アドレス」 alone (it reads as an e-mail address), no half-width
+    /// space after 「。」, and whom to ask said once.
+    #[test]
+    fn every_page_reads_as_written_in_each_language() {
+        let mut with_contact = PagesSettings::default();
+        with_contact.contact = [
+            Some("Call the IT desk on extension 1234.".into()),
+            Some("お問い合わせは情報システム部（内線1234）までお願いします。".into()),
+        ];
+        let mut pages: Vec<Page> = Page::ALL.to_vec();
+        for scope in [
+            LockScope::Address,
+            LockScope::AccountFromNetwork,
+            LockScope::Account,
+            LockScope::Unnamed,
+        ] {
+            for retry_after in [1, 30, 59, 60, 61, 900] {
+                pages.push(Page::LockedOut { retry_after, scope });
+            }
+        }
+        for settings in [PagesSettings::default(), with_contact] {
+            for &page in &pages {
+                for lang in [Lang::En, Lang::Ja] {
+                    let (html, _) = body(&settings, &shown(page, lang, "192.0.2.1", true));
+                    let text = html.replace("<p>", "\n").replace("</p>", "");
+                    if lang == Lang::Ja {
+                        assert!(!text.contains("あなた"), "{page:?}: {text}");
+                        assert!(!text.contains("。 "), "{page:?}: {text}");
+                        let lone = text
+                            .match_indices("アドレス")
+                            .filter(|(i, _)| !text[..*i].ends_with("IP"));
+                        assert_eq!(lone.count(), 0, "{page:?}: {text}");
+                        assert!(
+                            text.matches("お問い合わせ").count() <= 1,
+                            "{page:?}: {text}"
+                        );
+                    } else {
+                        assert!(
+                            text.matches("contact IT").count() + text.matches("IT desk").count()
+                                <= 1,
+                            "{page:?}: {text}"
+                        );
+                    }
+                }
+            }
+        }
+        // Retry-After and the words round alike.
+        let words = |retry_after| {
+            words::words(
+                Page::LockedOut {
+                    retry_after,
+                    scope: LockScope::Address,
+                },
+                Lang::En,
+            )
+            .advice
+            .into_owned()
+        };
+        assert_eq!(words(30), "Try again in 30 seconds.");
+        assert_eq!(words(60), "Try again in 1 minute.");
+        assert_eq!(words(61), "Try again in 2 minutes.");
     }
 
     #[test]

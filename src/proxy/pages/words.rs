@@ -4,45 +4,64 @@
 
 use std::borrow::Cow;
 
-use super::Page;
+use super::{LockScope, Page};
 use crate::engine::SignInFrom;
 use crate::policy::pages::Lang;
 
-/// A page's title, what happened, and what to do.
+/// A page's title, what happened, what to do, and the general sentence on
+/// whom to ask (replaced by the policy's `pages.contact` line when it has
+/// one, so that a page never says "contact" twice).
 pub struct Words {
     pub title: &'static str,
     pub message: &'static str,
     pub advice: Cow<'static, str>,
+    pub contact: &'static str,
 }
 
 /// The labels of the built-in template.
 pub struct Labels {
+    /// With its own trailing space where the language wants one.
     pub what_to_do: &'static str,
     pub your_address: &'static str,
     pub request_id: &'static str,
     pub whoami_link: &'static str,
 }
 
+// One term set, in every surface (issue 23's review of the Japanese): the
+// company network is 社内ネットワーク, its VPN 社内VPN, the client's
+// address 接続元IPアドレス (never 「あなた」, never アドレス alone, which
+// reads as an e-mail address), whom to ask 情報システム部門.
+
 pub fn labels(lang: Lang) -> Labels {
     match lang {
         Lang::En => Labels {
-            what_to_do: "What to do:",
+            what_to_do: "What to do: ",
             your_address: "Your address",
             request_id: "Request id",
             whoami_link: "How this gateway sees your connection",
         },
         Lang::Ja => Labels {
             what_to_do: "対処方法：",
-            your_address: "あなたのアドレス",
+            your_address: "接続元IPアドレス",
             request_id: "リクエストID",
-            whoami_link: "このゲートウェイから見たあなたの接続",
+            whoami_link: "接続状況の確認",
         },
     }
 }
 
-fn retry_minutes(retry_after: u64) -> u64 {
-    // Whole minutes, rounded up: "try again in 15 minutes".
-    retry_after.div_ceil(60).max(1)
+/// How long to wait, rounded up the way `Retry-After` is (whole seconds):
+/// seconds under a minute, else whole minutes rounded up.
+fn wait(retry_after: u64, lang: Lang) -> String {
+    let secs = retry_after.max(1);
+    match (secs < 60, lang) {
+        (true, Lang::En) => format!("{secs} second{}", if secs == 1 { "" } else { "s" }),
+        (true, Lang::Ja) => format!("{secs}秒"),
+        (false, Lang::En) => {
+            let m = secs.div_ceil(60);
+            format!("{m} minute{}", if m == 1 { "" } else { "s" })
+        }
+        (false, Lang::Ja) => format!("{}分", secs.div_ceil(60)),
+    }
 }
 
 pub fn words(page: Page, lang: Lang) -> Words {
@@ -52,130 +71,167 @@ pub fn words(page: Page, lang: Lang) -> Words {
     }
 }
 
+const CONTACT_EN: &str = "If it persists, contact IT and give them the request id below.";
+const CONTACT_JA: &str =
+    "解決しない場合は、下記のリクエストIDを添えて情報システム部門までお問い合わせください。";
+
 fn english(page: Page) -> Words {
-    let later =
-        "Try again in a minute. If it persists, contact IT and give them the request id below.";
-    let (title, message, advice): (&str, &str, Cow<'static, str>) = match page {
+    let later = "Wait a minute, then try again.";
+    let (title, message, advice, contact): (&str, &str, Cow<'static, str>, &str) = match page {
         Page::BlockedLogin => (
             "Access from this network is not allowed",
             "Sign-in to this console is only allowed from the company network or VPN.",
-            VPN_EN.into(),
+            "Connect to the company VPN and try again.".into(),
+            "If you are on the company network and still see this page, contact IT and give them the request id below.",
         ),
         Page::Blocked => (
             "Access from this network is not allowed",
             "This console can only be used from the company network or VPN.",
-            VPN_EN.into(),
+            "Connect to the company VPN and try again.".into(),
+            "If you are on the company network and still see this page, contact IT and give them the request id below.",
         ),
         Page::BadRequest => (
             "This request cannot be accepted",
-            "The address of this request is malformed or ambiguous, so it was refused.",
-            "Check the address you opened, or go back to the console's home page.".into(),
+            "The URL or host name of this request is malformed or could be read in more than one way, so it was refused.",
+            "Check the URL you opened, or start again from the console's home page.".into(),
+            CONTACT_EN,
         ),
         Page::RequestTimeout => (
             "The request took too long to arrive",
             "What this request sent (a form or an upload) stopped coming, or came too slowly, so it was not passed on.",
-            "Check your connection and send it again. If it persists, contact IT and give them the request id below.".into(),
+            "Check your connection and send it again.".into(),
+            CONTACT_EN,
         ),
         Page::BadGateway => (
             "The console is unavailable",
             "The console behind this gateway could not be reached or failed to answer.",
             later.into(),
+            CONTACT_EN,
         ),
         Page::GatewayTimeout => (
             "The console did not answer in time",
             "The console behind this gateway took too long to answer.",
             later.into(),
+            CONTACT_EN,
         ),
         Page::Busy => (
             "The console is busy",
             "The console behind this gateway has too many requests open right now.",
             later.into(),
+            CONTACT_EN,
         ),
-        Page::LockedOut { retry_after } => {
-            let minutes = retry_minutes(retry_after);
-            let unit = if minutes == 1 { "minute" } else { "minutes" };
-            (
-                "Too many failed sign-ins",
-                "There were too many failed sign-ins from this network, so sign-in is paused for it.",
-                format!(
-                    "Try again in {minutes} {unit}. If you did not try to sign in, contact IT and give them the request id below."
-                )
-                .into(),
-            )
-        }
+        Page::LockedOut { retry_after, scope } => (
+            "Too many failed sign-ins",
+            match scope {
+                LockScope::Address => {
+                    "Too many sign-ins from this address failed, so sign-in from it is paused."
+                }
+                LockScope::AccountFromNetwork => {
+                    "Too many sign-ins to this account from this network failed, so its sign-in from this network is paused. Other accounts can still sign in."
+                }
+                LockScope::Account => {
+                    "Too many sign-ins to this account failed, so its sign-in is paused. Other accounts can still sign in."
+                }
+                LockScope::Unnamed => {
+                    "An account was locked after too many failed sign-ins, so sign-ins that do not name their account clearly are paused here."
+                }
+            },
+            format!("Try again in {}.", wait(retry_after, Lang::En)).into(),
+            "If you did not try to sign in, contact IT and give them the request id below.",
+        ),
         Page::SignInUnavailable => (
             "Sign-in is paused",
             "Sign-in is paused for a moment: the gateway cannot check failed sign-ins right now.",
             later.into(),
+            CONTACT_EN,
         ),
     };
     Words {
         title,
         message,
         advice,
+        contact,
     }
 }
 
-const VPN_EN: &str = "Connect to the company VPN and try again. If you are on the company network and still see this page, contact IT and give them the request id below.";
-const VPN_JA: &str = "会社のVPNに接続してから、もう一度お試しください。社内ネットワークにいるのにこのページが表示される場合は、下のリクエストIDを添えて情報システム担当者にご連絡ください。";
-
 fn japanese(page: Page) -> Words {
-    let later = "少し時間をおいてから、もう一度お試しください。解決しない場合は、下のリクエストIDを添えて情報システム担当者にご連絡ください。";
-    let (title, message, advice): (&str, &str, Cow<'static, str>) = match page {
+    let later = "しばらく時間をおいてから、再度お試しください。";
+    let vpn = "社内VPNに接続してから、再度アクセスしてください。";
+    let vpn_contact = "社内ネットワークに接続しているにもかかわらずこのページが表示される場合は、下記のリクエストIDを添えて情報システム部門までお問い合わせください。";
+    let (title, message, advice, contact): (&str, &str, Cow<'static, str>, &str) = match page {
         Page::BlockedLogin => (
-            "このネットワークからはアクセスできません",
-            "このコンソールへのサインインは、社内ネットワークまたはVPNからのみ許可されています。",
-            VPN_JA.into(),
+            "このネットワークからはサインインできません",
+            "このコンソールへのサインインは、社内ネットワークまたは社内VPNからのみ許可されています。",
+            vpn.into(),
+            vpn_contact,
         ),
         Page::Blocked => (
             "このネットワークからはアクセスできません",
-            "このコンソールは、社内ネットワークまたはVPNからのみ利用できます。",
-            VPN_JA.into(),
+            "このコンソールは、社内ネットワークまたは社内VPNからのみご利用いただけます。",
+            vpn.into(),
+            vpn_contact,
         ),
         Page::BadRequest => (
             "このリクエストは受け付けられません",
-            "このリクエストのアドレスが不正または曖昧なため、拒否されました。",
-            "開いたアドレスを確認するか、コンソールのトップページに戻ってください。".into(),
+            "リクエストのURLまたはホスト名が不正か、複数の解釈ができる形式のため、受け付けませんでした。",
+            "開いたURLをご確認いただくか、コンソールのトップページからやり直してください。".into(),
+            CONTACT_JA,
         ),
         Page::RequestTimeout => (
-            "リクエストの到着に時間がかかりすぎました",
-            "このリクエストで送信された内容（フォームやアップロード）が途中で止まったか、届くのが遅すぎたため、転送されませんでした。",
-            "接続を確認してから、もう一度送信してください。解決しない場合は、下のリクエストIDを添えて情報システム担当者にご連絡ください。".into(),
+            "送信に時間がかかりすぎました",
+            "フォームやアップロードの送信が途中で止まったか、届くまでに時間がかかりすぎたため、コンソールへ転送しませんでした。",
+            "通信環境をご確認のうえ、再度送信してください。".into(),
+            CONTACT_JA,
         ),
         Page::BadGateway => (
             "コンソールを利用できません",
-            "このゲートウェイの先にあるコンソールに接続できないか、応答に失敗しました。",
+            "コンソールに接続できないか、コンソールから正常な応答がありませんでした。",
             later.into(),
+            CONTACT_JA,
         ),
         Page::GatewayTimeout => (
-            "コンソールが時間内に応答しませんでした",
-            "このゲートウェイの先にあるコンソールの応答に時間がかかりすぎました。",
+            "コンソールの応答がありません",
+            "コンソールからの応答に時間がかかりすぎています。",
             later.into(),
+            CONTACT_JA,
         ),
         Page::Busy => (
             "コンソールが混み合っています",
-            "このゲートウェイの先にあるコンソールは、現在処理中のリクエストが多すぎます。",
+            "現在、コンソールへのリクエストが集中しています。",
             later.into(),
+            CONTACT_JA,
         ),
-        Page::LockedOut { retry_after } => (
+        Page::LockedOut { retry_after, scope } => (
             "サインインの失敗が多すぎます",
-            "このネットワークからのサインインの失敗が多すぎるため、サインインを一時停止しています。",
-            format!(
-                "{}分後にもう一度お試しください。サインインを試みた覚えがない場合は、下のリクエストIDを添えて情報システム担当者にご連絡ください。",
-                retry_minutes(retry_after)
-            )
-            .into(),
+            match scope {
+                LockScope::Address => {
+                    "この接続元IPアドレスからのサインインの失敗が続いたため、この接続元からのサインインを一時停止しています。"
+                }
+                LockScope::AccountFromNetwork => {
+                    "このネットワークからこのアカウントへのサインインの失敗が続いたため、このネットワークからの同アカウントのサインインを一時停止しています。ほかのアカウントは引き続きサインインできます。"
+                }
+                LockScope::Account => {
+                    "このアカウントへのサインインの失敗が続いたため、同アカウントのサインインを一時停止しています。ほかのアカウントは引き続きサインインできます。"
+                }
+                LockScope::Unnamed => {
+                    "サインインの失敗が続いたアカウントがあるため、アカウント名を正しく確認できないサインインを一時停止しています。"
+                }
+            },
+            format!("{}後に、再度お試しください。", wait(retry_after, Lang::Ja)).into(),
+            "サインインを試みた覚えがない場合は、下記のリクエストIDを添えて情報システム部門までお問い合わせください。",
         ),
         Page::SignInUnavailable => (
             "サインインを一時停止しています",
-            "現在ゲートウェイがサインインの失敗を確認できないため、サインインを少しの間停止しています。",
+            "サインインの失敗を確認できない状態のため、サインインを一時的に停止しています。",
             later.into(),
+            CONTACT_JA,
         ),
     };
     Words {
         title,
         message,
         advice,
+        contact,
     }
 }
 
@@ -185,7 +241,10 @@ pub struct WhoamiWords {
     pub your_address: &'static str,
     pub found: &'static str,
     pub request_id: &'static str,
+    /// Whom to ask, in general words (no `pages.contact` line).
     pub unexpected: &'static str,
+    /// What to give them, before the policy's contact line.
+    pub unexpected_then_contact: &'static str,
 }
 
 pub fn whoami_words(lang: Lang) -> WhoamiWords {
@@ -196,13 +255,15 @@ pub fn whoami_words(lang: Lang) -> WhoamiWords {
             found: "Found",
             request_id: "Request id",
             unexpected: "If this address is not what you expect, contact IT and give them the request id above.",
+            unexpected_then_contact: "If this address is not what you expect, quote the request id above.",
         },
         Lang::Ja => WhoamiWords {
-            title: "このゲートウェイから見たあなた",
-            your_address: "あなたのアドレス",
-            found: "判定方法",
+            title: "接続状況の確認",
+            your_address: "接続元IPアドレス",
+            found: "判定元",
             request_id: "リクエストID",
-            unexpected: "このアドレスに心当たりがない場合は、上のリクエストIDを添えて情報システム担当者にご連絡ください。",
+            unexpected: "この接続元IPアドレスに心当たりがない場合は、上記のリクエストIDを添えて情報システム部門までお問い合わせください。",
+            unexpected_then_contact: "この接続元IPアドレスに心当たりがない場合は、上記のリクエストIDをお知らせください。",
         },
     }
 }
@@ -213,39 +274,41 @@ pub fn found_by(code: &str, lang: Lang) -> &'static str {
         ("trusted_proxy", Lang::En) => {
             "from what a trusted proxy in front of this gateway reported"
         }
-        ("trusted_proxy", Lang::Ja) => "このゲートウェイの前にある信頼済みプロキシの報告から",
+        ("trusted_proxy", Lang::Ja) => "信頼済みプロキシからの通知",
         ("proxy_protocol", Lang::En) => {
             "from the load balancer in front of this gateway (PROXY protocol)"
         }
-        ("proxy_protocol", Lang::Ja) => {
-            "このゲートウェイの前にあるロードバランサーから（PROXYプロトコル）"
-        }
+        ("proxy_protocol", Lang::Ja) => "前段のロードバランサー（PROXYプロトコル）",
         ("direct", Lang::En) => "directly from your connection",
-        ("direct", Lang::Ja) => "あなたの接続から直接",
+        ("direct", Lang::Ja) => "直接接続",
         (_, Lang::En) => {
             "it could not be found: a proxy in front sent an address that cannot be used"
         }
-        (_, Lang::Ja) => "判定できませんでした（前段のプロキシが使用できないアドレスを送りました）",
+        (_, Lang::Ja) => "判定できませんでした（前段のプロキシから利用できない値が送られました）",
     }
 }
 
 pub fn sign_in(s: SignInFrom, lang: Lang) -> &'static str {
     match (s, lang) {
         (SignInFrom::Allowed, Lang::En) => "Sign-in is allowed from this address.",
-        (SignInFrom::Allowed, Lang::Ja) => "このアドレスからのサインインは許可されています。",
+        (SignInFrom::Allowed, Lang::Ja) => "この接続元からのサインインは許可されています。",
         (SignInFrom::Partly, Lang::En) => {
             "Sign-in is allowed from this address on some of the console's sign-in pages only."
         }
         (SignInFrom::Partly, Lang::Ja) => {
-            "このアドレスからのサインインは、一部のサインインページでのみ許可されています。"
+            "この接続元からのサインインは、一部のサインインページでのみ許可されています。"
         }
         (SignInFrom::Blocked, Lang::En) => {
             "Sign-in is not allowed from this address. Connect to the company network or VPN and check again."
         }
         (SignInFrom::Blocked, Lang::Ja) => {
-            "このアドレスからのサインインは許可されていません。社内ネットワークまたはVPNに接続してから、もう一度確認してください。"
+            "この接続元からのサインインは許可されていません。社内ネットワークまたは社内VPNに接続してから、再度ご確認ください。"
         }
-        (SignInFrom::NoRoute, Lang::En) => "This gateway does not check sign-ins.",
-        (SignInFrom::NoRoute, Lang::Ja) => "このゲートウェイはサインインを確認していません。",
+        (SignInFrom::NoRoute, Lang::En) => {
+            "This gateway's policy names no sign-in page: it does not decide sign-ins apart from other requests."
+        }
+        (SignInFrom::NoRoute, Lang::Ja) => {
+            "このゲートウェイのポリシーにはサインインページの指定がないため、サインインをほかのリクエストと区別して判定していません。"
+        }
     }
 }
