@@ -525,10 +525,11 @@ async fn php_mangled_and_case_variant_names_are_the_field_too() {
     }
 }
 
-/// Issue 22, the red-team review of the fix: multipart bodies that Django
-/// 5.2 reads as alice while the first reading was a fresh decoy (a base64
-/// part, a tab after the part's name, a boundary in the middle of a line,
-/// parts after the close delimiter). With alice locked, each is now
+/// Issue 22, the red-team reviews of the fix: multipart bodies that Django
+/// 5.2 (aiohttp, Bottle) reads as alice while the first reading was a fresh
+/// decoy (a base64 part, a tab after the part's name, a boundary in the
+/// middle of a line, parts after the close delimiter, UTF-7 named in a
+/// charset's RFC 2231 continuation or in a part's second charset). With alice locked, each is now
 /// ambiguous, so it waits with her lock instead of reaching the console.
 #[tokio::test]
 async fn multipart_forms_django_reads_as_a_locked_account_wait_with_the_lock() {
@@ -566,9 +567,30 @@ async fn multipart_forms_django_reads_as_a_locked_account_wait_with_the_lock() {
             part("name=\"username\"", "alice")
         ),
     ];
-    for (i, body) in tricks.iter().enumerate() {
+    // The second red-team review: UTF-7 that Django and aiohttp read from
+    // RFC 2231 continuations of the charset, and Bottle from a part's
+    // second charset (`+AGE-lice` is alice).
+    let utf7 = format!(
+        "{}{password}--XyZ--\r\n",
+        part("name=\"username\"", "+AGE-lice")
+    );
+    let second_charset = format!(
+        "--XyZ\r\nContent-Disposition: form-data; name=\"username\"\r\nContent-Type: text/plain; charset=utf-8; charset=utf-7\r\n\r\n+AGE-lice\r\n{password}--XyZ--\r\n"
+    );
+    let plain = "multipart/form-data; boundary=XyZ";
+    let mut tricks: Vec<(&str, String)> = tricks.into_iter().map(|b| (plain, b)).collect();
+    tricks.push((
+        "multipart/form-data; boundary=XyZ; charset*0=utf-7",
+        utf7.clone(),
+    ));
+    tricks.push((
+        "multipart/form-data; boundary=XyZ; charset*0=utf; charset*1=-7",
+        utf7,
+    ));
+    tricks.push((plain, second_charset));
+    for (i, (ct, body)) in tricks.iter().enumerate() {
         let req = format!(
-            "POST /login HTTP/1.1\r\nHost: console.test\r\nConnection: close\r\nContent-Type: multipart/form-data; boundary=XyZ\r\nContent-Length: {}\r\n\r\n{body}",
+            "POST /login HTTP/1.1\r\nHost: console.test\r\nConnection: close\r\nContent-Type: {ct}\r\nContent-Length: {}\r\n\r\n{body}",
             body.len()
         );
         let r = exchange(connect_from("127.0.0.12", addr).await, req.as_bytes()).await;

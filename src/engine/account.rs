@@ -78,17 +78,7 @@ pub fn format<'a>(spec: &AccountSpec, content_type: Option<&'a [u8]>) -> Option<
     // A charset other than UTF-8: Django 4.2 and Tomcat decode the body's
     // escapes with it, and read other names and values than netwarden
     // would (third red-team review of accounts).
-    let foreign_charset = params.clone().any(|p| {
-        let p = trim(p);
-        p.iter().position(|&b| b == b'=').is_some_and(|eq| {
-            let name = trim(&p[..eq]);
-            let value = unquote(&p[eq + 1..]);
-            (name.eq_ignore_ascii_case(b"charset") || name.eq_ignore_ascii_case(b"charset*"))
-                && !(value.eq_ignore_ascii_case(b"utf-8")
-                    || value.eq_ignore_ascii_case(b"utf8")
-                    || value.eq_ignore_ascii_case(b"us-ascii"))
-        })
-    });
+    let foreign_charset = !utf8_charset(params.clone());
     if foreign_charset && (spec.form.is_some() || spec.json.is_some()) {
         return Some(Format::Unreadable);
     }
@@ -119,6 +109,38 @@ pub fn format<'a>(spec: &AccountSpec, content_type: Option<&'a [u8]>) -> Option<
             && essence[essence.len() - 5..].eq_ignore_ascii_case(b"+json")
             && essence.starts_with(b"application/"));
     (spec.json.is_some() && json).then_some(Format::Json)
+}
+
+/// Whether the `;`-separated parameters of a `Content-Type` leave the body
+/// in UTF-8: at most one `charset`, naming UTF-8 (or its ASCII subset), and
+/// no other spelling of it. RFC 2231 forms (`charset*=`, `charset*0=`,
+/// `charset*1=`) are joined by Python's `email` package, which Django and
+/// aiohttp read the charset with, and a second `charset` is the one Bottle
+/// and `multipart` take (issue 22, the second red-team review: UTF-7 named
+/// so turned `+AGE-lice` into `alice`). Any of them: not UTF-8.
+fn utf8_charset<'a>(params: impl Iterator<Item = &'a [u8]>) -> bool {
+    let mut seen = false;
+    for p in params {
+        let p = trim(p);
+        let (name, value) = match p.iter().position(|&b| b == b'=') {
+            Some(eq) => (trim(&p[..eq]), unquote(&p[eq + 1..])),
+            None => (p, &b""[..]),
+        };
+        if name.len() < 7 || !name[..7].eq_ignore_ascii_case(b"charset") {
+            continue;
+        }
+        if name.len() > 7 || seen {
+            return false;
+        }
+        seen = true;
+        if !(value.eq_ignore_ascii_case(b"utf-8")
+            || value.eq_ignore_ascii_case(b"utf8")
+            || value.eq_ignore_ascii_case(b"us-ascii"))
+        {
+            return false;
+        }
+    }
+    true
 }
 
 fn trim(b: &[u8]) -> &[u8] {
@@ -417,14 +439,10 @@ fn part_name(headers: &[u8]) -> Result<Option<&[u8]>, NoAccount> {
         if header.eq_ignore_ascii_case(b"content-transfer-encoding") {
             return Err(NoAccount::Ambiguous);
         }
-        if header.eq_ignore_ascii_case(b"content-type") {
-            let lower = line[colon + 1..].to_ascii_lowercase();
-            if find(&lower, b"charset").is_some()
-                && find(&lower, b"utf-8").is_none()
-                && find(&lower, b"us-ascii").is_none()
-            {
-                return Err(NoAccount::Ambiguous);
-            }
+        if header.eq_ignore_ascii_case(b"content-type")
+            && !utf8_charset(line[colon + 1..].split(|&b| b == b';').skip(1))
+        {
+            return Err(NoAccount::Ambiguous);
         }
         if !header.eq_ignore_ascii_case(b"content-disposition") {
             continue;
@@ -937,6 +955,28 @@ mod tests {
         ] {
             assert_eq!(get(ct, &body), Err(NoAccount::Ambiguous), "{what}");
         }
+        // The second red-team review of issue 22: UTF-7 named in RFC 2231
+        // continuations (Django, aiohttp join them) or as a part's second
+        // charset (Bottle and `multipart` take the last).
+        let utf7 = "--XyZ\r\nContent-Disposition: form-data; name=\"username\"\r\n\r\n+AGE-lice\r\n--XyZ--\r\n";
+        for ct in [
+            "multipart/form-data; boundary=XyZ; charset*0=utf-7",
+            "multipart/form-data; boundary=XyZ; charset*0=utf; charset*1=-7",
+            "multipart/form-data; boundary=XyZ; charset*0*=utf-8''utf-7",
+            "multipart/form-data; boundary=XyZ; charset*1=utf-7",
+            "multipart/form-data; boundary=XyZ; charset=utf-8; charset=utf-7",
+        ] {
+            assert!(get(ct, utf7).is_err(), "{ct}");
+        }
+        assert!(
+            get(
+                "application/x-www-form-urlencoded; charset*0=utf-7",
+                "username=%2BAGE-lice"
+            )
+            .is_err()
+        );
+        let twice = "--XyZ\r\nContent-Disposition: form-data; name=\"username\"\r\nContent-Type: text/plain; charset=utf-8; charset=utf-7\r\n\r\n+AGE-lice\r\n--XyZ--\r\n";
+        assert_eq!(get(ct, twice), Err(NoAccount::Ambiguous));
         // A UTF-8 part type and an epilogue without delimiters are fine.
         let ok = "--XyZ\r\nContent-Disposition: form-data; name=\"username\"\r\nContent-Type: text/plain; charset=UTF-8\r\n\r\nalice\r\n--XyZ--\r\nepilogue";
         assert_eq!(get(ct, ok).as_deref(), Ok("alice"));
