@@ -987,3 +987,67 @@ server:
     assert!(why.contains("rule 'console'"), "{why}");
     assert_eq!(status_of(&nw, "127.0.0.1", "/").await, 200);
 }
+
+/// Issue 23: a client in an allowed network, outside the rule's `when:`
+/// window, was told to connect to the VPN. It is told the console is
+/// closed at this hour, and when it opens; the whoami page says the same
+/// of sign-in. Someone from elsewhere still gets the plain block page.
+#[tokio::test]
+async fn outside_its_hours_the_console_says_it_is_closed_and_when_it_opens() {
+    let up = Upstream::start().await;
+    let policy = "version: 1
+networks:
+  office: [127.0.0.1]
+rules:
+  - name: sign-in
+    paths: [/login]
+    methods: [POST]
+    login: true
+    allow_from: [office]
+    when: { days: [mon-fri], hours: \"08:00-20:00\", time_zone: Asia/Tokyo }
+  - name: console
+    allow_from: [office]
+    when: { days: [mon-fri], hours: \"08:00-20:00\", time_zone: Asia/Tokyo }
+server:
+  reload: { watch: false }
+";
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("policy.yaml");
+    std::fs::write(&path, policy).expect("write");
+    // Saturday noon in Tokyo: the console opens on Monday at 08:00.
+    let nw = Netwarden::start_env(
+        &path,
+        &["--listen", "127.0.0.1:0", "--upstream", &up.url()],
+        &[("NETWARDEN_TEST_NOW", "2026-12-05T12:00:00+09:00")],
+        dir,
+    );
+    let addr = nw.addr("http");
+    let r = get("127.0.0.1", addr, "/orders", &["Accept-Language: ja"]).await;
+    assert_eq!(r.status, 403);
+    let v = json(&r.body);
+    assert_eq!(v["code"], "closed_at_this_hour", "{v}");
+    assert!(
+        v["advice"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("12月7日（月）8:00（UTC+09:00）"),
+        "{v}"
+    );
+    let r = get("127.0.0.1", addr, "/orders", &["Accept-Language: en"]).await;
+    let v = json(&r.body);
+    assert_eq!(
+        v["advice"], "Try again from Mon 7 Dec 08:00 (UTC+09:00).",
+        "{v}"
+    );
+    let html = get("127.0.0.1", addr, "/orders", &["Accept: text/html"]).await;
+    assert!(html.body.contains("closed at this hour"), "{}", html.body);
+    assert!(!html.body.contains("VPN"), "{}", html.body);
+    // From elsewhere: not in the office, whatever the hour.
+    let r = get("127.0.0.2", addr, "/orders", &[]).await;
+    assert_eq!(json(&r.body)["code"], "not_allowed_from_this_network");
+    // The whoami page says so of sign-in.
+    let me = json(&get("127.0.0.1", addr, WHOAMI, &[]).await.body);
+    assert_eq!(me["sign_in"], "closed_at_this_hour", "{me}");
+    let me = json(&get("127.0.0.2", addr, WHOAMI, &[]).await.body);
+    assert_eq!(me["sign_in"], "blocked", "{me}");
+}

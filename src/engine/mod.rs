@@ -145,6 +145,11 @@ pub struct Decision<'p, 'r> {
     /// Whether the decision is applied: `false` when the whole policy is
     /// report-only (the request is forwarded whatever `action` says).
     pub enforced: bool,
+    /// An `allow_from` rule that matches the request and whose networks
+    /// hold the client, passed over only because it is outside its
+    /// `when:` windows: the console is closed to this client at this hour,
+    /// and a denial should say so rather than "connect to the VPN".
+    pub closed: Option<&'p Rule>,
 }
 
 /// A report-only rule's would-be denial.
@@ -174,6 +179,7 @@ impl<'p, 'r> Decision<'p, 'r> {
                 reason: self.reason,
                 report: self.report,
                 enforced: self.enforced,
+                closed: self.closed,
             },
             path,
         )
@@ -220,6 +226,7 @@ impl<'p, 'r> Decision<'p, 'r> {
             reason: hit.reason,
             report: None,
             enforced: false,
+            closed: None,
         })
     }
 
@@ -433,6 +440,7 @@ fn decide_inner<'p, 'r, T: Trace>(
         reason,
         report: None,
         enforced: true,
+        closed: None,
     };
     if !policy.case_insensitive_methods && request::is_miscased_standard_method(facts.method) {
         return rejected(Reason::MethodRejected);
@@ -470,11 +478,24 @@ fn decide_inner<'p, 'r, T: Trace>(
         None => FactCache::new(&policy.geo, ip, facts.now),
     });
     let mut report: Option<ReportHit<'p>> = None;
+    let mut closed: Option<&'p Rule> = None;
     for &index in candidates {
         let rule = &policy.rules[index];
-        if let Some(why) = mismatch(rule, facts.method, host, &path, policy)
-            .or_else(|| rule.out_of_time(facts.now))
-        {
+        if let Some(why) = mismatch(rule, facts.method, host, &path, policy) {
+            trace.rule_skipped(index, why);
+            continue;
+        }
+        if let Some(why) = rule.out_of_time(facts.now) {
+            // Would this rule have let the client in, in its hours?
+            if why == Skip::OutsideWindow && closed.is_none() && !rule.report {
+                if let (RuleKind::AllowFrom(sets), Some(ip), Some(cache)) =
+                    (&rule.kind, client.ip, &cache)
+                {
+                    if policy.first_member(sets, ip, cache).is_some() {
+                        closed = Some(rule);
+                    }
+                }
+            }
             trace.rule_skipped(index, why);
             continue;
         }
@@ -490,6 +511,7 @@ fn decide_inner<'p, 'r, T: Trace>(
             reason,
             report,
             enforced: !policy.report_only,
+            closed,
         };
         let outcome = match &rule.kind {
             RuleKind::Action(action) => decided(*action, None, Reason::RuleAction),
@@ -543,6 +565,7 @@ fn decide_inner<'p, 'r, T: Trace>(
         reason: Reason::Default,
         report,
         enforced: !policy.report_only,
+        closed,
     }
 }
 
@@ -589,6 +612,9 @@ pub enum SignInFrom {
     /// Allowed on some login routes, not on others.
     Partly,
     Blocked,
+    /// Blocked now only because every login route that would allow it is
+    /// outside its `when:` windows.
+    Closed,
 }
 
 impl SignInFrom {
@@ -598,6 +624,7 @@ impl SignInFrom {
             SignInFrom::Allowed => "allowed",
             SignInFrom::Partly => "partly",
             SignInFrom::Blocked => "blocked",
+            SignInFrom::Closed => "closed_at_this_hour",
         }
     }
 }
@@ -610,7 +637,7 @@ pub fn sign_in_from(
     host: Option<&str>,
     now: jiff::Timestamp,
 ) -> SignInFrom {
-    let (mut allowed, mut blocked) = (0, 0);
+    let (mut allowed, mut blocked, mut closed) = (0, 0, 0);
     for rule in policy.rules.iter().filter(|r| r.login && !r.report) {
         let path = rule
             .paths
@@ -635,15 +662,18 @@ pub fn sign_in_from(
         };
         // Whichever rule decides (an earlier deny_from may): what the
         // sign-in would meet.
-        if decide(policy, &facts).forwards() {
+        let d = decide(policy, &facts);
+        if d.forwards() {
             allowed += 1;
         } else {
             blocked += 1;
+            closed += usize::from(d.closed.is_some());
         }
     }
     match (allowed, blocked) {
         (0, 0) => SignInFrom::NoRoute,
         (_, 0) => SignInFrom::Allowed,
+        (0, b) if b == closed => SignInFrom::Closed,
         (0, _) => SignInFrom::Blocked,
         _ => SignInFrom::Partly,
     }

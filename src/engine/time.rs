@@ -163,6 +163,48 @@ impl Window {
     }
 }
 
+/// When a window opens: the instant, and the wall clock of its zone then.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Opening {
+    pub at: Timestamp,
+    pub local: jiff::civil::DateTime,
+    /// The zone's offset from UTC then, in seconds.
+    pub offset_seconds: i32,
+}
+
+impl Window {
+    /// The first instant after `now` at which the window opens (within the
+    /// next eight days: every window opens in a week).
+    pub fn opens_after(&self, now: Timestamp) -> Option<Opening> {
+        let today = self.zone.to_datetime(now).date();
+        let (hour, minute) = (self.hours.start / 60, self.hours.start % 60);
+        (0..8i64)
+            .filter_map(|d| today.checked_add(jiff::Span::new().days(d)).ok())
+            .filter(|date| {
+                self.days
+                    .has(u8::try_from(date.weekday().to_monday_zero_offset()).unwrap_or(7))
+            })
+            .filter_map(|date| {
+                let local = date.at(i8::try_from(hour).ok()?, i8::try_from(minute).ok()?, 0, 0);
+                let at = self.zone.to_timestamp(local).ok()?;
+                Some(Opening {
+                    at,
+                    local,
+                    offset_seconds: self.zone.to_offset(at).seconds(),
+                })
+            })
+            .find(|o| o.at > now)
+    }
+}
+
+/// When the first of `windows` opens after `now`.
+pub fn next_opening(windows: &[Window], now: Timestamp) -> Option<Opening> {
+    windows
+        .iter()
+        .filter_map(|w| w.opens_after(now))
+        .min_by_key(|o| o.at)
+}
+
 impl fmt::Display for Window {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
@@ -260,6 +302,30 @@ fn is_rfc3339(t: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_closed_window_says_when_it_opens_next() {
+        let w = Window {
+            days: Days::parse(&["mon-fri"]).expect("days"),
+            hours: Hours::parse("08:00-20:00").expect("hours"),
+            zone: zone("Asia/Tokyo").expect("zone"),
+        };
+        // Saturday 2026-12-05 12:00 JST: Monday 08:00 JST.
+        let sat: Timestamp = "2026-12-05T03:00:00Z".parse().expect("instant");
+        let opens = w.opens_after(sat).expect("opens");
+        assert_eq!(opens.at.to_string(), "2026-12-06T23:00:00Z");
+        assert_eq!(opens.local.to_string(), "2026-12-07T08:00:00");
+        assert_eq!(opens.offset_seconds, 9 * 3600);
+        // Monday 21:00 JST, after hours: Tuesday 08:00.
+        let mon: Timestamp = "2026-12-07T12:00:00Z".parse().expect("instant");
+        assert_eq!(
+            next_opening(std::slice::from_ref(&w), mon)
+                .expect("opens")
+                .at
+                .to_string(),
+            "2026-12-07T23:00:00Z"
+        );
+    }
 
     fn at(s: &str) -> Timestamp {
         s.parse().expect("instant")

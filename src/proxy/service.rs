@@ -282,10 +282,14 @@ pub async fn handle(
             page(Page::BadRequest)
         }
         (false, Some(path)) => {
-            let p = if done.decision.login {
-                Page::BlockedLogin
-            } else {
-                Page::Blocked
+            // A rule would let this client in, in its hours: say the
+            // console is closed, and when it opens, not "use the VPN".
+            let p = match done.decision.closed {
+                Some(rule) => Page::Closed {
+                    opens: crate::engine::time::next_opening(&rule.when, crate::clock::now()),
+                },
+                None if done.decision.login => Page::BlockedLogin,
+                None => Page::Blocked,
             };
             done.path = LogPath::Own(path.into_owned());
             page(p)

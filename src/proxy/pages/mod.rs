@@ -49,6 +49,11 @@ pub enum Page {
     /// Sign-ins are refused while the lockout store cannot be reached
     /// (`state.on_store_error: deny_login`; 503).
     SignInUnavailable,
+    /// Denied outside a `when:` window of a rule that would let the client
+    /// in, in its hours (403): closed at this hour, opening then.
+    Closed {
+        opens: Option<crate::engine::time::Opening>,
+    },
 }
 
 /// What a lock holds, in the terms of its key (docs/lockout.md, Keys), so
@@ -66,8 +71,9 @@ pub enum LockScope {
 }
 
 impl Page {
-    /// Every page, for previews and screenshots (a lock of 15 minutes).
-    pub const ALL: [Page; 9] = [
+    /// Every page, for previews and screenshots (a lock of 15 minutes; a
+    /// console closed until Monday 08:00 Tokyo time).
+    pub const ALL: [Page; 10] = [
         Page::Blocked,
         Page::BlockedLogin,
         Page::BadRequest,
@@ -80,11 +86,18 @@ impl Page {
             scope: LockScope::AccountFromNetwork,
         },
         Page::SignInUnavailable,
+        Page::Closed {
+            opens: Some(crate::engine::time::Opening {
+                at: jiff::Timestamp::constant(1_796_598_000, 0),
+                local: jiff::civil::date(2026, 12, 7).at(8, 0, 0, 0),
+                offset_seconds: 9 * 3600,
+            }),
+        },
     ];
 
     pub fn status(self) -> StatusCode {
         match self {
-            Page::BlockedLogin | Page::Blocked => StatusCode::FORBIDDEN,
+            Page::BlockedLogin | Page::Blocked | Page::Closed { .. } => StatusCode::FORBIDDEN,
             Page::BadRequest => StatusCode::BAD_REQUEST,
             Page::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Page::BadGateway => StatusCode::BAD_GATEWAY,
@@ -106,6 +119,7 @@ impl Page {
             Page::Busy => "console_busy",
             Page::LockedOut { .. } => "too_many_failed_sign_ins",
             Page::SignInUnavailable => "sign_in_unavailable",
+            Page::Closed { .. } => "closed_at_this_hour",
         }
     }
 }

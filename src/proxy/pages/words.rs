@@ -64,6 +64,49 @@ fn wait(retry_after: u64, lang: Lang) -> String {
     }
 }
 
+/// When a closed console opens, as people write it: `Mon 7 Dec 08:00
+/// (UTC+09:00)`, 「12月7日（月）8:00（UTC+09:00）」.
+fn opening(o: &crate::engine::time::Opening, lang: Lang) -> String {
+    let d = o.local;
+    let wd = d.weekday().to_monday_zero_offset() as usize;
+    let (h, m) = (
+        o.offset_seconds / 3600,
+        (o.offset_seconds.abs() % 3600) / 60,
+    );
+    let zone = format!(
+        "UTC{}{:02}:{m:02}",
+        if o.offset_seconds < 0 { '-' } else { '+' },
+        h.abs()
+    );
+    match lang {
+        Lang::En => {
+            const DAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
+            const MONTHS: [&str; 12] = [
+                "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+            ];
+            let month = MONTHS[usize::try_from(d.month() - 1).unwrap_or(0)];
+            format!(
+                "{} {} {month} {:02}:{:02} ({zone})",
+                DAYS[wd],
+                d.day(),
+                d.hour(),
+                d.minute()
+            )
+        }
+        Lang::Ja => {
+            const DAYS: [&str; 7] = ["月", "火", "水", "木", "金", "土", "日"];
+            format!(
+                "{}月{}日（{}）{}:{:02}（{zone}）",
+                d.month(),
+                d.day(),
+                DAYS[wd],
+                d.hour(),
+                d.minute()
+            )
+        }
+    }
+}
+
 pub fn words(page: Page, lang: Lang) -> Words {
     match lang {
         Lang::En => english(page),
@@ -144,6 +187,15 @@ fn english(page: Page) -> Words {
             "Sign-in is paused for a moment: the gateway cannot check failed sign-ins right now.",
             later.into(),
             CONTACT_EN,
+        ),
+        Page::Closed { opens } => (
+            "The console is closed at this hour",
+            "From your network, this console can be used only at set hours.",
+            match opens {
+                Some(o) => format!("Try again from {}.", opening(&o, Lang::En)).into(),
+                None => "Try again during its hours.".into(),
+            },
+            "If you need it now, contact IT and give them the request id below.",
         ),
     };
     Words {
@@ -226,6 +278,19 @@ fn japanese(page: Page) -> Words {
             later.into(),
             CONTACT_JA,
         ),
+        Page::Closed { opens } => (
+            "現在はご利用いただけない時間帯です",
+            "ご利用のネットワークからは、このコンソールを決められた時間帯にのみご利用いただけます。",
+            match opens {
+                Some(o) => format!(
+                    "{}以降に、再度アクセスしてください。",
+                    opening(&o, Lang::Ja)
+                )
+                .into(),
+                None => "利用可能な時間帯に、再度アクセスしてください。".into(),
+            },
+            "至急利用する必要がある場合は、下記のリクエストIDを添えて情報システム部門までお問い合わせください。",
+        ),
     };
     Words {
         title,
@@ -303,6 +368,12 @@ pub fn sign_in(s: SignInFrom, lang: Lang) -> &'static str {
         }
         (SignInFrom::Blocked, Lang::Ja) => {
             "この接続元からのサインインは許可されていません。社内ネットワークまたは社内VPNに接続してから、再度ご確認ください。"
+        }
+        (SignInFrom::Closed, Lang::En) => {
+            "Sign-in is not possible from this address at this hour; it is allowed during the console's hours."
+        }
+        (SignInFrom::Closed, Lang::Ja) => {
+            "この接続元からは、現在の時間帯はサインインできません。利用可能な時間帯にサインインしてください。"
         }
         (SignInFrom::NoRoute, Lang::En) => {
             "This gateway's policy names no sign-in page: it does not decide sign-ins apart from other requests."
