@@ -469,11 +469,13 @@ mod tests {
     /// space after 「。」, and whom to ask said once.
     #[test]
     fn every_page_reads_as_written_in_each_language() {
-        let mut with_contact = PagesSettings::default();
-        with_contact.contact = [
-            Some("Call the IT desk on extension 1234.".into()),
-            Some("お問い合わせは情報システム部（内線1234）までお願いします。".into()),
-        ];
+        let with_contact = PagesSettings {
+            contact: [
+                Some("Call the IT desk on extension 1234.".into()),
+                Some("お問い合わせは情報システム部（内線1234）までお願いします。".into()),
+            ],
+            ..PagesSettings::default()
+        };
         let mut pages: Vec<Page> = Page::ALL.to_vec();
         for scope in [
             LockScope::Address,
