@@ -278,6 +278,9 @@ rules:
     let (_, out, _) = explain("2026-12-24T18:00:00+09:00");
     let v: serde_json::Value = serde_json::from_str(&out).expect("json");
     assert_eq!(v["decision"], "deny", "{v}");
+    // Issue 23: which grant ended, and when, not only "in no network".
+    assert_eq!(v["ended_grants"][0]["grant"], "192.0.2.7/32", "{v}");
+    assert_eq!(v["ended_grants"][0]["until"], "2026-12-24T09:00:00Z", "{v}");
     let (code, _, err) = explain("Christmas");
     assert_ne!(code, 0);
     assert!(err.contains("--at"), "{err}");
@@ -291,7 +294,7 @@ rules:
     assert_eq!(code, 0, "{all}");
     assert!(
         all.contains("policy.yaml:6:")
-            && all.contains("grant 192.0.2.7/32 expires at 2026-12-24T09:00:00Z (in 72 h)"),
+            && all.contains("grant 192.0.2.7/32 expires at 2026-12-24T18:00:00+09:00 (in 72 h)"),
         "{all}"
     );
 }

@@ -249,6 +249,22 @@ impl Ruleset {
             .any(|n| self.member(n.id, ip, &facts).is_some())
     }
 
+    /// Grants that held `ip` and have ended by `now`, with their network,
+    /// for `explain`: "in networks: (none)" alone does not say why the
+    /// travelling operator is out.
+    pub fn ended_grants(&self, ip: IpAddr, now: Timestamp) -> Vec<(&str, &Grant)> {
+        self.networks
+            .iter()
+            .flat_map(|n| {
+                n.dynamic
+                    .iter()
+                    .flat_map(|d| d.grants.iter())
+                    .filter(move |g| g.until <= now && g.net.contains(&ip))
+                    .map(move |g| (n.name.as_str(), g))
+            })
+            .collect()
+    }
+
     /// Every network `ip` is a member of at `now`, and how, for `explain`.
     pub fn networks_containing(&self, ip: IpAddr, now: Timestamp) -> Vec<(&str, Via)> {
         let facts = FactCache::new(&self.geo, ip, now);

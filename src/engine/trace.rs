@@ -97,6 +97,16 @@ impl Report<'_, '_, '_> {
             .map(|ip| self.policy.networks_containing(ip, self.now))
             .unwrap_or_default();
         let networks: Vec<&str> = memberships.iter().map(|(n, _)| *n).collect();
+        let ended: Vec<Value> = d
+            .client
+            .ip
+            .map(|ip| self.policy.ended_grants(ip, self.now))
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(n, g)| {
+                json!({"network": n, "grant": g.net.to_string(), "until": g.until.to_string(), "note": g.note.as_deref()})
+            })
+            .collect();
         let via: Vec<Value> = memberships
             .iter()
             .map(|(n, v)| json!({"network": n, "via": v.to_string()}))
@@ -142,6 +152,7 @@ impl Report<'_, '_, '_> {
             "reason_code": d.reason.code(),
             "client_networks": networks,
             "client_memberships": via,
+            "ended_grants": ended,
             "client_facts": facts,
             "via": d.via.map(|v| v.to_string()),
             "enforced": d.enforced,
@@ -246,6 +257,17 @@ impl fmt::Display for Report<'_, '_, '_> {
                 names.push_str("(none)");
             }
             writeln!(f, "  in networks: {names}")?;
+            for (network, g) in self.policy.ended_grants(ip, self.now) {
+                let note = g
+                    .note
+                    .as_deref()
+                    .map_or_else(String::new, |n| format!(" ({n})"));
+                writeln!(
+                    f,
+                    "  grant ended: {} in {network} ended at {}{note}",
+                    g.net, g.until
+                )?;
+            }
         }
 
         let outcomes = self.rule_outcomes();

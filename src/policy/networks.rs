@@ -164,6 +164,7 @@ impl Cx<'_, '_> {
                 };
                 if let Some((message, help)) = expiry_warning(
                     &format!("network '{network}': grant {net}"),
+                    &g.until.value,
                     until,
                     self.now,
                 ) {
@@ -245,10 +246,11 @@ impl Cx<'_, '_> {
                     continue;
                 };
                 match (parse_cidr(token), parse_instant(until)) {
-                    (Ok(net), Ok(until)) => {
+                    (Ok(net), Ok(instant)) => {
                         if let Some((message, help)) = expiry_warning(
                             &format!("network '{network}': grant {net}"),
                             until,
+                            instant,
                             self.now,
                         ) {
                             fc.push(Severity::Warning, line_no, col, message, Some(help));
@@ -256,7 +258,7 @@ impl Cx<'_, '_> {
                         let note = comment.trim();
                         grants.push(Grant {
                             net,
-                            until,
+                            until: instant,
                             note: (!note.is_empty()).then(|| note.into()),
                         });
                     }
@@ -641,19 +643,29 @@ const EXPIRY_NOTICE: jiff::SignedDuration = jiff::SignedDuration::from_hours(7 *
 /// [`EXPIRY_NOTICE`] of `now`.
 pub(super) fn expiry_warning(
     what: &str,
+    written: &str,
     until: jiff::Timestamp,
     now: jiff::Timestamp,
 ) -> Option<(String, String)> {
+    // The instant as the policy writes it (`2026-12-24T18:00:00+09:00`),
+    // not converted to UTC: the operator reads their own words back.
+    let written = written.trim();
     if until <= now {
         Some((
-            format!("{what} expired at {until}: it no longer matches"),
+            format!("{what} expired at {written}: it no longer matches"),
             "remove it, or move 'until' later if it is still needed".into(),
         ))
     } else if until.duration_since(now) <= EXPIRY_NOTICE {
-        // To the nearest hour: "in 72 h" three days ahead, not "71 h".
-        let hours = (until.duration_since(now).as_secs() + 1800) / 3600;
+        let secs = until.duration_since(now).as_secs();
+        // To the nearest hour ("in 72 h" three days ahead, not "71 h");
+        // under an hour, in minutes rounded up ("in 40 min", never "in 0 h").
+        let left = if secs < 3600 {
+            format!("{} min", (secs + 59) / 60)
+        } else {
+            format!("{} h", (secs + 1800) / 3600)
+        };
         Some((
-            format!("{what} expires at {until} (in {hours} h)"),
+            format!("{what} expires at {written} (in {left})"),
             "nothing to do if that is intended; move 'until' to extend it".into(),
         ))
     } else {
@@ -664,6 +676,31 @@ pub(super) fn expiry_warning(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_expiry_is_said_in_the_words_written_and_in_minutes_under_an_hour() {
+        let t = |s: &str| s.parse::<jiff::Timestamp>().expect("instant");
+        let until = t("2026-12-07T12:10:00Z");
+        let (soon, _) = expiry_warning(
+            "grant 192.0.2.7/32",
+            " 2026-12-07T21:10:00+09:00 ",
+            until,
+            t("2026-12-07T11:30:00Z"),
+        )
+        .expect("a warning");
+        assert_eq!(
+            soon,
+            "grant 192.0.2.7/32 expires at 2026-12-07T21:10:00+09:00 (in 40 min)"
+        );
+        let (later, _) = expiry_warning(
+            "g",
+            "2026-12-07T21:10:00+09:00",
+            until,
+            t("2026-12-04T12:10:00Z"),
+        )
+        .expect("a warning");
+        assert!(later.ends_with("(in 72 h)"), "{later}");
+    }
 
     #[test]
     fn cidr_table() {

@@ -197,7 +197,7 @@ impl Cx<'_, '_> {
         let until = match &rule.until {
             Some(u) => match parse_instant(&u.value) {
                 Ok(t) => {
-                    if let Some((message, help)) = expiry_warning(&ctx, t, self.now) {
+                    if let Some((message, help)) = expiry_warning(&ctx, &u.value, t, self.now) {
                         self.warn(&u.referenced, message, Some(help));
                     }
                     Some(t)

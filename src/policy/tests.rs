@@ -590,13 +590,13 @@ rules:
         let (_, soon) = load(GRANT, "2026-12-20T00:00:00Z").expect("loads");
         assert!(
             soon.iter().any(|w| w.starts_with("6:")
-                && w.contains("network 'office': grant 192.0.2.7/32 expires at 2026-12-24T09:00:00Z (in 105 h)")),
+                && w.contains("network 'office': grant 192.0.2.7/32 expires at 2026-12-24T18:00:00+09:00 (in 105 h)")),
             "{soon:#?}"
         );
         let (_, past) = load(GRANT, "2026-12-25T00:00:00Z").expect("loads");
         assert!(
             past.iter()
-                .any(|w| w.contains("expired at 2026-12-24T09:00:00Z: it no longer matches")),
+                .any(|w| w.contains("expired at 2026-12-24T18:00:00+09:00: it no longer matches")),
             "{past:#?}"
         );
     }
