@@ -276,7 +276,12 @@ pub fn replay(
             .or_default() += 1;
         *summary
             .by_network
-            .entry(d.network.unwrap_or("-").to_string())
+            // A change no network decided (a rule's action, the default,
+            // or a client in none of the rule's networks) says why, not "-".
+            .entry(d.network.map_or_else(
+                || format!("(no network: {})", d.reason.code()),
+                str::to_string,
+            ))
             .or_default() += 1;
         let (count, examples) = match d.action {
             Action::Deny => (

@@ -89,6 +89,18 @@ async fn the_reload_guard_refuses_an_edit_that_locks_every_recent_admin_out() {
     assert_eq!(warn["forced"], true);
     assert_eq!(status_of(&nw, "127.0.0.1", "/users").await, 403);
     assert_eq!(status_of(&nw, "127.0.0.9", "/users").await, 200);
+
+    // Issue 23: a reload that finds nothing changed (the watcher's, a
+    // second admin's) does not hide the last one that did something.
+    std::fs::write(&path, offices("127.0.0.42", "refuse")).expect("edit");
+    let (_, out) = admin(&nw, "POST", "/reload").await;
+    assert_eq!(out["outcome"], "refused", "{out}");
+    std::fs::write(&path, offices("127.0.0.9", "refuse")).expect("back");
+    let (_, out) = admin(&nw, "POST", "/reload").await;
+    assert_eq!(out["outcome"], "unchanged", "{out}");
+    let (_, st) = admin(&nw, "GET", "/policy").await;
+    assert_eq!(st["last_reload"]["outcome"], "refused", "{st}");
+    assert_eq!(st["last_attempt"]["outcome"], "unchanged", "{st}");
 }
 
 #[tokio::test]

@@ -95,7 +95,8 @@ async fn sighup_and_admin_reload_apply_good_edits_and_keep_the_policy_on_bad_one
         (
             "unknown network",
             no_watch(&policy("127.0.0.3")).replace("allow_from: [allowed]", "allow_from: [alowed]"),
-            "unknown network 'alowed'",
+            // Issue 23: with the help `check` gives.
+            "unknown network 'alowed'\\n  help: did you mean 'allowed'?",
         ),
         (
             "failing policy test",

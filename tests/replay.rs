@@ -118,6 +118,9 @@ async fn replay_reports_what_a_candidate_would_change() {
         out.contains("allow -> deny: 1\ndeny -> allow: 2\n"),
         "{out}"
     );
+    // Issue 23: a change that no network decided says why, not "-".
+    assert!(!out.contains("  -\n"), "{out}");
+    assert!(out.contains("(no network: "), "{out}");
 
     // Errors exit 2.
     let (code, _, _) = run(&[

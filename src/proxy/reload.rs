@@ -133,6 +133,10 @@ struct Status {
     generation: u64,
     loaded_at: SystemTime,
     last_attempt: Option<(SystemTime, &'static str, Outcome)>,
+    /// The last attempt that did something (reloaded, failed, refused): a
+    /// watcher's "unchanged" a moment later must not hide an admin's
+    /// refused edit (issue 23).
+    last_change: Option<(SystemTime, &'static str, Outcome)>,
 }
 
 /// Alerts started for a new policy: `None` when it has no `alerts:`
@@ -187,6 +191,7 @@ impl Reloader {
                 generation: 1,
                 loaded_at: SystemTime::now(),
                 last_attempt: None,
+                last_change: None,
             }),
             running: tokio::sync::Mutex::new(()),
             tls,
@@ -432,7 +437,12 @@ impl Reloader {
             .inc();
         let now = SystemTime::now();
         let recorded = outcome.clone();
-        self.set_status(|s| s.last_attempt = Some((now, trigger, recorded)));
+        self.set_status(|s| {
+            if !matches!(recorded, Outcome::Unchanged) {
+                s.last_change = Some((now, trigger, recorded.clone()));
+            }
+            s.last_attempt = Some((now, trigger, recorded));
+        });
         outcome
     }
 
@@ -489,7 +499,7 @@ impl Reloader {
                 "the client addresses look wrong ({reason}); see the client_ip_suspect log line"
             ));
         }
-        if let Some((_, _, Outcome::Refused { .. })) = self.status().last_attempt {
+        if let Some((_, _, Outcome::Refused { .. })) = self.status().last_change {
             out.push(
                 "the last policy edit was refused by the reload guard; GET /policy says why".into(),
             );
@@ -499,18 +509,22 @@ impl Reloader {
 
     pub fn status_json(&self) -> Value {
         let s = self.status();
-        let last = s.last_attempt.as_ref().map(|(at, trigger, outcome)| {
+        let shown = |a: &(SystemTime, &'static str, Outcome)| {
+            let (at, trigger, outcome) = a;
             let mut v = outcome.to_json();
             v["at"] = json!(rfc3339(*at));
             v["trigger"] = json!(trigger);
             v
-        });
+        };
+        let last = s.last_change.as_ref().map(shown);
+        let attempt = s.last_attempt.as_ref().map(shown);
         json!({
             "source": self.path.display().to_string(),
             "sha256": s.sha256,
             "generation": s.generation,
             "loaded_at": rfc3339(s.loaded_at),
             "last_reload": last,
+            "last_attempt": attempt,
             "alert_sinks_disabled": self.shared.alerts.disabled(),
             "state_store": match self.shared.lockout.redis.as_ref() {
                 None => json!({"store": "memory"}),
@@ -533,10 +547,19 @@ fn load(path: &Path) -> Result<(Policy, String), Vec<String>> {
             let sha = fingerprint(&text, l.policy.sources());
             Ok((l.policy, sha))
         }
+        // Each error's located line and its help ("did you mean
+        // 'office'?"), as `check` gives them; not the source line, which
+        // would echo the policy into `GET /policy` and the log.
         Err(LoadError::Invalid { diagnostics, .. }) => Err(diagnostics
             .iter()
             .filter(|d| d.is_error())
-            .map(|d| d.to_string().lines().next().unwrap_or_default().to_string())
+            .map(|d| {
+                let located = d.to_string().lines().next().unwrap_or_default().to_string();
+                match &d.help {
+                    Some(help) => format!("{located}\n  help: {help}"),
+                    None => located,
+                }
+            })
             .collect()),
         Err(e) => Err(vec![e.to_string()]),
     }
