@@ -14,6 +14,7 @@ mod alerts;
 mod architecture;
 mod cli;
 mod console_room;
+mod consoles;
 mod dashboard;
 mod demo;
 mod differential;
