@@ -60,6 +60,50 @@ enum Command {
     /// Write every page netwarden answers itself, in each language the
     /// policy offers, as HTML files (to look at, or to screenshot).
     Pages(PagesArgs),
+    /// Print the hash that logs and alerts show for an account name (the
+    /// running guard's normalization and key, from the variable the policy
+    /// names), to find which account a lockout alert means.
+    AccountHash {
+        /// The policy file (its lockout.account_key_env).
+        #[arg(long, env = "NETWARDEN_POLICY")]
+        policy: PathBuf,
+        /// The account name, as people sign in with it.
+        name: String,
+    },
+    /// List the lockouts in force (GET /lockouts on the admin listener; with
+    /// Redis, every replica's).
+    Lockouts(AdminArgs),
+    /// Release lockouts (POST /lockouts/release): by account name, account
+    /// hash, client address or network. Exit 0: released (or none was in
+    /// force); 1: refused or unreachable.
+    Release {
+        #[command(flatten)]
+        admin: AdminArgs,
+        /// An account, by name (hashed by the guard, never logged).
+        #[arg(long, group = "what")]
+        account: Option<String>,
+        /// An account, by the hash the logs show.
+        #[arg(long, group = "what")]
+        account_hash: Option<String>,
+        /// A client address.
+        #[arg(long, group = "what")]
+        address: Option<String>,
+        /// A network (CIDR): every lock of an address or network in it.
+        #[arg(long, group = "what")]
+        network: Option<String>,
+    },
+}
+
+/// How to reach a running guard's admin listener: the address and the
+/// token's variable from the policy, as `serve` uses them.
+#[derive(Args)]
+struct AdminArgs {
+    /// The policy file (server.admin and server.admin_auth.token_env).
+    #[arg(long, env = "NETWARDEN_POLICY")]
+    policy: PathBuf,
+    /// The admin listener, instead of the policy's (http://host:port or host:port).
+    #[arg(long)]
+    admin: Option<String>,
 }
 
 #[derive(Args)]
@@ -220,6 +264,26 @@ fn main() -> ExitCode {
         },
         Command::Demo(args) => demo(args.listen),
         Command::Pages(args) => pages(&args),
+        Command::AccountHash { policy, name } => account_hash(&policy, &name),
+        Command::Lockouts(admin) => lockouts(&admin),
+        Command::Release {
+            admin,
+            account,
+            account_hash,
+            address,
+            network,
+        } => match (account, account_hash, address, network) {
+            (Some(v), _, _, _) => release(&admin, &serde_json::json!({ "account": v })),
+            (_, Some(v), _, _) => release(&admin, &serde_json::json!({ "account_hash": v })),
+            (_, _, Some(v), _) => release(&admin, &serde_json::json!({ "address": v })),
+            (_, _, _, Some(v)) => release(&admin, &serde_json::json!({ "network": v })),
+            _ => {
+                eprintln!(
+                    "netwarden release: name what to release: --account, --account-hash, --address or --network"
+                );
+                return ExitCode::from(2);
+            }
+        },
     };
     match result {
         Ok(code) => code,
@@ -503,6 +567,129 @@ fn demo(listen: SocketAddr) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::from(1))
         }
     }
+}
+
+/// `netwarden account-hash`: the 12 hex digits logs and alerts show.
+fn account_hash(policy_path: &std::path::Path, name: &str) -> anyhow::Result<ExitCode> {
+    let loaded = policy::load(policy_path)?;
+    let Some(var) = loaded
+        .policy
+        .lockout()
+        .and_then(|l| l.account_key_env.clone())
+    else {
+        eprintln!(
+            "netwarden account-hash: the policy names no lockout.account_key_env: the guard hashes with a random key of its own, which no other process has"
+        );
+        return Ok(ExitCode::from(1));
+    };
+    let Ok(value) = std::env::var(&var) else {
+        eprintln!("netwarden account-hash: {var} is not set here: set it to the guard's key");
+        return Ok(ExitCode::from(1));
+    };
+    let accounts = netwarden::lockout::Accounts::new(Some((&var, Some(&value))))
+        .map_err(anyhow::Error::msg)?;
+    println!("{}", netwarden::lockout::account_tag(&accounts.id(name)));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One request to a running guard's admin listener, found as the policy
+/// says (or `--admin`), with its bearer token when the policy names one.
+fn admin_call(
+    args: &AdminArgs,
+    method: &str,
+    path: &str,
+    body: Option<&serde_json::Value>,
+) -> anyhow::Result<(u16, String)> {
+    use std::io::{Read, Write};
+    let loaded = policy::load(&args.policy)?;
+    let server = loaded.policy.server();
+    let addr: SocketAddr = match &args.admin {
+        Some(a) => a
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .parse()
+            .map_err(|_| anyhow::anyhow!("--admin {a}: give host:port, e.g. 127.0.0.1:9901"))?,
+        None => server.admin.unwrap_or_else(|| {
+            netwarden::policy::server::defaults::ADMIN
+                .parse()
+                .expect("the default admin address parses")
+        }),
+    };
+    let auth = match &server.admin_auth {
+        Some(a) => {
+            let token = std::env::var(&a.token_env).map_err(|_| {
+                anyhow::anyhow!(
+                    "{} is not set: the admin listener wants its token",
+                    a.token_env
+                )
+            })?;
+            format!("Authorization: Bearer {token}\r\n")
+        }
+        None => String::new(),
+    };
+    let body = body.map(ToString::to_string).unwrap_or_default();
+    let timeout = std::time::Duration::from_secs(10);
+    let mut s = std::net::TcpStream::connect_timeout(&addr, timeout)
+        .map_err(|e| anyhow::anyhow!("cannot reach the admin listener at {addr}: {e}"))?;
+    s.set_read_timeout(Some(timeout))?;
+    s.set_write_timeout(Some(timeout))?;
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )?;
+    let mut reply = String::new();
+    s.take(16 * 1024 * 1024).read_to_string(&mut reply)?;
+    let status = reply
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| anyhow::anyhow!("{addr}: not an HTTP answer"))?;
+    let text = reply
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, b)| b)
+        .to_string();
+    Ok((status, text))
+}
+
+/// `netwarden lockouts`: the locks in force, one line each.
+fn lockouts(args: &AdminArgs) -> anyhow::Result<ExitCode> {
+    let (status, body) = admin_call(args, "GET", "/lockouts", None)?;
+    if status != 200 {
+        eprintln!("netwarden lockouts: {status}: {}", body.trim());
+        return Ok(ExitCode::from(1));
+    }
+    let v: serde_json::Value = serde_json::from_str(&body)?;
+    let locks = v["locks"].as_array().cloned().unwrap_or_default();
+    println!(
+        "{} lock(s) in force (store: {})",
+        locks.len(),
+        v["store"].as_str().unwrap_or("?")
+    );
+    for l in &locks {
+        let s = |k: &str| l[k].as_str().unwrap_or("-").to_string();
+        println!(
+            "  {:<22} {:<20} account {:<12}  until {}  strike {}",
+            s("key"),
+            s("scope"),
+            s("account"),
+            s("until"),
+            l["strikes"]
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `netwarden release`.
+fn release(args: &AdminArgs, body: &serde_json::Value) -> anyhow::Result<ExitCode> {
+    let (status, text) = admin_call(args, "POST", "/lockouts/release", Some(body))?;
+    if status != 200 {
+        eprintln!("netwarden release: {status}: {}", text.trim());
+        return Ok(ExitCode::from(1));
+    }
+    let v: serde_json::Value = serde_json::from_str(&text)?;
+    println!("released {} lock(s)", v["released"]);
+    Ok(ExitCode::SUCCESS)
 }
 
 /// A blocking HTTP/1.1 probe: exit 0 when the admin listener answers 200.

@@ -598,3 +598,116 @@ async fn multipart_forms_django_reads_as_a_locked_account_wait_with_the_lock() {
     }
     assert_eq!(console.sign_ins(), 3, "no trick reached the console");
 }
+
+/// Issue 24: the operator's side of a lockout alert, through the binary
+/// and the CLI. The alert shows an account hash; `account-hash` says which
+/// name it is; `lockouts` lists the lock (token-protected, like /policy);
+/// `release --account` lifts it (the name never logged), the release is an
+/// audit line and a metric, and alice signs in again.
+#[tokio::test]
+async fn an_operator_finds_lists_and_releases_a_lockout() {
+    let console = SignInConsole::start().await;
+    let token = ("NW_TEST_ADMIN_TOKEN", "an-admin-token-of-enough-bytes");
+    let policy = format!("{POLICY}server:\n  admin_auth: {{ token_env: NW_TEST_ADMIN_TOKEN }}\n");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("policy.yaml");
+    std::fs::write(&path, &policy).expect("write");
+    let nw = Netwarden::start_env(
+        &path,
+        &["--listen", "127.0.0.1:0", "--upstream", &console.url],
+        &[KEY, token],
+        dir,
+    );
+    let addr = nw.addr("http");
+    for _ in 0..3 {
+        let r = form("127.0.0.5", addr, "username=alice&password=wrong").await;
+        assert_eq!(r.status, 401, "{r:?}");
+    }
+    let lockout = nw.wait_log(|v| v["event"] == "lockout");
+    let hash = lockout["account.hash"].as_str().expect("hash").to_string();
+    assert_eq!(
+        form("127.0.0.5", addr, "username=alice&password=right")
+            .await
+            .status,
+        429
+    );
+
+    let policy_path = nw.policy_path();
+    let policy_arg = policy_path.to_str().expect("path");
+    let admin = nw.addr("admin").to_string();
+    let cli = |args: &[&str], env: &[(&str, &str)]| support::run_env(args, env);
+    // Which account is it?
+    let (code, out, err) = cli(&["account-hash", "--policy", policy_arg, "Alice"], &[KEY]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.trim(), hash);
+    // The lock, listed; without the token, refused.
+    let (code, _, err) = cli(
+        &["lockouts", "--policy", policy_arg, "--admin", &admin],
+        &[],
+    );
+    assert_ne!(code, 0);
+    assert!(err.contains("NW_TEST_ADMIN_TOKEN"), "{err}");
+    let raw = support::proxy::get("127.0.0.1", nw.addr("admin"), "/lockouts", &[]).await;
+    assert_eq!(raw.status, 401);
+    let (code, out, err) = cli(
+        &["lockouts", "--policy", policy_arg, "--admin", &admin],
+        &[token],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("account_and_network") && out.contains("127.0.0.0/24") && out.contains(&hash),
+        "{out}"
+    );
+    // Released by name; the name is not in the audit line.
+    let (code, out, err) = cli(
+        &[
+            "release",
+            "--policy",
+            policy_arg,
+            "--admin",
+            &admin,
+            "--account",
+            "alice",
+        ],
+        &[token],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("released 1 lock(s)"), "{out}");
+    let audit = nw.wait_log(|v| v["event"] == "lockout_released");
+    assert_eq!(audit["selector"], "account");
+    assert_eq!(audit["released"], 1);
+    assert!(!audit.to_string().contains("alice"), "{audit}");
+    assert_eq!(
+        form("127.0.0.5", addr, "username=alice&password=right")
+            .await
+            .status,
+        302
+    );
+    let m = support::proxy::get(
+        "127.0.0.1",
+        nw.addr("admin"),
+        "/metrics",
+        &[&format!("Authorization: Bearer {}", token.1)],
+    )
+    .await;
+    assert!(
+        m.body.contains("netwarden_lockout_releases_total 1"),
+        "{}",
+        m.body
+    );
+    // A release that names nothing it can read is refused, and says why.
+    let (code, _, err) = cli(
+        &[
+            "release",
+            "--policy",
+            policy_arg,
+            "--admin",
+            &admin,
+            "--account-hash",
+            "xyz",
+        ],
+        &[token],
+    );
+    assert_eq!(code, 1);
+    assert!(err.contains("12 to 32 hex digits"), "{err}");
+}

@@ -178,6 +178,40 @@ impl Table {
         }
     }
 
+    /// The keys locked at `now`: each with how long it stays locked, its
+    /// strikes so far.
+    pub fn locks(&self, now: Duration) -> Vec<(Key, Duration, u32)> {
+        let inner = self.lock();
+        inner
+            .entries
+            .iter()
+            .filter_map(|(k, e)| {
+                let until = e.locked_until.filter(|&u| u > now)?;
+                Some((*k, until - now, e.strikes))
+            })
+            .collect()
+    }
+
+    /// Lifts the locks of the keys `which` picks, and forgets their
+    /// failures and repeats (an operator's release: the next failure starts
+    /// from the first lock again); the number of locks that were in force.
+    pub fn release(&self, which: impl Fn(&Key) -> bool, now: Duration) -> usize {
+        let mut inner = self.lock();
+        let mut released = 0;
+        for (key, e) in inner.entries.iter_mut() {
+            if !which(key) {
+                continue;
+            }
+            if e.locked_until.is_some_and(|u| u > now) {
+                released += 1;
+            }
+            e.locked_until = None;
+            e.failures.clear();
+            e.strikes = 0;
+        }
+        released
+    }
+
     /// Keys held now.
     pub fn len(&self) -> usize {
         self.lock().entries.len()
@@ -278,6 +312,41 @@ impl Inner {
                 return;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod release_tests {
+    use super::*;
+
+    #[test]
+    fn locks_are_listed_and_a_release_lifts_them_and_their_count() {
+        let t = Table::default();
+        let s = Settings {
+            after: 2,
+            ..Settings::default()
+        };
+        let a = Key::address("192.0.2.7".parse().expect("ip"));
+        let b = Key::address("192.0.2.8".parse().expect("ip"));
+        let now = Duration::from_secs(100);
+        for key in [a, a, b] {
+            t.failure(key, now, &s);
+        }
+        let locks = t.locks(now);
+        assert_eq!(locks.len(), 1);
+        assert_eq!(locks[0].0, a);
+        assert_eq!(locks[0].2, 1);
+        assert_eq!(t.release(|k| *k == a, now), 1);
+        assert!(t.locks(now).is_empty());
+        assert!(t.begin(a, now, &s).is_ok());
+        // b's one failure stays: only a was released.
+        assert_eq!(
+            t.failure(b, now, &s),
+            Failure::Locked {
+                lock: s.lock_for,
+                strike: 1
+            }
+        );
     }
 }
 

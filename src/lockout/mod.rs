@@ -113,6 +113,122 @@ impl Key {
     }
 }
 
+impl Key {
+    /// The key a Redis key name holds (the inverse of `Display`): for
+    /// listing and releasing the locks every replica shares.
+    pub fn from_text(text: &str) -> Option<Key> {
+        fn net(t: &str) -> Option<(AddrKey, u8)> {
+            let (addr, bits) = t.rsplit_once('/')?;
+            let bits: u8 = bits.parse().ok()?;
+            Some(match addr.parse::<IpAddr>().ok()? {
+                IpAddr::V4(v4) => (AddrKey::V4(u32::from(v4)), bits),
+                IpAddr::V6(v6) => (AddrKey::V6((u128::from(v6) >> 64) as u64), bits),
+            })
+        }
+        fn id(hex: &str) -> Option<AccountId> {
+            if hex.len() != 32 {
+                return None;
+            }
+            let mut id = [0u8; 16];
+            for (i, b) in id.iter_mut().enumerate() {
+                *b = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
+            }
+            Some(id)
+        }
+        let (kind, rest) = text.split_once(':')?;
+        match kind {
+            "a" if rest == "any" => Some(Key::Unread),
+            "a" => match net(rest)? {
+                (a @ AddrKey::V4(_), 32) => Some(Key::Address(a)),
+                (a @ AddrKey::V4(_), 24) => Some(Key::Network(a)),
+                (a @ AddrKey::V6(_), 64) => Some(Key::Address(a)),
+                _ => None,
+            },
+            "n" => {
+                let (hex, n) = rest.split_once(':')?;
+                Some(Key::AccountAndNetwork(id(hex)?, net(n)?.0))
+            }
+            "u" => Some(Key::Account(id(rest)?)),
+            _ => None,
+        }
+    }
+
+    /// What an operator sees of a key: its kind, its address or network,
+    /// and its account's hash as the logs show it (12 hex digits).
+    pub fn view(&self) -> (&'static str, Option<String>, Option<String>) {
+        let text = self.to_string();
+        let scope = |t: &str| t.rsplit(':').next().map(str::to_string);
+        match self {
+            Key::Address(_) => ("address", scope(&text), None),
+            Key::Network(_) => ("unnamed_from_network", scope(&text), None),
+            Key::Unread => ("unnamed", None, None),
+            Key::AccountAndNetwork(id, _) => (
+                "account_and_network",
+                text.splitn(3, ':').nth(2).map(str::to_string),
+                Some(account_tag(id)),
+            ),
+            Key::Account(id) => ("account", None, Some(account_tag(id))),
+        }
+    }
+}
+
+/// Which locks an operator releases (`POST /lockouts/release`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Release {
+    /// An account, by its id (the name is hashed on arrival, never kept).
+    Account(AccountId),
+    /// An account by the hash the logs show: 12 to 32 hex digits.
+    AccountHash(String),
+    /// A client address: its address key and the holds on its network.
+    Address(IpAddr),
+    /// Every key whose address or network lies in this range.
+    Network(ipnet::IpNet),
+}
+
+impl Release {
+    /// What the audit line says of the selector (never an account name).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Release::Account(_) => "account",
+            Release::AccountHash(_) => "account_hash",
+            Release::Address(_) => "address",
+            Release::Network(_) => "network",
+        }
+    }
+
+    /// Whether `key` is one this release lifts.
+    pub fn picks(&self, key: &Key) -> bool {
+        let account = match key {
+            Key::AccountAndNetwork(id, _) | Key::Account(id) => Some(id),
+            _ => None,
+        };
+        let addr = |a: &AddrKey| -> IpAddr {
+            match *a {
+                AddrKey::V4(v) => std::net::Ipv4Addr::from(v).into(),
+                AddrKey::V6(v) => std::net::Ipv6Addr::from(u128::from(v) << 64).into(),
+            }
+        };
+        match self {
+            Release::Account(id) => account == Some(id),
+            Release::AccountHash(prefix) => account.is_some_and(|id| {
+                id.iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect::<String>()
+                    .starts_with(prefix.as_str())
+            }),
+            Release::Address(ip) => {
+                *key == Key::address(*ip) || *key == Key::Network(network_of(*ip, 24))
+            }
+            Release::Network(net) => match key {
+                Key::Address(a) | Key::Network(a) | Key::AccountAndNetwork(_, a) => {
+                    net.contains(&addr(a))
+                }
+                _ => false,
+            },
+        }
+    }
+}
+
 /// An IPv4 address cut to `v4_bits`, or an IPv6 address's /64.
 fn network_of(ip: IpAddr, v4_bits: u32) -> AddrKey {
     match crate::engine::client::canonical(ip) {
@@ -287,6 +403,79 @@ impl Lockout {
     }
 }
 
+/// A lock as an operator sees it (`GET /lockouts`, `netwarden status`).
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct LockView {
+    /// `address`, `account_and_network`, `account`, `unnamed_from_network`
+    /// or `unnamed` (sign-ins that did not name their account).
+    pub key: &'static str,
+    /// The client address or network the key holds, if any.
+    pub scope: Option<String>,
+    /// The account's hash as the logs and alerts show it (12 hex digits).
+    pub account: Option<String>,
+    /// When the lock ends (RFC 3339, UTC).
+    pub until: String,
+    /// Locks of this key so far (each lasts twice the one before).
+    pub strikes: u32,
+    /// `memory` (this replica) or `redis` (every replica).
+    pub store: &'static str,
+}
+
+impl LockView {
+    fn new(key: Key, until: std::time::SystemTime, strikes: u32, store: &'static str) -> Self {
+        let (kind, scope, account) = key.view();
+        LockView {
+            key: kind,
+            scope,
+            account,
+            until: crate::telemetry::json::rfc3339(until),
+            strikes,
+            store,
+        }
+    }
+}
+
+impl Lockout {
+    /// Every lock in force: this replica's memory, and with Redis, every
+    /// replica's (an error when Redis cannot be asked: the list would be
+    /// incomplete).
+    pub async fn locks(&self) -> Result<Vec<LockView>, redis::Unavailable> {
+        let now = self.memory.now();
+        let wall = std::time::SystemTime::now();
+        let mut out: Vec<LockView> = self
+            .memory
+            .locks(now)
+            .into_iter()
+            .map(|(k, left, strikes)| LockView::new(k, wall + left, strikes, "memory"))
+            .collect();
+        if let Some(store) = &self.redis {
+            for (k, until_ms, strikes) in store.locks().await? {
+                let until = std::time::UNIX_EPOCH + Duration::from_millis(until_ms);
+                out.push(LockView::new(k, until, strikes, "redis"));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Lifts the locks `which` picks, in memory and in Redis; how many were
+    /// in force.
+    pub async fn release(&self, which: &Release) -> Result<usize, redis::Unavailable> {
+        let mut released = self.memory.release(|k| which.picks(k), self.memory.now());
+        if let Some(store) = &self.redis {
+            let keys: Vec<Key> = store
+                .locks()
+                .await?
+                .into_iter()
+                .map(|(k, _, _)| k)
+                .filter(|k| which.picks(k))
+                .collect();
+            store.release_locks(&keys).await?;
+            released += keys.len();
+        }
+        Ok(released)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -355,6 +544,46 @@ mod tests {
             "n:07070707070707070707070707070707:192.0.2.0/24"
         );
         assert_eq!(Key::address(a).to_string(), "a:192.0.2.7/32");
+    }
+
+    #[test]
+    fn keys_read_back_from_their_text_and_releases_pick_what_they_say() {
+        let a: IpAddr = "192.0.2.7".parse().expect("ip");
+        let v6: IpAddr = "2001:db8:1:2::9".parse().expect("ip");
+        let id = [7u8; 16];
+        for key in [
+            Key::address(a),
+            Key::of(KeyKind::AccountAndNetwork, a, Some(id)),
+            Key::of(KeyKind::AccountAndNetwork, v6, Some(id)),
+            Key::of(KeyKind::Account, a, Some(id)),
+            Key::of(KeyKind::AccountAndNetwork, a, None),
+            Key::Unread,
+        ] {
+            assert_eq!(Key::from_text(&key.to_string()), Some(key), "{key}");
+        }
+        assert_eq!(Key::from_text("x:1"), None);
+        assert_eq!(Key::from_text("u:07"), None);
+        let alice = Key::of(KeyKind::AccountAndNetwork, a, Some(id));
+        assert!(Release::Account(id).picks(&alice));
+        assert!(!Release::Account([8; 16]).picks(&alice));
+        assert!(Release::AccountHash("070707070707".into()).picks(&alice));
+        assert!(!Release::AccountHash("080707070707".into()).picks(&alice));
+        assert!(Release::Network("192.0.2.0/24".parse().expect("net")).picks(&alice));
+        assert!(!Release::Network("198.51.100.0/24".parse().expect("net")).picks(&alice));
+        assert!(Release::Address(a).picks(&Key::address(a)));
+        assert!(
+            !Release::Address(a).picks(&alice),
+            "an account is released by its name"
+        );
+        let (kind, scope, account) = alice.view();
+        assert_eq!(
+            (kind, scope.as_deref(), account.as_deref()),
+            (
+                "account_and_network",
+                Some("192.0.2.0/24"),
+                Some("070707070707")
+            )
+        );
     }
 
     #[test]

@@ -505,6 +505,73 @@ impl Store {
         .map(drop)
     }
 
+    /// Every key locked now, across every replica: a SCAN of this
+    /// store's key names (one page at a time, bounded), then each one's
+    /// lock. For `GET /lockouts`; never on the request path.
+    pub async fn locks(self: &Arc<Self>) -> Result<Vec<(Key, u64, u32)>, Unavailable> {
+        let mut conn = self.conn.clone();
+        let pattern = format!("{}{{*}}:h", glob_escape(&self.prefix));
+        let now = now_ms();
+        let mut out = Vec::new();
+        let mut cursor: u64 = 0;
+        // At most this many pages of 1,000 names: a bound on the work one
+        // request does, far above the keys `max_entries` allows per replica.
+        for _ in 0..1000 {
+            let mut cmd = redis::cmd("SCAN");
+            cmd.arg(cursor)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(1000);
+            let scan = cmd.query_async::<(u64, Vec<String>)>(&mut conn);
+            let (next, names) = tokio::time::timeout(PROBE_TIMEOUT, scan)
+                .await
+                .map_err(|_| Unavailable)?
+                .map_err(|_| Unavailable)?;
+            for name in names {
+                let Some(key) = name
+                    .strip_prefix(&self.prefix)
+                    .and_then(|n| n.strip_prefix('{'))
+                    .and_then(|n| n.strip_suffix("}:h"))
+                    .and_then(Key::from_text)
+                else {
+                    continue;
+                };
+                let mut cmd = redis::cmd("HMGET");
+                cmd.arg(&name).arg("until").arg("strikes");
+                let get = cmd.query_async::<(Option<u64>, Option<u32>)>(&mut conn);
+                let (until, strikes) = tokio::time::timeout(PROBE_TIMEOUT, get)
+                    .await
+                    .map_err(|_| Unavailable)?
+                    .map_err(|_| Unavailable)?;
+                if let Some(until) = until.filter(|&u| u > now) {
+                    out.push((key, until, strikes.unwrap_or(0)));
+                }
+            }
+            cursor = next;
+            if cursor == 0 {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Lifts the locks of `keys` in Redis, with their failures and repeats.
+    pub async fn release_locks(self: &Arc<Self>, keys: &[Key]) -> Result<(), Unavailable> {
+        let mut conn = self.conn.clone();
+        for key in keys {
+            let [h, f, _] = self.keys(key);
+            let mut cmd = redis::cmd("DEL");
+            cmd.arg(h).arg(f);
+            let del = cmd.exec_async(&mut conn);
+            tokio::time::timeout(PROBE_TIMEOUT, del)
+                .await
+                .map_err(|_| Unavailable)?
+                .map_err(|_| Unavailable)?;
+        }
+        Ok(())
+    }
+
     /// Frees a place without an outcome (the console's answer said
     /// nothing, or did not come).
     async fn release(self: Arc<Self>, keys: [String; 3], id: String) {
@@ -610,6 +677,18 @@ impl Drop for Reservation {
             }
         }
     }
+}
+
+/// `text` with Redis's glob characters escaped, for a SCAN pattern.
+fn glob_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }
 
 fn now_ms() -> u64 {

@@ -213,9 +213,11 @@ pub async fn route(
     health: &Health,
     reloader: &Reloader,
     token: Option<&Token>,
-    req: &Request<Incoming>,
+    peer: std::net::SocketAddr,
+    req: Request<Incoming>,
 ) -> Response<Full<Bytes>> {
-    let (method, path) = (req.method(), req.uri().path());
+    let (method, path) = (req.method().clone(), req.uri().path().to_string());
+    let (method, path) = (&method, path.as_str());
     if let Some(token) = token
         && guarded(token, path)
         && !token.admits(req.headers())
@@ -246,6 +248,12 @@ pub async fn route(
         };
         return json(status, &outcome.to_json());
     }
+    if path == "/lockouts/release" {
+        if method != Method::POST {
+            return text(StatusCode::METHOD_NOT_ALLOWED, "use POST\n");
+        }
+        return release(reloader, peer, req).await;
+    }
     if method != Method::GET && method != Method::HEAD {
         return text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
     }
@@ -270,6 +278,19 @@ pub async fn route(
         }
         "/readyz" => text(StatusCode::SERVICE_UNAVAILABLE, "not ready\n"),
         "/policy" => json(StatusCode::OK, &reloader.status_json()),
+        "/lockouts" => match reloader.lockout().locks().await {
+            Ok(locks) => json(
+                StatusCode::OK,
+                &serde_json::json!({
+                    "store": if reloader.lockout().redis.is_some() { "redis" } else { "memory" },
+                    "locks": locks,
+                }),
+            ),
+            Err(_) => text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the lockout store (Redis) did not answer: the list would be incomplete\n",
+            ),
+        },
         "/metrics" => {
             let mut r = Response::new(Full::new(Bytes::from(reloader.metrics().encode())));
             r.headers_mut().insert(
@@ -281,6 +302,94 @@ pub async fn route(
             r
         }
         _ => text(StatusCode::NOT_FOUND, "not found\n"),
+    }
+}
+
+/// The longest body `POST /lockouts/release` reads.
+const RELEASE_BODY_LIMIT: usize = 4096;
+
+/// `POST /lockouts/release` with a JSON body naming what to release: one of
+/// `account` (a name, hashed on arrival and never logged), `account_hash`
+/// (12 to 32 hex digits, as the logs show it), `address`, `network`.
+async fn release(
+    reloader: &Reloader,
+    peer: std::net::SocketAddr,
+    req: Request<Incoming>,
+) -> Response<Full<Bytes>> {
+    use http_body_util::BodyExt;
+    let limited = http_body_util::Limited::new(req.into_body(), RELEASE_BODY_LIMIT);
+    let body = match tokio::time::timeout(Duration::from_secs(5), limited.collect()).await {
+        Ok(Ok(b)) => b.to_bytes(),
+        _ => {
+            return text(
+                StatusCode::BAD_REQUEST,
+                "the body is missing, too large (4 KiB at most) or too slow\n",
+            );
+        }
+    };
+    let which = match parse_release(reloader, &body) {
+        Ok(w) => w,
+        Err(why) => return json(StatusCode::BAD_REQUEST, &serde_json::json!({"error": why})),
+    };
+    match reloader.lockout().release(&which).await {
+        Ok(released) => {
+            reloader.metrics().lockout_releases.inc();
+            tracing::warn!(
+                event = "lockout_released",
+                admin.address = %peer.ip(),
+                selector = which.kind(),
+                released,
+                "an operator released lockouts"
+            );
+            json(
+                StatusCode::OK,
+                &serde_json::json!({"released": released, "selector": which.kind()}),
+            )
+        }
+        Err(_) => text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the lockout store (Redis) did not answer; nothing shared was released\n",
+        ),
+    }
+}
+
+/// The release a body asks for, or why it asks for none.
+fn parse_release(
+    reloader: &Reloader,
+    body: &[u8],
+) -> Result<crate::lockout::Release, &'static str> {
+    use crate::lockout::Release;
+    let v: serde_json::Value =
+        serde_json::from_slice(body).map_err(|_| "the body must be a JSON object")?;
+    let obj = v.as_object().ok_or("the body must be a JSON object")?;
+    if obj.len() != 1 {
+        return Err("name exactly one of account, account_hash, address, network");
+    }
+    let (k, val) = obj
+        .iter()
+        .next()
+        .ok_or("name one of account, account_hash, address, network")?;
+    let val = val.as_str().ok_or("the value must be a string")?;
+    match k.as_str() {
+        "account" if !val.trim().is_empty() && val.len() <= 1024 => {
+            Ok(Release::Account(reloader.lockout().accounts.id(val)))
+        }
+        "account_hash"
+            if (12..=32).contains(&val.len()) && val.bytes().all(|b| b.is_ascii_hexdigit()) =>
+        {
+            Ok(Release::AccountHash(val.to_ascii_lowercase()))
+        }
+        "address" => val
+            .parse::<std::net::IpAddr>()
+            .map(|ip| Release::Address(crate::engine::client::canonical(ip)))
+            .map_err(|_| "address must be an IP address"),
+        "network" => val
+            .parse::<ipnet::IpNet>()
+            .map(|n| Release::Network(n.trunc()))
+            .map_err(|_| "network must be a CIDR range, such as 192.0.2.0/24"),
+        "account" => Err("account must be a name of 1 to 1024 bytes"),
+        "account_hash" => Err("account_hash must be 12 to 32 hex digits, as the logs show it"),
+        _ => Err("name exactly one of account, account_hash, address, network"),
     }
 }
 
@@ -321,7 +430,9 @@ pub async fn serve(
             let svc = service_fn(move |req| {
                 let (health, reloader, token) = (health.clone(), reloader.clone(), token.clone());
                 async move {
-                    Ok::<_, Infallible>(route(&health, &reloader, token.as_deref(), &req).await)
+                    Ok::<_, Infallible>(
+                        route(&health, &reloader, token.as_deref(), peer, req).await,
+                    )
                 }
             });
             let conn = hyper::server::conn::http1::Builder::new()

@@ -217,6 +217,11 @@ impl Reloader {
         &self.shared.metrics
     }
 
+    /// The lockout state, for the admin listener's `/lockouts`.
+    pub fn lockout(&self) -> &crate::lockout::Lockout {
+        &self.shared.lockout
+    }
+
     /// The files whose change means the policy changed.
     pub fn watched_files(&self) -> Vec<PathBuf> {
         let mut files = vec![self.path.clone()];

@@ -95,6 +95,8 @@ pub struct Metrics {
     /// counts, held so that counting it is an atomic add, not a labelled
     /// lookup (a hash of the labels and a lock).
     pub upstream_ok: Counter,
+    /// Operators' releases of lockouts (`POST /lockouts/release`).
+    pub lockout_releases: Counter,
     pub upstream_seconds: Histogram,
     pub open_connections: Gauge,
     pub open_tunnels: Gauge,
@@ -336,6 +338,12 @@ impl Default for Metrics {
             "1 while the client addresses look wrong (reason: one_private_address, no_forwarding_header)",
             client_ip_suspect.clone(),
         );
+        let lockout_releases = Counter::default();
+        registry.register(
+            "lockout_releases",
+            "Operators' releases of lockouts through POST /lockouts/release",
+            lockout_releases.clone(),
+        );
         let upstream_ok = upstream_requests
             .get_or_create(&OutcomeLabels { outcome: "ok" })
             .clone();
@@ -343,6 +351,7 @@ impl Default for Metrics {
         Self {
             id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             upstream_ok,
+            lockout_releases,
             registry,
             grant_next_expiry,
             grants_expired,
