@@ -523,3 +523,49 @@ async fn rediss_with_a_ca_file_and_a_password_from_the_url() {
         302
     );
 }
+
+/// Issue 24: with Redis, a lock made through one replica is listed by
+/// another (`GET /lockouts` reads Redis), and released through that other
+/// one it is lifted for every replica.
+#[tokio::test]
+async fn a_lock_is_listed_and_released_from_any_replica() {
+    let Cluster {
+        _redis,
+        console,
+        nws,
+        ..
+    } = cluster(&with_alerts(POLICY), 2).await;
+    for _ in 0..3 {
+        let r = form("127.0.0.1", nws[0].addr("http"), "password=wrong").await;
+        assert_eq!(r.status, 401, "{r:?}");
+    }
+    locked_everywhere(&nws, "127.0.0.1").await;
+    let other = nws[1].addr("admin");
+    let listed = get("127.0.0.1", other, "/lockouts", &[]).await;
+    assert_eq!(listed.status, 200, "{listed:?}");
+    let v: serde_json::Value = serde_json::from_str(listed.body.trim()).expect("json");
+    assert_eq!(v["store"], "redis");
+    let locks = v["locks"].as_array().expect("locks");
+    assert!(
+        locks.iter().any(|l| l["key"] == "address"
+            && l["scope"] == "127.0.0.1/32"
+            && l["store"] == "redis"),
+        "{v}"
+    );
+    let body = r#"{"address": "127.0.0.1"}"#;
+    let req = format!(
+        "POST /lockouts/release HTTP/1.1\r\nHost: a\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let released = support::proxy::exchange(
+        support::proxy::connect_from("127.0.0.1", other).await,
+        req.as_bytes(),
+    )
+    .await;
+    assert_eq!(released.status, 200, "{released:?}");
+    assert!(released.body.contains("\"released\":1"), "{released:?}");
+    // Lifted for the replica that made it too.
+    let r = form("127.0.0.1", nws[0].addr("http"), "password=right").await;
+    assert_eq!(r.status, 302, "{r:?}");
+    assert_eq!(console.sign_ins(), 4);
+}
