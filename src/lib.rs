@@ -29,6 +29,9 @@
 //! 6. [`lockout`] counts the sign-ins the console refused (read from its
 //!    answer by [`engine::outcome`]) and locks out a client that keeps
 //!    guessing.
+//! 7. [`ops`] is the operator's side: what `netwarden status` shows of a
+//!    running guard, from its admin API (lockouts, recent blocked
+//!    sign-ins, the last reload) and its policy.
 //!
 //! The binary (`src/main.rs`) is only the command line around these;
 //! [`demo`] runs the guard in front of a small built-in console. Every
@@ -46,6 +49,7 @@ pub mod engine;
 pub mod files;
 pub mod geo;
 pub mod lockout;
+pub mod ops;
 pub mod outbound;
 pub mod policy;
 pub mod proxy;

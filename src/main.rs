@@ -73,6 +73,22 @@ enum Command {
     /// List the lockouts in force (GET /lockouts on the admin listener; with
     /// Redis, every replica's).
     Lockouts(AdminArgs),
+    /// One page on a running guard: its policy and last reload, readiness,
+    /// the lockout store, grants ending soon, lockouts, recent blocked
+    /// sign-ins.
+    Status {
+        #[command(flatten)]
+        admin: AdminArgs,
+        /// text (for people) or json.
+        #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+        format: String,
+        /// The language of the text: ja or en (default: from LANG).
+        #[arg(long, value_parser = ["ja", "en"])]
+        lang: Option<String>,
+        /// Recent blocked sign-ins shown.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
     /// Release lockouts (POST /lockouts/release): by account name, account
     /// hash, client address or network. Exit 0: released (or none was in
     /// force); 1: refused or unreachable.
@@ -266,6 +282,12 @@ fn main() -> ExitCode {
         Command::Pages(args) => pages(&args),
         Command::AccountHash { policy, name } => account_hash(&policy, &name),
         Command::Lockouts(admin) => lockouts(&admin),
+        Command::Status {
+            admin,
+            format,
+            lang,
+            limit,
+        } => status(&admin, &format, lang.as_deref(), limit),
         Command::Release {
             admin,
             account,
@@ -650,6 +672,70 @@ fn admin_call(
         .map_or("", |(_, b)| b)
         .to_string();
     Ok((status, text))
+}
+
+/// `netwarden status`.
+fn status(
+    args: &AdminArgs,
+    format: &str,
+    lang: Option<&str>,
+    limit: usize,
+) -> anyhow::Result<ExitCode> {
+    use netwarden::policy::pages::Lang;
+    let lang = match lang {
+        Some("ja") => Lang::Ja,
+        Some(_) => Lang::En,
+        None => match std::env::var("LANG") {
+            Ok(l) if l.starts_with("ja") => Lang::Ja,
+            _ => Lang::En,
+        },
+    };
+    let get = |path: &str| admin_call(args, "GET", path, None);
+    let (code, policy) = get("/policy")?;
+    if code != 200 {
+        eprintln!("netwarden status: /policy: {code}: {}", policy.trim());
+        return Ok(ExitCode::from(1));
+    }
+    let ready = get("/readyz")?;
+    let lockouts = match get("/lockouts")? {
+        (200, body) => Ok(serde_json::from_str(&body)?),
+        (code, body) => Err(format!("{code}: {}", body.trim())),
+    };
+    let (_, blocked) = get(&format!("/events/blocked?limit={limit}"))?;
+    // Grants and rules of the policy file ending within 7 days.
+    let loaded = policy::load(&args.policy)?;
+    let now = netwarden::clock::now();
+    let soon = now + jiff::SignedDuration::from_hours(24 * 7);
+    let mut ending: Vec<(String, String, Option<String>)> = loaded
+        .policy
+        .ruleset()
+        .expiring()
+        .filter(|e| e.until() > now && e.until() <= soon)
+        .map(|e| match e {
+            netwarden::engine::ruleset::Expiring::Grant { network, grant } => (
+                format!("grant {} in {network}", grant.net),
+                e.until().to_string(),
+                grant.note.as_deref().map(str::to_string),
+            ),
+            netwarden::engine::ruleset::Expiring::Rule(r) => {
+                (format!("rule {}", r.name), e.until().to_string(), None)
+            }
+        })
+        .collect();
+    ending.sort_by(|a, b| a.1.cmp(&b.1));
+    let snap = netwarden::ops::status::Snapshot {
+        policy: serde_json::from_str(&policy)?,
+        ready: (ready.0, ready.1),
+        lockouts,
+        blocked: serde_json::from_str(&blocked).unwrap_or_default(),
+        ending,
+    };
+    if format == "json" {
+        out(&format!("{}\n", netwarden::ops::status::json(&snap)));
+    } else {
+        out(&netwarden::ops::status::text(&snap, lang));
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `netwarden lockouts`: the locks in force, one line each.

@@ -658,6 +658,43 @@ async fn an_operator_finds_lists_and_releases_a_lockout() {
         out.contains("account_and_network") && out.contains("127.0.0.0/24") && out.contains(&hash),
         "{out}"
     );
+    // A blocked sign-in from outside, then `status`: the lock and it, on
+    // one page, in JSON and in Japanese.
+    let outside = form("127.0.1.9", addr, "username=bob&password=x").await;
+    assert_eq!(outside.status, 403);
+    nw.wait_log(|v| v["event"] == "login_blocked");
+    let (code, out, err) = cli(
+        &[
+            "status", "--policy", policy_arg, "--admin", &admin, "--format", "json",
+        ],
+        &[token],
+    );
+    assert_eq!(code, 0, "{err}");
+    let st: serde_json::Value = serde_json::from_str(out.trim()).expect("json");
+    assert_eq!(
+        st["blocked_sign_ins"]["events"][0]["client"], "127.0.1.9",
+        "{st}"
+    );
+    assert!(
+        st["lockouts"]["locks"]
+            .as_array()
+            .is_some_and(|l| l.iter().any(|x| x["account"] == hash.as_str())),
+        "{st}"
+    );
+    assert_eq!(st["ready"]["status"], 200, "{st}");
+    let (code, out, err) = cli(
+        &[
+            "status", "--policy", policy_arg, "--admin", &admin, "--lang", "ja",
+        ],
+        &[token],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("現在のロックアウト") && out.contains(&hash) && out.contains("127.0.1.9"),
+        "{out}"
+    );
+    let raw = support::proxy::get("127.0.0.1", nw.addr("admin"), "/events/blocked", &[]).await;
+    assert_eq!(raw.status, 401, "token-protected like /policy");
     // Released by name; the name is not in the audit line.
     let (code, out, err) = cli(
         &[

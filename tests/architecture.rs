@@ -18,6 +18,7 @@ const LAYERS: &[&str] = &[
     "lockout",
     "alerts",
     "replay",
+    "ops",
     "proxy",
     "demo",
 ];

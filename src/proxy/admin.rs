@@ -278,6 +278,22 @@ pub async fn route(
         }
         "/readyz" => text(StatusCode::SERVICE_UNAVAILABLE, "not ready\n"),
         "/policy" => json(StatusCode::OK, &reloader.status_json()),
+        "/events/blocked" => {
+            let limit = req
+                .uri()
+                .query()
+                .and_then(|q| q.strip_prefix("limit="))
+                .and_then(|n| n.parse::<usize>().ok())
+                .unwrap_or(50)
+                .min(crate::proxy::blocked::CAPACITY);
+            json(
+                StatusCode::OK,
+                &serde_json::json!({
+                    "capacity": crate::proxy::blocked::CAPACITY,
+                    "events": reloader.blocked().recent(limit),
+                }),
+            )
+        }
         "/lockouts" => match reloader.lockout().locks().await {
             Ok(locks) => json(
                 StatusCode::OK,

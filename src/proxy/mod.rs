@@ -10,6 +10,7 @@
 
 pub mod admin;
 pub mod admission;
+pub mod blocked;
 pub mod body;
 pub mod conn_table;
 pub mod diagnosis;
@@ -425,6 +426,7 @@ pub async fn serve(policy: Policy, o: Overrides) -> Result<(), ServeError> {
         )),
         response_buffer: settings.limits.response_buffer,
         response_buffers: settings.limits.response_buffers,
+        blocked: blocked::Ring::default(),
         lockout,
         recent: recent::Recent::new(recent::WINDOW),
         client_ip_watch: diagnosis::ClientIpWatch::default(),

@@ -217,6 +217,11 @@ impl Reloader {
         &self.shared.metrics
     }
 
+    /// This replica's recent blocked sign-ins, for `/events/blocked`.
+    pub fn blocked(&self) -> &super::blocked::Ring {
+        &self.shared.blocked
+    }
+
     /// The lockout state, for the admin listener's `/lockouts`.
     pub fn lockout(&self) -> &crate::lockout::Lockout {
         &self.shared.lockout

@@ -59,6 +59,8 @@ pub struct Shared {
     pub recent: super::recent::Recent,
     /// Whether the client addresses look like a deployment mistake.
     pub client_ip_watch: super::diagnosis::ClientIpWatch,
+    /// This replica's recent blocked sign-ins (`GET /events/blocked`).
+    pub blocked: super::blocked::Ring,
 }
 
 /// The rule label of a decision: the rule's shared name, or `default`,
@@ -668,6 +670,25 @@ impl Drop for Finish<'_, '_> {
         );
         let host = &*host;
         let logged_path = telemetry::capped(self.path.as_str(), telemetry::MAX_LOGGED_PATH);
+        if decision.is_blocked_login() {
+            let kept = super::blocked::Blocked {
+                at: telemetry::json::rfc3339(std::time::SystemTime::now()),
+                client: crate::engine::ClientText(&decision.client).to_string(),
+                peer: self.peer.to_string(),
+                rule: decision.rule_name().to_string(),
+                request_id: self.request_id.to_string(),
+                enforced: decision.enforced,
+                country: facts
+                    .as_ref()
+                    .and_then(|f| f.country.as_ref())
+                    .map(ToString::to_string),
+                asn: facts.as_ref().and_then(|f| f.asn),
+                as_org: facts.as_ref().and_then(|f| f.as_org.clone()),
+            };
+            if shared.blocked.push(kept) {
+                shared.metrics.blocked_sign_ins_evicted.inc();
+            }
+        }
         alert(
             &shared.alerts,
             decision,

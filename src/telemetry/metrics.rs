@@ -97,6 +97,8 @@ pub struct Metrics {
     pub upstream_ok: Counter,
     /// Operators' releases of lockouts (`POST /lockouts/release`).
     pub lockout_releases: Counter,
+    /// Blocked sign-ins the recent ring (`GET /events/blocked`) let go of.
+    pub blocked_sign_ins_evicted: Counter,
     pub upstream_seconds: Histogram,
     pub open_connections: Gauge,
     pub open_tunnels: Gauge,
@@ -344,6 +346,12 @@ impl Default for Metrics {
             "Operators' releases of lockouts through POST /lockouts/release",
             lockout_releases.clone(),
         );
+        let blocked_sign_ins_evicted = Counter::default();
+        registry.register(
+            "blocked_sign_ins_evicted",
+            "Blocked sign-ins that the recent ring of GET /events/blocked let go of (it keeps 1,000)",
+            blocked_sign_ins_evicted.clone(),
+        );
         let upstream_ok = upstream_requests
             .get_or_create(&OutcomeLabels { outcome: "ok" })
             .clone();
@@ -352,6 +360,7 @@ impl Default for Metrics {
             id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             upstream_ok,
             lockout_releases,
+            blocked_sign_ins_evicted,
             registry,
             grant_next_expiry,
             grants_expired,

@@ -1,0 +1,5 @@
+//! The operator's side: what `netwarden status` shows of a running guard,
+//! put together from its admin API's answers and its policy file. Pure:
+//! JSON and the policy in, text or JSON out; fetching is the CLI's.
+
+pub mod status;
