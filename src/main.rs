@@ -73,6 +73,9 @@ enum Command {
     /// List the lockouts in force (GET /lockouts on the admin listener; with
     /// Redis, every replica's).
     Lockouts(AdminArgs),
+    /// Grants for a travelling operator, written into a network's file.
+    #[command(subcommand)]
+    Grant(GrantCommand),
     /// One page on a running guard: its policy and last reload, readiness,
     /// the lockout store, grants ending soon, lockouts, recent blocked
     /// sign-ins.
@@ -107,6 +110,32 @@ enum Command {
         /// A network (CIDR): every lock of an address or network in it.
         #[arg(long, group = "what")]
         network: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum GrantCommand {
+    /// Add a grant with until: (and a note) to the file a network reads,
+    /// check the policy, and reload the running guard. The policy stays the
+    /// record: the grant is a line of its network's file.
+    Add {
+        #[command(flatten)]
+        admin: AdminArgs,
+        /// The network (it must take addresses from a file:).
+        #[arg(long)]
+        network: String,
+        /// The address or CIDR granted.
+        #[arg(long)]
+        cidr: String,
+        /// When it ends, with its offset: 2026-12-10 18:00 +09:00.
+        #[arg(long)]
+        until: String,
+        /// Who and why, for the log and `explain`.
+        #[arg(long)]
+        note: Option<String>,
+        /// Write and check only; the guard's watcher (or you) reloads.
+        #[arg(long)]
+        no_reload: bool,
     },
 }
 
@@ -282,6 +311,14 @@ fn main() -> ExitCode {
         Command::Pages(args) => pages(&args),
         Command::AccountHash { policy, name } => account_hash(&policy, &name),
         Command::Lockouts(admin) => lockouts(&admin),
+        Command::Grant(GrantCommand::Add {
+            admin,
+            network,
+            cidr,
+            until,
+            note,
+            no_reload,
+        }) => grant_add(&admin, &network, &cidr, &until, note.as_deref(), no_reload),
         Command::Status {
             admin,
             format,
@@ -672,6 +709,106 @@ fn admin_call(
         .map_or("", |(_, b)| b)
         .to_string();
     Ok((status, text))
+}
+
+/// `netwarden grant add`: the line, written atomically, kept only if the
+/// policy still checks; then a reload.
+fn grant_add(
+    args: &AdminArgs,
+    network: &str,
+    cidr: &str,
+    until: &str,
+    note: Option<&str>,
+    no_reload: bool,
+) -> anyhow::Result<ExitCode> {
+    let loaded = policy::load(&args.policy)?;
+    let Some(file) = loaded
+        .policy
+        .network_file(network)
+        .map(std::path::Path::to_path_buf)
+    else {
+        eprintln!(
+            "netwarden grant add: network '{network}' reads no file: give it one (file: networks/{network}-grants.txt, an empty file) and grants go there; the policy stays the record"
+        );
+        return Ok(ExitCode::from(1));
+    };
+    let until = match netwarden::engine::time::strict_instant(until) {
+        Ok(u) => u,
+        Err(why) => {
+            eprintln!("netwarden grant add: --until {why}");
+            return Ok(ExitCode::from(1));
+        }
+    };
+    let ends = netwarden::engine::time::parse_instant(&until).map_err(anyhow::Error::msg)?;
+    if ends <= netwarden::clock::now() {
+        eprintln!(
+            "netwarden grant add: --until {until} has passed: a grant that ends before it starts grants nothing"
+        );
+        return Ok(ExitCode::from(1));
+    }
+    let cidr = cidr.trim();
+    if cidr.is_empty() || cidr.contains(char::is_whitespace) || cidr.contains('#') {
+        eprintln!("netwarden grant add: --cidr must be one address or CIDR");
+        return Ok(ExitCode::from(1));
+    }
+    let note = note.map(str::trim).unwrap_or_default();
+    if note.chars().any(char::is_control) {
+        eprintln!("netwarden grant add: --note must be one line");
+        return Ok(ExitCode::from(1));
+    }
+    let before = std::fs::read_to_string(&file)?;
+    let mut after = before.clone();
+    if !after.is_empty() && !after.ends_with('\n') {
+        after.push('\n');
+    }
+    after.push_str(&format!("{cidr}  until={until}"));
+    if !note.is_empty() {
+        after.push_str(&format!("  # {note}"));
+    }
+    after.push('\n');
+    // Write and rename: the guard's watcher never reads half a file.
+    let write = |text: &str| -> std::io::Result<()> {
+        let tmp = file.with_extension(format!("tmp.{}", std::process::id()));
+        std::fs::write(&tmp, text)?;
+        std::fs::rename(&tmp, &file)
+    };
+    write(&after)?;
+    match policy::load(&args.policy) {
+        Ok(_) => {}
+        Err(e) => {
+            write(&before)?;
+            eprintln!(
+                "netwarden grant add: the policy would not check with it; the file is as it was:\n{e}"
+            );
+            return Ok(ExitCode::from(1));
+        }
+    }
+    println!(
+        "{}: {cidr} until {until} added to network '{network}'",
+        file.display()
+    );
+    if no_reload {
+        return Ok(ExitCode::SUCCESS);
+    }
+    match admin_call(args, "POST", "/reload", None) {
+        Ok((200, body)) => {
+            println!("reloaded: {}", body.trim());
+            Ok(ExitCode::SUCCESS)
+        }
+        Ok((code, body)) => {
+            eprintln!(
+                "netwarden grant add: the guard did not reload ({code}): {}",
+                body.trim()
+            );
+            Ok(ExitCode::from(1))
+        }
+        Err(e) => {
+            eprintln!(
+                "netwarden grant add: written and checked, but the guard could not be asked to reload ({e}); its watcher picks the file up, or POST /reload"
+            );
+            Ok(ExitCode::from(1))
+        }
+    }
 }
 
 /// `netwarden status`.

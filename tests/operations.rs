@@ -1066,3 +1066,99 @@ server:
     let me = json(&get("127.0.0.2", addr, WHOAMI, &[]).await.body);
     assert_eq!(me["sign_in"], "blocked", "{me}");
 }
+
+/// Issue 24: a grant for a travelling operator in one command: written
+/// into the network's file (atomically), the policy checked, the guard
+/// reloaded; what check refuses is not written.
+#[tokio::test]
+async fn grant_add_writes_checks_and_reloads() {
+    let up = Upstream::start().await;
+    let policy = "version: 1
+networks:
+  office: [127.0.0.1]
+  vpn: { file: vpn.txt }
+rules:
+  - { name: console, allow_from: [office, vpn] }
+server:
+  reload: { watch: false }
+";
+    let nw = Netwarden::start(
+        policy,
+        &[("vpn.txt", "# VPN egress\n127.0.0.60\n")],
+        &["--listen", "127.0.0.1:0", "--upstream", &up.url()],
+    );
+    assert_eq!(status_of(&nw, "127.0.0.50", "/").await, 403);
+    let p = nw.policy_path();
+    let p = p.to_str().expect("path");
+    let admin = nw.addr("admin").to_string();
+    let (code, out, err) = support::run(&[
+        "grant",
+        "add",
+        "--policy",
+        p,
+        "--admin",
+        &admin,
+        "--network",
+        "vpn",
+        "--cidr",
+        "127.0.0.50/32",
+        "--until",
+        "2099-12-10 18:00 +09:00",
+        "--note",
+        "Tanaka, Osaka trip",
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("reloaded"), "{out}");
+    let file = std::fs::read_to_string(nw.dir().join("vpn.txt")).expect("file");
+    assert!(
+        file.ends_with(
+            "127.0.0.60\n127.0.0.50/32  until=2099-12-10T18:00:00+09:00  # Tanaka, Osaka trip\n"
+        ),
+        "{file}"
+    );
+    assert_eq!(status_of(&nw, "127.0.0.50", "/").await, 200);
+    // Refused, and nothing written: a CIDR check refuses, a time passed.
+    for (cidr, until, why) in [
+        ("127.0.0.300/32", "2099-12-10 18:00 +09:00", "not"),
+        ("127.0.0.51", "2020-01-01 00:00 Z", "has passed"),
+        ("127.0.0.51", "2099-12-10 18:00", "no offset"),
+    ] {
+        let (code, out, err) = support::run(&[
+            "grant",
+            "add",
+            "--policy",
+            p,
+            "--admin",
+            &admin,
+            "--network",
+            "vpn",
+            "--cidr",
+            cidr,
+            "--until",
+            until,
+        ]);
+        assert_eq!(code, 1, "{cidr} {until}: {out}{err}");
+        assert!(err.contains(why), "{err}");
+        assert_eq!(
+            std::fs::read_to_string(nw.dir().join("vpn.txt")).expect("file"),
+            file
+        );
+    }
+    // A network without a file says how to give it one.
+    let (code, _, err) = support::run(&[
+        "grant",
+        "add",
+        "--policy",
+        p,
+        "--admin",
+        &admin,
+        "--network",
+        "office",
+        "--cidr",
+        "127.0.0.52",
+        "--until",
+        "2099-12-10 18:00 +09:00",
+    ]);
+    assert_eq!(code, 1);
+    assert!(err.contains("file: networks/office-grants.txt"), "{err}");
+}

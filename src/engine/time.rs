@@ -248,6 +248,39 @@ pub fn parse_instant(s: &str) -> Result<Timestamp, String> {
     t.parse::<Timestamp>().map_err(|_| bad())
 }
 
+/// An instant as people write it (`2026-12-10 18:00 +09:00`,
+/// `2026-12-10T18:00+09:00`, seconds optional, a space before the offset
+/// allowed) in the policy's strict form (`2026-12-10T18:00:00+09:00`,
+/// the offset kept as written), or why it is not one.
+pub fn strict_instant(written: &str) -> Result<String, String> {
+    let t = written.trim();
+    let (date, rest) = t
+        .split_once(['T', 't', ' '])
+        .ok_or_else(|| format!("'{t}' has no time: write 2026-12-10 18:00 +09:00"))?;
+    let rest = rest.trim_start();
+    // The time runs up to the offset: Z, +HH:MM or -HH:MM.
+    let cut = rest
+        .find(|c: char| c == 'Z' || c == 'z' || c == '+' || c == '-')
+        .ok_or_else(|| {
+            format!(
+                "'{t}' has no offset: add Z or +09:00 (an instant must mean the same everywhere)"
+            )
+        })?;
+    let (time, offset) = (rest[..cut].trim_end(), &rest[cut..]);
+    let time = match time.len() {
+        5 => format!("{time}:00"),
+        _ => time.to_string(),
+    };
+    let offset = if offset.eq_ignore_ascii_case("z") {
+        "Z".to_string()
+    } else {
+        offset.to_string()
+    };
+    let strict = format!("{date}T{time}{offset}");
+    parse_instant(&strict)?;
+    Ok(strict)
+}
+
 /// `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)` (RFC 3339 §5.6), offset
 /// hours 00 to 23, not `-00:00`.
 fn is_rfc3339(t: &str) -> bool {
@@ -302,6 +335,26 @@ fn is_rfc3339(t: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn instants_as_people_write_them_become_the_strict_form() {
+        for (written, strict) in [
+            ("2026-12-10 18:00 +09:00", "2026-12-10T18:00:00+09:00"),
+            ("2026-12-10T18:00+09:00", "2026-12-10T18:00:00+09:00"),
+            ("2026-12-10T18:00:30Z", "2026-12-10T18:00:30Z"),
+            (" 2026-12-10 09:00z ", "2026-12-10T09:00:00Z"),
+        ] {
+            assert_eq!(strict_instant(written).as_deref(), Ok(strict), "{written}");
+        }
+        for bad in [
+            "2026-12-10",
+            "2026-12-10 18:00",
+            "2026-12-10 25:00 +09:00",
+            "tomorrow",
+        ] {
+            assert!(strict_instant(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn a_closed_window_says_when_it_opens_next() {

@@ -46,6 +46,7 @@ pub fn compile(text: &str, path: &Path, now: Timestamp) -> Result<Compiled, Vec<
         base,
         extra: &mut extra,
         sources: Vec::new(),
+        network_files: Vec::new(),
         digest,
         now,
     };
@@ -186,6 +187,8 @@ pub(super) struct Cx<'a, 'e> {
     pub(super) extra: &'e mut Vec<Diagnostic>,
     /// Files the policy reads besides itself (network lists).
     pub(super) sources: Vec<PathBuf>,
+    /// Each network's `file:`, by network name.
+    pub(super) network_files: Vec<(String, PathBuf)>,
     /// sha256 of exactly the bytes compiled: the policy, then each file read.
     pub(super) digest: ring::digest::Context,
     /// When the policy is compiled: `until:` already passed or coming soon
@@ -320,6 +323,7 @@ impl Cx<'_, '_> {
                 server,
                 alerts,
                 sources: std::mem::take(&mut self.sources),
+                network_files: std::mem::take(&mut self.network_files),
                 lockout,
                 state,
                 pages,

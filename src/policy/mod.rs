@@ -53,6 +53,8 @@ pub struct Policy {
     pub(crate) alerts: Option<alerts::AlertSettings>,
     /// Files read besides the policy itself (`file:` network lists).
     pub(crate) sources: Vec<PathBuf>,
+    /// Each network's `file:`, by network name: where `grant add` writes.
+    pub(crate) network_files: Vec<(String, PathBuf)>,
     /// sha256 of the bytes this policy was compiled from (the policy file,
     /// then each file it read), as hex.
     pub(crate) fingerprint: String,
@@ -161,6 +163,14 @@ impl Policy {
     /// change to the policy.
     pub fn sources(&self) -> &[PathBuf] {
         &self.sources
+    }
+
+    /// The `file:` of network `name`, if it takes its addresses from one.
+    pub fn network_file(&self, name: &str) -> Option<&std::path::Path> {
+        self.network_files
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, p)| p.as_path())
     }
 
     /// Every network `ip` is a member of, and how, for `explain`.

@@ -204,6 +204,7 @@ impl Cx<'_, '_> {
     ) {
         let path = self.base.join(&file.value);
         self.sources.push(path.clone());
+        self.network_files.push((network.to_string(), path.clone()));
         let text = match crate::files::read_to_string(&path, crate::files::MAX_TEXT_BYTES) {
             Ok(t) => t,
             Err(e) => {
