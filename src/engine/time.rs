@@ -259,13 +259,9 @@ pub fn strict_instant(written: &str) -> Result<String, String> {
         .ok_or_else(|| format!("'{t}' has no time: write 2026-12-10 18:00 +09:00"))?;
     let rest = rest.trim_start();
     // The time runs up to the offset: Z, +HH:MM or -HH:MM.
-    let cut = rest
-        .find(|c: char| c == 'Z' || c == 'z' || c == '+' || c == '-')
-        .ok_or_else(|| {
-            format!(
-                "'{t}' has no offset: add Z or +09:00 (an instant must mean the same everywhere)"
-            )
-        })?;
+    let cut = rest.find(['Z', 'z', '+', '-']).ok_or_else(|| {
+        format!("'{t}' has no offset: add Z or +09:00 (an instant must mean the same everywhere)")
+    })?;
     let (time, offset) = (rest[..cut].trim_end(), &rest[cut..]);
     let time = match time.len() {
         5 => format!("{time}:00"),
