@@ -144,6 +144,8 @@ async fn a_first_attempt_alerts_each_sink_once_with_context_and_a_valid_signatur
     assert_eq!(alert["attempts"], 1);
     assert_eq!(alert["enforced"], true);
     assert_eq!(alert["instance"], "console-pod-1");
+    // Issue 24: each alert links its runbook section.
+    assert_eq!(alert["runbook"], "docs/operations.md#blocked-sign-in");
     let a = &alert["attempt"];
     assert_eq!(a["client"]["address"], "127.0.0.2");
     assert_eq!(a["client"]["source"], "peer");
@@ -181,6 +183,14 @@ async fn a_first_attempt_alerts_each_sink_once_with_context_and_a_valid_signatur
     assert_eq!(am_alert["labels"]["alertname"], "NetwardenBlockedLogin");
     assert_eq!(am_alert["labels"]["client"], "127.0.0.2");
     assert_eq!(am_alert["annotations"]["path"], "/login");
+    assert_eq!(
+        am_alert["annotations"]["runbook_url"],
+        "docs/operations.md#blocked-sign-in"
+    );
+    assert!(
+        text.ends_with("Runbook: docs/operations.md#blocked-sign-in"),
+        "{text}"
+    );
 
     // Nothing more: one alert per sink for one attempt.
     tokio::time::sleep(Duration::from_millis(300)).await;

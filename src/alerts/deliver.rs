@@ -63,6 +63,8 @@ pub struct Sink {
     instance: Arc<str>,
     key: &'static str,
     window: Duration,
+    /// Where the runbooks are (`alerts.runbook_url`).
+    runbook: Arc<str>,
 }
 
 /// The name this netwarden gives itself in alerts: `NETWARDEN_INSTANCE`,
@@ -185,19 +187,22 @@ impl Sink {
             instance,
             key: settings.key.as_str(),
             window: settings.window,
+            runbook: settings.runbook_url.as_str().into(),
         })
     }
 
     /// The body this sink sends for `alert`.
     pub fn body(&self, alert: &Alert) -> Bytes {
-        let v = match self.kind {
-            SinkKind::Webhook => payload::webhook(alert, &self.instance, self.key),
-            SinkKind::Slack => payload::slack(alert, &self.instance),
-            SinkKind::Alertmanager => {
-                payload::alertmanager(alert, &self.instance, self.key, self.window)
-            }
+        let (v, kind) = match self.kind {
+            SinkKind::Webhook => (payload::webhook(alert, &self.instance, self.key), "webhook"),
+            SinkKind::Slack => (payload::slack(alert, &self.instance), "slack"),
+            SinkKind::Alertmanager => (
+                payload::alertmanager(alert, &self.instance, self.key, self.window),
+                "alertmanager",
+            ),
         };
-        Bytes::from(v.to_string())
+        let url = format!("{}#{}", self.runbook, payload::runbook_section(alert));
+        Bytes::from(payload::with_runbook(v, kind, &url).to_string())
     }
 
     fn request(&self, body: Bytes) -> Request<Full<Bytes>> {

@@ -164,6 +164,39 @@ fn attempt_json(a: &Attempt) -> Value {
     v
 }
 
+/// The section of docs/operations.md (or the company's copy) that says
+/// what to do about `alert`.
+pub fn runbook_section(alert: &Alert) -> &'static str {
+    match alert {
+        Alert::Attempt(_) | Alert::Summary(_) => "blocked-sign-in",
+        Alert::Storm(_) => "storm",
+        Alert::Lockout(_) => "lockout",
+        Alert::StateStore(_) => "state-store",
+        Alert::Test { .. } => "alert-test",
+    }
+}
+
+/// `body` (as a sink's kind builds it) with the link to its runbook:
+/// `runbook` in the webhook's JSON, Prometheus's own `runbook_url`
+/// annotation for Alertmanager, a last line for Slack.
+pub fn with_runbook(mut body: Value, kind: &str, url: &str) -> Value {
+    match kind {
+        "webhook" => body["runbook"] = url.into(),
+        "alertmanager" => {
+            if let Some(a) = body.get_mut(0) {
+                a["annotations"]["runbook_url"] = url.into();
+            }
+        }
+        "slack" => {
+            if let Some(text) = body["text"].as_str() {
+                body["text"] = format!("{text}\nRunbook: {}", slack_escape(url)).into();
+            }
+        }
+        _ => {}
+    }
+    body
+}
+
 /// The generic webhook's JSON body.
 pub fn webhook(alert: &Alert, instance: &str, key: &str) -> Value {
     let mut v = json!({

@@ -13,6 +13,10 @@ use super::raw::{RawAlerts, RawSink, S};
 pub mod defaults {
     use std::time::Duration;
 
+    /// The runbooks that come with netwarden (docs/operations.md), where
+    /// no company wiki is named: each alert links its section.
+    pub const RUNBOOK_URL: &str = "docs/operations.md";
+
     /// The default: long enough to fold a password-spraying run
     /// into one summary, short enough that the summary is still news.
     pub const WINDOW: Duration = Duration::from_secs(5 * 60);
@@ -116,6 +120,9 @@ pub struct AlertSettings {
     pub flush_timeout: Duration,
     /// Alert on report-only would-be blocks too (marked as such).
     pub report_only: bool,
+    /// Where the runbooks are (docs/operations.md, or the company's copy);
+    /// each alert links `<runbook_url>#<its kind's section>`.
+    pub runbook_url: String,
     pub sinks: Vec<SinkConfig>,
 }
 
@@ -131,6 +138,7 @@ impl Default for AlertSettings {
             give_up_after: defaults::GIVE_UP_AFTER,
             flush_timeout: defaults::FLUSH_TIMEOUT,
             report_only: true,
+            runbook_url: defaults::RUNBOOK_URL.to_string(),
             sinks: Vec::new(),
         }
     }
@@ -164,6 +172,21 @@ impl Cx<'_, '_> {
             report_only: r.report_only.unwrap_or(true),
             ..AlertSettings::default()
         };
+        if let Some(u) = &r.runbook_url {
+            let ok = !u.value.is_empty()
+                && u.value.len() <= 2048
+                && !u.value.contains('#')
+                && u.value.chars().all(|c| c.is_ascii_graphic());
+            if ok {
+                out.runbook_url = u.value.clone();
+            } else {
+                self.error(
+                    &u.referenced,
+                    format!("alerts.runbook_url '{}' is not a URL netwarden can link", u.value),
+                    Some("give the runbooks' address without a #section, e.g. https://wiki.example.com/netwarden/operations".into()),
+                );
+            }
+        }
         if let Some(k) = &r.key {
             out.key = match k.value.as_str() {
                 "client" => AlertKey::Client,
