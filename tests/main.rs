@@ -21,6 +21,7 @@ mod differential;
 mod geo_fixtures;
 mod geoip;
 mod lockout;
+mod log_recipes;
 mod metrics;
 mod operations;
 mod pages;
