@@ -73,6 +73,19 @@ enum Command {
     /// List the lockouts in force (GET /lockouts on the admin listener; with
     /// Redis, every replica's).
     Lockouts(AdminArgs),
+    /// What happened in decision logs, as a person wants it: blocked
+    /// sign-ins by network, country, AS and hour, lockouts, refusals before
+    /// any rule, expired grants, reloads. Files (.gz read as gzip) or stdin.
+    Report {
+        /// Log files; none or `-`: stdin.
+        logs: Vec<String>,
+        /// text, markdown (for a ticket) or json.
+        #[arg(long, default_value = "text", value_parser = ["text", "markdown", "json"])]
+        format: String,
+        /// The language: ja or en (default: from LANG).
+        #[arg(long, value_parser = ["ja", "en"])]
+        lang: Option<String>,
+    },
     /// Grants for a travelling operator, written into a network's file.
     #[command(subcommand)]
     Grant(GrantCommand),
@@ -311,6 +324,7 @@ fn main() -> ExitCode {
         Command::Pages(args) => pages(&args),
         Command::AccountHash { policy, name } => account_hash(&policy, &name),
         Command::Lockouts(admin) => lockouts(&admin),
+        Command::Report { logs, format, lang } => report(&logs, &format, lang.as_deref()),
         Command::Grant(GrantCommand::Add {
             admin,
             network,
@@ -811,6 +825,59 @@ fn grant_add(
     }
 }
 
+/// The operator's language: `--lang`, else `LANG`.
+fn operator_lang(lang: Option<&str>) -> netwarden::policy::pages::Lang {
+    use netwarden::policy::pages::Lang;
+    match lang {
+        Some("ja") => Lang::Ja,
+        Some(_) => Lang::En,
+        None => match std::env::var("LANG") {
+            Ok(l) if l.starts_with("ja") => Lang::Ja,
+            _ => Lang::En,
+        },
+    }
+}
+
+/// `netwarden report`.
+fn report(logs: &[String], format: &str, lang: Option<&str>) -> anyhow::Result<ExitCode> {
+    use std::io::{BufRead, IsTerminal};
+    let lang = operator_lang(lang);
+    let logs = if logs.is_empty() {
+        vec!["-".to_string()]
+    } else {
+        logs.to_vec()
+    };
+    let progress = std::io::stderr().is_terminal();
+    let mut r = netwarden::ops::report::Report::default();
+    for log in &logs {
+        let mut input =
+            netwarden::replay::open(log).with_context(|| format!("cannot read {log}"))?;
+        let mut line = String::new();
+        loop {
+            line.clear();
+            let n = input
+                .read_line(&mut line)
+                .with_context(|| format!("cannot read {log}"))?;
+            if n == 0 {
+                break;
+            }
+            r.feed(&line);
+            if progress && r.lines % 200_000 == 0 {
+                eprint!("\r{log}: {} lines", r.lines);
+            }
+        }
+    }
+    if progress && r.lines >= 200_000 {
+        eprintln!();
+    }
+    match format {
+        "json" => out(&format!("{}\n", r.to_json())),
+        "markdown" => out(&r.render(lang, true)),
+        _ => out(&r.render(lang, false)),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 /// `netwarden status`.
 fn status(
     args: &AdminArgs,
@@ -818,15 +885,7 @@ fn status(
     lang: Option<&str>,
     limit: usize,
 ) -> anyhow::Result<ExitCode> {
-    use netwarden::policy::pages::Lang;
-    let lang = match lang {
-        Some("ja") => Lang::Ja,
-        Some(_) => Lang::En,
-        None => match std::env::var("LANG") {
-            Ok(l) if l.starts_with("ja") => Lang::Ja,
-            _ => Lang::En,
-        },
-    };
+    let lang = operator_lang(lang);
     let get = |path: &str| admin_call(args, "GET", path, None);
     let (code, policy) = get("/policy")?;
     if code != 200 {

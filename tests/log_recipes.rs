@@ -99,6 +99,47 @@ async fn the_log_recipes_answer_on_real_output() {
     let log = tempfile::NamedTempFile::new().expect("log file");
     std::fs::write(log.path(), nw.raw_logs().join("\n")).expect("write log");
 
+    // `netwarden report` on the same lines, plain and gzip (issue 24).
+    let (code, out, err) = support::run(&[
+        "report",
+        "--format",
+        "json",
+        log.path().to_str().expect("path"),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let r: serde_json::Value = serde_json::from_str(out.trim()).expect("json");
+    assert_eq!(r["blocked_sign_ins"]["total"], 1, "{r}");
+    assert_eq!(
+        r["blocked_sign_ins"]["by_address"][0]["key"], "127.0.1.9",
+        "{r}"
+    );
+    assert_eq!(r["lockouts"][0]["account"], lockout["account.hash"], "{r}");
+    assert_eq!(r["unreadable"], 0, "{r}");
+    let gz = log.path().with_extension("log.gz");
+    {
+        use std::io::Write;
+        let mut enc = flate2::write::GzEncoder::new(
+            std::fs::File::create(&gz).expect("gz"),
+            flate2::Compression::fast(),
+        );
+        enc.write_all(nw.raw_logs().join("\n").as_bytes())
+            .expect("write");
+        enc.finish().expect("finish");
+    }
+    let (code, out, err) = support::run(&[
+        "report",
+        "--format",
+        "markdown",
+        "--lang",
+        "ja",
+        gz.to_str().expect("path"),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("## 拒否したサインイン：1 件") && out.contains("## ロックアウト：1 件"),
+        "{out}"
+    );
+
     // The jq programs, as the docs write them.
     let programs: Vec<(String, bool)> = blocks("sh")
         .iter()
