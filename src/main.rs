@@ -323,7 +323,9 @@ fn main() -> ExitCode {
         Command::Demo(args) => demo(args.listen),
         Command::Pages(args) => pages(&args),
         Command::AccountHash { policy, name } => account_hash(&policy, &name),
-        Command::Lockouts(admin) => lockouts(&admin),
+        // The guard refused or could not be reached: 1, as cli.md says
+        // (2 is for a command line that names nothing to do).
+        Command::Lockouts(admin) => lockouts(&admin).or_else(unreachable),
         Command::Report { logs, format, lang } => report(&logs, &format, lang.as_deref()),
         Command::Grant(GrantCommand::Add {
             admin,
@@ -338,7 +340,7 @@ fn main() -> ExitCode {
             format,
             lang,
             limit,
-        } => status(&admin, &format, lang.as_deref(), limit),
+        } => status(&admin, &format, lang.as_deref(), limit).or_else(unreachable),
         Command::Release {
             admin,
             account,
@@ -346,10 +348,18 @@ fn main() -> ExitCode {
             address,
             network,
         } => match (account, account_hash, address, network) {
-            (Some(v), _, _, _) => release(&admin, &serde_json::json!({ "account": v })),
-            (_, Some(v), _, _) => release(&admin, &serde_json::json!({ "account_hash": v })),
-            (_, _, Some(v), _) => release(&admin, &serde_json::json!({ "address": v })),
-            (_, _, _, Some(v)) => release(&admin, &serde_json::json!({ "network": v })),
+            (Some(v), _, _, _) => {
+                release(&admin, &serde_json::json!({ "account": v })).or_else(unreachable)
+            }
+            (_, Some(v), _, _) => {
+                release(&admin, &serde_json::json!({ "account_hash": v })).or_else(unreachable)
+            }
+            (_, _, Some(v), _) => {
+                release(&admin, &serde_json::json!({ "address": v })).or_else(unreachable)
+            }
+            (_, _, _, Some(v)) => {
+                release(&admin, &serde_json::json!({ "network": v })).or_else(unreachable)
+            }
             _ => {
                 eprintln!(
                     "netwarden release: name what to release: --account, --account-hash, --address or --network"
@@ -365,6 +375,26 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// A command that talks to the running guard and could not: said, exit 1.
+fn unreachable(e: anyhow::Error) -> anyhow::Result<ExitCode> {
+    eprintln!("netwarden: {e:#}");
+    Ok(ExitCode::from(1))
+}
+
+/// Text from the admin listener, safe to print on a terminal: control
+/// characters (escape sequences, line breaks) written as escapes.
+fn shown(text: &str) -> String {
+    text.chars()
+        .flat_map(|c| {
+            if c.is_control() {
+                c.escape_default().collect::<Vec<_>>()
+            } else {
+                vec![c]
+            }
+        })
+        .collect()
 }
 
 /// Writes to stdout; a closed pipe (`netwarden explain … | head`) is not an
@@ -770,6 +800,37 @@ fn grant_add(
         eprintln!("netwarden grant add: --note must be one line");
         return Ok(ExitCode::from(1));
     }
+    // A grant wide enough to open the console to much of the internet is
+    // not a trip's: refused (red-team review of issue 24: 0.0.0.0/0 passed).
+    let net: ipnet::IpNet = match cidr.parse::<ipnet::IpNet>() {
+        Ok(n) => n,
+        Err(_) => match cidr.parse::<std::net::IpAddr>() {
+            Ok(ip) => ipnet::IpNet::from(ip),
+            Err(_) => {
+                eprintln!("netwarden grant add: --cidr '{cidr}' is not an address or CIDR");
+                return Ok(ExitCode::from(1));
+            }
+        },
+    };
+    let widest = match net {
+        ipnet::IpNet::V4(_) => 24,
+        ipnet::IpNet::V6(_) => 48,
+    };
+    if net.prefix_len() < widest {
+        eprintln!(
+            "netwarden grant add: --cidr {cidr} is wider than a /{widest}: a grant is for a person's address (or a hotel's /24); write wide ranges into the network with a review"
+        );
+        return Ok(ExitCode::from(1));
+    }
+    if ends > netwarden::clock::now() + jiff::SignedDuration::from_hours(24 * 31) {
+        eprintln!(
+            "netwarden grant add: --until {until} is more than 31 days ahead: a grant ends by itself; an address for longer belongs in the network, with a review"
+        );
+        return Ok(ExitCode::from(1));
+    }
+    // A linked network file: written where the link points, so that the
+    // link stays and the real file changes.
+    let file = std::fs::canonicalize(&file).unwrap_or(file);
     let before = std::fs::read_to_string(&file)?;
     let mut after = before.clone();
     if !after.is_empty() && !after.ends_with('\n') {
@@ -780,10 +841,29 @@ fn grant_add(
         after.push_str(&format!("  # {note}"));
     }
     after.push('\n');
-    // Write and rename: the guard's watcher never reads half a file.
+    // Write and rename: the guard's watcher never reads half a file. The
+    // temporary file is created new (never through a link someone left
+    // with a name they guessed), beside the file, with its mode.
+    let mode = std::fs::metadata(&file)?.permissions();
     let write = |text: &str| -> std::io::Result<()> {
-        let tmp = file.with_extension(format!("tmp.{}", std::process::id()));
-        std::fs::write(&tmp, text)?;
+        use std::io::Write;
+        let dir = file.parent().unwrap_or(std::path::Path::new("."));
+        let name = file
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("grants");
+        let mut nonce = [0u8; 8];
+        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut nonce)
+            .map_err(|_| std::io::Error::other("no random bytes"))?;
+        let hex: String = nonce.iter().map(|b| format!("{b:02x}")).collect();
+        let tmp = dir.join(format!(".{name}.{hex}.tmp"));
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)?;
+        f.write_all(text.as_bytes())?;
+        f.sync_all()?;
+        std::fs::set_permissions(&tmp, mode.clone())?;
         std::fs::rename(&tmp, &file)
     };
     write(&after)?;
@@ -889,7 +969,10 @@ fn status(
     let get = |path: &str| admin_call(args, "GET", path, None);
     let (code, policy) = get("/policy")?;
     if code != 200 {
-        eprintln!("netwarden status: /policy: {code}: {}", policy.trim());
+        eprintln!(
+            "netwarden status: /policy: {code}: {}",
+            shown(policy.trim())
+        );
         return Ok(ExitCode::from(1));
     }
     let ready = get("/readyz")?;
@@ -938,7 +1021,7 @@ fn status(
 fn lockouts(args: &AdminArgs) -> anyhow::Result<ExitCode> {
     let (status, body) = admin_call(args, "GET", "/lockouts", None)?;
     if status != 200 {
-        eprintln!("netwarden lockouts: {status}: {}", body.trim());
+        eprintln!("netwarden lockouts: {status}: {}", shown(body.trim()));
         return Ok(ExitCode::from(1));
     }
     let v: serde_json::Value = serde_json::from_str(&body)?;
@@ -949,7 +1032,7 @@ fn lockouts(args: &AdminArgs) -> anyhow::Result<ExitCode> {
         v["store"].as_str().unwrap_or("?")
     );
     for l in &locks {
-        let s = |k: &str| l[k].as_str().unwrap_or("-").to_string();
+        let s = |k: &str| shown(l[k].as_str().unwrap_or("-"));
         println!(
             "  {:<22} {:<20} account {:<12}  until {}  strike {}",
             s("key"),
@@ -966,7 +1049,7 @@ fn lockouts(args: &AdminArgs) -> anyhow::Result<ExitCode> {
 fn release(args: &AdminArgs, body: &serde_json::Value) -> anyhow::Result<ExitCode> {
     let (status, text) = admin_call(args, "POST", "/lockouts/release", Some(body))?;
     if status != 200 {
-        eprintln!("netwarden release: {status}: {}", text.trim());
+        eprintln!("netwarden release: {status}: {}", shown(text.trim()));
         return Ok(ExitCode::from(1));
     }
     let v: serde_json::Value = serde_json::from_str(&text)?;

@@ -695,6 +695,37 @@ async fn an_operator_finds_lists_and_releases_a_lockout() {
     );
     let raw = support::proxy::get("127.0.0.1", nw.addr("admin"), "/events/blocked", &[]).await;
     assert_eq!(raw.status, 401, "token-protected like /policy");
+    // The red-team review: releasing another address of the network does
+    // not lift the hold on its unnamed sign-ins while alice is locked; a
+    // body naming a key twice is refused.
+    let (code, out, err) = cli(
+        &[
+            "release",
+            "--policy",
+            policy_arg,
+            "--admin",
+            &admin,
+            "--address",
+            "127.0.0.9",
+        ],
+        &[token],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("released 0 lock(s)"), "{out}");
+    let padded = format!("username=alice&password=wrong&pad={}", "x".repeat(5000));
+    assert_eq!(form("127.0.0.9", addr, &padded).await.status, 429);
+    let twice = r#"{"account":"bob","account":"alice"}"#;
+    let req = format!(
+        "POST /lockouts/release HTTP/1.1\r\nHost: a\r\nConnection: close\r\nAuthorization: Bearer {}\r\nContent-Length: {}\r\n\r\n{twice}",
+        token.1,
+        twice.len()
+    );
+    let r = support::proxy::exchange(
+        support::proxy::connect_from("127.0.0.1", nw.addr("admin")).await,
+        req.as_bytes(),
+    )
+    .await;
+    assert_eq!(r.status, 400, "{r:?}");
     // Released by name; the name is not in the audit line.
     let (code, out, err) = cli(
         &[
@@ -710,7 +741,7 @@ async fn an_operator_finds_lists_and_releases_a_lockout() {
     );
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("released 1 lock(s)"), "{out}");
-    let audit = nw.wait_log(|v| v["event"] == "lockout_released");
+    let audit = nw.wait_log(|v| v["event"] == "lockout_released" && v["selector"] == "account");
     assert_eq!(audit["selector"], "account");
     assert_eq!(audit["released"], 1);
     assert!(!audit.to_string().contains("alice"), "{audit}");
@@ -720,6 +751,8 @@ async fn an_operator_finds_lists_and_releases_a_lockout() {
             .status,
         302
     );
+    // Her network's hold went with her lock, the last one there.
+    assert_eq!(form("127.0.0.9", addr, &padded).await.status, 401);
     let m = support::proxy::get(
         "127.0.0.1",
         nw.addr("admin"),
@@ -728,7 +761,7 @@ async fn an_operator_finds_lists_and_releases_a_lockout() {
     )
     .await;
     assert!(
-        m.body.contains("netwarden_lockout_releases_total 1"),
+        m.body.contains("netwarden_lockout_releases_total 2"),
         "{}",
         m.body
     );

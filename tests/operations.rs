@@ -1082,61 +1082,74 @@ rules:
 server:
   reload: { watch: false }
 ";
-    let nw = Netwarden::start(
-        policy,
-        &[("vpn.txt", "# VPN egress\n127.0.0.60\n")],
+    // On a moved clock, the guard's and the command's: Monday 7 December.
+    let now = ("NETWARDEN_TEST_NOW", "2026-12-07T12:00:00+09:00");
+    let dir = tempfile::tempdir().expect("dir");
+    std::fs::write(dir.path().join("policy.yaml"), policy).expect("policy");
+    std::fs::write(dir.path().join("vpn.txt"), "# VPN egress\n127.0.0.60\n").expect("file");
+    let path = dir.path().join("policy.yaml");
+    let nw = Netwarden::start_env(
+        &path,
         &["--listen", "127.0.0.1:0", "--upstream", &up.url()],
+        &[now],
+        dir,
     );
     assert_eq!(status_of(&nw, "127.0.0.50", "/").await, 403);
     let p = nw.policy_path();
     let p = p.to_str().expect("path");
     let admin = nw.addr("admin").to_string();
-    let (code, out, err) = support::run(&[
-        "grant",
-        "add",
-        "--policy",
-        p,
-        "--admin",
-        &admin,
-        "--network",
-        "vpn",
-        "--cidr",
-        "127.0.0.50/32",
-        "--until",
-        "2099-12-10 18:00 +09:00",
-        "--note",
-        "Tanaka, Osaka trip",
-    ]);
+    let grant = |network: &str, cidr: &str, until: &str| {
+        support::run_env(
+            &[
+                "grant",
+                "add",
+                "--policy",
+                p,
+                "--admin",
+                &admin,
+                "--network",
+                network,
+                "--cidr",
+                cidr,
+                "--until",
+                until,
+                "--note",
+                "Tanaka, Osaka trip",
+            ],
+            &[now],
+        )
+    };
+    let (code, out, err) = grant("vpn", "127.0.0.50/32", "2026-12-10 18:00 +09:00");
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("reloaded"), "{out}");
     let file = std::fs::read_to_string(nw.dir().join("vpn.txt")).expect("file");
     assert!(
         file.ends_with(
-            "127.0.0.60\n127.0.0.50/32  until=2099-12-10T18:00:00+09:00  # Tanaka, Osaka trip\n"
+            "127.0.0.60\n127.0.0.50/32  until=2026-12-10T18:00:00+09:00  # Tanaka, Osaka trip\n"
         ),
         "{file}"
     );
     assert_eq!(status_of(&nw, "127.0.0.50", "/").await, 200);
-    // Refused, and nothing written: a CIDR check refuses, a time passed.
+    // Refused, and nothing written: what check refuses, a time passed or
+    // without an offset, a range wider than a /24, an end months away
+    // (the red-team review of issue 24: 0.0.0.0/0 until 2099 was taken).
     for (cidr, until, why) in [
-        ("127.0.0.300/32", "2099-12-10 18:00 +09:00", "not"),
+        (
+            "127.0.0.300/32",
+            "2026-12-10 18:00 +09:00",
+            "not an address or CIDR",
+        ),
         ("127.0.0.51", "2020-01-01 00:00 Z", "has passed"),
-        ("127.0.0.51", "2099-12-10 18:00", "no offset"),
+        ("127.0.0.51", "2026-12-10 18:00", "no offset"),
+        ("0.0.0.0/0", "2026-12-10 18:00 +09:00", "wider than a /24"),
+        ("::/0", "2026-12-10 18:00 +09:00", "wider than a /48"),
+        (
+            "127.0.0.51",
+            "2099-12-10 18:00 +09:00",
+            "more than 31 days ahead",
+        ),
     ] {
-        let (code, out, err) = support::run(&[
-            "grant",
-            "add",
-            "--policy",
-            p,
-            "--admin",
-            &admin,
-            "--network",
-            "vpn",
-            "--cidr",
-            cidr,
-            "--until",
-            until,
-        ]);
+        let (code, out, err) = grant("vpn", cidr, until);
         assert_eq!(code, 1, "{cidr} {until}: {out}{err}");
         assert!(err.contains(why), "{err}");
         assert_eq!(
@@ -1144,21 +1157,15 @@ server:
             file
         );
     }
+    // No temporary file is left beside it.
+    let left: Vec<_> = std::fs::read_dir(nw.dir())
+        .expect("dir")
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
     // A network without a file says how to give it one.
-    let (code, _, err) = support::run(&[
-        "grant",
-        "add",
-        "--policy",
-        p,
-        "--admin",
-        &admin,
-        "--network",
-        "office",
-        "--cidr",
-        "127.0.0.52",
-        "--until",
-        "2099-12-10 18:00 +09:00",
-    ]);
+    let (code, _, err) = grant("office", "127.0.0.52", "2026-12-10 18:00 +09:00");
     assert_eq!(code, 1);
     assert!(err.contains("file: networks/office-grants.txt"), "{err}");
 }

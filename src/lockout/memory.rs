@@ -195,15 +195,15 @@ impl Table {
     /// Lifts the locks of the keys `which` picks, and forgets their
     /// failures and repeats (an operator's release: the next failure starts
     /// from the first lock again); the number of locks that were in force.
-    pub fn release(&self, which: impl Fn(&Key) -> bool, now: Duration) -> usize {
+    pub fn release(&self, which: impl Fn(&Key) -> bool, now: Duration) -> Vec<Key> {
         let mut inner = self.lock();
-        let mut released = 0;
+        let mut released = Vec::new();
         for (key, e) in inner.entries.iter_mut() {
             if !which(key) {
                 continue;
             }
             if e.locked_until.is_some_and(|u| u > now) {
-                released += 1;
+                released.push(*key);
             }
             e.locked_until = None;
             e.failures.clear();
@@ -336,7 +336,7 @@ mod release_tests {
         assert_eq!(locks.len(), 1);
         assert_eq!(locks[0].0, a);
         assert_eq!(locks[0].2, 1);
-        assert_eq!(t.release(|k| *k == a, now), 1);
+        assert_eq!(t.release(|k| *k == a, now), [a]);
         assert!(t.locks(now).is_empty());
         assert!(t.begin(a, now, &s).is_ok());
         // b's one failure stays: only a was released.

@@ -216,9 +216,12 @@ impl Release {
                     .collect::<String>()
                     .starts_with(prefix.as_str())
             }),
-            Release::Address(ip) => {
-                *key == Key::address(*ip) || *key == Key::Network(network_of(*ip, 24))
-            }
+            // The address's own key. The hold on its network's unnamed
+            // sign-ins goes with the last account lock there, never with
+            // an address's release (red-team review of issue 24: releasing
+            // any address of the network handed out `after` more unnamed
+            // guesses at a locked account).
+            Release::Address(ip) => *key == Key::address(*ip),
             Release::Network(net) => match key {
                 Key::Address(a) | Key::Network(a) | Key::AccountAndNetwork(_, a) => {
                     net.contains(&addr(a))
@@ -458,21 +461,50 @@ impl Lockout {
     }
 
     /// Lifts the locks `which` picks, in memory and in Redis; how many were
-    /// in force.
+    /// in force. A released account's hold on its network's unnamed
+    /// sign-ins goes too once no other account is locked there.
     pub async fn release(&self, which: &Release) -> Result<usize, redis::Unavailable> {
-        let mut released = self.memory.release(|k| which.picks(k), self.memory.now());
+        let released = self.lift(|k| which.picks(k)).await?;
+        let holds: Vec<Key> = released.iter().filter_map(Key::unread_scope).collect();
+        if !holds.is_empty() {
+            let still = self.locked_keys().await?;
+            let orphan = |h: &Key| {
+                holds.contains(h) && !still.iter().any(|k| k.unread_scope().as_ref() == Some(h))
+            };
+            self.lift(orphan).await?;
+        }
+        Ok(released.len())
+    }
+
+    /// Lifts the locks `which` picks; the keys that were locked.
+    async fn lift(&self, which: impl Fn(&Key) -> bool) -> Result<Vec<Key>, redis::Unavailable> {
+        let mut released = self.memory.release(&which, self.memory.now());
         if let Some(store) = &self.redis {
             let keys: Vec<Key> = store
                 .locks()
                 .await?
                 .into_iter()
                 .map(|(k, _, _)| k)
-                .filter(|k| which.picks(k))
+                .filter(|k| which(k))
                 .collect();
             store.release_locks(&keys).await?;
-            released += keys.len();
+            released.extend(keys);
         }
         Ok(released)
+    }
+
+    /// Every key locked now, in memory and in Redis.
+    async fn locked_keys(&self) -> Result<Vec<Key>, redis::Unavailable> {
+        let mut keys: Vec<Key> = self
+            .memory
+            .locks(self.memory.now())
+            .into_iter()
+            .map(|(k, _, _)| k)
+            .collect();
+        if let Some(store) = &self.redis {
+            keys.extend(store.locks().await?.into_iter().map(|(k, _, _)| k));
+        }
+        Ok(keys)
     }
 }
 
@@ -571,6 +603,10 @@ mod tests {
         assert!(Release::Network("192.0.2.0/24".parse().expect("net")).picks(&alice));
         assert!(!Release::Network("198.51.100.0/24".parse().expect("net")).picks(&alice));
         assert!(Release::Address(a).picks(&Key::address(a)));
+        assert!(
+            !Release::Address(a).picks(&Key::of(KeyKind::AccountAndNetwork, a, None)),
+            "the network's hold goes with its last account lock only"
+        );
         assert!(
             !Release::Address(a).picks(&alice),
             "an account is released by its name"

@@ -70,12 +70,27 @@ fn words(lang: Lang) -> Words {
     }
 }
 
+/// A value from the admin listener, safe on a terminal: control
+/// characters (escape sequences, line breaks) written as escapes.
 fn s(v: &Value) -> String {
-    match v {
+    let t = match v {
         Value::String(t) => t.clone(),
         Value::Null => "-".into(),
         other => other.to_string(),
-    }
+    };
+    safe(&t)
+}
+
+fn safe(t: &str) -> String {
+    t.chars()
+        .flat_map(|c| {
+            if c.is_control() {
+                c.escape_default().collect::<Vec<_>>()
+            } else {
+                vec![c]
+            }
+        })
+        .collect()
 }
 
 /// The page for people.
@@ -105,14 +120,18 @@ pub fn text(snap: &Snapshot, lang: Lang) -> String {
             s(&last["at"])
         );
         for e in last["errors"].as_array().into_iter().flatten() {
-            for line in s(e).lines() {
-                let _ = writeln!(out, "    {line}");
+            let e = match e {
+                Value::String(t) => t.clone(),
+                other => other.to_string(),
+            };
+            for line in e.lines() {
+                let _ = writeln!(out, "    {}", safe(line));
             }
         }
     }
     let _ = writeln!(out, "{}: {}", w.readiness, snap.ready.0);
     for line in snap.ready.1.lines() {
-        let _ = writeln!(out, "  {line}");
+        let _ = writeln!(out, "  {}", safe(line));
     }
     let st = &p["state_store"];
     let _ = writeln!(
@@ -142,7 +161,7 @@ pub fn text(snap: &Snapshot, lang: Lang) -> String {
     let _ = writeln!(out, "{}:", w.locks);
     match &snap.lockouts {
         Err(why) => {
-            let _ = writeln!(out, "  {}: {why}", w.unreadable);
+            let _ = writeln!(out, "  {}: {}", w.unreadable, safe(why));
         }
         Ok(v) => {
             let locks = v["locks"].as_array().cloned().unwrap_or_default();
@@ -188,7 +207,7 @@ pub fn text(snap: &Snapshot, lang: Lang) -> String {
             s(&e["client"]),
             s(&e["rule"]),
             s(&e["request_id"]),
-            geo
+            safe(&geo)
         );
     }
     out
@@ -260,6 +279,12 @@ mod tests {
             ..snap()
         };
         assert!(text(&unreadable, Lang::En).contains("could not be read: 503"));
+        // A listener's control characters do not reach the terminal.
+        let hostile = Snapshot {
+            ready: (200, "ready\ndegraded: \u{1b}]0;owned\u{7}".into()),
+            ..snap()
+        };
+        assert!(!text(&hostile, Lang::En).contains('\u{1b}'));
         let j = json(&snap());
         assert_eq!(j["lockouts"]["locks"][0]["account"], "a5b9705bd3fd");
         assert_eq!(j["ending_within_7_days"][0]["note"], "Tanaka, Osaka");

@@ -279,13 +279,18 @@ pub async fn route(
         "/readyz" => text(StatusCode::SERVICE_UNAVAILABLE, "not ready\n"),
         "/policy" => json(StatusCode::OK, &reloader.status_json()),
         "/events/blocked" => {
-            let limit = req
-                .uri()
-                .query()
-                .and_then(|q| q.strip_prefix("limit="))
-                .and_then(|n| n.parse::<usize>().ok())
-                .unwrap_or(50)
-                .min(crate::proxy::blocked::CAPACITY);
+            let limit = match req.uri().query() {
+                None | Some("") => 50,
+                Some(q) => match q.strip_prefix("limit=").map(str::parse::<usize>) {
+                    Some(Ok(n)) if n <= crate::proxy::blocked::CAPACITY => n,
+                    _ => {
+                        return text(
+                            StatusCode::BAD_REQUEST,
+                            "the only parameter is limit=N, N from 0 to 1000\n",
+                        );
+                    }
+                },
+            };
             json(
                 StatusCode::OK,
                 &serde_json::json!({
@@ -369,25 +374,49 @@ async fn release(
     }
 }
 
+/// A JSON object's pairs, in order, duplicates kept.
+struct Pairs(Vec<(String, serde_json::Value)>);
+
+impl<'de> serde::Deserialize<'de> for Pairs {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Pairs;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut m: A) -> Result<Pairs, A::Error> {
+                let mut out = Vec::new();
+                while let Some(pair) = m.next_entry::<String, serde_json::Value>()? {
+                    if out.len() >= 8 {
+                        return Err(serde::de::Error::custom("too many keys"));
+                    }
+                    out.push(pair);
+                }
+                Ok(Pairs(out))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
 /// The release a body asks for, or why it asks for none.
 fn parse_release(
     reloader: &Reloader,
     body: &[u8],
 ) -> Result<crate::lockout::Release, &'static str> {
     use crate::lockout::Release;
-    let v: serde_json::Value =
+    // Every pair as written: a key given twice (the last would win in a
+    // map) is refused, so that the audit line's selector is the one
+    // released (red-team review of issue 24).
+    let Pairs(pairs) =
         serde_json::from_slice(body).map_err(|_| "the body must be a JSON object")?;
-    let obj = v.as_object().ok_or("the body must be a JSON object")?;
-    if obj.len() != 1 {
+    let [(k, val)] = pairs.as_slice() else {
         return Err("name exactly one of account, account_hash, address, network");
-    }
-    let (k, val) = obj
-        .iter()
-        .next()
-        .ok_or("name one of account, account_hash, address, network")?;
+    };
     let val = val.as_str().ok_or("the value must be a string")?;
     match k.as_str() {
-        "account" if !val.trim().is_empty() && val.len() <= 1024 => {
+        "account" if !crate::engine::account::fold(val).is_empty() && val.len() <= 4096 => {
             Ok(Release::Account(reloader.lockout().accounts.id(val)))
         }
         "account_hash"
@@ -399,11 +428,12 @@ fn parse_release(
             .parse::<std::net::IpAddr>()
             .map(|ip| Release::Address(crate::engine::client::canonical(ip)))
             .map_err(|_| "address must be an IP address"),
-        "network" => val
-            .parse::<ipnet::IpNet>()
-            .map(|n| Release::Network(n.trunc()))
-            .map_err(|_| "network must be a CIDR range, such as 192.0.2.0/24"),
-        "account" => Err("account must be a name of 1 to 1024 bytes"),
+        // In its plain form: no host bits, no leading zeros.
+        "network" => match val.parse::<ipnet::IpNet>() {
+            Ok(n) if n.trunc() == n && n.to_string() == val => Ok(Release::Network(n)),
+            _ => Err("network must be a CIDR range in its plain form, such as 192.0.2.0/24"),
+        },
+        "account" => Err("account must be a name of up to 4096 bytes that is not blank"),
         "account_hash" => Err("account_hash must be 12 to 32 hex digits, as the logs show it"),
         _ => Err("name exactly one of account, account_hash, address, network"),
     }
@@ -417,9 +447,6 @@ pub async fn serve(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let open = Arc::new(OpenConnections::default());
-    let per_address = Arc::new(super::conn_table::ConnTable::new(
-        MAX_ADMIN_CONNECTIONS_PER_ADDRESS,
-    ));
     loop {
         let (stream, peer) = tokio::select! {
             r = listener.accept() => match r {
@@ -432,17 +459,17 @@ pub async fn serve(
             },
             _ = shutdown.changed() => return,
         };
-        // One address past its share: closed at once. A full table: the
-        // oldest connection gives way, so that a probe (answered within
-        // milliseconds) always gets in, however many addresses hold
-        // connections open.
-        let Some(mine) = per_address.admit(peer.ip()) else {
-            continue;
-        };
-        let (slot, evicted) = open.enter();
+        // An address past its share, or a full table: the oldest
+        // connection (of that address, or of all) gives way, so that a
+        // probe or an operator's command (answered within milliseconds)
+        // always gets in, however many connections others hold open, from
+        // other addresses or from the same one (red-team review of issue
+        // 24: eight idle connections from 127.0.0.1 refused the operator's
+        // `netwarden release` and the health check).
+        let (slot, evicted) = open.enter(peer.ip());
         let (health, reloader, token) = (health.clone(), reloader.clone(), token.clone());
         tokio::spawn(async move {
-            let _held = (slot, mine);
+            let _held = slot;
             let svc = service_fn(move |req| {
                 let (health, reloader, token) = (health.clone(), reloader.clone(), token.clone());
                 async move {
@@ -463,9 +490,10 @@ pub async fn serve(
     }
 }
 
-/// The admin connections open now, oldest first: (id, what tells it to
-/// close).
-type Queue = std::collections::VecDeque<(u64, Arc<tokio::sync::Notify>)>;
+/// The admin connections open now, oldest first: (id, its peer's address
+/// key, what tells it to close).
+type Queue =
+    std::collections::VecDeque<(u64, super::conn_table::AddrKey, Arc<tokio::sync::Notify>)>;
 
 /// The admin connections open now, and the next id.
 #[derive(Default)]
@@ -483,18 +511,30 @@ impl OpenConnections {
     /// Adds a connection, asking the oldest to close when
     /// [`MAX_ADMIN_CONNECTIONS`] are open; the new one's place and what
     /// tells it to close.
-    fn enter(self: &Arc<Self>) -> (AdminSlot, Arc<tokio::sync::Notify>) {
+    fn enter(self: &Arc<Self>, ip: std::net::IpAddr) -> (AdminSlot, Arc<tokio::sync::Notify>) {
+        let key = super::conn_table::AddrKey::of(ip);
         let notify = Arc::new(tokio::sync::Notify::new());
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         let id = inner.0;
         inner.0 += 1;
-        while inner.1.len() >= MAX_ADMIN_CONNECTIONS {
-            if let Some((_, oldest)) = inner.1.pop_front() {
+        // This address's oldest, while it holds its share.
+        while inner.1.iter().filter(|(_, k, _)| *k == key).count()
+            >= MAX_ADMIN_CONNECTIONS_PER_ADDRESS
+        {
+            let Some(i) = inner.1.iter().position(|(_, k, _)| *k == key) else {
+                break;
+            };
+            if let Some((_, _, oldest)) = inner.1.remove(i) {
                 // Stored as a permit: the task sees it even if not yet waiting.
                 oldest.notify_one();
             }
         }
-        inner.1.push_back((id, notify.clone()));
+        while inner.1.len() >= MAX_ADMIN_CONNECTIONS {
+            if let Some((_, _, oldest)) = inner.1.pop_front() {
+                oldest.notify_one();
+            }
+        }
+        inner.1.push_back((id, key, notify.clone()));
         (
             AdminSlot {
                 open: self.clone(),
@@ -508,7 +548,7 @@ impl OpenConnections {
 impl Drop for AdminSlot {
     fn drop(&mut self) {
         let mut inner = self.open.inner.lock().unwrap_or_else(|e| e.into_inner());
-        inner.1.retain(|(id, _)| *id != self.id);
+        inner.1.retain(|(id, _, _)| *id != self.id);
     }
 }
 
@@ -581,8 +621,11 @@ mod tests {
     #[tokio::test]
     async fn a_full_admin_table_asks_the_oldest_connection_to_close() {
         let open = Arc::new(OpenConnections::default());
-        let mut held: Vec<_> = (0..MAX_ADMIN_CONNECTIONS).map(|_| open.enter()).collect();
-        let (_newest, _) = open.enter();
+        let ip = |i: usize| std::net::IpAddr::from([10, 0, (i / 250) as u8, (i % 250) as u8]);
+        let mut held: Vec<_> = (0..MAX_ADMIN_CONNECTIONS)
+            .map(|i| open.enter(ip(i)))
+            .collect();
+        let (_newest, _) = open.enter(ip(9999));
         // The oldest was told to close; the others were not.
         tokio::time::timeout(Duration::from_secs(1), held[0].1.notified())
             .await
@@ -594,6 +637,26 @@ mod tests {
         );
         held.clear();
         assert_eq!(open.inner.lock().unwrap().1.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn an_address_past_its_share_asks_its_own_oldest_connection_to_close() {
+        let open = Arc::new(OpenConnections::default());
+        let me = std::net::IpAddr::from([127, 0, 0, 1]);
+        let other = open.enter(std::net::IpAddr::from([127, 0, 0, 2]));
+        let held: Vec<_> = (0..MAX_ADMIN_CONNECTIONS_PER_ADDRESS)
+            .map(|_| open.enter(me))
+            .collect();
+        let (_operator, _) = open.enter(me);
+        tokio::time::timeout(Duration::from_secs(1), held[0].1.notified())
+            .await
+            .expect("the address's oldest is asked to close");
+        assert!(
+            tokio::time::timeout(Duration::from_millis(50), other.1.notified())
+                .await
+                .is_err(),
+            "another address's connection stays"
+        );
     }
 
     #[test]
