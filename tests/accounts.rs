@@ -682,6 +682,25 @@ async fn an_operator_finds_lists_and_releases_a_lockout() {
         "{st}"
     );
     assert_eq!(st["ready"]["status"], 200, "{st}");
+    // Where it listens, and that the console answers.
+    let listeners = st["policy"]["listeners"].as_array().expect("listeners");
+    assert!(
+        listeners
+            .iter()
+            .any(|l| l["role"] == "http" && l["address"] == addr.to_string().as_str()),
+        "{st}"
+    );
+    assert!(
+        listeners
+            .iter()
+            .any(|l| l["role"] == "admin" && l["address"] == admin.as_str()),
+        "{st}"
+    );
+    assert_eq!(st["policy"]["console"]["state"], "answering", "{st}");
+    assert!(
+        st["policy"]["console"]["answered"].as_u64() >= Some(3),
+        "{st}"
+    );
     let (code, out, err) = cli(
         &[
             "status", "--policy", policy_arg, "--admin", &admin, "--lang", "ja",

@@ -208,6 +208,17 @@ async fn a_first_attempt_alerts_each_sink_once_with_context_and_a_valid_signatur
             1.0
         );
     }
+    // Issue 24: `GET /policy` (and so `netwarden status`) shows each sink
+    // with its last delivery.
+    let st = get("127.0.0.1", nw.addr("admin"), "/policy", &[]).await;
+    let st: serde_json::Value = serde_json::from_str(st.body.trim()).expect("JSON");
+    let sinks = st["alert_sinks"].as_array().expect("alert_sinks");
+    assert_eq!(sinks.len(), 3, "{st}");
+    for k in sinks {
+        assert_eq!(k["last_delivery"]["outcome"], "delivered", "{st}");
+        assert_eq!(k["delivered"], 1, "{st}");
+    }
+    assert_eq!(sinks[1]["kind"], "slack", "{st}");
 
     // No secret, cookie, credential, query or body in any payload, header
     // included, nor in the logs.
@@ -408,6 +419,14 @@ async fn a_hanging_receiver_is_given_up_on_while_requests_keep_flowing() {
     assert!(hang.got().len() >= 2, "retried before giving up");
     let gave_up = nw.wait_log(|v| v["event"] == "alert_gave_up");
     assert_eq!(gave_up["error"], "timeout");
+    let st = get("127.0.0.1", nw.addr("admin"), "/policy", &[]).await;
+    let st: serde_json::Value = serde_json::from_str(st.body.trim()).expect("JSON");
+    assert_eq!(st["alert_sinks"][0]["name"], "stuck", "{st}");
+    assert_eq!(
+        st["alert_sinks"][0]["last_delivery"]["outcome"], "gave_up",
+        "{st}"
+    );
+    assert_eq!(st["alert_sinks"][0]["delivered"], 0, "{st}");
     hang.release();
 }
 

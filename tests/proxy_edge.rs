@@ -76,6 +76,21 @@ async fn an_h2c_upstream_gets_http2_with_the_clients_host_as_authority() {
     );
     let r = get("127.0.0.1", down.addr("http"), "/", &[]).await;
     assert_eq!(r.status, 502, "{r:?}");
+    // Issue 24: `netwarden status` says so to the person an alert woke up.
+    let policy = down.policy_path().to_str().expect("path").to_string();
+    let admin = down.addr("admin").to_string();
+    let (code, out, err) = tokio::task::spawn_blocking(move || {
+        run(&["status", "--policy", &policy, "--admin", &admin])
+    })
+    .await
+    .expect("join");
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("Console: h2c://127.0.0.1:1  FAILING")
+            && out.contains("last failure: connect_error")
+            && out.contains("ok 0, connect_error 1"),
+        "{out}"
+    );
 }
 
 #[tokio::test]

@@ -315,6 +315,39 @@ fn jitter() -> f64 {
     (h.finish() >> 11) as f64 / (1u64 << 53) as f64
 }
 
+/// What one sink did last, for `GET /policy` and `netwarden status`.
+#[derive(Default)]
+pub struct Record {
+    last: std::sync::Mutex<Option<(SystemTime, &'static str)>>,
+    delivered: AtomicU64,
+    not_delivered: AtomicU64,
+}
+
+impl Record {
+    fn note(&self, outcome: &'static str) {
+        if outcome == "delivered" {
+            self.delivered.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.not_delivered.fetch_add(1, Ordering::Relaxed);
+        }
+        *self.last.lock().unwrap_or_else(|e| e.into_inner()) = Some((SystemTime::now(), outcome));
+    }
+
+    /// The last delivery (`at`, `outcome`: `delivered`, `rejected` or
+    /// `gave_up`) or null, and the counts since the sink started.
+    pub fn to_json(&self) -> serde_json::Value {
+        let last = *self.last.lock().unwrap_or_else(|e| e.into_inner());
+        serde_json::json!({
+            "last_delivery": last.map(|(at, outcome)| serde_json::json!({
+                "at": crate::telemetry::json::rfc3339(at),
+                "outcome": outcome,
+            })),
+            "delivered": self.delivered.load(Ordering::Relaxed),
+            "not_delivered": self.not_delivered.load(Ordering::Relaxed),
+        })
+    }
+}
+
 /// Delivers one alert, retrying until `give_up_after`. Returns the outcome
 /// label: `delivered`, `rejected` or `gave_up`.
 pub async fn deliver(
@@ -391,10 +424,12 @@ pub async fn run(
     pending: Arc<AtomicU64>,
     give_up_after: Duration,
     metrics: Arc<Metrics>,
+    record: Arc<Record>,
 ) {
     while let Some(alert) = rx.recv().await {
         let outcome = deliver(&sink, &alert, give_up_after, &metrics).await;
         pending.fetch_sub(1, Ordering::Relaxed);
+        record.note(outcome);
         metrics
             .alert_deliveries
             .get_or_create(&DeliveryLabels {

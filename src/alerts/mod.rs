@@ -254,6 +254,23 @@ impl Live {
             .clone()
     }
 
+    /// Each running sink: name, kind, alerts waiting, its last delivery
+    /// and counts (`GET /policy`).
+    pub fn sinks(&self) -> Vec<serde_json::Value> {
+        let running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        running
+            .iter()
+            .flat_map(|r| &r.sinks)
+            .map(|s| {
+                let mut v = s.record.to_json();
+                v["name"] = serde_json::json!(&*s.name);
+                v["kind"] = serde_json::json!(s.kind);
+                v["pending"] = serde_json::json!(s.pending.load(Ordering::Relaxed));
+                v
+            })
+            .collect()
+    }
+
     /// The alerts attempts go to now; `None` without an `alerts:` section.
     pub fn current(&self) -> Option<Arc<Alerts>> {
         self.current.load_full()
@@ -350,7 +367,7 @@ pub fn start_resolved(
 pub struct Running {
     stop: oneshot::Sender<()>,
     aggregator: JoinHandle<()>,
-    sinks: Vec<(Arc<str>, Arc<AtomicU64>, JoinHandle<()>)>,
+    sinks: Vec<SinkTask>,
     flush_timeout: Duration,
     metrics: Arc<Metrics>,
 }
@@ -371,15 +388,23 @@ pub fn start(
         let sink = Arc::new(sink);
         let (stx, srx) = mpsc::channel::<Arc<Alert>>(settings.queue);
         let pending = Arc::new(AtomicU64::new(0));
+        let record = Arc::new(deliver::Record::default());
         let task = tokio::spawn(deliver::run(
             sink.clone(),
             srx,
             pending.clone(),
             settings.give_up_after,
             metrics.clone(),
+            record.clone(),
         ));
         queues.push((sink.name.clone(), stx, pending.clone()));
-        tasks.push((sink.name.clone(), pending, task));
+        tasks.push(SinkTask {
+            name: sink.name.clone(),
+            kind: sink.kind.as_str(),
+            pending,
+            task,
+            record,
+        });
     }
     let (stop_tx, stop_rx) = oneshot::channel();
     let claims = shared_store.map(|store| {
@@ -416,6 +441,15 @@ pub fn start(
 }
 
 type Queue = (Arc<str>, mpsc::Sender<Arc<Alert>>, Arc<AtomicU64>);
+
+/// One sink's delivery task.
+struct SinkTask {
+    name: Arc<str>,
+    kind: &'static str,
+    pending: Arc<AtomicU64>,
+    task: JoinHandle<()>,
+    record: Arc<deliver::Record>,
+}
 
 async fn aggregate_loop(
     mut agg: Aggregator,
@@ -525,7 +559,13 @@ impl Running {
         let _ = self.stop.send(());
         let deadline = tokio::time::Instant::now() + self.flush_timeout;
         let _ = tokio::time::timeout_at(deadline, self.aggregator).await;
-        for (name, pending, mut task) in self.sinks {
+        for SinkTask {
+            name,
+            pending,
+            mut task,
+            ..
+        } in self.sinks
+        {
             if tokio::time::timeout_at(deadline, &mut task).await.is_err() {
                 task.abort();
                 let left = pending.load(Ordering::Relaxed);

@@ -37,6 +37,15 @@ struct Words {
     locks: &'static str,
     blocked: &'static str,
     unreadable: &'static str,
+    listeners: &'static str,
+    console: &'static str,
+    states: [&'static str; 3],
+    last_answer: &'static str,
+    last_failure: &'static str,
+    ago: &'static str,
+    sinks: &'static str,
+    last_delivery: &'static str,
+    disabled: &'static str,
 }
 
 fn words(lang: Lang) -> Words {
@@ -53,6 +62,15 @@ fn words(lang: Lang) -> Words {
             locks: "Lockouts in force",
             blocked: "Recent blocked sign-ins (this replica)",
             unreadable: "could not be read",
+            listeners: "Listening on",
+            console: "Console",
+            states: ["answering", "FAILING", "no request sent yet"],
+            last_answer: "last answer",
+            last_failure: "last failure",
+            ago: "s ago",
+            sinks: "Alert sinks",
+            last_delivery: "last delivery",
+            disabled: "DISABLED",
         },
         Lang::Ja => Words {
             policy: "ポリシー",
@@ -66,6 +84,15 @@ fn words(lang: Lang) -> Words {
             locks: "現在のロックアウト",
             blocked: "直近のサインイン拒否（このレプリカ）",
             unreadable: "取得できませんでした",
+            listeners: "待ち受けアドレス",
+            console: "コンソール",
+            states: ["応答あり", "応答なし（障害）", "まだ転送していません"],
+            last_answer: "最後の応答",
+            last_failure: "最後の失敗",
+            ago: "秒前",
+            sinks: "アラートの送信先",
+            last_delivery: "最後の送信",
+            disabled: "無効",
         },
     }
 }
@@ -145,6 +172,7 @@ pub fn text(snap: &Snapshot, lang: Lang) -> String {
             None => "",
         }
     );
+    listeners_console_sinks(&mut out, p, &w);
     let _ = writeln!(out, "{}:", w.ending);
     if snap.ending.is_empty() {
         let _ = writeln!(out, "  {}", w.none);
@@ -213,6 +241,92 @@ pub fn text(snap: &Snapshot, lang: Lang) -> String {
     out
 }
 
+/// Where it listens, how the console answers, and where alerts go.
+fn listeners_console_sinks(out: &mut String, p: &Value, w: &Words) {
+    if let Some(ls) = p["listeners"].as_array() {
+        let _ = writeln!(out, "{}:", w.listeners);
+        for l in ls {
+            let _ = writeln!(
+                out,
+                "  {:<6} {}{}",
+                s(&l["role"]),
+                s(&l["address"]),
+                if l["proxy_protocol"].as_bool() == Some(true) {
+                    " (PROXY protocol)"
+                } else {
+                    ""
+                }
+            );
+        }
+    }
+    let c = &p["console"];
+    if c.is_object() {
+        let state = match c["state"].as_str() {
+            Some("answering") => w.states[0],
+            Some("failing") => w.states[1],
+            _ => w.states[2],
+        };
+        let _ = writeln!(out, "{}: {}  {}", w.console, s(&c["upstream"]), state);
+        let when = |v: &Value| format!("{} ({}{})", s(&v["at"]), s(&v["seconds_ago"]), w.ago);
+        if c["last_answer"].is_object() {
+            let _ = writeln!(out, "  {}: {}", w.last_answer, when(&c["last_answer"]));
+        }
+        if c["last_failure"].is_object() {
+            let _ = writeln!(
+                out,
+                "  {}: {} {}",
+                w.last_failure,
+                s(&c["last_failure"]["outcome"]),
+                when(&c["last_failure"])
+            );
+        }
+        let failed: Vec<String> = c["failed"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .filter(|(_, n)| n.as_u64().unwrap_or(0) > 0)
+            .map(|(k, n)| format!("{} {}", safe(k), s(n)))
+            .collect();
+        let _ = writeln!(
+            out,
+            "  ok {}{}{}",
+            s(&c["answered"]),
+            if failed.is_empty() { "" } else { ", " },
+            failed.join(", ")
+        );
+    }
+    let sinks = p["alert_sinks"].as_array().cloned().unwrap_or_default();
+    let disabled = p["alert_sinks_disabled"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    if !sinks.is_empty() || !disabled.is_empty() {
+        let _ = writeln!(out, "{}:", w.sinks);
+    }
+    for k in &sinks {
+        let last = &k["last_delivery"];
+        let last = if last.is_object() {
+            format!("{} {}", s(&last["outcome"]), s(&last["at"]))
+        } else {
+            w.none.to_string()
+        };
+        let _ = writeln!(
+            out,
+            "  {} ({})  {}: {}  delivered {}, not delivered {}, waiting {}",
+            s(&k["name"]),
+            s(&k["kind"]),
+            w.last_delivery,
+            last,
+            s(&k["delivered"]),
+            s(&k["not_delivered"]),
+            s(&k["pending"])
+        );
+    }
+    for d in &disabled {
+        let _ = writeln!(out, "  {}: {}", w.disabled, s(d));
+    }
+}
+
 /// The same, for tools.
 pub fn json(snap: &Snapshot) -> Value {
     json!({
@@ -234,7 +348,16 @@ mod tests {
                 "loaded_at": "2026-12-07T06:55:02Z",
                 "last_reload": {"outcome": "refused", "trigger": "admin", "at": "2026-12-07T07:00:00Z",
                     "errors": ["the candidate would deny 2 of the 2 client addresses"]},
-                "state_store": {"store": "redis", "up": false}}),
+                "state_store": {"store": "redis", "up": false},
+                "listeners": [{"role": "http", "address": "0.0.0.0:8080", "proxy_protocol": true},
+                    {"role": "admin", "address": "127.0.0.1:9090", "proxy_protocol": false}],
+                "console": {"upstream": "http://127.0.0.1:3000", "state": "failing",
+                    "last_answer": {"at": "2026-12-07T06:50:00Z", "seconds_ago": 600},
+                    "last_failure": {"at": "2026-12-07T07:00:00Z", "seconds_ago": 0, "outcome": "connect_error"},
+                    "answered": 41, "failed": {"connect_error": 3, "timeout": 0}},
+                "alert_sinks": [{"name": "ops", "kind": "slack", "pending": 0, "delivered": 2,
+                    "not_delivered": 1, "last_delivery": {"at": "2026-12-07T06:58:01Z", "outcome": "gave_up"}}],
+                "alert_sinks_disabled": ["alerts.sinks[1] (pager): NETWARDEN_PAGER_TOKEN is not set"]}),
             ready: (
                 200,
                 "ready\ndegraded: the last policy edit was refused\n".into(),
@@ -266,12 +389,21 @@ mod tests {
             "a5b9705bd3fd",
             "203.0.113.9",
             "JP AS64500 ExampleNet",
+            "http   0.0.0.0:8080 (PROXY protocol)",
+            "admin  127.0.0.1:9090",
+            "Console: http://127.0.0.1:3000  FAILING",
+            "last failure: connect_error 2026-12-07T07:00:00Z (0s ago)",
+            "ok 41, connect_error 3\n",
+            "ops (slack)  last delivery: gave_up 2026-12-07T06:58:01Z  delivered 2, not delivered 1, waiting 0",
+            "DISABLED: alerts.sinks[1] (pager): NETWARDEN_PAGER_TOKEN is not set",
         ] {
             assert!(en.contains(needle), "{needle}: {en}");
         }
         let ja = text(&snap(), Lang::Ja);
         assert!(
-            ja.contains("現在のロックアウト") && ja.contains("a5b9705bd3fd"),
+            ja.contains("現在のロックアウト")
+                && ja.contains("a5b9705bd3fd")
+                && ja.contains("応答なし（障害）"),
             "{ja}"
         );
         let unreadable = Snapshot {

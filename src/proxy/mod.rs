@@ -13,6 +13,7 @@ pub mod admission;
 pub mod blocked;
 pub mod body;
 pub mod conn_table;
+pub mod console_health;
 pub mod diagnosis;
 pub mod expiry;
 pub mod forward;
@@ -430,6 +431,8 @@ pub async fn serve(policy: Policy, o: Overrides) -> Result<(), ServeError> {
         lockout,
         recent: recent::Recent::new(recent::WINDOW),
         client_ip_watch: diagnosis::ClientIpWatch::default(),
+        console: console_health::ConsoleHealth::default(),
+        listeners: std::sync::OnceLock::new(),
     });
     shared.metrics.policy_loaded(1, &shared.policy.load());
     store_watch.attach(&shared);
@@ -451,11 +454,17 @@ pub async fn serve(policy: Policy, o: Overrides) -> Result<(), ServeError> {
         settings.limits.max_connections_per_address,
     ));
     let upstream_text = plan.upstream.url();
+    let mut listening = Vec::with_capacity(bound.len() + 1);
     for (listener, proxy_protocol, is_tls) in bound {
         let local = listener
             .local_addr()
             .map(|a| a.to_string())
             .unwrap_or_default();
+        listening.push((
+            if is_tls { "https" } else { "http" },
+            local.clone(),
+            proxy_protocol,
+        ));
         tracing::info!(
             event = "listening",
             role = if is_tls { "https" } else { "http" },
@@ -484,6 +493,8 @@ pub async fn serve(policy: Policy, o: Overrides) -> Result<(), ServeError> {
         .map(|a| a.to_string())
         .unwrap_or_default();
     tracing::info!(event = "listening", role = "admin", address = %admin_local, "listening");
+    listening.push(("admin", admin_local, false));
+    let _ = shared.listeners.set(listening);
     let policy_path = shared.policy.load().source().to_path_buf();
     let sha = shared.policy.load().fingerprint().to_string();
     let reloader = Arc::new(reload::Reloader::new(

@@ -517,6 +517,25 @@ impl Reloader {
         out
     }
 
+    /// How the console answered lately, with the counts since start.
+    fn console_json(&self) -> Value {
+        let m = &self.shared.metrics;
+        let failed: Vec<(&str, u64)> = super::console_health::ConsoleHealth::failures()
+            .iter()
+            .map(|&outcome| {
+                (
+                    outcome,
+                    m.upstream_requests
+                        .get_or_create(&crate::telemetry::metrics::OutcomeLabels { outcome })
+                        .get(),
+                )
+            })
+            .collect();
+        self.shared
+            .console
+            .to_json(&self.shared.upstream.url(), m.upstream_ok.get(), &failed)
+    }
+
     pub fn status_json(&self) -> Value {
         let s = self.status();
         let shown = |a: &(SystemTime, &'static str, Outcome)| {
@@ -535,7 +554,14 @@ impl Reloader {
             "loaded_at": rfc3339(s.loaded_at),
             "last_reload": last,
             "last_attempt": attempt,
+            "alert_sinks": self.shared.alerts.sinks(),
             "alert_sinks_disabled": self.shared.alerts.disabled(),
+            "listeners": self.shared.listeners.get().map(|l| l.iter().map(|(role, address, proxy_protocol)| json!({
+                "role": role,
+                "address": address,
+                "proxy_protocol": proxy_protocol,
+            })).collect::<Vec<_>>()),
+            "console": self.console_json(),
             "state_store": match self.shared.lockout.redis.as_ref() {
                 None => json!({"store": "memory"}),
                 Some(s) => json!({

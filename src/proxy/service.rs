@@ -61,6 +61,11 @@ pub struct Shared {
     pub client_ip_watch: super::diagnosis::ClientIpWatch,
     /// This replica's recent blocked sign-ins (`GET /events/blocked`).
     pub blocked: super::blocked::Ring,
+    /// When the console last answered and last failed (`GET /policy`).
+    pub console: super::console_health::ConsoleHealth,
+    /// The addresses this process listens on, set once bound: (role,
+    /// address, PROXY protocol).
+    pub listeners: std::sync::OnceLock<Vec<(&'static str, String, bool)>>,
 }
 
 /// The rule label of a decision: the rule's shared name, or `default`,
@@ -989,7 +994,9 @@ async fn forward(
     let m = &shared.metrics;
     if outcome == "ok" {
         m.upstream_ok.inc();
+        shared.console.answered(started);
     } else {
+        shared.console.failed(Instant::now(), outcome);
         m.upstream_requests
             .get_or_create(&crate::telemetry::metrics::OutcomeLabels { outcome })
             .inc();
