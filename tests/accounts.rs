@@ -764,6 +764,24 @@ async fn an_operator_finds_lists_and_releases_a_lockout() {
     assert_eq!(audit["selector"], "account");
     assert_eq!(audit["released"], 1);
     assert!(!audit.to_string().contains("alice"), "{audit}");
+    // The audit line names the account by the hash the alert showed.
+    assert_eq!(audit["target"], hash.as_str(), "{audit}");
+    // And `status` shows the lock gone and who released it.
+    let (code, out, err) = cli(
+        &["status", "--policy", policy_arg, "--admin", &admin],
+        &[token],
+    );
+    assert_eq!(code, 0, "{err}");
+    let locks = out
+        .split("Lockouts in force:")
+        .nth(1)
+        .and_then(|t| t.split("Recent releases").next())
+        .unwrap_or_default();
+    assert!(!locks.contains(&hash), "{out}");
+    assert!(
+        out.contains(&format!("account {hash}  x1  by 127.0.0.1")),
+        "{out}"
+    );
     assert_eq!(
         form("127.0.0.5", addr, "username=alice&password=right")
             .await

@@ -851,3 +851,73 @@ async fn a_reload_moves_alerts_to_the_new_sinks_and_a_missing_secret_keeps_the_r
         "alerts went out with no alerts section"
     );
 }
+
+/// Issue 24: with `on_release: true`, an operator's release is alerted
+/// through the sinks (who asked, what it named, how many locks), and the
+/// audit line names the target too; without it, nothing is sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operators_release_is_alerted_when_the_policy_asks() {
+    let up = Upstream::start().await;
+    let hook = Receiver::start(&[], Answer::Status(200)).await;
+    let url = hook.url("/hook");
+    let release = |nw: &Netwarden| {
+        let body = r#"{"network":"127.0.0.0/24"}"#;
+        let req = format!(
+            "POST /lockouts/release HTTP/1.1\r\nHost: a\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        let admin = nw.addr("admin");
+        async move {
+            support::proxy::exchange(
+                support::proxy::connect_from("127.0.0.1", admin).await,
+                req.as_bytes(),
+            )
+            .await
+        }
+    };
+    let nw = start(
+        "  on_release: true
+  sinks:
+    - { name: ops, type: webhook, url_env: HOOK_URL }
+",
+        &[("HOOK_URL", &url)],
+        &up,
+    );
+    let r = release(&nw).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let got = hook.wait_for(1).await;
+    let v: serde_json::Value = serde_json::from_slice(&got[0].body).expect("JSON");
+    assert_eq!(v["kind"], "lockout_released", "{v}");
+    assert_eq!(v["release"]["target"], "127.0.0.0/24", "{v}");
+    assert_eq!(v["release"]["selector"], "network", "{v}");
+    assert_eq!(v["release"]["admin_address"], "127.0.0.1", "{v}");
+    assert!(
+        v["runbook"]
+            .as_str()
+            .is_some_and(|u| u.ends_with("#lockout")),
+        "{v}"
+    );
+    let audit = nw.wait_log(|v| v["event"] == "lockout_released");
+    assert_eq!(audit["target"], "127.0.0.0/24", "{audit}");
+    // The release is on the status page's source.
+    let l = get("127.0.0.1", nw.addr("admin"), "/lockouts", &[]).await;
+    let l: serde_json::Value = serde_json::from_str(l.body.trim()).expect("JSON");
+    assert_eq!(l["recent_releases"][0]["target"], "127.0.0.0/24", "{l}");
+
+    // Off by default: the same release sends nothing.
+    let quiet = Receiver::start(&[], Answer::Status(200)).await;
+    let url = quiet.url("/hook");
+    let nw = start(
+        "  sinks:\n    - { name: ops, type: webhook, url_env: HOOK_URL }\n",
+        &[("HOOK_URL", &url)],
+        &up,
+    );
+    assert_eq!(release(&nw).await.status, 200);
+    nw.wait_log(|v| v["event"] == "lockout_released");
+    // A blocked login after it is alerted: the sink works, and it is the
+    // first thing it got.
+    assert_eq!(blocked_login(&nw, "127.0.0.5").await, 403);
+    let got = quiet.wait_for(1).await;
+    let v: serde_json::Value = serde_json::from_slice(&got[0].body).expect("JSON");
+    assert_eq!(v["kind"], "attempt", "{v}");
+}

@@ -183,6 +183,11 @@ impl Aggregator {
                 out.push(Alert::StateStore(Arc::new(d)));
                 step
             }
+            super::Event::Released(r) => {
+                let step = self.tick(now, out);
+                out.push(Alert::Released(Arc::new(r)));
+                step
+            }
         }
     }
 

@@ -103,12 +103,30 @@ pub struct StoreDown {
     pub on_store_error: &'static str,
 }
 
+/// An operator released lockouts (`POST /lockouts/release`), alerted when
+/// `alerts.on_release` is on: a new way to unlock is worth a line in the
+/// team's channel.
+#[derive(Clone, Debug)]
+pub struct Released {
+    pub at: SystemTime,
+    /// The admin client that asked.
+    pub by: IpAddr,
+    /// `account`, `account_hash`, `address` or `network`.
+    pub selector: &'static str,
+    /// What it named: the account's hash (never its name), the address or
+    /// the network.
+    pub target: String,
+    /// How many locks it lifted.
+    pub released: u64,
+}
+
 /// What the request path hands to the alerts.
 #[derive(Debug)]
 pub enum Event {
     Attempt(Attempt),
     Lockout(Lockout),
     StateStore(StoreDown),
+    Released(Released),
 }
 
 /// Attempts of one key within a window, sent when the window ends.
@@ -147,6 +165,8 @@ pub enum Alert {
     /// The shared lockout store is down: alerted at once, outside the
     /// storm cap (it is about netwarden, not about attackers).
     StateStore(Arc<StoreDown>),
+    /// An operator's release: alerted at once, outside the storm cap.
+    Released(Arc<Released>),
     Summary(Summary),
     Storm(Storm),
     /// `netwarden alert-test`.
@@ -161,6 +181,7 @@ impl Alert {
             Alert::Attempt(_) => "attempt",
             Alert::Lockout(_) => "lockout",
             Alert::StateStore(_) => "state_store",
+            Alert::Released(_) => "lockout_released",
             Alert::Summary(_) => "summary",
             Alert::Storm(_) => "storm",
             Alert::Test { .. } => "test",
@@ -173,6 +194,7 @@ impl Alert {
 pub struct Alerts {
     tx: mpsc::Sender<Event>,
     report_only: bool,
+    on_release: bool,
     metrics: Arc<Metrics>,
     /// Seconds since the epoch of the last "queue full" warning: at most one
     /// a second, so a storm does not become a log storm.
@@ -199,6 +221,16 @@ impl Alerts {
     /// The shared lockout store stopped answering.
     pub fn state_store(&self, d: StoreDown) {
         self.send(Event::StateStore(d));
+    }
+
+    /// Whether an operator's release is alerted (`alerts.on_release`).
+    pub fn on_release(&self) -> bool {
+        self.on_release
+    }
+
+    /// An operator released lockouts.
+    pub fn released(&self, r: Released) {
+        self.send(Event::Released(r));
     }
 
     fn send(&self, e: Event) {
@@ -426,6 +458,7 @@ pub fn start(
         Alerts {
             tx,
             report_only: settings.report_only,
+            on_release: settings.on_release,
             metrics: metrics.clone(),
             last_drop_warning: AtomicU64::new(0),
             dropped_since_warning: AtomicU64::new(0),

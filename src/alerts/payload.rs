@@ -85,6 +85,14 @@ pub fn headline(alert: &Alert) -> String {
             "Lockout store (Redis) unreachable: sign-ins follow on_store_error {} until it answers",
             d.on_store_error
         ),
+        Alert::Released(r) => format!(
+            "An operator at {} released {} lock{} ({} {})",
+            r.by,
+            r.released,
+            if r.released == 1 { "" } else { "s" },
+            r.selector.replace('_', " "),
+            r.target
+        ),
         Alert::Test { .. } => "netwarden test alert: this sink is reachable".into(),
     }
 }
@@ -172,6 +180,7 @@ pub fn runbook_section(alert: &Alert) -> &'static str {
         Alert::Storm(_) => "storm",
         Alert::Lockout(_) => "lockout",
         Alert::StateStore(_) => "state-store",
+        Alert::Released(_) => "lockout",
         Alert::Test { .. } => "alert-test",
     }
 }
@@ -265,6 +274,19 @@ pub fn webhook(alert: &Alert, instance: &str, key: &str) -> Value {
             m.insert(
                 "state_store".into(),
                 json!({"error": d.error, "on_store_error": d.on_store_error}),
+            );
+        }
+        Alert::Released(r) => {
+            m.insert("time".into(), rfc3339(r.at).into());
+            m.insert("attempts".into(), 0.into());
+            m.insert(
+                "release".into(),
+                json!({
+                    "admin_address": r.by.to_string(),
+                    "selector": r.selector,
+                    "target": r.target,
+                    "released": r.released,
+                }),
             );
         }
         Alert::Test { at } => {
@@ -365,6 +387,15 @@ pub fn slack(alert: &Alert, instance: &str) -> Value {
                 rfc3339(d.at)
             );
         }
+        Alert::Released(r) => {
+            let _ = writeln!(
+                &mut text,
+                "• Released: `{}` ({}) at {}",
+                slack_escape(&r.target),
+                r.selector,
+                rfc3339(r.at)
+            );
+        }
         Alert::Test { .. } => {}
     }
     let _ = write!(&mut text, "_netwarden on {}_", slack_escape(instance));
@@ -380,6 +411,7 @@ pub fn alertmanager(alert: &Alert, instance: &str, key: &str, window: Duration) 
         Alert::Storm(s) => (s.to, "NetwardenBlockedLoginStorm", s.would_be < s.attempts),
         Alert::Lockout(l) => (l.attempt.at, "NetwardenLockout", true),
         Alert::StateStore(d) => (d.at, "NetwardenStateStoreUnavailable", true),
+        Alert::Released(r) => (r.at, "NetwardenLockoutReleased", false),
         Alert::Test { at } => (*at, "NetwardenAlertTest", true),
     };
     let mut labels = Map::new();
@@ -389,7 +421,12 @@ pub fn alertmanager(alert: &Alert, instance: &str, key: &str, window: Duration) 
         if enforced { "warning" } else { "info" }.into(),
     );
     labels.insert("instance".into(), instance.into());
-    labels.insert("enforced".into(), enforced.to_string().into());
+    if matches!(alert, Alert::Released(_)) {
+        // An operator's act, not a block: nothing is enforced or not.
+        labels.insert("severity".into(), "info".into());
+    } else {
+        labels.insert("enforced".into(), enforced.to_string().into());
+    }
     let mut ann = Map::new();
     ann.insert("summary".into(), headline(alert).into());
     let attempt = match alert {
@@ -446,6 +483,12 @@ pub fn alertmanager(alert: &Alert, instance: &str, key: &str, window: Duration) 
         Alert::StateStore(d) => {
             ann.insert("error".into(), d.error.clone().into());
             ann.insert("on_store_error".into(), d.on_store_error.into());
+        }
+        Alert::Released(r) => {
+            ann.insert("admin_address".into(), r.by.to_string().into());
+            ann.insert("selector".into(), r.selector.into());
+            ann.insert("target".into(), r.target.clone().into());
+            ann.insert("released".into(), r.released.to_string().into());
         }
         Alert::Test { .. } => {}
     }
@@ -638,6 +681,35 @@ mod tests {
             "NetwardenStateStoreUnavailable"
         );
         assert_eq!(a[0]["annotations"]["error"], "Connection refused <@here>");
+    }
+
+    #[test]
+    fn a_release_says_who_what_and_how_many_in_every_format() {
+        let alert = Alert::Released(Arc::new(crate::alerts::Released {
+            at: SystemTime::UNIX_EPOCH,
+            by: std::net::IpAddr::from([10, 0, 0, 4]),
+            selector: "account_hash",
+            target: "0bc6c5e2d1a4".into(),
+            released: 2,
+        }));
+        assert_eq!(
+            headline(&alert),
+            "An operator at 10.0.0.4 released 2 locks (account hash 0bc6c5e2d1a4)"
+        );
+        let w = webhook(&alert, "i", "client");
+        assert_eq!(w["kind"], "lockout_released");
+        assert_eq!(w["release"]["released"], 2);
+        assert!(
+            slack(&alert, "i")["text"]
+                .as_str()
+                .is_some_and(|t| t.contains("• Released: `0bc6c5e2d1a4` (account_hash)"))
+        );
+        let a = alertmanager(&alert, "i", "client", Duration::from_secs(60));
+        assert_eq!(a[0]["labels"]["alertname"], "NetwardenLockoutReleased");
+        assert_eq!(a[0]["labels"]["severity"], "info");
+        assert!(a[0]["labels"].get("enforced").is_none());
+        assert_eq!(a[0]["annotations"]["target"], "0bc6c5e2d1a4");
+        assert_eq!(runbook_section(&alert), "lockout");
     }
 
     #[test]

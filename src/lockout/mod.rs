@@ -196,6 +196,18 @@ impl Release {
         }
     }
 
+    /// What the audit line and the alert say it named: the account's hash
+    /// as the logs show it (never its name), the hash given, the address
+    /// or the network.
+    pub fn target(&self) -> String {
+        match self {
+            Release::Account(id) => account_tag(id),
+            Release::AccountHash(h) => h.clone(),
+            Release::Address(ip) => ip.to_string(),
+            Release::Network(net) => net.to_string(),
+        }
+    }
+
     /// Whether `key` is one this release lifts.
     pub fn picks(&self, key: &Key) -> bool {
         let account = match key {

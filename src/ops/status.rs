@@ -46,6 +46,7 @@ struct Words {
     sinks: &'static str,
     last_delivery: &'static str,
     disabled: &'static str,
+    releases: &'static str,
 }
 
 fn words(lang: Lang) -> Words {
@@ -71,6 +72,7 @@ fn words(lang: Lang) -> Words {
             sinks: "Alert sinks",
             last_delivery: "last delivery",
             disabled: "DISABLED",
+            releases: "Recent releases (this replica)",
         },
         Lang::Ja => Words {
             policy: "ポリシー",
@@ -93,6 +95,7 @@ fn words(lang: Lang) -> Words {
             sinks: "アラートの送信先",
             last_delivery: "最後の送信",
             disabled: "無効",
+            releases: "直近のロックアウト解除（このレプリカ）",
         },
     }
 }
@@ -206,6 +209,21 @@ pub fn text(snap: &Snapshot, lang: Lang) -> String {
                     s(&l["until"]),
                     s(&l["strikes"]),
                     s(&l["store"])
+                );
+            }
+            let releases = v["recent_releases"].as_array().cloned().unwrap_or_default();
+            if !releases.is_empty() {
+                let _ = writeln!(out, "{}:", w.releases);
+            }
+            for r in releases.iter().take(10) {
+                let _ = writeln!(
+                    out,
+                    "  {}  {} {}  x{}  by {}",
+                    s(&r["at"]),
+                    s(&r["selector"]),
+                    s(&r["target"]),
+                    s(&r["released"]),
+                    s(&r["admin_address"])
                 );
             }
         }
@@ -365,7 +383,9 @@ mod tests {
             lockouts: Ok(
                 json!({"store": "redis", "locks": [{"key": "account_and_network",
                 "scope": "192.0.2.0/24", "account": "a5b9705bd3fd", "until": "2026-12-07T07:15:00Z",
-                "strikes": 1, "store": "redis"}]}),
+                "strikes": 1, "store": "redis"}],
+                "recent_releases": [{"at": "2026-12-07T06:59:00Z", "admin_address": "10.0.0.4",
+                    "selector": "account_hash", "target": "0bc6c5e2d1a4", "released": 1}]}),
             ),
             blocked: json!({"events": [{"at": "2026-12-07T06:58:00Z", "client": "203.0.113.9",
                 "rule": "login", "request_id": "4e5cfe36f1e482e0", "country": "JP", "asn": 64500,
@@ -396,6 +416,7 @@ mod tests {
             "ok 41, connect_error 3\n",
             "ops (slack)  last delivery: gave_up 2026-12-07T06:58:01Z  delivered 2, not delivered 1, waiting 0",
             "DISABLED: alerts.sinks[1] (pager): NETWARDEN_PAGER_TOKEN is not set",
+            "Recent releases (this replica):\n  2026-12-07T06:59:00Z  account_hash 0bc6c5e2d1a4  x1  by 10.0.0.4",
         ] {
             assert!(en.contains(needle), "{needle}: {en}");
         }

@@ -120,6 +120,8 @@ pub struct AlertSettings {
     pub flush_timeout: Duration,
     /// Alert on report-only would-be blocks too (marked as such).
     pub report_only: bool,
+    /// Alert when an operator releases lockouts (`POST /lockouts/release`).
+    pub on_release: bool,
     /// Where the runbooks are (docs/operations.md, or the company's copy);
     /// each alert links `<runbook_url>#<its kind's section>`.
     pub runbook_url: String,
@@ -138,6 +140,7 @@ impl Default for AlertSettings {
             give_up_after: defaults::GIVE_UP_AFTER,
             flush_timeout: defaults::FLUSH_TIMEOUT,
             report_only: true,
+            on_release: false,
             runbook_url: defaults::RUNBOOK_URL.to_string(),
             sinks: Vec::new(),
         }
@@ -170,6 +173,7 @@ impl Cx<'_, '_> {
             give_up_after: self.duration(r.give_up_after.as_ref(), defaults::GIVE_UP_AFTER),
             flush_timeout: self.duration(r.flush_timeout.as_ref(), defaults::FLUSH_TIMEOUT),
             report_only: r.report_only.unwrap_or(true),
+            on_release: r.on_release.unwrap_or(false),
             ..AlertSettings::default()
         };
         if let Some(u) = &r.runbook_url {

@@ -185,6 +185,7 @@ pub struct RawAlerts {
     pub give_up_after: Option<S<String>>,
     pub flush_timeout: Option<S<String>>,
     pub report_only: Option<bool>,
+    pub on_release: Option<bool>,
     pub runbook_url: Option<S<String>>,
     #[serde(default)]
     pub sinks: Vec<S<RawSink>>,

@@ -305,6 +305,7 @@ pub async fn route(
                 &serde_json::json!({
                     "store": if reloader.lockout().redis.is_some() { "redis" } else { "memory" },
                     "locks": locks,
+                    "recent_releases": reloader.releases(),
                 }),
             ),
             Err(_) => text(
@@ -355,13 +356,22 @@ async fn release(
     match reloader.lockout().release(&which).await {
         Ok(released) => {
             reloader.metrics().lockout_releases.inc();
+            let target = which.target();
             tracing::warn!(
                 event = "lockout_released",
                 admin.address = %peer.ip(),
                 selector = which.kind(),
+                target = %target,
                 released,
                 "an operator released lockouts"
             );
+            reloader.released(crate::proxy::blocked::Release {
+                at: crate::telemetry::json::rfc3339(std::time::SystemTime::now()),
+                admin_address: peer.ip(),
+                selector: which.kind(),
+                target,
+                released: released as u64,
+            });
             json(
                 StatusCode::OK,
                 &serde_json::json!({"released": released, "selector": which.kind()}),

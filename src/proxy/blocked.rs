@@ -5,6 +5,9 @@
 //! (`netwarden_blocked_sign_ins_evicted_total`), and memory stays bounded.
 //! Only blocked sign-ins enter (rare, and already one warning line each),
 //! so one lock is enough.
+//!
+//! Beside it, the operators' last [`RELEASES`] lockout releases, for the
+//! same page: the lock an alert announced is gone, and who lifted it.
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
@@ -56,6 +59,45 @@ impl Ring {
     /// The newest `limit` entries, newest first.
     pub fn recent(&self, limit: usize) -> Vec<Blocked> {
         self.lock().iter().rev().take(limit).cloned().collect()
+    }
+}
+
+/// Releases kept for `status` (the log keeps every one).
+pub const RELEASES: usize = 50;
+
+/// One operator's release at this replica.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Release {
+    /// RFC 3339, UTC.
+    pub at: String,
+    /// The admin client that asked.
+    pub admin_address: std::net::IpAddr,
+    /// `account`, `account_hash`, `address` or `network`.
+    pub selector: &'static str,
+    /// The account's hash (never its name), the address or the network.
+    pub target: String,
+    /// How many locks it lifted.
+    pub released: u64,
+}
+
+#[derive(Default)]
+pub struct Releases {
+    entries: Mutex<VecDeque<Release>>,
+}
+
+impl Releases {
+    pub fn push(&self, r: Release) {
+        let mut e = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        if e.len() >= RELEASES {
+            e.pop_front();
+        }
+        e.push_back(r);
+    }
+
+    /// Newest first.
+    pub fn recent(&self) -> Vec<Release> {
+        let e = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        e.iter().rev().cloned().collect()
     }
 }
 

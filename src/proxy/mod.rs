@@ -428,6 +428,7 @@ pub async fn serve(policy: Policy, o: Overrides) -> Result<(), ServeError> {
         response_buffer: settings.limits.response_buffer,
         response_buffers: settings.limits.response_buffers,
         blocked: blocked::Ring::default(),
+        releases: blocked::Releases::default(),
         lockout,
         recent: recent::Recent::new(recent::WINDOW),
         client_ip_watch: diagnosis::ClientIpWatch::default(),

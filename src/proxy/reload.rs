@@ -222,6 +222,25 @@ impl Reloader {
         &self.shared.blocked
     }
 
+    /// An operator's release: kept for `status`, alerted when
+    /// `alerts.on_release` is on.
+    pub fn released(&self, r: super::blocked::Release) {
+        if let Some(alerts) = self.shared.alerts.current().filter(|a| a.on_release()) {
+            alerts.released(crate::alerts::Released {
+                at: SystemTime::now(),
+                by: r.admin_address,
+                selector: r.selector,
+                target: r.target.clone(),
+                released: r.released,
+            });
+        }
+        self.shared.releases.push(r);
+    }
+
+    pub fn releases(&self) -> Vec<super::blocked::Release> {
+        self.shared.releases.recent()
+    }
+
     /// The lockout state, for the admin listener's `/lockouts`.
     pub fn lockout(&self) -> &crate::lockout::Lockout {
         &self.shared.lockout

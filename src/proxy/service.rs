@@ -61,6 +61,8 @@ pub struct Shared {
     pub client_ip_watch: super::diagnosis::ClientIpWatch,
     /// This replica's recent blocked sign-ins (`GET /events/blocked`).
     pub blocked: super::blocked::Ring,
+    /// This replica's recent lockout releases (`GET /lockouts`).
+    pub releases: super::blocked::Releases,
     /// When the console last answered and last failed (`GET /policy`).
     pub console: super::console_health::ConsoleHealth,
     /// The addresses this process listens on, set once bound: (role,
