@@ -386,15 +386,7 @@ fn unreachable(e: anyhow::Error) -> anyhow::Result<ExitCode> {
 /// Text from the admin listener, safe to print on a terminal: control
 /// characters (escape sequences, line breaks) written as escapes.
 fn shown(text: &str) -> String {
-    text.chars()
-        .flat_map(|c| {
-            if c.is_control() {
-                c.escape_default().collect::<Vec<_>>()
-            } else {
-                vec![c]
-            }
-        })
-        .collect()
+    netwarden::ops::printable(text)
 }
 
 /// Writes to stdout; a closed pipe (`netwarden explain … | head`) is not an
@@ -766,6 +758,20 @@ fn grant_add(
     no_reload: bool,
 ) -> anyhow::Result<ExitCode> {
     let loaded = policy::load(&args.policy)?;
+    if !loaded.policy.networks().iter().any(|n| n.name == network) {
+        let names: Vec<&str> = loaded
+            .policy
+            .networks()
+            .iter()
+            .map(|n| n.name.as_str())
+            .collect();
+        eprintln!(
+            "netwarden grant add: the policy has no network '{}' (its networks: {})",
+            shown(network),
+            names.join(", ")
+        );
+        return Ok(ExitCode::from(1));
+    }
     let Some(file) = loaded
         .policy
         .network_file(network)
@@ -800,6 +806,15 @@ fn grant_add(
         eprintln!("netwarden grant add: --note must be one line");
         return Ok(ExitCode::from(1));
     }
+    // What the logs escape (bidi controls, line separators) has no place
+    // in the record either, nor a note longer than a line (red-team
+    // review of issue 24).
+    if note.chars().any(netwarden::telemetry::json::hidden) || note.chars().count() > 200 {
+        eprintln!(
+            "netwarden grant add: --note must be plain text of at most 200 characters (no bidirectional controls or line separators)"
+        );
+        return Ok(ExitCode::from(1));
+    }
     // A grant wide enough to open the console to much of the internet is
     // not a trip's: refused (red-team review of issue 24: 0.0.0.0/0 passed).
     let net: ipnet::IpNet = match cidr.parse::<ipnet::IpNet>() {
@@ -831,6 +846,28 @@ fn grant_add(
     // A linked network file: written where the link points, so that the
     // link stays and the real file changes.
     let file = std::fs::canonicalize(&file).unwrap_or(file);
+    // One writer at a time, from read to check (red-team review of issue
+    // 24: six grant adds at once all said "added" and two grants were
+    // kept; a refused one put back a copy without the others'): an
+    // exclusive lock on a file beside it, which is never written.
+    let lock_path = file.with_file_name(format!(
+        ".{}.lock",
+        file.file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("grants")
+    ));
+    let writer = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(&lock_path)
+        .with_context(|| format!("cannot open the lock file {}", lock_path.display()))?;
+    // flock(2) (std's File::lock is newer than this crate's MSRV); the
+    // lock goes with the descriptor when `writer` is dropped.
+    // SAFETY: a valid descriptor this function owns for the call.
+    if unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&writer), libc::LOCK_EX) } != 0 {
+        return Err(std::io::Error::last_os_error())
+            .with_context(|| format!("cannot lock {}", lock_path.display()));
+    }
     let before = std::fs::read_to_string(&file)?;
     let mut after = before.clone();
     if !after.is_empty() && !after.ends_with('\n') {
@@ -877,6 +914,7 @@ fn grant_add(
             return Ok(ExitCode::from(1));
         }
     }
+    drop(writer);
     println!(
         "{}: {cidr} until {until} added to network '{network}'",
         file.display()
@@ -952,8 +990,8 @@ fn report(logs: &[String], format: &str, lang: Option<&str>) -> anyhow::Result<E
     }
     match format {
         "json" => out(&format!("{}\n", r.to_json())),
-        "markdown" => out(&r.render(lang, true)),
-        _ => out(&r.render(lang, false)),
+        "markdown" => out(&netwarden::ops::printable_page(&r.render(lang, true))),
+        _ => out(&netwarden::ops::printable_page(&r.render(lang, false))),
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -1029,7 +1067,7 @@ fn lockouts(args: &AdminArgs) -> anyhow::Result<ExitCode> {
     println!(
         "{} lock(s) in force (store: {})",
         locks.len(),
-        v["store"].as_str().unwrap_or("?")
+        shown(v["store"].as_str().unwrap_or("?"))
     );
     for l in &locks {
         let s = |k: &str| shown(l[k].as_str().unwrap_or("-"));
@@ -1053,7 +1091,7 @@ fn release(args: &AdminArgs, body: &serde_json::Value) -> anyhow::Result<ExitCod
         return Ok(ExitCode::from(1));
     }
     let v: serde_json::Value = serde_json::from_str(&text)?;
-    println!("released {} lock(s)", v["released"]);
+    println!("released {} lock(s)", shown(&v["released"].to_string()));
     Ok(ExitCode::SUCCESS)
 }
 

@@ -818,3 +818,83 @@ async fn an_operator_finds_lists_and_releases_a_lockout() {
     assert_eq!(code, 1);
     assert!(err.contains("12 to 32 hex digits"), "{err}");
 }
+
+/// Issue 24: with `alerts.on_release: true`, an operator's release that
+/// lifts a lock is alerted through the sinks (who asked, what it named by
+/// its hash, how many locks); one that lifts nothing is logged only (the
+/// fourth red-team review: a burst of empty releases filled the sinks'
+/// queues ahead of real lockouts).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operators_release_is_alerted_when_the_policy_asks() {
+    use support::receiver::{Answer, Receiver};
+    let console = SignInConsole::start().await;
+    let hook = Receiver::start(&[], Answer::Status(200)).await;
+    let url = hook.url("/hook");
+    let policy = format!(
+        "{POLICY}alerts:\n  on_release: true\n  sinks:\n    - {{ name: ops, type: webhook, url_env: HOOK_URL }}\n"
+    );
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("policy.yaml");
+    std::fs::write(&path, &policy).expect("write");
+    let nw = Netwarden::start_env(
+        &path,
+        &["--listen", "127.0.0.1:0", "--upstream", &console.url],
+        &[KEY, ("HOOK_URL", &url)],
+        dir,
+    );
+    let addr = nw.addr("http");
+    let release = |body: &'static str| {
+        let admin = nw.addr("admin");
+        async move {
+            let req = format!(
+                "POST /lockouts/release HTTP/1.1\r\nHost: a\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            );
+            exchange(connect_from("127.0.0.1", admin).await, req.as_bytes()).await
+        }
+    };
+    // Nothing locked: logged, not alerted.
+    let r = release(r#"{"network":"127.0.0.0/24"}"#).await;
+    assert_eq!(
+        (r.status, r.body.contains("\"released\":0")),
+        (200, true),
+        "{r:?}"
+    );
+    nw.wait_log(|v| v["event"] == "lockout_released" && v["released"] == 0);
+    // alice locked: the lockout is the first alert.
+    for _ in 0..3 {
+        assert_eq!(
+            form("127.0.0.5", addr, "username=alice&password=wrong")
+                .await
+                .status,
+            401
+        );
+    }
+    let got = hook.wait_for(1).await;
+    let first: serde_json::Value = serde_json::from_slice(&got[0].body).expect("JSON");
+    assert_eq!(first["kind"], "lockout", "{first}");
+    let hash = first["lockout"]["account_hash"]
+        .as_str()
+        .expect("hash")
+        .to_string();
+    // Released by name: alerted by hash, never by name.
+    let r = release(r#"{"account":"alice"}"#).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let got = hook.wait_for(2).await;
+    assert_eq!(got.len(), 2, "the empty release sent nothing");
+    let v: serde_json::Value = serde_json::from_slice(&got[1].body).expect("JSON");
+    assert_eq!(v["kind"], "lockout_released", "{v}");
+    assert_eq!(v["release"]["target"], hash.as_str(), "{v}");
+    assert_eq!(v["release"]["selector"], "account", "{v}");
+    assert_eq!(v["release"]["admin_address"], "127.0.0.1", "{v}");
+    assert_eq!(v["release"]["released"], 1, "{v}");
+    assert!(
+        v["runbook"]
+            .as_str()
+            .is_some_and(|u| u.ends_with("#lockout")),
+        "{v}"
+    );
+    assert!(!String::from_utf8_lossy(&got[1].body).contains("alice"));
+    let audit = nw.wait_log(|v| v["event"] == "lockout_released" && v["released"] == 1);
+    assert_eq!(audit["target"], hash.as_str(), "{audit}");
+}

@@ -1168,4 +1168,77 @@ server:
     let (code, _, err) = grant("office", "127.0.0.52", "2026-12-10 18:00 +09:00");
     assert_eq!(code, 1);
     assert!(err.contains("file: networks/office-grants.txt"), "{err}");
+    // A network the policy does not have is named as such.
+    let (code, _, err) = grant("vnp", "127.0.0.52", "2026-12-10 18:00 +09:00");
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("no network 'vnp' (its networks: office, vpn)"),
+        "{err}"
+    );
+    // The fourth red-team review: a note that reorders or breaks what a
+    // terminal shows, or runs on for pages, is refused.
+    let note = |text: &str| {
+        support::run_env(
+            &[
+                "grant",
+                "add",
+                "--policy",
+                p,
+                "--no-reload",
+                "--network",
+                "vpn",
+                "--cidr",
+                "127.0.0.53",
+                "--until",
+                "2026-12-10 18:00 +09:00",
+                "--note",
+                text,
+            ],
+            &[now],
+        )
+    };
+    let long = "x".repeat(201);
+    for bad in ["evil \u{202e}txt", "one\u{2028}two", long.as_str()] {
+        let (code, _, err) = note(bad);
+        assert_eq!(code, 1, "{bad}");
+        assert!(err.contains("at most 200 characters"), "{err}");
+    }
+    // Six at once (the same review: two of six were kept): each is
+    // written, none is lost.
+    let before = std::fs::read_to_string(nw.dir().join("vpn.txt")).expect("file");
+    let runs: Vec<_> = (0..6)
+        .map(|i| {
+            let (p, cidr) = (p.to_string(), format!("127.0.0.{}", 120 + i));
+            std::thread::spawn(move || {
+                support::run_env(
+                    &[
+                        "grant",
+                        "add",
+                        "--policy",
+                        &p,
+                        "--no-reload",
+                        "--network",
+                        "vpn",
+                        "--cidr",
+                        &cidr,
+                        "--until",
+                        "2026-12-10 18:00 +09:00",
+                    ],
+                    &[now],
+                )
+            })
+        })
+        .collect();
+    for r in runs {
+        let (code, out, err) = r.join().expect("join");
+        assert_eq!(code, 0, "{out}{err}");
+    }
+    let after = std::fs::read_to_string(nw.dir().join("vpn.txt")).expect("file");
+    for i in 0..6 {
+        assert!(
+            after.contains(&format!("\n127.0.0.{}  until=", 120 + i)),
+            "{after}"
+        );
+    }
+    assert_eq!(after.lines().count(), before.lines().count() + 6, "{after}");
 }

@@ -153,6 +153,8 @@ pub struct Storm {
     pub sources: u64,
     /// Lockouts past the cap in the interval (each alerted alone within it).
     pub lockouts: u64,
+    /// Operators' lockout releases past the cap in the interval.
+    pub releases: u64,
     /// The sources with the most attempts, most first.
     pub top: Vec<(Scope, u64)>,
 }

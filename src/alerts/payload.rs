@@ -43,7 +43,7 @@ pub fn headline(alert: &Alert) -> String {
             },
         ),
         Alert::Storm(s) => format!(
-            "Login attempt storm: {} blocked attempt{} from {} source{}{}{}",
+            "Login attempt storm: {} blocked attempt{} from {} source{}{}{}{}",
             s.attempts,
             if s.attempts == 1 { "" } else { "s" },
             s.sources,
@@ -57,6 +57,11 @@ pub fn headline(alert: &Alert) -> String {
                 0 => String::new(),
                 1 => ", and 1 more lockout".into(),
                 n => format!(", and {n} more lockouts"),
+            },
+            match s.releases {
+                0 => String::new(),
+                1 => ", and 1 more lockout release".into(),
+                n => format!(", and {n} more lockout releases"),
             }
         ),
         Alert::Lockout(l) => format!(
@@ -722,6 +727,7 @@ mod tests {
             sources: 120,
             top: vec![],
             lockouts: 0,
+            releases: 0,
         };
         assert_eq!(
             headline(&Alert::Storm(storm.clone())),
@@ -732,8 +738,16 @@ mod tests {
             ..storm
         };
         assert_eq!(
-            headline(&Alert::Storm(storm)),
+            headline(&Alert::Storm(storm.clone())),
             "Login attempt storm: 500 blocked attempts from 120 sources, and 3 more lockouts"
+        );
+        let storm = Storm {
+            releases: 2,
+            ..storm
+        };
+        assert_eq!(
+            headline(&Alert::Storm(storm)),
+            "Login attempt storm: 500 blocked attempts from 120 sources, and 3 more lockouts, and 2 more lockout releases"
         );
     }
 }

@@ -5,3 +5,56 @@
 
 pub mod report;
 pub mod status;
+
+use std::fmt::Write as _;
+
+/// Text from the admin listener, a log or a policy file, safe to print on
+/// a terminal: C0 and C1 controls (escape sequences, line breaks), the
+/// bidirectional controls and Unicode's line separators (what the logs
+/// escape too, [`crate::telemetry::json`]) written as escapes, so that no
+/// value can move the cursor, retitle the window, reorder what is shown or
+/// start a line that looks like the tool's own (red-team review of
+/// issue 24).
+pub fn printable(text: &str) -> String {
+    escape(text, false)
+}
+
+/// [`printable`] for a whole page: its own line breaks kept.
+pub fn printable_page(text: &str) -> String {
+    escape(text, true)
+}
+
+fn escape(text: &str, keep_lines: bool) -> String {
+    if !text
+        .chars()
+        .any(|c| c.is_control() || crate::telemetry::json::hidden(c))
+    {
+        return text.to_string();
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if keep_lines && c == '\n' {
+            out.push(c);
+        } else if c.is_control() || crate::telemetry::json::hidden(c) {
+            let _ = write!(out, "\\u{{{:x}}}", u32::from(c));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn controls_bidi_and_separators_are_escaped() {
+        assert_eq!(printable("plain 日本語"), "plain 日本語");
+        assert_eq!(
+            printable("a\u{1b}[2J\u{9b}31m\u{202e}b\u{2028}c\nd"),
+            "a\\u{1b}[2J\\u{9b}31m\\u{202e}b\\u{2028}c\\u{a}d"
+        );
+        assert_eq!(printable_page("one\ntwo\r\u{7}"), "one\ntwo\\u{d}\\u{7}");
+    }
+}

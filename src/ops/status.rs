@@ -112,15 +112,7 @@ fn s(v: &Value) -> String {
 }
 
 fn safe(t: &str) -> String {
-    t.chars()
-        .flat_map(|c| {
-            if c.is_control() {
-                c.escape_default().collect::<Vec<_>>()
-            } else {
-                vec![c]
-            }
-        })
-        .collect()
+    super::printable(t)
 }
 
 /// The page for people.
@@ -183,9 +175,11 @@ pub fn text(snap: &Snapshot, lang: Lang) -> String {
     for (what, until, note) in &snap.ending {
         let _ = writeln!(
             out,
-            "  {what}  {until}{}",
+            "  {}  {}{}",
+            safe(what),
+            safe(until),
             note.as_deref()
-                .map(|n| format!("  ({n})"))
+                .map(|n| format!("  ({})", safe(n)))
                 .unwrap_or_default()
         );
     }

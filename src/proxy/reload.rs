@@ -225,7 +225,9 @@ impl Reloader {
     /// An operator's release: kept for `status`, alerted when
     /// `alerts.on_release` is on.
     pub fn released(&self, r: super::blocked::Release) {
-        if let Some(alerts) = self.shared.alerts.current().filter(|a| a.on_release()) {
+        // One that lifted nothing unlocked nothing: logged, not alerted.
+        let alerts = self.shared.alerts.current().filter(|a| a.on_release());
+        if let Some(alerts) = alerts.filter(|_| r.released > 0) {
             alerts.released(crate::alerts::Released {
                 at: SystemTime::now(),
                 by: r.admin_address,

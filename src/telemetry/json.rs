@@ -227,7 +227,7 @@ const fn needs_look(b: u8) -> bool {
 /// that reorder what a log viewer shows (U+061C, U+200E-F, U+202A-E,
 /// U+2066-9; Trojan Source, CVE-2021-42574). Written as `\uXXXX`, as every
 /// control is: the JSON reads back to the same text.
-const fn hidden(c: char) -> bool {
+pub const fn hidden(c: char) -> bool {
     matches!(c,
         '\u{80}'..='\u{9f}' | '\u{61c}' | '\u{200e}' | '\u{200f}'
         | '\u{2028}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
