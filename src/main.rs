@@ -757,6 +757,30 @@ fn grant_add(
     note: Option<&str>,
     no_reload: bool,
 ) -> anyhow::Result<ExitCode> {
+    // One writer at a time, from reading the policy to its check (red-team
+    // reviews of issue 24: six grant adds at once all said "added" and two
+    // grants were kept; a refused one put back a copy without the others';
+    // a policy read while another's refused grant was in place refused a
+    // good one): an exclusive flock(2) on a file beside the policy, which
+    // is never written (std's File::lock is newer than this crate's MSRV).
+    let lock_path = args.policy.with_file_name(format!(
+        ".{}.grant.lock",
+        args.policy
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("policy")
+    ));
+    let writer = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(&lock_path)
+        .with_context(|| format!("cannot open the lock file {}", lock_path.display()))?;
+    // SAFETY: a valid descriptor this function owns for the call; the lock
+    // goes with it when `writer` is dropped.
+    if unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&writer), libc::LOCK_EX) } != 0 {
+        return Err(std::io::Error::last_os_error())
+            .with_context(|| format!("cannot lock {}", lock_path.display()));
+    }
     let loaded = policy::load(&args.policy)?;
     if !loaded.policy.networks().iter().any(|n| n.name == network) {
         let names: Vec<&str> = loaded
@@ -846,28 +870,6 @@ fn grant_add(
     // A linked network file: written where the link points, so that the
     // link stays and the real file changes.
     let file = std::fs::canonicalize(&file).unwrap_or(file);
-    // One writer at a time, from read to check (red-team review of issue
-    // 24: six grant adds at once all said "added" and two grants were
-    // kept; a refused one put back a copy without the others'): an
-    // exclusive lock on a file beside it, which is never written.
-    let lock_path = file.with_file_name(format!(
-        ".{}.lock",
-        file.file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or("grants")
-    ));
-    let writer = std::fs::OpenOptions::new()
-        .append(true)
-        .create(true)
-        .open(&lock_path)
-        .with_context(|| format!("cannot open the lock file {}", lock_path.display()))?;
-    // flock(2) (std's File::lock is newer than this crate's MSRV); the
-    // lock goes with the descriptor when `writer` is dropped.
-    // SAFETY: a valid descriptor this function owns for the call.
-    if unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&writer), libc::LOCK_EX) } != 0 {
-        return Err(std::io::Error::last_os_error())
-            .with_context(|| format!("cannot lock {}", lock_path.display()));
-    }
     let before = std::fs::read_to_string(&file)?;
     let mut after = before.clone();
     if !after.is_empty() && !after.ends_with('\n') {
@@ -989,7 +991,10 @@ fn report(logs: &[String], format: &str, lang: Option<&str>) -> anyhow::Result<E
         eprintln!();
     }
     match format {
-        "json" => out(&format!("{}\n", r.to_json())),
+        "json" => out(&netwarden::ops::printable_json(&format!(
+            "{}\n",
+            r.to_json()
+        ))),
         "markdown" => out(&netwarden::ops::printable_page(&r.render(lang, true))),
         _ => out(&netwarden::ops::printable_page(&r.render(lang, false))),
     }
@@ -1048,7 +1053,10 @@ fn status(
         ending,
     };
     if format == "json" {
-        out(&format!("{}\n", netwarden::ops::status::json(&snap)));
+        out(&netwarden::ops::printable_json(&format!(
+            "{}\n",
+            netwarden::ops::status::json(&snap)
+        )));
     } else {
         out(&netwarden::ops::status::text(&snap, lang));
     }
@@ -1077,7 +1085,7 @@ fn lockouts(args: &AdminArgs) -> anyhow::Result<ExitCode> {
             s("scope"),
             s("account"),
             s("until"),
-            l["strikes"]
+            shown(&l["strikes"].to_string())
         );
     }
     Ok(ExitCode::SUCCESS)

@@ -1203,12 +1203,20 @@ server:
         assert_eq!(code, 1, "{bad}");
         assert!(err.contains("at most 200 characters"), "{err}");
     }
-    // Six at once (the same review: two of six were kept): each is
-    // written, none is lost.
+    // Six at once, two refused ones among them (the same review: two of
+    // six were kept, a refused one's restore dropped others', a good one
+    // was refused for another's bad line): each good one is written, none
+    // is lost, and only the bad ones fail.
     let before = std::fs::read_to_string(nw.dir().join("vpn.txt")).expect("file");
-    let runs: Vec<_> = (0..6)
+    let runs: Vec<_> = (0..8)
         .map(|i| {
-            let (p, cidr) = (p.to_string(), format!("127.0.0.{}", 120 + i));
+            let cidr = if i < 6 {
+                format!("127.0.0.{}", 120 + i)
+            } else {
+                // Host bits set: written, then refused by the check.
+                format!("127.0.{i}.1/24")
+            };
+            let p = p.to_string();
             std::thread::spawn(move || {
                 support::run_env(
                     &[
@@ -1229,9 +1237,9 @@ server:
             })
         })
         .collect();
-    for r in runs {
+    for (i, r) in runs.into_iter().enumerate() {
         let (code, out, err) = r.join().expect("join");
-        assert_eq!(code, 0, "{out}{err}");
+        assert_eq!(code, if i < 6 { 0 } else { 1 }, "{i}: {out}{err}");
     }
     let after = std::fs::read_to_string(nw.dir().join("vpn.txt")).expect("file");
     for i in 0..6 {

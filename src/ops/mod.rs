@@ -24,6 +24,25 @@ pub fn printable_page(text: &str) -> String {
     escape(text, true)
 }
 
+/// JSON for tools that is safe on a terminal too: the characters
+/// [`printable`] escapes, which serde leaves raw inside strings (C1 and
+/// bidirectional controls, line separators), written as `\uXXXX`; the
+/// JSON reads back the same.
+pub fn printable_json(json: &str) -> String {
+    if !json.chars().any(crate::telemetry::json::hidden) {
+        return json.to_string();
+    }
+    let mut out = String::with_capacity(json.len() + 16);
+    for c in json.chars() {
+        if crate::telemetry::json::hidden(c) {
+            let _ = write!(out, "\\u{:04x}", u32::from(c));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 fn escape(text: &str, keep_lines: bool) -> String {
     if !text
         .chars()
@@ -56,5 +75,10 @@ mod tests {
             "a\\u{1b}[2J\\u{9b}31m\\u{202e}b\\u{2028}c\\u{a}d"
         );
         assert_eq!(printable_page("one\ntwo\r\u{7}"), "one\ntwo\\u{d}\\u{7}");
+        let j = serde_json::json!({"x": "a\u{202e}b\u{2028}\u{9b}"}).to_string();
+        let safe = printable_json(&j);
+        assert_eq!(safe, r#"{"x":"a\u202eb\u2028\u009b"}"#);
+        let back: serde_json::Value = serde_json::from_str(&safe).expect("JSON");
+        assert_eq!(back["x"], "a\u{202e}b\u{2028}\u{9b}");
     }
 }

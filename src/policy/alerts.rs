@@ -227,6 +227,22 @@ impl Cx<'_, '_> {
                     Some("give a queue length between 1 and 1000000".into()),
                 ),
             }
+            // The storm cap bounds what reaches the queues per interval;
+            // a queue shorter than it drops alerts the cap lets through
+            // (the fourth red-team review of issue 24).
+            if out.queue < out.storm_max_alerts as usize {
+                self.warn(
+                    &q.referenced,
+                    format!(
+                        "queue {} is shorter than storm.max_alerts {}: a burst the storm cap lets through can be dropped at a slow sink",
+                        out.queue, out.storm_max_alerts
+                    ),
+                    Some(format!(
+                        "give a queue of at least {} (the default is 1000)",
+                        out.storm_max_alerts
+                    )),
+                );
+            }
         }
         if r.sinks.is_empty() {
             self.warn(

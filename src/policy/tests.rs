@@ -85,6 +85,24 @@ fn an_alerts_section_compiles_with_defaults() {
     assert_eq!(a.sinks.len(), 2);
     assert_eq!(a.sinks[1].signature_header, "x-sig");
     assert_eq!(a.sinks[1].secret_env.as_deref(), Some("HOOK_KEY"));
+    assert!(!l.policy.alerts().is_some_and(|a| a.on_release));
+}
+
+#[test]
+fn a_queue_shorter_than_the_storm_cap_is_warned_about() {
+    let section = |queue: u32| {
+        format!(
+            "version: 1\nnetworks:\n  office: [10.0.0.0/8]\n{RULE}alerts:\n  on_release: true\n  queue: {queue}\n  storm: {{ max_alerts: 10, per: 1m }}\n  sinks:\n    - {{ name: am, type: alertmanager, url: \"http://127.0.0.1:9093\" }}\n"
+        )
+    };
+    let d = diagnostics(&section(2));
+    assert!(
+        has(&d, "warning: queue 2 is shorter than storm.max_alerts 10"),
+        "{d:?}"
+    );
+    assert!(diagnostics(&section(10)).is_empty());
+    let l = load_str(&section(10), Path::new("p.yaml")).expect("valid");
+    assert!(l.policy.alerts().is_some_and(|a| a.on_release));
 }
 
 #[test]
