@@ -714,21 +714,18 @@ async fn an_operator_finds_lists_and_releases_a_lockout() {
     );
     let raw = support::proxy::get("127.0.0.1", nw.addr("admin"), "/events/blocked", &[]).await;
     assert_eq!(raw.status, 401, "token-protected like /policy");
+    let release = |flag: &str, value: &str| {
+        cli(
+            &[
+                "release", "--policy", policy_arg, "--admin", &admin, flag, value,
+            ],
+            &[token],
+        )
+    };
     // The red-team review: releasing another address of the network does
     // not lift the hold on its unnamed sign-ins while alice is locked; a
     // body naming a key twice is refused.
-    let (code, out, err) = cli(
-        &[
-            "release",
-            "--policy",
-            policy_arg,
-            "--admin",
-            &admin,
-            "--address",
-            "127.0.0.9",
-        ],
-        &[token],
-    );
+    let (code, out, err) = release("--address", "127.0.0.9");
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("released 0 lock(s)"), "{out}");
     let padded = format!("username=alice&password=wrong&pad={}", "x".repeat(5000));
@@ -746,18 +743,7 @@ async fn an_operator_finds_lists_and_releases_a_lockout() {
     .await;
     assert_eq!(r.status, 400, "{r:?}");
     // Released by name; the name is not in the audit line.
-    let (code, out, err) = cli(
-        &[
-            "release",
-            "--policy",
-            policy_arg,
-            "--admin",
-            &admin,
-            "--account",
-            "alice",
-        ],
-        &[token],
-    );
+    let (code, out, err) = release("--account", "alice");
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("released 1 lock(s)"), "{out}");
     let audit = nw.wait_log(|v| v["event"] == "lockout_released" && v["selector"] == "account");
@@ -803,18 +789,7 @@ async fn an_operator_finds_lists_and_releases_a_lockout() {
         m.body
     );
     // A release that names nothing it can read is refused, and says why.
-    let (code, _, err) = cli(
-        &[
-            "release",
-            "--policy",
-            policy_arg,
-            "--admin",
-            &admin,
-            "--account-hash",
-            "xyz",
-        ],
-        &[token],
-    );
+    let (code, _, err) = release("--account-hash", "xyz");
     assert_eq!(code, 1);
     assert!(err.contains("12 to 32 hex digits"), "{err}");
 }

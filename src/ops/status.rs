@@ -47,6 +47,11 @@ struct Words {
     last_delivery: &'static str,
     disabled: &'static str,
     releases: &'static str,
+    released_by: &'static str,
+    answered: &'static str,
+    delivered: &'static str,
+    not_delivered: &'static str,
+    waiting: &'static str,
 }
 
 fn words(lang: Lang) -> Words {
@@ -73,6 +78,11 @@ fn words(lang: Lang) -> Words {
             last_delivery: "last delivery",
             disabled: "DISABLED",
             releases: "Recent releases (this replica)",
+            released_by: "by",
+            answered: "ok",
+            delivered: "delivered",
+            not_delivered: "not delivered",
+            waiting: "waiting",
         },
         Lang::Ja => Words {
             policy: "ポリシー",
@@ -96,6 +106,11 @@ fn words(lang: Lang) -> Words {
             last_delivery: "最後の送信",
             disabled: "無効",
             releases: "直近のロックアウト解除（このレプリカ）",
+            released_by: "解除元",
+            answered: "応答",
+            delivered: "送信済み",
+            not_delivered: "送信失敗",
+            waiting: "送信待ち",
         },
     }
 }
@@ -212,11 +227,12 @@ pub fn text(snap: &Snapshot, lang: Lang) -> String {
             for r in releases.iter().take(10) {
                 let _ = writeln!(
                     out,
-                    "  {}  {} {}  x{}  by {}",
+                    "  {}  {} {}  x{}  {} {}",
                     s(&r["at"]),
                     s(&r["selector"]),
                     s(&r["target"]),
                     s(&r["released"]),
+                    w.released_by,
                     s(&r["admin_address"])
                 );
             }
@@ -301,7 +317,8 @@ fn listeners_console_sinks(out: &mut String, p: &Value, w: &Words) {
             .collect();
         let _ = writeln!(
             out,
-            "  ok {}{}{}",
+            "  {} {}{}{}",
+            w.answered,
             s(&c["answered"]),
             if failed.is_empty() { "" } else { ", " },
             failed.join(", ")
@@ -324,13 +341,16 @@ fn listeners_console_sinks(out: &mut String, p: &Value, w: &Words) {
         };
         let _ = writeln!(
             out,
-            "  {} ({})  {}: {}  delivered {}, not delivered {}, waiting {}",
+            "  {} ({})  {}: {}  {} {}, {} {}, {} {}",
             s(&k["name"]),
             s(&k["kind"]),
             w.last_delivery,
             last,
+            w.delivered,
             s(&k["delivered"]),
+            w.not_delivered,
             s(&k["not_delivered"]),
+            w.waiting,
             s(&k["pending"])
         );
     }
@@ -418,7 +438,9 @@ mod tests {
         assert!(
             ja.contains("現在のロックアウト")
                 && ja.contains("a5b9705bd3fd")
-                && ja.contains("応答なし（障害）"),
+                && ja.contains("応答なし（障害）")
+                && ja.contains("送信済み 2, 送信失敗 1, 送信待ち 0")
+                && ja.contains("x1  解除元 10.0.0.4"),
             "{ja}"
         );
         let unreadable = Snapshot {
