@@ -48,6 +48,7 @@ pub mod demo;
 pub mod engine;
 pub mod files;
 pub mod geo;
+pub mod lists;
 pub mod lockout;
 pub mod ops;
 pub mod outbound;

@@ -13,6 +13,7 @@ const LAYERS: &[&str] = &[
     "tls",
     "geo",
     "engine",
+    "lists",
     "policy",
     "telemetry",
     "lockout",

@@ -24,7 +24,12 @@ type Compiled = (Policy, Vec<Diagnostic>, Vec<PolicyTest>);
 
 /// Compiles `text`. On success the diagnostics are warnings only; on failure
 /// they hold at least one error.
-pub fn compile(text: &str, path: &Path, now: Timestamp) -> Result<Compiled, Vec<Diagnostic>> {
+pub fn compile(
+    text: &str,
+    path: &Path,
+    now: Timestamp,
+    overlay: &super::feeds::Overlay,
+) -> Result<Compiled, Vec<Diagnostic>> {
     let mut c = Collector::new(path, text);
     let raw: RawPolicy = match parse_yaml(text) {
         Ok(raw) => raw,
@@ -49,6 +54,9 @@ pub fn compile(text: &str, path: &Path, now: Timestamp) -> Result<Compiled, Vec<
         network_files: Vec::new(),
         digest,
         now,
+        overlay,
+        state_dir: None,
+        feeds: Vec::new(),
     };
     let policy = cx.policy(raw, path);
     let mut diagnostics = cx.c.diagnostics;
@@ -194,6 +202,12 @@ pub(super) struct Cx<'a, 'e> {
     /// When the policy is compiled: `until:` already passed or coming soon
     /// is warned about against it.
     pub(super) now: Timestamp,
+    /// Lists to compile with instead of the copies on disk.
+    pub(super) overlay: &'a super::feeds::Overlay,
+    /// `feeds.state_dir`, resolved against the policy's directory.
+    pub(super) state_dir: Option<PathBuf>,
+    /// Each network's `feed:`, compiled, with the list it holds.
+    pub(super) feeds: Vec<super::feeds::Feed>,
 }
 
 impl Cx<'_, '_> {
@@ -219,6 +233,7 @@ impl Cx<'_, '_> {
             );
         }
         let geo = self.geoip(raw.geoip.as_ref(), self.base);
+        self.state_dir = self.feeds_section(raw.feeds.as_ref());
         let mut drafts = self.network_drafts(&raw, &geo);
         let index: HashMap<String, usize> = drafts
             .iter()
@@ -324,6 +339,7 @@ impl Cx<'_, '_> {
                 alerts,
                 sources: std::mem::take(&mut self.sources),
                 network_files: std::mem::take(&mut self.network_files),
+                feeds: std::mem::take(&mut self.feeds),
                 lockout,
                 state,
                 pages,

@@ -12,6 +12,7 @@ pub mod alerts;
 mod client_ip;
 pub mod compile;
 pub mod diagnostics;
+pub mod feeds;
 mod geoip;
 pub mod lockout;
 mod networks;
@@ -55,6 +56,8 @@ pub struct Policy {
     pub(crate) sources: Vec<PathBuf>,
     /// Each network's `file:`, by network name: where `grant add` writes.
     pub(crate) network_files: Vec<(String, PathBuf)>,
+    /// Each network's `feed:`, with the list this policy holds of it.
+    pub(crate) feeds: Vec<feeds::Feed>,
     /// sha256 of the bytes this policy was compiled from (the policy file,
     /// then each file it read), as hex.
     pub(crate) fingerprint: String,
@@ -165,6 +168,12 @@ impl Policy {
         &self.sources
     }
 
+    /// The networks that take addresses from a published list, and the
+    /// list each holds in this policy.
+    pub fn feeds(&self) -> &[feeds::Feed] {
+        &self.feeds
+    }
+
     /// The `file:` of network `name`, if it takes its addresses from one.
     pub fn network_file(&self, name: &str) -> Option<&std::path::Path> {
         self.network_files
@@ -207,6 +216,12 @@ pub enum LoadError {
 
 /// Reads, compiles and self-tests the policy at `path`.
 pub fn load(path: &Path) -> Result<Loaded, LoadError> {
+    load_with(path, &feeds::Overlay::new())
+}
+
+/// [`load`] with some published lists replaced by `overlay` (an update
+/// being tried before it becomes the last good copy).
+pub fn load_with(path: &Path, overlay: &feeds::Overlay) -> Result<Loaded, LoadError> {
     let io = |source| LoadError::Io {
         path: path.to_path_buf(),
         source,
@@ -219,7 +234,7 @@ pub fn load(path: &Path) -> Result<Loaded, LoadError> {
         });
     }
     let text = crate::files::read_to_string(path, MAX_POLICY_BYTES).map_err(io)?;
-    load_str(&text, path)
+    load_str_with(&text, path, crate::clock::now(), overlay)
 }
 
 /// Compiles policy text; `path` names it in diagnostics and anchors relative
@@ -231,11 +246,22 @@ pub fn load_str(text: &str, path: &Path) -> Result<Loaded, LoadError> {
 /// [`load_str`] as at `now`: what has expired is warned about, and the
 /// policy's tests without an `at:` are decided at that instant.
 pub fn load_str_at(text: &str, path: &Path, now: jiff::Timestamp) -> Result<Loaded, LoadError> {
+    load_str_with(text, path, now, &feeds::Overlay::new())
+}
+
+/// [`load_str_at`] with `overlay` in place of the lists on disk.
+pub fn load_str_with(
+    text: &str,
+    path: &Path,
+    now: jiff::Timestamp,
+    overlay: &feeds::Overlay,
+) -> Result<Loaded, LoadError> {
     let invalid = |diagnostics| LoadError::Invalid {
         path: path.to_path_buf(),
         diagnostics,
     };
-    let (policy, mut diagnostics, tests) = compile::compile(text, path, now).map_err(invalid)?;
+    let (policy, mut diagnostics, tests) =
+        compile::compile(text, path, now, overlay).map_err(invalid)?;
     let failures = selftest::run(&policy, &tests, path, text, now);
     if !failures.is_empty() {
         diagnostics.extend(failures);

@@ -2,10 +2,9 @@
 //! address ranges, facts, includes and excepts resolved (cycles refused).
 
 use std::collections::HashMap;
-use std::net::IpAddr;
 use std::path::PathBuf;
 
-use ipnet::{IpNet, Ipv4Net};
+use ipnet::IpNet;
 use serde_saphyr::Location;
 
 use super::compile::{Cx, at};
@@ -37,6 +36,9 @@ pub(super) struct NetDraft {
     pub(super) dynamic: Option<Dynamic>,
     pub(super) state: Resolve,
     pub(super) used: bool,
+    /// Its feed's list is stale and `on_stale: empty` emptied it: holding
+    /// no address is then what the policy asked for, not a mistake.
+    pub(super) emptied: bool,
 }
 
 pub(super) enum Resolve {
@@ -64,8 +66,10 @@ impl Cx<'_, '_> {
                 dynamic: None,
                 state: Resolve::Pending,
                 used: false,
+                emptied: false,
             };
             let mut located: Vec<(IpNet, Source)> = Vec::new();
+            let mut published: Vec<IpNet> = Vec::new();
             let errors_before = self.error_count();
             match &net.value {
                 RawNetwork::List(cidrs) => {
@@ -80,6 +84,16 @@ impl Cx<'_, '_> {
                     }
                     if let Some(file) = &m.file {
                         self.network_file(&name.value, file, &mut located, &mut draft.grants);
+                    }
+                    if let Some(feed) = &m.feed {
+                        let state_dir = self.state_dir.clone();
+                        if let Some((compiled, list)) =
+                            self.feed(&name.value, feed, state_dir.as_deref())
+                        {
+                            draft.emptied = compiled.used.stale && list.is_empty();
+                            self.feeds.push(compiled);
+                            published = list;
+                        }
                     }
                     draft.include = m.include.clone();
                     draft.except = m.except.clone();
@@ -102,15 +116,18 @@ impl Cx<'_, '_> {
                         && m.asn.is_none()
                         && m.connection_type.is_none()
                         && m.anonymous.is_none();
-                    draft.declared_empty =
-                        m.cidrs.is_empty() && m.file.is_none() && m.include.is_empty() && no_facts;
+                    draft.declared_empty = m.cidrs.is_empty()
+                        && m.file.is_none()
+                        && m.feed.is_none()
+                        && m.include.is_empty()
+                        && no_facts;
                 }
             }
             if draft.declared_empty {
                 self.error(
                     &net.referenced,
                     format!("network '{}' is empty", name.value),
-                    Some("give it cidrs, a file, include or facts; or remove it".into()),
+                    Some("give it cidrs, a file, a feed, include or facts; or remove it".into()),
                 );
             }
             // Errors only: a warning (a grant expiring soon) leaves the
@@ -118,6 +135,9 @@ impl Cx<'_, '_> {
             draft.had_errors = self.error_count() > errors_before;
             self.overlaps(&name.value, &mut located);
             draft.direct = located.into_iter().map(|(n, _)| n).collect();
+            // A published list's own overlaps are the publisher's; they
+            // are merged like any others, without a warning nobody can act on.
+            draft.direct.extend(published);
             drafts.push(draft);
         }
         drafts
@@ -469,7 +489,7 @@ impl Cx<'_, '_> {
             }
         });
         if let Some((r, false)) = &result {
-            if r.is_empty() && !drafts[i].declared_empty {
+            if r.is_empty() && !drafts[i].declared_empty && !drafts[i].emptied {
                 let (name, loc) = (drafts[i].name.clone(), drafts[i].loc);
                 self.error(
                     &loc,
@@ -564,77 +584,46 @@ pub(super) fn looks_like_address(s: &str) -> bool {
 
 pub(super) type Problem = (String, Option<String>);
 
-/// A CIDR or a single address, strictly: no host bits, no IPv4-mapped IPv6.
+/// A CIDR or a single address, strictly: no host bits, no IPv4-mapped IPv6
+/// ([`crate::addr::parse_prefix`]), with the words that say how to fix it.
 pub fn parse_cidr(text: &str) -> Result<IpNet, Problem> {
+    use crate::addr::PrefixError;
     let text = text.trim();
-    let net = if text.contains('/') {
-        let net: IpNet = text.parse().map_err(|_| {
-            (
-                format!("'{text}' is not a valid CIDR"),
-                Some(
-                    "write an address and a prefix length, such as 203.0.113.0/24 or 2001:db8::/32"
-                        .into(),
-                ),
-            )
-        })?;
-        let (addr, _) = text.split_once('/').unwrap_or((text, ""));
-        if parse_ip_literal(addr).is_none() {
-            return Err((
-                format!("'{text}' is not in canonical form"),
-                Some(
-                    "write the address in canonical form, without leading zeros or zone ids".into(),
-                ),
-            ));
-        }
-        if net.trunc() != net {
-            return Err((
-                format!("'{text}' has host bits set"),
-                Some(format!(
-                    "did you mean '{}'? (or '{}/{}' for one address)",
-                    net.trunc(),
-                    net.addr(),
-                    net.max_prefix_len()
-                )),
-            ));
-        }
-        net
-    } else {
-        let ip = parse_ip_literal(text).ok_or_else(|| {
-            (
-                format!("'{text}' is not an IP address or CIDR"),
-                Some(
-                    "write an address (203.0.113.7) or a CIDR (203.0.113.0/24) in canonical form"
-                        .into(),
-                ),
-            )
-        })?;
-        IpNet::from(ip)
-    };
-    if let IpNet::V6(v6) = net {
-        let a = u128::from(v6.network());
-        if v6.prefix_len() >= 96 && a >> 32 == 0xffff {
-            // RFC 4291 §2.5.5.2: ::ffff:0:0/96 is IPv4 written as IPv6.
-            // PANIC SAFETY: the low 32 bits and a length in 0..=32 are always a valid IPv4 prefix.
-            let v4 = Ipv4Net::new(std::net::Ipv4Addr::from(a as u32), v6.prefix_len() - 96)
-                .expect("prefix length 0..=32");
-            return Err((
-                format!("'{text}' is an IPv4-mapped IPv6 range"),
-                Some(format!(
-                    "IPv4-mapped clients are matched as IPv4; write '{v4}' (mapped ranges are refused so that ::ffff:0:0/96 cannot mean every IPv4 client)"
-                )),
-            ));
-        }
-    }
-    Ok(net)
-}
-
-/// An address as the policy writes it (no canonicalization: the mapped-form
-/// check needs to see the IPv6 form).
-pub(super) fn parse_ip_literal(s: &str) -> Option<IpAddr> {
-    if s.contains('%') {
-        return None;
-    }
-    s.parse().ok()
+    crate::addr::parse_prefix(text).map_err(|e| match e {
+        PrefixError::Invalid if text.contains('/') => (
+            format!("'{text}' is not a valid CIDR"),
+            Some(
+                "write an address and a prefix length, such as 203.0.113.0/24 or 2001:db8::/32"
+                    .into(),
+            ),
+        ),
+        PrefixError::Invalid => (
+            format!("'{text}' is not an IP address or CIDR"),
+            Some(
+                "write an address (203.0.113.7) or a CIDR (203.0.113.0/24) in canonical form"
+                    .into(),
+            ),
+        ),
+        PrefixError::NotCanonical => (
+            format!("'{text}' is not in canonical form"),
+            Some("write the address in canonical form, without leading zeros or zone ids".into()),
+        ),
+        PrefixError::HostBits(net) => (
+            format!("'{text}' has host bits set"),
+            Some(format!(
+                "did you mean '{}'? (or '{}/{}' for one address)",
+                net.trunc(),
+                net.addr(),
+                net.max_prefix_len()
+            )),
+        ),
+        PrefixError::Mapped(v4) => (
+            format!("'{text}' is an IPv4-mapped IPv6 range"),
+            Some(format!(
+                "IPv4-mapped clients are matched as IPv4; write '{v4}' (mapped ranges are refused so that ::ffff:0:0/96 cannot mean every IPv4 client)"
+            )),
+        ),
+    })
 }
 
 /// How long before an `until:` `check` starts warning about it.

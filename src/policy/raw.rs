@@ -84,6 +84,72 @@ pub struct RawPolicy {
     pub state: Option<S<RawState>>,
     /// The languages of netwarden's own pages, and the company's words.
     pub pages: Option<S<RawPages>>,
+    /// Where published lists (`feed:`) keep their last good copies.
+    pub feeds: Option<S<RawFeeds>>,
+}
+
+/// `feeds:`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFeeds {
+    pub state_dir: Option<S<String>>,
+}
+
+/// A network's `feed:`: a published list at a URL.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFeed {
+    pub url: S<String>,
+    pub format: Option<S<RawFeedFormat>>,
+    pub every: Option<S<String>>,
+    pub max_age: Option<S<String>>,
+    pub on_stale: Option<S<RawOnStale>>,
+    pub timeout: Option<S<String>>,
+    pub max_bytes: Option<S<u64>>,
+    pub ca_file: Option<S<String>>,
+    pub allow_http: Option<S<bool>>,
+    /// `50%` or `off`.
+    pub max_change: Option<S<String>>,
+    pub widest: Option<S<RawWidest>>,
+    pub public: Option<S<bool>>,
+    /// The list in the publisher's format, for `check`, `explain` and the
+    /// policy's tests when `state_dir` holds no copy.
+    pub snapshot: Option<S<String>>,
+    /// JSON: dotted paths to the arrays of items.
+    pub items: Option<S<OneOrMany>>,
+    /// JSON: the fields that hold the prefix.
+    pub field: Option<S<OneOrMany>>,
+    /// JSON and CSV: keep items whose field (CSV: column) is one of the values.
+    #[serde(rename = "where")]
+    pub filter: Option<S<Entries<S<String>, S<OneOrMany>>>>,
+    /// CSV: the column of the prefix (1 is the first, or a header's name).
+    pub column: Option<S<String>>,
+    /// CSV: the first row names the columns.
+    pub header: Option<S<bool>>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RawFeedFormat {
+    Lines,
+    Json,
+    JsonLines,
+    Csv,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RawOnStale {
+    Keep,
+    Empty,
+}
+
+/// `widest: { ipv4: 8, ipv6: 16 }`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWidest {
+    pub ipv4: Option<S<u8>>,
+    pub ipv6: Option<S<u8>>,
 }
 
 /// `pages:`.
@@ -410,6 +476,8 @@ pub struct RawNetworkMap {
     pub asn: Option<S<Vec<S<u32>>>>,
     pub connection_type: Option<S<Vec<S<String>>>>,
     pub anonymous: Option<S<Vec<S<String>>>>,
+    /// Addresses from a published list, kept current.
+    pub feed: Option<S<RawFeed>>,
 }
 
 /// A network entry: `203.0.113.0/24`, or an expiring grant
@@ -641,7 +709,7 @@ pub enum RawMode {
     Report,
 }
 
-/// A header value in a policy test: one line, or several lines of the same header.
+/// One value or a list of them (a test's header lines, a feed's JSON paths).
 #[derive(Debug)]
 pub enum OneOrMany {
     One(String),
@@ -654,9 +722,7 @@ impl<'de> Deserialize<'de> for OneOrMany {
         impl<'de> Visitor<'de> for Vis {
             type Value = OneOrMany;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(
-                    "a header value (quote it if it looks like a number) or a list of values",
-                )
+                f.write_str("a value (quote it if it looks like a number) or a list of values")
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
                 Ok(OneOrMany::One(v.to_owned()))

@@ -339,6 +339,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             "s" => Duration::from_secs(n),
             "m" => Duration::from_secs(n.saturating_mul(60)),
             "h" => Duration::from_secs(n.saturating_mul(3600)),
+            "d" => Duration::from_secs(n.saturating_mul(86_400)),
             "" => return Err(format!("'{text}' has no unit")),
             other => return Err(format!("'{text}': unknown unit '{other}'")),
         };
@@ -684,7 +685,7 @@ impl Cx<'_, '_> {
                 self.error(
                     &s.referenced,
                     e,
-                    Some("write durations like 500ms, 30s, 5m or 1h".into()),
+                    Some("write durations like 500ms, 30s, 5m, 1h or 7d".into()),
                 );
                 default
             }
@@ -756,6 +757,7 @@ mod tests {
         assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
         assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
         assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("7d"), Ok(Duration::from_secs(7 * 86_400)));
         assert_eq!(parse_duration("0s"), Ok(Duration::ZERO));
         for bad in ["", "30", "s", "5 m", "10x", "-1s", "1.5s"] {
             assert!(parse_duration(bad).is_err(), "{bad}");
