@@ -46,6 +46,7 @@ pub mod alerts;
 pub mod clock;
 pub mod demo;
 pub mod engine;
+pub mod feeds;
 pub mod files;
 pub mod geo;
 pub mod lists;

@@ -429,7 +429,17 @@ fn check(args: &CheckArgs) -> anyhow::Result<ExitCode> {
         loaded.tests_passed,
         loaded.warnings.len()
     ));
+    print_feeds(p);
     Ok(ExitCode::SUCCESS)
+}
+
+/// Which list each feed holds, from where, and how old: `check` and
+/// `explain` work without a network, and say what they decided with.
+fn print_feeds(p: &policy::Policy) {
+    let now = netwarden::clock::now();
+    for f in p.feeds() {
+        out(&format!("{}\n", policy::feeds::describe(f, now)));
+    }
 }
 
 fn parse_addr(flag: &str, text: &str) -> anyhow::Result<IpAddr> {
@@ -487,9 +497,19 @@ fn explain(args: &ExplainArgs) -> anyhow::Result<ExitCode> {
         now,
     };
     if args.json {
-        out(&format!("{}\n", report.to_json()));
+        let mut v = report.to_json();
+        if !loaded.policy.feeds().is_empty() {
+            v["feeds"] = loaded
+                .policy
+                .feeds()
+                .iter()
+                .map(|f| policy::feeds::to_json(f, now))
+                .collect();
+        }
+        out(&format!("{v}\n"));
     } else {
         out(&report.to_string());
+        print_feeds(&loaded.policy);
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -504,6 +524,16 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let _logs = telemetry::init(args.log_format);
+    let rt = runtime()?;
+    // Published lists with no last good copy yet are fetched before the
+    // first compile; one that cannot be fetched leaves the policy
+    // unloadable, and startup fails closed below, saying why.
+    for (network, why) in rt.block_on(netwarden::feeds::prime(&args.policy)) {
+        eprintln!(
+            "netwarden: network '{network}': its published list could not be fetched: {why}\n"
+        );
+    }
     let loaded = match policy::load(&args.policy) {
         Ok(l) => l,
         Err(e) => return Ok(report_load_error(&e)),
@@ -524,8 +554,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         workers: args.workers.map(usize::from),
         prebound: Vec::new(),
     };
-    let _logs = telemetry::init(args.log_format);
-    match runtime()?.block_on(proxy::serve(loaded.policy, overrides)) {
+    match rt.block_on(proxy::serve(loaded.policy, overrides)) {
         Ok(()) => Ok(ExitCode::SUCCESS),
         Err(e) => {
             tracing::error!(event = "startup_failed", detail = %e, "netwarden cannot start");

@@ -18,6 +18,7 @@ const LAYERS: &[&str] = &[
     "telemetry",
     "lockout",
     "alerts",
+    "feeds",
     "replay",
     "ops",
     "proxy",

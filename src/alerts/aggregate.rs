@@ -186,6 +186,11 @@ impl Aggregator {
                 step
             }
             super::Event::Released(r) => self.released(r, now, out),
+            super::Event::Feed(p) => {
+                let step = self.tick(now, out);
+                out.push(Alert::Feed(Arc::new(p)));
+                step
+            }
         }
     }
 

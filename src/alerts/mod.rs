@@ -120,6 +120,27 @@ pub struct Released {
     pub released: u64,
 }
 
+/// A published list (`feed:`) that is not current: its new list was
+/// refused or held, or the list in use grew older than `max_age`.
+#[derive(Clone, Debug)]
+pub struct FeedProblem {
+    pub at: SystemTime,
+    pub network: String,
+    /// Scheme, host and path (never a query that may hold a token).
+    pub url: String,
+    /// `refused` (the list looked wrong), `held` (the policy's tests or
+    /// the reload guard), `stale` (older than max_age), `failed`.
+    pub problem: &'static str,
+    /// The reason's code: `empty`, `too_wide`, `changed_too_much`,
+    /// `unparseable`, `policy_tests`, `reload_guard`, `timeout`, ...
+    pub reason: &'static str,
+    pub detail: String,
+    /// How old the list in use is.
+    pub age: Duration,
+    /// What a stale list does (`keep`, `empty`).
+    pub on_stale: &'static str,
+}
+
 /// What the request path hands to the alerts.
 #[derive(Debug)]
 pub enum Event {
@@ -127,6 +148,7 @@ pub enum Event {
     Lockout(Lockout),
     StateStore(StoreDown),
     Released(Released),
+    Feed(FeedProblem),
 }
 
 /// Attempts of one key within a window, sent when the window ends.
@@ -169,6 +191,9 @@ pub enum Alert {
     StateStore(Arc<StoreDown>),
     /// An operator's release: alerted at once, outside the storm cap.
     Released(Arc<Released>),
+    /// A published list not current: alerted at once, outside the storm
+    /// cap (it is about netwarden's own input).
+    Feed(Arc<FeedProblem>),
     Summary(Summary),
     Storm(Storm),
     /// `netwarden alert-test`.
@@ -184,6 +209,7 @@ impl Alert {
             Alert::Lockout(_) => "lockout",
             Alert::StateStore(_) => "state_store",
             Alert::Released(_) => "lockout_released",
+            Alert::Feed(_) => "feed",
             Alert::Summary(_) => "summary",
             Alert::Storm(_) => "storm",
             Alert::Test { .. } => "test",
@@ -233,6 +259,11 @@ impl Alerts {
     /// An operator released lockouts.
     pub fn released(&self, r: Released) {
         self.send(Event::Released(r));
+    }
+
+    /// A published list is not current.
+    pub fn feed(&self, p: FeedProblem) {
+        self.send(Event::Feed(p));
     }
 
     fn send(&self, e: Event) {

@@ -98,6 +98,28 @@ pub fn headline(alert: &Alert) -> String {
             r.selector.replace('_', " "),
             r.target
         ),
+        Alert::Feed(p) => format!(
+            "Published list of network {} {}: {}; {}",
+            p.network,
+            match p.problem {
+                "refused" => "refused",
+                "held" => "held back",
+                "stale" => "is stale",
+                _ => "could not be fetched",
+            },
+            p.detail,
+            match (p.problem, p.on_stale) {
+                ("stale", "empty") => format!(
+                    "it is {} old and the network now holds none of its addresses (on_stale: empty)",
+                    lock_text(p.age)
+                ),
+                ("stale", _) => format!(
+                    "the last good list, {} old, stays in use (on_stale: keep)",
+                    lock_text(p.age)
+                ),
+                _ => format!("the last good list ({} old) stays in use", lock_text(p.age)),
+            }
+        ),
         Alert::Test { .. } => "netwarden test alert: this sink is reachable".into(),
     }
 }
@@ -177,6 +199,18 @@ fn attempt_json(a: &Attempt) -> Value {
     v
 }
 
+fn feed_json(p: &crate::alerts::FeedProblem) -> Value {
+    json!({
+        "network": p.network,
+        "url": p.url,
+        "problem": p.problem,
+        "reason": p.reason,
+        "detail": p.detail,
+        "age_seconds": p.age.as_secs(),
+        "on_stale": p.on_stale,
+    })
+}
+
 /// The section of docs/operations.md (or the company's copy) that says
 /// what to do about `alert`.
 pub fn runbook_section(alert: &Alert) -> &'static str {
@@ -186,6 +220,7 @@ pub fn runbook_section(alert: &Alert) -> &'static str {
         Alert::Lockout(_) => "lockout",
         Alert::StateStore(_) => "state-store",
         Alert::Released(_) => "lockout",
+        Alert::Feed(_) => "feed",
         Alert::Test { .. } => "alert-test",
     }
 }
@@ -294,6 +329,11 @@ pub fn webhook(alert: &Alert, instance: &str, key: &str) -> Value {
                 }),
             );
         }
+        Alert::Feed(p) => {
+            m.insert("time".into(), rfc3339(p.at).into());
+            m.insert("attempts".into(), 0.into());
+            m.insert("feed".into(), feed_json(p));
+        }
         Alert::Test { at } => {
             m.insert("time".into(), rfc3339(*at).into());
             m.insert("attempts".into(), 0.into());
@@ -401,6 +441,16 @@ pub fn slack(alert: &Alert, instance: &str) -> Value {
                 rfc3339(r.at)
             );
         }
+        Alert::Feed(p) => {
+            let _ = writeln!(
+                &mut text,
+                "• List: `{}` ({}, {}) at {}",
+                slack_escape(&p.url),
+                p.problem,
+                p.reason,
+                rfc3339(p.at)
+            );
+        }
         Alert::Test { .. } => {}
     }
     let _ = write!(&mut text, "_netwarden on {}_", slack_escape(instance));
@@ -417,6 +467,7 @@ pub fn alertmanager(alert: &Alert, instance: &str, key: &str, window: Duration) 
         Alert::Lockout(l) => (l.attempt.at, "NetwardenLockout", true),
         Alert::StateStore(d) => (d.at, "NetwardenStateStoreUnavailable", true),
         Alert::Released(r) => (r.at, "NetwardenLockoutReleased", false),
+        Alert::Feed(p) => (p.at, "NetwardenFeedNotCurrent", true),
         Alert::Test { at } => (*at, "NetwardenAlertTest", true),
     };
     let mut labels = Map::new();
@@ -426,7 +477,11 @@ pub fn alertmanager(alert: &Alert, instance: &str, key: &str, window: Duration) 
         if enforced { "warning" } else { "info" }.into(),
     );
     labels.insert("instance".into(), instance.into());
-    if matches!(alert, Alert::Released(_)) {
+    if let Alert::Feed(p) = alert {
+        // About netwarden's input, not a client: nothing is enforced or not.
+        labels.insert("network".into(), p.network.clone().into());
+        labels.insert("feed_problem".into(), p.problem.into());
+    } else if matches!(alert, Alert::Released(_)) {
         // An operator's act, not a block: nothing is enforced or not.
         labels.insert("severity".into(), "info".into());
     } else {
@@ -488,6 +543,13 @@ pub fn alertmanager(alert: &Alert, instance: &str, key: &str, window: Duration) 
         Alert::StateStore(d) => {
             ann.insert("error".into(), d.error.clone().into());
             ann.insert("on_store_error".into(), d.on_store_error.into());
+        }
+        Alert::Feed(p) => {
+            ann.insert("url".into(), p.url.clone().into());
+            ann.insert("reason".into(), p.reason.into());
+            ann.insert("detail".into(), p.detail.clone().into());
+            ann.insert("age_seconds".into(), p.age.as_secs().to_string().into());
+            ann.insert("on_stale".into(), p.on_stale.into());
         }
         Alert::Released(r) => {
             ann.insert("admin_address".into(), r.by.to_string().into());

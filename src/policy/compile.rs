@@ -30,6 +30,22 @@ pub fn compile(
     now: Timestamp,
     overlay: &super::feeds::Overlay,
 ) -> Result<Compiled, Vec<Diagnostic>> {
+    run(text, path, now, overlay, false).0
+}
+
+/// The feeds of the policy in `text` that have no list yet (no copy in
+/// `state_dir`): what `serve` fetches before its first compile.
+pub fn feeds_missing(text: &str, path: &Path, now: Timestamp) -> Vec<super::feeds::Feed> {
+    run(text, path, now, &super::feeds::Overlay::new(), true).1
+}
+
+fn run(
+    text: &str,
+    path: &Path,
+    now: Timestamp,
+    overlay: &super::feeds::Overlay,
+    probe: bool,
+) -> (Result<Compiled, Vec<Diagnostic>>, Vec<super::feeds::Feed>) {
     let mut c = Collector::new(path, text);
     let raw: RawPolicy = match parse_yaml(text) {
         Ok(raw) => raw,
@@ -39,7 +55,7 @@ pub fn compile(
                 .map_or((0, 0), |l| (clamp(l.line()), clamp(l.column())));
             let (message, help) = yaml_problem(&yaml_message(&e));
             c.push(Severity::Error, line, column, message, Some(help));
-            return Err(c.diagnostics);
+            return (Err(c.diagnostics), Vec::new());
         }
     };
     let base = path.parent().unwrap_or(Path::new("."));
@@ -57,19 +73,23 @@ pub fn compile(
         overlay,
         state_dir: None,
         feeds: Vec::new(),
+        probe,
+        missing: Vec::new(),
     };
     let policy = cx.policy(raw, path);
+    let missing = std::mem::take(&mut cx.missing);
     let mut diagnostics = cx.c.diagnostics;
     diagnostics.append(&mut extra);
     diagnostics.sort_by(|a, b| {
         (a.severity, &a.file, a.line, a.column).cmp(&(b.severity, &b.file, b.line, b.column))
     });
-    match policy {
+    let result = match policy {
         Some(compiled) if !diagnostics.iter().any(Diagnostic::is_error) => {
             Ok((compiled.0, diagnostics, compiled.1))
         }
         _ => Err(diagnostics),
-    }
+    };
+    (result, missing)
 }
 
 fn parse_yaml(text: &str) -> Result<RawPolicy, serde_saphyr::Error> {
@@ -208,6 +228,9 @@ pub(super) struct Cx<'a, 'e> {
     pub(super) state_dir: Option<PathBuf>,
     /// Each network's `feed:`, compiled, with the list it holds.
     pub(super) feeds: Vec<super::feeds::Feed>,
+    /// Only find the feeds that have no list yet (`feeds_missing`).
+    pub(super) probe: bool,
+    pub(super) missing: Vec<super::feeds::Feed>,
 }
 
 impl Cx<'_, '_> {

@@ -74,6 +74,9 @@ pub struct Feed {
     /// CA certificates (PEM) the publisher's certificate is checked
     /// against instead of the system's roots (an intranet CA).
     pub ca_file: Option<PathBuf>,
+    /// `allow_http: true`: plain http (the URL's, or a redirect's) is
+    /// accepted.
+    pub allow_http: bool,
     pub limits: Limits,
     pub snapshot: Option<PathBuf>,
     /// This feed's last good copy in `state_dir`.
@@ -111,6 +114,15 @@ pub struct Used {
     pub generation: u64,
     /// Older than `max_age` when compiled.
     pub stale: bool,
+}
+
+/// The feeds of the policy at `path` that have no list yet: what `serve`
+/// fetches before its first compile. Empty when the policy cannot be read.
+pub fn missing(path: &Path) -> Vec<Feed> {
+    match crate::files::read_to_string(path, super::MAX_POLICY_BYTES) {
+        Ok(text) => super::compile::feeds_missing(&text, path, crate::clock::now()),
+        Err(_) => Vec::new(),
+    }
 }
 
 impl Feed {
@@ -207,6 +219,39 @@ impl Cx<'_, '_> {
         let copy_path =
             crate::lists::copy::path_for(state_dir, network, &Feed::identity(&url, &format));
         let snapshot = f.snapshot.as_ref().map(|s| self.base.join(&s.value));
+        let allow_http = f.allow_http.as_ref().is_some_and(|a| a.value);
+        let ca_file = f.ca_file.as_ref().map(|p| self.base.join(&p.value));
+        if self.probe {
+            let has_list = self.overlay.contains_key(&copy_path)
+                || std::fs::symlink_metadata(&copy_path).is_ok();
+            if !has_list {
+                self.missing.push(Feed {
+                    network: network.to_string(),
+                    url,
+                    format,
+                    every,
+                    max_age,
+                    on_stale,
+                    timeout,
+                    max_bytes,
+                    ca_file,
+                    allow_http,
+                    limits,
+                    snapshot,
+                    copy_path: copy_path.clone(),
+                    used: Used {
+                        origin: Origin::Copy,
+                        path: copy_path,
+                        fetched_at: self.now,
+                        changed_at: self.now,
+                        prefixes: 0,
+                        generation: 0,
+                        stale: false,
+                    },
+                });
+                return None;
+            }
+        }
         let (list, used) =
             self.feed_list(network, raw, &format, &copy_path, snapshot.as_deref())?;
         let stale = used.fetched_at < self.now
@@ -249,7 +294,8 @@ impl Cx<'_, '_> {
                 on_stale,
                 timeout,
                 max_bytes,
-                ca_file: f.ca_file.as_ref().map(|p| self.base.join(&p.value)),
+                ca_file,
+                allow_http,
                 limits,
                 snapshot,
                 copy_path,
@@ -582,6 +628,47 @@ impl Cx<'_, '_> {
         }
         limits
     }
+}
+
+/// One line on the list a feed holds: `feed 'cf' (https://...): 15
+/// prefixes from the last good copy state/cf.1a2b3c4d.json, fetched
+/// 2026-12-07T10:00:00Z (3 h 0 min ago)`.
+pub fn describe(f: &Feed, now: Timestamp) -> String {
+    let query_free = f.url.split(['?', '#']).next().unwrap_or("");
+    format!(
+        "feed '{}' ({query_free}): {} prefixes from {} {}, fetched {} ({} ago){}",
+        f.network,
+        f.used.prefixes,
+        match f.used.origin {
+            Origin::Copy => "the last good copy",
+            Origin::Snapshot => "the snapshot",
+        },
+        f.used.path.display(),
+        f.used.fetched_at,
+        age_words(now.duration_since(f.used.fetched_at)),
+        match (f.used.stale, f.on_stale) {
+            (false, _) => String::new(),
+            (true, OnStale::Keep) => ", stale: kept (on_stale: keep)".into(),
+            (true, OnStale::Empty) =>
+                ", stale: the network holds none of it (on_stale: empty)".into(),
+        }
+    )
+}
+
+/// The list a feed holds, as `explain --json` shows it.
+pub fn to_json(f: &Feed, now: Timestamp) -> serde_json::Value {
+    serde_json::json!({
+        "network": f.network,
+        "url": f.url.split(['?', '#']).next().unwrap_or(""),
+        "source": f.used.origin.as_str(),
+        "file": f.used.path.display().to_string(),
+        "fetched_at": f.used.fetched_at.to_string(),
+        "age_seconds": now.duration_since(f.used.fetched_at).as_secs().max(0),
+        "prefixes": f.used.prefixes,
+        "generation": f.used.generation,
+        "stale": f.used.stale,
+        "on_stale": f.on_stale.as_str(),
+    })
 }
 
 /// `3 d 4 h`, `5 h 10 min`, `12 min`: an age as people say it.

@@ -211,7 +211,7 @@ fn guarded(token: &Token, path: &str) -> bool {
 /// Answers one admin request.
 pub async fn route(
     health: &Health,
-    reloader: &Reloader,
+    reloader: &Arc<Reloader>,
     token: Option<&Token>,
     peer: std::net::SocketAddr,
     req: Request<Incoming>,
@@ -247,6 +247,12 @@ pub async fn route(
             _ => StatusCode::OK,
         };
         return json(status, &outcome.to_json());
+    }
+    if path == "/feeds/refresh" {
+        if method != Method::POST {
+            return text(StatusCode::METHOD_NOT_ALLOWED, "use POST\n");
+        }
+        return json(StatusCode::OK, &super::feeds::refresh_now(reloader).await);
     }
     if path == "/lockouts/release" {
         if method != Method::POST {

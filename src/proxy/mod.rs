@@ -16,6 +16,7 @@ pub mod conn_table;
 pub mod console_health;
 pub mod diagnosis;
 pub mod expiry;
+pub mod feeds;
 pub mod forward;
 pub mod listener;
 pub mod pages;
@@ -434,6 +435,7 @@ pub async fn serve(policy: Policy, o: Overrides) -> Result<(), ServeError> {
         client_ip_watch: diagnosis::ClientIpWatch::default(),
         console: console_health::ConsoleHealth::default(),
         listeners: std::sync::OnceLock::new(),
+        feeds: feeds::Board::default(),
     });
     shared.metrics.policy_loaded(1, &shared.policy.load());
     store_watch.attach(&shared);
@@ -505,6 +507,7 @@ pub async fn serve(policy: Policy, o: Overrides) -> Result<(), ServeError> {
         tls.clone(),
         o.alert_env.clone(),
     ));
+    tokio::spawn(feeds::supervise(reloader.clone(), shutdown_rx.clone()));
     if settings.reload.watch {
         tokio::spawn(reload::watch(
             reloader.clone(),

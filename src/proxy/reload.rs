@@ -157,21 +157,6 @@ pub struct Reloader {
     alert_env: Vec<(String, String)>,
 }
 
-/// sha256 of the policy text and every file it reads, in order.
-pub fn fingerprint(policy_text: &[u8], sources: &[PathBuf]) -> String {
-    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
-    ctx.update(policy_text);
-    for s in sources {
-        ctx.update(s.as_os_str().as_encoded_bytes());
-        ctx.update(&crate::files::read(s, crate::files::MAX_TEXT_BYTES).unwrap_or_default());
-    }
-    ctx.finish()
-        .as_ref()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
 use crate::telemetry::json::rfc3339;
 
 impl Reloader {
@@ -209,6 +194,23 @@ impl Reloader {
         match self.status.lock() {
             Ok(mut s) => f(&mut s),
             Err(poisoned) => f(&mut poisoned.into_inner()),
+        }
+    }
+
+    /// The running policy.
+    pub fn policy(&self) -> Arc<Policy> {
+        self.shared.policy.load_full()
+    }
+
+    /// What the published lists are doing.
+    pub fn board(&self) -> &super::feeds::Board {
+        &self.shared.feeds
+    }
+
+    /// A published list went wrong: alerted when the policy has alerts.
+    pub fn feed_alert(&self, p: crate::alerts::FeedProblem) {
+        if let Some(alerts) = self.shared.alerts.current() {
+            alerts.feed(p);
         }
     }
 
@@ -263,15 +265,43 @@ impl Reloader {
     pub async fn reload(&self, trigger: &'static str, force: bool) -> Outcome {
         let _one_at_a_time = self.running.lock().await;
         self.reload_tls(trigger).await;
+        let outcome = self
+            .try_candidate(trigger, force, self.shared.feeds.overlay())
+            .await;
+        self.finish(trigger, outcome)
+    }
+
+    /// Tries `copy` as feed `path`'s list: the policy compiled with it, its
+    /// tests, the reload guard (which holds an update that would deny every
+    /// recent admin, whatever `guard:` says, unless it is `off`); applied
+    /// only if all pass, and then kept for every later compile.
+    pub async fn apply_feed(&self, path: &Path, copy: crate::lists::Copy) -> Outcome {
+        let _one_at_a_time = self.running.lock().await;
+        let mut overlay = self.shared.feeds.overlay();
+        overlay.insert(path.to_path_buf(), copy.clone());
+        let outcome = self.try_candidate("feed", false, overlay).await;
+        if matches!(outcome, Outcome::Reloaded { .. } | Outcome::Unchanged) {
+            self.shared.feeds.keep(&copy, path.to_path_buf());
+        }
+        self.finish("feed", outcome)
+    }
+
+    /// Compiles the policy with `overlay`, checks it and puts it in place.
+    async fn try_candidate(
+        &self,
+        trigger: &'static str,
+        force: bool,
+        overlay: policy::feeds::Overlay,
+    ) -> Outcome {
         let path = self.path.clone();
         // Reading and compiling touch the disk and can take a while for a
         // large policy: off the async threads.
-        let loaded = tokio::task::spawn_blocking(move || load(&path)).await;
+        let loaded = tokio::task::spawn_blocking(move || load(&path, &overlay)).await;
         let loaded = match loaded {
             Ok(l) => l,
             Err(e) => Err(vec![format!("reload task failed: {e}")]),
         };
-        let outcome = match loaded {
+        match loaded {
             Err(errors) => Outcome::Failed { errors },
             Ok((_, sha256)) if sha256 == self.status().sha256 => Outcome::Unchanged,
             Ok((new, sha256)) => {
@@ -284,8 +314,7 @@ impl Reloader {
                     },
                 }
             }
-        };
-        self.finish(trigger, outcome)
+        }
     }
 
     /// The reload guard, as the running policy sets it: `Some(Refused)`
@@ -328,7 +357,10 @@ impl Reloader {
             return None;
         }
         let all = g.denied == g.recent;
-        if all && mode == Guard::Refuse && !force {
+        // A list that changed by itself is never forced through: a
+        // publisher cannot lock the admins out, whatever `guard:` says.
+        let refuse = mode == Guard::Refuse || trigger == "feed";
+        if all && refuse && !force {
             tracing::warn!(
                 event = "policy_reload_refused",
                 trigger,
@@ -396,6 +428,7 @@ impl Reloader {
         let restart = needs_restart(old, &new);
         let diff = diff_summary(old, &new);
         self.shared.policy.store(Arc::new(new));
+        self.shared.feeds.policy_changed();
         if let Some(next) = alerts {
             let sinks = next.as_ref().map_or(0, |l| l.running.sink_count());
             if next.is_none() {
@@ -530,6 +563,11 @@ impl Reloader {
                 "the client addresses look wrong ({reason}); see the client_ip_suspect log line"
             ));
         }
+        out.extend(
+            self.shared
+                .feeds
+                .degraded(self.shared.policy.load().feeds()),
+        );
         if let Some((_, _, Outcome::Refused { .. })) = self.status().last_change {
             out.push(
                 "the last policy edit was refused by the reload guard; GET /policy says why".into(),
@@ -583,6 +621,7 @@ impl Reloader {
                 "proxy_protocol": proxy_protocol,
             })).collect::<Vec<_>>()),
             "console": self.console_json(),
+            "feeds": self.shared.feeds.to_json(self.shared.policy.load().feeds(), crate::clock::now()),
             "state_store": match self.shared.lockout.redis.as_ref() {
                 None => json!({"store": "memory"}),
                 Some(s) => json!({
@@ -595,13 +634,13 @@ impl Reloader {
     }
 }
 
-/// Reads and fully validates the policy; its fingerprint.
-fn load(path: &Path) -> Result<(Policy, String), Vec<String>> {
-    let text = crate::files::read(path, policy::MAX_POLICY_BYTES)
-        .map_err(|e| vec![format!("{}: cannot read: {e}", path.display())])?;
-    match policy::load(path) {
+/// Reads and fully validates the policy, with the published lists in
+/// `overlay` ahead of those on disk; its fingerprint (the bytes compiled,
+/// the lists included).
+fn load(path: &Path, overlay: &policy::feeds::Overlay) -> Result<(Policy, String), Vec<String>> {
+    match policy::load_with(path, overlay) {
         Ok(l) => {
-            let sha = fingerprint(&text, l.policy.sources());
+            let sha = l.policy.fingerprint().to_string();
             Ok((l.policy, sha))
         }
         // Each error's located line and its help ("did you mean

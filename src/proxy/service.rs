@@ -68,6 +68,9 @@ pub struct Shared {
     /// The addresses this process listens on, set once bound: (role,
     /// address, PROXY protocol).
     pub listeners: std::sync::OnceLock<Vec<(&'static str, String, bool)>>,
+    /// Published lists: what each feed did last, and the lists applied
+    /// since start (every compile reads them before the disk).
+    pub feeds: super::feeds::Board,
 }
 
 /// The rule label of a decision: the rule's shared name, or `default`,

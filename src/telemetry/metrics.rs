@@ -68,6 +68,19 @@ pub struct DeliveryLabels {
     pub outcome: &'static str,
 }
 
+/// A network that takes its addresses from a published list (bounded by
+/// the policy).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FeedLabels {
+    pub network: Name,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FeedOutcomeLabels {
+    pub network: Name,
+    pub outcome: &'static str,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct SinkLabels {
     pub sink: Name,
@@ -129,6 +142,20 @@ pub struct Metrics {
     pub recent_clients_denied: Gauge,
     /// 1 while the client-address self-diagnosis suspects a problem, by reason.
     pub client_ip_suspect: Family<ReasonLabels, Gauge>,
+    /// Published lists: fetches by outcome (updated, unchanged, failed,
+    /// refused, held).
+    pub feed_fetches: Family<FeedOutcomeLabels, Counter>,
+    /// Prefixes in the list each network holds now.
+    pub feed_prefixes: Family<FeedLabels, Gauge>,
+    /// Unix time the publisher last confirmed the list in use.
+    pub feed_fetched: Family<FeedLabels, Gauge>,
+    /// 1 while the list in use is older than its `max_age`.
+    pub feed_stale: Family<FeedLabels, Gauge>,
+    /// 1 while the last fetch's list was not applied (refused, held) or the
+    /// fetch failed: the last good list is in use.
+    pub feed_degraded: Family<FeedLabels, Gauge>,
+    /// Bumped by each applied change of a list.
+    pub feed_generation: Family<FeedLabels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -352,6 +379,42 @@ impl Default for Metrics {
             "Blocked sign-ins that the recent ring of GET /events/blocked let go of (it keeps 1,000)",
             blocked_sign_ins_evicted.clone(),
         );
+        let feed_fetches = Family::<FeedOutcomeLabels, Counter>::default();
+        registry.register(
+            "feed_fetches",
+            "Fetches of published lists (feed:), by network and outcome (updated, unchanged, failed, refused, held)",
+            feed_fetches.clone(),
+        );
+        let feed_prefixes = Family::<FeedLabels, Gauge>::default();
+        registry.register(
+            "feed_prefixes",
+            "Prefixes in the published list each network holds now",
+            feed_prefixes.clone(),
+        );
+        let feed_fetched = Family::<FeedLabels, Gauge>::default();
+        registry.register(
+            "feed_fetched_timestamp_seconds",
+            "Unix time at which the publisher last confirmed the list in use (age = time() - this)",
+            feed_fetched.clone(),
+        );
+        let feed_stale = Family::<FeedLabels, Gauge>::default();
+        registry.register(
+            "feed_stale",
+            "1 while the published list in use is older than its max_age",
+            feed_stale.clone(),
+        );
+        let feed_degraded = Family::<FeedLabels, Gauge>::default();
+        registry.register(
+            "feed_degraded",
+            "1 while the last fetch failed or its list was refused or held: the last good list is in use",
+            feed_degraded.clone(),
+        );
+        let feed_generation = Family::<FeedLabels, Gauge>::default();
+        registry.register(
+            "feed_generation",
+            "Applied changes of each network's published list (the copy's generation)",
+            feed_generation.clone(),
+        );
         let upstream_ok = upstream_requests
             .get_or_create(&OutcomeLabels { outcome: "ok" })
             .clone();
@@ -359,6 +422,12 @@ impl Default for Metrics {
         Self {
             id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             upstream_ok,
+            feed_fetches,
+            feed_prefixes,
+            feed_fetched,
+            feed_stale,
+            feed_degraded,
+            feed_generation,
             lockout_releases,
             blocked_sign_ins_evicted,
             registry,
@@ -422,7 +491,31 @@ impl Metrics {
             .map_or(0.0, |d| d.as_secs_f64());
         self.policy_loaded_seconds.set(now);
         self.policy_loaded_geo(policy);
+        self.policy_loaded_feeds(policy);
         self.zero_series(policy);
+    }
+
+    /// Each published list the policy holds: its size, age and generation.
+    pub fn policy_loaded_feeds(&self, policy: &crate::policy::Policy) {
+        for f in policy.feeds() {
+            let l = FeedLabels {
+                network: Name(f.network.as_str().into()),
+            };
+            let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+            self.feed_prefixes
+                .get_or_create(&l)
+                .set(n(f.used.prefixes as u64));
+            self.feed_fetched
+                .get_or_create(&l)
+                .set(f.used.fetched_at.as_second());
+            self.feed_stale
+                .get_or_create(&l)
+                .set(i64::from(f.used.stale));
+            self.feed_generation
+                .get_or_create(&l)
+                .set(n(f.used.generation));
+            let _ = self.feed_degraded.get_or_create(&l);
+        }
     }
 
     /// Creates, at 0, every series the policy can produce (its rules, login

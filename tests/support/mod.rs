@@ -66,6 +66,7 @@ pub fn run_within(args: &[&str], limit: std::time::Duration) -> (i32, String, St
 
 pub mod console;
 pub mod proxy;
+pub mod publisher;
 
 /// A temporary directory with a development CA (`ca.pem`), a certificate
 /// for localhost it signed (`cert.pem`) and its key (`key.pem`), made by

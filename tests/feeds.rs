@@ -1,0 +1,294 @@
+//! Published lists (`feed:`) through the real binary: an HTTPS publisher on
+//! loopback that answers a list, 304, 500, a hang, 50 MB, an empty body, a
+//! shrunk list, `0.0.0.0/0`, a redirect to an empty page; the last good
+//! copy across a restart with the publisher down; an update held by the
+//! policy's tests and by the reload guard. Client addresses are loopback
+//! ones (127.0.0.2, ...) so that the lists can hold them.
+
+use std::path::Path;
+
+use crate::support::dev_certs;
+use crate::support::proxy::{Netwarden, Upstream, admin, get, parse_metrics};
+use crate::support::publisher::{Answer, Publisher};
+use crate::support::receiver::{self, Receiver};
+
+fn policy(url: &str, ca: &Path, state: &Path, extra_feed: &str, rest: &str) -> String {
+    format!(
+        "version: 1\nfeeds: {{ state_dir: \"{}\" }}\nnetworks:\n  partners:\n    feed: {{ url: \"{url}\", ca_file: \"{}\", timeout: 2s{extra_feed} }}\nrules:\n  - {{ name: console, allow_from: [partners] }}\n{rest}",
+        state.display(),
+        ca.display()
+    )
+}
+
+fn start(dir: &tempfile::TempDir, text: &str, up: &Upstream, env: &[(&str, &str)]) -> Netwarden {
+    let nw_dir = tempfile::tempdir().expect("dir");
+    let path = nw_dir.path().join("policy.yaml");
+    std::fs::write(&path, text).expect("policy");
+    let _ = dir;
+    Netwarden::start_env(
+        &path,
+        &["--listen", "127.0.0.1:0", "--upstream", &up.url()],
+        env,
+        nw_dir,
+    )
+}
+
+async fn status(nw: &Netwarden, from: &str) -> u16 {
+    get(from, nw.addr("http"), "/", &[]).await.status
+}
+
+async fn refresh(nw: &Netwarden) -> serde_json::Value {
+    let (code, body) = admin(nw, "POST", "/feeds/refresh").await;
+    assert_eq!(code, 200, "{body}");
+    body["feeds"][0].clone()
+}
+
+async fn feed_status(nw: &Netwarden) -> serde_json::Value {
+    admin(nw, "GET", "/policy").await.1["feeds"][0].clone()
+}
+
+const LIST: &str = "# partners\n127.0.0.2\n127.0.0.3/32\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_published_list_is_fetched_kept_current_and_a_list_that_looks_wrong_is_never_applied() {
+    let certs = dev_certs();
+    let (ca, cert, key) = (
+        certs.path().join("ca.pem"),
+        certs.path().join("cert.pem"),
+        certs.path().join("key.pem"),
+    );
+    let publisher = Publisher::start_tls(&cert, &key, Answer::List(LIST.into())).await;
+    let hook = Receiver::start(&[], receiver::Answer::Status(200)).await;
+    let up = Upstream::start().await;
+    let state = tempfile::tempdir().expect("state");
+    let text = policy(
+        &publisher.url("/partners.txt"),
+        &ca,
+        state.path(),
+        "",
+        "alerts:\n  sinks:\n    - { name: ops, type: webhook, url_env: HOOK_URL }\n",
+    );
+    let hook_url = hook.url("/hook");
+    let nw = start(&state, &text, &up, &[("HOOK_URL", &hook_url)]);
+
+    // Fetched at startup: the network holds the list.
+    assert_eq!(status(&nw, "127.0.0.2").await, 200);
+    assert_eq!(status(&nw, "127.0.0.4").await, 403);
+    let f = feed_status(&nw).await;
+    assert_eq!(f["source"], "state_dir");
+    assert_eq!(f["prefixes"], 2);
+    assert_eq!(f["generation"], 1);
+
+    // A new list (one more address, within max_change) is applied.
+    publisher.set(Answer::List(format!("{LIST}127.0.0.4\n")));
+    let r = refresh(&nw).await;
+    assert_eq!(r["outcome"], "updated", "{r}");
+    assert_eq!(status(&nw, "127.0.0.4").await, 200);
+    let line = nw.wait_log(|v| v["event"] == "feed_updated");
+    assert_eq!(line["changes"], "+1 -0 (+127.0.0.4/32)");
+    assert_eq!(line["generation"], 2);
+    assert_eq!(feed_status(&nw).await["generation"], 2);
+
+    // The next fetch is conditional: 304, nothing to do.
+    let r = refresh(&nw).await;
+    assert_eq!(r["outcome"], "unchanged", "{r}");
+    let seen = publisher.seen();
+    assert!(
+        seen.last().is_some_and(|(_, inm)| inm.is_some()),
+        "If-None-Match sent: {seen:?}"
+    );
+
+    // Everything that looks wrong is refused or fails; the last good list
+    // (three addresses) stays each time.
+    publisher.set_path("/empty", Answer::List(String::new()));
+    let wrong = [
+        (Answer::Status(500), "failed", "http_status"),
+        (Answer::List(String::new()), "refused", "empty"),
+        (
+            Answer::List("<html>moved</html>\n".into()),
+            "refused",
+            "unparseable",
+        ),
+        (
+            Answer::List("0.0.0.0/0\n127.0.0.2\n".into()),
+            "refused",
+            "too_wide",
+        ),
+        (
+            Answer::List("127.0.0.2\n".into()),
+            "refused",
+            "changed_too_much",
+        ),
+        (Answer::Redirect("/empty".into()), "refused", "empty"),
+        (
+            Answer::Redirect(format!("http://{}/partners.txt", publisher.addr)),
+            "failed",
+            "redirect",
+        ),
+        (Answer::Huge(50 * 1024 * 1024), "failed", "too_large"),
+        (Answer::Hang, "failed", "timeout"),
+    ];
+    for (answer, outcome, reason) in wrong {
+        let what = format!("{answer:?}");
+        publisher.set(answer);
+        let r = refresh(&nw).await;
+        assert_eq!(r["outcome"], outcome, "{what}: {r}");
+        assert_eq!(r["problem"]["reason"], reason, "{what}: {r}");
+        for from in ["127.0.0.2", "127.0.0.3", "127.0.0.4"] {
+            assert_eq!(status(&nw, from).await, 200, "{what}: {from}");
+        }
+        assert_eq!(status(&nw, "127.0.0.9").await, 403, "{what}");
+    }
+    let f = feed_status(&nw).await;
+    assert_eq!(f["prefixes"], 3);
+    assert_eq!(f["failures"], 9);
+    let (_, ready) = (0, get("127.0.0.1", nw.addr("admin"), "/readyz", &[]).await);
+    assert!(
+        ready
+            .body
+            .contains("degraded: 1 published list keeps its last good copy"),
+        "{}",
+        ready.body
+    );
+    let metrics = get("127.0.0.1", nw.addr("admin"), "/metrics", &[]).await;
+    let m = parse_metrics(&metrics.body);
+    assert_eq!(m["netwarden_feed_degraded{network=\"partners\"}"], 1.0);
+    assert_eq!(m["netwarden_feed_prefixes{network=\"partners\"}"], 3.0);
+    assert_eq!(
+        m["netwarden_feed_fetches_total{network=\"partners\",outcome=\"refused\"}"],
+        5.0
+    );
+    // Alerted once for the episode (the first refusal), kind feed.
+    let got = hook.wait_for(1).await;
+    let feed_alerts: Vec<_> = got
+        .iter()
+        .map(|g| g.json())
+        .filter(|j| j["kind"] == "feed")
+        .collect();
+    assert_eq!(feed_alerts.len(), 1, "{feed_alerts:#?}");
+    assert_eq!(feed_alerts[0]["feed"]["reason"], "empty");
+    assert_eq!(feed_alerts[0]["feed"]["network"], "partners");
+
+    // A good list again: applied, and the feed is well again.
+    publisher.set(Answer::List(format!("{LIST}127.0.0.4\n127.0.0.5\n")));
+    assert_eq!(refresh(&nw).await["outcome"], "updated");
+    assert_eq!(status(&nw, "127.0.0.5").await, 200);
+    let ready = get("127.0.0.1", nw.addr("admin"), "/readyz", &[]).await;
+    assert_eq!(ready.body, "ready\n");
+    assert_eq!(nw.terminate(), 0);
+
+    // A restart with the publisher down starts from the last good copy.
+    publisher.set(Answer::Status(503));
+    let nw = start(&state, &text, &up, &[("HOOK_URL", &hook_url)]);
+    assert_eq!(status(&nw, "127.0.0.5").await, 200);
+    assert_eq!(status(&nw, "127.0.0.9").await, 403);
+    assert_eq!(feed_status(&nw).await["generation"], 3);
+    assert_eq!(nw.terminate(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_first_start_with_no_copy_and_no_publisher_fails_closed_and_says_why() {
+    let certs = dev_certs();
+    let publisher = Publisher::start_tls(
+        &certs.path().join("cert.pem"),
+        &certs.path().join("key.pem"),
+        Answer::Status(503),
+    )
+    .await;
+    let state = tempfile::tempdir().expect("state");
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("policy.yaml");
+    std::fs::write(
+        &path,
+        policy(
+            &publisher.url("/partners.txt"),
+            &certs.path().join("ca.pem"),
+            state.path(),
+            "",
+            "",
+        ),
+    )
+    .expect("policy");
+    let path_s = path.to_str().expect("utf-8").to_string();
+    let p = path_s.clone();
+    let (code, _, err) = tokio::task::spawn_blocking(move || {
+        crate::support::run_within(
+            &[
+                "serve",
+                "--policy",
+                &p,
+                "--listen",
+                "127.0.0.1:0",
+                "--admin",
+                "127.0.0.1:0",
+            ],
+            std::time::Duration::from_secs(20),
+        )
+    })
+    .await
+    .expect("run");
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("network 'partners': its published list could not be fetched: the publisher answered 503"),
+        "{err}"
+    );
+    assert!(err.contains("its feed has no list yet"), "{err}");
+    // And `check` says the same without any network.
+    let (code, _, err) = crate::support::run(&["check", "--policy", &path_s]);
+    assert_eq!(code, 1);
+    assert!(err.contains("name a snapshot: file"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_update_that_fails_the_policy_tests_or_locks_out_the_admins_is_held() {
+    let certs = dev_certs();
+    let (ca, cert, key) = (
+        certs.path().join("ca.pem"),
+        certs.path().join("cert.pem"),
+        certs.path().join("key.pem"),
+    );
+    let four = "127.0.0.2\n127.0.0.3\n127.0.0.4\n127.0.0.5\n";
+    let without_2 = "127.0.0.3\n127.0.0.4\n127.0.0.5\n127.0.0.6\n";
+    let up = Upstream::start().await;
+
+    // The policy's own tests say 127.0.0.2 must get in.
+    let publisher = Publisher::start_tls(&cert, &key, Answer::List(four.into())).await;
+    let state = tempfile::tempdir().expect("state");
+    let text = policy(
+        &publisher.url("/l"),
+        &ca,
+        state.path(),
+        "",
+        "tests:\n  - { ip: 127.0.0.2, path: /, expect: allow }\n",
+    );
+    let nw = start(&state, &text, &up, &[]);
+    publisher.set(Answer::List(without_2.into()));
+    let r = refresh(&nw).await;
+    assert_eq!(r["outcome"], "held", "{r}");
+    assert_eq!(r["problem"]["reason"], "policy_tests", "{r}");
+    assert_eq!(status(&nw, "127.0.0.2").await, 200);
+    assert_eq!(status(&nw, "127.0.0.6").await, 403);
+    assert_eq!(nw.terminate(), 0);
+
+    // No tests, but every recent admin (127.0.0.2) would be shut out: the
+    // reload guard holds it, whatever guard: says.
+    let publisher = Publisher::start_tls(&cert, &key, Answer::List(four.into())).await;
+    let state = tempfile::tempdir().expect("state");
+    let text = policy(
+        &publisher.url("/l"),
+        &ca,
+        state.path(),
+        "",
+        "server: { reload: { guard: warn } }\n",
+    );
+    let nw = start(&state, &text, &up, &[]);
+    assert_eq!(status(&nw, "127.0.0.2").await, 200);
+    publisher.set(Answer::List(
+        "127.0.0.3\n127.0.0.4\n127.0.0.5\n127.0.0.6\n".into(),
+    ));
+    let r = refresh(&nw).await;
+    assert_eq!(r["outcome"], "held", "{r}");
+    assert_eq!(r["problem"]["reason"], "reload_guard", "{r}");
+    assert_eq!(status(&nw, "127.0.0.2").await, 200);
+    assert_eq!(nw.terminate(), 0);
+}
