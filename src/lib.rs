@@ -29,7 +29,10 @@
 //! 6. [`lockout`] counts the sign-ins the console refused (read from its
 //!    answer by [`engine::outcome`]) and locks out a client that keeps
 //!    guessing.
-//! 7. [`ops`] is the operator's side: what `netwarden status` shows of a
+//! 7. [`feeds`] keeps networks that take their addresses from a published
+//!    list current: it fetches the list; [`lists`] reads and judges it
+//!    (pure), and the proxy applies it as it applies an edit.
+//! 8. [`ops`] is the operator's side: what `netwarden status` shows of a
 //!    running guard, from its admin API (lockouts, recent blocked
 //!    sign-ins, the last reload) and its policy.
 //!

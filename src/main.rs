@@ -541,6 +541,22 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     for w in &loaded.warnings {
         eprintln!("{w}\n");
     }
+    // A snapshot stands in for check and tests; serving needs a list the
+    // publisher gave (fail closed, as with no list at all).
+    let snapshots: Vec<&str> = loaded
+        .policy
+        .feeds()
+        .iter()
+        .filter(|f| f.used.origin == policy::feeds::Origin::Snapshot)
+        .map(|f| f.network.as_str())
+        .collect();
+    if !snapshots.is_empty() {
+        eprintln!(
+            "netwarden: network(s) {} would serve from their snapshot: files: a snapshot is for check, explain and tests; serve needs a list fetched from the publisher (or its last good copy in feeds.state_dir)",
+            snapshots.join(", ")
+        );
+        return Ok(ExitCode::from(1));
+    }
     let overrides = Overrides {
         listen: args.listen,
         tls_listen: args.tls_listen,

@@ -292,3 +292,74 @@ async fn an_update_that_fails_the_policy_tests_or_locks_out_the_admins_is_held()
     assert_eq!(status(&nw, "127.0.0.2").await, 200);
     assert_eq!(nw.terminate(), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_list_older_than_max_age_is_kept_loudly_or_emptied_as_on_stale_says() {
+    let certs = dev_certs();
+    let (ca, cert, key) = (
+        certs.path().join("ca.pem"),
+        certs.path().join("cert.pem"),
+        certs.path().join("key.pem"),
+    );
+    let publisher = Publisher::start_tls(&cert, &key, Answer::List(LIST.into())).await;
+    let hook = Receiver::start(&[], receiver::Answer::Status(200)).await;
+    let hook_url = hook.url("/hook");
+    let up = Upstream::start().await;
+    let state = tempfile::tempdir().expect("state");
+    let alerts = "alerts:\n  sinks:\n    - { name: ops, type: webhook, url_env: HOOK_URL }\n";
+    let keep = policy(&publisher.url("/l"), &ca, state.path(), "", alerts);
+    let nw = start(&state, &keep, &up, &[("HOOK_URL", &hook_url)]);
+    assert_eq!(nw.terminate(), 0);
+
+    // The copy was last confirmed long ago, and the publisher is down.
+    let copy = std::fs::read_dir(state.path())
+        .expect("state dir")
+        .map(|e| e.expect("entry").path())
+        .find(|p| p.extension().is_some_and(|x| x == "json"))
+        .expect("a copy was written");
+    let text = std::fs::read_to_string(&copy).expect("copy");
+    let mut v: serde_json::Value = serde_json::from_str(&text).expect("json");
+    v["fetched_at"] = "2026-01-01T00:00:00Z".into();
+    std::fs::write(&copy, v.to_string()).expect("write");
+    publisher.set(Answer::Status(503));
+
+    // on_stale: keep (the default): still allowed, and said loudly.
+    let nw = start(&state, &keep, &up, &[("HOOK_URL", &hook_url)]);
+    assert_eq!(status(&nw, "127.0.0.2").await, 200);
+    let ready = get("127.0.0.1", nw.addr("admin"), "/readyz", &[]).await;
+    assert!(
+        ready
+            .body
+            .contains("degraded: 1 published list is older than max_age"),
+        "{}",
+        ready.body
+    );
+    assert_eq!(feed_status(&nw).await["stale"], true);
+    assert_eq!(refresh(&nw).await["outcome"], "failed");
+    let got = hook.wait_for(1).await;
+    let stale: Vec<_> = got
+        .iter()
+        .map(|g| g.json())
+        .filter(|j| j["kind"] == "feed")
+        .collect();
+    assert_eq!(stale.len(), 1, "{stale:#?}");
+    assert_eq!(stale[0]["feed"]["problem"], "stale");
+    assert_eq!(stale[0]["feed"]["on_stale"], "keep");
+    assert_eq!(nw.terminate(), 0);
+
+    // on_stale: empty: the network holds none of it until a fetch works.
+    let empty = policy(
+        &publisher.url("/l"),
+        &ca,
+        state.path(),
+        ", on_stale: empty",
+        "",
+    );
+    let nw = start(&state, &empty, &up, &[]);
+    assert_eq!(status(&nw, "127.0.0.2").await, 403);
+    publisher.set(Answer::List(LIST.into()));
+    assert_eq!(refresh(&nw).await["outcome"], "unchanged");
+    assert_eq!(status(&nw, "127.0.0.2").await, 200);
+    assert_eq!(feed_status(&nw).await["stale"], false);
+    assert_eq!(nw.terminate(), 0);
+}

@@ -60,11 +60,29 @@ fn kubernetes_example_policy_is_valid() {
         .map(|l| format!("{}\n", l.get(4..).unwrap_or("")))
         .collect();
     assert!(policy.contains("version: 1"), "policy block not found");
-    match policy::load_str(&policy, Path::new("configmap/policy.yaml")) {
+    // The ConfigMap's other key, mounted beside the policy: the published
+    // list's snapshot that `check` reads (no copy in state_dir here).
+    let snapshot: String = text
+        .lines()
+        .skip_while(|l| l.trim() != "vpn-provider-egress.txt: |")
+        .skip(1)
+        .take_while(|l| l.starts_with("    "))
+        .map(|l| format!("{}\n", &l[4..]))
+        .collect();
+    assert!(
+        snapshot.contains("192.0.2.0/25"),
+        "snapshot block not found"
+    );
+    let dir = tempfile::tempdir().expect("dir");
+    std::fs::write(dir.path().join("vpn-provider-egress.txt"), snapshot).expect("snapshot");
+    match policy::load_str(&policy, &dir.path().join("policy.yaml")) {
         Ok(loaded) => {
             // Its tests include the spoofed X-Forwarded-For from another
             // Pod; no warning (a trusted range too wide would be one).
             assert!(loaded.tests_passed >= 4);
+            // The published list is read from its snapshot.
+            assert_eq!(loaded.policy.feeds().len(), 1);
+            assert_eq!(loaded.policy.feeds()[0].used.prefixes, 2);
             // The replicas share their lockout state through the Redis
             // Service the example defines.
             assert!(matches!(

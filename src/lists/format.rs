@@ -467,3 +467,47 @@ mod tests {
         assert!(e.message.contains("no column named 'prefix'"));
     }
 }
+
+#[cfg(test)]
+#[path = "../../testdata/feeds/generate.rs"]
+mod generate;
+
+#[cfg(test)]
+mod large {
+    use super::*;
+
+    #[test]
+    fn the_icloud_private_relay_list_at_its_real_size_loads_whole() {
+        let csv = generate::icloud_csv(287_000);
+        assert!(csv.len() > 10_000_000, "about the real file's 12 MB");
+        let f = Format::Csv(Csv {
+            column: Column::Index(1),
+            header: false,
+            filters: Vec::new(),
+        });
+        let p = parse(&f, csv.as_bytes()).expect("loads");
+        assert_eq!(p.prefixes.len(), 287_000);
+        // And the judge accepts it against itself (no change) quickly
+        // enough to run on every fetch.
+        let change = crate::lists::judge(Some(&p.prefixes), &p.prefixes, &Default::default())
+            .expect("same list");
+        assert!(change.is_empty());
+    }
+
+    #[test]
+    fn aws_at_its_real_size_filters_by_service_and_region() {
+        let json = generate::aws_json(9_000, 3_000);
+        let f = Format::Json(Json {
+            items: vec![vec!["prefixes".into()], vec!["ipv6_prefixes".into()]],
+            fields: vec!["ip_prefix".into(), "ipv6_prefix".into()],
+            filters: vec![Filter {
+                key: "region".into(),
+                values: vec!["ap-northeast-1".into()],
+            }],
+            lines: false,
+        });
+        let p = parse(&f, json.as_bytes()).expect("loads");
+        assert_eq!(p.prefixes.len(), 9_000 / 4 + 3_000 / 4);
+        assert_eq!(p.skipped, 12_000 - p.prefixes.len());
+    }
+}

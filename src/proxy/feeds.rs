@@ -188,11 +188,19 @@ pub async fn supervise(reloader: Arc<Reloader>, mut shutdown: watch::Receiver<bo
 /// One feed: fetch, judge, apply; then wait for the next fetch.
 async fn run(reloader: Arc<Reloader>, path: PathBuf, mut shutdown: watch::Receiver<bool>) {
     let mut failures = 0u32;
+    let mut first = true;
     loop {
         let Some(feed) = find(&reloader, &path) else {
             return;
         };
-        let delay = crate::feeds::next_delay(feed.every, failures, crate::feeds::jitter());
+        let mut delay = crate::feeds::next_delay(feed.every, failures, crate::feeds::jitter());
+        if std::mem::take(&mut first) {
+            // A restart does not wait a whole `every`: the list is due when
+            // its copy is `every` old (at once when it is older).
+            let age = crate::clock::now().duration_since(feed.used.fetched_at);
+            let age = std::time::Duration::try_from(age).unwrap_or_default();
+            delay = delay.saturating_sub(age);
+        }
         reloader.board().update(&path, |s| {
             s.next_fetch = Some(SystemTime::now() + delay);
         });
