@@ -324,7 +324,7 @@ fn as_prometheus_sees_it(expr: &str) -> String {
         .replace("$instance", ".*")
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_dashboard_query_runs_on_prometheus_and_names_only_netwarden_metrics() {
     let text =
         std::fs::read_to_string(support::repo("deploy/grafana/netwarden.json")).expect("dashboard");
@@ -333,19 +333,31 @@ async fn every_dashboard_query_runs_on_prometheus_and_names_only_netwarden_metri
     assert!(all.len() >= 20, "only {} queries found", all.len());
 
     let up = Upstream::start().await;
-    let policy = "version: 1
+    // A published list too, so that the feed panels have series.
+    let publisher = crate::support::publisher::Publisher::start_plain(
+        crate::support::publisher::Answer::List("127.0.0.5\n".into()),
+    )
+    .await;
+    let dir = tempfile::tempdir().expect("dir");
+    let policy = format!(
+        "version: 1
+feeds: {{ state_dir: \"{}\" }}
 networks:
   office: [127.0.0.1]
+  partners: {{ feed: {{ url: \"{}\", allow_http: true }} }}
 rules:
-  - { name: sign-in, paths: [/login], methods: [POST], login: true, allow_from: [office] }
-  - { name: console, allow_from: [office] }
+  - {{ name: sign-in, paths: [/login], methods: [POST], login: true, allow_from: [office] }}
+  - {{ name: partners, paths: [/partners/**], allow_from: [partners] }}
+  - {{ name: console, allow_from: [office] }}
 server:
-  reload: { watch: false }
+  reload: {{ watch: false }}
 alerts:
   sinks:
-    - { name: ops, type: webhook, url_env: OPS_WEBHOOK }
-";
-    let dir = tempfile::tempdir().expect("dir");
+    - {{ name: ops, type: webhook, url_env: OPS_WEBHOOK }}
+",
+        dir.path().join("state").display(),
+        publisher.url("/partners.txt")
+    );
     let path = dir.path().join("policy.yaml");
     std::fs::write(&path, policy).expect("policy");
     // Nothing listens there: deliveries fail, which the panels show too.

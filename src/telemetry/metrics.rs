@@ -535,6 +535,14 @@ impl Metrics {
                 });
             }
         }
+        for f in policy.feeds() {
+            for outcome in ["updated", "unchanged", "failed", "refused", "held"] {
+                let _ = self.feed_fetches.get_or_create(&FeedOutcomeLabels {
+                    network: Name(f.network.as_str().into()),
+                    outcome,
+                });
+            }
+        }
         for r in policy.rules().iter().filter(|r| r.login) {
             for enforced in [true, false] {
                 let _ = self.login_blocked.get_or_create(&LoginLabels {
