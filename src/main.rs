@@ -440,6 +440,9 @@ fn print_feeds(p: &policy::Policy) {
     for f in p.feeds() {
         out(&format!("{}\n", policy::feeds::describe(f, now)));
     }
+    for n in p.dns_names() {
+        out(&format!("{}\n", policy::dns::describe(n, now)));
+    }
 }
 
 fn parse_addr(flag: &str, text: &str) -> anyhow::Result<IpAddr> {
@@ -506,6 +509,14 @@ fn explain(args: &ExplainArgs) -> anyhow::Result<ExitCode> {
                 .map(|f| policy::feeds::to_json(f, now))
                 .collect();
         }
+        if !loaded.policy.dns_names().is_empty() {
+            v["dns_names"] = loaded
+                .policy
+                .dns_names()
+                .iter()
+                .map(|n| policy::dns::to_json(n, now))
+                .collect();
+        }
         out(&format!("{v}\n"));
     } else {
         out(&report.to_string());
@@ -531,7 +542,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     // unloadable, and startup fails closed below, saying why.
     for (network, why) in rt.block_on(netwarden::feeds::prime(&args.policy)) {
         eprintln!(
-            "netwarden: network '{network}': its published list could not be fetched: {why}\n"
+            "netwarden: network '{network}': its published list or DNS name could not be fetched: {why}\n"
         );
     }
     let loaded = match policy::load(&args.policy) {
@@ -549,10 +560,18 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .iter()
         .filter(|f| f.used.origin == policy::feeds::Origin::Snapshot)
         .map(|f| f.network.as_str())
+        .chain(
+            loaded
+                .policy
+                .dns_names()
+                .iter()
+                .filter(|n| n.used.origin == policy::feeds::Origin::Snapshot)
+                .map(|n| n.network.as_str()),
+        )
         .collect();
     if !snapshots.is_empty() {
         eprintln!(
-            "netwarden: network(s) {} would serve from their snapshot: files: a snapshot is for check, explain and tests; serve needs a list fetched from the publisher (or its last good copy in feeds.state_dir)",
+            "netwarden: network(s) {} would serve from their snapshot: or dns_snapshot: files: a snapshot is for check, explain and tests; serve needs a list fetched from the publisher or a name resolved (or its last good copy in feeds.state_dir)",
             snapshots.join(", ")
         );
         return Ok(ExitCode::from(1));

@@ -229,7 +229,7 @@ async fn a_first_start_with_no_copy_and_no_publisher_fails_closed_and_says_why()
     .expect("run");
     assert_eq!(code, 1, "{err}");
     assert!(
-        err.contains("network 'partners': its published list could not be fetched: the publisher answered 503"),
+        err.contains("network 'partners': its published list or DNS name could not be fetched: the publisher answered 503"),
         "{err}"
     );
     assert!(err.contains("its feed has no list yet"), "{err}");

@@ -18,6 +18,7 @@ mod consoles;
 mod dashboard;
 mod demo;
 mod differential;
+mod dns;
 mod feeds;
 mod geo_fixtures;
 mod geoip;

@@ -1,8 +1,10 @@
 //! Fetching published lists: one bounded, conditional HTTPS request (and
 //! its redirects), the schedule between fetches, and the first fetch at
-//! startup. What a fetch brings back is read and judged by [`crate::lists`];
+//! startup; resolving DNS names ([`dns`]). What a fetch brings back is read and judged by [`crate::lists`];
 //! applying it is the proxy's (`proxy::feeds`), through the same compile,
 //! policy tests and reload guard as an edit.
+
+pub mod dns;
 
 use std::time::Duration;
 
@@ -301,17 +303,51 @@ pub fn verdict(
     }
 }
 
-/// Before the first compile at startup: fetches each feed that has no copy
-/// in `state_dir` yet, and writes what passes the judge there. A feed that
-/// cannot be fetched is left without a copy, and the policy then fails to
-/// load, saying so (fail closed). Returns what went wrong, per network.
+/// Before the first compile at startup: fetches each feed, and resolves each
+/// DNS name, that has no copy in `state_dir` yet, and writes what passes
+/// there. One that cannot be fetched or resolved is left without a copy,
+/// and the policy then fails to load, saying so (fail closed). Returns what
+/// went wrong, per network.
 pub async fn prime(policy_path: &std::path::Path) -> Vec<(String, String)> {
     let path = policy_path.to_path_buf();
     let missing = tokio::task::spawn_blocking(move || crate::policy::feeds::missing(&path))
         .await
         .unwrap_or_default();
     let mut problems = Vec::new();
-    for feed in missing {
+    for name in &missing.dns {
+        let lookup = dns::resolve(&missing.dns_settings, &name.name).await;
+        let mut nx = None;
+        let now = crate::clock::now();
+        // At startup there is no last answer to keep: NXDOMAIN is an
+        // answer (the name holds nothing), a failure is none.
+        let outcome = match dns::step(&name.name, None, lookup, &mut nx, Duration::ZERO, now) {
+            dns::Step::New(copy, _) | dns::Step::Same(copy) => copy
+                .write(&name.copy_path)
+                .map(|()| copy.prefixes.len())
+                .map_err(|e| format!("cannot write {}: {e}", name.copy_path.display())),
+            dns::Step::Keep { code, detail } => Err(format!("{detail} ({code})")),
+        };
+        match outcome {
+            Ok(n) => tracing::info!(
+                event = "dns_resolved",
+                network = %name.network,
+                name = %name.name,
+                addresses = n,
+                "first answer for a DNS name"
+            ),
+            Err(detail) => {
+                tracing::error!(
+                    event = "dns_lookup_failed",
+                    network = %name.network,
+                    name = %name.name,
+                    detail = %detail,
+                    "a DNS name with no last answer could not be resolved"
+                );
+                problems.push((name.network.clone(), format!("{}: {detail}", name.name)));
+            }
+        }
+    }
+    for feed in missing.feeds {
         let now = crate::clock::now();
         let outcome = match fetch(&feed, None).await {
             Err(e) => Err(format!("{} ({})", e, e.code())),

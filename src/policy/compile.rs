@@ -33,9 +33,10 @@ pub fn compile(
     run(text, path, now, overlay, false).0
 }
 
-/// The feeds of the policy in `text` that have no list yet (no copy in
-/// `state_dir`): what `serve` fetches before its first compile.
-pub fn feeds_missing(text: &str, path: &Path, now: Timestamp) -> Vec<super::feeds::Feed> {
+/// The feeds and DNS names of the policy in `text` that have no list or
+/// answer yet (no copy in `state_dir`): what `serve` fetches and resolves
+/// before its first compile.
+pub fn feeds_missing(text: &str, path: &Path, now: Timestamp) -> super::feeds::Missing {
     run(text, path, now, &super::feeds::Overlay::new(), true).1
 }
 
@@ -45,7 +46,7 @@ fn run(
     now: Timestamp,
     overlay: &super::feeds::Overlay,
     probe: bool,
-) -> (Result<Compiled, Vec<Diagnostic>>, Vec<super::feeds::Feed>) {
+) -> (Result<Compiled, Vec<Diagnostic>>, super::feeds::Missing) {
     let mut c = Collector::new(path, text);
     let raw: RawPolicy = match parse_yaml(text) {
         Ok(raw) => raw,
@@ -55,7 +56,7 @@ fn run(
                 .map_or((0, 0), |l| (clamp(l.line()), clamp(l.column())));
             let (message, help) = yaml_problem(&yaml_message(&e));
             c.push(Severity::Error, line, column, message, Some(help));
-            return (Err(c.diagnostics), Vec::new());
+            return (Err(c.diagnostics), super::feeds::Missing::default());
         }
     };
     let base = path.parent().unwrap_or(Path::new("."));
@@ -75,9 +76,16 @@ fn run(
         feeds: Vec::new(),
         probe,
         missing: Vec::new(),
+        dns: super::dns::DnsSettings::default(),
+        dns_names: Vec::new(),
+        missing_dns: Vec::new(),
     };
     let policy = cx.policy(raw, path);
-    let missing = std::mem::take(&mut cx.missing);
+    let missing = super::feeds::Missing {
+        feeds: std::mem::take(&mut cx.missing),
+        dns: std::mem::take(&mut cx.missing_dns),
+        dns_settings: cx.dns.clone(),
+    };
     let mut diagnostics = cx.c.diagnostics;
     diagnostics.append(&mut extra);
     diagnostics.sort_by(|a, b| {
@@ -231,6 +239,11 @@ pub(super) struct Cx<'a, 'e> {
     /// Only find the feeds that have no list yet (`feeds_missing`).
     pub(super) probe: bool,
     pub(super) missing: Vec<super::feeds::Feed>,
+    /// The `dns:` section.
+    pub(super) dns: super::dns::DnsSettings,
+    /// Each name of each network's `dns_names:`, with its answer.
+    pub(super) dns_names: Vec<super::dns::DnsName>,
+    pub(super) missing_dns: Vec<super::dns::DnsName>,
 }
 
 impl Cx<'_, '_> {
@@ -257,6 +270,7 @@ impl Cx<'_, '_> {
         }
         let geo = self.geoip(raw.geoip.as_ref(), self.base);
         self.state_dir = self.feeds_section(raw.feeds.as_ref());
+        self.dns = self.dns_section(raw.dns.as_ref());
         let mut drafts = self.network_drafts(&raw, &geo);
         let index: HashMap<String, usize> = drafts
             .iter()
@@ -363,6 +377,8 @@ impl Cx<'_, '_> {
                 sources: std::mem::take(&mut self.sources),
                 network_files: std::mem::take(&mut self.network_files),
                 feeds: std::mem::take(&mut self.feeds),
+                dns: self.dns.clone(),
+                dns_names: std::mem::take(&mut self.dns_names),
                 lockout,
                 state,
                 pages,

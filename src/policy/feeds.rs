@@ -116,12 +116,22 @@ pub struct Used {
     pub stale: bool,
 }
 
-/// The feeds of the policy at `path` that have no list yet: what `serve`
-/// fetches before its first compile. Empty when the policy cannot be read.
-pub fn missing(path: &Path) -> Vec<Feed> {
+/// What a policy names that has no list or answer yet.
+#[derive(Clone, Debug, Default)]
+pub struct Missing {
+    pub feeds: Vec<Feed>,
+    pub dns: Vec<super::dns::DnsName>,
+    /// How to resolve `dns`.
+    pub dns_settings: super::dns::DnsSettings,
+}
+
+/// The feeds and DNS names of the policy at `path` that have no list or
+/// answer yet: what `serve` fetches and resolves before its first compile.
+/// Empty when the policy cannot be read.
+pub fn missing(path: &Path) -> Missing {
     match crate::files::read_to_string(path, super::MAX_POLICY_BYTES) {
         Ok(text) => super::compile::feeds_missing(&text, path, crate::clock::now()),
-        Err(_) => Vec::new(),
+        Err(_) => Missing::default(),
     }
 }
 

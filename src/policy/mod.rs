@@ -12,6 +12,7 @@ pub mod alerts;
 mod client_ip;
 pub mod compile;
 pub mod diagnostics;
+pub mod dns;
 pub mod feeds;
 mod geoip;
 pub mod lockout;
@@ -58,6 +59,11 @@ pub struct Policy {
     pub(crate) network_files: Vec<(String, PathBuf)>,
     /// Each network's `feed:`, with the list this policy holds of it.
     pub(crate) feeds: Vec<feeds::Feed>,
+    /// The `dns:` section.
+    pub(crate) dns: dns::DnsSettings,
+    /// Each name of each network's `dns_names:`, with the answer this
+    /// policy holds.
+    pub(crate) dns_names: Vec<dns::DnsName>,
     /// sha256 of the bytes this policy was compiled from (the policy file,
     /// then each file it read), as hex.
     pub(crate) fingerprint: String,
@@ -172,6 +178,16 @@ impl Policy {
     /// list each holds in this policy.
     pub fn feeds(&self) -> &[feeds::Feed] {
         &self.feeds
+    }
+
+    /// How `dns_names:` are resolved.
+    pub fn dns(&self) -> &dns::DnsSettings {
+        &self.dns
+    }
+
+    /// Every DNS name the networks hold, and its answer in this policy.
+    pub fn dns_names(&self) -> &[dns::DnsName] {
+        &self.dns_names
     }
 
     /// The `file:` of network `name`, if it takes its addresses from one.

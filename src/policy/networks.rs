@@ -85,14 +85,35 @@ impl Cx<'_, '_> {
                     if let Some(file) = &m.file {
                         self.network_file(&name.value, file, &mut located, &mut draft.grants);
                     }
+                    if !m.dns_names.is_empty() {
+                        let state_dir = self.state_dir.clone();
+                        // A name may hold no address (NXDOMAIN, or no answer
+                        // for dns.max_age): the network is then empty by
+                        // the policy's own rules, not by mistake.
+                        draft.emptied = true;
+                        if let Some(list) = self.dns_names(
+                            &name.value,
+                            &m.dns_names,
+                            m.dns_snapshot.as_ref(),
+                            state_dir.as_deref(),
+                        ) {
+                            published.extend(list);
+                        }
+                    } else if let Some(s) = &m.dns_snapshot {
+                        self.error(
+                            &s.referenced,
+                            format!("network '{}': dns_snapshot without dns_names", name.value),
+                            Some("dns_snapshot stands in for the answers of dns_names; remove it, or add the names".into()),
+                        );
+                    }
                     if let Some(feed) = &m.feed {
                         let state_dir = self.state_dir.clone();
                         if let Some((compiled, list)) =
                             self.feed(&name.value, feed, state_dir.as_deref())
                         {
-                            draft.emptied = compiled.used.stale && list.is_empty();
+                            draft.emptied |= compiled.used.stale && list.is_empty();
                             self.feeds.push(compiled);
-                            published = list;
+                            published.extend(list);
                         }
                     }
                     draft.include = m.include.clone();
@@ -119,6 +140,7 @@ impl Cx<'_, '_> {
                     draft.declared_empty = m.cidrs.is_empty()
                         && m.file.is_none()
                         && m.feed.is_none()
+                        && m.dns_names.is_empty()
                         && m.include.is_empty()
                         && no_facts;
                 }

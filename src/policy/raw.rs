@@ -86,6 +86,23 @@ pub struct RawPolicy {
     pub pages: Option<S<RawPages>>,
     /// Where published lists (`feed:`) keep their last good copies.
     pub feeds: Option<S<RawFeeds>>,
+    /// How networks' `dns_names:` are resolved.
+    pub dns: Option<S<RawDns>>,
+}
+
+/// `dns:`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDns {
+    /// `ip` or `ip:port`; none: the system's resolvers.
+    #[serde(default)]
+    pub servers: Vec<S<String>>,
+    pub min_ttl: Option<S<String>>,
+    pub max_ttl: Option<S<String>>,
+    pub max_age: Option<S<String>>,
+    pub nxdomain_grace: Option<S<String>>,
+    pub timeout: Option<S<String>>,
+    pub dnssec: Option<S<bool>>,
 }
 
 /// `feeds:`.
@@ -478,6 +495,12 @@ pub struct RawNetworkMap {
     pub anonymous: Option<S<Vec<S<String>>>>,
     /// Addresses from a published list, kept current.
     pub feed: Option<S<RawFeed>>,
+    /// DNS names whose A and AAAA records are members, kept current.
+    #[serde(default)]
+    pub dns_names: Vec<S<String>>,
+    /// Addresses (one a line) standing in for `dns_names` where `check`
+    /// and tests have no answer in `feeds.state_dir`.
+    pub dns_snapshot: Option<S<String>>,
 }
 
 /// A network entry: `203.0.113.0/24`, or an expiring grant

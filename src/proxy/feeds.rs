@@ -38,18 +38,20 @@ pub struct Board {
 
 /// One feed's last fetch.
 #[derive(Clone, Debug, Default)]
-struct Status {
-    last_attempt: Option<SystemTime>,
-    last_success: Option<SystemTime>,
-    next_fetch: Option<SystemTime>,
+pub(super) struct Status {
+    pub(super) last_attempt: Option<SystemTime>,
+    pub(super) last_success: Option<SystemTime>,
+    pub(super) next_fetch: Option<SystemTime>,
     /// Fetches in a row that did not end in an applied or confirmed list.
-    failures: u32,
+    pub(super) failures: u32,
     /// `failed`, `refused` or `held`, with the reason's code and words.
-    problem: Option<(&'static str, String, String)>,
+    pub(super) problem: Option<(&'static str, String, String)>,
     /// The current bad episode was alerted (once per episode).
-    alerted: bool,
+    pub(super) alerted: bool,
     /// The staleness of the list in use was alerted.
-    stale_alerted: bool,
+    pub(super) stale_alerted: bool,
+    /// A DNS name: since when it has had no address (NXDOMAIN).
+    pub(super) nx_since: Option<jiff::Timestamp>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -60,6 +62,18 @@ impl Board {
     /// The lists every compile uses before those on disk.
     pub fn overlay(&self) -> Overlay {
         lock(&self.lists).clone()
+    }
+
+    /// The lock one fetch or lookup of `path`'s source holds.
+    pub(super) fn turn(&self, path: &std::path::Path) -> Arc<tokio::sync::Mutex<()>> {
+        lock(&self.busy)
+            .entry(path.to_path_buf())
+            .or_default()
+            .clone()
+    }
+
+    pub(super) fn nx_since(&self, path: &std::path::Path) -> Option<jiff::Timestamp> {
+        lock(&self.status).get(path).and_then(|s| s.nx_since)
     }
 
     pub(super) fn keep(&self, copy: &Copy, path: PathBuf) {
@@ -73,17 +87,16 @@ impl Board {
 
     /// `/readyz` lines: lists not current, without names (GET /policy
     /// has those).
-    pub fn degraded(&self, feeds: &[Feed]) -> Vec<String> {
+    pub fn degraded(&self, feeds: &[Feed], names: &[crate::policy::dns::DnsName]) -> Vec<String> {
         let status = lock(&self.status);
         let failing = feeds
             .iter()
-            .filter(|f| {
-                status
-                    .get(&f.copy_path)
-                    .is_some_and(|s| s.problem.is_some())
-            })
+            .map(|f| &f.copy_path)
+            .chain(names.iter().map(|n| &n.copy_path))
+            .filter(|p| status.get(*p).is_some_and(|s| s.problem.is_some()))
             .count();
-        let stale = feeds.iter().filter(|f| f.used.stale).count();
+        let stale = feeds.iter().filter(|f| f.used.stale).count()
+            + names.iter().filter(|n| n.used.stale).count();
         let mut out = Vec::new();
         let plural = |n: usize| {
             if n == 1 {
@@ -94,17 +107,52 @@ impl Board {
         };
         if failing > 0 {
             out.push(format!(
-                "{failing} published {} last good copy (the last fetch failed, or its list was refused or held); GET /policy says which",
+                "{failing} published {} last good copy (the last fetch or DNS lookup failed, or its list was refused or held); GET /policy says which",
                 plural(failing)
             ));
         }
         if stale > 0 {
             out.push(format!(
-                "{stale} published list{} older than max_age; GET /policy says which",
+                "{stale} published list{} or DNS name{} older than max_age; GET /policy says which",
+                if stale == 1 { "" } else { "s" },
                 if stale == 1 { " is" } else { "s are" }
             ));
         }
         out
+    }
+
+    /// `GET /policy`'s `dns_names`.
+    pub fn dns_json(&self, names: &[crate::policy::dns::DnsName], now: jiff::Timestamp) -> Value {
+        let status = lock(&self.status);
+        names
+            .iter()
+            .map(|n| {
+                let s = status.get(&n.copy_path).cloned().unwrap_or_default();
+                let when = |t: Option<SystemTime>| t.map(rfc3339);
+                json!({
+                    "network": n.network,
+                    "name": n.name,
+                    "source": n.used.origin.as_str(),
+                    "file": n.used.path.display().to_string(),
+                    "confirmed_at": n.used.fetched_at.to_string(),
+                    "changed_at": n.used.changed_at.to_string(),
+                    "age_seconds": now.duration_since(n.used.fetched_at).as_secs().max(0),
+                    "stale": n.used.stale,
+                    "addresses": n.used.prefixes,
+                    "generation": n.used.generation,
+                    "no_address_since": s.nx_since.map(|t| t.to_string()),
+                    "last_attempt": when(s.last_attempt),
+                    "last_success": when(s.last_success),
+                    "next_lookup": when(s.next_fetch),
+                    "failures": s.failures,
+                    "problem": s.problem.as_ref().map(|(what, code, detail)| json!({
+                        "what": what,
+                        "reason": code,
+                        "detail": detail,
+                    })),
+                })
+            })
+            .collect()
     }
 
     /// `GET /policy`'s `feeds`.
@@ -142,7 +190,7 @@ impl Board {
             .collect()
     }
 
-    fn update(&self, path: &std::path::Path, f: impl FnOnce(&mut Status)) -> Status {
+    pub(super) fn update(&self, path: &std::path::Path, f: impl FnOnce(&mut Status)) -> Status {
         let mut all = lock(&self.status);
         let s = all.entry(path.to_path_buf()).or_default();
         f(s);
@@ -155,22 +203,33 @@ impl Board {
 pub async fn supervise(reloader: Arc<Reloader>, mut shutdown: watch::Receiver<bool>) {
     let mut tasks: HashMap<PathBuf, tokio::task::JoinHandle<()>> = HashMap::new();
     loop {
-        let feeds: Vec<PathBuf> = reloader
-            .policy()
+        let policy = reloader.policy();
+        let sources: Vec<(PathBuf, bool)> = policy
             .feeds()
             .iter()
-            .map(|f| f.copy_path.clone())
+            .map(|f| (f.copy_path.clone(), false))
+            .chain(
+                policy
+                    .dns_names()
+                    .iter()
+                    .map(|n| (n.copy_path.clone(), true)),
+            )
             .collect();
         tasks.retain(|path, task| {
-            let keep = feeds.contains(path) && !task.is_finished();
+            let keep = sources.iter().any(|(p, _)| p == path) && !task.is_finished();
             if !keep {
                 task.abort();
             }
             keep
         });
-        for path in feeds {
+        for (path, is_dns) in sources {
             if let std::collections::hash_map::Entry::Vacant(slot) = tasks.entry(path.clone()) {
-                slot.insert(tokio::spawn(run(reloader.clone(), path, shutdown.clone())));
+                let task = if is_dns {
+                    tokio::spawn(super::dns::run(reloader.clone(), path, shutdown.clone()))
+                } else {
+                    tokio::spawn(run(reloader.clone(), path, shutdown.clone()))
+                };
+                slot.insert(task);
             }
         }
         tokio::select! {
@@ -232,7 +291,22 @@ pub async fn refresh_now(reloader: &Arc<Reloader>) -> Value {
             })),
         }));
     }
-    json!({ "feeds": out })
+    let mut names = Vec::new();
+    for name in reloader.policy().dns_names().to_vec() {
+        let (outcome, _, _) = super::dns::once(reloader, &name).await;
+        let problem = lock(&reloader.board().status)
+            .get(&name.copy_path)
+            .and_then(|s| s.problem.clone());
+        names.push(json!({
+            "network": name.network,
+            "name": name.name,
+            "outcome": outcome,
+            "problem": problem.map(|(what, code, detail)| json!({
+                "what": what, "reason": code, "detail": detail,
+            })),
+        }));
+    }
+    json!({ "feeds": out, "dns_names": names })
 }
 
 fn find(reloader: &Reloader, path: &std::path::Path) -> Option<Feed> {
@@ -247,9 +321,10 @@ fn find(reloader: &Reloader, path: &std::path::Path) -> Option<Feed> {
 /// One fetch of `feed`: what it came to (`updated`, `unchanged`,
 /// `failed`, `refused`, `held`) and the failures in a row after it.
 pub async fn once(reloader: &Arc<Reloader>, feed: &Feed) -> (&'static str, u32) {
+    let src = Source::feed(feed);
     let board = reloader.board();
     let path = &feed.copy_path;
-    let turn = lock(&board.busy).entry(path.clone()).or_default().clone();
+    let turn = board.turn(path);
     let _one_fetch_at_a_time = turn.lock().await;
     let now = crate::clock::now();
     board.update(path, |s| s.last_attempt = Some(SystemTime::now()));
@@ -265,7 +340,7 @@ pub async fn once(reloader: &Arc<Reloader>, feed: &Feed) -> (&'static str, u32) 
         Err(e) => {
             let n = problem(
                 reloader,
-                feed,
+                &src,
                 "failed",
                 e.code(),
                 e.to_string(),
@@ -277,10 +352,10 @@ pub async fn once(reloader: &Arc<Reloader>, feed: &Feed) -> (&'static str, u32) 
     };
     match verdict {
         Verdict::Same(copy) => {
-            count(reloader, feed, "unchanged");
-            persist(reloader, feed, &copy);
+            count(reloader, &src, "unchanged");
+            persist(reloader, &src, &copy);
             let was_stale = feed.used.stale;
-            succeeded(reloader, feed);
+            succeeded(reloader, &src);
             if was_stale {
                 // It is current again: compile so that the network holds
                 // the list again (on_stale: empty) and says it is fresh.
@@ -288,10 +363,10 @@ pub async fn once(reloader: &Arc<Reloader>, feed: &Feed) -> (&'static str, u32) 
             }
             ("unchanged", 0)
         }
-        Verdict::New(copy, change) => match reloader.apply_feed(path, copy.clone()).await {
+        Verdict::New(copy, change) => match reloader.apply_feed(path, copy.clone(), "feed").await {
             Outcome::Reloaded { .. } | Outcome::Unchanged => {
-                count(reloader, feed, "updated");
-                persist(reloader, feed, &copy);
+                count(reloader, &src, "updated");
+                persist(reloader, &src, &copy);
                 tracing::info!(
                     event = "feed_updated",
                     network = %feed.network,
@@ -301,7 +376,7 @@ pub async fn once(reloader: &Arc<Reloader>, feed: &Feed) -> (&'static str, u32) 
                     changes = %change.summary(3),
                     "published list updated"
                 );
-                succeeded(reloader, feed);
+                succeeded(reloader, &src);
                 ("updated", 0)
             }
             Outcome::Failed { errors } => {
@@ -311,7 +386,7 @@ pub async fn once(reloader: &Arc<Reloader>, feed: &Feed) -> (&'static str, u32) 
                 );
                 let n = problem(
                     reloader,
-                    feed,
+                    &src,
                     "held",
                     "policy_tests",
                     detail,
@@ -326,7 +401,7 @@ pub async fn once(reloader: &Arc<Reloader>, feed: &Feed) -> (&'static str, u32) 
                 );
                 let n = problem(
                     reloader,
-                    feed,
+                    &src,
                     "held",
                     "reload_guard",
                     detail,
@@ -336,136 +411,199 @@ pub async fn once(reloader: &Arc<Reloader>, feed: &Feed) -> (&'static str, u32) 
             }
         },
         Verdict::Refused { code, detail } => {
-            let n = problem(reloader, feed, "refused", code, detail, last.as_ref());
+            let n = problem(reloader, &src, "refused", code, detail, last.as_ref());
             ("refused", n)
         }
     }
 }
 
-fn count(reloader: &Reloader, feed: &Feed, outcome: &'static str) {
-    reloader
-        .metrics()
-        .feed_fetches
-        .get_or_create(&FeedOutcomeLabels {
-            network: Name(feed.network.as_str().into()),
-            outcome,
-        })
-        .inc();
+/// What a task keeps current, as the steps they share see it: a feed, or
+/// one of a network's DNS names.
+pub(super) struct Source<'a> {
+    pub network: &'a str,
+    /// The DNS name, for a name's task.
+    pub dns_name: Option<&'a str>,
+    /// The feed's URL without its query, or `dns NAME`.
+    pub shown: String,
+    pub copy_path: &'a std::path::Path,
+    pub max_age: std::time::Duration,
+    pub on_stale: &'static str,
+    /// The policy in force holds it as stale.
+    pub stale: bool,
+}
+
+impl<'a> Source<'a> {
+    pub fn feed(f: &'a Feed) -> Self {
+        Self {
+            network: &f.network,
+            dns_name: None,
+            shown: crate::feeds::shown_url(&f.url),
+            copy_path: &f.copy_path,
+            max_age: f.max_age,
+            on_stale: f.on_stale.as_str(),
+            stale: f.used.stale,
+        }
+    }
+
+    pub fn dns(n: &'a crate::policy::dns::DnsName, max_age: std::time::Duration) -> Self {
+        Self {
+            network: &n.network,
+            dns_name: Some(&n.name),
+            shown: format!("dns {}", n.name),
+            copy_path: &n.copy_path,
+            max_age,
+            // An answer older than max_age holds no address.
+            on_stale: "empty",
+            stale: n.used.stale,
+        }
+    }
+
+    fn event(&self, feed: &'static str, dns: &'static str) -> &'static str {
+        if self.dns_name.is_some() { dns } else { feed }
+    }
+}
+
+pub(super) fn count(reloader: &Reloader, src: &Source<'_>, outcome: &'static str) {
+    let m = reloader.metrics();
+    match src.dns_name {
+        None => m
+            .feed_fetches
+            .get_or_create(&FeedOutcomeLabels {
+                network: Name(src.network.into()),
+                outcome,
+            })
+            .inc(),
+        Some(name) => m
+            .dns_lookups
+            .get_or_create(&crate::telemetry::metrics::DnsOutcomeLabels {
+                network: Name(src.network.into()),
+                name: Name(name.into()),
+                outcome,
+            })
+            .inc(),
+    };
 }
 
 /// Keeps a confirmed or applied list: in memory for every later compile,
 /// and on disk for the next start.
-fn persist(reloader: &Reloader, feed: &Feed, copy: &Copy) {
-    reloader.board().keep(copy, feed.copy_path.clone());
-    let labels = FeedLabels {
-        network: Name(feed.network.as_str().into()),
-    };
-    reloader
-        .metrics()
-        .feed_fetched
-        .get_or_create(&labels)
-        .set(copy.fetched_at.as_second());
-    if let Err(e) = copy.write(&feed.copy_path) {
+pub(super) fn persist(reloader: &Reloader, src: &Source<'_>, copy: &Copy) {
+    reloader.board().keep(copy, src.copy_path.to_path_buf());
+    if src.dns_name.is_none() {
+        reloader
+            .metrics()
+            .feed_fetched
+            .get_or_create(&FeedLabels {
+                network: Name(src.network.into()),
+            })
+            .set(copy.fetched_at.as_second());
+    }
+    if let Err(e) = copy.write(src.copy_path) {
         tracing::warn!(
             event = "feed_copy_not_written",
-            network = %feed.network,
-            file = %feed.copy_path.display(),
+            network = %src.network,
+            file = %src.copy_path.display(),
             detail = %e,
             "the list is applied, but its copy could not be written: a restart starts from the older copy"
         );
     }
 }
 
-fn succeeded(reloader: &Reloader, feed: &Feed) {
-    reloader.board().update(&feed.copy_path, |s| {
+pub(super) fn succeeded(reloader: &Reloader, src: &Source<'_>) {
+    reloader.board().update(src.copy_path, |s| {
         s.last_success = Some(SystemTime::now());
         s.failures = 0;
         s.problem = None;
         s.alerted = false;
         s.stale_alerted = false;
     });
-    reloader
-        .metrics()
-        .feed_degraded
-        .get_or_create(&FeedLabels {
-            network: Name(feed.network.as_str().into()),
-        })
-        .set(0);
+    if src.dns_name.is_none() {
+        reloader
+            .metrics()
+            .feed_degraded
+            .get_or_create(&FeedLabels {
+                network: Name(src.network.into()),
+            })
+            .set(0);
+    }
 }
 
 /// The list was not applied: the last good one stays. Logged each time,
 /// counted, alerted once per episode (refused and held at once; a failed
 /// fetch when the list goes stale). Returns the failures in a row.
-fn problem(
+pub(super) fn problem(
     reloader: &Arc<Reloader>,
-    feed: &Feed,
+    src: &Source<'_>,
     what: &'static str,
     code: &'static str,
     detail: String,
     last: Option<&Copy>,
 ) -> u32 {
-    count(reloader, feed, what);
+    count(reloader, src, what);
     let now = crate::clock::now();
     let age = last.map(|c| c.age(now));
-    let stale = age.is_some_and(|a| a > feed.max_age);
-    let status = reloader.board().update(&feed.copy_path, |s| {
+    let stale = age.is_some_and(|a| a > src.max_age);
+    let status = reloader.board().update(src.copy_path, |s| {
         s.failures = s.failures.saturating_add(1);
         s.problem = Some((what, code.to_string(), detail.clone()));
     });
-    reloader
-        .metrics()
-        .feed_degraded
-        .get_or_create(&FeedLabels {
-            network: Name(feed.network.as_str().into()),
-        })
-        .set(1);
+    if src.dns_name.is_none() {
+        reloader
+            .metrics()
+            .feed_degraded
+            .get_or_create(&FeedLabels {
+                network: Name(src.network.into()),
+            })
+            .set(1);
+    }
     tracing::warn!(
         event = match what {
-            "failed" => "feed_fetch_failed",
+            "failed" => src.event("feed_fetch_failed", "dns_lookup_failed"),
             "refused" => "feed_refused",
-            _ => "feed_held",
+            "nxdomain" => "dns_no_address",
+            _ => src.event("feed_held", "dns_held"),
         },
-        network = %feed.network,
-        url = %crate::feeds::shown_url(&feed.url),
+        network = %src.network,
+        url = %src.shown,
         reason = code,
         detail = %detail,
         failures = status.failures,
         age_seconds = age.map_or(0, |a| a.as_secs()),
         "{}",
         match what {
-            "failed" => "published list could not be fetched; the last good list stays",
+            "failed" => "could not be fetched or resolved; the last good list stays",
             "refused" => "published list looks wrong and is not applied; the last good list stays",
-            _ => "published list held: the policy with it fails its tests or the reload guard; the last good list stays",
+            "nxdomain" => "the DNS name has no address; its last answer stays until dns.nxdomain_grace has passed",
+            _ => "held: the policy with it fails its tests or the reload guard; the last good list stays",
         }
     );
     // A failed fetch is weather until the list goes stale; a refused or
     // held list is news at once.
-    let alert_now = what != "failed" && !status.alerted;
+    let alert_now = matches!(what, "refused" | "held") && !status.alerted;
     let stale_now = stale && !status.stale_alerted;
     if alert_now || stale_now {
-        reloader.board().update(&feed.copy_path, |s| {
+        reloader.board().update(src.copy_path, |s| {
             s.alerted |= alert_now;
             s.stale_alerted |= stale_now;
         });
         reloader.feed_alert(crate::alerts::FeedProblem {
             at: SystemTime::now(),
-            network: feed.network.clone(),
-            url: crate::feeds::shown_url(&feed.url),
+            network: src.network.to_string(),
+            url: src.shown.clone(),
             problem: if stale_now { "stale" } else { what },
             reason: code,
             detail: detail.clone(),
             age: age.unwrap_or_default(),
-            on_stale: feed.on_stale.as_str(),
+            on_stale: src.on_stale,
         });
     }
-    if stale && !feed.used.stale {
+    if stale && !src.stale {
         tracing::error!(
-            event = "feed_stale",
-            network = %feed.network,
-            url = %crate::feeds::shown_url(&feed.url),
+            event = src.event("feed_stale", "dns_stale"),
+            network = %src.network,
+            url = %src.shown,
             age_seconds = age.map_or(0, |a| a.as_secs()),
-            on_stale = feed.on_stale.as_str(),
-            "published list is older than max_age"
+            on_stale = src.on_stale,
+            "older than max_age"
         );
         // Compile again so that on_stale applies and GET /policy says so.
         let r = reloader.clone();

@@ -15,6 +15,7 @@ pub mod body;
 pub mod conn_table;
 pub mod console_health;
 pub mod diagnosis;
+pub mod dns;
 pub mod expiry;
 pub mod feeds;
 pub mod forward;

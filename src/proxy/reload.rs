@@ -275,15 +275,20 @@ impl Reloader {
     /// tests, the reload guard (which holds an update that would deny every
     /// recent admin, whatever `guard:` says, unless it is `off`); applied
     /// only if all pass, and then kept for every later compile.
-    pub async fn apply_feed(&self, path: &Path, copy: crate::lists::Copy) -> Outcome {
+    pub async fn apply_feed(
+        &self,
+        path: &Path,
+        copy: crate::lists::Copy,
+        trigger: &'static str,
+    ) -> Outcome {
         let _one_at_a_time = self.running.lock().await;
         let mut overlay = self.shared.feeds.overlay();
         overlay.insert(path.to_path_buf(), copy.clone());
-        let outcome = self.try_candidate("feed", false, overlay).await;
+        let outcome = self.try_candidate(trigger, false, overlay).await;
         if matches!(outcome, Outcome::Reloaded { .. } | Outcome::Unchanged) {
             self.shared.feeds.keep(&copy, path.to_path_buf());
         }
-        self.finish("feed", outcome)
+        self.finish(trigger, outcome)
     }
 
     /// Compiles the policy with `overlay`, checks it and puts it in place.
@@ -359,7 +364,7 @@ impl Reloader {
         let all = g.denied == g.recent;
         // A list that changed by itself is never forced through: a
         // publisher cannot lock the admins out, whatever `guard:` says.
-        let refuse = mode == Guard::Refuse || trigger == "feed";
+        let refuse = mode == Guard::Refuse || matches!(trigger, "feed" | "dns");
         if all && refuse && !force {
             tracing::warn!(
                 event = "policy_reload_refused",
@@ -563,10 +568,11 @@ impl Reloader {
                 "the client addresses look wrong ({reason}); see the client_ip_suspect log line"
             ));
         }
+        let policy = self.shared.policy.load();
         out.extend(
             self.shared
                 .feeds
-                .degraded(self.shared.policy.load().feeds()),
+                .degraded(policy.feeds(), policy.dns_names()),
         );
         if let Some((_, _, Outcome::Refused { .. })) = self.status().last_change {
             out.push(
@@ -622,6 +628,7 @@ impl Reloader {
             })).collect::<Vec<_>>()),
             "console": self.console_json(),
             "feeds": self.shared.feeds.to_json(self.shared.policy.load().feeds(), crate::clock::now()),
+            "dns_names": self.shared.feeds.dns_json(self.shared.policy.load().dns_names(), crate::clock::now()),
             "state_store": match self.shared.lockout.redis.as_ref() {
                 None => json!({"store": "memory"}),
                 Some(s) => json!({

@@ -81,6 +81,20 @@ pub struct FeedOutcomeLabels {
     pub outcome: &'static str,
 }
 
+/// A network's DNS name (bounded by the policy).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DnsLabels {
+    pub network: Name,
+    pub name: Name,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DnsOutcomeLabels {
+    pub network: Name,
+    pub name: Name,
+    pub outcome: &'static str,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct SinkLabels {
     pub sink: Name,
@@ -156,6 +170,14 @@ pub struct Metrics {
     pub feed_degraded: Family<FeedLabels, Gauge>,
     /// Bumped by each applied change of a list.
     pub feed_generation: Family<FeedLabels, Gauge>,
+    /// DNS names: lookups by outcome (updated, unchanged, nxdomain,
+    /// failed, held).
+    pub dns_lookups: Family<DnsOutcomeLabels, Counter>,
+    /// Addresses each name holds in the running policy.
+    pub dns_addresses: Family<DnsLabels, Gauge>,
+    /// 1 while a name's last answer is older than `dns.max_age` (it then
+    /// holds no address).
+    pub dns_stale: Family<DnsLabels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -415,6 +437,24 @@ impl Default for Metrics {
             "Applied changes of each network's published list (the copy's generation)",
             feed_generation.clone(),
         );
+        let dns_lookups = Family::<DnsOutcomeLabels, Counter>::default();
+        registry.register(
+            "dns_lookups",
+            "Lookups of networks' DNS names (dns_names:), by network, name and outcome (updated, unchanged, nxdomain, failed, held)",
+            dns_lookups.clone(),
+        );
+        let dns_addresses = Family::<DnsLabels, Gauge>::default();
+        registry.register(
+            "dns_addresses",
+            "Addresses each DNS name holds in the running policy",
+            dns_addresses.clone(),
+        );
+        let dns_stale = Family::<DnsLabels, Gauge>::default();
+        registry.register(
+            "dns_stale",
+            "1 while a DNS name has not been confirmed for dns.max_age (it then holds no address)",
+            dns_stale.clone(),
+        );
         let upstream_ok = upstream_requests
             .get_or_create(&OutcomeLabels { outcome: "ok" })
             .clone();
@@ -428,6 +468,9 @@ impl Default for Metrics {
             feed_stale,
             feed_degraded,
             feed_generation,
+            dns_lookups,
+            dns_addresses,
+            dns_stale,
             lockout_releases,
             blocked_sign_ins_evicted,
             registry,
@@ -495,8 +538,21 @@ impl Metrics {
         self.zero_series(policy);
     }
 
-    /// Each published list the policy holds: its size, age and generation.
+    /// Each published list and DNS name the policy holds: its size, age
+    /// and generation.
     pub fn policy_loaded_feeds(&self, policy: &crate::policy::Policy) {
+        for n in policy.dns_names() {
+            let l = DnsLabels {
+                network: Name(n.network.as_str().into()),
+                name: Name(n.name.as_str().into()),
+            };
+            self.dns_addresses
+                .get_or_create(&l)
+                .set(i64::try_from(n.used.prefixes).unwrap_or(i64::MAX));
+            self.dns_stale
+                .get_or_create(&l)
+                .set(i64::from(n.used.stale));
+        }
         for f in policy.feeds() {
             let l = FeedLabels {
                 network: Name(f.network.as_str().into()),
@@ -532,6 +588,15 @@ impl Metrics {
                 let _ = self.decisions.get_or_create(&DecisionLabels {
                     action,
                     rule: Name(rule.clone()),
+                });
+            }
+        }
+        for n in policy.dns_names() {
+            for outcome in ["updated", "unchanged", "nxdomain", "failed", "held"] {
+                let _ = self.dns_lookups.get_or_create(&DnsOutcomeLabels {
+                    network: Name(n.network.as_str().into()),
+                    name: Name(n.name.as_str().into()),
+                    outcome,
                 });
             }
         }

@@ -65,6 +65,7 @@ pub fn run_within(args: &[&str], limit: std::time::Duration) -> (i32, String, St
 }
 
 pub mod console;
+pub mod dns;
 pub mod proxy;
 pub mod publisher;
 
