@@ -487,14 +487,14 @@ fn decide_inner<'p, 'r, T: Trace>(
         }
         if let Some(why) = rule.out_of_time(facts.now) {
             // Would this rule have let the client in, in its hours?
-            if why == Skip::OutsideWindow && closed.is_none() && !rule.report {
-                if let (RuleKind::AllowFrom(sets), Some(ip), Some(cache)) =
+            if why == Skip::OutsideWindow
+                && closed.is_none()
+                && !rule.report
+                && let (RuleKind::AllowFrom(sets), Some(ip), Some(cache)) =
                     (&rule.kind, client.ip, &cache)
-                {
-                    if policy.first_member(sets, ip, cache).is_some() {
-                        closed = Some(rule);
-                    }
-                }
+                && policy.first_member(sets, ip, cache).is_some()
+            {
+                closed = Some(rule);
             }
             trace.rule_skipped(index, why);
             continue;
@@ -594,10 +594,10 @@ fn mismatch(
             return Some(Skip::Host);
         }
     }
-    if let Some(paths) = &rule.paths {
-        if !paths.iter().any(|p| p.matches(path, ci)) {
-            return Some(Skip::Path);
-        }
+    if let Some(paths) = &rule.paths
+        && !paths.iter().any(|p| p.matches(path, ci))
+    {
+        return Some(Skip::Path);
     }
     None
 }

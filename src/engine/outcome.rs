@@ -65,12 +65,12 @@ impl Patterns {
         if self.status.contains(&status) {
             return true;
         }
-        if !self.location.is_empty() {
-            if let Some(target) = header("location").and_then(|l| std::str::from_utf8(l).ok()) {
-                let target = path_and_query(target.trim());
-                if self.location.iter().any(|g| glob(g, target)) {
-                    return true;
-                }
+        if !self.location.is_empty()
+            && let Some(target) = header("location").and_then(|l| std::str::from_utf8(l).ok())
+        {
+            let target = path_and_query(target.trim());
+            if self.location.iter().any(|g| glob(g, target)) {
+                return true;
             }
         }
         match &self.header {

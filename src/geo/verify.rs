@@ -72,10 +72,10 @@ fn verify_tree_and_data(reader: &Reader<Mmap>, file: &File) -> Result<(), MaxMin
         }
         let network = network?;
         // Each record once, decoded whole.
-        if let Some(offset) = network.offset() {
-            if records.insert(offset) {
-                network.decode::<EveryValue>()?;
-            }
+        if let Some(offset) = network.offset()
+            && records.insert(offset)
+        {
+            network.decode::<EveryValue>()?;
         }
     }
     Ok(())

@@ -196,10 +196,10 @@ pub fn judge(last: Option<&[IpNet]>, new: &[IpNet], limits: &Limits) -> Result<C
         if n.prefix_len() < widest {
             return Err(Refusal::TooWide { prefix: *n, widest });
         }
-        if limits.public {
-            if let Some(within) = special(n) {
-                return Err(Refusal::NotPublic { prefix: *n, within });
-            }
+        if limits.public
+            && let Some(within) = special(n)
+        {
+            return Err(Refusal::NotPublic { prefix: *n, within });
         }
     }
     let Some(last) = last else {

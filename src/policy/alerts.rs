@@ -340,14 +340,14 @@ impl Cx<'_, '_> {
                 return None;
             }
         };
-        if let UrlSource::Literal(u) = &url {
-            if let Err(e) = check_url(u) {
-                self.error(
-                    &s.url.as_ref().map_or(raw.referenced, |u| u.referenced),
-                    e,
-                    Some("for example http://alertmanager:9093".into()),
-                );
-            }
+        if let UrlSource::Literal(u) = &url
+            && let Err(e) = check_url(u)
+        {
+            self.error(
+                &s.url.as_ref().map_or(raw.referenced, |u| u.referenced),
+                e,
+                Some("for example http://alertmanager:9093".into()),
+            );
         }
         let secret_env = match &s.secret_env {
             Some(v) if kind != SinkKind::Webhook => {

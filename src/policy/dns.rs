@@ -100,24 +100,24 @@ impl Cx<'_, '_> {
         }
         let min_ttl = self.duration(r.min_ttl.as_ref(), defaults::MIN_TTL);
         let max_ttl = self.duration(r.max_ttl.as_ref(), defaults::MAX_TTL);
-        if min_ttl > max_ttl {
-            if let Some(m) = &r.min_ttl {
-                self.error(
-                    &m.referenced,
-                    "dns.min_ttl is longer than dns.max_ttl".into(),
-                    Some("a record's TTL is clamped to [min_ttl, max_ttl]".into()),
-                );
-            }
+        if min_ttl > max_ttl
+            && let Some(m) = &r.min_ttl
+        {
+            self.error(
+                &m.referenced,
+                "dns.min_ttl is longer than dns.max_ttl".into(),
+                Some("a record's TTL is clamped to [min_ttl, max_ttl]".into()),
+            );
         }
         let max_age = self.duration(r.max_age.as_ref(), defaults::MAX_AGE);
-        if max_age <= max_ttl {
-            if let Some(m) = &r.max_age {
-                self.error(
+        if max_age <= max_ttl
+            && let Some(m) = &r.max_age
+        {
+            self.error(
                     &m.referenced,
                     "dns.max_age is not longer than dns.max_ttl".into(),
                     Some("max_age is how long a name's last answer is kept while lookups fail; make it several times max_ttl".into()),
                 );
-            }
         }
         DnsSettings {
             servers,

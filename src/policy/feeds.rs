@@ -173,24 +173,24 @@ impl Cx<'_, '_> {
         let url = self.feed_url(network, f);
         let format = self.feed_format(network, f);
         let every = self.duration(f.every.as_ref(), defaults::EVERY);
-        if let Some(e) = &f.every {
-            if every < defaults::MIN_EVERY {
-                self.error(
-                    &e.referenced,
-                    format!("network '{network}': feed every: is shorter than 1m"),
-                    Some("fetch a list at most once a minute; 1h is the default".into()),
-                );
-            }
+        if let Some(e) = &f.every
+            && every < defaults::MIN_EVERY
+        {
+            self.error(
+                &e.referenced,
+                format!("network '{network}': feed every: is shorter than 1m"),
+                Some("fetch a list at most once a minute; 1h is the default".into()),
+            );
         }
         let max_age = self.duration(f.max_age.as_ref(), defaults::MAX_AGE);
-        if let Some(a) = &f.max_age {
-            if max_age <= every {
-                self.error(
+        if let Some(a) = &f.max_age
+            && max_age <= every
+        {
+            self.error(
                     &a.referenced,
                     format!("network '{network}': feed max_age is not longer than every"),
                     Some("max_age is how long a list may go without a successful fetch; make it several times every".into()),
                 );
-            }
         }
         let timeout = self.duration(f.timeout.as_ref(), defaults::TIMEOUT);
         let max_bytes = f.max_bytes.as_ref().map_or(defaults::MAX_BYTES, |m| {

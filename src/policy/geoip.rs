@@ -86,95 +86,93 @@ impl Cx<'_, '_> {
             );
             false
         };
-        if let Some(c) = &m.country {
-            if need(self, DbKind::Country, &c.referenced) {
-                let (list, not) = match &c.value {
-                    RawCountry::AnyOf(l) => (l, false),
-                    RawCountry::NoneOf(l) => (l, true),
-                };
-                let mut codes = Vec::with_capacity(list.len());
-                for code in list {
-                    let upper = code.value.to_ascii_uppercase();
-                    if upper == code.value && is_country_code(&code.value) {
-                        let b = code.value.as_bytes();
-                        codes.push([b[0], b[1]]);
+        if let Some(c) = &m.country
+            && need(self, DbKind::Country, &c.referenced)
+        {
+            let (list, not) = match &c.value {
+                RawCountry::AnyOf(l) => (l, false),
+                RawCountry::NoneOf(l) => (l, true),
+            };
+            let mut codes = Vec::with_capacity(list.len());
+            for code in list {
+                let upper = code.value.to_ascii_uppercase();
+                if upper == code.value && is_country_code(&code.value) {
+                    let b = code.value.as_bytes();
+                    codes.push([b[0], b[1]]);
+                } else {
+                    let help = if is_country_code(&upper) {
+                        format!("country codes are upper case: write '{upper}'")
                     } else {
-                        let help = if is_country_code(&upper) {
-                            format!("country codes are upper case: write '{upper}'")
-                        } else {
-                            "use ISO 3166-1 alpha-2 codes, such as JP or DE".to_string()
-                        };
-                        self.error(
-                            &code.referenced,
-                            format!(
-                                "network '{network}': '{}' is not a country code",
-                                code.value
-                            ),
-                            Some(help),
-                        );
-                    }
+                        "use ISO 3166-1 alpha-2 codes, such as JP or DE".to_string()
+                    };
+                    self.error(
+                        &code.referenced,
+                        format!(
+                            "network '{network}': '{}' is not a country code",
+                            code.value
+                        ),
+                        Some(help),
+                    );
                 }
-                tests.push(FactTest::Country { codes, not });
             }
+            tests.push(FactTest::Country { codes, not });
         }
-        if let Some(a) = &m.asn {
-            if need(self, DbKind::Asn, &a.referenced) {
-                tests.push(FactTest::Asn(a.value.iter().map(|n| n.value).collect()));
+        if let Some(a) = &m.asn
+            && need(self, DbKind::Asn, &a.referenced)
+        {
+            tests.push(FactTest::Asn(a.value.iter().map(|n| n.value).collect()));
+        }
+        if let Some(t) = &m.connection_type
+            && need(self, DbKind::ConnectionType, &t.referenced)
+        {
+            let mut list: Vec<Box<str>> = Vec::new();
+            for v in &t.value {
+                if CONNECTION_TYPES.contains(&v.value.as_str()) {
+                    list.push(v.value.as_str().into());
+                } else {
+                    let help = super::diagnostics::did_you_mean(&v.value, CONNECTION_TYPES)
+                        .unwrap_or_else(|| {
+                            format!("MaxMind's types are {}", CONNECTION_TYPES.join(", "))
+                        });
+                    self.error(
+                        &v.referenced,
+                        format!(
+                            "network '{network}': '{}' is not a connection type",
+                            v.value
+                        ),
+                        Some(help),
+                    );
+                }
             }
+            tests.push(FactTest::ConnectionType(list));
         }
-        if let Some(t) = &m.connection_type {
-            if need(self, DbKind::ConnectionType, &t.referenced) {
-                let mut list: Vec<Box<str>> = Vec::new();
-                for v in &t.value {
-                    if CONNECTION_TYPES.contains(&v.value.as_str()) {
-                        list.push(v.value.as_str().into());
-                    } else {
-                        let help = super::diagnostics::did_you_mean(&v.value, CONNECTION_TYPES)
-                            .unwrap_or_else(|| {
-                                format!("MaxMind's types are {}", CONNECTION_TYPES.join(", "))
-                            });
+        if let Some(a) = &m.anonymous
+            && need(self, DbKind::AnonymousIp, &a.referenced)
+        {
+            let mut mask = AnonymousFlags::default();
+            for v in &a.value {
+                match AnonymousFlags::named(&v.value) {
+                    Some(f) => mask = mask.union(f),
+                    None => {
+                        let names: Vec<&str> = crate::geo::ANONYMOUS_FLAGS
+                            .iter()
+                            .map(|(n, _)| *n)
+                            .collect();
+                        let help =
+                            super::diagnostics::did_you_mean(&v.value, names.iter().copied())
+                                .unwrap_or_else(|| format!("the flags are {}", names.join(", ")));
                         self.error(
                             &v.referenced,
                             format!(
-                                "network '{network}': '{}' is not a connection type",
+                                "network '{network}': '{}' is not an anonymous-IP flag",
                                 v.value
                             ),
                             Some(help),
                         );
                     }
                 }
-                tests.push(FactTest::ConnectionType(list));
             }
-        }
-        if let Some(a) = &m.anonymous {
-            if need(self, DbKind::AnonymousIp, &a.referenced) {
-                let mut mask = AnonymousFlags::default();
-                for v in &a.value {
-                    match AnonymousFlags::named(&v.value) {
-                        Some(f) => mask = mask.union(f),
-                        None => {
-                            let names: Vec<&str> = crate::geo::ANONYMOUS_FLAGS
-                                .iter()
-                                .map(|(n, _)| *n)
-                                .collect();
-                            let help =
-                                super::diagnostics::did_you_mean(&v.value, names.iter().copied())
-                                    .unwrap_or_else(|| {
-                                        format!("the flags are {}", names.join(", "))
-                                    });
-                            self.error(
-                                &v.referenced,
-                                format!(
-                                    "network '{network}': '{}' is not an anonymous-IP flag",
-                                    v.value
-                                ),
-                                Some(help),
-                            );
-                        }
-                    }
-                }
-                tests.push(FactTest::Anonymous(mask));
-            }
+            tests.push(FactTest::Anonymous(mask));
         }
         tests
     }

@@ -94,14 +94,14 @@ impl Cx<'_, '_> {
         out.within = self.duration(r.within.as_ref(), defaults::WITHIN);
         out.lock_for = self.duration(r.lock_for.as_ref(), defaults::LOCK_FOR);
         out.max_lock = self.duration(r.max_lock.as_ref(), defaults::MAX_LOCK);
-        if out.max_lock < out.lock_for {
-            if let Some(m) = &r.max_lock {
-                self.error(
-                    &m.referenced,
-                    "lockout.max_lock is shorter than lockout.lock_for".into(),
-                    Some("max_lock caps the doubling: give at least lock_for".into()),
-                );
-            }
+        if out.max_lock < out.lock_for
+            && let Some(m) = &r.max_lock
+        {
+            self.error(
+                &m.referenced,
+                "lockout.max_lock is shorter than lockout.lock_for".into(),
+                Some("max_lock caps the doubling: give at least lock_for".into()),
+            );
         }
         out.reset_on_success = r.reset_on_success.unwrap_or(true);
         if let Some(m) = &r.max_entries {

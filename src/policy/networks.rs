@@ -379,15 +379,15 @@ impl Cx<'_, '_> {
             }
             widest = Some(i);
         }
-        if more > 0 {
-            if let Some((_, src)) = located.first() {
-                let src = src.clone();
-                self.warn_at(
-                    &src,
-                    format!("network '{network}': {more} more overlapping entries"),
-                    None,
-                );
-            }
+        if more > 0
+            && let Some((_, src)) = located.first()
+        {
+            let src = src.clone();
+            self.warn_at(
+                &src,
+                format!("network '{network}': {more} more overlapping entries"),
+                None,
+            );
         }
     }
 
@@ -510,15 +510,17 @@ impl Cx<'_, '_> {
                 (ranges.difference(&cut), false)
             }
         });
-        if let Some((r, false)) = &result {
-            if r.is_empty() && !drafts[i].declared_empty && !drafts[i].emptied {
-                let (name, loc) = (drafts[i].name.clone(), drafts[i].loc);
-                self.error(
-                    &loc,
-                    format!("network '{name}' contains no addresses"),
-                    Some("its file is empty or its except removes every address".into()),
-                );
-            }
+        if let Some((r, false)) = &result
+            && r.is_empty()
+            && !drafts[i].declared_empty
+            && !drafts[i].emptied
+        {
+            let (name, loc) = (drafts[i].name.clone(), drafts[i].loc);
+            self.error(
+                &loc,
+                format!("network '{name}' contains no addresses"),
+                Some("its file is empty or its except removes every address".into()),
+            );
         }
         drafts[i].state = Resolve::Done(result.clone());
         result

@@ -221,10 +221,10 @@ impl Cx<'_, '_> {
     ) -> PagesSettings {
         let mut out = PagesSettings::default();
         // `server.block_page`: every language's template unless it has one.
-        if let Some(p) = block_page {
-            if let Some(t) = self.template(p, base, "server.block_page") {
-                out.templates = [Some(t.clone()), Some(t)];
-            }
+        if let Some(p) = block_page
+            && let Some(t) = self.template(p, base, "server.block_page")
+        {
+            out.templates = [Some(t.clone()), Some(t)];
         }
         let Some(raw) = raw else {
             return out;
@@ -295,11 +295,10 @@ impl Cx<'_, '_> {
             }
         }
         for (tag, file) in &r.templates.0 {
-            if let Some(l) = self.lang(tag, "pages.templates") {
-                if let Some(t) = self.template(file, base, &format!("pages.templates.{}", l.tag()))
-                {
-                    out.templates[l.index()] = Some(t);
-                }
+            if let Some(l) = self.lang(tag, "pages.templates")
+                && let Some(t) = self.template(file, base, &format!("pages.templates.{}", l.tag()))
+            {
+                out.templates[l.index()] = Some(t);
             }
         }
         for l in Lang::ALL {

@@ -142,17 +142,17 @@ impl Cx<'_, '_> {
                 None
             }
         };
-        if rule.login {
-            if let Some(RuleKind::Action(Action::Allow)) = kind {
-                self.warn(
-                    &rule.name.referenced,
-                    format!("{ctx} is a login route allowed from anywhere"),
-                    Some(
-                        "use 'allow_from: [networks]' so that sign-in is only possible from them"
-                            .into(),
-                    ),
-                );
-            }
+        if rule.login
+            && let Some(RuleKind::Action(Action::Allow)) = kind
+        {
+            self.warn(
+                &rule.name.referenced,
+                format!("{ctx} is a login route allowed from anywhere"),
+                Some(
+                    "use 'allow_from: [networks]' so that sign-in is only possible from them"
+                        .into(),
+                ),
+            );
         }
         let kind = kind?;
         if !ok {

@@ -460,13 +460,13 @@ impl Cx<'_, '_> {
                 ),
             }
         }
-        if let Some(a) = &r.admin_auth {
-            if let Some(token_env) = self.env_name(&a.value.token_env, "admin_auth.token_env") {
-                out.admin_auth = Some(AdminAuth {
-                    token_env,
-                    metrics: a.value.metrics,
-                });
-            }
+        if let Some(a) = &r.admin_auth
+            && let Some(token_env) = self.env_name(&a.value.token_env, "admin_auth.token_env")
+        {
+            out.admin_auth = Some(AdminAuth {
+                token_env,
+                metrics: a.value.metrics,
+            });
         }
         if let Some(d) = &r.shutdown_delay {
             match parse_duration(&d.value) {
@@ -609,9 +609,10 @@ impl Cx<'_, '_> {
             }
             out.limits.upstream_requests_per_address = streams;
         }
-        if out.limits.upstream_requests_public >= out.limits.upstream_connections {
-            if let Some(v) = &l.upstream_requests_public {
-                self.warn(
+        if out.limits.upstream_requests_public >= out.limits.upstream_connections
+            && let Some(v) = &l.upstream_requests_public
+        {
+            self.warn(
                     &v.referenced,
                     format!(
                         "upstream_requests_public {} leaves the operators' networks no connections of their own (upstream_connections is {})",
@@ -621,7 +622,6 @@ impl Cx<'_, '_> {
                         "leave it out for a quarter of upstream_connections ({public_default})"
                     )),
                 );
-            }
         }
         if let Some(l) = &r.log_allowed {
             match l.value.as_str() {

@@ -103,31 +103,29 @@ impl Cx<'_, '_> {
             .prefix
             .as_ref()
             .map_or_else(|| defaults::PREFIX.to_string(), |p| p.value.clone());
-        if let Some(p) = r.prefix.as_ref() {
-            if p.value.is_empty()
+        if let Some(p) = r.prefix.as_ref()
+            && (p.value.is_empty()
                 || p.value.len() > 64
                 || !p
                     .value
                     .bytes()
-                    .all(|b| b.is_ascii_graphic() && b != b'{' && b != b'}')
-            {
-                self.error(
-                    &p.referenced,
-                    "state.prefix must be 1 to 64 visible ASCII characters, without '{' or '}'"
-                        .into(),
-                    Some(format!("for example {}", defaults::PREFIX)),
-                );
-            }
+                    .all(|b| b.is_ascii_graphic() && b != b'{' && b != b'}'))
+        {
+            self.error(
+                &p.referenced,
+                "state.prefix must be 1 to 64 visible ASCII characters, without '{' or '}'".into(),
+                Some(format!("for example {}", defaults::PREFIX)),
+            );
         }
         let timeout = self.duration(r.timeout.as_ref(), defaults::TIMEOUT);
-        if let Some(t) = r.timeout.as_ref() {
-            if timeout.is_zero() || timeout > Duration::from_secs(5) {
-                self.error(
+        if let Some(t) = r.timeout.as_ref()
+            && (timeout.is_zero() || timeout > Duration::from_secs(5))
+        {
+            self.error(
                     &t.referenced,
                     "state.timeout must be more than 0 and at most 5s".into(),
                     Some("a sign-in waits this long for Redis before the fallback decides; 50ms is the default".into()),
                 );
-            }
         }
         let on_store_error = match r.on_store_error.as_ref().map(|v| v.value) {
             None | Some(RawOnStoreError::Memory) => OnStoreError::Memory,

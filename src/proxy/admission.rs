@@ -143,16 +143,15 @@ impl Admission {
     fn stop_waiting(&self, key: AddrKey, waiters: Arc<tokio::sync::Notify>) {
         let mut m = self.lock();
         drop(waiters);
-        if let Some(share) = m.get_mut(&key) {
-            if share
+        if let Some(share) = m.get_mut(&key)
+            && share
                 .waiters
                 .as_ref()
                 .is_some_and(|w| Arc::strong_count(w) == 1)
-            {
-                share.waiters = None;
-                if share.held == 0 {
-                    m.remove(&key);
-                }
+        {
+            share.waiters = None;
+            if share.held == 0 {
+                m.remove(&key);
             }
         }
     }

@@ -139,7 +139,7 @@ impl ConnTable {
     /// frees nothing, the next round takes anyone's.
     pub fn evict_idle(&self) {
         let round = self.evict_rounds.fetch_add(1, Ordering::Relaxed);
-        let target = if round % 2 == 0 {
+        let target = if round.is_multiple_of(2) {
             self.heaviest()
         } else {
             None

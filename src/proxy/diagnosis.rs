@@ -219,7 +219,7 @@ impl ClientIpWatch {
             return;
         }
         let n = self.seen.fetch_add(1, Ordering::Relaxed);
-        if n >= SAMPLE_ALL && n % SAMPLE_EVERY != 0 {
+        if n >= SAMPLE_ALL && !n.is_multiple_of(SAMPLE_EVERY) {
             return;
         }
         let (Some(ip), kind) = (

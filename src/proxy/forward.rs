@@ -121,12 +121,11 @@ impl UpstreamClient {
                     .path_and_query()
                     .cloned()
                     .map_or_else(|| Uri::from_static("/"), Uri::from);
-                if let Some(a) = req.uri().authority() {
-                    if !req.headers().contains_key(header::HOST) {
-                        if let Ok(h) = HeaderValue::from_str(a.as_str()) {
-                            req.headers_mut().insert(header::HOST, h);
-                        }
-                    }
+                if let Some(a) = req.uri().authority()
+                    && !req.headers().contains_key(header::HOST)
+                    && let Ok(h) = HeaderValue::from_str(a.as_str())
+                {
+                    req.headers_mut().insert(header::HOST, h);
                 }
                 *req.uri_mut() = origin;
                 Ok(pool.request(req).await?)
@@ -529,14 +528,13 @@ pub fn set_forwarding_headers(headers: &mut HeaderMap, hop: &Hop<'_>, extra: &[H
     }
     element.push_str(";proto=");
     element.push_str(hop.proto);
-    if let Some(h) = hop.host {
-        if h.bytes()
+    if let Some(h) = hop.host
+        && h.bytes()
             .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\')
-        {
-            element.push_str(";host=\"");
-            element.push_str(h);
-            element.push('"');
-        }
+    {
+        element.push_str(";host=\"");
+        element.push_str(h);
+        element.push('"');
     }
     match HeaderValue::try_from(element) {
         Ok(v) => {
@@ -561,10 +559,10 @@ pub fn upstream_head(
     strip: &[HeaderName],
 ) -> Result<(), http::Error> {
     // HTTP/2 clients send :authority, not Host; the console expects Host.
-    if !parts.headers.contains_key(header::HOST) {
-        if let Some(h) = hop.host.and_then(|h| HeaderValue::from_str(h).ok()) {
-            parts.headers.insert(header::HOST, h);
-        }
+    if !parts.headers.contains_key(header::HOST)
+        && let Some(h) = hop.host.and_then(|h| HeaderValue::from_str(h).ok())
+    {
+        parts.headers.insert(header::HOST, h);
     }
     strip_hop_by_hop(&mut parts.headers);
     if let Some(proto) = upgrade {

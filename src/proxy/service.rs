@@ -479,19 +479,19 @@ async fn pass_on(
             )
             .await;
             // Only the console's own answers say how a sign-in went.
-            if let Some((s, rule)) = sign_in {
-                if let Either::Left(_) = response.body() {
-                    done.login_outcome =
-                        Some(
-                            s.finish(shared, policy, request_id, client.ip, &response, || {
-                                lockout_attempt(done, policy, rule)
-                            }),
-                        );
-                    if let (Some("succeeded"), Some(ip), Some(sample)) =
-                        (done.login_outcome, client.ip, sign_in_sample)
-                    {
-                        shared.recent.signed_in(ip, sample);
-                    }
+            if let Some((s, rule)) = sign_in
+                && let Either::Left(_) = response.body()
+            {
+                done.login_outcome =
+                    Some(
+                        s.finish(shared, policy, request_id, client.ip, &response, || {
+                            lockout_attempt(done, policy, rule)
+                        }),
+                    );
+                if let (Some("succeeded"), Some(ip), Some(sample)) =
+                    (done.login_outcome, client.ip, sign_in_sample)
+                {
+                    shared.recent.signed_in(ip, sample);
                 }
             }
             response

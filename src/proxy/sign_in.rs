@@ -280,11 +280,11 @@ impl SignIn<'_> {
                         Some(Reservation::Redis(r)) => {
                             let shared = shared.clone();
                             tokio::spawn(async move {
-                                if let Some(store) = shared.lockout.redis.clone() {
-                                    if store.success(r, &s).await.is_err() {
-                                        let m = &shared.lockout.memory;
-                                        m.success(key, m.now(), &s);
-                                    }
+                                if let Some(store) = shared.lockout.redis.clone()
+                                    && store.success(r, &s).await.is_err()
+                                {
+                                    let m = &shared.lockout.memory;
+                                    m.success(key, m.now(), &s);
                                 }
                             });
                         }

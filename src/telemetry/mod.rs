@@ -185,10 +185,10 @@ pub fn capped(s: &str, max: usize) -> std::borrow::Cow<'_, str> {
 /// byte (obs-text, RFC 9110 §5.5) written `\xNN`, so that a non-ASCII
 /// User-Agent is seen, not logged as empty. Borrowed when plain ASCII.
 pub fn header_text(b: &[u8]) -> std::borrow::Cow<'_, str> {
-    if let Ok(s) = std::str::from_utf8(b) {
-        if s.bytes().all(|c| (0x20..0x7f).contains(&c) || c == b'\t') {
-            return std::borrow::Cow::Borrowed(s);
-        }
+    if let Ok(s) = std::str::from_utf8(b)
+        && s.bytes().all(|c| (0x20..0x7f).contains(&c) || c == b'\t')
+    {
+        return std::borrow::Cow::Borrowed(s);
     }
     let mut out = String::with_capacity(b.len() * 2);
     for &c in b {
