@@ -338,16 +338,24 @@ async fn every_dashboard_query_runs_on_prometheus_and_names_only_netwarden_metri
         crate::support::publisher::Answer::List("127.0.0.5\n".into()),
     )
     .await;
+    // And a DNS name, for the DNS panels.
+    let dns = crate::support::dns::DnsServer::start().await;
+    dns.set(
+        "branch.example.jp",
+        crate::support::dns::Answer::Addresses(vec!["127.0.0.6".parse().expect("ip")], 60),
+    );
     let dir = tempfile::tempdir().expect("dir");
     let policy = format!(
         "version: 1
 feeds: {{ state_dir: \"{}\" }}
+dns: {{ servers: [\"{}\"] }}
 networks:
   office: [127.0.0.1]
   partners: {{ feed: {{ url: \"{}\", allow_http: true }} }}
+  branch: {{ dns_names: [branch.example.jp] }}
 rules:
   - {{ name: sign-in, paths: [/login], methods: [POST], login: true, allow_from: [office] }}
-  - {{ name: partners, paths: [/partners/**], allow_from: [partners] }}
+  - {{ name: partners, paths: [/partners/**], allow_from: [partners, branch] }}
   - {{ name: console, allow_from: [office] }}
 server:
   reload: {{ watch: false }}
@@ -356,6 +364,7 @@ alerts:
     - {{ name: ops, type: webhook, url_env: OPS_WEBHOOK }}
 ",
         dir.path().join("state").display(),
+        dns.addr,
         publisher.url("/partners.txt")
     );
     let path = dir.path().join("policy.yaml");
