@@ -1232,6 +1232,8 @@ fn replay(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
         out(&format!("{}\n", summary.to_json()));
     } else {
         out(&summary.to_string());
+        // Which published lists and DNS answers the replay decided with.
+        print_feeds(&candidate);
     }
     Ok(if summary.changed() == 0 {
         ExitCode::SUCCESS

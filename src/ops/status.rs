@@ -52,6 +52,15 @@ struct Words {
     delivered: &'static str,
     not_delivered: &'static str,
     waiting: &'static str,
+    published: &'static str,
+    prefixes: &'static str,
+    addresses: &'static str,
+    old: &'static str,
+    stale: &'static str,
+    /// A fetch that failed, a list refused, a list held back.
+    problems: [&'static str; 4],
+    /// Days, hours, minutes, and what goes between a number and its unit.
+    units: [&'static str; 4],
 }
 
 fn words(lang: Lang) -> Words {
@@ -83,6 +92,13 @@ fn words(lang: Lang) -> Words {
             delivered: "delivered",
             not_delivered: "not delivered",
             waiting: "waiting",
+            published: "Published lists and DNS names",
+            prefixes: "prefixes",
+            addresses: "addresses",
+            old: "old",
+            stale: "STALE",
+            problems: ["fetch failed", "REFUSED", "HELD BACK", "no address"],
+            units: ["d", "h", "min", " "],
         },
         Lang::Ja => Words {
             policy: "ポリシー",
@@ -111,6 +127,13 @@ fn words(lang: Lang) -> Words {
             delivered: "送信済み",
             not_delivered: "送信失敗",
             waiting: "送信待ち",
+            published: "公開リストとDNS名",
+            prefixes: "件",
+            addresses: "件のアドレス",
+            old: "経過",
+            stale: "期限切れ",
+            problems: ["取得失敗", "不採用", "保留", "アドレスなし"],
+            units: ["日", "時間", "分", ""],
         },
     }
 }
@@ -183,6 +206,7 @@ pub fn text(snap: &Snapshot, lang: Lang) -> String {
         }
     );
     listeners_console_sinks(&mut out, p, &w);
+    published(&mut out, p, &w);
     let _ = writeln!(out, "{}:", w.ending);
     if snap.ending.is_empty() {
         let _ = writeln!(out, "  {}", w.none);
@@ -359,6 +383,76 @@ fn listeners_console_sinks(out: &mut String, p: &Value, w: &Words) {
     }
 }
 
+/// Each published list and DNS name: its size and age, and what went
+/// wrong with the last fetch or lookup.
+fn published(out: &mut String, p: &Value, w: &Words) {
+    let feeds = p["feeds"].as_array().cloned().unwrap_or_default();
+    let names = p["dns_names"].as_array().cloned().unwrap_or_default();
+    if feeds.is_empty() && names.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "{}:", w.published);
+    let problem = |v: &Value| -> String {
+        let pr = &v["problem"];
+        if !pr.is_object() {
+            return String::new();
+        }
+        let what = match pr["what"].as_str() {
+            Some("failed") => w.problems[0],
+            Some("refused") => w.problems[1],
+            Some("held") => w.problems[2],
+            _ => w.problems[3],
+        };
+        format!("  [{what}: {} {}]", s(&pr["reason"]), s(&pr["detail"]))
+    };
+    let age = |v: &Value| {
+        let secs = v["age_seconds"].as_i64().unwrap_or(0).max(0);
+        let (d, h, m) = (secs / 86_400, secs % 86_400 / 3600, secs % 3600 / 60);
+        let [ud, uh, um, gap] = w.units;
+        match (d, h) {
+            (0, 0) => format!("{m}{gap}{um}"),
+            (0, h) => format!("{h}{gap}{uh}{gap}{m}{gap}{um}"),
+            (d, h) => format!("{d}{gap}{ud}{gap}{h}{gap}{uh}"),
+        }
+    };
+    for f in &feeds {
+        let _ = writeln!(
+            out,
+            "  {}  {}  {} {}, {} {}{}{}",
+            s(&f["network"]),
+            s(&f["url"]),
+            s(&f["prefixes"]),
+            w.prefixes,
+            age(f),
+            w.old,
+            if f["stale"].as_bool() == Some(true) {
+                format!("  {}", w.stale)
+            } else {
+                String::new()
+            },
+            problem(f)
+        );
+    }
+    for n in &names {
+        let _ = writeln!(
+            out,
+            "  {}  dns {}  {} {}, {} {}{}{}",
+            s(&n["network"]),
+            s(&n["name"]),
+            s(&n["addresses"]),
+            w.addresses,
+            age(n),
+            w.old,
+            if n["stale"].as_bool() == Some(true) {
+                format!("  {}", w.stale)
+            } else {
+                String::new()
+            },
+            problem(n)
+        );
+    }
+}
+
 /// The same, for tools.
 pub fn json(snap: &Snapshot) -> Value {
     json!({
@@ -389,7 +483,12 @@ mod tests {
                     "answered": 41, "failed": {"connect_error": 3, "timeout": 0}},
                 "alert_sinks": [{"name": "ops", "kind": "slack", "pending": 0, "delivered": 2,
                     "not_delivered": 1, "last_delivery": {"at": "2026-12-07T06:58:01Z", "outcome": "gave_up"}}],
-                "alert_sinks_disabled": ["alerts.sinks[1] (pager): NETWARDEN_PAGER_TOKEN is not set"]}),
+                "alert_sinks_disabled": ["alerts.sinks[1] (pager): NETWARDEN_PAGER_TOKEN is not set"],
+                "feeds": [{"network": "partners", "url": "https://lists.example/p.txt", "prefixes": 15,
+                    "age_seconds": 7260, "stale": false,
+                    "problem": {"what": "refused", "reason": "empty", "detail": "the list holds no address"}}],
+                "dns_names": [{"network": "osaka", "name": "osaka.branch.example.jp", "addresses": 1,
+                    "age_seconds": 90_000, "stale": true, "problem": null}]}),
             ready: (
                 200,
                 "ready\ndegraded: the last policy edit was refused\n".into(),
@@ -431,6 +530,8 @@ mod tests {
             "ops (slack)  last delivery: gave_up 2026-12-07T06:58:01Z  delivered 2, not delivered 1, waiting 0",
             "DISABLED: alerts.sinks[1] (pager): NETWARDEN_PAGER_TOKEN is not set",
             "Recent releases (this replica):\n  2026-12-07T06:59:00Z  account_hash 0bc6c5e2d1a4  x1  by 10.0.0.4",
+            "Published lists and DNS names:\n  partners  https://lists.example/p.txt  15 prefixes, 2 h 1 min old  [REFUSED: empty the list holds no address]",
+            "  osaka  dns osaka.branch.example.jp  1 addresses, 1 d 1 h old  STALE\n",
         ] {
             assert!(en.contains(needle), "{needle}: {en}");
         }
@@ -440,7 +541,11 @@ mod tests {
                 && ja.contains("a5b9705bd3fd")
                 && ja.contains("応答なし（障害）")
                 && ja.contains("送信済み 2, 送信失敗 1, 送信待ち 0")
-                && ja.contains("x1  解除元 10.0.0.4"),
+                && ja.contains("x1  解除元 10.0.0.4")
+                && ja.contains("公開リストとDNS名")
+                && ja.contains("[不採用: empty")
+                && ja.contains("期限切れ")
+                && ja.contains("2時間1分 経過"),
             "{ja}"
         );
         let unreadable = Snapshot {
