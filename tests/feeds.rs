@@ -330,7 +330,7 @@ async fn a_list_older_than_max_age_is_kept_loudly_or_emptied_as_on_stale_says() 
     assert!(
         ready
             .body
-            .contains("degraded: 1 published list is older than max_age"),
+            .contains("degraded: 1 published list or DNS name is older than max_age"),
         "{}",
         ready.body
     );
