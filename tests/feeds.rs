@@ -125,6 +125,11 @@ async fn a_published_list_is_fetched_kept_current_and_a_list_that_looks_wrong_is
             "failed",
             "redirect",
         ),
+        (
+            Answer::Redirect("file:///etc/passwd".into()),
+            "failed",
+            "redirect",
+        ),
         (Answer::Huge(50 * 1024 * 1024), "failed", "too_large"),
         (Answer::Hang, "failed", "timeout"),
     ];
@@ -141,7 +146,7 @@ async fn a_published_list_is_fetched_kept_current_and_a_list_that_looks_wrong_is
     }
     let f = feed_status(&nw).await;
     assert_eq!(f["prefixes"], 3);
-    assert_eq!(f["failures"], 9);
+    assert_eq!(f["failures"], 10);
     let (_, ready) = (0, get("127.0.0.1", nw.addr("admin"), "/readyz", &[]).await);
     assert!(
         ready
@@ -233,6 +238,27 @@ async fn a_first_start_with_no_copy_and_no_publisher_fails_closed_and_says_why()
         "{err}"
     );
     assert!(err.contains("its feed has no list yet"), "{err}");
+    // A 304 to a request that asked nothing conditionally confirms nothing.
+    publisher.set(Answer::Status(304));
+    let p = path_s.clone();
+    let (code, _, err) = tokio::task::spawn_blocking(move || {
+        crate::support::run_within(
+            &[
+                "serve",
+                "--policy",
+                &p,
+                "--listen",
+                "127.0.0.1:0",
+                "--admin",
+                "127.0.0.1:0",
+            ],
+            std::time::Duration::from_secs(20),
+        )
+    })
+    .await
+    .expect("run");
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("the publisher answered 304"), "{err}");
     // And `check` says the same without any network.
     let (code, _, err) = crate::support::run(&["check", "--policy", &path_s]);
     assert_eq!(code, 1);
@@ -361,5 +387,122 @@ async fn a_list_older_than_max_age_is_kept_loudly_or_emptied_as_on_stale_says() 
     assert_eq!(refresh(&nw).await["outcome"], "unchanged");
     assert_eq!(status(&nw, "127.0.0.2").await, 200);
     assert_eq!(feed_status(&nw).await["stale"], false);
+    assert_eq!(nw.terminate(), 0);
+}
+
+/// Red-team review, issue 25: a reload that adds a feed whose publisher is
+/// down served its `snapshot:`; one whose publisher is up could not load.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_that_adds_a_feed_fetches_it_and_never_serves_a_snapshot() {
+    let certs = dev_certs();
+    let (ca, cert, key) = (
+        certs.path().join("ca.pem"),
+        certs.path().join("cert.pem"),
+        certs.path().join("key.pem"),
+    );
+    let publisher = Publisher::start_tls(&cert, &key, Answer::Status(503)).await;
+    let up = Upstream::start().await;
+    let state = tempfile::tempdir().expect("state");
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("policy.yaml");
+    let before = format!(
+        "version: 1\nfeeds: {{ state_dir: \"{}\" }}\nnetworks:\n  office: [127.0.0.10]\nrules:\n  - {{ name: console, allow_from: [office] }}\nserver: {{ reload: {{ watch: false }} }}\n",
+        state.path().display()
+    );
+    std::fs::write(&path, &before).expect("policy");
+    std::fs::write(dir.path().join("snap.txt"), "127.0.0.5\n").expect("snapshot");
+    let nw = Netwarden::start_at(
+        &path,
+        &["--listen", "127.0.0.1:0", "--upstream", &up.url()],
+        tempfile::tempdir().expect("other"),
+    );
+    let after = format!(
+        "version: 1\nfeeds: {{ state_dir: \"{}\" }}\nnetworks:\n  office: [127.0.0.10]\n  vpn: {{ feed: {{ url: \"{}\", ca_file: \"{}\", timeout: 2s, snapshot: snap.txt }} }}\nrules:\n  - {{ name: console, allow_from: [office, vpn] }}\nserver: {{ reload: {{ watch: false }} }}\n",
+        state.path().display(),
+        publisher.url("/vpn.txt"),
+        ca.display()
+    );
+    std::fs::write(&path, &after).expect("policy");
+    let (code, body) = admin(&nw, "POST", "/reload").await;
+    assert_eq!(code, 422, "{body}");
+    let errors = body["errors"].to_string();
+    assert!(
+        errors.contains("network 'vpn': its published list or DNS name could not be fetched"),
+        "{errors}"
+    );
+    assert!(errors.contains("snapshot"), "{errors}");
+    assert_eq!(status(&nw, "127.0.0.5").await, 403);
+    // The publisher up: the reload fetches the list first, and applies it.
+    let four = "127.0.0.6\n127.0.0.8\n127.0.0.9\n127.0.0.11\n";
+    publisher.set(Answer::List(four.into()));
+    let (code, body) = admin(&nw, "POST", "/reload").await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(status(&nw, "127.0.0.6").await, 200);
+    assert_eq!(status(&nw, "127.0.0.5").await, 403);
+
+    // An edit staged on disk (not reloaded) does not ride in on a list
+    // update: the update recompiles the running policy's own text.
+    let staged = after
+        .replace(
+            "allow_from: [office, vpn]",
+            "allow_from: [office, vpn, staged]",
+        )
+        .replace(
+            "  office: [127.0.0.10]\n",
+            "  office: [127.0.0.10]\n  staged: [127.0.0.0/24]\n",
+        );
+    std::fs::write(&path, staged).expect("policy");
+    publisher.set(Answer::List(format!("{four}127.0.0.7\n")));
+    assert_eq!(refresh(&nw).await["outcome"], "updated");
+    assert_eq!(status(&nw, "127.0.0.7").await, 200);
+    assert_eq!(status(&nw, "127.0.0.5").await, 403);
+    assert_eq!(nw.terminate(), 0);
+}
+
+/// Red-team review, issue 25: `on_stale: empty` waited for a reload that
+/// the reload guard (or the policy's tests) would hold, so an expired list
+/// kept letting people in. It now expires by itself, per request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_list_stops_matching_by_itself_whatever_would_hold_a_reload() {
+    let certs = dev_certs();
+    let (ca, cert, key) = (
+        certs.path().join("ca.pem"),
+        certs.path().join("cert.pem"),
+        certs.path().join("key.pem"),
+    );
+    let publisher = Publisher::start_tls(&cert, &key, Answer::List(LIST.into())).await;
+    let up = Upstream::start().await;
+    let state = tempfile::tempdir().expect("state");
+    // The policy's own test says 127.0.0.2 gets in, and 127.0.0.2 is the
+    // only recent admin: a reload emptying the list would be held twice.
+    let text = policy(
+        &publisher.url("/l"),
+        &ca,
+        state.path(),
+        ", every: 1m, max_age: 2m, on_stale: empty",
+        "",
+    );
+    let nw = start(&state, &text, &up, &[]);
+    assert_eq!(nw.terminate(), 0);
+    // Confirmed 2 min less 3 s ago; the publisher is down from now on.
+    let copy = std::fs::read_dir(state.path())
+        .expect("state dir")
+        .map(|e| e.expect("entry").path())
+        .find(|p| p.extension().is_some_and(|x| x == "json"))
+        .expect("a copy");
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&copy).expect("copy")).expect("json");
+    let confirmed = jiff::Timestamp::now() - jiff::SignedDuration::from_secs(117);
+    v["fetched_at"] = confirmed.to_string().into();
+    std::fs::write(&copy, v.to_string()).expect("write");
+    publisher.set(Answer::Status(503));
+    let nw = start(&state, &text, &up, &[]);
+    assert_eq!(status(&nw, "127.0.0.2").await, 200);
+    tokio::time::sleep(std::time::Duration::from_secs(4)).await;
+    assert_eq!(status(&nw, "127.0.0.2").await, 403);
+    let f = feed_status(&nw).await;
+    assert_eq!(f["stale"], true, "{f}");
+    let ready = get("127.0.0.1", nw.addr("admin"), "/readyz", &[]).await;
+    assert!(ready.body.contains("older than max_age"), "{}", ready.body);
     assert_eq!(nw.terminate(), 0);
 }

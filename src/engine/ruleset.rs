@@ -62,6 +62,9 @@ pub struct Network {
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Dynamic {
     pub grants: Vec<Grant>,
+    /// Addresses from a published list (`on_stale: empty`) or a DNS name's
+    /// answer: members until the list goes stale, without a reload.
+    pub published: Vec<Published>,
     pub facts: Vec<FactTest>,
     pub include: Vec<usize>,
     pub except: Vec<usize>,
@@ -81,6 +84,15 @@ impl Grant {
     pub fn holds(&self, ip: IpAddr, now: Timestamp) -> bool {
         now < self.until && self.net.contains(&ip)
     }
+}
+
+/// A published list's (or a DNS name's) addresses, members up to (not
+/// including) the instant the list is older than its `max_age`: stale
+/// addresses stop matching by themselves, whatever a reload would decide.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Published {
+    pub ranges: RangeSet,
+    pub until: Timestamp,
 }
 
 /// A reference from a rule to a network.
@@ -206,6 +218,12 @@ impl Ruleset {
             Some(Via::Cidr)
         } else if dynamic.grants.iter().any(|g| g.holds(ip, facts.now)) {
             Some(Via::Grant)
+        } else if dynamic
+            .published
+            .iter()
+            .any(|p| facts.now < p.until && p.ranges.contains(ip))
+        {
+            Some(Via::Cidr)
         } else if let Some(t) = dynamic.facts.iter().find(|t| facts.matches(t)) {
             Some(Via::Fact(t.kind()))
         } else {

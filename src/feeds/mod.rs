@@ -132,7 +132,10 @@ pub async fn fetch(feed: &Feed, last: Option<&Copy>) -> Result<Fetched, FetchErr
                 url = redirect(&url, resp.headers(), feed)?;
                 continue;
             }
-            if status == StatusCode::NOT_MODIFIED && last.is_some() {
+            // 304 only answers a conditional request (RFC 9110 §15.4.5):
+            // one that sent no validator confirms nothing.
+            let asked = last.is_some_and(|c| c.etag.is_some() || c.last_modified.is_some());
+            if status == StatusCode::NOT_MODIFIED && asked {
                 return Ok(Fetched::NotModified);
             }
             if status != StatusCode::OK {
@@ -185,8 +188,18 @@ fn redirect(from: &Uri, headers: &HeaderMap, feed: &Feed) -> Result<Uri, FetchEr
         .get(header::LOCATION)
         .and_then(|v| v.to_str().ok())
         .ok_or(FetchError::BadRedirect)?;
-    let to: Uri = if location.starts_with("http://") || location.starts_with("https://") {
+    let lower = location.to_ascii_lowercase();
+    let to: Uri = if lower.starts_with("http://") || lower.starts_with("https://") {
         location.parse().map_err(|_| FetchError::BadRedirect)?
+    } else if location.starts_with("//")
+        || location
+            .split(['/', '?', '#'])
+            .next()
+            .is_some_and(|first| first.contains(':'))
+    {
+        // Another scheme (file:, ftp:, data:) or a network-path reference:
+        // not followed.
+        return Err(FetchError::BadRedirect);
     } else {
         let path = if location.starts_with('/') {
             location.to_string()

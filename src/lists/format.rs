@@ -13,7 +13,6 @@
 //!   Relay's `egress-ip-ranges.csv`).
 
 use ipnet::IpNet;
-use serde_json::Value;
 
 /// How a published list is read.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -149,9 +148,11 @@ fn lines(text: &str) -> Result<Parsed, ParseError> {
     Ok(out)
 }
 
+// JSON is read as a stream, one item at a time, keeping of each item only
+// the fields the list needs: a 32 MB document of tiny objects must not
+// become gigabytes of `serde_json::Value` (red-team review, issue 25).
+
 fn json(spec: &Json, text: &str) -> Result<Parsed, ParseError> {
-    let doc: Value = serde_json::from_str(text)
-        .map_err(|e| problem(format!("line {}", e.line()), format!("not JSON: {e}")))?;
     let mut out = Parsed::default();
     let root = [Vec::new()];
     let paths = if spec.items.is_empty() {
@@ -165,18 +166,23 @@ fn json(spec: &Json, text: &str) -> Result<Parsed, ParseError> {
         } else {
             path.join(".")
         };
-        let mut at = &doc;
-        for key in path {
-            at = at
-                .get(key)
-                .ok_or_else(|| problem(&name, "no such key in the document"))?;
+        let failed = std::cell::RefCell::new(None);
+        let mut de = serde_json::Deserializer::from_str(text);
+        let walked = serde::de::DeserializeSeed::deserialize(
+            Walk {
+                path,
+                name: &name,
+                spec,
+                out: &mut out,
+                failed: &failed,
+            },
+            &mut de,
+        )
+        .and_then(|()| de.end());
+        if let Some(e) = failed.into_inner() {
+            return Err(e);
         }
-        let items = at
-            .as_array()
-            .ok_or_else(|| problem(&name, "is not a list"))?;
-        for (i, item) in items.iter().enumerate() {
-            item_prefix(spec, item, || format!("{name}[{i}]"), &mut out)?;
-        }
+        walked.map_err(|e| problem(format!("line {}", e.line()), format!("not JSON: {e}")))?;
     }
     Ok(out)
 }
@@ -188,55 +194,312 @@ fn json_lines(spec: &Json, text: &str) -> Result<Parsed, ParseError> {
             continue;
         }
         let at = || format!("line {}", i + 1);
-        let item: Value =
-            serde_json::from_str(line).map_err(|e| problem(at(), format!("not JSON: {e}")))?;
-        item_prefix(spec, &item, at, &mut out)?;
+        let mut de = serde_json::Deserializer::from_str(line);
+        let item = serde::de::DeserializeSeed::deserialize(ItemSeed { spec }, &mut de)
+            .and_then(|item| de.end().map(|()| item))
+            .map_err(|e| problem(at(), format!("not JSON: {e}")))?;
+        item_prefix(spec, item, at, &mut out)?;
     }
     Ok(out)
+}
+
+/// A JSON value as the list reads it: a string, another scalar as
+/// written, or something else (skipped unread).
+enum Scalar {
+    Str(String),
+    Written(String),
+    Other,
+}
+
+impl<'de> serde::Deserialize<'de> for Scalar {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Scalar;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Scalar, E> {
+                Ok(Scalar::Str(v.to_owned()))
+            }
+            fn visit_bool<E>(self, v: bool) -> Result<Scalar, E> {
+                Ok(Scalar::Written(v.to_string()))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<Scalar, E> {
+                Ok(Scalar::Written(v.to_string()))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<Scalar, E> {
+                Ok(Scalar::Written(v.to_string()))
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<Scalar, E> {
+                Ok(Scalar::Written(
+                    serde_json::Number::from_f64(v)
+                        .map_or_else(|| v.to_string(), |n| n.to_string()),
+                ))
+            }
+            fn visit_unit<E>(self) -> Result<Scalar, E> {
+                Ok(Scalar::Other)
+            }
+            fn visit_none<E>(self) -> Result<Scalar, E> {
+                Ok(Scalar::Other)
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Scalar, A::Error> {
+                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                Ok(Scalar::Other)
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Scalar, A::Error> {
+                while map
+                    .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
+                    .is_some()
+                {}
+                Ok(Scalar::Other)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// What the list needs of one item: the value of each prefix field and
+/// each filter field it has (the last of a repeated key, as JSON readers
+/// take it), or, for a bare item, the item itself.
+struct Item {
+    fields: Vec<Option<Scalar>>,
+    filters: Vec<Option<Scalar>>,
+    /// The item is an object.
+    object: bool,
+    /// The item itself, when it is not an object.
+    bare: Option<Scalar>,
+}
+
+struct ItemSeed<'s> {
+    spec: &'s Json,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for ItemSeed<'_> {
+    type Value = Item;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Item, D::Error> {
+        struct V<'s>(&'s Json);
+        impl<'de> serde::de::Visitor<'de> for V<'_> {
+            type Value = Item;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an item")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Item, A::Error> {
+                let spec = self.0;
+                let mut item = Item {
+                    fields: spec.fields.iter().map(|_| None).collect(),
+                    filters: spec.filters.iter().map(|_| None).collect(),
+                    object: true,
+                    bare: None,
+                };
+                while let Some(key) = map.next_key::<std::borrow::Cow<'_, str>>()? {
+                    let field = spec.fields.iter().position(|f| *f == key);
+                    let filter = spec.filters.iter().position(|f| f.key == key);
+                    if field.is_none() && filter.is_none() {
+                        map.next_value::<serde::de::IgnoredAny>()?;
+                        continue;
+                    }
+                    let v: Scalar = map.next_value()?;
+                    let copy = |v: &Scalar| match v {
+                        Scalar::Str(s) => Scalar::Str(s.clone()),
+                        Scalar::Written(s) => Scalar::Written(s.clone()),
+                        Scalar::Other => Scalar::Other,
+                    };
+                    if let Some(i) = filter {
+                        item.filters[i] = Some(copy(&v));
+                    }
+                    if let Some(i) = field {
+                        item.fields[i] = Some(v);
+                    }
+                }
+                Ok(item)
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Item, E> {
+                Ok(self.bare(Scalar::Str(v.to_owned())))
+            }
+            fn visit_bool<E>(self, v: bool) -> Result<Item, E> {
+                Ok(self.bare(Scalar::Written(v.to_string())))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<Item, E> {
+                Ok(self.bare(Scalar::Written(v.to_string())))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<Item, E> {
+                Ok(self.bare(Scalar::Written(v.to_string())))
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<Item, E> {
+                Ok(self.bare(Scalar::Written(v.to_string())))
+            }
+            fn visit_unit<E>(self) -> Result<Item, E> {
+                Ok(self.bare(Scalar::Other))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Item, A::Error> {
+                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                Ok(self.bare(Scalar::Other))
+            }
+        }
+        impl V<'_> {
+            fn bare(&self, v: Scalar) -> Item {
+                Item {
+                    fields: self.0.fields.iter().map(|_| None).collect(),
+                    filters: self.0.filters.iter().map(|_| None).collect(),
+                    object: false,
+                    bare: Some(v),
+                }
+            }
+        }
+        d.deserialize_any(V(self.spec))
+    }
+}
+
+/// Walks down `path` (one key a level) to the array of items, and reads
+/// each item as it comes.
+struct Walk<'a> {
+    path: &'a [String],
+    name: &'a str,
+    spec: &'a Json,
+    out: &'a mut Parsed,
+    /// A problem with the list itself (not its JSON), said in its words.
+    failed: &'a std::cell::RefCell<Option<ParseError>>,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for Walk<'_> {
+    type Value = ();
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl Walk<'_> {
+    fn fail<E: serde::de::Error>(&self, e: ParseError) -> E {
+        let text = e.to_string();
+        *self.failed.borrow_mut() = Some(e);
+        E::custom(text)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Walk<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON document")
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let Some((key, rest)) = self.path.split_first() else {
+            return Err(self.fail(problem(self.name, "is not a list")));
+        };
+        let mut found = false;
+        while let Some(k) = map.next_key::<std::borrow::Cow<'_, str>>()? {
+            if *k != **key {
+                map.next_value::<serde::de::IgnoredAny>()?;
+                continue;
+            }
+            if found {
+                return Err(self.fail(problem(self.name, format!("the key '{key}' appears twice"))));
+            }
+            found = true;
+            map.next_value_seed(Walk {
+                path: rest,
+                name: self.name,
+                spec: self.spec,
+                out: &mut *self.out,
+                failed: self.failed,
+            })?;
+        }
+        if !found {
+            return Err(self.fail(problem(self.name, "no such key in the document")));
+        }
+        Ok(())
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        if !self.path.is_empty() {
+            return Err(self.fail(problem(self.name, "no such key in the document")));
+        }
+        let mut i = 0usize;
+        while let Some(item) = seq.next_element_seed(ItemSeed { spec: self.spec })? {
+            let name = self.name;
+            if let Err(e) = item_prefix(self.spec, item, || format!("{name}[{i}]"), self.out) {
+                return Err(self.fail(e));
+            }
+            i += 1;
+        }
+        Ok(())
+    }
+    fn visit_str<E: serde::de::Error>(self, _: &str) -> Result<(), E> {
+        Err(self.not_here())
+    }
+    fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<(), E> {
+        Err(self.not_here())
+    }
+    fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<(), E> {
+        Err(self.not_here())
+    }
+    fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<(), E> {
+        Err(self.not_here())
+    }
+    fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<(), E> {
+        Err(self.not_here())
+    }
+    fn visit_unit<E: serde::de::Error>(self) -> Result<(), E> {
+        Err(self.not_here())
+    }
+}
+
+impl Walk<'_> {
+    fn not_here<E: serde::de::Error>(&self) -> E {
+        let why = if self.path.is_empty() {
+            "is not a list"
+        } else {
+            "no such key in the document"
+        };
+        self.fail(problem(self.name, why))
+    }
 }
 
 /// One item: skipped when a filter does not match or it holds none of the
 /// prefix fields; an error when the field is there but not a prefix.
 fn item_prefix(
     spec: &Json,
-    item: &Value,
+    item: Item,
     at: impl Fn() -> String,
     out: &mut Parsed,
 ) -> Result<(), ParseError> {
-    let matches = spec.filters.iter().all(|f| {
-        item.get(&f.key)
-            .and_then(scalar)
-            .is_some_and(|v| f.values.contains(&v))
-    });
+    let matches = spec
+        .filters
+        .iter()
+        .zip(&item.filters)
+        .all(|(f, v)| match v {
+            Some(Scalar::Str(s) | Scalar::Written(s)) => f.values.contains(s),
+            _ => false,
+        });
     if !matches {
         out.skipped += 1;
         return Ok(());
     }
     let value = if spec.fields.is_empty() {
-        Some(item)
+        if item.object {
+            Some(Scalar::Other)
+        } else {
+            item.bare
+        }
+    } else if item.object {
+        item.fields.into_iter().flatten().next()
     } else {
-        spec.fields.iter().find_map(|f| item.get(f))
+        None
     };
     let Some(value) = value else {
         out.skipped += 1;
         return Ok(());
     };
-    let text = value
-        .as_str()
-        .ok_or_else(|| problem(at(), "the prefix is not a string"))?;
-    out.prefixes.push(prefix(&at, text)?);
+    let Scalar::Str(text) = value else {
+        return Err(problem(at(), "the prefix is not a string"));
+    };
+    out.prefixes.push(prefix(&at, &text)?);
     Ok(())
-}
-
-/// A JSON scalar as text: strings as they are, numbers and booleans as
-/// written; objects, arrays and null never match a filter.
-fn scalar(v: &Value) -> Option<String> {
-    match v {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        Value::Bool(b) => Some(b.to_string()),
-        _ => None,
-    }
 }
 
 fn csv(spec: &Csv, text: &str) -> Result<Parsed, ParseError> {
@@ -290,6 +553,14 @@ fn csv(spec: &Csv, text: &str) -> Result<Parsed, ParseError> {
         if !keep {
             out.skipped += 1;
             continue;
+        }
+        // A quote left open swallows the lines after it into one cell:
+        // refused, not read as fewer rows.
+        if record.iter().any(|f| f.contains(['\n', '\r'])) {
+            return Err(problem(
+                format!("line {line}"),
+                "a quoted field runs over several lines (a quote left open?)",
+            ));
         }
         let cell = record.get(column).ok_or_else(|| {
             problem(
@@ -428,6 +699,36 @@ mod tests {
     }
 
     #[test]
+    fn a_json_document_of_millions_of_small_objects_is_read_item_by_item() {
+        // 4 MB of objects the list does not need, then the item it does.
+        let mut doc = String::from("{\"prefixes\":[");
+        for _ in 0..200_000 {
+            doc.push_str("{\"a\":0},");
+        }
+        doc.push_str("{\"ip_prefix\":\"192.0.2.0/24\"}],\"ipv6_prefixes\":[]}");
+        let f = Format::Json(Json {
+            items: vec![vec!["prefixes".into()]],
+            fields: vec!["ip_prefix".into()],
+            ..Json::default()
+        });
+        let p = parse(&f, doc.as_bytes()).expect("parses");
+        assert_eq!(strings(&p), ["192.0.2.0/24"]);
+        assert_eq!(p.skipped, 200_000);
+        // A key on the path given twice is refused, not read as either.
+        let e = parse(
+            &f,
+            br#"{"prefixes":[],"prefixes":[{"ip_prefix":"0.0.0.0/0"}]}"#,
+        )
+        .unwrap_err();
+        assert!(e.message.contains("appears twice"), "{e}");
+        // Deep nesting is refused by the JSON reader's own limit.
+        let deep = format!("{{\"prefixes\":[{}]}}", "[".repeat(10_000));
+        assert!(parse(&f, deep.as_bytes()).is_err());
+        // Trailing data after the document.
+        assert!(parse(&f, br#"{"prefixes":[]} {"prefixes":[]}"#).is_err());
+    }
+
+    #[test]
     fn json_says_which_item_is_wrong() {
         let f = Format::Json(Json {
             items: vec![vec!["prefixes".into()]],
@@ -465,6 +766,21 @@ mod tests {
         assert_eq!(p.skipped, 1);
         let e = parse(&f, b"cidr,country\n").unwrap_err();
         assert!(e.message.contains("no column named 'prefix'"));
+    }
+
+    #[test]
+    fn a_quote_left_open_refuses_the_list_instead_of_swallowing_rows() {
+        let f = Format::Csv(Csv {
+            column: Column::Index(1),
+            header: false,
+            filters: Vec::new(),
+        });
+        let e = parse(
+            &f,
+            b"192.0.2.0/24,JP\n\"198.51.100.0/24,JP\n203.0.113.0/24,JP\n",
+        )
+        .unwrap_err();
+        assert!(e.message.contains("several lines"), "{e}");
     }
 }
 

@@ -68,6 +68,10 @@ pub enum Refusal {
         prefix: IpNet,
         within: &'static str,
     },
+    /// Half of a family's addresses or more, in all.
+    CoversTooMuch {
+        family: u8,
+    },
     ChangedTooMuch {
         family: u8,
         added: u128,
@@ -84,6 +88,7 @@ impl Refusal {
             Refusal::Empty => "empty",
             Refusal::TooWide { .. } => "too_wide",
             Refusal::NotPublic { .. } => "not_public",
+            Refusal::CoversTooMuch { .. } => "too_wide",
             Refusal::ChangedTooMuch { .. } => "changed_too_much",
         }
     }
@@ -96,6 +101,10 @@ impl fmt::Display for Refusal {
             Refusal::TooWide { prefix, widest } => write!(
                 f,
                 "{prefix} is wider than /{widest}, the widest this network takes (widest:)"
+            ),
+            Refusal::CoversTooMuch { family } => write!(
+                f,
+                "together its prefixes hold half of all IPv{family} addresses or more"
             ),
             Refusal::NotPublic { prefix, within } => {
                 write!(
@@ -182,13 +191,12 @@ pub fn diff(old: &[IpNet], new: &[IpNet]) -> Change {
     change
 }
 
-/// Whether `new` (canonical) may replace `last` (the last good list, if
-/// any): `Ok` with what changes, or why not.
-pub fn judge(last: Option<&[IpNet]>, new: &[IpNet], limits: &Limits) -> Result<Change, Refusal> {
-    if new.is_empty() {
-        return Err(Refusal::Empty);
-    }
-    for n in new {
+/// Whether `list` stays within the bounds that hold for any list, the one
+/// in force included: no prefix wider than `widest`, none private or
+/// reserved with `public`, and less than half of either family in all
+/// (256 `/8`s are the whole IPv4 internet, whatever `widest` says).
+pub fn within(list: &[IpNet], limits: &Limits) -> Result<(), Refusal> {
+    for n in list {
         let widest = match n {
             IpNet::V4(_) => limits.widest_v4,
             IpNet::V6(_) => limits.widest_v6,
@@ -202,6 +210,23 @@ pub fn judge(last: Option<&[IpNet]>, new: &[IpNet], limits: &Limits) -> Result<C
             return Err(Refusal::NotPublic { prefix: *n, within });
         }
     }
+    let (v4, v6) = RangeSet::from_nets(list).address_count();
+    if v4 >= 1 << 31 {
+        return Err(Refusal::CoversTooMuch { family: 4 });
+    }
+    if v6 >= 1 << 127 {
+        return Err(Refusal::CoversTooMuch { family: 6 });
+    }
+    Ok(())
+}
+
+/// Whether `new` (canonical) may replace `last` (the last good list, if
+/// any): `Ok` with what changes, or why not.
+pub fn judge(last: Option<&[IpNet]>, new: &[IpNet], limits: &Limits) -> Result<Change, Refusal> {
+    if new.is_empty() {
+        return Err(Refusal::Empty);
+    }
+    within(new, limits)?;
     let Some(last) = last else {
         return Ok(Change {
             added: new.to_vec(),
@@ -264,22 +289,38 @@ const SPECIAL: &[(&str, &str)] = &[
     ("240.0.0.0/4", "reserved, RFC 1112"),
     ("::/127", "unspecified and loopback, RFC 4291"),
     ("::ffff:0:0/96", "IPv4-mapped, RFC 4291"),
+    ("64:ff9b::/96", "IPv4/IPv6 translation, RFC 6052"),
+    (
+        "64:ff9b:1::/48",
+        "local-use IPv4/IPv6 translation, RFC 8215",
+    ),
     ("100::/64", "discard-only, RFC 6666"),
+    (
+        "2001::/23",
+        "IETF protocol assignments, RFC 2928 (Teredo, benchmarking, ORCHID)",
+    ),
     ("2001:db8::/32", "documentation, RFC 3849"),
+    ("2002::/16", "6to4, RFC 3056"),
     ("3fff::/20", "documentation, RFC 9637"),
+    ("5f00::/16", "segment routing SIDs, RFC 9602"),
     ("fc00::/7", "unique local, RFC 4193"),
     ("fe80::/10", "link-local, RFC 4291"),
+    ("fec0::/10", "site-local (deprecated), RFC 3879"),
     ("ff00::/8", "multicast, RFC 4291"),
 ];
 
 /// The special-purpose range `n` overlaps, if any.
 fn special(n: &IpNet) -> Option<&'static str> {
-    SPECIAL.iter().find_map(|(range, what)| {
-        // PANIC SAFETY: the table above is written in valid CIDRs (a unit
-        // test parses every one).
-        let r: IpNet = range.parse().expect("valid table entry");
-        (r.contains(n) || n.contains(&r)).then_some(*what)
-    })
+    static PARSED: std::sync::OnceLock<Vec<(IpNet, &'static str)>> = std::sync::OnceLock::new();
+    let table = PARSED.get_or_init(|| {
+        SPECIAL
+            .iter()
+            .filter_map(|(range, what)| range.parse().ok().map(|r| (r, *what)))
+            .collect()
+    });
+    table
+        .iter()
+        .find_map(|(r, what)| (r.contains(n) || n.contains(r)).then_some(*what))
 }
 
 #[cfg(test)]
@@ -324,6 +365,17 @@ mod tests {
     }
 
     #[test]
+    fn the_whole_internet_in_slash_eights_is_refused_whatever_widest_says() {
+        let all: Vec<String> = (0..=255).map(|a| format!("{a}.0.0.0/8")).collect();
+        let all: Vec<&str> = all.iter().map(String::as_str).collect();
+        let r = judge(None, &nets(&all), &Limits::default()).unwrap_err();
+        assert_eq!(r.code(), "too_wide");
+        assert!(r.to_string().contains("half of all IPv4"), "{r}");
+        // Half less one /8 passes.
+        assert!(judge(None, &nets(&all[..127]), &Limits::default()).is_ok());
+    }
+
+    #[test]
     fn public_lists_refuse_private_and_reserved_ranges() {
         let l = Limits {
             public: true,
@@ -335,6 +387,11 @@ mod tests {
             "fd00::/48",
             "::1/128",
             "8.0.0.0/8",
+            "2002:a00::/24",
+            "2001::/32",
+            "64:ff9b::a00:1",
+            "fec0::/16",
+            "5f00::/16",
         ] {
             let r = judge(None, &nets(&[p]), &l);
             if p == "8.0.0.0/8" {

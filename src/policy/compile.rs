@@ -92,7 +92,8 @@ fn run(
         (a.severity, &a.file, a.line, a.column).cmp(&(b.severity, &b.file, b.line, b.column))
     });
     let result = match policy {
-        Some(compiled) if !diagnostics.iter().any(Diagnostic::is_error) => {
+        Some(mut compiled) if !diagnostics.iter().any(Diagnostic::is_error) => {
+            compiled.0.text = std::sync::Arc::from(text);
             Ok((compiled.0, diagnostics, compiled.1))
         }
         _ => Err(diagnostics),
@@ -376,6 +377,7 @@ impl Cx<'_, '_> {
                 alerts,
                 sources: std::mem::take(&mut self.sources),
                 network_files: std::mem::take(&mut self.network_files),
+                text: std::sync::Arc::from(""),
                 feeds: std::mem::take(&mut self.feeds),
                 dns: self.dns.clone(),
                 dns_names: std::mem::take(&mut self.dns_names),

@@ -15,6 +15,7 @@ use ipnet::IpNet;
 use super::compile::Cx;
 use super::feeds::{Origin, Used};
 use super::raw::{RawDns, S};
+use crate::engine::ruleset::Published;
 use crate::lists::Copy;
 
 pub mod defaults {
@@ -130,7 +131,8 @@ impl Cx<'_, '_> {
         }
     }
 
-    /// A network's `dns_names:`: the addresses their answers hold now;
+    /// A network's `dns_names:`: the addresses their answers hold, each
+    /// until it is older than `dns.max_age` (or, from a snapshot, for good);
     /// `None` when there is no answer (an error was reported).
     pub(super) fn dns_names(
         &mut self,
@@ -138,7 +140,7 @@ impl Cx<'_, '_> {
         names: &[S<String>],
         snapshot: Option<&S<String>>,
         state_dir: Option<&Path>,
-    ) -> Option<Vec<IpNet>> {
+    ) -> Option<(Vec<IpNet>, Vec<Published>)> {
         let Some(state_dir) = state_dir else {
             if let Some(first) = names.first() {
                 self.error(
@@ -193,7 +195,9 @@ impl Cx<'_, '_> {
             }
         }
         if !unanswered.is_empty() {
-            return self.dns_from_snapshot(network, names, snapshot, unanswered, found);
+            return self
+                .dns_from_snapshot(network, names, snapshot, unanswered, found)
+                .map(|l| (l, Vec::new()));
         }
         for (name, copy_path, c) in found {
             let age = Duration::try_from(self.now.duration_since(c.fetched_at)).unwrap_or_default();
@@ -208,7 +212,16 @@ impl Cx<'_, '_> {
                     Some("check that the name still resolves from here (dig NAME), and the dns: servers".into()),
                 );
             } else {
-                out.extend(c.prefixes.iter().copied());
+                // It stops matching by itself when its answer goes stale.
+                let until = jiff::SignedDuration::try_from(max_age)
+                    .ok()
+                    .and_then(|d| c.fetched_at.checked_add(d).ok())
+                    .unwrap_or(c.fetched_at);
+                self.digest.update(until.to_string().as_bytes());
+                out.push(Published {
+                    ranges: crate::engine::prefix::RangeSet::from_nets(&c.prefixes),
+                    until,
+                });
             }
             self.digest.update(b"dns ");
             self.digest.update(copy_path.as_os_str().as_encoded_bytes());
@@ -233,7 +246,7 @@ impl Cx<'_, '_> {
                 copy_path,
             });
         }
-        Some(out)
+        Some((Vec::new(), out))
     }
 
     /// Some names have no answer in `state_dir`: the network's

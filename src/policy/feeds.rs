@@ -167,7 +167,7 @@ impl Cx<'_, '_> {
         network: &str,
         raw: &S<RawFeed>,
         state_dir: Option<&Path>,
-    ) -> Option<(Feed, Vec<IpNet>)> {
+    ) -> Option<(Feed, Vec<IpNet>, Option<Timestamp>)> {
         let f = &raw.value;
         let errors_before = self.c.diagnostics.iter().filter(|d| d.is_error()).count();
         let url = self.feed_url(network, f);
@@ -268,6 +268,28 @@ impl Cx<'_, '_> {
             && Duration::try_from(self.now.duration_since(used.fetched_at)).unwrap_or_default()
                 > max_age;
         let used = Used { stale, ..used };
+        // The bounds hold for the list in force too, not only for the next
+        // one: tightening widest or public, or a snapshot, is checked here.
+        if let Err(r) = crate::lists::judge::within(&list, &limits) {
+            self.error(
+                &raw.referenced,
+                format!(
+                    "network '{network}': the list in force ({}) breaks this feed's bounds: {r}",
+                    used.path.display()
+                ),
+                Some("loosen the bound, or remove the copy so that a list within the bounds is fetched".into()),
+            );
+            return None;
+        }
+        // With on_stale: empty, a fetched list stops matching by itself
+        // when it goes stale (checked per request); a snapshot never does.
+        let until = (on_stale == OnStale::Empty && used.origin == Origin::Copy && !stale)
+            .then(|| {
+                jiff::SignedDuration::try_from(max_age)
+                    .ok()
+                    .and_then(|d| used.fetched_at.checked_add(d).ok())
+            })
+            .flatten();
         let prefixes = if stale {
             let age = age_words(self.now.duration_since(used.fetched_at));
             self.warn(
@@ -290,6 +312,9 @@ impl Cx<'_, '_> {
         };
         self.digest.update(b"feed ");
         self.digest.update(copy_path.as_os_str().as_encoded_bytes());
+        if let Some(u) = until {
+            self.digest.update(u.to_string().as_bytes());
+        }
         for p in &prefixes {
             self.digest.update(p.to_string().as_bytes());
             self.digest.update(b"\n");
@@ -312,6 +337,7 @@ impl Cx<'_, '_> {
                 used,
             },
             prefixes,
+            until,
         ))
     }
 
@@ -425,10 +451,12 @@ impl Cx<'_, '_> {
             .as_ref()
             .and_then(|u| u.host())
             .is_some_and(|h| !h.is_empty());
+        // Never the query in a message: it may hold a token.
+        let shown = url.split(['?', '#']).next().unwrap_or("");
         if !has_host || !matches!(scheme, "https" | "http") {
             self.error(
                 &f.url.referenced,
-                format!("network '{network}': feed url '{url}' is not an http(s) URL"),
+                format!("network '{network}': feed url '{shown}' is not an http(s) URL"),
                 Some(
                     "write the list's full address, such as https://www.cloudflare.com/ips-v4"
                         .into(),
@@ -920,6 +948,72 @@ mod tests {
             }
             _ => false,
         }
+    }
+
+    #[test]
+    fn the_bounds_hold_for_the_list_in_force_and_the_url_query_is_never_shown() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = crate::lists::copy::path_for(
+            &dir.path().join("state"),
+            "cf",
+            &Feed::identity("https://example.com/ips", &Format::Lines),
+        );
+        copy(&["10.0.0.0/8", "192.0.2.0/24"], "2026-12-06T00:00:00Z")
+            .write(&path)
+            .expect("write");
+        assert!(load(dir.path(), URL, &Overlay::new(), "2026-12-07T00:00:00Z").is_ok());
+        // Tightened: the copy in force breaks the new bound.
+        for tighter in [
+            "{ url: \"https://example.com/ips\", widest: { ipv4: 16 } }",
+            "{ url: \"https://example.com/ips\", public: true }",
+        ] {
+            let e = load(dir.path(), tighter, &Overlay::new(), "2026-12-07T00:00:00Z").unwrap_err();
+            assert!(
+                e.iter().any(|m| m.contains("breaks this feed's bounds")),
+                "{e:#?}"
+            );
+        }
+        let e = load(
+            dir.path(),
+            "{ url: \"ftp://example.com/l.txt?token=SECRET\" }",
+            &Overlay::new(),
+            "2026-12-07T00:00:00Z",
+        )
+        .unwrap_err();
+        assert!(e.iter().all(|m| !m.contains("SECRET")), "{e:#?}");
+        assert!(
+            e.iter()
+                .any(|m| m.contains("'ftp://example.com/l.txt' is not an http(s) URL")),
+            "{e:#?}"
+        );
+    }
+
+    #[test]
+    fn with_on_stale_empty_the_list_expires_by_itself_at_max_age() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = crate::lists::copy::path_for(
+            &dir.path().join("state"),
+            "cf",
+            &Feed::identity("https://example.com/ips", &Format::Lines),
+        );
+        copy(&["192.0.2.0/24"], "2026-12-01T00:00:00Z")
+            .write(&path)
+            .expect("write");
+        let l = load(
+            dir.path(),
+            "{ url: \"https://example.com/ips\", max_age: 7d, on_stale: empty }",
+            &Overlay::new(),
+            "2026-12-07T00:00:00Z",
+        )
+        .expect("loads");
+        let member = |at: &str| {
+            !l.policy
+                .networks_containing("192.0.2.9".parse().expect("ip"), at.parse().expect("t"))
+                .is_empty()
+        };
+        assert!(member("2026-12-07T23:59:59Z"));
+        // No reload: the compiled policy itself stops matching.
+        assert!(!member("2026-12-08T00:00:00Z"));
     }
 
     #[test]

@@ -67,6 +67,9 @@ pub struct Policy {
     /// sha256 of the bytes this policy was compiled from (the policy file,
     /// then each file it read), as hex.
     pub(crate) fingerprint: String,
+    /// The policy text it was compiled from: a list update recompiles
+    /// this, never a file edited since.
+    pub(crate) text: std::sync::Arc<str>,
     /// The `lockout:` section; `None`: failed sign-ins are counted and
     /// logged, nobody is locked out.
     pub(crate) lockout: Option<lockout::Settings>,
@@ -161,6 +164,11 @@ impl Policy {
 
     pub fn geo(&self) -> &GeoSet {
         &self.ruleset.geo
+    }
+
+    /// The text this policy was compiled from.
+    pub fn text(&self) -> std::sync::Arc<str> {
+        self.text.clone()
     }
 
     /// sha256 (hex) of exactly the bytes this policy was compiled from.

@@ -39,6 +39,9 @@ pub(super) struct NetDraft {
     /// Its feed's list is stale and `on_stale: empty` emptied it: holding
     /// no address is then what the policy asked for, not a mistake.
     pub(super) emptied: bool,
+    /// Published addresses that stop matching when their list goes stale
+    /// (`on_stale: empty`, DNS names).
+    pub(super) published: Vec<crate::engine::ruleset::Published>,
 }
 
 pub(super) enum Resolve {
@@ -67,6 +70,7 @@ impl Cx<'_, '_> {
                 state: Resolve::Pending,
                 used: false,
                 emptied: false,
+                published: Vec::new(),
             };
             let mut located: Vec<(IpNet, Source)> = Vec::new();
             let mut published: Vec<IpNet> = Vec::new();
@@ -91,13 +95,14 @@ impl Cx<'_, '_> {
                         // for dns.max_age): the network is then empty by
                         // the policy's own rules, not by mistake.
                         draft.emptied = true;
-                        if let Some(list) = self.dns_names(
+                        if let Some((fixed, expiring)) = self.dns_names(
                             &name.value,
                             &m.dns_names,
                             m.dns_snapshot.as_ref(),
                             state_dir.as_deref(),
                         ) {
-                            published.extend(list);
+                            published.extend(fixed);
+                            draft.published.extend(expiring);
                         }
                     } else if let Some(s) = &m.dns_snapshot {
                         self.error(
@@ -108,12 +113,21 @@ impl Cx<'_, '_> {
                     }
                     if let Some(feed) = &m.feed {
                         let state_dir = self.state_dir.clone();
-                        if let Some((compiled, list)) =
+                        if let Some((compiled, list, until)) =
                             self.feed(&name.value, feed, state_dir.as_deref())
                         {
-                            draft.emptied |= compiled.used.stale && list.is_empty();
+                            // on_stale: empty: it may go empty by itself.
+                            draft.emptied |= compiled.on_stale == super::feeds::OnStale::Empty;
                             self.feeds.push(compiled);
-                            published.extend(list);
+                            match until {
+                                Some(until) => {
+                                    draft.published.push(crate::engine::ruleset::Published {
+                                        ranges: RangeSet::from_nets(&list),
+                                        until,
+                                    })
+                                }
+                                None => published.extend(list),
+                            }
                         }
                     }
                     draft.include = m.include.clone();
@@ -425,9 +439,12 @@ impl Cx<'_, '_> {
         let mut dynamic = Dynamic {
             facts: drafts[i].facts.clone(),
             grants: drafts[i].grants.clone(),
+            published: drafts[i].published.clone(),
             ..Dynamic::default()
         };
-        let mut any_dynamic = !dynamic.facts.is_empty() || !dynamic.grants.is_empty();
+        let mut any_dynamic = !dynamic.facts.is_empty()
+            || !dynamic.grants.is_empty()
+            || !dynamic.published.is_empty();
         let refs: Vec<(bool, S<String>)> = drafts[i]
             .include
             .iter()

@@ -38,12 +38,14 @@ pub async fn run(reloader: Arc<Reloader>, path: PathBuf, mut shutdown: watch::Re
         let settings = reloader.policy().dns().clone();
         let mut delay =
             crate::feeds::dns::next_delay(&settings, ttl, failures, crate::feeds::jitter());
+        let age = super::feeds::age_of(reloader.board(), &path, name.used.fetched_at);
         if std::mem::take(&mut first) {
             // After a restart the name is due when its answer is min_ttl old.
-            let age = crate::clock::now().duration_since(name.used.fetched_at);
-            delay = settings
-                .min_ttl
-                .saturating_sub(Duration::try_from(age).unwrap_or_default());
+            delay = settings.min_ttl.saturating_sub(age);
+        }
+        // Awake when the answer goes stale, to say so at once.
+        if age < settings.max_age {
+            delay = delay.min(settings.max_age - age + Duration::from_secs(1));
         }
         reloader.board().update(&path, |s| {
             s.next_fetch = Some(SystemTime::now() + delay);
@@ -78,7 +80,7 @@ pub async fn once(
     });
     let last: Option<Copy> = match board.overlay().get(&name.copy_path) {
         Some(c) => Some(c.clone()),
-        None => Copy::read(&name.copy_path).ok().flatten(),
+        None => super::feeds::read_copy(&name.copy_path).await,
     };
     let lookup = crate::feeds::dns::resolve(&settings, &name.name).await;
     let ttl = match &lookup {
@@ -99,11 +101,9 @@ pub async fn once(
     match step {
         Step::Same(copy) => {
             count(reloader, &src, "unchanged");
-            persist(reloader, &src, &copy);
+            persist(reloader, &src, &copy).await;
             succeeded(reloader, &src);
-            if name.used.stale {
-                reloader.reload("dns", false).await;
-            }
+            super::feeds::refresh_expiry(reloader, &src, name.used.fetched_at, copy, "dns").await;
             ("unchanged", 0, ttl)
         }
         Step::New(copy, change) => {
@@ -113,7 +113,7 @@ pub async fn once(
             {
                 Outcome::Reloaded { .. } | Outcome::Unchanged => {
                     count(reloader, &src, "updated");
-                    persist(reloader, &src, &copy);
+                    persist(reloader, &src, &copy).await;
                     tracing::info!(
                         event = "dns_updated",
                         network = %name.network,

@@ -87,7 +87,22 @@ impl Board {
 
     /// `/readyz` lines: lists not current, without names (GET /policy
     /// has those).
-    pub fn degraded(&self, feeds: &[Feed], names: &[crate::policy::dns::DnsName]) -> Vec<String> {
+    pub fn degraded(
+        &self,
+        feeds: &[Feed],
+        names: &[crate::policy::dns::DnsName],
+        dns_max_age: std::time::Duration,
+    ) -> Vec<String> {
+        let stale = feeds
+            .iter()
+            .filter(|f| f.used.stale || age_of(self, &f.copy_path, f.used.fetched_at) > f.max_age)
+            .count()
+            + names
+                .iter()
+                .filter(|n| {
+                    n.used.stale || age_of(self, &n.copy_path, n.used.fetched_at) > dns_max_age
+                })
+                .count();
         let status = lock(&self.status);
         let failing = feeds
             .iter()
@@ -95,8 +110,7 @@ impl Board {
             .chain(names.iter().map(|n| &n.copy_path))
             .filter(|p| status.get(*p).is_some_and(|s| s.problem.is_some()))
             .count();
-        let stale = feeds.iter().filter(|f| f.used.stale).count()
-            + names.iter().filter(|n| n.used.stale).count();
+
         let mut out = Vec::new();
         let plural = |n: usize| {
             if n == 1 {
@@ -122,22 +136,33 @@ impl Board {
     }
 
     /// `GET /policy`'s `dns_names`.
-    pub fn dns_json(&self, names: &[crate::policy::dns::DnsName], now: jiff::Timestamp) -> Value {
+    pub fn dns_json(
+        &self,
+        names: &[crate::policy::dns::DnsName],
+        max_age: std::time::Duration,
+        now: jiff::Timestamp,
+    ) -> Value {
         let status = lock(&self.status);
+        let lists = lock(&self.lists);
         names
             .iter()
             .map(|n| {
                 let s = status.get(&n.copy_path).cloned().unwrap_or_default();
                 let when = |t: Option<SystemTime>| t.map(rfc3339);
+                let confirmed = lists
+                    .get(&n.copy_path)
+                    .map_or(n.used.fetched_at, |c| c.fetched_at.max(n.used.fetched_at));
+                let age = now.duration_since(confirmed).as_secs().max(0);
+                let stale = n.used.stale || age as u64 > max_age.as_secs();
                 json!({
                     "network": n.network,
                     "name": n.name,
                     "source": n.used.origin.as_str(),
                     "file": n.used.path.display().to_string(),
-                    "confirmed_at": n.used.fetched_at.to_string(),
+                    "confirmed_at": confirmed.to_string(),
                     "changed_at": n.used.changed_at.to_string(),
-                    "age_seconds": now.duration_since(n.used.fetched_at).as_secs().max(0),
-                    "stale": n.used.stale,
+                    "age_seconds": age,
+                    "stale": stale,
                     "addresses": n.used.prefixes,
                     "generation": n.used.generation,
                     "no_address_since": s.nx_since.map(|t| t.to_string()),
@@ -158,21 +183,27 @@ impl Board {
     /// `GET /policy`'s `feeds`.
     pub fn to_json(&self, feeds: &[Feed], now: jiff::Timestamp) -> Value {
         let status = lock(&self.status);
+        let lists = lock(&self.lists);
         feeds
             .iter()
             .map(|f| {
                 let s = status.get(&f.copy_path).cloned().unwrap_or_default();
                 let when = |t: Option<SystemTime>| t.map(rfc3339);
+                let confirmed = lists
+                    .get(&f.copy_path)
+                    .map_or(f.used.fetched_at, |c| c.fetched_at.max(f.used.fetched_at));
+                let age = now.duration_since(confirmed).as_secs().max(0);
+                let stale = f.used.stale || age as u64 > f.max_age.as_secs();
                 json!({
                     "network": f.network,
                     "url": crate::feeds::shown_url(&f.url),
                     "source": f.used.origin.as_str(),
                     "file": f.used.path.display().to_string(),
-                    "fetched_at": f.used.fetched_at.to_string(),
+                    "fetched_at": confirmed.to_string(),
                     "changed_at": f.used.changed_at.to_string(),
-                    "age_seconds": now.duration_since(f.used.fetched_at).as_secs().max(0),
+                    "age_seconds": age,
                     "max_age_seconds": f.max_age.as_secs(),
-                    "stale": f.used.stale,
+                    "stale": stale,
                     "on_stale": f.on_stale.as_str(),
                     "prefixes": f.used.prefixes,
                     "generation": f.used.generation,
@@ -253,12 +284,15 @@ async fn run(reloader: Arc<Reloader>, path: PathBuf, mut shutdown: watch::Receiv
             return;
         };
         let mut delay = crate::feeds::next_delay(feed.every, failures, crate::feeds::jitter());
+        let age = age_of(reloader.board(), &path, feed.used.fetched_at);
         if std::mem::take(&mut first) {
             // A restart does not wait a whole `every`: the list is due when
             // its copy is `every` old (at once when it is older).
-            let age = crate::clock::now().duration_since(feed.used.fetched_at);
-            let age = std::time::Duration::try_from(age).unwrap_or_default();
             delay = delay.saturating_sub(age);
+        }
+        // Awake when the list goes stale, to say so at once.
+        if age < feed.max_age {
+            delay = delay.min(feed.max_age - age + std::time::Duration::from_secs(1));
         }
         reloader.board().update(&path, |s| {
             s.next_fetch = Some(SystemTime::now() + delay);
@@ -333,7 +367,7 @@ pub async fn once(reloader: &Arc<Reloader>, feed: &Feed) -> (&'static str, u32) 
     // fetched list: fetch it whole.
     let last: Option<Copy> = match board.overlay().get(path) {
         Some(c) => Some(c.clone()),
-        None => Copy::read(path).ok().flatten(),
+        None => read_copy(path).await,
     };
     let fetched = crate::feeds::fetch(feed, last.as_ref()).await;
     let verdict = match fetched {
@@ -348,25 +382,37 @@ pub async fn once(reloader: &Arc<Reloader>, feed: &Feed) -> (&'static str, u32) 
             );
             return ("failed", n);
         }
-        Ok(f) => crate::feeds::verdict(feed, last.as_ref(), f, now),
+        Ok(f) => {
+            // Reading and judging a list of millions of lines takes
+            // seconds: off the async threads, which serve requests.
+            let (feed_c, last_c) = (feed.clone(), last.clone());
+            match tokio::task::spawn_blocking(move || {
+                crate::feeds::verdict(&feed_c, last_c.as_ref(), f, now)
+            })
+            .await
+            {
+                Ok(v) => v,
+                Err(e) => Verdict::Refused {
+                    code: "unparseable",
+                    detail: format!("the list could not be read: {e}"),
+                },
+            }
+        }
     };
     match verdict {
         Verdict::Same(copy) => {
             count(reloader, &src, "unchanged");
-            persist(reloader, &src, &copy);
-            let was_stale = feed.used.stale;
+            persist(reloader, &src, &copy).await;
             succeeded(reloader, &src);
-            if was_stale {
-                // It is current again: compile so that the network holds
-                // the list again (on_stale: empty) and says it is fresh.
-                reloader.reload("feed", false).await;
+            if feed.on_stale == crate::policy::feeds::OnStale::Empty {
+                refresh_expiry(reloader, &src, feed.used.fetched_at, copy, "feed").await;
             }
             ("unchanged", 0)
         }
         Verdict::New(copy, change) => match reloader.apply_feed(path, copy.clone(), "feed").await {
             Outcome::Reloaded { .. } | Outcome::Unchanged => {
                 count(reloader, &src, "updated");
-                persist(reloader, &src, &copy);
+                persist(reloader, &src, &copy).await;
                 tracing::info!(
                     event = "feed_updated",
                     network = %feed.network,
@@ -417,6 +463,39 @@ pub async fn once(reloader: &Arc<Reloader>, feed: &Feed) -> (&'static str, u32) 
     }
 }
 
+/// A confirmed list whose addresses expire (`on_stale: empty`, a DNS
+/// name) is compiled again once the policy in force holds it for less than
+/// half its `max_age` more (or no longer): its addresses then match for
+/// another `max_age`. Not at every confirmation: a name with a 30 s TTL
+/// would recompile the policy twice a minute.
+pub(super) async fn refresh_expiry(
+    reloader: &Arc<Reloader>,
+    src: &Source<'_>,
+    compiled_at: jiff::Timestamp,
+    copy: Copy,
+    trigger: &'static str,
+) {
+    let held = crate::clock::now().duration_since(compiled_at);
+    let held = std::time::Duration::try_from(held).unwrap_or_default();
+    if held * 2 >= src.max_age {
+        reloader.apply_feed(src.copy_path, copy, trigger).await;
+    }
+}
+
+/// How old the list in force is: from its latest confirmation by the
+/// publisher (kept on the board), else from the copy the policy was
+/// compiled with.
+pub(super) fn age_of(
+    board: &Board,
+    path: &std::path::Path,
+    compiled: jiff::Timestamp,
+) -> std::time::Duration {
+    let confirmed = lock(&board.lists)
+        .get(path)
+        .map_or(compiled, |c| c.fetched_at.max(compiled));
+    std::time::Duration::try_from(crate::clock::now().duration_since(confirmed)).unwrap_or_default()
+}
+
 /// What a task keeps current, as the steps they share see it: a feed, or
 /// one of a network's DNS names.
 pub(super) struct Source<'a> {
@@ -428,8 +507,6 @@ pub(super) struct Source<'a> {
     pub copy_path: &'a std::path::Path,
     pub max_age: std::time::Duration,
     pub on_stale: &'static str,
-    /// The policy in force holds it as stale.
-    pub stale: bool,
 }
 
 impl<'a> Source<'a> {
@@ -441,7 +518,6 @@ impl<'a> Source<'a> {
             copy_path: &f.copy_path,
             max_age: f.max_age,
             on_stale: f.on_stale.as_str(),
-            stale: f.used.stale,
         }
     }
 
@@ -454,7 +530,6 @@ impl<'a> Source<'a> {
             max_age,
             // An answer older than max_age holds no address.
             on_stale: "empty",
-            stale: n.used.stale,
         }
     }
 
@@ -486,7 +561,17 @@ pub(super) fn count(reloader: &Reloader, src: &Source<'_>, outcome: &'static str
 
 /// Keeps a confirmed or applied list: in memory for every later compile,
 /// and on disk for the next start.
-pub(super) fn persist(reloader: &Reloader, src: &Source<'_>, copy: &Copy) {
+/// The copy at `path`, read off the async threads (`None`: none, or
+/// unreadable).
+pub(super) async fn read_copy(path: &std::path::Path) -> Option<Copy> {
+    let p = path.to_path_buf();
+    tokio::task::spawn_blocking(move || Copy::read(&p).ok().flatten())
+        .await
+        .ok()
+        .flatten()
+}
+
+pub(super) async fn persist(reloader: &Reloader, src: &Source<'_>, copy: &Copy) {
     reloader.board().keep(copy, src.copy_path.to_path_buf());
     if src.dns_name.is_none() {
         reloader
@@ -497,7 +582,11 @@ pub(super) fn persist(reloader: &Reloader, src: &Source<'_>, copy: &Copy) {
             })
             .set(copy.fetched_at.as_second());
     }
-    if let Err(e) = copy.write(src.copy_path) {
+    let (c, path) = (copy.clone(), src.copy_path.to_path_buf());
+    let written = tokio::task::spawn_blocking(move || c.write(&path))
+        .await
+        .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())));
+    if let Err(e) = written {
         tracing::warn!(
             event = "feed_copy_not_written",
             network = %src.network,
@@ -517,13 +606,15 @@ pub(super) fn succeeded(reloader: &Reloader, src: &Source<'_>) {
         s.stale_alerted = false;
     });
     if src.dns_name.is_none() {
+        let labels = FeedLabels {
+            network: Name(src.network.into()),
+        };
         reloader
             .metrics()
             .feed_degraded
-            .get_or_create(&FeedLabels {
-                network: Name(src.network.into()),
-            })
+            .get_or_create(&labels)
             .set(0);
+        reloader.metrics().feed_stale.get_or_create(&labels).set(0);
     }
 }
 
@@ -596,7 +687,7 @@ pub(super) fn problem(
             on_stale: src.on_stale,
         });
     }
-    if stale && !src.stale {
+    if stale_now {
         tracing::error!(
             event = src.event("feed_stale", "dns_stale"),
             network = %src.network,
@@ -605,11 +696,15 @@ pub(super) fn problem(
             on_stale = src.on_stale,
             "older than max_age"
         );
-        // Compile again so that on_stale applies and GET /policy says so.
-        let r = reloader.clone();
-        tokio::spawn(async move {
-            r.reload("feed", false).await;
-        });
+    }
+    if stale && src.dns_name.is_none() {
+        reloader
+            .metrics()
+            .feed_stale
+            .get_or_create(&FeedLabels {
+                network: Name(src.network.into()),
+            })
+            .set(1);
     }
     status.failures
 }

@@ -265,9 +265,25 @@ impl Reloader {
     pub async fn reload(&self, trigger: &'static str, force: bool) -> Outcome {
         let _one_at_a_time = self.running.lock().await;
         self.reload_tls(trigger).await;
-        let outcome = self
-            .try_candidate(trigger, force, self.shared.feeds.overlay())
+        // A published list or DNS name the edit adds (or whose URL it
+        // changes) is fetched first, as at startup: a reload never serves
+        // a snapshot, and fails, saying why, when it cannot fetch.
+        let fetched = if matches!(trigger, "feed" | "dns") {
+            Vec::new()
+        } else {
+            crate::feeds::prime(&self.path).await
+        };
+        let mut outcome = self
+            .try_candidate(trigger, force, self.shared.feeds.overlay(), None)
             .await;
+        if let Outcome::Failed { errors } = &mut outcome {
+            for (network, why) in fetched.into_iter().rev() {
+                errors.insert(
+                    0,
+                    format!("network '{network}': its published list or DNS name could not be fetched: {why}"),
+                );
+            }
+        }
         self.finish(trigger, outcome)
     }
 
@@ -284,7 +300,13 @@ impl Reloader {
         let _one_at_a_time = self.running.lock().await;
         let mut overlay = self.shared.feeds.overlay();
         overlay.insert(path.to_path_buf(), copy.clone());
-        let outcome = self.try_candidate(trigger, false, overlay).await;
+        // The running policy's own text, not the file on disk: an edit
+        // staged there (or refused by the guard) must not ride in on a list
+        // update.
+        let text = self.shared.policy.load().text();
+        let outcome = self
+            .try_candidate(trigger, false, overlay, Some(text))
+            .await;
         if matches!(outcome, Outcome::Reloaded { .. } | Outcome::Unchanged) {
             self.shared.feeds.keep(&copy, path.to_path_buf());
         }
@@ -297,15 +319,43 @@ impl Reloader {
         trigger: &'static str,
         force: bool,
         overlay: policy::feeds::Overlay,
+        text: Option<Arc<str>>,
     ) -> Outcome {
         let path = self.path.clone();
         // Reading and compiling touch the disk and can take a while for a
         // large policy: off the async threads.
-        let loaded = tokio::task::spawn_blocking(move || load(&path, &overlay)).await;
+        let loaded = tokio::task::spawn_blocking(move || match text {
+            Some(t) => load_text(&t, &path, &overlay),
+            None => load(&path, &overlay),
+        })
+        .await;
         let loaded = match loaded {
             Ok(l) => l,
             Err(e) => Err(vec![format!("reload task failed: {e}")]),
         };
+        // A snapshot stands in for check and tests, never for serving.
+        let loaded = loaded.and_then(|(p, sha)| {
+            let from_snapshot: Vec<&str> = p
+                .feeds()
+                .iter()
+                .filter(|f| f.used.origin == policy::feeds::Origin::Snapshot)
+                .map(|f| f.network.as_str())
+                .chain(
+                    p.dns_names()
+                        .iter()
+                        .filter(|n| n.used.origin == policy::feeds::Origin::Snapshot)
+                        .map(|n| n.network.as_str()),
+                )
+                .collect();
+            if from_snapshot.is_empty() {
+                Ok((p, sha))
+            } else {
+                Err(vec![format!(
+                    "network(s) {} would be served from their snapshot: or dns_snapshot: (their list or name could not be fetched or resolved): a snapshot is for check, explain and tests only",
+                    from_snapshot.join(", ")
+                )])
+            }
+        });
         match loaded {
             Err(errors) => Outcome::Failed { errors },
             Ok((_, sha256)) if sha256 == self.status().sha256 => Outcome::Unchanged,
@@ -569,11 +619,11 @@ impl Reloader {
             ));
         }
         let policy = self.shared.policy.load();
-        out.extend(
-            self.shared
-                .feeds
-                .degraded(policy.feeds(), policy.dns_names()),
-        );
+        out.extend(self.shared.feeds.degraded(
+            policy.feeds(),
+            policy.dns_names(),
+            policy.dns().max_age,
+        ));
         if let Some((_, _, Outcome::Refused { .. })) = self.status().last_change {
             out.push(
                 "the last policy edit was refused by the reload guard; GET /policy says why".into(),
@@ -628,7 +678,7 @@ impl Reloader {
             })).collect::<Vec<_>>()),
             "console": self.console_json(),
             "feeds": self.shared.feeds.to_json(self.shared.policy.load().feeds(), crate::clock::now()),
-            "dns_names": self.shared.feeds.dns_json(self.shared.policy.load().dns_names(), crate::clock::now()),
+            "dns_names": self.shared.feeds.dns_json(self.shared.policy.load().dns_names(), self.shared.policy.load().dns().max_age, crate::clock::now()),
             "state_store": match self.shared.lockout.redis.as_ref() {
                 None => json!({"store": "memory"}),
                 Some(s) => json!({
@@ -663,6 +713,26 @@ fn load(path: &Path, overlay: &policy::feeds::Overlay) -> Result<(Policy, String
                     None => located,
                 }
             })
+            .collect()),
+        Err(e) => Err(vec![e.to_string()]),
+    }
+}
+
+/// [`load`] of policy text already read (the running policy's).
+fn load_text(
+    text: &str,
+    path: &Path,
+    overlay: &policy::feeds::Overlay,
+) -> Result<(Policy, String), Vec<String>> {
+    match policy::load_str_with(text, path, crate::clock::now(), overlay) {
+        Ok(l) => {
+            let sha = l.policy.fingerprint().to_string();
+            Ok((l.policy, sha))
+        }
+        Err(LoadError::Invalid { diagnostics, .. }) => Err(diagnostics
+            .iter()
+            .filter(|d| d.is_error())
+            .map(|d| d.to_string().lines().next().unwrap_or_default().to_string())
             .collect()),
         Err(e) => Err(vec![e.to_string()]),
     }
