@@ -246,6 +246,9 @@ pub async fn supervise(reloader: Arc<Reloader>, mut shutdown: watch::Receiver<bo
                     .map(|n| (n.copy_path.clone(), true)),
             )
             .collect();
+        // Lists of feeds the policy no longer has are not kept for ever.
+        lock(&reloader.board().lists).retain(|path, _| sources.iter().any(|(p, _)| p == path));
+        lock(&reloader.board().status).retain(|path, _| sources.iter().any(|(p, _)| p == path));
         tasks.retain(|path, task| {
             let keep = sources.iter().any(|(p, _)| p == path) && !task.is_finished();
             if !keep {
