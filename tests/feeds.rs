@@ -130,6 +130,11 @@ async fn a_published_list_is_fetched_kept_current_and_a_list_that_looks_wrong_is
             "failed",
             "redirect",
         ),
+        (
+            Answer::NotModified("\"another\"".into()),
+            "failed",
+            "http_status",
+        ),
         (Answer::Huge(50 * 1024 * 1024), "failed", "too_large"),
         (Answer::Hang, "failed", "timeout"),
     ];
@@ -146,7 +151,7 @@ async fn a_published_list_is_fetched_kept_current_and_a_list_that_looks_wrong_is
     }
     let f = feed_status(&nw).await;
     assert_eq!(f["prefixes"], 3);
-    assert_eq!(f["failures"], 10);
+    assert_eq!(f["failures"], 11);
     let (_, ready) = (0, get("127.0.0.1", nw.addr("admin"), "/readyz", &[]).await);
     assert!(
         ready

@@ -142,7 +142,18 @@ pub fn step(
     now: jiff::Timestamp,
 ) -> Step {
     let prefixes = match lookup {
-        Lookup::Failed { code, detail } => return Step::Keep { code, detail },
+        // A failure after NXDOMAIN does not restart the grace, nor keep the
+        // address longer than it (red-team review: a resolver outage after
+        // NXDOMAIN kept a deleted name's address for dns.max_age).
+        Lookup::Failed { code, detail } => match *nx_since {
+            Some(since)
+                if Duration::try_from(now.duration_since(since)).unwrap_or_default() >= grace
+                    && last.is_some_and(|c| !c.prefixes.is_empty()) =>
+            {
+                Vec::new()
+            }
+            _ => return Step::Keep { code, detail },
+        },
         Lookup::Found { addresses, .. } => {
             *nx_since = None;
             crate::lists::canonical(
@@ -301,6 +312,27 @@ mod tests {
             grace,
             later,
         ) {
+            Step::New(c, _) => assert!(c.prefixes.is_empty()),
+            other => panic!("{other:?}"),
+        }
+        // Lookups that fail after NXDOMAIN do not keep it past the grace.
+        let mut nx = Some(t0);
+        let failed = Lookup::Failed {
+            code: "timeout",
+            detail: String::new(),
+        };
+        assert!(matches!(
+            step(
+                "a.example",
+                Some(&last),
+                failed.clone(),
+                &mut nx,
+                grace,
+                t("2026-12-07T01:05:00Z")
+            ),
+            Step::Keep { .. }
+        ));
+        match step("a.example", Some(&last), failed, &mut nx, grace, later) {
             Step::New(c, _) => assert!(c.prefixes.is_empty()),
             other => panic!("{other:?}"),
         }

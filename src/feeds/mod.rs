@@ -52,6 +52,8 @@ pub enum FetchError {
     Connect(String),
     #[error("the answer was cut off: {0}")]
     Body(String),
+    #[error("a 304 for another version than the one asked about")]
+    OtherVersion,
 }
 
 impl FetchError {
@@ -66,6 +68,7 @@ impl FetchError {
             FetchError::Tls(_) => "tls",
             FetchError::Connect(_) => "connect",
             FetchError::Body(_) => "body",
+            FetchError::OtherVersion => "http_status",
         }
     }
 }
@@ -136,6 +139,24 @@ pub async fn fetch(feed: &Feed, last: Option<&Copy>) -> Result<Fetched, FetchErr
             // one that sent no validator confirms nothing.
             let asked = last.is_some_and(|c| c.etag.is_some() || c.last_modified.is_some());
             if status == StatusCode::NOT_MODIFIED && asked {
+                // It confirms only the version asked about (RFC 9111
+                // §4.3.4): a 304 naming another ETag, or a later
+                // Last-Modified, is no confirmation (red-team review).
+                let header = |name| resp.headers().get(name).and_then(|v| v.to_str().ok());
+                let stored = last.and_then(|c| c.etag.as_deref());
+                let etag_differs =
+                    matches!((header(header::ETAG), stored), (Some(got), Some(had)) if got != had);
+                let newer = match (
+                    header(header::LAST_MODIFIED).and_then(|v| httpdate::parse_http_date(v).ok()),
+                    last.and_then(|c| c.last_modified.as_deref())
+                        .and_then(|v| httpdate::parse_http_date(v).ok()),
+                ) {
+                    (Some(got), Some(had)) => got > had,
+                    _ => false,
+                };
+                if etag_differs || newer {
+                    return Err(FetchError::OtherVersion);
+                }
                 return Ok(Fetched::NotModified);
             }
             if status != StatusCode::OK {

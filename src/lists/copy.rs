@@ -130,9 +130,20 @@ impl Copy {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+        // A name nobody can guess, created anew (O_EXCL, never through a
+        // symlink someone placed in state_dir: red-team review).
+        let mut nonce = [0u8; 8];
+        let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut nonce);
+        let nonce: String = nonce.iter().map(|b| format!("{b:02x}")).collect();
+        let tmp = dir.join(format!(".{name}.{nonce}.tmp"));
         let result = (|| {
-            let mut f = std::fs::File::create(&tmp)?;
+            use std::os::unix::fs::OpenOptionsExt;
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .custom_flags(libc::O_NOFOLLOW)
+                .mode(0o640)
+                .open(&tmp)?;
             f.write_all(&self.to_json())?;
             f.sync_all()?;
             std::fs::rename(&tmp, path)?;
@@ -199,6 +210,26 @@ mod tests {
             std::fs::read_dir(dir.path()).expect("dir").count(),
             1,
             "no temporary file left"
+        );
+    }
+
+    #[test]
+    fn a_symlink_planted_in_state_dir_is_never_written_through() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let victim = dir.path().join("victim.txt");
+        std::fs::write(&victim, b"precious").expect("write");
+        let path = dir.path().join("state").join("n.json");
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("dir");
+        // The copy itself as a symlink: the rename replaces the link, and
+        // the file it pointed to is untouched.
+        std::os::unix::fs::symlink(&victim, &path).expect("symlink");
+        copy().write(&path).expect("write");
+        assert_eq!(std::fs::read(&victim).expect("read"), b"precious");
+        assert!(
+            !std::fs::symlink_metadata(&path)
+                .expect("meta")
+                .file_type()
+                .is_symlink()
         );
     }
 

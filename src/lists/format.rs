@@ -545,6 +545,15 @@ fn csv(spec: &Csv, text: &str) -> Result<Parsed, ParseError> {
         if record.iter().all(|f| f.trim().is_empty()) {
             continue;
         }
+        // A quote left open swallows the lines after it into one cell:
+        // refused, not read as fewer rows, whether or not the row is kept
+        // (red-team review: one in a filtered-out row hid later rows).
+        if record.iter().any(|f| f.contains(['\n', '\r'])) {
+            return Err(problem(
+                format!("line {line}"),
+                "a quoted field runs over several lines (a quote left open?)",
+            ));
+        }
         let keep = filters.iter().all(|(i, values)| {
             record
                 .get(*i)
@@ -553,14 +562,6 @@ fn csv(spec: &Csv, text: &str) -> Result<Parsed, ParseError> {
         if !keep {
             out.skipped += 1;
             continue;
-        }
-        // A quote left open swallows the lines after it into one cell:
-        // refused, not read as fewer rows.
-        if record.iter().any(|f| f.contains(['\n', '\r'])) {
-            return Err(problem(
-                format!("line {line}"),
-                "a quoted field runs over several lines (a quote left open?)",
-            ));
         }
         let cell = record.get(column).ok_or_else(|| {
             problem(

@@ -102,9 +102,11 @@ impl fmt::Display for Refusal {
                 f,
                 "{prefix} is wider than /{widest}, the widest this network takes (widest:)"
             ),
-            Refusal::CoversTooMuch { family } => write!(
-                f,
-                "together its prefixes hold half of all IPv{family} addresses or more"
+            Refusal::CoversTooMuch { family: 4 } => {
+                f.write_str("together its prefixes hold a quarter of all IPv4 addresses or more")
+            }
+            Refusal::CoversTooMuch { .. } => f.write_str(
+                "together its prefixes hold half of IPv6's global unicast (2000::/3) or more",
             ),
             Refusal::NotPublic { prefix, within } => {
                 write!(
@@ -120,7 +122,7 @@ impl fmt::Display for Refusal {
                 max_change,
             } => write!(
                 f,
-                "its IPv{family} addresses changed by more than {max_change}% (+{added} -{removed} of {before}; max_change:)"
+                "its IPv{family} addresses changed by more than {max_change}% (+{added} -{removed} of {before}; the bound is max_change)"
             ),
         }
     }
@@ -191,10 +193,30 @@ pub fn diff(old: &[IpNet], new: &[IpNet]) -> Change {
     change
 }
 
+/// The most addresses of a family that published lists may hold, in all:
+/// a quarter of IPv4 (FireHOL's level 1 deny list, bogons included, is
+/// about a seventh), and half of IPv6's global unicast `2000::/3`
+/// (an eighth of all IPv6 would still be every routable address).
+pub const MOST_V4: u128 = 1 << 30;
+pub const MOST_V6: u128 = 1 << 124;
+
+/// Whether `set` holds more of a family than published lists may.
+pub fn covers_too_much(set: &RangeSet) -> Option<u8> {
+    let (v4, v6) = set.address_count();
+    if u128::from(v4) >= MOST_V4 {
+        Some(4)
+    } else if v6 >= MOST_V6 {
+        Some(6)
+    } else {
+        None
+    }
+}
+
 /// Whether `list` stays within the bounds that hold for any list, the one
 /// in force included: no prefix wider than `widest`, none private or
-/// reserved with `public`, and less than half of either family in all
-/// (256 `/8`s are the whole IPv4 internet, whatever `widest` says).
+/// reserved with `public`, and in all less than [`MOST_V4`] and
+/// [`MOST_V6`] (256 `/8`s are the whole IPv4 internet, 8,192 `/16`s all of
+/// IPv6's global unicast, whatever `widest` says).
 pub fn within(list: &[IpNet], limits: &Limits) -> Result<(), Refusal> {
     for n in list {
         let widest = match n {
@@ -210,14 +232,10 @@ pub fn within(list: &[IpNet], limits: &Limits) -> Result<(), Refusal> {
             return Err(Refusal::NotPublic { prefix: *n, within });
         }
     }
-    let (v4, v6) = RangeSet::from_nets(list).address_count();
-    if v4 >= 1 << 31 {
-        return Err(Refusal::CoversTooMuch { family: 4 });
+    match covers_too_much(&RangeSet::from_nets(list)) {
+        Some(family) => Err(Refusal::CoversTooMuch { family }),
+        None => Ok(()),
     }
-    if v6 >= 1 << 127 {
-        return Err(Refusal::CoversTooMuch { family: 6 });
-    }
-    Ok(())
 }
 
 /// Whether `new` (canonical) may replace `last` (the last good list, if
@@ -281,13 +299,20 @@ const SPECIAL: &[(&str, &str)] = &[
     ("172.16.0.0/12", "private, RFC 1918"),
     ("192.0.0.0/24", "IETF protocol assignments, RFC 6890"),
     ("192.0.2.0/24", "documentation, RFC 5737"),
+    (
+        "192.88.99.0/24",
+        "6to4 relay anycast (deprecated), RFC 7526",
+    ),
     ("192.168.0.0/16", "private, RFC 1918"),
     ("198.18.0.0/15", "benchmarking, RFC 2544"),
     ("198.51.100.0/24", "documentation, RFC 5737"),
     ("203.0.113.0/24", "documentation, RFC 5737"),
     ("224.0.0.0/4", "multicast, RFC 5771"),
     ("240.0.0.0/4", "reserved, RFC 1112"),
-    ("::/127", "unspecified and loopback, RFC 4291"),
+    (
+        "::/96",
+        "unspecified, loopback and IPv4-compatible (deprecated), RFC 4291",
+    ),
     ("::ffff:0:0/96", "IPv4-mapped, RFC 4291"),
     ("64:ff9b::/96", "IPv4/IPv6 translation, RFC 6052"),
     (
@@ -370,9 +395,14 @@ mod tests {
         let all: Vec<&str> = all.iter().map(String::as_str).collect();
         let r = judge(None, &nets(&all), &Limits::default()).unwrap_err();
         assert_eq!(r.code(), "too_wide");
-        assert!(r.to_string().contains("half of all IPv4"), "{r}");
-        // Half less one /8 passes.
-        assert!(judge(None, &nets(&all[..127]), &Limits::default()).is_ok());
+        assert!(r.to_string().contains("a quarter of all IPv4"), "{r}");
+        // A quarter less one /8 passes.
+        assert!(judge(None, &nets(&all[..63]), &Limits::default()).is_ok());
+        // All of global unicast as 8,192 /16s (red-team review).
+        let v6: Vec<String> = (0x2000..0x4000).map(|a| format!("{a:x}::/16")).collect();
+        let v6: Vec<&str> = v6.iter().map(String::as_str).collect();
+        let r = judge(None, &nets(&v6), &Limits::default()).unwrap_err();
+        assert!(r.to_string().contains("global unicast"), "{r}");
     }
 
     #[test]
@@ -392,6 +422,9 @@ mod tests {
             "64:ff9b::a00:1",
             "fec0::/16",
             "5f00::/16",
+            "::2/128",
+            "::127.0.0.1/128",
+            "192.88.99.0/24",
         ] {
             let r = judge(None, &nets(&[p]), &l);
             if p == "8.0.0.0/8" {

@@ -79,6 +79,8 @@ fn run(
         dns: super::dns::DnsSettings::default(),
         dns_names: Vec::new(),
         missing_dns: Vec::new(),
+        published_all: Vec::new(),
+        published_at: None,
     };
     let policy = cx.policy(raw, path);
     let missing = super::feeds::Missing {
@@ -245,6 +247,11 @@ pub(super) struct Cx<'a, 'e> {
     /// Each name of each network's `dns_names:`, with its answer.
     pub(super) dns_names: Vec<super::dns::DnsName>,
     pub(super) missing_dns: Vec<super::dns::DnsName>,
+    /// Every published list's and DNS name's prefixes together, and where
+    /// the first is named: together they must stay within the bound one
+    /// list must (two lists of half the internet each are all of it).
+    pub(super) published_all: Vec<ipnet::IpNet>,
+    pub(super) published_at: Option<Location>,
 }
 
 impl Cx<'_, '_> {
@@ -280,6 +287,23 @@ impl Cx<'_, '_> {
             .collect();
         for i in 0..drafts.len() {
             self.resolve(&mut drafts, &index, i, &mut Vec::new());
+        }
+        if let (Some(at), Some(family)) = (
+            self.published_at,
+            crate::lists::judge::covers_too_much(&RangeSet::from_nets(&self.published_all)),
+        ) {
+            self.error(
+                &at,
+                format!(
+                    "the published lists and DNS names together hold {} or more",
+                    if family == 4 {
+                        "a quarter of all IPv4 addresses"
+                    } else {
+                        "half of IPv6's global unicast (2000::/3)"
+                    }
+                ),
+                Some("no list may let in that much, alone or with others: check which lists grew, and their where: filters".into()),
+            );
         }
         let client_ip = self.client_ip(&raw, &mut drafts, &index);
         let forwarding = self.forwarding(&raw);

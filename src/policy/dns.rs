@@ -100,6 +100,15 @@ impl Cx<'_, '_> {
             }
         }
         let min_ttl = self.duration(r.min_ttl.as_ref(), defaults::MIN_TTL);
+        if let Some(m) = &r.min_ttl
+            && min_ttl < Duration::from_secs(1)
+        {
+            self.error(
+                &m.referenced,
+                "dns.min_ttl is shorter than 1s".into(),
+                Some("a name is looked up at most once a second whatever its TTL; 30s is the default".into()),
+            );
+        }
         let max_ttl = self.duration(r.max_ttl.as_ref(), defaults::MAX_TTL);
         if min_ttl > max_ttl
             && let Some(m) = &r.min_ttl
@@ -151,9 +160,14 @@ impl Cx<'_, '_> {
             }
             return None;
         };
-        let mut checked = Vec::with_capacity(names.len());
+        let mut checked: Vec<String> = Vec::with_capacity(names.len());
         for n in names {
             match hostname(&n.value) {
+                Ok(name) if checked.contains(&name) => self.error(
+                    &n.referenced,
+                    format!("network '{network}': {name} is named twice"),
+                    Some("names compare without case and trailing dot; remove the second".into()),
+                ),
                 Ok(name) => checked.push(name),
                 Err(why) => self.error(
                     &n.referenced,
@@ -401,6 +415,10 @@ pub fn hostname(text: &str) -> Result<String, &'static str> {
     if name.parse::<std::net::IpAddr>().is_ok() || name.contains('/') {
         return Err("is an address, not a DNS name");
     }
+    if name == "localhost" || name.ends_with(".localhost") {
+        // RFC 6761 §6.3: resolvers answer it themselves, never a server.
+        return Err("is the machine itself (RFC 6761), never looked up");
+    }
     for label in name.split('.') {
         let ok = !label.is_empty()
             && label.len() <= 63
@@ -433,5 +451,7 @@ mod tests {
         assert!(hostname(&format!("{}.example", "x".repeat(64))).is_err());
         assert!(hostname("exa mple.jp").is_err());
         assert!(hostname("_dmarc.example.jp").is_ok());
+        assert!(hostname("localhost").is_err());
+        assert!(hostname("x.LOCALHOST.").is_err());
     }
 }

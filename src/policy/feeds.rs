@@ -989,6 +989,39 @@ mod tests {
     }
 
     #[test]
+    fn lists_that_together_hold_a_quarter_of_ipv4_are_refused() {
+        let dir = tempfile::tempdir().expect("dir");
+        let state = dir.path().join("state");
+        let eights = |from: u32| -> Vec<String> {
+            (from..from + 40).map(|a| format!("{a}.0.0.0/8")).collect()
+        };
+        for (name, from) in [("x", 1u32), ("y", 100)] {
+            let url = format!("https://example.com/{name}");
+            let path =
+                crate::lists::copy::path_for(&state, name, &Feed::identity(&url, &Format::Lines));
+            let list = eights(from);
+            let list: Vec<&str> = list.iter().map(String::as_str).collect();
+            copy(&list, "2026-12-06T00:00:00Z")
+                .write(&path)
+                .expect("write");
+        }
+        let text = format!(
+            "version: 1\nfeeds: {{ state_dir: {} }}\nnetworks:\n  x: {{ feed: {{ url: \"https://example.com/x\" }} }}\n  y: {{ feed: {{ url: \"https://example.com/y\" }} }}\nrules:\n  - {{ name: all, allow_from: [x, y] }}\n",
+            state.display()
+        );
+        let now: Timestamp = "2026-12-07T00:00:00Z".parse().expect("t");
+        let e = match load_str_with(&text, &dir.path().join("p.yaml"), now, &Overlay::new()) {
+            Err(LoadError::Invalid { diagnostics, .. }) => diagnostics,
+            other => panic!("{other:?}"),
+        };
+        assert!(
+            e.iter()
+                .any(|d| d.message.contains("together hold a quarter of all IPv4")),
+            "{e:#?}"
+        );
+    }
+
+    #[test]
     fn with_on_stale_empty_the_list_expires_by_itself_at_max_age() {
         let dir = tempfile::tempdir().expect("dir");
         let path = crate::lists::copy::path_for(

@@ -101,6 +101,10 @@ impl Cx<'_, '_> {
                             m.dns_snapshot.as_ref(),
                             state_dir.as_deref(),
                         ) {
+                            if let Some(first) = m.dns_names.first() {
+                                self.published_at.get_or_insert(first.referenced);
+                            }
+                            self.published_all.extend(fixed.iter().copied());
                             published.extend(fixed);
                             draft.published.extend(expiring);
                         }
@@ -113,9 +117,11 @@ impl Cx<'_, '_> {
                     }
                     if let Some(feed) = &m.feed {
                         let state_dir = self.state_dir.clone();
+                        self.published_at.get_or_insert(feed.referenced);
                         if let Some((compiled, list, until)) =
                             self.feed(&name.value, feed, state_dir.as_deref())
                         {
+                            self.published_all.extend(list.iter().copied());
                             // on_stale: empty: it may go empty by itself.
                             draft.emptied |= compiled.on_stale == super::feeds::OnStale::Empty;
                             self.feeds.push(compiled);

@@ -312,8 +312,17 @@ async fn run(reloader: Arc<Reloader>, path: PathBuf, mut shutdown: watch::Receiv
 }
 
 /// `POST /feeds/refresh`: fetches every feed now, one after another, and
-/// says what each came to (the same steps as the schedule's).
+/// says what each came to (the same steps as the schedule's). The work is
+/// its own task: an admin connection cut at its time limit does not cut a
+/// fetch half-way, unrecorded (red-team review).
 pub async fn refresh_now(reloader: &Arc<Reloader>) -> Value {
+    let r = reloader.clone();
+    tokio::spawn(async move { refresh_all(&r).await })
+        .await
+        .unwrap_or_else(|e| json!({ "error": e.to_string() }))
+}
+
+async fn refresh_all(reloader: &Arc<Reloader>) -> Value {
     let mut out = Vec::new();
     for feed in reloader.policy().feeds().to_vec() {
         let (outcome, _) = once(reloader, &feed).await;

@@ -556,12 +556,17 @@ impl Reloader {
             .inc();
         let now = SystemTime::now();
         let recorded = outcome.clone();
-        self.set_status(|s| {
-            if !matches!(recorded, Outcome::Unchanged) {
-                s.last_change = Some((now, trigger, recorded.clone()));
-            }
-            s.last_attempt = Some((now, trigger, recorded));
-        });
+        // A list update or a DNS answer is shown under `feeds` and
+        // `dns_names`: it must not hide the last edit's outcome (a refused
+        // edit stays on /readyz until the next edit; red-team review).
+        if !matches!(trigger, "feed" | "dns") {
+            self.set_status(|s| {
+                if !matches!(recorded, Outcome::Unchanged) {
+                    s.last_change = Some((now, trigger, recorded.clone()));
+                }
+                s.last_attempt = Some((now, trigger, recorded));
+            });
+        }
         outcome
     }
 

@@ -30,6 +30,8 @@ pub enum Answer {
     Huge(usize),
     /// 302 to this location.
     Redirect(String),
+    /// 304 naming this ETag, whatever was asked.
+    NotModified(String),
 }
 
 /// (path, If-None-Match) of each request.
@@ -165,6 +167,11 @@ async fn respond(
         Answer::Hang => {
             tokio::time::sleep(WAIT).await;
             full(503, String::new())
+        }
+        Answer::NotModified(tag) => {
+            let mut r = full(304, String::new());
+            r.headers_mut().insert("etag", tag.parse().expect("etag"));
+            r
         }
         Answer::Redirect(to) => {
             let mut r = full(302, String::new());
