@@ -8,6 +8,7 @@
 //! whether the client is in one of its networks ([`prefix`]).
 
 pub mod account;
+pub mod accounts;
 pub mod client;
 pub mod facts;
 pub mod outcome;
