@@ -462,9 +462,18 @@ async fn a_full_queue_drops_and_counts_instead_of_waiting() {
     )
     .await;
     assert!(dropped <= 7.0);
-    let warn = nw.wait_log(|v| v["event"] == "alert_dropped");
+    // The sink's queue dropped (counted above); under load the attempt
+    // queue (also 1 here) may drop some first, said as `queue_full`.
+    let warn = nw.wait_log(|v| v["event"] == "alert_dropped" && v["reason"] == "sink_queue_full");
     assert_eq!(warn["level"], "WARN");
-    assert_eq!(warn["reason"], "sink_queue_full");
+    assert!(
+        nw.logs()
+            .iter()
+            .filter(|v| v["event"] == "alert_dropped")
+            .all(|v| v["reason"] == "sink_queue_full" || v["reason"] == "queue_full"),
+        "{:#?}",
+        nw.logs()
+    );
     hang.release();
 }
 
