@@ -78,8 +78,8 @@ pub async fn once(
     board.update(&name.copy_path, |s| {
         s.last_attempt = Some(SystemTime::now())
     });
-    let last: Option<Copy> = match board.overlay().get(&name.copy_path) {
-        Some(c) => Some(c.clone()),
+    let last: Option<Copy> = match board.list(&name.copy_path) {
+        Some(c) => Some(c),
         None => super::feeds::read_copy(&name.copy_path).await,
     };
     let lookup = crate::feeds::dns::resolve(&settings, &name.name).await;

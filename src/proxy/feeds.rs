@@ -76,6 +76,12 @@ impl Board {
         lock(&self.status).get(path).and_then(|s| s.nx_since)
     }
 
+    /// The list applied (or confirmed) for `path` since start, if any:
+    /// one copy, not the whole overlay.
+    pub(super) fn list(&self, path: &std::path::Path) -> Option<Copy> {
+        lock(&self.lists).get(path).cloned()
+    }
+
     pub(super) fn keep(&self, copy: &Copy, path: PathBuf) {
         lock(&self.lists).insert(path, copy.clone());
     }
@@ -377,8 +383,8 @@ pub async fn once(reloader: &Arc<Reloader>, feed: &Feed) -> (&'static str, u32) 
     // The list the running policy holds: the one to compare with, and
     // whose validators make the request conditional. A snapshot is no
     // fetched list: fetch it whole.
-    let last: Option<Copy> = match board.overlay().get(path) {
-        Some(c) => Some(c.clone()),
+    let last: Option<Copy> = match board.list(path) {
+        Some(c) => Some(c),
         None => read_copy(path).await,
     };
     let fetched = crate::feeds::fetch(feed, last.as_ref()).await;
