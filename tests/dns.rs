@@ -147,23 +147,7 @@ async fn no_answer_at_first_start_fails_closed_and_check_uses_the_snapshot() {
     let path = dir.path().join("policy.yaml");
     std::fs::write(&path, policy(&dns, state.path(), "")).expect("policy");
     let p = path.to_str().expect("utf-8").to_string();
-    let args = p.clone();
-    let (code, _, err) = tokio::task::spawn_blocking(move || {
-        crate::support::run_within(
-            &[
-                "serve",
-                "--policy",
-                &args,
-                "--listen",
-                "127.0.0.1:0",
-                "--admin",
-                "127.0.0.1:0",
-            ],
-            std::time::Duration::from_secs(20),
-        )
-    })
-    .await
-    .expect("run");
+    let (code, err) = crate::support::serve_exits(&path, std::time::Duration::from_secs(20)).await;
     assert_eq!(code, 1, "{err}");
     assert!(err.contains(&format!("{NAME}: no answer within")), "{err}");
     assert!(
@@ -202,23 +186,7 @@ async fn with_dnssec_on_an_unsigned_answer_is_no_answer() {
     let dir = tempfile::tempdir().expect("dir");
     let path = dir.path().join("policy.yaml");
     std::fs::write(&path, policy(&dns, state.path(), ", dnssec: true")).expect("policy");
-    let p = path.to_str().expect("utf-8").to_string();
-    let (code, _, err) = tokio::task::spawn_blocking(move || {
-        crate::support::run_within(
-            &[
-                "serve",
-                "--policy",
-                &p,
-                "--listen",
-                "127.0.0.1:0",
-                "--admin",
-                "127.0.0.1:0",
-            ],
-            std::time::Duration::from_secs(30),
-        )
-    })
-    .await
-    .expect("run");
+    let (code, err) = crate::support::serve_exits(&path, std::time::Duration::from_secs(30)).await;
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("DNSSEC validation failed (dnssec)"), "{err}");
     assert!(!err.contains("listening"), "{err}");

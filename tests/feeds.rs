@@ -220,23 +220,7 @@ async fn a_first_start_with_no_copy_and_no_publisher_fails_closed_and_says_why()
     )
     .expect("policy");
     let path_s = path.to_str().expect("utf-8").to_string();
-    let p = path_s.clone();
-    let (code, _, err) = tokio::task::spawn_blocking(move || {
-        crate::support::run_within(
-            &[
-                "serve",
-                "--policy",
-                &p,
-                "--listen",
-                "127.0.0.1:0",
-                "--admin",
-                "127.0.0.1:0",
-            ],
-            std::time::Duration::from_secs(20),
-        )
-    })
-    .await
-    .expect("run");
+    let (code, err) = crate::support::serve_exits(&path, std::time::Duration::from_secs(20)).await;
     assert_eq!(code, 1, "{err}");
     assert!(
         err.contains("network 'partners': its published list or DNS name could not be fetched: the publisher answered 503"),
@@ -245,23 +229,7 @@ async fn a_first_start_with_no_copy_and_no_publisher_fails_closed_and_says_why()
     assert!(err.contains("its feed has no list yet"), "{err}");
     // A 304 to a request that asked nothing conditionally confirms nothing.
     publisher.set(Answer::Status(304));
-    let p = path_s.clone();
-    let (code, _, err) = tokio::task::spawn_blocking(move || {
-        crate::support::run_within(
-            &[
-                "serve",
-                "--policy",
-                &p,
-                "--listen",
-                "127.0.0.1:0",
-                "--admin",
-                "127.0.0.1:0",
-            ],
-            std::time::Duration::from_secs(20),
-        )
-    })
-    .await
-    .expect("run");
+    let (code, err) = crate::support::serve_exits(&path, std::time::Duration::from_secs(20)).await;
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("the publisher answered 304"), "{err}");
     // And `check` says the same without any network.

@@ -126,36 +126,11 @@ pub async fn once(
                     succeeded(reloader, &src);
                     ("updated", 0, ttl)
                 }
-                Outcome::Failed { errors } => {
-                    let detail = format!(
-                        "the policy does not load with the new answer: {}",
-                        errors.first().map(String::as_str).unwrap_or("no detail")
-                    );
-                    let n = problem(
-                        reloader,
-                        &src,
-                        "held",
-                        "policy_tests",
-                        detail,
-                        last.as_ref(),
-                    );
-                    ("held", n, ttl)
-                }
-                Outcome::Refused { guard } => {
-                    let detail = format!(
-                        "the new answer would deny {} of the {} client addresses that used the console in the last 24 hours",
-                        guard.denied, guard.recent
-                    );
-                    let n = problem(
-                        reloader,
-                        &src,
-                        "held",
-                        "reload_guard",
-                        detail,
-                        last.as_ref(),
-                    );
-                    ("held", n, ttl)
-                }
+                outcome => (
+                    "held",
+                    super::feeds::held(reloader, &src, outcome, "answer", last.as_ref()),
+                    ttl,
+                ),
             }
         }
         Step::Keep { code, detail } => {

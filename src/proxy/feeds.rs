@@ -443,36 +443,7 @@ pub async fn once(reloader: &Arc<Reloader>, feed: &Feed) -> (&'static str, u32) 
                 succeeded(reloader, &src);
                 ("updated", 0)
             }
-            Outcome::Failed { errors } => {
-                let detail = format!(
-                    "the policy does not load with the new list: {}",
-                    errors.first().map(String::as_str).unwrap_or("no detail")
-                );
-                let n = problem(
-                    reloader,
-                    &src,
-                    "held",
-                    "policy_tests",
-                    detail,
-                    last.as_ref(),
-                );
-                ("held", n)
-            }
-            Outcome::Refused { guard } => {
-                let detail = format!(
-                    "the new list would deny {} of the {} client addresses that used the console in the last 24 hours",
-                    guard.denied, guard.recent
-                );
-                let n = problem(
-                    reloader,
-                    &src,
-                    "held",
-                    "reload_guard",
-                    detail,
-                    last.as_ref(),
-                );
-                ("held", n)
-            }
+            outcome => ("held", held(reloader, &src, outcome, "list", last.as_ref())),
         },
         Verdict::Refused { code, detail } => {
             let n = problem(reloader, &src, "refused", code, detail, last.as_ref());
@@ -498,6 +469,36 @@ pub(super) async fn refresh_expiry(
     if held * 2 >= src.max_age {
         reloader.apply_feed(src.copy_path, copy, trigger).await;
     }
+}
+
+/// A list or answer the policy's tests or the reload guard held back: the
+/// last good one stays. Returns the failures in a row.
+pub(super) fn held(
+    reloader: &Arc<Reloader>,
+    src: &Source<'_>,
+    outcome: Outcome,
+    what: &str,
+    last: Option<&Copy>,
+) -> u32 {
+    let (code, detail) = match outcome {
+        Outcome::Refused { guard } => (
+            "reload_guard",
+            format!(
+                "the new {what} would deny {} of the {} client addresses that used the console in the last 24 hours",
+                guard.denied, guard.recent
+            ),
+        ),
+        Outcome::Failed { errors } => (
+            "policy_tests",
+            format!(
+                "the policy does not load with the new {what}: {}",
+                errors.first().map(String::as_str).unwrap_or("no detail")
+            ),
+        ),
+        // Reloaded and Unchanged are applied, never held.
+        _ => ("policy_tests", format!("the new {what} was not applied")),
+    };
+    problem(reloader, src, "held", code, detail, last)
 }
 
 /// How old the list in force is: from its latest confirmation by the

@@ -700,14 +700,32 @@ impl Reloader {
 /// `overlay` ahead of those on disk; its fingerprint (the bytes compiled,
 /// the lists included).
 fn load(path: &Path, overlay: &policy::feeds::Overlay) -> Result<(Policy, String), Vec<String>> {
-    match policy::load_with(path, overlay) {
+    loaded(policy::load_with(path, overlay))
+}
+
+/// [`load`] of policy text already read (the running policy's).
+fn load_text(
+    text: &str,
+    path: &Path,
+    overlay: &policy::feeds::Overlay,
+) -> Result<(Policy, String), Vec<String>> {
+    loaded(policy::load_str_with(
+        text,
+        path,
+        crate::clock::now(),
+        overlay,
+    ))
+}
+
+/// A load's policy and fingerprint, or its errors: each located line and
+/// its help ("did you mean 'office'?"), as `check` gives them; never the
+/// source line, which would echo the policy into `GET /policy` and the log.
+fn loaded(result: Result<policy::Loaded, LoadError>) -> Result<(Policy, String), Vec<String>> {
+    match result {
         Ok(l) => {
             let sha = l.policy.fingerprint().to_string();
             Ok((l.policy, sha))
         }
-        // Each error's located line and its help ("did you mean
-        // 'office'?"), as `check` gives them; not the source line, which
-        // would echo the policy into `GET /policy` and the log.
         Err(LoadError::Invalid { diagnostics, .. }) => Err(diagnostics
             .iter()
             .filter(|d| d.is_error())
@@ -718,26 +736,6 @@ fn load(path: &Path, overlay: &policy::feeds::Overlay) -> Result<(Policy, String
                     None => located,
                 }
             })
-            .collect()),
-        Err(e) => Err(vec![e.to_string()]),
-    }
-}
-
-/// [`load`] of policy text already read (the running policy's).
-fn load_text(
-    text: &str,
-    path: &Path,
-    overlay: &policy::feeds::Overlay,
-) -> Result<(Policy, String), Vec<String>> {
-    match policy::load_str_with(text, path, crate::clock::now(), overlay) {
-        Ok(l) => {
-            let sha = l.policy.fingerprint().to_string();
-            Ok((l.policy, sha))
-        }
-        Err(LoadError::Invalid { diagnostics, .. }) => Err(diagnostics
-            .iter()
-            .filter(|d| d.is_error())
-            .map(|d| d.to_string().lines().next().unwrap_or_default().to_string())
             .collect()),
         Err(e) => Err(vec![e.to_string()]),
     }

@@ -64,6 +64,29 @@ pub fn run_within(args: &[&str], limit: std::time::Duration) -> (i32, String, St
     )
 }
 
+/// Runs `serve` on `policy` (loopback ports of its own) where it is meant
+/// to fail at startup: its exit code and stderr, within `limit`.
+pub async fn serve_exits(policy: &Path, limit: std::time::Duration) -> (i32, String) {
+    let p = policy.to_str().expect("utf-8 path").to_string();
+    let (code, _, err) = tokio::task::spawn_blocking(move || {
+        run_within(
+            &[
+                "serve",
+                "--policy",
+                &p,
+                "--listen",
+                "127.0.0.1:0",
+                "--admin",
+                "127.0.0.1:0",
+            ],
+            limit,
+        )
+    })
+    .await
+    .expect("serve ran");
+    (code, err)
+}
+
 pub mod console;
 pub mod dns;
 pub mod proxy;
