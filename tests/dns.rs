@@ -106,17 +106,23 @@ async fn a_branch_on_dynamic_dns_is_followed_kept_through_failures_and_emptied_a
     dns.set(NAME, Answer::NxDomain);
     let r = refresh(&nw).await;
     assert_eq!(r["outcome"], "nxdomain", "{r}");
+    // A restart during the grace does not restart it (third review): when
+    // the NXDOMAIN began is kept with the answer. The resolver failing
+    // after it does not stretch the grace either (second review).
+    assert_eq!(nw.terminate(), 0);
+    dns.set(NAME, Answer::ServFail);
+    let nw = start(&text, &up);
     assert_eq!(status(&nw, "127.0.0.3").await, 200);
     tokio::time::sleep(std::time::Duration::from_millis(1_200)).await;
-    // The resolver failing now does not stretch the grace (red-team
-    // review): past it, the name holds nothing.
-    dns.set(NAME, Answer::ServFail);
-    // The branch is the only client since the restart: emptying it would
-    // lock every recent admin out, so the reload guard holds it.
+    // Past the grace, counted from before the restart, the name holds
+    // nothing; the branch is the only client since the restart, so
+    // emptying it would lock every recent admin out: the guard holds it.
     let r = refresh(&nw).await;
     assert_eq!(r["outcome"], "held", "{r}");
     assert_eq!(r["problem"]["reason"], "reload_guard", "{r}");
     assert_eq!(status(&nw, "127.0.0.3").await, 200);
+    let (_, p) = admin(&nw, "GET", "/policy").await;
+    assert!(p["dns_names"][0]["no_address_since"].is_string(), "{p}");
     // Once the office has been seen too, the name is emptied.
     assert_eq!(status(&nw, "127.0.0.9").await, 200);
     let r = refresh(&nw).await;

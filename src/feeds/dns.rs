@@ -180,6 +180,7 @@ pub fn step(
     match last {
         Some(c) if c.prefixes == prefixes => Step::Same(Copy {
             fetched_at: now,
+            no_address_since: *nx_since,
             ..c.clone()
         }),
         _ => {
@@ -196,6 +197,7 @@ pub fn step(
                     etag: None,
                     last_modified: None,
                     generation: last.map_or(1, |c| c.generation + 1),
+                    no_address_since: *nx_since,
                 },
                 change,
             )
@@ -239,6 +241,7 @@ mod tests {
             etag: None,
             last_modified: None,
             generation: 2,
+            no_address_since: None,
         }
     }
 

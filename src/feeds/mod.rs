@@ -142,17 +142,26 @@ pub async fn fetch(feed: &Feed, last: Option<&Copy>) -> Result<Fetched, FetchErr
                 // It confirms only the version asked about (RFC 9111
                 // §4.3.4): a 304 naming another ETag, or a later
                 // Last-Modified, is no confirmation (red-team review).
+                // A 304 carries the ETag a 200 would (RFC 9110 §15.4.5): none,
+                // or another, is no confirmation of ours; nor is a
+                // Last-Modified that is later, or that cannot be read.
                 let header = |name| resp.headers().get(name).and_then(|v| v.to_str().ok());
                 let stored = last.and_then(|c| c.etag.as_deref());
-                let etag_differs =
-                    matches!((header(header::ETAG), stored), (Some(got), Some(had)) if got != had);
-                let newer = match (
-                    header(header::LAST_MODIFIED).and_then(|v| httpdate::parse_http_date(v).ok()),
-                    last.and_then(|c| c.last_modified.as_deref())
-                        .and_then(|v| httpdate::parse_http_date(v).ok()),
-                ) {
-                    (Some(got), Some(had)) => got > had,
+                let etag_differs = match (header(header::ETAG), stored) {
+                    (Some(got), Some(had)) => got != had,
+                    (None, Some(_)) => true,
                     _ => false,
+                };
+                let had = last
+                    .and_then(|c| c.last_modified.as_deref())
+                    .and_then(|v| httpdate::parse_http_date(v).ok());
+                let newer = match header(header::LAST_MODIFIED) {
+                    None => false,
+                    Some(v) => match (httpdate::parse_http_date(v).ok(), had) {
+                        (Some(got), Some(had)) => got > had,
+                        (None, _) => true,
+                        (Some(_), None) => false,
+                    },
                 };
                 if etag_differs || newer {
                     return Err(FetchError::OtherVersion);
@@ -330,6 +339,7 @@ pub fn verdict(
                     etag,
                     last_modified,
                     generation: last.map_or(1, |c| c.generation + 1),
+                    no_address_since: None,
                 },
                 change,
             ),

@@ -33,6 +33,9 @@ pub struct Copy {
     pub last_modified: Option<String>,
     /// Bumped by each applied change.
     pub generation: u64,
+    /// A DNS name: since when it has answered NXDOMAIN (or no address),
+    /// kept across restarts so that a restart does not restart the grace.
+    pub no_address_since: Option<Timestamp>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -48,6 +51,8 @@ struct OnDisk {
     last_modified: Option<String>,
     generation: u64,
     prefixes: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    no_address_since: Option<String>,
 }
 
 /// Why a copy could not be read.
@@ -103,6 +108,7 @@ impl Copy {
             etag: d.etag,
             last_modified: d.last_modified,
             generation: d.generation,
+            no_address_since: d.no_address_since.as_deref().map(time).transpose()?,
         })
     }
 
@@ -116,6 +122,7 @@ impl Copy {
             last_modified: self.last_modified.clone(),
             generation: self.generation,
             prefixes: self.prefixes.iter().map(ToString::to_string).collect(),
+            no_address_since: self.no_address_since.map(|t| t.to_string()),
         };
         // PANIC SAFETY: strings and integers always serialize.
         serde_json::to_vec(&d).expect("serializable")
@@ -196,6 +203,7 @@ mod tests {
             etag: Some("\"abc\"".into()),
             last_modified: None,
             generation: 3,
+            no_address_since: Some("2026-12-07T09:00:00Z".parse().expect("time")),
         }
     }
 

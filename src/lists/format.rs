@@ -503,6 +503,20 @@ fn item_prefix(
 }
 
 fn csv(spec: &Csv, text: &str) -> Result<Parsed, ParseError> {
+    // Quotes come in pairs in RFC 4180 (a field's two, and `""` inside
+    // one): an odd count outside comment lines is a quote left open, at
+    // the end of a body cut short too (red-team review).
+    let quotes: usize = text
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| l.matches('"').count())
+        .sum();
+    if quotes % 2 == 1 {
+        return Err(problem(
+            "the end of the list",
+            "a quoted field is never closed (a quote left open, or a cut-off body)",
+        ));
+    }
     let mut reader = ::csv::ReaderBuilder::new()
         .has_headers(spec.header)
         .flexible(true)
@@ -771,6 +785,9 @@ mod tests {
 
     #[test]
     fn a_quote_left_open_refuses_the_list_instead_of_swallowing_rows() {
+        let open = |e: ParseError| {
+            e.message.contains("several lines") || e.message.contains("never closed")
+        };
         let f = Format::Csv(Csv {
             column: Column::Index(1),
             header: false,
@@ -781,7 +798,34 @@ mod tests {
             b"192.0.2.0/24,JP\n\"198.51.100.0/24,JP\n203.0.113.0/24,JP\n",
         )
         .unwrap_err();
-        assert!(e.message.contains("several lines"), "{e}");
+        assert!(open(e.clone()), "{e}");
+        // In a row the filter leaves out, too.
+        let jp = Format::Csv(Csv {
+            column: Column::Index(1),
+            header: false,
+            filters: vec![Filter {
+                key: Column::Index(2),
+                values: vec!["JP".into()],
+            }],
+        });
+        let e = parse(
+            &jp,
+            b"192.0.2.0/24,JP\n198.51.100.0/24,US,\"oops\n203.0.113.0/24,JP\n",
+        )
+        .unwrap_err();
+        assert!(open(e.clone()), "{e}");
+        // A closed quote that runs over lines, in a filtered-out row.
+        let e = parse(
+            &jp,
+            b"192.0.2.0/24,JP\n198.51.100.0/24,\"J\nP\",x\n203.0.113.0/24,JP\n",
+        )
+        .unwrap_err();
+        assert!(open(e.clone()), "{e}");
+        // On the last row of a body cut short, without a final newline.
+        let e = parse(&jp, b"192.0.2.0/24,JP\n198.51.100.0/24,\"JP").unwrap_err();
+        assert!(e.message.contains("never closed"), "{e}");
+        // Escaped quotes inside a quoted field are pairs: fine.
+        assert!(parse(&jp, b"192.0.2.0/24,JP,\"a \"\"b\"\" c\"\n").is_ok());
     }
 }
 

@@ -763,6 +763,7 @@ mod tests {
             etag: None,
             last_modified: None,
             generation: 4,
+            no_address_since: None,
         }
     }
 

@@ -87,7 +87,11 @@ pub async fn once(
         Lookup::Found { ttl, .. } => Some(*ttl),
         _ => None,
     };
-    let mut nx_since = board.nx_since(&name.copy_path);
+    // From this process's memory, else from the copy: a restart during the
+    // grace does not restart it (red-team review).
+    let mut nx_since = board
+        .nx_since(&name.copy_path)
+        .or_else(|| last.as_ref().and_then(|c| c.no_address_since));
     let now = crate::clock::now();
     let step = crate::feeds::dns::step(
         &name.name,
@@ -98,6 +102,17 @@ pub async fn once(
         now,
     );
     board.update(&name.copy_path, |s| s.nx_since = nx_since);
+    // An NXDOMAIN episode that begins (or ends) while the answer in force
+    // stays is written to the copy, so that it survives a restart.
+    if let (Step::Keep { .. }, Some(c)) = (&step, &last)
+        && c.no_address_since != nx_since
+    {
+        let kept = Copy {
+            no_address_since: nx_since,
+            ..c.clone()
+        };
+        persist(reloader, &src, &kept).await;
+    }
     match step {
         Step::Same(copy) => {
             count(reloader, &src, "unchanged");
