@@ -7,6 +7,7 @@
 //! come with the decision's account fact.
 
 use super::account::fold;
+use super::outcome::glob;
 
 /// One pattern: a glob on the local part and one on the domain, or on the
 /// whole name when it has no `@`.
@@ -64,31 +65,6 @@ impl AccountPattern {
             _ => false,
         }
     }
-}
-
-/// `*` matches any run of characters (the text never holds `@` here);
-/// everything else matches itself. Iterative, with one backtrack point:
-/// linear in practice, never exponential.
-fn glob(pattern: &str, text: &str) -> bool {
-    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
-    let (mut pi, mut ti) = (0usize, 0usize);
-    let mut star: Option<(usize, usize)> = None;
-    while ti < t.len() {
-        if pi < p.len() && p[pi] == '*' {
-            star = Some((pi, ti));
-            pi += 1;
-        } else if pi < p.len() && p[pi] == t[ti] {
-            pi += 1;
-            ti += 1;
-        } else if let Some((sp, st)) = star {
-            pi = sp + 1;
-            ti = st + 1;
-            star = Some((sp, st + 1));
-        } else {
-            return false;
-        }
-    }
-    p[pi..].iter().all(|&c| c == '*')
 }
 
 #[cfg(test)]

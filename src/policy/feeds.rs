@@ -776,6 +776,18 @@ mod tests {
 
     const URL: &str = "{ url: \"https://example.com/ips\" }";
 
+    /// Network `cf`'s last good copy of [`URL`] in `dir/state`, holding
+    /// `prefixes` as confirmed at `at`; its path.
+    fn write_cf(dir: &Path, prefixes: &[&str], at: &str) -> std::path::PathBuf {
+        let path = crate::lists::copy::path_for(
+            &dir.join("state"),
+            "cf",
+            &Feed::identity("https://example.com/ips", &Format::Lines),
+        );
+        copy(prefixes, at).write(&path).expect("write");
+        path
+    }
+
     #[test]
     fn a_feed_with_no_list_anywhere_fails_closed_and_says_how_to_fix_it() {
         let dir = tempfile::tempdir().expect("dir");
@@ -793,14 +805,7 @@ mod tests {
         let l = load(dir.path(), URL, &Overlay::new(), "2026-12-07T00:00:00Z");
         assert!(l.is_err());
         // Where the copy lives is the feed's; write one there.
-        let path = crate::lists::copy::path_for(
-            &dir.path().join("state"),
-            "cf",
-            &Feed::identity("https://example.com/ips", &Format::Lines),
-        );
-        copy(&["192.0.2.0/24"], "2026-12-06T00:00:00Z")
-            .write(&path)
-            .expect("write");
+        let path = write_cf(dir.path(), &["192.0.2.0/24"], "2026-12-06T00:00:00Z");
         let l = load(dir.path(), URL, &Overlay::new(), "2026-12-07T00:00:00Z").expect("loads");
         assert!(allows(&l, "192.0.2.9"));
         assert!(!allows(&l, "198.51.100.1"));
@@ -831,14 +836,7 @@ mod tests {
     #[test]
     fn a_stale_list_is_kept_or_emptied_as_on_stale_says_and_warned_about() {
         let dir = tempfile::tempdir().expect("dir");
-        let path = crate::lists::copy::path_for(
-            &dir.path().join("state"),
-            "cf",
-            &Feed::identity("https://example.com/ips", &Format::Lines),
-        );
-        copy(&["192.0.2.0/24"], "2026-11-01T00:00:00Z")
-            .write(&path)
-            .expect("write");
+        write_cf(dir.path(), &["192.0.2.0/24"], "2026-11-01T00:00:00Z");
         let keep = load(dir.path(), URL, &Overlay::new(), "2026-12-07T00:00:00Z").expect("loads");
         assert!(keep.policy.feeds()[0].used.stale);
         assert!(allows(&keep, "192.0.2.9"));
@@ -954,14 +952,11 @@ mod tests {
     #[test]
     fn the_bounds_hold_for_the_list_in_force_and_the_url_query_is_never_shown() {
         let dir = tempfile::tempdir().expect("dir");
-        let path = crate::lists::copy::path_for(
-            &dir.path().join("state"),
-            "cf",
-            &Feed::identity("https://example.com/ips", &Format::Lines),
+        write_cf(
+            dir.path(),
+            &["10.0.0.0/8", "192.0.2.0/24"],
+            "2026-12-06T00:00:00Z",
         );
-        copy(&["10.0.0.0/8", "192.0.2.0/24"], "2026-12-06T00:00:00Z")
-            .write(&path)
-            .expect("write");
         assert!(load(dir.path(), URL, &Overlay::new(), "2026-12-07T00:00:00Z").is_ok());
         // Tightened: the copy in force breaks the new bound.
         for tighter in [
@@ -1025,14 +1020,7 @@ mod tests {
     #[test]
     fn with_on_stale_empty_the_list_expires_by_itself_at_max_age() {
         let dir = tempfile::tempdir().expect("dir");
-        let path = crate::lists::copy::path_for(
-            &dir.path().join("state"),
-            "cf",
-            &Feed::identity("https://example.com/ips", &Format::Lines),
-        );
-        copy(&["192.0.2.0/24"], "2026-12-01T00:00:00Z")
-            .write(&path)
-            .expect("write");
+        write_cf(dir.path(), &["192.0.2.0/24"], "2026-12-01T00:00:00Z");
         let l = load(
             dir.path(),
             "{ url: \"https://example.com/ips\", max_age: 7d, on_stale: empty }",

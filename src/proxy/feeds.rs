@@ -141,6 +141,24 @@ impl Board {
         out
     }
 
+    /// What the board knows of one source for `GET /policy`: its status,
+    /// its latest confirmation, its age at `now`, and whether it is stale.
+    fn standing(
+        &self,
+        used: &crate::policy::feeds::Used,
+        path: &std::path::Path,
+        max_age: std::time::Duration,
+        now: jiff::Timestamp,
+    ) -> (Status, jiff::Timestamp, i64, bool) {
+        let s = lock(&self.status).get(path).cloned().unwrap_or_default();
+        let confirmed = lock(&self.lists)
+            .get(path)
+            .map_or(used.fetched_at, |c| c.fetched_at.max(used.fetched_at));
+        let age = now.duration_since(confirmed).as_secs().max(0);
+        let stale = used.stale || age as u64 > max_age.as_secs();
+        (s, confirmed, age, stale)
+    }
+
     /// `GET /policy`'s `dns_names`.
     pub fn dns_json(
         &self,
@@ -148,18 +166,11 @@ impl Board {
         max_age: std::time::Duration,
         now: jiff::Timestamp,
     ) -> Value {
-        let status = lock(&self.status);
-        let lists = lock(&self.lists);
         names
             .iter()
             .map(|n| {
-                let s = status.get(&n.copy_path).cloned().unwrap_or_default();
+                let (s, confirmed, age, stale) = self.standing(&n.used, &n.copy_path, max_age, now);
                 let when = |t: Option<SystemTime>| t.map(rfc3339);
-                let confirmed = lists
-                    .get(&n.copy_path)
-                    .map_or(n.used.fetched_at, |c| c.fetched_at.max(n.used.fetched_at));
-                let age = now.duration_since(confirmed).as_secs().max(0);
-                let stale = n.used.stale || age as u64 > max_age.as_secs();
                 json!({
                     "network": n.network,
                     "name": n.name,
@@ -176,11 +187,7 @@ impl Board {
                     "last_success": when(s.last_success),
                     "next_lookup": when(s.next_fetch),
                     "failures": s.failures,
-                    "problem": s.problem.as_ref().map(|(what, code, detail)| json!({
-                        "what": what,
-                        "reason": code,
-                        "detail": detail,
-                    })),
+                    "problem": problem_json(s.problem.as_ref()),
                 })
             })
             .collect()
@@ -188,18 +195,12 @@ impl Board {
 
     /// `GET /policy`'s `feeds`.
     pub fn to_json(&self, feeds: &[Feed], now: jiff::Timestamp) -> Value {
-        let status = lock(&self.status);
-        let lists = lock(&self.lists);
         feeds
             .iter()
             .map(|f| {
-                let s = status.get(&f.copy_path).cloned().unwrap_or_default();
+                let (s, confirmed, age, stale) =
+                    self.standing(&f.used, &f.copy_path, f.max_age, now);
                 let when = |t: Option<SystemTime>| t.map(rfc3339);
-                let confirmed = lists
-                    .get(&f.copy_path)
-                    .map_or(f.used.fetched_at, |c| c.fetched_at.max(f.used.fetched_at));
-                let age = now.duration_since(confirmed).as_secs().max(0);
-                let stale = f.used.stale || age as u64 > f.max_age.as_secs();
                 json!({
                     "network": f.network,
                     "url": crate::feeds::shown_url(&f.url),
@@ -217,11 +218,7 @@ impl Board {
                     "last_success": when(s.last_success),
                     "next_fetch": when(s.next_fetch),
                     "failures": s.failures,
-                    "problem": s.problem.as_ref().map(|(what, code, detail)| json!({
-                        "what": what,
-                        "reason": code,
-                        "detail": detail,
-                    })),
+                    "problem": problem_json(s.problem.as_ref()),
                 })
             })
             .collect()
@@ -233,6 +230,14 @@ impl Board {
         f(s);
         s.clone()
     }
+}
+
+/// A problem as `GET /policy` and `POST /feeds/refresh` show it.
+fn problem_json(p: Option<&(&'static str, String, String)>) -> Value {
+    p.map_or(
+        Value::Null,
+        |(what, code, detail)| json!({ "what": what, "reason": code, "detail": detail }),
+    )
 }
 
 /// Keeps one task per feed of the running policy: started for a feed that
@@ -338,9 +343,7 @@ async fn refresh_all(reloader: &Arc<Reloader>) -> Value {
         out.push(json!({
             "network": feed.network,
             "outcome": outcome,
-            "problem": problem.map(|(what, code, detail)| json!({
-                "what": what, "reason": code, "detail": detail,
-            })),
+            "problem": problem_json(problem.as_ref()),
         }));
     }
     let mut names = Vec::new();
@@ -353,9 +356,7 @@ async fn refresh_all(reloader: &Arc<Reloader>) -> Value {
             "network": name.network,
             "name": name.name,
             "outcome": outcome,
-            "problem": problem.map(|(what, code, detail)| json!({
-                "what": what, "reason": code, "detail": detail,
-            })),
+            "problem": problem_json(problem.as_ref()),
         }));
     }
     json!({ "feeds": out, "dns_names": names })
