@@ -115,6 +115,7 @@ fn benches(c: &mut Criterion) {
                 host: Ok(Some("console.example.com")),
                 path: "/orders/12345/items",
                 now: jiff::Timestamp::UNIX_EPOCH,
+                account: netwarden::engine::AccountFact::Unread,
             };
             black_box(decide(p, black_box(&facts)).action)
         })
@@ -128,6 +129,7 @@ fn benches(c: &mut Criterion) {
                 host: Ok(None),
                 path: "/app45/session",
                 now: jiff::Timestamp::UNIX_EPOCH,
+                account: netwarden::engine::AccountFact::Unread,
             };
             black_box(decide(p, black_box(&facts)).action)
         })
@@ -152,6 +154,7 @@ fn benches(c: &mut Criterion) {
                 host: Ok(None),
                 path: "/orders/12345/items?page=2",
                 now: jiff::Timestamp::UNIX_EPOCH,
+                account: netwarden::engine::AccountFact::Unread,
             };
             black_box(decide(p, black_box(&facts)).action)
         })
@@ -165,6 +168,7 @@ fn benches(c: &mut Criterion) {
                 host: Ok(None),
                 path: "/static//x/../%61pp/./orders",
                 now: jiff::Timestamp::UNIX_EPOCH,
+                account: netwarden::engine::AccountFact::Unread,
             };
             black_box(decide(p, black_box(&facts)).action)
         })
@@ -210,6 +214,7 @@ rules:
         host: Ok(None),
         path: "/reports",
         now: jiff::Timestamp::UNIX_EPOCH,
+        account: netwarden::engine::AccountFact::Unread,
     };
     group.bench_function("all_four_lookups", |b| {
         b.iter(|| black_box(decide(p, black_box(&all_four)).action))
@@ -220,6 +225,7 @@ rules:
         host: Ok(None),
         path: "/office/reports",
         now: jiff::Timestamp::UNIX_EPOCH,
+        account: netwarden::engine::AccountFact::Unread,
     };
     group.bench_function("no_lookup_needed", |b| {
         b.iter(|| black_box(decide(p, black_box(&none)).action))

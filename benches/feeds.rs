@@ -148,6 +148,7 @@ fn benches(c: &mut Criterion) {
                     host: Ok(Some("console.example.com")),
                     path: "/orders/12345",
                     now: jiff::Timestamp::UNIX_EPOCH,
+                    account: netwarden::engine::AccountFact::Unread,
                 };
                 black_box(decide(p, black_box(&facts)).action)
             })

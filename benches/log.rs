@@ -38,6 +38,7 @@ fn bench(c: &mut Criterion) {
         host: Ok(Some("console.example.com")),
         path: "/customers/1042",
         now: jiff::Timestamp::UNIX_EPOCH,
+        account: netwarden::engine::AccountFact::Unread,
     };
     let decision = decide(policy.ruleset(), &facts);
     let (w, guard) = writer::batch_writer(Box::new(std::io::sink())).expect("writer thread");

@@ -132,6 +132,7 @@ pub fn offline() -> Result<String, LoadError> {
             host: Ok(Some("console.example.com")),
             path: s.path,
             now: crate::clock::now(),
+            account: crate::engine::AccountFact::Unread,
         };
         let d = decide(loaded.policy.ruleset(), &facts);
         let via = match s.xff {
@@ -543,6 +544,7 @@ mod tests {
                 host: Ok(None),
                 path: "/customers/1042",
                 now: jiff::Timestamp::UNIX_EPOCH,
+                account: crate::engine::AccountFact::Unread,
             };
             assert_eq!(
                 decide(loaded.policy.ruleset(), &facts).action,

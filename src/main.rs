@@ -297,6 +297,10 @@ struct ExplainArgs {
     /// and rules' `when:` windows are read against it.
     #[arg(long, value_name = "TIME")]
     at: Option<String>,
+    /// The account the sign-in names, for rules with `accounts:` (compared
+    /// as they compare it: case, width and invisible characters folded).
+    #[arg(long, value_name = "NAME")]
+    account: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -430,7 +434,38 @@ fn check(args: &CheckArgs) -> anyhow::Result<ExitCode> {
         loaded.warnings.len()
     ));
     print_feeds(p);
+    print_accounts(p);
     Ok(ExitCode::SUCCESS)
+}
+
+/// The groups of accounts and the rules that decide by them, and what
+/// such a rule does with a sign-in it cannot read the account of.
+fn print_accounts(p: &policy::Policy) {
+    let groups = p.ruleset().account_groups();
+    if groups.is_empty() {
+        return;
+    }
+    let list: Vec<String> = groups
+        .iter()
+        .map(|g| format!("{} ({} pattern(s))", g.name, g.patterns.len()))
+        .collect();
+    let rules: Vec<String> = p
+        .rules()
+        .iter()
+        .filter(|r| r.accounts.is_some())
+        .map(|r| format!("'{}'", r.name))
+        .collect();
+    out(&format!(
+        "accounts: {} group(s): {}\n",
+        groups.len(),
+        list.join(", ")
+    ));
+    if !rules.is_empty() {
+        out(&format!(
+            "rules deciding by the account: {}: a sign-in whose account cannot be read (missing, ambiguous, oversized, slow, unparseable) is refused with 400, never passed to a later rule\n",
+            rules.join(", ")
+        ));
+    }
 }
 
 /// Which list each feed holds, from where, and how old: `check` and
@@ -484,12 +519,21 @@ fn explain(args: &ExplainArgs) -> anyhow::Result<ExitCode> {
         }
         None => netwarden::clock::now(),
     };
+    let folded = args
+        .account
+        .as_deref()
+        .map(netwarden::engine::account::fold);
     let facts = RequestFacts {
         client,
         method: &args.method,
         host: netwarden::engine::request::resolve_host(false, host_lines, args.host.as_deref()),
         path: &args.path,
         now,
+        account: folded
+            .as_deref()
+            .map_or(netwarden::engine::AccountFact::Unread, |a| {
+                netwarden::engine::AccountFact::Named(a)
+            }),
     };
     let mut trace = Recorder::default();
     let decision = decide_traced(loaded.policy.ruleset(), &facts, &mut trace);

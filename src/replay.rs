@@ -13,7 +13,7 @@ use std::net::IpAddr;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::engine::{Action, ClientSource, RequestFacts, decide, decide_with_facts};
+use crate::engine::{AccountFact, Action, ClientSource, RequestFacts, decide, decide_with_facts};
 use crate::geo::{AnonymousFlags, Country, Facts};
 use crate::policy::Policy;
 
@@ -51,6 +51,25 @@ struct Line<'a> {
     connection_type: Option<std::borrow::Cow<'a, str>>,
     #[serde(rename = "network.anonymous", borrow)]
     anonymous: Option<std::borrow::Cow<'a, str>>,
+    #[serde(rename = "account.group", borrow)]
+    account_group: Option<std::borrow::Cow<'a, str>>,
+    #[serde(rename = "login.account", borrow)]
+    login_account: Option<std::borrow::Cow<'a, str>>,
+}
+
+/// What a decision line says of the sign-in's account: never the account
+/// itself, only the group a rule found it in, or why it could not be read.
+/// A sign-in logged read but in no group (the policy then had none that
+/// held it) counts as in no group.
+fn logged_account<'l>(line: &'l Line<'_>) -> AccountFact<'l> {
+    match (line.account_group.as_deref(), line.login_account.as_deref()) {
+        (Some(g), _) => AccountFact::Grouped(Some(g)),
+        (None, Some(state)) => match crate::engine::account::NoAccount::parse(state) {
+            Some(why) => AccountFact::Unreadable(why),
+            None => AccountFact::Grouped(None),
+        },
+        (None, None) => AccountFact::Grouped(None),
+    }
 }
 
 /// One request decided differently.
@@ -244,6 +263,7 @@ pub fn replay(
                 .as_deref()
                 .and_then(|t| t.parse().ok())
                 .unwrap_or(now),
+            account: logged_account(&line),
         };
         let known = logged_facts(&line);
         let run = |p| match &known {

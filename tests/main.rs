@@ -9,6 +9,7 @@
 
 mod support;
 
+mod account_rules;
 mod accounts;
 mod alerts;
 mod architecture;

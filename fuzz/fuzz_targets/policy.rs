@@ -37,6 +37,7 @@ fuzz_target!(|text: &str| {
                 host: Ok(Some("console.example.com")),
                 path,
                 now: netwarden::engine::time::Timestamp::UNIX_EPOCH,
+                account: netwarden::engine::AccountFact::Unread,
             },
         );
         let _ = d.explanation().to_string();

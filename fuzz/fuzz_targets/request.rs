@@ -157,6 +157,7 @@ fuzz_target!(|input: Input<'_>| {
             host,
             path,
             now: netwarden::engine::time::Timestamp::UNIX_EPOCH,
+            account: netwarden::engine::AccountFact::Unread,
         },
     );
     let _ = decision.explanation().to_string();
@@ -189,6 +190,7 @@ fuzz_target!(|input: Input<'_>| {
                     host: Ok(host),
                     path,
                     now: netwarden::engine::time::Timestamp::UNIX_EPOCH,
+                    account: netwarden::engine::AccountFact::Unread,
                 },
             );
             assert_eq!(

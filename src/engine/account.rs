@@ -52,6 +52,19 @@ impl NoAccount {
             NoAccount::Ambiguous => "ambiguous",
         }
     }
+
+    /// The reason [`NoAccount::as_str`] names (a logged `login.account`).
+    pub fn parse(word: &str) -> Option<Self> {
+        [
+            NoAccount::Missing,
+            NoAccount::Oversized,
+            NoAccount::Slow,
+            NoAccount::Unparseable,
+            NoAccount::Ambiguous,
+        ]
+        .into_iter()
+        .find(|n| n.as_str() == word)
+    }
 }
 
 /// The body formats an account is read from.

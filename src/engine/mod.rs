@@ -62,6 +62,26 @@ pub enum ClientSource<'r> {
     },
 }
 
+/// The account a sign-in names, as far as the decider knows it. Only rules
+/// with `accounts:` read it; the proxy reads a sign-in's body only when
+/// such a rule asks ([`Reason::AccountNeeded`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AccountFact<'x> {
+    /// Not read. A rule with `accounts:` that the request otherwise matches
+    /// ends the walk with [`Reason::AccountNeeded`]: the caller reads the
+    /// account and decides again.
+    Unread,
+    /// The account, folded ([`account::fold`]).
+    Named(&'x str),
+    /// Only the group a decision found it in is known (`None`: in no
+    /// group): replaying a logged decision, the reload guard's samples.
+    Grouped(Option<&'x str>),
+    /// The sign-in names no account that can be believed: a rule with
+    /// `accounts:` refuses it ([`Reason::AccountUnreadable`]), never
+    /// passing it to a broader rule.
+    Unreadable(account::NoAccount),
+}
+
 /// What the engine knows of a request. The decision borrows only `path`
 /// (`'r`), so the caller may change headers (`'x`) once it has decided.
 pub struct RequestFacts<'r, 'x> {
@@ -80,6 +100,8 @@ pub struct RequestFacts<'r, 'x> {
     /// and rules' `when:` are read against it. The proxy passes the time
     /// the request arrived; `explain --at` and policy tests' `at:` another.
     pub now: jiff::Timestamp,
+    /// The account the sign-in names, read only when a rule asks.
+    pub account: AccountFact<'x>,
 }
 
 /// Why the decision is what it is.
@@ -101,6 +123,13 @@ pub enum Reason {
     InDeniedNetwork,
     /// The rule names networks but the client address is unknown.
     ClientUnknown,
+    /// A rule with `accounts:` matches the request otherwise: its account
+    /// must be read before anything is decided. Never acted on: the caller
+    /// reads the account and decides again.
+    AccountNeeded,
+    /// A rule with `accounts:` matches a sign-in whose account cannot be
+    /// believed (answered 400 when enforced).
+    AccountUnreadable(account::NoAccount),
     /// No rule matched.
     Default,
 }
@@ -117,6 +146,8 @@ impl Reason {
             Reason::NotInAllowedNetworks => "not_in_allowed_networks",
             Reason::InDeniedNetwork => "in_denied_network",
             Reason::ClientUnknown => "client_unknown",
+            Reason::AccountNeeded => "account_needed",
+            Reason::AccountUnreadable(_) => "account_unreadable",
             Reason::Default => "default",
         }
     }
@@ -133,6 +164,9 @@ pub struct Decision<'p, 'r> {
     pub network: Option<&'p str>,
     /// How the client is a member of `network`: by CIDR or by which fact.
     pub via: Option<Via>,
+    /// The group of accounts (`accounts:`) the deciding rule matched the
+    /// sign-in's account in. The account itself is never kept here.
+    pub account_group: Option<&'p str>,
     /// Facts the decision needed that the databases did not know.
     pub unknown_facts: Unknown,
     /// Whether the deciding rule is a login route.
@@ -174,6 +208,7 @@ impl<'p, 'r> Decision<'p, 'r> {
                 client: self.client,
                 network: self.network,
                 via: self.via,
+                account_group: self.account_group,
                 unknown_facts: self.unknown_facts,
                 login: self.login,
                 path: None,
@@ -209,7 +244,7 @@ impl<'p, 'r> Decision<'p, 'r> {
     /// A denied request on a login route: a blocked login attempt
     /// (enforced or, in report-only mode, not).
     pub fn is_blocked_login(&self) -> bool {
-        self.login && self.action == Action::Deny
+        self.login && self.action == Action::Deny && self.reason != Reason::AccountNeeded
     }
 
     /// The decision the report-only rule would have made, if one would have
@@ -221,6 +256,7 @@ impl<'p, 'r> Decision<'p, 'r> {
             client: self.client,
             network: hit.network,
             via: None,
+            account_group: None,
             unknown_facts: self.unknown_facts,
             login: hit.rule.login,
             path: None,
@@ -313,6 +349,15 @@ pub fn explain_into(d: &Decision<'_, '_>, w: &mut dyn fmt::Write) -> fmt::Result
             "client address is unknown ({}), and rule '{name}' requires a network",
             d.client.derivation
         ),
+        Reason::AccountNeeded => write!(
+            w,
+            "rule '{name}' decides by the account the sign-in names, which was not given (explain --account NAME; a policy test's account:)"
+        ),
+        Reason::AccountUnreadable(why) => write!(
+            w,
+            "rule '{name}' decides by the account, and this sign-in's account cannot be believed ({}): refused, never passed to a later rule",
+            why.as_str()
+        ),
         Reason::Default => {
             w.write_str("no rule matched; the default is ")?;
             w.write_str(d.action.as_str())
@@ -374,6 +419,8 @@ pub enum Skip {
     Expired,
     /// `when:`: the request is outside every window.
     OutsideWindow,
+    /// `accounts:`: the sign-in's account is in none of the rule's groups.
+    NotTheseAccounts,
 }
 
 /// Observes the engine's work, for `explain`. The proxy passes `()`, which
@@ -435,6 +482,7 @@ fn decide_inner<'p, 'r, T: Trace>(
         client,
         network: None,
         via: None,
+        account_group: None,
         unknown_facts: Unknown::default(),
         login: false,
         path: None,
@@ -491,6 +539,10 @@ fn decide_inner<'p, 'r, T: Trace>(
             if why == Skip::OutsideWindow
                 && closed.is_none()
                 && !rule.report
+                && rule
+                    .accounts
+                    .as_ref()
+                    .is_none_or(|g| group_for(policy, g, facts.account).is_some())
                 && let (RuleKind::AllowFrom(sets), Some(ip), Some(cache)) =
                     (&rule.kind, client.ip, &cache)
                 && policy.first_member(sets, ip, cache).is_some()
@@ -500,12 +552,46 @@ fn decide_inner<'p, 'r, T: Trace>(
             trace.rule_skipped(index, why);
             continue;
         }
+        // `accounts:`: which group names the sign-in's account; a sign-in
+        // in none falls through, one that cannot be read is refused.
+        let mut account_group = None;
+        let mut unreadable = None;
+        if let Some(groups) = &rule.accounts {
+            match facts.account {
+                AccountFact::Unread => {
+                    return Decision {
+                        action: Action::Deny,
+                        rule: Some(rule),
+                        client,
+                        network: None,
+                        via: None,
+                        account_group: None,
+                        unknown_facts: Unknown::default(),
+                        login: rule.login,
+                        path: Some(path),
+                        reason: Reason::AccountNeeded,
+                        report,
+                        enforced: true,
+                        closed,
+                    };
+                }
+                AccountFact::Unreadable(why) => unreadable = Some(why),
+                known => match group_for(policy, groups, known) {
+                    Some(g) => account_group = Some(g),
+                    None => {
+                        trace.rule_skipped(index, Skip::NotTheseAccounts);
+                        continue;
+                    }
+                },
+            }
+        }
         let decided = |action, network: Option<(&'p str, Via)>, reason| Decision {
             action,
             rule: Some(rule),
             client,
             network: network.map(|(n, _)| n),
             via: network.map(|(_, v)| v),
+            account_group,
             unknown_facts: cache.as_ref().map(|c| c.unknown.get()).unwrap_or_default(),
             login: rule.login,
             path: None,
@@ -514,27 +600,31 @@ fn decide_inner<'p, 'r, T: Trace>(
             enforced: !policy.report_only,
             closed,
         };
-        let outcome = match &rule.kind {
-            RuleKind::Action(action) => decided(*action, None, Reason::RuleAction),
-            RuleKind::AllowFrom(sets) => match (client.ip, &cache) {
-                (Some(ip), Some(cache)) => match policy.first_member(sets, ip, cache) {
-                    Some(m) => decided(Action::Allow, Some(m), Reason::InAllowedNetwork),
-                    None => decided(Action::Deny, None, Reason::NotInAllowedNetworks),
+        let outcome = if let Some(why) = unreadable {
+            decided(Action::Deny, None, Reason::AccountUnreadable(why))
+        } else {
+            match &rule.kind {
+                RuleKind::Action(action) => decided(*action, None, Reason::RuleAction),
+                RuleKind::AllowFrom(sets) => match (client.ip, &cache) {
+                    (Some(ip), Some(cache)) => match policy.first_member(sets, ip, cache) {
+                        Some(m) => decided(Action::Allow, Some(m), Reason::InAllowedNetwork),
+                        None => decided(Action::Deny, None, Reason::NotInAllowedNetworks),
+                    },
+                    _ => decided(Action::Deny, None, Reason::ClientUnknown),
                 },
-                _ => decided(Action::Deny, None, Reason::ClientUnknown),
-            },
-            RuleKind::DenyFrom(sets) => match (client.ip, &cache) {
-                (Some(ip), Some(cache)) => match policy.first_member(sets, ip, cache) {
-                    Some(m) => decided(Action::Deny, Some(m), Reason::InDeniedNetwork),
-                    None => {
-                        trace.rule_skipped(index, Skip::NotInDeniedNetworks);
-                        continue;
-                    }
+                RuleKind::DenyFrom(sets) => match (client.ip, &cache) {
+                    (Some(ip), Some(cache)) => match policy.first_member(sets, ip, cache) {
+                        Some(m) => decided(Action::Deny, Some(m), Reason::InDeniedNetwork),
+                        None => {
+                            trace.rule_skipped(index, Skip::NotInDeniedNetworks);
+                            continue;
+                        }
+                    },
+                    // Fail closed: an unknown client cannot be shown to be outside
+                    // the denied networks.
+                    _ => decided(Action::Deny, None, Reason::ClientUnknown),
                 },
-                // Fail closed: an unknown client cannot be shown to be outside
-                // the denied networks.
-                _ => decided(Action::Deny, None, Reason::ClientUnknown),
-            },
+            }
         };
         if rule.report {
             // Evaluated and remembered; enforcement goes on as if the rule
@@ -560,6 +650,7 @@ fn decide_inner<'p, 'r, T: Trace>(
         client,
         network: None,
         via: None,
+        account_group: None,
         unknown_facts: cache.as_ref().map(|c| c.unknown.get()).unwrap_or_default(),
         login: false,
         path: Some(path),
@@ -567,6 +658,23 @@ fn decide_inner<'p, 'r, T: Trace>(
         report,
         enforced: !policy.report_only,
         closed,
+    }
+}
+
+/// The first of `groups` that holds the account `fact` names, if it is
+/// known (named, or its group given).
+fn group_for<'p>(
+    policy: &'p Ruleset,
+    groups: &'p [ruleset::GroupRef],
+    fact: AccountFact<'_>,
+) -> Option<&'p str> {
+    match fact {
+        AccountFact::Named(folded) => policy.group_of(groups, folded),
+        AccountFact::Grouped(g) => groups
+            .iter()
+            .find(|r| Some(&*r.name) == g)
+            .map(|r| &*r.name),
+        AccountFact::Unread | AccountFact::Unreadable(_) => None,
     }
 }
 
@@ -616,6 +724,9 @@ pub enum SignInFrom {
     /// Blocked now only because every login route that would allow it is
     /// outside its `when:` windows.
     Closed,
+    /// Decided by the account the sign-in names (`accounts:`), and allowed
+    /// for some: the page cannot say more without the account.
+    ByAccount,
 }
 
 impl SignInFrom {
@@ -626,6 +737,7 @@ impl SignInFrom {
             SignInFrom::Partly => "partly",
             SignInFrom::Blocked => "blocked",
             SignInFrom::Closed => "closed_at_this_hour",
+            SignInFrom::ByAccount => "by_account",
         }
     }
 }
@@ -638,7 +750,7 @@ pub fn sign_in_from(
     host: Option<&str>,
     now: jiff::Timestamp,
 ) -> SignInFrom {
-    let (mut allowed, mut blocked, mut closed) = (0, 0, 0);
+    let (mut allowed, mut blocked, mut closed, mut by_account) = (0, 0, 0, 0);
     for rule in policy.rules.iter().filter(|r| r.login && !r.report) {
         let path = rule
             .paths
@@ -654,22 +766,44 @@ pub fn sign_in_from(
             blocked += 1;
             continue;
         };
-        let facts = RequestFacts {
-            client: ClientSource::Given(ip),
-            method,
-            host: Ok(host),
-            path: &path,
-            now,
+        let sign_in = |account| {
+            let facts = RequestFacts {
+                client: ClientSource::Given(ip),
+                method,
+                host: Ok(host),
+                path: &path,
+                now,
+                account,
+            };
+            // Whichever rule decides (an earlier deny_from may): what the
+            // sign-in would meet.
+            let d = decide(policy, &facts);
+            (d.reason, d.forwards(), d.closed.is_some())
         };
-        // Whichever rule decides (an earlier deny_from may): what the
-        // sign-in would meet.
-        let d = decide(policy, &facts);
-        if d.forwards() {
+        let (reason, forwards, shut) = sign_in(AccountFact::Unread);
+        if reason == Reason::AccountNeeded {
+            // Each group's accounts, and accounts in none.
+            let answers: Vec<bool> = policy
+                .accounts
+                .iter()
+                .map(|g| Some(&*g.name))
+                .chain([None])
+                .map(|g| sign_in(AccountFact::Grouped(g)).1)
+                .collect();
+            match (answers.contains(&true), answers.contains(&false)) {
+                (true, true) => by_account += 1,
+                (true, false) => allowed += 1,
+                _ => blocked += 1,
+            }
+        } else if forwards {
             allowed += 1;
         } else {
             blocked += 1;
-            closed += usize::from(d.closed.is_some());
+            closed += usize::from(shut);
         }
+    }
+    if by_account > 0 {
+        return SignInFrom::ByAccount;
     }
     match (allowed, blocked) {
         (0, 0) => SignInFrom::NoRoute,
@@ -694,6 +828,7 @@ pub fn host_without_port(host: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::account::{NoAccount, fold};
     use crate::policy::{Policy, load_str};
     use ruleset::HostPattern;
     use std::path::Path;
@@ -725,6 +860,7 @@ rules:
             host: Ok(None),
             path: "/login?next=/",
             now: jiff::Timestamp::UNIX_EPOCH,
+            account: crate::engine::AccountFact::Unread,
         };
         let d = decide(p.ruleset(), &facts);
         assert_eq!(d.action, Action::Allow);
@@ -751,6 +887,7 @@ rules:
             host: Ok(None),
             path: "/login",
             now: jiff::Timestamp::UNIX_EPOCH,
+            account: crate::engine::AccountFact::Unread,
         };
         let d = decide(p.ruleset(), &facts);
         assert_eq!(d.action, Action::Deny);
@@ -772,6 +909,7 @@ rules:
             host: Ok(None),
             path: "/a%2f..%2flogin",
             now: jiff::Timestamp::UNIX_EPOCH,
+            account: crate::engine::AccountFact::Unread,
         };
         let d = decide(p.ruleset(), &facts);
         assert_eq!(
@@ -810,7 +948,7 @@ rules:
             let p = load_str(&yaml, Path::new("t.yaml")).expect("valid").policy;
             let path = format!("/{}", segs.join("/"));
             let ip: IpAddr = format!("203.0.113.{last}").parse().unwrap();
-            let facts = RequestFacts { client: ClientSource::Given(ip), method, host: Ok(None), path: &path, now: jiff::Timestamp::UNIX_EPOCH };
+            let facts = RequestFacts { client: ClientSource::Given(ip), method, host: Ok(None), path: &path, now: jiff::Timestamp::UNIX_EPOCH, account: AccountFact::Unread };
             let fast = decide(p.ruleset(), &facts);
             let full = decide_traced(p.ruleset(), &facts, &mut AllRules);
             proptest::prop_assert_eq!((fast.action, fast.rule_name()), (full.action, full.rule_name()));
@@ -831,12 +969,149 @@ rules:
             host: Ok(None),
             path: "/b",
             now: jiff::Timestamp::UNIX_EPOCH,
+            account: crate::engine::AccountFact::Unread,
         };
         let d = decide(p.ruleset(), &facts);
         assert_eq!(
             (d.action, d.rule_name(), d.reason),
             (Action::Deny, "default", Reason::Default)
         );
+    }
+
+    const ACCOUNTS: &str = "version: 1
+networks:
+  office: [203.0.113.0/24]
+  agency_office: [192.0.2.0/24]
+accounts:
+  agency: [agency-*@example.jp]
+rules:
+  - { name: agency, paths: [/login], methods: [POST], login: true, account: { form: username }, accounts: [agency], allow_from: [agency_office] }
+  - { name: login, paths: [/login], methods: [POST], login: true, allow_from: [office, agency_office] }
+  - { name: console, allow_from: [office, agency_office] }
+";
+
+    fn decide_account(p: &Policy, ip: &str, account: AccountFact<'_>) -> (Action, String, Reason) {
+        let facts = RequestFacts {
+            client: ClientSource::Given(ip.parse().expect("ip")),
+            method: "POST",
+            host: Ok(None),
+            path: "/login",
+            now: jiff::Timestamp::UNIX_EPOCH,
+            account,
+        };
+        let d = decide(p.ruleset(), &facts);
+        (d.action, d.rule_name().to_string(), d.reason)
+    }
+
+    #[test]
+    fn an_account_rule_asks_for_the_account_before_deciding() {
+        let p = load_str(ACCOUNTS, Path::new("t.yaml"))
+            .expect("valid")
+            .policy;
+        let (action, rule, reason) = decide_account(&p, "203.0.113.9", AccountFact::Unread);
+        assert_eq!(
+            (action, rule.as_str(), reason),
+            (Action::Deny, "agency", Reason::AccountNeeded)
+        );
+        // A GET is not a sign-in the rule matches: no account asked for.
+        let facts = RequestFacts {
+            client: ClientSource::Given("203.0.113.9".parse().expect("ip")),
+            method: "GET",
+            host: Ok(None),
+            path: "/login",
+            now: jiff::Timestamp::UNIX_EPOCH,
+            account: AccountFact::Unread,
+        };
+        assert_eq!(decide(p.ruleset(), &facts).rule_name(), "console");
+    }
+
+    #[test]
+    fn an_account_in_the_group_is_decided_by_the_rule_and_others_fall_through() {
+        let p = load_str(ACCOUNTS, Path::new("t.yaml"))
+            .expect("valid")
+            .policy;
+        let agency = fold("Agency-Tokyo@EXAMPLE.jp");
+        let d = |ip, a| decide_account(&p, ip, a);
+        assert_eq!(
+            d("192.0.2.9", AccountFact::Named(&agency)),
+            (Action::Allow, "agency".into(), Reason::InAllowedNetwork)
+        );
+        assert_eq!(
+            d("203.0.113.9", AccountFact::Named(&agency)),
+            (Action::Deny, "agency".into(), Reason::NotInAllowedNetworks)
+        );
+        let other = fold("suzuki@example.jp");
+        assert_eq!(
+            d("203.0.113.9", AccountFact::Named(&other)),
+            (Action::Allow, "login".into(), Reason::InAllowedNetwork)
+        );
+        // Replay and the reload guard know only the group.
+        assert_eq!(
+            d("203.0.113.9", AccountFact::Grouped(Some("agency"))).1,
+            "agency"
+        );
+        assert_eq!(d("203.0.113.9", AccountFact::Grouped(None)).1, "login");
+    }
+
+    #[test]
+    fn an_unreadable_account_is_refused_by_the_account_rule_never_passed_on() {
+        let p = load_str(ACCOUNTS, Path::new("t.yaml"))
+            .expect("valid")
+            .policy;
+        for why in [
+            NoAccount::Missing,
+            NoAccount::Ambiguous,
+            NoAccount::Oversized,
+            NoAccount::Slow,
+            NoAccount::Unparseable,
+        ] {
+            // From the office, the next rule would allow any sign-in.
+            let (action, rule, reason) =
+                decide_account(&p, "203.0.113.9", AccountFact::Unreadable(why));
+            assert_eq!(
+                (action, rule.as_str(), reason),
+                (Action::Deny, "agency", Reason::AccountUnreadable(why))
+            );
+        }
+    }
+
+    #[test]
+    fn the_decision_names_the_group_never_the_account() {
+        let p = load_str(ACCOUNTS, Path::new("t.yaml"))
+            .expect("valid")
+            .policy;
+        let agency = fold("agency-tokyo@example.jp");
+        let facts = RequestFacts {
+            client: ClientSource::Given("192.0.2.9".parse().expect("ip")),
+            method: "POST",
+            host: Ok(None),
+            path: "/login",
+            now: jiff::Timestamp::UNIX_EPOCH,
+            account: AccountFact::Named(&agency),
+        };
+        let d = decide(p.ruleset(), &facts);
+        assert_eq!(d.account_group, Some("agency"));
+        assert!(!d.explanation().to_string().contains("tokyo"));
+    }
+
+    #[test]
+    fn sign_in_from_says_when_the_account_decides() {
+        let p = load_str(ACCOUNTS, Path::new("t.yaml"))
+            .expect("valid")
+            .policy;
+        let at = |ip: &str| {
+            sign_in_from(
+                p.ruleset(),
+                Some(ip.parse().expect("ip")),
+                None,
+                jiff::Timestamp::UNIX_EPOCH,
+            )
+        };
+        // From the office, everyone but the agency's accounts may; from
+        // the agency's office, everyone may.
+        assert_eq!(at("203.0.113.9"), SignInFrom::ByAccount);
+        assert_eq!(at("192.0.2.9"), SignInFrom::Allowed);
+        assert_eq!(at("198.51.100.9"), SignInFrom::Blocked);
     }
 
     #[test]

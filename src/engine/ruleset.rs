@@ -10,6 +10,7 @@ use jiff::Timestamp;
 
 use super::Action;
 use super::account::AccountSpec;
+use super::accounts::AccountPattern;
 use super::client::ClientIpConfig;
 use super::facts::{FactCache, FactTest, Via};
 use super::outcome::OutcomeSpec;
@@ -22,6 +23,8 @@ use crate::geo::GeoSet;
 #[derive(Debug)]
 pub struct Ruleset {
     pub(crate) networks: Vec<Network>,
+    /// `accounts:`: the named groups of accounts rules may name.
+    pub(crate) accounts: Vec<AccountGroup>,
     pub(crate) client_ip: ClientIpConfig,
     pub(crate) rules: Vec<Rule>,
     pub(crate) default: Action,
@@ -95,6 +98,21 @@ pub struct Published {
     pub until: Timestamp,
 }
 
+/// A named group of accounts (`accounts:`): who a rule's `accounts:`
+/// condition means.
+#[derive(Debug)]
+pub struct AccountGroup {
+    pub name: Box<str>,
+    pub patterns: Vec<AccountPattern>,
+}
+
+/// A reference from a rule to a group of accounts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupRef {
+    pub(crate) id: usize,
+    pub name: Box<str>,
+}
+
 /// A reference from a rule to a network.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NetRef {
@@ -155,6 +173,10 @@ pub struct Rule {
     pub outcome: Option<OutcomeSpec>,
     /// Login routes: where the sign-in's body names the account.
     pub account: Option<AccountSpec>,
+    /// `accounts:`: the rule matches only sign-ins that name an account of
+    /// one of these groups (others fall through to later rules), and
+    /// refuses one whose account cannot be read. `None`: any sign-in.
+    pub accounts: Option<Vec<GroupRef>>,
     /// `until:`: the rule matches nothing from this instant on.
     pub until: Option<Timestamp>,
     /// `when:`: the rule matches only inside one of these windows; empty:
@@ -189,6 +211,23 @@ impl Ruleset {
 
     pub fn networks(&self) -> &[Network] {
         &self.networks
+    }
+
+    pub fn account_groups(&self) -> &[AccountGroup] {
+        &self.accounts
+    }
+
+    /// The first of `groups` that names the account `folded`.
+    pub(crate) fn group_of<'a>(&'a self, groups: &'a [GroupRef], folded: &str) -> Option<&'a str> {
+        groups
+            .iter()
+            .find(|g| {
+                self.accounts[g.id]
+                    .patterns
+                    .iter()
+                    .any(|p| p.matches(folded))
+            })
+            .map(|g| &*g.name)
     }
 
     pub fn default_action(&self) -> Action {

@@ -50,6 +50,7 @@ impl Skip {
             Skip::ReportOnly => "report-only: evaluated, not enforced",
             Skip::Expired => "expired (its until: has passed)",
             Skip::OutsideWindow => "outside its when: windows",
+            Skip::NotTheseAccounts => "the account is in none of its groups; falls through",
         }
     }
 }
@@ -75,7 +76,10 @@ impl Report<'_, '_, '_> {
             return out;
         }
         for i in 0..self.policy.rules().len() {
-            let text = if Some(i) == decided {
+            let text = if Some(i) == decided && self.decision.reason == super::Reason::AccountNeeded
+            {
+                "NEEDS THE ACCOUNT: decides by the account the sign-in names".to_string()
+            } else if Some(i) == decided {
                 format!("DECIDES: {}", self.decision.action)
             } else if let Some((_, why)) = self.trace.skipped.iter().find(|(j, _)| *j == i) {
                 format!("skipped: {}", why.text())
@@ -136,8 +140,14 @@ impl Report<'_, '_, '_> {
             .iter()
             .map(|h| json!({"value": h.raw, "ip": h.ip.map(|ip| ip.to_string()), "trusted": h.trusted}))
             .collect();
+        let decision = if d.reason == super::Reason::AccountNeeded {
+            "needs_account"
+        } else {
+            d.action.as_str()
+        };
         json!({
-            "decision": d.action.as_str(),
+            "decision": decision,
+            "account_group": d.account_group,
             "at": self.now.to_string(),
             "rule": d.rule_name(),
             "client_ip": d.client.ip.map(|ip| ip.to_string()),
@@ -167,7 +177,14 @@ impl Report<'_, '_, '_> {
 impl fmt::Display for Report<'_, '_, '_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let d = self.decision;
-        writeln!(f, "decision: {}", d.action)?;
+        if d.reason == super::Reason::AccountNeeded {
+            writeln!(
+                f,
+                "decision: none yet: the account decides (give --account NAME)"
+            )?;
+        } else {
+            writeln!(f, "decision: {}", d.action)?;
+        }
         match d.rule {
             Some(r) => writeln!(f, "rule:     {} (line {})", r.name, r.line)?,
             None => writeln!(f, "rule:     {}", d.rule_name())?,
@@ -194,6 +211,9 @@ impl fmt::Display for Report<'_, '_, '_> {
         }
         if let Some(p) = &d.path {
             writeln!(f, "path:     {p} (normalized)")?;
+        }
+        if let Some(g) = d.account_group {
+            writeln!(f, "account:  in group '{g}'")?;
         }
 
         writeln!(f, "\nclient address:")?;
@@ -286,6 +306,13 @@ impl fmt::Display for Report<'_, '_, '_> {
                     RuleKind::Action(a) => format!("action: {a}"),
                     RuleKind::AllowFrom(n) => format!("allow_from: {}", names(n)),
                     RuleKind::DenyFrom(n) => format!("deny_from: {}", names(n)),
+                };
+                let kind = match &r.accounts {
+                    Some(groups) => {
+                        let list: Vec<&str> = groups.iter().map(|g| &*g.name).collect();
+                        format!("accounts: [{}], {kind}", list.join(", "))
+                    }
+                    None => kind,
                 };
                 writeln!(f, "  {:>2}. {:<width$}  {outcome}  [{kind}]", i + 1, r.name)?;
             }

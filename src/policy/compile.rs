@@ -81,6 +81,7 @@ fn run(
         missing_dns: Vec::new(),
         published_all: Vec::new(),
         published_at: None,
+        groups: super::accounts::Groups::default(),
     };
     let policy = cx.policy(raw, path);
     let missing = super::feeds::Missing {
@@ -252,6 +253,8 @@ pub(super) struct Cx<'a, 'e> {
     /// list must (two lists of half the internet each are all of it).
     pub(super) published_all: Vec<ipnet::IpNet>,
     pub(super) published_at: Option<Location>,
+    /// `accounts:`, for rules to name.
+    pub(super) groups: super::accounts::Groups,
 }
 
 impl Cx<'_, '_> {
@@ -307,8 +310,10 @@ impl Cx<'_, '_> {
         }
         let client_ip = self.client_ip(&raw, &mut drafts, &index);
         let forwarding = self.forwarding(&raw);
+        self.account_groups(&raw.accounts);
         let rules = self.rules(&raw.rules, &mut drafts, &index);
         self.unreachable(&raw.rules, &rules, raw.case_insensitive_paths);
+        self.unused_groups();
 
         let default = match &raw.default {
             Some(d) if d.value == RawAction::Allow => {
@@ -385,6 +390,7 @@ impl Cx<'_, '_> {
                 source: path.to_path_buf(),
                 ruleset: Ruleset {
                     networks,
+                    accounts: self.groups.take(),
                     client_ip: client_ip?,
                     rules,
                     default,

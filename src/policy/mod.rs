@@ -8,6 +8,7 @@
 //! ([`diagnostics`]). A `Policy` that exists is valid: the request path never
 //! re-checks it.
 
+mod accounts;
 pub mod alerts;
 mod client_ip;
 pub mod compile;

@@ -51,6 +51,9 @@ pub struct RawPolicy {
     pub version: S<u32>,
     #[serde(default)]
     pub networks: Entries<S<String>, S<RawNetwork>>,
+    /// Named groups of accounts: `{ agency: [agency-*@example.jp] }`.
+    #[serde(default)]
+    pub accounts: Entries<S<String>, S<Vec<S<String>>>>,
     #[serde(default)]
     pub client_ip: Option<S<RawClientIp>>,
     #[serde(default)]
@@ -669,6 +672,8 @@ pub struct RawRule {
     pub outcome: Option<S<RawOutcome>>,
     /// Login routes: where the sign-in's body names the account.
     pub account: Option<S<RawAccount>>,
+    /// Login routes: only sign-ins naming an account of these groups.
+    pub accounts: Option<S<Vec<S<String>>>>,
     /// The rule matches nothing from this instant on.
     pub until: Option<S<String>>,
     /// Time windows: one, or a list; the rule matches only inside one.
@@ -772,4 +777,6 @@ pub struct RawTest {
     pub rule: Option<S<String>>,
     /// The instant to decide at (RFC 3339 with an offset).
     pub at: Option<S<String>>,
+    /// The account the sign-in names, for rules with `accounts:`.
+    pub account: Option<S<String>>,
 }

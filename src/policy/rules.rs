@@ -154,6 +154,10 @@ impl Cx<'_, '_> {
                 ),
             );
         }
+        let accounts = self.rule_accounts(rule, &ctx).unwrap_or_else(|()| {
+            ok = false;
+            None
+        });
         let kind = kind?;
         if !ok {
             return None;
@@ -230,6 +234,7 @@ impl Cx<'_, '_> {
             line: at(&r.referenced).0,
             outcome,
             account,
+            accounts,
             until,
             when,
             vouches,
@@ -556,7 +561,13 @@ fn covers(earlier: &Rule, later: &Rule, ci: bool) -> bool {
         (Some(_), None) => false,
         (Some(e), Some(l)) => l.iter().all(|lp| e.iter().any(|ep| ep.covers(lp, ci))),
     };
-    methods && hosts && paths
+    // A rule for some accounts hides only rules for some of the same.
+    let accounts = match (&earlier.accounts, &later.accounts) {
+        (None, _) => true,
+        (Some(_), None) => false,
+        (Some(e), Some(l)) => l.iter().all(|g| e.contains(g)),
+    };
+    methods && hosts && paths && accounts
 }
 
 fn host_covers(earlier: &HostPattern, later: &HostPattern) -> bool {

@@ -9,7 +9,7 @@ use super::compile::{Cx, at};
 use super::diagnostics::{Collector, Diagnostic, Severity};
 use super::raw::{RawAction, RawTest, S};
 use crate::engine::client::parse_ip;
-use crate::engine::{Action, ClientSource, RequestFacts, decide};
+use crate::engine::{AccountFact, Action, ClientSource, RequestFacts, decide};
 
 /// How a test gives the client.
 #[derive(Clone, Copy, Debug)]
@@ -38,6 +38,8 @@ pub struct PolicyTest {
     pub rule: Option<String>,
     /// `at:` the instant to decide at; `None`: when the policy loads.
     pub at: Option<jiff::Timestamp>,
+    /// `account:` the account the sign-in names, folded.
+    pub account: Option<String>,
 }
 
 /// Runs every test; returns one error per failing test.
@@ -63,6 +65,10 @@ pub fn run(
             host: Ok(t.host.as_deref()),
             path: &t.path,
             now: t.at.unwrap_or(now),
+            account: t
+                .account
+                .as_deref()
+                .map_or(AccountFact::Unread, AccountFact::Named),
         };
         let d = decide(policy.ruleset(), &facts);
         let rule_ok = t.rule.as_deref().is_none_or(|r| r == d.rule_name());
@@ -89,7 +95,11 @@ pub fn run(
                 d.rule_name(),
                 d.explanation()
             ),
-            Some("fix the policy, or the test if the policy is right".into()),
+            Some(if d.reason == crate::engine::Reason::AccountNeeded {
+                "give the test the account the sign-in names: 'account: yamada@example.jp'".into()
+            } else {
+                "fix the policy, or the test if the policy is right".into()
+            }),
         );
     }
     c.diagnostics
@@ -177,6 +187,10 @@ impl Cx<'_, '_> {
                 },
                 rule: test.rule.as_ref().map(|r| r.value.clone()),
                 at: decide_at,
+                account: test
+                    .account
+                    .as_ref()
+                    .map(|a| crate::engine::account::fold(&a.value)),
             });
         }
         out

@@ -554,6 +554,7 @@ mod time {
             host: Ok(None),
             path,
             now: t(now),
+            account: crate::engine::AccountFact::Unread,
         };
         let d = decide(p.ruleset(), &facts);
         (d.action, d.rule_name().to_string())
@@ -957,4 +958,111 @@ fn body_pace_settings_load_and_a_zero_wait_is_a_located_error() {
         std::time::Duration::from_secs(20)
     );
     assert_eq!(default.server().timeouts.body_min_rate, 500);
+}
+
+const GROUPS: &str = "version: 1
+networks:
+  office: [203.0.113.0/24]
+accounts:
+  agency: [agency-*@example.jp]
+";
+
+#[test]
+fn account_rules_need_a_login_route_an_account_spec_and_body_methods() {
+    let d = diagnostics(&format!(
+        "{GROUPS}rules:\n  - {{ name: a, paths: [/login], methods: [POST], accounts: [agency], allow_from: [office] }}\n  - {{ name: b, paths: [/login], methods: [POST], login: true, accounts: [agency], allow_from: [office] }}\n  - {{ name: c, paths: [/login], login: true, account: {{ form: u }}, accounts: [agency], allow_from: [office] }}\n  - {{ name: d, paths: [/login], methods: [POST, GET], login: true, account: {{ form: u }}, accounts: [agency], allow_from: [office] }}\n"
+    ));
+    assert!(
+        has(&d, "rule 'a': 'accounts' is only for login routes"),
+        "{d:#?}"
+    );
+    assert!(has(&d, "rule 'b': 'accounts' needs 'account:'"), "{d:#?}");
+    assert!(
+        has(&d, "rule 'c': a rule with 'accounts' must name its methods"),
+        "{d:#?}"
+    );
+    assert!(
+        has(&d, "rule 'd': a rule with 'accounts' cannot match GET"),
+        "{d:#?}"
+    );
+}
+
+#[test]
+fn an_unknown_group_is_located_with_a_suggestion() {
+    let d = diagnostics(&format!(
+        "{GROUPS}rules:\n  - {{ name: a, paths: [/login], methods: [POST], login: true, account: {{ form: u }}, accounts: [agncy], allow_from: [office] }}\n"
+    ));
+    assert_eq!(
+        d,
+        ["7:96: error: rule 'a': unknown account group 'agncy'"],
+        "one error, no 'not used' warning for the group it misspells"
+    );
+    let Err(LoadError::Invalid { diagnostics, .. }) = load_str(
+        &format!(
+            "{GROUPS}rules:\n  - {{ name: a, paths: [/login], methods: [POST], login: true, account: {{ form: u }}, accounts: [agncy], allow_from: [office] }}\n"
+        ),
+        Path::new("p.yaml"),
+    ) else {
+        panic!("invalid");
+    };
+    assert_eq!(
+        diagnostics[0].help.as_deref(),
+        Some("did you mean 'agency'?")
+    );
+}
+
+#[test]
+fn bad_patterns_and_unused_groups_are_said() {
+    let d = diagnostics(
+        "version: 1\naccounts:\n  everyone: ['*']\n  two: [a@b@c]\n  empty: []\nrules:\n  - { name: r, action: deny }\n",
+    );
+    assert!(
+        has(&d, "3:14: error: account group 'everyone': '*' is only '*'"),
+        "{d:#?}"
+    );
+    assert!(
+        has(
+            &d,
+            "4:9: error: account group 'two': 'a@b@c' has more than one '@'"
+        ),
+        "{d:#?}"
+    );
+    assert!(has(&d, "account group 'empty' is empty"), "{d:#?}");
+    let d = diagnostics(&format!(
+        "{GROUPS}rules:\n  - {{ name: r, allow_from: [office] }}\n"
+    ));
+    assert!(
+        has(
+            &d,
+            "warning: account group 'agency' is not used by any rule"
+        ),
+        "{d:#?}"
+    );
+}
+
+#[test]
+fn a_rule_for_some_accounts_hides_only_rules_for_the_same() {
+    let rule = |name: &str, accounts: &str| {
+        format!(
+            "  - {{ name: {name}, paths: [/login], methods: [POST], login: true, account: {{ form: u }},{accounts} allow_from: [office] }}\n"
+        )
+    };
+    let d = diagnostics(&format!(
+        "{GROUPS}rules:\n{}{}",
+        rule("agency", " accounts: [agency],"),
+        rule("everyone", "")
+    ));
+    assert!(!has(&d, "never match"), "{d:#?}");
+    let d = diagnostics(&format!(
+        "{GROUPS}rules:\n{}{}",
+        rule("everyone", ""),
+        rule("agency", " accounts: [agency],")
+    ));
+    assert!(has(&d, "rule 'agency' can never match"), "{d:#?}");
+    let d = diagnostics(&format!(
+        "{GROUPS}rules:\n{}{}",
+        rule("first", " accounts: [agency],"),
+        rule("second", " accounts: [agency],")
+    ));
+    assert!(has(&d, "rule 'second' can never match"), "{d:#?}");
 }

@@ -53,6 +53,9 @@ pub struct Sample {
     /// connection whose headers are not believed); each line's last
     /// [`MAX_FORWARDING_BYTES`], at most [`MAX_FORWARDING_LINES`] lines.
     pub forwarding: Vec<(&'static str, Box<str>)>,
+    /// The group of accounts the sign-in was decided in: a candidate's
+    /// rules with `accounts:` read it in place of the account.
+    pub account_group: Option<Box<str>>,
 }
 
 impl Sample {
@@ -62,6 +65,7 @@ impl Sample {
         self.method.len()
             + self.host.as_ref().map_or(0, |h| h.len())
             + self.path.len()
+            + self.account_group.as_ref().map_or(0, |g| g.len())
             + lines
             + 128
     }
@@ -76,6 +80,9 @@ pub struct Seen<'a> {
     pub peer: IpAddr,
     pub proxy_protocol_from: Option<IpAddr>,
     pub headers: Option<&'a http::HeaderMap>,
+    /// The group of accounts the deciding rule found the sign-in's
+    /// account in (never the account).
+    pub account_group: Option<&'a str>,
 }
 
 /// The headers a client address can come from.
@@ -313,6 +320,7 @@ pub fn denied_by(ruleset: &Ruleset, s: &Sample, now: jiff::Timestamp) -> Option<
         host: Ok(s.host.as_deref()),
         path: &s.path,
         now,
+        account: crate::engine::AccountFact::Grouped(s.account_group.as_deref()),
     };
     let d = decide(ruleset, &facts);
     (!d.forwards()).then(|| {
@@ -343,6 +351,7 @@ pub fn sample(seen: &Seen<'_>) -> Sample {
         peer: seen.peer,
         proxy_protocol_from: seen.proxy_protocol_from,
         forwarding,
+        account_group: seen.account_group.map(Into::into),
     }
 }
 
@@ -374,6 +383,7 @@ mod tests {
             peer: IpAddr::from([127, 0, 0, 1]),
             proxy_protocol_from: None,
             headers: None,
+            account_group: None,
         }
     }
 

@@ -20,8 +20,11 @@ use hyper::body::Incoming;
 
 use super::forward::{self, Hop, Upstream, UpstreamClient};
 use super::pages::{Page, Shown, Wants};
+use crate::engine::account::NoAccount;
 use crate::engine::client::{ClientAddr, HeaderLines, canonical};
-use crate::engine::{Action, ClientSource, ClientText, RequestFacts, decide, host_without_port};
+use crate::engine::{
+    AccountFact, Action, ClientSource, ClientText, Reason, RequestFacts, decide, host_without_port,
+};
 use crate::policy::Policy;
 use crate::policy::server::{AllowedLogLevel, Timeouts};
 use crate::telemetry::{self, RequestLog};
@@ -230,27 +233,66 @@ pub async fn handle(
     // What a connection whose forwarding headers are not believed shows
     // the engine (empty: does not allocate).
     let no_headers = HeaderMap::new();
-    let decision = {
-        let facts = RequestFacts {
-            client: ClientSource::Peer {
-                peer,
-                headers: if conn.believe_headers {
-                    &parts.headers
-                } else {
-                    &no_headers
-                },
+    let now = crate::clock::now();
+    let facts = |account| RequestFacts {
+        client: ClientSource::Peer {
+            peer,
+            headers: if conn.believe_headers {
+                &parts.headers
+            } else {
+                &no_headers
             },
-            method: method.as_str(),
-            host: host_decided,
-            path: parts.uri.path(),
-            now: crate::clock::now(),
+        },
+        method: method.as_str(),
+        host: host_decided,
+        path: parts.uri.path(),
+        now,
+        account,
+    };
+    let mut decision = decide(policy.ruleset(), &facts(AccountFact::Unread));
+    let mut decide_time = decide_start.elapsed();
+    // A rule decides by the account the sign-in names (`accounts:`): read
+    // it (the body's first part, bounded in size and time), then decide
+    // again knowing it. A sign-in whose account cannot be read is refused
+    // by that rule, never passed to a broader one.
+    let account_spec = decision
+        .rule
+        .filter(|_| decision.reason == Reason::AccountNeeded)
+        .and_then(|r| r.account.as_ref());
+    let mut read_state = None;
+    let body = if let Some(spec) = account_spec {
+        let read = Box::pin(super::sign_in::read(&shared, spec, &parts, body)).await;
+        read_state = read.as_ref().map(|r| match &r.found {
+            Ok(_) => "read",
+            Err(why) => why.as_str(),
+        });
+        let again = Instant::now();
+        let folded = read
+            .as_ref()
+            .and_then(|r| r.found.as_ref().ok())
+            .map(|name| crate::engine::account::fold(name));
+        let account = match (&read, &folded) {
+            (Some(_), Some(f)) => AccountFact::Named(f),
+            (Some(r), None) => AccountFact::Unreadable(match &r.found {
+                Err(why) => *why,
+                Ok(_) => NoAccount::Unparseable,
+            }),
+            // The body broke off: nothing to forward either.
+            (None, _) => AccountFact::Unreadable(NoAccount::Missing),
         };
-        decide(policy.ruleset(), &facts)
+        decision = decide(policy.ruleset(), &facts(account));
+        decide_time += again.elapsed();
+        match read {
+            Some(r) => super::sign_in::Body::Read(r),
+            None => super::sign_in::Body::Broken,
+        }
+    } else {
+        super::sign_in::Body::Fresh(body)
     };
     shared
         .metrics
         .decision_seconds
-        .observe(decide_start.elapsed().as_secs_f64());
+        .observe(decide_time.as_secs_f64());
     if policy.forwarding().self_check {
         shared.client_ip_watch.observe(
             decision.client.ip,
@@ -281,7 +323,7 @@ pub async fn handle(
         path: LogPath::Own(String::new()),
         status: None,
         login_outcome: None,
-        login_account: None,
+        login_account: read_state,
     };
 
     // Phase: answer or forward. The decided client is `Copy`: the pages
@@ -296,12 +338,13 @@ pub async fn handle(
         (false, Some(path)) => {
             // A rule would let this client in, in its hours: say the
             // console is closed, and when it opens, not "use the VPN".
-            let p = match done.decision.closed {
-                Some(rule) => Page::Closed {
+            let p = match (done.decision.reason, done.decision.closed) {
+                (Reason::AccountUnreadable(why), _) => Page::AccountUnreadable(why),
+                (_, Some(rule)) => Page::Closed {
                     opens: crate::engine::time::next_opening(&rule.when, crate::clock::now()),
                 },
-                None if done.decision.login => Page::BlockedLogin,
-                None => Page::Blocked,
+                (_, None) if done.decision.login => Page::BlockedLogin,
+                (_, None) => Page::Blocked,
             };
             done.path = LogPath::Own(path.into_owned());
             page(p)
@@ -361,7 +404,7 @@ async fn pass_on(
     done: &mut Finish<'_, '_>,
     lane: Lane<'_>,
     parts: http::request::Parts,
-    body: Incoming,
+    body: super::sign_in::Body<'_>,
     pq: PathAndQuery,
 ) -> Response<ProxyBody> {
     let policy = done.policy;
@@ -405,10 +448,10 @@ async fn pass_on(
                 shared, policy, rule, spec, client.ip, &parts, body,
             ))
             .await;
-            done.login_account = s.account_state;
+            done.login_account = s.account_state.or(done.login_account);
             (Some((s, rule)), body)
         }
-        None => (None, Ok(body.into())),
+        None => (None, body.forward().ok_or(super::sign_in::Stop::BrokenBody)),
     };
     match body {
         Err(stop) => {
@@ -453,6 +496,7 @@ async fn pass_on(
                     peer,
                     proxy_protocol_from: conn.proxy_protocol_from,
                     headers: conn.believe_headers.then_some(&parts.headers),
+                    account_group: done.decision.account_group,
                 };
                 shared.recent.allowed(ip, &rule.label, start, &seen);
                 // A sign-in is kept once the console accepts it;
@@ -955,6 +999,8 @@ async fn forward(
                 .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into()),
             proxy_protocol_from: tunnel.proxy_protocol_from,
             headers: tunnel.believe_headers.then_some(&parts.headers),
+            // A tunnel is a GET, which no rule with `accounts:` matches.
+            account_group: None,
         })
     });
     let client_version = parts.version;

@@ -52,6 +52,96 @@ fn client_key_address(client: Option<IpAddr>) -> IpAddr {
     client.unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into())
 }
 
+/// A sign-in's body as it reaches [`begin`].
+pub enum Body<'s> {
+    /// Not read yet: read there if the rule says where the account is.
+    Fresh(Incoming),
+    /// Read already, to decide by the account (`accounts:`).
+    Read(Read<'s>),
+    /// It broke off while it was read: nothing to forward.
+    Broken,
+}
+
+impl Body<'_> {
+    /// The body to forward, however far it was read (`None`: broken).
+    pub fn forward(self) -> Option<RequestBody> {
+        match self {
+            Body::Fresh(b) => Some(b.into()),
+            Body::Read(r) => Some(r.body),
+            Body::Broken => None,
+        }
+    }
+}
+
+/// A body read for its account.
+pub struct Read<'s> {
+    pub body: RequestBody,
+    /// The `account:` it was read by.
+    pub spec: &'s account::AccountSpec,
+    /// How much of it was read (`None`: nothing, its type is not one the
+    /// spec reads).
+    seen: Option<Head>,
+    /// The account the body and the query name, or why none.
+    pub found: Result<String, NoAccount>,
+}
+
+/// Reads the account a sign-in names (its body's first part, bounded in
+/// size and time, and its query), keeping every byte to forward. `None`:
+/// the body broke off while it was read.
+pub async fn read<'s>(
+    shared: &Shared,
+    spec: &'s account::AccountSpec,
+    head: &http::request::Parts,
+    body: Incoming,
+) -> Option<Read<'s>> {
+    let (body, seen, found) = read_account(shared, spec, &head.headers, body).await;
+    let body = body?;
+    // The query string too: Servlet's getParameter reads it first,
+    // Flask's request.values and Rails' params merge it (issue 22, the
+    // decoy account).
+    let found = account::merge(
+        found.map(std::borrow::Cow::Owned),
+        account::from_query(spec, head.uri.query().unwrap_or_default().as_bytes()),
+    )
+    .map(std::borrow::Cow::into_owned);
+    Some(Read {
+        body,
+        spec,
+        seen,
+        found,
+    })
+}
+
+impl Read<'_> {
+    /// The account by another rule's `account:` than the one it was read
+    /// by (a rule with `accounts:` read it; a later login rule decided):
+    /// from the bytes read, as far as they go.
+    fn found_by(
+        &self,
+        other: &account::AccountSpec,
+        head: &http::request::Parts,
+    ) -> Result<String, NoAccount> {
+        if other == self.spec {
+            return self.found.clone();
+        }
+        let in_body = match (precheck(other, &head.headers), &self.seen) {
+            (Err(why), _) => Err(why),
+            (Ok(format), Some(Head::Whole)) if self.body.head().len() <= other.max_body => {
+                account::extract(other, format, self.body.head()).map(std::borrow::Cow::into_owned)
+            }
+            (Ok(_), Some(Head::Slow)) => Err(NoAccount::Slow),
+            // Read by a smaller bound, or not read at all (another
+            // content type): not read now either.
+            (Ok(_), Some(Head::Whole | Head::Oversized) | None) => Err(NoAccount::Oversized),
+        };
+        account::merge(
+            in_body.map(std::borrow::Cow::Owned),
+            account::from_query(other, head.uri.query().unwrap_or_default().as_bytes()),
+        )
+        .map(std::borrow::Cow::into_owned)
+    }
+}
+
 /// Before forwarding: the account, the key, the place.
 pub async fn begin<'a>(
     shared: &'a Shared,
@@ -60,10 +150,8 @@ pub async fn begin<'a>(
     spec: &'a OutcomeSpec,
     client: Option<IpAddr>,
     head: &http::request::Parts,
-    body: Incoming,
+    body: Body<'_>,
 ) -> (SignIn<'a>, Result<RequestBody, Stop>) {
-    let headers = &head.headers;
-    let query = head.uri.query().map(str::as_bytes);
     let settings = policy.lockout();
     let mut sign_in = SignIn {
         rule,
@@ -74,32 +162,29 @@ pub async fn begin<'a>(
         reservation: None,
     };
     let mut account_id = None;
-    let body = match &rule.account {
-        Some(a) => {
-            let (body, found) = read_account(shared, a, headers, body).await;
-            let Some(body) = body else {
-                return (sign_in, Err(Stop::BrokenBody));
-            };
-            // The query string too: Servlet's getParameter reads it first,
-            // Flask's request.values and Rails' params merge it (issue 22,
-            // the decoy account).
-            let found = account::merge(
-                found.map(std::borrow::Cow::Owned),
-                account::from_query(a, query.unwrap_or_default()),
-            );
-            match found {
-                Ok(name) => {
-                    let id = shared.lockout.accounts.id(&name);
-                    sign_in.account = Some(crate::lockout::account_tag(&id));
-                    sign_in.account_state = Some("read");
-                    account_id = Some(id);
-                }
-                Err(why) => sign_in.account_state = Some(why.as_str()),
-            }
-            body
+    let (body, found) = match (body, &rule.account) {
+        (Body::Broken, _) => return (sign_in, Err(Stop::BrokenBody)),
+        (Body::Fresh(body), None) => (RequestBody::from(body), None),
+        (Body::Read(r), None) => (r.body, None),
+        (Body::Fresh(body), Some(a)) => match read(shared, a, head, body).await {
+            Some(r) => (r.body, Some(r.found)),
+            None => return (sign_in, Err(Stop::BrokenBody)),
+        },
+        (Body::Read(r), Some(a)) => {
+            let found = r.found_by(a, head);
+            (r.body, Some(found))
         }
-        None => RequestBody::from(body),
     };
+    match found {
+        Some(Ok(name)) => {
+            let id = shared.lockout.accounts.id(&name);
+            sign_in.account = Some(crate::lockout::account_tag(&id));
+            sign_in.account_state = Some("read");
+            account_id = Some(id);
+        }
+        Some(Err(why)) => sign_in.account_state = Some(why.as_str()),
+        None => {}
+    }
     if let Some(s) = settings {
         sign_in.key = Key::of(s.key, client_key_address(client), account_id);
         match shared.lockout.begin(sign_in.key, s).await {
@@ -116,21 +201,18 @@ pub async fn begin<'a>(
     (sign_in, Ok(body))
 }
 
-/// The account a sign-in's body names, and the body to forward (`None`:
-/// it broke off while it was read).
-async fn read_account(
-    shared: &Shared,
+/// The format the body's headers say the account is in, if `a` reads it.
+fn precheck<'h>(
     a: &account::AccountSpec,
-    headers: &HeaderMap,
-    body: Incoming,
-) -> (Option<RequestBody>, Result<String, NoAccount>) {
+    headers: &'h HeaderMap,
+) -> Result<account::Format<'h>, NoAccount> {
     let mut types = headers.get_all(header::CONTENT_TYPE).iter();
     let (first, second) = (types.next(), types.next());
     // Two Content-Type lines: servers differ on which they use (second
     // red-team review of accounts); both go to the console, so neither is
     // believed.
     if second.is_some() {
-        return (Some(RequestBody::from(body)), Err(NoAccount::Ambiguous));
+        return Err(NoAccount::Ambiguous);
     }
     // A compressed body: the console may inflate it (Express does) and read
     // another account than the raw bytes name (third red-team review of
@@ -140,22 +222,34 @@ async fn read_account(
         .iter()
         .any(|v| !v.as_bytes().trim_ascii().eq_ignore_ascii_case(b"identity"))
     {
-        return (Some(RequestBody::from(body)), Err(NoAccount::Unparseable));
+        return Err(NoAccount::Unparseable);
     }
-    let Some(format) = account::format(a, first.map(HeaderValue::as_bytes)) else {
-        return (Some(RequestBody::from(body)), Err(NoAccount::Missing));
+    account::format(a, first.map(HeaderValue::as_bytes)).ok_or(NoAccount::Missing)
+}
+
+/// The account a sign-in's body names, the body to forward (`None`: it
+/// broke off while it was read) and how much of it was read.
+async fn read_account(
+    shared: &Shared,
+    a: &account::AccountSpec,
+    headers: &HeaderMap,
+    body: Incoming,
+) -> (Option<RequestBody>, Option<Head>, Result<String, NoAccount>) {
+    let format = match precheck(a, headers) {
+        Ok(f) => f,
+        Err(why) => return (Some(RequestBody::from(body)), None, Err(why)),
     };
     let Ok((body, head)) =
         super::body::read_head(body, a.max_body, shared.timeouts.header_read).await
     else {
-        return (None, Err(NoAccount::Missing));
+        return (None, None, Err(NoAccount::Missing));
     };
     let found = match head {
         Head::Whole => account::extract(a, format, body.head()).map(std::borrow::Cow::into_owned),
         Head::Oversized => Err(NoAccount::Oversized),
         Head::Slow => Err(NoAccount::Slow),
     };
-    (Some(body), found)
+    (Some(body), Some(head), found)
 }
 
 /// What a lock on `key` holds, in the page's words.

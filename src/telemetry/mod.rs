@@ -42,6 +42,8 @@ pub mod fields {
     pub const ENFORCED: &str = "enforced";
     pub const LOGIN_OUTCOME: &str = "login.outcome";
     pub const LOGIN_ACCOUNT: &str = "login.account";
+    /// The group of accounts (`accounts:`) the deciding rule matched.
+    pub const ACCOUNT_GROUP: &str = "account.group";
     pub const DURATION_MS: &str = "duration_ms";
     /// GeoIP facts: on denials, and on allowed requests with `log_geo_on_allow`.
     pub const GEO_COUNTRY: &str = "geo.country.iso_code";
@@ -294,6 +296,7 @@ pub fn log_decision(
                 enforced = d.enforced,
                 login.outcome = r.login_outcome,
                 login.account = r.login_account,
+                account.group = d.account_group,
                 would_deny = d.report.is_some().then_some(true),
                 report_rule = d.report.map(|r| r.rule.name.as_str()),
                 geo.country.iso_code = country.as_deref(),
@@ -364,6 +367,9 @@ pub fn write_decision(
         }
         if let Some(a) = r.login_account {
             l.str(f::LOGIN_ACCOUNT, a);
+        }
+        if let Some(g) = d.account_group {
+            l.str(f::ACCOUNT_GROUP, g);
         }
         if let Some(hit) = d.report {
             l.bool(f::WOULD_DENY, true);
@@ -498,6 +504,7 @@ mod tests {
             host: Ok(Some("console.test")),
             path: "/sso",
             now: jiff::Timestamp::UNIX_EPOCH,
+            account: crate::engine::AccountFact::Unread,
         };
         let d = crate::engine::decide(policy.ruleset(), &facts);
         assert!(d.report.is_some(), "the report-only rule would deny");

@@ -54,6 +54,9 @@ pub enum Page {
     Closed {
         opens: Option<crate::engine::time::Opening>,
     },
+    /// A sign-in to a rule that decides by the account, whose account
+    /// cannot be believed (400): why.
+    AccountUnreadable(crate::engine::account::NoAccount),
 }
 
 /// What a lock holds, in the terms of its key (docs/lockout.md, Keys), so
@@ -73,7 +76,7 @@ pub enum LockScope {
 impl Page {
     /// Every page, for previews and screenshots (a lock of 15 minutes; a
     /// console closed until Monday 08:00 Tokyo time).
-    pub const ALL: [Page; 10] = [
+    pub const ALL: [Page; 11] = [
         Page::Blocked,
         Page::BlockedLogin,
         Page::BadRequest,
@@ -93,12 +96,13 @@ impl Page {
                 offset_seconds: 9 * 3600,
             }),
         },
+        Page::AccountUnreadable(crate::engine::account::NoAccount::Ambiguous),
     ];
 
     pub fn status(self) -> StatusCode {
         match self {
             Page::BlockedLogin | Page::Blocked | Page::Closed { .. } => StatusCode::FORBIDDEN,
-            Page::BadRequest => StatusCode::BAD_REQUEST,
+            Page::BadRequest | Page::AccountUnreadable(_) => StatusCode::BAD_REQUEST,
             Page::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Page::BadGateway => StatusCode::BAD_GATEWAY,
             Page::GatewayTimeout => StatusCode::GATEWAY_TIMEOUT,
@@ -120,6 +124,7 @@ impl Page {
             Page::LockedOut { .. } => "too_many_failed_sign_ins",
             Page::SignInUnavailable => "sign_in_unavailable",
             Page::Closed { .. } => "closed_at_this_hour",
+            Page::AccountUnreadable(_) => "sign_in_account_unreadable",
         }
     }
 }

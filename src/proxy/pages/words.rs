@@ -6,6 +6,7 @@ use std::borrow::Cow;
 
 use super::{LockScope, Page};
 use crate::engine::SignInFrom;
+use crate::engine::account::NoAccount;
 use crate::policy::pages::Lang;
 
 /// A page's title, what happened, what to do, and the general sentence on
@@ -197,6 +198,22 @@ fn english(page: Page) -> Words {
             },
             "If you need it now, contact IT and give them the request id below.",
         ),
+        Page::AccountUnreadable(why) => (
+            "This sign-in cannot be accepted",
+            match why {
+                NoAccount::Missing => "The sign-in does not name an account.",
+                NoAccount::Ambiguous => {
+                    "The sign-in names its account in more than one way, so which account it is for cannot be told."
+                }
+                NoAccount::Oversized => "The sign-in form is larger than a sign-in can be.",
+                NoAccount::Slow => "The sign-in form arrived too slowly.",
+                NoAccount::Unparseable => {
+                    "The sign-in form could not be read: its format or character encoding is not one this gateway reads."
+                }
+            },
+            "Sign in again from the console's sign-in page.".into(),
+            CONTACT_EN,
+        ),
     };
     Words {
         title,
@@ -291,6 +308,22 @@ fn japanese(page: Page) -> Words {
             },
             "至急利用する必要がある場合は、下記のリクエストIDを添えて情報システム部門までお問い合わせください。",
         ),
+        Page::AccountUnreadable(why) => (
+            "このサインインは受け付けられません",
+            match why {
+                NoAccount::Missing => "サインインにアカウント名が含まれていません。",
+                NoAccount::Ambiguous => {
+                    "サインインにアカウント名が複数の形で含まれているため、どのアカウントへのサインインか判断できません。"
+                }
+                NoAccount::Oversized => "サインインのフォームが、サインインとしては大きすぎます。",
+                NoAccount::Slow => "サインインのフォームの送信に時間がかかりすぎました。",
+                NoAccount::Unparseable => {
+                    "サインインのフォームを読み取れませんでした（このゲートウェイが読み取れない形式または文字コードです）。"
+                }
+            },
+            "コンソールのサインインページから、もう一度サインインしてください。".into(),
+            CONTACT_JA,
+        ),
     };
     Words {
         title,
@@ -374,6 +407,12 @@ pub fn sign_in(s: SignInFrom, lang: Lang) -> &'static str {
         }
         (SignInFrom::Closed, Lang::Ja) => {
             "この接続元からは、現在の時間帯はサインインできません。利用可能な時間帯にサインインしてください。"
+        }
+        (SignInFrom::ByAccount, Lang::En) => {
+            "Whether you may sign in from this address depends on the account you sign in with."
+        }
+        (SignInFrom::ByAccount, Lang::Ja) => {
+            "この接続元からサインインできるかどうかは、サインインするアカウントによって異なります。"
         }
         (SignInFrom::NoRoute, Lang::En) => {
             "This gateway's policy names no sign-in page: it does not decide sign-ins apart from other requests."
