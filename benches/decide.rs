@@ -116,6 +116,7 @@ fn benches(c: &mut Criterion) {
                 path: "/orders/12345/items",
                 now: jiff::Timestamp::UNIX_EPOCH,
                 account: netwarden::engine::AccountFact::Unread,
+                identity: netwarden::engine::who::IdentityFact::Missing,
             };
             black_box(decide(p, black_box(&facts)).action)
         })
@@ -130,6 +131,7 @@ fn benches(c: &mut Criterion) {
                 path: "/app45/session",
                 now: jiff::Timestamp::UNIX_EPOCH,
                 account: netwarden::engine::AccountFact::Unread,
+                identity: netwarden::engine::who::IdentityFact::Missing,
             };
             black_box(decide(p, black_box(&facts)).action)
         })
@@ -155,6 +157,7 @@ fn benches(c: &mut Criterion) {
                 path: "/orders/12345/items?page=2",
                 now: jiff::Timestamp::UNIX_EPOCH,
                 account: netwarden::engine::AccountFact::Unread,
+                identity: netwarden::engine::who::IdentityFact::Missing,
             };
             black_box(decide(p, black_box(&facts)).action)
         })
@@ -169,6 +172,7 @@ fn benches(c: &mut Criterion) {
                 path: "/static//x/../%61pp/./orders",
                 now: jiff::Timestamp::UNIX_EPOCH,
                 account: netwarden::engine::AccountFact::Unread,
+                identity: netwarden::engine::who::IdentityFact::Missing,
             };
             black_box(decide(p, black_box(&facts)).action)
         })
@@ -215,6 +219,7 @@ rules:
         path: "/reports",
         now: jiff::Timestamp::UNIX_EPOCH,
         account: netwarden::engine::AccountFact::Unread,
+        identity: netwarden::engine::who::IdentityFact::Missing,
     };
     group.bench_function("all_four_lookups", |b| {
         b.iter(|| black_box(decide(p, black_box(&all_four)).action))
@@ -226,6 +231,7 @@ rules:
         path: "/office/reports",
         now: jiff::Timestamp::UNIX_EPOCH,
         account: netwarden::engine::AccountFact::Unread,
+        identity: netwarden::engine::who::IdentityFact::Missing,
     };
     group.bench_function("no_lookup_needed", |b| {
         b.iter(|| black_box(decide(p, black_box(&none)).action))

@@ -149,6 +149,7 @@ fn benches(c: &mut Criterion) {
                     path: "/orders/12345",
                     now: jiff::Timestamp::UNIX_EPOCH,
                     account: netwarden::engine::AccountFact::Unread,
+                    identity: netwarden::engine::who::IdentityFact::Missing,
                 };
                 black_box(decide(p, black_box(&facts)).action)
             })

@@ -39,6 +39,7 @@ fn bench(c: &mut Criterion) {
         path: "/customers/1042",
         now: jiff::Timestamp::UNIX_EPOCH,
         account: netwarden::engine::AccountFact::Unread,
+        identity: netwarden::engine::who::IdentityFact::Missing,
     };
     let decision = decide(policy.ruleset(), &facts);
     let (w, guard) = writer::batch_writer(Box::new(std::io::sink())).expect("writer thread");
@@ -56,6 +57,7 @@ fn bench(c: &mut Criterion) {
         duration: Duration::from_micros(1234),
         login_outcome: None,
         login_account: None,
+        identity: None,
     };
     c.bench_function("log/decision_line_direct", |b| {
         b.iter(|| {

@@ -133,6 +133,7 @@ pub fn offline() -> Result<String, LoadError> {
             path: s.path,
             now: crate::clock::now(),
             account: crate::engine::AccountFact::Unread,
+            identity: crate::engine::who::IdentityFact::Missing,
         };
         let d = decide(loaded.policy.ruleset(), &facts);
         let via = match s.xff {
@@ -545,6 +546,7 @@ mod tests {
                 path: "/customers/1042",
                 now: jiff::Timestamp::UNIX_EPOCH,
                 account: crate::engine::AccountFact::Unread,
+                identity: crate::engine::who::IdentityFact::Missing,
             };
             assert_eq!(
                 decide(loaded.policy.ruleset(), &facts).action,

@@ -52,6 +52,7 @@ pub mod engine;
 pub mod feeds;
 pub mod files;
 pub mod geo;
+pub mod identity;
 pub mod lists;
 pub mod lockout;
 pub mod ops;

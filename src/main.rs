@@ -301,6 +301,16 @@ struct ExplainArgs {
     /// as they compare it: case, width and invisible characters folded).
     #[arg(long, value_name = "NAME")]
     account: Option<String>,
+    /// A verified identity's e-mail, for rules with `who:` (with --group
+    /// and --claim: the identity the auth layer in front vouched for).
+    #[arg(long, value_name = "EMAIL")]
+    email: Option<String>,
+    /// A group of the verified identity; repeat for more.
+    #[arg(long = "group", value_name = "GROUP")]
+    groups: Vec<String>,
+    /// A claim of the verified identity, `key=value`; repeat for more.
+    #[arg(long = "claim", value_name = "KEY=VALUE")]
+    claims: Vec<String>,
 }
 
 fn main() -> ExitCode {
@@ -523,6 +533,25 @@ fn explain(args: &ExplainArgs) -> anyhow::Result<ExitCode> {
         .account
         .as_deref()
         .map(netwarden::engine::account::fold);
+    let mut claims = Vec::with_capacity(args.claims.len());
+    for c in &args.claims {
+        let (k, v) = c
+            .split_once('=')
+            .with_context(|| format!("--claim '{c}' is not of the form 'key=value'"))?;
+        claims.push((k.trim().into(), vec![v.trim().into()]));
+    }
+    let identity =
+        (args.email.is_some() || !args.groups.is_empty() || !claims.is_empty()).then(|| {
+            netwarden::engine::who::Identity {
+                subject: "explain".into(),
+                email: args
+                    .email
+                    .as_deref()
+                    .map(netwarden::engine::who::fold_email),
+                groups: args.groups.iter().map(|g| g.as_str().into()).collect(),
+                claims,
+            }
+        });
     let facts = RequestFacts {
         client,
         method: &args.method,
@@ -534,6 +563,10 @@ fn explain(args: &ExplainArgs) -> anyhow::Result<ExitCode> {
             .map_or(netwarden::engine::AccountFact::Unread, |a| {
                 netwarden::engine::AccountFact::Named(a)
             }),
+        identity: identity.as_ref().map_or(
+            netwarden::engine::who::IdentityFact::Missing,
+            netwarden::engine::who::IdentityFact::Verified,
+        ),
     };
     let mut trace = Recorder::default();
     let decision = decide_traced(loaded.policy.ruleset(), &facts, &mut trace);

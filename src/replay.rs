@@ -264,6 +264,7 @@ pub fn replay(
                 .and_then(|t| t.parse().ok())
                 .unwrap_or(now),
             account: logged_account(&line),
+            identity: crate::engine::who::IdentityFact::Missing,
         };
         let known = logged_facts(&line);
         let run = |p| match &known {

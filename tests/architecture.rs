@@ -19,6 +19,7 @@ const LAYERS: &[&str] = &[
     "lockout",
     "alerts",
     "feeds",
+    "identity",
     "replay",
     "ops",
     "proxy",

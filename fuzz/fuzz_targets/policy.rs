@@ -38,6 +38,7 @@ fuzz_target!(|text: &str| {
                 path,
                 now: netwarden::engine::time::Timestamp::UNIX_EPOCH,
                 account: netwarden::engine::AccountFact::Unread,
+                identity: netwarden::engine::who::IdentityFact::Missing,
             },
         );
         let _ = d.explanation().to_string();

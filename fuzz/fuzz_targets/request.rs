@@ -158,6 +158,7 @@ fuzz_target!(|input: Input<'_>| {
             path,
             now: netwarden::engine::time::Timestamp::UNIX_EPOCH,
             account: netwarden::engine::AccountFact::Unread,
+            identity: netwarden::engine::who::IdentityFact::Missing,
         },
     );
     let _ = decision.explanation().to_string();
@@ -191,6 +192,7 @@ fuzz_target!(|input: Input<'_>| {
                     path,
                     now: netwarden::engine::time::Timestamp::UNIX_EPOCH,
                     account: netwarden::engine::AccountFact::Unread,
+                    identity: netwarden::engine::who::IdentityFact::Missing,
                 },
             );
             assert_eq!(

@@ -18,6 +18,7 @@ pub mod request;
 pub mod ruleset;
 pub mod time;
 pub mod trace;
+pub mod who;
 
 use std::borrow::Cow;
 use std::fmt;
@@ -102,6 +103,8 @@ pub struct RequestFacts<'r, 'x> {
     pub now: jiff::Timestamp,
     /// The account the sign-in names, read only when a rule asks.
     pub account: AccountFact<'x>,
+    /// Who the client is, as the auth layer in front vouched (`identity:`).
+    pub identity: who::IdentityFact<'x>,
 }
 
 /// Why the decision is what it is.
@@ -130,6 +133,12 @@ pub enum Reason {
     /// A rule with `accounts:` matches a sign-in whose account cannot be
     /// believed (answered 400 when enforced).
     AccountUnreadable(account::NoAccount),
+    /// A rule with `who:` matches the request otherwise, and the client
+    /// presented no identity.
+    IdentityMissing,
+    /// A rule with `who:` matches the request otherwise, and the identity
+    /// the client presented is not believed.
+    IdentityInvalid(who::Invalid),
     /// No rule matched.
     Default,
 }
@@ -148,6 +157,8 @@ impl Reason {
             Reason::ClientUnknown => "client_unknown",
             Reason::AccountNeeded => "account_needed",
             Reason::AccountUnreadable(_) => "account_unreadable",
+            Reason::IdentityMissing => "identity_missing",
+            Reason::IdentityInvalid(_) => "identity_invalid",
             Reason::Default => "default",
         }
     }
@@ -167,6 +178,9 @@ pub struct Decision<'p, 'r> {
     /// The group of accounts (`accounts:`) the deciding rule matched the
     /// sign-in's account in. The account itself is never kept here.
     pub account_group: Option<&'p str>,
+    /// The group of the client's verified identity that the deciding
+    /// rule's `who:` matched.
+    pub identity_group: Option<&'p str>,
     /// Facts the decision needed that the databases did not know.
     pub unknown_facts: Unknown,
     /// Whether the deciding rule is a login route.
@@ -209,6 +223,7 @@ impl<'p, 'r> Decision<'p, 'r> {
                 network: self.network,
                 via: self.via,
                 account_group: self.account_group,
+                identity_group: self.identity_group,
                 unknown_facts: self.unknown_facts,
                 login: self.login,
                 path: None,
@@ -257,6 +272,7 @@ impl<'p, 'r> Decision<'p, 'r> {
             network: hit.network,
             via: None,
             account_group: None,
+            identity_group: None,
             unknown_facts: self.unknown_facts,
             login: hit.rule.login,
             path: None,
@@ -358,6 +374,15 @@ pub fn explain_into(d: &Decision<'_, '_>, w: &mut dyn fmt::Write) -> fmt::Result
             "rule '{name}' decides by the account, and this sign-in's account cannot be believed ({}): refused, never passed to a later rule",
             why.as_str()
         ),
+        Reason::IdentityMissing => write!(
+            w,
+            "rule '{name}' decides by who the client is (who:), and the client presented no identity"
+        ),
+        Reason::IdentityInvalid(why) => write!(
+            w,
+            "rule '{name}' decides by who the client is (who:), and the identity presented is not believed: {}",
+            why.code()
+        ),
         Reason::Default => {
             w.write_str("no rule matched; the default is ")?;
             w.write_str(d.action.as_str())
@@ -421,6 +446,8 @@ pub enum Skip {
     OutsideWindow,
     /// `accounts:`: the sign-in's account is in none of the rule's groups.
     NotTheseAccounts,
+    /// `who:`: the client's verified identity is not one it names.
+    NotThisIdentity,
 }
 
 /// Observes the engine's work, for `explain`. The proxy passes `()`, which
@@ -483,6 +510,7 @@ fn decide_inner<'p, 'r, T: Trace>(
         network: None,
         via: None,
         account_group: None,
+        identity_group: None,
         unknown_facts: Unknown::default(),
         login: false,
         path: None,
@@ -543,6 +571,10 @@ fn decide_inner<'p, 'r, T: Trace>(
                     .accounts
                     .as_ref()
                     .is_none_or(|g| group_for(policy, g, facts.account).is_some())
+                && rule.who.as_ref().is_none_or(|w| match facts.identity {
+                    who::IdentityFact::Verified(id) => w.matches(id).is_some(),
+                    _ => false,
+                })
                 && let (RuleKind::AllowFrom(sets), Some(ip), Some(cache)) =
                     (&rule.kind, client.ip, &cache)
                 && policy.first_member(sets, ip, cache).is_some()
@@ -555,7 +587,7 @@ fn decide_inner<'p, 'r, T: Trace>(
         // `accounts:`: which group names the sign-in's account; a sign-in
         // in none falls through, one that cannot be read is refused.
         let mut account_group = None;
-        let mut unreadable = None;
+        let mut refused = None;
         if let Some(groups) = &rule.accounts {
             match facts.account {
                 AccountFact::Unread => {
@@ -566,6 +598,7 @@ fn decide_inner<'p, 'r, T: Trace>(
                         network: None,
                         via: None,
                         account_group: None,
+                        identity_group: None,
                         unknown_facts: Unknown::default(),
                         login: rule.login,
                         path: Some(path),
@@ -575,7 +608,7 @@ fn decide_inner<'p, 'r, T: Trace>(
                         closed,
                     };
                 }
-                AccountFact::Unreadable(why) => unreadable = Some(why),
+                AccountFact::Unreadable(why) => refused = Some(Reason::AccountUnreadable(why)),
                 known => match group_for(policy, groups, known) {
                     Some(g) => account_group = Some(g),
                     None => {
@@ -585,6 +618,24 @@ fn decide_inner<'p, 'r, T: Trace>(
                 },
             }
         }
+        // `who:`: a verified identity it names decides here, another falls
+        // through; none, or one not believed, is refused.
+        let mut identity_group = None;
+        if let Some(who) = &rule.who
+            && refused.is_none()
+        {
+            match facts.identity {
+                who::IdentityFact::Verified(id) => match who.matches(id) {
+                    Some(g) => identity_group = g,
+                    None => {
+                        trace.rule_skipped(index, Skip::NotThisIdentity);
+                        continue;
+                    }
+                },
+                who::IdentityFact::Missing => refused = Some(Reason::IdentityMissing),
+                who::IdentityFact::Invalid(why) => refused = Some(Reason::IdentityInvalid(why)),
+            }
+        }
         let decided = |action, network: Option<(&'p str, Via)>, reason| Decision {
             action,
             rule: Some(rule),
@@ -592,6 +643,7 @@ fn decide_inner<'p, 'r, T: Trace>(
             network: network.map(|(n, _)| n),
             via: network.map(|(_, v)| v),
             account_group,
+            identity_group,
             unknown_facts: cache.as_ref().map(|c| c.unknown.get()).unwrap_or_default(),
             login: rule.login,
             path: None,
@@ -600,8 +652,8 @@ fn decide_inner<'p, 'r, T: Trace>(
             enforced: !policy.report_only,
             closed,
         };
-        let outcome = if let Some(why) = unreadable {
-            decided(Action::Deny, None, Reason::AccountUnreadable(why))
+        let outcome = if let Some(reason) = refused {
+            decided(Action::Deny, None, reason)
         } else {
             match &rule.kind {
                 RuleKind::Action(action) => decided(*action, None, Reason::RuleAction),
@@ -651,6 +703,7 @@ fn decide_inner<'p, 'r, T: Trace>(
         network: None,
         via: None,
         account_group: None,
+        identity_group: None,
         unknown_facts: cache.as_ref().map(|c| c.unknown.get()).unwrap_or_default(),
         login: false,
         path: Some(path),
@@ -749,6 +802,7 @@ pub fn sign_in_from(
     ip: Option<IpAddr>,
     host: Option<&str>,
     now: jiff::Timestamp,
+    identity: who::IdentityFact<'_>,
 ) -> SignInFrom {
     let (mut allowed, mut blocked, mut closed, mut by_account) = (0, 0, 0, 0);
     for rule in policy.rules.iter().filter(|r| r.login && !r.report) {
@@ -774,6 +828,7 @@ pub fn sign_in_from(
                 path: &path,
                 now,
                 account,
+                identity,
             };
             // Whichever rule decides (an earlier deny_from may): what the
             // sign-in would meet.
@@ -861,6 +916,7 @@ rules:
             path: "/login?next=/",
             now: jiff::Timestamp::UNIX_EPOCH,
             account: crate::engine::AccountFact::Unread,
+            identity: crate::engine::who::IdentityFact::Missing,
         };
         let d = decide(p.ruleset(), &facts);
         assert_eq!(d.action, Action::Allow);
@@ -888,6 +944,7 @@ rules:
             path: "/login",
             now: jiff::Timestamp::UNIX_EPOCH,
             account: crate::engine::AccountFact::Unread,
+            identity: crate::engine::who::IdentityFact::Missing,
         };
         let d = decide(p.ruleset(), &facts);
         assert_eq!(d.action, Action::Deny);
@@ -910,6 +967,7 @@ rules:
             path: "/a%2f..%2flogin",
             now: jiff::Timestamp::UNIX_EPOCH,
             account: crate::engine::AccountFact::Unread,
+            identity: crate::engine::who::IdentityFact::Missing,
         };
         let d = decide(p.ruleset(), &facts);
         assert_eq!(
@@ -948,7 +1006,7 @@ rules:
             let p = load_str(&yaml, Path::new("t.yaml")).expect("valid").policy;
             let path = format!("/{}", segs.join("/"));
             let ip: IpAddr = format!("203.0.113.{last}").parse().unwrap();
-            let facts = RequestFacts { client: ClientSource::Given(ip), method, host: Ok(None), path: &path, now: jiff::Timestamp::UNIX_EPOCH, account: AccountFact::Unread };
+            let facts = RequestFacts { client: ClientSource::Given(ip), method, host: Ok(None), path: &path, now: jiff::Timestamp::UNIX_EPOCH, account: AccountFact::Unread, identity: who::IdentityFact::Missing };
             let fast = decide(p.ruleset(), &facts);
             let full = decide_traced(p.ruleset(), &facts, &mut AllRules);
             proptest::prop_assert_eq!((fast.action, fast.rule_name()), (full.action, full.rule_name()));
@@ -970,6 +1028,7 @@ rules:
             path: "/b",
             now: jiff::Timestamp::UNIX_EPOCH,
             account: crate::engine::AccountFact::Unread,
+            identity: crate::engine::who::IdentityFact::Missing,
         };
         let d = decide(p.ruleset(), &facts);
         assert_eq!(
@@ -998,6 +1057,7 @@ rules:
             path: "/login",
             now: jiff::Timestamp::UNIX_EPOCH,
             account,
+            identity: who::IdentityFact::Missing,
         };
         let d = decide(p.ruleset(), &facts);
         (d.action, d.rule_name().to_string(), d.reason)
@@ -1021,6 +1081,7 @@ rules:
             path: "/login",
             now: jiff::Timestamp::UNIX_EPOCH,
             account: AccountFact::Unread,
+            identity: who::IdentityFact::Missing,
         };
         assert_eq!(decide(p.ruleset(), &facts).rule_name(), "console");
     }
@@ -1088,6 +1149,7 @@ rules:
             path: "/login",
             now: jiff::Timestamp::UNIX_EPOCH,
             account: AccountFact::Named(&agency),
+            identity: who::IdentityFact::Missing,
         };
         let d = decide(p.ruleset(), &facts);
         assert_eq!(d.account_group, Some("agency"));
@@ -1105,6 +1167,7 @@ rules:
                 Some(ip.parse().expect("ip")),
                 None,
                 jiff::Timestamp::UNIX_EPOCH,
+                who::IdentityFact::Missing,
             )
         };
         // From the office, everyone but the agency's accounts may; from

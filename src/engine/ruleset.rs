@@ -177,6 +177,9 @@ pub struct Rule {
     /// one of these groups (others fall through to later rules), and
     /// refuses one whose account cannot be read. `None`: any sign-in.
     pub accounts: Option<Vec<GroupRef>>,
+    /// `who:`: the rule matches only clients whose verified identity it
+    /// names (others fall through), and refuses a client with none.
+    pub who: Option<super::who::Who>,
     /// `until:`: the rule matches nothing from this instant on.
     pub until: Option<Timestamp>,
     /// `when:`: the rule matches only inside one of these windows; empty:

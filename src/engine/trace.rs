@@ -51,6 +51,9 @@ impl Skip {
             Skip::Expired => "expired (its until: has passed)",
             Skip::OutsideWindow => "outside its when: windows",
             Skip::NotTheseAccounts => "the account is in none of its groups; falls through",
+            Skip::NotThisIdentity => {
+                "the client's identity is not one its who: names; falls through"
+            }
         }
     }
 }
@@ -148,6 +151,7 @@ impl Report<'_, '_, '_> {
         json!({
             "decision": decision,
             "account_group": d.account_group,
+            "identity_group": d.identity_group,
             "at": self.now.to_string(),
             "rule": d.rule_name(),
             "client_ip": d.client.ip.map(|ip| ip.to_string()),
@@ -214,6 +218,9 @@ impl fmt::Display for Report<'_, '_, '_> {
         }
         if let Some(g) = d.account_group {
             writeln!(f, "account:  in group '{g}'")?;
+        }
+        if let Some(g) = d.identity_group {
+            writeln!(f, "identity: in group '{g}'")?;
         }
 
         writeln!(f, "\nclient address:")?;
@@ -311,6 +318,18 @@ impl fmt::Display for Report<'_, '_, '_> {
                     Some(groups) => {
                         let list: Vec<&str> = groups.iter().map(|g| &*g.name).collect();
                         format!("accounts: [{}], {kind}", list.join(", "))
+                    }
+                    None => kind,
+                };
+                let kind = match &r.who {
+                    Some(w) => {
+                        let mut names: Vec<String> =
+                            w.groups.iter().map(|g| format!("group {g}")).collect();
+                        if !w.emails.is_empty() {
+                            names.push(format!("{} e-mail pattern(s)", w.emails.len()));
+                        }
+                        names.extend(w.claims.iter().map(|(k, v)| format!("{k}={v}")));
+                        format!("who: [{}], {kind}", names.join(", "))
                     }
                     None => kind,
                 };

@@ -87,11 +87,39 @@ pub fn shown_url(url: &str) -> String {
     }
 }
 
+/// What to fetch, and how carefully: a published list's, or an identity
+/// layer's keys.
+pub struct Get<'a> {
+    pub url: &'a str,
+    pub ca_file: Option<&'a std::path::Path>,
+    pub timeout: Duration,
+    pub max_bytes: u64,
+    pub allow_http: bool,
+    /// The `User-Agent` product comment: what is fetched.
+    pub what: &'static str,
+}
+
 /// Fetches `feed`'s list once, conditionally on `last` (ETag,
 /// If-Modified-Since), within its timeout and size cap.
 pub async fn fetch(feed: &Feed, last: Option<&Copy>) -> Result<Fetched, FetchError> {
-    let tls = crate::tls::client_config(feed.ca_file.as_deref())
-        .map_err(|e| FetchError::Tls(e.to_string()))?;
+    let get = Get {
+        url: &feed.url,
+        ca_file: feed.ca_file.as_deref(),
+        timeout: feed.timeout,
+        max_bytes: feed.max_bytes,
+        allow_http: feed.allow_http,
+        what: "published list",
+    };
+    fetch_url(&get, last).await
+}
+
+/// Fetches `get.url` once, conditionally on `last`, following at most
+/// [`MAX_REDIRECTS`] redirects (never to another scheme, never from https
+/// to http unless allowed), within its timeout and size cap.
+pub async fn fetch_url(get: &Get<'_>, last: Option<&Copy>) -> Result<Fetched, FetchError> {
+    let feed = get;
+    let tls =
+        crate::tls::client_config(feed.ca_file).map_err(|e| FetchError::Tls(e.to_string()))?;
     let client = crate::outbound::client::<Empty<Bytes>>(tls, feed.timeout, Duration::ZERO, 0);
     let work = async {
         let mut url: Uri = feed.url.parse().map_err(|_| FetchError::BadRedirect)?;
@@ -99,7 +127,7 @@ pub async fn fetch(feed: &Feed, last: Option<&Copy>) -> Result<Fetched, FetchErr
             let mut req = Request::get(url.clone())
                 .header(
                     header::USER_AGENT,
-                    concat!("netwarden/", env!("CARGO_PKG_VERSION"), " (published list)"),
+                    format!("netwarden/{} ({})", env!("CARGO_PKG_VERSION"), feed.what),
                 )
                 .header(header::ACCEPT_ENCODING, "identity")
                 .body(Empty::<Bytes>::new())
@@ -132,7 +160,7 @@ pub async fn fetch(feed: &Feed, last: Option<&Copy>) -> Result<Fetched, FetchErr
             })?;
             let status = resp.status();
             if status.is_redirection() && status != StatusCode::NOT_MODIFIED {
-                url = redirect(&url, resp.headers(), feed)?;
+                url = redirect(&url, resp.headers(), feed.allow_http)?;
                 continue;
             }
             // 304 only answers a conditional request (RFC 9110 §15.4.5):
@@ -213,7 +241,7 @@ pub async fn fetch(feed: &Feed, last: Option<&Copy>) -> Result<Fetched, FetchErr
 
 /// Where a redirect leads (RFC 9110 §10.2.2: Location may be relative);
 /// never from https to http unless the feed allows http.
-fn redirect(from: &Uri, headers: &HeaderMap, feed: &Feed) -> Result<Uri, FetchError> {
+fn redirect(from: &Uri, headers: &HeaderMap, allow_http: bool) -> Result<Uri, FetchError> {
     let location = headers
         .get(header::LOCATION)
         .and_then(|v| v.to_str().ok())
@@ -245,7 +273,7 @@ fn redirect(from: &Uri, headers: &HeaderMap, feed: &Feed) -> Result<Uri, FetchEr
             .build()
             .map_err(|_| FetchError::BadRedirect)?
     };
-    if to.scheme_str() != Some("https") && !feed.allow_http {
+    if to.scheme_str() != Some("https") && !allow_http {
         return Err(FetchError::InsecureRedirect(shown_url(&to.to_string())));
     }
     Ok(to)

@@ -82,6 +82,7 @@ fn run(
         published_all: Vec::new(),
         published_at: None,
         groups: super::accounts::Groups::default(),
+        identity_present: false,
     };
     let policy = cx.policy(raw, path);
     let missing = super::feeds::Missing {
@@ -255,6 +256,8 @@ pub(super) struct Cx<'a, 'e> {
     pub(super) published_at: Option<Location>,
     /// `accounts:`, for rules to name.
     pub(super) groups: super::accounts::Groups,
+    /// Whether the policy has `identity:` (rules' `who:` need it).
+    pub(super) identity_present: bool,
 }
 
 impl Cx<'_, '_> {
@@ -311,6 +314,31 @@ impl Cx<'_, '_> {
         let client_ip = self.client_ip(&raw, &mut drafts, &index);
         let forwarding = self.forwarding(&raw);
         self.account_groups(&raw.accounts);
+        let identity = self.identity(raw.identity.as_ref());
+        self.identity_present = raw.identity.is_some();
+        if let (
+            Some(super::identity::IdentitySettings {
+                source: super::identity::Source::Headers(_),
+                ..
+            }),
+            Some(c),
+        ) = (&identity, &client_ip)
+            && c.trusted_proxies.is_empty()
+            && let Some(i) = &raw.identity
+        {
+            self.error(
+                &i.referenced,
+                "identity.headers: believed only from trusted proxies, and client_ip names none".into(),
+                Some("name the auth proxy's addresses in client_ip.trusted_proxies: from anyone else these headers are removed, never believed".into()),
+            );
+        }
+        let identity_headers = match &identity {
+            Some(super::identity::IdentitySettings {
+                source: super::identity::Source::Headers(h),
+                ..
+            }) => h.names().cloned().collect(),
+            _ => Vec::new(),
+        };
         let rules = self.rules(&raw.rules, &mut drafts, &index);
         self.unreachable(&raw.rules, &rules, raw.case_insensitive_paths);
         self.unused_groups();
@@ -414,6 +442,8 @@ impl Cx<'_, '_> {
                 lockout,
                 state,
                 pages,
+                identity,
+                identity_headers,
                 fingerprint: self
                     .digest
                     .clone()

@@ -16,6 +16,7 @@ pub mod diagnostics;
 pub mod dns;
 pub mod feeds;
 mod geoip;
+pub mod identity;
 pub mod lockout;
 mod networks;
 pub mod pages;
@@ -78,6 +79,11 @@ pub struct Policy {
     pub(crate) state: state::Settings,
     /// The `pages:` section, with the templates read.
     pub(crate) pages: pages::PagesSettings,
+    /// The `identity:` section; `None`: nobody's identity is read.
+    pub(crate) identity: Option<identity::IdentitySettings>,
+    /// The headers `identity.headers` names (removed from requests that
+    /// do not come from a trusted proxy, with the built-in list).
+    pub(crate) identity_headers: Vec<http::HeaderName>,
 }
 
 /// What the proxy does with the client address besides deciding: what the
@@ -107,6 +113,14 @@ impl Default for Forwarding {
 }
 
 impl Policy {
+    pub fn identity(&self) -> Option<&identity::IdentitySettings> {
+        self.identity.as_ref()
+    }
+
+    pub fn identity_headers(&self) -> &[http::HeaderName] {
+        &self.identity_headers
+    }
+
     /// What the engine decides on: rules, networks, client-address settings.
     pub fn ruleset(&self) -> &Ruleset {
         &self.ruleset

@@ -186,7 +186,7 @@ impl Cx<'_, '_> {
     }
 
     /// Errors reported so far, in the policy and in the files it reads.
-    fn error_count(&self) -> usize {
+    pub(super) fn error_count(&self) -> usize {
         self.c.diagnostics.iter().filter(|d| d.is_error()).count()
             + self.extra.iter().filter(|d| d.is_error()).count()
     }

@@ -91,6 +91,77 @@ pub struct RawPolicy {
     pub feeds: Option<S<RawFeeds>>,
     /// How networks' `dns_names:` are resolved.
     pub dns: Option<S<RawDns>>,
+    /// Who the client is, from an auth layer in front.
+    pub identity: Option<S<RawIdentity>>,
+}
+
+/// `identity:`: a signed token, or a trusted auth proxy's headers.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawIdentity {
+    pub jwt: Option<S<RawJwt>>,
+    pub headers: Option<S<RawIdentityHeaders>>,
+    /// Log the e-mail in clear (else its domain only).
+    pub log_email: Option<S<bool>>,
+}
+
+/// `identity.jwt:`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawJwt {
+    /// `cloudflare_access`, `google_iap`, `aws_alb`, `oidc`.
+    pub preset: Option<S<String>>,
+    pub issuer: Option<S<String>>,
+    pub audience: Option<S<OneOrMany>>,
+    /// `aws_alb`: the load balancer's ARN the token's header must name.
+    pub signer: Option<S<String>>,
+    pub keys_url: Option<S<String>>,
+    pub discovery: Option<S<String>>,
+    pub header: Option<S<String>>,
+    pub algorithms: Option<S<Vec<S<String>>>>,
+    pub leeway: Option<S<String>>,
+    pub refresh: Option<S<String>>,
+    pub refetch_interval: Option<S<String>>,
+    pub timeout: Option<S<String>>,
+    pub ca_file: Option<S<String>>,
+    pub allow_http: Option<S<bool>>,
+    pub subject_claim: Option<S<String>>,
+    pub email_claim: Option<S<String>>,
+    pub groups_claim: Option<S<String>>,
+}
+
+/// `identity.headers:`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawIdentityHeaders {
+    /// `oauth2_proxy`, `authelia`.
+    pub preset: Option<S<String>>,
+    pub user: Option<S<String>>,
+    pub email: Option<S<String>>,
+    pub groups: Option<S<String>>,
+}
+
+/// A rule's `who:`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWho {
+    pub groups: Option<S<Vec<S<String>>>>,
+    pub emails: Option<S<Vec<S<String>>>>,
+    #[serde(default)]
+    pub claims: Entries<S<String>, S<String>>,
+}
+
+/// A policy test's `identity:`: the identity the auth layer vouched for.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTestIdentity {
+    pub email: Option<String>,
+    #[serde(default)]
+    pub groups: Vec<String>,
+    #[serde(default)]
+    pub claims: Entries<String, String>,
+    /// A reason the identity is not believed (`expired`, ...).
+    pub invalid: Option<S<String>>,
 }
 
 /// `dns:`.
@@ -674,6 +745,8 @@ pub struct RawRule {
     pub account: Option<S<RawAccount>>,
     /// Login routes: only sign-ins naming an account of these groups.
     pub accounts: Option<S<Vec<S<String>>>>,
+    /// Only clients whose verified identity this names.
+    pub who: Option<S<RawWho>>,
     /// The rule matches nothing from this instant on.
     pub until: Option<S<String>>,
     /// Time windows: one, or a list; the rule matches only inside one.
@@ -779,4 +852,6 @@ pub struct RawTest {
     pub at: Option<S<String>>,
     /// The account the sign-in names, for rules with `accounts:`.
     pub account: Option<S<String>>,
+    /// The identity the auth layer vouched for, for rules with `who:`.
+    pub identity: Option<S<RawTestIdentity>>,
 }

@@ -158,6 +158,12 @@ impl Cx<'_, '_> {
             ok = false;
             None
         });
+        let who = self
+            .rule_who(rule, &ctx, self.identity_present)
+            .unwrap_or_else(|()| {
+                ok = false;
+                None
+            });
         let kind = kind?;
         if !ok {
             return None;
@@ -235,6 +241,7 @@ impl Cx<'_, '_> {
             outcome,
             account,
             accounts,
+            who,
             until,
             when,
             vouches,
@@ -567,7 +574,13 @@ fn covers(earlier: &Rule, later: &Rule, ci: bool) -> bool {
         (Some(_), None) => false,
         (Some(e), Some(l)) => l.iter().all(|g| e.contains(g)),
     };
-    methods && hosts && paths && accounts
+    // Likewise a rule for some identities: others fall through it.
+    let who = match (&earlier.who, &later.who) {
+        (None, _) => true,
+        (Some(_), None) => false,
+        (Some(e), Some(l)) => e == l,
+    };
+    methods && hosts && paths && accounts && who
 }
 
 fn host_covers(earlier: &HostPattern, later: &HostPattern) -> bool {

@@ -40,6 +40,8 @@ pub struct PolicyTest {
     pub at: Option<jiff::Timestamp>,
     /// `account:` the account the sign-in names, folded.
     pub account: Option<String>,
+    /// `identity:` who the auth layer vouched the client is, or why not.
+    pub identity: Option<Result<crate::engine::who::Identity, crate::engine::who::Invalid>>,
 }
 
 /// Runs every test; returns one error per failing test.
@@ -69,6 +71,11 @@ pub fn run(
                 .account
                 .as_deref()
                 .map_or(AccountFact::Unread, AccountFact::Named),
+            identity: match &t.identity {
+                None => crate::engine::who::IdentityFact::Missing,
+                Some(Ok(id)) => crate::engine::who::IdentityFact::Verified(id),
+                Some(Err(why)) => crate::engine::who::IdentityFact::Invalid(*why),
+            },
         };
         let d = decide(policy.ruleset(), &facts);
         let rule_ok = t.rule.as_deref().is_none_or(|r| r == d.rule_name());
@@ -158,6 +165,38 @@ impl Cx<'_, '_> {
                 },
                 None => None,
             };
+            let identity = match &test.identity {
+                None => None,
+                Some(i) => match &i.value.invalid {
+                    Some(code) => match crate::engine::who::Invalid::parse(&code.value) {
+                        Some(why) => Some(Err(why)),
+                        None => {
+                            let codes: Vec<&str> = crate::engine::who::Invalid::ALL
+                                .iter()
+                                .map(|i| i.code())
+                                .collect();
+                            self.error(
+                                &code.referenced,
+                                format!("{ctx}: identity.invalid: '{}' is no reason", code.value),
+                                Some(format!("one of: {}", codes.join(", "))),
+                            );
+                            continue;
+                        }
+                    },
+                    None => Some(Ok(crate::engine::who::Identity {
+                        subject: "test".into(),
+                        email: i.value.email.as_deref().map(crate::engine::who::fold_email),
+                        groups: i.value.groups.iter().map(|g| g.as_str().into()).collect(),
+                        claims: i
+                            .value
+                            .claims
+                            .0
+                            .iter()
+                            .map(|(k, v)| (k.as_str().into(), vec![v.as_str().into()]))
+                            .collect(),
+                    })),
+                },
+            };
             let Some(client) = client else { continue };
             let headers = test
                 .headers
@@ -191,6 +230,7 @@ impl Cx<'_, '_> {
                     .account
                     .as_ref()
                     .map(|a| crate::engine::account::fold(&a.value)),
+                identity,
             });
         }
         out

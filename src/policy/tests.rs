@@ -555,6 +555,7 @@ mod time {
             path,
             now: t(now),
             account: crate::engine::AccountFact::Unread,
+            identity: crate::engine::who::IdentityFact::Missing,
         };
         let d = decide(p.ruleset(), &facts);
         (d.action, d.rule_name().to_string())

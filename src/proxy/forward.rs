@@ -462,7 +462,24 @@ pub fn announced_proto(headers: &HeaderMap, trust: bool, tls: bool) -> &'static 
 /// also when spelled with `_` for `-` (`X_Forwarded_For`), which some
 /// frameworks (CGI, WSGI, PHP) merge with the dashed form.
 fn remove_client_headers(headers: &mut HeaderMap, extra: &[HeaderName]) {
-    let listed = |n: &str| is_client_header(n) || extra.iter().any(|e| e.as_str() == n);
+    remove_listed(headers, |n| {
+        is_client_header(n) || extra.iter().any(|e| e.as_str() == n)
+    });
+}
+
+/// Removes the headers auth proxies set to say who the user is
+/// ([`crate::policy::identity::IDENTITY_HEADERS`], and the ones
+/// `identity.headers` names): sent by a client that is not a trusted
+/// proxy, a console set up to trust its auth proxy would believe them.
+pub fn remove_identity_headers(headers: &mut HeaderMap, extra: &[HeaderName]) {
+    remove_listed(headers, |n| {
+        crate::policy::identity::IDENTITY_HEADERS.contains(&n)
+            || extra.iter().any(|e| e.as_str() == n)
+    });
+}
+
+/// Removes every header `listed` names, also when spelled with `_` for `-`.
+fn remove_listed(headers: &mut HeaderMap, listed: impl Fn(&str) -> bool) {
     // Built only when a header is to go: most requests carry none of these
     // (the ones netwarden writes are replaced by `insert` below).
     let mut doomed: Vec<HeaderName> = Vec::new();

@@ -437,8 +437,14 @@ pub async fn serve(policy: Policy, o: Overrides) -> Result<(), ServeError> {
         console: console_health::ConsoleHealth::default(),
         listeners: std::sync::OnceLock::new(),
         feeds: feeds::Board::default(),
+        identity: crate::identity::Registry::default(),
     });
     shared.metrics.policy_loaded(1, &shared.policy.load());
+    // The identity provider's keys, before the first sign-in needs them.
+    if let Some(settings) = shared.policy.load().identity().cloned() {
+        let shared = shared.clone();
+        tokio::spawn(async move { shared.identity.prime(&settings).await });
+    }
     store_watch.attach(&shared);
 
     // Bind everything first: an address in use stops startup before any

@@ -321,6 +321,7 @@ pub fn denied_by(ruleset: &Ruleset, s: &Sample, now: jiff::Timestamp) -> Option<
         path: &s.path,
         now,
         account: crate::engine::AccountFact::Grouped(s.account_group.as_deref()),
+        identity: crate::engine::who::IdentityFact::Missing,
     };
     let d = decide(ruleset, &facts);
     (!d.forwards()).then(|| {

@@ -22,6 +22,7 @@ use super::forward::{self, Hop, Upstream, UpstreamClient};
 use super::pages::{Page, Shown, Wants};
 use crate::engine::account::NoAccount;
 use crate::engine::client::{ClientAddr, HeaderLines, canonical};
+use crate::engine::who::IdentityFact;
 use crate::engine::{
     AccountFact, Action, ClientSource, ClientText, Reason, RequestFacts, decide, host_without_port,
 };
@@ -74,6 +75,9 @@ pub struct Shared {
     /// Published lists: what each feed did last, and the lists applied
     /// since start (every compile reads them before the disk).
     pub feeds: super::feeds::Board,
+    /// The identity provider's keys (`identity.jwt`), kept across reloads
+    /// that name the same keys.
+    pub identity: crate::identity::Registry,
 }
 
 /// The rule label of a decision: the rule's shared name, or `default`,
@@ -204,6 +208,28 @@ pub async fn handle(
     let wants = Wants::of(&parts.headers, policy.pages());
     let method = parts.method.clone();
     let version = version_text(parts.version);
+    let now = crate::clock::now();
+    // Phase: who the client is, when the policy reads identities (a
+    // signed token's keys may need fetching: boxed, so that requests
+    // without `identity:` do not carry the future).
+    let identity = match policy.identity() {
+        Some(settings) => Some(
+            Box::pin(crate::identity::resolve(
+                &shared.identity,
+                settings,
+                &parts.headers,
+                policy.client_ip().trusted_proxies.contains(peer),
+                now,
+            ))
+            .await,
+        ),
+        None => None,
+    };
+    let identity_fact = match &identity {
+        Some(Ok(Some(id))) => IdentityFact::Verified(id),
+        Some(Err(why)) => IdentityFact::Invalid(*why),
+        _ => IdentityFact::Missing,
+    };
 
     // "Why am I blocked?": answered here for everyone, never forwarded.
     // A request the engine would refuse (two Hosts, `get`) is not answered
@@ -223,6 +249,7 @@ pub async fn handle(
             host: host_str,
             request_id,
             wants,
+            identity: identity_fact,
         };
         let answer = super::whoami::answer(&policy, &asked).map(Either::Right);
         return Ok(head_without_body(&method, answer));
@@ -233,7 +260,6 @@ pub async fn handle(
     // What a connection whose forwarding headers are not believed shows
     // the engine (empty: does not allocate).
     let no_headers = HeaderMap::new();
-    let now = crate::clock::now();
     let facts = |account| RequestFacts {
         client: ClientSource::Peer {
             peer,
@@ -248,6 +274,7 @@ pub async fn handle(
         path: parts.uri.path(),
         now,
         account,
+        identity: identity_fact,
     };
     let mut decision = decide(policy.ruleset(), &facts(AccountFact::Unread));
     let mut decide_time = decide_start.elapsed();
@@ -324,6 +351,9 @@ pub async fn handle(
         status: None,
         login_outcome: None,
         login_account: read_state,
+        identity: identity
+            .as_ref()
+            .map(|i| identity_log(&shared, policy.identity(), i)),
     };
 
     // Phase: answer or forward. The decided client is `Copy`: the pages
@@ -340,6 +370,8 @@ pub async fn handle(
             // console is closed, and when it opens, not "use the VPN".
             let p = match (done.decision.reason, done.decision.closed) {
                 (Reason::AccountUnreadable(why), _) => Page::AccountUnreadable(why),
+                (Reason::IdentityMissing, _) => Page::NoIdentity(None),
+                (Reason::IdentityInvalid(why), _) => Page::NoIdentity(Some(why)),
                 (_, Some(rule)) => Page::Closed {
                     opens: crate::engine::time::next_opening(&rule.when, crate::clock::now()),
                 },
@@ -692,6 +724,50 @@ struct Finish<'a, 'p> {
     login_outcome: Option<&'static str>,
     /// A sign-in whose rule reads the account: `read`, or why not.
     login_account: Option<&'static str>,
+    /// With `identity:`: the identity's state, subject hash, e-mail.
+    identity: Option<OwnedIdentityLog>,
+}
+
+/// [`telemetry::IdentityLog`], owned by the request's log phase.
+struct OwnedIdentityLog {
+    state: &'static str,
+    subject_hash: Option<String>,
+    email_domain: Option<Box<str>>,
+    email: Option<Box<str>>,
+}
+
+/// What the log may say of an identity: the subject as the lockout's
+/// keyed hash, the e-mail's domain, the e-mail only if the policy says.
+fn identity_log(
+    shared: &Shared,
+    settings: Option<&crate::policy::identity::IdentitySettings>,
+    found: &Result<Option<crate::engine::who::Identity>, crate::engine::who::Invalid>,
+) -> OwnedIdentityLog {
+    match found {
+        Ok(Some(id)) => OwnedIdentityLog {
+            state: "verified",
+            subject_hash: Some(crate::lockout::account_tag(
+                &shared.lockout.accounts.id(&id.subject),
+            )),
+            email_domain: id.email_domain().map(Into::into),
+            email: id
+                .email
+                .clone()
+                .filter(|_| settings.is_some_and(|s| s.log_email)),
+        },
+        Ok(None) => OwnedIdentityLog {
+            state: "missing",
+            subject_hash: None,
+            email_domain: None,
+            email: None,
+        },
+        Err(why) => OwnedIdentityLog {
+            state: why.code(),
+            subject_hash: None,
+            email_domain: None,
+            email: None,
+        },
+    }
 }
 
 /// nginx's status for a request whose client closed the connection before
@@ -772,6 +848,12 @@ impl Drop for Finish<'_, '_> {
                 duration: self.start.elapsed(),
                 login_outcome: self.login_outcome,
                 login_account: self.login_account,
+                identity: self.identity.as_ref().map(|i| telemetry::IdentityLog {
+                    state: i.state,
+                    subject_hash: i.subject_hash.as_deref(),
+                    email_domain: i.email_domain.as_deref(),
+                    email: i.email.as_deref(),
+                }),
             },
             facts.as_ref(),
             shared.log_allowed,
@@ -1004,6 +1086,13 @@ async fn forward(
         })
     });
     let client_version = parts.version;
+    // Who-the-user-is headers count only from the auth proxy in front.
+    if !client
+        .peer
+        .is_some_and(|p| policy.client_ip().trusted_proxies.contains(p))
+    {
+        forward::remove_identity_headers(&mut parts.headers, policy.identity_headers());
+    }
     if forward::upstream_head(
         &mut parts,
         &shared.upstream,

@@ -12,6 +12,7 @@ use http_body_util::Full;
 
 use super::pages::{Wants, escape_html, words};
 use crate::engine::client::{self, Derivation};
+use crate::engine::who::IdentityFact;
 use crate::engine::{SignInFrom, sign_in_from};
 use crate::policy::Policy;
 use crate::policy::pages::PagesSettings;
@@ -43,6 +44,8 @@ pub struct Asked<'a> {
     pub host: Option<&'a str>,
     pub request_id: &'a str,
     pub wants: Wants,
+    /// Who the client is, as the auth layer in front vouched.
+    pub identity: crate::engine::who::IdentityFact<'a>,
 }
 
 pub fn answer(policy: &Policy, asked: &Asked<'_>) -> Response<Full<Bytes>> {
@@ -68,6 +71,7 @@ pub fn answer(policy: &Policy, asked: &Asked<'_>) -> Response<Full<Bytes>> {
         found.ip,
         asked.host.map(crate::engine::host_without_port),
         crate::clock::now(),
+        asked.identity,
     );
     let address = found
         .ip
@@ -86,6 +90,7 @@ pub fn answer(policy: &Policy, asked: &Asked<'_>) -> Response<Full<Bytes>> {
         found_by: how,
         sign_in,
         request_id: asked.request_id,
+        identity: policy.identity().map(|_| asked.identity),
     };
     let (body, content_type) = body(policy.pages(), asked.wants, &seen);
     let mut r = Response::new(Full::new(Bytes::from(body)));
@@ -107,6 +112,8 @@ pub struct Seen<'a> {
     pub found_by: &'static str,
     pub sign_in: SignInFrom,
     pub request_id: &'a str,
+    /// With `identity:`: who the auth layer in front says the client is.
+    pub identity: Option<crate::engine::who::IdentityFact<'a>>,
 }
 
 /// The page's body and content type (also `netwarden pages`' preview).
@@ -118,6 +125,21 @@ pub fn body(pages: &PagesSettings, wants: Wants, seen: &Seen<'_>) -> (String, &'
         .map_or_else(|| "unknown".to_string(), |ip| ip.to_string());
     let w = words::whoami_words(lang);
     let contact = pages.contact(lang);
+    // The client's own identity, shown to the client: the e-mail (or the
+    // subject) and groups, or why there is none.
+    let identity = seen.identity.map(|f| match f {
+        IdentityFact::Verified(id) => {
+            let who = id.email.as_deref().unwrap_or(&id.subject);
+            if id.groups.is_empty() {
+                who.to_string()
+            } else {
+                let groups: Vec<&str> = id.groups.iter().map(|g| &**g).collect();
+                format!("{who} ({})", groups.join(", "))
+            }
+        }
+        IdentityFact::Missing => w.no_identity.to_string(),
+        IdentityFact::Invalid(why) => format!("{} ({})", w.identity_not_believed, why.code()),
+    });
     if wants.html {
         // The policy's contact line replaces the general "contact IT".
         let (unexpected, contact) = match contact {
@@ -129,7 +151,7 @@ pub fn body(pages: &PagesSettings, wants: Wants, seen: &Seen<'_>) -> (String, &'
         };
         (
             format!(
-                "<!doctype html>\n<html lang=\"{lang}\">\n<head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><meta name=\"robots\" content=\"noindex\"><title>{title}</title>\n<style>{STYLE}</style></head>\n<body><main>\n<h1>{title}</h1>\n<dl>\n<dt>{l_addr}</dt><dd>{address}</dd>\n<dt>{l_found}</dt><dd>{found}</dd>\n<dt>{l_id}</dt><dd>{id}</dd>\n</dl>\n<p><strong>{sign_in}</strong></p>\n<p>{unexpected}</p>\n{contact}</main></body>\n</html>\n",
+                "<!doctype html>\n<html lang=\"{lang}\">\n<head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><meta name=\"robots\" content=\"noindex\"><title>{title}</title>\n<style>{STYLE}</style></head>\n<body><main>\n<h1>{title}</h1>\n<dl>\n<dt>{l_addr}</dt><dd>{address}</dd>\n<dt>{l_found}</dt><dd>{found}</dd>\n<dt>{l_id}</dt><dd>{id}</dd>\n{who}</dl>\n<p><strong>{sign_in}</strong></p>\n<p>{unexpected}</p>\n{contact}</main></body>\n</html>\n",
                 lang = lang.tag(),
                 title = escape_html(w.title),
                 l_addr = escape_html(w.your_address),
@@ -138,6 +160,11 @@ pub fn body(pages: &PagesSettings, wants: Wants, seen: &Seen<'_>) -> (String, &'
                 found = escape_html(words::found_by(how, lang)),
                 l_id = escape_html(w.request_id),
                 id = escape_html(seen.request_id),
+                who = identity.as_deref().map_or_else(String::new, |i| format!(
+                    "<dt>{}</dt><dd>{}</dd>\n",
+                    escape_html(w.identity),
+                    escape_html(i)
+                )),
                 sign_in = escape_html(words::sign_in(sign_in, lang)),
                 unexpected = escape_html(unexpected),
             ),
@@ -154,6 +181,17 @@ pub fn body(pages: &PagesSettings, wants: Wants, seen: &Seen<'_>) -> (String, &'
         });
         if let Some(c) = contact {
             v["contact"] = serde_json::json!(c);
+        }
+        if let Some(f) = seen.identity {
+            v["identity"] = match f {
+                IdentityFact::Verified(id) => serde_json::json!({
+                    "state": "verified",
+                    "email": id.email.as_deref(),
+                    "groups": id.groups.iter().map(|g| &**g).collect::<Vec<_>>(),
+                }),
+                IdentityFact::Missing => serde_json::json!({ "state": "missing" }),
+                IdentityFact::Invalid(why) => serde_json::json!({ "state": why.code() }),
+            };
         }
         (v.to_string(), "application/json")
     }

@@ -44,6 +44,15 @@ pub mod fields {
     pub const LOGIN_ACCOUNT: &str = "login.account";
     /// The group of accounts (`accounts:`) the deciding rule matched.
     pub const ACCOUNT_GROUP: &str = "account.group";
+    /// With `identity:`: `verified`, `missing`, or why it is not believed.
+    pub const IDENTITY_STATE: &str = "identity.state";
+    /// The verified identity's subject, as a keyed hash.
+    pub const IDENTITY_SUBJECT: &str = "identity.subject_hash";
+    pub const IDENTITY_EMAIL_DOMAIN: &str = "identity.email_domain";
+    /// Only with `identity.log_email: true`.
+    pub const IDENTITY_EMAIL: &str = "identity.email";
+    /// The group the deciding rule's `who:` matched.
+    pub const IDENTITY_GROUP: &str = "identity.group";
     pub const DURATION_MS: &str = "duration_ms";
     /// GeoIP facts: on denials, and on allowed requests with `log_geo_on_allow`.
     pub const GEO_COUNTRY: &str = "geo.country.iso_code";
@@ -165,6 +174,19 @@ pub struct RequestLog<'a> {
     pub login_outcome: Option<&'static str>,
     /// A sign-in whose rule reads the account: `read`, or why not.
     pub login_account: Option<&'static str>,
+    /// With `identity:`: who the client is, as far as logs may say.
+    pub identity: Option<IdentityLog<'a>>,
+}
+
+/// What the decision line says of the client's identity: never the
+/// subject itself, the e-mail only when the policy allows it.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct IdentityLog<'a> {
+    /// `verified`, `missing`, or the reason it is not believed.
+    pub state: &'static str,
+    pub subject_hash: Option<&'a str>,
+    pub email_domain: Option<&'a str>,
+    pub email: Option<&'a str>,
 }
 
 /// `s` cut to at most `max` bytes, on a character boundary.
@@ -297,6 +319,11 @@ pub fn log_decision(
                 login.outcome = r.login_outcome,
                 login.account = r.login_account,
                 account.group = d.account_group,
+                identity.state = r.identity.map(|i| i.state),
+                identity.subject_hash = r.identity.and_then(|i| i.subject_hash),
+                identity.email_domain = r.identity.and_then(|i| i.email_domain),
+                identity.email = r.identity.and_then(|i| i.email),
+                identity.group = d.identity_group,
                 would_deny = d.report.is_some().then_some(true),
                 report_rule = d.report.map(|r| r.rule.name.as_str()),
                 geo.country.iso_code = country.as_deref(),
@@ -370,6 +397,21 @@ pub fn write_decision(
         }
         if let Some(g) = d.account_group {
             l.str(f::ACCOUNT_GROUP, g);
+        }
+        if let Some(i) = r.identity {
+            l.str(f::IDENTITY_STATE, i.state);
+            for (field, v) in [
+                (f::IDENTITY_SUBJECT, i.subject_hash),
+                (f::IDENTITY_EMAIL_DOMAIN, i.email_domain),
+                (f::IDENTITY_EMAIL, i.email),
+            ] {
+                if let Some(v) = v {
+                    l.str(field, v);
+                }
+            }
+        }
+        if let Some(g) = d.identity_group {
+            l.str(f::IDENTITY_GROUP, g);
         }
         if let Some(hit) = d.report {
             l.bool(f::WOULD_DENY, true);
@@ -505,6 +547,7 @@ mod tests {
             path: "/sso",
             now: jiff::Timestamp::UNIX_EPOCH,
             account: crate::engine::AccountFact::Unread,
+            identity: crate::engine::who::IdentityFact::Missing,
         };
         let d = crate::engine::decide(policy.ruleset(), &facts);
         assert!(d.report.is_some(), "the report-only rule would deny");
@@ -528,6 +571,7 @@ mod tests {
             duration: Duration::from_micros(1234),
             login_outcome: None,
             login_account: None,
+            identity: None,
         };
 
         let direct = Buf::default();

@@ -57,6 +57,8 @@ pub enum Page {
     /// A sign-in to a rule that decides by the account, whose account
     /// cannot be believed (400): why.
     AccountUnreadable(crate::engine::account::NoAccount),
+    /// A rule with `who:` and no identity, or one not believed (403).
+    NoIdentity(Option<crate::engine::who::Invalid>),
 }
 
 /// What a lock holds, in the terms of its key (docs/lockout.md, Keys), so
@@ -76,7 +78,7 @@ pub enum LockScope {
 impl Page {
     /// Every page, for previews and screenshots (a lock of 15 minutes; a
     /// console closed until Monday 08:00 Tokyo time).
-    pub const ALL: [Page; 11] = [
+    pub const ALL: [Page; 12] = [
         Page::Blocked,
         Page::BlockedLogin,
         Page::BadRequest,
@@ -97,11 +99,14 @@ impl Page {
             }),
         },
         Page::AccountUnreadable(crate::engine::account::NoAccount::Ambiguous),
+        Page::NoIdentity(Some(crate::engine::who::Invalid::Expired)),
     ];
 
     pub fn status(self) -> StatusCode {
         match self {
-            Page::BlockedLogin | Page::Blocked | Page::Closed { .. } => StatusCode::FORBIDDEN,
+            Page::BlockedLogin | Page::Blocked | Page::Closed { .. } | Page::NoIdentity(_) => {
+                StatusCode::FORBIDDEN
+            }
             Page::BadRequest | Page::AccountUnreadable(_) => StatusCode::BAD_REQUEST,
             Page::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Page::BadGateway => StatusCode::BAD_GATEWAY,
@@ -125,6 +130,8 @@ impl Page {
             Page::SignInUnavailable => "sign_in_unavailable",
             Page::Closed { .. } => "closed_at_this_hour",
             Page::AccountUnreadable(_) => "sign_in_account_unreadable",
+            Page::NoIdentity(None) => "identity_required",
+            Page::NoIdentity(Some(_)) => "identity_not_believed",
         }
     }
 }
@@ -272,6 +279,7 @@ pub fn preview(
             found_by: "direct",
             sign_in: crate::engine::SignInFrom::Blocked,
             request_id: "5c1f0e2a9b7d4e61",
+            identity: None,
         };
         let path = dir.join(format!("whoami.{}.html", lang.tag()));
         write_new(

@@ -7,6 +7,7 @@ use std::borrow::Cow;
 use super::{LockScope, Page};
 use crate::engine::SignInFrom;
 use crate::engine::account::NoAccount;
+use crate::engine::who::Invalid;
 use crate::policy::pages::Lang;
 
 /// A page's title, what happened, what to do, and the general sentence on
@@ -214,6 +215,22 @@ fn english(page: Page) -> Words {
             "Sign in again from the console's sign-in page.".into(),
             CONTACT_EN,
         ),
+        Page::NoIdentity(why) => (
+            "Sign in through the company's sign-in first",
+            match why {
+                None => {
+                    "This part of the console is only for people signed in through the company's sign-in service (SSO), and this request carries no such sign-in."
+                }
+                Some(Invalid::Expired) => {
+                    "Your sign-in through the company's sign-in service (SSO) has expired."
+                }
+                Some(_) => {
+                    "Your sign-in through the company's sign-in service (SSO) could not be verified."
+                }
+            },
+            "Open the console again from the company's sign-in page, or sign out there and sign in again.".into(),
+            CONTACT_EN,
+        ),
     };
     Words {
         title,
@@ -324,6 +341,20 @@ fn japanese(page: Page) -> Words {
             "コンソールのサインインページから、もう一度サインインしてください。".into(),
             CONTACT_JA,
         ),
+        Page::NoIdentity(why) => (
+            "社内の認証（SSO）でのサインインが必要です",
+            match why {
+                None => {
+                    "このページは、社内の認証サービス（SSO）でサインインした方のみご利用いただけます。このリクエストにはそのサインイン情報がありません。"
+                }
+                Some(Invalid::Expired) => {
+                    "社内の認証サービス（SSO）でのサインインの有効期限が切れています。"
+                }
+                Some(_) => "社内の認証サービス（SSO）でのサインイン情報を確認できませんでした。",
+            },
+            "社内のサインインページからコンソールを開き直すか、そこでサインアウトしてから再度サインインしてください。".into(),
+            CONTACT_JA,
+        ),
     };
     Words {
         title,
@@ -343,6 +374,10 @@ pub struct WhoamiWords {
     pub unexpected: &'static str,
     /// What to give them, before the policy's contact line.
     pub unexpected_then_contact: &'static str,
+    /// With `identity:`: the label of who the sign-in service says you are.
+    pub identity: &'static str,
+    pub no_identity: &'static str,
+    pub identity_not_believed: &'static str,
 }
 
 pub fn whoami_words(lang: Lang) -> WhoamiWords {
@@ -354,6 +389,9 @@ pub fn whoami_words(lang: Lang) -> WhoamiWords {
             request_id: "Request id",
             unexpected: "If this address is not what you expect, contact IT and give them the request id above.",
             unexpected_then_contact: "If this address is not what you expect, quote the request id above.",
+            identity: "Signed in (SSO) as",
+            no_identity: "not signed in through the company's sign-in service",
+            identity_not_believed: "a sign-in that could not be verified",
         },
         Lang::Ja => WhoamiWords {
             title: "接続状況の確認",
@@ -362,6 +400,9 @@ pub fn whoami_words(lang: Lang) -> WhoamiWords {
             request_id: "リクエストID",
             unexpected: "この接続元IPアドレスに心当たりがない場合は、上記のリクエストIDを添えて情報システム部門までお問い合わせください。",
             unexpected_then_contact: "この接続元IPアドレスに心当たりがない場合は、上記のリクエストIDをお知らせください。",
+            identity: "認証（SSO）上のアカウント",
+            no_identity: "社内の認証サービスでサインインしていません",
+            identity_not_believed: "確認できないサインイン情報",
         },
     }
 }
