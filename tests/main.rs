@@ -23,6 +23,7 @@ mod dns;
 mod feeds;
 mod geo_fixtures;
 mod geoip;
+mod identity;
 mod lockout;
 mod log_recipes;
 mod metrics;

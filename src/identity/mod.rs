@@ -230,7 +230,9 @@ impl KeyStore {
             if let Some(key) = set.find(kid, peeked.alg) {
                 return jwt::verify(&peeked, key, s, now.as_second());
             }
-            if attempt == 0 && self.may_refetch() {
+            if attempt == 0 {
+                // Waits for a fetch under way (the one at startup), and
+                // fetches again only if the interval allows.
                 drop(set);
                 self.refetch(kid, false).await;
                 continue;

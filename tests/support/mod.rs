@@ -105,6 +105,7 @@ pub fn dev_certs() -> tempfile::TempDir {
 
 #[path = "../../testdata/geo/fixtures.rs"]
 pub mod fixtures;
+pub mod jwt;
 #[path = "../../testdata/geo/mmdb_writer.rs"]
 pub mod mmdb_writer;
 pub mod receiver;
