@@ -55,6 +55,12 @@ struct Line<'a> {
     account_group: Option<std::borrow::Cow<'a, str>>,
     #[serde(rename = "login.account", borrow)]
     login_account: Option<std::borrow::Cow<'a, str>>,
+    #[serde(rename = "identity.state", borrow)]
+    identity_state: Option<std::borrow::Cow<'a, str>>,
+    #[serde(rename = "identity.group", borrow)]
+    identity_group: Option<std::borrow::Cow<'a, str>>,
+    #[serde(rename = "identity.email", borrow)]
+    identity_email: Option<std::borrow::Cow<'a, str>>,
 }
 
 /// What a decision line says of the sign-in's account: never the account
@@ -69,6 +75,32 @@ fn logged_account<'l>(line: &'l Line<'_>) -> AccountFact<'l> {
             None => AccountFact::Grouped(None),
         },
         (None, None) => AccountFact::Grouped(None),
+    }
+}
+
+/// What a decision line says of the client's identity: a verified one
+/// with the group a `who:` matched (and the e-mail, where the policy logs
+/// it), or why there was none. The log keeps no more: a `who:` on other
+/// groups or on e-mails not logged sees an identity that it does not name.
+fn logged_identity(
+    line: &Line<'_>,
+) -> Option<Result<crate::engine::who::Identity, crate::engine::who::Invalid>> {
+    match line.identity_state.as_deref()? {
+        "verified" => Some(Ok(crate::engine::who::Identity {
+            subject: "replayed".into(),
+            email: line
+                .identity_email
+                .as_deref()
+                .map(crate::engine::who::fold_email),
+            groups: line
+                .identity_group
+                .as_deref()
+                .map(|g| vec![g.into()])
+                .unwrap_or_default(),
+            claims: Vec::new(),
+        })),
+        "missing" => None,
+        other => crate::engine::who::Invalid::parse(other).map(Err),
     }
 }
 
@@ -253,6 +285,7 @@ pub fn replay(
             summary.skipped_incomplete += 1;
             continue;
         };
+        let logged_identity = logged_identity(&line);
         let facts = RequestFacts {
             client: ClientSource::Given(ip),
             method,
@@ -264,7 +297,11 @@ pub fn replay(
                 .and_then(|t| t.parse().ok())
                 .unwrap_or(now),
             account: logged_account(&line),
-            identity: crate::engine::who::IdentityFact::Missing,
+            identity: match &logged_identity {
+                Some(Ok(id)) => crate::engine::who::IdentityFact::Verified(id),
+                Some(Err(why)) => crate::engine::who::IdentityFact::Invalid(*why),
+                None => crate::engine::who::IdentityFact::Missing,
+            },
         };
         let known = logged_facts(&line);
         let run = |p| match &known {

@@ -113,3 +113,36 @@ fn kubernetes_example_policy_is_valid() {
         Err(e) => panic!("{e}"),
     }
 }
+
+/// The oauth2-proxy variant's policy is valid as shipped, its tests pass,
+/// and it believes identity headers only from its trusted proxies.
+#[test]
+fn kubernetes_oauth2_proxy_variant_policy_is_valid() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/kubernetes/oauth2-proxy.yaml");
+    let text = std::fs::read_to_string(&path).expect("variant exists");
+    let policy: String = text
+        .lines()
+        .skip_while(|l| l.trim() != "policy.yaml: |")
+        .skip(1)
+        .take_while(|l| l.starts_with("    ") || l.is_empty())
+        .map(|l| format!("{}\n", l.get(4..).unwrap_or("")))
+        .collect();
+    assert!(policy.contains("identity:"), "policy block not found");
+    let dir = tempfile::tempdir().expect("dir");
+    match policy::load_str(&policy, &dir.path().join("policy.yaml")) {
+        Ok(loaded) => {
+            assert!(loaded.tests_passed >= 5);
+            assert!(loaded.policy.identity().is_some());
+            assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+        }
+        Err(LoadError::Invalid { diagnostics, .. }) => panic!(
+            "{}",
+            diagnostics
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("\n")
+        ),
+        Err(e) => panic!("{e}"),
+    }
+}

@@ -56,6 +56,9 @@ pub struct KeyStatus {
     pub keys: usize,
     pub fetched_ago: Option<Duration>,
     pub last_error: Option<String>,
+    /// Keys fetched one per `kid` as tokens name them (AWS ALB): none
+    /// before the first token is no fault.
+    pub per_kid: bool,
 }
 
 impl KeyStore {
@@ -89,6 +92,7 @@ impl KeyStore {
             keys: self.keys.load().keys.len(),
             fetched_ago: st.fetched_at.map(|t| t.elapsed()),
             last_error: st.last_error.clone(),
+            per_kid: matches!(self.settings.keys, Keys::PemPerKid(_)),
         }
     }
 

@@ -56,6 +56,9 @@ pub struct Sample {
     /// The group of accounts the sign-in was decided in: a candidate's
     /// rules with `accounts:` read it in place of the account.
     pub account_group: Option<Box<str>>,
+    /// The client's verified identity: a candidate's rules with `who:`
+    /// decide by it as the running policy's did. Kept in memory only.
+    pub identity: Option<Arc<crate::engine::who::Identity>>,
 }
 
 impl Sample {
@@ -66,6 +69,16 @@ impl Sample {
             + self.host.as_ref().map_or(0, |h| h.len())
             + self.path.len()
             + self.account_group.as_ref().map_or(0, |g| g.len())
+            + self.identity.as_ref().map_or(0, |i| {
+                i.subject.len()
+                    + i.email.as_ref().map_or(0, |e| e.len())
+                    + i.groups.iter().map(|g| g.len() + 16).sum::<usize>()
+                    + i.claims
+                        .iter()
+                        .map(|(k, v)| k.len() + v.iter().map(|x| x.len() + 16).sum::<usize>())
+                        .sum::<usize>()
+                    + 64
+            })
             + lines
             + 128
     }
@@ -83,6 +96,8 @@ pub struct Seen<'a> {
     /// The group of accounts the deciding rule found the sign-in's
     /// account in (never the account).
     pub account_group: Option<&'a str>,
+    /// The client's verified identity (`identity:`).
+    pub identity: Option<&'a crate::engine::who::Identity>,
 }
 
 /// The headers a client address can come from.
@@ -321,7 +336,12 @@ pub fn denied_by(ruleset: &Ruleset, s: &Sample, now: jiff::Timestamp) -> Option<
         path: &s.path,
         now,
         account: crate::engine::AccountFact::Grouped(s.account_group.as_deref()),
-        identity: crate::engine::who::IdentityFact::Missing,
+        identity: s
+            .identity
+            .as_deref()
+            .map_or(crate::engine::who::IdentityFact::Missing, |i| {
+                crate::engine::who::IdentityFact::Verified(i)
+            }),
     };
     let d = decide(ruleset, &facts);
     (!d.forwards()).then(|| {
@@ -353,6 +373,7 @@ pub fn sample(seen: &Seen<'_>) -> Sample {
         proxy_protocol_from: seen.proxy_protocol_from,
         forwarding,
         account_group: seen.account_group.map(Into::into),
+        identity: seen.identity.map(|i| Arc::new(i.clone())),
     }
 }
 
@@ -385,6 +406,7 @@ mod tests {
             proxy_protocol_from: None,
             headers: None,
             account_group: None,
+            identity: None,
         }
     }
 

@@ -624,6 +624,16 @@ impl Reloader {
             ));
         }
         let policy = self.shared.policy.load();
+        // The identity provider's keys: none yet, or the last fetch failed.
+        if policy.identity().is_some()
+            && let Some(k) = self.shared.identity.status()
+        {
+            if k.keys == 0 && !k.per_kid {
+                out.push("no identity provider keys yet: every token is refused (identity_keys_failed says why)".into());
+            } else if k.last_error.is_some() {
+                out.push("the identity provider's keys could not be fetched again; the last good keys are used".into());
+            }
+        }
         out.extend(self.shared.feeds.degraded(
             policy.feeds(),
             policy.dns_names(),

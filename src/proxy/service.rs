@@ -408,6 +408,10 @@ pub async fn handle(
                         tunnel,
                         upstream: &upstream_client,
                         wants,
+                        identity: match &identity {
+                            Some(Ok(Some(id))) => Some(id),
+                            _ => None,
+                        },
                     };
                     pass_on(&shared, &mut done, lane, parts, body, pq).await
                 }
@@ -427,6 +431,8 @@ struct Lane<'a> {
     tunnel: Arc<super::listener::TunnelCtx>,
     upstream: &'a UpstreamClient,
     wants: Wants,
+    /// The client's verified identity, for the reload guard's memory.
+    identity: Option<&'a crate::engine::who::Identity>,
 }
 
 /// An allowed request: a sign-in's phase first (the account, a lockout),
@@ -453,6 +459,7 @@ async fn pass_on(
         tunnel,
         upstream: upstream_client,
         wants,
+        identity,
     } = lane;
     let page = |p: Page| render(policy, p, &client, request_id, wants);
     let peer_trusted = policy.client_ip().trusted_proxies.contains(peer);
@@ -529,6 +536,7 @@ async fn pass_on(
                     proxy_protocol_from: conn.proxy_protocol_from,
                     headers: conn.believe_headers.then_some(&parts.headers),
                     account_group: done.decision.account_group,
+                    identity,
                 };
                 shared.recent.allowed(ip, &rule.label, start, &seen);
                 // A sign-in is kept once the console accepts it;
@@ -552,6 +560,7 @@ async fn pass_on(
                 &client,
                 wants,
                 who,
+                identity,
             )
             .await;
             // Only the console's own answers say how a sign-in went.
@@ -1019,6 +1028,7 @@ async fn forward(
     client: &ClientAddr,
     wants: Wants,
     who: super::admission::Who,
+    identity: Option<&crate::engine::who::Identity>,
 ) -> Response<ProxyBody> {
     let page = |p: Page| render(policy, p, client, request_id, wants);
     // The client's share of the console: the decided client (behind a
@@ -1083,6 +1093,10 @@ async fn forward(
             headers: tunnel.believe_headers.then_some(&parts.headers),
             // A tunnel is a GET, which no rule with `accounts:` matches.
             account_group: None,
+            // Decided again with the identity it was opened with (the
+            // token may expire meanwhile: the tunnel lives on, as a
+            // session the console opened would).
+            identity,
         })
     });
     let client_version = parts.version;
