@@ -159,7 +159,7 @@ async fn a_sign_in_whose_account_cannot_be_read_is_refused_never_passed_on() {
     let to = nw.addr("http");
     // From the head office, everyone's rule would let any of these in.
     let ambiguous = "username=suzuki%40example.jp&username=agency-x%40example.jp&password=right";
-    let cases: [(&str, String, &str); 4] = [
+    let cases: [(&str, String, &str); 5] = [
         (
             "two values",
             form_request("/login", ambiguous, None),
@@ -178,6 +178,15 @@ async fn a_sign_in_whose_account_cannot_be_read_is_refused_never_passed_on() {
             "no account",
             form_request("/login", "password=right", None),
             "missing",
+        ),
+        (
+            "a NUL inside the name",
+            form_request(
+                "/login",
+                "username=agency-tokyo%40example.jp%00suzuki&password=right",
+                None,
+            ),
+            "unparseable",
         ),
         (
             "a foreign charset",

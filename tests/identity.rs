@@ -280,6 +280,7 @@ identity:
     keys_url: \"{}\"
     ca_file: \"{}\"
     timeout: 2s
+    refetch_interval: 5m
 rules:
   - {{ name: admins, paths: [\"/admin/**\"], who: {{ emails: [\"*@example.jp\"] }}, allow_from: [office] }}
   - {{ name: console, allow_from: [office] }}
@@ -324,6 +325,19 @@ rules:
         before,
         "nothing fetched for a path kid"
     );
+    // ALB rotates to a new kid within refetch_interval (5m): each kid has
+    // its own budget, so a random kid sent first cannot keep it out.
+    let random = Key::ec("0f0f0f0f-0000-4000-8000-000000000000");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let t = random.sign(&c, &format!(r#","signer":"{signer}""#));
+    assert_eq!(admin(&nw, "random kid", &[&header(&t)]).await.0, 403);
+    let kid2 = "7c2e4c3b-95e7-4a1f-8d78-4cad2ace7e3f";
+    let k2 = Key::ec(kid2);
+    publisher.set_path(&format!("/{kid2}"), Answer::List(k2.pem()));
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let t = k2.sign(&c, &format!(r#","signer":"{signer}""#));
+    let (status, line) = admin(&nw, "rotated kid", &[&header(&t)]).await;
+    assert_eq!(status, 200, "{line}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -347,6 +361,31 @@ rules:
         "X-Auth-Request-Groups: admins",
         "Remote-User: root",
         "X-Forwarded-User: root",
+        // The unsigned companions of identity-aware proxies (second
+        // red-team review).
+        "Cf-Access-Authenticated-User-Email: yamada@example.jp",
+        "X-Goog-Authenticated-User-Email: accounts.google.com:yamada@example.jp",
+        "X-Amzn-Oidc-Identity: yamada",
+        "X-MS-CLIENT-PRINCIPAL-NAME: yamada@example.jp",
+        "Tailscale-User-Login: yamada@example.jp",
+        "X-Remote-Group: system:masters",
+        "X-Remote-Extra-Scopes: admin",
+        "X-Forwarded-Client-Cert: Hash=1;Subject=\"CN=admin\"",
+    ];
+    let stripped = [
+        "x-auth-request-user",
+        "x-auth-request-email",
+        "x-auth-request-groups",
+        "remote-user",
+        "x-forwarded-user",
+        "cf-access-authenticated-user-email",
+        "x-goog-authenticated-user-email",
+        "x-amzn-oidc-identity",
+        "x-ms-client-principal-name",
+        "tailscale-user-login",
+        "x-remote-group",
+        "x-remote-extra-scopes",
+        "x-forwarded-client-cert",
     ];
     // From a client that is not the auth proxy: not believed, refused.
     let r = get("127.0.0.1", nw.addr("http"), "/admin/x", &forged).await;
@@ -356,18 +395,14 @@ rules:
     assert_eq!(r.status, 200);
     let seen = up.seen();
     let last = seen.last().expect("the console got the request");
-    for h in [
-        "x-auth-request-user",
-        "x-auth-request-email",
-        "x-auth-request-groups",
-        "remote-user",
-        "x-forwarded-user",
-    ] {
+    for h in stripped {
         assert!(last.header(h).is_empty(), "{h} reached the console");
     }
     // From the auth proxy: believed, and passed on.
     let mut from_proxy = forged.to_vec();
     from_proxy.push("X-Forwarded-For: 127.0.0.9");
+    // A `_` spelling beside the one read would be the console's to pick.
+    from_proxy.push("X_Auth_Request_Email: kato@contractor.example");
     let r = get("127.0.0.5", nw.addr("http"), "/admin/x", &from_proxy).await;
     assert_eq!(r.status, 200, "{}", r.body);
     let seen = up.seen();
@@ -376,4 +411,18 @@ rules:
         last.header("x-auth-request-email"),
         vec!["yamada@example.jp"]
     );
+    assert!(last.header("x_auth_request_email").is_empty());
+    // The auth proxy vouches for the headers netwarden reads, not for
+    // other identity headers a client sent through it.
+    assert!(last.header("remote-user").is_empty());
+    assert!(last.header("cf-access-authenticated-user-email").is_empty());
+    // Two e-mails merged into one line: neither is believed.
+    let merged = [
+        "X-Forwarded-For: 127.0.0.9",
+        "X-Auth-Request-User: kato",
+        "X-Auth-Request-Email: kato@example.jp, kato@contractor.example",
+        "X-Auth-Request-Groups: admins",
+    ];
+    let r = get("127.0.0.5", nw.addr("http"), "/admin/x", &merged).await;
+    assert_eq!(r.status, 403, "{}", r.body);
 }

@@ -186,6 +186,12 @@ pub fn extract<'b>(
     if found.trim().is_empty() {
         return Err(NoAccount::Missing);
     }
+    // A control character inside the name (`agency@example.jp%00suzuki`):
+    // code that reads it as a C string signs in the part before it, which
+    // netwarden did not decide on (second red-team review of issue 26).
+    if found.trim().chars().any(char::is_control) {
+        return Err(NoAccount::Unparseable);
+    }
     Ok(found)
 }
 
@@ -646,6 +652,27 @@ mod tests {
         let s = spec();
         let f = format(&s, Some(ct.as_bytes())).ok_or(NoAccount::Missing)?;
         extract(&s, f, body.as_bytes()).map(Cow::into_owned)
+    }
+
+    #[test]
+    fn a_control_character_inside_the_name_is_unparseable() {
+        let spec = AccountSpec {
+            form: Some("username".into()),
+            json: None,
+            max_body: 1024,
+        };
+        for body in [
+            &b"username=agency-tokyo%40example.jp%00suzuki"[..],
+            b"username=agency-tokyo%40example.jp%00",
+            b"username=a%0Ab",
+        ] {
+            assert_eq!(
+                extract(&spec, Format::Form, body),
+                Err(NoAccount::Unparseable),
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
     }
 
     #[test]

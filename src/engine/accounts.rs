@@ -59,6 +59,8 @@ impl AccountPattern {
     pub fn matches(&self, folded: &str) -> bool {
         match (folded.rsplit_once('@'), &self.domain) {
             (Some((local, domain)), Some(d)) => {
+                // `example.jp.` is `example.jp` to DNS and to mail.
+                let domain = domain.strip_suffix('.').unwrap_or(domain);
                 !local.contains('@') && glob(&self.local, local) && glob(d, domain)
             }
             (None, None) => glob(&self.local, folded),
@@ -98,6 +100,8 @@ mod tests {
         assert!(m("*@partner.example", "anyone@partner.example"));
         assert!(!m("*@partner.example", "anyone@sub.partner.example"));
         assert!(m("*@*.partner.example", "anyone@sub.partner.example"));
+        // A trailing dot is the same domain.
+        assert!(m("agency-*@example.jp", "agency-x@example.jp."));
         assert!(!m("*@*.partner.example", "anyone@partner.example"));
         // A name without a domain names only an account without one.
         assert!(m("campaign01", "Campaign01"));

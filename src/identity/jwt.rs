@@ -106,6 +106,17 @@ pub fn verify(
     settings: &JwtSettings,
     now: i64,
 ) -> Result<Identity, Invalid> {
+    verify_until(peeked, key, settings, now).map(|(id, _)| id)
+}
+
+/// [`verify`], with the last second (epoch) the token stays valid at:
+/// `exp` plus the leeway.
+pub fn verify_until(
+    peeked: &Peeked<'_>,
+    key: &DecodingKey,
+    settings: &JwtSettings,
+    now: i64,
+) -> Result<(Identity, i64), Invalid> {
     super::ring::install();
     let [header, claims, signature] = peeked.parts;
     // The signature covers the token's own bytes: header '.' claims.
@@ -116,8 +127,12 @@ pub fn verify(
         _ => return Err(Invalid::Signature),
     }
     let claims = object(claims)?;
-    check_claims(&claims, settings, now)?;
-    identity(&claims, settings)
+    let exp = check_claims(&claims, settings, now)?;
+    #[allow(clippy::cast_possible_truncation)]
+    let until = (exp + settings.leeway.as_secs_f64())
+        .floor()
+        .min(i64::MAX as f64) as i64;
+    identity(&claims, settings).map(|id| (id, until))
 }
 
 impl Peeked<'_> {
@@ -139,11 +154,12 @@ fn time(claims: &Map<String, Value>, name: &str) -> Result<Option<f64>, Invalid>
     }
 }
 
+/// Checks the registered claims; the token's `exp`.
 fn check_claims(
     claims: &Map<String, Value>,
     settings: &JwtSettings,
     now: i64,
-) -> Result<(), Invalid> {
+) -> Result<f64, Invalid> {
     #[allow(clippy::cast_precision_loss)]
     let now = now as f64;
     let leeway = settings.leeway.as_secs_f64();
@@ -179,7 +195,7 @@ fn check_claims(
             return Err(Invalid::Audience);
         }
     }
-    Ok(())
+    Ok(exp)
 }
 
 /// Strings, and lists of strings; numbers and booleans as text.

@@ -8,6 +8,8 @@ use jsonwebtoken::{Algorithm, DecodingKey};
 /// The most keys kept: providers publish two or three (the current and
 /// the next); a set of thousands is not a key set.
 pub const MAX_KEYS: usize = 64;
+/// Keys tried for one token: a signature check each.
+pub const MAX_CANDIDATES: usize = 3;
 
 /// One public key.
 #[derive(Clone, Debug)]
@@ -57,17 +59,27 @@ impl KeySet {
     /// `kid`; without a `kid`, the only key there is. A key bound to
     /// another algorithm is no key for this token.
     pub fn find(&self, kid: Option<&str>, alg: Algorithm) -> Option<&DecodingKey> {
-        let fits = |k: &&Key| k.alg.is_none_or(|a| a == alg) && k.key.family() == alg.family();
-        match kid {
-            Some(kid) => self
-                .keys
-                .iter()
-                .find(|k| k.kid.as_deref() == Some(kid))
-                .filter(fits),
-            None if self.keys.len() == 1 => self.keys.first().filter(fits),
-            None => None,
-        }
-        .map(|k| &k.key)
+        self.candidates(kid, alg).next()
+    }
+
+    /// Every key a token with this `kid` and `alg` may be signed with: a
+    /// set that names one `kid` twice (a provider mid-rotation; second
+    /// red-team review) offers each, at most [`MAX_CANDIDATES`].
+    pub fn candidates(
+        &self,
+        kid: Option<&str>,
+        alg: Algorithm,
+    ) -> impl Iterator<Item = &DecodingKey> {
+        let only = self.keys.len() == 1;
+        self.keys
+            .iter()
+            .filter(move |k| match kid {
+                Some(kid) => k.kid.as_deref() == Some(kid),
+                None => only,
+            })
+            .filter(move |k| k.alg.is_none_or(|a| a == alg) && k.key.family() == alg.family())
+            .take(MAX_CANDIDATES)
+            .map(|k| &k.key)
     }
 
     /// Adds (or replaces) `key`, keeping at most [`MAX_KEYS`]: the oldest
@@ -151,6 +163,17 @@ mod tests {
         assert!(set.find(Some("secret"), Algorithm::HS256).is_none());
         // Without a kid, the only key.
         assert!(set.find(None, Algorithm::ES256).is_some());
+    }
+
+    #[test]
+    fn a_kid_named_twice_offers_both_keys() {
+        let k = r#"{"kty":"EC","crv":"P-256","kid":"k","alg":"ES256","x":"MKBCTNIcKUSDii11ySs3526iDZ8AiTo7Tu6KPAqv7D4","y":"4Etl6SRW2YiLUrN5vfvVHuhp7x8PxltmWWlbbM4IFyM"}"#;
+        let set =
+            KeySet::from_jwks(format!(r#"{{"keys":[{k},{k},{k},{k}]}}"#).as_bytes()).expect("set");
+        assert_eq!(
+            set.candidates(Some("k"), Algorithm::ES256).count(),
+            MAX_CANDIDATES
+        );
     }
 
     #[test]

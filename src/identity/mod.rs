@@ -31,6 +31,21 @@ use keys::KeySet;
 const EMPTY_RETRY: Duration = Duration::from_secs(10);
 /// The longest user, e-mail or groups header believed.
 const MAX_HEADER: usize = 4096;
+/// AWS ALB: keys are fetched one per `kid`, and no list says which exist,
+/// so each `kid` has its own `refetch_interval` (a random `kid` sent every
+/// interval cannot keep a rotated key from being fetched: second red-team
+/// review); all of them together at most once a second.
+const NEW_KID_SPACING: Duration = Duration::from_secs(1);
+/// `kid`s whose fetch is remembered.
+const MAX_TRIED_KIDS: usize = 256;
+/// Tokens verified recently, kept with their identity: a browser sends the
+/// same token with every request of a session, and a signature check
+/// costs 18-39 µs (docs/benchmarks.md). Bounded, and each entry at most
+/// [`CACHE_FOR`] and never past the token's `exp`.
+const CACHE_ENTRIES: usize = 4096;
+/// A key the provider withdrew stops vouching for cached tokens at once
+/// (the cache is emptied when the keys change); this bounds the rest.
+const CACHE_FOR: Duration = Duration::from_secs(60);
 
 /// The keys of one identity provider, and when they were fetched.
 pub struct KeyStore {
@@ -40,6 +55,10 @@ pub struct KeyStore {
     /// One fetch at a time: requests that need one wait for it.
     fetching: tokio::sync::Mutex<()>,
     refreshing: AtomicBool,
+    /// Tokens verified: the token itself (compared whole, in a map with
+    /// std's keyed hasher) -> the identity, valid until (epoch seconds),
+    /// cached at.
+    verified: Mutex<std::collections::HashMap<Box<str>, Verified>>,
 }
 
 #[derive(Default)]
@@ -47,7 +66,13 @@ struct State {
     fetched_at: Option<Instant>,
     attempted_at: Option<Instant>,
     last_error: Option<String>,
+    /// AWS ALB: when each `kid` was last fetched.
+    tried: std::collections::HashMap<String, Instant>,
 }
+
+/// A token verified: its identity, the last second (epoch) it is valid
+/// at, and when it was verified.
+type Verified = (Arc<Identity>, i64, Instant);
 
 /// What `status` and `/readyz` say of the keys.
 #[derive(Clone, Debug)]
@@ -69,6 +94,7 @@ impl KeyStore {
             state: Mutex::new(State::default()),
             fetching: tokio::sync::Mutex::new(()),
             refreshing: AtomicBool::new(false),
+            verified: Mutex::new(std::collections::HashMap::new()),
         })
     }
 
@@ -96,11 +122,22 @@ impl KeyStore {
         }
     }
 
-    fn may_refetch(&self) -> bool {
+    fn may_refetch(&self, kid: Option<&str>) -> bool {
         let st = self
             .state
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if matches!(self.settings.keys, Keys::PemPerKid(_)) {
+            let spaced = st
+                .attempted_at
+                .is_none_or(|t| t.elapsed() >= NEW_KID_SPACING);
+            let this_kid = kid.is_some_and(|k| {
+                st.tried
+                    .get(k)
+                    .is_none_or(|t| t.elapsed() >= self.settings.refetch_interval)
+            });
+            return spaced && this_kid;
+        }
         let wait = if self.keys.load().keys.is_empty() {
             EMPTY_RETRY.min(self.settings.refetch_interval)
         } else {
@@ -128,7 +165,7 @@ impl KeyStore {
     /// request just did, or `forced` (the scheduled refresh).
     async fn refetch(&self, kid: Option<&str>, forced: bool) {
         let _one = self.fetching.lock().await;
-        if !forced && !self.may_refetch() {
+        if !forced && !self.may_refetch(kid) {
             return;
         }
         {
@@ -136,7 +173,18 @@ impl KeyStore {
                 .state
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            st.attempted_at = Some(Instant::now());
+            let now = Instant::now();
+            st.attempted_at = Some(now);
+            if let (Some(k), Keys::PemPerKid(_)) = (kid, &self.settings.keys) {
+                if st.tried.len() >= MAX_TRIED_KIDS {
+                    let interval = self.settings.refetch_interval;
+                    st.tried.retain(|_, t| t.elapsed() < interval);
+                    if st.tried.len() >= MAX_TRIED_KIDS {
+                        st.tried.clear();
+                    }
+                }
+                st.tried.insert(k.to_string(), now);
+            }
         }
         let result = self.fetch(kid).await;
         let shown = crate::feeds::shown_url(self.settings.keys.url());
@@ -148,6 +196,11 @@ impl KeyStore {
             Ok(set) => {
                 let n = set.keys.len();
                 self.keys.store(Arc::new(set));
+                // Tokens of a withdrawn key must not live on in the cache.
+                self.verified
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .clear();
                 st.fetched_at = Some(Instant::now());
                 st.last_error = None;
                 tracing::info!(
@@ -215,7 +268,44 @@ impl KeyStore {
         self: &Arc<Self>,
         token: &str,
         now: jiff::Timestamp,
-    ) -> Result<Identity, Invalid> {
+    ) -> Result<Arc<Identity>, Invalid> {
+        if let Some(id) = self.cached(token, now.as_second()) {
+            return Ok(id);
+        }
+        let (identity, until) = self.check(token, now).await?;
+        let identity = Arc::new(identity);
+        self.remember(token, &identity, until, now.as_second());
+        Ok(identity)
+    }
+
+    fn cached(&self, token: &str, now: i64) -> Option<Arc<Identity>> {
+        let map = self
+            .verified
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (id, until, at) = map.get(token)?;
+        (now <= *until && at.elapsed() < CACHE_FOR).then(|| id.clone())
+    }
+
+    fn remember(&self, token: &str, id: &Arc<Identity>, until: i64, now: i64) {
+        let mut map = self
+            .verified
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if map.len() >= CACHE_ENTRIES {
+            map.retain(|_, (_, u, at)| now <= *u && at.elapsed() < CACHE_FOR);
+            if map.len() >= CACHE_ENTRIES {
+                map.clear();
+            }
+        }
+        map.insert(token.into(), (id.clone(), until, Instant::now()));
+    }
+
+    async fn check(
+        self: &Arc<Self>,
+        token: &str,
+        now: jiff::Timestamp,
+    ) -> Result<(Identity, i64), Invalid> {
         let s = &self.settings;
         let peeked = jwt::peek(token, s)?;
         let kid = peeked.kid.as_deref();
@@ -231,8 +321,15 @@ impl KeyStore {
         }
         for attempt in 0..2 {
             let set = self.keys.load();
-            if let Some(key) = set.find(kid, peeked.alg) {
-                return jwt::verify(&peeked, key, s, now.as_second());
+            let mut tried = false;
+            for key in set.candidates(kid, peeked.alg) {
+                match jwt::verify_until(&peeked, key, s, now.as_second()) {
+                    Err(Invalid::Signature) => tried = true,
+                    other => return other,
+                }
+            }
+            if tried {
+                return Err(Invalid::Signature);
             }
             if attempt == 0 {
                 // Waits for a fetch under way (the one at startup), and
@@ -315,7 +412,7 @@ pub async fn resolve(
     headers: &HeaderMap,
     peer_trusted: bool,
     now: jiff::Timestamp,
-) -> Result<Option<Identity>, Invalid> {
+) -> Result<Option<Arc<Identity>>, Invalid> {
     match &settings.source {
         Source::Jwt(j) => {
             let mut lines = headers.get_all(&j.header).iter();
@@ -331,7 +428,7 @@ pub async fn resolve(
             }
             registry.store_for(j).verify(token, now).await.map(Some)
         }
-        Source::Headers(h) if peer_trusted => from_headers(h, headers),
+        Source::Headers(h) if peer_trusted => from_headers(h, headers).map(|i| i.map(Arc::new)),
         Source::Headers(_) => Ok(None),
     }
 }
@@ -355,8 +452,28 @@ pub fn from_headers(h: &HeaderSettings, headers: &HeaderMap) -> Result<Option<Id
     let Some(user) = one(&h.user)? else {
         return Ok(None);
     };
+    // One value each: a comma or semicolon is two values merged (RFC 9110
+    // §5.3: a proxy may join a client's header line with its own), and
+    // which the console reads is anyone's guess (second red-team review).
+    let single = |v: &str| -> Result<(), Invalid> {
+        if v.contains([',', ';']) {
+            Err(Invalid::Ambiguous)
+        } else {
+            Ok(())
+        }
+    };
+    single(user)?;
     let email = match &h.email {
-        Some(n) => one(n)?.map(fold_email),
+        Some(n) => match one(n)? {
+            Some(e) => {
+                single(e)?;
+                if !is_address(e) {
+                    return Err(Invalid::Malformed);
+                }
+                Some(fold_email(e))
+            }
+            None => None,
+        },
         None => None,
     };
     let groups = match &h.groups {
@@ -380,9 +497,45 @@ pub fn from_headers(h: &HeaderSettings, headers: &HeaderMap) -> Result<Option<Id
     }))
 }
 
+/// One bare e-mail address: one `@` with text on both sides, no spaces,
+/// quotes, brackets or controls (not a display name, not a list).
+fn is_address(e: &str) -> bool {
+    let mut parts = e.split('@');
+    let (Some(local), Some(domain), None) = (parts.next(), parts.next(), parts.next()) else {
+        return false;
+    };
+    !local.is_empty()
+        && !domain.is_empty()
+        && !e
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || "<>\"()[]\\".contains(c))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_merged_or_decorated_header_identity_is_not_believed() {
+        let h = oauth2_proxy();
+        let with = |email: &str| {
+            let mut m = HeaderMap::new();
+            m.insert("x-auth-request-user", "kato".parse().expect("v"));
+            m.insert("x-auth-request-email", email.parse().expect("v"));
+            from_headers(&h, &m)
+        };
+        assert_eq!(
+            with("kato@example.jp, kato@contractor.example"),
+            Err(Invalid::Ambiguous)
+        );
+        assert_eq!(
+            with("kato@contractor.example;x@example.jp"),
+            Err(Invalid::Ambiguous)
+        );
+        assert_eq!(with("Kato <kato@example.jp>"), Err(Invalid::Malformed));
+        assert_eq!(with("kato@a@b"), Err(Invalid::Malformed));
+        assert!(with("kato@example.jp").is_ok_and(|i| i.is_some()));
+    }
 
     fn oauth2_proxy() -> HeaderSettings {
         HeaderSettings {

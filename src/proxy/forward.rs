@@ -467,15 +467,47 @@ fn remove_client_headers(headers: &mut HeaderMap, extra: &[HeaderName]) {
     });
 }
 
-/// Removes the headers auth proxies set to say who the user is
-/// ([`crate::policy::identity::IDENTITY_HEADERS`], and the ones
-/// `identity.headers` names): sent by a client that is not a trusted
-/// proxy, a console set up to trust its auth proxy would believe them.
-pub fn remove_identity_headers(headers: &mut HeaderMap, extra: &[HeaderName]) {
-    remove_listed(headers, |n| {
-        crate::policy::identity::IDENTITY_HEADERS.contains(&n)
-            || extra.iter().any(|e| e.as_str() == n)
-    });
+/// Removes the headers auth proxies say who the user is with
+/// ([`crate::policy::identity::is_identity_header`], and the ones
+/// `identity.headers` names, `configured`):
+/// - every `_` spelling of one, from anyone: netwarden reads the `-`
+///   spelling, and a console that merges the two (CGI, WSGI, PHP) could
+///   read the other (second red-team review of issue 26);
+/// - from a client that is not a trusted proxy, every one: a console set up
+///   to trust its auth proxy would believe it;
+/// - from a trusted proxy whose headers netwarden reads (`headers_mode`),
+///   every one but `configured`: the auth proxy vouches for those, not for
+///   others a client may have sent through it.
+pub fn remove_identity_headers(
+    headers: &mut HeaderMap,
+    configured: &[HeaderName],
+    trusted: bool,
+    headers_mode: bool,
+) {
+    let mut doomed: Vec<HeaderName> = Vec::new();
+    for name in headers.keys() {
+        let n = name.as_str();
+        // Only a `_` spelling is copied (rare); the rest is read in place.
+        let dashed = if n.contains('_') {
+            std::borrow::Cow::Owned(n.replace('_', "-"))
+        } else {
+            std::borrow::Cow::Borrowed(n)
+        };
+        let identity = crate::policy::identity::is_identity_header(&dashed)
+            || configured.iter().any(|c| c.as_str() == dashed);
+        if !identity {
+            continue;
+        }
+        let drop = n.contains('_')
+            || !trusted
+            || (headers_mode && !configured.iter().any(|c| c.as_str() == n));
+        if drop && !doomed.contains(name) {
+            doomed.push(name.clone());
+        }
+    }
+    for name in &doomed {
+        headers.remove(name);
+    }
 }
 
 /// Removes every header `listed` names, also when spelled with `_` for `-`.

@@ -599,6 +599,36 @@ impl Reloader {
 
     /// What runs degraded (`/readyz` lists it; readiness stays): each
     /// disabled alert sink, and the shared lockout store while it is down.
+    /// The identity section in force, and its keys' state (GET /policy).
+    fn identity_json(&self) -> serde_json::Value {
+        use crate::policy::identity::Source;
+        let policy = self.shared.policy.load();
+        let Some(settings) = policy.identity() else {
+            return serde_json::Value::Null;
+        };
+        match &settings.source {
+            Source::Headers(h) => json!({
+                "source": "headers",
+                "user": h.user.as_str(),
+                "email": h.email.as_ref().map(http::HeaderName::as_str),
+                "groups": h.groups.as_ref().map(http::HeaderName::as_str),
+            }),
+            Source::Jwt(j) => {
+                let keys = self.shared.identity.status();
+                json!({
+                    "source": "jwt",
+                    "preset": j.preset.as_str(),
+                    "issuer": j.issuer,
+                    "header": j.header.as_str(),
+                    "keys_url": crate::feeds::shown_url(j.keys.url()),
+                    "keys": keys.as_ref().map(|k| k.keys),
+                    "fetched_seconds_ago": keys.as_ref().and_then(|k| k.fetched_ago).map(|d| d.as_secs()),
+                    "last_error": keys.as_ref().and_then(|k| k.last_error.clone()),
+                })
+            }
+        }
+    }
+
     pub fn degraded(&self) -> Vec<String> {
         // /readyz is open to probes, even under admin_auth: these lines
         // say what is wrong and where to look, never a rule, a sink, a
@@ -694,6 +724,7 @@ impl Reloader {
             "console": self.console_json(),
             "feeds": self.shared.feeds.to_json(self.shared.policy.load().feeds(), crate::clock::now()),
             "dns_names": self.shared.feeds.dns_json(self.shared.policy.load().dns_names(), self.shared.policy.load().dns().max_age, crate::clock::now()),
+            "identity": self.identity_json(),
             "state_store": match self.shared.lockout.redis.as_ref() {
                 None => json!({"store": "memory"}),
                 Some(s) => json!({

@@ -750,7 +750,7 @@ struct OwnedIdentityLog {
 fn identity_log(
     shared: &Shared,
     settings: Option<&crate::policy::identity::IdentitySettings>,
-    found: &Result<Option<crate::engine::who::Identity>, crate::engine::who::Invalid>,
+    found: &Result<Option<Arc<crate::engine::who::Identity>>, crate::engine::who::Invalid>,
 ) -> OwnedIdentityLog {
     match found {
         Ok(Some(id)) => OwnedIdentityLog {
@@ -1101,12 +1101,14 @@ async fn forward(
     });
     let client_version = parts.version;
     // Who-the-user-is headers count only from the auth proxy in front.
-    if !client
-        .peer
-        .is_some_and(|p| policy.client_ip().trusted_proxies.contains(p))
-    {
-        forward::remove_identity_headers(&mut parts.headers, policy.identity_headers());
-    }
+    forward::remove_identity_headers(
+        &mut parts.headers,
+        policy.identity_headers(),
+        client
+            .peer
+            .is_some_and(|p| policy.client_ip().trusted_proxies.contains(p)),
+        !policy.identity_headers().is_empty(),
+    );
     if forward::upstream_head(
         &mut parts,
         &shared.upstream,
