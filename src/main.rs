@@ -445,7 +445,43 @@ fn check(args: &CheckArgs) -> anyhow::Result<ExitCode> {
     ));
     print_feeds(p);
     print_accounts(p);
+    print_identity(p);
     Ok(ExitCode::SUCCESS)
+}
+
+/// Where identities come from, and the rules that decide by them.
+fn print_identity(p: &policy::Policy) {
+    use policy::identity::Source;
+    let Some(settings) = p.identity() else {
+        return;
+    };
+    let source = match &settings.source {
+        Source::Jwt(j) => format!(
+            "signed tokens ({}) in {}, keys from {}",
+            j.preset.as_str(),
+            j.header,
+            netwarden::feeds::shown_url(j.keys.url())
+        ),
+        Source::Headers(h) => format!(
+            "headers of a trusted proxy ({}{}{})",
+            h.user,
+            h.email.as_ref().map_or(String::new(), |e| format!(", {e}")),
+            h.groups.as_ref().map_or(String::new(), |g| format!(", {g}"))
+        ),
+    };
+    out(&format!("identity: {source}\n"));
+    let rules: Vec<String> = p
+        .rules()
+        .iter()
+        .filter(|r| r.who.is_some())
+        .map(|r| format!("'{}'", r.name))
+        .collect();
+    if !rules.is_empty() {
+        out(&format!(
+            "rules deciding by identity: {}: a client without an identity, or with one not believed, is refused by them (403), never passed to a later rule\n",
+            rules.join(", ")
+        ));
+    }
 }
 
 /// The groups of accounts and the rules that decide by them, and what
