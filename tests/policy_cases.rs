@@ -46,19 +46,24 @@ fn demo_policy_passes_its_tests() {
     assert!(loaded.tests_passed >= 5);
 }
 
+/// The `policy.yaml` key of a Kubernetes manifest's ConfigMap.
+fn configmap_policy(manifest: &str) -> String {
+    manifest
+        .lines()
+        .skip_while(|l| l.trim() != "policy.yaml: |")
+        .skip(1)
+        .take_while(|l| l.starts_with("    ") || l.is_empty())
+        .map(|l| format!("{}\n", l.get(4..).unwrap_or("")))
+        .collect()
+}
+
 /// The policy inside the Kubernetes example's ConfigMap is valid as shipped.
 #[test]
 fn kubernetes_example_policy_is_valid() {
     let path =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/kubernetes/console-with-netwarden.yaml");
     let text = std::fs::read_to_string(&path).expect("example exists");
-    let policy: String = text
-        .lines()
-        .skip_while(|l| l.trim() != "policy.yaml: |")
-        .skip(1)
-        .take_while(|l| l.starts_with("    ") || l.is_empty())
-        .map(|l| format!("{}\n", l.get(4..).unwrap_or("")))
-        .collect();
+    let policy = configmap_policy(&text);
     assert!(policy.contains("version: 1"), "policy block not found");
     // The ConfigMap's other key, mounted beside the policy: the published
     // list's snapshot that `check` reads (no copy in state_dir here).
@@ -120,13 +125,7 @@ fn kubernetes_example_policy_is_valid() {
 fn kubernetes_oauth2_proxy_variant_policy_is_valid() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/kubernetes/oauth2-proxy.yaml");
     let text = std::fs::read_to_string(&path).expect("variant exists");
-    let policy: String = text
-        .lines()
-        .skip_while(|l| l.trim() != "policy.yaml: |")
-        .skip(1)
-        .take_while(|l| l.starts_with("    ") || l.is_empty())
-        .map(|l| format!("{}\n", l.get(4..).unwrap_or("")))
-        .collect();
+    let policy = configmap_policy(&text);
     assert!(policy.contains("identity:"), "policy block not found");
     let dir = tempfile::tempdir().expect("dir");
     match policy::load_str(&policy, &dir.path().join("policy.yaml")) {
