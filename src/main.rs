@@ -466,7 +466,9 @@ fn print_identity(p: &policy::Policy) {
             "headers of a trusted proxy ({}{}{})",
             h.user,
             h.email.as_ref().map_or(String::new(), |e| format!(", {e}")),
-            h.groups.as_ref().map_or(String::new(), |g| format!(", {g}"))
+            h.groups
+                .as_ref()
+                .map_or(String::new(), |g| format!(", {g}"))
         ),
     };
     out(&format!("identity: {source}\n"));

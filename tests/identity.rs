@@ -426,3 +426,88 @@ rules:
     let r = get("127.0.0.5", nw.addr("http"), "/admin/x", &merged).await;
     assert_eq!(r.status, 403, "{}", r.body);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oidc_provider_is_found_by_discovery_and_one_that_names_another_issuer_is_not_believed()
+{
+    let certs = dev_certs();
+    let (ca, cert, key) = (
+        certs.path().join("ca.pem"),
+        certs.path().join("cert.pem"),
+        certs.path().join("key.pem"),
+    );
+    let k = Key::ec("d1");
+    let publisher = Publisher::start_tls(&cert, &key, Answer::Status(404)).await;
+    let issuer = publisher.url("/realms/ops");
+    publisher.set_path(
+        "/realms/ops/.well-known/openid-configuration",
+        Answer::List(format!(
+            r#"{{"issuer":"{issuer}","jwks_uri":"{}"}}"#,
+            publisher.url("/realms/ops/certs")
+        )),
+    );
+    publisher.set_path("/realms/ops/certs", Answer::List(jwt::jwks(&[&k])));
+    let text = |issuer: &str| {
+        format!(
+            "version: 1
+networks:
+  office: [127.0.0.0/8]
+identity:
+  jwt:
+    issuer: \"{issuer}\"
+    audience: console
+    algorithms: [ES256]
+    ca_file: \"{}\"
+    timeout: 2s
+rules:
+  - {{ name: admins, paths: [\"/admin/**\"], who: {{ groups: [admins] }}, allow_from: [office] }}
+  - {{ name: console, allow_from: [office] }}
+",
+            ca.display()
+        )
+    };
+    let up = Upstream::start().await;
+    let nw = start(&text(&issuer), &up);
+    let now = jwt::now();
+    let claims = format!(
+        r#"{{"iss":"{issuer}","aud":"console","sub":"u-1","groups":["admins"],"exp":{}}}"#,
+        now + 300
+    );
+    let bearer = format!("Authorization: Bearer {}", k.sign(&claims, ""));
+    let (status, line) = admin(&nw, "oidc", &[&bearer]).await;
+    assert_eq!(status, 200, "{line}");
+    assert!(
+        publisher
+            .seen()
+            .iter()
+            .any(|(p, _)| p == "/realms/ops/.well-known/openid-configuration"),
+        "the discovery document was read"
+    );
+    drop(nw);
+
+    // A discovery document that names another issuer gives no keys.
+    publisher.set_path(
+        "/realms/evil/.well-known/openid-configuration",
+        Answer::List(format!(
+            r#"{{"issuer":"{issuer}","jwks_uri":"{}"}}"#,
+            publisher.url("/realms/ops/certs")
+        )),
+    );
+    let evil = publisher.url("/realms/evil");
+    let nw = start(&text(&evil), &up);
+    let claims = claims.replace(&issuer, &evil);
+    let bearer = format!("Authorization: Bearer {}", k.sign(&claims, ""));
+    let (status, line) = admin(&nw, "evil issuer", &[&bearer]).await;
+    assert_eq!(
+        (status, line["identity.state"].as_str()),
+        (403, Some("no_keys")),
+        "{line}"
+    );
+    let failed = nw.wait_log(|l| l["event"] == "identity_keys_failed");
+    assert!(
+        failed["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("another issuer")),
+        "{failed}"
+    );
+}
