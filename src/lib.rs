@@ -48,6 +48,7 @@ pub mod addr;
 pub mod alerts;
 pub mod clock;
 pub mod demo;
+pub mod diff;
 pub mod engine;
 pub mod feeds;
 pub mod files;

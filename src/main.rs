@@ -38,6 +38,9 @@ enum Command {
     /// Decide logged requests again with a candidate policy; show what changes.
     /// Exit 0: nothing changes; 1: something does; 2: error.
     Replay(ReplayArgs),
+    /// Compare two policies' decisions for every request, not their text:
+    /// what an edit opens or closes (exit 0 same, 3 narrower, 4 wider).
+    Diff(DiffArgs),
     /// Send a test alert to every sink in the policy's alerts section and
     /// report each outcome. Exit 0: every sink took it; 1: some did not;
     /// 2: no sinks, or a sink cannot be set up.
@@ -237,6 +240,25 @@ struct ReplayArgs {
     logs: Vec<String>,
 }
 
+#[derive(clap::Args)]
+struct DiffArgs {
+    /// The policy before the edit (or use --git).
+    #[arg(required_unless_present = "git")]
+    old: Option<PathBuf>,
+    /// The policy after the edit.
+    new: Option<PathBuf>,
+    /// Compare the working copy of the policy with its version at this
+    /// git revision (`OLD` is then the working copy's path).
+    #[arg(long, value_name = "REV")]
+    git: Option<String>,
+    /// `text`, `markdown` (for a pull request) or `json`.
+    #[arg(long, default_value = "text", value_parser = ["text", "markdown", "json"])]
+    format: String,
+    /// Compare at this instant instead of now (RFC 3339 with an offset).
+    #[arg(long, value_name = "TIME")]
+    at: Option<String>,
+}
+
 #[derive(Subcommand)]
 enum CertsCommand {
     /// Make a development CA and a server certificate signed by it.
@@ -324,6 +346,7 @@ fn main() -> ExitCode {
         Command::Explain(args) => explain(&args),
         Command::Serve(args) => serve(args),
         Command::Replay(args) => replay(&args),
+        Command::Diff(args) => diff(&args),
         Command::AlertTest(args) => alert_test(&args),
         Command::Certs(CertsCommand::Dev { out, names }) => certs_dev(&out, &names),
         Command::Health { admin, ready } => health(admin, ready),
@@ -411,6 +434,151 @@ fn out(text: &str) {
 }
 
 /// Prints a load failure's diagnostics; the exit code for an invalid policy.
+/// `netwarden diff`: exit 0 when nobody gains or loses access, 3 when
+/// only narrower, 4 when wider; 1 for a policy that does not load, 2 for
+/// bad arguments (as `check` and the parser).
+fn diff(args: &DiffArgs) -> anyhow::Result<ExitCode> {
+    let now = match &args.at {
+        Some(t) => {
+            netwarden::engine::time::parse_instant(t).map_err(|e| anyhow::anyhow!("--at: {e}"))?
+        }
+        None => netwarden::clock::now(),
+    };
+    // With --git: the revision's whole tree in a temporary directory, so
+    // that the old policy's own files (network lists) are its own too.
+    let mut _tree = None;
+    let (old_path, new_path) = match (&args.git, &args.old, &args.new) {
+        (Some(rev), Some(path), None) => {
+            let (dir, old) = git_version(rev, path)?;
+            _tree = Some(dir);
+            (old, path.clone())
+        }
+        (None, Some(old), Some(new)) => (old.clone(), new.clone()),
+        (Some(_), _, _) => bail!("with --git, give one policy: the working copy's path"),
+        (None, _, _) => bail!("give two policies (OLD NEW), or one with --git REV"),
+    };
+    let load = |p: &PathBuf| policy::load(p);
+    let old = match load(&old_path) {
+        Ok(l) => l,
+        Err(e) => return Ok(report_load_error(&e)),
+    };
+    let new = match load(&new_path) {
+        Ok(l) => l,
+        Err(e) => return Ok(report_load_error(&e)),
+    };
+    let report = netwarden::diff::diff(&old.policy, &new.policy, now);
+    let (a, b) = match &args.git {
+        Some(rev) => (
+            format!("{}@{rev}", new_path.display()),
+            new_path.display().to_string(),
+        ),
+        None => (
+            old_path.display().to_string(),
+            new_path.display().to_string(),
+        ),
+    };
+    let text = match args.format.as_str() {
+        "json" => format!("{}\n", netwarden::diff::render::json(&report)),
+        "markdown" => netwarden::diff::render::markdown(&report, &a, &b),
+        _ => netwarden::diff::render::text(&report, &a, &b),
+    };
+    out(&text);
+    Ok(ExitCode::from(match report.verdict() {
+        netwarden::diff::Verdict::Same => 0,
+        netwarden::diff::Verdict::Narrower => 3,
+        netwarden::diff::Verdict::Wider => 4,
+    }))
+}
+
+/// `path` as it is at git revision `rev`: the revision's tree unpacked in
+/// a temporary directory, and the policy's path in it.
+fn git_version(rev: &str, path: &std::path::Path) -> anyhow::Result<(tempfile_dir::Dir, PathBuf)> {
+    let abs = std::fs::canonicalize(path).with_context(|| format!("{}", path.display()))?;
+    let dir = abs.parent().context("the policy has no directory")?;
+    let git = |args: &[&str]| -> anyhow::Result<String> {
+        let out = std::process::Command::new("git")
+            .arg("-C")
+            .arg(dir)
+            .args(args)
+            .output()
+            .context("cannot run git")?;
+        if !out.status.success() {
+            bail!(
+                "git {}: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    };
+    let top = PathBuf::from(git(&["rev-parse", "--show-toplevel"])?);
+    let rel = abs
+        .strip_prefix(std::fs::canonicalize(&top)?)
+        .context("the policy is not inside the git work tree")?
+        .to_path_buf();
+    git(&["rev-parse", "--verify", &format!("{rev}^{{commit}}")])?;
+    let tmp = tempfile_dir::Dir::new()?;
+    let archive = std::process::Command::new("git")
+        .arg("-C")
+        .arg(&top)
+        .args(["archive", "--format=tar", rev])
+        .output()
+        .context("cannot run git archive")?;
+    if !archive.status.success() {
+        bail!(
+            "git archive {rev}: {}",
+            String::from_utf8_lossy(&archive.stderr).trim()
+        );
+    }
+    let mut tar = std::process::Command::new("tar")
+        .arg("-x")
+        .arg("-C")
+        .arg(tmp.path())
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .context("cannot run tar")?;
+    {
+        use std::io::Write as _;
+        let mut stdin = tar.stdin.take().context("tar's input")?;
+        stdin.write_all(&archive.stdout)?;
+    }
+    if !tar.wait()?.success() {
+        bail!("cannot unpack revision {rev}");
+    }
+    let old = tmp.path().join(&rel);
+    if !old.exists() {
+        bail!("{} does not exist at {rev}", rel.display());
+    }
+    Ok((tmp, old))
+}
+
+/// A temporary directory removed when dropped (std has none).
+mod tempfile_dir {
+    pub struct Dir(std::path::PathBuf);
+
+    impl Dir {
+        pub fn new() -> std::io::Result<Self> {
+            let mut bytes = [0u8; 8];
+            ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
+                .map_err(|_| std::io::Error::other("no randomness"))?;
+            let name: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+            let path = std::env::temp_dir().join(format!("netwarden-diff-{name}"));
+            std::fs::create_dir(&path)?;
+            Ok(Self(path))
+        }
+
+        pub fn path(&self) -> &std::path::Path {
+            &self.0
+        }
+    }
+
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
 fn report_load_error(e: &LoadError) -> ExitCode {
     match e {
         LoadError::Invalid { diagnostics, .. } => {

@@ -54,6 +54,15 @@ impl AccountPattern {
         Ok(Self { local, domain })
     }
 
+    /// An account this pattern names (`*` as `x`).
+    pub fn example(&self) -> String {
+        let local = self.local.replace('*', "x");
+        match &self.domain {
+            Some(d) => format!("{local}@{}", d.replace('*', "x")),
+            None => local,
+        }
+    }
+
     /// Whether the account `folded` (already [`fold`]ed) is one this
     /// pattern names.
     pub fn matches(&self, folded: &str) -> bool {

@@ -12,6 +12,7 @@ pub mod accounts;
 pub mod client;
 pub mod facts;
 pub mod outcome;
+pub mod partition;
 pub mod path;
 pub mod prefix;
 pub mod request;

@@ -399,6 +399,65 @@ impl PathPattern {
         out
     }
 
+    /// Paths that tell patterns apart, for `netwarden diff`: this pattern's
+    /// own (a `*` as a segment no literal is likely to be; below a `/**`
+    /// too), and one `other` matches as well, if any path is matched by
+    /// both.
+    pub fn witnesses(&self, other: Option<&PathPattern>, ci: bool) -> Vec<String> {
+        const ANY: &str = "~nw~";
+        let join = |segs: &[String]| {
+            if segs.is_empty() {
+                "/".to_string()
+            } else {
+                segs.iter().map(|s| format!("/{s}")).collect()
+            }
+        };
+        let own: Vec<String> = self
+            .segs
+            .iter()
+            .map(|s| match s {
+                Seg::Lit(l) => l.to_string(),
+                Seg::Star => ANY.to_string(),
+            })
+            .collect();
+        let mut out = vec![join(&own)];
+        if self.prefix {
+            let mut deeper = own.clone();
+            deeper.push(ANY.into());
+            out.push(join(&deeper));
+        }
+        let Some(other) = other else { return out };
+        // Both match a path of length n when each pattern's segments agree
+        // position by position (a literal against a star takes the literal).
+        let (a, b) = (self, other);
+        let n = a.segs.len().max(b.segs.len());
+        let fits = |p: &PathPattern| p.segs.len() == n || (p.prefix && p.segs.len() <= n);
+        if !(fits(a) && fits(b)) {
+            return out;
+        }
+        let mut both = Vec::with_capacity(n);
+        for i in 0..n {
+            let seg = match (a.segs.get(i), b.segs.get(i)) {
+                (Some(Seg::Lit(x)), Some(Seg::Lit(y))) => {
+                    let same = if ci {
+                        x.eq_ignore_ascii_case(y)
+                    } else {
+                        x == y
+                    };
+                    if !same {
+                        return out;
+                    }
+                    x.to_string()
+                }
+                (Some(Seg::Lit(x)), _) | (_, Some(Seg::Lit(x))) => x.to_string(),
+                _ => ANY.to_string(),
+            };
+            both.push(seg);
+        }
+        out.push(join(&both));
+        out
+    }
+
     /// Matches a normalized path. `ci`: compare literal segments ignoring ASCII case.
     pub fn matches(&self, path: &str, ci: bool) -> bool {
         // A normalized path starts with '/'; ignore one trailing slash.

@@ -185,6 +185,50 @@ impl RangeSet {
             v6: self.v6.difference(&other.v6),
         }
     }
+
+    /// The addresses in both.
+    pub fn intersection(&self, other: &Self) -> Self {
+        self.difference(&self.difference(other))
+    }
+
+    /// Every IPv4 and IPv6 address.
+    pub fn everything() -> Self {
+        Self {
+            v4: Ranges {
+                ranges: vec![(0, u32::MAX)],
+            },
+            v6: Ranges {
+                ranges: vec![(0, u128::MAX)],
+            },
+        }
+    }
+
+    /// The set as the fewest CIDRs that cover exactly its addresses.
+    pub fn to_nets(&self) -> Vec<IpNet> {
+        let mut out = Vec::new();
+        for &(lo, hi) in &self.v4.ranges {
+            out.extend(ipnet::Ipv4Subnets::new(lo.into(), hi.into(), 0).map(IpNet::V4));
+        }
+        for &(lo, hi) in &self.v6.ranges {
+            out.extend(ipnet::Ipv6Subnets::new(lo.into(), hi.into(), 0).map(IpNet::V6));
+        }
+        out
+    }
+
+    /// One address of the set, if it has any (the first IPv4 one, else the
+    /// first IPv6 one).
+    pub fn first(&self) -> Option<IpAddr> {
+        self.v4
+            .ranges
+            .first()
+            .map(|&(lo, _)| IpAddr::from(std::net::Ipv4Addr::from(lo)))
+            .or_else(|| {
+                self.v6
+                    .ranges
+                    .first()
+                    .map(|&(lo, _)| IpAddr::from(std::net::Ipv6Addr::from(lo)))
+            })
+    }
 }
 
 #[cfg(test)]

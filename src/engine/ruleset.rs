@@ -283,6 +283,53 @@ impl Ruleset {
         })
     }
 
+    /// Every member of network `id` at `now`, when each fact test is as
+    /// `fact` says (a fact that holds makes every address a member: the
+    /// databases are not asked; `netwarden diff` reads networks this way).
+    pub fn members_at(
+        &self,
+        id: usize,
+        now: Timestamp,
+        fact: &dyn Fn(&FactTest) -> bool,
+    ) -> RangeSet {
+        let net = &self.networks[id];
+        let Some(dynamic) = &net.dynamic else {
+            return net.ranges.clone();
+        };
+        if dynamic.facts.iter().any(fact) {
+            let except = dynamic.except.iter().fold(RangeSet::default(), |acc, &j| {
+                acc.union(&self.members_at(j, now, fact))
+            });
+            return RangeSet::everything().difference(&except);
+        }
+        let grants: Vec<IpNet> = dynamic
+            .grants
+            .iter()
+            .filter(|g| now < g.until)
+            .map(|g| g.net)
+            .collect();
+        let mut set = net.ranges.union(&RangeSet::from_nets(&grants));
+        for p in dynamic.published.iter().filter(|p| now < p.until) {
+            set = set.union(&p.ranges);
+        }
+        // Compile made the include graph acyclic, so this terminates.
+        for &j in &dynamic.include {
+            set = set.union(&self.members_at(j, now, fact));
+        }
+        for &j in &dynamic.except {
+            set = set.difference(&self.members_at(j, now, fact));
+        }
+        set
+    }
+
+    /// Every fact test the networks name.
+    pub fn fact_tests(&self) -> impl Iterator<Item = &FactTest> {
+        self.networks
+            .iter()
+            .filter_map(|n| n.dynamic.as_ref())
+            .flat_map(|d| d.facts.iter())
+    }
+
     /// The first of `sets` that `ip` is a member of, and how.
     pub(crate) fn first_member<'a>(
         &'a self,
