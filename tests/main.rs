@@ -18,6 +18,7 @@ mod console_room;
 mod consoles;
 mod dashboard;
 mod demo;
+mod diff;
 mod differential;
 mod dns;
 mod feeds;
