@@ -140,11 +140,12 @@ fn git_compares_the_working_copy_with_a_revision() {
     assert_eq!(code, 4, "{out}{err}");
     assert!(out.contains("203.0.112.0/24 (256 IPv4 addresses)"), "{out}");
     assert!(out.contains("policy.yaml@HEAD"), "{out}");
+    // A revision that does not exist is a bad argument.
     let (code, _, err) = run(&[
         "diff",
         "--git",
         "no-such-rev",
         policy.to_str().expect("path"),
     ]);
-    assert_eq!(code, 1, "{err}");
+    assert_eq!(code, 2, "{err}");
 }
