@@ -162,6 +162,28 @@ async fn a_signed_identity_decides_who_rules_and_every_bad_token_is_refused_with
         assert_eq!(line["identity.state"], *state, "{what}: {line}");
     }
     // Two tokens: neither is believed.
+    // A reload that changes how tokens are checked applies at once, the
+    // keys kept and the cache not consulted (second red-team review).
+    std::fs::write(
+        nw.policy_path(),
+        policy(&publisher.url("/certs"), &ca, "")
+            .replace(&format!("audience: {AUD}"), "audience: aud-tag-2"),
+    )
+    .expect("rewrite");
+    nw.signal("HUP");
+    nw.wait_log(|l| l["event"] == "policy_reloaded");
+    let (status, line) = admin(&nw, "good after reload", &[&header(&good)]).await;
+    assert_eq!(
+        (status, line["identity.state"].as_str()),
+        (403, Some("wrong_audience")),
+        "{line}"
+    );
+    let other = k1.sign(&claims(300, "").replace(AUD, "aud-tag-2"), "");
+    let (status, line) = admin(&nw, "new audience", &[&header(&other)]).await;
+    assert_eq!(status, 200, "{line}");
+    std::fs::write(nw.policy_path(), policy(&publisher.url("/certs"), &ca, "")).expect("rewrite");
+    nw.signal("HUP");
+    nw.wait_log(|l| l["event"] == "policy_reloaded" && l["generation"] == 3);
     let (status, line) = admin(&nw, "two", &[&header(&good), &header(&sales)]).await;
     assert_eq!(
         (status, line["identity.state"].as_str()),
@@ -371,6 +393,13 @@ rules:
         "X-Remote-Group: system:masters",
         "X-Remote-Extra-Scopes: admin",
         "X-Forwarded-Client-Cert: Hash=1;Subject=\"CN=admin\"",
+        // Whole families (second review).
+        "X-SSL-Client-S-DN: CN=admin,O=Example",
+        "Client-Cert: :MIIB:",
+        "X-Forwarded-Tls-Client-Cert: MIIB",
+        "X-Amzn-Mtls-Clientcert: MIIB",
+        "X-Remote-Uid: 0",
+        "X-MS-TOKEN-AAD-ID-TOKEN: x",
     ];
     let stripped = [
         "x-auth-request-user",
@@ -386,6 +415,12 @@ rules:
         "x-remote-group",
         "x-remote-extra-scopes",
         "x-forwarded-client-cert",
+        "x-ssl-client-s-dn",
+        "client-cert",
+        "x-forwarded-tls-client-cert",
+        "x-amzn-mtls-clientcert",
+        "x-remote-uid",
+        "x-ms-token-aad-id-token",
     ];
     // From a client that is not the auth proxy: not believed, refused.
     let r = get("127.0.0.1", nw.addr("http"), "/admin/x", &forged).await;

@@ -3,7 +3,6 @@
 //! verified before the decision (a signed token's signature and claims, or
 //! a trusted auth proxy's headers); here it is only compared.
 
-use super::account::fold;
 use super::accounts::AccountPattern;
 
 /// A verified identity.
@@ -147,9 +146,28 @@ impl Who {
     }
 }
 
-/// An e-mail address as identities and `who.emails` patterns compare it.
+/// An e-mail address as identities carry it: ASCII case folded, nothing
+/// else. An identity provider names mailboxes exactly: `ýamada@` or
+/// `yama\u{200b}da@` is another person than `yamada@`, whom a `who:`
+/// written for yamada must not let in (second red-team review of issue
+/// 26), unlike a sign-in form, whose account the console may fold.
 pub fn fold_email(email: &str) -> Box<str> {
-    fold(email).into()
+    email.trim().to_ascii_lowercase().into()
+}
+
+/// One bare e-mail address: one `@` with text on both sides, no spaces,
+/// commas, semicolons, quotes, brackets or controls (not a display name,
+/// not a list).
+pub fn is_address(e: &str) -> bool {
+    let mut parts = e.split('@');
+    let (Some(local), Some(domain), None) = (parts.next(), parts.next(), parts.next()) else {
+        return false;
+    };
+    !local.is_empty()
+        && !domain.is_empty()
+        && !e
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || "<>\"()[]\\,;".contains(c))
 }
 
 #[cfg(test)]
@@ -213,6 +231,38 @@ mod tests {
             ..id()
         };
         assert_eq!(who(&[], &["*@example.jp"], &[]).matches(&no_email), None);
+        // Another mailbox that folds to the same letters is another person.
+        for other in [
+            "ýamada@example.jp",
+            "yama\u{200b}da@example.jp",
+            "ｙａｍａｄａ@example.jp",
+        ] {
+            let id = Identity {
+                email: Some(fold_email(other)),
+                ..id()
+            };
+            assert_eq!(
+                who(&[], &["yamada@example.jp"], &[]).matches(&id),
+                None,
+                "{other}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_address_is_one_bare_address() {
+        assert!(is_address("yamada@example.jp"));
+        for bad in [
+            "Y <y@example.jp>",
+            "a@b, c@d",
+            "a@b;c@d",
+            "a@b@c",
+            "@b",
+            "a@",
+            "a b@c",
+        ] {
+            assert!(!is_address(bad), "{bad}");
+        }
     }
 
     #[test]

@@ -10,7 +10,7 @@ use base64::Engine as _;
 use jsonwebtoken::{Algorithm, DecodingKey};
 use serde_json::{Map, Value};
 
-use crate::engine::who::{Identity, Invalid, fold_email};
+use crate::engine::who::{Identity, Invalid, fold_email, is_address};
 use crate::policy::identity::{JwtSettings, defaults};
 
 /// Groups kept of one token, and other claims: enough for any `who:`, and
@@ -220,17 +220,38 @@ fn identity(claims: &Map<String, Value>, settings: &JwtSettings) -> Result<Ident
         Some(Value::String(s)) if !s.is_empty() && s.len() <= MAX_CLAIM_VALUE => s.as_str(),
         _ => return Err(Invalid::Claims),
     };
+    // One bare address, or the token is not one to believe (a list or a
+    // display name would be read as something else by someone).
     let email = match claims.get(&settings.email_claim) {
         None => None,
-        Some(Value::String(e)) if e.len() <= MAX_CLAIM_VALUE => Some(fold_email(e)),
+        Some(Value::String(e)) if e.len() <= MAX_CLAIM_VALUE && is_address(e) => {
+            Some(fold_email(e))
+        }
         Some(_) => return Err(Invalid::Claims),
     };
-    // A groups claim that is one string ("admins") is one group; a
-    // comma-separated one is what header identities send, not tokens.
-    let groups = claims
-        .get(&settings.groups_claim)
-        .map(texts)
-        .unwrap_or_default();
+    // An address the provider says it has not verified names nobody
+    // (OpenID Connect Core §5.1 `email_verified`).
+    let unverified = matches!(claims.get("email_verified"), Some(Value::Bool(false)))
+        || claims.get("email_verified").and_then(Value::as_str) == Some("false");
+    let email = email.filter(|_| !unverified);
+    // Groups: a string, or a list of strings; anything else is not a
+    // groups claim to believe.
+    let groups = match claims.get(&settings.groups_claim) {
+        None => Vec::new(),
+        Some(Value::String(g)) if g.len() <= MAX_CLAIM_VALUE => vec![g.as_str().into()],
+        Some(Value::Array(list))
+            if list.len() <= MAX_GROUPS
+                && list
+                    .iter()
+                    .all(|g| g.as_str().is_some_and(|s| s.len() <= MAX_CLAIM_VALUE)) =>
+        {
+            list.iter()
+                .filter_map(Value::as_str)
+                .map(Into::into)
+                .collect()
+        }
+        Some(_) => return Err(Invalid::Claims),
+    };
     let kept = |k: &String| {
         !matches!(k.as_str(), "exp" | "nbf" | "iat" | "jti")
             && *k != settings.groups_claim
@@ -381,6 +402,21 @@ mod tests {
             t(base.replace(&format!(r#","exp":{}"#, NOW + 300), "")),
             Err(Invalid::Claims)
         );
+    }
+
+    #[test]
+    fn emails_and_groups_are_believed_only_as_one_address_and_strings() {
+        let s = Signer::new();
+        let t = |extra: &str, base: String| check(&s, &s.token(ES256, &base.replace("}", extra)));
+        // An address its provider has not verified names nobody.
+        let id = t(r#","email_verified":false}"#, claims("")).expect("valid");
+        assert_eq!(id.email, None);
+        let list = claims("").replace("Yamada@Example.JP", "kato@contractor.example,x@example.jp");
+        assert_eq!(t("}", list), Err(Invalid::Claims));
+        let display = claims("").replace("Yamada@Example.JP", "Y <yamada@example.jp>");
+        assert_eq!(t("}", display), Err(Invalid::Claims));
+        let groups = claims("").replace(r#"["admins"]"#, r#"[1,"admins"]"#);
+        assert_eq!(t("}", groups), Err(Invalid::Claims));
     }
 
     #[test]

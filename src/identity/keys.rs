@@ -100,6 +100,15 @@ fn public_key(jwk: &Jwk) -> Option<Key> {
     ) {
         return None;
     }
+    // RFC 7517 §4.3: a key whose operations are listed is for those only.
+    if jwk
+        .common
+        .key_operations
+        .as_ref()
+        .is_some_and(|ops| !ops.contains(&jsonwebtoken::jwk::KeyOperations::Verify))
+    {
+        return None;
+    }
     let usable = matches!(
         jwk.algorithm,
         AlgorithmParameters::RSA(_)

@@ -71,8 +71,9 @@ struct State {
 }
 
 /// A token verified: its identity, the last second (epoch) it is valid
-/// at, and when it was verified.
-type Verified = (Arc<Identity>, i64, Instant);
+/// at, when it was verified, and under which settings (held, so that
+/// their address is not reused while the entry lives).
+type Verified = (Arc<Identity>, i64, Instant, Arc<JwtSettings>);
 
 /// What `status` and `/readyz` say of the keys.
 #[derive(Clone, Debug)]
@@ -106,6 +107,8 @@ impl KeyStore {
             && m.allow_http == s.allow_http
             && m.timeout == s.timeout
             && m.issuer == s.issuer
+            && m.refresh == s.refresh
+            && m.refetch_interval == s.refetch_interval
     }
 
     pub fn status(&self) -> KeyStatus {
@@ -248,6 +251,10 @@ impl KeyStore {
                 {
                     return Err("the discovery document's jwks_uri is not https".into());
                 }
+                let authority = jwks.split("://").nth(1).and_then(|r| r.split('/').next());
+                if authority.is_some_and(|a| a.contains('@')) {
+                    return Err("the discovery document's jwks_uri holds credentials".into());
+                }
                 KeySet::from_jwks(&get(jwks).await?)
             }
             Keys::PemPerKid(base) => {
@@ -264,49 +271,66 @@ impl KeyStore {
 
     /// Checks `token` at `now`: its key found (fetched again if its `kid`
     /// is new, as often as allowed), its signature and claims verified.
+    ///
+    /// `settings` are the policy's in force: a reload that changes how
+    /// tokens are checked (audience, algorithms, signer, claims) applies
+    /// at once, with the keys kept (second red-team review: the store's
+    /// own copy was used until a restart), and tokens verified under other
+    /// settings are not taken from the cache.
     pub async fn verify(
         self: &Arc<Self>,
         token: &str,
+        settings: &Arc<JwtSettings>,
         now: jiff::Timestamp,
     ) -> Result<Arc<Identity>, Invalid> {
-        if let Some(id) = self.cached(token, now.as_second()) {
+        if let Some(id) = self.cached(token, settings, now.as_second()) {
             return Ok(id);
         }
-        let (identity, until) = self.check(token, now).await?;
+        let (identity, until) = self.check(token, settings, now).await?;
         let identity = Arc::new(identity);
-        self.remember(token, &identity, until, now.as_second());
+        self.remember(token, settings, &identity, until, now.as_second());
         Ok(identity)
     }
 
-    fn cached(&self, token: &str, now: i64) -> Option<Arc<Identity>> {
+    fn cached(&self, token: &str, settings: &Arc<JwtSettings>, now: i64) -> Option<Arc<Identity>> {
         let map = self
             .verified
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let (id, until, at) = map.get(token)?;
-        (now <= *until && at.elapsed() < CACHE_FOR).then(|| id.clone())
+        let (id, until, at, by) = map.get(token)?;
+        (now <= *until && at.elapsed() < CACHE_FOR && Arc::ptr_eq(by, settings)).then(|| id.clone())
     }
 
-    fn remember(&self, token: &str, id: &Arc<Identity>, until: i64, now: i64) {
+    fn remember(
+        &self,
+        token: &str,
+        settings: &Arc<JwtSettings>,
+        id: &Arc<Identity>,
+        until: i64,
+        now: i64,
+    ) {
         let mut map = self
             .verified
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         if map.len() >= CACHE_ENTRIES {
-            map.retain(|_, (_, u, at)| now <= *u && at.elapsed() < CACHE_FOR);
+            map.retain(|_, (_, u, at, _)| now <= *u && at.elapsed() < CACHE_FOR);
             if map.len() >= CACHE_ENTRIES {
                 map.clear();
             }
         }
-        map.insert(token.into(), (id.clone(), until, Instant::now()));
+        map.insert(
+            token.into(),
+            (id.clone(), until, Instant::now(), settings.clone()),
+        );
     }
 
     async fn check(
         self: &Arc<Self>,
         token: &str,
+        s: &JwtSettings,
         now: jiff::Timestamp,
     ) -> Result<(Identity, i64), Invalid> {
-        let s = &self.settings;
         let peeked = jwt::peek(token, s)?;
         let kid = peeked.kid.as_deref();
         if matches!(s.keys, Keys::PemPerKid(_)) && !kid.is_some_and(keys::kid_is_safe) {
@@ -426,7 +450,7 @@ pub async fn resolve(
             if token.is_empty() {
                 return Ok(None);
             }
-            registry.store_for(j).verify(token, now).await.map(Some)
+            registry.store_for(j).verify(token, j, now).await.map(Some)
         }
         Source::Headers(h) if peer_trusted => from_headers(h, headers).map(|i| i.map(Arc::new)),
         Source::Headers(_) => Ok(None),
@@ -467,7 +491,7 @@ pub fn from_headers(h: &HeaderSettings, headers: &HeaderMap) -> Result<Option<Id
         Some(n) => match one(n)? {
             Some(e) => {
                 single(e)?;
-                if !is_address(e) {
+                if !crate::engine::who::is_address(e) {
                     return Err(Invalid::Malformed);
                 }
                 Some(fold_email(e))
@@ -495,20 +519,6 @@ pub fn from_headers(h: &HeaderSettings, headers: &HeaderMap) -> Result<Option<Id
         groups,
         claims: Vec::new(),
     }))
-}
-
-/// One bare e-mail address: one `@` with text on both sides, no spaces,
-/// quotes, brackets or controls (not a display name, not a list).
-fn is_address(e: &str) -> bool {
-    let mut parts = e.split('@');
-    let (Some(local), Some(domain), None) = (parts.next(), parts.next(), parts.next()) else {
-        return false;
-    };
-    !local.is_empty()
-        && !domain.is_empty()
-        && !e
-            .chars()
-            .any(|c| c.is_whitespace() || c.is_control() || "<>\"()[]\\".contains(c))
 }
 
 #[cfg(test)]

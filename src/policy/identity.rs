@@ -143,13 +143,28 @@ impl HeaderSettings {
 /// attribute a header).
 pub const IDENTITY_PREFIXES: &[&str] = &[
     "x-auth-request-",
-    "x-remote-extra-",
-    "impersonate-extra-",
+    // Kubernetes' authenticating proxy: -user, -group, -uid, -extra-*.
+    "x-remote-",
+    "impersonate-",
     "oidc-claim-",
-    "x-vouch-idp-claims-",
+    "x-vouch-",
     "x-pomerium-claim-",
     "x-webauth-",
     "x-authentik-",
+    "x-ms-client-principal",
+    "x-ms-token-",
+    "tailscale-user-",
+    // Client certificates, as TLS-terminating proxies pass them on (nginx's
+    // X-SSL-Client-S-DN and the like, Traefik's, AWS ALB mTLS's, RFC 9440's
+    // Client-Cert and Client-Cert-Chain): the second red-team review found
+    // whole families where single names were listed.
+    "x-ssl-client-",
+    "ssl-client-",
+    "x-client-cert",
+    "client-cert",
+    "x-forwarded-tls-client-cert",
+    "x-tls-client-",
+    "x-amzn-mtls-",
 ];
 
 /// Whether `name` (lower case, `-` spelling) is one of the headers auth
@@ -223,6 +238,10 @@ pub fn is_identity_header(name: &str) -> bool {
             | "impersonate-group"
             | "impersonate-uid"
         // Client certificates as a TLS-terminating proxy passes them on.
+            | "x-ssl-cert"
+            | "x-client-certificate"
+            | "x-arr-clientcert"
+            | "gap-auth"
             | "x-ssl-client-dn"
             | "x-ssl-client-verify"
             | "x-ssl-client-cert"
@@ -422,8 +441,29 @@ impl Cx<'_, '_> {
             );
         }
         let refresh = self.duration(j.refresh.as_ref(), defaults::REFRESH);
+        if let Some(r) = &j.refresh
+            && refresh < std::time::Duration::from_secs(60)
+        {
+            self.error(
+                &r.referenced,
+                "identity.jwt: refresh is shorter than 1m".into(),
+                Some("providers rotate keys over days; 1h is the default".into()),
+            );
+        }
         let refetch_interval =
             self.duration(j.refetch_interval.as_ref(), defaults::REFETCH_INTERVAL);
+        if let Some(r) = &j.refetch_interval
+            && refetch_interval < std::time::Duration::from_secs(1)
+        {
+            self.error(
+                &r.referenced,
+                "identity.jwt: refetch_interval is shorter than 1s".into(),
+                Some(
+                    "each token with a new kid may fetch the keys this often: 5m is the default"
+                        .into(),
+                ),
+            );
+        }
         let timeout = self.duration(j.timeout.as_ref(), defaults::TIMEOUT);
         let claim = |v: &Option<S<String>>, d: &str| {
             v.as_ref()

@@ -164,6 +164,13 @@ impl Cx<'_, '_> {
                 ok = false;
                 None
             });
+        if let (Some(_), Some(_)) = (&accounts, &who) {
+            self.warn(
+                &rule.name.referenced,
+                format!("{ctx} has both 'accounts' and 'who': a sign-in must match both, and one that matches only one falls through to later rules"),
+                Some("to keep a group's accounts to its networks whatever the identity, give 'accounts' a rule of its own (and 'who' another), each followed by its closing rule (docs/identity.md)".into()),
+            );
+        }
         let kind = kind?;
         if !ok {
             return None;

@@ -1042,6 +1042,17 @@ fn bad_patterns_and_unused_groups_are_said() {
 }
 
 #[test]
+fn a_rule_with_both_accounts_and_who_is_a_warning() {
+    let d = diagnostics(&format!(
+        "{GROUPS}identity:\n  headers: {{ preset: authelia }}\nclient_ip: {{ trusted_proxies: [office] }}\nrules:\n  - {{ name: r, paths: [/login], methods: [POST], login: true, account: {{ form: u }}, accounts: [agency], who: {{ groups: [agency] }}, allow_from: [office] }}\n"
+    ));
+    assert!(
+        has(&d, "warning: rule 'r' has both 'accounts' and 'who'"),
+        "{d:#?}"
+    );
+}
+
+#[test]
 fn a_rule_for_some_accounts_hides_only_rules_for_the_same() {
     let rule = |name: &str, accounts: &str| {
         format!(
