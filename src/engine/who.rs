@@ -149,7 +149,7 @@ impl Who {
 /// An e-mail address as identities carry it: ASCII case folded, nothing
 /// else. An identity provider names mailboxes exactly: `ýamada@` or
 /// `yama\u{200b}da@` is another person than `yamada@`, whom a `who:`
-/// written for yamada must not let in (second red-team review of issue
+/// written for yamada must not let in (third red-team review of issue
 /// 26), unlike a sign-in form, whose account the console may fold.
 pub fn fold_email(email: &str) -> Box<str> {
     email.trim().to_ascii_lowercase().into()

@@ -274,7 +274,7 @@ impl KeyStore {
     ///
     /// `settings` are the policy's in force: a reload that changes how
     /// tokens are checked (audience, algorithms, signer, claims) applies
-    /// at once, with the keys kept (second red-team review: the store's
+    /// at once, with the keys kept (third red-team review: the store's
     /// own copy was used until a restart), and tokens verified under other
     /// settings are not taken from the cache.
     pub async fn verify(

@@ -156,7 +156,7 @@ pub const IDENTITY_PREFIXES: &[&str] = &[
     "tailscale-user-",
     // Client certificates, as TLS-terminating proxies pass them on (nginx's
     // X-SSL-Client-S-DN and the like, Traefik's, AWS ALB mTLS's, RFC 9440's
-    // Client-Cert and Client-Cert-Chain): the second red-team review found
+    // Client-Cert and Client-Cert-Chain): the third red-team review found
     // whole families where single names were listed.
     "x-ssl-client-",
     "ssl-client-",
