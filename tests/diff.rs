@@ -149,3 +149,30 @@ fn git_compares_the_working_copy_with_a_revision() {
     ]);
     assert_eq!(code, 2, "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_logs_what_it_changes_for_any_request() {
+    use crate::support::proxy::{Netwarden, Upstream, admin};
+    let up = Upstream::start().await;
+    let text = "version: 1\nnetworks:\n  office: [127.0.0.0/24]\nrules:\n  - { name: console, allow_from: [office] }\n";
+    let nw = Netwarden::in_front_of(text, &up);
+    std::fs::write(
+        nw.policy_path(),
+        text.replace("[127.0.0.0/24]", "[127.0.0.0/24, 198.18.0.0/23]"),
+    )
+    .expect("edit");
+    nw.signal("HUP");
+    let line = nw.wait_log(|l| l["event"] == "policy_reloaded");
+    assert_eq!(line["access"], "wider", "{line}");
+    assert_eq!(line["now_allowed"], 1, "{line}");
+    assert!(
+        line["first"]
+            .as_str()
+            .is_some_and(|f| f.contains("now allowed 198.18.0.0/23")),
+        "{line}"
+    );
+    let (code, policy) = admin(&nw, "GET", "/policy").await;
+    assert_eq!(code, 200);
+    assert_eq!(policy["last_diff"]["access"], "wider", "{policy}");
+    assert_eq!(policy["last_diff"]["generation"], 2, "{policy}");
+}

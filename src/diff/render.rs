@@ -313,6 +313,65 @@ fn md(s: &str) -> String {
     s.replace('|', "\\|")
 }
 
+/// What a reload logs and GET /policy keeps of a diff.
+#[derive(Clone, Debug)]
+pub struct Summary {
+    pub verdict: &'static str,
+    pub now_allowed: usize,
+    pub now_denied: usize,
+    pub other_rule: usize,
+    /// The first few changes, one line each, "now allowed" first.
+    pub first: Vec<String>,
+}
+
+/// Changes shown in a summary.
+const SUMMARY_FIRST: usize = 3;
+
+pub fn summary(r: &Report) -> Summary {
+    let count = |k| r.changes.iter().filter(|c| c.kind == k).count();
+    Summary {
+        verdict: r.verdict().as_str(),
+        now_allowed: count(Kind::NowAllowed),
+        now_denied: count(Kind::NowDenied),
+        other_rule: count(Kind::OtherRule),
+        first: ordered(r)
+            .iter()
+            .filter(|c| c.kind != Kind::OtherRule)
+            .take(SUMMARY_FIRST)
+            .map(|c| {
+                format!(
+                    "{} {} ({} by '{}' -> {} by '{}')",
+                    heading(c.kind),
+                    addresses(c),
+                    c.before.action,
+                    c.before.rule,
+                    c.after.action,
+                    c.after.rule
+                )
+            })
+            .chain(
+                r.settings
+                    .iter()
+                    .filter(|s| s.wider)
+                    .map(|s| format!("{}: {}", s.name, s.detail)),
+            )
+            .take(SUMMARY_FIRST)
+            .collect(),
+    }
+}
+
+impl Summary {
+    pub fn to_json(&self) -> Value {
+        json!({
+            "access": self.verdict,
+            "now_allowed": self.now_allowed,
+            "now_denied": self.now_denied,
+            "other_rule": self.other_rule,
+            "first": self.first,
+        })
+    }
+}
+
 /// One JSON object.
 pub fn json(r: &Report) -> Value {
     let changes: Vec<Value> = ordered(r)

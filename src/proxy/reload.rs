@@ -137,6 +137,9 @@ struct Status {
     /// watcher's "unchanged" a moment later must not hide an admin's
     /// refused edit (issue 23).
     last_change: Option<(SystemTime, &'static str, Outcome)>,
+    /// What the last reload changed for any request (`netwarden diff`'s
+    /// summary), for GET /policy.
+    last_diff: Option<Value>,
 }
 
 /// Alerts started for a new policy: `None` when it has no `alerts:`
@@ -177,6 +180,7 @@ impl Reloader {
                 loaded_at: SystemTime::now(),
                 last_attempt: None,
                 last_change: None,
+                last_diff: None,
             }),
             running: tokio::sync::Mutex::new(()),
             tls,
@@ -365,7 +369,19 @@ impl Reloader {
                     Some(refused) => refused,
                     None => match self.new_alerts(&old, &new) {
                         Err(errors) => Outcome::Failed { errors },
-                        Ok(alerts) => self.commit(trigger, &old, new, sha256, alerts),
+                        Ok(alerts) => {
+                            // What the edit changes for any request (issue
+                            // 27), off the async threads: a large policy
+                            // takes a while.
+                            let new = Arc::new(new);
+                            let (a, b) = (old.clone(), new.clone());
+                            let semantic = tokio::task::spawn_blocking(move || {
+                                crate::diff::diff(&a, &b, crate::clock::now())
+                            })
+                            .await
+                            .ok();
+                            self.commit(trigger, &old, new, sha256, alerts, semantic)
+                        }
                     },
                 }
             }
@@ -476,13 +492,15 @@ impl Reloader {
         &self,
         trigger: &'static str,
         old: &Policy,
-        new: Policy,
+        new: Arc<Policy>,
         sha256: String,
         alerts: Option<NextAlerts>,
+        semantic: Option<crate::diff::Report>,
     ) -> Outcome {
         let restart = needs_restart(old, &new);
         let diff = diff_summary(old, &new);
-        self.shared.policy.store(Arc::new(new));
+        let summary = semantic.as_ref().map(crate::diff::render::summary);
+        self.shared.policy.store(new);
         self.shared.feeds.policy_changed();
         if let Some(next) = alerts {
             let sinks = next.as_ref().map_or(0, |l| l.running.sink_count());
@@ -508,6 +526,13 @@ impl Reloader {
             generation = s.generation;
             s.sha256 = sha256.clone();
             s.loaded_at = SystemTime::now();
+            if let Some(sum) = &summary {
+                let mut v = sum.to_json();
+                v["at"] = json!(rfc3339(SystemTime::now()));
+                v["generation"] = json!(generation);
+                v["trigger"] = json!(trigger);
+                s.last_diff = Some(v);
+            }
         });
         tracing::info!(
             event = "policy_reloaded",
@@ -516,6 +541,11 @@ impl Reloader {
             old_sha256 = %old_sha,
             new_sha256 = %sha256,
             changes = %diff,
+            access = summary.as_ref().map(|s| s.verdict),
+            now_allowed = summary.as_ref().map(|s| s.now_allowed),
+            now_denied = summary.as_ref().map(|s| s.now_denied),
+            other_rule = summary.as_ref().map(|s| s.other_rule),
+            first = summary.as_ref().map(|s| s.first.join("; ")),
             "policy reloaded"
         );
         if !restart.is_empty() {
@@ -714,6 +744,7 @@ impl Reloader {
             "loaded_at": rfc3339(s.loaded_at),
             "last_reload": last,
             "last_attempt": attempt,
+            "last_diff": s.last_diff,
             "alert_sinks": self.shared.alerts.sinks(),
             "alert_sinks_disabled": self.shared.alerts.disabled(),
             "listeners": self.shared.listeners.get().map(|l| l.iter().map(|(role, address, proxy_protocol)| json!({
