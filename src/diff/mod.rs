@@ -491,7 +491,8 @@ fn hosts(a: &Ruleset, b: &Ruleset) -> Vec<Option<String>> {
     out
 }
 
-/// Now, and each instant either policy's rules or grants change at.
+/// Now, each instant either policy's rules or grants end at, and each
+/// instant a `when:` window of either opens or closes in the coming week.
 fn instants(a: &Ruleset, b: &Ruleset, now: Timestamp) -> Vec<Timestamp> {
     let mut out = vec![now];
     out.extend(
@@ -500,6 +501,11 @@ fn instants(a: &Ruleset, b: &Ruleset, now: Timestamp) -> Vec<Timestamp> {
             .map(|e| e.until())
             .filter(|u| *u > now),
     );
+    for rule in a.rules().iter().chain(b.rules()) {
+        for w in &rule.when {
+            out.extend(w.edges_after(now));
+        }
+    }
     out.sort();
     out.dedup();
     out
@@ -880,6 +886,41 @@ rules:
             r.changes
                 .iter()
                 .any(|c| c.kind == Kind::NowAllowed && c.requests.iter().any(|q| q.from.is_some()))
+        );
+    }
+
+    #[test]
+    fn a_window_that_opens_wider_is_wider() {
+        let w = |hours: &str| {
+            load(&format!("version: 1
+networks:
+  vpn: [198.51.100.0/24]
+rules:
+  - {{ name: contractors, allow_from: [vpn], when: {{ days: [mon-fri], hours: \"{hours}\", time_zone: Asia/Tokyo }} }}
+  - {{ name: closed, action: deny }}
+"))
+        };
+        // Monday 2026-12-07 00:00 UTC (09:00 in Tokyo).
+        let monday: Timestamp = "2026-12-07T00:00:00Z".parse().expect("instant");
+        let r = diff(&w("09:00-18:00"), &w("08:00-20:00"), monday);
+        assert_eq!(r.verdict(), Verdict::Wider);
+        let opened = r
+            .changes
+            .iter()
+            .find(|c| c.kind == Kind::NowAllowed)
+            .expect("an opening");
+        // From 18:00 Tokyo (09:00 UTC) the new window still holds.
+        assert!(
+            opened
+                .requests
+                .iter()
+                .any(|q| q.from == Some("2026-12-07T09:00:00Z".parse().expect("instant"))),
+            "{:?}",
+            opened.requests
+        );
+        assert_eq!(
+            diff(&w("09:00-18:00"), &w("09:00-18:00"), monday).verdict(),
+            Verdict::Same
         );
     }
 

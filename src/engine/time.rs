@@ -197,6 +197,45 @@ impl Window {
     }
 }
 
+impl Window {
+    /// Every instant in the eight days after `now` at which the window
+    /// opens or closes (for `netwarden diff`: between two of them, the
+    /// window holds or not throughout).
+    pub fn edges_after(&self, now: Timestamp) -> Vec<Timestamp> {
+        let today = self.zone.to_datetime(now).date();
+        let mut out = Vec::new();
+        for d in -1..8i64 {
+            let Ok(date) = today.checked_add(jiff::Span::new().days(d)) else {
+                continue;
+            };
+            if !self
+                .days
+                .has(u8::try_from(date.weekday().to_monday_zero_offset()).unwrap_or(7))
+            {
+                continue;
+            }
+            let Hours { start, end } = self.hours;
+            // A window past midnight closes on the next day.
+            let end_day = if end <= start { 1 } else { 0 };
+            for (minute, extra) in [(start, 0i64), (end, end_day)] {
+                let (day_shift, minute) = if minute == DAY { (1, 0) } else { (0, minute) };
+                let Ok(day) = date.checked_add(jiff::Span::new().days(extra + day_shift)) else {
+                    continue;
+                };
+                let (Ok(h), Ok(m)) = (i8::try_from(minute / 60), i8::try_from(minute % 60)) else {
+                    continue;
+                };
+                if let Ok(at) = self.zone.to_timestamp(day.at(h, m, 0, 0))
+                    && at > now
+                {
+                    out.push(at);
+                }
+            }
+        }
+        out
+    }
+}
+
 /// When the first of `windows` opens after `now`.
 pub fn next_opening(windows: &[Window], now: Timestamp) -> Option<Opening> {
     windows
