@@ -52,6 +52,8 @@ pub struct Outcome {
     pub action: &'static str,
     /// The deciding rule's name, or `default`.
     pub rule: String,
+    /// The report-only rule that would have denied, if one would.
+    pub report: Option<String>,
 }
 
 impl Outcome {
@@ -61,6 +63,7 @@ impl Outcome {
             rule: p
                 .rule
                 .map_or_else(|| "default".to_string(), |r| r.name.clone()),
+            report: p.report.map(|r| r.name.clone()),
         }
     }
 }
@@ -763,7 +766,12 @@ mod tests {
         load_str(yaml, Path::new("p.yaml")).expect("valid").policy
     }
 
-    fn decided(p: &Policy, ip: IpAddr, method: &str, path: &str) -> (Action, String) {
+    fn decided(
+        p: &Policy,
+        ip: IpAddr,
+        method: &str,
+        path: &str,
+    ) -> (Action, String, Option<String>) {
         let facts = RequestFacts {
             client: ClientSource::Given(ip),
             method,
@@ -774,7 +782,11 @@ mod tests {
             identity: IdentityFact::Missing,
         };
         let d = decide(p.ruleset(), &facts);
-        (d.action, d.rule_name().to_string())
+        (
+            d.action,
+            d.rule_name().to_string(),
+            d.report.map(|r| r.rule.name.clone()),
+        )
     }
 
     const BASE: &str = "version: 1
@@ -945,7 +957,12 @@ rules:
                 "\"/**\"",
                 "/x",
             ]),
-            prop::sample::select(vec!["", ", methods: [GET]", ", methods: [POST]"]),
+            prop::sample::select(vec![
+                "",
+                ", methods: [GET]",
+                ", methods: [POST]",
+                ", mode: report",
+            ]),
             prop::sample::select(vec![
                 "allow_from: [a]",
                 "allow_from: [b, c]",
@@ -1000,6 +1017,7 @@ rules:
                 };
                 let found = r.changes.iter().any(|c| c.kind == kind
                     && c.before.rule == before.1 && c.after.rule == after.1
+                    && c.before.report == before.2 && c.after.report == after.2
                     && c.addresses.contains(ip));
                 prop_assert!(found, "{} {} from {ip}: {before:?} -> {after:?} not reported\n{old}\n{new}", methods[m], paths[p]);
             }
@@ -1009,6 +1027,8 @@ rules:
                 let (before, after) = (decided(&a, ip, &q.method, &q.probe), decided(&b, ip, &q.method, &q.probe));
                 prop_assert_eq!(before.1, c.before.rule.clone());
                 prop_assert_eq!(after.1, c.after.rule.clone());
+                prop_assert_eq!(before.2, c.before.report.clone());
+                prop_assert_eq!(after.2, c.after.report.clone());
             }
             if r.changes.is_empty() {
                 prop_assert_eq!(r.verdict(), Verdict::Same);

@@ -31,6 +31,15 @@ impl Verdict {
     }
 }
 
+/// `deny by 'console'`, with the report-only rule that would deny.
+fn outcome(o: &super::Outcome) -> String {
+    let mut s = format!("{} by '{}'", o.action, o.rule);
+    if let Some(r) = &o.report {
+        let _ = write!(s, " (report-only '{r}' would deny)");
+    }
+    s
+}
+
 fn heading(kind: Kind) -> &'static str {
     match kind {
         Kind::NowAllowed => "now allowed",
@@ -191,8 +200,9 @@ pub fn text(r: &Report, old: &str, new: &str) -> String {
         let _ = writeln!(out, "  {}", addresses(c));
         let _ = writeln!(
             out,
-            "    was {} by '{}', now {} by '{}'",
-            c.before.action, c.before.rule, c.after.action, c.after.rule
+            "    was {}, now {}",
+            outcome(&c.before),
+            outcome(&c.after)
         );
         for q in requests(r, c) {
             let _ = writeln!(out, "    {q}");
@@ -255,12 +265,10 @@ pub fn markdown(r: &Report, old: &str, new: &str) -> String {
         }
         let _ = writeln!(
             out,
-            "| {} | {} by `{}` | {} by `{}` | {} |",
+            "| {} | {} | {} | {} |",
             md(&addresses(c)),
-            c.before.action,
-            c.before.rule,
-            c.after.action,
-            c.after.rule,
+            md(&outcome(&c.before)),
+            md(&outcome(&c.after)),
             requests(r, c)
                 .iter()
                 .map(|q| format!("`{}`", q.replace('`', "'")))
@@ -340,13 +348,11 @@ pub fn summary(r: &Report) -> Summary {
             .take(SUMMARY_FIRST)
             .map(|c| {
                 format!(
-                    "{} {} ({} by '{}' -> {} by '{}')",
+                    "{} {} ({} -> {})",
                     heading(c.kind),
                     addresses(c),
-                    c.before.action,
-                    c.before.rule,
-                    c.after.action,
-                    c.after.rule
+                    outcome(&c.before),
+                    outcome(&c.after)
                 )
             })
             .chain(
@@ -385,8 +391,8 @@ pub fn json(r: &Report) -> Value {
                     "ipv6": c.addresses.address_count().1.to_string(),
                 },
                 "network": c.network,
-                "before": { "action": c.before.action, "rule": c.before.rule },
-                "after": { "action": c.after.action, "rule": c.after.rule },
+                "before": { "action": c.before.action, "rule": c.before.rule, "report_rule": c.before.report },
+                "after": { "action": c.after.action, "rule": c.after.rule, "report_rule": c.after.report },
                 "requests": c.requests.iter().map(|q| json!({
                     "method": q.method,
                     "path": q.path,

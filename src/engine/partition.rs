@@ -31,6 +31,8 @@ pub struct Piece<'p> {
     /// `None`: the default.
     pub rule: Option<&'p Rule>,
     pub reason: Reason,
+    /// The first report-only rule that would have denied these addresses.
+    pub report: Option<&'p Rule>,
 }
 
 /// Whether `rule` applies to `shape` whatever the address (its paths,
@@ -64,6 +66,9 @@ pub fn partition<'p>(
 ) -> Vec<Piece<'p>> {
     let mut out = Vec::new();
     let mut undecided = RangeSet::everything();
+    // Report-only rules that would deny: which addresses each holds first.
+    let mut unreported = RangeSet::everything();
+    let mut reports: Vec<(RangeSet, &'p Rule)> = Vec::new();
     let push = |out: &mut Vec<Piece<'p>>, addresses: RangeSet, action, rule, reason| {
         if !addresses.is_empty() {
             out.push(Piece {
@@ -71,6 +76,7 @@ pub fn partition<'p>(
                 action,
                 rule,
                 reason,
+                report: None,
             });
         }
     };
@@ -109,8 +115,20 @@ pub fn partition<'p>(
                 IdentityFact::Invalid(why) => refused = Some(Reason::IdentityInvalid(why)),
             }
         }
-        // A report-only rule never decides.
+        // A report-only rule never decides; the addresses it would deny
+        // (still undecided, and not already reported) are remembered.
         if rule.report {
+            let open = undecided.intersection(&unreported);
+            let denied = match (&rule.kind, refused) {
+                (_, Some(_)) | (RuleKind::Action(Action::Deny), None) => open,
+                (RuleKind::Action(Action::Allow), None) => RangeSet::default(),
+                (RuleKind::AllowFrom(nets), None) => open.difference(&members(nets)),
+                (RuleKind::DenyFrom(nets), None) => open.intersection(&members(nets)),
+            };
+            if !denied.is_empty() {
+                unreported = unreported.difference(&denied);
+                reports.push((denied, rule));
+            }
             continue;
         }
         let all = std::mem::take(&mut undecided);
@@ -151,5 +169,30 @@ pub fn partition<'p>(
         }
     }
     push(&mut out, undecided, policy.default, None, Reason::Default);
-    out
+    if reports.is_empty() {
+        return out;
+    }
+    // Each piece split by the report-only rule that holds its addresses.
+    let mut split = Vec::with_capacity(out.len() * 2);
+    for piece in out {
+        let mut rest = piece.addresses.clone();
+        for (set, rule) in &reports {
+            let part = rest.intersection(set);
+            if !part.is_empty() {
+                rest = rest.difference(&part);
+                split.push(Piece {
+                    addresses: part,
+                    report: Some(rule),
+                    ..piece.clone()
+                });
+            }
+        }
+        if !rest.is_empty() {
+            split.push(Piece {
+                addresses: rest,
+                ..piece
+            });
+        }
+    }
+    split
 }
