@@ -695,13 +695,13 @@ fn settings(old: &Policy, new: &Policy) -> Vec<Setting> {
             },
         });
     }
-    let text = |v: &dyn std::fmt::Debug| format!("{v:?}");
+    let text = |v: &dyn std::fmt::Debug| format!("{v:#?}");
     let mut changed = |name: &'static str, wider: bool, before: String, after: String| {
         if before != after {
             out.push(Setting {
                 name,
                 wider,
-                detail: "changed".into(),
+                detail: changed_fields(&before, &after),
             });
         }
     };
@@ -729,6 +729,42 @@ fn settings(old: &Policy, new: &Policy) -> Vec<Setting> {
     changed("lockout", false, text(&old.lockout()), text(&new.lockout()));
     changed("pages", false, text(old.pages()), text(new.pages()));
     out
+}
+
+/// The fields two pretty-printed settings differ in, `name: old -> new`,
+/// the first few: the settings' own words, without a schema of them.
+fn changed_fields(before: &str, after: &str) -> String {
+    const SHOWN: usize = 6;
+    let field = |l: &str| -> Option<(String, String)> {
+        let t = l.trim().trim_end_matches(',');
+        let (k, v) = t.split_once(": ")?;
+        (!v.ends_with('{') && !v.ends_with('[') && !v.ends_with('('))
+            .then(|| (k.to_string(), v.to_string()))
+    };
+    let old: Vec<(String, String)> = before.lines().filter_map(field).collect();
+    let new: Vec<(String, String)> = after.lines().filter_map(field).collect();
+    let mut out: Vec<String> = Vec::new();
+    for (i, (k, v)) in new.iter().enumerate() {
+        match old.get(i) {
+            Some((ok, ov)) if ok == k && ov != v => out.push(format!("{k}: {ov} -> {v}")),
+            Some((ok, _)) if ok == k => {}
+            _ => {
+                if !old.iter().any(|(ok, ov)| ok == k && ov == v) {
+                    out.push(format!("{k}: {v}"));
+                }
+            }
+        }
+    }
+    if out.is_empty() {
+        return "changed".into();
+    }
+    let more = out.len().saturating_sub(SHOWN);
+    out.truncate(SHOWN);
+    let mut s = out.join("; ");
+    if more > 0 {
+        s.push_str(&format!("; and {more} more"));
+    }
+    s
 }
 
 /// `256 IPv4` / `2^64 IPv6` addresses, for people.
@@ -880,6 +916,28 @@ rules:
                     .iter()
                     .any(|q| q.probe == "/admin/report" && q.method == "GET")
         }));
+    }
+
+    #[test]
+    fn a_changed_setting_says_which_field() {
+        let old = load(&format!(
+            "{BASE}server: {{ timeouts: {{ header_read: 10s }} }}\n"
+        ));
+        let new = load(&format!(
+            "{BASE}server: {{ timeouts: {{ header_read: 30s }} }}\n"
+        ));
+        let r = diff(&old, &new, NOW);
+        let server = r
+            .settings
+            .iter()
+            .find(|s| s.name == "server")
+            .expect("server changed");
+        assert!(
+            server.detail.contains("header_read: 10s -> 30s"),
+            "{}",
+            server.detail
+        );
+        assert_eq!(r.verdict(), Verdict::Same);
     }
 
     #[test]
