@@ -20,7 +20,7 @@ use crate::engine::account::NoAccount;
 use crate::engine::facts::FactTest;
 use crate::engine::partition::{Piece, Shape, partition};
 use crate::engine::prefix::RangeSet;
-use crate::engine::ruleset::{NetRef, Rule, Ruleset};
+use crate::engine::ruleset::{NetRef, Ruleset};
 use crate::engine::who::{Identity, IdentityFact, fold_email};
 use crate::engine::{AccountFact, Action};
 use crate::policy::Policy;
@@ -135,7 +135,7 @@ pub struct Report {
     pub settings: Vec<Setting>,
     /// Request classes decided (each for every address).
     pub classes: usize,
-    /// Fact tests left out of the combinations (more than [`MAX_FACTS`]).
+    /// GeoIP fact dimensions left out (more worlds than [`MAX_WORLDS`]).
     pub facts_left_out: usize,
     /// The methods and paths (as shown) the classes were cut by: a change
     /// that holds for all of them says "any method", "every path".
@@ -171,13 +171,17 @@ impl Report {
     }
 }
 
-/// At most this many fact tests are combined (2^6 combinations); more are
-/// assumed false and counted in [`Report::facts_left_out`].
-pub const MAX_FACTS: usize = 6;
+/// At most this many worlds of GeoIP facts are decided; past it, the
+/// dimensions named last are left out (their tests taken as false) and
+/// counted in [`Report::facts_left_out`].
+pub const MAX_WORLDS: usize = 256;
 /// A method no rule names.
 const OTHER_METHOD: &str = "NWDIFF";
 /// A host no rule names.
 const OTHER_HOST: &str = "other.invalid";
+
+/// The rules a class meets in a policy, and how each refuses it if it does.
+type Signature = Vec<(usize, Option<&'static str>)>;
 
 /// A change's key: what it is and its addresses (as CIDRs).
 type ChangeKey = (Kind, Outcome, Outcome, Vec<String>);
@@ -229,41 +233,20 @@ pub fn diff(old: &Policy, new: &Policy, now: Timestamp) -> Report {
             }
         }
     }
-    let mut facts: Vec<FactTest> = Vec::new();
-    for t in a.fact_tests().chain(b.fact_tests()) {
-        if !facts.contains(t) {
-            facts.push(t.clone());
-        }
-    }
-    report.facts_left_out = facts.len().saturating_sub(MAX_FACTS);
-    facts.truncate(MAX_FACTS);
+    let tests: Vec<&FactTest> = a.fact_tests().chain(b.fact_tests()).collect();
+    let (worlds, left_out) = worlds(&tests);
+    report.facts_left_out = left_out;
 
     let mut found: BTreeMap<ChangeKey, (RangeSet, Vec<Request>)> = BTreeMap::new();
     for at in instants(a, b, now) {
-        for combo in 0u32..(1 << facts.len()) {
-            let holds = |t: &FactTest| {
-                facts
-                    .iter()
-                    .position(|f| f == t)
-                    .is_some_and(|i| combo & (1 << i) != 0)
-            };
-            let assumed: Vec<String> = facts
-                .iter()
-                .enumerate()
-                .map(|(i, f)| {
-                    let holds = combo & (1 << i) != 0;
-                    format!(
-                        "{} {}",
-                        fact_text(f),
-                        if holds { "holds" } else { "does not hold" }
-                    )
-                })
-                .collect();
+        for world in &worlds {
+            let holds = |t: &FactTest| world.holds(t);
+            let assumed = world.describe();
             // Members of a rule's networks, once per rule list; classes
             // that meet the same rules in both policies decide alike, once.
             let mut memo_a: HashMap<*const NetRef, RangeSet> = HashMap::new();
             let mut memo_b: HashMap<*const NetRef, RangeSet> = HashMap::new();
-            let mut seen: HashMap<(Vec<usize>, Vec<usize>), Differences> = HashMap::new();
+            let mut seen: HashMap<(Signature, Signature), Differences> = HashMap::new();
             for class in &classes {
                 let (account, account_name) = class.account;
                 let (identity, identity_name) = class.identity;
@@ -340,19 +323,17 @@ pub fn diff(old: &Policy, new: &Policy, now: Timestamp) -> Report {
     report
 }
 
-/// The rules (by index) a shape meets in a policy: what its pieces depend
-/// on besides the addresses.
-fn matching(p: &Ruleset, shape: &Shape<'_>) -> Vec<usize> {
+/// The rules (by index) a shape meets in a policy, and whether each
+/// refuses it outright: what its pieces depend on besides the addresses.
+fn matching(p: &Ruleset, shape: &Shape<'_>) -> Vec<(usize, Option<&'static str>)> {
     p.rules()
         .iter()
         .enumerate()
-        .filter(|(_, r)| rule_meets(p, r, shape))
-        .map(|(i, _)| i)
+        .filter_map(|(i, r)| {
+            crate::engine::partition::meets(p, r, shape)
+                .map(|refused| (i, refused.map(|r| r.code())))
+        })
         .collect()
-}
-
-fn rule_meets(p: &Ruleset, r: &Rule, shape: &Shape<'_>) -> bool {
-    crate::engine::partition::meets(p, r, shape)
 }
 
 /// Where the two partitions differ: each pair of pieces that share
@@ -401,34 +382,165 @@ fn shown_path(path: &str) -> String {
     path.replace("~nw~", "*")
 }
 
-fn fact_text(f: &FactTest) -> String {
-    match f {
-        FactTest::Country { codes, not } => {
-            let list: Vec<String> = codes
-                .iter()
-                .map(|c| String::from_utf8_lossy(c).into_owned())
-                .collect();
-            format!(
-                "country {}{}",
-                if *not { "not " } else { "" },
-                list.join(",")
-            )
-        }
-        FactTest::Asn(list) => format!(
-            "ASN {}",
-            list.iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join(",")
-        ),
-        FactTest::ConnectionType(list) => format!("connection type {}", list.join(",")),
-        FactTest::Anonymous(flags) => {
-            format!(
-                "anonymous ({})",
-                flags.names().collect::<Vec<_>>().join(",")
-            )
+/// What a fact says of a client: unknown to the database, a value no test
+/// names, or one a test names.
+#[derive(Clone, Debug, PartialEq)]
+enum Known<T> {
+    Unknown,
+    Other,
+    Is(T),
+}
+
+/// One combination of what the databases say of a client: its country,
+/// its ASN, its connection type, its anonymity flags. The values of a
+/// dimension exclude each other (a client has one country), so the
+/// worlds are the product of each dimension's values, not of the tests.
+#[derive(Clone, Debug)]
+struct World {
+    country: Known<[u8; 2]>,
+    asn: Known<u32>,
+    connection_type: Known<Box<str>>,
+    /// `None`: not anonymous.
+    anonymous: Option<crate::geo::AnonymousFlags>,
+}
+
+impl World {
+    fn holds(&self, t: &FactTest) -> bool {
+        match t {
+            FactTest::Country { codes, not } => match &self.country {
+                Known::Unknown => false,
+                Known::Other => *not,
+                Known::Is(c) => codes.contains(c) != *not,
+            },
+            FactTest::Asn(list) => matches!(&self.asn, Known::Is(n) if list.contains(n)),
+            FactTest::ConnectionType(list) => {
+                matches!(&self.connection_type, Known::Is(t) if list.iter().any(|x| x == t))
+            }
+            FactTest::Anonymous(mask) => self.anonymous.is_some_and(|a| a.intersects(*mask)),
         }
     }
+
+    fn describe(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        match &self.country {
+            Known::Is(c) => out.push(format!("country {}", String::from_utf8_lossy(c))),
+            Known::Other => out.push("a country no network names".into()),
+            Known::Unknown => {}
+        }
+        match &self.asn {
+            Known::Is(n) => out.push(format!("ASN {n}")),
+            Known::Other => out.push("another ASN".into()),
+            Known::Unknown => {}
+        }
+        match &self.connection_type {
+            Known::Is(t) => out.push(format!("connection type {t}")),
+            Known::Other => out.push("another connection type".into()),
+            Known::Unknown => {}
+        }
+        if let Some(a) = self.anonymous {
+            out.push(format!(
+                "anonymous ({})",
+                a.names().collect::<Vec<_>>().join(", ")
+            ));
+        }
+        out
+    }
+}
+
+/// The worlds the tests tell apart, and how many dimensions were left out
+/// to stay within [`MAX_WORLDS`].
+fn worlds(tests: &[&FactTest]) -> (Vec<World>, usize) {
+    let mut countries: Vec<[u8; 2]> = Vec::new();
+    let mut asns: Vec<u32> = Vec::new();
+    let mut types: Vec<Box<str>> = Vec::new();
+    let mut masks: Vec<crate::geo::AnonymousFlags> = Vec::new();
+    for t in tests {
+        match t {
+            FactTest::Country { codes, .. } => countries.extend(codes.iter().copied()),
+            FactTest::Asn(list) => asns.extend(list.iter().copied()),
+            FactTest::ConnectionType(list) => types.extend(list.iter().cloned()),
+            FactTest::Anonymous(m) => masks.push(*m),
+        }
+    }
+    countries.sort_unstable();
+    countries.dedup();
+    asns.sort_unstable();
+    asns.dedup();
+    types.sort();
+    types.dedup();
+    masks.dedup();
+    let country: Vec<Known<[u8; 2]>> = if countries.is_empty() {
+        vec![Known::Unknown]
+    } else {
+        countries
+            .iter()
+            .map(|c| Known::Is(*c))
+            .chain([Known::Other, Known::Unknown])
+            .collect()
+    };
+    let asn: Vec<Known<u32>> = if asns.is_empty() {
+        vec![Known::Unknown]
+    } else {
+        asns.iter()
+            .map(|n| Known::Is(*n))
+            .chain([Known::Other])
+            .collect()
+    };
+    let connection_type: Vec<Known<Box<str>>> = if types.is_empty() {
+        vec![Known::Unknown]
+    } else {
+        types
+            .iter()
+            .map(|t| Known::Is(t.clone()))
+            .chain([Known::Other])
+            .collect()
+    };
+    let anonymous: Vec<Option<crate::geo::AnonymousFlags>> = std::iter::once(None)
+        .chain(masks.iter().map(|m| Some(*m)))
+        .collect();
+    let mut out = Vec::new();
+    let mut left_out = 0;
+    // Dimensions past the bound are left out, the last named first.
+    let sizes = [
+        country.len(),
+        asn.len(),
+        connection_type.len(),
+        anonymous.len(),
+    ];
+    let mut keep = [true; 4];
+    while keep
+        .iter()
+        .zip(sizes)
+        .map(|(k, n)| if *k { n } else { 1 })
+        .product::<usize>()
+        > MAX_WORLDS
+    {
+        if let Some(i) = (0..4).rev().find(|&i| keep[i] && sizes[i] > 1) {
+            keep[i] = false;
+            left_out += 1;
+        } else {
+            break;
+        }
+    }
+    let pick = |k: bool, n: usize| if k { n } else { 1 };
+    for c in country.iter().take(pick(keep[0], country.len())) {
+        for n in asn.iter().take(pick(keep[1], asn.len())) {
+            for t in connection_type
+                .iter()
+                .take(pick(keep[2], connection_type.len()))
+            {
+                for a in anonymous.iter().take(pick(keep[3], anonymous.len())) {
+                    out.push(World {
+                        country: if keep[0] { c.clone() } else { Known::Unknown },
+                        asn: if keep[1] { n.clone() } else { Known::Unknown },
+                        connection_type: if keep[2] { t.clone() } else { Known::Unknown },
+                        anonymous: if keep[3] { *a } else { None },
+                    });
+                }
+            }
+        }
+    }
+    (out, left_out)
 }
 
 /// Paths that tell every pattern of both policies apart.
@@ -916,6 +1028,81 @@ rules:
                     .iter()
                     .any(|q| q.probe == "/admin/report" && q.method == "GET")
         }));
+    }
+
+    #[test]
+    fn a_country_added_is_wider_for_the_clients_of_that_country() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/cases/inline.yaml");
+        let p = |countries: &str| {
+            load_str(
+                &format!(
+                    "version: 1
+geoip:
+  country: ../geo/GeoLite2-Country-Test.mmdb
+networks:
+  office: [203.0.113.0/24]
+  allowed_countries: {{ country: [{countries}] }}
+rules:
+  - {{ name: console, allow_from: [office, allowed_countries] }}
+"
+                ),
+                &path,
+            )
+            .expect("valid")
+            .policy
+        };
+        let r = diff(&p("JP"), &p("JP, GB"), NOW);
+        assert_eq!(r.verdict(), Verdict::Wider);
+        let opened = r
+            .changes
+            .iter()
+            .find(|c| c.kind == Kind::NowAllowed)
+            .expect("an opening");
+        // For clients the database places in GB, wherever they are.
+        assert!(
+            opened
+                .requests
+                .iter()
+                .any(|q| q.facts.iter().any(|f| f == "country GB")),
+            "{:?}",
+            opened.requests
+        );
+        assert_eq!(diff(&p("JP"), &p("JP"), NOW).verdict(), Verdict::Same);
+    }
+
+    #[test]
+    fn an_account_group_let_in_from_another_office_is_wider_for_that_group() {
+        let p = |from: &str| {
+            load(&format!("version: 1
+networks:
+  head_office: [203.0.113.0/24]
+  agency_office: [192.0.2.0/24]
+accounts:
+  agency: [agency-*@example.jp]
+rules:
+  - {{ name: agency_login, paths: [/login], methods: [POST], login: true, account: {{ form: username }}, accounts: [agency], allow_from: [{from}] }}
+  - {{ name: login, paths: [/login], methods: [POST], login: true, account: {{ form: username }}, allow_from: [head_office] }}
+  - {{ name: console, allow_from: [head_office, agency_office] }}
+"))
+        };
+        let r = diff(&p("agency_office"), &p("agency_office, head_office"), NOW);
+        assert_eq!(r.verdict(), Verdict::Wider);
+        let opened = r
+            .changes
+            .iter()
+            .find(|c| c.kind == Kind::NowAllowed)
+            .expect("an opening");
+        assert_eq!(opened.network.as_deref(), Some("head_office"));
+        assert!(
+            opened
+                .requests
+                .iter()
+                .all(|q| q.account.as_deref() == Some("an account of 'agency'")
+                    && q.method == "POST"
+                    && q.probe == "/login"),
+            "{:?}",
+            opened.requests
+        );
     }
 
     #[test]

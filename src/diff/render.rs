@@ -238,9 +238,9 @@ pub fn text(r: &Report, old: &str, new: &str) -> String {
     if r.facts_left_out > 0 {
         let _ = writeln!(
             out,
-            "\nnote: {} GeoIP fact test(s) beyond the first {} were taken as false",
+            "\nnote: {} GeoIP fact dimension(s) were left out to stay within {} combinations: their tests were taken as false",
             r.facts_left_out,
-            super::MAX_FACTS
+            super::MAX_WORLDS
         );
     }
     out

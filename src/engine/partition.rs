@@ -35,25 +35,38 @@ pub struct Piece<'p> {
     pub report: Option<&'p Rule>,
 }
 
-/// Whether `rule` applies to `shape` whatever the address (its paths,
-/// methods, hosts, time, accounts, identities): two shapes that meet the
-/// same rules of a policy are decided alike by it.
-pub fn meets(policy: &Ruleset, rule: &Rule, shape: &Shape<'_>) -> bool {
+/// How `rule` meets `shape` whatever the address (its paths, methods,
+/// hosts, time, accounts, identities): `None` when it does not apply,
+/// else the reason it refuses every address (an account that cannot be
+/// read, no identity), if it does. Two shapes that meet the rules of a
+/// policy alike are decided alike by it.
+pub fn meets(policy: &Ruleset, rule: &Rule, shape: &Shape<'_>) -> Option<Option<Reason>> {
     if mismatch(rule, shape.method, shape.host, shape.path, policy).is_some()
         || rule.out_of_time(shape.now).is_some()
     {
-        return false;
+        return None;
     }
-    let account = match (&rule.accounts, shape.account) {
-        (None, _) | (Some(_), AccountFact::Unreadable(_)) => true,
-        (Some(_), AccountFact::Unread) => false,
-        (Some(groups), known) => group_for(policy, groups, known).is_some(),
-    };
-    let identity = match (&rule.who, shape.identity) {
-        (Some(who), IdentityFact::Verified(id)) => who.matches(id).is_some(),
-        _ => true,
-    };
-    account && identity
+    let mut refused = None;
+    match (&rule.accounts, shape.account) {
+        (None, _) => {}
+        (Some(_), AccountFact::Unreadable(why)) => refused = Some(Reason::AccountUnreadable(why)),
+        (Some(_), AccountFact::Unread) => return None,
+        (Some(groups), known) => {
+            group_for(policy, groups, known)?;
+        }
+    }
+    if let Some(who) = &rule.who
+        && refused.is_none()
+    {
+        match shape.identity {
+            IdentityFact::Verified(id) => {
+                who.matches(id)?;
+            }
+            IdentityFact::Missing => refused = Some(Reason::IdentityMissing),
+            IdentityFact::Invalid(why) => refused = Some(Reason::IdentityInvalid(why)),
+        }
+    }
+    Some(refused)
 }
 
 /// The pieces, which together hold every address once. `members` gives
