@@ -400,6 +400,17 @@ rules:
         "X-Amzn-Mtls-Clientcert: MIIB",
         "X-Remote-Uid: 0",
         "X-MS-TOKEN-AAD-ID-TOKEN: x",
+        // Third review.
+        "WL-Proxy-Client-Cert: MIIB",
+        "$WSRU: admin",
+        "X-SSL-Issuer: CN=CA",
+        "Proxy-Auth-Cert: x",
+        "Tailscale-App-Capabilities: {}",
+        "X-Appengine-User-Email: admin@example.jp",
+        "X-Auth-Username: admin",
+        "X-Proxy-Roles: all_access",
+        "X-Jwt-Payload: e30",
+        "Fly-Client-IP: 203.0.113.7",
     ];
     let stripped = [
         "x-auth-request-user",
@@ -421,6 +432,16 @@ rules:
         "x-amzn-mtls-clientcert",
         "x-remote-uid",
         "x-ms-token-aad-id-token",
+        "wl-proxy-client-cert",
+        "$wsru",
+        "x-ssl-issuer",
+        "proxy-auth-cert",
+        "tailscale-app-capabilities",
+        "x-appengine-user-email",
+        "x-auth-username",
+        "x-proxy-roles",
+        "x-jwt-payload",
+        "fly-client-ip",
     ];
     // From a client that is not the auth proxy: not believed, refused.
     let r = get("127.0.0.1", nw.addr("http"), "/admin/x", &forged).await;
@@ -460,6 +481,14 @@ rules:
     ];
     let r = get("127.0.0.5", nw.addr("http"), "/admin/x", &merged).await;
     assert_eq!(r.status, 403, "{}", r.body);
+    // Where no rule reads them, headers not believed still do not reach
+    // the console (third review).
+    let r = get("127.0.0.5", nw.addr("http"), "/home", &merged).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let seen = up.seen();
+    let last = seen.last().expect("forwarded");
+    assert!(last.header("x-auth-request-email").is_empty());
+    assert!(last.header("x-auth-request-user").is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

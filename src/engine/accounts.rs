@@ -54,6 +54,30 @@ impl AccountPattern {
         Ok(Self { local, domain })
     }
 
+    /// Reads a `who.emails` pattern: compared by ASCII case only, as
+    /// identities' e-mails are ([`super::who::fold_email`]): `ý` stays
+    /// `ý`, and matches only `ý` (third red-team review of issue 26: a
+    /// folded pattern never matched the address it was written for).
+    pub fn parse_email(text: &str) -> Result<Self, PatternError> {
+        let lowered = text.trim().to_ascii_lowercase();
+        if lowered.is_empty() {
+            return Err(PatternError::Empty);
+        }
+        let mut parts = lowered.split('@');
+        let local = parts.next().unwrap_or_default().to_string();
+        let domain = parts.next().map(str::to_string);
+        if parts.next().is_some() {
+            return Err(PatternError::TwoAts);
+        }
+        if local.is_empty() || domain.as_deref() == Some("") {
+            return Err(PatternError::EmptyPart);
+        }
+        if domain.is_none() && local.chars().all(|c| c == '*') {
+            return Err(PatternError::Everyone);
+        }
+        Ok(Self { local, domain })
+    }
+
     /// An account this pattern names (`*` as `x`).
     pub fn example(&self) -> String {
         let local = self.local.replace('*', "x");

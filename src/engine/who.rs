@@ -188,7 +188,7 @@ mod tests {
             groups: groups.iter().map(|g| (*g).into()).collect(),
             emails: emails
                 .iter()
-                .map(|e| AccountPattern::parse(e).expect("pattern"))
+                .map(|e| AccountPattern::parse_email(e).expect("pattern"))
                 .collect(),
             claims: claims
                 .iter()
@@ -220,12 +220,23 @@ mod tests {
     }
 
     #[test]
-    fn groups_compare_exactly_and_emails_folded() {
+    fn groups_compare_exactly_and_emails_by_ascii_case() {
         assert_eq!(who(&["Admins"], &[], &[]).matches(&id()), None);
         assert_eq!(
-            who(&[], &["ｙａｍａｄａ@example.jp"], &[]).matches(&id()),
+            who(&[], &["YAMADA@example.jp"], &[]).matches(&id()),
             Some(None)
         );
+        // A pattern of other letters names exactly those (third review:
+        // folded, it matched nobody).
+        let idn = Identity {
+            email: Some(fold_email("Kato@bücher.example")),
+            ..id()
+        };
+        assert_eq!(
+            who(&[], &["*@bücher.example"], &[]).matches(&idn),
+            Some(None)
+        );
+        assert_eq!(who(&[], &["*@BÜCHER.example"], &[]).matches(&idn), None);
         let no_email = Identity {
             email: None,
             ..id()

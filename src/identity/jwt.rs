@@ -231,9 +231,14 @@ fn identity(claims: &Map<String, Value>, settings: &JwtSettings) -> Result<Ident
     };
     // An address the provider says it has not verified names nobody
     // (OpenID Connect Core §5.1 `email_verified`).
-    let unverified = matches!(claims.get("email_verified"), Some(Value::Bool(false)))
-        || claims.get("email_verified").and_then(Value::as_str) == Some("false");
-    let email = email.filter(|_| !unverified);
+    // A boolean, or the token is not believed ("False", 0, null: third
+    // red-team review).
+    let verified = match claims.get("email_verified") {
+        None | Some(Value::Bool(true)) => true,
+        Some(Value::Bool(false)) => false,
+        Some(_) => return Err(Invalid::Claims),
+    };
+    let email = email.filter(|_| verified);
     // Groups: a string, or a list of strings; anything else is not a
     // groups claim to believe.
     let groups = match claims.get(&settings.groups_claim) {
@@ -411,6 +416,14 @@ mod tests {
         // An address its provider has not verified names nobody.
         let id = t(r#","email_verified":false}"#, claims("")).expect("valid");
         assert_eq!(id.email, None);
+        // Anything but a boolean is not believed (third review).
+        for odd in [r#""False""#, "0", "null", r#""""#, "[false]"] {
+            assert_eq!(
+                t(&format!(r#","email_verified":{odd}}}"#), claims("")),
+                Err(Invalid::Claims),
+                "{odd}"
+            );
+        }
         let list = claims("").replace("Yamada@Example.JP", "kato@contractor.example,x@example.jp");
         assert_eq!(t("}", list), Err(Invalid::Claims));
         let display = claims("").replace("Yamada@Example.JP", "Y <yamada@example.jp>");

@@ -165,6 +165,21 @@ pub const IDENTITY_PREFIXES: &[&str] = &[
     "x-forwarded-tls-client-cert",
     "x-tls-client-",
     "x-amzn-mtls-",
+    // The fourth review's families (third red-team review of issue 26):
+    // HAProxy's mTLS set, Cloudflare's mTLS forwarding, WebLogic's and
+    // WebSphere's private headers, Jetty's Proxy-* (hop-by-hop to a
+    // proxy, read by Jetty as "secure"), Tailscale, App Engine, OIDC
+    // modules, Shibboleth and mod_auth_mellon attributes.
+    "x-ssl-",
+    "cf-client-cert-",
+    "wl-proxy-",
+    "$ws",
+    "proxy-",
+    "tailscale-",
+    "x-appengine-",
+    "x-oidc-claim-",
+    "shib-",
+    "mellon-",
 ];
 
 /// Whether `name` (lower case, `-` spelling) is one of the headers auth
@@ -238,6 +253,41 @@ pub fn is_identity_header(name: &str) -> bool {
             | "impersonate-group"
             | "impersonate-uid"
         // Client certificates as a TLS-terminating proxy passes them on.
+            | "x-ssl"
+            | "x-client-s-dn"
+            | "x-client-crt"
+            | "x-cert"
+            | "x-forwarded-ssl-client-cert"
+            | "x-endpoint-api-userinfo"
+            | "x-apigateway-api-userinfo"
+            | "x-jwt-payload"
+            | "x-auth-username"
+            | "x-auth-userid"
+            | "x-auth-email"
+            | "x-auth-roles"
+            | "x-auth-groups"
+            | "x-auth-subject"
+            | "x-user-email"
+            | "x-user-id"
+            | "x-proxy-roles"
+            | "x-authenticated-groups"
+            | "x-authenticated-scope"
+            | "x-anonymous-consumer"
+            | "x-forwarded-name"
+            | "x-forwarded-uid"
+            | "x-forwarded-roles"
+            | "x-forwarded-mail"
+            | "remote-uid"
+            | "oidc-access-token"
+            | "l5d-client-id"
+            | "es-security-runas-user"
+            | "x-shib-remote-user"
+            | "eppn"
+            | "x-real-user"
+            | "x-rstudio-username"
+            | "x-token-subject"
+            | "http-remote-user"
+            | "http-x-remote-user"
             | "x-ssl-cert"
             | "x-client-certificate"
             | "x-arr-clientcert"
@@ -606,7 +656,7 @@ impl Cx<'_, '_> {
             .collect();
         let mut emails = Vec::new();
         for e in w.emails.iter().flat_map(|e| e.value.iter()) {
-            match AccountPattern::parse(&e.value) {
+            match AccountPattern::parse_email(&e.value) {
                 Ok(p) => emails.push(p),
                 Err(why) => {
                     self.error(

@@ -243,6 +243,15 @@ fn is_client_header(name: &str) -> bool {
             | "forwarded-for"
             | "x-forwarded"
             | "client-ip"
+            // CDNs' and platforms' own (third red-team review of issue 26).
+            | "fly-client-ip"
+            | "x-azure-clientip"
+            | "x-azure-socketip"
+            | "cf-connecting-ipv6"
+            | "cdn-src-ip"
+            | "ali-cdn-real-ip"
+            | "x-vercel-forwarded-for"
+            | "x-original-remote-addr"
             // Tornado's xheaders, Jupyter's trust_xheaders, and gunicorn
             // read these (issue 22: X-Scheme made a plain-HTTP request
             // HTTPS to Jupyter); npm's request-ip and Tomcat's

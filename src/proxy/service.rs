@@ -198,7 +198,7 @@ pub async fn handle(
     let request_id = shared.ids.next();
     let request_id = request_id.as_str();
     let policy = shared.policy.load_full();
-    let (parts, body) = req.into_parts();
+    let (mut parts, body) = req.into_parts();
     let peer = canonical(conn.peer.ip());
     let scheme = if conn.tls { "https" } else { "http" };
     let host = request_host(&parts);
@@ -225,6 +225,21 @@ pub async fn handle(
         ),
         None => None,
     };
+    // A trusted auth proxy's identity headers that are not believed
+    // (two values, a display name) never reach the console either, what
+    // ever rule decides (third red-team review of issue 26).
+    if let (
+        Some(Err(_)),
+        Some(crate::policy::identity::IdentitySettings {
+            source: crate::policy::identity::Source::Headers(_),
+            ..
+        }),
+    ) = (&identity, policy.identity())
+    {
+        for name in policy.identity_headers() {
+            parts.headers.remove(name);
+        }
+    }
     let identity_fact = match &identity {
         Some(Ok(Some(id))) => IdentityFact::Verified(id),
         Some(Err(why)) => IdentityFact::Invalid(*why),
