@@ -400,7 +400,7 @@ rules:
         "X-Amzn-Mtls-Clientcert: MIIB",
         "X-Remote-Uid: 0",
         "X-MS-TOKEN-AAD-ID-TOKEN: x",
-        // Third review.
+        // Fourth review.
         "WL-Proxy-Client-Cert: MIIB",
         "$WSRU: admin",
         "X-SSL-Issuer: CN=CA",
@@ -482,7 +482,7 @@ rules:
     let r = get("127.0.0.5", nw.addr("http"), "/admin/x", &merged).await;
     assert_eq!(r.status, 403, "{}", r.body);
     // Where no rule reads them, headers not believed still do not reach
-    // the console (third review).
+    // the console (fourth review).
     let r = get("127.0.0.5", nw.addr("http"), "/home", &merged).await;
     assert_eq!(r.status, 200, "{}", r.body);
     let seen = up.seen();

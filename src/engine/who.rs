@@ -226,7 +226,7 @@ mod tests {
             who(&[], &["YAMADA@example.jp"], &[]).matches(&id()),
             Some(None)
         );
-        // A pattern of other letters names exactly those (third review:
+        // A pattern of other letters names exactly those (fourth review:
         // folded, it matched nobody).
         let idn = Identity {
             email: Some(fold_email("Kato@bücher.example")),

@@ -231,7 +231,7 @@ fn identity(claims: &Map<String, Value>, settings: &JwtSettings) -> Result<Ident
     };
     // An address the provider says it has not verified names nobody
     // (OpenID Connect Core §5.1 `email_verified`).
-    // A boolean, or the token is not believed ("False", 0, null: third
+    // A boolean, or the token is not believed ("False", 0, null: fourth
     // red-team review).
     let verified = match claims.get("email_verified") {
         None | Some(Value::Bool(true)) => true,
@@ -416,7 +416,7 @@ mod tests {
         // An address its provider has not verified names nobody.
         let id = t(r#","email_verified":false}"#, claims("")).expect("valid");
         assert_eq!(id.email, None);
-        // Anything but a boolean is not believed (third review).
+        // Anything but a boolean is not believed (fourth review).
         for odd in [r#""False""#, "0", "null", r#""""#, "[false]"] {
             assert_eq!(
                 t(&format!(r#","email_verified":{odd}}}"#), claims("")),

@@ -165,7 +165,7 @@ pub const IDENTITY_PREFIXES: &[&str] = &[
     "x-forwarded-tls-client-cert",
     "x-tls-client-",
     "x-amzn-mtls-",
-    // The fourth review's families (third red-team review of issue 26):
+    // The fourth red-team review of issue 26 found these families:
     // HAProxy's mTLS set, Cloudflare's mTLS forwarding, WebLogic's and
     // WebSphere's private headers, Jetty's Proxy-* (hop-by-hop to a
     // proxy, read by Jetty as "secure"), Tailscale, App Engine, OIDC

@@ -243,7 +243,7 @@ fn is_client_header(name: &str) -> bool {
             | "forwarded-for"
             | "x-forwarded"
             | "client-ip"
-            // CDNs' and platforms' own (third red-team review of issue 26).
+            // CDNs' and platforms' own (fourth red-team review of issue 26).
             | "fly-client-ip"
             | "x-azure-clientip"
             | "x-azure-socketip"

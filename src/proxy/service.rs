@@ -227,7 +227,7 @@ pub async fn handle(
     };
     // A trusted auth proxy's identity headers that are not believed
     // (two values, a display name) never reach the console either, what
-    // ever rule decides (third red-team review of issue 26).
+    // ever rule decides (fourth red-team review of issue 26).
     if let (
         Some(Err(_)),
         Some(crate::policy::identity::IdentitySettings {
