@@ -46,6 +46,23 @@ rules:
     )
 }
 
+/// A development CA and a server certificate for the key server: the
+/// directory (kept while the test runs), the CA, the certificate, the key.
+fn certs() -> (
+    tempfile::TempDir,
+    std::path::PathBuf,
+    std::path::PathBuf,
+    std::path::PathBuf,
+) {
+    let dir = dev_certs();
+    let (ca, cert, key) = (
+        dir.path().join("ca.pem"),
+        dir.path().join("cert.pem"),
+        dir.path().join("key.pem"),
+    );
+    (dir, ca, cert, key)
+}
+
 fn start(text: &str, up: &Upstream) -> Netwarden {
     Netwarden::in_front_of(text, up)
 }
@@ -62,12 +79,7 @@ async fn admin(nw: &Netwarden, agent: &str, extra: &[&str]) -> (u16, serde_json:
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_signed_identity_decides_who_rules_and_every_bad_token_is_refused_with_its_reason() {
-    let certs = dev_certs();
-    let (ca, cert, key) = (
-        certs.path().join("ca.pem"),
-        certs.path().join("cert.pem"),
-        certs.path().join("key.pem"),
-    );
+    let (_certs, ca, cert, key) = certs();
     let k1 = Key::rsa("k1");
     let publisher = Publisher::start_tls(&cert, &key, Answer::List(jwt::jwks(&[&k1]))).await;
     let up = Upstream::start().await;
@@ -219,12 +231,7 @@ async fn a_signed_identity_decides_who_rules_and_every_bad_token_is_refused_with
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keys_rotate_a_dead_key_url_keeps_the_last_good_ones_and_random_kids_fetch_once() {
-    let certs = dev_certs();
-    let (ca, cert, key) = (
-        certs.path().join("ca.pem"),
-        certs.path().join("cert.pem"),
-        certs.path().join("key.pem"),
-    );
+    let (_certs, ca, cert, key) = certs();
     let (k1, k2) = (Key::ec("k1"), Key::ec("k2"));
     let publisher = Publisher::start_tls(&cert, &key, Answer::List(jwt::jwks(&[&k1]))).await;
     let up = Upstream::start().await;
@@ -279,12 +286,7 @@ async fn keys_rotate_a_dead_key_url_keeps_the_last_good_ones_and_random_kids_fet
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_alb_key_is_fetched_by_its_kid_and_a_kid_that_is_a_path_is_never_fetched() {
-    let certs = dev_certs();
-    let (ca, cert, key) = (
-        certs.path().join("ca.pem"),
-        certs.path().join("cert.pem"),
-        certs.path().join("key.pem"),
-    );
+    let (_certs, ca, cert, key) = certs();
     let kid = "6b1f3b2a-84d6-4f0e-9c67-3b9c1fbd6d2e";
     let k = Key::ec(kid);
     let publisher = Publisher::start_tls(&cert, &key, Answer::Status(404)).await;
@@ -494,12 +496,7 @@ rules:
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_oidc_provider_is_found_by_discovery_and_one_that_names_another_issuer_is_not_believed()
 {
-    let certs = dev_certs();
-    let (ca, cert, key) = (
-        certs.path().join("ca.pem"),
-        certs.path().join("cert.pem"),
-        certs.path().join("key.pem"),
-    );
+    let (_certs, ca, cert, key) = certs();
     let k = Key::ec("d1");
     let publisher = Publisher::start_tls(&cert, &key, Answer::Status(404)).await;
     let issuer = publisher.url("/realms/ops");

@@ -35,35 +35,23 @@ impl AccountPattern {
     /// Reads a pattern as the policy writes it. `*` stands for any run of
     /// characters but `@`; everything else is compared folded.
     pub fn parse(text: &str) -> Result<Self, PatternError> {
-        let folded = fold(text);
-        if folded.is_empty() {
-            return Err(PatternError::Empty);
-        }
-        let mut parts = folded.split('@');
-        let local = parts.next().unwrap_or_default().to_string();
-        let domain = parts.next().map(str::to_string);
-        if parts.next().is_some() {
-            return Err(PatternError::TwoAts);
-        }
-        if local.is_empty() || domain.as_deref() == Some("") {
-            return Err(PatternError::EmptyPart);
-        }
-        if domain.is_none() && local.chars().all(|c| c == '*') {
-            return Err(PatternError::Everyone);
-        }
-        Ok(Self { local, domain })
+        Self::from_compared(fold(text))
     }
 
     /// Reads a `who.emails` pattern: compared by ASCII case only, as
     /// identities' e-mails are ([`super::who::fold_email`]): `ý` stays
-    /// `ý`, and matches only `ý` (third red-team review of issue 26: a
+    /// `ý`, and matches only `ý` (fourth red-team review of issue 26: a
     /// folded pattern never matched the address it was written for).
     pub fn parse_email(text: &str) -> Result<Self, PatternError> {
-        let lowered = text.trim().to_ascii_lowercase();
-        if lowered.is_empty() {
+        Self::from_compared(text.trim().to_ascii_lowercase())
+    }
+
+    /// A pattern from its text in the form it is compared in.
+    fn from_compared(text: String) -> Result<Self, PatternError> {
+        if text.is_empty() {
             return Err(PatternError::Empty);
         }
-        let mut parts = lowered.split('@');
+        let mut parts = text.split('@');
         let local = parts.next().unwrap_or_default().to_string();
         let domain = parts.next().map(str::to_string);
         if parts.next().is_some() {
