@@ -97,7 +97,7 @@ pub struct Seen<'a> {
     /// account in (never the account).
     pub account_group: Option<&'a str>,
     /// The client's verified identity (`identity:`).
-    pub identity: Option<&'a crate::engine::who::Identity>,
+    pub identity: Option<&'a Arc<crate::engine::who::Identity>>,
 }
 
 /// The headers a client address can come from.
@@ -373,7 +373,7 @@ pub fn sample(seen: &Seen<'_>) -> Sample {
         proxy_protocol_from: seen.proxy_protocol_from,
         forwarding,
         account_group: seen.account_group.map(Into::into),
-        identity: seen.identity.map(|i| Arc::new(i.clone())),
+        identity: seen.identity.cloned(),
     }
 }
 

@@ -447,7 +447,7 @@ struct Lane<'a> {
     upstream: &'a UpstreamClient,
     wants: Wants,
     /// The client's verified identity, for the reload guard's memory.
-    identity: Option<&'a crate::engine::who::Identity>,
+    identity: Option<&'a Arc<crate::engine::who::Identity>>,
 }
 
 /// An allowed request: a sign-in's phase first (the account, a lockout),
@@ -1043,7 +1043,7 @@ async fn forward(
     client: &ClientAddr,
     wants: Wants,
     who: super::admission::Who,
-    identity: Option<&crate::engine::who::Identity>,
+    identity: Option<&Arc<crate::engine::who::Identity>>,
 ) -> Response<ProxyBody> {
     let page = |p: Page| render(policy, p, client, request_id, wants);
     // The client's share of the console: the decided client (behind a
