@@ -63,3 +63,4 @@ pub mod proxy;
 pub mod replay;
 pub mod telemetry;
 pub mod tls;
+pub mod words;

@@ -921,33 +921,24 @@ fn alert_test(args: &AlertTestArgs) -> anyhow::Result<ExitCode> {
     for o in &outcomes {
         let ms = o.took.as_millis();
         let line = match o.result {
-            Try::Delivered(status) => {
-                format!(
-                    "{} ({}): delivered, HTTP {} in {ms} ms",
-                    o.sink,
-                    o.kind,
-                    status.as_u16()
-                )
+            Try::Delivered(answer) => {
+                format!("{} ({}): delivered, {answer} in {ms} ms", o.sink, o.kind)
             }
-            Try::Rejected(status) => {
+            Try::Rejected(answer) => {
                 failed += 1;
                 format!(
-                    "{} ({}): refused, HTTP {}: check the URL and token",
-                    o.sink,
-                    o.kind,
-                    status.as_u16()
+                    "{} ({}): refused, {answer}: check the sink's address and secrets",
+                    o.sink, o.kind
                 )
             }
             Try::Retry {
-                status: Some(status),
+                status: Some(answer),
                 ..
             } => {
                 failed += 1;
                 format!(
-                    "{} ({}): failed, HTTP {} (serve would retry)",
-                    o.sink,
-                    o.kind,
-                    status.as_u16()
+                    "{} ({}): failed, {answer} (serve would retry)",
+                    o.sink, o.kind
                 )
             }
             Try::Retry { why, .. } => {

@@ -15,6 +15,7 @@ const LAYERS: &[&str] = &[
     "engine",
     "lists",
     "policy",
+    "words",
     "diff",
     "telemetry",
     "lockout",

@@ -185,6 +185,11 @@ impl Aggregator {
                 out.push(Alert::StateStore(Arc::new(d)));
                 step
             }
+            super::Event::StateStoreRestored(at) => {
+                let step = self.tick(now, out);
+                out.push(Alert::StateStoreRestored { at });
+                step
+            }
             super::Event::Released(r) => self.released(r, now, out),
             super::Event::Feed(p) => {
                 let step = self.tick(now, out);

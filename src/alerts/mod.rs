@@ -13,6 +13,11 @@
 pub mod aggregate;
 pub mod claims;
 pub mod deliver;
+pub mod formats;
+pub mod line_works;
+pub mod mail;
+pub mod message;
+pub mod pagerduty;
 pub mod payload;
 
 use std::net::IpAddr;
@@ -147,6 +152,7 @@ pub enum Event {
     Attempt(Attempt),
     Lockout(Lockout),
     StateStore(StoreDown),
+    StateStoreRestored(SystemTime),
     Released(Released),
     Feed(FeedProblem),
 }
@@ -189,6 +195,11 @@ pub enum Alert {
     /// The shared lockout store is down: alerted at once, outside the
     /// storm cap (it is about netwarden, not about attackers).
     StateStore(Arc<StoreDown>),
+    /// The shared lockout store answers again after a `StateStore` alert:
+    /// the problem is over (PagerDuty resolves its incident).
+    StateStoreRestored {
+        at: SystemTime,
+    },
     /// An operator's release: alerted at once, outside the storm cap.
     Released(Arc<Released>),
     /// A published list not current: alerted at once, outside the storm
@@ -208,6 +219,7 @@ impl Alert {
             Alert::Attempt(_) => "attempt",
             Alert::Lockout(_) => "lockout",
             Alert::StateStore(_) => "state_store",
+            Alert::StateStoreRestored { .. } => "state_store_restored",
             Alert::Released(_) => "lockout_released",
             Alert::Feed(_) => "feed",
             Alert::Summary(_) => "summary",
@@ -249,6 +261,11 @@ impl Alerts {
     /// The shared lockout store stopped answering.
     pub fn state_store(&self, d: StoreDown) {
         self.send(Event::StateStore(d));
+    }
+
+    /// The shared lockout store answers again after it was alerted down.
+    pub fn state_store_restored(&self, at: SystemTime) {
+        self.send(Event::StateStoreRestored(at));
     }
 
     /// Whether an operator's release is alerted (`alerts.on_release`).

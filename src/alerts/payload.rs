@@ -6,150 +6,21 @@
 //! would-be blocks say so. Nothing else of the request is ever in an
 //! [`super::Attempt`], so nothing else can leak here.
 
-use std::fmt::Write as _;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use serde_json::{Map, Value, json};
 
-use super::{Alert, Attempt, Storm, Summary};
+use super::{Alert, Attempt, Storm};
 use crate::telemetry::json::rfc3339;
 
 /// Version of the webhook body; bumped on incompatible changes.
 pub const WEBHOOK_VERSION: u32 = 1;
 
-/// One line for people: "Blocked login attempt from 203.0.113.7 (rule login)".
+/// One line for people, in English: "Blocked login attempt from
+/// 203.0.113.7 (rule login)". The webhook's `summary` (stable for
+/// automation); each sink's own language is in its `text`.
 pub fn headline(alert: &Alert) -> String {
-    match alert {
-        Alert::Attempt(a) => format!(
-            "{} from {} (rule {})",
-            if a.enforced {
-                "Blocked login attempt"
-            } else {
-                "Report-only: login attempt that would be blocked"
-            },
-            client_text(a),
-            a.rule
-        ),
-        Alert::Summary(s) => format!(
-            "{}{} more blocked login attempt{} from {}{}",
-            if s.enforced { "" } else { "Report-only: " },
-            s.attempts,
-            if s.attempts == 1 { "" } else { "s" },
-            s.scope,
-            if s.attempts == 1 {
-                String::new()
-            } else {
-                span(s.from, s.to)
-            },
-        ),
-        Alert::Storm(s) => format!(
-            "Login attempt storm: {} blocked attempt{} from {} source{}{}{}{}",
-            s.attempts,
-            if s.attempts == 1 { "" } else { "s" },
-            s.sources,
-            if s.sources == 1 { "" } else { "s" },
-            if s.would_be > 0 {
-                format!(" ({} only report-only)", s.would_be)
-            } else {
-                String::new()
-            },
-            match s.lockouts {
-                0 => String::new(),
-                1 => ", and 1 more lockout".into(),
-                n => format!(", and {n} more lockouts"),
-            },
-            match s.releases {
-                0 => String::new(),
-                1 => ", and 1 more lockout release".into(),
-                n => format!(", and {n} more lockout releases"),
-            }
-        ),
-        Alert::Lockout(l) => format!(
-            "{} locked out for {} after {} failed sign-in{} (rule {}{})",
-            match (&l.account, &l.network) {
-                (Some(a), Some(n)) => format!("Account {a} from {n}"),
-                (Some(a), None) => format!("Account {a}"),
-                _ => client_text(&l.attempt),
-            },
-            lock_text(l.lock),
-            l.failures,
-            if l.failures == 1 { "" } else { "s" },
-            l.attempt.rule,
-            match (l.strike > 1, &l.account) {
-                (true, Some(_)) => format!(
-                    ", lock {} in a row, last from {}",
-                    l.strike,
-                    client_text(&l.attempt)
-                ),
-                (true, None) => format!(", lock {} in a row", l.strike),
-                (false, Some(_)) => format!(", last from {}", client_text(&l.attempt)),
-                (false, None) => String::new(),
-            }
-        ),
-        Alert::StateStore(d) => format!(
-            "Lockout store (Redis) unreachable: sign-ins follow on_store_error {} until it answers",
-            d.on_store_error
-        ),
-        Alert::Released(r) => format!(
-            "An operator at {} released {} lock{} ({} {})",
-            r.by,
-            r.released,
-            if r.released == 1 { "" } else { "s" },
-            r.selector.replace('_', " "),
-            r.target
-        ),
-        Alert::Feed(p) => format!(
-            "Published list of network {} {}: {}; {}",
-            p.network,
-            match p.problem {
-                "refused" => "refused",
-                "held" => "held back",
-                "stale" => "is stale",
-                _ => "could not be fetched",
-            },
-            p.detail,
-            match (p.problem, p.on_stale) {
-                ("stale", "empty") => format!(
-                    "it is {} old and the network now holds none of its addresses (on_stale: empty)",
-                    lock_text(p.age)
-                ),
-                ("stale", _) => format!(
-                    "the last good list, {} old, stays in use (on_stale: keep)",
-                    lock_text(p.age)
-                ),
-                _ => format!("the last good list ({} old) stays in use", lock_text(p.age)),
-            }
-        ),
-        Alert::Test { .. } => "netwarden test alert: this sink is reachable".into(),
-    }
-}
-
-/// "15 minutes", "2 hours", "1 hour 30 minutes", "45 seconds".
-fn lock_text(d: Duration) -> String {
-    let s = d.as_secs();
-    let plural = |n: u64, unit: &str| format!("{n} {unit}{}", if n == 1 { "" } else { "s" });
-    match (s / 3600, (s % 3600) / 60) {
-        (0, 0) => plural(s, "second"),
-        (0, m) => plural(m, "minute"),
-        (h, 0) => plural(h, "hour"),
-        (h, m) => format!("{} {}", plural(h, "hour"), plural(m, "minute")),
-    }
-}
-
-fn client_text(a: &Attempt) -> String {
-    a.client
-        .map_or_else(|| "an unknown client".into(), |ip| ip.to_string())
-}
-
-/// " over 42s", " over 5m 3s", " within a second": the time between a
-/// summary's first and last attempt.
-fn span(from: SystemTime, to: SystemTime) -> String {
-    let secs = to.duration_since(from).unwrap_or_default().as_secs();
-    match secs {
-        0 => " within a second".into(),
-        1..60 => format!(" over {secs}s"),
-        _ => format!(" over {}m {}s", secs / 60, secs % 60),
-    }
+    super::message::headline(alert, crate::words::Lang::En)
 }
 
 fn geo_json(a: &Attempt) -> Option<Value> {
@@ -218,7 +89,7 @@ pub fn runbook_section(alert: &Alert) -> &'static str {
         Alert::Attempt(_) | Alert::Summary(_) => "blocked-sign-in",
         Alert::Storm(_) => "storm",
         Alert::Lockout(_) => "lockout",
-        Alert::StateStore(_) => "state-store",
+        Alert::StateStore(_) | Alert::StateStoreRestored { .. } => "state-store",
         Alert::Released(_) => "lockout",
         Alert::Feed(_) => "feed",
         Alert::Test { .. } => "alert-test",
@@ -227,7 +98,8 @@ pub fn runbook_section(alert: &Alert) -> &'static str {
 
 /// `body` (as a sink's kind builds it) with the link to its runbook:
 /// `runbook` in the webhook's JSON, Prometheus's own `runbook_url`
-/// annotation for Alertmanager, a last line for Slack.
+/// annotation for Alertmanager. (The worded formats carry it in their
+/// message.)
 pub fn with_runbook(mut body: Value, kind: &str, url: &str) -> Value {
     match kind {
         "webhook" => body["runbook"] = url.into(),
@@ -236,24 +108,21 @@ pub fn with_runbook(mut body: Value, kind: &str, url: &str) -> Value {
                 a["annotations"]["runbook_url"] = url.into();
             }
         }
-        "slack" => {
-            if let Some(text) = body["text"].as_str() {
-                body["text"] = format!("{text}\nRunbook: {}", slack_escape(url)).into();
-            }
-        }
         _ => {}
     }
     body
 }
 
-/// The generic webhook's JSON body.
-pub fn webhook(alert: &Alert, instance: &str, key: &str) -> Value {
+/// The generic webhook's JSON body; `text` is the alert in the sink's
+/// language (formats::text).
+pub fn webhook(alert: &Alert, instance: &str, key: &str, text: &str) -> Value {
     let mut v = json!({
         "version": WEBHOOK_VERSION,
         "source": "netwarden",
         "instance": instance,
         "kind": alert.kind(),
         "summary": headline(alert),
+        "text": text,
     });
     let Value::Object(m) = &mut v else {
         return v;
@@ -334,7 +203,7 @@ pub fn webhook(alert: &Alert, instance: &str, key: &str) -> Value {
             m.insert("attempts".into(), 0.into());
             m.insert("feed".into(), feed_json(p));
         }
-        Alert::Test { at } => {
+        Alert::StateStoreRestored { at } | Alert::Test { at } => {
             m.insert("time".into(), rfc3339(*at).into());
             m.insert("attempts".into(), 0.into());
         }
@@ -349,123 +218,24 @@ fn top_json(s: &Storm) -> Value {
         .collect()
 }
 
-/// Slack's three control characters (`&`, `<`, `>`), so that text a client
-/// sent (a user agent) cannot become a link or an `@channel` mention.
-fn slack_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            // Would end the inline code span the value is shown in.
-            '`' => out.push('\''),
-            c if c.is_control() => out.push(' '),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-fn slack_attempt_lines(text: &mut String, a: &Attempt) {
-    let _ = writeln!(
-        text,
-        "• Client: `{}` ({})",
-        slack_escape(&client_text(a)),
-        slack_escape(&a.derivation)
-    );
-    if let Some(f) = &a.facts {
-        let _ = writeln!(text, "• Network: {}", slack_escape(&f.to_string()));
-    }
-    let _ = writeln!(text, "• Rule: `{}`", slack_escape(&a.rule));
-    let _ = writeln!(
-        text,
-        "• Request: `{} {}{}`",
-        slack_escape(&a.method),
-        slack_escape(&a.host),
-        slack_escape(&a.path)
-    );
-    let _ = writeln!(text, "• User agent: `{}`", slack_escape(&a.user_agent));
-    let _ = writeln!(
-        text,
-        "• Request id: `{}` at {}",
-        slack_escape(&a.request_id),
-        rfc3339(a.at)
-    );
-}
-
-/// A Slack-compatible incoming webhook body (`text` in mrkdwn; Mattermost
-/// and Rocket.Chat read the same).
-pub fn slack(alert: &Alert, instance: &str) -> Value {
-    let mut text = format!(":rotating_light: *{}*\n", slack_escape(&headline(alert)));
-    match alert {
-        Alert::Attempt(a) => slack_attempt_lines(&mut text, a),
-        Alert::Lockout(l) => {
-            let _ = writeln!(&mut text, "• The sign-in that locked it:");
-            slack_attempt_lines(&mut text, &l.attempt);
-        }
-        Alert::Summary(Summary { from, to, last, .. }) => {
-            let _ = writeln!(
-                &mut text,
-                "• Between {} and {}; the latest:",
-                rfc3339(*from),
-                rfc3339(*to)
-            );
-            slack_attempt_lines(&mut text, last);
-        }
-        Alert::Storm(s) => {
-            let _ = writeln!(
-                &mut text,
-                "• Between {} and {}; top sources:",
-                rfc3339(s.from),
-                rfc3339(s.to)
-            );
-            for (scope, n) in &s.top {
-                let _ = writeln!(&mut text, "  `{}`: {n}", slack_escape(&scope.to_string()));
-            }
-        }
-        Alert::StateStore(d) => {
-            let _ = writeln!(
-                &mut text,
-                "• Error: `{}` at {}",
-                slack_escape(&d.error),
-                rfc3339(d.at)
-            );
-        }
-        Alert::Released(r) => {
-            let _ = writeln!(
-                &mut text,
-                "• Released: `{}` ({}) at {}",
-                slack_escape(&r.target),
-                r.selector,
-                rfc3339(r.at)
-            );
-        }
-        Alert::Feed(p) => {
-            let _ = writeln!(
-                &mut text,
-                "• List: `{}` ({}, {}) at {}",
-                slack_escape(&p.url),
-                p.problem,
-                p.reason,
-                rfc3339(p.at)
-            );
-        }
-        Alert::Test { .. } => {}
-    }
-    let _ = write!(&mut text, "_netwarden on {}_", slack_escape(instance));
-    json!({ "text": text })
-}
-
 /// Prometheus Alertmanager `POST /api/v2/alerts`: a list of one alert. It
-/// ends after `window` (Alertmanager resolves it then) unless sent again.
-pub fn alertmanager(alert: &Alert, instance: &str, key: &str, window: Duration) -> Value {
+/// ends after `window` (Alertmanager resolves it then) unless sent again;
+/// a store that answers again ends its alert at once. `summary` is the
+/// headline in the sink's language.
+pub fn alertmanager(
+    alert: &Alert,
+    instance: &str,
+    key: &str,
+    window: Duration,
+    summary: &str,
+) -> Value {
     let (at, alertname, enforced) = match alert {
         Alert::Attempt(a) => (a.at, "NetwardenBlockedLogin", a.enforced),
         Alert::Summary(s) => (s.to, "NetwardenBlockedLogin", s.enforced),
         Alert::Storm(s) => (s.to, "NetwardenBlockedLoginStorm", s.would_be < s.attempts),
         Alert::Lockout(l) => (l.attempt.at, "NetwardenLockout", true),
         Alert::StateStore(d) => (d.at, "NetwardenStateStoreUnavailable", true),
+        Alert::StateStoreRestored { at } => (*at, "NetwardenStateStoreUnavailable", true),
         Alert::Released(r) => (r.at, "NetwardenLockoutReleased", false),
         Alert::Feed(p) => (p.at, "NetwardenFeedNotCurrent", true),
         Alert::Test { at } => (*at, "NetwardenAlertTest", true),
@@ -488,7 +258,7 @@ pub fn alertmanager(alert: &Alert, instance: &str, key: &str, window: Duration) 
         labels.insert("enforced".into(), enforced.to_string().into());
     }
     let mut ann = Map::new();
-    ann.insert("summary".into(), headline(alert).into());
+    ann.insert("summary".into(), summary.into());
     let attempt = match alert {
         Alert::Attempt(a) => Some(&**a),
         Alert::Lockout(l) => Some(&l.attempt),
@@ -557,7 +327,7 @@ pub fn alertmanager(alert: &Alert, instance: &str, key: &str, window: Duration) 
             ann.insert("target".into(), r.target.clone().into());
             ann.insert("released".into(), r.released.to_string().into());
         }
-        Alert::Test { .. } => {}
+        Alert::StateStoreRestored { .. } | Alert::Test { .. } => {}
     }
     if let Some(a) = attempt {
         ann.insert(
@@ -575,20 +345,38 @@ pub fn alertmanager(alert: &Alert, instance: &str, key: &str, window: Duration) 
         ann.insert("user_agent".into(), a.user_agent.clone().into());
         ann.insert("request_id".into(), a.request_id.clone().into());
     }
+    // The same labels as the down alert, ending now: resolved.
+    let ends = if matches!(alert, Alert::StateStoreRestored { .. }) {
+        at
+    } else {
+        at + window
+    };
     json!([{
         "labels": labels,
         "annotations": ann,
         "startsAt": rfc3339(at),
-        "endsAt": rfc3339(at + window),
+        "endsAt": rfc3339(ends),
     }])
 }
 
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
+    use std::time::SystemTime;
 
     use super::*;
+    use crate::alerts::Summary;
     use crate::alerts::aggregate::Scope;
+    use crate::alerts::message::{Voice, message};
+
+    /// The Slack body of `alert`, in English.
+    fn slack(alert: &Alert, instance: &str) -> Value {
+        crate::alerts::formats::slack(&message(alert, &Voice::default(), instance, "rb"))
+    }
+
+    fn am(alert: &Alert, instance: &str, key: &str, window: Duration) -> Value {
+        alertmanager(alert, instance, key, window, &headline(alert))
+    }
 
     fn hostile() -> Attempt {
         Attempt {
@@ -604,7 +392,7 @@ mod tests {
 
     #[test]
     fn webhook_attempt_carries_the_context_to_act_on() {
-        let v = webhook(&Alert::Attempt(Arc::new(hostile())), "pod-1", "client");
+        let v = webhook(&Alert::Attempt(Arc::new(hostile())), "pod-1", "client", "");
         assert_eq!(v["kind"], "attempt");
         assert_eq!(v["attempts"], 1);
         assert_eq!(v["enforced"], true);
@@ -631,10 +419,10 @@ mod tests {
         a.enforced = false;
         let alert = Alert::Attempt(Arc::new(a));
         assert!(headline(&alert).starts_with("Report-only"));
-        assert_eq!(webhook(&alert, "x", "client")["enforced"], false);
-        let am = alertmanager(&alert, "x", "client", Duration::from_secs(300));
-        assert_eq!(am[0]["labels"]["enforced"], "false");
-        assert_eq!(am[0]["labels"]["severity"], "info");
+        assert_eq!(webhook(&alert, "x", "client", "")["enforced"], false);
+        let a = am(&alert, "x", "client", Duration::from_secs(300));
+        assert_eq!(a[0]["labels"]["enforced"], "false");
+        assert_eq!(a[0]["labels"]["severity"], "info");
     }
 
     #[test]
@@ -647,7 +435,7 @@ mod tests {
             to: SystemTime::UNIX_EPOCH + Duration::from_secs(60),
             last: Arc::new(Attempt::example()),
         };
-        let v = alertmanager(
+        let v = am(
             &Alert::Summary(s),
             "pod-1",
             "client",
@@ -665,15 +453,6 @@ mod tests {
     }
 
     #[test]
-    fn a_burst_within_a_second_says_so() {
-        let t = SystemTime::UNIX_EPOCH + Duration::from_secs(60);
-        assert_eq!(span(t, t), " within a second");
-        assert_eq!(span(t, t + Duration::from_millis(900)), " within a second");
-        assert_eq!(span(t, t + Duration::from_secs(42)), " over 42s");
-        assert_eq!(span(t, t + Duration::from_secs(303)), " over 5m 3s");
-    }
-
-    #[test]
     fn a_lockout_says_who_for_how_long_and_why_in_every_format() {
         let l = crate::alerts::Lockout {
             attempt: Attempt::example(),
@@ -688,7 +467,7 @@ mod tests {
             headline(&alert),
             "203.0.113.7 locked out for 30 minutes after 5 failed sign-ins (rule login, lock 2 in a row)"
         );
-        let w = webhook(&alert, "pod-1", "client");
+        let w = webhook(&alert, "pod-1", "client", "");
         assert_eq!(w["kind"], "lockout");
         assert_eq!(w["lockout"]["lock_seconds"], 1800);
         assert_eq!(w["lockout"]["strike"], 2);
@@ -701,13 +480,10 @@ mod tests {
                 .contains("locked out for 30 minutes"),
             "{s}"
         );
-        let a = alertmanager(&alert, "pod-1", "client", Duration::from_secs(300));
+        let a = am(&alert, "pod-1", "client", Duration::from_secs(300));
         assert_eq!(a[0]["labels"]["alertname"], "NetwardenLockout");
         assert_eq!(a[0]["labels"]["client"], "203.0.113.7");
         assert_eq!(a[0]["annotations"]["lock_seconds"], "1800");
-        assert_eq!(lock_text(Duration::from_secs(90 * 60)), "1 hour 30 minutes");
-        assert_eq!(lock_text(Duration::from_secs(24 * 3600)), "24 hours");
-        assert_eq!(lock_text(Duration::from_secs(1)), "1 second");
         let by_account = Alert::Lockout(std::sync::Arc::new(crate::alerts::Lockout {
             attempt: Attempt::example(),
             failures: 5,
@@ -720,7 +496,7 @@ mod tests {
             headline(&by_account),
             "Account 0123456789ab from 203.0.113.0/24 locked out for 15 minutes after 5 failed sign-ins (rule login, last from 203.0.113.7)"
         );
-        let w = webhook(&by_account, "pod-1", "client");
+        let w = webhook(&by_account, "pod-1", "client", "");
         assert_eq!(w["lockout"]["account_hash"], "0123456789ab");
         assert_eq!(w["lockout"]["network"], "203.0.113.0/24");
     }
@@ -736,13 +512,13 @@ mod tests {
             headline(&alert),
             "Lockout store (Redis) unreachable: sign-ins follow on_store_error memory until it answers"
         );
-        let w = webhook(&alert, "pod-1", "client");
+        let w = webhook(&alert, "pod-1", "client", "");
         assert_eq!(w["kind"], "state_store");
         assert_eq!(w["state_store"]["on_store_error"], "memory");
         let s = slack(&alert, "pod-1");
         let text = s["text"].as_str().unwrap();
         assert!(text.contains("Connection refused &lt;@here&gt;"), "{s}");
-        let a = alertmanager(&alert, "pod-1", "client", Duration::from_secs(300));
+        let a = am(&alert, "pod-1", "client", Duration::from_secs(300));
         assert_eq!(
             a[0]["labels"]["alertname"],
             "NetwardenStateStoreUnavailable"
@@ -763,15 +539,15 @@ mod tests {
             headline(&alert),
             "An operator at 10.0.0.4 released 2 locks (account hash 0bc6c5e2d1a4)"
         );
-        let w = webhook(&alert, "i", "client");
+        let w = webhook(&alert, "i", "client", "");
         assert_eq!(w["kind"], "lockout_released");
         assert_eq!(w["release"]["released"], 2);
         assert!(
             slack(&alert, "i")["text"]
                 .as_str()
-                .is_some_and(|t| t.contains("• Released: `0bc6c5e2d1a4` (account_hash)"))
+                .is_some_and(|t| t.contains("• Released: `0bc6c5e2d1a4 (account_hash)`"))
         );
-        let a = alertmanager(&alert, "i", "client", Duration::from_secs(60));
+        let a = am(&alert, "i", "client", Duration::from_secs(60));
         assert_eq!(a[0]["labels"]["alertname"], "NetwardenLockoutReleased");
         assert_eq!(a[0]["labels"]["severity"], "info");
         assert!(a[0]["labels"].get("enforced").is_none());

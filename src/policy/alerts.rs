@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::compile::Cx;
+use super::pages::Lang;
 use super::raw::{RawAlerts, RawSink, S};
 
 /// Defaults, each with the reason for its value.
@@ -38,6 +39,14 @@ pub mod defaults {
     pub const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
     /// Header of the webhook's HMAC-SHA256 signature.
     pub const SIGNATURE_HEADER: &str = "x-netwarden-signature-256";
+    /// Chatwork's API (`/v2/rooms/{room_id}/messages` is added).
+    pub const CHATWORK_URL: &str = "https://api.chatwork.com";
+    /// LINE WORKS' API (`/v1.0/bots/...` is added) and token endpoint.
+    pub const LINE_WORKS_URL: &str = "https://www.worksapis.com";
+    pub const LINE_WORKS_AUTH_URL: &str = "https://auth.worksmobile.com/oauth2/v2.0/token";
+    /// PagerDuty's Events API v2 (the EU service's is
+    /// https://events.eu.pagerduty.com/v2/enqueue).
+    pub const PAGERDUTY_URL: &str = "https://events.pagerduty.com/v2/enqueue";
 }
 
 /// What attempts are grouped by.
@@ -71,16 +80,174 @@ pub enum SinkKind {
     Slack,
     /// Prometheus Alertmanager's `POST /api/v2/alerts`.
     Alertmanager,
+    /// Mail over SMTP (STARTTLS or implicit TLS, AUTH).
+    Email,
+    /// A Microsoft Teams Workflows webhook taking an Adaptive Card.
+    Teams,
+    /// Chatwork's `POST /v2/rooms/{room_id}/messages`.
+    Chatwork,
+    /// A LINE WORKS bot (Bot API 2.0, service-account JWT).
+    LineWorks,
+    /// PagerDuty Events API v2.
+    PagerDuty,
 }
 
 impl SinkKind {
+    /// Every kind's name, as the policy writes it.
+    pub const NAMES: [&str; 8] = [
+        "webhook",
+        "slack",
+        "alertmanager",
+        "email",
+        "teams",
+        "chatwork",
+        "line_works",
+        "pagerduty",
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             SinkKind::Webhook => "webhook",
             SinkKind::Slack => "slack",
             SinkKind::Alertmanager => "alertmanager",
+            SinkKind::Email => "email",
+            SinkKind::Teams => "teams",
+            SinkKind::Chatwork => "chatwork",
+            SinkKind::LineWorks => "line_works",
+            SinkKind::PagerDuty => "pagerduty",
         }
     }
+
+    pub fn parse(s: &str) -> Option<SinkKind> {
+        Some(match s {
+            "webhook" => SinkKind::Webhook,
+            "slack" => SinkKind::Slack,
+            "alertmanager" => SinkKind::Alertmanager,
+            "email" => SinkKind::Email,
+            "teams" => SinkKind::Teams,
+            "chatwork" => SinkKind::Chatwork,
+            "line_works" => SinkKind::LineWorks,
+            "pagerduty" => SinkKind::PagerDuty,
+            _ => return None,
+        })
+    }
+
+    /// Whether the kind's URL is a public address (its secret travels
+    /// apart), so `url:` may be written in the policy.
+    fn url_is_public(self) -> bool {
+        matches!(
+            self,
+            SinkKind::Alertmanager | SinkKind::Chatwork | SinkKind::LineWorks | SinkKind::PagerDuty
+        )
+    }
+
+    /// The service's own address, when it has one.
+    fn default_url(self) -> Option<&'static str> {
+        match self {
+            SinkKind::Chatwork => Some(defaults::CHATWORK_URL),
+            SinkKind::LineWorks => Some(defaults::LINE_WORKS_URL),
+            SinkKind::PagerDuty => Some(defaults::PAGERDUTY_URL),
+            _ => None,
+        }
+    }
+
+    /// Where the kind's secrets are named.
+    fn secrets_help(self) -> &'static str {
+        match self {
+            SinkKind::PagerDuty => "its integration key is named by routing_key_env",
+            SinkKind::LineWorks => {
+                "its secrets are named by client_secret_env and private_key_env (or private_key_file)"
+            }
+            SinkKind::Email => "its login is named by username_env and password_env",
+            _ => "its URL (url_env) is the secret",
+        }
+    }
+}
+
+/// An SMTP connection's security.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SmtpTls {
+    /// Plain connection, then `STARTTLS` (RFC 3207), required: a server
+    /// that does not offer it gets no mail.
+    StartTls,
+    /// TLS from the first byte (RFC 8314, port 465).
+    Implicit,
+    /// Clear text, to a relay on this host only.
+    None,
+}
+
+impl SmtpTls {
+    pub fn default_port(self) -> u16 {
+        match self {
+            SmtpTls::StartTls => 587,
+            SmtpTls::Implicit => 465,
+            SmtpTls::None => 25,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SmtpTls::StartTls => "starttls",
+            SmtpTls::Implicit => "implicit",
+            SmtpTls::None => "none",
+        }
+    }
+}
+
+/// An email sink's server and addresses.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EmailConfig {
+    pub host: String,
+    pub port: u16,
+    pub tls: SmtpTls,
+    /// Variables holding the SMTP AUTH login (both or neither).
+    pub username_env: Option<String>,
+    pub password_env: Option<String>,
+    /// `netwarden <netwarden@example.com>`: checked as a mailbox.
+    pub from: String,
+    pub to: Vec<String>,
+}
+
+/// Where a LINE WORKS bot writes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LineWorksTarget {
+    Channel(String),
+    User(String),
+}
+
+/// Where a private key comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KeySource {
+    Env(String),
+    File(PathBuf),
+}
+
+/// A LINE WORKS bot: its app's ids and where its secrets are.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LineWorksConfig {
+    pub bot_id: String,
+    pub client_id: String,
+    pub service_account: String,
+    pub target: LineWorksTarget,
+    pub client_secret_env: String,
+    pub private_key: KeySource,
+    /// The token endpoint.
+    pub auth_url: String,
+}
+
+/// What one kind of sink needs beyond a URL.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SinkDetails {
+    /// One POST to the URL (webhook, Slack, Alertmanager, Teams).
+    Http,
+    Chatwork {
+        room_id: String,
+    },
+    PagerDuty {
+        routing_key_env: String,
+    },
+    LineWorks(LineWorksConfig),
+    Email(EmailConfig),
 }
 
 /// Where a sink's URL comes from.
@@ -97,7 +264,8 @@ pub enum UrlSource {
 pub struct SinkConfig {
     pub name: String,
     pub kind: SinkKind,
-    pub url: UrlSource,
+    /// Where it posts; `None` for mail.
+    pub url: Option<UrlSource>,
     /// Variable holding the HMAC-SHA256 signing key (webhook).
     pub secret_env: Option<String>,
     /// Variable holding a bearer token (webhook, Alertmanager).
@@ -105,6 +273,12 @@ pub struct SinkConfig {
     pub signature_header: String,
     /// CA certificates (PEM) for an https sink, besides the system roots.
     pub ca: Option<PathBuf>,
+    /// The language its alerts are written in (default: the pages' first
+    /// language, else English).
+    pub language: Lang,
+    /// The IANA zone its times are written in (default UTC); checked.
+    pub time_zone: String,
+    pub details: SinkDetails,
 }
 
 /// The `alerts:` section, compiled.
@@ -160,10 +334,12 @@ fn looks_like_a_value(s: &str) -> bool {
 }
 
 impl Cx<'_, '_> {
+    /// `lang`: the sinks' default language (the pages' first).
     pub(super) fn alerts(
         &mut self,
         raw: Option<&S<RawAlerts>>,
         base: &Path,
+        lang: Lang,
     ) -> Option<AlertSettings> {
         let raw = raw?;
         let r = &raw.value;
@@ -253,7 +429,7 @@ impl Cx<'_, '_> {
         }
         let mut names: Vec<&str> = Vec::new();
         for sink in &r.sinks {
-            if let Some(s) = self.sink(sink, base) {
+            if let Some(s) = self.sink(sink, base, lang) {
                 if names.contains(&s.name.as_str()) {
                     self.error(
                         &sink.value.name.referenced,
@@ -291,64 +467,19 @@ impl Cx<'_, '_> {
         None
     }
 
-    fn sink(&mut self, raw: &S<RawSink>, base: &Path) -> Option<SinkConfig> {
+    fn sink(&mut self, raw: &S<RawSink>, base: &Path, lang: Lang) -> Option<SinkConfig> {
         let s = &raw.value;
         self.check_name(&s.name, "sink");
-        let kind = match s.kind.value.as_str() {
-            "webhook" => SinkKind::Webhook,
-            "slack" => SinkKind::Slack,
-            "alertmanager" => SinkKind::Alertmanager,
-            other => {
-                self.error(
-                    &s.kind.referenced,
-                    format!("sink type '{other}' is not known"),
-                    Some("use webhook, slack or alertmanager".into()),
-                );
-                return None;
-            }
-        };
-        let url = match (&s.url, &s.url_env) {
-            (Some(u), None) if kind == SinkKind::Alertmanager => {
-                UrlSource::Literal(u.value.clone())
-            }
-            (Some(u), _) => {
-                self.error(
-                    &u.referenced,
-                    format!(
-                        "a {} sink's URL is a secret and is not written in the policy",
-                        kind.as_str()
-                    ),
-                    Some(
-                        "put it in an environment variable and name that with url_env; rotate it if this file was shared"
-                            .into(),
-                    ),
-                );
-                return None;
-            }
-            (None, Some(e)) => UrlSource::Env(self.env_name(e, "url_env")?),
-            (None, None) => {
-                self.error(
-                    &raw.referenced,
-                    format!("sink '{}' has no URL", s.name.value),
-                    Some(match kind {
-                        SinkKind::Alertmanager => {
-                            "give url: http://alertmanager:9093 or url_env: NAME".into()
-                        }
-                        _ => "name the environment variable that holds it: url_env: NAME".into(),
-                    }),
-                );
-                return None;
-            }
-        };
-        if let UrlSource::Literal(u) = &url
-            && let Err(e) = check_url(u)
-        {
+        let Some(kind) = SinkKind::parse(&s.kind.value) else {
             self.error(
-                &s.url.as_ref().map_or(raw.referenced, |u| u.referenced),
-                e,
-                Some("for example http://alertmanager:9093".into()),
+                &s.kind.referenced,
+                format!("sink type '{}' is not known", s.kind.value),
+                Some(format!("use one of {}", SinkKind::NAMES.join(", "))),
             );
-        }
+            return None;
+        };
+        self.fields_of_other_kinds(s, kind);
+        let url = self.sink_url(raw, kind)?;
         let secret_env = match &s.secret_env {
             Some(v) if kind != SinkKind::Webhook => {
                 self.error(
@@ -362,15 +493,39 @@ impl Cx<'_, '_> {
             None => None,
         };
         let token_env = match &s.token_env {
-            Some(v) if kind == SinkKind::Slack => {
+            Some(v) if matches!(kind, SinkKind::Slack | SinkKind::Teams) => {
                 self.error(
                     &v.referenced,
-                    "a Slack incoming webhook takes no token: its URL is the secret".into(),
+                    format!(
+                        "a {} incoming webhook takes no token: its URL is the secret",
+                        kind.as_str()
+                    ),
                     Some("remove token_env".into()),
                 );
                 None
             }
+            Some(v)
+                if !matches!(
+                    kind,
+                    SinkKind::Webhook | SinkKind::Alertmanager | SinkKind::Chatwork
+                ) =>
+            {
+                self.error(
+                    &v.referenced,
+                    format!("a {} sink takes no token_env", kind.as_str()),
+                    Some(kind.secrets_help().into()),
+                );
+                None
+            }
             Some(v) => self.env_name(v, "token_env"),
+            None if kind == SinkKind::Chatwork => {
+                self.error(
+                    &raw.referenced,
+                    format!("chatwork sink '{}' needs its API token", s.name.value),
+                    Some("name the variable that holds it: token_env: NETWARDEN_CHATWORK_TOKEN (sent as X-ChatWorkToken)".into()),
+                );
+                None
+            }
             None => None,
         };
         let signature_header = match &s.signature_header {
@@ -395,6 +550,83 @@ impl Cx<'_, '_> {
             },
             None => defaults::SIGNATURE_HEADER.to_string(),
         };
+        let language = match &s.language {
+            Some(tag) => {
+                match Lang::from_tag(&tag.value) {
+                    Some(l) => l,
+                    None => {
+                        self.error(
+                        &tag.referenced,
+                        format!("sink '{}': language '{}' is not one netwarden's alerts are written in", s.name.value, tag.value),
+                        Some("use ja or en".into()),
+                    );
+                        lang
+                    }
+                }
+            }
+            None => lang,
+        };
+        let time_zone = match &s.time_zone {
+            Some(z) => match crate::engine::time::zone(&z.value) {
+                Ok(_) => z.value.clone(),
+                Err(message) => {
+                    self.error(
+                        &z.referenced,
+                        format!("sink '{}': time_zone: {message}", s.name.value),
+                        None,
+                    );
+                    "UTC".into()
+                }
+            },
+            None => "UTC".into(),
+        };
+        let details = match kind {
+            SinkKind::Email => SinkDetails::Email(self.email(raw, base)?),
+            SinkKind::Chatwork => match &s.room_id {
+                Some(r)
+                    if !r.value.is_empty()
+                        && r.value.bytes().all(|b| b.is_ascii_digit())
+                        && r.value.len() <= 20 =>
+                {
+                    SinkDetails::Chatwork {
+                        room_id: r.value.clone(),
+                    }
+                }
+                Some(r) => {
+                    self.error(
+                        &r.referenced,
+                        format!("room_id '{}' is not a Chatwork room id", r.value),
+                        Some("give the number after #!rid in the room's address, e.g. room_id: \"123456789\"".into()),
+                    );
+                    return None;
+                }
+                None => {
+                    self.error(
+                        &raw.referenced,
+                        format!("chatwork sink '{}' needs room_id", s.name.value),
+                        Some("give the number after #!rid in the room's address, e.g. room_id: \"123456789\"".into()),
+                    );
+                    return None;
+                }
+            },
+            SinkKind::PagerDuty => match &s.routing_key_env {
+                Some(v) => SinkDetails::PagerDuty {
+                    routing_key_env: self.env_name(v, "routing_key_env")?,
+                },
+                None => {
+                    self.error(
+                        &raw.referenced,
+                        format!("pagerduty sink '{}' needs its integration key", s.name.value),
+                        Some("name the variable that holds the Events API v2 integration (routing) key: routing_key_env: NETWARDEN_PAGERDUTY_KEY".into()),
+                    );
+                    return None;
+                }
+            },
+            SinkKind::LineWorks => SinkDetails::LineWorks(self.line_works(raw, base)?),
+            SinkKind::Webhook | SinkKind::Slack | SinkKind::Alertmanager | SinkKind::Teams => {
+                SinkDetails::Http
+            }
+        };
         Some(SinkConfig {
             name: s.name.value.clone(),
             kind,
@@ -403,8 +635,409 @@ impl Cx<'_, '_> {
             token_env,
             signature_header,
             ca: s.ca.as_ref().map(|p| base.join(&p.value)),
+            language,
+            time_zone,
+            details,
         })
     }
+
+    /// Where a sink posts: a secret URL from `url_env`, or (for services
+    /// whose address is public) `url:` or the service's own.
+    fn sink_url(&mut self, raw: &S<RawSink>, kind: SinkKind) -> Option<Option<UrlSource>> {
+        let s = &raw.value;
+        let url = match (&s.url, &s.url_env) {
+            (_, _) if kind == SinkKind::Email => {
+                if let Some(u) = s.url.as_ref().or(s.url_env.as_ref()) {
+                    self.error(
+                        &u.referenced,
+                        "an email sink has no URL".into(),
+                        Some("name the mail server with smtp: host:port".into()),
+                    );
+                }
+                return Some(None);
+            }
+            (Some(u), None) if kind.url_is_public() => UrlSource::Literal(u.value.clone()),
+            (Some(u), _) => {
+                self.error(
+                    &u.referenced,
+                    format!(
+                        "a {} sink's URL is a secret and is not written in the policy",
+                        kind.as_str()
+                    ),
+                    Some(
+                        "put it in an environment variable and name that with url_env; rotate it if this file was shared"
+                            .into(),
+                    ),
+                );
+                return None;
+            }
+            (None, Some(e)) => UrlSource::Env(self.env_name(e, "url_env")?),
+            (None, None) => match kind.default_url() {
+                Some(u) => UrlSource::Literal(u.into()),
+                None => {
+                    self.error(
+                        &raw.referenced,
+                        format!("sink '{}' has no URL", s.name.value),
+                        Some(match kind {
+                            SinkKind::Alertmanager => {
+                                "give url: http://alertmanager:9093 or url_env: NAME".into()
+                            }
+                            _ => {
+                                "name the environment variable that holds it: url_env: NAME".into()
+                            }
+                        }),
+                    );
+                    return None;
+                }
+            },
+        };
+        if let UrlSource::Literal(u) = &url
+            && let Err(e) = check_url(u)
+        {
+            self.error(
+                &s.url.as_ref().map_or(raw.referenced, |u| u.referenced),
+                e,
+                Some("for example http://alertmanager:9093".into()),
+            );
+        }
+        Some(Some(url))
+    }
+
+    /// A key given to a kind of sink that does not read it is an error:
+    /// it would be silently ignored (a `to:` on a Slack sink, a `room_id`
+    /// on a webhook).
+    fn fields_of_other_kinds(&mut self, s: &RawSink, kind: SinkKind) {
+        use SinkKind::{Chatwork, Email, LineWorks, PagerDuty};
+        let loc = |v: Option<&S<String>>| v.map(|v| v.referenced);
+        let given = [
+            ("room_id", loc(s.room_id.as_ref()), &[Chatwork][..]),
+            (
+                "routing_key_env",
+                loc(s.routing_key_env.as_ref()),
+                &[PagerDuty][..],
+            ),
+            ("smtp", loc(s.smtp.as_ref()), &[Email][..]),
+            ("tls", loc(s.tls.as_ref()), &[Email][..]),
+            ("username_env", loc(s.username_env.as_ref()), &[Email][..]),
+            ("password_env", loc(s.password_env.as_ref()), &[Email][..]),
+            ("from", loc(s.from.as_ref()), &[Email][..]),
+            ("to", s.to.as_ref().map(|v| v.referenced), &[Email][..]),
+            ("bot_id", loc(s.bot_id.as_ref()), &[LineWorks][..]),
+            ("channel_id", loc(s.channel_id.as_ref()), &[LineWorks][..]),
+            ("user_id", loc(s.user_id.as_ref()), &[LineWorks][..]),
+            ("client_id", loc(s.client_id.as_ref()), &[LineWorks][..]),
+            (
+                "service_account",
+                loc(s.service_account.as_ref()),
+                &[LineWorks][..],
+            ),
+            (
+                "client_secret_env",
+                loc(s.client_secret_env.as_ref()),
+                &[LineWorks][..],
+            ),
+            (
+                "private_key_env",
+                loc(s.private_key_env.as_ref()),
+                &[LineWorks][..],
+            ),
+            (
+                "private_key_file",
+                loc(s.private_key_file.as_ref()),
+                &[LineWorks][..],
+            ),
+            ("auth_url", loc(s.auth_url.as_ref()), &[LineWorks][..]),
+        ];
+        for (key, at, kinds) in given {
+            if let Some(at) = at
+                && !kinds.contains(&kind)
+            {
+                let owners: Vec<&str> = kinds.iter().map(|k| k.as_str()).collect();
+                self.error(
+                    &at,
+                    format!("a {} sink does not read '{key}'", kind.as_str()),
+                    Some(format!(
+                        "'{key}' is for {} sinks; remove it here",
+                        owners.join(", ")
+                    )),
+                );
+            }
+        }
+    }
+
+    fn email(&mut self, raw: &S<RawSink>, base: &Path) -> Option<EmailConfig> {
+        let s = &raw.value;
+        let _ = base;
+        let tls = match s.tls.as_ref().map(|t| t.value.as_str()) {
+            None | Some("starttls") => SmtpTls::StartTls,
+            Some("implicit") => SmtpTls::Implicit,
+            Some("none") => SmtpTls::None,
+            Some(other) => {
+                let at = s.tls.as_ref().map_or(raw.referenced, |t| t.referenced);
+                self.error(
+                    &at,
+                    format!("tls '{other}' is not known"),
+                    Some("use starttls (port 587, the default), implicit (port 465) or none (a relay on this host only)".into()),
+                );
+                return None;
+            }
+        };
+        let Some(server) = &s.smtp else {
+            self.error(
+                &raw.referenced,
+                format!("email sink '{}' needs its mail server", s.name.value),
+                Some("give smtp: smtp.example.com:587 (STARTTLS) or smtp.example.com:465 with tls: implicit".into()),
+            );
+            return None;
+        };
+        let Some((host, port)) = split_host_port(&server.value, tls.default_port()) else {
+            self.error(
+                &server.referenced,
+                format!("smtp '{}' is not host:port", server.value),
+                Some("for example smtp: smtp.example.com:587".into()),
+            );
+            return None;
+        };
+        if tls == SmtpTls::None && !is_loopback_host(&host) {
+            self.error(
+                &s.tls.as_ref().map_or(raw.referenced, |t| t.referenced),
+                format!("tls: none sends mail (and any password) in clear text to {host}"),
+                Some("tls: none is for a relay on this host (localhost, 127.0.0.1, ::1); use starttls or implicit".into()),
+            );
+            return None;
+        }
+        let username_env = s
+            .username_env
+            .as_ref()
+            .and_then(|v| self.env_name(v, "username_env"));
+        let password_env = s
+            .password_env
+            .as_ref()
+            .and_then(|v| self.env_name(v, "password_env"));
+        if username_env.is_some() != password_env.is_some() {
+            self.error(
+                &raw.referenced,
+                format!("email sink '{}': username_env and password_env go together", s.name.value),
+                Some("name both variables for SMTP AUTH, or neither for a relay that takes mail without it".into()),
+            );
+            return None;
+        }
+        if username_env.is_some() && tls == SmtpTls::None {
+            self.error(
+                &raw.referenced,
+                "SMTP AUTH without TLS would send the password in clear text".into(),
+                Some("use tls: starttls or implicit".into()),
+            );
+            return None;
+        }
+        let Some(from) = &s.from else {
+            self.error(
+                &raw.referenced,
+                format!("email sink '{}' needs from", s.name.value),
+                Some("for example from: \"netwarden <netwarden@example.com>\"".into()),
+            );
+            return None;
+        };
+        if let Err(e) = from.value.parse::<lettre::message::Mailbox>() {
+            self.error(
+                &from.referenced,
+                format!("from '{}' is not a mail address: {e}", from.value),
+                Some("for example from: \"netwarden <netwarden@example.com>\"".into()),
+            );
+            return None;
+        }
+        let to: Vec<String> = match &s.to {
+            Some(list) if !list.value.is_empty() => {
+                list.value.iter().map(|t| t.value.clone()).collect()
+            }
+            _ => {
+                self.error(
+                    &s.to.as_ref().map_or(raw.referenced, |t| t.referenced),
+                    format!("email sink '{}' needs to: its recipients", s.name.value),
+                    Some("for example to: [security-ops@example.com]".into()),
+                );
+                return None;
+            }
+        };
+        let mut ok = true;
+        for t in s.to.iter().flat_map(|l| &l.value) {
+            if let Err(e) = t.value.parse::<lettre::message::Mailbox>() {
+                self.error(
+                    &t.referenced,
+                    format!("to '{}' is not a mail address: {e}", t.value),
+                    Some("for example security-ops@example.com".into()),
+                );
+                ok = false;
+            }
+        }
+        ok.then(|| EmailConfig {
+            host,
+            port,
+            tls,
+            username_env,
+            password_env,
+            from: from.value.clone(),
+            to,
+        })
+    }
+
+    fn line_works(&mut self, raw: &S<RawSink>, base: &Path) -> Option<LineWorksConfig> {
+        let s = &raw.value;
+        let name = &s.name.value;
+        let mut need = |v: Option<&S<String>>, key: &str, help: &str| match v {
+            Some(v) if is_id(&v.value) => Some(v.value.clone()),
+            Some(v) => {
+                self.error(
+                    &v.referenced,
+                    format!("{key} '{}' is not an id LINE WORKS gives", v.value),
+                    Some(help.into()),
+                );
+                None
+            }
+            None => {
+                self.error(
+                    &raw.referenced,
+                    format!("line_works sink '{name}' needs {key}"),
+                    Some(help.into()),
+                );
+                None
+            }
+        };
+        let bot_id = need(
+            s.bot_id.as_ref(),
+            "bot_id",
+            "the bot's id, from the Developer Console's Bot page",
+        );
+        let client_id = need(
+            s.client_id.as_ref(),
+            "client_id",
+            "the app's Client ID, from the Developer Console's API 2.0 page",
+        );
+        let service_account = need(
+            s.service_account.as_ref(),
+            "service_account",
+            "the app's Service Account, such as abcde.serviceaccount@example.com",
+        );
+        let target = match (&s.channel_id, &s.user_id) {
+            (Some(c), None) if is_id(&c.value) => Some(LineWorksTarget::Channel(c.value.clone())),
+            (None, Some(u)) if is_id(&u.value) => Some(LineWorksTarget::User(u.value.clone())),
+            (Some(_), Some(u)) => {
+                self.error(
+                    &u.referenced,
+                    "give channel_id or user_id, not both".into(),
+                    Some("one sink posts to one place; add a second sink for the other".into()),
+                );
+                None
+            }
+            (c, u) => {
+                let at = c
+                    .as_ref()
+                    .or(u.as_ref())
+                    .map_or(raw.referenced, |v| v.referenced);
+                self.error(
+                    &at,
+                    format!("line_works sink '{name}' needs channel_id or user_id"),
+                    Some("the channel the bot is in (channel_id), or the member it writes to (user_id)".into()),
+                );
+                None
+            }
+        };
+        let client_secret_env = match &s.client_secret_env {
+            Some(v) => self.env_name(v, "client_secret_env"),
+            None => {
+                self.error(
+                    &raw.referenced,
+                    format!("line_works sink '{name}' needs client_secret_env"),
+                    Some("name the variable that holds the app's Client Secret".into()),
+                );
+                None
+            }
+        };
+        let key = match (&s.private_key_env, &s.private_key_file) {
+            (Some(v), None) => self.env_name(v, "private_key_env").map(KeySource::Env),
+            (None, Some(f)) => Some(KeySource::File(base.join(&f.value))),
+            (Some(_), Some(f)) => {
+                self.error(
+                    &f.referenced,
+                    "give private_key_env or private_key_file, not both".into(),
+                    None,
+                );
+                None
+            }
+            (None, None) => {
+                self.error(
+                    &raw.referenced,
+                    format!("line_works sink '{name}' needs the service account's private key"),
+                    Some("name the variable that holds it (private_key_env) or the file (private_key_file, a mounted Secret)".into()),
+                );
+                None
+            }
+        };
+        let auth_url = match &s.auth_url {
+            Some(u) => match check_url(&u.value) {
+                Ok(_) => u.value.clone(),
+                Err(e) => {
+                    self.error(
+                        &u.referenced,
+                        e,
+                        Some(format!("the default is {}", defaults::LINE_WORKS_AUTH_URL)),
+                    );
+                    return None;
+                }
+            },
+            None => defaults::LINE_WORKS_AUTH_URL.into(),
+        };
+        Some(LineWorksConfig {
+            bot_id: bot_id?,
+            client_id: client_id?,
+            service_account: service_account?,
+            target: target?,
+            client_secret_env: client_secret_env?,
+            private_key: key?,
+            auth_url,
+        })
+    }
+}
+
+/// An id a service gives (LINE WORKS' bot, client, account and channel
+/// ids): what goes in a URL path or a JWT claim without escaping.
+fn is_id(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 256
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.@".contains(&b))
+}
+
+/// `host:port`, `[::1]:25` or `host` (with the mode's port).
+fn split_host_port(s: &str, default_port: u16) -> Option<(String, u16)> {
+    let s = s.trim();
+    let (host, port) = if let Some(rest) = s.strip_prefix('[') {
+        let (h, after) = rest.split_once(']')?;
+        match after.strip_prefix(':') {
+            Some(p) => (h, p.parse().ok()?),
+            None if after.is_empty() => (h, default_port),
+            None => return None,
+        }
+    } else {
+        match s.rsplit_once(':') {
+            Some((h, p)) if !h.contains(':') => (h, p.parse().ok()?),
+            Some(_) => return None,
+            None => (s, default_port),
+        }
+    };
+    let ok = !host.is_empty()
+        && port != 0
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-.:".contains(&b));
+    ok.then(|| (host.to_string(), port))
+}
+
+/// A host that is this machine: mail to it does not cross a network.
+fn is_loopback_host(h: &str) -> bool {
+    h.eq_ignore_ascii_case("localhost")
+        || h.parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// An http or https URL with a host; a path is allowed (webhooks have one).

@@ -385,7 +385,15 @@ impl Cx<'_, '_> {
             _ => false,
         };
         let server = self.server(raw.server.as_ref(), self.base);
-        let alerts = self.alerts(raw.alerts.as_ref(), self.base);
+        // Alerts speak the pages' first language unless a sink says.
+        let alert_lang = raw
+            .pages
+            .as_ref()
+            .and_then(|p| p.value.languages.as_ref())
+            .and_then(|l| l.value.first())
+            .and_then(|t| super::pages::Lang::from_tag(&t.value))
+            .unwrap_or(super::pages::Lang::En);
+        let alerts = self.alerts(raw.alerts.as_ref(), self.base, alert_lang);
         let lockout = self.lockout(raw.lockout.as_ref());
         let state = self.state(raw.state.as_ref(), self.base);
         let block_page = raw

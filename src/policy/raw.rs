@@ -367,6 +367,30 @@ pub struct RawSink {
     pub token_env: Option<S<String>>,
     pub signature_header: Option<S<String>>,
     pub ca: Option<S<String>>,
+    /// `ja` or `en`.
+    pub language: Option<S<String>>,
+    pub time_zone: Option<S<String>>,
+    /// Chatwork.
+    pub room_id: Option<S<String>>,
+    /// PagerDuty.
+    pub routing_key_env: Option<S<String>>,
+    /// Email.
+    pub smtp: Option<S<String>>,
+    pub tls: Option<S<String>>,
+    pub username_env: Option<S<String>>,
+    pub password_env: Option<S<String>>,
+    pub from: Option<S<String>>,
+    pub to: Option<S<Vec<S<String>>>>,
+    /// LINE WORKS.
+    pub bot_id: Option<S<String>>,
+    pub channel_id: Option<S<String>>,
+    pub user_id: Option<S<String>>,
+    pub client_id: Option<S<String>>,
+    pub service_account: Option<S<String>>,
+    pub client_secret_env: Option<S<String>>,
+    pub private_key_env: Option<S<String>>,
+    pub private_key_file: Option<S<String>>,
+    pub auth_url: Option<S<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

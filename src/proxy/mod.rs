@@ -298,6 +298,8 @@ struct StoreWatch {
     shared: std::sync::OnceLock<std::sync::Weak<service::Shared>>,
     pending: std::sync::Mutex<Option<crate::alerts::StoreDown>>,
     last: std::sync::atomic::AtomicU64,
+    /// A down alert went out and no "answers again" yet.
+    down_alerted: std::sync::atomic::AtomicBool,
 }
 
 /// A flapping Redis is one alert per five minutes, not one per flap.
@@ -320,6 +322,32 @@ impl StoreWatch {
             .store(now.max(1), std::sync::atomic::Ordering::Relaxed);
         if let Some(alerts) = shared.alerts.current() {
             alerts.state_store(d);
+            self.down_alerted
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    /// The store answers again: said once after each down alert, so a
+    /// pager's incident resolves (one pending from before the alerts ran
+    /// is dropped: the store is up).
+    fn restored(&self) {
+        self.pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if !self
+            .down_alerted
+            .swap(false, std::sync::atomic::Ordering::Relaxed)
+        {
+            return;
+        }
+        if let Some(alerts) = self
+            .shared
+            .get()
+            .and_then(std::sync::Weak::upgrade)
+            .and_then(|s| s.alerts.current())
+        {
+            alerts.state_store_restored(std::time::SystemTime::now());
         }
     }
 
@@ -347,6 +375,9 @@ fn state_store_health(
     match h {
         crate::lockout::redis::Health::Up { again } => {
             metrics.state_store_up.set(1);
+            if again {
+                watch.restored();
+            }
             tracing::info!(
                 event = if again {
                     "state_store_restored"

@@ -1,0 +1,360 @@
+//! One alert as people read it, in a sink's language and time zone: a
+//! headline, the facts under it (label and value), a list (the top
+//! sources), the runbook. Pure. Each channel's format (`formats.rs`)
+//! writes a [`Message`] in its own markup and escapes every value there;
+//! here, text the client chose (user agent, host, path) is also defanged
+//! (`https://` -> `https[:]//`), so that no chat or mail client turns it
+//! into a link.
+
+use std::time::{Duration, SystemTime};
+
+use jiff::tz::TimeZone;
+
+use super::{Alert, Attempt};
+use crate::words::alerts::{self as w, Labels, Locked};
+use crate::words::{self, Lang};
+
+/// How urgent an alert is: PagerDuty's severities, a card's colour.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Severity {
+    Critical,
+    Error,
+    Warning,
+    Info,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Critical => "critical",
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+            Severity::Info => "info",
+        }
+    }
+}
+
+/// One line under the headline.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Fact {
+    pub label: &'static str,
+    pub value: String,
+}
+
+/// An alert, worded.
+#[derive(Clone)]
+pub struct Message {
+    pub lang: Lang,
+    /// The machine kind (`attempt`, `lockout`, ...), never translated.
+    pub kind: &'static str,
+    pub severity: Severity,
+    pub title: String,
+    /// When it happened, as people write it in the sink's zone.
+    pub when: String,
+    /// A sentence under the title (report-only alerts say nothing was
+    /// refused).
+    pub note: Option<&'static str>,
+    pub facts: Vec<Fact>,
+    /// A titled list of counts (a storm's top sources).
+    pub list: Option<(&'static str, Vec<(String, u64)>)>,
+    pub instance: String,
+    /// `<runbook_url>#<section>`.
+    pub runbook: String,
+    /// Labels of the fixed parts (runbook, footer).
+    pub labels: &'static Labels,
+}
+
+/// What a sink says its alerts in.
+#[derive(Clone, Debug)]
+pub struct Voice {
+    pub lang: Lang,
+    pub zone: TimeZone,
+}
+
+impl Default for Voice {
+    fn default() -> Self {
+        Voice {
+            lang: Lang::En,
+            zone: TimeZone::UTC,
+        }
+    }
+}
+
+/// The headline alone, in `lang`.
+pub fn headline(alert: &Alert, lang: Lang) -> String {
+    match alert {
+        Alert::Attempt(a) => w::attempt(lang, a.enforced, &client_text(a, lang), &a.rule),
+        Alert::Summary(s) => w::summary(
+            lang,
+            s.enforced,
+            s.attempts,
+            &scope_text(&s.scope, lang),
+            s.to.duration_since(s.from).unwrap_or_default(),
+        ),
+        Alert::Storm(s) => w::storm(
+            lang, s.attempts, s.sources, s.would_be, s.lockouts, s.releases,
+        ),
+        Alert::Lockout(l) => {
+            let client = client_text(&l.attempt, lang);
+            let who = Locked {
+                client: &client,
+                account: l.account.as_deref(),
+                network: l.network.as_deref(),
+            };
+            w::lockout(lang, &who, l.lock, l.failures, &l.attempt.rule, l.strike)
+        }
+        Alert::StateStore(d) => w::state_store(lang, d.on_store_error),
+        Alert::StateStoreRestored { .. } => w::state_store_restored(lang).into(),
+        Alert::Released(r) => {
+            w::released(lang, &r.by.to_string(), r.released, r.selector, &r.target)
+        }
+        Alert::Feed(p) => w::feed(lang, &p.network, p.problem, &p.detail, p.on_stale, p.age),
+        Alert::Test { .. } => w::test(lang).into(),
+    }
+}
+
+/// How urgent each kind is.
+pub fn severity(alert: &Alert) -> Severity {
+    match alert {
+        Alert::Attempt(a) if !a.enforced => Severity::Info,
+        Alert::Summary(s) if !s.enforced => Severity::Info,
+        Alert::Attempt(_) | Alert::Summary(_) | Alert::Lockout(_) | Alert::Feed(_) => {
+            Severity::Warning
+        }
+        Alert::Storm(_) | Alert::StateStore(_) => Severity::Error,
+        Alert::StateStoreRestored { .. } | Alert::Released(_) | Alert::Test { .. } => {
+            Severity::Info
+        }
+    }
+}
+
+/// When the alert happened.
+pub fn at(alert: &Alert) -> SystemTime {
+    match alert {
+        Alert::Attempt(a) => a.at,
+        Alert::Summary(s) => s.to,
+        Alert::Storm(s) => s.to,
+        Alert::Lockout(l) => l.attempt.at,
+        Alert::StateStore(d) => d.at,
+        Alert::Released(r) => r.at,
+        Alert::Feed(p) => p.at,
+        Alert::StateStoreRestored { at } | Alert::Test { at } => *at,
+    }
+}
+
+/// `alert` worded for a sink speaking `voice`.
+pub fn message(alert: &Alert, voice: &Voice, instance: &str, runbook: &str) -> Message {
+    let lang = voice.lang;
+    let l = w::labels(lang);
+    let zone = &voice.zone;
+    let mut facts = Vec::new();
+    let mut note = None;
+    let mut list = None;
+    let fact = |label, value: String| Fact { label, value };
+    match alert {
+        Alert::Attempt(a) => {
+            attempt_facts(&mut facts, a, lang, zone);
+            if !a.enforced {
+                note = Some(l.report_only_note);
+            }
+        }
+        Alert::Summary(s) => {
+            facts.push(fact(l.period, period(s.from, s.to, zone)));
+            if !s.enforced {
+                note = Some(l.report_only_note);
+            }
+            facts.push(fact(l.latest, String::new()));
+            attempt_facts(&mut facts, &s.last, lang, zone);
+        }
+        Alert::Lockout(lo) => {
+            facts.push(fact(l.locked_by, String::new()));
+            attempt_facts(&mut facts, &lo.attempt, lang, zone);
+        }
+        Alert::Storm(s) => {
+            facts.push(fact(l.period, period(s.from, s.to, zone)));
+            list = Some((
+                l.top_sources,
+                s.top
+                    .iter()
+                    .map(|(k, n)| (scope_text(k, lang), *n))
+                    .collect(),
+            ));
+        }
+        Alert::StateStore(d) => {
+            facts.push(fact(l.time, words::when(d.at, zone)));
+            facts.push(fact(l.error, plain(&d.error)));
+        }
+        Alert::Released(r) => {
+            facts.push(fact(l.time, words::when(r.at, zone)));
+            facts.push(fact(
+                l.released,
+                format!("{} ({})", plain(&r.target), r.selector),
+            ));
+        }
+        Alert::Feed(p) => {
+            facts.push(fact(l.time, words::when(p.at, zone)));
+            facts.push(fact(
+                l.list,
+                format!("{} ({}, {})", defang(&p.url), p.problem, p.reason),
+            ));
+        }
+        Alert::StateStoreRestored { at } | Alert::Test { at } => {
+            facts.push(fact(l.time, words::when(*at, zone)));
+        }
+    }
+    Message {
+        lang,
+        kind: alert.kind(),
+        severity: severity(alert),
+        title: plain(&headline(alert, lang)),
+        when: words::when(at(alert), zone),
+        note,
+        facts,
+        list,
+        instance: plain(instance),
+        runbook: runbook.to_string(),
+        labels: l,
+    }
+}
+
+fn attempt_facts(facts: &mut Vec<Fact>, a: &Attempt, lang: Lang, zone: &TimeZone) {
+    let l = w::labels(lang);
+    facts.push(Fact {
+        label: l.time,
+        value: words::when(a.at, zone),
+    });
+    facts.push(Fact {
+        label: l.client,
+        value: format!("{} ({})", client_text(a, lang), plain(&a.derivation)),
+    });
+    if let Some(f) = &a.facts {
+        facts.push(Fact {
+            label: l.network_facts,
+            value: plain(&f.to_string()),
+        });
+    }
+    facts.push(Fact {
+        label: l.rule,
+        value: plain(&a.rule),
+    });
+    facts.push(Fact {
+        label: l.request,
+        value: format!(
+            "{} {}{}",
+            plain(&a.method),
+            defang(&a.host),
+            defang(&a.path)
+        ),
+    });
+    facts.push(Fact {
+        label: l.user_agent,
+        value: defang(&a.user_agent),
+    });
+    facts.push(Fact {
+        label: l.request_id,
+        value: plain(&a.request_id),
+    });
+}
+
+/// `2026-12-07 21:03 JST – 21:10`: the date and zone said once when both
+/// ends fall on one day.
+fn period(from: SystemTime, to: SystemTime, zone: &TimeZone) -> String {
+    let (a, b) = (words::when(from, zone), words::when(to, zone));
+    if a.get(..10) == b.get(..10) {
+        format!("{a} – {}", words::clock_time(to, zone))
+    } else {
+        format!("{a} – {b}")
+    }
+}
+
+fn client_text(a: &Attempt, lang: Lang) -> String {
+    a.client
+        .map_or_else(|| w::unknown_client(lang).into(), |ip| ip.to_string())
+}
+
+fn scope_text(s: &super::aggregate::Scope, lang: Lang) -> String {
+    match s {
+        super::aggregate::Scope::UnknownClient => w::unknown_client(lang).into(),
+        other => other.to_string(),
+    }
+}
+
+/// Control characters (line breaks included) become spaces: one value
+/// stays one line in every format.
+pub fn plain(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
+
+/// [`plain`], and `scheme://` written `scheme[:]//`, the way security
+/// teams write addresses they do not want opened: text the client chose
+/// never becomes a link a reader clicks.
+pub fn defang(s: &str) -> String {
+    plain(s).replace("://", "[:]//")
+}
+
+/// A lock's length in the alert's words (used by PagerDuty's details).
+pub fn lock_words(d: Duration, lang: Lang) -> String {
+    words::duration(d, lang)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    fn tokyo() -> Voice {
+        Voice {
+            lang: Lang::Ja,
+            zone: TimeZone::get("Asia/Tokyo").expect("tzdb"),
+        }
+    }
+
+    #[test]
+    fn an_attempt_is_worded_in_the_sinks_language_and_zone() {
+        let mut a = Attempt::example();
+        // 2026-12-07T12:10:00Z
+        a.at = SystemTime::UNIX_EPOCH + Duration::from_secs(1_796_645_400);
+        a.user_agent = "evil\r\nhttps://phish.example/x".into();
+        let m = message(&Alert::Attempt(Arc::new(a)), &tokyo(), "pod-1", "rb#x");
+        assert_eq!(
+            m.title,
+            "許可されていないネットワークからのログインを遮断しました：203.0.113.7（ルール login）"
+        );
+        assert_eq!(m.when, "2026-12-07 21:10 JST");
+        assert_eq!(m.kind, "attempt");
+        assert_eq!(m.severity, Severity::Warning);
+        let ua = m.facts.iter().find(|f| f.label == "ユーザーエージェント");
+        assert_eq!(
+            ua.map(|f| f.value.as_str()),
+            Some("evil  https[:]//phish.example/x")
+        );
+        assert!(m.note.is_none());
+    }
+
+    #[test]
+    fn report_only_is_said_under_the_title_and_is_not_urgent() {
+        let mut a = Attempt::example();
+        a.enforced = false;
+        let m = message(&Alert::Attempt(Arc::new(a)), &Voice::default(), "i", "");
+        assert!(m.title.starts_with("Report-only"));
+        assert!(m.note.is_some_and(|n| n.contains("forwarded")));
+        assert_eq!(m.severity, Severity::Info);
+    }
+
+    #[test]
+    fn a_period_names_its_day_once() {
+        let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_796_645_400);
+        let z = TimeZone::get("Asia/Tokyo").expect("tzdb");
+        assert_eq!(
+            period(t - Duration::from_secs(420), t, &z),
+            "2026-12-07 21:03 JST – 21:10"
+        );
+        assert_eq!(
+            period(t - Duration::from_secs(86_400), t, &z),
+            "2026-12-06 21:10 JST – 2026-12-07 21:10 JST"
+        );
+    }
+}
