@@ -11,6 +11,7 @@ mod support;
 
 mod account_rules;
 mod accounts;
+mod alert_channels;
 mod alerts;
 mod architecture;
 mod cli;

@@ -176,7 +176,6 @@ pub fn teams(m: &Message) -> Value {
         "type": "AdaptiveCard",
         "version": "1.4",
         "body": body,
-        "msteams": {"width": "Full"},
     });
     if m.runbook.starts_with("https://") || m.runbook.starts_with("http://") {
         card["actions"] = json!([{

@@ -26,6 +26,15 @@ pub enum Answer {
     RetryAfter(u64),
     /// Never answers until [`Receiver::release`] (or [`WAIT`]).
     Hang,
+    /// 429 with Chatwork's `x-ratelimit-reset`: the Unix time `secs`
+    /// after the answer.
+    RateLimited(u64),
+    /// A status with these headers and this body.
+    Reply {
+        status: u16,
+        headers: Vec<(&'static str, String)>,
+        body: String,
+    },
 }
 
 /// What a receiver was sent.
@@ -181,6 +190,30 @@ async fn answer_with(
         }
         Answer::Hang => {
             let _ = tokio::time::timeout(WAIT, release.notified()).await;
+        }
+        Answer::RateLimited(secs) => {
+            *resp.status_mut() = http::StatusCode::TOO_MANY_REQUESTS;
+            let reset = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .expect("after 1970")
+                .as_secs()
+                + secs;
+            resp.headers_mut().insert(
+                "x-ratelimit-reset",
+                reset.to_string().parse().expect("header value"),
+            );
+        }
+        Answer::Reply {
+            status,
+            headers,
+            body,
+        } => {
+            resp = Response::new(Full::new(Bytes::from(body)));
+            *resp.status_mut() = http::StatusCode::from_u16(status).expect("status");
+            for (n, v) in headers {
+                resp.headers_mut()
+                    .insert(n, v.parse().expect("header value"));
+            }
         }
     }
     Ok(resp)

@@ -1,0 +1,626 @@
+//! Every alert channel through the real binary, in both languages: a
+//! webhook, Slack, Alertmanager, Microsoft Teams (each card validated
+//! against the Adaptive Cards schema), Chatwork, LINE WORKS (a token
+//! issuer on loopback that checks the service account's JWT), PagerDuty
+//! and mail (a real SMTP server, aiosmtpd, with STARTTLS and AUTH). One
+//! scenario sends each sink a first attempt, a summary, a lockout, an
+//! operator's release and a storm; the first answers of several sinks
+//! fail, so each retries.
+
+use crate::support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use support::proxy::{Netwarden, Upstream, WAIT, connect_from, exchange, post};
+use support::receiver::{Answer, Got, Receiver};
+
+const CHATWORK_TOKEN: &str = "cw-token-SECRET1";
+const PD_KEY: &str = "pd-routing-SECRET2";
+const LW_SECRET: &str = "lw-client-SECRET3";
+const SMTP_PASSWORD: &str = "smtp-pass-SECRET4";
+const SLACK_PATH: &str = "/services/T0/B0/SLACKSECRET5";
+const TEAMS_PATH: &str = "/workflows/TEAMSSECRET6/triggers/manual/paths/invoke";
+
+/// Secrets and request data that must reach no payload (except each
+/// secret the one place its service needs it).
+const NEVER_IN_A_MESSAGE: [&str; 9] = [
+    "QUERYSECRET",
+    "COOKIESECRET",
+    "BODYSECRET",
+    CHATWORK_TOKEN,
+    PD_KEY,
+    LW_SECRET,
+    SMTP_PASSWORD,
+    "SLACKSECRET5",
+    "TEAMSSECRET6",
+];
+
+/// A real SMTP server (tests/support/smtp_server.py) on loopback.
+struct Smtp {
+    child: Child,
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl Smtp {
+    fn start(mode: &str, certs: &Path) -> Smtp {
+        let dir = tempfile::tempdir().expect("mail dir");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let child = Command::new(support::console::python())
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/smtp_server.py"))
+            .arg(mode)
+            .arg(port.to_string())
+            .arg(dir.path())
+            .arg(certs.join("cert.pem"))
+            .arg(certs.join("key.pem"))
+            .args(["alerts@example.com", SMTP_PASSWORD])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("python runs the SMTP server");
+        let deadline = Instant::now() + WAIT;
+        while !dir.path().join("ready").exists() {
+            assert!(Instant::now() < deadline, "the SMTP server did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Smtp { child, port, dir }
+    }
+
+    /// The messages received so far: (raw bytes, what the server saw).
+    fn mails(&self) -> Vec<(String, serde_json::Value)> {
+        let mut out = Vec::new();
+        for n in 1.. {
+            let base = self.dir.path().join(format!("{n:04}"));
+            let (Ok(raw), Ok(meta)) = (
+                std::fs::read_to_string(base.with_extension("eml")),
+                std::fs::read_to_string(base.with_extension("json")),
+            ) else {
+                break;
+            };
+            out.push((raw, serde_json::from_str(&meta).expect("meta JSON")));
+        }
+        out
+    }
+}
+
+impl Drop for Smtp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An RSA key for the LINE WORKS app (PKCS#8 PEM, as its console issues
+/// it) and its public half as PKCS#1 DER, for ring to verify.
+fn line_works_key(dir: &Path) -> (PathBuf, Vec<u8>) {
+    let key = dir.join("private_20261207.key");
+    let public = dir.join("public.der");
+    let ok = Command::new("openssl")
+        .args([
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:2048",
+            "-out",
+        ])
+        .arg(&key)
+        .stderr(Stdio::null())
+        .status()
+        .expect("openssl runs (installed by .ci/run)")
+        .success();
+    assert!(ok, "openssl genpkey");
+    let ok = Command::new("openssl")
+        .args(["rsa", "-in"])
+        .arg(&key)
+        .args(["-RSAPublicKey_out", "-outform", "DER", "-out"])
+        .arg(&public)
+        .stderr(Stdio::null())
+        .status()
+        .expect("openssl rsa")
+        .success();
+    assert!(ok, "openssl rsa -RSAPublicKey_out");
+    (key, std::fs::read(&public).expect("public key"))
+}
+
+/// Checks a LINE WORKS token request: the form's fields and the JWT's
+/// header, claims and RS256 signature under the app's public key.
+fn check_token_request(g: &Got, public: &[u8]) {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    assert_eq!(
+        g.header("content-type"),
+        Some("application/x-www-form-urlencoded")
+    );
+    let form: std::collections::HashMap<String, String> =
+        url_decode_form(std::str::from_utf8(&g.body).expect("utf-8 form"));
+    assert_eq!(
+        form["grant_type"],
+        "urn:ietf:params:oauth:grant-type:jwt-bearer"
+    );
+    assert_eq!(form["client_id"], "lw-client-id");
+    assert_eq!(form["client_secret"], LW_SECRET);
+    assert_eq!(form["scope"], "bot");
+    let jwt = &form["assertion"];
+    let parts: Vec<&str> = jwt.split('.').collect();
+    assert_eq!(parts.len(), 3, "{jwt}");
+    let header: serde_json::Value =
+        serde_json::from_slice(&b64.decode(parts[0]).expect("b64")).expect("header");
+    assert_eq!(header["alg"], "RS256");
+    let claims: serde_json::Value =
+        serde_json::from_slice(&b64.decode(parts[1]).expect("b64")).expect("claims");
+    assert_eq!(claims["iss"], "lw-client-id");
+    assert_eq!(claims["sub"], "bot.serviceaccount@example.com");
+    let (iat, exp) = (
+        claims["iat"].as_u64().expect("iat"),
+        claims["exp"].as_u64().expect("exp"),
+    );
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs();
+    assert!(
+        iat.abs_diff(now) < 60 && exp > iat && exp - iat <= 3600,
+        "{claims}"
+    );
+    let key = ring::signature::UnparsedPublicKey::new(
+        &ring::signature::RSA_PKCS1_2048_8192_SHA256,
+        public,
+    );
+    let signed = format!("{}.{}", parts[0], parts[1]);
+    let sig = b64.decode(parts[2]).expect("b64 signature");
+    key.verify(signed.as_bytes(), &sig)
+        .expect("the assertion is signed by the app's key");
+    let mut forged = sig.clone();
+    forged[0] ^= 1;
+    assert!(key.verify(signed.as_bytes(), &forged).is_err());
+}
+
+fn url_decode_form(s: &str) -> std::collections::HashMap<String, String> {
+    s.split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| {
+            let dec = |x: &str| {
+                percent_encoding::percent_decode_str(&x.replace('+', " "))
+                    .decode_utf8()
+                    .expect("utf-8")
+                    .into_owned()
+            };
+            (dec(k), dec(v))
+        })
+        .collect()
+}
+
+/// Validates a Teams message's card against the Adaptive Cards schema
+/// (tests/support/card_check.py).
+fn check_card(body: &[u8]) {
+    use std::io::Write as _;
+    let mut child = Command::new(support::console::python())
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/card_check.py"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python runs card_check.py");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(body)
+        .expect("card to stdin");
+    let out = child.wait_with_output().expect("card_check ends");
+    assert!(
+        out.status.success(),
+        "the card is not valid under the Adaptive Cards schema: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(body)
+    );
+}
+
+/// A blocked login carrying what must never reach an alert.
+async fn blocked_login(nw: &Netwarden, from: &str) -> u16 {
+    let req = "POST /login?token=QUERYSECRET HTTP/1.1\r\nHost: console.test\r\nConnection: close\r\n\
+               Cookie: session=COOKIESECRET\r\nUser-Agent: <!channel> [toall] <m userId=\"all\"> [x](https://evil.example)\r\n\
+               Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 24\r\n\r\npassword=BODYSECRET12345";
+    exchange(connect_from(from, nw.addr("http")).await, req.as_bytes())
+        .await
+        .status
+}
+
+struct Sinks {
+    hook: Receiver,
+    slack: Receiver,
+    am: Receiver,
+    teams: Receiver,
+    chatwork: Receiver,
+    pagerduty: Receiver,
+    lw_auth: Receiver,
+    lw_api: Receiver,
+    smtp: Smtp,
+    lw_public: Vec<u8>,
+    _keys: tempfile::TempDir,
+    _certs: tempfile::TempDir,
+}
+
+/// The receivers, several failing first so that their sinks retry.
+async fn sinks() -> (Sinks, PathBuf) {
+    let certs = support::dev_certs();
+    let keys = tempfile::tempdir().expect("key dir");
+    let (key, lw_public) = line_works_key(keys.path());
+    let token = |n: u32| Answer::Reply {
+        status: 200,
+        headers: vec![("content-type", "application/json".into())],
+        body: format!(
+            r#"{{"access_token":"lw-token-{n}","refresh_token":"r","token_type":"Bearer","expires_in":"86400","scope":"bot"}}"#
+        ),
+    };
+    let s = Sinks {
+        hook: Receiver::start(&[], Answer::Status(200)).await,
+        slack: Receiver::start(&[], Answer::Status(200)).await,
+        am: Receiver::start(&[], Answer::Status(200)).await,
+        teams: Receiver::start(&[Answer::Status(503)], Answer::Status(202)).await,
+        chatwork: Receiver::start(&[Answer::RateLimited(2)], Answer::Status(200)).await,
+        pagerduty: Receiver::start(&[Answer::Status(500)], Answer::Status(202)).await,
+        lw_auth: Receiver::start(&[token(1)], token(2)).await,
+        // The first token is refused once: netwarden renews it.
+        lw_api: Receiver::start(&[Answer::Status(401)], Answer::Status(201)).await,
+        smtp: Smtp::start("starttls", certs.path()),
+        lw_public,
+        _keys: keys,
+        _certs: certs,
+    };
+    (s, key)
+}
+
+fn policy(s: &Sinks, lang: &str, key: &Path, ca: &Path) -> String {
+    let zone = if lang == "ja" { "Asia/Tokyo" } else { "UTC" };
+    format!(
+        "version: 1
+networks:
+  office: [127.0.0.1]
+  load_balancer: [127.0.0.9]
+client_ip:
+  trusted_proxies: [load_balancer]
+rules:
+  - name: login
+    paths: [/login]
+    methods: [POST]
+    login: true
+    allow_from: [office]
+    outcome:
+      failure: {{ status: [200] }}
+  - {{ name: console, action: allow }}
+lockout: {{ after: 3, within: 1m, lock_for: 30s }}
+pages: {{ languages: [{lang}] }}
+alerts:
+  window: 1s
+  storm: {{ max_alerts: 5, per: 10m }}
+  on_release: true
+  sinks:
+    - {{ name: hook, type: webhook, url_env: HOOK_URL }}
+    - {{ name: slack, type: slack, url_env: SLACK_URL, time_zone: {zone} }}
+    - {{ name: am, type: alertmanager, url: \"{am}\" }}
+    - {{ name: teams, type: teams, url_env: TEAMS_URL, time_zone: {zone} }}
+    - {{ name: chatwork, type: chatwork, url: \"{cw}\", room_id: \"42\", token_env: CW_TOKEN, time_zone: {zone} }}
+    - {{ name: pager, type: pagerduty, url: \"{pd}\", routing_key_env: PD_KEY }}
+    - name: works
+      type: line_works
+      url: \"{lw}\"
+      auth_url: \"{lw_auth}\"
+      bot_id: \"2000001\"
+      channel_id: ops-channel-1
+      client_id: lw-client-id
+      service_account: bot.serviceaccount@example.com
+      client_secret_env: LW_SECRET
+      private_key_file: \"{key}\"
+      time_zone: {zone}
+    - name: mail
+      type: email
+      smtp: 127.0.0.1:{smtp}
+      tls: starttls
+      ca: \"{ca}\"
+      username_env: SMTP_USER
+      password_env: SMTP_PASSWORD
+      from: \"netwarden <netwarden@example.com>\"
+      to: [security-ops@example.com]
+      time_zone: {zone}
+",
+        am = s.am.url(""),
+        cw = s.chatwork.url(""),
+        pd = s.pagerduty.url("/v2/enqueue"),
+        lw = s.lw_api.url(""),
+        lw_auth = s.lw_auth.url("/oauth2/v2.0/token"),
+        key = key.display(),
+        smtp = s.smtp.port,
+        ca = ca.display(),
+    )
+}
+
+/// The scenario: a first attempt and its summary, a lockout and its
+/// release, then five sources past the storm cap (flushed at SIGTERM).
+/// Returns once every sink has its six alerts.
+async fn scenario(lang: &str) -> Sinks {
+    let up = Upstream::start().await;
+    let (s, key) = sinks().await;
+    let ca = s._certs.path().join("ca.pem");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("policy.yaml");
+    std::fs::write(&path, policy(&s, lang, &key, &ca)).expect("write policy");
+    let env = [
+        ("HOOK_URL", s.hook.url("/hook")),
+        ("SLACK_URL", s.slack.url(SLACK_PATH)),
+        ("TEAMS_URL", s.teams.url(TEAMS_PATH)),
+        ("CW_TOKEN", CHATWORK_TOKEN.into()),
+        ("PD_KEY", PD_KEY.into()),
+        ("LW_SECRET", LW_SECRET.into()),
+        ("SMTP_USER", "alerts@example.com".into()),
+        ("SMTP_PASSWORD", SMTP_PASSWORD.into()),
+        ("NETWARDEN_INSTANCE", "console-pod-1".into()),
+    ];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let nw = Netwarden::start_env(
+        &path,
+        &["--listen", "127.0.0.1:0", "--upstream", &up.url()],
+        &env,
+        dir,
+    );
+    for _ in 0..4 {
+        assert_eq!(blocked_login(&nw, "127.0.0.3").await, 403);
+    }
+    s.hook.wait_for(2).await;
+    // Three failed sign-ins from the office: locked out.
+    for _ in 0..3 {
+        let r = post("127.0.0.1", nw.addr("http"), "/login", &[]).await;
+        assert_eq!(r.status, 200);
+    }
+    s.hook.wait_for(3).await;
+    let body = r#"{"address":"127.0.0.1"}"#;
+    let req = format!(
+        "POST /lockouts/release HTTP/1.1\r\nHost: a\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let r = exchange(
+        connect_from("127.0.0.1", nw.addr("admin")).await,
+        req.as_bytes(),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    s.hook.wait_for(4).await;
+    for i in 1..=5u8 {
+        let xff = format!("X-Forwarded-For: 198.51.100.{i}");
+        let r = post("127.0.0.9", nw.addr("http"), "/login", &[&xff]).await;
+        assert_eq!(r.status, 403);
+    }
+    s.hook.wait_for(5).await;
+    let code = tokio::task::spawn_blocking(move || nw.terminate())
+        .await
+        .expect("joined");
+    assert_eq!(code, 0);
+    for r in [&s.hook, &s.slack, &s.am, &s.pagerduty] {
+        r.wait_for(6).await;
+    }
+    s
+}
+
+fn kinds(got: &[Got]) -> Vec<String> {
+    got.iter()
+        .map(|g| g.json()["kind"].as_str().unwrap_or("?").to_string())
+        .collect()
+}
+
+/// What every sink got, checked in `lang`; `title` is the first
+/// attempt's headline in it.
+fn check(s: &Sinks, lang: &str, title: &str, lockout_words: &str) {
+    let hook = s.hook.got();
+    assert_eq!(
+        kinds(&hook),
+        [
+            "attempt",
+            "summary",
+            "lockout",
+            "lockout_released",
+            "attempt",
+            "storm"
+        ]
+    );
+    // Machine fields stay English; `text` is in the sink's language.
+    assert_eq!(
+        hook[0].json()["summary"],
+        "Blocked login attempt from 127.0.0.3 (rule login)"
+    );
+    let text = hook[0].json()["text"].as_str().expect("text").to_string();
+    assert!(text.starts_with(title), "{text}");
+
+    let slack = s.slack.got();
+    assert_eq!(slack.len(), 6);
+    let t = slack[0].json()["text"].as_str().expect("text").to_string();
+    assert!(t.contains(title), "{t}");
+    assert!(
+        !t.contains("<!channel>") && t.contains("&lt;!channel&gt;"),
+        "{t}"
+    );
+
+    let teams = s.teams.got();
+    // The first answer was 503: seven calls for six alerts.
+    assert_eq!(teams.len(), 7, "{teams:?}");
+    assert_eq!(teams[0].path, TEAMS_PATH);
+    for g in &teams {
+        check_card(&g.body);
+    }
+    let card = &teams[1].json()["attachments"][0]["content"];
+    assert_eq!(card["body"][0]["text"], title, "{card}");
+    let card_text = String::from_utf8_lossy(&teams[1].body).into_owned();
+    assert!(
+        !card_text.contains("[x](https"),
+        "a link in a card: {card_text}"
+    );
+
+    let cw = s.chatwork.got();
+    assert_eq!(cw.len(), 7, "a 429 then six");
+    // The reset is in whole seconds, 2 after the 429: at least one.
+    assert!(
+        cw[1].at.duration_since(cw[0].at) >= Duration::from_millis(900),
+        "the retry waited for the rate limit's reset"
+    );
+    for g in &cw {
+        assert_eq!(g.path, "/v2/rooms/42/messages");
+        assert_eq!(g.header("x-chatworktoken"), Some(CHATWORK_TOKEN));
+    }
+    let form = url_decode_form(std::str::from_utf8(&cw[1].body).expect("utf-8"));
+    let body = &form["body"];
+    assert!(body.starts_with(&format!("[info][title]{title}")), "{body}");
+    assert_eq!(body.matches("[/info]").count(), 1, "{body}");
+    assert!(!body.contains("[toall]"), "{body}");
+
+    let pd = s.pagerduty.got();
+    let events: Vec<serde_json::Value> = pd.iter().map(Got::json).collect();
+    let actions: Vec<&str> = events
+        .iter()
+        .map(|e| e["event_action"].as_str().expect("action"))
+        .collect();
+    // A 500 first: the first trigger twice.
+    assert_eq!(
+        actions,
+        [
+            "trigger", "trigger", "trigger", "trigger", "resolve", "trigger", "trigger"
+        ]
+    );
+    assert!(events.iter().all(|e| e["routing_key"] == PD_KEY));
+    assert_eq!(events[1]["dedup_key"], "netwarden/blocked/127.0.0.3");
+    assert_eq!(
+        events[2]["dedup_key"], events[1]["dedup_key"],
+        "one incident"
+    );
+    assert_eq!(events[3]["dedup_key"], "netwarden/lockout/127.0.0.1");
+    assert_eq!(events[4]["dedup_key"], events[3]["dedup_key"], "resolved");
+    assert_eq!(events[6]["dedup_key"], "netwarden/storm");
+    assert_eq!(events[6]["payload"]["severity"], "error");
+    assert_eq!(events[1]["payload"]["severity"], "warning");
+    assert_eq!(events[1]["payload"]["summary"], title);
+    assert_eq!(events[1]["payload"]["class"], "attempt");
+    assert!(
+        events[3]["payload"]["summary"]
+            .as_str()
+            .is_some_and(|t| t.contains(lockout_words)),
+        "{}",
+        events[3]
+    );
+
+    // LINE WORKS: one token, refused once, renewed; each call with the
+    // token it had.
+    let auth = s.lw_auth.got();
+    assert_eq!(auth.len(), 2, "a token, then one renewal after the 401");
+    for g in &auth {
+        check_token_request(g, &s.lw_public);
+    }
+    let api = s.lw_api.got();
+    assert_eq!(api.len(), 7);
+    assert_eq!(api[0].header("authorization"), Some("Bearer lw-token-1"));
+    assert!(
+        api[1..]
+            .iter()
+            .all(|g| g.header("authorization") == Some("Bearer lw-token-2"))
+    );
+    assert_eq!(
+        api[0].path,
+        "/v1.0/bots/2000001/channels/ops-channel-1/messages"
+    );
+    let lw = api[1].json();
+    assert_eq!(lw["content"]["type"], "text");
+    let t = lw["content"]["text"].as_str().expect("text");
+    assert!(t.contains(title), "{t}");
+    assert!(!t.contains("<m "), "{t}");
+
+    let am = s.am.got();
+    assert_eq!(am.len(), 6);
+    assert_eq!(am[0].json()[0]["annotations"]["summary"], title);
+
+    let mails = s.smtp.mails();
+    assert_eq!(mails.len(), 6);
+    for (_, meta) in &mails {
+        assert_eq!(meta["authenticated"], true, "{meta}");
+        assert_eq!(meta["encrypted"], true, "STARTTLS: {meta}");
+        assert_eq!(meta["rcpt_tos"][0], "security-ops@example.com");
+        assert_eq!(
+            meta["subject"]
+                .as_str()
+                .map(|s| s.starts_with("[netwarden] ")),
+            Some(true)
+        );
+    }
+    let first = &mails[0].1;
+    assert_eq!(first["subject"], format!("[netwarden] {title}"));
+    assert!(first["text"].as_str().is_some_and(|t| t.contains(title)));
+    let html = first["html"].as_str().expect("html part");
+    assert!(html.contains(&format!("lang=\"{lang}\"")), "{html}");
+    assert!(
+        !html.contains("<!channel>") && html.contains("&lt;!channel&gt;"),
+        "{html}"
+    );
+
+    // No secret or request data reaches any message.
+    let mut all: Vec<(String, String)> = Vec::new();
+    for (name, r) in [
+        ("hook", &s.hook),
+        ("slack", &s.slack),
+        ("am", &s.am),
+        ("teams", &s.teams),
+        ("chatwork", &s.chatwork),
+        ("works", &s.lw_api),
+    ] {
+        for g in r.got() {
+            all.push((name.into(), String::from_utf8_lossy(&g.body).into_owned()));
+        }
+    }
+    for g in s.pagerduty.got() {
+        // The routing key is the one secret PagerDuty's body carries.
+        all.push((
+            "pager".into(),
+            String::from_utf8_lossy(&g.body).replace(PD_KEY, ""),
+        ));
+    }
+    for (raw, meta) in &mails {
+        all.push(("mail".into(), format!("{raw}{meta}")));
+    }
+    for (sink, body) in &all {
+        for secret in NEVER_IN_A_MESSAGE {
+            assert!(!body.contains(secret), "{secret} reached {sink}: {body}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_channel_gets_each_kind_of_alert_in_japanese() {
+    let s = scenario("ja").await;
+    check(
+        &s,
+        "ja",
+        "許可されていないネットワークからのログインを遮断しました：127.0.0.3（ルール login）",
+        "127.0.0.1 をロックしました",
+    );
+    // Times in the sink's zone, as people write them.
+    let t = s.slack.got()[0].json()["text"]
+        .as_str()
+        .expect("text")
+        .to_string();
+    assert!(t.contains(" JST`"), "{t}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_channel_gets_each_kind_of_alert_in_english() {
+    let s = scenario("en").await;
+    check(
+        &s,
+        "en",
+        "Blocked login attempt from 127.0.0.3 (rule login)",
+        "127.0.0.1 locked out",
+    );
+    let t = s.slack.got()[0].json()["text"]
+        .as_str()
+        .expect("text")
+        .to_string();
+    assert!(t.contains(" UTC`"), "{t}");
+}
