@@ -624,3 +624,133 @@ async fn every_channel_gets_each_kind_of_alert_in_english() {
         .to_string();
     assert!(t.contains(" UTC`"), "{t}");
 }
+
+fn mail_policy(sinks: &str) -> String {
+    format!(
+        "version: 1
+networks:
+  office: [127.0.0.1]
+rules:
+  - {{ name: login, paths: [/login], methods: [POST], login: true, allow_from: [office] }}
+alerts:
+  timeout: 3s
+  sinks:
+{sinks}"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mail_goes_over_implicit_tls_and_a_refused_login_or_certificate_is_reported() {
+    let certs = support::dev_certs();
+    let smtp = Smtp::start("implicit", certs.path());
+    let ca = certs.path().join("ca.pem");
+    let sink = |name: &str, password_env: &str, ca: &str| {
+        format!(
+            "    - {{ name: {name}, type: email, smtp: \"127.0.0.1:{}\", tls: implicit, {ca} username_env: SMTP_USER, password_env: {password_env}, from: netwarden@example.com, to: [ops@example.com], language: ja }}\n",
+            smtp.port
+        )
+    };
+    let ca_line = format!("ca: \"{}\",", ca.display());
+    let sinks = sink("good", "SMTP_PASSWORD", &ca_line)
+        + &sink("wrong_password", "SMTP_WRONG", &ca_line)
+        + &sink("untrusted", "SMTP_PASSWORD", "");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("policy.yaml");
+    std::fs::write(&path, mail_policy(&sinks)).expect("write policy");
+    let out = tokio::task::spawn_blocking(move || {
+        support::bin()
+            .env("SMTP_USER", "alerts@example.com")
+            .env("SMTP_PASSWORD", SMTP_PASSWORD)
+            .env("SMTP_WRONG", "guessed")
+            .args(["alert-test", "--policy"])
+            .arg(&path)
+            .output()
+            .expect("runs")
+    })
+    .await
+    .expect("joined");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("good (email): delivered, SMTP 250"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("wrong_password (email): refused, SMTP 535"),
+        "{stdout}"
+    );
+    // The development CA is not among the system's roots.
+    assert!(
+        stdout.contains("untrusted (email): failed: tls_error"),
+        "{stdout}"
+    );
+    let mails = smtp.mails();
+    assert_eq!(mails.len(), 1, "only the good sink's test mail");
+    let meta = &mails[0].1;
+    assert_eq!(meta["encrypted"], true);
+    assert_eq!(meta["authenticated"], true);
+    assert_eq!(
+        meta["subject"],
+        "[netwarden] netwarden のテスト通知：この通知先に届いています"
+    );
+    assert!(!mails[0].0.contains(SMTP_PASSWORD));
+}
+
+/// A receiver that accepts and never says a word: an SMTP server that
+/// hangs before its greeting.
+async fn silent_listener() -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = l.local_addr().expect("addr");
+    let task = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = l.accept().await {
+            held.push(s);
+        }
+    });
+    (addr, task)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hanging_sink_of_each_kind_never_slows_requests() {
+    let up = Upstream::start().await;
+    let keys = tempfile::tempdir().expect("key dir");
+    let (key, _) = line_works_key(keys.path());
+    let hang = Receiver::start(&[], Answer::Hang).await;
+    let (smtp, _task) = silent_listener().await;
+    let sinks = format!(
+        "    - {{ name: teams, type: teams, url_env: HANG_URL }}
+    - {{ name: chatwork, type: chatwork, url: \"{url}\", room_id: \"1\", token_env: TOKEN }}
+    - {{ name: pager, type: pagerduty, url: \"{url}\", routing_key_env: TOKEN }}
+    - {{ name: works, type: line_works, url: \"{url}\", auth_url: \"{url}\", bot_id: \"1\", user_id: u1, client_id: c, service_account: s@example.com, client_secret_env: TOKEN, private_key_file: \"{key}\" }}
+    - {{ name: mail, type: email, smtp: \"127.0.0.1:{port}\", tls: none, from: n@example.com, to: [o@example.com] }}
+",
+        url = hang.url(""),
+        key = key.display(),
+        port = smtp.port(),
+    );
+    let policy = mail_policy(&sinks).replace("timeout: 3s", "timeout: 1s\n  give_up_after: 2s");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("policy.yaml");
+    std::fs::write(&path, policy).expect("write policy");
+    let hang_url = hang.url("/hook");
+    let nw = Netwarden::start_env(
+        &path,
+        &["--listen", "127.0.0.1:0", "--upstream", &up.url()],
+        &[("HANG_URL", &hang_url), ("TOKEN", "t")],
+        dir,
+    );
+    // Twenty blocked sign-ins from twenty addresses: each alerts at once,
+    // every sink hangs; each request is answered regardless.
+    for i in 1..=20u8 {
+        let r = post(&format!("127.0.1.{i}"), nw.addr("http"), "/login", &[]).await;
+        assert_eq!(r.status, 403);
+    }
+    // Each sink gives up (timeout 1 s, give_up_after 2 s) and says so.
+    for sink in ["teams", "chatwork", "pager", "works", "mail"] {
+        let line = nw.wait_log(|v| v["event"] == "alert_gave_up" && v["sink"] == sink);
+        assert_eq!(line["error"], "timeout", "{line}");
+    }
+    hang.release();
+}

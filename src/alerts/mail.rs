@@ -146,7 +146,7 @@ impl Mailer {
                 } else {
                     Try::Retry {
                         status: None,
-                        why: if e.is_tls() {
+                        why: if e.is_tls() || tls_failure(&e) {
                             "tls_error"
                         } else if e.is_timeout() {
                             "timeout"
@@ -159,6 +159,24 @@ impl Mailer {
             }
         }
     }
+}
+
+/// Whether a connection failed in its TLS handshake (implicit TLS fails
+/// while connecting: lettre calls that a connection error).
+fn tls_failure(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        if err.is::<rustls::Error>()
+            || err
+                .downcast_ref::<std::io::Error>()
+                .and_then(|io| io.get_ref())
+                .is_some_and(|inner| inner.is::<rustls::Error>())
+        {
+            return true;
+        }
+        cur = err.source();
+    }
+    false
 }
 
 fn code(c: lettre::transport::smtp::response::Code) -> u16 {

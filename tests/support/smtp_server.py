@@ -43,7 +43,9 @@ class Recorder:
             "mail_from": envelope.mail_from,
             "rcpt_tos": envelope.rcpt_tos,
             "authenticated": bool(session.authenticated),
-            "encrypted": session.ssl is not None,
+            # STARTTLS sets session.ssl; implicit TLS shows on the transport.
+            "encrypted": session.ssl is not None
+            or server.transport.get_extra_info("ssl_object") is not None,
             "login": getattr(session, "login_data", None) and session.login_data.decode(),
         }
         base.with_suffix(".json").write_text(json.dumps(meta))
