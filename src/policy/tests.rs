@@ -74,6 +74,77 @@ fn alert_sections_are_checked_with_places_and_never_echo_a_secret() {
 }
 
 #[test]
+fn the_new_sinks_say_what_they_lack_and_refuse_what_they_do_not_read() {
+    let sinks = [
+        "    - { name: m1, type: email, smtp: \"mail.example.com:25\", tls: none, from: a@example.com, to: [b@example.com] }",
+        "    - { name: m2, type: email, smtp: \"mail.example.com\", from: \"not an address\", to: [b@example.com] }",
+        "    - { name: m3, type: email, smtp: \"mail.example.com:587\", username_env: U, from: a@example.com, to: [] }",
+        "    - { name: cw, type: chatwork, token_env: CW, room_id: \"abc\" }",
+        "    - { name: cw2, type: chatwork, room_id: \"12\" }",
+        "    - { name: pd, type: pagerduty, room_id: \"12\" }",
+        "    - { name: lw, type: line_works, bot_id: \"1\", client_id: c, service_account: s, client_secret_env: S, private_key_env: K }",
+        "    - { name: t, type: teams, url_env: T, token_env: X, language: fr, time_zone: Mars/Olympus }",
+        "    - { name: t2, type: teams, url: \"https://x.example/workflows/SECRETZ\" }",
+    ]
+    .join("\n");
+    let d = diagnostics(&format!(
+        "version: 1\nnetworks:\n  office: [10.0.0.0/8]\n{RULE}alerts:\n  sinks:\n{sinks}\n"
+    ));
+    for needle in [
+        "error: tls: none sends mail (and any password) in clear text to mail.example.com",
+        "error: from 'not an address' is not a mail address",
+        "error: email sink 'm3': username_env and password_env go together",
+        "error: room_id 'abc' is not a Chatwork room id",
+        "error: chatwork sink 'cw2' needs its API token",
+        "error: a pagerduty sink does not read 'room_id'",
+        "error: pagerduty sink 'pd' needs its integration key",
+        "error: line_works sink 'lw' needs channel_id or user_id",
+        "error: a teams incoming webhook takes no token: its URL is the secret",
+        "error: sink 't': language 'fr' is not one netwarden's alerts are written in",
+        "error: sink 't': time_zone: 'Mars/Olympus' is not an IANA time zone name",
+        "error: a teams sink's URL is a secret and is not written in the policy",
+    ] {
+        assert!(has(&d, needle), "{needle}\n{d:#?}");
+    }
+    assert!(!d.iter().any(|l| l.contains("SECRET")), "{d:#?}");
+}
+
+#[test]
+fn sinks_speak_the_pages_first_language_unless_they_say() {
+    let l = load_str(
+        &format!(
+            "version: 1\nnetworks:\n  office: [10.0.0.0/8]\n{RULE}pages:\n  languages: [ja, en]\nalerts:\n  sinks:\n    - {{ name: a, type: slack, url_env: A }}\n    - {{ name: b, type: slack, url_env: B, language: en, time_zone: Asia/Tokyo }}\n    - {{ name: c, type: chatwork, room_id: \"42\", token_env: C }}\n"
+        ),
+        Path::new("p.yaml"),
+    )
+    .expect("valid");
+    let a = l.policy.alerts().expect("alerts");
+    use crate::policy::pages::Lang;
+    assert_eq!(a.sinks[0].language, Lang::Ja);
+    assert_eq!(a.sinks[0].time_zone, "UTC");
+    assert_eq!(a.sinks[1].language, Lang::En);
+    assert_eq!(a.sinks[1].time_zone, "Asia/Tokyo");
+    // A service's own address when none is given.
+    assert_eq!(
+        a.sinks[2].url,
+        Some(crate::policy::alerts::UrlSource::Literal(
+            crate::policy::alerts::defaults::CHATWORK_URL.into()
+        ))
+    );
+    let none = load_str(
+        &format!(
+            "version: 1\nnetworks:\n  office: [10.0.0.0/8]\n{RULE}alerts:\n  sinks:\n    - {{ name: a, type: slack, url_env: A }}\n"
+        ),
+        Path::new("p.yaml"),
+    )
+    .expect("valid");
+    assert_eq!(
+        none.policy.alerts().expect("alerts").sinks[0].language,
+        Lang::En
+    );
+}
+
+#[test]
 fn an_alerts_section_compiles_with_defaults() {
     let yaml = format!(
         "version: 1\nnetworks:\n  office: [10.0.0.0/8]\n{RULE}alerts:\n  key: asn\n  sinks:\n    - {{ name: am, type: alertmanager, url: \"http://127.0.0.1:9093\" }}\n    - {{ name: hook, type: webhook, url_env: HOOK_URL, secret_env: HOOK_KEY, signature_header: X-Sig }}\n"
