@@ -25,7 +25,9 @@
 //! 4. [`telemetry`] writes the one `decision` log line per request, and the
 //!    metrics.
 //! 5. [`alerts`] turns blocked login attempts into alerts (webhook, Slack,
-//!    Alertmanager), aggregated, off the request path.
+//!    Alertmanager, mail, Teams, Chatwork, LINE WORKS, PagerDuty),
+//!    aggregated, off the request path, each in its sink's language from
+//!    the [`words`] table.
 //! 6. [`lockout`] counts the sign-ins the console refused (read from its
 //!    answer by [`engine::outcome`]) and locks out a client that keeps
 //!    guessing.

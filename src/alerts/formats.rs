@@ -14,7 +14,7 @@ use super::message::{Message, Severity};
 /// instance and the runbook. The webhook's `text`, and the mail's text
 /// part.
 pub fn text(m: &Message) -> String {
-    let mut out = format!("{}\n", m.title);
+    let mut out = format!("{}\n{}: {}\n", m.title, m.labels.time, m.when);
     if let Some(n) = m.note {
         let _ = writeln!(out, "{n}");
     }
@@ -64,7 +64,12 @@ pub fn slack_escape(s: &str) -> String {
 /// and Rocket.Chat read the same): values in inline code, where Slack
 /// formats nothing.
 pub fn slack(m: &Message) -> Value {
-    let mut t = format!(":rotating_light: *{}*\n", slack_escape(&m.title));
+    let mut t = format!(
+        ":rotating_light: *{}*\n• {}: `{}`\n",
+        slack_escape(&m.title),
+        m.labels.time,
+        slack_escape(&m.when)
+    );
     if let Some(n) = m.note {
         let _ = writeln!(t, "_{}_", slack_escape(n));
     }
@@ -219,8 +224,9 @@ pub fn chatwork_escape(s: &str) -> String {
 /// A Chatwork message body: `[info][title]…[/title]…[/info]`.
 pub fn chatwork(m: &Message) -> String {
     let mut out = format!(
-        "[info][title]{} ({})[/title]",
+        "[info][title]{}[/title]{}: {}\n",
         chatwork_escape(&m.title),
+        m.labels.time,
         chatwork_escape(&m.when)
     );
     if let Some(n) = m.note {
@@ -250,7 +256,12 @@ pub const LINE_WORKS_MAX: usize = 2000;
 /// A LINE WORKS Bot API 2.0 text message: `{"content": {"type": "text",
 /// "text": …}}`, at most [`LINE_WORKS_MAX`] characters.
 pub fn line_works(m: &Message) -> Value {
-    let mut t = format!("■ {}\n{}\n", line_works_escape(&m.title), m.when);
+    let mut t = format!(
+        "■ {}\n{}: {}\n",
+        line_works_escape(&m.title),
+        m.labels.time,
+        m.when
+    );
     if let Some(n) = m.note {
         let _ = writeln!(t, "{n}");
     }
@@ -494,5 +505,112 @@ mod tests {
         assert_eq!(card_escape("1. item"), r"1\. item");
         assert_eq!(card_escape("- a - b"), r"\- a - b");
         assert_eq!(card_escape("a_b*"), r"a\_b\*");
+    }
+}
+
+/// docs/alerts.md shows each channel's payload as this code writes it, in
+/// both languages: `NETWARDEN_WRITE_DOC_EXAMPLES=1 cargo test --lib
+/// docs_show` prints the blocks to paste; without it the test checks that
+/// the document holds each one verbatim.
+#[cfg(test)]
+mod doc_examples {
+    use std::sync::Arc;
+    use std::time::{Duration, SystemTime};
+
+    use super::*;
+    use crate::alerts::message::{Voice, message};
+    use crate::alerts::{Alert, Attempt};
+    use crate::words::Lang;
+
+    fn example() -> Alert {
+        let mut a = Attempt::example();
+        // 2026-12-07T12:10:05Z
+        a.at = SystemTime::UNIX_EPOCH + Duration::from_secs(1_796_645_405);
+        a.client = Some(std::net::IpAddr::from([198, 51, 100, 23]));
+        a.peer = std::net::IpAddr::from([10, 0, 0, 5]);
+        a.client_source = "header";
+        a.derivation = "x-forwarded-for behind 1 trusted proxy".into();
+        a.host = "console.example.com".into();
+        a.user_agent = "Mozilla/5.0 (Windows NT 10.0; Win64; x64)".into();
+        a.request_id = "bddaae2b1013e50b".into();
+        a.facts = Some(crate::geo::Facts {
+            country: Some(crate::geo::Country::parse("NL").expect("code")),
+            asn: Some(64500),
+            as_org: Some("ExampleNet".into()),
+            ..Default::default()
+        });
+        Alert::Attempt(Arc::new(a))
+    }
+
+    fn blocks() -> Vec<String> {
+        let alert = example();
+        let mut out = Vec::new();
+        for (lang, zone) in [(Lang::En, "UTC"), (Lang::Ja, "Asia/Tokyo")] {
+            let voice = Voice {
+                lang,
+                zone: jiff::tz::TimeZone::get(zone).expect("tzdb"),
+            };
+            let m = message(
+                &alert,
+                &voice,
+                "console-7d9f-x2",
+                "https://wiki.example.com/netwarden/operations#blocked-sign-in",
+            );
+            let pretty = |v: &Value| serde_json::to_string_pretty(v).expect("json");
+            out.push(format!("```text\n{}\n```", text(&m)));
+            out.push(format!("```json\n{}\n```", pretty(&slack(&m))));
+            out.push(format!("```text\n{}\n```", chatwork(&m)));
+            out.push(format!(
+                "```text\n{}\n```",
+                line_works(&m)["content"]["text"]
+                    .as_str()
+                    .unwrap_or_default()
+            ));
+            out.push(format!("```json\n{}\n```", pretty(&teams(&m))));
+            let mail = mail(&m);
+            out.push(format!(
+                "```text\nSubject: {}\n\n{}\n```",
+                mail.subject, mail.text
+            ));
+        }
+        out
+    }
+
+    #[test]
+    fn docs_show_every_channels_payload_as_the_code_writes_it() {
+        let blocks = blocks();
+        if let Some(dir) = std::env::var_os("NETWARDEN_WRITE_DOC_EXAMPLES") {
+            // A directory: the Japanese mail's HTML part and Teams message,
+            // for scripts/alert-screenshots.sh.
+            let dir = std::path::PathBuf::from(dir);
+            if dir.is_dir() {
+                let voice = Voice {
+                    lang: Lang::Ja,
+                    zone: jiff::tz::TimeZone::get("Asia/Tokyo").expect("tzdb"),
+                };
+                let m = message(
+                    &example(),
+                    &voice,
+                    "console-7d9f-x2",
+                    "https://wiki.example.com/netwarden/operations#blocked-sign-in",
+                );
+                std::fs::write(dir.join("mail-ja.html"), mail(&m).html).expect("write");
+                std::fs::write(dir.join("teams-ja.json"), teams(&m).to_string()).expect("write");
+            }
+            for b in &blocks {
+                println!("{b}\n");
+            }
+            return;
+        }
+        let doc = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/alerts.md"),
+        )
+        .expect("docs/alerts.md");
+        for b in blocks {
+            assert!(
+                doc.contains(&b),
+                "docs/alerts.md lacks this block (NETWARDEN_WRITE_DOC_EXAMPLES=1 prints them all):\n{b}"
+            );
+        }
     }
 }

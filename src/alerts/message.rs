@@ -153,7 +153,7 @@ pub fn message(alert: &Alert, voice: &Voice, instance: &str, runbook: &str) -> M
     let fact = |label, value: String| Fact { label, value };
     match alert {
         Alert::Attempt(a) => {
-            attempt_facts(&mut facts, a, lang, zone);
+            attempt_facts(&mut facts, a, lang, None);
             if !a.enforced {
                 note = Some(l.report_only_note);
             }
@@ -164,11 +164,11 @@ pub fn message(alert: &Alert, voice: &Voice, instance: &str, runbook: &str) -> M
                 note = Some(l.report_only_note);
             }
             facts.push(fact(l.latest, String::new()));
-            attempt_facts(&mut facts, &s.last, lang, zone);
+            attempt_facts(&mut facts, &s.last, lang, Some(zone));
         }
         Alert::Lockout(lo) => {
             facts.push(fact(l.locked_by, String::new()));
-            attempt_facts(&mut facts, &lo.attempt, lang, zone);
+            attempt_facts(&mut facts, &lo.attempt, lang, Some(zone));
         }
         Alert::Storm(s) => {
             facts.push(fact(l.period, period(s.from, s.to, zone)));
@@ -181,26 +181,21 @@ pub fn message(alert: &Alert, voice: &Voice, instance: &str, runbook: &str) -> M
             ));
         }
         Alert::StateStore(d) => {
-            facts.push(fact(l.time, words::when(d.at, zone)));
             facts.push(fact(l.error, plain(&d.error)));
         }
         Alert::Released(r) => {
-            facts.push(fact(l.time, words::when(r.at, zone)));
             facts.push(fact(
                 l.released,
                 format!("{} ({})", plain(&r.target), r.selector),
             ));
         }
         Alert::Feed(p) => {
-            facts.push(fact(l.time, words::when(p.at, zone)));
             facts.push(fact(
                 l.list,
                 format!("{} ({}, {})", defang(&p.url), p.problem, p.reason),
             ));
         }
-        Alert::StateStoreRestored { at } | Alert::Test { at } => {
-            facts.push(fact(l.time, words::when(*at, zone)));
-        }
+        Alert::StateStoreRestored { .. } | Alert::Test { .. } => {}
     }
     Message {
         lang,
@@ -217,12 +212,16 @@ pub fn message(alert: &Alert, voice: &Voice, instance: &str, runbook: &str) -> M
     }
 }
 
-fn attempt_facts(facts: &mut Vec<Fact>, a: &Attempt, lang: Lang, zone: &TimeZone) {
+/// An attempt's facts; `zone`: with its own time (an attempt under a
+/// summary or a lockout; an alert's own time is its `when`).
+fn attempt_facts(facts: &mut Vec<Fact>, a: &Attempt, lang: Lang, zone: Option<&TimeZone>) {
     let l = w::labels(lang);
-    facts.push(Fact {
-        label: l.time,
-        value: words::when(a.at, zone),
-    });
+    if let Some(zone) = zone {
+        facts.push(Fact {
+            label: l.time,
+            value: words::when(a.at, zone),
+        });
+    }
     facts.push(Fact {
         label: l.client,
         value: format!("{} ({})", client_text(a, lang), plain(&a.derivation)),
