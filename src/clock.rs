@@ -29,6 +29,12 @@ pub fn init() -> Result<(), String> {
     Ok(())
 }
 
+/// Now, by the (possibly moved) clock, as a `SystemTime` (the digest's
+/// schedule reads it).
+pub fn system_now() -> std::time::SystemTime {
+    std::time::SystemTime::try_from(now()).unwrap_or_else(|_| std::time::SystemTime::now())
+}
+
 /// Now, by the (possibly moved) clock.
 pub fn now() -> Timestamp {
     let offset = OFFSET.get().copied().unwrap_or(SignedDuration::ZERO);

@@ -754,3 +754,209 @@ async fn a_hanging_sink_of_each_kind_never_slows_requests() {
     }
     hang.release();
 }
+
+/// The clock 4 s before 09:00 in Tokyo (NETWARDEN_TEST_NOW), the digest at
+/// 09:00: a day's blocked sign-ins, a lockout, a refused reload and a grant
+/// ending within the week reach the digest's sinks (and only those), in
+/// their language (a quiet day's one line: `src/alerts/message.rs`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_morning_digest_says_what_happened_since_the_last_one() {
+    let up = Upstream::start().await;
+    let hook = Receiver::start(&[], Answer::Status(200)).await;
+    let chat = Receiver::start(&[], Answer::Status(200)).await;
+    let other = Receiver::start(&[], Answer::Status(200)).await;
+    let policy = "version: 1
+networks:
+  office: [127.0.0.1]
+  load_balancer: [127.0.0.9]
+  vpn:
+    cidrs:
+      - { cidr: 192.0.2.7/32, until: 2026-12-10T18:00:00+09:00, note: Aiko }
+client_ip:
+  trusted_proxies: [load_balancer]
+rules:
+  - name: login
+    paths: [/login]
+    methods: [POST]
+    login: true
+    allow_from: [office, vpn]
+    outcome:
+      failure: { status: [200] }
+  - { name: console, action: allow }
+lockout: { after: 3, within: 1m, lock_for: 30s }
+alerts:
+  window: 1h
+  digest: { at: \"09:00\", time_zone: Asia/Tokyo, sinks: [hook, chat] }
+  sinks:
+    - { name: hook, type: webhook, url_env: HOOK_URL, language: ja, time_zone: Asia/Tokyo }
+    - { name: chat, type: chatwork, url: \"CHAT_URL\", room_id: \"7\", token_env: CW, language: ja, time_zone: Asia/Tokyo }
+    - { name: other, type: slack, url_env: OTHER_URL }
+"
+    .replace("CHAT_URL", &chat.url(""));
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("policy.yaml");
+    std::fs::write(&path, &policy).expect("write policy");
+    let hook_url = hook.url("/hook");
+    let other_url = other.url("/hook");
+    let nw = Netwarden::start_env(
+        &path,
+        &["--listen", "127.0.0.1:0", "--upstream", &up.url()],
+        &[
+            ("HOOK_URL", &hook_url),
+            ("OTHER_URL", &other_url),
+            ("CW", "t"),
+            ("NETWARDEN_TEST_NOW", "2026-12-08T08:59:56+09:00"),
+        ],
+        dir,
+    );
+    for i in 1..=3u8 {
+        let xff = format!("X-Forwarded-For: 198.51.100.{}", if i == 3 { 1 } else { i });
+        let r = post("127.0.0.9", nw.addr("http"), "/login", &[&xff]).await;
+        assert_eq!(r.status, 403);
+    }
+    for _ in 0..3 {
+        assert_eq!(
+            post("127.0.0.1", nw.addr("http"), "/login", &[])
+                .await
+                .status,
+            200
+        );
+    }
+    // A reload with a broken policy: refused, counted.
+    std::fs::write(nw.policy_path(), "version: 1\nnetworks: [\n").expect("break policy");
+    let admin = nw.addr("admin");
+    let r = exchange(
+        connect_from("127.0.0.1", admin).await,
+        b"POST /reload HTTP/1.1\r\nHost: a\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
+    )
+    .await;
+    assert_ne!(r.status, 200, "{r:?}");
+    std::fs::write(nw.policy_path(), &policy).expect("restore policy");
+    let deadline = Instant::now() + WAIT;
+    let digest = loop {
+        let got = hook.got().into_iter().map(|g| g.json());
+        if let Some(d) = got.into_iter().find(|v| v["kind"] == "digest") {
+            break d;
+        }
+        assert!(Instant::now() < deadline, "no digest: {:?}", hook.got());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let d = &digest["digest"];
+    assert_eq!(d["blocked"], 3, "{digest}");
+    assert_eq!(d["lockouts"], 1, "{digest}");
+    assert_eq!(d["reloads_refused"], 1, "{digest}");
+    assert_eq!(d["top_addresses"][0]["key"], "198.51.100.1");
+    assert_eq!(d["top_addresses"][0]["attempts"], 2);
+    assert_eq!(d["by_subnet"][0]["key"], "198.51.100.0/24");
+    assert_eq!(d["grants_ending"][0]["network"], "vpn");
+    assert_eq!(d["grants_ending"][0]["cidr"], "192.0.2.7/32");
+    assert_eq!(d["quiet"], false);
+    let text = digest["text"].as_str().expect("text");
+    assert!(
+        text.starts_with("netwarden 日次レポート：遮断したログイン3件、ロック1件、問題1件"),
+        "{text}"
+    );
+    assert!(
+        text.contains("192.0.2.7/32 – 2026-12-10 18:00 JST"),
+        "{text}"
+    );
+    // Chatwork got it too, in its markup; the Slack sink, not a digest sink,
+    // did not.
+    let cw = chat.wait_for(1).await;
+    let body = url_decode_form(std::str::from_utf8(&cw.last().expect("one").body).expect("utf-8"));
+    assert!(
+        body["body"].starts_with("[info][title]netwarden 日次レポート"),
+        "{body:?}"
+    );
+    assert!(
+        other
+            .got()
+            .iter()
+            .all(|g| !String::from_utf8_lossy(&g.body).contains("日次"))
+    );
+    assert!(
+        other
+            .got()
+            .iter()
+            .all(|g| !String::from_utf8_lossy(&g.body).contains("digest"))
+    );
+}
+
+/// Two replicas on one Redis, each blocking different clients: at 09:00
+/// one of them sends one digest with both replicas' counts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_redis_one_replica_sends_the_fleets_digest() {
+    let redis = support::redis::RedisServer::start();
+    let up = Upstream::start().await;
+    let hook = Receiver::start(&[], Answer::Status(200)).await;
+    let policy = "version: 1
+networks:
+  office: [127.0.0.1]
+rules:
+  - { name: login, paths: [/login], methods: [POST], login: true, allow_from: [office] }
+  - { name: console, action: allow }
+state: { store: redis, url_env: NW_TEST_REDIS, timeout: 250ms, prefix: \"nwdigest:\" }
+alerts:
+  window: 1h
+  digest: { at: \"09:00\", time_zone: Asia/Tokyo, sinks: [hook] }
+  sinks:
+    - { name: hook, type: webhook, url_env: HOOK_URL }
+";
+    let hook_url = hook.url("/hook");
+    let redis_url = redis.url();
+    let env = [
+        ("HOOK_URL", hook_url.as_str()),
+        ("NW_TEST_REDIS", redis_url.as_str()),
+        ("NETWARDEN_TEST_NOW", "2026-12-08T08:59:55+09:00"),
+    ];
+    let replicas: Vec<Netwarden> = (0..2)
+        .map(|_| {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let path = dir.path().join("policy.yaml");
+            std::fs::write(&path, policy).expect("write");
+            Netwarden::start_env(
+                &path,
+                &["--listen", "127.0.0.1:0", "--upstream", &up.url()],
+                &env,
+                dir,
+            )
+        })
+        .collect();
+    // Replica 0 blocks 127.0.0.2 twice, replica 1 blocks 127.0.0.3 once.
+    for (nw, from, times) in [
+        (&replicas[0], "127.0.0.2", 2),
+        (&replicas[1], "127.0.0.3", 1),
+    ] {
+        for _ in 0..times {
+            assert_eq!(post(from, nw.addr("http"), "/login", &[]).await.status, 403);
+        }
+    }
+    let deadline = Instant::now() + WAIT;
+    let digests = loop {
+        let d: Vec<serde_json::Value> = hook
+            .got()
+            .into_iter()
+            .map(|g| g.json())
+            .filter(|v| v["kind"] == "digest")
+            .collect();
+        if !d.is_empty() {
+            break d;
+        }
+        assert!(Instant::now() < deadline, "no digest");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let d = &digests[0]["digest"];
+    assert_eq!(d["replicas"], 2, "{d}");
+    assert_eq!(d["blocked"], 3, "{d}");
+    assert_eq!(d["top_addresses"][0]["key"], "127.0.0.2");
+    assert_eq!(d["top_addresses"][1]["key"], "127.0.0.3");
+    // The other replica lost the claim at 09:00, before the winner's
+    // grace ended: nothing more is coming.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let n = hook
+        .got()
+        .iter()
+        .filter(|g| g.json()["kind"] == "digest")
+        .count();
+    assert_eq!(n, 1, "one digest for the fleet");
+}

@@ -191,6 +191,8 @@ impl Aggregator {
                 step
             }
             super::Event::Released(r) => self.released(r, now, out),
+            // Counted for the digest by the loop; nothing to alert.
+            super::Event::ReloadRefused => self.tick(now, out),
             super::Event::Feed(p) => {
                 let step = self.tick(now, out);
                 out.push(Alert::Feed(Arc::new(p)));

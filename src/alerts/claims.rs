@@ -63,6 +63,53 @@ impl Claims {
     }
 }
 
+/// How long the replica that claimed the digest waits for the others to
+/// add their counts: their clocks read the digest's time within seconds.
+const DIGEST_GRACE: Duration = Duration::from_secs(5);
+/// How long a digest's shared counts and claim are kept.
+const DIGEST_TTL: Duration = Duration::from_secs(2 * 86_400);
+
+impl Claims {
+    /// The digest due at `period`: this replica's tally added to the
+    /// store's; the replica that claims it waits for the others and gets
+    /// the fleet's tally and how many replicas added theirs. `None`:
+    /// another replica sends it. A store that cannot be asked: this
+    /// replica's own (a duplicate is better than silence).
+    pub async fn digest(
+        &self,
+        period: &str,
+        local: super::digest::Tally,
+    ) -> Option<(super::digest::Tally, Option<u64>)> {
+        let since = local.since;
+        if self
+            .store
+            .digest_add(period, &local.to_counts(), DIGEST_TTL)
+            .await
+            .is_err()
+        {
+            return Some((local, None));
+        }
+        match self
+            .store
+            .claim(&format!("digest:{period}"), DIGEST_TTL)
+            .await
+        {
+            Ok(false) => None,
+            Err(_) => Some((local, None)),
+            Ok(true) => {
+                tokio::time::sleep(DIGEST_GRACE).await;
+                match self.store.digest_read(period).await {
+                    Ok(counts) => {
+                        let (fleet, replicas) = super::digest::Tally::from_counts(since, &counts);
+                        Some((fleet, Some(replicas)))
+                    }
+                    Err(_) => Some((local, None)),
+                }
+            }
+        }
+    }
+}
+
 fn mode(enforced: bool) -> &'static str {
     if enforced { "enforced" } else { "report" }
 }

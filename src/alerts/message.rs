@@ -109,6 +109,10 @@ pub fn headline(alert: &Alert, lang: Lang) -> String {
             w::released(lang, &r.by.to_string(), r.released, r.selector, &r.target)
         }
         Alert::Feed(p) => w::feed(lang, &p.network, p.problem, &p.detail, p.on_stale, p.age),
+        Alert::Digest(d) if d.is_quiet() => w::digest_quiet(lang).into(),
+        Alert::Digest(d) => {
+            w::digest_headline(lang, d.tally.blocked, d.tally.lockouts, d.problems())
+        }
         Alert::Test { .. } => w::test(lang).into(),
     }
 }
@@ -122,9 +126,10 @@ pub fn severity(alert: &Alert) -> Severity {
             Severity::Warning
         }
         Alert::Storm(_) | Alert::StateStore(_) => Severity::Error,
-        Alert::StateStoreRestored { .. } | Alert::Released(_) | Alert::Test { .. } => {
-            Severity::Info
-        }
+        Alert::StateStoreRestored { .. }
+        | Alert::Released(_)
+        | Alert::Digest(_)
+        | Alert::Test { .. } => Severity::Info,
     }
 }
 
@@ -138,6 +143,7 @@ pub fn at(alert: &Alert) -> SystemTime {
         Alert::StateStore(d) => d.at,
         Alert::Released(r) => r.at,
         Alert::Feed(p) => p.at,
+        Alert::Digest(d) => d.to,
         Alert::StateStoreRestored { at } | Alert::Test { at } => *at,
     }
 }
@@ -194,6 +200,9 @@ pub fn message(alert: &Alert, voice: &Voice, instance: &str, runbook: &str) -> M
                 l.list,
                 format!("{} ({}, {})", defang(&p.url), p.problem, p.reason),
             ));
+        }
+        Alert::Digest(d) => {
+            note = digest_facts(&mut facts, &mut list, d, lang, zone);
         }
         Alert::StateStoreRestored { .. } | Alert::Test { .. } => {}
     }
@@ -253,6 +262,98 @@ fn attempt_facts(facts: &mut Vec<Fact>, a: &Attempt, lang: Lang, zone: Option<&T
         label: l.request_id,
         value: plain(&a.request_id),
     });
+}
+
+/// The digest's facts: the period, counts, tops, the guard's state; the
+/// quiet day's sentence when there is nothing else.
+fn digest_facts(
+    facts: &mut Vec<Fact>,
+    list: &mut Option<(&'static str, Vec<(String, u64)>)>,
+    d: &super::digest::Digest,
+    lang: Lang,
+    zone: &TimeZone,
+) -> Option<&'static str> {
+    use super::digest::{TOP, TOP_ADDRESSES};
+    let l = &w::labels(lang).digest;
+    let t = &d.tally;
+    let mut fact = |label, value: String| facts.push(Fact { label, value });
+    fact(w::labels(lang).period, period(t.since, d.to, zone));
+    if let Some(n) = d.replicas.filter(|n| *n > 1) {
+        fact(
+            l.fleet_label,
+            match lang {
+                Lang::En => format!("{n} {}", l.fleet),
+                Lang::Ja => format!("{n}{}", l.fleet),
+            },
+        );
+    }
+    if d.is_quiet() {
+        return Some(l.quiet);
+    }
+    let count = |n: u64| match lang {
+        Lang::En => n.to_string(),
+        Lang::Ja => format!("{n}件"),
+    };
+    let mut blocked = count(t.blocked);
+    if t.would_be > 0 {
+        blocked.push_str(&match lang {
+            Lang::En => format!(" (and {} report-only)", t.would_be),
+            Lang::Ja => format!("（ほかに監視モードのみ{}件）", t.would_be),
+        });
+    }
+    fact(l.blocked, blocked);
+    let unknown = |k: &str| {
+        if k == "?" {
+            l.unknown.to_string()
+        } else {
+            plain(k)
+        }
+    };
+    let joined = |c: &super::digest::Counts| {
+        c.top(TOP)
+            .iter()
+            .map(|(k, n)| format!("{} ({n})", unknown(k)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    if t.blocked > 0 {
+        fact(l.by_subnet, joined(&t.by_subnet));
+        fact(l.by_country, joined(&t.by_country));
+        fact(l.by_asn, joined(&t.by_asn));
+        *list = Some((
+            l.top_addresses,
+            t.by_address
+                .top(TOP_ADDRESSES)
+                .into_iter()
+                .map(|(k, n)| (unknown(&k), n))
+                .collect(),
+        ));
+    }
+    fact(l.lockouts, count(t.lockouts));
+    if t.releases > 0 {
+        fact(l.releases, count(t.releases));
+    }
+    if t.reloads_refused > 0 {
+        fact(l.refused_reloads, count(t.reloads_refused));
+    }
+    for (network, cidr, until) in &d.extras.grants_ending {
+        fact(
+            l.grants_ending,
+            format!(
+                "{} {} – {}",
+                plain(network),
+                plain(cidr),
+                words::when(*until, zone)
+            ),
+        );
+    }
+    for s in &d.extras.disabled_sinks {
+        fact(l.disabled_sinks, plain(s));
+    }
+    for s in &d.extras.self_check {
+        fact(l.self_check, plain(s));
+    }
+    None
 }
 
 /// `2026-12-07 21:03 JST – 21:10`: the date and zone said once when both
@@ -340,6 +441,31 @@ mod tests {
         let m = message(&Alert::Attempt(Arc::new(a)), &Voice::default(), "i", "");
         assert!(m.title.starts_with("Report-only"));
         assert!(m.note.is_some_and(|n| n.contains("forwarded")));
+        assert_eq!(m.severity, Severity::Info);
+    }
+
+    #[test]
+    fn a_day_with_nothing_to_say_is_one_quiet_line() {
+        let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_796_688_000);
+        let d = crate::alerts::digest::Digest {
+            tally: crate::alerts::digest::Tally::new(t - Duration::from_secs(86_400)),
+            to: t,
+            extras: crate::alerts::digest::Extras::default(),
+            replicas: Some(3),
+        };
+        let m = message(&Alert::Digest(Arc::new(d)), &tokyo(), "i", "rb");
+        assert_eq!(m.title, "netwarden 日次レポート：特記事項はありません");
+        assert!(m.note.is_some_and(|n| n.contains("ありませんでした")));
+        assert_eq!(
+            m.facts
+                .iter()
+                .map(|f| (f.label, f.value.as_str()))
+                .collect::<Vec<_>>(),
+            [
+                ("期間", "2026-12-07 09:00 JST – 2026-12-08 09:00 JST"),
+                ("集計対象", "3台のレプリカ")
+            ]
+        );
         assert_eq!(m.severity, Severity::Info);
     }
 

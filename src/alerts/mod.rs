@@ -13,6 +13,7 @@
 pub mod aggregate;
 pub mod claims;
 pub mod deliver;
+pub mod digest;
 pub mod formats;
 pub mod line_works;
 pub mod mail;
@@ -155,6 +156,8 @@ pub enum Event {
     StateStoreRestored(SystemTime),
     Released(Released),
     Feed(FeedProblem),
+    /// A policy reload failed or was refused (counted for the digest).
+    ReloadRefused,
 }
 
 /// Attempts of one key within a window, sent when the window ends.
@@ -207,6 +210,8 @@ pub enum Alert {
     Feed(Arc<FeedProblem>),
     Summary(Summary),
     Storm(Storm),
+    /// The morning digest, to `alerts.digest.sinks` only.
+    Digest(Arc<digest::Digest>),
     /// `netwarden alert-test`.
     Test {
         at: SystemTime,
@@ -224,6 +229,7 @@ impl Alert {
             Alert::Feed(_) => "feed",
             Alert::Summary(_) => "summary",
             Alert::Storm(_) => "storm",
+            Alert::Digest(_) => "digest",
             Alert::Test { .. } => "test",
         }
     }
@@ -283,6 +289,11 @@ impl Alerts {
         self.send(Event::Feed(p));
     }
 
+    /// A policy reload failed or was refused (for the digest's count).
+    pub fn reload_refused(&self) {
+        self.send(Event::ReloadRefused);
+    }
+
     fn send(&self, e: Event) {
         if let Err(mpsc::error::TrySendError::Full(_)) = self.tx.try_send(e) {
             self.metrics.alert_attempts_dropped.inc();
@@ -319,13 +330,51 @@ pub struct Live {
     /// Why each sink of the running alerts that could not start is
     /// disabled (shown by `/readyz` and `GET /policy`).
     disabled: std::sync::Mutex<Vec<String>>,
+    /// The digest's tally and extras, kept across reloads.
+    digest: DigestSource,
+}
+
+/// What the guard adds to a digest when it is sent (grants ending, the
+/// self-check): read from the running proxy.
+pub type ExtrasFn = Box<dyn Fn() -> digest::Extras + Send + Sync>;
+
+/// The digest's inputs that outlive one set of alert tasks: the tally
+/// since the last digest, and where the guard's state is read.
+#[derive(Clone)]
+pub struct DigestSource {
+    pub tally: Arc<std::sync::Mutex<digest::Tally>>,
+    pub extras: Arc<std::sync::OnceLock<ExtrasFn>>,
+}
+
+impl Default for DigestSource {
+    fn default() -> Self {
+        DigestSource {
+            tally: Arc::new(std::sync::Mutex::new(digest::Tally::new(
+                crate::clock::system_now(),
+            ))),
+            extras: Arc::new(std::sync::OnceLock::new()),
+        }
+    }
 }
 
 impl Live {
-    pub fn new(started: Option<Launched>) -> Self {
-        let live = Live::default();
+    pub fn new(started: Option<Launched>, digest: DigestSource) -> Self {
+        let live = Live {
+            digest,
+            ..Live::default()
+        };
         live.replace(started);
         live
+    }
+
+    /// Where the digest reads the guard's state (set once, by `serve`).
+    pub fn set_extras(&self, f: ExtrasFn) {
+        let _ = self.digest.extras.set(f);
+    }
+
+    /// The digest's tally and extras, for alerts started by a reload.
+    pub fn digest_source(&self) -> DigestSource {
+        self.digest.clone()
     }
 
     /// The disabled sinks of the running alerts, each with why.
@@ -393,6 +442,7 @@ pub fn launch(
     overrides: &[(String, String)],
     metrics: Arc<Metrics>,
     shared_store: Option<Arc<crate::lockout::redis::Store>>,
+    digest: DigestSource,
 ) -> Launched {
     let (sinks, errors) = deliver::resolve_each(settings, &|v| lookup(overrides, v));
     let disabled: Vec<String> = errors.iter().map(ToString::to_string).collect();
@@ -403,7 +453,7 @@ pub fn launch(
             "alerts will not go to this sink; the guard runs on"
         );
     }
-    let mut launched = start_resolved(settings, sinks, metrics, shared_store);
+    let mut launched = start_resolved(settings, sinks, metrics, shared_store, digest);
     launched.disabled = disabled;
     launched
 }
@@ -425,6 +475,7 @@ pub fn start_resolved(
     sinks: Vec<Sink>,
     metrics: Arc<Metrics>,
     shared_store: Option<Arc<crate::lockout::redis::Store>>,
+    digest: DigestSource,
 ) -> Launched {
     metrics
         .alert_sinks_disabled
@@ -437,7 +488,7 @@ pub fn start_resolved(
             "alerts on blocked logins go to this sink"
         );
     }
-    let (alerts, running) = start(settings, sinks, metrics, shared_store);
+    let (alerts, running) = start(settings, sinks, metrics, shared_store, digest);
     Launched {
         alerts,
         running,
@@ -462,6 +513,7 @@ pub fn start(
     sinks: Vec<Sink>,
     metrics: Arc<Metrics>,
     shared_store: Option<Arc<crate::lockout::redis::Store>>,
+    digest: DigestSource,
 ) -> (Alerts, Running) {
     let (tx, rx) = mpsc::channel(settings.queue);
     let mut queues = Vec::with_capacity(sinks.len());
@@ -496,13 +548,25 @@ pub fn start(
             window: settings.window,
         })
     });
+    let schedule = settings.digest.as_ref().and_then(|d| {
+        Some(Schedule {
+            at: digest::parse_at(&d.at)?,
+            zone: crate::engine::time::zone(&d.time_zone).ok()?,
+            sinks: d.sinks.iter().map(|s| Arc::from(s.as_str())).collect(),
+        })
+    });
     let aggregator = tokio::spawn(aggregate_loop(
         Aggregator::new(settings, Instant::now()),
-        rx,
-        stop_rx,
-        Arc::new(queues),
-        claims,
-        metrics.clone(),
+        Loop {
+            rx,
+            stop: stop_rx,
+            queues: Arc::new(queues),
+            claims,
+            metrics: metrics.clone(),
+            on_release: settings.on_release,
+            digest,
+            schedule,
+        },
     ));
     (
         Alerts {
@@ -534,38 +598,152 @@ struct SinkTask {
     record: Arc<deliver::Record>,
 }
 
-async fn aggregate_loop(
-    mut agg: Aggregator,
-    mut rx: mpsc::Receiver<Event>,
-    mut stop: oneshot::Receiver<()>,
+/// When the digest goes out, and to which sinks.
+struct Schedule {
+    at: jiff::civil::Time,
+    zone: jiff::tz::TimeZone,
+    sinks: Vec<Arc<str>>,
+}
+
+/// What the aggregator's loop reads and writes besides the aggregator.
+struct Loop {
+    rx: mpsc::Receiver<Event>,
+    stop: oneshot::Receiver<()>,
     queues: Arc<Vec<Queue>>,
     claims: Option<Arc<claims::Claims>>,
     metrics: Arc<Metrics>,
-) {
+    /// Releases are always counted for the digest; alerted only with
+    /// `alerts.on_release`.
+    on_release: bool,
+    digest: DigestSource,
+    schedule: Option<Schedule>,
+}
+
+impl Loop {
+    /// Counts `e` for the digest; `None`: nothing more to do with it.
+    fn tally(&self, e: Event) -> Option<Event> {
+        let mut t = self.digest.tally.lock().unwrap_or_else(|p| p.into_inner());
+        match e {
+            Event::Attempt(ref a) => t.attempt(a),
+            Event::Lockout(_) => t.lockouts += 1,
+            Event::Released(_) => {
+                t.releases += 1;
+                if !self.on_release {
+                    return None;
+                }
+            }
+            Event::ReloadRefused => {
+                t.reloads_refused += 1;
+                return None;
+            }
+            _ => {}
+        }
+        Some(e)
+    }
+
+    /// Sends the digest due at `due`: the tally since the last one (the
+    /// fleet's, with a shared store: one replica sends it) and the guard's
+    /// state now, to the digest's sinks only.
+    fn send_digest(&self, due: SystemTime) {
+        let Some(schedule) = &self.schedule else {
+            return;
+        };
+        let now = crate::clock::system_now();
+        let local = std::mem::replace(
+            &mut *self.digest.tally.lock().unwrap_or_else(|p| p.into_inner()),
+            digest::Tally::new(now),
+        );
+        let extras = self.digest.extras.get().map(|f| f()).unwrap_or_default();
+        let (claims, queues, metrics) = (
+            self.claims.clone(),
+            self.queues.clone(),
+            self.metrics.clone(),
+        );
+        let targets = schedule.sinks.clone();
+        tokio::spawn(async move {
+            let (tally, replicas) = match claims {
+                Some(c) => match c.digest(&digest::period_name(due), local).await {
+                    Some(got) => got,
+                    None => return,
+                },
+                None => (local, None),
+            };
+            let d = digest::Digest {
+                tally,
+                to: now,
+                extras,
+                replicas,
+            };
+            dispatch_to(
+                std::iter::once(Alert::Digest(Arc::new(d))),
+                &queues,
+                &metrics,
+                Some(&targets),
+            );
+        });
+    }
+}
+
+async fn aggregate_loop(mut agg: Aggregator, mut l: Loop) {
     let mut out = Vec::new();
+    let next_digest = |now: SystemTime, s: &Option<Schedule>| {
+        s.as_ref().map(|s| digest::next_at(s.at, &s.zone, now))
+    };
+    let mut due = next_digest(crate::clock::system_now(), &l.schedule);
     loop {
         let deadline = agg.next_deadline();
         let step = tokio::select! {
             biased;
-            _ = &mut stop => break,
-            e = rx.recv() => match e {
-                Some(e) => agg.event(e, Instant::now(), &mut out),
+            _ = &mut l.stop => break,
+            e = l.rx.recv() => match e {
+                Some(e) => match l.tally(e) {
+                    Some(e) => agg.event(e, Instant::now(), &mut out),
+                    None => continue,
+                },
                 None => break,
             },
             () = sleep_until(deadline), if deadline.is_some() => agg.tick(Instant::now(), &mut out),
+            () = sleep_until_system(due), if due.is_some() => {
+                if let Some(d) = due {
+                    l.send_digest(d);
+                }
+                due = next_digest(crate::clock::system_now(), &l.schedule);
+                continue;
+            }
         };
-        metrics.alert_attempts_aggregated.inc_by(step.aggregated);
-        settle(&mut out, &queues, claims.as_ref(), &metrics);
+        l.metrics.alert_attempts_aggregated.inc_by(step.aggregated);
+        settle(&mut out, &l.queues, l.claims.as_ref(), &l.metrics);
     }
     // Shutdown: what is already queued, then every pending count.
-    rx.close();
-    while let Ok(e) = rx.try_recv() {
-        let step = agg.event(e, Instant::now(), &mut out);
-        metrics.alert_attempts_aggregated.inc_by(step.aggregated);
+    l.rx.close();
+    while let Ok(e) = l.rx.try_recv() {
+        if let Some(e) = l.tally(e) {
+            let step = agg.event(e, Instant::now(), &mut out);
+            l.metrics.alert_attempts_aggregated.inc_by(step.aggregated);
+        }
     }
     agg.flush(&mut out);
-    settle(&mut out, &queues, claims.as_ref(), &metrics);
+    settle(&mut out, &l.queues, l.claims.as_ref(), &l.metrics);
     // Dropping the queues lets each sink finish what it holds, then stop.
+}
+
+/// Sleeps until a wall-clock instant (the digest's time of day, by
+/// [`crate::clock`]), checked against the clock once a minute at least,
+/// so that a clock set forward or a suspended host does not delay it by
+/// more than that.
+async fn sleep_until_system(at: Option<SystemTime>) {
+    let Some(at) = at else {
+        return std::future::pending().await;
+    };
+    loop {
+        let left = at
+            .duration_since(crate::clock::system_now())
+            .unwrap_or_default();
+        if left.is_zero() {
+            return;
+        }
+        tokio::time::sleep(left.min(Duration::from_secs(60))).await;
+    }
 }
 
 async fn sleep_until(deadline: Option<Instant>) {
@@ -600,6 +778,16 @@ fn settle(
 }
 
 fn dispatch(out: impl Iterator<Item = Alert>, queues: &[Queue], metrics: &Metrics) {
+    dispatch_to(out, queues, metrics, None);
+}
+
+/// Hands each alert to every sink, or only to `only` (the digest's).
+fn dispatch_to(
+    out: impl Iterator<Item = Alert>,
+    queues: &[Queue],
+    metrics: &Metrics,
+    only: Option<&[Arc<str>]>,
+) {
     for alert in out {
         metrics
             .alerts
@@ -607,6 +795,9 @@ fn dispatch(out: impl Iterator<Item = Alert>, queues: &[Queue], metrics: &Metric
             .inc();
         let alert = Arc::new(alert);
         for (name, q, pending) in queues {
+            if only.is_some_and(|only| !only.contains(name)) {
+                continue;
+            }
             pending.fetch_add(1, Ordering::Relaxed);
             if q.try_send(alert.clone()).is_err() {
                 pending.fetch_sub(1, Ordering::Relaxed);

@@ -40,7 +40,7 @@ pub fn dedup_key(alert: &Alert, key: AlertKey) -> Option<String> {
         Alert::StateStore(_) | Alert::StateStoreRestored { .. } => "netwarden/state_store".into(),
         Alert::Feed(p) => format!("netwarden/feed/{}", p.network),
         Alert::Test { .. } => "netwarden/test".into(),
-        Alert::Released(_) => return None,
+        Alert::Released(_) | Alert::Digest(_) => return None,
     })
 }
 

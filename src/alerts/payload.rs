@@ -92,6 +92,7 @@ pub fn runbook_section(alert: &Alert) -> &'static str {
         Alert::StateStore(_) | Alert::StateStoreRestored { .. } => "state-store",
         Alert::Released(_) => "lockout",
         Alert::Feed(_) => "feed",
+        Alert::Digest(_) => "digest",
         Alert::Test { .. } => "alert-test",
     }
 }
@@ -203,12 +204,48 @@ pub fn webhook(alert: &Alert, instance: &str, key: &str, text: &str) -> Value {
             m.insert("attempts".into(), 0.into());
             m.insert("feed".into(), feed_json(p));
         }
+        Alert::Digest(d) => {
+            m.insert("time".into(), rfc3339(d.to).into());
+            m.insert("attempts".into(), d.tally.blocked.into());
+            m.insert("digest".into(), digest_json(d));
+        }
         Alert::StateStoreRestored { at } | Alert::Test { at } => {
             m.insert("time".into(), rfc3339(*at).into());
             m.insert("attempts".into(), 0.into());
         }
     }
     v
+}
+
+fn digest_json(d: &super::digest::Digest) -> Value {
+    use super::digest::{TOP, TOP_ADDRESSES};
+    let t = &d.tally;
+    let top = |c: &super::digest::Counts, n| -> Value {
+        c.top(n)
+            .into_iter()
+            .map(|(k, n)| json!({"key": k, "attempts": n}))
+            .collect()
+    };
+    json!({
+        "from": rfc3339(t.since),
+        "to": rfc3339(d.to),
+        "replicas": d.replicas,
+        "quiet": d.is_quiet(),
+        "blocked": t.blocked,
+        "would_be_blocked": t.would_be,
+        "by_subnet": top(&t.by_subnet, TOP),
+        "by_country": top(&t.by_country, TOP),
+        "by_asn": top(&t.by_asn, TOP),
+        "top_addresses": top(&t.by_address, TOP_ADDRESSES),
+        "lockouts": t.lockouts,
+        "releases": t.releases,
+        "reloads_refused": t.reloads_refused,
+        "grants_ending": d.extras.grants_ending.iter().map(|(network, cidr, until)| json!({
+            "network": network, "cidr": cidr, "until": rfc3339(*until),
+        })).collect::<Vec<_>>(),
+        "disabled_sinks": d.extras.disabled_sinks,
+        "self_check": d.extras.self_check,
+    })
 }
 
 fn top_json(s: &Storm) -> Value {
@@ -238,6 +275,8 @@ pub fn alertmanager(
         Alert::StateStoreRestored { at } => (*at, "NetwardenStateStoreUnavailable", true),
         Alert::Released(r) => (r.at, "NetwardenLockoutReleased", false),
         Alert::Feed(p) => (p.at, "NetwardenFeedNotCurrent", true),
+        // The policy sends no digest here; a report, never a page.
+        Alert::Digest(d) => (d.to, "NetwardenDigest", false),
         Alert::Test { at } => (*at, "NetwardenAlertTest", true),
     };
     let mut labels = Map::new();
@@ -327,7 +366,7 @@ pub fn alertmanager(
             ann.insert("target".into(), r.target.clone().into());
             ann.insert("released".into(), r.released.to_string().into());
         }
-        Alert::StateStoreRestored { .. } | Alert::Test { .. } => {}
+        Alert::StateStoreRestored { .. } | Alert::Digest(_) | Alert::Test { .. } => {}
     }
     if let Some(a) = attempt {
         ann.insert(

@@ -620,6 +620,69 @@ impl Store {
         Ok(claimed == 1)
     }
 
+    /// Adds a replica's digest counts for `period` (HINCRBY per field),
+    /// kept for `ttl`.
+    pub async fn digest_add(
+        self: &Arc<Self>,
+        period: &str,
+        counts: &[(&'static str, String, u64)],
+        ttl: Duration,
+    ) -> Result<(), Unavailable> {
+        if !self.is_up() {
+            return Err(Unavailable);
+        }
+        let mut pipe = redis::pipe();
+        let mut hashes: Vec<String> = Vec::new();
+        for (hash, field, n) in counts {
+            let key = format!("{}digest:{{{period}}}:{hash}", self.prefix);
+            pipe.hincr(&key, field, *n).ignore();
+            if !hashes.contains(&key) {
+                hashes.push(key);
+            }
+        }
+        for key in &hashes {
+            pipe.pexpire(key, i64::try_from(ms(ttl)).unwrap_or(i64::MAX))
+                .ignore();
+        }
+        let Some(mut conn) = self.local() else {
+            return Err(Unavailable);
+        };
+        match tokio::time::timeout(self.timeout, pipe.exec_async(&mut conn)).await {
+            Ok(Ok(())) => Ok(()),
+            _ => {
+                self.forget_local();
+                Err(Unavailable)
+            }
+        }
+    }
+
+    /// The fleet's digest counts for `period`: hash -> field -> count.
+    pub async fn digest_read(
+        self: &Arc<Self>,
+        period: &str,
+    ) -> Result<
+        std::collections::HashMap<String, std::collections::HashMap<String, u64>>,
+        Unavailable,
+    > {
+        const HASHES: [&str; 5] = ["totals", "subnet", "country", "asn", "address"];
+        let mut pipe = redis::pipe();
+        for h in HASHES {
+            pipe.hgetall(format!("{}digest:{{{period}}}:{h}", self.prefix));
+        }
+        let Some(mut conn) = self.local() else {
+            return Err(Unavailable);
+        };
+        let got: Vec<std::collections::HashMap<String, u64>> =
+            match tokio::time::timeout(self.timeout, pipe.query_async(&mut conn)).await {
+                Ok(Ok(v)) => v,
+                _ => {
+                    self.forget_local();
+                    return Err(Unavailable);
+                }
+            };
+        Ok(HASHES.iter().map(|h| (*h).to_string()).zip(got).collect())
+    }
+
     /// Takes `name`'s shared count (every replica's attempts added since
     /// the last summary).
     pub async fn take_count(self: &Arc<Self>, name: &str) -> Result<u64, Unavailable> {

@@ -281,6 +281,16 @@ pub struct SinkConfig {
     pub details: SinkDetails,
 }
 
+/// `alerts.digest`: once a day, at `at` in `time_zone`, to `sinks`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DigestSettings {
+    /// `HH:MM`, checked.
+    pub at: String,
+    /// An IANA zone, checked (default UTC).
+    pub time_zone: String,
+    pub sinks: Vec<String>,
+}
+
 /// The `alerts:` section, compiled.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AlertSettings {
@@ -300,6 +310,7 @@ pub struct AlertSettings {
     /// each alert links `<runbook_url>#<its kind's section>`.
     pub runbook_url: String,
     pub sinks: Vec<SinkConfig>,
+    pub digest: Option<DigestSettings>,
 }
 
 impl Default for AlertSettings {
@@ -317,6 +328,7 @@ impl Default for AlertSettings {
             on_release: false,
             runbook_url: defaults::RUNBOOK_URL.to_string(),
             sinks: Vec::new(),
+            digest: None,
         }
     }
 }
@@ -441,7 +453,83 @@ impl Cx<'_, '_> {
                 out.sinks.push(s);
             }
         }
+        if let Some(d) = &r.digest {
+            out.digest = self.digest(d, &out.sinks);
+        }
         Some(out)
+    }
+
+    fn digest(
+        &mut self,
+        raw: &S<super::raw::RawDigest>,
+        sinks: &[SinkConfig],
+    ) -> Option<DigestSettings> {
+        let d = &raw.value;
+        let mut ok = true;
+        if parse_at(&d.at.value).is_none() {
+            self.error(
+                &d.at.referenced,
+                format!("alerts.digest.at '{}' is not a time of day", d.at.value),
+                Some("write it as HH:MM on a 24-hour clock, e.g. at: \"09:00\"".into()),
+            );
+            ok = false;
+        }
+        let time_zone = match &d.time_zone {
+            Some(z) => match crate::engine::time::zone(&z.value) {
+                Ok(_) => z.value.clone(),
+                Err(message) => {
+                    self.error(
+                        &z.referenced,
+                        format!("alerts.digest.time_zone: {message}"),
+                        None,
+                    );
+                    ok = false;
+                    String::new()
+                }
+            },
+            None => "UTC".into(),
+        };
+        if d.sinks.value.is_empty() {
+            self.error(
+                &d.sinks.referenced,
+                "alerts.digest names no sinks".into(),
+                Some("name the sinks that get it, e.g. sinks: [mail]".into()),
+            );
+            ok = false;
+        }
+        for name in &d.sinks.value {
+            match sinks.iter().find(|s| s.name == name.value) {
+                None => {
+                    self.error(
+                        &name.referenced,
+                        format!("alerts.digest: no sink is named '{}'", name.value),
+                        Some("name one of alerts.sinks".into()),
+                    );
+                    ok = false;
+                }
+                Some(s) if matches!(s.kind, SinkKind::Alertmanager | SinkKind::PagerDuty) => {
+                    self.error(
+                        &name.referenced,
+                        format!(
+                            "alerts.digest: sink '{}' ({}) does not take a digest",
+                            s.name,
+                            s.kind.as_str()
+                        ),
+                        Some(
+                            "a digest is for people to read: send it by mail, chat or webhook"
+                                .into(),
+                        ),
+                    );
+                    ok = false;
+                }
+                Some(_) => {}
+            }
+        }
+        ok.then(|| DigestSettings {
+            at: d.at.value.trim().to_string(),
+            time_zone,
+            sinks: d.sinks.value.iter().map(|s| s.value.clone()).collect(),
+        })
     }
 
     pub(super) fn env_name(&mut self, v: &S<String>, key: &str) -> Option<String> {
@@ -997,6 +1085,16 @@ impl Cx<'_, '_> {
             auth_url,
         })
     }
+}
+
+/// `HH:MM` on a 24-hour clock.
+pub fn parse_at(s: &str) -> Option<jiff::civil::Time> {
+    let (h, m) = s.trim().split_once(':')?;
+    if h.len() != 2 || m.len() != 2 {
+        return None;
+    }
+    let (h, m): (i8, i8) = (h.parse().ok()?, m.parse().ok()?);
+    jiff::civil::Time::new(h, m, 0, 0).ok()
 }
 
 /// An id a service gives (LINE WORKS' bot, client, account and channel

@@ -344,8 +344,17 @@ pub struct RawAlerts {
     pub report_only: Option<bool>,
     pub on_release: Option<bool>,
     pub runbook_url: Option<S<String>>,
+    pub digest: Option<S<RawDigest>>,
     #[serde(default)]
     pub sinks: Vec<S<RawSink>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDigest {
+    pub at: S<String>,
+    pub time_zone: Option<S<String>>,
+    pub sinks: S<Vec<S<String>>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -110,6 +110,22 @@ fn the_new_sinks_say_what_they_lack_and_refuse_what_they_do_not_read() {
 }
 
 #[test]
+fn a_digest_names_a_time_a_zone_and_sinks_that_take_one() {
+    let d = diagnostics(&format!(
+        "version: 1\nnetworks:\n  office: [10.0.0.0/8]\n{RULE}alerts:\n  digest: {{ at: \"9am\", time_zone: Tokyo, sinks: [mail, am, pd] }}\n  sinks:\n    - {{ name: am, type: alertmanager, url: \"http://127.0.0.1:9093\" }}\n    - {{ name: pd, type: pagerduty, routing_key_env: PD }}\n"
+    ));
+    for needle in [
+        "error: alerts.digest.at '9am' is not a time of day",
+        "error: alerts.digest.time_zone: 'Tokyo' is not an IANA time zone name",
+        "error: alerts.digest: no sink is named 'mail'",
+        "error: alerts.digest: sink 'am' (alertmanager) does not take a digest",
+        "error: alerts.digest: sink 'pd' (pagerduty) does not take a digest",
+    ] {
+        assert!(has(&d, needle), "{needle}\n{d:#?}");
+    }
+}
+
+#[test]
 fn sinks_speak_the_pages_first_language_unless_they_say() {
     let l = load_str(
         &format!(

@@ -426,9 +426,16 @@ pub async fn serve(policy: Policy, o: Overrides) -> Result<(), ServeError> {
         &metrics,
         &store_watch,
     )?;
-    let alerts = policy
-        .alerts()
-        .map(|a| crate::alerts::launch(a, &o.alert_env, metrics.clone(), lockout.redis.clone()));
+    let digest = crate::alerts::DigestSource::default();
+    let alerts = policy.alerts().map(|a| {
+        crate::alerts::launch(
+            a,
+            &o.alert_env,
+            metrics.clone(),
+            lockout.redis.clone(),
+            digest.clone(),
+        )
+    });
     let admin_token = match &settings.admin_auth {
         Some(auth) => Some(Arc::new(admin::Token::resolve(auth, |name| {
             o.alert_env
@@ -453,7 +460,7 @@ pub async fn serve(policy: Policy, o: Overrides) -> Result<(), ServeError> {
         log_allowed: settings.log_allowed,
         ids: service::RequestIds::default(),
         metrics,
-        alerts: crate::alerts::Live::new(alerts),
+        alerts: crate::alerts::Live::new(alerts, digest),
         admission: Arc::new(admission::Admission::new(
             settings.limits.upstream_requests_per_address,
             settings.limits.upstream_requests_public,
@@ -545,6 +552,12 @@ pub async fn serve(policy: Policy, o: Overrides) -> Result<(), ServeError> {
         tls.clone(),
         o.alert_env.clone(),
     ));
+    let weak = Arc::downgrade(&reloader);
+    shared.alerts.set_extras(Box::new(move || {
+        weak.upgrade()
+            .map(|r| r.digest_extras())
+            .unwrap_or_default()
+    }));
     tokio::spawn(feeds::supervise(reloader.clone(), shutdown_rx.clone()));
     if settings.reload.watch {
         tokio::spawn(reload::watch(

@@ -228,11 +228,11 @@ impl Reloader {
         &self.shared.blocked
     }
 
-    /// An operator's release: kept for `status`, alerted when
-    /// `alerts.on_release` is on.
+    /// An operator's release: kept for `status`, counted for the digest,
+    /// alerted when `alerts.on_release` is on.
     pub fn released(&self, r: super::blocked::Release) {
         // One that lifted nothing unlocked nothing: logged, not alerted.
-        let alerts = self.shared.alerts.current().filter(|a| a.on_release());
+        let alerts = self.shared.alerts.current();
         if let Some(alerts) = alerts.filter(|_| r.released > 0) {
             alerts.released(crate::alerts::Released {
                 at: SystemTime::now(),
@@ -483,6 +483,7 @@ impl Reloader {
             sinks,
             self.shared.metrics.clone(),
             self.shared.lockout.redis.clone(),
+            self.shared.alerts.digest_source(),
         ))))
     }
 
@@ -560,6 +561,11 @@ impl Reloader {
 
     /// Logs, counts and records a reload's outcome.
     fn finish(&self, trigger: &'static str, outcome: Outcome) -> Outcome {
+        if matches!(outcome, Outcome::Failed { .. } | Outcome::Refused { .. })
+            && let Some(alerts) = self.shared.alerts.current()
+        {
+            alerts.reload_refused();
+        }
         if let Outcome::Failed { errors } = &outcome {
             tracing::warn!(
                 event = "policy_reload_failed",
@@ -656,6 +662,42 @@ impl Reloader {
                     "last_error": keys.as_ref().and_then(|k| k.last_error.clone()),
                 })
             }
+        }
+    }
+
+    /// What the morning digest says of the guard: grants ending within 7
+    /// days, disabled alert sinks, and the self-check's lines.
+    pub fn digest_extras(&self) -> crate::alerts::digest::Extras {
+        let now = crate::clock::now();
+        let week = now + jiff::SignedDuration::from_hours(7 * 24);
+        let policy = self.shared.policy.load();
+        let mut grants_ending: Vec<(String, String, SystemTime)> = policy
+            .ruleset()
+            .expiring()
+            .filter_map(|e| match e {
+                crate::engine::ruleset::Expiring::Grant { network, grant }
+                    if grant.until > now && grant.until <= week =>
+                {
+                    Some((
+                        network.to_string(),
+                        grant.net.to_string(),
+                        SystemTime::try_from(grant.until).ok()?,
+                    ))
+                }
+                _ => None,
+            })
+            .collect();
+        grants_ending.sort_by_key(|g| g.2);
+        let disabled_sinks = self.alert_sinks_disabled();
+        let self_check = self
+            .degraded()
+            .into_iter()
+            .filter(|l| !l.contains("alert sink"))
+            .collect();
+        crate::alerts::digest::Extras {
+            grants_ending,
+            disabled_sinks,
+            self_check,
         }
     }
 
