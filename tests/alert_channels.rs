@@ -346,9 +346,6 @@ async fn scenario(lang: &str) -> Sinks {
     let up = Upstream::start().await;
     let (s, key) = sinks().await;
     let ca = s._certs.path().join("ca.pem");
-    let dir = tempfile::tempdir().expect("temp dir");
-    let path = dir.path().join("policy.yaml");
-    std::fs::write(&path, policy(&s, lang, &key, &ca)).expect("write policy");
     let env = [
         ("HOOK_URL", s.hook.url("/hook")),
         ("SLACK_URL", s.slack.url(SLACK_PATH)),
@@ -361,12 +358,7 @@ async fn scenario(lang: &str) -> Sinks {
         ("NETWARDEN_INSTANCE", "console-pod-1".into()),
     ];
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let nw = Netwarden::start_env(
-        &path,
-        &["--listen", "127.0.0.1:0", "--upstream", &up.url()],
-        &env,
-        dir,
-    );
+    let nw = Netwarden::in_front_of_env(&policy(&s, lang, &key, &ca), &up, &env);
     for _ in 0..4 {
         assert_eq!(blocked_login(&nw, "127.0.0.3").await, 403);
     }
@@ -731,16 +723,8 @@ async fn a_hanging_sink_of_each_kind_never_slows_requests() {
         port = smtp.port(),
     );
     let policy = mail_policy(&sinks).replace("timeout: 3s", "timeout: 1s\n  give_up_after: 2s");
-    let dir = tempfile::tempdir().expect("temp dir");
-    let path = dir.path().join("policy.yaml");
-    std::fs::write(&path, policy).expect("write policy");
     let hang_url = hang.url("/hook");
-    let nw = Netwarden::start_env(
-        &path,
-        &["--listen", "127.0.0.1:0", "--upstream", &up.url()],
-        &[("HANG_URL", &hang_url), ("TOKEN", "t")],
-        dir,
-    );
+    let nw = Netwarden::in_front_of_env(&policy, &up, &[("HANG_URL", &hang_url), ("TOKEN", "t")]);
     // Twenty blocked sign-ins from twenty addresses: each alerts at once,
     // every sink hangs; each request is answered regardless.
     for i in 1..=20u8 {
@@ -793,21 +777,17 @@ alerts:
     - { name: other, type: slack, url_env: OTHER_URL }
 "
     .replace("CHAT_URL", &chat.url(""));
-    let dir = tempfile::tempdir().expect("temp dir");
-    let path = dir.path().join("policy.yaml");
-    std::fs::write(&path, &policy).expect("write policy");
     let hook_url = hook.url("/hook");
     let other_url = other.url("/hook");
-    let nw = Netwarden::start_env(
-        &path,
-        &["--listen", "127.0.0.1:0", "--upstream", &up.url()],
+    let nw = Netwarden::in_front_of_env(
+        &policy,
+        &up,
         &[
             ("HOOK_URL", &hook_url),
             ("OTHER_URL", &other_url),
             ("CW", "t"),
             ("NETWARDEN_TEST_NOW", "2026-12-08T08:59:56+09:00"),
         ],
-        dir,
     );
     for i in 1..=3u8 {
         let xff = format!("X-Forwarded-For: 198.51.100.{}", if i == 3 { 1 } else { i });
@@ -910,17 +890,7 @@ alerts:
         ("NETWARDEN_TEST_NOW", "2026-12-08T08:59:55+09:00"),
     ];
     let replicas: Vec<Netwarden> = (0..2)
-        .map(|_| {
-            let dir = tempfile::tempdir().expect("temp dir");
-            let path = dir.path().join("policy.yaml");
-            std::fs::write(&path, policy).expect("write");
-            Netwarden::start_env(
-                &path,
-                &["--listen", "127.0.0.1:0", "--upstream", &up.url()],
-                &env,
-                dir,
-            )
-        })
+        .map(|_| Netwarden::in_front_of_env(policy, &up, &env))
         .collect();
     // Replica 0 blocks 127.0.0.2 twice, replica 1 blocks 127.0.0.3 once.
     for (nw, from, times) in [

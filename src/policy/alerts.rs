@@ -474,21 +474,8 @@ impl Cx<'_, '_> {
             );
             ok = false;
         }
-        let time_zone = match &d.time_zone {
-            Some(z) => match crate::engine::time::zone(&z.value) {
-                Ok(_) => z.value.clone(),
-                Err(message) => {
-                    self.error(
-                        &z.referenced,
-                        format!("alerts.digest.time_zone: {message}"),
-                        None,
-                    );
-                    ok = false;
-                    String::new()
-                }
-            },
-            None => "UTC".into(),
-        };
+        let time_zone = self.alert_zone(d.time_zone.as_ref(), "alerts.digest");
+        ok &= time_zone.is_some();
         if d.sinks.value.is_empty() {
             self.error(
                 &d.sinks.referenced,
@@ -527,7 +514,7 @@ impl Cx<'_, '_> {
         }
         ok.then(|| DigestSettings {
             at: d.at.value.trim().to_string(),
-            time_zone,
+            time_zone: time_zone.unwrap_or_default(),
             sinks: d.sinks.value.iter().map(|s| s.value.clone()).collect(),
         })
     }
@@ -654,20 +641,9 @@ impl Cx<'_, '_> {
             }
             None => lang,
         };
-        let time_zone = match &s.time_zone {
-            Some(z) => match crate::engine::time::zone(&z.value) {
-                Ok(_) => z.value.clone(),
-                Err(message) => {
-                    self.error(
-                        &z.referenced,
-                        format!("sink '{}': time_zone: {message}", s.name.value),
-                        None,
-                    );
-                    "UTC".into()
-                }
-            },
-            None => "UTC".into(),
-        };
+        let time_zone = self
+            .alert_zone(s.time_zone.as_ref(), &format!("sink '{}'", s.name.value))
+            .unwrap_or_else(|| "UTC".into());
         let details = match kind {
             SinkKind::Email => SinkDetails::Email(self.email(raw, base)?),
             SinkKind::Chatwork => match &s.room_id {
@@ -727,6 +703,21 @@ impl Cx<'_, '_> {
             time_zone,
             details,
         })
+    }
+
+    /// A checked IANA zone name (`UTC` when none is given); `None` (and an
+    /// error) when it names no zone.
+    fn alert_zone(&mut self, z: Option<&S<String>>, what: &str) -> Option<String> {
+        let Some(z) = z else {
+            return Some("UTC".into());
+        };
+        match crate::engine::time::zone(&z.value) {
+            Ok(_) => Some(z.value.clone()),
+            Err(message) => {
+                self.error(&z.referenced, format!("{what}: time_zone: {message}"), None);
+                None
+            }
+        }
     }
 
     /// Where a sink posts: a secret URL from `url_env`, or (for services

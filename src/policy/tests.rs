@@ -116,7 +116,7 @@ fn a_digest_names_a_time_a_zone_and_sinks_that_take_one() {
     ));
     for needle in [
         "error: alerts.digest.at '9am' is not a time of day",
-        "error: alerts.digest.time_zone: 'Tokyo' is not an IANA time zone name",
+        "error: alerts.digest: time_zone: 'Tokyo' is not an IANA time zone name",
         "error: alerts.digest: no sink is named 'mail'",
         "error: alerts.digest: sink 'am' (alertmanager) does not take a digest",
         "error: alerts.digest: sink 'pd' (pagerduty) does not take a digest",

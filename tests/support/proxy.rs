@@ -231,6 +231,20 @@ impl Netwarden {
         )
     }
 
+    /// [`in_front_of`](Self::in_front_of) with environment variables set
+    /// (the secrets of alert sinks, a moved clock).
+    pub fn in_front_of_env(policy: &str, up: &Upstream, env: &[(&str, &str)]) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("policy.yaml");
+        std::fs::write(&path, policy).expect("write policy");
+        Self::start_env(
+            &path,
+            &["--listen", "127.0.0.1:0", "--upstream", &up.url()],
+            env,
+            dir,
+        )
+    }
+
     /// Starts the binary on a policy file already written in `dir`.
     pub fn start_at(path: &Path, args: &[&str], dir: tempfile::TempDir) -> Self {
         Self::start_env(path, args, &[], dir)
