@@ -542,6 +542,42 @@ mod doc_examples {
         Alert::Attempt(Arc::new(a))
     }
 
+    /// A digest: a morning after a small spray and a lockout.
+    fn digest() -> Alert {
+        use crate::alerts::digest::{Digest, Extras, Tally};
+        let to = SystemTime::UNIX_EPOCH + Duration::from_secs(1_796_688_000);
+        let mut tally = Tally::new(to - Duration::from_secs(86_400));
+        let Alert::Attempt(a) = example() else {
+            return example();
+        };
+        for (last, times) in [(23, 9), (24, 3)] {
+            let mut a = (*a).clone();
+            a.client = Some(std::net::IpAddr::from([198, 51, 100, last]));
+            for _ in 0..times {
+                tally.attempt(&a);
+            }
+        }
+        let mut b = (*a).clone();
+        b.client = Some(std::net::IpAddr::from([203, 0, 113, 9]));
+        b.facts = None;
+        tally.attempt(&b);
+        tally.lockouts = 1;
+        Alert::Digest(Arc::new(Digest {
+            tally,
+            to,
+            extras: Extras {
+                grants_ending: vec![(
+                    "vpn".into(),
+                    "192.0.2.7/32".into(),
+                    to + Duration::from_secs(2 * 86_400 + 9 * 3600),
+                )],
+                disabled_sinks: Vec::new(),
+                self_check: Vec::new(),
+            },
+            replicas: Some(3),
+        }))
+    }
+
     fn blocks() -> Vec<String> {
         let alert = example();
         let mut out = Vec::new();
@@ -572,6 +608,13 @@ mod doc_examples {
                 "```text\nSubject: {}\n\n{}\n```",
                 mail.subject, mail.text
             ));
+            let d = message(
+                &digest(),
+                &voice,
+                "console-7d9f-x2",
+                "https://wiki.example.com/netwarden/operations#digest",
+            );
+            out.push(format!("```text\n{}\n```", text(&d)));
         }
         out
     }
