@@ -590,9 +590,29 @@ async fn a_sink_whose_secret_is_missing_is_disabled_loudly_and_the_guard_runs() 
         Some(&2.0)
     );
 
+    // The sink that works says which others are disabled (issue 28), by
+    // name and variable, never a value.
+    let said = ok.wait_for(2).await;
+    let mut disabled: Vec<String> = said
+        .iter()
+        .map(|g| g.json())
+        .filter(|v| v["kind"] == "sink_disabled")
+        .map(|v| {
+            v["sink_disabled"]["sink"]
+                .as_str()
+                .unwrap_or("")
+                .to_string()
+        })
+        .collect();
+    disabled.sort();
+    assert_eq!(disabled, ["chat", "ops"], "{said:?}");
+    for g in &said {
+        assert!(!String::from_utf8_lossy(&g.body).contains("SECRETPART"));
+    }
     // The guard guards, and the sink that works still alerts.
     assert_eq!(blocked_login(&nw, "127.0.0.2").await, 403);
-    assert_eq!(ok.wait_for(1).await.len(), 1);
+    let got = ok.wait_for(3).await;
+    assert_eq!(got[2].json()["kind"], "attempt");
 
     // alert-test still fails for the unusable sinks, without the value.
     let dir = tempfile::tempdir().expect("temp dir");

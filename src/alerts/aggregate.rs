@@ -198,6 +198,11 @@ impl Aggregator {
                 out.push(Alert::Feed(Arc::new(p)));
                 step
             }
+            super::Event::SinkDisabled(d) => {
+                let step = self.tick(now, out);
+                out.push(Alert::SinkDisabled(Arc::new(d)));
+                step
+            }
         }
     }
 

@@ -70,6 +70,20 @@ pub enum AlertError {
     },
 }
 
+impl AlertError {
+    /// The sink it is about.
+    pub fn sink_name(&self) -> &str {
+        match self {
+            AlertError::MissingEnv { sink, .. }
+            | AlertError::BadUrl { sink, .. }
+            | AlertError::BadToken { sink, .. }
+            | AlertError::Tls { sink, .. }
+            | AlertError::Key { sink, .. }
+            | AlertError::Mail { sink, .. } => sink,
+        }
+    }
+}
+
 pub type SinkClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
 /// How a sink's alerts leave. One per sink, made once: the sizes of its

@@ -109,6 +109,7 @@ pub fn headline(alert: &Alert, lang: Lang) -> String {
             w::released(lang, &r.by.to_string(), r.released, r.selector, &r.target)
         }
         Alert::Feed(p) => w::feed(lang, &p.network, p.problem, &p.detail, p.on_stale, p.age),
+        Alert::SinkDisabled(d) => w::sink_disabled(lang, &d.sink),
         Alert::Digest(d) if d.is_quiet() => w::digest_quiet(lang).into(),
         Alert::Digest(d) => {
             w::digest_headline(lang, d.tally.blocked, d.tally.lockouts, d.problems())
@@ -122,9 +123,11 @@ pub fn severity(alert: &Alert) -> Severity {
     match alert {
         Alert::Attempt(a) if !a.enforced => Severity::Info,
         Alert::Summary(s) if !s.enforced => Severity::Info,
-        Alert::Attempt(_) | Alert::Summary(_) | Alert::Lockout(_) | Alert::Feed(_) => {
-            Severity::Warning
-        }
+        Alert::Attempt(_)
+        | Alert::Summary(_)
+        | Alert::Lockout(_)
+        | Alert::Feed(_)
+        | Alert::SinkDisabled(_) => Severity::Warning,
         Alert::Storm(_) | Alert::StateStore(_) => Severity::Error,
         Alert::StateStoreRestored { .. }
         | Alert::Released(_)
@@ -144,6 +147,7 @@ pub fn at(alert: &Alert) -> SystemTime {
         Alert::Released(r) => r.at,
         Alert::Feed(p) => p.at,
         Alert::Digest(d) => d.to,
+        Alert::SinkDisabled(d) => d.at,
         Alert::StateStoreRestored { at } | Alert::Test { at } => *at,
     }
 }
@@ -203,6 +207,9 @@ pub fn message(alert: &Alert, voice: &Voice, instance: &str, runbook: &str) -> M
         }
         Alert::Digest(d) => {
             note = digest_facts(&mut facts, &mut list, d, lang, zone);
+        }
+        Alert::SinkDisabled(d) => {
+            facts.push(fact(l.detail, plain(&d.why)));
         }
         Alert::StateStoreRestored { .. } | Alert::Test { .. } => {}
     }

@@ -147,6 +147,16 @@ pub struct FeedProblem {
     pub on_stale: &'static str,
 }
 
+/// A sink that could not start (a variable not set, a key that cannot be
+/// read): alerted through the sinks that did, once, at startup.
+#[derive(Clone, Debug)]
+pub struct SinkDisabled {
+    pub at: SystemTime,
+    pub sink: String,
+    /// Why, in words that name a variable, never its value.
+    pub why: String,
+}
+
 /// What the request path hands to the alerts.
 #[derive(Debug)]
 pub enum Event {
@@ -158,6 +168,7 @@ pub enum Event {
     Feed(FeedProblem),
     /// A policy reload failed or was refused (counted for the digest).
     ReloadRefused,
+    SinkDisabled(SinkDisabled),
 }
 
 /// Attempts of one key within a window, sent when the window ends.
@@ -210,6 +221,9 @@ pub enum Alert {
     Feed(Arc<FeedProblem>),
     Summary(Summary),
     Storm(Storm),
+    /// A sink that could not start: alerted at once through the others,
+    /// outside the storm cap.
+    SinkDisabled(Arc<SinkDisabled>),
     /// The morning digest, to `alerts.digest.sinks` only.
     Digest(Arc<digest::Digest>),
     /// `netwarden alert-test`.
@@ -230,6 +244,7 @@ impl Alert {
             Alert::Summary(_) => "summary",
             Alert::Storm(_) => "storm",
             Alert::Digest(_) => "digest",
+            Alert::SinkDisabled(_) => "sink_disabled",
             Alert::Test { .. } => "test",
         }
     }
@@ -454,6 +469,13 @@ pub fn launch(
         );
     }
     let mut launched = start_resolved(settings, sinks, metrics, shared_store, digest);
+    for (cfg_name, why) in errors.iter().map(|e| (e.sink_name(), e.to_string())) {
+        launched.alerts.send(Event::SinkDisabled(SinkDisabled {
+            at: SystemTime::now(),
+            sink: cfg_name.to_string(),
+            why,
+        }));
+    }
     launched.disabled = disabled;
     launched
 }

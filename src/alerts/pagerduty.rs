@@ -39,6 +39,7 @@ pub fn dedup_key(alert: &Alert, key: AlertKey) -> Option<String> {
         },
         Alert::StateStore(_) | Alert::StateStoreRestored { .. } => "netwarden/state_store".into(),
         Alert::Feed(p) => format!("netwarden/feed/{}", p.network),
+        Alert::SinkDisabled(d) => format!("netwarden/sink_disabled/{}", d.sink),
         Alert::Test { .. } => "netwarden/test".into(),
         Alert::Released(_) | Alert::Digest(_) => return None,
     })

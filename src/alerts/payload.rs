@@ -93,6 +93,7 @@ pub fn runbook_section(alert: &Alert) -> &'static str {
         Alert::Released(_) => "lockout",
         Alert::Feed(_) => "feed",
         Alert::Digest(_) => "digest",
+        Alert::SinkDisabled(_) => "alert-sink-disabled",
         Alert::Test { .. } => "alert-test",
     }
 }
@@ -204,6 +205,14 @@ pub fn webhook(alert: &Alert, instance: &str, key: &str, text: &str) -> Value {
             m.insert("attempts".into(), 0.into());
             m.insert("feed".into(), feed_json(p));
         }
+        Alert::SinkDisabled(d) => {
+            m.insert("time".into(), rfc3339(d.at).into());
+            m.insert("attempts".into(), 0.into());
+            m.insert(
+                "sink_disabled".into(),
+                json!({"sink": d.sink, "why": d.why}),
+            );
+        }
         Alert::Digest(d) => {
             m.insert("time".into(), rfc3339(d.to).into());
             m.insert("attempts".into(), d.tally.blocked.into());
@@ -277,6 +286,7 @@ pub fn alertmanager(
         Alert::Feed(p) => (p.at, "NetwardenFeedNotCurrent", true),
         // The policy sends no digest here; a report, never a page.
         Alert::Digest(d) => (d.to, "NetwardenDigest", false),
+        Alert::SinkDisabled(d) => (d.at, "NetwardenAlertSinkDisabled", true),
         Alert::Test { at } => (*at, "NetwardenAlertTest", true),
     };
     let mut labels = Map::new();
@@ -365,6 +375,10 @@ pub fn alertmanager(
             ann.insert("selector".into(), r.selector.into());
             ann.insert("target".into(), r.target.clone().into());
             ann.insert("released".into(), r.released.to_string().into());
+        }
+        Alert::SinkDisabled(d) => {
+            labels.insert("sink".into(), d.sink.clone().into());
+            ann.insert("why".into(), d.why.clone().into());
         }
         Alert::StateStoreRestored { .. } | Alert::Digest(_) | Alert::Test { .. } => {}
     }

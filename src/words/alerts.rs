@@ -394,6 +394,19 @@ pub fn feed(
     }
 }
 
+/// A sink that could not start. `why` names the variable (English: it is
+/// the error's own words).
+pub fn sink_disabled(lang: Lang, sink: &str) -> String {
+    match lang {
+        Lang::En => format!(
+            "Alert sink {sink} is disabled: its alerts go nowhere until its secret is set and netwarden restarts or reloads"
+        ),
+        Lang::Ja => format!(
+            "通知先 {sink} が無効になっています：設定を直して再起動または再読み込みするまで、この通知先には届きません"
+        ),
+    }
+}
+
 /// `netwarden alert-test`.
 pub fn test(lang: Lang) -> &'static str {
     match lang {
@@ -456,6 +469,7 @@ mod tests {
                 Duration::from_secs(7200),
             ),
             test(Lang::Ja).into(),
+            sink_disabled(Lang::Ja, "mail"),
             digest_headline(Lang::Ja, 3, 1, 0),
             digest_quiet(Lang::Ja).into(),
             unknown_client(Lang::Ja).into(),
