@@ -608,6 +608,16 @@ mod doc_examples {
                 "```text\nSubject: {}\n\n{}\n```",
                 mail.subject, mail.text
             ));
+            let details =
+                crate::alerts::payload::webhook(&alert, "console-7d9f-x2", "client", &text(&m));
+            let pd = crate::alerts::pagerduty::trigger(
+                &alert,
+                &m,
+                "<routing key>",
+                "netwarden/blocked/198.51.100.23",
+                details,
+            );
+            out.push(format!("```json\n{}\n```", pretty(&pd)));
             let d = message(
                 &digest(),
                 &voice,
