@@ -744,19 +744,19 @@ impl Record {
 
 /// Delivers one alert (each body this sink makes of it), retrying until
 /// `give_up_after`. Returns the outcome label: `delivered`, `rejected` or
-/// `gave_up` (the worst of its bodies); `delivered` when there was
-/// nothing to send.
+/// `gave_up` (the worst of its bodies); `None` when this sink had nothing
+/// to send for it (a PagerDuty release that names no open lock).
 pub async fn deliver(
     sink: &Sink,
     alert: &Alert,
     give_up_after: Duration,
     metrics: &Metrics,
-) -> &'static str {
-    let mut outcome = "delivered";
+) -> Option<&'static str> {
+    let mut outcome = None;
     for body in sink.bodies(alert) {
-        match deliver_body(sink, alert.kind(), body, give_up_after, metrics).await {
-            "delivered" => {}
-            worse => outcome = worse,
+        let this = deliver_body(sink, alert.kind(), body, give_up_after, metrics).await;
+        if outcome.is_none_or(|o| o == "delivered") {
+            outcome = Some(this);
         }
     }
     outcome
@@ -877,7 +877,9 @@ pub async fn run(
         };
         let outcome = deliver(&sink, &alert, give_up_after, &metrics).await;
         pending.fetch_sub(1, Ordering::Relaxed);
-        note(outcome);
+        if let Some(outcome) = outcome {
+            note(outcome);
+        }
     }
 }
 
