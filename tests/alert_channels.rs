@@ -930,3 +930,196 @@ alerts:
         .count();
     assert_eq!(n, 1, "one digest for the fleet");
 }
+
+/// The red-team review of issue 28, through the binary.
+///
+/// A token endpoint that answers an `expires_in` past any clock: the token
+/// is kept at most a day and the message goes (it panicked the sink's task
+/// and `alert-test`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_absurd_token_lifetime_neither_panics_nor_silences_line_works() {
+    let keys = tempfile::tempdir().expect("key dir");
+    let (key, _) = line_works_key(keys.path());
+    let auth = Receiver::start(
+        &[],
+        Answer::Reply {
+            status: 200,
+            headers: vec![("content-type", "application/json".into())],
+            body:
+                r#"{"access_token":"AT","token_type":"Bearer","expires_in":18446744073709551615}"#
+                    .into(),
+        },
+    )
+    .await;
+    let api = Receiver::start(&[], Answer::Status(201)).await;
+    let sinks = format!(
+        "    - {{ name: works, type: line_works, url: \"{}\", auth_url: \"{}\", bot_id: \"1\", user_id: u1, client_id: c, service_account: s@example.com, client_secret_env: LW, private_key_file: \"{}\" }}\n",
+        api.url(""),
+        auth.url("/token"),
+        key.display()
+    );
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("policy.yaml");
+    std::fs::write(&path, mail_policy(&sinks)).expect("write policy");
+    let out = tokio::task::spawn_blocking(move || {
+        support::bin()
+            .env("LW", "secret")
+            .args(["alert-test", "--policy"])
+            .arg(&path)
+            .output()
+            .expect("runs")
+    })
+    .await
+    .expect("joined");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("works (line_works): delivered, HTTP 201"),
+        "{stdout}"
+    );
+    assert_eq!(api.got()[0].header("authorization"), Some("Bearer AT"));
+}
+
+/// A mail server (or whoever is on the path before STARTTLS) that sends
+/// an endless greeting line: netwarden reads at most a session's worth
+/// (1 MiB) and drops it, instead of buffering the line (1.5 GB in 3 s
+/// before the fix).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_endless_smtp_greeting_is_cut_off_not_buffered() {
+    use tokio::io::AsyncWriteExt as _;
+    let up = Upstream::start().await;
+    let hook = Receiver::start(&[], Answer::Status(200)).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    // Up to 512 MiB of one line, until the client hangs up.
+    let sent = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counter = sent.clone();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            let counter = counter.clone();
+            tokio::spawn(async move {
+                let chunk = vec![b'A'; 64 * 1024];
+                if s.write_all(b"220 ").await.is_err() {
+                    return;
+                }
+                for _ in 0..(512 * 16) {
+                    if s.write_all(&chunk).await.is_err() {
+                        return;
+                    }
+                    counter.fetch_add(chunk.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                }
+            });
+        }
+    });
+    let sinks = format!(
+        "    - {{ name: mail, type: email, smtp: \"127.0.0.1:{port}\", tls: none, from: n@example.com, to: [o@example.com] }}\n    - {{ name: hook, type: webhook, url_env: HOOK_URL }}\n"
+    );
+    let policy = mail_policy(&sinks).replace("timeout: 3s", "timeout: 10s\n  give_up_after: 1s");
+    let hook_url = hook.url("/hook");
+    let nw = Netwarden::in_front_of_env(&policy, &up, &[("HOOK_URL", &hook_url)]);
+    assert_eq!(
+        post("127.0.0.2", nw.addr("http"), "/login", &[])
+            .await
+            .status,
+        403
+    );
+    hook.wait_for(1).await;
+    let line = nw.wait_log(|v| v["event"] == "alert_gave_up" && v["sink"] == "mail");
+    assert_eq!(line["error"], "connect_error", "{line}");
+    // What the process ever held: far below the stream it was sent.
+    let status =
+        std::fs::read_to_string(format!("/proc/{}/status", nw.pid())).expect("proc status");
+    let peak_kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM");
+    assert!(
+        peak_kib < 150 * 1024,
+        "peak {peak_kib} KiB; the server sent {} bytes",
+        sent.load(std::sync::atomic::Ordering::Relaxed)
+    );
+}
+
+/// A 5,000-byte extension method on a login rule that names no methods:
+/// alerts and the log carry at most 32 bytes of it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_huge_method_is_cut_in_alerts_and_logs() {
+    let up = Upstream::start().await;
+    let hook = Receiver::start(&[], Answer::Status(200)).await;
+    let policy = "version: 1
+networks:
+  office: [127.0.0.1]
+rules:
+  - { name: login, paths: [/signin/**], login: true, allow_from: [office] }
+alerts:
+  sinks:
+    - { name: hook, type: webhook, url_env: HOOK_URL }
+";
+    let hook_url = hook.url("/hook");
+    let nw = Netwarden::in_front_of_env(policy, &up, &[("HOOK_URL", &hook_url)]);
+    let method = "X".repeat(5000);
+    let req =
+        format!("{method} /signin/x HTTP/1.1\r\nHost: console.test\r\nConnection: close\r\n\r\n");
+    let r = exchange(
+        connect_from("127.0.0.2", nw.addr("http")).await,
+        req.as_bytes(),
+    )
+    .await;
+    assert_eq!(r.status, 403, "{r:?}");
+    let got = hook.wait_for(1).await;
+    let m = got[0].json()["attempt"]["request"]["method"]
+        .as_str()
+        .expect("method")
+        .to_string();
+    assert!(m.len() < 64 && m.starts_with(&"X".repeat(32)), "{m}");
+    assert!(m.contains("[cut: 5000 bytes]"), "{m}");
+    assert!(got[0].body.len() < 8 * 1024, "{} bytes", got[0].body.len());
+    let line = nw.wait_log(|v| v["event"] == "decision" && v["http.request.method"].is_string());
+    let logged = line["http.request.method"].as_str().expect("method");
+    assert!(logged.len() < 64, "{logged}");
+}
+
+/// A Slack webhook URL, or a PagerDuty key under a mistyped key, pasted
+/// into the policy: `check` refuses it without showing it (the line it
+/// prints has the value hidden).
+#[test]
+fn check_never_shows_a_secret_pasted_into_the_policy() {
+    for (sink, said, secret) in [
+        (
+            "    - { name: s, type: slack, url: \"https://hooks.slack.com/services/T0/B0/SLACKSECRETXYZ\" }\n",
+            "URL is a secret",
+            "SLACKSECRETXYZ",
+        ),
+        (
+            "    - { name: p, type: pagerduty, routing_key: R0UT1NGSECRET }\n",
+            "unknown key 'routing_key'",
+            "R0UT1NGSECRET",
+        ),
+    ] {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("policy.yaml");
+        std::fs::write(&path, mail_policy(sink)).expect("write policy");
+        let out = support::bin()
+            .args(["check", "--policy"])
+            .arg(&path)
+            .output()
+            .expect("runs");
+        let all = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_ne!(out.status.code(), Some(0), "{all}");
+        assert!(all.contains(said), "{all}");
+        assert!(all.contains(": <hidden> }"), "{all}");
+        assert!(!all.contains(secret), "{all}");
+    }
+}

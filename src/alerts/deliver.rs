@@ -332,11 +332,12 @@ impl Sink {
                     (Some(u), Some(p)) => Some((read(u)?.trim().to_string(), read(p)?)),
                     _ => None,
                 };
-                let m = mail::Mailer::new(e, login, cfg.ca.as_deref(), settings.timeout, &instance)
-                    .map_err(|source| AlertError::Mail {
+                let m = mail::Mailer::new(e, login, cfg.ca.as_deref(), &instance).map_err(
+                    |source| AlertError::Mail {
                         sink: sink(),
                         source,
-                    })?;
+                    },
+                )?;
                 Transport::Email(m)
             }
         };
@@ -875,7 +876,27 @@ pub async fn run(
         let Some(alert) = alert else {
             break;
         };
-        let outcome = deliver(&sink, &alert, give_up_after, &metrics).await;
+        // Its own task: a delivery that panics (a bug, or an answer no one
+        // foresaw) costs that alert, never the sink's task and every alert
+        // after it (the red-team review of issue 28).
+        let one = {
+            let (sink, alert, metrics) = (sink.clone(), alert.clone(), metrics.clone());
+            tokio::spawn(async move { deliver(&sink, &alert, give_up_after, &metrics).await })
+        };
+        let outcome = match one.await {
+            Ok(outcome) => outcome,
+            Err(e) => {
+                tracing::error!(
+                    event = "alert_gave_up",
+                    sink = &*sink.name,
+                    kind = alert.kind(),
+                    error = "internal",
+                    panicked = e.is_panic(),
+                    "alert not delivered: its delivery failed inside netwarden"
+                );
+                Some("gave_up")
+            }
+        };
         pending.fetch_sub(1, Ordering::Relaxed);
         if let Some(outcome) = outcome {
             note(outcome);

@@ -23,6 +23,10 @@ use super::deliver::{Answer, SinkClient, Try, classify, post};
 const ASSERTION_LIFETIME: u64 = 10 * 60;
 /// A token is renewed this long before LINE WORKS says it expires.
 const TOKEN_MARGIN: Duration = Duration::from_secs(60);
+/// A token is kept at most this long, whatever `expires_in` says (LINE
+/// WORKS issues them for 24 hours): an absurd answer cannot overflow the
+/// clock or keep a token for ever (the red-team review of issue 28).
+const TOKEN_KEPT_MAX: Duration = Duration::from_secs(24 * 3600);
 /// The token endpoint's answer read at most (it is a few hundred bytes).
 const TOKEN_ANSWER_MAX: usize = 16 * 1024;
 
@@ -191,7 +195,10 @@ impl Bot {
                 after: None,
             })?;
         value.set_sensitive(true);
-        let until = Instant::now() + expires.saturating_sub(TOKEN_MARGIN);
+        let keep = expires.min(TOKEN_KEPT_MAX).saturating_sub(TOKEN_MARGIN);
+        let until = Instant::now()
+            .checked_add(keep)
+            .unwrap_or_else(Instant::now);
         *slot = Some((value.clone(), until));
         Ok(value)
     }

@@ -1,23 +1,44 @@
-//! Alerts by mail: lettre's SMTP client (STARTTLS required, or implicit
-//! TLS; AUTH PLAIN or LOGIN) on rustls, and its message builder (a
-//! plain-text and an HTML part, the subject RFC 2047-encoded).
+//! Alerts by mail: lettre's SMTP session (STARTTLS required, or implicit
+//! TLS; AUTH PLAIN or LOGIN) and its message builder (a plain-text and an
+//! HTML part, the subject RFC 2047-encoded), over a connection netwarden
+//! makes itself: TCP, rustls for implicit TLS, and a cap on what the
+//! server may send in one session, so that a server (or whoever is on the
+//! path before STARTTLS) cannot make netwarden buffer an endless line
+//! (the red-team review of issue 28: lettre reads a reply line whole
+//! before it checks its length).
 
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 
 use lettre::message::{Mailbox, MultiPart};
-use lettre::transport::smtp::AsyncSmtpTransport;
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
-use lettre::transport::smtp::client::{Certificate, CertificateStore, Tls, TlsParameters};
+use lettre::transport::smtp::client::{
+    AsyncSmtpConnection, AsyncTokioStream, Certificate, CertificateStore, TlsParameters,
+};
 use lettre::transport::smtp::extension::ClientId;
-use lettre::{AsyncTransport, Tokio1Executor};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::deliver::{Answer, Try};
 use super::formats::Mail;
 use crate::policy::alerts::{EmailConfig, SmtpTls};
 
+/// What a server may send in one session: a delivery's replies are a few
+/// hundred bytes; past this the session is dropped as broken.
+const SESSION_READ_MAX: usize = 1024 * 1024;
+
 /// A mail sink, resolved.
 pub struct Mailer {
-    transport: AsyncSmtpTransport<Tokio1Executor>,
+    host: String,
+    port: u16,
+    /// lettre's TLS settings for STARTTLS (the system's roots, or `ca`).
+    starttls: Option<TlsParameters>,
+    /// rustls, for implicit TLS (the same roots).
+    implicit: Option<tokio_rustls::TlsConnector>,
+    login: Option<Credentials>,
+    hello: ClientId,
     from: Mailbox,
     to: Vec<Mailbox>,
     envelope: lettre::address::Envelope,
@@ -34,13 +55,74 @@ pub enum MailError {
     Tls(String),
 }
 
+/// A stream that fails once the server has sent [`SESSION_READ_MAX`]
+/// bytes (it may overshoot by one read, a few KiB).
+#[derive(Debug)]
+struct Bounded<S> {
+    inner: S,
+    left: usize,
+    peer: SocketAddr,
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Bounded<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        if self.left == 0 {
+            return Poll::Ready(Err(std::io::Error::other(
+                "the mail server sent more than a session's worth of bytes",
+            )));
+        }
+        let before = buf.filled().len();
+        let r = Pin::new(&mut self.inner).poll_read(cx, buf);
+        let n = buf.filled().len().saturating_sub(before);
+        self.left = self.left.saturating_sub(n);
+        r
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Bounded<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+impl<S> AsyncTokioStream for Bounded<S>
+where
+    S: AsyncRead + AsyncWrite + Send + Sync + Unpin + std::fmt::Debug,
+{
+    fn peer_addr(&self) -> std::io::Result<SocketAddr> {
+        Ok(self.peer)
+    }
+}
+
+/// Why one session failed, before classification.
+enum Failure {
+    Smtp(lettre::transport::smtp::Error),
+    Io(std::io::Error),
+    NoStartTls,
+}
+
 impl Mailer {
     /// `login`: SMTP AUTH's user and password, read from the environment.
     pub fn new(
         cfg: &EmailConfig,
         login: Option<(String, String)>,
         ca: Option<&std::path::Path>,
-        timeout: Duration,
         hello: &str,
     ) -> Result<Mailer, MailError> {
         let from: Mailbox = cfg
@@ -57,43 +139,25 @@ impl Mailer {
             to.iter().map(|m| m.email.clone()).collect(),
         )
         .map_err(|_| MailError::Address(cfg.to.join(", ")))?;
-        let mut params = TlsParameters::builder(cfg.host.clone());
-        if let Some(path) = ca {
-            let pem = crate::files::read(path, 1024 * 1024).map_err(|e| MailError::Ca {
-                path: path.display().to_string(),
-                why: e.to_string(),
-            })?;
-            let cert = Certificate::from_pem(&pem).map_err(|e| MailError::Ca {
-                path: path.display().to_string(),
-                why: e.to_string(),
-            })?;
-            params = params
-                .certificate_store(CertificateStore::None)
-                .add_root_certificate(cert);
-        }
-        let params = || -> Result<TlsParameters, MailError> {
-            params
-                .clone()
-                .build_rustls()
-                .map_err(|e| MailError::Tls(e.to_string()))
+        let (starttls, implicit) = match cfg.tls {
+            SmtpTls::None => (None, None),
+            SmtpTls::StartTls => (Some(lettre_tls(&cfg.host, ca)?), None),
+            SmtpTls::Implicit => {
+                let config =
+                    crate::tls::client_config(ca).map_err(|e| MailError::Tls(e.to_string()))?;
+                (
+                    None,
+                    Some(tokio_rustls::TlsConnector::from(Arc::new(config))),
+                )
+            }
         };
-        let tls = match cfg.tls {
-            SmtpTls::StartTls => Tls::Required(params()?),
-            SmtpTls::Implicit => Tls::Wrapper(params()?),
-            SmtpTls::None => Tls::None,
-        };
-        let mut b = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(cfg.host.clone())
-            .port(cfg.port)
-            .tls(tls)
-            .timeout(Some(timeout))
-            .hello_name(ClientId::Domain(hello_name(hello)));
-        if let Some((user, password)) = login {
-            b = b
-                .credentials(Credentials::new(user, password))
-                .authentication(vec![Mechanism::Plain, Mechanism::Login]);
-        }
         Ok(Mailer {
-            transport: b.build(),
+            host: cfg.host.clone(),
+            port: cfg.port,
+            starttls,
+            implicit,
+            login: login.map(|(user, password)| Credentials::new(user, password)),
+            hello: ClientId::Domain(hello_name(hello)),
             from,
             to,
             envelope,
@@ -122,18 +186,79 @@ impl Mailer {
         }
     }
 
+    /// One session: connect, TLS (implicit, or STARTTLS, required), AUTH,
+    /// the message, QUIT.
+    async fn session(
+        &self,
+        raw: &[u8],
+    ) -> Result<lettre::transport::smtp::response::Response, Failure> {
+        let tcp = tokio::net::TcpStream::connect((self.host.as_str(), self.port))
+            .await
+            .map_err(Failure::Io)?;
+        let _ = tcp.set_nodelay(true);
+        let peer = tcp.peer_addr().map_err(Failure::Io)?;
+        let stream: Box<dyn AsyncTokioStream> = match &self.implicit {
+            Some(connector) => {
+                let name = rustls::pki_types::ServerName::try_from(self.host.clone())
+                    .map_err(|e| Failure::Io(std::io::Error::other(e)))?;
+                let tls = connector.connect(name, tcp).await.map_err(Failure::Io)?;
+                Box::new(Bounded {
+                    inner: tls,
+                    left: SESSION_READ_MAX,
+                    peer,
+                })
+            }
+            None => Box::new(Bounded {
+                inner: tcp,
+                left: SESSION_READ_MAX,
+                peer,
+            }),
+        };
+        let mut conn = AsyncSmtpConnection::connect_with_transport(stream, &self.hello)
+            .await
+            .map_err(Failure::Smtp)?;
+        if let Some(params) = &self.starttls {
+            // RFC 3207 as a requirement: no STARTTLS, no mail (and no
+            // password in clear).
+            if !conn.can_starttls() {
+                conn.abort().await;
+                return Err(Failure::NoStartTls);
+            }
+            conn.starttls(params.clone(), &self.hello)
+                .await
+                .map_err(Failure::Smtp)?;
+        }
+        if let Some(login) = &self.login {
+            conn.auth(&[Mechanism::Plain, Mechanism::Login], login)
+                .await
+                .map_err(Failure::Smtp)?;
+        }
+        let sent = conn
+            .send(&self.envelope, raw)
+            .await
+            .map_err(Failure::Smtp)?;
+        let _ = conn.quit().await;
+        Ok(sent)
+    }
+
     /// One delivery: 2xx delivered, 5xx refused for good (a refused AUTH
     /// is 535), 4xx and connection trouble worth another try.
     pub async fn send(&self, raw: &[u8], timeout: Duration) -> Try {
-        let sent = self.transport.send_raw(&self.envelope, raw);
-        match tokio::time::timeout(timeout, sent).await {
-            Err(_) => Try::Retry {
-                status: None,
-                why: "timeout",
-                after: None,
-            },
+        let retry = |why| Try::Retry {
+            status: None,
+            why,
+            after: None,
+        };
+        match tokio::time::timeout(timeout, self.session(raw)).await {
+            Err(_) => retry("timeout"),
             Ok(Ok(r)) => Try::Delivered(Answer::Smtp(code(r.code()))),
-            Ok(Err(e)) => {
+            Ok(Err(Failure::NoStartTls)) => retry("tls_error"),
+            Ok(Err(Failure::Io(e))) => retry(if tls_failure(&e) {
+                "tls_error"
+            } else {
+                "connect_error"
+            }),
+            Ok(Err(Failure::Smtp(e))) => {
                 let status = e.status().map(|c| Answer::Smtp(code(c)));
                 if e.is_permanent() {
                     Try::Rejected(status.unwrap_or(Answer::Smtp(554)))
@@ -143,22 +268,37 @@ impl Mailer {
                         why: "server_error",
                         after: None,
                     }
+                } else if e.is_tls() || tls_failure(&e) {
+                    retry("tls_error")
+                } else if e.is_timeout() {
+                    retry("timeout")
                 } else {
-                    Try::Retry {
-                        status: None,
-                        why: if e.is_tls() || tls_failure(&e) {
-                            "tls_error"
-                        } else if e.is_timeout() {
-                            "timeout"
-                        } else {
-                            "connect_error"
-                        },
-                        after: None,
-                    }
+                    retry("connect_error")
                 }
             }
         }
     }
+}
+
+/// lettre's TLS settings for STARTTLS: the system's roots, or only `ca`.
+fn lettre_tls(host: &str, ca: Option<&std::path::Path>) -> Result<TlsParameters, MailError> {
+    let mut params = TlsParameters::builder(host.to_string());
+    if let Some(path) = ca {
+        let pem = crate::files::read(path, 1024 * 1024).map_err(|e| MailError::Ca {
+            path: path.display().to_string(),
+            why: e.to_string(),
+        })?;
+        let cert = Certificate::from_pem(&pem).map_err(|e| MailError::Ca {
+            path: path.display().to_string(),
+            why: e.to_string(),
+        })?;
+        params = params
+            .certificate_store(CertificateStore::None)
+            .add_root_certificate(cert);
+    }
+    params
+        .build_rustls()
+        .map_err(|e| MailError::Tls(e.to_string()))
 }
 
 /// Whether a connection failed in its TLS handshake (implicit TLS fails
@@ -216,8 +356,7 @@ mod tests {
 
     #[test]
     fn a_mail_has_both_parts_and_an_encoded_subject() {
-        let m =
-            Mailer::new(&config(), None, None, Duration::from_secs(5), "pod-1").expect("mailer");
+        let m = Mailer::new(&config(), None, None, "pod-1").expect("mailer");
         let mail = Mail {
             subject: "[netwarden] ログインを遮断しました：203.0.113.7".into(),
             text: "接続元IPアドレス: 203.0.113.7".into(),

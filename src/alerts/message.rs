@@ -245,7 +245,7 @@ fn attempt_facts(facts: &mut Vec<Fact>, a: &Attempt, lang: Lang, zone: Option<&T
     if let Some(f) = &a.facts {
         facts.push(Fact {
             label: l.network_facts,
-            value: plain(&f.to_string()),
+            value: defang(&f.to_string()),
         });
     }
     facts.push(Fact {
@@ -313,7 +313,7 @@ fn digest_facts(
         if k == "?" {
             l.unknown.to_string()
         } else {
-            plain(k)
+            defang(k)
         }
     };
     let joined = |c: &super::digest::Counts| {
@@ -386,19 +386,84 @@ fn scope_text(s: &super::aggregate::Scope, lang: Lang) -> String {
     }
 }
 
-/// Control characters (line breaks included) become spaces: one value
-/// stays one line in every format.
+/// Longest value an alert shows, in characters: a GeoIP organisation or a
+/// store's error can be long, and a chat message has a size limit.
+const VALUE_MAX: usize = 300;
+
+/// Control characters (line breaks included), bidirectional controls
+/// (U+061C, U+200E-F, U+202A-E, U+2066-9) and the line and paragraph
+/// separators (U+2028-9) become spaces, as in the log: one value stays one
+/// line, read in its own order, in every format. At most [`VALUE_MAX`]
+/// characters.
 pub fn plain(s: &str) -> String {
-    s.chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect()
+    let mut out: String = s
+        .chars()
+        .take(VALUE_MAX + 1)
+        .map(|c| {
+            let bidi = matches!(c, '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{2028}' | '\u{2029}');
+            if c.is_control() || bidi { ' ' } else { c }
+        })
+        .collect();
+    if out.chars().count() > VALUE_MAX {
+        out = out.chars().take(VALUE_MAX - 1).collect();
+        out.push('…');
+    }
+    out
 }
 
-/// [`plain`], and `scheme://` written `scheme[:]//`, the way security
-/// teams write addresses they do not want opened: text the client chose
-/// never becomes a link a reader clicks.
+/// Beginnings that mail and chat clients turn into links: a scheme with
+/// its colon, `www.`.
+const LINK_STARTS: [&str; 10] = [
+    "https:",
+    "http:",
+    "ftp:",
+    "mailto:",
+    "javascript:",
+    "data:",
+    "file:",
+    "tel:",
+    "sms:",
+    "www.",
+];
+
+/// [`plain`], defanged the way security teams write addresses they do not
+/// want opened: `scheme:` becomes `scheme[:]` (any `://` becomes `[:]//`),
+/// `www.` becomes `www[.]`, `@` becomes `[@]`. Text the client chose (and
+/// a GeoIP organisation, which whoever registers an AS chooses) never
+/// becomes a link a reader clicks. A bare domain (`evil.example/x`) is
+/// left: some clients link it, and writing every dot `[.]` would make
+/// user agents unreadable (docs/security.md says so).
 pub fn defang(s: &str) -> String {
-    plain(s).replace("://", "[:]//")
+    let p = plain(s);
+    let lower = p.to_ascii_lowercase();
+    let mut out = String::with_capacity(p.len() + 8);
+    let mut i = 0;
+    while i < p.len() {
+        let word_start = i == 0 || !p[..i].ends_with(|c: char| c.is_ascii_alphanumeric());
+        if word_start && let Some(start) = LINK_STARTS.iter().find(|s| lower[i..].starts_with(**s))
+        {
+            let (head, mark) = start.split_at(start.len() - 1);
+            out.push_str(&p[i..i + head.len()]);
+            out.push('[');
+            out.push_str(mark);
+            out.push(']');
+            i += start.len();
+            continue;
+        }
+        if lower[i..].starts_with("://") {
+            out.push_str("[:]//");
+            i += 3;
+            continue;
+        }
+        let c = p[i..].chars().next().unwrap_or(' ');
+        if c == '@' {
+            out.push_str("[@]");
+        } else {
+            out.push(c);
+        }
+        i += c.len_utf8();
+    }
+    out
 }
 
 /// A lock's length in the alert's words (used by PagerDuty's details).
@@ -474,6 +539,23 @@ mod tests {
             ]
         );
         assert_eq!(m.severity, Severity::Info);
+    }
+
+    #[test]
+    fn links_and_reordering_characters_are_taken_out_of_client_text() {
+        assert_eq!(
+            defang("Go www.evil.example/reset or mailto:a@evil.example"),
+            "Go www[.]evil.example/reset or mailto[:]a[@]evil.example"
+        );
+        assert_eq!(
+            defang("HTTPS://x javascript:alert(1) https:evil.example/d x://y"),
+            "HTTPS[:]//x javascript[:]alert(1) https[:]evil.example/d x[:]//y"
+        );
+        // Not at a word's start: left as it is.
+        assert_eq!(defang("ahttp:x swww.y"), "ahttp:x swww.y");
+        assert_eq!(plain("a\u{202e}gnp.exe\u{2028}- b"), "a gnp.exe - b");
+        assert_eq!(plain(&"x".repeat(1000)).chars().count(), VALUE_MAX);
+        assert!(plain(&"x".repeat(1000)).ends_with('…'));
     }
 
     #[test]

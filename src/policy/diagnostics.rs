@@ -101,7 +101,7 @@ impl<'a> Collector<'a> {
                     .nth(usize::try_from(line - 1).unwrap_or(usize::MAX))
             })
             .flatten()
-            .map(str::to_owned);
+            .map(redact);
         self.diagnostics.push(Diagnostic {
             severity,
             file: self.file.to_path_buf(),
@@ -116,6 +116,98 @@ impl<'a> Collector<'a> {
     pub fn has_errors(&self) -> bool {
         self.diagnostics.iter().any(Diagnostic::is_error)
     }
+}
+
+/// A source line as a diagnostic shows it, with what may be a secret
+/// hidden: the value of a key that names one (`token`, `secret`,
+/// `password`, `…key`, `url`; not the `…_env` and `…_file` keys that name
+/// where a secret is) and the path of any URL (a webhook's path is its
+/// secret). A secret pasted into the policy must not reach CI logs through
+/// `check` (the red-team review of issue 28).
+pub fn redact(line: &str) -> String {
+    let line = redact_urls(line);
+    let mut out = String::with_capacity(line.len());
+    let mut rest = line.as_str();
+    while let Some(i) = rest.find(": ") {
+        let (before, after) = rest.split_at(i);
+        out.push_str(before);
+        out.push_str(": ");
+        let after = &after[2..];
+        let key: String = before
+            .chars()
+            .rev()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect::<String>()
+            .to_ascii_lowercase();
+        let value_end = value_end(after);
+        if secretive(&key) && value_end > 0 {
+            out.push_str("<hidden>");
+            rest = &after[value_end..];
+        } else {
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+fn secretive(key: &str) -> bool {
+    if key.ends_with("_env") || key.ends_with("_file") || key.is_empty() {
+        return false;
+    }
+    [
+        "secret",
+        "token",
+        "password",
+        "passwd",
+        "credential",
+        "private",
+    ]
+    .iter()
+    .any(|w| key.contains(w))
+        || key.ends_with("key")
+        || key == "url"
+        || key.ends_with("_url")
+}
+
+/// Where a YAML value written after `key: ` ends: its closing quote, else
+/// a flow separator (`,` `}` `]`) or a comment, else the line's end.
+fn value_end(v: &str) -> usize {
+    let t = v.trim_start();
+    let lead = v.len() - t.len();
+    if let Some(q) = t.chars().next().filter(|c| *c == '"' || *c == '\'') {
+        return t[1..].find(q).map_or(v.len(), |e| lead + e + 2);
+    }
+    let end = t.find([',', '}', ']', '#']).map_or(v.len(), |e| lead + e);
+    // The spaces before a separator stay.
+    lead + v[lead..end].trim_end().len()
+}
+
+/// Every `scheme://host/path…` with its path (and any user information)
+/// replaced: `https://hooks.slack.com/…`.
+fn redact_urls(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut rest = line;
+    while let Some(i) = rest.find("://") {
+        out.push_str(&rest[..i + 3]);
+        let after = &rest[i + 3..];
+        let end = after
+            .find(|c: char| c.is_whitespace() || "\"',}]".contains(c))
+            .unwrap_or(after.len());
+        let url = &after[..end];
+        let host = url.rsplit_once('@').map_or(url, |(_, h)| h);
+        let host_end = host.find(['/', '?', '#']).unwrap_or(host.len());
+        out.push_str(&host[..host_end]);
+        if host_end < host.len() || host.len() < url.len() {
+            out.push_str("/…");
+        }
+        rest = &after[end..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// "did you mean 'office'?" for a misspelt name, from the names that exist:
@@ -142,6 +234,45 @@ pub fn closest<'n>(wrong: &str, names: impl IntoIterator<Item = &'n str>) -> Opt
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secrets_in_a_shown_line_are_hidden() {
+        assert_eq!(
+            redact(
+                r#"    - { name: s, type: slack, url: "https://hooks.slack.com/services/T0/B0/SECRET" }"#
+            ),
+            r#"    - { name: s, type: slack, url: <hidden> }"#
+        );
+        assert_eq!(
+            redact(r#"    - { name: b, type: webhook, url_env: "https://example.com/SECRET" }"#),
+            r#"    - { name: b, type: webhook, url_env: "https://example.com/…" }"#
+        );
+        assert_eq!(
+            redact("      routing_key: R0UT1NGSECRET"),
+            "      routing_key: <hidden>"
+        );
+        assert_eq!(
+            redact("    - { type: pagerduty, routing_key: R0UT1NGSECRET }"),
+            "    - { type: pagerduty, routing_key: <hidden> }"
+        );
+        assert_eq!(
+            redact("    - { name: x, password: hunter2, token: 'abc, def', to: [a@example.com] }"),
+            "    - { name: x, password: <hidden>, token: <hidden>, to: [a@example.com] }"
+        );
+        assert_eq!(
+            redact("  upstream: http://user:pw@127.0.0.1:3000"),
+            "  upstream: http://127.0.0.1:3000/…"
+        );
+        // What names a secret's place, and ordinary lines, stay.
+        for plain in [
+            "    - { name: ops, type: webhook, url_env: NETWARDEN_WEBHOOK_URL }",
+            "  office: [203.0.113.0/24]",
+            "      private_key_file: /run/secrets/key.pem",
+            "  - { name: login, paths: [/login], allow_from: [office] }",
+        ] {
+            assert_eq!(redact(plain), plain);
+        }
+    }
 
     #[test]
     fn renders_location_snippet_caret_and_help() {

@@ -824,6 +824,7 @@ impl Drop for Finish<'_, '_> {
         );
         let host = &*host;
         let logged_path = telemetry::capped(self.path.as_str(), telemetry::MAX_LOGGED_PATH);
+        let method = telemetry::capped(self.method, telemetry::MAX_LOGGED_METHOD);
         if decision.is_blocked_login() {
             let kept = super::blocked::Blocked {
                 at: telemetry::json::rfc3339(std::time::SystemTime::now()),
@@ -850,7 +851,7 @@ impl Drop for Finish<'_, '_> {
             facts.as_ref(),
             AlertContext {
                 peer: self.peer,
-                method: self.method,
+                method: &method,
                 host,
                 path: &logged_path,
                 user_agent,
@@ -862,7 +863,7 @@ impl Drop for Finish<'_, '_> {
             &RequestLog {
                 request_id: self.request_id,
                 peer: self.peer,
-                method: self.method,
+                method: &method,
                 path: &logged_path,
                 scheme: self.scheme,
                 host,
@@ -910,7 +911,7 @@ fn lockout_attempt(
             .filter(|_| !geo.is_empty())
             .map(|ip| geo.facts(ip)),
         rule: rule.label.clone(),
-        method: done.method.to_string(),
+        method: telemetry::capped(done.method, telemetry::MAX_LOGGED_METHOD).into_owned(),
         host: telemetry::capped(
             done.host.map(host_without_port).unwrap_or(""),
             telemetry::MAX_LOGGED_HOST,

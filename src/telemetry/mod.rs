@@ -195,6 +195,11 @@ pub struct IdentityLog<'a> {
 pub const MAX_LOGGED_PATH: usize = 1024;
 /// Longest `server.address` logged: a DNS name is at most 253 bytes.
 pub const MAX_LOGGED_HOST: usize = 255;
+/// Longest `http.request.method` logged (and alerted): the registered
+/// methods are at most 17 bytes (`UPDATEREDIRECTREF`); an extension
+/// method of 64 KiB must not ride every log line and alert (the red-team
+/// review of issue 28).
+pub const MAX_LOGGED_METHOD: usize = 32;
 
 /// `s` cut at `max` bytes (on a character boundary) with a marker that says
 /// so and how long it was: `/aaa…[cut: 70000 bytes]`. Borrowed when short.
