@@ -1123,3 +1123,55 @@ fn check_never_shows_a_secret_pasted_into_the_policy() {
         assert!(!all.contains(secret), "{all}");
     }
 }
+
+/// A reply of thousands of short lines to EHLO, in clear text before
+/// STARTTLS (the second red-team review: lettre parses a reply again with
+/// each line; 8,192 lines froze the guard for 29 s): netwarden stops
+/// reading after 200 lines, and the guard answers throughout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reply_of_endless_short_lines_neither_freezes_the_guard_nor_is_parsed() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let up = Upstream::start().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let _ = s.write_all(b"220 mail.test ESMTP\r\n").await;
+                let mut ehlo = [0u8; 256];
+                let _ = s.read(&mut ehlo).await;
+                let reply = b"250-x\r\n".repeat(8192);
+                let _ = s.write_all(&reply).await;
+                let _ = s.write_all(b"250 STARTTLS\r\n").await;
+                let _ = s.read(&mut ehlo).await;
+            });
+        }
+    });
+    let sinks = format!(
+        "    - {{ name: mail, type: email, smtp: \"127.0.0.1:{port}\", from: n@example.com, to: [o@example.com] }}\n"
+    );
+    let policy = mail_policy(&sinks)
+        .replace("timeout: 3s", "timeout: 30s\n  give_up_after: 1s")
+        .replace(
+            "rules:\n",
+            "rules:\n  - { name: console, paths: [/home], action: allow }\n",
+        );
+    let nw = Netwarden::in_front_of_env(&policy, &up, &[]);
+    assert_eq!(
+        post("127.0.0.2", nw.addr("http"), "/login", &[])
+            .await
+            .status,
+        403
+    );
+    // Meanwhile the guard answers, every time.
+    for _ in 0..20 {
+        let r = support::proxy::get("127.0.0.1", nw.addr("http"), "/home", &[]).await;
+        assert_eq!(r.status, 200);
+        let h = support::proxy::get("127.0.0.1", nw.addr("admin"), "/healthz", &[]).await;
+        assert_eq!(h.status, 200);
+    }
+    let line = nw.wait_log(|v| v["event"] == "alert_gave_up" && v["sink"] == "mail");
+    assert_eq!(line["error"], "connect_error", "{line}");
+}

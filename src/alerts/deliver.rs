@@ -99,7 +99,7 @@ enum Transport {
         auth: Option<(HeaderName, HeaderValue)>,
     },
     LineWorks(line_works::Bot),
-    Email(mail::Mailer),
+    Email(Arc<mail::Mailer>),
 }
 
 /// A sink, resolved: URL and secrets read, client built.
@@ -338,7 +338,7 @@ impl Sink {
                         source,
                     },
                 )?;
-                Transport::Email(m)
+                Transport::Email(Arc::new(m))
             }
         };
         Ok(Sink {

@@ -27,7 +27,14 @@ use crate::policy::alerts::{EmailConfig, SmtpTls};
 
 /// What a server may send in one session: a delivery's replies are a few
 /// hundred bytes; past this the session is dropped as broken.
-const SESSION_READ_MAX: usize = 1024 * 1024;
+const SESSION_READ_MAX: usize = 64 * 1024;
+/// Reply lines a server may send while the session is in clear text (a
+/// greeting and an EHLO reply are a few dozen): lettre parses a reply
+/// again with each line, so a reply of thousands of short lines costs
+/// seconds of CPU (the second red-team review of issue 28: 8,192 lines
+/// froze the guard for 29 s). Under implicit TLS the stream counted is
+/// the decrypted one, so the cap holds for the whole session.
+const CLEAR_LINES_MAX: usize = 200;
 
 /// A mail sink, resolved.
 pub struct Mailer {
@@ -56,12 +63,32 @@ pub enum MailError {
 }
 
 /// A stream that fails once the server has sent [`SESSION_READ_MAX`]
-/// bytes (it may overshoot by one read, a few KiB).
+/// bytes (it may overshoot by one read, a few KiB), or more than
+/// [`CLEAR_LINES_MAX`] lines while what it reads is text: under implicit
+/// TLS (it reads the decrypted stream), or before STARTTLS (after the
+/// client's `STARTTLS` and the server's one-line answer, what it reads
+/// is TLS records, and only bytes are counted).
 #[derive(Debug)]
 struct Bounded<S> {
     inner: S,
     left: usize,
     peer: SocketAddr,
+    /// Lines still allowed; `None` once the stream carries TLS records.
+    lines_left: Option<usize>,
+    /// The client asked for STARTTLS: the next line ends the clear text.
+    starttls_sent: bool,
+}
+
+impl<S> Bounded<S> {
+    fn new(inner: S, peer: SocketAddr) -> Self {
+        Bounded {
+            inner,
+            left: SESSION_READ_MAX,
+            peer,
+            lines_left: Some(CLEAR_LINES_MAX),
+            starttls_sent: false,
+        }
+    }
 }
 
 impl<S: AsyncRead + Unpin> AsyncRead for Bounded<S> {
@@ -79,6 +106,25 @@ impl<S: AsyncRead + Unpin> AsyncRead for Bounded<S> {
         let r = Pin::new(&mut self.inner).poll_read(cx, buf);
         let n = buf.filled().len().saturating_sub(before);
         self.left = self.left.saturating_sub(n);
+        if let Some(mut left) = self.lines_left {
+            for &b in &buf.filled()[before..] {
+                if b != b'\n' {
+                    continue;
+                }
+                if self.starttls_sent {
+                    // The answer to STARTTLS: TLS records follow.
+                    self.lines_left = None;
+                    return r;
+                }
+                if left == 0 {
+                    return Poll::Ready(Err(std::io::Error::other(
+                        "the mail server sent too many reply lines",
+                    )));
+                }
+                left -= 1;
+            }
+            self.lines_left = Some(left);
+        }
         r
     }
 }
@@ -89,6 +135,10 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Bounded<S> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
+        if self.lines_left.is_some() && buf.len() >= 8 && buf[..8].eq_ignore_ascii_case(b"STARTTLS")
+        {
+            self.starttls_sent = true;
+        }
         Pin::new(&mut self.inner).poll_write(cx, buf)
     }
 
@@ -202,17 +252,9 @@ impl Mailer {
                 let name = rustls::pki_types::ServerName::try_from(self.host.clone())
                     .map_err(|e| Failure::Io(std::io::Error::other(e)))?;
                 let tls = connector.connect(name, tcp).await.map_err(Failure::Io)?;
-                Box::new(Bounded {
-                    inner: tls,
-                    left: SESSION_READ_MAX,
-                    peer,
-                })
+                Box::new(Bounded::new(tls, peer))
             }
-            None => Box::new(Bounded {
-                inner: tcp,
-                left: SESSION_READ_MAX,
-                peer,
-            }),
+            None => Box::new(Bounded::new(tcp, peer)),
         };
         let mut conn = AsyncSmtpConnection::connect_with_transport(stream, &self.hello)
             .await
@@ -243,22 +285,48 @@ impl Mailer {
 
     /// One delivery: 2xx delivered, 5xx refused for good (a refused AUTH
     /// is 535), 4xx and connection trouble worth another try.
-    pub async fn send(&self, raw: &[u8], timeout: Duration) -> Try {
+    pub async fn send(self: &Arc<Self>, raw: &[u8], timeout: Duration) -> Try {
         let retry = |why| Try::Retry {
             status: None,
             why,
             after: None,
         };
-        match tokio::time::timeout(timeout, self.session(raw)).await {
-            Err(_) => retry("timeout"),
-            Ok(Ok(r)) => Try::Delivered(Answer::Smtp(code(r.code()))),
-            Ok(Err(Failure::NoStartTls)) => retry("tls_error"),
-            Ok(Err(Failure::Io(e))) => retry(if tls_failure(&e) {
+        // A session on a thread of its own: whatever a server makes the
+        // SMTP client do (lettre parses replies as they grow), it never
+        // holds a thread of the runtime that serves requests.
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let (me, raw) = (self.clone(), raw.to_vec());
+        let spawned = std::thread::Builder::new()
+            .name("netwarden-smtp".into())
+            .spawn(move || {
+                let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                else {
+                    return;
+                };
+                let r = rt.block_on(async move {
+                    tokio::time::timeout(timeout, me.session(&raw)).await.ok()
+                });
+                let _ = tx.send(r);
+            });
+        if spawned.is_err() {
+            return retry("error");
+        }
+        let done = match tokio::time::timeout(timeout + Duration::from_secs(1), rx).await {
+            Ok(Ok(r)) => r,
+            _ => None,
+        };
+        match done {
+            None => retry("timeout"),
+            Some(Ok(r)) => Try::Delivered(Answer::Smtp(code(r.code()))),
+            Some(Err(Failure::NoStartTls)) => retry("tls_error"),
+            Some(Err(Failure::Io(e))) => retry(if tls_failure(&e) {
                 "tls_error"
             } else {
                 "connect_error"
             }),
-            Ok(Err(Failure::Smtp(e))) => {
+            Some(Err(Failure::Smtp(e))) => {
                 let status = e.status().map(|c| Answer::Smtp(code(c)));
                 if e.is_permanent() {
                     Try::Rejected(status.unwrap_or(Answer::Smtp(554)))
