@@ -247,8 +247,8 @@ impl Digest {
 pub use crate::policy::alerts::parse_at;
 
 /// The first instant after `now` at which the clock in `zone` reads `at`
-/// (a day whose `at` does not exist, in a spring-forward gap, takes the
-/// instant after the gap).
+/// (a day whose `at` the clocks skip takes that time after the change,
+/// 02:30 becoming 03:30, as calendars do: RFC 5545 §3.3.5).
 pub fn next_at(at: Time, zone: &TimeZone, now: SystemTime) -> SystemTime {
     let ts = Timestamp::try_from(now).unwrap_or(Timestamp::UNIX_EPOCH);
     let today = zone.to_datetime(ts).date();
@@ -257,7 +257,8 @@ pub fn next_at(at: Time, zone: &TimeZone, now: SystemTime) -> SystemTime {
             continue;
         };
         // `to_timestamp` is the "compatible" disambiguation: a time in a
-        // gap is taken after it, a time in a fold at its first instant.
+        // gap is moved forward by the gap's length, a time in a fold is
+        // its first instant.
         let Ok(t) = zone.to_timestamp(date.to_datetime(at)) else {
             continue;
         };

@@ -389,13 +389,17 @@ pub fn alertmanager(
         );
         ann.insert("client_derivation".into(), a.derivation.clone().into());
         ann.insert("peer_address".into(), a.peer.to_string().into());
+        // Alertmanager's templates show annotations to people: what the
+        // client (or an AS's registrant) chose is defanged, as in the
+        // worded formats.
+        use super::message::defang;
         if let Some(f) = &a.facts {
-            ann.insert("network".into(), f.to_string().into());
+            ann.insert("network".into(), defang(&f.to_string()).into());
         }
-        ann.insert("host".into(), a.host.clone().into());
-        ann.insert("path".into(), a.path.clone().into());
-        ann.insert("method".into(), a.method.clone().into());
-        ann.insert("user_agent".into(), a.user_agent.clone().into());
+        ann.insert("host".into(), defang(&a.host).into());
+        ann.insert("path".into(), defang(&a.path).into());
+        ann.insert("method".into(), defang(&a.method).into());
+        ann.insert("user_agent".into(), defang(&a.user_agent).into());
         ann.insert("request_id".into(), a.request_id.clone().into());
     }
     // The same labels as the down alert, ending now: resolved.

@@ -21,6 +21,9 @@ use crate::addr::canonical;
 
 mod verify;
 
+/// Longest AS organisation kept, in bytes: real ones are under 100.
+const AS_ORG_MAX: usize = 128;
+
 /// The role a database plays.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DbKind {
@@ -228,6 +231,7 @@ impl GeoDb {
         r.decode_path(&Self::path_of(&self.field)).ok()?
     }
 
+    /// Longest AS organisation kept: real ones are under 100 bytes.
     /// The autonomous system's organisation, when the database has it (for
     /// logs and alerts; it allocates).
     pub fn as_org(&self, ip: IpAddr) -> Option<String> {
@@ -235,7 +239,19 @@ impl GeoDb {
         let org: &str = r
             .decode_path(&[PathElement::Key("autonomous_system_organization")])
             .ok()??;
-        Some(org.to_owned())
+        // Whoever registers an AS writes this: at most AS_ORG_MAX bytes,
+        // no control characters, in logs and alerts (the second red-team
+        // review of issue 28: 70 KB reached every alert).
+        let mut end = org.len().min(AS_ORG_MAX);
+        while !org.is_char_boundary(end) {
+            end -= 1;
+        }
+        Some(
+            org[..end]
+                .chars()
+                .map(|c| if c.is_control() { ' ' } else { c })
+                .collect(),
+        )
     }
 
     /// MaxMind connection type: `Cable/DSL`, `Cellular`, `Corporate`,

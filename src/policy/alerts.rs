@@ -533,10 +533,12 @@ impl Cx<'_, '_> {
                 )),
             );
         } else {
+            // Not echoed either: it may be a secret pasted here (the
+            // second red-team review of issue 28).
             self.error(
                 &v.referenced,
-                format!("'{}' is not an environment variable name", v.value),
-                Some("use letters, digits and '_', not starting with a digit".into()),
+                format!("{key} does not name an environment variable"),
+                Some("use letters, digits and '_', not starting with a digit (NETWARDEN_SMTP_PASSWORD); if this was the secret itself, rotate it".into()),
             );
         }
         None

@@ -125,7 +125,15 @@ impl<'a> Collector<'a> {
 /// secret). A secret pasted into the policy must not reach CI logs through
 /// `check` (the red-team review of issue 28).
 pub fn redact(line: &str) -> String {
-    let line = redact_urls(line);
+    // A comment may hold anything: shown as `# …`.
+    let line = match line
+        .find(" #")
+        .or_else(|| line.starts_with('#').then_some(0))
+    {
+        Some(i) => format!("{} # …", &line[..i]),
+        None => line.to_string(),
+    };
+    let line = redact_urls(&line);
     let mut out = String::with_capacity(line.len());
     let mut rest = line.as_str();
     while let Some(i) = rest.find(": ") {
@@ -134,6 +142,7 @@ pub fn redact(line: &str) -> String {
         out.push_str(": ");
         let after = &after[2..];
         let key: String = before
+            .trim_end_matches(['"', '\''])
             .chars()
             .rev()
             .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')
@@ -143,7 +152,9 @@ pub fn redact(line: &str) -> String {
             .collect::<String>()
             .to_ascii_lowercase();
         let value_end = value_end(after);
-        if secretive(&key) && value_end > 0 {
+        let env_value = after[..value_end].trim().trim_matches(['"', '\'']);
+        let odd_env = key.ends_with("_env") && !is_env_like(env_value);
+        if (secretive(&key) || odd_env) && value_end > 0 {
             out.push_str("<hidden>");
             rest = &after[value_end..];
         } else {
@@ -163,14 +174,31 @@ fn secretive(key: &str) -> bool {
         "token",
         "password",
         "passwd",
+        "pwd",
+        "pass",
         "credential",
         "private",
+        "auth",
+        "key",
+        "signing",
+        "bearer",
+        "cookie",
+        "session",
+        "smtp",
+        "dsn",
     ]
     .iter()
     .any(|w| key.contains(w))
-        || key.ends_with("key")
         || key == "url"
         || key.ends_with("_url")
+}
+
+/// A conventional variable name (`NETWARDEN_SMTP_PASSWORD`); anything
+/// else under a `…_env` key may be the secret itself.
+fn is_env_like(v: &str) -> bool {
+    let mut b = v.bytes();
+    matches!(b.next(), Some(c) if c.is_ascii_uppercase() || c == b'_')
+        && b.all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == b'_')
 }
 
 /// Where a YAML value written after `key: ` ends: its closing quote, else
@@ -245,7 +273,7 @@ mod tests {
         );
         assert_eq!(
             redact(r#"    - { name: b, type: webhook, url_env: "https://example.com/SECRET" }"#),
-            r#"    - { name: b, type: webhook, url_env: "https://example.com/…" }"#
+            r#"    - { name: b, type: webhook, url_env: <hidden> }"#
         );
         assert_eq!(
             redact("      routing_key: R0UT1NGSECRET"),
@@ -262,6 +290,16 @@ mod tests {
         assert_eq!(
             redact("  upstream: http://user:pw@127.0.0.1:3000"),
             "  upstream: http://127.0.0.1:3000/…"
+        );
+        assert_eq!(
+            redact(
+                r#"    - { "routing_key": "Q", password_env: "hunter2 SECRET!" } # token xoxb-1"#
+            ),
+            r#"    - { "routing_key": <hidden>, password_env: <hidden> } # …"#
+        );
+        assert_eq!(
+            redact("    smtp: user:S@mail.example.com:587"),
+            "    smtp: <hidden>"
         );
         // What names a secret's place, and ordinary lines, stay.
         for plain in [

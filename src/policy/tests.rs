@@ -63,7 +63,7 @@ fn alert_sections_are_checked_with_places_and_never_echo_a_secret() {
         "12:36: error: a slack sink's URL is a secret and is not written in the policy",
         "13:42: error: url_env must name an environment variable, and this looks like the value itself",
         "14:24: error: sink type 'pager' is not known",
-        "15:60: error: '9X' is not an environment variable name",
+        "15:60: error: token_env does not name an environment variable",
         "16:15: error: two sinks are named 'd'",
         "16:59: error: a slack sink is not signed",
         "17:7: error: sink 'e' has no URL",
