@@ -338,7 +338,7 @@ state: { store: redis, timeout: 10s, prefix: \"{x}\" }
         "account.max_body must be between 1 and",
         "'account' names neither a form field nor a JSON pointer",
         "lockout.key account lets anyone on an allowed network lock a known operator out",
-        "'not a name' is not an environment variable name",
+        "account_key_env does not name an environment variable",
         "state.timeout must be more than 0",
         "state.prefix must be 1 to 64 visible ASCII characters",
     ] {
