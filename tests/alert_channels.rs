@@ -987,7 +987,7 @@ async fn an_absurd_token_lifetime_neither_panics_nor_silences_line_works() {
 
 /// A mail server (or whoever is on the path before STARTTLS) that sends
 /// an endless greeting line: netwarden reads at most a session's worth
-/// (1 MiB) and drops it, instead of buffering the line (1.5 GB in 3 s
+/// (64 KiB) and drops it, instead of buffering the line (1.5 GB in 3 s
 /// before the fix).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_endless_smtp_greeting_is_cut_off_not_buffered() {
