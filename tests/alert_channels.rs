@@ -631,6 +631,27 @@ alerts:
     )
 }
 
+/// `netwarden alert-test` on a policy with these sinks and variables.
+async fn alert_test(sinks: &str, env: &[(&str, &str)]) -> std::process::Output {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("policy.yaml");
+    std::fs::write(&path, mail_policy(sinks)).expect("write policy");
+    let env: Vec<(String, String)> = env
+        .iter()
+        .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+        .collect();
+    tokio::task::spawn_blocking(move || {
+        support::bin()
+            .envs(env)
+            .args(["alert-test", "--policy"])
+            .arg(&path)
+            .output()
+            .expect("runs")
+    })
+    .await
+    .expect("joined")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mail_goes_over_implicit_tls_and_a_refused_login_or_certificate_is_reported() {
     let certs = support::dev_certs();
@@ -646,21 +667,15 @@ async fn mail_goes_over_implicit_tls_and_a_refused_login_or_certificate_is_repor
     let sinks = sink("good", "SMTP_PASSWORD", &ca_line)
         + &sink("wrong_password", "SMTP_WRONG", &ca_line)
         + &sink("untrusted", "SMTP_PASSWORD", "");
-    let dir = tempfile::tempdir().expect("temp dir");
-    let path = dir.path().join("policy.yaml");
-    std::fs::write(&path, mail_policy(&sinks)).expect("write policy");
-    let out = tokio::task::spawn_blocking(move || {
-        support::bin()
-            .env("SMTP_USER", "alerts@example.com")
-            .env("SMTP_PASSWORD", SMTP_PASSWORD)
-            .env("SMTP_WRONG", "guessed")
-            .args(["alert-test", "--policy"])
-            .arg(&path)
-            .output()
-            .expect("runs")
-    })
-    .await
-    .expect("joined");
+    let out = alert_test(
+        &sinks,
+        &[
+            ("SMTP_USER", "alerts@example.com"),
+            ("SMTP_PASSWORD", SMTP_PASSWORD),
+            ("SMTP_WRONG", "guessed"),
+        ],
+    )
+    .await;
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{stdout}");
     assert!(
@@ -958,19 +973,7 @@ async fn an_absurd_token_lifetime_neither_panics_nor_silences_line_works() {
         auth.url("/token"),
         key.display()
     );
-    let dir = tempfile::tempdir().expect("temp dir");
-    let path = dir.path().join("policy.yaml");
-    std::fs::write(&path, mail_policy(&sinks)).expect("write policy");
-    let out = tokio::task::spawn_blocking(move || {
-        support::bin()
-            .env("LW", "secret")
-            .args(["alert-test", "--policy"])
-            .arg(&path)
-            .output()
-            .expect("runs")
-    })
-    .await
-    .expect("joined");
+    let out = alert_test(&sinks, &[("LW", "secret")]).await;
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(
         out.status.code(),
