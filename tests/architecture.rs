@@ -8,6 +8,7 @@ use std::path::Path;
 /// Lowest first. A module may use the ones before it.
 const LAYERS: &[&str] = &[
     "addr",
+    "names",
     "files",
     "outbound",
     "tls",

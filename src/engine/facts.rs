@@ -44,13 +44,20 @@ pub enum Via {
     Grant,
 }
 
+impl Via {
+    /// `cidr`, `grant`, or the database's kind (`country`, `asn`, …).
+    pub fn name(self) -> &'static str {
+        match self {
+            Via::Cidr => "cidr",
+            Via::Fact(k) => k.name(),
+            Via::Grant => "grant",
+        }
+    }
+}
+
 impl fmt::Display for Via {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Via::Cidr => f.write_str("cidr"),
-            Via::Fact(k) => f.write_str(k.name()),
-            Via::Grant => f.write_str("grant"),
-        }
+        f.write_str(self.name())
     }
 }
 

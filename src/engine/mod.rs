@@ -299,6 +299,22 @@ impl<'p, 'r> Decision<'p, 'r> {
     pub fn explanation(&self) -> impl fmt::Display + '_ {
         Explanation(self)
     }
+
+    /// Whether [`explain_into`] writes this decision's explanation from
+    /// fixed words, the client's address and the policy's names only
+    /// (which `check` limits to letters, digits, `_`, `-` and `.`): text a
+    /// JSON line may carry without escaping. Not the rejections, whose
+    /// explanations quote what the client sent, nor an unknown client's.
+    pub fn explanation_is_plain(&self) -> bool {
+        matches!(
+            self.reason,
+            Reason::RuleAction
+                | Reason::InAllowedNetwork
+                | Reason::InDeniedNetwork
+                | Reason::NotInAllowedNetworks
+                | Reason::Default
+        )
+    }
 }
 
 struct Explanation<'d, 'p, 'r>(&'d Decision<'p, 'r>);

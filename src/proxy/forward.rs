@@ -219,80 +219,84 @@ fn is_protected(name: &[u8]) -> bool {
 /// ([`set_forwarding_headers`]), these are removed. `client_ip.strip_headers`
 /// adds more; docs/security.md lists them with the frameworks that read them.
 fn is_client_header(name: &str) -> bool {
-    matches!(
-        name,
-        // Written by netwarden from the decision.
-        "x-forwarded-for"
-            | "x-real-ip"
-            | "forwarded"
-            | "x-forwarded-proto"
-            | "x-forwarded-host"
-            // CDNs' and load balancers' client-address headers.
-            | "true-client-ip"
-            | "cf-connecting-ip"
-            | "fastly-client-ip"
-            | "akamai-client-ip"
-            | "x-client-ip"
-            | "x-cluster-client-ip"
-            | "x-envoy-external-address"
-            | "x-originating-ip"
-            | "x-remote-ip"
-            | "x-remote-addr"
-            | "x-proxyuser-ip"
-            | "x-original-forwarded-for"
-            | "forwarded-for"
-            | "x-forwarded"
-            | "client-ip"
-            // CDNs' and platforms' own (fourth red-team review of issue 26).
-            | "fly-client-ip"
-            | "x-azure-clientip"
-            | "x-azure-socketip"
-            | "cf-connecting-ipv6"
-            | "cdn-src-ip"
-            | "ali-cdn-real-ip"
-            | "x-vercel-forwarded-for"
-            | "x-original-remote-addr"
-            // Tornado's xheaders, Jupyter's trust_xheaders, and gunicorn
-            // read these (issue 22: X-Scheme made a plain-HTTP request
-            // HTTPS to Jupyter); npm's request-ip and Tomcat's
-            // RemoteIpValve the rest.
-            | "cluster-client-ip"
-            | "do-connecting-ip"
-            | "x-appengine-user-ip"
-            | "x-forwarded-by"
-            | "x-original-for"
-            | "x-forwarded-client-cert"
-            // What the request looked like before a proxy: scheme, port,
-            // host, URL and method overrides that frameworks believe.
-            | "x-forwarded-port"
-            | "x-forwarded-server"
-            | "x-forwarded-scheme"
-            | "x-forwarded-protocol"
-            | "x-scheme"
-            | "x-forwarded-ssl"
-            | "x-arr-ssl"
-            | "x-original-proto"
-            | "x-url-scheme"
-            | "front-end-https"
-            | "x-original-host"
-            | "x-host"
-            | "x-original-url"
-            | "x-rewrite-url"
-            | "x-original-uri"
-            | "x-forwarded-uri"
-            | "x-forwarded-prefix"
-            | "x-original-prefix"
-            // pgAdmin strips X-Script-Name from the path it routes, from
-            // any client; gunicorn takes SCRIPT_NAME and PATH_INFO from a
-            // trusted peer (netwarden, on localhost).
-            | "x-script-name"
-            | "script-name"
-            | "path-info"
-            | "x-http-method-override"
-            | "x-http-method"
-            | "x-method-override"
-    )
+    static SET: std::sync::LazyLock<crate::names::NameSet> =
+        std::sync::LazyLock::new(|| crate::names::NameSet::new(CLIENT_HEADERS, &[]));
+    SET.contains(name)
 }
+
+/// The names [`is_client_header`] finds.
+const CLIENT_HEADERS: &[&str] = &[
+    // Written by netwarden from the decision.
+    "x-forwarded-for",
+    "x-real-ip",
+    "forwarded",
+    "x-forwarded-proto",
+    "x-forwarded-host",
+    // CDNs' and load balancers' client-address headers.
+    "true-client-ip",
+    "cf-connecting-ip",
+    "fastly-client-ip",
+    "akamai-client-ip",
+    "x-client-ip",
+    "x-cluster-client-ip",
+    "x-envoy-external-address",
+    "x-originating-ip",
+    "x-remote-ip",
+    "x-remote-addr",
+    "x-proxyuser-ip",
+    "x-original-forwarded-for",
+    "forwarded-for",
+    "x-forwarded",
+    "client-ip",
+    // CDNs' and platforms' own (fourth red-team review of issue 26).
+    "fly-client-ip",
+    "x-azure-clientip",
+    "x-azure-socketip",
+    "cf-connecting-ipv6",
+    "cdn-src-ip",
+    "ali-cdn-real-ip",
+    "x-vercel-forwarded-for",
+    "x-original-remote-addr",
+    // Tornado's xheaders, Jupyter's trust_xheaders, and gunicorn
+    // read these (issue 22: X-Scheme made a plain-HTTP request
+    // HTTPS to Jupyter); npm's request-ip and Tomcat's
+    // RemoteIpValve the rest.
+    "cluster-client-ip",
+    "do-connecting-ip",
+    "x-appengine-user-ip",
+    "x-forwarded-by",
+    "x-original-for",
+    "x-forwarded-client-cert",
+    // What the request looked like before a proxy: scheme, port,
+    // host, URL and method overrides that frameworks believe.
+    "x-forwarded-port",
+    "x-forwarded-server",
+    "x-forwarded-scheme",
+    "x-forwarded-protocol",
+    "x-scheme",
+    "x-forwarded-ssl",
+    "x-arr-ssl",
+    "x-original-proto",
+    "x-url-scheme",
+    "front-end-https",
+    "x-original-host",
+    "x-host",
+    "x-original-url",
+    "x-rewrite-url",
+    "x-original-uri",
+    "x-forwarded-uri",
+    "x-forwarded-prefix",
+    "x-original-prefix",
+    // pgAdmin strips X-Script-Name from the path it routes, from
+    // any client; gunicorn takes SCRIPT_NAME and PATH_INFO from a
+    // trusted peer (netwarden, on localhost).
+    "x-script-name",
+    "script-name",
+    "path-info",
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
+];
 
 /// The value of `Upgrade` to forward when the request asks for a protocol
 /// upgrade (HTTP/1.1 `Connection: upgrade` + `Upgrade: …`): only the
@@ -548,11 +552,9 @@ fn remove_listed(headers: &mut HeaderMap, listed: impl Fn(&str) -> bool) {
 /// hop, `X-Real-IP` or `Forwarded`, it reads the same client.
 pub fn set_forwarding_headers(headers: &mut HeaderMap, hop: &Hop<'_>, extra: &[HeaderName]) {
     remove_client_headers(headers, extra);
-    let client = hop.client.map(IpText::new);
-    let client_text = client.as_ref().map_or("unknown", IpText::as_str);
-    let value = HeaderValue::from_str(client_text).unwrap_or(HeaderValue::from_static("unknown"));
-    headers.insert(X_FORWARDED_FOR, value.clone());
-    headers.insert(X_REAL_IP, value);
+    let values = HopValues::of(hop);
+    headers.insert(X_FORWARDED_FOR, values.client.clone());
+    headers.insert(X_REAL_IP, values.client);
     headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(hop.proto));
     // The Host header's own bytes when they are the host (shared, not
     // copied).
@@ -568,38 +570,100 @@ pub fn set_forwarding_headers(headers: &mut HeaderMap, hop: &Hop<'_>, extra: &[H
             headers.remove(X_FORWARDED_HOST);
         }
     }
-
-    // RFC 7239 §4: for, proto and host (a quoted-string; hosts that
-    // reached here passed the Host check, so they need no escaping).
-    let mut element = String::with_capacity(64);
-    element.push_str("for=");
-    match hop.client {
-        Some(IpAddr::V4(_)) => element.push_str(client_text),
-        // RFC 7239 §6: IPv6 is bracketed and quoted.
-        Some(IpAddr::V6(_)) => {
-            element.push_str("\"[");
-            element.push_str(client_text);
-            element.push_str("]\"");
-        }
-        // RFC 7239 §6.2: the client is not known.
-        None => element.push_str("unknown"),
-    }
-    element.push_str(";proto=");
-    element.push_str(hop.proto);
-    if let Some(h) = hop.host
-        && h.bytes()
-            .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\')
-    {
-        element.push_str(";host=\"");
-        element.push_str(h);
-        element.push('"');
-    }
-    match HeaderValue::try_from(element) {
-        Ok(v) => {
+    match values.forwarded {
+        Some(v) => {
             headers.insert(header::FORWARDED, v);
         }
-        Err(_) => {
+        None => {
             headers.remove(header::FORWARDED);
+        }
+    }
+}
+
+/// The values of `X-Forwarded-For` / `X-Real-IP` and `Forwarded` for one
+/// hop: made once for a client, scheme and host, and shared (reference
+/// counted) by the requests that repeat them, as the requests of a
+/// keep-alive connection do. Each worker thread keeps the last one.
+#[derive(Clone)]
+struct HopValues {
+    client: HeaderValue,
+    forwarded: Option<HeaderValue>,
+}
+
+/// What [`HopValues`] were made from.
+#[derive(Clone, PartialEq, Eq)]
+struct HopKey {
+    client: Option<IpAddr>,
+    proto: &'static str,
+    host: Option<Box<str>>,
+}
+
+impl HopValues {
+    fn of(hop: &Hop<'_>) -> Self {
+        std::thread_local! {
+            static LAST: std::cell::RefCell<Option<(HopKey, HopValues)>> =
+                const { std::cell::RefCell::new(None) };
+        }
+        let same = |k: &HopKey| {
+            k.client == hop.client && k.proto == hop.proto && k.host.as_deref() == hop.host
+        };
+        let kept = LAST.with(|last| match last.try_borrow() {
+            Ok(last) => last
+                .as_ref()
+                .filter(|(k, _)| same(k))
+                .map(|(_, v)| v.clone()),
+            Err(_) => None,
+        });
+        if let Some(v) = kept {
+            return v;
+        }
+        let made = Self::make(hop);
+        LAST.with(|last| {
+            if let Ok(mut last) = last.try_borrow_mut() {
+                let key = HopKey {
+                    client: hop.client,
+                    proto: hop.proto,
+                    host: hop.host.map(Into::into),
+                };
+                *last = Some((key, made.clone()));
+            }
+        });
+        made
+    }
+
+    fn make(hop: &Hop<'_>) -> Self {
+        let client = hop.client.map(IpText::new);
+        let client_text = client.as_ref().map_or("unknown", IpText::as_str);
+        let value =
+            HeaderValue::from_str(client_text).unwrap_or(HeaderValue::from_static("unknown"));
+        // RFC 7239 §4: for, proto and host (a quoted-string; hosts that
+        // reached here passed the Host check, so they need no escaping).
+        let mut element = String::with_capacity(64);
+        element.push_str("for=");
+        match hop.client {
+            Some(IpAddr::V4(_)) => element.push_str(client_text),
+            // RFC 7239 §6: IPv6 is bracketed and quoted.
+            Some(IpAddr::V6(_)) => {
+                element.push_str("\"[");
+                element.push_str(client_text);
+                element.push_str("]\"");
+            }
+            // RFC 7239 §6.2: the client is not known.
+            None => element.push_str("unknown"),
+        }
+        element.push_str(";proto=");
+        element.push_str(hop.proto);
+        if let Some(h) = hop.host
+            && h.bytes()
+                .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\')
+        {
+            element.push_str(";host=\"");
+            element.push_str(h);
+            element.push('"');
+        }
+        HopValues {
+            client: value,
+            forwarded: HeaderValue::try_from(element).ok(),
         }
     }
 }

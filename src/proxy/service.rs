@@ -617,9 +617,13 @@ fn request_host(
         parts.uri.authority().map(http::uri::Authority::as_str),
     )
     .and_then(|h| match h {
-        Some(h) => HeaderValue::from_bytes(h.as_bytes())
-            .map(Some)
-            .map_err(|_| crate::engine::request::HostError::Invalid),
+        // The Host line itself: shared, not copied.
+        Some(h) => match parts.headers.get(header::HOST) {
+            Some(line) if std::ptr::eq(line.as_bytes(), h.as_bytes()) => Ok(Some(line.clone())),
+            _ => HeaderValue::from_bytes(h.as_bytes())
+                .map(Some)
+                .map_err(|_| crate::engine::request::HostError::Invalid),
+        },
         None => Ok(None),
     })
 }

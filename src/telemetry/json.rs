@@ -121,6 +121,86 @@ impl<'a> Line<'a> {
         });
     }
 
+    /// JSON text of this crate's own, copied as it is (`,"event":"decision"`).
+    pub fn fixed(&mut self, json: &'static str) {
+        self.out.push_str(json);
+    }
+
+    /// A text value after its key as [`super::fields::keyed`] writes it
+    /// (`,"name":`), escaped: one copy for the key.
+    pub fn text(&mut self, key: &str, value: &str) {
+        self.out.push_str(key);
+        self.out.push('"');
+        escape(self.out, value);
+        self.out.push('"');
+    }
+
+    /// A text value that never needs escaping, copied as it is: fixed
+    /// words of this crate, addresses, hex ids, and the policy's names
+    /// (`check` allows letters, digits, `_`, `-` and `.` in them). Tests
+    /// run with debug assertions, which check every such value.
+    pub fn word(&mut self, key: &str, value: &str) {
+        debug_assert!(
+            !value.bytes().any(needs_look),
+            "{value:?} is not a plain word"
+        );
+        self.out.push_str(key);
+        self.out.push('"');
+        self.out.push_str(value);
+        self.out.push('"');
+    }
+
+    /// A text value written by `f` through a [`fmt::Write`] that copies
+    /// pieces as they are: for text made of [`Self::word`]'s kinds only.
+    pub fn words(&mut self, key: &str, f: impl FnOnce(&mut dyn fmt::Write) -> fmt::Result) {
+        self.out.push_str(key);
+        self.out.push('"');
+        let start = self.out.len();
+        // Writing to a String cannot fail.
+        let _ = f(&mut Plain(self.out));
+        debug_assert!(
+            !self.out.as_bytes()[start..].iter().any(|&b| needs_look(b)),
+            "{:?} is not plain words",
+            &self.out[start..]
+        );
+        self.out.push('"');
+    }
+
+    /// `true` or `false` after a keyed key.
+    pub fn flag(&mut self, key: &str, value: bool) {
+        self.out.push_str(key);
+        self.out.push_str(if value { "true" } else { "false" });
+    }
+
+    /// A number after a keyed key.
+    pub fn number(&mut self, key: &str, value: u64) {
+        self.out.push_str(key);
+        push_u64(self.out, value);
+    }
+
+    /// A duration in milliseconds with three decimals (to the microsecond),
+    /// as [`Self::f64`] writes it, without floating point.
+    pub fn millis(&mut self, key: &str, value: std::time::Duration) {
+        self.out.push_str(key);
+        // Seconds and microseconds apart: no 128-bit division.
+        let (secs, micros) = (value.as_secs(), value.subsec_micros());
+        push_u64(
+            self.out,
+            secs.saturating_mul(1000)
+                .saturating_add(u64::from(micros / 1000)),
+        );
+        let frac = micros % 1000;
+        let digits = [
+            b'.',
+            b'0' + (frac / 100) as u8,
+            b'0' + (frac / 10 % 10) as u8,
+            b'0' + (frac % 10) as u8,
+        ];
+        // ASCII digits and a dot.
+        self.out
+            .push_str(std::str::from_utf8(&digits).unwrap_or(".000"));
+    }
+
     pub fn bool(&mut self, name: &str, value: bool) {
         self.key(name);
         self.out.push_str(if value { "true" } else { "false" });
@@ -193,6 +273,16 @@ impl Visit for Line<'_> {
         // Writing to a String cannot fail.
         let _ = write!(Escaper(self.out), "{value:?}");
         self.out.push('"');
+    }
+}
+
+/// Copies pieces as they are ([`Line::words`]).
+struct Plain<'a>(&'a mut String);
+
+impl fmt::Write for Plain<'_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.0.push_str(s);
+        Ok(())
     }
 }
 
@@ -299,9 +389,8 @@ fn push_u64(out: &mut String, mut v: u64) {
             break;
         }
     }
-    for &d in &buf[i..] {
-        out.push(char::from(d));
-    }
+    // ASCII digits.
+    out.push_str(std::str::from_utf8(&buf[i..]).unwrap_or("0"));
 }
 
 std::thread_local! {
@@ -328,12 +417,13 @@ fn push_timestamp(out: &mut String, t: SystemTime) {
         }
         out.push_str(&cached.1);
     });
-    out.push('.');
     let micros = d.subsec_micros();
-    for p in [100_000, 10_000, 1000, 100, 10, 1] {
-        out.push(char::from(b'0' + (micros / p % 10) as u8));
+    let mut tail = *b".000000Z";
+    for (i, p) in [100_000, 10_000, 1000, 100, 10, 1].into_iter().enumerate() {
+        tail[i + 1] = b'0' + (micros / p % 10) as u8;
     }
-    out.push('Z');
+    // ASCII digits, a dot and a Z.
+    out.push_str(std::str::from_utf8(&tail).unwrap_or(".000000Z"));
 }
 
 /// `2026-11-28T06:01:31` for seconds since the epoch.

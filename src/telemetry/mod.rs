@@ -21,50 +21,64 @@ use crate::policy::server::AllowedLogLevel;
 
 /// Stable field names of the `decision` and `login_blocked` events.
 pub mod fields {
-    pub const EVENT: &str = "event";
-    pub const REQUEST_ID: &str = "request_id";
-    pub const CLIENT_ADDRESS: &str = "client.address";
-    pub const CLIENT_SOURCE: &str = "client.source";
-    pub const PEER_ADDRESS: &str = "network.peer.address";
-    pub const METHOD: &str = "http.request.method";
-    pub const URL_PATH: &str = "url.path";
-    pub const URL_SCHEME: &str = "url.scheme";
-    pub const SERVER_ADDRESS: &str = "server.address";
-    pub const STATUS: &str = "http.response.status_code";
-    pub const PROTOCOL_VERSION: &str = "network.protocol.version";
-    pub const USER_AGENT: &str = "user_agent.original";
-    pub const RULE: &str = "rule";
-    pub const ACTION: &str = "action";
-    pub const REASON: &str = "reason";
-    pub const REASON_CODE: &str = "reason_code";
-    pub const NETWORK: &str = "network";
-    pub const LOGIN: &str = "login";
-    pub const ENFORCED: &str = "enforced";
-    pub const LOGIN_OUTCOME: &str = "login.outcome";
-    pub const LOGIN_ACCOUNT: &str = "login.account";
-    /// The group of accounts (`accounts:`) the deciding rule matched.
-    pub const ACCOUNT_GROUP: &str = "account.group";
-    /// With `identity:`: `verified`, `missing`, or why it is not believed.
-    pub const IDENTITY_STATE: &str = "identity.state";
-    /// The verified identity's subject, as a keyed hash.
-    pub const IDENTITY_SUBJECT: &str = "identity.subject_hash";
-    pub const IDENTITY_EMAIL_DOMAIN: &str = "identity.email_domain";
-    /// Only with `identity.log_email: true`.
-    pub const IDENTITY_EMAIL: &str = "identity.email";
-    /// The group the deciding rule's `who:` matched.
-    pub const IDENTITY_GROUP: &str = "identity.group";
-    pub const DURATION_MS: &str = "duration_ms";
-    /// GeoIP facts: on denials, and on allowed requests with `log_geo_on_allow`.
-    pub const GEO_COUNTRY: &str = "geo.country.iso_code";
-    pub const ASN: &str = "network.asn";
-    pub const AS_ORG: &str = "network.as_org";
-    pub const CONNECTION_TYPE: &str = "network.connection_type";
-    pub const ANONYMOUS: &str = "network.anonymous";
-    pub const VIA: &str = "network.via";
-    /// Report-only: a report-only rule's would-be denial (`ENFORCED` says
-    /// whether the decision was applied).
-    pub const WOULD_DENY: &str = "would_deny";
-    pub const REPORT_RULE: &str = "report_rule";
+    /// Each name once: the constant, and its key as the decision line
+    /// writes it (`,"name":`, in [`keyed`]), so that a line is written
+    /// with one copy a key.
+    macro_rules! names {
+        ($($(#[$doc:meta])* $konst:ident = $name:literal;)*) => {
+            $($(#[$doc])* pub const $konst: &str = $name;)*
+            /// The keys of the decision line: `,"name":`.
+            pub mod keyed {
+                $(pub const $konst: &str = concat!(",\"", $name, "\":");)*
+            }
+        };
+    }
+    names! {
+        EVENT = "event";
+        REQUEST_ID = "request_id";
+        CLIENT_ADDRESS = "client.address";
+        CLIENT_SOURCE = "client.source";
+        PEER_ADDRESS = "network.peer.address";
+        METHOD = "http.request.method";
+        URL_PATH = "url.path";
+        URL_SCHEME = "url.scheme";
+        SERVER_ADDRESS = "server.address";
+        STATUS = "http.response.status_code";
+        PROTOCOL_VERSION = "network.protocol.version";
+        USER_AGENT = "user_agent.original";
+        RULE = "rule";
+        ACTION = "action";
+        REASON = "reason";
+        REASON_CODE = "reason_code";
+        NETWORK = "network";
+        LOGIN = "login";
+        ENFORCED = "enforced";
+        LOGIN_OUTCOME = "login.outcome";
+        LOGIN_ACCOUNT = "login.account";
+        /// The group of accounts (`accounts:`) the deciding rule matched.
+        ACCOUNT_GROUP = "account.group";
+        /// With `identity:`: `verified`, `missing`, or why it is not believed.
+        IDENTITY_STATE = "identity.state";
+        /// The verified identity's subject, as a keyed hash.
+        IDENTITY_SUBJECT = "identity.subject_hash";
+        IDENTITY_EMAIL_DOMAIN = "identity.email_domain";
+        /// Only with `identity.log_email: true`.
+        IDENTITY_EMAIL = "identity.email";
+        /// The group the deciding rule's `who:` matched.
+        IDENTITY_GROUP = "identity.group";
+        DURATION_MS = "duration_ms";
+        /// GeoIP facts: on denials, and on allowed requests with `log_geo_on_allow`.
+        GEO_COUNTRY = "geo.country.iso_code";
+        ASN = "network.asn";
+        AS_ORG = "network.as_org";
+        CONNECTION_TYPE = "network.connection_type";
+        ANONYMOUS = "network.anonymous";
+        VIA = "network.via";
+        /// Report-only: a report-only rule's would-be denial (`ENFORCED` says
+        /// whether the decision was applied).
+        WOULD_DENY = "would_deny";
+        REPORT_RULE = "report_rule";
+    }
 
     /// Every field of a `decision` event.
     pub const DECISION: &[&str] = &[
@@ -357,88 +371,90 @@ pub fn write_decision(
     geo: Option<&Facts>,
     reason: &dyn std::fmt::Display,
 ) {
-    use fields as f;
+    use fields::keyed as k;
     json::with_line(|out| {
         let mut l = json::Line::begin(out, std::time::SystemTime::now(), Level::INFO);
-        l.str("message", "decision");
-        l.str(f::EVENT, "decision");
-        l.str(f::REQUEST_ID, r.request_id);
-        l.str(
-            f::CLIENT_ADDRESS,
-            d.client
-                .ip
-                .map(crate::engine::client::IpText::new)
-                .as_ref()
-                .map_or("unknown", |t| t.as_str()),
-        );
-        l.str(f::CLIENT_SOURCE, d.client.derivation.kind());
-        l.str(
-            f::PEER_ADDRESS,
-            crate::engine::client::IpText::new(r.peer).as_str(),
-        );
-        l.str(f::METHOD, r.method);
-        l.str(f::URL_PATH, r.path);
-        l.str(f::URL_SCHEME, r.scheme);
-        l.str(f::SERVER_ADDRESS, r.host);
-        l.u64(f::STATUS, u64::from(r.status));
-        l.str(f::PROTOCOL_VERSION, r.version);
-        l.str(f::USER_AGENT, cut(r.user_agent, MAX_USER_AGENT));
-        l.str(f::RULE, d.rule_name());
-        l.str(f::ACTION, d.action.as_str());
-        l.display(f::REASON, reason);
-        l.str(f::REASON_CODE, d.reason.code());
-        l.str(f::NETWORK, d.network.unwrap_or(""));
-        l.bool(f::LOGIN, d.login);
-        l.f64(f::DURATION_MS, r.duration.as_secs_f64() * 1000.0);
-        if let Some(v) = d.via {
-            l.display(f::VIA, &v);
+        l.fixed(",\"message\":\"decision\",\"event\":\"decision\"");
+        l.word(k::REQUEST_ID, r.request_id);
+        // Usually the client is the peer: its text is made once.
+        let peer = crate::engine::client::IpText::new(r.peer);
+        match d.client.ip {
+            Some(ip) if ip == r.peer => l.word(k::CLIENT_ADDRESS, peer.as_str()),
+            Some(ip) => l.word(
+                k::CLIENT_ADDRESS,
+                crate::engine::client::IpText::new(ip).as_str(),
+            ),
+            None => l.word(k::CLIENT_ADDRESS, "unknown"),
         }
-        l.bool(f::ENFORCED, d.enforced);
+        l.word(k::CLIENT_SOURCE, d.client.derivation.kind());
+        l.word(k::PEER_ADDRESS, peer.as_str());
+        l.text(k::METHOD, r.method);
+        l.text(k::URL_PATH, r.path);
+        l.word(k::URL_SCHEME, r.scheme);
+        l.text(k::SERVER_ADDRESS, r.host);
+        l.number(k::STATUS, u64::from(r.status));
+        l.word(k::PROTOCOL_VERSION, r.version);
+        l.text(k::USER_AGENT, cut(r.user_agent, MAX_USER_AGENT));
+        l.word(k::RULE, d.rule_name());
+        l.word(k::ACTION, d.action.as_str());
+        if d.explanation_is_plain() {
+            l.words(k::REASON, |w| crate::engine::explain_into(d, w));
+        } else {
+            l.display(fields::REASON, reason);
+        }
+        l.word(k::REASON_CODE, d.reason.code());
+        l.word(k::NETWORK, d.network.unwrap_or(""));
+        l.flag(k::LOGIN, d.login);
+        l.millis(k::DURATION_MS, r.duration);
+        if let Some(v) = d.via {
+            l.word(k::VIA, v.name());
+        }
+        l.flag(k::ENFORCED, d.enforced);
         if let Some(o) = r.login_outcome {
-            l.str(f::LOGIN_OUTCOME, o);
+            l.word(k::LOGIN_OUTCOME, o);
         }
         if let Some(a) = r.login_account {
-            l.str(f::LOGIN_ACCOUNT, a);
+            l.word(k::LOGIN_ACCOUNT, a);
         }
         if let Some(g) = d.account_group {
-            l.str(f::ACCOUNT_GROUP, g);
+            l.word(k::ACCOUNT_GROUP, g);
         }
         if let Some(i) = r.identity {
-            l.str(f::IDENTITY_STATE, i.state);
-            for (field, v) in [
-                (f::IDENTITY_SUBJECT, i.subject_hash),
-                (f::IDENTITY_EMAIL_DOMAIN, i.email_domain),
-                (f::IDENTITY_EMAIL, i.email),
+            l.text(k::IDENTITY_STATE, i.state);
+            for (key, v) in [
+                (k::IDENTITY_SUBJECT, i.subject_hash),
+                (k::IDENTITY_EMAIL_DOMAIN, i.email_domain),
+                (k::IDENTITY_EMAIL, i.email),
             ] {
                 if let Some(v) = v {
-                    l.str(field, v);
+                    l.text(key, v);
                 }
             }
         }
         if let Some(g) = d.identity_group {
-            l.str(f::IDENTITY_GROUP, g);
+            l.word(k::IDENTITY_GROUP, g);
         }
         if let Some(hit) = d.report {
-            l.bool(f::WOULD_DENY, true);
-            l.str(f::REPORT_RULE, &hit.rule.name);
+            l.flag(k::WOULD_DENY, true);
+            l.word(k::REPORT_RULE, &hit.rule.name);
         }
         if let Some(g) = geo {
             if let Some(c) = g.country {
-                l.display(f::GEO_COUNTRY, &c);
+                l.display(fields::GEO_COUNTRY, &c);
             }
             if let Some(n) = g.asn {
-                l.u64(f::ASN, u64::from(n));
+                l.number(k::ASN, u64::from(n));
             }
             if let Some(o) = &g.as_org {
-                l.str(f::AS_ORG, o);
+                l.text(k::AS_ORG, o);
             }
             if let Some(t) = g.connection_type {
-                l.str(f::CONNECTION_TYPE, t);
+                l.text(k::CONNECTION_TYPE, t);
             }
             if let Some(a) = g.anonymous {
                 let names = a.names().collect::<Vec<_>>().join(",");
                 if !names.is_empty() {
-                    l.str(f::ANONYMOUS, &names);
+                    l.text(k::ANONYMOUS, &names);
                 }
             }
         }
