@@ -46,6 +46,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 Duration::from_secs(5),
                 Duration::from_secs(60),
                 1024,
+                // netwarden's default `limits.upstream_keepalive` share.
+                64,
             ));
             tx.send((rt.handle().clone(), pool)).expect("main thread");
             rt.block_on(std::future::pending::<()>());

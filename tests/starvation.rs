@@ -1354,3 +1354,113 @@ async fn a_keep_alive_connection_lasts_idle_not_header_read() {
         1.0
     );
 }
+
+/// Reads from `s` until `n` whole answers (heads and `Content-Length`
+/// bodies) have come; their status codes.
+async fn answers(s: &mut tokio::net::TcpStream, n: usize) -> Vec<u16> {
+    use tokio::io::AsyncReadExt;
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 4096];
+    let read = async {
+        loop {
+            let mut rest: &[u8] = &raw;
+            let mut statuses = Vec::new();
+            while let Some(end) = rest.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&rest[..end]).into_owned();
+                let len = head
+                    .lines()
+                    .find_map(|l| {
+                        let (k, v) = l.split_once(':')?;
+                        k.eq_ignore_ascii_case("content-length")
+                            .then(|| v.trim().parse::<usize>().ok())
+                            .flatten()
+                    })
+                    .unwrap_or(0);
+                if rest.len() < end + 4 + len {
+                    break;
+                }
+                statuses.push(
+                    head.split_whitespace()
+                        .nth(1)
+                        .and_then(|c| c.parse().ok())
+                        .unwrap_or(0),
+                );
+                rest = &rest[end + 4 + len..];
+            }
+            if statuses.len() >= n {
+                return statuses;
+            }
+            let got = s.read(&mut buf).await.expect("read");
+            assert!(got > 0, "closed after {} answers", statuses.len());
+            raw.extend_from_slice(&buf[..got]);
+        }
+    };
+    tokio::time::timeout(support::proxy::WAIT, read)
+        .await
+        .expect("answers in time")
+}
+
+/// Waits (bounded) until `netwarden_parked_connections` is `want`.
+async fn parked(nw: &Netwarden, want: f64) {
+    for _ in 0..50 {
+        if metric(nw, "netwarden_parked_connections").await == want {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!(
+        "parked connections: {} (wanted {want})",
+        metric(nw, "netwarden_parked_connections").await
+    );
+}
+
+/// Issue 29: an HTTP/1 keep-alive connection idle for a second is parked
+/// (hyper's connection and its buffers dropped, the socket kept), and
+/// whatever the client sends next is served on the same connection: one
+/// request, two pipelined ones, and a head begun before a park and ended
+/// after it. The connection still closes after `idle`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_keep_alive_connection_is_parked_and_serves_what_comes_next() {
+    use tokio::io::AsyncReadExt;
+    let up = Upstream::start().await;
+    let nw = Netwarden::in_front_of(&policy_with("  timeouts: { idle: 6s }"), &up);
+    let addr = nw.addr("http");
+    let mut s = connect_from("127.0.0.1", addr).await;
+    let ask = b"GET /x HTTP/1.1\r\nHost: console.test\r\n\r\n";
+    s.write_all(ask).await.expect("send");
+    assert_eq!(answers(&mut s, 1).await, [200]);
+    parked(&nw, 1.0).await;
+    // The next request wakes it.
+    s.write_all(ask).await.expect("send");
+    assert_eq!(answers(&mut s, 1).await, [200]);
+    assert_eq!(metric(&nw, "netwarden_parked_connections").await, 0.0);
+    parked(&nw, 1.0).await;
+    // Two at once.
+    s.write_all(&[&ask[..], &ask[..]].concat())
+        .await
+        .expect("send");
+    assert_eq!(answers(&mut s, 2).await, [200, 200]);
+    parked(&nw, 1.0).await;
+    // Half a head, a pause longer than a park, the rest.
+    let (first, rest) = ask.split_at(20);
+    s.write_all(first).await.expect("send");
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    s.write_all(rest).await.expect("send");
+    assert_eq!(answers(&mut s, 1).await, [200]);
+    assert_eq!(
+        metric(
+            &nw,
+            "netwarden_requests_rejected_total{reason=\"header_timeout\"}"
+        )
+        .await,
+        0.0
+    );
+    // Parked, then closed after `idle` like any idle connection.
+    parked(&nw, 1.0).await;
+    let mut buf = [0u8; 64];
+    let n = tokio::time::timeout(Duration::from_secs(10), s.read(&mut buf))
+        .await
+        .expect("closed after idle");
+    assert!(matches!(n, Ok(0) | Err(_)), "{n:?}");
+    parked(&nw, 0.0).await;
+}

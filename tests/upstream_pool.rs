@@ -118,9 +118,8 @@ async fn a_connection_the_upstream_closed_while_idle_is_replaced() {
     assert_eq!(accepted.load(Ordering::SeqCst), 3);
 }
 
-#[tokio::test]
-async fn a_bursts_idle_upstream_connections_are_closed_after_the_idle_timeout() {
-    // An upstream that answers after 200 ms and counts open connections.
+/// An upstream that answers after 200 ms and counts its open connections.
+async fn slow_counting_upstream() -> (String, Arc<AtomicUsize>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let url = format!("http://{}", listener.local_addr().expect("addr"));
     let open = Arc::new(AtomicUsize::new(0));
@@ -147,6 +146,22 @@ async fn a_bursts_idle_upstream_connections_are_closed_after_the_idle_timeout() 
             });
         }
     });
+    (url, open)
+}
+
+/// Sends ten requests at once (each needs a connection of its own).
+async fn burst_of_ten(addr: std::net::SocketAddr) {
+    let burst: Vec<_> = (0..10)
+        .map(|_| tokio::spawn(async move { get("127.0.0.1", addr, "/x", &[]).await.status }))
+        .collect();
+    for b in burst {
+        assert_eq!(b.await.expect("request"), 200);
+    }
+}
+
+#[tokio::test]
+async fn a_bursts_idle_upstream_connections_are_closed_after_the_idle_timeout() {
+    let (url, open) = slow_counting_upstream().await;
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("policy.yaml");
     std::fs::write(
@@ -162,12 +177,7 @@ async fn a_bursts_idle_upstream_connections_are_closed_after_the_idle_timeout() 
     );
     let addr = nw.addr("http");
     // A burst of ten at once needs ten upstream connections.
-    let burst: Vec<_> = (0..10)
-        .map(|_| tokio::spawn(async move { get("127.0.0.1", addr, "/x", &[]).await.status }))
-        .collect();
-    for b in burst {
-        assert_eq!(b.await.expect("request"), 200);
-    }
+    burst_of_ten(addr).await;
     assert_eq!(open.load(Ordering::SeqCst), 10);
     // Then nothing: after the idle timeout they are closed, without a
     // request to notice (before: they stayed until the next request).
@@ -180,4 +190,45 @@ async fn a_bursts_idle_upstream_connections_are_closed_after_the_idle_timeout() 
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// Issue 29: beyond `limits.upstream_keepalive`, a burst's connections
+/// close as their requests end (nginx's `keepalive`), rather than linger
+/// with their buffers until `timeouts.upstream_idle`; the kept ones are
+/// reused.
+#[tokio::test]
+async fn a_burst_keeps_only_upstream_keepalive_idle_connections() {
+    let (url, open) = slow_counting_upstream().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("policy.yaml");
+    std::fs::write(
+        &path,
+        format!("{POLICY}server:\n  limits: {{ upstream_keepalive: 3 }}\n"),
+    )
+    .expect("write policy");
+    let nw = Netwarden::start_env(
+        &path,
+        &["--listen", "127.0.0.1:0", "--upstream", &url],
+        &[("NETWARDEN_WORKERS", "1")],
+        dir,
+    );
+    let addr = nw.addr("http");
+    burst_of_ten(addr).await;
+    // Seven are closed at once; three stay for the next requests (the
+    // idle timeout, 60 s by default, is far off).
+    let deadline = std::time::Instant::now() + support::proxy::WAIT;
+    while open.load(Ordering::SeqCst) > 3 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} upstream connections still open",
+            open.load(Ordering::SeqCst)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(open.load(Ordering::SeqCst), 3);
+    for _ in 0..3 {
+        assert_eq!(get("127.0.0.1", addr, "/x", &[]).await.status, 200);
+    }
+    assert_eq!(open.load(Ordering::SeqCst), 3, "the kept ones were reused");
 }

@@ -549,6 +549,7 @@ pub struct RawLimits {
     pub max_header_bytes: Option<S<u64>>,
     pub max_connections: Option<S<u64>>,
     pub upstream_connections: Option<S<u64>>,
+    pub upstream_keepalive: Option<S<u64>>,
     pub max_connections_per_address: Option<S<u64>>,
     pub upstream_requests_per_address: Option<S<u64>>,
     pub upstream_requests_public: Option<S<u64>>,

@@ -54,6 +54,10 @@ pub mod defaults {
     /// far above what a console needs, and a bound on what clients' fan-out
     /// can open.
     pub const UPSTREAM_CONNECTIONS: usize = 1024;
+    /// nginx's `keepalive 64` a worker on a two-core machine: enough for
+    /// a busy office's steady load; a burst's extra connections close
+    /// when their request is done rather than linger with their buffers.
+    pub const UPSTREAM_KEEPALIVE: usize = 128;
     /// A NATed office of a few hundred people, browsers at six HTTP/1.1
     /// connections each to one origin (or one HTTP/2 connection), fits;
     /// one address cannot take more than a twentieth of the default table.
@@ -148,6 +152,9 @@ pub struct Limits {
     pub max_connections: usize,
     /// Connections to the console, in total over the worker threads.
     pub upstream_connections: usize,
+    /// Idle connections to the console kept for the next request, in
+    /// total over the worker threads (nginx's `keepalive`).
+    pub upstream_keepalive: usize,
     /// Client connections one address (IPv6: one /64) may hold.
     pub max_connections_per_address: usize,
     /// Requests one client address may have open at the console; never
@@ -170,6 +177,7 @@ impl Default for Limits {
             max_header_bytes: defaults::MAX_HEADER_BYTES,
             max_connections: defaults::MAX_CONNECTIONS,
             upstream_connections: defaults::UPSTREAM_CONNECTIONS,
+            upstream_keepalive: defaults::UPSTREAM_KEEPALIVE,
             max_connections_per_address: defaults::MAX_CONNECTIONS_PER_ADDRESS,
             upstream_requests_per_address: defaults::UPSTREAM_REQUESTS_PER_ADDRESS,
             upstream_requests_public: defaults::UPSTREAM_CONNECTIONS
@@ -549,6 +557,15 @@ impl Cx<'_, '_> {
                 defaults::MAX_CONNECTIONS,
             ),
             upstream_connections,
+            // More idle than may be open means all of them.
+            upstream_keepalive: lim(
+                &l.upstream_keepalive,
+                "upstream_keepalive",
+                1,
+                u64::MAX,
+                defaults::UPSTREAM_KEEPALIVE,
+            )
+            .min(upstream_connections),
             max_connections_per_address: lim(
                 &l.max_connections_per_address,
                 "max_connections_per_address",

@@ -63,12 +63,14 @@ impl UpstreamError {
 
 impl UpstreamClient {
     /// One per worker thread.
-    /// `max_connections`: this worker's share of `limits.upstream_connections`.
+    /// `max_connections`: this worker's share of `limits.upstream_connections`;
+    /// `max_idle`, of `limits.upstream_keepalive`.
     pub fn new(
         upstream: &Upstream,
         tls: rustls::ClientConfig,
         timeouts: &Timeouts,
         max_connections: usize,
+        max_idle: usize,
     ) -> Self {
         let connect_timeout = timeouts.upstream_connect;
         if upstream.h2c {
@@ -92,6 +94,7 @@ impl UpstreamClient {
                 connect_timeout,
                 timeouts.upstream_idle,
                 max_connections,
+                max_idle,
             )))
         }
     }

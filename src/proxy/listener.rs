@@ -1,7 +1,9 @@
 //! Listeners: accept (bounded by `max_connections`), PROXY header, TLS
-//! handshake, then HTTP/1.1 or HTTP/2 (hyper-util's auto builder) with the
-//! request service; idle connections are closed; on shutdown each
-//! connection finishes its requests and closes.
+//! handshake, then HTTP/1.1 or HTTP/2 (told apart by the preface) with the
+//! request service; an HTTP/1 connection idle for [`PARK_AFTER`] is parked
+//! (hyper's connection and buffers dropped, the socket kept); idle
+//! connections are closed; on shutdown each connection finishes its
+//! requests and closes.
 
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -12,7 +14,6 @@ use std::time::Duration;
 
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
@@ -306,30 +307,21 @@ async fn serve<S>(
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        // hyper's head timer also runs while a keep-alive connection
-        // waits for its next request: at `header_read` it would close
-        // keep-alive connections long before `idle` (and before the idle
-        // timeout of a load balancer in front, which then sends a request
-        // on a connection netwarden has just closed). The first head is
-        // held to `header_read` from accept by the timer below; later ones
-        // wait on a connection that is idle meanwhile: closed after `idle`
-        // (and evicted first when the table is full); hyper's timer, at
-        // twice that, is only a backstop.
-        .header_read_timeout(
-            l.timeouts
-                .idle
-                .saturating_mul(2)
-                .max(l.timeouts.header_read),
-        )
+    let mut h1 = hyper::server::conn::http1::Builder::new();
+    // No head timer of hyper's: it would arm (and box) a timer for every
+    // request. The first head is held to `header_read` from accept by the
+    // timer below; a later head is a connection with no request open:
+    // closed after `idle` like any idle one (and evicted first when the
+    // table is full), however slowly its bytes come. hyper's timer also
+    // ran between keep-alive requests, and at `header_read` it would
+    // close them long before `idle` (and before the idle timeout of a
+    // load balancer in front, which then sends a request on a connection
+    // netwarden has just closed).
+    h1.header_read_timeout(None)
         .max_buf_size(l.limits.max_header_bytes)
         .keep_alive(true);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
+    let mut h2 = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+    h2.timer(TokioTimer::new())
         .max_header_list_size(u32::try_from(l.limits.max_header_bytes).unwrap_or(u32::MAX))
         // A quarter of the connection's window a stream: an upload the
         // console is slow to read cannot take the whole window and leave
@@ -363,102 +355,397 @@ async fn serve<S>(
             resp.map(|r| r.map(|body| Guarded::new(body, guard)))
         }
     });
-    let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
-    tokio::pin!(conn);
     let mut shutdown = l.shutdown.clone();
     let mut draining = *shutdown.borrow();
-    if draining {
-        conn.as_mut().graceful_shutdown();
-    }
     // hyper's header timeout starts at a request's first byte; a connection
     // that sends nothing (or only an HTTP/2 preface and PINGs) must still
     // bring a whole request head within `header_read` of being accepted.
     let first_request = tokio::time::sleep_until(accepted + l.timeouts.header_read);
     tokio::pin!(first_request);
     let mut first_request_done = false;
-    loop {
+    // Both live as long as the connection, across its parkings.
+    let stuck = activity.stuck_for(l.timeouts.send);
+    tokio::pin!(stuck);
+    let idle = activity.idle_for(l.timeouts.idle);
+    tokio::pin!(idle);
+
+    if draining {
+        return;
+    }
+    // HTTP/2 or HTTP/1, as hyper-util's auto builder tells them: by the
+    // preface (read under the same watch as a request head).
+    let mut io = Replay::new(io);
+    let h2_preface = loop {
         tokio::select! {
-            res = conn.as_mut() => {
-                if let Err(e) = res {
-                    match rejection(&*e) {
-                        Some(reason) => {
-                            // Attacks should be visible: a request the HTTP
-                            // parser refused never reaches the engine, so it
-                            // has no decision line; this is its trace.
-                            l.shared
-                                .metrics
-                                .requests_rejected
-                                .get_or_create(&crate::telemetry::metrics::ReasonLabels { reason })
-                                .inc();
-                            tracing::info!(
-                                event = "request_rejected",
-                                network.peer.address = %peer.ip(),
-                                reason,
-                                detail = %e,
-                                "request refused by the HTTP parser"
-                            );
-                        }
-                        None => tracing::debug!(event = "connection_error", network.peer.address = %peer.ip(), detail = %e),
-                    }
-                }
-                return;
-            }
-            _ = shutdown.changed(), if !draining => {
-                draining = true;
-                conn.as_mut().graceful_shutdown();
-            }
-            // A select! precondition is read when the select starts, not
-            // when the branch fires: the count is checked again here.
-            _ = &mut first_request, if !first_request_done => {
-                first_request_done = true;
-                if activity.requests.load(Ordering::Relaxed) == 0 {
-                    if activity.moved.load(Ordering::Relaxed) > 0 {
-                        // Something came, but no whole head: a slow head.
-                        l.shared
-                            .metrics
-                            .requests_rejected
-                            .get_or_create(&crate::telemetry::metrics::ReasonLabels {
-                                reason: "header_timeout",
-                            })
-                            .inc();
-                        tracing::info!(
-                            event = "request_rejected",
-                            network.peer.address = %peer.ip(),
-                            reason = "header_timeout",
-                            "no whole request head within timeouts.header_read of the connection being accepted"
-                        );
-                    } else {
-                        tracing::debug!(event = "first_request_timeout", network.peer.address = %peer.ip());
-                    }
+            biased;
+            r = sniff_h2(&mut io) => match r {
+                Ok(h2) => break h2,
+                Err(e) => {
+                    tracing::debug!(event = "connection_error", network.peer.address = %peer.ip(), detail = %e);
                     return;
                 }
+            },
+            _ = shutdown.changed(), if !draining => return,
+            _ = &mut first_request => {
+                first_request_expired(l, &activity, peer);
+                return;
             }
             _ = l.table.pressure() => {
-                if activity.in_flight.load(Ordering::Relaxed) == 0
-                    && l.table.take_eviction(slot_key)
-                {
+                if l.table.take_eviction(slot_key) {
                     l.shared.metrics.connections_evicted.inc();
                     tracing::debug!(event = "connection_evicted", network.peer.address = %peer.ip());
                     return;
                 }
             }
-            // A response the client takes nothing of: it stopped reading,
-            // or (HTTP/2) opens no window. Such a connection is never idle,
-            // so without this it would hold its slot for ever.
-            _ = activity.stuck_for(l.timeouts.send) => {
-                l.shared.metrics.send_timeouts.inc();
-                tracing::info!(
-                    event = "send_timeout",
-                    network.peer.address = %peer.ip(),
-                    "a response waited timeouts.send for the client to take a byte; connection closed"
-                );
-                return;
+            _ = &mut idle => return,
+        }
+    };
+    let mut conn = if h2_preface {
+        Conn::H2(Box::pin(h2.serve_connection(TokioIo::new(io), service)))
+    } else {
+        Conn::H1(Box::pin(
+            h1.serve_connection(TokioIo::new(io), service)
+                .with_upgrades(),
+        ))
+    };
+    loop {
+        // One hyper connection: the whole connection, or (HTTP/1) until
+        // it is parked while idle.
+        let mut parking = false;
+        let park = activity.parkable(PARK_AFTER);
+        tokio::pin!(park);
+        let res = loop {
+            tokio::select! {
+                biased;
+                res = &mut conn => break res,
+                _ = shutdown.changed(), if !draining => {
+                    draining = true;
+                    conn.graceful_shutdown();
+                }
+                // A select! precondition is read when the select starts, not
+                // when the branch fires: the count is checked again here.
+                _ = &mut first_request, if !first_request_done => {
+                    first_request_done = true;
+                    if activity.requests.load(Ordering::Relaxed) == 0 {
+                        first_request_expired(l, &activity, peer);
+                        return;
+                    }
+                }
+                _ = l.table.pressure() => {
+                    if activity.in_flight.load(Ordering::Relaxed) == 0
+                        && l.table.take_eviction(slot_key)
+                    {
+                        l.shared.metrics.connections_evicted.inc();
+                        tracing::debug!(event = "connection_evicted", network.peer.address = %peer.ip());
+                        return;
+                    }
+                }
+                // A response the client takes nothing of: it stopped reading,
+                // or (HTTP/2) opens no window. Such a connection is never idle,
+                // so without this it would hold its slot for ever.
+                _ = &mut stuck => {
+                    send_timed_out(l, peer);
+                    return;
+                }
+                _ = &mut idle => {
+                    tracing::debug!(event = "idle_timeout", network.peer.address = %peer.ip());
+                    return;
+                }
+                // Idle between requests: hyper's buffers and state go, the
+                // socket stays (nginx frees its buffers the same way).
+                _ = &mut park, if !parking && !draining && matches!(conn, Conn::H1(_)) => {
+                    parking = true;
+                    activity.parking.store(true, Ordering::Relaxed);
+                    conn.graceful_shutdown();
+                }
             }
-            _ = activity.idle_for(l.timeouts.idle) => {
-                tracing::debug!(event = "idle_timeout", network.peer.address = %peer.ip());
+        };
+        activity.parking.store(false, Ordering::Relaxed);
+        let (res, conn_done) = (res, conn);
+        if let Err(e) = res {
+            connection_failed(l, peer, &e);
+            return;
+        }
+        let Conn::H1(h1_conn) = conn_done else {
+            return;
+        };
+        if !parking || draining {
+            return;
+        }
+        // An upgraded connection is a tunnel's now: nothing to park.
+        let Some(parts) = Pin::into_inner(h1_conn).into_parts() else {
+            return;
+        };
+        let mut io = parts.io.into_inner();
+        let service = parts.service;
+        // What hyper had read and not used (a request begun just then)
+        // goes first.
+        io.put_back(parts.read_buf);
+        // Parked: the socket alone, until the client sends again.
+        if io.is_empty() {
+            let _parked = OpenConnection::on(&l.shared.metrics.parked_connections);
+            let woke = loop {
+                tokio::select! {
+                    biased;
+                    r = io.wait_for_byte() => break r,
+                    _ = shutdown.changed(), if !draining => return,
+                    _ = l.table.pressure() => {
+                        if l.table.take_eviction(slot_key) {
+                            l.shared.metrics.connections_evicted.inc();
+                            tracing::debug!(event = "connection_evicted", network.peer.address = %peer.ip());
+                            return;
+                        }
+                    }
+                    _ = &mut idle => {
+                        tracing::debug!(event = "idle_timeout", network.peer.address = %peer.ip());
+                        return;
+                    }
+                }
+            };
+            if !matches!(woke, Ok(true)) {
+                // Closed by the client, or broken.
                 return;
             }
         }
+        conn = Conn::H1(Box::pin(
+            h1.serve_connection(TokioIo::new(io), service)
+                .with_upgrades(),
+        ));
+    }
+}
+
+/// How long an HTTP/1 connection waits with nothing moving before it is
+/// parked: hyper's connection (its read and write buffers, about 16 KiB)
+/// is dropped and the socket alone is kept until the client sends again.
+/// Under load a connection is never this quiet, so parking costs nothing
+/// there; an idle keep-alive connection then holds a few hundred bytes.
+pub(super) const PARK_AFTER: Duration = Duration::from_secs(1);
+
+/// The hyper connection a client connection is served by.
+enum Conn<F1, F2> {
+    H1(Pin<Box<F1>>),
+    H2(Pin<Box<F2>>),
+}
+
+impl<IO, S, E, B>
+    Conn<
+        hyper::server::conn::http1::UpgradeableConnection<IO, S>,
+        hyper::server::conn::http2::Connection<IO, S, E>,
+    >
+where
+    S: hyper::service::HttpService<hyper::body::Incoming, ResBody = B>,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    IO: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    E: hyper::rt::bounds::Http2ServerConnExec<S::Future, B>,
+{
+    fn graceful_shutdown(&mut self) {
+        match self {
+            Conn::H1(c) => c.as_mut().graceful_shutdown(),
+            Conn::H2(c) => c.as_mut().graceful_shutdown(),
+        }
+    }
+}
+
+impl<IO, S, E, B> std::future::Future
+    for Conn<
+        hyper::server::conn::http1::UpgradeableConnection<IO, S>,
+        hyper::server::conn::http2::Connection<IO, S, E>,
+    >
+where
+    S: hyper::service::HttpService<hyper::body::Incoming, ResBody = B>,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    IO: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    E: hyper::rt::bounds::Http2ServerConnExec<S::Future, B>,
+{
+    type Output = hyper::Result<()>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.get_mut() {
+            Conn::H1(c) => c.as_mut().poll(cx),
+            Conn::H2(c) => c.as_mut().poll(cx),
+        }
+    }
+}
+
+/// The first request's head did not come within `header_read` of accept.
+fn first_request_expired(l: &Listening, activity: &Activity, peer: SocketAddr) {
+    if activity.moved.load(Ordering::Relaxed) > 0 {
+        // Something came, but no whole head: a slow head.
+        l.shared
+            .metrics
+            .requests_rejected
+            .get_or_create(&crate::telemetry::metrics::ReasonLabels {
+                reason: "header_timeout",
+            })
+            .inc();
+        tracing::info!(
+            event = "request_rejected",
+            network.peer.address = %peer.ip(),
+            reason = "header_timeout",
+            "no whole request head within timeouts.header_read of the connection being accepted"
+        );
+    } else {
+        tracing::debug!(event = "first_request_timeout", network.peer.address = %peer.ip());
+    }
+}
+
+fn send_timed_out(l: &Listening, peer: SocketAddr) {
+    l.shared.metrics.send_timeouts.inc();
+    tracing::info!(
+        event = "send_timeout",
+        network.peer.address = %peer.ip(),
+        "a response waited timeouts.send for the client to take a byte; connection closed"
+    );
+}
+
+/// A connection hyper ended with an error: a refused request is counted
+/// and logged (attacks should be visible: it never reaches the engine, so
+/// it has no decision line); anything else is the client's going away.
+fn connection_failed(l: &Listening, peer: SocketAddr, e: &(dyn std::error::Error + 'static)) {
+    match rejection(e) {
+        Some(reason) => {
+            l.shared
+                .metrics
+                .requests_rejected
+                .get_or_create(&crate::telemetry::metrics::ReasonLabels { reason })
+                .inc();
+            tracing::info!(
+                event = "request_rejected",
+                network.peer.address = %peer.ip(),
+                reason,
+                detail = %e,
+                "request refused by the HTTP parser"
+            );
+        }
+        None => {
+            tracing::debug!(event = "connection_error", network.peer.address = %peer.ip(), detail = %e)
+        }
+    }
+}
+
+/// HTTP/2's connection preface (RFC 9113 §3.4).
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// Reads until the bytes are HTTP/2's preface or cannot be (as hyper-util's
+/// auto builder does), and puts them back in front.
+async fn sniff_h2<S: AsyncRead + Unpin>(io: &mut Replay<S>) -> std::io::Result<bool> {
+    use tokio::io::AsyncReadExt as _;
+    let mut buf = [0u8; 24];
+    let mut filled = 0;
+    let h2 = loop {
+        if filled == H2_PREFACE.len() {
+            break true;
+        }
+        let n = io.inner.read(&mut buf[filled..]).await?;
+        let matches = n > 0 && buf[filled..filled + n] == H2_PREFACE[filled..filled + n];
+        filled += n;
+        if !matches {
+            break false;
+        }
+    };
+    io.put_back(bytes::Bytes::copy_from_slice(&buf[..filled]));
+    Ok(h2)
+}
+
+/// A stream with bytes already read from it put back in front: the bytes
+/// read to tell HTTP/2 from HTTP/1, or those hyper had read when an idle
+/// connection was parked.
+pub(super) struct Replay<S> {
+    head: bytes::Bytes,
+    inner: S,
+}
+
+impl<S> Replay<S> {
+    fn new(inner: S) -> Self {
+        Replay {
+            head: bytes::Bytes::new(),
+            inner,
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.head.is_empty()
+    }
+
+    /// Puts `bytes` in front of what is left to replay.
+    fn put_back(&mut self, bytes: bytes::Bytes) {
+        if bytes.is_empty() {
+            return;
+        }
+        self.head = if self.head.is_empty() {
+            bytes
+        } else {
+            let mut both = bytes::BytesMut::with_capacity(bytes.len() + self.head.len());
+            both.extend_from_slice(&bytes);
+            both.extend_from_slice(&self.head);
+            both.freeze()
+        };
+    }
+}
+
+impl<S: AsyncRead + Unpin> Replay<S> {
+    /// Waits for the client's next byte and keeps it to replay: `false`
+    /// when the client closed the connection.
+    async fn wait_for_byte(&mut self) -> std::io::Result<bool> {
+        use tokio::io::AsyncReadExt as _;
+        let mut one = [0u8; 1];
+        let n = self.inner.read(&mut one).await?;
+        if n == 1 {
+            self.put_back(bytes::Bytes::copy_from_slice(&one));
+        }
+        Ok(n == 1)
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Replay<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        if !self.head.is_empty() {
+            let n = self.head.len().min(buf.remaining());
+            let chunk = self.head.split_to(n);
+            buf.put_slice(&chunk);
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Replay<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, data)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
 
@@ -603,6 +890,9 @@ pub(super) struct Activity {
     sending: AtomicUsize,
     /// Frames hyper asked responses for.
     taken: AtomicU64,
+    /// Set while an idle HTTP/1 connection is being parked: hyper's
+    /// shutdown of its connection then leaves the socket open.
+    parking: std::sync::atomic::AtomicBool,
 }
 
 /// How finely the idle timeout is checked: it fires between `idle` and
@@ -634,6 +924,27 @@ impl Activity {
             (self.taken.load(Ordering::Relaxed), not_waiting)
         })
         .await
+    }
+
+    /// Completes once nothing has happened for a whole `quiet` (no byte
+    /// moved, no request open): checked once a `quiet`, so a busy
+    /// connection pays one timer a `quiet`, not one a request.
+    async fn parkable(&self, quiet: Duration) {
+        let sample = || {
+            (
+                self.moved.load(Ordering::Relaxed),
+                self.in_flight.load(Ordering::Relaxed) != 0,
+            )
+        };
+        let mut seen = sample().0;
+        loop {
+            tokio::time::sleep(quiet).await;
+            let (now, busy) = sample();
+            if now == seen && !busy {
+                return;
+            }
+            seen = now;
+        }
     }
 
     /// Completes once no byte has moved either way for `idle` (a tunnel).
@@ -765,6 +1076,11 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Tracked<S> {
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        // A parked connection lives on: hyper closing its side of an idle
+        // connection must not close the socket.
+        if self.activity.parking.load(Ordering::Relaxed) {
+            return Poll::Ready(Ok(()));
+        }
         Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }

@@ -452,6 +452,7 @@ pub async fn serve(policy: Policy, o: Overrides) -> Result<(), ServeError> {
         client_tls,
         settings.timeouts,
         settings.limits.upstream_connections,
+        settings.limits.upstream_keepalive,
     )?;
     let shared = Arc::new(service::Shared {
         policy: ArcSwap::from_pointee(policy),
@@ -676,6 +677,7 @@ fn start_workers(
     tls: rustls::ClientConfig,
     timeouts: crate::policy::server::Timeouts,
     upstream_connections: usize,
+    upstream_keepalive: usize,
 ) -> Result<(Arc<[listener::Worker]>, watch::Sender<bool>), ServeError> {
     let n = workers
         .filter(|&n| n > 0)
@@ -684,6 +686,7 @@ fn start_workers(
     let mut workers = Vec::with_capacity(n);
     for i in 0..n {
         let per_worker = worker_share(upstream_connections, n, i);
+        let idle_per_worker = worker_share(upstream_keepalive, n, i);
         let (tx, rx) = std::sync::mpsc::channel();
         let tls = tls.clone();
         let upstream = upstream.clone();
@@ -701,7 +704,13 @@ fn start_workers(
                         return;
                     }
                 };
-                let client = forward::UpstreamClient::new(&upstream, tls, &timeouts, per_worker);
+                let client = forward::UpstreamClient::new(
+                    &upstream,
+                    tls,
+                    &timeouts,
+                    per_worker,
+                    idle_per_worker,
+                );
                 let _ = tx.send(Ok(listener::Worker {
                     handle: rt.handle().clone(),
                     client,

@@ -32,10 +32,6 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
-/// Idle connections kept per worker; beyond this, a returned connection is
-/// closed. nginx's `keepalive 64` is per worker too; this allows bursts.
-const MAX_IDLE: usize = 512;
-
 /// Why a request did not get a response head.
 #[derive(Debug, thiserror::Error)]
 pub enum PoolError {
@@ -92,6 +88,10 @@ pub struct Pool {
     authority: Authority,
     connect_timeout: Duration,
     idle_timeout: Duration,
+    /// Idle connections kept (this worker's share of
+    /// `limits.upstream_keepalive`); beyond this, a connection whose
+    /// request is done is closed, as nginx's `keepalive` does.
+    max_idle: usize,
     idle: Mutex<VecDeque<Idle>>,
     /// One permit per connection this worker may open (its share of
     /// `limits.upstream_connections`); a connection holds its permit until
@@ -109,8 +109,10 @@ impl Pool {
         connect_timeout: Duration,
         idle_timeout: Duration,
         max_connections: usize,
+        max_idle: usize,
     ) -> Self {
         Self {
+            max_idle,
             authority,
             connect_timeout,
             idle_timeout,
@@ -183,7 +185,7 @@ impl Pool {
             return;
         }
         let mut idle = self.lock();
-        if idle.len() < MAX_IDLE {
+        if idle.len() < self.max_idle {
             idle.push_back(Idle {
                 tx,
                 since: Instant::now(),

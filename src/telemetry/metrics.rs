@@ -128,6 +128,7 @@ pub struct Metrics {
     pub blocked_sign_ins_evicted: Counter,
     pub upstream_seconds: Histogram,
     pub open_connections: Gauge,
+    pub parked_connections: Gauge,
     pub open_tunnels: Gauge,
     pub requests_rejected: Family<ReasonLabels, Counter>,
     pub connections_refused: Family<ReasonLabels, Counter>,
@@ -256,6 +257,12 @@ impl Default for Metrics {
             "open_connections",
             "Client connections open now",
             open_connections.clone(),
+        );
+        let parked_connections = Gauge::default();
+        registry.register(
+            "parked_connections",
+            "HTTP/1 keep-alive connections idle long enough to be parked (their HTTP state and buffers released until the client sends again); each also counts in open_connections",
+            parked_connections.clone(),
         );
         let requests_rejected = Family::<ReasonLabels, Counter>::default();
         registry.register(
@@ -497,6 +504,7 @@ impl Default for Metrics {
             upstream_requests,
             upstream_seconds,
             open_connections,
+            parked_connections,
             open_tunnels,
             requests_rejected,
             connections_refused,
