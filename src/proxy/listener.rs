@@ -49,6 +49,45 @@ pub struct Listening {
     pub alive: mpsc::Sender<()>,
     /// Connections per client address, and eviction of idle ones.
     pub table: Arc<super::conn_table::ConnTable>,
+    /// hyper's HTTP/1 and HTTP/2 settings, made once ([`http_builders`]).
+    pub http: Arc<HttpBuilders>,
+}
+
+/// hyper's connection builders, with the listener's limits.
+pub struct HttpBuilders {
+    h1: hyper::server::conn::http1::Builder,
+    h2: hyper::server::conn::http2::Builder<TokioExecutor>,
+}
+
+/// The builders every connection of a listener is served with.
+pub fn http_builders(limits: &Limits) -> HttpBuilders {
+    let mut h1 = hyper::server::conn::http1::Builder::new();
+    // No head timer of hyper's: it would arm (and box) a timer for every
+    // request. The first head is held to `header_read` from accept by the
+    // timer in [`serve`]; a later head is a connection with no request
+    // open: closed after `idle` like any idle one (and evicted first when
+    // the table is full), however slowly its bytes come. hyper's timer
+    // also ran between keep-alive requests, and at `header_read` it would
+    // close them long before `idle` (and before the idle timeout of a load
+    // balancer in front, which then sends a request on a connection
+    // netwarden has just closed).
+    h1.header_read_timeout(None)
+        .max_buf_size(limits.max_header_bytes)
+        .keep_alive(true);
+    let mut h2 = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+    h2.timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
+        // A quarter of the connection's window a stream: an upload the
+        // console is slow to read cannot take the whole window and leave
+        // the connection's other requests unable to send a byte (their
+        // bodies would then be cut as stalled; red-team finding). hyper's
+        // default gives one stream all of it.
+        .initial_stream_window_size(H2_STREAM_WINDOW)
+        .initial_connection_window_size(H2_CONNECTION_WINDOW)
+        // Streams beyond this are refused (RST_STREAM REFUSED_STREAM): one
+        // connection cannot fan out without bound.
+        .max_concurrent_streams(limits.max_streams);
+    HttpBuilders { h1, h2 }
 }
 
 /// Pause after an accept error (out of file descriptors, say) before the
@@ -233,8 +272,13 @@ async fn connection(
             .await
         }
         Some(acceptor) => {
-            let handshake =
-                tokio::time::timeout_at(accepted + l.timeouts.header_read, acceptor.accept(stream));
+            // Boxed, as is the TLS connection's whole life below: a plain
+            // connection's task then carries neither rustls's state nor
+            // room for it (an idle connection's memory is its task).
+            let handshake = Box::pin(tokio::time::timeout_at(
+                accepted + l.timeouts.header_read,
+                acceptor.accept(stream),
+            ));
             // A connection still in its handshake has no request: it is as
             // idle as a keep-alive one, and makes room the same way.
             let key = slot._addr.as_ref().map(super::conn_table::AddrSlot::key);
@@ -243,7 +287,7 @@ async fn connection(
             };
             match handshake {
                 Ok(Ok(tls)) => {
-                    serve(
+                    Box::pin(serve(
                         Tracked::new(tls, activity.clone()),
                         ConnInfo {
                             peer,
@@ -257,7 +301,7 @@ async fn connection(
                         activity,
                         slot,
                         accepted,
-                    )
+                    ))
                     .await
                 }
                 Ok(Err(e)) => {
@@ -307,32 +351,7 @@ async fn serve<S>(
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let mut h1 = hyper::server::conn::http1::Builder::new();
-    // No head timer of hyper's: it would arm (and box) a timer for every
-    // request. The first head is held to `header_read` from accept by the
-    // timer below; a later head is a connection with no request open:
-    // closed after `idle` like any idle one (and evicted first when the
-    // table is full), however slowly its bytes come. hyper's timer also
-    // ran between keep-alive requests, and at `header_read` it would
-    // close them long before `idle` (and before the idle timeout of a
-    // load balancer in front, which then sends a request on a connection
-    // netwarden has just closed).
-    h1.header_read_timeout(None)
-        .max_buf_size(l.limits.max_header_bytes)
-        .keep_alive(true);
-    let mut h2 = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
-    h2.timer(TokioTimer::new())
-        .max_header_list_size(u32::try_from(l.limits.max_header_bytes).unwrap_or(u32::MAX))
-        // A quarter of the connection's window a stream: an upload the
-        // console is slow to read cannot take the whole window and leave
-        // the connection's other requests unable to send a byte (their
-        // bodies would then be cut as stalled; red-team finding). hyper's
-        // default gives one stream all of it.
-        .initial_stream_window_size(H2_STREAM_WINDOW)
-        .initial_connection_window_size(H2_CONNECTION_WINDOW)
-        // Streams beyond this are refused (RST_STREAM REFUSED_STREAM): one
-        // connection cannot fan out without bound.
-        .max_concurrent_streams(l.limits.max_streams);
+    let HttpBuilders { h1, h2 } = &*l.http;
     let peer = conn_info.peer;
     let slot_key = slot._addr.as_ref().map(super::conn_table::AddrSlot::key);
     let tunnel = Arc::new(TunnelCtx {

@@ -533,6 +533,7 @@ pub async fn serve(policy: Policy, o: Overrides) -> Result<(), ServeError> {
             shutdown: shutdown_rx.clone(),
             alive: alive_tx.clone(),
             table: table.clone(),
+            http: Arc::new(listener::http_builders(&settings.limits)),
         };
         tokio::spawn(listener::accept_loop(listener, l));
     }
