@@ -16,6 +16,11 @@ use netwarden::policy::{self, LoadError};
 use netwarden::proxy::{self, Overrides};
 use netwarden::telemetry::{self, LogFormat};
 
+/// mimalloc rather than glibc's malloc: after a burst of connections it
+/// gives the freed memory back to the system (see Cargo.toml).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "netwarden",

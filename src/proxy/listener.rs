@@ -18,6 +18,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 
+use super::conn_watch::{Checks, Fired, Sample, Watch};
 use super::forward::UpstreamClient;
 use super::proxy_protocol;
 use super::service::{ConnInfo, Shared, handle};
@@ -97,6 +98,9 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 const ACCEPT_ERROR_LOG_EVERY: Duration = Duration::from_secs(10);
 
 pub async fn accept_loop(listener: TcpListener, l: Listening) {
+    // Shared by the listener's connections (a connection holds a pointer,
+    // not its own copy: an idle connection's memory is its task).
+    let l = Arc::new(l);
     let mut shutdown = l.shutdown.clone();
     let mut next = 0usize;
     let (mut failed, mut last_logged) = (0u64, None);
@@ -162,7 +166,7 @@ pub async fn accept_loop(listener: TcpListener, l: Listening) {
 async fn connection(
     mut stream: TcpStream,
     tcp_peer: SocketAddr,
-    l: Listening,
+    l: Arc<Listening>,
     client: UpstreamClient,
     permit: OwnedSemaphorePermit,
 ) {
@@ -376,21 +380,26 @@ async fn serve<S>(
     });
     let mut shutdown = l.shutdown.clone();
     let mut draining = *shutdown.borrow();
-    // hyper's header timeout starts at a request's first byte; a connection
-    // that sends nothing (or only an HTTP/2 preface and PINGs) must still
-    // bring a whole request head within `header_read` of being accepted.
-    let first_request = tokio::time::sleep_until(accepted + l.timeouts.header_read);
-    tokio::pin!(first_request);
-    let mut first_request_done = false;
-    // Both live as long as the connection, across its parkings.
-    let stuck = activity.stuck_for(l.timeouts.send);
-    tokio::pin!(stuck);
-    let idle = activity.idle_for(l.timeouts.idle);
-    tokio::pin!(idle);
-
     if draining {
         return;
     }
+    // The connection's one timer, for its life (across parkings): a
+    // connection that sends nothing (or only an HTTP/2 preface and PINGs)
+    // must bring a whole request head within `header_read` of being
+    // accepted; no request open for `idle` closes it; a response the
+    // client takes nothing of for `send` closes it (it stopped reading,
+    // or, HTTP/2, opens no window: such a connection is never idle, so
+    // without this it would hold its slot for ever); an HTTP/1 connection
+    // with nothing moving for `PARK_AFTER` is parked.
+    let sample = || activity.sample();
+    let mut watch = Watch::new(Checks::new(
+        tokio::time::Instant::now(),
+        accepted + l.timeouts.header_read,
+        l.timeouts.idle,
+        l.timeouts.send,
+        PARK_AFTER,
+        sample(),
+    ));
     // HTTP/2 or HTTP/1, as hyper-util's auto builder tells them: by the
     // preface (read under the same watch as a request head).
     let mut io = Replay::new(io);
@@ -405,10 +414,6 @@ async fn serve<S>(
                 }
             },
             _ = shutdown.changed(), if !draining => return,
-            _ = &mut first_request => {
-                first_request_expired(l, &activity, peer);
-                return;
-            }
             _ = l.table.pressure() => {
                 if l.table.take_eviction(slot_key) {
                     l.shared.metrics.connections_evicted.inc();
@@ -416,7 +421,10 @@ async fn serve<S>(
                     return;
                 }
             }
-            _ = &mut idle => return,
+            fired = watch.fired(sample, false) => {
+                timed_out(l, &activity, peer, fired);
+                return;
+            }
         }
     };
     let mut conn = if h2_preface {
@@ -431,24 +439,14 @@ async fn serve<S>(
         // One hyper connection: the whole connection, or (HTTP/1) until
         // it is parked while idle.
         let mut parking = false;
-        let park = activity.parkable(PARK_AFTER);
-        tokio::pin!(park);
         let res = loop {
+            let may_park = !parking && !draining && matches!(conn, Conn::H1(_));
             tokio::select! {
                 biased;
                 res = &mut conn => break res,
                 _ = shutdown.changed(), if !draining => {
                     draining = true;
                     conn.graceful_shutdown();
-                }
-                // A select! precondition is read when the select starts, not
-                // when the branch fires: the count is checked again here.
-                _ = &mut first_request, if !first_request_done => {
-                    first_request_done = true;
-                    if activity.requests.load(Ordering::Relaxed) == 0 {
-                        first_request_expired(l, &activity, peer);
-                        return;
-                    }
                 }
                 _ = l.table.pressure() => {
                     if activity.in_flight.load(Ordering::Relaxed) == 0
@@ -459,24 +457,20 @@ async fn serve<S>(
                         return;
                     }
                 }
-                // A response the client takes nothing of: it stopped reading,
-                // or (HTTP/2) opens no window. Such a connection is never idle,
-                // so without this it would hold its slot for ever.
-                _ = &mut stuck => {
-                    send_timed_out(l, peer);
-                    return;
-                }
-                _ = &mut idle => {
-                    tracing::debug!(event = "idle_timeout", network.peer.address = %peer.ip());
-                    return;
-                }
-                // Idle between requests: hyper's buffers and state go, the
-                // socket stays (nginx frees its buffers the same way).
-                _ = &mut park, if !parking && !draining && matches!(conn, Conn::H1(_)) => {
-                    parking = true;
-                    activity.parking.store(true, Ordering::Relaxed);
-                    conn.graceful_shutdown();
-                }
+                fired = watch.fired(sample, may_park) => match fired {
+                    // Idle between requests: hyper's buffers and state go,
+                    // the socket stays (nginx frees its buffers the same
+                    // way).
+                    Fired::Parkable => {
+                        parking = true;
+                        activity.parking.store(true, Ordering::Relaxed);
+                        conn.graceful_shutdown();
+                    }
+                    other => {
+                        timed_out(l, &activity, peer, other);
+                        return;
+                    }
+                },
             }
         };
         activity.parking.store(false, Ordering::Relaxed);
@@ -515,8 +509,8 @@ async fn serve<S>(
                             return;
                         }
                     }
-                    _ = &mut idle => {
-                        tracing::debug!(event = "idle_timeout", network.peer.address = %peer.ip());
+                    fired = watch.fired(sample, false) => {
+                        timed_out(l, &activity, peer, fired);
                         return;
                     }
                 }
@@ -588,6 +582,18 @@ where
         match self.get_mut() {
             Conn::H1(c) => c.as_mut().poll(cx),
             Conn::H2(c) => c.as_mut().poll(cx),
+        }
+    }
+}
+
+/// What the connection's timer found, said and counted; the connection
+/// then closes.
+fn timed_out(l: &Listening, activity: &Activity, peer: SocketAddr, fired: Fired) {
+    match fired {
+        Fired::FirstRequestLate => first_request_expired(l, activity, peer),
+        Fired::Stuck => send_timed_out(l, peer),
+        Fired::Idle | Fired::Parkable => {
+            tracing::debug!(event = "idle_timeout", network.peer.address = %peer.ip());
         }
     }
 }
@@ -923,46 +929,14 @@ impl Activity {
         self.moved.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Completes once the connection has had no request open (nor a
-    /// response body being sent) for `idle`. Bytes alone do not count: an
-    /// HTTP/2 client that only sends PINGs, or one that sends half a request
-    /// head (hyper's header timeout ends that), is idle.
-    async fn idle_for(&self, idle: Duration) {
-        quiet_for(idle, || {
-            let busy = self.in_flight.load(Ordering::Relaxed) != 0;
-            (self.requests.load(Ordering::Relaxed), busy)
-        })
-        .await
-    }
-
-    /// Completes once a response has waited `send` for the client, with
-    /// no frame taken by hyper from any response meanwhile.
-    async fn stuck_for(&self, send: Duration) {
-        quiet_for(send, || {
-            let not_waiting = self.sending.load(Ordering::Relaxed) == 0;
-            (self.taken.load(Ordering::Relaxed), not_waiting)
-        })
-        .await
-    }
-
-    /// Completes once nothing has happened for a whole `quiet` (no byte
-    /// moved, no request open): checked once a `quiet`, so a busy
-    /// connection pays one timer a `quiet`, not one a request.
-    async fn parkable(&self, quiet: Duration) {
-        let sample = || {
-            (
-                self.moved.load(Ordering::Relaxed),
-                self.in_flight.load(Ordering::Relaxed) != 0,
-            )
-        };
-        let mut seen = sample().0;
-        loop {
-            tokio::time::sleep(quiet).await;
-            let (now, busy) = sample();
-            if now == seen && !busy {
-                return;
-            }
-            seen = now;
+    /// The counters the connection's timer checks.
+    fn sample(&self) -> Sample {
+        Sample {
+            requests: self.requests.load(Ordering::Relaxed),
+            in_flight: self.in_flight.load(Ordering::Relaxed) != 0,
+            taken: self.taken.load(Ordering::Relaxed),
+            sending: self.sending.load(Ordering::Relaxed) != 0,
+            moved: self.moved.load(Ordering::Relaxed),
         }
     }
 

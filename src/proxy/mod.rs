@@ -13,6 +13,7 @@ pub mod admission;
 pub mod blocked;
 pub mod body;
 pub mod conn_table;
+pub mod conn_watch;
 pub mod console_health;
 pub mod diagnosis;
 pub mod dns;
