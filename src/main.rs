@@ -341,6 +341,7 @@ struct ExplainArgs {
 }
 
 fn main() -> ExitCode {
+    netwarden::proxy::memory::tune();
     let cli = Cli::parse();
     if let Err(e) = netwarden::clock::init() {
         eprintln!("error: {e}");

@@ -21,6 +21,7 @@ pub mod expiry;
 pub mod feeds;
 pub mod forward;
 pub mod listener;
+pub mod memory;
 pub mod pages;
 pub mod pool;
 pub mod proxy_protocol;
@@ -719,6 +720,7 @@ fn start_workers(
                 }));
                 // Drives this thread's connections until told to stop.
                 rt.block_on(async move {
+                    let _giveback = tokio::spawn(memory::give_back());
                     while !*stop.borrow() {
                         if stop.changed().await.is_err() {
                             break;
