@@ -16,7 +16,7 @@ use http::header::{self, HeaderValue};
 use http::{Request, Uri};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use netwarden::proxy::pool::Pool;
 
@@ -80,8 +80,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 let mut builder = auto::Builder::new(TokioExecutor::new());
                 builder
                     .http1()
-                    .timer(TokioTimer::new())
-                    .header_read_timeout(Duration::from_secs(10))
+                    // As netwarden's: no head timer of hyper's (netwarden
+                    // holds heads to its own deadlines; see listener.rs).
+                    .header_read_timeout(None)
                     .keep_alive(true);
                 let service = service_fn(move |req: Request<Incoming>| {
                     let pool = pool.clone();

@@ -126,6 +126,22 @@ impl<'a> Line<'a> {
         self.out.push_str(json);
     }
 
+    /// JSON text this line's writer wrote before (a run kept by
+    /// [`Self::since`]), copied as it is.
+    pub fn fixed_text(&mut self, json: &str) {
+        self.out.push_str(json);
+    }
+
+    /// Where the line is now, for [`Self::since`].
+    pub fn mark(&self) -> usize {
+        self.out.len()
+    }
+
+    /// What was written since `mark`.
+    pub fn since(&self, mark: usize) -> &str {
+        self.out.get(mark..).unwrap_or("")
+    }
+
     /// A text value after its key as [`super::fields::keyed`] writes it
     /// (`,"name":`), escaped: one copy for the key.
     pub fn text(&mut self, key: &str, value: &str) {

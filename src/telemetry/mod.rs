@@ -15,6 +15,7 @@ use std::time::Duration;
 use tracing::Level;
 pub use tracing_subscriber::fmt::writer::BoxMakeWriter;
 
+use crate::engine::facts::Via;
 use crate::engine::{Action, ClientText, Decision};
 use crate::geo::Facts;
 use crate::policy::server::AllowedLogLevel;
@@ -395,16 +396,30 @@ pub fn write_decision(
         l.number(k::STATUS, u64::from(r.status));
         l.word(k::PROTOCOL_VERSION, r.version);
         l.text(k::USER_AGENT, cut(r.user_agent, MAX_USER_AGENT));
-        l.word(k::RULE, d.rule_name());
-        l.word(k::ACTION, d.action.as_str());
-        if d.explanation_is_plain() {
-            l.words(k::REASON, |w| crate::engine::explain_into(d, w));
-        } else {
-            l.display(fields::REASON, reason);
-        }
-        l.word(k::REASON_CODE, d.reason.code());
-        l.word(k::NETWORK, d.network.unwrap_or(""));
-        l.flag(k::LOGIN, d.login);
+        // From `rule` to `login`: the same text for every request a rule
+        // lets in from the same client through the same network (every
+        // request of a keep-alive connection, most of them): kept per
+        // thread, written again only when what it says changes.
+        let repeats = (d.reason == crate::engine::Reason::InAllowedNetwork).then(|| Decided {
+            client: d.client.ip,
+            action: d.action,
+            rule: d.rule_name(),
+            network: d.network.unwrap_or(""),
+            via: d.via,
+            login: d.login,
+        });
+        decided_run(&mut l, repeats.as_ref(), |l| {
+            l.word(k::RULE, d.rule_name());
+            l.word(k::ACTION, d.action.as_str());
+            if d.explanation_is_plain() {
+                l.words(k::REASON, |w| crate::engine::explain_into(d, w));
+            } else {
+                l.display(fields::REASON, reason);
+            }
+            l.word(k::REASON_CODE, d.reason.code());
+            l.word(k::NETWORK, d.network.unwrap_or(""));
+            l.flag(k::LOGIN, d.login);
+        });
         l.millis(k::DURATION_MS, r.duration);
         if let Some(v) = d.via {
             l.word(k::VIA, v.name());
@@ -459,6 +474,89 @@ pub fn write_decision(
             }
         }
         sink.write_line(l.end().as_bytes());
+    });
+}
+
+/// What the decision line's run from `rule` to `login` says of an allowed
+/// request ([`decided_run`]): all of it, compared by value (a reload's
+/// rule at a freed rule's address is not the same rule).
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Decided<'a> {
+    client: Option<std::net::IpAddr>,
+    action: Action,
+    rule: &'a str,
+    network: &'a str,
+    via: Option<Via>,
+    login: bool,
+}
+
+/// [`Decided`], kept.
+type KeptDecided = (
+    Option<std::net::IpAddr>,
+    Action,
+    Box<str>,
+    Box<str>,
+    Option<Via>,
+    bool,
+);
+
+impl Decided<'_> {
+    fn kept(&self) -> KeptDecided {
+        (
+            self.client,
+            self.action,
+            self.rule.into(),
+            self.network.into(),
+            self.via,
+            self.login,
+        )
+    }
+
+    fn is(&self, k: &KeptDecided) -> bool {
+        self.client == k.0
+            && self.action == k.1
+            && self.rule == &*k.2
+            && self.network == &*k.3
+            && self.via == k.4
+            && self.login == k.5
+    }
+}
+
+/// Writes a run of fields with `write`, or, when `key` says it is the run
+/// this thread wrote last, copies that text (it says the same).
+fn decided_run(
+    l: &mut json::Line<'_>,
+    key: Option<&Decided<'_>>,
+    write: impl FnOnce(&mut json::Line<'_>),
+) {
+    std::thread_local! {
+        static KEPT: std::cell::RefCell<Option<(KeptDecided, String)>> =
+            const { std::cell::RefCell::new(None) };
+    }
+    let Some(key) = key else {
+        write(l);
+        return;
+    };
+    let copied = KEPT.with(|kept| match kept.try_borrow() {
+        Ok(kept) => match &*kept {
+            Some((k, text)) if key.is(k) => {
+                l.fixed_text(text);
+                true
+            }
+            _ => false,
+        },
+        Err(_) => false,
+    });
+    if copied {
+        return;
+    }
+    let start = l.mark();
+    write(l);
+    let text = l.since(start).to_owned();
+    KEPT.with(|kept| {
+        if let Ok(mut kept) = kept.try_borrow_mut() {
+            *kept = Some((key.kept(), text));
+        }
     });
 }
 
@@ -544,6 +642,81 @@ mod tests {
                 m
             })
             .collect()
+    }
+
+    /// The run from `rule` to `login` is kept per thread and copied when
+    /// the next allowed request repeats it: every line still says its own
+    /// client, rule and network, however they alternate, and the copy is
+    /// the text the fields would have written.
+    #[test]
+    fn a_kept_run_is_copied_only_when_it_says_the_same() {
+        let policy = crate::policy::load_str(
+            "version: 1\nnetworks:\n  office: [203.0.113.0/24]\n  vpn: [198.51.100.0/24]\nrules:\n  - { name: admin, paths: [/admin], allow_from: [vpn] }\n  - { name: console, allow_from: [office, vpn] }\n",
+            std::path::Path::new("p.yaml"),
+        )
+        .expect("valid")
+        .policy;
+        let headers = http::HeaderMap::new();
+        let decide = |peer: std::net::IpAddr, path: &'static str| {
+            let facts = crate::engine::RequestFacts {
+                client: crate::engine::ClientSource::Peer {
+                    peer,
+                    headers: &headers,
+                },
+                method: "GET",
+                host: Ok(Some("console.test")),
+                path,
+                now: jiff::Timestamp::UNIX_EPOCH,
+                account: crate::engine::AccountFact::Unread,
+                identity: crate::engine::who::IdentityFact::Missing,
+            };
+            crate::engine::decide(policy.ruleset(), &facts)
+        };
+        let office: std::net::IpAddr = "203.0.113.7".parse().expect("ip");
+        let office2: std::net::IpAddr = "203.0.113.8".parse().expect("ip");
+        let vpn: std::net::IpAddr = "198.51.100.7".parse().expect("ip");
+        let asked = [
+            (office, "/x", "console", "office"),
+            (office, "/x", "console", "office"),
+            (office2, "/x", "console", "office"),
+            (vpn, "/x", "console", "vpn"),
+            (vpn, "/admin", "admin", "vpn"),
+            (vpn, "/admin", "admin", "vpn"),
+            (office, "/x", "console", "office"),
+        ];
+        let buf = Buf::default();
+        let (w, guard) = writer::batch_writer(Box::new(buf.clone())).expect("writer");
+        for (peer, path, _, _) in asked {
+            let d = decide(peer, path);
+            let r = RequestLog {
+                request_id: "0123456789abcdef",
+                peer,
+                method: "GET",
+                path,
+                scheme: "http",
+                host: "console.test",
+                version: "1.1",
+                user_agent: "ua",
+                status: 200,
+                duration: Duration::from_micros(1),
+                login_outcome: None,
+                login_account: None,
+                identity: None,
+            };
+            write_decision(&w, &d, &r, None, &d.explanation());
+        }
+        drop(guard);
+        let got = lines(&buf);
+        assert_eq!(got.len(), asked.len());
+        for (line, (peer, _, rule, network)) in got.iter().zip(asked) {
+            assert_eq!(line["rule"], rule);
+            assert_eq!(line["network"], network);
+            assert_eq!(line["action"], "allow");
+            assert_eq!(
+                line["reason"],
+                format!("client {peer} is in network '{network}' allowed by rule '{rule}'")
+            );
+        }
     }
 
     /// The direct `decision` line and the `tracing` one carry the same
