@@ -1464,3 +1464,66 @@ async fn an_idle_keep_alive_connection_is_parked_and_serves_what_comes_next() {
     assert!(matches!(n, Ok(0) | Err(_)), "{n:?}");
     parked(&nw, 0.0).await;
 }
+
+/// Red-team review of issue 29: a connection woken from parking by the
+/// first bytes of a head that never ends held the shutdown for the whole
+/// `drain` (hyper closes at once only a connection whose last request is
+/// done, and a woken one has none yet). A connection with no request open
+/// closes when the drain starts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_head_after_a_park_does_not_hold_the_shutdown() {
+    use tokio::io::AsyncReadExt;
+    let up = Upstream::start().await;
+    let nw = Netwarden::in_front_of(
+        &policy_with("  shutdown_delay: 0s\n  timeouts: { drain: 20s, idle: 60s }"),
+        &up,
+    );
+    let addr = nw.addr("http");
+    let mut s = connect_from("127.0.0.1", addr).await;
+    s.write_all(b"GET /x HTTP/1.1\r\nHost: console.test\r\n\r\n")
+        .await
+        .expect("send");
+    assert_eq!(answers(&mut s, 1).await, [200]);
+    parked(&nw, 1.0).await;
+    s.write_all(b"GET /x HTTP/1.1\r\nHo").await.expect("send");
+    parked(&nw, 0.0).await;
+    let asked = std::time::Instant::now();
+    nw.signal("TERM");
+    let mut buf = [0u8; 64];
+    let read = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf)).await;
+    assert!(
+        matches!(read, Ok(Ok(0)) | Ok(Err(_))),
+        "still open 5 s into the drain: {read:?}"
+    );
+    assert_eq!(nw.wait_exit(), 0);
+    assert!(
+        asked.elapsed() < Duration::from_secs(10),
+        "exited {:?} after SIGTERM",
+        asked.elapsed()
+    );
+}
+
+/// Red-team review of issue 29: a connection whose request asked for an
+/// upgrade that was not made (the policy allows none, or the console did
+/// not switch) was closed when it would have been parked (hyper hands the
+/// socket to the pending upgrade when its connection ends). It is not
+/// parked, and serves its next request after the park period.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_that_asked_for_an_upgrade_is_kept_not_parked() {
+    let up = Upstream::start().await;
+    let nw = Netwarden::in_front_of(&policy_with("  timeouts: { idle: 30s }"), &up);
+    let addr = nw.addr("http");
+    let mut s = connect_from("127.0.0.1", addr).await;
+    s.write_all(
+        b"GET /x HTTP/1.1\r\nHost: console.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
+    )
+    .await
+    .expect("send");
+    assert_eq!(answers(&mut s, 1).await, [200]);
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(metric(&nw, "netwarden_parked_connections").await, 0.0);
+    s.write_all(b"GET /x HTTP/1.1\r\nHost: console.test\r\n\r\n")
+        .await
+        .expect("send");
+    assert_eq!(answers(&mut s, 1).await, [200]);
+}

@@ -372,6 +372,13 @@ async fn serve<S>(
         let client = client.clone();
         let tunnel = tunnel.clone();
         let guard = InFlight::enter(in_flight.clone());
+        if req
+            .extensions()
+            .get::<hyper::upgrade::OnUpgrade>()
+            .is_some()
+        {
+            in_flight.upgrade_asked.store(true, Ordering::Relaxed);
+        }
         async move {
             let resp = handle(shared, client, conn_info, tunnel, req).await;
             // The request counts as open until its response body is sent.
@@ -440,12 +447,28 @@ async fn serve<S>(
         // it is parked while idle.
         let mut parking = false;
         let res = loop {
-            let may_park = !parking && !draining && matches!(conn, Conn::H1(_));
+            // Not a connection whose request asked for an upgrade: hyper
+            // keeps the upgrade pending (even after an answer other than
+            // 101) and hands the socket to it when its connection ends,
+            // so there would be nothing to park.
+            let may_park = !parking
+                && !draining
+                && matches!(conn, Conn::H1(_))
+                && !activity.upgrade_asked.load(Ordering::Relaxed);
             tokio::select! {
                 biased;
                 res = &mut conn => break res,
                 _ = shutdown.changed(), if !draining => {
                     draining = true;
+                    // An HTTP/1 connection with no request open closes
+                    // now, whatever part of a next head has come: hyper
+                    // closes at once only a connection whose last request
+                    // is done, and one woken from parking has none yet
+                    // (red-team review: a stalled head held the shutdown
+                    // for the whole drain).
+                    if matches!(conn, Conn::H1(_)) && activity.in_flight.load(Ordering::Relaxed) == 0 {
+                        return;
+                    }
                     conn.graceful_shutdown();
                 }
                 _ = l.table.pressure() => {
@@ -458,6 +481,10 @@ async fn serve<S>(
                     }
                 }
                 fired = watch.fired(sample, may_park) => match fired {
+                    // `may_park` was read when this wait began: a request
+                    // that asked for an upgrade may have come since (the
+                    // next wait does not park).
+                    Fired::Parkable if activity.upgrade_asked.load(Ordering::Relaxed) => {}
                     // Idle between requests: hyper's buffers and state go,
                     // the socket stays (nginx frees its buffers the same
                     // way).
@@ -918,6 +945,9 @@ pub(super) struct Activity {
     /// Set while an idle HTTP/1 connection is being parked: hyper's
     /// shutdown of its connection then leaves the socket open.
     parking: std::sync::atomic::AtomicBool,
+    /// A request on this connection asked for an upgrade: it is never
+    /// parked (see `serve`).
+    upgrade_asked: std::sync::atomic::AtomicBool,
 }
 
 /// How finely the idle timeout is checked: it fires between `idle` and
