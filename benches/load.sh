@@ -53,9 +53,10 @@
 #              -m$H2_STREAMS -D$DURATION (10 connections, 100 streams each).
 #              netwarden's per-address limits would queue 1000 concurrent
 #              streams from one address: the policy raises
-#              upstream_requests_per_address to H2_CONNS*H2_STREAMS and
-#              upstream_connections to that per worker, and nginx keeps as
-#              many idle upstream connections per worker; both allow
+#              upstream_requests_per_address to H2_CONNS*H2_STREAMS,
+#              upstream_connections and upstream_keepalive to that per
+#              worker, and nginx keeps as many idle upstream connections
+#              per worker; both allow
 #              H2_STREAMS streams per connection. h2load gives min, max,
 #              mean and sd of the request time (no percentiles): the table
 #              shows mean, sd and max.
@@ -179,14 +180,15 @@ if [ "$MODE" = h2 ]; then
   # Every stream may be at the upstream at once, in either guard: one
   # address's requests (netwarden's per-address limit), each worker's
   # upstream connections (netwarden: its share of upstream_connections;
-  # nginx: its idle keep-alive connections).
+  # nginx: its idle keep-alive connections), and the idle ones each keeps
+  # (netwarden: upstream_keepalive, in total; nginx: keepalive, a worker).
   streams=$((H2_CONNS * H2_STREAMS))
   per_address=$((streams > 128 ? streams : 128))
   upstream_connections=$(($(nproc) * streams))
   upstream_connections=$((upstream_connections > 1024 ? upstream_connections : 1024))
   keepalive=$streams
   server_section="server:
-  limits: { upstream_requests_per_address: $per_address, upstream_connections: $upstream_connections, max_streams: $H2_STREAMS }"
+  limits: { upstream_requests_per_address: $per_address, upstream_connections: $upstream_connections, upstream_keepalive: $((keepalive * $(nproc))), max_streams: $H2_STREAMS }"
 fi
 NW_URL=$scheme://$NW
 NGINX_URL=$scheme://$NGINX
@@ -511,5 +513,5 @@ case "$MODE" in
       echo "handshakes: each request is a new TCP connection and a full TLS handshake (curl --no-sessionid offers no session to resume)"
     fi ;;
   h2)
-    echo "HTTP/2: $H2_CONNS connections x $H2_STREAMS streams from 127.0.0.1: netwarden's limits raised in this benchmark's policy (upstream_requests_per_address $per_address instead of 128, upstream_connections $upstream_connections instead of 1024, max_streams $H2_STREAMS) and nginx's upstream keepalive raised to $keepalive a worker (64 in the other modes), http2_max_concurrent_streams $H2_STREAMS, so that neither guard queues or refuses the $streams concurrent streams; request times are h2load's mean, sd and max (it prints no percentiles)" ;;
+    echo "HTTP/2: $H2_CONNS connections x $H2_STREAMS streams from 127.0.0.1: netwarden's limits raised in this benchmark's policy (upstream_requests_per_address $per_address instead of 128, upstream_connections $upstream_connections instead of 1024, upstream_keepalive $((keepalive * $(nproc))) instead of 128, max_streams $H2_STREAMS) and nginx's upstream keepalive raised to $keepalive a worker (64 in the other modes), http2_max_concurrent_streams $H2_STREAMS, so that neither guard queues or refuses the $streams concurrent streams; request times are h2load's mean, sd and max (it prints no percentiles)" ;;
 esac
