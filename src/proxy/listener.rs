@@ -422,9 +422,7 @@ async fn serve<S>(
             },
             _ = shutdown.changed(), if !draining => return,
             _ = l.table.pressure() => {
-                if l.table.take_eviction(slot_key) {
-                    l.shared.metrics.connections_evicted.inc();
-                    tracing::debug!(event = "connection_evicted", network.peer.address = %peer.ip());
+                if evicted(l, slot_key, peer) {
                     return;
                 }
             }
@@ -472,11 +470,7 @@ async fn serve<S>(
                     conn.graceful_shutdown();
                 }
                 _ = l.table.pressure() => {
-                    if activity.in_flight.load(Ordering::Relaxed) == 0
-                        && l.table.take_eviction(slot_key)
-                    {
-                        l.shared.metrics.connections_evicted.inc();
-                        tracing::debug!(event = "connection_evicted", network.peer.address = %peer.ip());
+                    if activity.in_flight.load(Ordering::Relaxed) == 0 && evicted(l, slot_key, peer) {
                         return;
                     }
                 }
@@ -530,9 +524,7 @@ async fn serve<S>(
                     r = io.wait_for_byte() => break r,
                     _ = shutdown.changed(), if !draining => return,
                     _ = l.table.pressure() => {
-                        if l.table.take_eviction(slot_key) {
-                            l.shared.metrics.connections_evicted.inc();
-                            tracing::debug!(event = "connection_evicted", network.peer.address = %peer.ip());
+                        if evicted(l, slot_key, peer) {
                             return;
                         }
                     }
@@ -611,6 +603,17 @@ where
             Conn::H2(c) => c.as_mut().poll(cx),
         }
     }
+}
+
+/// Whether this idle connection is one the full table asks to close
+/// (counted and said if so).
+fn evicted(l: &Listening, key: Option<super::conn_table::AddrKey>, peer: SocketAddr) -> bool {
+    if !l.table.take_eviction(key) {
+        return false;
+    }
+    l.shared.metrics.connections_evicted.inc();
+    tracing::debug!(event = "connection_evicted", network.peer.address = %peer.ip());
+    true
 }
 
 /// What the connection's timer found, said and counted; the connection
