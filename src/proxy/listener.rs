@@ -20,7 +20,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 
 use super::conn_watch::{Checks, Fired, Sample, Watch};
 use super::forward::UpstreamClient;
-use super::proxy_protocol;
+use super::proxy_protocol::{self, Replay};
 use super::service::{ConnInfo, Shared, handle};
 use crate::engine::client::canonical;
 use crate::policy::server::{Limits, Timeouts};
@@ -255,7 +255,7 @@ async fn connection(
     drop(policy);
     let slot = Arc::new(slot);
     // Bytes read past the PROXY header are the start of the connection.
-    let stream = proxy_protocol::Prefixed::new(prefix, stream);
+    let stream = Replay::new(bytes::Bytes::from(prefix), stream);
     let activity = Arc::new(Activity::default());
     match l.tls.as_ref().map(|t| t.acceptor()) {
         None => {
@@ -409,7 +409,7 @@ async fn serve<S>(
     ));
     // HTTP/2 or HTTP/1, as hyper-util's auto builder tells them: by the
     // preface (read under the same watch as a request head).
-    let mut io = Replay::new(io);
+    let mut io = Replay::new(bytes::Bytes::new(), io);
     let h2_preface = loop {
         tokio::select! {
             biased;
@@ -706,102 +706,6 @@ async fn sniff_h2<S: AsyncRead + Unpin>(io: &mut Replay<S>) -> std::io::Result<b
     };
     io.put_back(bytes::Bytes::copy_from_slice(&buf[..filled]));
     Ok(h2)
-}
-
-/// A stream with bytes already read from it put back in front: the bytes
-/// read to tell HTTP/2 from HTTP/1, or those hyper had read when an idle
-/// connection was parked.
-pub(super) struct Replay<S> {
-    head: bytes::Bytes,
-    inner: S,
-}
-
-impl<S> Replay<S> {
-    fn new(inner: S) -> Self {
-        Replay {
-            head: bytes::Bytes::new(),
-            inner,
-        }
-    }
-
-    fn is_empty(&self) -> bool {
-        self.head.is_empty()
-    }
-
-    /// Puts `bytes` in front of what is left to replay.
-    fn put_back(&mut self, bytes: bytes::Bytes) {
-        if bytes.is_empty() {
-            return;
-        }
-        self.head = if self.head.is_empty() {
-            bytes
-        } else {
-            let mut both = bytes::BytesMut::with_capacity(bytes.len() + self.head.len());
-            both.extend_from_slice(&bytes);
-            both.extend_from_slice(&self.head);
-            both.freeze()
-        };
-    }
-}
-
-impl<S: AsyncRead + Unpin> Replay<S> {
-    /// Waits for the client's next byte and keeps it to replay: `false`
-    /// when the client closed the connection.
-    async fn wait_for_byte(&mut self) -> std::io::Result<bool> {
-        use tokio::io::AsyncReadExt as _;
-        let mut one = [0u8; 1];
-        let n = self.inner.read(&mut one).await?;
-        if n == 1 {
-            self.put_back(bytes::Bytes::copy_from_slice(&one));
-        }
-        Ok(n == 1)
-    }
-}
-
-impl<S: AsyncRead + Unpin> AsyncRead for Replay<S> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        if !self.head.is_empty() {
-            let n = self.head.len().min(buf.remaining());
-            let chunk = self.head.split_to(n);
-            buf.put_slice(&chunk);
-            return Poll::Ready(Ok(()));
-        }
-        Pin::new(&mut self.inner).poll_read(cx, buf)
-    }
-}
-
-impl<S: AsyncWrite + Unpin> AsyncWrite for Replay<S> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        data: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, data)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[std::io::IoSlice<'_>],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
 }
 
 /// HTTP/2 flow-control windows for clients' bodies: memory per connection

@@ -103,7 +103,7 @@ pub enum Source {
 /// Reads the PROXY header, if any. `trusted`: whether the TCP peer is a
 /// trusted proxy. Returns who the connection is from, and the bytes read
 /// past the header (the start of the TLS handshake or
-/// the request), which the connection must see first ([`Prefixed`]).
+/// the request), which the connection must see first ([`Replay`]).
 ///
 /// Every read waits for the socket to be readable: a peer that sends part
 /// of a signature and stops costs nothing until it sends more or the
@@ -175,46 +175,70 @@ pub async fn read<S: AsyncRead + Unpin>(
     Ok((source, rest))
 }
 
-/// A stream whose first bytes were already read (past a PROXY header):
-/// they are read again first, then the stream itself.
-pub struct Prefixed<S> {
-    prefix: Vec<u8>,
-    at: usize,
-    inner: S,
+/// A stream with bytes already read from it put back in front: the bytes
+/// read past a PROXY header, those read to tell HTTP/2 from HTTP/1, or
+/// those hyper had read when an idle connection was parked.
+pub struct Replay<S> {
+    head: bytes::Bytes,
+    pub(super) inner: S,
 }
 
-impl<S> Prefixed<S> {
-    pub fn new(prefix: Vec<u8>, inner: S) -> Self {
-        Self {
-            prefix,
-            at: 0,
-            inner,
+impl<S> Replay<S> {
+    pub fn new(head: bytes::Bytes, inner: S) -> Self {
+        Replay { head, inner }
+    }
+
+    pub(super) fn is_empty(&self) -> bool {
+        self.head.is_empty()
+    }
+
+    /// Puts `bytes` in front of what is left to replay.
+    pub(super) fn put_back(&mut self, bytes: bytes::Bytes) {
+        if bytes.is_empty() {
+            return;
         }
+        self.head = if self.head.is_empty() {
+            bytes
+        } else {
+            let mut both = bytes::BytesMut::with_capacity(bytes.len() + self.head.len());
+            both.extend_from_slice(&bytes);
+            both.extend_from_slice(&self.head);
+            both.freeze()
+        };
     }
 }
 
-impl<S: AsyncRead + Unpin> AsyncRead for Prefixed<S> {
+impl<S: AsyncRead + Unpin> Replay<S> {
+    /// Waits for the client's next byte and keeps it to replay: `false`
+    /// when the client closed the connection.
+    pub(super) async fn wait_for_byte(&mut self) -> std::io::Result<bool> {
+        use tokio::io::AsyncReadExt as _;
+        let mut one = [0u8; 1];
+        let n = self.inner.read(&mut one).await?;
+        if n == 1 {
+            self.put_back(bytes::Bytes::copy_from_slice(&one));
+        }
+        Ok(n == 1)
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Replay<S> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-        out: &mut ReadBuf<'_>,
+        buf: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
-        let this = &mut *self;
-        if this.at < this.prefix.len() {
-            let n = (this.prefix.len() - this.at).min(out.remaining());
-            out.put_slice(&this.prefix[this.at..this.at + n]);
-            this.at += n;
-            if this.at == this.prefix.len() {
-                this.prefix = Vec::new();
-                this.at = 0;
-            }
+        if !self.head.is_empty() {
+            let n = self.head.len().min(buf.remaining());
+            let chunk = self.head.split_to(n);
+            buf.put_slice(&chunk);
             return Poll::Ready(Ok(()));
         }
-        Pin::new(&mut this.inner).poll_read(cx, out)
+        Pin::new(&mut self.inner).poll_read(cx, buf)
     }
 }
 
-impl<S: AsyncWrite + Unpin> AsyncWrite for Prefixed<S> {
+impl<S: AsyncWrite + Unpin> AsyncWrite for Replay<S> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -247,6 +271,38 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Prefixed<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What was put back is read first, in order, then the stream; an
+    /// emptied head lets go of the buffer it was cut from.
+    #[tokio::test]
+    async fn a_replay_reads_what_was_put_back_first() {
+        let (mut client, server) = tokio::io::duplex(64);
+        tokio::io::AsyncWriteExt::write_all(&mut client, b"!rest")
+            .await
+            .expect("write");
+        let mut r = Replay::new(bytes::Bytes::from_static(b"AB"), server);
+        r.put_back(bytes::Bytes::from_static(b"C"));
+        let mut got = [0u8; 3];
+        r.read_exact(&mut got).await.expect("read");
+        assert_eq!(&got, b"CAB");
+        assert!(r.is_empty());
+        // A slice of a larger buffer (hyper's), read whole.
+        let whole = bytes::Bytes::from(b"..........D".to_vec());
+        r.put_back(whole.slice(10..));
+        assert!(!whole.is_unique());
+        let mut one = [0u8; 1];
+        r.read_exact(&mut one).await.expect("read");
+        assert_eq!(&one, b"D");
+        // `split_to` of the whole leaves nothing holding it (hyper's read
+        // buffer, when a parked connection's bytes were put back).
+        assert!(whole.is_unique(), "the emptied head still holds the buffer");
+        assert!(r.wait_for_byte().await.expect("a byte"));
+        let mut rest = [0u8; 5];
+        r.read_exact(&mut rest).await.expect("read");
+        assert_eq!(&rest, b"!rest");
+        drop(client);
+        assert!(!r.wait_for_byte().await.expect("closed"));
+    }
 
     #[test]
     fn v1_tcp4_tcp6_and_unknown() {
