@@ -70,10 +70,15 @@ async fn raw_upstream(close_idle: Option<Duration>) -> (String, Arc<AtomicUsize>
 }
 
 fn start(upstream: &str) -> Netwarden {
+    start_with(upstream, "")
+}
+
+/// With `more` (a `server:` section) after the policy.
+fn start_with(upstream: &str, more: &str) -> Netwarden {
     // One worker thread, so that every request uses the same pool.
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("policy.yaml");
-    std::fs::write(&path, POLICY).expect("write policy");
+    std::fs::write(&path, format!("{POLICY}{more}")).expect("write policy");
     Netwarden::start_env(
         &path,
         &["--listen", "127.0.0.1:0", "--upstream", upstream],
@@ -162,19 +167,7 @@ async fn burst_of_ten(addr: std::net::SocketAddr) {
 #[tokio::test]
 async fn a_bursts_idle_upstream_connections_are_closed_after_the_idle_timeout() {
     let (url, open) = slow_counting_upstream().await;
-    let dir = tempfile::tempdir().expect("temp dir");
-    let path = dir.path().join("policy.yaml");
-    std::fs::write(
-        &path,
-        format!("{POLICY}server:\n  timeouts: {{ upstream_idle: 1s }}\n"),
-    )
-    .expect("write policy");
-    let nw = Netwarden::start_env(
-        &path,
-        &["--listen", "127.0.0.1:0", "--upstream", &url],
-        &[("NETWARDEN_WORKERS", "1")],
-        dir,
-    );
+    let nw = start_with(&url, "server:\n  timeouts: { upstream_idle: 1s }\n");
     let addr = nw.addr("http");
     // A burst of ten at once needs ten upstream connections.
     burst_of_ten(addr).await;
@@ -199,19 +192,7 @@ async fn a_bursts_idle_upstream_connections_are_closed_after_the_idle_timeout() 
 #[tokio::test]
 async fn a_burst_keeps_only_upstream_keepalive_idle_connections() {
     let (url, open) = slow_counting_upstream().await;
-    let dir = tempfile::tempdir().expect("temp dir");
-    let path = dir.path().join("policy.yaml");
-    std::fs::write(
-        &path,
-        format!("{POLICY}server:\n  limits: {{ upstream_keepalive: 3 }}\n"),
-    )
-    .expect("write policy");
-    let nw = Netwarden::start_env(
-        &path,
-        &["--listen", "127.0.0.1:0", "--upstream", &url],
-        &[("NETWARDEN_WORKERS", "1")],
-        dir,
-    );
+    let nw = start_with(&url, "server:\n  limits: { upstream_keepalive: 3 }\n");
     let addr = nw.addr("http");
     burst_of_ten(addr).await;
     // Seven are closed at once; three stay for the next requests (the
