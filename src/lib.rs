@@ -43,7 +43,7 @@
 //! file an operator names (policy, network lists, template, certificates,
 //! GeoIP databases) is read through [`files`]: regular files only, bounded.
 //! Imports point down this list and never back (`tests/architecture.rs`):
-//! [`addr`], [`names`], [`files`], [`outbound`] and [`tls`] are the leaves that the
+//! [`addr`], [`files`], [`outbound`] and [`tls`] are the leaves that the
 //! engine, alerts and the proxy share.
 
 pub mod addr;
@@ -58,7 +58,6 @@ pub mod geo;
 pub mod identity;
 pub mod lists;
 pub mod lockout;
-pub mod names;
 pub mod ops;
 pub mod outbound;
 pub mod policy;

@@ -8,7 +8,6 @@ use std::path::Path;
 /// Lowest first. A module may use the ones before it.
 const LAYERS: &[&str] = &[
     "addr",
-    "names",
     "files",
     "outbound",
     "tls",

@@ -222,84 +222,80 @@ fn is_protected(name: &[u8]) -> bool {
 /// ([`set_forwarding_headers`]), these are removed. `client_ip.strip_headers`
 /// adds more; docs/security.md lists them with the frameworks that read them.
 fn is_client_header(name: &str) -> bool {
-    static SET: std::sync::LazyLock<crate::names::NameSet> =
-        std::sync::LazyLock::new(|| crate::names::NameSet::new(CLIENT_HEADERS, &[]));
-    SET.contains(name)
+    matches!(
+        name,
+        // Written by netwarden from the decision.
+        "x-forwarded-for"
+            | "x-real-ip"
+            | "forwarded"
+            | "x-forwarded-proto"
+            | "x-forwarded-host"
+            // CDNs' and load balancers' client-address headers.
+            | "true-client-ip"
+            | "cf-connecting-ip"
+            | "fastly-client-ip"
+            | "akamai-client-ip"
+            | "x-client-ip"
+            | "x-cluster-client-ip"
+            | "x-envoy-external-address"
+            | "x-originating-ip"
+            | "x-remote-ip"
+            | "x-remote-addr"
+            | "x-proxyuser-ip"
+            | "x-original-forwarded-for"
+            | "forwarded-for"
+            | "x-forwarded"
+            | "client-ip"
+            // CDNs' and platforms' own (fourth red-team review of issue 26).
+            | "fly-client-ip"
+            | "x-azure-clientip"
+            | "x-azure-socketip"
+            | "cf-connecting-ipv6"
+            | "cdn-src-ip"
+            | "ali-cdn-real-ip"
+            | "x-vercel-forwarded-for"
+            | "x-original-remote-addr"
+            // Tornado's xheaders, Jupyter's trust_xheaders, and gunicorn
+            // read these (issue 22: X-Scheme made a plain-HTTP request
+            // HTTPS to Jupyter); npm's request-ip and Tomcat's
+            // RemoteIpValve the rest.
+            | "cluster-client-ip"
+            | "do-connecting-ip"
+            | "x-appengine-user-ip"
+            | "x-forwarded-by"
+            | "x-original-for"
+            | "x-forwarded-client-cert"
+            // What the request looked like before a proxy: scheme, port,
+            // host, URL and method overrides that frameworks believe.
+            | "x-forwarded-port"
+            | "x-forwarded-server"
+            | "x-forwarded-scheme"
+            | "x-forwarded-protocol"
+            | "x-scheme"
+            | "x-forwarded-ssl"
+            | "x-arr-ssl"
+            | "x-original-proto"
+            | "x-url-scheme"
+            | "front-end-https"
+            | "x-original-host"
+            | "x-host"
+            | "x-original-url"
+            | "x-rewrite-url"
+            | "x-original-uri"
+            | "x-forwarded-uri"
+            | "x-forwarded-prefix"
+            | "x-original-prefix"
+            // pgAdmin strips X-Script-Name from the path it routes, from
+            // any client; gunicorn takes SCRIPT_NAME and PATH_INFO from a
+            // trusted peer (netwarden, on localhost).
+            | "x-script-name"
+            | "script-name"
+            | "path-info"
+            | "x-http-method-override"
+            | "x-http-method"
+            | "x-method-override"
+    )
 }
-
-/// The names [`is_client_header`] finds.
-const CLIENT_HEADERS: &[&str] = &[
-    // Written by netwarden from the decision.
-    "x-forwarded-for",
-    "x-real-ip",
-    "forwarded",
-    "x-forwarded-proto",
-    "x-forwarded-host",
-    // CDNs' and load balancers' client-address headers.
-    "true-client-ip",
-    "cf-connecting-ip",
-    "fastly-client-ip",
-    "akamai-client-ip",
-    "x-client-ip",
-    "x-cluster-client-ip",
-    "x-envoy-external-address",
-    "x-originating-ip",
-    "x-remote-ip",
-    "x-remote-addr",
-    "x-proxyuser-ip",
-    "x-original-forwarded-for",
-    "forwarded-for",
-    "x-forwarded",
-    "client-ip",
-    // CDNs' and platforms' own (fourth red-team review of issue 26).
-    "fly-client-ip",
-    "x-azure-clientip",
-    "x-azure-socketip",
-    "cf-connecting-ipv6",
-    "cdn-src-ip",
-    "ali-cdn-real-ip",
-    "x-vercel-forwarded-for",
-    "x-original-remote-addr",
-    // Tornado's xheaders, Jupyter's trust_xheaders, and gunicorn
-    // read these (issue 22: X-Scheme made a plain-HTTP request
-    // HTTPS to Jupyter); npm's request-ip and Tomcat's
-    // RemoteIpValve the rest.
-    "cluster-client-ip",
-    "do-connecting-ip",
-    "x-appengine-user-ip",
-    "x-forwarded-by",
-    "x-original-for",
-    "x-forwarded-client-cert",
-    // What the request looked like before a proxy: scheme, port,
-    // host, URL and method overrides that frameworks believe.
-    "x-forwarded-port",
-    "x-forwarded-server",
-    "x-forwarded-scheme",
-    "x-forwarded-protocol",
-    "x-scheme",
-    "x-forwarded-ssl",
-    "x-arr-ssl",
-    "x-original-proto",
-    "x-url-scheme",
-    "front-end-https",
-    "x-original-host",
-    "x-host",
-    "x-original-url",
-    "x-rewrite-url",
-    "x-original-uri",
-    "x-forwarded-uri",
-    "x-forwarded-prefix",
-    "x-original-prefix",
-    // pgAdmin strips X-Script-Name from the path it routes, from
-    // any client; gunicorn takes SCRIPT_NAME and PATH_INFO from a
-    // trusted peer (netwarden, on localhost).
-    "x-script-name",
-    "script-name",
-    "path-info",
-    "x-http-method-override",
-    "x-http-method",
-    "x-method-override",
-];
 
 /// The value of `Upgrade` to forward when the request asks for a protocol
 /// upgrade (HTTP/1.1 `Connection: upgrade` + `Upgrade: …`): only the
