@@ -53,6 +53,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 1024,
                 // netwarden's default `limits.upstream_keepalive` share.
                 64,
+                // A gauge nobody reads (netwarden's is in its metrics).
+                Default::default(),
             ));
             tx.send((rt.handle().clone(), pool)).expect("main thread");
             rt.block_on(std::future::pending::<()>());

@@ -213,3 +213,69 @@ async fn a_burst_keeps_only_upstream_keepalive_idle_connections() {
     }
     assert_eq!(open.load(Ordering::SeqCst), 3, "the kept ones were reused");
 }
+
+async fn upstream_parked(nw: &Netwarden) -> f64 {
+    let r = get("127.0.0.1", nw.addr("admin"), "/metrics", &[]).await;
+    support::proxy::parse_metrics(&r.body)
+        .get("netwarden_upstream_parked_connections")
+        .copied()
+        .unwrap_or(0.0)
+}
+
+/// Waits (bounded) until `netwarden_upstream_parked_connections` is `want`.
+async fn wait_upstream_parked(nw: &Netwarden, want: f64) {
+    for _ in 0..60 {
+        if upstream_parked(nw).await == want {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!(
+        "parked upstream connections: {} (wanted {want})",
+        upstream_parked(nw).await
+    );
+}
+
+/// Issue 29: an idle upstream connection is parked after a second (hyper's
+/// connection and buffers dropped, the socket kept), and the next request
+/// goes on that same socket.
+#[tokio::test]
+async fn an_idle_upstream_connection_is_parked_and_taken_again() {
+    let (url, accepted) = raw_upstream(None).await;
+    let nw = start(&url);
+    let addr = nw.addr("http");
+    assert_eq!(get("127.0.0.1", addr, "/orders", &[]).await.status, 200);
+    wait_upstream_parked(&nw, 1.0).await;
+    for path in ["/orders", "/empty", "/orders"] {
+        let status = get("127.0.0.1", addr, path, &[]).await.status;
+        assert!(status == 200 || status == 204, "{path}: {status}");
+    }
+    assert_eq!(
+        accepted.load(Ordering::SeqCst),
+        1,
+        "the parked socket was reused"
+    );
+    // Back in use, and in the pool as a running connection again.
+    assert_eq!(upstream_parked(&nw).await, 0.0);
+    // Parked again after the next quiet second.
+    wait_upstream_parked(&nw, 1.0).await;
+    assert_eq!(get("127.0.0.1", addr, "/orders", &[]).await.status, 200);
+    assert_eq!(accepted.load(Ordering::SeqCst), 1);
+}
+
+/// Issue 29: a parked connection the upstream closes (its keep-alive
+/// timeout) is noticed by the sweep and dropped, and the next request goes
+/// on a new connection rather than fail.
+#[tokio::test]
+async fn a_parked_connection_the_upstream_closed_is_dropped_not_used() {
+    let (url, accepted) = raw_upstream(Some(Duration::from_millis(2500))).await;
+    let nw = start(&url);
+    let addr = nw.addr("http");
+    assert_eq!(get("127.0.0.1", addr, "/orders", &[]).await.status, 200);
+    wait_upstream_parked(&nw, 1.0).await;
+    // The upstream closes it 2.5 s after the answer; the sweep (each
+    // second) sees that and lets it go.
+    wait_upstream_parked(&nw, 0.0).await;
+    assert_eq!(get("127.0.0.1", addr, "/orders", &[]).await.status, 200);
+    assert_eq!(accepted.load(Ordering::SeqCst), 2);
+}

@@ -71,6 +71,7 @@ impl UpstreamClient {
         timeouts: &Timeouts,
         max_connections: usize,
         max_idle: usize,
+        parked: prometheus_client::metrics::gauge::Gauge,
     ) -> Self {
         let connect_timeout = timeouts.upstream_connect;
         if upstream.h2c {
@@ -95,6 +96,7 @@ impl UpstreamClient {
                 timeouts.upstream_idle,
                 max_connections,
                 max_idle,
+                parked,
             )))
         }
     }

@@ -455,6 +455,7 @@ pub async fn serve(policy: Policy, o: Overrides) -> Result<(), ServeError> {
         settings.timeouts,
         settings.limits.upstream_connections,
         settings.limits.upstream_keepalive,
+        &metrics.upstream_parked_connections,
     )?;
     let shared = Arc::new(service::Shared {
         policy: ArcSwap::from_pointee(policy),
@@ -681,6 +682,7 @@ fn start_workers(
     timeouts: crate::policy::server::Timeouts,
     upstream_connections: usize,
     upstream_keepalive: usize,
+    parked: &prometheus_client::metrics::gauge::Gauge,
 ) -> Result<(Arc<[listener::Worker]>, watch::Sender<bool>), ServeError> {
     let n = workers
         .filter(|&n| n > 0)
@@ -692,6 +694,7 @@ fn start_workers(
         let idle_per_worker = worker_share(upstream_keepalive, n, i);
         let (tx, rx) = std::sync::mpsc::channel();
         let tls = tls.clone();
+        let parked = parked.clone();
         let upstream = upstream.clone();
         let mut stop = stop_rx.clone();
         std::thread::Builder::new()
@@ -713,6 +716,7 @@ fn start_workers(
                     &timeouts,
                     per_worker,
                     idle_per_worker,
+                    parked,
                 );
                 let _ = tx.send(Ok(listener::Worker {
                     handle: rt.handle().clone(),

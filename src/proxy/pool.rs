@@ -14,6 +14,15 @@
 //! (`is_closed`), or, in the race where it closes as the request goes out,
 //! hyper hands the unsent request back and it is sent on a new connection.
 //! Requests that may have reached the upstream are never sent twice.
+//!
+//! An idle connection is parked after [`PARK_AFTER`], as the listener parks
+//! its clients' connections: hyper's connection (its read buffer, its
+//! request channel, its task: about 27 KB) is dropped and only the socket
+//! and its slot are kept; the next request starts a hyper connection on the
+//! socket again (no network exchange). A request that asks for an upgrade
+//! goes on a connection of its own, which is never parked or pooled:
+//! hyper hands an upgraded socket only to a connection it drives to the
+//! end.
 
 use std::collections::VecDeque;
 use std::pin::Pin;
@@ -51,10 +60,41 @@ impl PoolError {
     }
 }
 
+/// An idle connection to the upstream, kept for the next request.
 struct Idle {
-    tx: SendRequest<RequestBody>,
+    kept: Kept,
+    /// When its last answer ended (a parked connection keeps it).
     since: Instant,
 }
+
+enum Kept {
+    /// hyper's connection, running.
+    Live(Lent),
+    /// The socket alone.
+    Parked(Parked),
+}
+
+/// A parked connection: its socket and its slot, counted in
+/// `netwarden_upstream_parked_connections` while it is kept.
+struct Parked {
+    stream: TcpStream,
+    permit: OwnedSemaphorePermit,
+    _counted: super::listener::OpenConnection,
+}
+
+/// A running connection's sender, and how to ask its task to hand the
+/// socket back for parking rather than close it.
+struct Lent {
+    tx: SendRequest<RequestBody>,
+    /// Set (to when the connection fell idle) before `tx` is dropped to
+    /// park the connection.
+    park: Arc<std::sync::OnceLock<Instant>>,
+}
+
+/// How long an upstream connection is idle before it is parked: as the
+/// listener's (a second: under load a connection is never that quiet, so
+/// parking costs nothing there).
+const PARK_AFTER: Duration = super::listener::PARK_AFTER;
 
 /// A bound on requests open at once to a console whose connections
 /// someone else pools (hyper-util's client, for `https://`): a request
@@ -101,6 +141,8 @@ pub struct Pool {
     freed: Arc<Notify>,
     /// Whether a sweeper task is running (only while connections are idle).
     sweeping: AtomicBool,
+    /// `netwarden_upstream_parked_connections`.
+    parked: prometheus_client::metrics::gauge::Gauge,
 }
 
 impl Pool {
@@ -110,8 +152,10 @@ impl Pool {
         idle_timeout: Duration,
         max_connections: usize,
         max_idle: usize,
+        parked: prometheus_client::metrics::gauge::Gauge,
     ) -> Self {
         Self {
+            parked,
             max_idle,
             authority,
             connect_timeout,
@@ -123,8 +167,9 @@ impl Pool {
         }
     }
 
-    /// Closes idle connections once they pass the idle timeout, so that a
-    /// burst's connections do not linger until the next request. Runs on
+    /// Closes idle connections once they pass the idle timeout or the
+    /// upstream closes them, and parks those idle for [`PARK_AFTER`], so
+    /// that a burst's connections do not linger with their buffers. Runs on
     /// the worker's runtime while any connection is idle, and stops (no
     /// timer at all) when none is.
     fn sweep_later(self: &Arc<Self>) {
@@ -137,25 +182,52 @@ impl Pool {
             return;
         }
         let pool = Arc::downgrade(self);
-        let step = (self.idle_timeout / 4).max(Duration::from_millis(50));
+        let step = (self.idle_timeout / 4).clamp(Duration::from_millis(50), PARK_AFTER);
         rt.spawn(async move {
             loop {
                 tokio::time::sleep(step).await;
                 let Some(pool) = pool.upgrade() else { return };
-                let mut idle = pool.lock();
-                // The oldest are at the front.
-                while idle
-                    .front()
-                    .is_some_and(|i| i.since.elapsed() > pool.idle_timeout || i.tx.is_closed())
-                {
-                    idle.pop_front();
-                }
-                if idle.is_empty() {
+                if !pool.sweep() {
                     pool.sweeping.store(false, Ordering::Release);
                     return;
                 }
             }
         });
+    }
+
+    /// One round of [`sweep_later`](Self::sweep_later); `false` when no
+    /// connection is idle any more. A connection being parked leaves the
+    /// list until its task hands the socket back ([`park`](Self::park)).
+    fn sweep(&self) -> bool {
+        let now = Instant::now();
+        let mut closed = false;
+        let mut idle = self.lock();
+        idle.retain(|i| {
+            let age = now.saturating_duration_since(i.since);
+            let keep = age <= self.idle_timeout
+                && match &i.kept {
+                    Kept::Live(lent) if age >= PARK_AFTER && !lent.tx.is_closed() => {
+                        // Dropping the sender (below) ends hyper's
+                        // connection; its task sees the mark and parks.
+                        let _ = lent.park.set(i.since);
+                        false
+                    }
+                    Kept::Live(lent) => !lent.tx.is_closed(),
+                    Kept::Parked(parked) => {
+                        let open = still_open(&parked.stream);
+                        closed |= !open;
+                        open
+                    }
+                };
+            keep
+        });
+        let any = !idle.is_empty();
+        drop(idle);
+        if closed {
+            // A parked connection's slot is free at once.
+            self.freed.notify_one();
+        }
+        any
     }
 
     fn lock(&self) -> MutexGuard<'_, VecDeque<Idle>> {
@@ -164,30 +236,34 @@ impl Pool {
 
     /// The most recently returned usable connection, dropping the closed
     /// and the expired on the way.
-    fn take_idle(&self) -> Option<SendRequest<RequestBody>> {
+    fn take_idle(&self) -> Option<Checkout> {
         let mut idle = self.lock();
         while let Some(i) = idle.pop_back() {
-            if i.tx.is_closed() {
-                continue;
-            }
             if i.since.elapsed() > self.idle_timeout {
                 // The oldest are at the front: they are all expired too.
                 idle.clear();
                 return None;
             }
-            return Some(i.tx);
+            match i.kept {
+                Kept::Live(lent) if lent.tx.is_closed() => {}
+                Kept::Live(lent) => return Some(Checkout::Idle(lent)),
+                Kept::Parked(parked) if still_open(&parked.stream) => {
+                    return Some(Checkout::Parked(parked));
+                }
+                Kept::Parked(..) => {}
+            }
         }
         None
     }
 
-    fn put_back(self: &Arc<Self>, tx: SendRequest<RequestBody>) {
-        if tx.is_closed() {
+    fn put_back(self: &Arc<Self>, lent: Lent) {
+        if lent.tx.is_closed() {
             return;
         }
         let mut idle = self.lock();
         if idle.len() < self.max_idle {
             idle.push_back(Idle {
-                tx,
+                kept: Kept::Live(lent),
                 since: Instant::now(),
             });
             drop(idle);
@@ -196,9 +272,36 @@ impl Pool {
         }
     }
 
+    /// A parked connection's socket, back from its task: kept in the
+    /// list's order (by `since`), or closed if there is no room for it.
+    fn park(self: &Arc<Self>, stream: TcpStream, permit: OwnedSemaphorePermit, since: Instant) {
+        let mut idle = self.lock();
+        if idle.len() < self.max_idle && since.elapsed() <= self.idle_timeout {
+            let at = idle.partition_point(|i| i.since <= since);
+            idle.insert(
+                at,
+                Idle {
+                    kept: Kept::Parked(Parked {
+                        stream,
+                        permit,
+                        _counted: super::listener::OpenConnection::on(&self.parked),
+                    }),
+                    since,
+                },
+            );
+        } else {
+            drop(permit);
+        }
+        drop(idle);
+        self.freed.notify_one();
+        self.sweep_later();
+    }
+
     /// An idle connection, or a slot for a new one; waits (up to the
-    /// connect timeout) while every connection is busy, then gives up.
-    async fn checkout(&self) -> Result<Checkout, PoolError> {
+    /// connect timeout) while every connection is busy, then gives up. A
+    /// request that asks for an upgrade (`own`) gets a slot for a new
+    /// connection only, and closes an idle one to make room if it must.
+    async fn checkout(&self, own: bool) -> Result<Checkout, PoolError> {
         let deadline = tokio::time::Instant::now() + self.connect_timeout;
         loop {
             // Registered before looking, so that a connection freed
@@ -206,11 +309,19 @@ impl Pool {
             let freed = self.freed.notified();
             tokio::pin!(freed);
             freed.as_mut().enable();
-            if let Some(tx) = self.take_idle() {
-                return Ok(Checkout::Idle(tx));
+            if !own && let Some(idle) = self.take_idle() {
+                return Ok(idle);
             }
             if let Ok(permit) = self.slots.clone().try_acquire_owned() {
                 return Ok(Checkout::New(permit));
+            }
+            if own && let Some(idle) = self.take_idle() {
+                // A parked connection's slot is free now; a running one's
+                // when its task ends (and says so through `freed`).
+                if let Checkout::Parked(..) = idle {
+                    continue;
+                }
+                drop(idle);
             }
             if tokio::time::timeout_at(deadline, freed).await.is_err() {
                 return Err(PoolError::Busy);
@@ -218,28 +329,57 @@ impl Pool {
         }
     }
 
-    async fn connect(
-        &self,
+    /// Starts hyper's connection on `stream` (no network exchange) and runs
+    /// it on this worker's runtime until the sender is dropped, the
+    /// upstream closes it, or (`upgrades`) the tunnel it became ends. A
+    /// connection without upgrades hands its socket back to the pool when
+    /// it is parked.
+    async fn start(
+        self: &Arc<Self>,
+        stream: TcpStream,
         permit: OwnedSemaphorePermit,
-    ) -> Result<SendRequest<RequestBody>, PoolError> {
-        let stream = connect_tcp(&self.authority, self.connect_timeout).await?;
-        let (tx, conn) = http1::Builder::new()
+        upgrades: bool,
+    ) -> Result<Lent, PoolError> {
+        let (tx, mut conn) = http1::Builder::new()
             .handshake(TokioIo::new(stream))
             .await
             .map_err(PoolError::Handshake)?;
-        // The connection runs on this worker's runtime; it ends when the
-        // sender is dropped, the upstream closes it, or it is upgraded and
-        // the tunnel ends.
+        let park = Arc::new(std::sync::OnceLock::new());
         let freed = self.freed.clone();
-        tokio::spawn(async move {
-            if let Err(e) = conn.with_upgrades().await {
-                tracing::debug!(event = "upstream_connection_error", detail = %e);
-            }
-            // The slot is free again (a tunnel's connection ends here too).
-            drop(permit);
-            freed.notify_one();
-        });
-        Ok(tx)
+        if upgrades {
+            tokio::spawn(async move {
+                if let Err(e) = conn.with_upgrades().await {
+                    tracing::debug!(event = "upstream_connection_error", detail = %e);
+                }
+                // The slot is free again (a tunnel's connection ends here).
+                drop(permit);
+                freed.notify_one();
+            });
+        } else {
+            let pool = Arc::downgrade(self);
+            let parking = park.clone();
+            tokio::spawn(async move {
+                match std::future::poll_fn(|cx| conn.poll_without_shutdown(cx)).await {
+                    // The sender was dropped with no request open: to park
+                    // the connection if marked, else to close it.
+                    Ok(()) => {
+                        if let (Some(&since), Some(pool)) = (parking.get(), pool.upgrade()) {
+                            let parts = conn.into_parts();
+                            // Bytes no request asked for: not an HTTP/1
+                            // peer to talk to again.
+                            if parts.read_buf.is_empty() {
+                                pool.park(parts.io.into_inner(), permit, since);
+                                return;
+                            }
+                        }
+                    }
+                    Err(e) => tracing::debug!(event = "upstream_connection_error", detail = %e),
+                }
+                drop(permit);
+                freed.notify_one();
+            });
+        }
+        Ok(Lent { tx, park })
     }
 
     /// Sends `req` (origin-form URI) on an idle connection or a new one.
@@ -247,13 +387,20 @@ impl Pool {
         self: &Arc<Self>,
         mut req: Request<RequestBody>,
     ) -> Result<Response<UpstreamBody>, PoolError> {
+        // Only requests `upstream_head` let ask for an upgrade carry it.
+        let upgrade = req.headers().contains_key(http::header::UPGRADE);
         // One retry, only for a request hyper hands back unsent (the idle
         // connection was closed under it).
         for _ in 0..2 {
-            let (mut tx, fresh) = match self.checkout().await? {
-                Checkout::Idle(tx) => (tx, false),
-                Checkout::New(permit) => (self.connect(permit).await?, true),
+            let (lent, fresh) = match self.checkout(upgrade).await? {
+                Checkout::Idle(lent) => (lent, false),
+                Checkout::Parked(p) => (self.start(p.stream, p.permit, false).await?, false),
+                Checkout::New(permit) => {
+                    let stream = connect_tcp(&self.authority, self.connect_timeout).await?;
+                    (self.start(stream, permit, upgrade).await?, true)
+                }
             };
+            let Lent { mut tx, park } = lent;
             if tx.ready().await.is_err() {
                 if fresh {
                     return Err(PoolError::Connect(std::io::Error::other(
@@ -264,12 +411,13 @@ impl Pool {
             }
             match tx.try_send_request(req).await {
                 Ok(resp) => {
-                    // After a 101 the connection is the tunnel's; otherwise
+                    // After an upgrade's answer the connection is the
+                    // tunnel's, or closes (it is never parked); otherwise
                     // it is reusable once the body has been read.
-                    let back = if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
+                    let back = if upgrade || resp.status() == StatusCode::SWITCHING_PROTOCOLS {
                         Back::None
                     } else {
-                        Back::Pool(self.clone(), tx)
+                        Back::Pool(self.clone(), Lent { tx, park })
                     };
                     return Ok(resp.map(|body| {
                         let mut body = UpstreamBody::new(body);
@@ -290,8 +438,21 @@ impl Pool {
 }
 
 enum Checkout {
-    Idle(SendRequest<RequestBody>),
+    Idle(Lent),
+    Parked(Parked),
     New(OwnedSemaphorePermit),
+}
+
+/// Whether a parked connection is still open and quiet: the upstream has
+/// neither closed it nor sent anything on it (it owes no answer, so a
+/// byte is a fault). One `MSG_PEEK`, which does not wait: the socket is
+/// non-blocking.
+fn still_open(stream: &TcpStream) -> bool {
+    let mut byte = [std::mem::MaybeUninit::<u8>::uninit()];
+    matches!(
+        socket2::SockRef::from(stream).peek(&mut byte),
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock
+    )
 }
 
 /// A TCP connection to the upstream, within `timeout`.
@@ -357,7 +518,7 @@ struct Mixed {
 enum Back {
     None,
     /// A connection of this worker's pool, put back when the answer ends.
-    Pool(Arc<Pool>, SendRequest<RequestBody>),
+    Pool(Arc<Pool>, Lent),
     /// A request slot to an `https://` console ([`Slots`]), freed when
     /// dropped.
     Slot {
@@ -414,8 +575,8 @@ impl UpstreamBody {
     fn release(&mut self) {
         self.held = None;
         // An https slot is freed by the drop.
-        if let Back::Pool(pool, tx) = std::mem::replace(&mut self.back, Back::None) {
-            pool.put_back(tx);
+        if let Back::Pool(pool, lent) = std::mem::replace(&mut self.back, Back::None) {
+            pool.put_back(lent);
         }
     }
 
@@ -569,14 +730,14 @@ impl Drop for UpstreamBody {
     /// body, a HEAD response): give the connection back here then.
     fn drop(&mut self) {
         self.unreserve();
-        if let Back::Pool(pool, tx) = std::mem::replace(&mut self.back, Back::None) {
+        if let Back::Pool(pool, lent) = std::mem::replace(&mut self.back, Back::None) {
             let ended = match &self.source {
                 Source::Live(body) => body.is_end_stream(),
                 Source::Whole(_) => true,
                 Source::Mixed(m) => m.rest.as_ref().is_none_or(Body::is_end_stream),
             };
             if ended {
-                pool.put_back(tx);
+                pool.put_back(lent);
             }
         }
     }

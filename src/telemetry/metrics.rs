@@ -129,6 +129,7 @@ pub struct Metrics {
     pub upstream_seconds: Histogram,
     pub open_connections: Gauge,
     pub parked_connections: Gauge,
+    pub upstream_parked_connections: Gauge,
     pub open_tunnels: Gauge,
     pub requests_rejected: Family<ReasonLabels, Counter>,
     pub connections_refused: Family<ReasonLabels, Counter>,
@@ -263,6 +264,12 @@ impl Default for Metrics {
             "parked_connections",
             "HTTP/1 keep-alive connections idle long enough to be parked (their HTTP state and buffers released until the client sends again); each also counts in open_connections",
             parked_connections.clone(),
+        );
+        let upstream_parked_connections = Gauge::default();
+        registry.register(
+            "upstream_parked_connections",
+            "Idle connections to an http:// console parked (the socket and its slot kept, hyper's connection and buffers released until the next request takes it); each also counts toward limits.upstream_keepalive",
+            upstream_parked_connections.clone(),
         );
         let requests_rejected = Family::<ReasonLabels, Counter>::default();
         registry.register(
@@ -505,6 +512,7 @@ impl Default for Metrics {
             upstream_seconds,
             open_connections,
             parked_connections,
+            upstream_parked_connections,
             open_tunnels,
             requests_rejected,
             connections_refused,
