@@ -102,38 +102,42 @@ impl UpstreamClient {
     }
 
     /// Sends a request made by [`upstream_head`].
-    pub async fn request(
+    pub fn request(
         &self,
         mut req: Request<RequestBody>,
-    ) -> Result<Response<UpstreamBody>, UpstreamError> {
-        match self {
-            UpstreamClient::Https(c) => {
-                let (client, slots) = &**c;
-                let slot = slots.acquire().await?;
-                Ok(client
-                    .request(req)
-                    .await?
-                    .map(|body| UpstreamBody::in_slot(body, slot)))
-            }
-            // Boxed, so that its (large) future does not grow every
-            // request's, whatever the upstream.
-            UpstreamClient::H2c(c) => Ok(Box::pin(c.request(req)).await?.map(UpstreamBody::plain)),
-            UpstreamClient::Http(pool) => {
-                // On a connection of its own, HTTP/1.1 wants the origin form
-                // (RFC 9112 §3.2.1) and a Host header.
-                let origin = req
-                    .uri()
-                    .path_and_query()
-                    .cloned()
-                    .map_or_else(|| Uri::from_static("/"), Uri::from);
-                if let Some(a) = req.uri().authority()
-                    && !req.headers().contains_key(header::HOST)
-                    && let Ok(h) = HeaderValue::from_str(a.as_str())
-                {
-                    req.headers_mut().insert(header::HOST, h);
+    ) -> impl std::future::Future<Output = Result<Response<UpstreamBody>, UpstreamError>> {
+        async move {
+            match self {
+                UpstreamClient::Https(c) => {
+                    let (client, slots) = &**c;
+                    let slot = slots.acquire().await?;
+                    Ok(client
+                        .request(req)
+                        .await?
+                        .map(|body| UpstreamBody::in_slot(body, slot)))
                 }
-                *req.uri_mut() = origin;
-                Ok(pool.request(req).await?)
+                // Boxed, so that its (large) future does not grow every
+                // request's, whatever the upstream.
+                UpstreamClient::H2c(c) => {
+                    Ok(Box::pin(c.request(req)).await?.map(UpstreamBody::plain))
+                }
+                UpstreamClient::Http(pool) => {
+                    // On a connection of its own, HTTP/1.1 wants the origin form
+                    // (RFC 9112 §3.2.1) and a Host header.
+                    let origin = req
+                        .uri()
+                        .path_and_query()
+                        .cloned()
+                        .map_or_else(|| Uri::from_static("/"), Uri::from);
+                    if let Some(a) = req.uri().authority()
+                        && !req.headers().contains_key(header::HOST)
+                        && let Ok(h) = HeaderValue::from_str(a.as_str())
+                    {
+                        req.headers_mut().insert(header::HOST, h);
+                    }
+                    *req.uri_mut() = origin;
+                    Ok(pool.request(req).await?)
+                }
             }
         }
     }

@@ -379,10 +379,10 @@ async fn serve<S>(
         {
             in_flight.upgrade_asked.store(true, Ordering::Relaxed);
         }
-        async move {
-            let resp = handle(shared, client, conn_info, tunnel, req).await;
-            // The request counts as open until its response body is sent.
-            resp.map(|r| r.map(|body| Guarded::new(body, guard)))
+        let (parts, body) = req.into_parts();
+        Answer {
+            handled: handle(shared, client, conn_info, tunnel, parts, body),
+            guard: Some(guard),
         }
     });
     let mut shutdown = l.shutdown.clone();
@@ -759,6 +759,33 @@ pub struct TunnelCtx {
     pub proxy_protocol_from: Option<std::net::IpAddr>,
 }
 
+pin_project_lite::pin_project! {
+    /// A request's answer: open ([`InFlight`]) until its body has been
+    /// sent. A future of its own, not an `async` block, which would keep
+    /// the request a second time beside the handler's future.
+    struct Answer<F> {
+        #[pin]
+        handled: F,
+        guard: Option<InFlight>,
+    }
+}
+
+impl<F, B> Future for Answer<F>
+where
+    F: Future<Output = Result<http::Response<B>, std::convert::Infallible>>,
+{
+    type Output = Result<http::Response<Guarded<B>>, std::convert::Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let Ok(resp) = std::task::ready!(this.handled.poll(cx));
+        // Polled again after `Ready` it would have no guard: hyper never
+        // does, and the answer then counts as already sent.
+        let guard = this.guard.take();
+        Poll::Ready(Ok(resp.map(|body| Guarded::new(body, guard))))
+    }
+}
+
 /// A response body that keeps its request counted as open (for the idle
 /// timeout) until the last byte is sent or the body is dropped, and that
 /// tells the connection when it waits for the client (for `timeouts.send`).
@@ -772,12 +799,14 @@ pub struct Guarded<B> {
 }
 
 impl<B> Guarded<B> {
-    fn new(body: B, guard: InFlight) -> Self {
-        guard.0.sending.fetch_add(1, Ordering::Relaxed);
+    fn new(body: B, guard: Option<InFlight>) -> Self {
+        if let Some(g) = &guard {
+            g.0.sending.fetch_add(1, Ordering::Relaxed);
+        }
         Self {
             body,
-            guard: Some(guard),
-            sending: true,
+            sending: guard.is_some(),
+            guard,
         }
     }
 

@@ -383,57 +383,59 @@ impl Pool {
     }
 
     /// Sends `req` (origin-form URI) on an idle connection or a new one.
-    pub async fn request(
+    pub fn request(
         self: &Arc<Self>,
         mut req: Request<RequestBody>,
-    ) -> Result<Response<UpstreamBody>, PoolError> {
-        // Only requests `upstream_head` let ask for an upgrade carry it.
-        let upgrade = req.headers().contains_key(http::header::UPGRADE);
-        // One retry, only for a request hyper hands back unsent (the idle
-        // connection was closed under it).
-        for _ in 0..2 {
-            let (lent, fresh) = match self.checkout(upgrade).await? {
-                Checkout::Idle(lent) => (lent, false),
-                Checkout::Parked(p) => (self.start(p.stream, p.permit, false).await?, false),
-                Checkout::New(permit) => {
-                    let stream = connect_tcp(&self.authority, self.connect_timeout).await?;
-                    (self.start(stream, permit, upgrade).await?, true)
+    ) -> impl std::future::Future<Output = Result<Response<UpstreamBody>, PoolError>> {
+        async move {
+            // Only requests `upstream_head` let ask for an upgrade carry it.
+            let upgrade = req.headers().contains_key(http::header::UPGRADE);
+            // One retry, only for a request hyper hands back unsent (the idle
+            // connection was closed under it).
+            for _ in 0..2 {
+                let (lent, fresh) = match self.checkout(upgrade).await? {
+                    Checkout::Idle(lent) => (lent, false),
+                    Checkout::Parked(p) => (self.start(p.stream, p.permit, false).await?, false),
+                    Checkout::New(permit) => {
+                        let stream = connect_tcp(&self.authority, self.connect_timeout).await?;
+                        (self.start(stream, permit, upgrade).await?, true)
+                    }
+                };
+                let Lent { mut tx, park } = lent;
+                if tx.ready().await.is_err() {
+                    if fresh {
+                        return Err(PoolError::Connect(std::io::Error::other(
+                            "the upstream closed a new connection",
+                        )));
+                    }
+                    continue;
                 }
-            };
-            let Lent { mut tx, park } = lent;
-            if tx.ready().await.is_err() {
-                if fresh {
-                    return Err(PoolError::Connect(std::io::Error::other(
-                        "the upstream closed a new connection",
-                    )));
+                match tx.try_send_request(req).await {
+                    Ok(resp) => {
+                        // After an upgrade's answer the connection is the
+                        // tunnel's, or closes (it is never parked); otherwise
+                        // it is reusable once the body has been read.
+                        let back = if upgrade || resp.status() == StatusCode::SWITCHING_PROTOCOLS {
+                            Back::None
+                        } else {
+                            Back::Pool(self.clone(), Lent { tx, park })
+                        };
+                        return Ok(resp.map(|body| {
+                            let mut body = UpstreamBody::new(body);
+                            body.back = back;
+                            body
+                        }));
+                    }
+                    Err(mut e) => match e.take_message() {
+                        Some(unsent) if !fresh => req = unsent,
+                        _ => return Err(PoolError::Request(e.into_error())),
+                    },
                 }
-                continue;
             }
-            match tx.try_send_request(req).await {
-                Ok(resp) => {
-                    // After an upgrade's answer the connection is the
-                    // tunnel's, or closes (it is never parked); otherwise
-                    // it is reusable once the body has been read.
-                    let back = if upgrade || resp.status() == StatusCode::SWITCHING_PROTOCOLS {
-                        Back::None
-                    } else {
-                        Back::Pool(self.clone(), Lent { tx, park })
-                    };
-                    return Ok(resp.map(|body| {
-                        let mut body = UpstreamBody::new(body);
-                        body.back = back;
-                        body
-                    }));
-                }
-                Err(mut e) => match e.take_message() {
-                    Some(unsent) if !fresh => req = unsent,
-                    _ => return Err(PoolError::Request(e.into_error())),
-                },
-            }
+            Err(PoolError::Connect(std::io::Error::other(
+                "the upstream closed every connection tried",
+            )))
         }
-        Err(PoolError::Connect(std::io::Error::other(
-            "the upstream closed every connection tried",
-        )))
     }
 }
 

@@ -232,6 +232,12 @@ impl<S: AsyncRead + Unpin> AsyncRead for Replay<S> {
             let n = self.head.len().min(buf.remaining());
             let chunk = self.head.split_to(n);
             buf.put_slice(&chunk);
+            if self.head.is_empty() {
+                // Not an empty view that keeps the buffer it came from
+                // (hyper's whole read buffer, for bytes put back at a
+                // park) for the connection's life.
+                self.head = bytes::Bytes::new();
+            }
             return Poll::Ready(Ok(()));
         }
         Pin::new(&mut self.inner).poll_read(cx, buf)
