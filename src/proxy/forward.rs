@@ -102,6 +102,10 @@ impl UpstreamClient {
     }
 
     /// Sends a request made by [`upstream_head`].
+    #[expect(
+        clippy::manual_async_fn,
+        reason = "an async fn keeps its by-value arguments twice in its future"
+    )]
     pub fn request(
         &self,
         mut req: Request<RequestBody>,

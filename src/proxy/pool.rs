@@ -204,7 +204,7 @@ impl Pool {
         let mut idle = self.lock();
         idle.retain(|i| {
             let age = now.saturating_duration_since(i.since);
-            let keep = age <= self.idle_timeout
+            age <= self.idle_timeout
                 && match &i.kept {
                     Kept::Live(lent) if age >= PARK_AFTER && !lent.tx.is_closed() => {
                         // Dropping the sender (below) ends hyper's
@@ -218,8 +218,7 @@ impl Pool {
                         closed |= !open;
                         open
                     }
-                };
-            keep
+                }
         });
         let any = !idle.is_empty();
         drop(idle);
@@ -383,6 +382,10 @@ impl Pool {
     }
 
     /// Sends `req` (origin-form URI) on an idle connection or a new one.
+    #[expect(
+        clippy::manual_async_fn,
+        reason = "an async fn keeps its by-value arguments twice in its future"
+    )]
     pub fn request(
         self: &Arc<Self>,
         mut req: Request<RequestBody>,

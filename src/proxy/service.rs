@@ -193,6 +193,10 @@ fn version_text(v: Version) -> &'static str {
 /// and moved into its body), and every request's future is moved whole,
 /// into hyper's slot and at each `.await` (issue 29: 7,128 bytes a
 /// request, now 5,368).
+#[expect(
+    clippy::manual_async_fn,
+    reason = "an async fn keeps its by-value arguments twice in its future"
+)]
 pub fn handle(
     shared: Arc<Shared>,
     client: UpstreamClient,
@@ -461,6 +465,10 @@ struct Lane<'a> {
 
 /// An allowed request: a sign-in's phase first (the account, a lockout),
 /// then the reload guard's note, then the console.
+#[expect(
+    clippy::manual_async_fn,
+    reason = "an async fn keeps its by-value arguments twice in its future"
+)]
 fn pass_on(
     shared: &Arc<Shared>,
     done: &mut Finish<'_, '_>,
@@ -1046,6 +1054,10 @@ fn render(
 
 /// Sends the request to the console and streams its answer back.
 #[allow(clippy::too_many_arguments)]
+#[expect(
+    clippy::manual_async_fn,
+    reason = "an async fn keeps its by-value arguments twice in its future"
+)]
 fn forward(
     shared: &Arc<Shared>,
     policy: &Policy,
