@@ -154,166 +154,182 @@ pub async fn accept_loop(listener: TcpListener, l: Listening) {
         let worker = l.workers[next % l.workers.len()].clone();
         next = next.wrapping_add(1);
         let l = l.clone();
-        worker.handle.spawn(async move {
-            match TcpStream::from_std(std_stream) {
-                Ok(stream) => connection(stream, peer, l, worker.client, permit).await,
-                Err(e) => tracing::warn!(event = "accept_error", detail = %e, "cannot register connection"),
-            }
-        });
+        worker
+            .handle
+            .spawn(connection(std_stream, peer, l, worker.client, permit));
     }
 }
 
-async fn connection(
-    mut stream: TcpStream,
+#[expect(
+    clippy::manual_async_fn,
+    reason = "an async fn keeps its by-value arguments twice in its future"
+)]
+/// One client connection, on the worker it was handed to: its PROXY
+/// header, its place in the connection table, TLS, then HTTP. Its future is
+/// the connection's task, for as long as the connection lives: what it
+/// keeps room for is what an idle connection costs (issue 29).
+fn connection(
+    stream: std::net::TcpStream,
     tcp_peer: SocketAddr,
     l: Arc<Listening>,
     client: UpstreamClient,
     permit: OwnedSemaphorePermit,
-) {
-    let _ = stream.set_nodelay(true);
-    let accepted = tokio::time::Instant::now();
-    // Held by the connection and by a tunnel it becomes: an upgraded
-    // connection keeps its slot in max_connections, its count in the gauge
-    // and the server's wait on shutdown.
-    let mut slot = ConnSlot {
-        _permit: permit,
-        _open: OpenConnection::new(&l.shared.metrics),
-        _alive: l.alive.clone(),
-        _addr: None,
-    };
-    let mut peer = tcp_peer;
-    let mut prefix = Vec::new();
-    let mut believe_headers = true;
-    let mut via_proxy_protocol = false;
-    if l.proxy_protocol {
-        let trusted = l
-            .shared
-            .policy
-            .load()
-            .client_ip()
-            .trusted_proxies
-            .contains(canonical(tcp_peer.ip()));
-        let read = proxy_protocol::read(&mut stream, trusted);
-        // The table does not count a connection before its PROXY header:
-        // it gives way only in a round that takes anyone's.
-        let Some(read) = evictable(
-            &l,
-            tcp_peer,
-            None,
-            tokio::time::timeout(l.timeouts.header_read, read),
-        )
-        .await
-        else {
-            return;
+) -> impl Future<Output = ()> {
+    async move {
+        // Registered with this worker's reactor.
+        let mut stream = match TcpStream::from_std(stream) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(event = "accept_error", detail = %e, "cannot register connection");
+                return;
+            }
         };
-        match read {
-            Ok(Ok((source, rest))) => {
-                match source {
-                    proxy_protocol::Source::Client(addr) => {
-                        peer = addr;
-                        via_proxy_protocol = true;
-                    }
-                    proxy_protocol::Source::Direct => {}
-                    proxy_protocol::Source::ProxyItself => believe_headers = false,
-                }
-                prefix = rest;
-            }
-            Ok(Err(e)) => {
-                tracing::warn!(event = "proxy_protocol_refused", network.peer.address = %tcp_peer.ip(), detail = %e, "connection refused");
-                return;
-            }
-            Err(_) => {
-                tracing::debug!(event = "proxy_protocol_timeout", network.peer.address = %tcp_peer.ip());
-                return;
-            }
-        }
-    }
-    // One address holds at most its share of the table. Trusted proxies
-    // (without PROXY protocol, every client behind them shares their
-    // address) are not counted.
-    let policy = l.shared.policy.load();
-    if !policy
-        .client_ip()
-        .trusted_proxies
-        .contains(canonical(peer.ip()))
-    {
-        match l.table.admit(peer.ip()) {
-            Some(a) => slot._addr = Some(a),
-            None => {
-                l.shared
-                    .metrics
-                    .connections_refused
-                    .get_or_create(&crate::telemetry::metrics::ReasonLabels {
-                        reason: "per_address",
-                    })
-                    .inc();
-                tracing::debug!(event = "connection_refused", network.peer.address = %peer.ip(), reason = "per_address");
-                return;
-            }
-        }
-    }
-    drop(policy);
-    let slot = Arc::new(slot);
-    // Bytes read past the PROXY header are the start of the connection.
-    let stream = Replay::new(bytes::Bytes::from(prefix), stream);
-    let activity = Arc::new(Activity::default());
-    match l.tls.as_ref().map(|t| t.acceptor()) {
-        None => {
-            serve(
-                Tracked::new(stream, activity.clone()),
-                ConnInfo {
-                    peer,
-                    tls: false,
-                    believe_headers,
-                    proxy_protocol_from: via_proxy_protocol.then_some(canonical(tcp_peer.ip())),
-                },
+        let _ = stream.set_nodelay(true);
+        let accepted = tokio::time::Instant::now();
+        // Held by the connection and by a tunnel it becomes: an upgraded
+        // connection keeps its slot in max_connections, its count in the gauge
+        // and the server's wait on shutdown.
+        let mut slot = ConnSlot {
+            _permit: permit,
+            _open: OpenConnection::new(&l.shared.metrics),
+            _alive: l.alive.clone(),
+            _addr: None,
+        };
+        let mut peer = tcp_peer;
+        let mut prefix = Vec::new();
+        let mut believe_headers = true;
+        let mut via_proxy_protocol = false;
+        if l.proxy_protocol {
+            let trusted = l
+                .shared
+                .policy
+                .load()
+                .client_ip()
+                .trusted_proxies
+                .contains(canonical(tcp_peer.ip()));
+            let read = proxy_protocol::read(&mut stream, trusted);
+            // The table does not count a connection before its PROXY header:
+            // it gives way only in a round that takes anyone's.
+            // Boxed: the connection's task keeps no room for it after.
+            let Some(read) = Box::pin(evictable(
                 &l,
-                client,
-                activity,
-                slot,
-                accepted,
-            )
+                tcp_peer,
+                None,
+                tokio::time::timeout(l.timeouts.header_read, read),
+            ))
             .await
-        }
-        Some(acceptor) => {
-            // Boxed, as is the TLS connection's whole life below: a plain
-            // connection's task then carries neither rustls's state nor
-            // room for it (an idle connection's memory is its task).
-            let handshake = Box::pin(tokio::time::timeout_at(
-                accepted + l.timeouts.header_read,
-                acceptor.accept(stream),
-            ));
-            // A connection still in its handshake has no request: it is as
-            // idle as a keep-alive one, and makes room the same way.
-            let key = slot._addr.as_ref().map(super::conn_table::AddrSlot::key);
-            let Some(handshake) = evictable(&l, peer, key, handshake).await else {
+            else {
                 return;
             };
-            match handshake {
-                Ok(Ok(tls)) => {
-                    Box::pin(serve(
-                        Tracked::new(tls, activity.clone()),
-                        ConnInfo {
-                            peer,
-                            tls: true,
-                            believe_headers,
-                            proxy_protocol_from: via_proxy_protocol
-                                .then_some(canonical(tcp_peer.ip())),
-                        },
-                        &l,
-                        client,
-                        activity,
-                        slot,
-                        accepted,
-                    ))
-                    .await
+            match read {
+                Ok(Ok((source, rest))) => {
+                    match source {
+                        proxy_protocol::Source::Client(addr) => {
+                            peer = addr;
+                            via_proxy_protocol = true;
+                        }
+                        proxy_protocol::Source::Direct => {}
+                        proxy_protocol::Source::ProxyItself => believe_headers = false,
+                    }
+                    prefix = rest;
                 }
                 Ok(Err(e)) => {
-                    tracing::debug!(event = "tls_handshake_failed", network.peer.address = %peer.ip(), detail = %e)
+                    tracing::warn!(event = "proxy_protocol_refused", network.peer.address = %tcp_peer.ip(), detail = %e, "connection refused");
+                    return;
                 }
                 Err(_) => {
-                    tracing::debug!(event = "tls_handshake_timeout", network.peer.address = %peer.ip())
+                    tracing::debug!(event = "proxy_protocol_timeout", network.peer.address = %tcp_peer.ip());
+                    return;
                 }
+            }
+        }
+        // One address holds at most its share of the table. Trusted proxies
+        // (without PROXY protocol, every client behind them shares their
+        // address) are not counted.
+        let policy = l.shared.policy.load();
+        if !policy
+            .client_ip()
+            .trusted_proxies
+            .contains(canonical(peer.ip()))
+        {
+            match l.table.admit(peer.ip()) {
+                Some(a) => slot._addr = Some(a),
+                None => {
+                    l.shared
+                        .metrics
+                        .connections_refused
+                        .get_or_create(&crate::telemetry::metrics::ReasonLabels {
+                            reason: "per_address",
+                        })
+                        .inc();
+                    tracing::debug!(event = "connection_refused", network.peer.address = %peer.ip(), reason = "per_address");
+                    return;
+                }
+            }
+        }
+        drop(policy);
+        let slot = Arc::new(slot);
+        // Bytes read past the PROXY header are the start of the connection.
+        let prefix = bytes::Bytes::from(prefix);
+        let activity = Arc::new(Activity::default());
+        match l.tls.as_ref().map(|t| t.acceptor()) {
+            None => {
+                serve(
+                    Replay::new(prefix, Tracked::new(stream, activity.clone())),
+                    ConnInfo {
+                        peer,
+                        tls: false,
+                        believe_headers,
+                        proxy_protocol_from: via_proxy_protocol.then_some(canonical(tcp_peer.ip())),
+                    },
+                    &l,
+                    client,
+                    activity,
+                    slot,
+                    accepted,
+                )
+                .await
+            }
+            Some(acceptor) => {
+                // Boxed, as is the TLS connection's whole life below: a plain
+                // connection's task then carries neither rustls's state nor
+                // room for it (an idle connection's memory is its task).
+                let handshake = Box::pin(tokio::time::timeout_at(
+                    accepted + l.timeouts.header_read,
+                    acceptor.accept(Replay::new(prefix, stream)),
+                ));
+                // A connection still in its handshake has no request: it is as
+                // idle as a keep-alive one, and makes room the same way.
+                let key = slot._addr.as_ref().map(super::conn_table::AddrSlot::key);
+                // Taken out of its result at once, so that the task keeps
+                // no room for the TLS stream beside the boxed connection.
+                let tls = match evictable(&l, peer, key, handshake).await {
+                    None => return,
+                    Some(Ok(Ok(tls))) => tls,
+                    Some(Ok(Err(e))) => {
+                        tracing::debug!(event = "tls_handshake_failed", network.peer.address = %peer.ip(), detail = %e);
+                        return;
+                    }
+                    Some(Err(_)) => {
+                        tracing::debug!(event = "tls_handshake_timeout", network.peer.address = %peer.ip());
+                        return;
+                    }
+                };
+                Box::pin(serve(
+                    Replay::new(bytes::Bytes::new(), Tracked::new(tls, activity.clone())),
+                    ConnInfo {
+                        peer,
+                        tls: true,
+                        believe_headers,
+                        proxy_protocol_from: via_proxy_protocol.then_some(canonical(tcp_peer.ip())),
+                    },
+                    &l,
+                    client,
+                    activity,
+                    slot,
+                    accepted,
+                ))
+                .await
             }
         }
     }
@@ -344,205 +360,216 @@ async fn evictable<F: std::future::Future>(
 }
 
 #[allow(clippy::too_many_arguments)]
-async fn serve<S>(
-    io: Tracked<S>,
+#[expect(
+    clippy::manual_async_fn,
+    reason = "an async fn keeps its by-value arguments twice in its future"
+)]
+fn serve<S>(
+    mut io: Replay<Tracked<S>>,
     conn_info: ConnInfo,
     l: &Listening,
     client: UpstreamClient,
     activity: Arc<Activity>,
     slot: Arc<ConnSlot>,
     accepted: tokio::time::Instant,
-) where
+) -> impl Future<Output = ()> + use<'_, S>
+where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let HttpBuilders { h1, h2 } = &*l.http;
-    let peer = conn_info.peer;
-    let slot_key = slot._addr.as_ref().map(super::conn_table::AddrSlot::key);
-    let tunnel = Arc::new(TunnelCtx {
-        slot,
-        shutdown: l.shutdown.clone(),
-        idle: l.timeouts.tunnel_idle,
-        believe_headers: conn_info.believe_headers,
-        proxy_protocol_from: conn_info.proxy_protocol_from,
-    });
-    let shared = l.shared.clone();
-    let in_flight = activity.clone();
-    let service = service_fn(move |req| {
-        let shared = shared.clone();
-        let client = client.clone();
-        let tunnel = tunnel.clone();
-        let guard = InFlight::enter(in_flight.clone());
-        if req
-            .extensions()
-            .get::<hyper::upgrade::OnUpgrade>()
-            .is_some()
-        {
-            in_flight.upgrade_asked.store(true, Ordering::Relaxed);
-        }
-        let (parts, body) = req.into_parts();
-        Answer {
-            handled: handle(shared, client, conn_info, tunnel, parts, body),
-            guard: Some(guard),
-        }
-    });
-    let mut shutdown = l.shutdown.clone();
-    let mut draining = *shutdown.borrow();
-    if draining {
-        return;
-    }
-    // The connection's one timer, for its life (across parkings): a
-    // connection that sends nothing (or only an HTTP/2 preface and PINGs)
-    // must bring a whole request head within `header_read` of being
-    // accepted; no request open for `idle` closes it; a response the
-    // client takes nothing of for `send` closes it (it stopped reading,
-    // or, HTTP/2, opens no window: such a connection is never idle, so
-    // without this it would hold its slot for ever); an HTTP/1 connection
-    // with nothing moving for `PARK_AFTER` is parked.
-    let sample = || activity.sample();
-    let mut watch = Watch::new(Checks::new(
-        tokio::time::Instant::now(),
-        accepted + l.timeouts.header_read,
-        l.timeouts.idle,
-        l.timeouts.send,
-        PARK_AFTER,
-        sample(),
-    ));
-    // HTTP/2 or HTTP/1, as hyper-util's auto builder tells them: by the
-    // preface (read under the same watch as a request head).
-    let mut io = Replay::new(bytes::Bytes::new(), io);
-    let h2_preface = loop {
-        tokio::select! {
-            biased;
-            r = sniff_h2(&mut io) => match r {
-                Ok(h2) => break h2,
-                Err(e) => {
-                    tracing::debug!(event = "connection_error", network.peer.address = %peer.ip(), detail = %e);
-                    return;
-                }
-            },
-            _ = shutdown.changed(), if !draining => return,
-            _ = l.table.pressure() => {
-                if evicted(l, slot_key, peer) {
-                    return;
-                }
+    async move {
+        let HttpBuilders { h1, h2 } = &*l.http;
+        let peer = conn_info.peer;
+        let slot_key = slot._addr.as_ref().map(super::conn_table::AddrSlot::key);
+        let tunnel = Arc::new(TunnelCtx {
+            slot,
+            shutdown: l.shutdown.clone(),
+            idle: l.timeouts.tunnel_idle,
+            believe_headers: conn_info.believe_headers,
+            proxy_protocol_from: conn_info.proxy_protocol_from,
+        });
+        let shared = l.shared.clone();
+        let in_flight = activity.clone();
+        let service = service_fn(move |req| {
+            let shared = shared.clone();
+            let client = client.clone();
+            let tunnel = tunnel.clone();
+            let guard = InFlight::enter(in_flight.clone());
+            if req
+                .extensions()
+                .get::<hyper::upgrade::OnUpgrade>()
+                .is_some()
+            {
+                in_flight.upgrade_asked.store(true, Ordering::Relaxed);
             }
-            fired = watch.fired(sample, false) => {
-                timed_out(l, &activity, peer, fired);
-                return;
+            let (parts, body) = req.into_parts();
+            Answer {
+                handled: handle(shared, client, conn_info, tunnel, parts, body),
+                guard: Some(guard),
             }
+        });
+        let mut shutdown = l.shutdown.clone();
+        let mut draining = *shutdown.borrow();
+        if draining {
+            return;
         }
-    };
-    let mut conn = if h2_preface {
-        Conn::H2(Box::pin(h2.serve_connection(TokioIo::new(io), service)))
-    } else {
-        Conn::H1(Box::pin(
-            h1.serve_connection(TokioIo::new(io), service)
-                .with_upgrades(),
-        ))
-    };
-    loop {
-        // One hyper connection: the whole connection, or (HTTP/1) until
-        // it is parked while idle.
-        let mut parking = false;
-        let res = loop {
-            // Not a connection whose request asked for an upgrade: hyper
-            // keeps the upgrade pending (even after an answer other than
-            // 101) and hands the socket to it when its connection ends,
-            // so there would be nothing to park.
-            let may_park = !parking
-                && !draining
-                && matches!(conn, Conn::H1(_))
-                && !activity.upgrade_asked.load(Ordering::Relaxed);
+        // The connection's one timer, for its life (across parkings): a
+        // connection that sends nothing (or only an HTTP/2 preface and PINGs)
+        // must bring a whole request head within `header_read` of being
+        // accepted; no request open for `idle` closes it; a response the
+        // client takes nothing of for `send` closes it (it stopped reading,
+        // or, HTTP/2, opens no window: such a connection is never idle, so
+        // without this it would hold its slot for ever); an HTTP/1 connection
+        // with nothing moving for `PARK_AFTER` is parked.
+        let sample = || activity.sample();
+        let mut watch = Watch::new(Checks::new(
+            tokio::time::Instant::now(),
+            accepted + l.timeouts.header_read,
+            l.timeouts.idle,
+            l.timeouts.send,
+            PARK_AFTER,
+            sample(),
+        ));
+        // HTTP/2 or HTTP/1, as hyper-util's auto builder tells them: by the
+        // preface (read under the same watch as a request head).
+        let mut service = service;
+        let h2_preface = loop {
             tokio::select! {
                 biased;
-                res = &mut conn => break res,
-                _ = shutdown.changed(), if !draining => {
-                    draining = true;
-                    // An HTTP/1 connection with no request open closes
-                    // now, whatever part of a next head has come: hyper
-                    // closes at once only a connection whose last request
-                    // is done, and one woken from parking has none yet
-                    // (red-team review: a stalled head held the shutdown
-                    // for the whole drain).
-                    if matches!(conn, Conn::H1(_)) && activity.in_flight.load(Ordering::Relaxed) == 0 {
-                        return;
-                    }
-                    conn.graceful_shutdown();
-                }
-                _ = l.table.pressure() => {
-                    if activity.in_flight.load(Ordering::Relaxed) == 0 && evicted(l, slot_key, peer) {
-                        return;
-                    }
-                }
-                fired = watch.fired(sample, may_park) => match fired {
-                    // `may_park` was read when this wait began: a request
-                    // that asked for an upgrade may have come since (the
-                    // next wait does not park).
-                    Fired::Parkable if activity.upgrade_asked.load(Ordering::Relaxed) => {}
-                    // Idle between requests: hyper's buffers and state go,
-                    // the socket stays (nginx frees its buffers the same
-                    // way).
-                    Fired::Parkable => {
-                        parking = true;
-                        activity.parking.store(true, Ordering::Relaxed);
-                        conn.graceful_shutdown();
-                    }
-                    other => {
-                        timed_out(l, &activity, peer, other);
+                r = sniff_h2(&mut io) => match r {
+                    Ok(h2) => break h2,
+                    Err(e) => {
+                        tracing::debug!(event = "connection_error", network.peer.address = %peer.ip(), detail = %e);
                         return;
                     }
                 },
-            }
-        };
-        activity.parking.store(false, Ordering::Relaxed);
-        let (res, conn_done) = (res, conn);
-        if let Err(e) = res {
-            connection_failed(l, peer, &e);
-            return;
-        }
-        let Conn::H1(h1_conn) = conn_done else {
-            return;
-        };
-        if !parking || draining {
-            return;
-        }
-        // An upgraded connection is a tunnel's now: nothing to park.
-        let Some(parts) = Pin::into_inner(h1_conn).into_parts() else {
-            return;
-        };
-        let mut io = parts.io.into_inner();
-        let service = parts.service;
-        // What hyper had read and not used (a request begun just then)
-        // goes first.
-        io.put_back(parts.read_buf);
-        // Parked: the socket alone, until the client sends again.
-        if io.is_empty() {
-            let _parked = OpenConnection::on(&l.shared.metrics.parked_connections);
-            let woke = loop {
-                tokio::select! {
-                    biased;
-                    r = io.wait_for_byte() => break r,
-                    _ = shutdown.changed(), if !draining => return,
-                    _ = l.table.pressure() => {
-                        if evicted(l, slot_key, peer) {
-                            return;
-                        }
-                    }
-                    fired = watch.fired(sample, false) => {
-                        timed_out(l, &activity, peer, fired);
+                _ = shutdown.changed(), if !draining => return,
+                _ = l.table.pressure() => {
+                    if evicted(l, slot_key, peer) {
                         return;
                     }
                 }
+                fired = watch.fired(sample, false) => {
+                    timed_out(l, &activity, peer, fired);
+                    return;
+                }
+            }
+        };
+        let mut conn = if h2_preface {
+            Conn::H2(Box::pin(h2.serve_connection(TokioIo::new(io), service)))
+        } else {
+            Conn::H1(Box::pin(
+                h1.serve_connection(TokioIo::new(io), service)
+                    .with_upgrades(),
+            ))
+        };
+        loop {
+            // One hyper connection: the whole connection, or (HTTP/1) until
+            // it is parked while idle.
+            let mut parking = false;
+            let res = loop {
+                // Not a connection whose request asked for an upgrade: hyper
+                // keeps the upgrade pending (even after an answer other than
+                // 101) and hands the socket to it when its connection ends,
+                // so there would be nothing to park.
+                let may_park = !parking
+                    && !draining
+                    && matches!(conn, Conn::H1(_))
+                    && !activity.upgrade_asked.load(Ordering::Relaxed);
+                tokio::select! {
+                    biased;
+                    res = &mut conn => break res,
+                    _ = shutdown.changed(), if !draining => {
+                        draining = true;
+                        // An HTTP/1 connection with no request open closes
+                        // now, whatever part of a next head has come: hyper
+                        // closes at once only a connection whose last request
+                        // is done, and one woken from parking has none yet
+                        // (red-team review: a stalled head held the shutdown
+                        // for the whole drain).
+                        if matches!(conn, Conn::H1(_)) && activity.in_flight.load(Ordering::Relaxed) == 0 {
+                            return;
+                        }
+                        conn.graceful_shutdown();
+                    }
+                    _ = l.table.pressure() => {
+                        if activity.in_flight.load(Ordering::Relaxed) == 0 && evicted(l, slot_key, peer) {
+                            return;
+                        }
+                    }
+                    fired = watch.fired(sample, may_park) => match fired {
+                        // `may_park` was read when this wait began: a request
+                        // that asked for an upgrade may have come since (the
+                        // next wait does not park).
+                        Fired::Parkable if activity.upgrade_asked.load(Ordering::Relaxed) => {}
+                        // Idle between requests: hyper's buffers and state go,
+                        // the socket stays (nginx frees its buffers the same
+                        // way).
+                        Fired::Parkable => {
+                            parking = true;
+                            activity.parking.store(true, Ordering::Relaxed);
+                            conn.graceful_shutdown();
+                        }
+                        other => {
+                            timed_out(l, &activity, peer, other);
+                            return;
+                        }
+                    },
+                }
             };
-            if !matches!(woke, Ok(true)) {
-                // Closed by the client, or broken.
+            activity.parking.store(false, Ordering::Relaxed);
+            let (res, conn_done) = (res, conn);
+            if let Err(e) = res {
+                connection_failed(l, peer, &e);
                 return;
             }
+            let Conn::H1(h1_conn) = conn_done else {
+                return;
+            };
+            if !parking || draining {
+                return;
+            }
+            // Taken apart in a block of its own, so that this future keeps no
+            // room for hyper's `Parts` beside the socket and the service.
+            // An upgraded connection is a tunnel's now: nothing to park.
+            (io, service) = {
+                let Some(parts) = Pin::into_inner(h1_conn).into_parts() else {
+                    return;
+                };
+                let mut io = parts.io.into_inner();
+                // What hyper had read and not used (a request begun just
+                // then) goes first.
+                io.put_back(parts.read_buf);
+                (io, parts.service)
+            };
+            // Parked: the socket alone, until the client sends again.
+            if io.is_empty() {
+                let _parked = OpenConnection::on(&l.shared.metrics.parked_connections);
+                let woke = loop {
+                    tokio::select! {
+                        biased;
+                        r = io.wait_for_byte() => break r,
+                        _ = shutdown.changed(), if !draining => return,
+                        _ = l.table.pressure() => {
+                            if evicted(l, slot_key, peer) {
+                                return;
+                            }
+                        }
+                        fired = watch.fired(sample, false) => {
+                            timed_out(l, &activity, peer, fired);
+                            return;
+                        }
+                    }
+                };
+                if !matches!(woke, Ok(true)) {
+                    // Closed by the client, or broken.
+                    return;
+                }
+            }
+            conn = Conn::H1(Box::pin(
+                h1.serve_connection(TokioIo::new(io), service)
+                    .with_upgrades(),
+            ));
         }
-        conn = Conn::H1(Box::pin(
-            h1.serve_connection(TokioIo::new(io), service)
-                .with_upgrades(),
-        ));
     }
 }
 
@@ -697,7 +724,8 @@ async fn sniff_h2<S: AsyncRead + Unpin>(io: &mut Replay<S>) -> std::io::Result<b
         if filled == H2_PREFACE.len() {
             break true;
         }
-        let n = io.inner.read(&mut buf[filled..]).await?;
+        // Through the replay: bytes read past a PROXY header come first.
+        let n = io.read(&mut buf[filled..]).await?;
         let matches = n > 0 && buf[filled..filled + n] == H2_PREFACE[filled..filled + n];
         filled += n;
         if !matches {
