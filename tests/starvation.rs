@@ -1506,24 +1506,42 @@ async fn a_stalled_head_after_a_park_does_not_hold_the_shutdown() {
 /// Red-team review of issue 29: a connection whose request asked for an
 /// upgrade that was not made (the policy allows none, or the console did
 /// not switch) was closed when it would have been parked (hyper hands the
-/// socket to the pending upgrade when its connection ends). It is not
-/// parked, and serves its next request after the park period.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_connection_that_asked_for_an_upgrade_is_kept_not_parked() {
+/// socket to the pending upgrade when its connection ends), and then was
+/// kept unparked (its buffers held until `idle`). It is parked like any
+/// other, the socket taken back from the upgrade, and serves its next
+/// request on the same connection.
+async fn upgrade_not_made_then_parked(server: &str) {
     let up = Upstream::start().await;
-    let nw = Netwarden::in_front_of(&policy_with("  timeouts: { idle: 30s }"), &up);
+    let nw = Netwarden::in_front_of(&policy_with(server), &up);
     let addr = nw.addr("http");
     let mut s = connect_from("127.0.0.1", addr).await;
-    s.write_all(
-        b"GET /x HTTP/1.1\r\nHost: console.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
-    )
-    .await
-    .expect("send");
-    assert_eq!(answers(&mut s, 1).await, [200]);
-    tokio::time::sleep(Duration::from_millis(2500)).await;
-    assert_eq!(metric(&nw, "netwarden_parked_connections").await, 0.0);
+    for _ in 0..2 {
+        s.write_all(
+            b"GET /x HTTP/1.1\r\nHost: console.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
+        )
+        .await
+        .expect("send");
+        assert_eq!(answers(&mut s, 1).await, [200]);
+        parked(&nw, 1.0).await;
+    }
     s.write_all(b"GET /x HTTP/1.1\r\nHost: console.test\r\n\r\n")
         .await
         .expect("send");
     assert_eq!(answers(&mut s, 1).await, [200]);
+    parked(&nw, 1.0).await;
+    assert_eq!(
+        metric(&nw, "netwarden_open_connections").await,
+        1.0,
+        "one connection throughout"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_that_asked_for_an_upgrade_the_policy_does_not_allow_is_parked() {
+    upgrade_not_made_then_parked("  timeouts: { idle: 30s }").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_whose_upgrade_the_console_did_not_make_is_parked() {
+    upgrade_not_made_then_parked("  timeouts: { idle: 30s }\n  upgrades: [websocket]").await;
 }

@@ -394,12 +394,8 @@ where
             let client = client.clone();
             let tunnel = tunnel.clone();
             let guard = InFlight::enter(in_flight.clone());
-            if req
-                .extensions()
-                .get::<hyper::upgrade::OnUpgrade>()
-                .is_some()
-            {
-                in_flight.upgrade_asked.store(true, Ordering::Relaxed);
+            if let Some(on) = req.extensions().get::<hyper::upgrade::OnUpgrade>() {
+                in_flight.keep_upgrade(on.clone());
             }
             let (parts, body) = req.into_parts();
             Answer {
@@ -407,6 +403,9 @@ where
                 guard: Some(guard),
             }
         });
+        // The service again, for a connection whose service went with
+        // hyper's connection (an upgrade asked for and not made, below).
+        let spare = service.clone();
         let mut shutdown = l.shutdown.clone();
         let mut draining = *shutdown.borrow();
         if draining {
@@ -467,14 +466,7 @@ where
             // it is parked while idle.
             let mut parking = false;
             let res = loop {
-                // Not a connection whose request asked for an upgrade: hyper
-                // keeps the upgrade pending (even after an answer other than
-                // 101) and hands the socket to it when its connection ends,
-                // so there would be nothing to park.
-                let may_park = !parking
-                    && !draining
-                    && matches!(conn, Conn::H1(_))
-                    && !activity.upgrade_asked.load(Ordering::Relaxed);
+                let may_park = !parking && !draining && matches!(conn, Conn::H1(_));
                 tokio::select! {
                     biased;
                     res = &mut conn => break res,
@@ -497,10 +489,6 @@ where
                         }
                     }
                     fired = watch.fired(sample, may_park) => match fired {
-                        // `may_park` was read when this wait began: a request
-                        // that asked for an upgrade may have come since (the
-                        // next wait does not park).
-                        Fired::Parkable if activity.upgrade_asked.load(Ordering::Relaxed) => {}
                         // Idle between requests: hyper's buffers and state go,
                         // the socket stays (nginx frees its buffers the same
                         // way).
@@ -530,16 +518,34 @@ where
             }
             // Taken apart in a block of its own, so that this future keeps no
             // room for hyper's `Parts` beside the socket and the service.
-            // An upgraded connection is a tunnel's now: nothing to park.
-            (io, service) = {
-                let Some(parts) = Pin::into_inner(h1_conn).into_parts() else {
-                    return;
-                };
-                let mut io = parts.io.into_inner();
-                // What hyper had read and not used (a request begun just
-                // then) goes first.
-                io.put_back(parts.read_buf);
-                (io, parts.service)
+            (io, service) = match Pin::into_inner(h1_conn).into_parts() {
+                Some(parts) => {
+                    let mut io = parts.io.into_inner();
+                    // What hyper had read and not used (a request begun
+                    // just then) goes first.
+                    io.put_back(parts.read_buf);
+                    (io, parts.service)
+                }
+                // A request asked for an upgrade and got an answer other
+                // than 101: hyper keeps the upgrade pending and, when its
+                // connection ends, hands the socket to it (red-team review
+                // of issue 29: such connections could not be parked). The
+                // socket comes back through the request's handle kept for
+                // this; its service went with hyper's connection.
+                None => {
+                    let Some(on) = activity.take_upgrade() else {
+                        return;
+                    };
+                    let Ok(upgraded) = on.await else {
+                        return;
+                    };
+                    let Ok(parts) = upgraded.downcast::<TokioIo<Replay<Tracked<S>>>>() else {
+                        return;
+                    };
+                    let mut io = parts.io.into_inner();
+                    io.put_back(parts.read_buf);
+                    (io, spare.clone())
+                }
             };
             // Parked: the socket alone, until the client sends again.
             if io.is_empty() {
@@ -909,9 +915,10 @@ pub(super) struct Activity {
     /// Set while an idle HTTP/1 connection is being parked: hyper's
     /// shutdown of its connection then leaves the socket open.
     parking: std::sync::atomic::AtomicBool,
-    /// A request on this connection asked for an upgrade: it is never
-    /// parked (see `serve`).
-    upgrade_asked: std::sync::atomic::AtomicBool,
+    /// The last request on this connection that asked for an upgrade: its
+    /// handle on the socket, which hyper hands over when its connection
+    /// ends (see `serve`).
+    upgrade: std::sync::Mutex<Option<hyper::upgrade::OnUpgrade>>,
 }
 
 /// How finely the idle timeout is checked: it fires between `idle` and
@@ -919,6 +926,17 @@ pub(super) struct Activity {
 const IDLE_STEPS: u32 = 4;
 
 impl Activity {
+    fn keep_upgrade(&self, on: hyper::upgrade::OnUpgrade) {
+        *self.upgrade.lock().unwrap_or_else(|e| e.into_inner()) = Some(on);
+    }
+
+    fn take_upgrade(&self) -> Option<hyper::upgrade::OnUpgrade> {
+        self.upgrade
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+    }
+
     fn touch(&self) {
         self.moved.fetch_add(1, Ordering::Relaxed);
     }
