@@ -1541,6 +1541,47 @@ async fn a_connection_that_asked_for_an_upgrade_the_policy_does_not_allow_is_par
     upgrade_not_made_then_parked("  timeouts: { idle: 30s }").await;
 }
 
+/// Found while taking the socket back from pending upgrades (issue 29): a
+/// request that asks for an upgrade and to close (`Connection: close`) is
+/// answered and its connection closed; the handle kept for parking must
+/// not keep the socket it is handed open (it did, in a first version: the
+/// differential test's requests hung until the client gave up).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upgrade_request_that_asks_to_close_is_closed_after_its_answer() {
+    use tokio::io::AsyncReadExt;
+    let up = Upstream::start().await;
+    let nw = Netwarden::in_front_of(&policy_with("  timeouts: { idle: 30s }"), &up);
+    let addr = nw.addr("http");
+    for from in ["127.0.0.1", "127.0.0.2"] {
+        let mut s = connect_from(from, addr).await;
+        s.write_all(
+            b"GET /x HTTP/1.1\r\nHost: console.test\r\nConnection: close, Upgrade\r\nUpgrade: websocket\r\n\r\n",
+        )
+        .await
+        .expect("send");
+        let mut raw = Vec::new();
+        tokio::time::timeout(support::proxy::WAIT, s.read_to_end(&mut raw))
+            .await
+            .expect("closed after the answer, not held open")
+            .expect("read");
+        assert!(
+            raw.starts_with(b"HTTP/1.1 "),
+            "{}",
+            String::from_utf8_lossy(&raw)
+        );
+    }
+    for _ in 0..50 {
+        if metric(&nw, "netwarden_open_connections").await == 0.0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!(
+        "connections still open: {}",
+        metric(&nw, "netwarden_open_connections").await
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connection_whose_upgrade_the_console_did_not_make_is_parked() {
     upgrade_not_made_then_parked("  timeouts: { idle: 30s }\n  upgrades: [websocket]").await;

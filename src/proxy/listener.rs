@@ -389,13 +389,20 @@ where
         });
         let shared = l.shared.clone();
         let in_flight = activity.clone();
+        // The last request that asked for an upgrade: its handle on the
+        // socket, which hyper hands over when its connection ends (see the
+        // parking below). Held here and by the service only: the socket
+        // (its `Tracked` holds `activity`) must not hold it, or a socket
+        // handed over and never taken would keep itself open.
+        let upgrade_kept: Arc<std::sync::Mutex<Option<hyper::upgrade::OnUpgrade>>> = Arc::default();
+        let kept = upgrade_kept.clone();
         let service = service_fn(move |req| {
             let shared = shared.clone();
             let client = client.clone();
             let tunnel = tunnel.clone();
             let guard = InFlight::enter(in_flight.clone());
             if let Some(on) = req.extensions().get::<hyper::upgrade::OnUpgrade>() {
-                in_flight.keep_upgrade(on.clone());
+                *kept.lock().unwrap_or_else(|e| e.into_inner()) = Some(on.clone());
             }
             let (parts, body) = req.into_parts();
             Answer {
@@ -533,7 +540,11 @@ where
                 // socket comes back through the request's handle kept for
                 // this; its service went with hyper's connection.
                 None => {
-                    let Some(on) = activity.take_upgrade() else {
+                    let taken = upgrade_kept
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .take();
+                    let Some(on) = taken else {
                         return;
                     };
                     let Ok(upgraded) = on.await else {
@@ -915,10 +926,6 @@ pub(super) struct Activity {
     /// Set while an idle HTTP/1 connection is being parked: hyper's
     /// shutdown of its connection then leaves the socket open.
     parking: std::sync::atomic::AtomicBool,
-    /// The last request on this connection that asked for an upgrade: its
-    /// handle on the socket, which hyper hands over when its connection
-    /// ends (see `serve`).
-    upgrade: std::sync::Mutex<Option<hyper::upgrade::OnUpgrade>>,
 }
 
 /// How finely the idle timeout is checked: it fires between `idle` and
@@ -926,17 +933,6 @@ pub(super) struct Activity {
 const IDLE_STEPS: u32 = 4;
 
 impl Activity {
-    fn keep_upgrade(&self, on: hyper::upgrade::OnUpgrade) {
-        *self.upgrade.lock().unwrap_or_else(|e| e.into_inner()) = Some(on);
-    }
-
-    fn take_upgrade(&self) -> Option<hyper::upgrade::OnUpgrade> {
-        self.upgrade
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take()
-    }
-
     fn touch(&self) {
         self.moved.fetch_add(1, Ordering::Relaxed);
     }
