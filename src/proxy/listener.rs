@@ -396,6 +396,8 @@ where
         // handed over and never taken would keep itself open.
         let upgrade_kept: Arc<std::sync::Mutex<Option<hyper::upgrade::OnUpgrade>>> = Arc::default();
         let kept = upgrade_kept.clone();
+        // Kept here for the connection's life: each hyper connection on the
+        // socket (again after each park) serves a copy of it.
         let service = service_fn(move |req| {
             let shared = shared.clone();
             let client = client.clone();
@@ -410,9 +412,6 @@ where
                 guard: Some(guard),
             }
         });
-        // The service again, for a connection whose service went with
-        // hyper's connection (an upgrade asked for and not made, below).
-        let spare = service.clone();
         let mut shutdown = l.shutdown.clone();
         let mut draining = *shutdown.borrow();
         if draining {
@@ -437,7 +436,6 @@ where
         ));
         // HTTP/2 or HTTP/1, as hyper-util's auto builder tells them: by the
         // preface (read under the same watch as a request head).
-        let mut service = service;
         let h2_preface = loop {
             tokio::select! {
                 biased;
@@ -461,10 +459,12 @@ where
             }
         };
         let mut conn = if h2_preface {
-            Conn::H2(Box::pin(h2.serve_connection(TokioIo::new(io), service)))
+            Conn::H2(Box::pin(
+                h2.serve_connection(TokioIo::new(io), service.clone()),
+            ))
         } else {
             Conn::H1(Box::pin(
-                h1.serve_connection(TokioIo::new(io), service)
+                h1.serve_connection(TokioIo::new(io), service.clone())
                     .with_upgrades(),
             ))
         };
@@ -525,26 +525,34 @@ where
             }
             // Taken apart in a block of its own, so that this future keeps no
             // room for hyper's `Parts` beside the socket and the service.
-            (io, service) = match Pin::into_inner(h1_conn).into_parts() {
-                Some(parts) => {
-                    let mut io = parts.io.into_inner();
-                    // What hyper had read and not used (a request begun
-                    // just then) goes first.
-                    io.put_back(parts.read_buf);
-                    (io, parts.service)
-                }
-                // A request asked for an upgrade and got an answer other
-                // than 101: hyper keeps the upgrade pending and, when its
-                // connection ends, hands the socket to it (red-team review
-                // of issue 29: such connections could not be parked). The
-                // socket comes back through the request's handle kept for
-                // this; its service went with hyper's connection.
-                None => {
-                    let taken = upgrade_kept
+            // hyper's connection taken apart in a block of its own, so that
+            // this future keeps no room for hyper's `Parts` across the wait
+            // below.
+            let apart = {
+                match Pin::into_inner(h1_conn).into_parts() {
+                    Some(parts) => {
+                        let mut io = parts.io.into_inner();
+                        // What hyper had read and not used (a request
+                        // begun just then) goes first.
+                        io.put_back(parts.read_buf);
+                        Ok(io)
+                    }
+                    // A request asked for an upgrade and got an answer
+                    // other than 101: hyper keeps the upgrade pending and,
+                    // when its connection ends, hands the socket to it
+                    // (red-team review of issue 29: such connections could
+                    // not be parked). The socket comes back through the
+                    // request's handle kept for this.
+                    None => Err(upgrade_kept
                         .lock()
                         .unwrap_or_else(|e| e.into_inner())
-                        .take();
-                    let Some(on) = taken else {
+                        .take()),
+                }
+            };
+            io = match apart {
+                Ok(io) => io,
+                Err(on) => {
+                    let Some(on) = on else {
                         return;
                     };
                     let Ok(upgraded) = on.await else {
@@ -555,7 +563,7 @@ where
                     };
                     let mut io = parts.io.into_inner();
                     io.put_back(parts.read_buf);
-                    (io, spare.clone())
+                    io
                 }
             };
             // Parked: the socket alone, until the client sends again.
@@ -583,7 +591,7 @@ where
                 }
             }
             conn = Conn::H1(Box::pin(
-                h1.serve_connection(TokioIo::new(io), service)
+                h1.serve_connection(TokioIo::new(io), service.clone())
                     .with_upgrades(),
             ));
         }
