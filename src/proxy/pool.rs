@@ -350,7 +350,10 @@ impl Pool {
                 if let Err(e) = conn.with_upgrades().await {
                     tracing::debug!(event = "upstream_connection_error", detail = %e);
                 }
-                // The slot is free again (a tunnel's connection ends here).
+                // The slot is free again. After a 101 this is as soon as
+                // hyper hands the socket to the tunnel: an open tunnel is
+                // not counted in `upstream_connections` (docs/security.md,
+                // red-team review of the fourteenth session).
                 drop(permit);
                 freed.notify_one();
             });
