@@ -279,3 +279,91 @@ async fn a_parked_connection_the_upstream_closed_is_dropped_not_used() {
     assert_eq!(get("127.0.0.1", addr, "/orders", &[]).await.status, 200);
     assert_eq!(accepted.load(Ordering::SeqCst), 2);
 }
+
+/// A console whose keep-alive timeout strikes as a request arrives: it
+/// answers every request on a fresh connection, and on a connection that
+/// has been idle 300 ms or more it reads the next request and closes
+/// without answering (the request went out just as it closed). Counts
+/// connections and the request heads it read.
+async fn closing_as_requests_arrive() -> (String, Arc<AtomicUsize>, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (accepted, heads) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let (a, h) = (accepted.clone(), heads.clone());
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            a.fetch_add(1, Ordering::SeqCst);
+            let h = h.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut last = std::time::Instant::now();
+                let mut answered = 0;
+                loop {
+                    let mut chunk = [0u8; 4096];
+                    let n = match s.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => n,
+                    };
+                    buf.extend_from_slice(&chunk[..n]);
+                    while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        let is_head = buf.starts_with(b"HEAD ");
+                        buf.drain(..end + 4);
+                        h.fetch_add(1, Ordering::SeqCst);
+                        if answered > 0 && last.elapsed() >= Duration::from_millis(300) {
+                            return; // closed under the request
+                        }
+                        let answer: &[u8] = if is_head {
+                            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n"
+                        } else {
+                            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+                        };
+                        if s.write_all(answer).await.is_err() {
+                            return;
+                        }
+                        answered += 1;
+                        last = std::time::Instant::now();
+                    }
+                }
+            });
+        }
+    });
+    (format!("http://{addr}"), accepted, heads)
+}
+
+/// Red-team review of the fourteenth session: a request sent on a kept
+/// connection just as the console closed it for its keep-alive timeout got
+/// 502. A bodiless GET or HEAD (idempotent, RFC 9110 §9.2.2) is sent again
+/// on a new connection, as nginx does; a POST is not (it may have been
+/// acted on), and fails as before.
+#[tokio::test]
+async fn a_get_the_console_closed_the_connection_under_is_sent_again() {
+    let (url, accepted, heads) = closing_as_requests_arrive().await;
+    let nw = start(&url);
+    let addr = nw.addr("http");
+    assert_eq!(get("127.0.0.1", addr, "/orders", &[]).await.status, 200);
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(get("127.0.0.1", addr, "/orders", &[]).await.status, 200);
+    assert_eq!(
+        accepted.load(Ordering::SeqCst),
+        2,
+        "sent again on a new connection"
+    );
+    assert_eq!(
+        heads.load(Ordering::SeqCst),
+        3,
+        "the second GET reached the console twice"
+    );
+    assert_eq!(head(addr, "/orders").await, 200);
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(head(addr, "/orders").await, 200);
+    assert_eq!(accepted.load(Ordering::SeqCst), 3);
+
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let post = support::proxy::post("127.0.0.1", addr, "/orders", &[]).await;
+    assert_eq!(post.status, 502, "a POST is never sent twice");
+    assert_eq!(
+        accepted.load(Ordering::SeqCst),
+        3,
+        "no second connection for the POST"
+    );
+}

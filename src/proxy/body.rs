@@ -49,6 +49,17 @@ pub struct ReadBody {
     rest: Option<Incoming>,
 }
 
+impl RequestBody {
+    /// No body: a bodiless request sent a second time
+    /// ([`super::pool::Pool::request`]).
+    pub fn empty() -> Self {
+        RequestBody {
+            kind: Kind::Read(Box::default()),
+            pace: None,
+        }
+    }
+}
+
 impl From<Incoming> for RequestBody {
     fn from(body: Incoming) -> Self {
         RequestBody {

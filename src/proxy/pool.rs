@@ -245,9 +245,9 @@ impl Pool {
             }
             match i.kept {
                 Kept::Live(lent) if lent.tx.is_closed() => {}
-                Kept::Live(lent) => return Some(Checkout::Idle(lent)),
+                Kept::Live(lent) => return Some(Checkout::Idle(lent, i.since)),
                 Kept::Parked(parked) if still_open(&parked.stream) => {
-                    return Some(Checkout::Parked(parked));
+                    return Some(Checkout::Parked(parked, i.since));
                 }
                 Kept::Parked(..) => {}
             }
@@ -396,16 +396,30 @@ impl Pool {
         async move {
             // Only requests `upstream_head` let ask for an upgrade carry it.
             let upgrade = req.headers().contains_key(http::header::UPGRADE);
-            // One retry, only for a request hyper hands back unsent (the idle
-            // connection was closed under it).
+            // One retry: for a request hyper hands back unsent (the idle
+            // connection was closed under it), or a bodiless GET or HEAD
+            // sent on a connection idle for a while that the console closed
+            // as it went out (its keep-alive timeout), on a new connection.
+            let mut again = None;
             for _ in 0..2 {
-                let (lent, fresh) = match self.checkout(upgrade).await? {
-                    Checkout::Idle(lent) => (lent, false),
-                    Checkout::Parked(p) => (self.start(p.stream, p.permit, false).await?, false),
+                let own = upgrade || again.is_some();
+                let (lent, fresh, idle_since) = match self.checkout(own).await? {
+                    Checkout::Idle(lent, since) => (lent, false, Some(since)),
+                    Checkout::Parked(p, since) => (
+                        self.start(p.stream, p.permit, false).await?,
+                        false,
+                        Some(since),
+                    ),
                     Checkout::New(permit) => {
                         let stream = connect_tcp(&self.authority, self.connect_timeout).await?;
-                        (self.start(stream, permit, upgrade).await?, true)
+                        (self.start(stream, permit, upgrade).await?, true, None)
                     }
+                };
+                // Copied only then: under load a connection is never idle
+                // that long, and the copy costs a header map.
+                let resend = match idle_since {
+                    Some(since) if since.elapsed() >= RESEND_AFTER_IDLE => resendable(&req),
+                    _ => None,
                 };
                 let Lent { mut tx, park } = lent;
                 if tx.ready().await.is_err() {
@@ -432,8 +446,12 @@ impl Pool {
                             body
                         }));
                     }
-                    Err(mut e) => match e.take_message() {
-                        Some(unsent) if !fresh => req = unsent,
+                    Err(mut e) => match (e.take_message(), resend) {
+                        (Some(unsent), _) if !fresh => req = unsent,
+                        (None, Some(copy)) if closed_under(e.error()) => {
+                            req = copy;
+                            again = Some(());
+                        }
                         _ => return Err(PoolError::Request(e.into_error())),
                     },
                 }
@@ -445,9 +463,52 @@ impl Pool {
     }
 }
 
+/// How long a connection has been idle before a request sent on it keeps
+/// a copy to send again if the console closes it meanwhile: keep-alive
+/// timeouts are a second or more (gunicorn's 2 s, uvicorn's 5 s); a
+/// connection idle for less is not about to be closed.
+const RESEND_AFTER_IDLE: Duration = Duration::from_millis(250);
+
+/// A copy of a request that may be sent twice (RFC 9110 §9.2.2: an
+/// idempotent method; and no body to keep): `GET` and `HEAD` without a
+/// body. Its extensions are not copied (none that the console sees).
+fn resendable(req: &Request<RequestBody>) -> Option<Request<RequestBody>> {
+    if !matches!(*req.method(), http::Method::GET | http::Method::HEAD)
+        || !req.body().is_end_stream()
+    {
+        return None;
+    }
+    let mut copy = Request::new(RequestBody::empty());
+    *copy.method_mut() = req.method().clone();
+    *copy.uri_mut() = req.uri().clone();
+    *copy.version_mut() = req.version();
+    *copy.headers_mut() = req.headers().clone();
+    Some(copy)
+}
+
+/// Whether a request's exchange failed because the console closed the
+/// connection before answering: it ended the connection (hyper's
+/// "incomplete message") or reset it.
+fn closed_under(e: &hyper::Error) -> bool {
+    if e.is_incomplete_message() {
+        return true;
+    }
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        if let Some(io) = c.downcast_ref::<std::io::Error>() {
+            return matches!(
+                io.kind(),
+                std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe
+            );
+        }
+        cause = c.source();
+    }
+    false
+}
+
 enum Checkout {
-    Idle(Lent),
-    Parked(Parked),
+    Idle(Lent, Instant),
+    Parked(Parked, Instant),
     New(OwnedSemaphorePermit),
 }
 
