@@ -238,16 +238,17 @@ impl Pool {
     fn take_idle(&self) -> Option<Checkout> {
         let mut idle = self.lock();
         while let Some(i) = idle.pop_back() {
-            if i.since.elapsed() > self.idle_timeout {
+            let idle_for = i.since.elapsed();
+            if idle_for > self.idle_timeout {
                 // The oldest are at the front: they are all expired too.
                 idle.clear();
                 return None;
             }
             match i.kept {
                 Kept::Live(lent) if lent.tx.is_closed() => {}
-                Kept::Live(lent) => return Some(Checkout::Idle(lent, i.since)),
+                Kept::Live(lent) => return Some(Checkout::Idle(lent, idle_for)),
                 Kept::Parked(parked) if still_open(&parked.stream) => {
-                    return Some(Checkout::Parked(parked, i.since));
+                    return Some(Checkout::Parked(parked, idle_for));
                 }
                 Kept::Parked(..) => {}
             }
@@ -403,23 +404,28 @@ impl Pool {
             let mut again = None;
             for _ in 0..2 {
                 let own = upgrade || again.is_some();
-                let (lent, fresh, idle_since) = match self.checkout(own).await? {
-                    Checkout::Idle(lent, since) => (lent, false, Some(since)),
-                    Checkout::Parked(p, since) => (
+                let (lent, fresh, idle_for) = match self.checkout(own).await? {
+                    Checkout::Idle(lent, idle_for) => (lent, false, idle_for),
+                    Checkout::Parked(p, idle_for) => (
                         self.start(p.stream, p.permit, false).await?,
                         false,
-                        Some(since),
+                        idle_for,
                     ),
                     Checkout::New(permit) => {
                         let stream = connect_tcp(&self.authority, self.connect_timeout).await?;
-                        (self.start(stream, permit, upgrade).await?, true, None)
+                        (
+                            self.start(stream, permit, upgrade).await?,
+                            true,
+                            Duration::ZERO,
+                        )
                     }
                 };
                 // Copied only then: under load a connection is never idle
                 // that long, and the copy costs a header map.
-                let resend = match idle_since {
-                    Some(since) if since.elapsed() >= RESEND_AFTER_IDLE => resendable(&req),
-                    _ => None,
+                let resend = if idle_for >= RESEND_AFTER_IDLE {
+                    resendable(&req)
+                } else {
+                    None
                 };
                 let Lent { mut tx, park } = lent;
                 if tx.ready().await.is_err() {
@@ -507,8 +513,9 @@ fn closed_under(e: &hyper::Error) -> bool {
 }
 
 enum Checkout {
-    Idle(Lent, Instant),
-    Parked(Parked, Instant),
+    /// An idle connection, and how long it was idle.
+    Idle(Lent, Duration),
+    Parked(Parked, Duration),
     New(OwnedSemaphorePermit),
 }
 
