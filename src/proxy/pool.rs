@@ -250,7 +250,9 @@ impl Pool {
                 Kept::Parked(parked) if still_open(&parked.stream) => {
                     return Some(Checkout::Parked(parked, idle_for));
                 }
-                Kept::Parked(..) => {}
+                // Closed by the console: its slot is free now, for
+                // whoever waits for one.
+                Kept::Parked(..) => self.freed.notify_one(),
             }
         }
         None
